@@ -1,0 +1,123 @@
+// conf: the edge's configuration, as plain structs, and the YAML loader that fills them.
+//
+// Contract:
+// - load_file()/load_string() never throw. They return either a Config or a non-empty list of
+//   errors, each with the position of the offending node (`file:line:col: message`, 1-based).
+// - Unknown keys, wrong types, bad durations/sizes/addresses, a host or route naming a backend
+//   that does not exist, and a host name matched by two entries are errors; nothing is guessed.
+// - No other module includes yaml-cpp: everything it needs is in these structs.
+//
+// Units: durations take ms, s, m, h (`500ms`, `10s`, `5m`); sizes take k, m, g (powers of 1024,
+// `16k`, `512m`); a bare integer is bytes for a size and is refused for a duration.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace edge::conf {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value came from, for errors that are found after loading (bind failures and the like).
+struct Mark {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown
+  int col = 0;   // 1-based
+};
+
+// A numeric IPv4 or IPv6 address with a port: `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`
+// (localhost is 127.0.0.1). `*:8080` and `:8080` mean 0.0.0.0.
+struct Address {
+  std::string host;  // numeric, without brackets
+  uint16_t port = 0;
+  bool ipv6 = false;
+  std::string text() const;  // host:port, with brackets for IPv6
+};
+
+struct Listen {
+  Address address;
+  Mark mark;
+};
+
+struct Limits {
+  Duration header_timeout{std::chrono::seconds(10)};  // whole request head, from its first byte
+  Duration idle_timeout{std::chrono::seconds(60)};    // keep-alive wait for the next request
+  Duration body_timeout{std::chrono::seconds(60)};    // longest silence while a body uploads
+  Duration send_timeout{std::chrono::seconds(60)};    // longest a client may leave us unable to write
+  uint64_t max_header_bytes = 16 * 1024;              // request line + headers, else 431
+  uint64_t max_request_line = 8 * 1024;               // request line alone, else 414
+  uint64_t max_body_bytes = 10 * 1024 * 1024;         // else 413
+  uint64_t max_connections = 10000;                   // client connections, whole process
+  uint64_t buffer_memory = 1024 * 1024;  // per message in RAM before spilling to temp_dir
+  std::string temp_dir = "/tmp";
+};
+
+struct Server {
+  Address address;
+  Mark mark;
+};
+
+struct Pool {
+  uint64_t max_idle = 64;                           // idle keep-alive conns per server and worker
+  Duration idle_timeout{std::chrono::seconds(30)};  // an idle conn older than this is closed
+};
+
+struct Backend {
+  std::string name;
+  std::vector<Server> servers;  // never empty
+  Duration connect_timeout{std::chrono::seconds(1)};
+  Duration response_timeout{std::chrono::seconds(30)};  // request sent -> response complete
+  Pool pool;
+  Mark mark;
+};
+
+struct Route {
+  std::string path_prefix;  // starts with '/'
+  int backend = -1;         // index into Config::backends; -1: the host's backend
+  Mark mark;
+};
+
+struct Host {
+  // Exact names (lower case, no port), `*.domain` wildcards (matching any subdomain depth of
+  // domain, not domain itself), or `*` (everything no other entry matches).
+  std::vector<std::string> match;
+  int backend = -1;           // index into Config::backends; never -1 after loading
+  std::vector<Route> routes;  // in file order; lookup takes the longest matching prefix
+  Mark mark;
+};
+
+struct Config {
+  int workers = 0;  // 0 until resolved: `auto` resolves to the number of cores
+  std::vector<Listen> listen;  // never empty
+  Limits limits;
+  std::vector<Backend> backends;
+  std::vector<Host> hosts;
+  std::string file;  // the path it was loaded from
+
+  int backend_index(std::string_view name) const;  // -1 when absent
+};
+
+struct Error {
+  Mark mark;
+  std::string message;
+  std::string text() const;  // "file:line:col: message"
+};
+
+struct LoadResult {
+  std::optional<Config> config;  // set exactly when errors is empty
+  std::vector<Error> errors;
+};
+
+LoadResult load_file(const std::string& path);
+LoadResult load_string(std::string_view yaml, const std::string& name);
+
+// The value parsers the loader uses, exposed for tests and for command-line flags.
+std::optional<Duration> parse_duration(std::string_view text);
+std::optional<uint64_t> parse_size(std::string_view text);
+std::optional<Address> parse_address(std::string_view text);
+
+}  // namespace edge::conf

@@ -1,0 +1,170 @@
+#include "http/message.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace edge::http {
+
+namespace {
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+bool is_space(char c) { return c == ' ' || c == '\t'; }
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+void Headers::add(std::string_view name, std::string_view value) {
+  begin_field();
+  append_name(name);
+  append_value(value);
+  end_field();
+}
+
+void Headers::begin_field() {
+  auto off = static_cast<uint32_t>(arena_.size());
+  fields_.push_back(Field{off, 0, off, 0});
+}
+
+void Headers::append_name(std::string_view piece) {
+  arena_.append(piece);
+  Field& f = fields_.back();
+  f.name_len += static_cast<uint32_t>(piece.size());
+  f.value_off = static_cast<uint32_t>(arena_.size());
+}
+
+void Headers::append_value(std::string_view piece) {
+  arena_.append(piece);
+  fields_.back().value_len += static_cast<uint32_t>(piece.size());
+}
+
+void Headers::end_field() {
+  Field& f = fields_.back();
+  while (f.value_len > 0 && is_space(arena_[f.value_off])) {
+    ++f.value_off;
+    --f.value_len;
+  }
+  while (f.value_len > 0 && is_space(arena_[f.value_off + f.value_len - 1])) --f.value_len;
+}
+
+std::optional<std::string_view> Headers::get(std::string_view name) const {
+  for (const Field& f : fields_)
+    if (iequals(view(f.name_off, f.name_len), name)) return view(f.value_off, f.value_len);
+  return std::nullopt;
+}
+
+size_t Headers::count(std::string_view name) const {
+  size_t n = 0;
+  for (const Field& f : fields_)
+    if (iequals(view(f.name_off, f.name_len), name)) ++n;
+  return n;
+}
+
+bool Headers::has_token(std::string_view name, std::string_view token) const {
+  bool found = false;
+  for (const Field& f : fields_) {
+    if (!iequals(view(f.name_off, f.name_len), name)) continue;
+    for_each_token(view(f.value_off, f.value_len), [&](std::string_view item) {
+      if (iequals(item, token)) found = true;
+    });
+    if (found) return true;
+  }
+  return false;
+}
+
+void RequestHead::clear() {
+  method.clear();
+  target.clear();
+  version_major = version_minor = 1;
+  headers.clear();
+  keep_alive = true;
+  chunked = false;
+  content_length.reset();
+}
+
+bool RequestHead::idempotent() const {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
+         method == "OPTIONS" || method == "TRACE";
+}
+
+std::string_view RequestHead::path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+std::string_view RequestHead::host() const { return headers.get("host").value_or(std::string_view{}); }
+
+void ResponseHead::clear() {
+  status = 0;
+  reason.clear();
+  version_major = version_minor = 1;
+  headers.clear();
+  keep_alive = true;
+  chunked = false;
+  content_length.reset();
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+      "upgrade", "proxy-authorization", "proxy-authenticate"};
+  for (std::string_view n : kNames)
+    if (iequals(name, n)) return true;
+  return false;
+}
+
+size_t format_http_date(int64_t unix_seconds, char* out) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  int n = std::snprintf(out, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday], tm.tm_mday,
+                        kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+}  // namespace edge::http

@@ -1,0 +1,105 @@
+// http/message: message heads (request and response) and the header helpers every module uses.
+//
+// A head owns its bytes: names and values live in one arena string per head, so parsing a head
+// costs a couple of allocations that are kept (clear() keeps capacity) for the connection's next
+// message. Views returned by the accessors borrow from the head until it is cleared or changed.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace edge::http {
+
+bool iequals(std::string_view a, std::string_view b);
+std::string_view trim(std::string_view s);
+
+// Calls fn(token) for each comma-separated, trimmed, non-empty element of a list header value.
+template <typename Fn>
+void for_each_token(std::string_view list, Fn&& fn) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = trim(list.substr(0, comma));
+    if (!item.empty()) fn(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+class Headers {
+ public:
+  void clear() {
+    arena_.clear();
+    fields_.clear();
+  }
+  void add(std::string_view name, std::string_view value);
+
+  size_t size() const { return fields_.size(); }
+  std::string_view name(size_t i) const { return view(fields_[i].name_off, fields_[i].name_len); }
+  std::string_view value(size_t i) const { return view(fields_[i].value_off, fields_[i].value_len); }
+
+  // The first field with this name (case-insensitive).
+  std::optional<std::string_view> get(std::string_view name) const;
+  size_t count(std::string_view name) const;
+  // True when a field with this name lists `token` (comma-separated, case-insensitive).
+  bool has_token(std::string_view name, std::string_view token) const;
+
+  // Incremental building, for the parser: a field's name and value may arrive in pieces.
+  void begin_field();
+  void append_name(std::string_view piece);
+  void append_value(std::string_view piece);
+  void end_field();  // trims the value's surrounding white space
+  size_t arena_bytes() const { return arena_.size(); }
+
+ private:
+  struct Field {
+    uint32_t name_off, name_len, value_off, value_len;
+  };
+  std::string_view view(uint32_t off, uint32_t len) const { return {arena_.data() + off, len}; }
+
+  std::string arena_;
+  std::vector<Field> fields_;
+};
+
+struct RequestHead {
+  std::string method;  // as received, e.g. "GET"
+  std::string target;  // the request-target, as received
+  int version_major = 1;
+  int version_minor = 1;
+  Headers headers;
+  bool keep_alive = true;  // what the client asked for, by version and Connection
+  bool chunked = false;
+  std::optional<uint64_t> content_length;
+
+  void clear();
+  bool is_head() const { return method == "HEAD"; }
+  bool idempotent() const;  // GET, HEAD, PUT, DELETE, OPTIONS, TRACE
+  std::string_view path() const;   // target up to '?'
+  std::string_view host() const;   // Host, lower-cased comparison is the caller's; "" if absent
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string reason;
+  int version_major = 1;
+  int version_minor = 1;
+  Headers headers;
+  bool keep_alive = true;  // the server will keep the connection open after this message
+  bool chunked = false;
+  std::optional<uint64_t> content_length;
+
+  void clear();
+};
+
+// The canonical reason phrase for a status ("Unknown" for codes we do not name).
+std::string_view reason_phrase(int status);
+
+// Hop-by-hop fields (RFC 9110 7.6.1) that a proxy never forwards, whatever Connection says.
+bool is_hop_by_hop(std::string_view name);
+
+// "Sun, 06 Nov 1994 08:49:37 GMT" for the given Unix time; the buffer must hold 30 bytes.
+size_t format_http_date(int64_t unix_seconds, char* out);
+
+}  // namespace edge::http

@@ -1,0 +1,392 @@
+#include "http/parser.h"
+
+#include <algorithm>
+
+namespace edge::http {
+
+namespace {
+// llhttp resumes a paused parser at the node after the callback, which may complete a message
+// without consuming input: it needs a valid pointer even for an empty feed.
+constexpr char kEmpty[1] = {0};
+
+template <typename Parser>
+Parser* self(llhttp_t* p) {
+  return static_cast<Parser*>(p->data);
+}
+
+bool is_tchar(unsigned char c) {
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || kExtra.find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+// llhttp lets a space or other separators into a field name; RFC 9112 says such a message must
+// be refused, and a name that differs between two parsers is how requests get smuggled.
+bool valid_field_names(const Headers& headers) {
+  for (size_t i = 0; i < headers.size(); ++i) {
+    std::string_view name = headers.name(i);
+    if (name.empty()) return false;
+    for (char c : name)
+      if (!is_tchar(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+int request_error_status(llhttp_errno_t err) {
+  switch (err) {
+    case HPE_INVALID_VERSION: return 505;
+    default: return 400;
+  }
+}
+}  // namespace
+
+// ---- requests ----
+
+const llhttp_settings_t RequestParser::kSettings = [] {
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
+  s.on_message_begin = &RequestParser::on_message_begin;
+  s.on_method = &RequestParser::on_method;
+  s.on_url = &RequestParser::on_url;
+  s.on_header_field = &RequestParser::on_header_field;
+  s.on_header_value = &RequestParser::on_header_value;
+  s.on_header_value_complete = &RequestParser::on_header_value_complete;
+  s.on_headers_complete = &RequestParser::on_headers_complete;
+  s.on_body = &RequestParser::on_body;
+  s.on_message_complete = &RequestParser::on_message_complete;
+  return s;
+}();
+
+RequestParser::RequestParser(Limits limits) : limits_(limits) {
+  llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
+  parser_.data = this;
+}
+
+int RequestParser::on_message_begin(llhttp_t* p) {
+  auto* r = self<RequestParser>(p);
+  r->head_.clear();
+  r->in_message_ = true;
+  r->head_complete_ = false;
+  r->in_value_ = false;
+  r->field_open_ = false;
+  r->body_bytes_ = 0;
+  r->body_ = nullptr;
+  return 0;
+}
+
+int RequestParser::on_method(llhttp_t* p, const char* at, size_t len) {
+  self<RequestParser>(p)->head_.method.append(at, len);
+  return 0;
+}
+
+int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self<RequestParser>(p);
+  if (r->head_.target.size() + len > r->limits_.max_request_line) {
+    r->error_status_ = 414;
+    r->error_reason_ = "request line too long";
+    return HPE_USER;
+  }
+  r->head_.target.append(at, len);
+  return 0;
+}
+
+int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self<RequestParser>(p);
+  if (r->in_value_ || !r->field_open_) {
+    r->head_.headers.begin_field();
+    r->in_value_ = false;
+    r->field_open_ = true;
+  }
+  r->head_.headers.append_name({at, len});
+  return 0;
+}
+
+int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self<RequestParser>(p);
+  r->in_value_ = true;
+  r->head_.headers.append_value({at, len});
+  return 0;
+}
+
+int RequestParser::on_header_value_complete(llhttp_t* p) {
+  auto* r = self<RequestParser>(p);
+  if (!r->field_open_) r->head_.headers.begin_field();  // "Name:" with an empty value
+  r->head_.headers.end_field();
+  r->in_value_ = false;
+  r->field_open_ = false;
+  return 0;
+}
+
+int RequestParser::on_headers_complete(llhttp_t* p) {
+  auto* r = self<RequestParser>(p);
+  RequestHead& h = r->head_;
+  h.version_major = p->http_major;
+  h.version_minor = p->http_minor;
+  if (h.version_major != 1) {
+    r->error_status_ = 505;
+    r->error_reason_ = "unsupported HTTP version";
+    return HPE_USER;
+  }
+  if (!valid_field_names(h.headers)) {
+    r->error_status_ = 400;
+    r->error_reason_ = "invalid header field name";
+    return HPE_USER;
+  }
+  h.keep_alive = llhttp_should_keep_alive(p) != 0;
+  h.chunked = (p->flags & F_CHUNKED) != 0;
+  if (p->flags & F_CONTENT_LENGTH) {
+    h.content_length = p->content_length;
+    if (p->content_length > r->limits_.max_body_bytes) {
+      r->error_status_ = 413;
+      r->error_reason_ = "body larger than max_body_bytes";
+      return HPE_USER;
+    }
+  }
+  r->head_complete_ = true;
+  r->in_body_ = true;
+  r->paused_at_head_ = true;
+  return HPE_PAUSED;
+}
+
+int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self<RequestParser>(p);
+  r->body_bytes_ += len;
+  if (r->body_bytes_ > r->limits_.max_body_bytes) {
+    r->error_status_ = 413;
+    r->error_reason_ = "body larger than max_body_bytes";
+    return HPE_USER;
+  }
+  if (r->body_ && r->body_->append({at, len}) != 0) {
+    r->error_status_ = 500;
+    r->error_reason_ = "cannot buffer the request body";
+    return HPE_USER;
+  }
+  return 0;
+}
+
+int RequestParser::on_message_complete(llhttp_t* p) {
+  auto* r = self<RequestParser>(p);
+  if (r->body_) r->body_->set_complete();
+  r->in_message_ = false;
+  r->in_body_ = false;
+  r->message_done_ = true;
+  return HPE_PAUSED;
+}
+
+ParseResult RequestParser::fail(int status, const char* reason, size_t consumed) {
+  if (error_status_ == 0) {
+    error_status_ = status;
+    error_reason_ = reason;
+  }
+  return {ParseEvent::kError, consumed};
+}
+
+ParseResult RequestParser::feed(std::string_view data) {
+  if (error_status_) return {ParseEvent::kError, 0};
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED_UPGRADE) llhttp_resume_after_upgrade(&parser_);
+  const char* begin = data.empty() ? kEmpty : data.data();
+
+  // The head may use at most max_header_bytes: feed llhttp only that much of it, so a client
+  // cannot make us parse (or hold) more.
+  const bool in_head = !in_body_;
+  size_t window = data.size();
+  bool limited = false;
+  if (in_head) {
+    uint64_t allowance = limits_.max_header_bytes > head_bytes_ ? limits_.max_header_bytes - head_bytes_ : 0;
+    if (window > allowance) {
+      window = static_cast<size_t>(allowance);
+      limited = true;
+    }
+  }
+
+  paused_at_head_ = false;
+  message_done_ = false;
+  llhttp_errno_t err = llhttp_execute(&parser_, begin, window);
+  const bool paused = err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE;
+  size_t consumed = paused ? static_cast<size_t>(llhttp_get_error_pos(&parser_) - begin) : window;
+  if (in_head) head_bytes_ += consumed;  // a head that completed here ends exactly at the pause
+  if (paused_at_head_ || message_done_) head_bytes_ = 0;
+
+  if (paused) {
+    if (message_done_) return {ParseEvent::kMessage, consumed};
+    if (paused_at_head_) return {ParseEvent::kHead, consumed};
+    return {ParseEvent::kNeedMore, consumed};
+  }
+  if (err != HPE_OK) {
+    if (err == HPE_USER) return fail(error_status_ ? error_status_ : 400, error_reason_, consumed);
+    return fail(request_error_status(err), llhttp_get_error_reason(&parser_), consumed);
+  }
+  if (limited) {
+    if (head_.headers.size() == 0) return fail(414, "request line too long", consumed);
+    return fail(431, "request head larger than max_header_bytes", consumed);
+  }
+  return {ParseEvent::kNeedMore, consumed};
+}
+
+// ---- responses ----
+
+const llhttp_settings_t ResponseParser::kSettings = [] {
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
+  s.on_message_begin = &ResponseParser::on_message_begin;
+  s.on_status = &ResponseParser::on_status;
+  s.on_header_field = &ResponseParser::on_header_field;
+  s.on_header_value = &ResponseParser::on_header_value;
+  s.on_header_value_complete = &ResponseParser::on_header_value_complete;
+  s.on_headers_complete = &ResponseParser::on_headers_complete;
+  s.on_body = &ResponseParser::on_body;
+  s.on_message_complete = &ResponseParser::on_message_complete;
+  return s;
+}();
+
+ResponseParser::ResponseParser(uint64_t max_header_bytes) : max_header_bytes_(max_header_bytes) {
+  llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
+  parser_.data = this;
+}
+
+void ResponseParser::expect_response(bool to_head_request) {
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  to_head_request_ = to_head_request;
+  started_ = false;
+  head_complete_ = false;
+  head_bytes_ = 0;
+  body_bytes_ = 0;
+  head_.clear();
+}
+
+int ResponseParser::on_message_begin(llhttp_t* p) {
+  auto* r = self<ResponseParser>(p);
+  r->head_.clear();
+  r->started_ = true;
+  r->in_value_ = false;
+  r->field_open_ = false;
+  r->head_complete_ = false;
+  r->head_bytes_ = 0;
+  r->body_bytes_ = 0;
+  return 0;
+}
+
+int ResponseParser::on_status(llhttp_t* p, const char* at, size_t len) {
+  self<ResponseParser>(p)->head_.reason.append(at, len);
+  return 0;
+}
+
+int ResponseParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self<ResponseParser>(p);
+  if (r->in_value_ || !r->field_open_) {
+    r->head_.headers.begin_field();
+    r->in_value_ = false;
+    r->field_open_ = true;
+  }
+  r->head_.headers.append_name({at, len});
+  return 0;
+}
+
+int ResponseParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self<ResponseParser>(p);
+  r->in_value_ = true;
+  r->head_.headers.append_value({at, len});
+  return 0;
+}
+
+int ResponseParser::on_header_value_complete(llhttp_t* p) {
+  auto* r = self<ResponseParser>(p);
+  if (!r->field_open_) r->head_.headers.begin_field();
+  r->head_.headers.end_field();
+  r->in_value_ = false;
+  r->field_open_ = false;
+  return 0;
+}
+
+int ResponseParser::on_headers_complete(llhttp_t* p) {
+  auto* r = self<ResponseParser>(p);
+  ResponseHead& h = r->head_;
+  h.status = p->status_code;
+  h.version_major = p->http_major;
+  h.version_minor = p->http_minor;
+  r->interim_ = h.status >= 100 && h.status < 200;
+  if (h.status == 101) {
+    r->error_reason_ = "unexpected 101 Switching Protocols";
+    return -1;
+  }
+  if (!valid_field_names(h.headers)) {
+    r->error_reason_ = "invalid header field name";
+    return -1;
+  }
+  if (r->interim_) return 0;
+  h.keep_alive = llhttp_should_keep_alive(p) != 0;
+  h.chunked = (p->flags & F_CHUNKED) != 0;
+  if (p->flags & F_CONTENT_LENGTH) h.content_length = p->content_length;
+  r->head_complete_ = true;
+  return r->to_head_request_ ? 1 : 0;
+}
+
+int ResponseParser::on_body(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self<ResponseParser>(p);
+  r->body_bytes_ += len;
+  if (r->body_ && r->body_->append({at, len}) != 0) {
+    r->error_reason_ = "cannot buffer the response body";
+    return HPE_USER;
+  }
+  return 0;
+}
+
+int ResponseParser::on_message_complete(llhttp_t* p) {
+  auto* r = self<ResponseParser>(p);
+  if (r->interim_) {
+    // A 1xx is not the answer: forget it and wait for the final response.
+    r->interim_ = false;
+    r->head_.clear();
+    r->started_ = false;
+    return 0;
+  }
+  if (r->body_) r->body_->set_complete();
+  r->message_done_ = true;
+  // After a HEAD answer, llhttp's idea of keep-alive is still right; nothing to adjust.
+  return HPE_PAUSED;
+}
+
+ParseResult ResponseParser::feed(std::string_view data) {
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  const char* begin = data.empty() ? kEmpty : data.data();
+  size_t window = data.size();
+  bool limited = false;
+  if (!head_complete_) {
+    uint64_t allowance = max_header_bytes_ > head_bytes_ ? max_header_bytes_ - head_bytes_ : 0;
+    if (window > allowance) {
+      window = static_cast<size_t>(allowance);
+      limited = true;
+    }
+  }
+  message_done_ = false;
+  bool head_was_complete = head_complete_;
+  llhttp_errno_t err = llhttp_execute(&parser_, begin, window);
+  size_t consumed = window;
+  if (err == HPE_PAUSED) consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - begin);
+  if (!head_was_complete && !head_complete_) head_bytes_ += consumed;
+
+  if (err == HPE_PAUSED && message_done_) return {ParseEvent::kMessage, consumed};
+  if (err != HPE_OK) {
+    if (err != HPE_USER) error_reason_ = llhttp_get_error_reason(&parser_);
+    return {ParseEvent::kError, consumed};
+  }
+  if (limited && !head_complete_) {
+    error_reason_ = "response head too large";
+    return {ParseEvent::kError, consumed};
+  }
+  return {head_complete_ && !head_was_complete ? ParseEvent::kHead : ParseEvent::kNeedMore, consumed};
+}
+
+ParseEvent ResponseParser::finish() {
+  message_done_ = false;
+  if (!started_) {
+    error_reason_ = "closed before any response";
+    return ParseEvent::kError;
+  }
+  llhttp_errno_t err = llhttp_finish(&parser_);
+  if ((err == HPE_OK || err == HPE_PAUSED) && message_done_) return ParseEvent::kMessage;
+  error_reason_ = err == HPE_OK ? "response truncated" : llhttp_get_error_reason(&parser_);
+  return ParseEvent::kError;
+}
+
+}  // namespace edge::http

@@ -1,0 +1,144 @@
+// http/parser: incremental HTTP/1.x parsing over llhttp, one class for requests and one for
+// responses. Both stop after each complete message, so pipelined bytes that follow stay with the
+// caller until it is ready for the next message.
+//
+// Contract:
+// - feed() consumes bytes and reports how many it took. It stops after the head of a message
+//   (so the owner can decide where its body goes, or refuse it) and after a complete message.
+// - The body is appended to the Body set with set_body_sink() (none: discarded).
+// - Errors are final for the connection: error_status() is the HTTP status to answer with
+//   (400, 413, 414, 431, 505; 502 for a response parser), error_reason() says why, for logs.
+// - Strict: no lenient llhttp flags. Content-Length with Transfer-Encoding, duplicate
+//   Content-Length, bad chunk sizes, bad header names or values are errors.
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "http/body.h"
+#include "http/message.h"
+
+namespace edge::http {
+
+enum class ParseEvent {
+  kNeedMore,  // every byte was consumed; feed more
+  kHead,      // the head is complete; the caller inspects it, then feeds the rest
+  kMessage,   // the message is complete; bytes after it were not consumed
+  kError,
+};
+
+struct ParseResult {
+  ParseEvent event;
+  size_t consumed;
+};
+
+class RequestParser {
+ public:
+  struct Limits {
+    uint64_t max_header_bytes = 16 * 1024;
+    uint64_t max_request_line = 8 * 1024;
+    uint64_t max_body_bytes = 10 * 1024 * 1024;
+  };
+
+  explicit RequestParser(Limits limits);
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  ParseResult feed(std::string_view data);
+
+  // The head being parsed or just parsed. Valid (fully) from kHead on.
+  RequestHead& head() { return head_; }
+  void set_body_sink(Body* body) { body_ = body; }
+
+  // True between the first byte of a message and its end.
+  bool in_message() const { return in_message_; }
+  bool head_complete() const { return head_complete_; }
+  uint64_t body_bytes() const { return body_bytes_; }
+
+  int error_status() const { return error_status_; }
+  const char* error_reason() const { return error_reason_; }
+
+ private:
+  static int on_message_begin(llhttp_t*);
+  static int on_method(llhttp_t*, const char*, size_t);
+  static int on_url(llhttp_t*, const char*, size_t);
+  static int on_header_field(llhttp_t*, const char*, size_t);
+  static int on_header_value(llhttp_t*, const char*, size_t);
+  static int on_header_value_complete(llhttp_t*);
+  static int on_headers_complete(llhttp_t*);
+  static int on_body(llhttp_t*, const char*, size_t);
+  static int on_message_complete(llhttp_t*);
+  static const llhttp_settings_t kSettings;
+
+  ParseResult fail(int status, const char* reason, size_t consumed);
+
+  llhttp_t parser_;
+  Limits limits_;
+  RequestHead head_;
+  Body* body_ = nullptr;
+  uint64_t head_bytes_ = 0;
+  uint64_t body_bytes_ = 0;
+  bool in_message_ = false;
+  bool head_complete_ = false;
+  bool in_body_ = false;
+  bool in_value_ = false;
+  bool field_open_ = false;
+  bool paused_at_head_ = false;
+  bool message_done_ = false;
+  int error_status_ = 0;
+  const char* error_reason_ = "";
+};
+
+class ResponseParser {
+ public:
+  explicit ResponseParser(uint64_t max_header_bytes = 64 * 1024);
+  ResponseParser(const ResponseParser&) = delete;
+  ResponseParser& operator=(const ResponseParser&) = delete;
+
+  // Before each response: whether it answers a HEAD request (no body, whatever the head says).
+  void expect_response(bool to_head_request);
+
+  // Interim 1xx responses are skipped: kHead and kMessage refer to the final response only.
+  ParseResult feed(std::string_view data);
+  // The peer closed: completes a response delimited by the close, or reports truncation.
+  ParseEvent finish();
+  bool head_complete() const { return head_complete_; }
+
+  ResponseHead& head() { return head_; }
+  void set_body_sink(Body* body) { body_ = body; }
+  bool started() const { return started_; }  // any byte of a response has been seen
+  uint64_t body_bytes() const { return body_bytes_; }
+  const char* error_reason() const { return error_reason_; }
+
+ private:
+  static int on_message_begin(llhttp_t*);
+  static int on_status(llhttp_t*, const char*, size_t);
+  static int on_header_field(llhttp_t*, const char*, size_t);
+  static int on_header_value(llhttp_t*, const char*, size_t);
+  static int on_header_value_complete(llhttp_t*);
+  static int on_headers_complete(llhttp_t*);
+  static int on_body(llhttp_t*, const char*, size_t);
+  static int on_message_complete(llhttp_t*);
+  static const llhttp_settings_t kSettings;
+
+  llhttp_t parser_;
+  uint64_t max_header_bytes_;
+  ResponseHead head_;
+  Body* body_ = nullptr;
+  uint64_t head_bytes_ = 0;
+  uint64_t body_bytes_ = 0;
+  bool to_head_request_ = false;
+  bool started_ = false;
+  bool in_value_ = false;
+  bool field_open_ = false;
+  bool head_complete_ = false;
+  bool paused_at_head_ = false;
+  bool message_done_ = false;
+  bool interim_ = false;
+  const char* error_reason_ = "";
+};
+
+}  // namespace edge::http

@@ -1,0 +1,114 @@
+#include "http/writer.h"
+
+#include <cstdio>
+
+namespace edge::http {
+
+namespace {
+// Bounds one write so a slow reader's socket is not handed megabytes at once: the written part
+// of the body is released between writes.
+constexpr size_t kMaxWriteBytes = 256 * 1024;
+constexpr char kCrLf[] = "\r\n";
+constexpr char kLastChunk[] = "0\r\n\r\n";
+}  // namespace
+
+void StreamWriter::start(uv_stream_t* stream, const std::string* head, Body* body, bool chunked) {
+  stream_ = stream;
+  head_ = head;
+  body_ = body;
+  chunked_ = chunked;
+  active_ = true;
+  terminator_written_ = false;
+  head_offset_ = 0;
+  body_offset_ = 0;
+  total_written_ = 0;
+  pump();
+}
+
+void StreamWriter::kick() {
+  if (active_ && !in_flight_) pump();
+}
+
+void StreamWriter::finish(int status) {
+  active_ = false;
+  owner_->on_write_done(status);
+}
+
+void StreamWriter::pump() {
+  struct Frame {
+    uv_buf_t bufs[2 + 3 * kMaxSlices];
+    unsigned count = 0;
+    size_t bytes = 0;
+    void add(const char* data, size_t len) {
+      bufs[count++] = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+      bytes += len;
+    }
+  };
+
+  while (active_ && !in_flight_) {
+    Frame frame;
+    const bool has_head = head_ && head_offset_ < head_->size();
+    if (has_head) frame.add(head_->data(), head_->size());
+
+    size_t body_bytes = 0;
+    if (body_) {
+      IoSlice slices[kMaxSlices];
+      int n = body_->peek(body_offset_, slices, kMaxSlices, kMaxWriteBytes, file_scratch_);
+      if (n < 0) return finish(n);
+      for (int i = 0; i < n; ++i) {
+        if (chunked_) {
+          int len = std::snprintf(chunk_lines_[i], sizeof chunk_lines_[i], "%zx\r\n", slices[i].len);
+          frame.add(chunk_lines_[i], static_cast<size_t>(len));
+        }
+        frame.add(slices[i].data, slices[i].len);
+        if (chunked_) frame.add(kCrLf, 2);
+        body_bytes += slices[i].len;
+      }
+    }
+    const bool body_done = !body_ || (body_->complete() && body_offset_ + body_bytes == body_->size());
+    const bool add_terminator = chunked_ && body_done && !terminator_written_;
+    if (add_terminator) frame.add(kLastChunk, sizeof kLastChunk - 1);
+
+    if (frame.count == 0) {
+      if (body_done) finish(0);
+      return;  // wait for kick()
+    }
+
+    int written = uv_try_write(stream_, frame.bufs, frame.count);
+    if (written < 0 && written != UV_EAGAIN) return finish(written);
+    size_t done = written > 0 ? static_cast<size_t>(written) : 0;
+
+    pending_bytes_ = frame.bytes;
+    if (done < frame.bytes) {
+      // Hand the rest to libuv; the frame's buffers stay valid until on_written.
+      unsigned first = 0;
+      size_t skip = done;
+      while (skip >= frame.bufs[first].len) skip -= frame.bufs[first++].len;
+      frame.bufs[first].base += skip;
+      frame.bufs[first].len -= static_cast<unsigned>(skip);
+      int rc = uv_write(&request_, stream_, frame.bufs + first, frame.count - first, &StreamWriter::on_written);
+      if (rc < 0) return finish(rc);
+      in_flight_ = true;
+    }
+    if (has_head) head_offset_ = head_->size();
+    body_offset_ += body_bytes;
+    if (add_terminator) terminator_written_ = true;
+    if (!in_flight_) advance(frame.bytes);
+  }
+}
+
+void StreamWriter::advance(size_t bytes) {
+  total_written_ += bytes;
+  if (body_) body_->release_before(body_offset_);
+}
+
+void StreamWriter::on_written(uv_write_t* req, int status) {
+  auto* w = static_cast<StreamWriter*>(req->data);
+  w->in_flight_ = false;
+  if (!w->active_) return;
+  if (status < 0) return w->finish(status);
+  w->advance(w->pending_bytes_);
+  w->pump();
+}
+
+}  // namespace edge::http

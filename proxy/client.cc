@@ -1,0 +1,562 @@
+#include "proxy/client.h"
+
+#include <arpa/inet.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "http/message.h"
+
+namespace edge::proxy {
+
+namespace {
+using http::iequals;
+
+constexpr size_t kMaxPending = 64 * 1024;
+constexpr uint64_t kLingerMs = 2000;
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr char kTooManyConnections[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+
+// A small Connection-tokens set: the fields a message's Connection header nominates as
+// hop-by-hop for this hop, which a proxy must not forward either.
+struct ConnectionTokens {
+  std::string_view items[8];
+  int count = 0;
+  explicit ConnectionTokens(const http::Headers& headers) {
+    for (size_t i = 0; i < headers.size(); ++i) {
+      if (!iequals(headers.name(i), "connection")) continue;
+      http::for_each_token(headers.value(i), [&](std::string_view token) {
+        if (count < 8) items[count++] = token;
+      });
+    }
+  }
+  bool contains(std::string_view name) const {
+    for (int i = 0; i < count; ++i)
+      if (iequals(items[i], name)) return true;
+    return false;
+  }
+};
+
+void append_number(std::string& out, uint64_t n) {
+  char digits[24];
+  int len = std::snprintf(digits, sizeof digits, "%llu", static_cast<unsigned long long>(n));
+  out.append(digits, static_cast<size_t>(len));
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+bool response_has_body(int status, bool head_request) {
+  return !(head_request || status == 204 || status == 304 || (status >= 100 && status < 200));
+}
+}  // namespace
+
+ClientConn::ClientConn(Worker& worker)
+    : worker_(worker),
+      parser_({worker.limits().max_header_bytes, worker.limits().max_request_line, worker.limits().max_body_bytes}),
+      writer_(this) {
+  http::Body::Options options{worker.limits().buffer_memory, &worker.limits().temp_dir};
+  request_body_.set_options(options);
+  response_body_.set_options(options);
+}
+
+void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
+  auto* conn = new ClientConn(worker);
+  uv_tcp_init(worker.loop(), &conn->tcp_);
+  uv_timer_init(worker.loop(), &conn->timer_);
+  conn->tcp_.data = conn;
+  conn->timer_.data = conn;
+  conn->open_handles_ = 2;
+  worker.add_client(conn);
+  Shared& shared = worker.shared();
+  shared.client_connections.fetch_add(1, std::memory_order_relaxed);
+  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp_)) != 0) return conn->close_now(CloseReason::kClientClosed);
+  if (shared.client_connections.load(std::memory_order_relaxed) > worker.limits().max_connections) {
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(kTooManyConnections), sizeof kTooManyConnections - 1);
+    uv_try_write(reinterpret_cast<uv_stream_t*>(&conn->tcp_), &buf, 1);
+    return conn->close_now(CloseReason::kTooManyConnections);
+  }
+  uv_tcp_nodelay(&conn->tcp_, 1);
+  conn->reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp_), &ClientConn::on_alloc, &ClientConn::on_read);
+  // The first request's head must arrive within header_timeout of the connection.
+  conn->arm_timer(worker.limits().header_timeout);
+}
+
+void ClientConn::shutdown() { close_now(CloseReason::kShutdown); }
+
+// ---- input ----
+
+void ClientConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  *buf = Worker::of(handle->loop).read_buffer();
+}
+
+void ClientConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<ClientConn*>(stream->data);
+  if (nread > 0) return c->on_data(buf->base, static_cast<size_t>(nread));
+  if (nread < 0) c->on_eof();
+}
+
+void ClientConn::on_data(const char* data, size_t len) {
+  if (closed_) return;
+  switch (phase_) {
+    case Phase::kClosing:
+      return;  // lingering: the client's leftovers are discarded
+    case Phase::kForwarding:
+      pending_.append(data, len);
+      if (pending_.size() > kMaxPending && reading_) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        reading_ = false;
+      }
+      return;
+    default:
+      parse({data, len});
+  }
+}
+
+void ClientConn::on_eof() {
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  reading_ = false;
+  client_eof_ = true;
+  switch (phase_) {
+    case Phase::kForwarding:
+      // A client that leaves before the answer frees the backend; one that only half-closed
+      // after its answer started still gets the rest of it.
+      if (!response_started_) return close_now(CloseReason::kClientAbort);
+      response_keep_alive_ = false;
+      return;
+    case Phase::kClosing:
+      return close_now(CloseReason::kKeepAliveDone);
+    default:
+      return close_now(CloseReason::kClientClosed);
+  }
+}
+
+void ClientConn::process_pending() {
+  // Re-entered when a pipelined request is answered synchronously: the outer call loops.
+  if (in_process_) {
+    process_again_ = true;
+    return;
+  }
+  in_process_ = true;
+  do {
+    process_again_ = false;
+    if (pending_.empty() || phase_ != Phase::kWaiting || closed_) break;
+    std::string input = std::move(pending_);
+    pending_.clear();
+    parse(input);
+  } while (process_again_);
+  in_process_ = false;
+}
+
+void ClientConn::parse(std::string_view data) {
+  // After a head the parser is fed again even with no bytes left: a body-less request is
+  // complete right at its head.
+  bool after_head = false;
+  while ((!data.empty() || after_head) && !closed_) {
+    after_head = false;
+    if (phase_ == Phase::kForwarding || phase_ == Phase::kClosing) {
+      if (phase_ == Phase::kForwarding) pending_.append(data);
+      return;
+    }
+    http::ParseResult r = parser_.feed(data);
+    data.remove_prefix(r.consumed);
+    switch (r.event) {
+      case http::ParseEvent::kError:
+        return reject(parser_.error_status());
+      case http::ParseEvent::kHead:
+        if (!on_head()) return;
+        after_head = true;
+        break;
+      case http::ParseEvent::kMessage:
+        pending_.append(data);
+        data = {};
+        on_request_complete();
+        return;
+      case http::ParseEvent::kNeedMore:
+        break;
+    }
+  }
+  if (closed_) return;
+  if (phase_ == Phase::kWaiting && parser_.in_message()) {
+    phase_ = Phase::kHead;
+    // A fresh connection's clock started at accept; a kept-alive one's starts now.
+    if (requests_ > 0) arm_timer(worker_.limits().header_timeout);
+  } else if (phase_ == Phase::kBody) {
+    arm_timer(worker_.limits().body_timeout);
+  }
+}
+
+bool ClientConn::on_head() {
+  http::RequestHead& head = parser_.head();
+  phase_ = Phase::kBody;
+  early_status_ = 0;
+  size_t hosts = head.headers.count("host");
+  if (hosts > 1 || (hosts == 0 && head.version_minor >= 1)) {
+    reject(400);
+    return false;
+  }
+  const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
+  if (auto expect = head.headers.get("expect")) {
+    if (!iequals(*expect, "100-continue")) {
+      reject(417);
+      return false;
+    }
+  }
+  route_ = worker_.shared().router.match(head.host(), head.path());
+  if (route_.host < 0) early_status_ = 404;
+
+  if (early_status_ && has_body && head.headers.get("expect")) {
+    // The client waits for our word before sending its body: answer now, and close, since the
+    // body may still come.
+    send_error(early_status_, false);
+    return false;
+  }
+  request_body_.clear();
+  parser_.set_body_sink(early_status_ ? nullptr : &request_body_);
+  if (has_body && head.version_minor >= 1 && head.headers.get("expect")) send_continue();
+  arm_timer(worker_.limits().body_timeout);
+  return true;
+}
+
+void ClientConn::send_continue() {
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(kContinue), sizeof kContinue - 1);
+  int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
+  if (n == static_cast<int>(buf.len)) return;
+  // Rare: the socket is full before we said anything. The rest goes through a write request
+  // of its own; the string is static, so only the request needs freeing.
+  size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+  buf.base += done;
+  buf.len -= static_cast<unsigned>(done);
+  auto* req = new uv_write_t;
+  if (uv_write(req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, [](uv_write_t* r, int) { delete r; }) != 0)
+    delete req;
+}
+
+void ClientConn::reject(int status) {
+  parser_.set_body_sink(nullptr);
+  send_error(status, false);
+}
+
+// ---- the exchange ----
+
+void ClientConn::on_request_complete() {
+  uv_timer_stop(&timer_);
+  phase_ = Phase::kForwarding;
+  ++requests_;
+  worker_.stats().requests.fetch_add(1, std::memory_order_relaxed);
+  const http::RequestHead& head = parser_.head();
+  request_keep_alive_ = head.keep_alive;
+  response_started_ = false;
+  if (early_status_) return send_error(early_status_, true);
+
+  build_upstream_head();
+  tried_servers_ = 0;
+  attempts_ = 0;
+  retried_fresh_ = false;
+  int server = next_server();
+  forward_to(server, false);
+}
+
+int ClientConn::next_server() {
+  const conf::Backend& backend = worker_.shared().config.backends[static_cast<size_t>(route_.backend)];
+  const size_t n = backend.servers.size();
+  uint64_t start = worker_.shared().round_robin[static_cast<size_t>(route_.backend)].fetch_add(1, std::memory_order_relaxed);
+  for (size_t k = 0; k < n; ++k) {
+    size_t i = (start + k) % n;
+    if (!(tried_servers_ & (uint64_t{1} << (i % 64)))) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void ClientConn::forward_to(int server, bool fresh) {
+  current_server_ = server;
+  tried_servers_ |= uint64_t{1} << (static_cast<unsigned>(server) % 64);
+  ++attempts_;
+  response_body_.clear();
+  upstream_ = worker_.pool(route_.backend, server).acquire(fresh);
+  upstream_->start(this, &upstream_head_, request_body_.size() > 0 ? &request_body_ : nullptr, &response_body_,
+                   parser_.head().is_head());
+}
+
+void ClientConn::on_upstream_failed(UpstreamFailure failure, bool reused) {
+  upstream_ = nullptr;
+  worker_.stats().upstream_failures.fetch_add(1, std::memory_order_relaxed);
+  const conf::Backend& backend = worker_.shared().config.backends[static_cast<size_t>(route_.backend)];
+  const conf::Server& server = backend.servers[static_cast<size_t>(current_server_)];
+  std::fprintf(stderr, "edge: backend %s server %s: %s\n", backend.name.c_str(), server.address.text().c_str(),
+               failure_name(failure));
+  if (response_started_) return close_now(CloseReason::kUpstreamBroken);
+
+  switch (failure) {
+    case UpstreamFailure::kConnectRefused:
+    case UpstreamFailure::kConnectTimeout:
+      if (int next = next_server(); next >= 0) return forward_to(next, false);
+      return send_error(502, true);
+    case UpstreamFailure::kResetBeforeResponse:
+      // A kept-alive connection the server had just closed: the request never reached it. Try
+      // once more on a new connection, if repeating the request is harmless.
+      if (reused && !retried_fresh_ && parser_.head().idempotent()) {
+        retried_fresh_ = true;
+        return forward_to(current_server_, true);
+      }
+      return send_error(502, true);
+    case UpstreamFailure::kBadResponse:
+      return send_error(502, true);
+    case UpstreamFailure::kResponseTimeout:
+      return send_error(504, true);
+    case UpstreamFailure::kLocal:
+      return send_error(500, true);
+  }
+}
+
+void ClientConn::on_upstream_response(const http::ResponseHead& head, bool complete) {
+  if (complete) upstream_ = nullptr;
+  if (response_started_) return writer_.kick();
+  response_started_ = true;
+  build_response_head(head, complete);
+  const bool body = response_has_body(head.status, parser_.head().is_head());
+  progress_mark_ = 0;
+  arm_timer(worker_.limits().send_timeout);
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, body ? &response_body_ : nullptr,
+                body && chunked_response_);
+}
+
+void ClientConn::on_write_done(int status) {
+  if (status < 0) return close_now(CloseReason::kWriteError);
+  if (phase_ == Phase::kClosing) return linger();
+  finish_exchange();
+}
+
+void ClientConn::finish_exchange() {
+  if (upstream_) return;  // not possible: the body completes only with the upstream
+  if (!response_keep_alive_ || worker_.stopping()) {
+    phase_ = Phase::kClosing;
+    return linger();
+  }
+  phase_ = Phase::kWaiting;
+  response_started_ = false;
+  request_body_.clear();
+  response_body_.clear();
+  arm_timer(worker_.limits().idle_timeout);
+  if (!reading_ && !client_eof_) {
+    reading_ = true;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &ClientConn::on_alloc, &ClientConn::on_read);
+  }
+  process_pending();
+}
+
+// ---- heads ----
+
+const char* ClientConn::client_ip() {
+  if (client_ip_[0]) return client_ip_;
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    if (peer.ss_family == AF_INET6)
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&peer), client_ip_, sizeof client_ip_);
+    else
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&peer), client_ip_, sizeof client_ip_);
+  }
+  if (!client_ip_[0]) std::strcpy(client_ip_, "unknown");
+  return client_ip_;
+}
+
+void ClientConn::build_upstream_head() {
+  const http::RequestHead& head = parser_.head();
+  const ConnectionTokens nominated(head.headers);
+  std::string& out = upstream_head_;
+  out.clear();
+  out.append(head.method).append(" ").append(head.target).append(" HTTP/1.1\r\n");
+  std::string_view forwarded_for;
+  bool has_host = false;
+  for (size_t i = 0; i < head.headers.size(); ++i) {
+    std::string_view name = head.headers.name(i);
+    if (http::is_hop_by_hop(name) || nominated.contains(name) || iequals(name, "content-length") ||
+        iequals(name, "expect") || iequals(name, "x-forwarded-proto"))
+      continue;
+    if (iequals(name, "x-forwarded-for")) {
+      // Several fields would confuse backends that read one: fold the first into ours.
+      if (forwarded_for.empty()) {
+        forwarded_for = head.headers.value(i);
+        continue;
+      }
+    }
+    if (iequals(name, "host")) has_host = true;
+    append_field(out, name, head.headers.value(i));
+  }
+  if (!has_host) {
+    const conf::Backend& backend = worker_.shared().config.backends[static_cast<size_t>(route_.backend)];
+    append_field(out, "Host", backend.servers.front().address.text());
+  }
+  out.append("X-Forwarded-For: ");
+  if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");
+  out.append(client_ip()).append("\r\n");
+  out.append("X-Forwarded-Proto: http\r\n");
+  out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
+  uint64_t body = request_body_.size();
+  if (body > 0 || head.chunked || head.content_length || head.method == "POST" || head.method == "PUT" ||
+      head.method == "PATCH") {
+    out.append("Content-Length: ");
+    append_number(out, body);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+void ClientConn::build_response_head(const http::ResponseHead& head, bool complete) {
+  const http::RequestHead& request = parser_.head();
+  const bool head_request = request.is_head();
+  const bool client_1_0 = request.version_minor == 0;
+  const ConnectionTokens nominated(head.headers);
+  std::string& out = response_head_;
+  out.clear();
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<uint64_t>(head.status));
+  out.append(" ");
+  out.append(head.reason.empty() ? http::reason_phrase(head.status) : std::string_view(head.reason));
+  out.append("\r\n");
+  bool has_date = false;
+  for (size_t i = 0; i < head.headers.size(); ++i) {
+    std::string_view name = head.headers.name(i);
+    if (http::is_hop_by_hop(name) || nominated.contains(name) || iequals(name, "content-length")) continue;
+    if (!has_date && iequals(name, "date")) has_date = true;
+    append_field(out, name, head.headers.value(i));
+  }
+  out.append("Via: 1.1 edge\r\n");
+  if (!has_date) append_field(out, "Date", worker_.date());
+
+  response_keep_alive_ = request_keep_alive_ && !client_eof_ && !worker_.stopping();
+  chunked_response_ = false;
+  if (!response_has_body(head.status, head_request)) {
+    if (head.content_length && (head_request || head.status == 304)) {
+      out.append("Content-Length: ");
+      append_number(out, *head.content_length);
+      out.append("\r\n");
+    }
+  } else if (head.content_length || complete) {
+    out.append("Content-Length: ");
+    append_number(out, head.content_length ? *head.content_length : response_body_.size());
+    out.append("\r\n");
+  } else if (!client_1_0) {
+    out.append("Transfer-Encoding: chunked\r\n");
+    chunked_response_ = true;
+  } else {
+    response_keep_alive_ = false;  // the end of the body is the end of the connection
+  }
+  if (!response_keep_alive_)
+    out.append("Connection: close\r\n");
+  else if (client_1_0)
+    out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
+}
+
+void ClientConn::send_error(int status, bool may_keep_alive) {
+  uv_timer_stop(&timer_);
+  const bool head_request = parser_.head().is_head();
+  response_keep_alive_ = may_keep_alive && request_keep_alive_ && phase_ == Phase::kForwarding && !client_eof_ &&
+                         !worker_.stopping();
+  std::string_view reason = http::reason_phrase(status);
+  char body[256];
+  int body_len = std::snprintf(body, sizeof body,
+                               "<html><head><title>%d %.*s</title></head><body><h1>%d %.*s</h1><hr>edge</body></html>\n",
+                               status, static_cast<int>(reason.size()), reason.data(), status,
+                               static_cast<int>(reason.size()), reason.data());
+  std::string& out = response_head_;
+  out.clear();
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<uint64_t>(status));
+  out.append(" ").append(reason).append("\r\n");
+  append_field(out, "Date", worker_.date());
+  out.append("Content-Type: text/html\r\nContent-Length: ");
+  append_number(out, static_cast<uint64_t>(body_len));
+  out.append("\r\n");
+  if (status == 503) out.append("Retry-After: 1\r\n");
+  if (!response_keep_alive_) out.append("Connection: close\r\n");
+  else if (parser_.head().version_minor == 0) out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
+  if (!head_request) out.append(body, static_cast<size_t>(body_len));
+  response_started_ = true;
+  if (!response_keep_alive_) phase_ = Phase::kClosing;
+  arm_timer(worker_.limits().send_timeout);
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, nullptr, false);
+}
+
+// ---- timers and closing ----
+
+void ClientConn::arm_timer(conf::Duration timeout) {
+  uv_timer_start(&timer_, &ClientConn::on_timer_cb, static_cast<uint64_t>(timeout.count()), 0);
+}
+
+void ClientConn::on_timer_cb(uv_timer_t* timer) { static_cast<ClientConn*>(timer->data)->on_timer(); }
+
+void ClientConn::on_timer() {
+  switch (phase_) {
+    case Phase::kWaiting:
+      // Nothing of a request has arrived: there is nobody to answer.
+      return close_now(requests_ == 0 ? CloseReason::kHeaderTimeout : CloseReason::kIdleTimeout);
+    case Phase::kHead:
+      worker_.stats().count_close(CloseReason::kHeaderTimeout);
+      return reject(408);
+    case Phase::kBody:
+      worker_.stats().count_close(CloseReason::kBodyTimeout);
+      return reject(408);
+    case Phase::kForwarding:
+    case Phase::kClosing:
+      if (writer_.active()) {
+        // send_timeout bounds how long a client may leave us unable to write, not the whole
+        // download: progress since the last check resets the clock.
+        if (writer_.bytes_written() == progress_mark_ && writer_.write_in_flight())
+          return close_now(CloseReason::kSendTimeout);
+        progress_mark_ = writer_.bytes_written();
+        return arm_timer(worker_.limits().send_timeout);
+      }
+      if (phase_ == Phase::kClosing) return close_now(CloseReason::kKeepAliveDone);
+      return;
+  }
+}
+
+void ClientConn::linger() {
+  // Closing at once could reset the connection under the response we just wrote if the client
+  // is still sending; half-close, drain its leftovers for a moment, then close.
+  phase_ = Phase::kClosing;
+  if (closed_) return;
+  if (client_eof_) return close_now(CloseReason::kKeepAliveDone);
+  uv_timer_start(&timer_, &ClientConn::on_timer_cb, kLingerMs, 0);
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &ClientConn::on_shutdown_cb) != 0)
+    return close_now(CloseReason::kKeepAliveDone);
+  if (!reading_) {
+    reading_ = true;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &ClientConn::on_alloc, &ClientConn::on_read);
+  }
+}
+
+void ClientConn::on_shutdown_cb(uv_shutdown_t*, int) {}
+
+void ClientConn::close_now(CloseReason reason) {
+  if (closed_) return;
+  closed_ = true;
+  worker_.stats().count_close(reason);
+  if (upstream_) {
+    upstream_->abandon();
+    upstream_ = nullptr;
+  }
+  writer_.abort();
+  worker_.remove_client(this);
+  worker_.shared().client_connections.fetch_sub(1, std::memory_order_relaxed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ClientConn::on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ClientConn::on_closed);
+}
+
+void ClientConn::on_closed(uv_handle_t* handle) {
+  auto* c = static_cast<ClientConn*>(handle->data);
+  if (--c->open_handles_ == 0) delete c;
+}
+
+}  // namespace edge::proxy

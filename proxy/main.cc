@@ -1,0 +1,67 @@
+// edge: the reverse proxy's command line.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "conf/config.h"
+#include "proxy/server.h"
+
+namespace {
+void usage(FILE* out) {
+  std::fputs(
+      "usage: edge --config FILE [--check]\n"
+      "\n"
+      "  --config FILE   the YAML configuration to run\n"
+      "  --check         validate the configuration and exit (0 valid, 2 invalid)\n"
+      "  --help          this text\n",
+      out);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return 0;
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      config_path = arg.substr(9);
+    } else {
+      std::fprintf(stderr, "edge: unknown argument '%s'\n", arg.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fputs("edge: --config FILE is required\n", stderr);
+    usage(stderr);
+    return 2;
+  }
+
+  edge::conf::LoadResult loaded = edge::conf::load_file(config_path);
+  if (!loaded.config) {
+    for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.text().c_str());
+    return 2;
+  }
+  if (check) {
+    std::printf("%s: ok\n", config_path.c_str());
+    return 0;
+  }
+
+  std::signal(SIGPIPE, SIG_IGN);
+  edge::proxy::Server server(std::move(*loaded.config));
+  std::string error;
+  if (!server.open(error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "edge: serving (config %s)\n", config_path.c_str());
+  return server.run();
+}

@@ -1,0 +1,91 @@
+#include "proxy/server.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+namespace edge::proxy {
+
+namespace {
+int open_listener(const conf::Address& address, std::string& error) {
+  sockaddr_storage storage{};
+  socklen_t len;
+  if (address.ipv6) {
+    uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&storage));
+    len = sizeof(sockaddr_in6);
+  } else {
+    uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&storage));
+    len = sizeof(sockaddr_in);
+  }
+  int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (address.ipv6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), len) != 0 || ::listen(fd, 4096) != 0) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+}  // namespace
+
+Server::Server(conf::Config config) : shared_(std::make_unique<Shared>(std::move(config))) {
+  for (int i = 0; i < shared_->config.workers; ++i) workers_.push_back(std::make_unique<Worker>(*shared_, i));
+}
+
+Server::~Server() {
+  workers_.clear();
+}
+
+bool Server::open(std::string& error) {
+  for (const conf::Listen& listen : shared_->config.listen) {
+    for (auto& worker : workers_) {
+      std::string why;
+      int fd = open_listener(listen.address, why);
+      if (fd < 0) {
+        error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() + ": " + why}.text();
+        return false;
+      }
+      worker->adopt_listener(fd);
+    }
+  }
+  return true;
+}
+
+int Server::run() {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  loop.data = this;
+  uv_signal_t signals[2];
+  for (uv_signal_t& s : signals) {
+    uv_signal_init(&loop, &s);
+    s.data = this;
+  }
+  auto on_signal = [](uv_signal_t* handle, int) {
+    auto* server = static_cast<Server*>(handle->data);
+    for (auto& worker : server->workers_) worker->request_stop();
+    uv_stop(handle->loop);
+  };
+  uv_signal_start(&signals[0], on_signal, SIGINT);
+  uv_signal_start(&signals[1], on_signal, SIGTERM);
+  for (auto& worker : workers_) worker->start();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  for (auto& worker : workers_) worker->join();
+  for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return 0;
+}
+
+}  // namespace edge::proxy

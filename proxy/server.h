@@ -1,0 +1,29 @@
+// proxy/server: the edge process: opens the listeners, runs the workers, stops on a signal.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conf/config.h"
+#include "proxy/worker.h"
+
+namespace edge::proxy {
+
+class Server {
+ public:
+  explicit Server(conf::Config config);
+  ~Server();
+
+  // Binds every listen address once per worker (SO_REUSEPORT). On failure, `error` says which
+  // address and why, with its position in the configuration.
+  bool open(std::string& error);
+  // Runs the workers until SIGINT or SIGTERM; returns the process exit code.
+  int run();
+
+ private:
+  std::unique_ptr<Shared> shared_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace edge::proxy

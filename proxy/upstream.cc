@@ -1,0 +1,232 @@
+#include "proxy/upstream.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "proxy/worker.h"
+
+namespace edge::proxy {
+
+const char* failure_name(UpstreamFailure failure) {
+  switch (failure) {
+    case UpstreamFailure::kConnectRefused: return "connect refused";
+    case UpstreamFailure::kConnectTimeout: return "connect timeout";
+    case UpstreamFailure::kResetBeforeResponse: return "closed before responding";
+    case UpstreamFailure::kBadResponse: return "bad response";
+    case UpstreamFailure::kResponseTimeout: return "response timeout";
+    case UpstreamFailure::kLocal: return "local error";
+  }
+  return "?";
+}
+
+UpstreamConn::UpstreamConn(Pool& pool, uv_loop_t* loop) : pool_(pool), writer_(this) {
+  uv_tcp_init(loop, &tcp_);
+  uv_timer_init(loop, &timer_);
+  tcp_.data = this;
+  timer_.data = this;
+  connect_req_.data = this;
+  open_handles_ = 2;
+  uv_tcp_nodelay(&tcp_, 1);
+}
+
+void UpstreamConn::connect(const sockaddr* address) {
+  state_ = State::kConnecting;
+  int rc = uv_tcp_connect(&connect_req_, &tcp_, address, &UpstreamConn::on_connect);
+  if (rc < 0) {
+    // No callback will come; start() reports it once there is an owner to tell.
+    connect_failed_ = true;
+    return;
+  }
+  arm_timer(static_cast<uint64_t>(pool_.backend().connect_timeout.count()), &UpstreamConn::on_connect_timeout);
+}
+
+void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* request_body,
+                         http::Body* response_body, bool head_request) {
+  owner_ = owner;
+  request_head_ = head;
+  request_body_ = request_body;
+  request_written_ = false;
+  parser_.expect_response(head_request);
+  parser_.set_body_sink(response_body);
+  if (connect_failed_) return fail(UpstreamFailure::kConnectRefused);
+  if (state_ == State::kIdle) {
+    state_ = State::kBusy;
+    send_request();
+  }
+  // kConnecting: the request goes out from on_connect.
+}
+
+void UpstreamConn::send_request() {
+  arm_timer(static_cast<uint64_t>(pool_.backend().response_timeout.count()), &UpstreamConn::on_response_timeout);
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), request_head_, request_body_, false);
+}
+
+void UpstreamConn::on_write_done(int status) {
+  if (status < 0) {
+    if (state_ == State::kBusy) fail(parser_.started() ? UpstreamFailure::kBadResponse : UpstreamFailure::kResetBeforeResponse);
+    return;
+  }
+  request_written_ = true;
+}
+
+void UpstreamConn::on_connect(uv_connect_t* req, int status) {
+  auto* c = static_cast<UpstreamConn*>(req->data);
+  if (c->state_ == State::kClosing) return;
+  uv_timer_stop(&c->timer_);
+  if (status < 0) return c->fail(UpstreamFailure::kConnectRefused);
+  c->state_ = State::kBusy;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), &UpstreamConn::on_alloc, &UpstreamConn::on_read);
+  c->send_request();
+}
+
+void UpstreamConn::on_connect_timeout(uv_timer_t* timer) {
+  auto* c = static_cast<UpstreamConn*>(timer->data);
+  c->fail(UpstreamFailure::kConnectTimeout);
+}
+
+void UpstreamConn::on_response_timeout(uv_timer_t* timer) {
+  auto* c = static_cast<UpstreamConn*>(timer->data);
+  c->fail(UpstreamFailure::kResponseTimeout);
+}
+
+void UpstreamConn::on_idle_timeout(uv_timer_t* timer) {
+  auto* c = static_cast<UpstreamConn*>(timer->data);
+  c->pool_.forget(c);
+  c->close();
+}
+
+void UpstreamConn::arm_timer(uint64_t ms, uv_timer_cb cb) { uv_timer_start(&timer_, cb, ms, 0); }
+
+void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  *buf = Worker::of(handle->loop).read_buffer();
+}
+
+void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<UpstreamConn*>(stream->data);
+  if (nread > 0) return c->on_data(buf->base, static_cast<size_t>(nread));
+  if (nread < 0) c->on_eof(static_cast<int>(nread));
+}
+
+void UpstreamConn::on_data(const char* data, size_t len) {
+  if (state_ != State::kBusy) {
+    // An idle connection has nothing to say; bytes here are a broken server.
+    pool_.forget(this);
+    return close();
+  }
+  std::string_view rest(data, len);
+  bool complete = false;
+  while (!rest.empty()) {
+    http::ParseResult r = parser_.feed(rest);
+    rest.remove_prefix(r.consumed);
+    if (r.event == http::ParseEvent::kError) return fail(UpstreamFailure::kBadResponse);
+    if (r.event == http::ParseEvent::kMessage) {
+      complete = true;
+      break;
+    }
+  }
+  // Progress resets the clock: response_timeout bounds silence, not a long download.
+  if (!complete) arm_timer(static_cast<uint64_t>(pool_.backend().response_timeout.count()), &UpstreamConn::on_response_timeout);
+  if (!parser_.head_complete() && !complete) return;
+
+  Owner* owner = owner_;
+  const http::ResponseHead& head = parser_.head();
+  if (!complete) return owner->on_upstream_response(head, false);
+
+  // Reusable only if both sides meant to keep the connection and nothing trails the response.
+  bool reusable = head.keep_alive && rest.empty() && request_written_;
+  owner_ = nullptr;
+  uv_timer_stop(&timer_);
+  if (reusable) {
+    pool_.release(this);
+  } else {
+    close();
+  }
+  owner->on_upstream_response(head, true);
+}
+
+void UpstreamConn::on_eof(int status) {
+  if (state_ != State::kBusy) {
+    pool_.forget(this);
+    return close();
+  }
+  if (status == UV_EOF && parser_.started()) {
+    http::ParseEvent e = parser_.finish();
+    if (e == http::ParseEvent::kMessage) {
+      Owner* owner = owner_;
+      owner_ = nullptr;
+      close();
+      owner->on_upstream_response(parser_.head(), true);
+      return;
+    }
+  }
+  fail(parser_.started() ? UpstreamFailure::kBadResponse : UpstreamFailure::kResetBeforeResponse);
+}
+
+void UpstreamConn::fail(UpstreamFailure failure) {
+  Owner* owner = owner_;
+  owner_ = nullptr;
+  close();
+  if (owner) owner->on_upstream_failed(failure, reused_);
+}
+
+void UpstreamConn::abandon() {
+  owner_ = nullptr;
+  writer_.abort();
+  close();
+}
+
+void UpstreamConn::close() {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  writer_.abort();
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &UpstreamConn::on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &UpstreamConn::on_closed);
+}
+
+void UpstreamConn::on_closed(uv_handle_t* handle) {
+  auto* c = static_cast<UpstreamConn*>(handle->data);
+  if (--c->open_handles_ == 0) delete c;
+}
+
+// ---- pool ----
+
+Pool::Pool(uv_loop_t* loop, const conf::Backend& backend, const conf::Server& server,
+           const sockaddr_storage& address)
+    : loop_(loop), backend_(backend), server_(server), address_(address) {}
+
+Pool::~Pool() { shutdown(); }
+
+UpstreamConn* Pool::acquire(bool fresh_only) {
+  if (!fresh_only && !idle_.empty()) {
+    UpstreamConn* conn = idle_.back();
+    idle_.pop_back();
+    uv_timer_stop(&conn->timer_);
+    conn->reused_ = true;
+    return conn;
+  }
+  auto* conn = new UpstreamConn(*this, loop_);
+  conn->reused_ = false;
+  conn->connect(reinterpret_cast<const sockaddr*>(&address_));
+  return conn;
+}
+
+void Pool::release(UpstreamConn* conn) {
+  if (shut_down_ || idle_.size() >= backend_.pool.max_idle) return conn->close();
+  conn->state_ = UpstreamConn::State::kIdle;
+  conn->arm_timer(static_cast<uint64_t>(backend_.pool.idle_timeout.count()), &UpstreamConn::on_idle_timeout);
+  idle_.push_back(conn);
+}
+
+void Pool::forget(UpstreamConn* conn) {
+  auto it = std::find(idle_.begin(), idle_.end(), conn);
+  if (it != idle_.end()) idle_.erase(it);
+}
+
+void Pool::shutdown() {
+  shut_down_ = true;
+  std::vector<UpstreamConn*> idle;
+  idle.swap(idle_);
+  for (UpstreamConn* conn : idle) conn->close();
+}
+
+}  // namespace edge::proxy

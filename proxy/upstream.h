@@ -1,0 +1,131 @@
+// proxy/upstream: connections to backend servers and the per-worker keep-alive pool.
+//
+// An UpstreamConn lives on one worker loop. It is either idle in its Pool (reading, so a close by
+// the server is noticed at once), or carrying exactly one exchange for one Owner: it connects if
+// needed, writes the request head and buffered body, and reads the response at full speed into
+// the Owner's Body, whatever the client's pace.
+//
+// Ownership: the Pool owns idle connections; a busy connection is owned by itself (it closes and
+// frees itself through libuv's close callbacks) and borrows its Owner, which must call abandon()
+// before going away. Callbacks to the Owner stop after on_upstream_failed(), after
+// on_upstream_response(complete=true), and after abandon().
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "conf/config.h"
+#include "http/body.h"
+#include "http/parser.h"
+#include "http/writer.h"
+
+namespace edge::proxy {
+
+class Pool;
+
+enum class UpstreamFailure {
+  kConnectRefused,   // nothing reached the server: another server may be tried
+  kConnectTimeout,   // likewise
+  kResetBeforeResponse,  // the request was sent; the server closed or reset before any byte
+  kBadResponse,      // garbage, a truncated response, or an error reading it
+  kResponseTimeout,  // no response (or no progress) within response_timeout
+  kLocal,            // our own resources (temp file) failed
+};
+const char* failure_name(UpstreamFailure failure);
+
+class UpstreamConn final : http::StreamWriter::Owner {
+ public:
+  class Owner {
+   public:
+    // The response head is complete and the Body holds what has arrived so far. Called once per
+    // read that made progress; `complete` the last time (the connection is already released).
+    virtual void on_upstream_response(const http::ResponseHead& head, bool complete) = 0;
+    // `reused`: the failure happened on a connection taken from the pool.
+    virtual void on_upstream_failed(UpstreamFailure failure, bool reused) = 0;
+
+   protected:
+    ~Owner() = default;
+  };
+
+  // Starts one exchange. `head` and `request_body` (may be null) are borrowed until the request
+  // is written or the exchange ends; `response_body` until the exchange ends.
+  void start(Owner* owner, const std::string* head, http::Body* request_body,
+             http::Body* response_body, bool head_request);
+  // The owner is gone or no longer wants the response: the connection closes.
+  void abandon();
+
+  bool reused() const { return reused_; }
+
+ private:
+  friend class Pool;
+  enum class State { kConnecting, kIdle, kBusy, kClosing };
+
+  UpstreamConn(Pool& pool, uv_loop_t* loop);
+  ~UpstreamConn() = default;
+  void connect(const sockaddr* address);
+  void close();
+  void fail(UpstreamFailure failure);
+  void send_request();
+  void on_write_done(int status) override;
+  void on_data(const char* data, size_t len);
+  void on_eof(int status);
+  void arm_timer(uint64_t ms, uv_timer_cb cb);
+
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_connect_timeout(uv_timer_t* timer);
+  static void on_response_timeout(uv_timer_t* timer);
+  static void on_idle_timeout(uv_timer_t* timer);
+  static void on_closed(uv_handle_t* handle);
+
+  Pool& pool_;
+  State state_ = State::kConnecting;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_connect_t connect_req_;
+  int open_handles_ = 0;
+  http::StreamWriter writer_;
+  http::ResponseParser parser_;
+  Owner* owner_ = nullptr;
+  const std::string* request_head_ = nullptr;
+  http::Body* request_body_ = nullptr;
+  bool reused_ = false;
+  bool connect_failed_ = false;
+  bool request_written_ = false;
+};
+
+// One server's keep-alive pool on one worker loop.
+class Pool {
+ public:
+  Pool(uv_loop_t* loop, const conf::Backend& backend, const conf::Server& server, const sockaddr_storage& address);
+  ~Pool();  // closes idle connections; busy ones close themselves
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // An idle connection (most recently used first), or a new one that is connecting. Never null.
+  UpstreamConn* acquire(bool fresh_only);
+  // Called by a connection that finished an exchange and may be reused.
+  void release(UpstreamConn* conn);
+  void forget(UpstreamConn* conn);  // a connection closing itself leaves the idle list
+
+  const conf::Backend& backend() const { return backend_; }
+  const conf::Server& server() const { return server_; }
+  uv_loop_t* loop() const { return loop_; }
+
+  // Closes every idle connection and stops the pool handing out any (worker shutdown).
+  void shutdown();
+
+ private:
+  uv_loop_t* loop_;
+  const conf::Backend& backend_;
+  const conf::Server& server_;
+  sockaddr_storage address_;
+  std::vector<UpstreamConn*> idle_;
+  bool shut_down_ = false;
+};
+
+}  // namespace edge::proxy

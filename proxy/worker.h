@@ -1,0 +1,122 @@
+// proxy/worker: one thread, one libuv loop, its own listening sockets (SO_REUSEPORT), and
+// everything that lives on that loop: client connections and upstream pools.
+//
+// Shared (process-wide, read-only after start unless atomic): the configuration, the router, the
+// backends' round-robin counters and the count of client connections. A connection never leaves
+// the worker that accepted it.
+#pragma once
+
+#include <netinet/in.h>
+#include <uv.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "conf/config.h"
+#include "proxy/router.h"
+#include "proxy/upstream.h"
+
+namespace edge::proxy {
+
+class ClientConn;
+
+// Every reason a client connection ends, declared once, each with its counter.
+#define EDGE_CLOSE_REASONS(X)                                    \
+  X(kClientClosed, "client closed")                              \
+  X(kKeepAliveDone, "keep-alive ended by request or response")   \
+  X(kIdleTimeout, "idle keep-alive timeout")                     \
+  X(kHeaderTimeout, "request head timeout")                      \
+  X(kBodyTimeout, "request body timeout")                        \
+  X(kSendTimeout, "client stopped reading")                      \
+  X(kBadRequest, "malformed or refused request")                 \
+  X(kClientAbort, "client left before the response")             \
+  X(kWriteError, "write to client failed")                       \
+  X(kUpstreamBroken, "backend failed mid-response")              \
+  X(kTooManyConnections, "over max_connections")                 \
+  X(kShutdown, "edge shutting down")
+
+enum class CloseReason {
+#define EDGE_ENUM(name, text) name,
+  EDGE_CLOSE_REASONS(EDGE_ENUM)
+#undef EDGE_ENUM
+      kCount
+};
+const char* close_reason_text(CloseReason reason);
+
+struct Stats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> upstream_failures{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(CloseReason::kCount)> closes{};
+  void count_close(CloseReason r) { closes[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+};
+
+struct Shared {
+  explicit Shared(conf::Config config);
+  conf::Config config;
+  Router router;  // borrows config
+  std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
+  std::unique_ptr<std::atomic<uint64_t>[]> round_robin;         // [backend]
+  std::atomic<uint64_t> client_connections{0};
+};
+
+class Worker {
+ public:
+  Worker(Shared& shared, int index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  static Worker& of(uv_loop_t* loop) { return *static_cast<Worker*>(loop->data); }
+
+  // Takes ownership of a bound, listening, non-blocking socket. Before start().
+  void adopt_listener(int fd);
+  void start();
+  void request_stop();  // any thread
+  void join();
+
+  uv_loop_t* loop() { return &loop_; }
+  Shared& shared() { return shared_; }
+  const conf::Limits& limits() const { return shared_.config.limits; }
+  Stats& stats() { return stats_; }
+  Pool& pool(int backend, int server) { return *pools_[static_cast<size_t>(backend)][static_cast<size_t>(server)]; }
+
+  // The loop's one read buffer: every read callback on this loop consumes its bytes before
+  // returning, so one buffer serves every connection and an idle connection holds none.
+  uv_buf_t read_buffer() { return uv_buf_init(read_buffer_.get(), kReadBufferSize); }
+  // The current time as an HTTP date, refreshed at most once a second.
+  std::string_view date();
+
+  void add_client(ClientConn* conn);
+  void remove_client(ClientConn* conn);
+  bool stopping() const { return stopping_; }
+
+ private:
+  static void on_connection(uv_stream_t* listener, int status);
+  static void on_stop(uv_async_t* async);
+  void run();
+
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+
+  Shared& shared_;
+  int index_;
+  uv_loop_t loop_;
+  uv_async_t stop_async_;
+  std::vector<std::unique_ptr<uv_tcp_t>> listeners_;
+  std::vector<std::vector<std::unique_ptr<Pool>>> pools_;
+  std::unique_ptr<char[]> read_buffer_;
+  std::vector<ClientConn*> clients_;  // for shutdown; unordered
+  Stats stats_;
+  std::thread thread_;
+  bool stopping_ = false;
+  uint64_t date_second_ = 0;
+  char date_[32] = {};
+  size_t date_len_ = 0;
+};
+
+}  // namespace edge::proxy

@@ -1,0 +1,126 @@
+// testkit: what the integration tests need to run the real binaries and talk HTTP to them.
+//
+// Everything binds to 127.0.0.1 on ports chosen at run time. Processes are started by the test
+// and stopped by it (by pid) when their handle goes out of scope. Blocking sockets with receive
+// timeouts: a hung server fails the test instead of hanging it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/message.h"
+
+namespace edge::testkit {
+
+// A port that was free a moment ago (bound to port 0, then released).
+uint16_t free_port();
+
+// Paths of the binaries under test, from EDGE_BIN / EDGE_APP_BIN (set by ctest).
+std::string edge_bin();
+std::string edge_app_bin();
+
+// A temporary directory removed (recursively) with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string write(const std::string& name, std::string_view content) const;  // returns the path
+
+ private:
+  std::string path_;
+};
+
+// A child process; stdout and stderr go to a log file that output() reads.
+class Process {
+ public:
+  Process(const std::string& binary, const std::vector<std::string>& args);
+  ~Process();  // SIGTERM, then SIGKILL after 5 s if still running; waits
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // Waits for the process to exit (at most `limit`); returns its exit code, or -signal, or
+  // nullopt if it is still running.
+  std::optional<int> wait(std::chrono::milliseconds limit = std::chrono::seconds(10));
+  void kill(int signal);
+  std::string output() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+  std::optional<int> status_;
+};
+
+// Polls until something accepts on 127.0.0.1:port (at most `limit`); false on time-out.
+bool wait_for_port(uint16_t port, std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+// An edge-app process on a fresh port, ready when constructed.
+struct App {
+  explicit App(const std::string& name, std::vector<std::string> extra_args = {});
+  uint16_t port;
+  Process process;
+};
+
+// An edge process with the given YAML config (written to a temp file), ready when constructed.
+// The YAML may use {{port}} (replaced by a fresh port for the listener, available as port).
+struct Edge {
+  explicit Edge(const std::string& yaml_template);
+  TempDir dir;
+  uint16_t port;
+  std::string config_path;
+  Process process;
+};
+
+struct Response {
+  int status = 0;
+  int version_minor = 1;
+  std::string reason;
+  http::Headers headers;
+  std::string body;
+  bool complete = false;  // a whole message was read
+  std::optional<std::string_view> header(std::string_view name) const { return headers.get(name); }
+};
+
+// A client connection to 127.0.0.1:port.
+class Client {
+ public:
+  explicit Client(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  void set_receive_buffer(int bytes);  // before reading a large response slowly
+
+  bool send(std::string_view bytes);  // false if the peer is gone
+  // Reads one response (for a request with `method`: HEAD has no body). complete=false if the
+  // connection closed or timed out first.
+  Response read_response(std::string_view method = "GET");
+  // Reads up to n bytes as they come (raw); empty when closed or timed out.
+  std::string read_some(size_t n = 65536);
+  // True if the peer closes the connection (EOF or reset) within the timeout; bytes that
+  // arrive before the close are discarded.
+  bool wait_closed();
+
+ private:
+  int fd_ = -1;
+  std::string pending_;  // bytes read past the previous response
+};
+
+// One request on a fresh connection: "GET <target> HTTP/1.1" with Host and Connection: close.
+Response get(uint16_t port, const std::string& host, const std::string& target);
+// Sends raw bytes on a fresh connection and reads one response.
+Response exchange(uint16_t port, std::string_view raw, std::string_view method = "GET");
+
+}  // namespace edge::testkit

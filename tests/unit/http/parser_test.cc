@@ -1,0 +1,246 @@
+#include "http/parser.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace edge::http;
+
+namespace {
+RequestParser::Limits limits(uint64_t header = 1024, uint64_t line = 256, uint64_t body = 4096) {
+  return {header, line, body};
+}
+
+// Feeds `input` in pieces of `step` bytes, following the parser's stops the way a connection
+// does. Returns the last event and the number of complete messages seen.
+struct Outcome {
+  ParseEvent last = ParseEvent::kNeedMore;
+  int heads = 0;
+  int messages = 0;
+  size_t consumed = 0;
+};
+
+Outcome run(RequestParser& p, Body* body, std::string_view input, size_t step) {
+  Outcome out;
+  size_t pos = 0;
+  bool again = false;
+  while (pos < input.size() || again) {
+    again = false;
+    std::string_view piece = input.substr(pos, step);
+    ParseResult r = p.feed(piece);
+    pos += r.consumed;
+    out.consumed = pos;
+    out.last = r.event;
+    if (r.event == ParseEvent::kError) return out;
+    if (r.event == ParseEvent::kHead) {
+      ++out.heads;
+      p.set_body_sink(body);
+      again = true;
+    }
+    if (r.event == ParseEvent::kMessage) ++out.messages;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a simple GET stops at its head, then completes without more bytes") {
+  RequestParser p(limits());
+  std::string req = "GET /a?b=1 HTTP/1.1\r\nHost: Example.com\r\nX-Empty:\r\nX-Pad:   v  \r\n\r\n";
+  ParseResult r = p.feed(req);
+  CHECK(r.event == ParseEvent::kHead);
+  CHECK(r.consumed == req.size());
+  CHECK(p.head().method == "GET");
+  CHECK(p.head().target == "/a?b=1");
+  CHECK(p.head().path() == "/a");
+  CHECK(p.head().host() == "Example.com");
+  CHECK(p.head().headers.get("x-empty") == std::string_view(""));
+  CHECK(p.head().headers.get("X-PAD") == std::string_view("v"));
+  CHECK(p.head().keep_alive);
+  r = p.feed({});
+  CHECK(r.event == ParseEvent::kMessage);
+  CHECK(r.consumed == 0);
+}
+
+TEST_CASE("every split of a request with a chunked body gives the same head and body") {
+  std::string req =
+      "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  for (size_t step = 1; step <= req.size(); ++step) {
+    RequestParser p(limits());
+    Body body;
+    Outcome o = run(p, &body, req, step);
+    CAPTURE(step);
+    REQUIRE(o.messages == 1);
+    CHECK(o.heads == 1);
+    CHECK(p.head().chunked);
+    CHECK(body.to_string() == "hello world");
+    CHECK(body.complete());
+  }
+}
+
+TEST_CASE("pipelined requests are parsed one at a time") {
+  RequestParser p(limits());
+  std::string two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+  std::string_view rest = two;
+  ParseResult r = p.feed(rest);
+  REQUIRE(r.event == ParseEvent::kHead);
+  rest.remove_prefix(r.consumed);
+  r = p.feed(rest);
+  REQUIRE(r.event == ParseEvent::kMessage);
+  CHECK(p.head().target == "/1");
+  rest.remove_prefix(r.consumed);
+  CHECK(rest.size() == two.size() / 2);
+  r = p.feed(rest);
+  REQUIRE(r.event == ParseEvent::kHead);
+  CHECK(p.head().target == "/2");
+}
+
+TEST_CASE("HTTP/1.0 keep-alive follows the Connection header") {
+  RequestParser a(limits());
+  a.feed("GET / HTTP/1.0\r\n\r\n");
+  CHECK_FALSE(a.head().keep_alive);
+  CHECK(a.head().version_minor == 0);
+  RequestParser b(limits());
+  b.feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(b.head().keep_alive);
+  RequestParser c(limits());
+  c.feed("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  CHECK_FALSE(c.head().keep_alive);
+}
+
+TEST_CASE("smuggling shapes and malformed requests are errors with the right status") {
+  struct Case {
+    const char* name;
+    std::string input;
+    int status;
+  };
+  const Case cases[] = {
+      {"content-length with transfer-encoding",
+       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"two different content-lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+       400},
+      {"bad chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+      {"space in header name", "GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", 400},
+      {"space before colon", "GET / HTTP/1.1\r\nHost: a\r\nName : x\r\n\r\n", 400},
+      {"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", 400},
+      {"control byte in header value", std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n"), 400},
+      {"transfer-encoding not ending in chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+      {"bad version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+      {"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
+      {"negative content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400},
+  };
+  for (const Case& c : cases) {
+    std::string name = c.name;
+    CAPTURE(name);
+    RequestParser p(limits());
+    Body body;
+    Outcome o = run(p, &body, c.input, c.input.size());
+    CHECK(o.last == ParseEvent::kError);
+    CHECK(p.error_status() == c.status);
+  }
+}
+
+TEST_CASE("limits: request line 414, head 431, body 413") {
+  {
+    RequestParser p(limits(1024, 64));
+    std::string req = "GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+    CHECK(run(p, nullptr, req, 7).last == ParseEvent::kError);
+    CHECK(p.error_status() == 414);
+  }
+  {
+    RequestParser p(limits(128, 64));
+    std::string req = "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(200, 'b') + "\r\n\r\n";
+    CHECK(run(p, nullptr, req, 13).last == ParseEvent::kError);
+    CHECK(p.error_status() == 431);
+  }
+  {
+    // A head of exactly the limit passes.
+    std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    RequestParser p(limits(req.size(), 64));
+    CHECK(run(p, nullptr, req, req.size()).messages == 1);
+  }
+  {
+    RequestParser p(limits(1024, 64, 10));
+    CHECK(run(p, nullptr, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n", 64).last == ParseEvent::kError);
+    CHECK(p.error_status() == 413);
+  }
+  {
+    RequestParser p(limits(1024, 64, 10));
+    std::string req = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n";
+    CHECK(run(p, nullptr, req, 5).last == ParseEvent::kError);
+    CHECK(p.error_status() == 413);
+  }
+}
+
+TEST_CASE("a response is parsed with its body, skipping interim 1xx responses") {
+  std::string resp =
+      "HTTP/1.1 100 Continue\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello";
+  for (size_t step = 1; step <= resp.size(); ++step) {
+    ResponseParser p;
+    Body body;
+    p.expect_response(false);
+    p.set_body_sink(&body);
+    std::string_view rest = resp;
+    ParseEvent last = ParseEvent::kNeedMore;
+    size_t pos = 0;
+    while (pos < resp.size()) {
+      ParseResult r = p.feed(rest.substr(pos, step));
+      pos += r.consumed;
+      last = r.event;
+      if (last == ParseEvent::kError || last == ParseEvent::kMessage) break;
+    }
+    CAPTURE(step);
+    REQUIRE(last == ParseEvent::kMessage);
+    CHECK(p.head().status == 200);
+    CHECK(p.head().content_length == 5u);
+    CHECK(body.to_string() == "hello");
+  }
+}
+
+TEST_CASE("a response to HEAD has no body whatever its Content-Length says") {
+  ResponseParser p;
+  p.expect_response(true);
+  ParseResult r = p.feed("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n");
+  CHECK(r.event == ParseEvent::kMessage);
+  CHECK(p.head().content_length == 500u);
+}
+
+TEST_CASE("a close-delimited response completes at EOF; a truncated one is an error") {
+  ResponseParser a;
+  Body body;
+  a.expect_response(false);
+  a.set_body_sink(&body);
+  CHECK(a.feed("HTTP/1.1 200 OK\r\n\r\npartial").event == ParseEvent::kHead);
+  CHECK(a.finish() == ParseEvent::kMessage);
+  CHECK(body.to_string() == "partial");
+
+  ResponseParser b;
+  b.expect_response(false);
+  CHECK(b.feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").event == ParseEvent::kHead);
+  CHECK(b.finish() == ParseEvent::kError);
+
+  ResponseParser c;
+  c.expect_response(false);
+  CHECK(c.finish() == ParseEvent::kError);
+  CHECK_FALSE(c.started());
+}
+
+TEST_CASE("garbage from a backend is an error") {
+  ResponseParser p;
+  p.expect_response(false);
+  CHECK(p.feed("this is not http\r\n\r\n").event == ParseEvent::kError);
+}
+
+TEST_CASE("a keep-alive response connection parses consecutive responses") {
+  ResponseParser p;
+  for (int i = 0; i < 3; ++i) {
+    Body body;
+    p.expect_response(false);
+    p.set_body_sink(&body);
+    ParseResult r = p.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    CHECK(r.event == ParseEvent::kMessage);
+    CHECK(body.to_string() == "abc");
+    CHECK(p.head().keep_alive);
+  }
+}
