@@ -60,9 +60,16 @@ Worker::Worker(Shared& shared, int index)
 }
 
 Worker::~Worker() {
-  // Pools go first: an idle connection's close must still find its loop running.
+  // Whatever is still open (a worker that never ran, idle pool connections) is closed here, and
+  // the loop runs until every close callback has freed its owner.
   for (auto& pools : pools_)
     for (auto& pool : pools) pool->shutdown();
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* handle, void*) {
+        if (!uv_is_closing(handle)) uv_close(handle, nullptr);
+      },
+      nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   pools_.clear();
   uv_loop_close(&loop_);
