@@ -62,7 +62,7 @@ struct Server {
 };
 
 struct Pool {
-  uint64_t max_idle = 64;                           // idle keep-alive conns per server and worker
+  uint64_t max_idle = 256;                          // idle keep-alive conns per server and worker
   Duration idle_timeout{std::chrono::seconds(30)};  // an idle conn older than this is closed
 };
 

@@ -7,6 +7,29 @@ namespace edge::http {
 
 namespace {
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+struct Known {
+  std::string_view name;
+  FieldId id;
+};
+constexpr Known kKnown[] = {
+    {"host", FieldId::kHost},
+    {"content-length", FieldId::kContentLength},
+    {"transfer-encoding", FieldId::kTransferEncoding},
+    {"connection", FieldId::kConnection},
+    {"keep-alive", FieldId::kKeepAlive},
+    {"proxy-connection", FieldId::kProxyConnection},
+    {"te", FieldId::kTe},
+    {"trailer", FieldId::kTrailer},
+    {"upgrade", FieldId::kUpgrade},
+    {"proxy-authorization", FieldId::kProxyAuthorization},
+    {"proxy-authenticate", FieldId::kProxyAuthenticate},
+    {"expect", FieldId::kExpect},
+    {"x-forwarded-for", FieldId::kXForwardedFor},
+    {"x-forwarded-proto", FieldId::kXForwardedProto},
+    {"via", FieldId::kVia},
+    {"date", FieldId::kDate},
+};
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 }  // namespace
 
@@ -23,6 +46,30 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+FieldId field_id(std::string_view name) {
+  // Most fields are not known ones: the length and first letter reject them cheaply.
+  for (const Known& k : kKnown)
+    if (k.name.size() == name.size() && k.name[0] == lower(name[0]) && iequals(k.name, name)) return k.id;
+  return FieldId::kOther;
+}
+
+bool is_hop_by_hop(FieldId id) {
+  switch (id) {
+    case FieldId::kConnection:
+    case FieldId::kKeepAlive:
+    case FieldId::kProxyConnection:
+    case FieldId::kTe:
+    case FieldId::kTrailer:
+    case FieldId::kTransferEncoding:
+    case FieldId::kUpgrade:
+    case FieldId::kProxyAuthorization:
+    case FieldId::kProxyAuthenticate:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void Headers::add(std::string_view name, std::string_view value) {
   begin_field();
   append_name(name);
@@ -32,7 +79,7 @@ void Headers::add(std::string_view name, std::string_view value) {
 
 void Headers::begin_field() {
   auto off = static_cast<uint32_t>(arena_.size());
-  fields_.push_back(Field{off, 0, off, 0});
+  fields_.push_back(Field{off, 0, off, 0, FieldId::kOther});
 }
 
 void Headers::append_name(std::string_view piece) {
@@ -49,6 +96,7 @@ void Headers::append_value(std::string_view piece) {
 
 void Headers::end_field() {
   Field& f = fields_.back();
+  if (f.name_len > 0) f.id = field_id(view(f.name_off, f.name_len));
   while (f.value_len > 0 && is_space(arena_[f.value_off])) {
     ++f.value_off;
     --f.value_len;
@@ -146,14 +194,7 @@ std::string_view reason_phrase(int status) {
   }
 }
 
-bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-      "upgrade", "proxy-authorization", "proxy-authenticate"};
-  for (std::string_view n : kNames)
-    if (iequals(name, n)) return true;
-  return false;
-}
+bool is_hop_by_hop(std::string_view name) { return !name.empty() && is_hop_by_hop(field_id(name)); }
 
 size_t format_http_date(int64_t unix_seconds, char* out) {
   static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};

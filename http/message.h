@@ -28,6 +28,31 @@ void for_each_token(std::string_view list, Fn&& fn) {
   }
 }
 
+// The fields the proxy acts on, recognised once when a field is parsed, so forwarding a head
+// is a switch per field rather than a string comparison per field and rule.
+enum class FieldId : uint8_t {
+  kOther,
+  kHost,
+  kContentLength,
+  kTransferEncoding,
+  kConnection,
+  kKeepAlive,
+  kProxyConnection,
+  kTe,
+  kTrailer,
+  kUpgrade,
+  kProxyAuthorization,
+  kProxyAuthenticate,
+  kExpect,
+  kXForwardedFor,
+  kXForwardedProto,
+  kVia,
+  kDate,
+};
+FieldId field_id(std::string_view name);
+// Hop-by-hop fields (RFC 9110 7.6.1) that a proxy never forwards, whatever Connection says.
+bool is_hop_by_hop(FieldId id);
+
 class Headers {
  public:
   void clear() {
@@ -39,6 +64,7 @@ class Headers {
   size_t size() const { return fields_.size(); }
   std::string_view name(size_t i) const { return view(fields_[i].name_off, fields_[i].name_len); }
   std::string_view value(size_t i) const { return view(fields_[i].value_off, fields_[i].value_len); }
+  FieldId id(size_t i) const { return fields_[i].id; }
 
   // The first field with this name (case-insensitive).
   std::optional<std::string_view> get(std::string_view name) const;
@@ -56,6 +82,7 @@ class Headers {
  private:
   struct Field {
     uint32_t name_off, name_len, value_off, value_len;
+    FieldId id;
   };
   std::string_view view(uint32_t off, uint32_t len) const { return {arena_.data() + off, len}; }
 
@@ -96,7 +123,6 @@ struct ResponseHead {
 // The canonical reason phrase for a status ("Unknown" for codes we do not name).
 std::string_view reason_phrase(int status);
 
-// Hop-by-hop fields (RFC 9110 7.6.1) that a proxy never forwards, whatever Connection says.
 bool is_hop_by_hop(std::string_view name);
 
 // "Sun, 06 Nov 1994 08:49:37 GMT" for the given Unix time; the buffer must hold 30 bytes.

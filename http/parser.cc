@@ -1,6 +1,7 @@
 #include "http/parser.h"
 
 #include <algorithm>
+#include <array>
 
 namespace edge::http {
 
@@ -14,10 +15,14 @@ Parser* self(llhttp_t* p) {
   return static_cast<Parser*>(p->data);
 }
 
-bool is_tchar(unsigned char c) {
-  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || kExtra.find(static_cast<char>(c)) != std::string_view::npos;
-}
+constexpr auto kTchar = [] {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[static_cast<size_t>(c)] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[static_cast<size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[static_cast<size_t>(c)] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
 
 // llhttp lets a space or other separators into a field name; RFC 9112 says such a message must
 // be refused, and a name that differs between two parsers is how requests get smuggled.
@@ -26,7 +31,7 @@ bool valid_field_names(const Headers& headers) {
     std::string_view name = headers.name(i);
     if (name.empty()) return false;
     for (char c : name)
-      if (!is_tchar(static_cast<unsigned char>(c))) return false;
+      if (!kTchar[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }

@@ -1,6 +1,6 @@
 #include "http/writer.h"
 
-#include <cstdio>
+#include <charconv>
 
 namespace edge::http {
 
@@ -57,8 +57,11 @@ void StreamWriter::pump() {
       if (n < 0) return finish(n);
       for (int i = 0; i < n; ++i) {
         if (chunked_) {
-          int len = std::snprintf(chunk_lines_[i], sizeof chunk_lines_[i], "%zx\r\n", slices[i].len);
-          frame.add(chunk_lines_[i], static_cast<size_t>(len));
+          char* line = chunk_lines_[i];
+          char* end = std::to_chars(line, line + sizeof chunk_lines_[i] - 2, slices[i].len, 16).ptr;
+          *end++ = '\r';
+          *end++ = '\n';
+          frame.add(line, static_cast<size_t>(end - line));
         }
         frame.add(slices[i].data, slices[i].len);
         if (chunked_) frame.add(kCrLf, 2);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -25,13 +26,14 @@ struct ConnectionTokens {
   int count = 0;
   explicit ConnectionTokens(const http::Headers& headers) {
     for (size_t i = 0; i < headers.size(); ++i) {
-      if (!iequals(headers.name(i), "connection")) continue;
+      if (headers.id(i) != http::FieldId::kConnection) continue;
       http::for_each_token(headers.value(i), [&](std::string_view token) {
         if (count < 8) items[count++] = token;
       });
     }
   }
   bool contains(std::string_view name) const {
+    // Nominating a field is rare; most heads have only "keep-alive" or "close" here.
     for (int i = 0; i < count; ++i)
       if (iequals(items[i], name)) return true;
     return false;
@@ -40,8 +42,8 @@ struct ConnectionTokens {
 
 void append_number(std::string& out, uint64_t n) {
   char digits[24];
-  int len = std::snprintf(digits, sizeof digits, "%llu", static_cast<unsigned long long>(n));
-  out.append(digits, static_cast<size_t>(len));
+  auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, static_cast<size_t>(end - digits));
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -68,9 +70,8 @@ ClientConn::ClientConn(Worker& worker)
 void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
   auto* conn = new ClientConn(worker);
   uv_tcp_init(worker.loop(), &conn->tcp_);
-  uv_timer_init(worker.loop(), &conn->timer_);
+  conn->deadline_.init(worker.loop(), [](void* owner) { static_cast<ClientConn*>(owner)->on_timer(); }, conn);
   conn->tcp_.data = conn;
-  conn->timer_.data = conn;
   conn->open_handles_ = 2;
   worker.add_client(conn);
   Shared& shared = worker.shared();
@@ -246,7 +247,7 @@ void ClientConn::reject(int status) {
 // ---- the exchange ----
 
 void ClientConn::on_request_complete() {
-  uv_timer_stop(&timer_);
+  deadline_.clear();
   phase_ = Phase::kForwarding;
   ++requests_;
   worker_.stats().requests.fetch_add(1, std::memory_order_relaxed);
@@ -376,18 +377,17 @@ void ClientConn::build_upstream_head() {
   std::string_view forwarded_for;
   bool has_host = false;
   for (size_t i = 0; i < head.headers.size(); ++i) {
+    const http::FieldId id = head.headers.id(i);
     std::string_view name = head.headers.name(i);
-    if (http::is_hop_by_hop(name) || nominated.contains(name) || iequals(name, "content-length") ||
-        iequals(name, "expect") || iequals(name, "x-forwarded-proto"))
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
+        id == http::FieldId::kXForwardedProto || (nominated.count && nominated.contains(name)))
       continue;
-    if (iequals(name, "x-forwarded-for")) {
+    if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
       // Several fields would confuse backends that read one: fold the first into ours.
-      if (forwarded_for.empty()) {
-        forwarded_for = head.headers.value(i);
-        continue;
-      }
+      forwarded_for = head.headers.value(i);
+      continue;
     }
-    if (iequals(name, "host")) has_host = true;
+    if (id == http::FieldId::kHost) has_host = true;
     append_field(out, name, head.headers.value(i));
   }
   if (!has_host) {
@@ -423,9 +423,11 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
   out.append("\r\n");
   bool has_date = false;
   for (size_t i = 0; i < head.headers.size(); ++i) {
+    const http::FieldId id = head.headers.id(i);
     std::string_view name = head.headers.name(i);
-    if (http::is_hop_by_hop(name) || nominated.contains(name) || iequals(name, "content-length")) continue;
-    if (!has_date && iequals(name, "date")) has_date = true;
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || (nominated.count && nominated.contains(name)))
+      continue;
+    if (id == http::FieldId::kDate) has_date = true;
     append_field(out, name, head.headers.value(i));
   }
   out.append("Via: 1.1 edge\r\n");
@@ -457,7 +459,7 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
 }
 
 void ClientConn::send_error(int status, bool may_keep_alive) {
-  uv_timer_stop(&timer_);
+  deadline_.clear();
   const bool head_request = parser_.head().is_head();
   response_keep_alive_ = may_keep_alive && request_keep_alive_ && phase_ == Phase::kForwarding && !client_eof_ &&
                          !worker_.stopping();
@@ -490,10 +492,8 @@ void ClientConn::send_error(int status, bool may_keep_alive) {
 // ---- timers and closing ----
 
 void ClientConn::arm_timer(conf::Duration timeout) {
-  uv_timer_start(&timer_, &ClientConn::on_timer_cb, static_cast<uint64_t>(timeout.count()), 0);
+  deadline_.set(static_cast<uint64_t>(timeout.count()));
 }
-
-void ClientConn::on_timer_cb(uv_timer_t* timer) { static_cast<ClientConn*>(timer->data)->on_timer(); }
 
 void ClientConn::on_timer() {
   switch (phase_) {
@@ -527,7 +527,7 @@ void ClientConn::linger() {
   phase_ = Phase::kClosing;
   if (closed_) return;
   if (client_eof_) return close_now(CloseReason::kKeepAliveDone);
-  uv_timer_start(&timer_, &ClientConn::on_timer_cb, kLingerMs, 0);
+  deadline_.set(kLingerMs);
   shutdown_req_.data = this;
   if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &ClientConn::on_shutdown_cb) != 0)
     return close_now(CloseReason::kKeepAliveDone);
@@ -551,11 +551,13 @@ void ClientConn::close_now(CloseReason reason) {
   worker_.remove_client(this);
   worker_.shared().client_connections.fetch_sub(1, std::memory_order_relaxed);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ClientConn::on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ClientConn::on_closed);
+  uv_close(deadline_.handle(), &ClientConn::on_closed);
 }
 
 void ClientConn::on_closed(uv_handle_t* handle) {
-  auto* c = static_cast<ClientConn*>(handle->data);
+  void* data = handle->data;
+  auto* c = handle->type == UV_TIMER ? static_cast<ClientConn*>(static_cast<http::Deadline*>(data)->owner())
+                                     : static_cast<ClientConn*>(data);
   if (--c->open_handles_ == 0) delete c;
 }
 

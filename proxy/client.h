@@ -21,6 +21,7 @@
 #include <string>
 
 #include "http/body.h"
+#include "http/deadline.h"
 #include "http/parser.h"
 #include "http/writer.h"
 #include "proxy/router.h"
@@ -67,13 +68,12 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner {
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void on_timer_cb(uv_timer_t* timer);
   static void on_shutdown_cb(uv_shutdown_t* req, int status);
   static void on_closed(uv_handle_t* handle);
 
   Worker& worker_;
   uv_tcp_t tcp_;
-  uv_timer_t timer_;
+  http::Deadline deadline_;
   uv_shutdown_t shutdown_req_;
   int open_handles_ = 0;
   size_t registry_index_ = 0;

@@ -21,9 +21,8 @@ const char* failure_name(UpstreamFailure failure) {
 
 UpstreamConn::UpstreamConn(Pool& pool, uv_loop_t* loop) : pool_(pool), writer_(this) {
   uv_tcp_init(loop, &tcp_);
-  uv_timer_init(loop, &timer_);
+  deadline_.init(loop, [](void* owner) { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
   tcp_.data = this;
-  timer_.data = this;
   connect_req_.data = this;
   open_handles_ = 2;
   uv_tcp_nodelay(&tcp_, 1);
@@ -37,7 +36,7 @@ void UpstreamConn::connect(const sockaddr* address) {
     connect_failed_ = true;
     return;
   }
-  arm_timer(static_cast<uint64_t>(pool_.backend().connect_timeout.count()), &UpstreamConn::on_connect_timeout);
+  arm_timer(pool_.backend().connect_timeout);
 }
 
 void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* request_body,
@@ -57,7 +56,7 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
 }
 
 void UpstreamConn::send_request() {
-  arm_timer(static_cast<uint64_t>(pool_.backend().response_timeout.count()), &UpstreamConn::on_response_timeout);
+  arm_timer(pool_.backend().response_timeout);
   writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), request_head_, request_body_, false);
 }
 
@@ -72,30 +71,25 @@ void UpstreamConn::on_write_done(int status) {
 void UpstreamConn::on_connect(uv_connect_t* req, int status) {
   auto* c = static_cast<UpstreamConn*>(req->data);
   if (c->state_ == State::kClosing) return;
-  uv_timer_stop(&c->timer_);
+  c->deadline_.clear();
   if (status < 0) return c->fail(UpstreamFailure::kConnectRefused);
   c->state_ = State::kBusy;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), &UpstreamConn::on_alloc, &UpstreamConn::on_read);
   c->send_request();
 }
 
-void UpstreamConn::on_connect_timeout(uv_timer_t* timer) {
-  auto* c = static_cast<UpstreamConn*>(timer->data);
-  c->fail(UpstreamFailure::kConnectTimeout);
+void UpstreamConn::on_timeout() {
+  switch (state_) {
+    case State::kConnecting: return fail(UpstreamFailure::kConnectTimeout);
+    case State::kBusy: return fail(UpstreamFailure::kResponseTimeout);
+    case State::kIdle:
+      pool_.forget(this);
+      return close();
+    case State::kClosing: return;
+  }
 }
 
-void UpstreamConn::on_response_timeout(uv_timer_t* timer) {
-  auto* c = static_cast<UpstreamConn*>(timer->data);
-  c->fail(UpstreamFailure::kResponseTimeout);
-}
-
-void UpstreamConn::on_idle_timeout(uv_timer_t* timer) {
-  auto* c = static_cast<UpstreamConn*>(timer->data);
-  c->pool_.forget(c);
-  c->close();
-}
-
-void UpstreamConn::arm_timer(uint64_t ms, uv_timer_cb cb) { uv_timer_start(&timer_, cb, ms, 0); }
+void UpstreamConn::arm_timer(conf::Duration timeout) { deadline_.set(static_cast<uint64_t>(timeout.count())); }
 
 void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
   *buf = Worker::of(handle->loop).read_buffer();
@@ -125,7 +119,7 @@ void UpstreamConn::on_data(const char* data, size_t len) {
     }
   }
   // Progress resets the clock: response_timeout bounds silence, not a long download.
-  if (!complete) arm_timer(static_cast<uint64_t>(pool_.backend().response_timeout.count()), &UpstreamConn::on_response_timeout);
+  if (!complete) arm_timer(pool_.backend().response_timeout);
   if (!parser_.head_complete() && !complete) return;
 
   Owner* owner = owner_;
@@ -135,7 +129,7 @@ void UpstreamConn::on_data(const char* data, size_t len) {
   // Reusable only if both sides meant to keep the connection and nothing trails the response.
   bool reusable = head.keep_alive && rest.empty() && request_written_;
   owner_ = nullptr;
-  uv_timer_stop(&timer_);
+  deadline_.clear();
   if (reusable) {
     pool_.release(this);
   } else {
@@ -180,11 +174,13 @@ void UpstreamConn::close() {
   state_ = State::kClosing;
   writer_.abort();
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &UpstreamConn::on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &UpstreamConn::on_closed);
+  uv_close(deadline_.handle(), &UpstreamConn::on_closed);
 }
 
 void UpstreamConn::on_closed(uv_handle_t* handle) {
-  auto* c = static_cast<UpstreamConn*>(handle->data);
+  void* data = handle->data;
+  auto* c = handle->type == UV_TIMER ? static_cast<UpstreamConn*>(static_cast<http::Deadline*>(data)->owner())
+                                     : static_cast<UpstreamConn*>(data);
   if (--c->open_handles_ == 0) delete c;
 }
 
@@ -200,7 +196,7 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
   if (!fresh_only && !idle_.empty()) {
     UpstreamConn* conn = idle_.back();
     idle_.pop_back();
-    uv_timer_stop(&conn->timer_);
+    conn->deadline_.clear();
     conn->reused_ = true;
     return conn;
   }
@@ -213,7 +209,7 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
 void Pool::release(UpstreamConn* conn) {
   if (shut_down_ || idle_.size() >= backend_.pool.max_idle) return conn->close();
   conn->state_ = UpstreamConn::State::kIdle;
-  conn->arm_timer(static_cast<uint64_t>(backend_.pool.idle_timeout.count()), &UpstreamConn::on_idle_timeout);
+  conn->arm_timer(backend_.pool.idle_timeout);
   idle_.push_back(conn);
 }
 

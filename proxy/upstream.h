@@ -19,6 +19,7 @@
 
 #include "conf/config.h"
 #include "http/body.h"
+#include "http/deadline.h"
 #include "http/parser.h"
 #include "http/writer.h"
 
@@ -72,20 +73,18 @@ class UpstreamConn final : http::StreamWriter::Owner {
   void on_write_done(int status) override;
   void on_data(const char* data, size_t len);
   void on_eof(int status);
-  void arm_timer(uint64_t ms, uv_timer_cb cb);
+  void arm_timer(conf::Duration timeout);
+  void on_timeout();
 
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void on_connect_timeout(uv_timer_t* timer);
-  static void on_response_timeout(uv_timer_t* timer);
-  static void on_idle_timeout(uv_timer_t* timer);
   static void on_closed(uv_handle_t* handle);
 
   Pool& pool_;
   State state_ = State::kConnecting;
   uv_tcp_t tcp_;
-  uv_timer_t timer_;
+  http::Deadline deadline_;
   uv_connect_t connect_req_;
   int open_handles_ = 0;
   http::StreamWriter writer_;

@@ -1,0 +1,40 @@
+// http/deadline: a timeout that moves often and rarely fires, over one uv_timer_t.
+//
+// Connections re-arm their timeout on every request (header, body, idle, response). Moving a
+// libuv timer is a heap operation; here moving the deadline later only writes a field, and the
+// timer, when it fires early, re-arms itself for the remainder. Only an earlier deadline touches
+// the timer.
+//
+// Ownership: the owner embeds the Deadline, calls init() once, and closes handle() with its
+// other handles; the handle's data points at the Deadline, whose owner() gives the owner back.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+
+namespace edge::http {
+
+class Deadline {
+ public:
+  using Callback = void (*)(void* owner);
+
+  void init(uv_loop_t* loop, Callback callback, void* owner);
+  void set(uint64_t ms_from_now);
+  void clear() { deadline_ = 0; }
+  bool armed() const { return deadline_ != 0; }
+
+  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&timer_); }
+  void* owner() const { return owner_; }
+
+ private:
+  static void on_timer(uv_timer_t* timer);
+
+  uv_timer_t timer_;
+  uint64_t deadline_ = 0;   // loop time in ms; 0: none
+  uint64_t fires_at_ = 0;   // when the libuv timer is due; 0: not started
+  Callback callback_ = nullptr;
+  void* owner_ = nullptr;
+};
+
+}  // namespace edge::http
