@@ -1,5 +1,6 @@
 #include "http/message.h"
 
+#include <array>
 #include <cstdio>
 #include <ctime>
 
@@ -47,9 +48,17 @@ std::string_view trim(std::string_view s) {
 }
 
 FieldId field_id(std::string_view name) {
-  // Most fields are not known ones: the length and first letter reject them cheaply.
-  for (const Known& k : kKnown)
-    if (k.name.size() == name.size() && k.name[0] == lower(name[0]) && iequals(k.name, name)) return k.id;
+  // Most fields are not known ones: a length no known name has rejects them at once.
+  static constexpr auto kByLength = [] {
+    std::array<uint32_t, 24> mask{};  // bit i: kKnown[i] has this length
+    for (size_t i = 0; i < std::size(kKnown); ++i) mask[kKnown[i].name.size()] |= 1u << i;
+    return mask;
+  }();
+  if (name.size() >= kByLength.size()) return FieldId::kOther;
+  for (uint32_t m = kByLength[name.size()]; m != 0; m &= m - 1) {
+    const Known& k = kKnown[static_cast<size_t>(__builtin_ctz(m))];
+    if (iequals(k.name, name)) return k.id;
+  }
   return FieldId::kOther;
 }
 
@@ -110,6 +119,19 @@ std::optional<std::string_view> Headers::get(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<std::string_view> Headers::get(FieldId id) const {
+  for (const Field& f : fields_)
+    if (f.id == id) return view(f.value_off, f.value_len);
+  return std::nullopt;
+}
+
+size_t Headers::count(FieldId id) const {
+  size_t n = 0;
+  for (const Field& f : fields_)
+    if (f.id == id) ++n;
+  return n;
+}
+
 size_t Headers::count(std::string_view name) const {
   size_t n = 0;
   for (const Field& f : fields_)
@@ -149,7 +171,7 @@ std::string_view RequestHead::path() const {
   return t.substr(0, t.find('?'));
 }
 
-std::string_view RequestHead::host() const { return headers.get("host").value_or(std::string_view{}); }
+std::string_view RequestHead::host() const { return headers.get(FieldId::kHost).value_or(std::string_view{}); }
 
 void ResponseHead::clear() {
   status = 0;

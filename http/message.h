@@ -69,6 +69,9 @@ class Headers {
   // The first field with this name (case-insensitive).
   std::optional<std::string_view> get(std::string_view name) const;
   size_t count(std::string_view name) const;
+  // The same for a known field, without comparing strings.
+  std::optional<std::string_view> get(FieldId id) const;
+  size_t count(FieldId id) const;
   // True when a field with this name lists `token` (comma-separated, case-insensitive).
   bool has_token(std::string_view name, std::string_view token) const;
 

@@ -197,13 +197,14 @@ bool ClientConn::on_head() {
   http::RequestHead& head = parser_.head();
   phase_ = Phase::kBody;
   early_status_ = 0;
-  size_t hosts = head.headers.count("host");
+  size_t hosts = head.headers.count(http::FieldId::kHost);
   if (hosts > 1 || (hosts == 0 && head.version_minor >= 1)) {
     reject(400);
     return false;
   }
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
-  if (auto expect = head.headers.get("expect")) {
+  const std::optional<std::string_view> expect = head.headers.get(http::FieldId::kExpect);
+  if (expect) {
     if (!iequals(*expect, "100-continue")) {
       reject(417);
       return false;
@@ -212,7 +213,7 @@ bool ClientConn::on_head() {
   route_ = worker_.shared().router.match(head.host(), head.path());
   if (route_.host < 0) early_status_ = 404;
 
-  if (early_status_ && has_body && head.headers.get("expect")) {
+  if (early_status_ && has_body && expect) {
     // The client waits for our word before sending its body: answer now, and close, since the
     // body may still come.
     send_error(early_status_, false);
@@ -220,7 +221,7 @@ bool ClientConn::on_head() {
   }
   request_body_.clear();
   parser_.set_body_sink(early_status_ ? nullptr : &request_body_);
-  if (has_body && head.version_minor >= 1 && head.headers.get("expect")) send_continue();
+  if (has_body && head.version_minor >= 1 && expect) send_continue();
   arm_timer(worker_.limits().body_timeout);
   return true;
 }
