@@ -5,7 +5,12 @@
 // Contract:
 // - feed() consumes bytes and reports how many it took. It stops after the head of a message
 //   (so the owner can decide where its body goes, or refuse it) and after a complete message.
-// - The body is appended to the Body set with set_body_sink() (none: discarded).
+//   After kHead, feed again even with no bytes left: a message without a body completes right
+//   there, with zero bytes consumed. Callers loop:
+//     bool again = false;
+//     while (!data.empty() || again) { r = feed(data); data.remove_prefix(r.consumed); again = r.event == kHead; ... }
+// - The request body is appended to the Body set with set_body_sink() at kHead (each new message
+//   starts with none: discarded). The response body goes to the sink set before feeding.
 // - Errors are final for the connection: error_status() is the HTTP status to answer with
 //   (400, 413, 414, 431, 505; 502 for a response parser), error_reason() says why, for logs.
 // - Strict: no lenient llhttp flags. Content-Length with Transfer-Encoding, duplicate

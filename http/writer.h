@@ -62,7 +62,6 @@ class StreamWriter {
   bool chunked_ = false;
   bool active_ = false;
   bool in_flight_ = false;
-  bool pumping_ = false;
   bool terminator_written_ = false;
   size_t head_offset_ = 0;
   uint64_t body_offset_ = 0;

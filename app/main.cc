@@ -1,0 +1,73 @@
+// edge-app: the companion app server (see app/server.h and app/routes.h).
+#include <uv.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include "app/options.h"
+#include "app/server.h"
+
+namespace {
+struct Signals {
+  uv_signal_t term;
+  uv_signal_t intr;
+  edge::app::Server* server;
+};
+
+void on_signal(uv_signal_t* handle, int) {
+  auto* s = static_cast<Signals*>(handle->data);
+  s->server->stop();
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->term), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->intr), nullptr);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  edge::app::ParsedFlags flags = edge::app::parse_flags(argc, argv);
+  if (!flags.error.empty()) {
+    std::fprintf(stderr, "edge-app: %s\n%s", flags.error.c_str(), edge::app::usage().c_str());
+    return 2;
+  }
+  if (flags.help) {
+    std::fputs(edge::app::usage().c_str(), stdout);
+    return 0;
+  }
+  // A client that goes away mid-write must give us EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  uv_loop_t loop;
+  if (int rc = uv_loop_init(&loop); rc < 0) {
+    std::fprintf(stderr, "edge-app: uv_loop_init: %s\n", uv_strerror(rc));
+    return 1;
+  }
+  int exit_code = 0;
+  {
+    edge::app::Server server(&loop, flags.options);
+    Signals signals{};
+    signals.server = &server;
+    uv_signal_init(&loop, &signals.term);
+    uv_signal_init(&loop, &signals.intr);
+    signals.term.data = signals.intr.data = &signals;
+    uv_signal_start(&signals.term, &on_signal, SIGTERM);
+    uv_signal_start(&signals.intr, &on_signal, SIGINT);
+
+    if (int rc = server.listen(); rc < 0) {
+      std::fprintf(stderr, "edge-app: cannot listen on %s:%u: %s\n", flags.options.host.c_str(),
+                   static_cast<unsigned>(flags.options.port), uv_strerror(rc));
+      on_signal(&signals.term, 0);  // the same clean-up as a signal: close everything
+      exit_code = 1;
+    } else {
+      std::printf("edge-app %s listening on %s:%u\n", flags.options.name.c_str(), flags.options.host.c_str(),
+                  static_cast<unsigned>(server.port()));
+      std::fflush(stdout);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (exit_code == 0) {
+      const auto& st = server.stats();
+      std::printf("edge-app %s stopped: served %llu\n", flags.options.name.c_str(),
+                  static_cast<unsigned long long>(st.served));
+    }
+  }
+  uv_loop_close(&loop);
+  return exit_code;
+}

@@ -1,0 +1,86 @@
+#include "app/options.h"
+
+#include <string_view>
+
+#include "app/query.h"
+
+namespace edge::app {
+
+ParsedFlags parse_flags(int argc, const char* const* argv) {
+  ParsedFlags out;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      out.help = true;
+      continue;
+    }
+    std::string_view flag = arg;
+    std::string_view value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); arg.substr(0, 2) == "--" && eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    const bool known = flag == "--host" || flag == "--port" || flag == "--name" || flag == "--idle-timeout-ms";
+    if (!known) {
+      out.error = "unknown flag: " + std::string(arg);
+      return out;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        out.error = "missing value for " + std::string(flag);
+        return out;
+      }
+      value = argv[++i];
+    }
+    if (flag == "--host") {
+      if (value.empty()) {
+        out.error = "--host needs an address";
+        return out;
+      }
+      out.options.host = value;
+    } else if (flag == "--port") {
+      auto port = parse_uint(value, 65535);
+      if (!port) {
+        out.error = "--port needs a number from 0 to 65535, not '" + std::string(value) + "'";
+        return out;
+      }
+      out.options.port = static_cast<uint16_t>(*port);
+    } else if (flag == "--name") {
+      // The name goes into a header field: keep it printable and on one line.
+      for (char c : value) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          out.error = "--name must not contain control characters";
+          return out;
+        }
+      }
+      if (value.empty()) {
+        out.error = "--name needs a value";
+        return out;
+      }
+      out.options.name = value;
+    } else {
+      auto ms = parse_uint(value, UINT32_MAX);
+      if (!ms) {
+        out.error = "--idle-timeout-ms needs a number of milliseconds, not '" + std::string(value) + "'";
+        return out;
+      }
+      out.options.idle_timeout_ms = *ms;
+    }
+  }
+  return out;
+}
+
+std::string usage() {
+  return "usage: edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N]\n"
+         "  --host ADDR            address to listen on (default 127.0.0.1)\n"
+         "  --port N               port to listen on (default 8080; 0 picks a free one)\n"
+         "  --name NAME            sent back in X-Backend on every response (default edge-app)\n"
+         "  --idle-timeout-ms N    close keep-alive connections idle this long (default 60000; 0: never)\n"
+         "One thread, one libuv loop. Endpoints: /health /echo /stats /bytes?n= /wait?ms= /cpu?ms=\n"
+         "/static/<name>.css|js|png /status?code= /headers?k=v /chunked?n= /slowhead?ms= /close\n"
+         "/garbage /truncate. SIGTERM or SIGINT stops it cleanly.\n";
+}
+
+}  // namespace edge::app

@@ -1,0 +1,116 @@
+// app/routes: what the app server answers to each request, as a plain description (Reply) that
+// the server then carries out on the socket. Pure: no I/O, no clock, no loop, so every endpoint's
+// decision is unit-testable.
+//
+// Endpoints (any method; bodies are read and, except by /echo, ignored):
+//   /health                 200 "ok\n"
+//   /echo                   200, the request head and body as JSON (see app/json.h)
+//   /stats                  200, {"name","served","in_progress","peak_in_progress"} (app/json.h)
+//   /bytes?n=N              N bytes of the pattern below (N <= 1 GiB)
+//   /wait?ms=N              200 "waited N ms\n" after N ms, without blocking the loop (N <= 10 min)
+//   /slowhead?ms=N          the same as /wait: nothing at all is sent for N ms
+//   /cpu?ms=N               200 "burned N ms\n" after N ms of busy CPU on the loop (N <= 60 s)
+//   /static/<name>.css|js|png   generated assets (app/assets.h); If-None-Match -> 304
+//   /status?code=N          status N (200..599) with body "status N\n" (none for 204 and 304)
+//   /headers?Name=value&... 200 "headers\n" with those response fields added (Connection,
+//                           Keep-Alive, X-Foo, ...); Content-Length and Transfer-Encoding refused
+//   /chunked?n=N[&chunk=K]  N pattern bytes with chunked coding, K bytes a chunk (default n/4
+//                           rounded up, at most 64 KiB), so several chunks
+//   /close                  closes the connection without answering
+//   /garbage                writes "this is not http\r\n\r\n" and closes
+//   /truncate               announces Content-Length: 1000, sends 10 bytes, closes
+//   anything else           404
+// A bad or missing parameter gives 400.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "app/assets.h"
+#include "http/body.h"
+#include "http/message.h"
+
+namespace edge::app {
+
+inline constexpr uint64_t kMaxPatternBytes = 1ull << 30;  // /bytes and /chunked
+inline constexpr uint64_t kMaxChunkBytes = 64 * 1024;
+inline constexpr uint64_t kMaxWaitMs = 10 * 60 * 1000;
+inline constexpr uint64_t kMaxCpuMs = 60 * 1000;
+
+// The generated body of /bytes, /chunked and /truncate: byte i is 'a' + i % 26.
+inline char pattern_byte(uint64_t i) { return static_cast<char>('a' + i % 26); }
+// `len` (at most kMaxChunkBytes) pattern bytes starting at absolute offset `offset`, as a view of
+// static storage.
+std::string_view pattern_view(uint64_t offset, size_t len);
+
+// The server's counters, as /stats reports them. A request is in progress from the moment its
+// head is parsed until its response has been fully written (or its connection closed); served
+// counts responses fully written (/garbage and /truncate count; /close, which answers nothing,
+// does not). /stats reports the counters as they are while it runs, so it counts itself in
+// in_progress (and in the peak) and not yet in served.
+struct Stats {
+  uint64_t served = 0;
+  uint64_t in_progress = 0;
+  uint64_t peak_in_progress = 0;
+};
+
+struct Reply {
+  enum class Kind {
+    kRespond,  // a response as described below
+    kDrop,     // close the connection at once, answering nothing
+    kRaw,      // write `body` as raw bytes (no head at all), then close
+  };
+  Kind kind = Kind::kRespond;
+  int status = 200;
+  // Fields beyond the ones the server always writes itself (Date, X-Backend, Content-Length or
+  // Transfer-Encoding, and Connection unless this has one).
+  http::Headers headers;
+  std::string body;
+  // Instead of `body`: this many pattern bytes, produced as they are written.
+  bool generated = false;
+  uint64_t generated_bytes = 0;
+  // Chunked transfer coding in chunks of chunk_size bytes (HTTP/1.1 clients only; an HTTP/1.0
+  // client gets the same bytes with a Content-Length).
+  bool chunked = false;
+  uint64_t chunk_size = 0;
+  // Content-Length to announce instead of the real size (/truncate); implies close.
+  std::optional<uint64_t> declared_length;
+  uint64_t delay_ms = 0;  // answer after this long, on a timer
+  uint64_t cpu_ms = 0;    // busy-loop this long before answering
+  bool close = false;     // close the connection after this response
+
+  uint64_t body_size() const { return generated ? generated_bytes : body.size(); }
+};
+
+// What route() needs besides the request.
+struct RouteContext {
+  std::string_view name;         // the server's --name (for /stats)
+  Stats stats;                   // the counters as they are now (for /stats)
+  AssetCache* assets = nullptr;  // null: every /static request generates its asset afresh
+};
+
+Reply route(const http::RequestHead& head, const http::Body& body, const RouteContext& context);
+
+// A plain-text response with the given status and body (error answers too).
+Reply text_reply(int status, std::string body);
+
+// Statuses whose responses never have a body: 1xx, 204, 304.
+bool status_has_body(int status);
+
+// How the server frames a response: these decide the fields the server writes itself.
+struct Framing {
+  std::string_view date;     // an HTTP date (http::format_http_date)
+  std::string_view backend;  // the X-Backend value
+  bool close = false;        // "Connection: close"
+  bool keep_alive = false;   // "Connection: keep-alive" (an HTTP/1.0 client that asked for it)
+  bool chunked = false;      // "Transfer-Encoding: chunked"
+  std::optional<uint64_t> content_length;
+};
+
+// "HTTP/1.1 <status> <reason>\r\n" + Date + X-Backend + reply.headers in order + framing fields
+// + "\r\n". A Connection field in reply.headers replaces the server's own.
+std::string format_head(const Reply& reply, const Framing& framing);
+
+}  // namespace edge::app

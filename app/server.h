@@ -1,0 +1,78 @@
+// app/server: the app server's listener and connections on one libuv loop (one thread).
+//
+// Contract:
+// - HTTP/1.1 with keep-alive and pipelining (answered in order: the next request is parsed only
+//   once the previous response is fully written), HTTP/1.0, HEAD (no body), request bodies with
+//   Content-Length or chunked coding, "Expect: 100-continue".
+// - Malformed input gets the parser's status (400, 413, 414, 431, 501, 505) and the connection
+//   is closed. A connection that is closed after a response is shut down first and drained for a
+//   moment, so the client reads the whole response rather than a reset.
+// - Every response has Date and X-Backend, and Content-Length (except chunked ones, and 204/304).
+// - What each request gets is decided by app/routes.h; the server carries out the Reply: timers
+//   for /wait (the loop keeps serving other connections), a busy loop for /cpu (it does not),
+//   generated bodies written piece by piece (a 1 GiB /bytes never sits in memory).
+// - Idle keep-alive connections are closed after Options::idle_timeout_ms.
+//
+// Ownership: the Server owns its listener and every Connection; a Connection frees itself in its
+// handles' close callbacks. stop() closes them all; the owner then runs the loop until it has no
+// more handles, and only then destroys the Server.
+#pragma once
+
+#include <uv.h>
+
+#include <ctime>
+#include <string>
+#include <string_view>
+
+#include "app/options.h"
+#include "app/routes.h"
+
+namespace edge::app {
+
+class Connection;
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, Options options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens. Returns 0 or a negative libuv error (nothing to clean up but stop()).
+  int listen();
+  // The port actually bound (differs from options().port when that was 0).
+  uint16_t port() const;
+  // Closes the listener and every connection, whatever it is doing. Idempotent.
+  void stop();
+
+  const Options& options() const { return options_; }
+  const Stats& stats() const { return stats_; }
+  uv_loop_t* loop() const { return loop_; }
+
+ private:
+  friend class Connection;
+
+  static void on_connection(uv_stream_t* listener, int status);
+
+  // The current time as an HTTP date, formatted once a second.
+  std::string_view date();
+  void request_started();
+  void request_finished(bool served);
+  void link(Connection* c);
+  void unlink(Connection* c);
+
+  uv_loop_t* loop_;
+  Options options_;
+  Stats stats_;
+  AssetCache assets_;
+  uv_tcp_t listener_;
+  bool listener_open_ = false;
+  bool stopped_ = false;
+  Connection* connections_ = nullptr;  // intrusive list of open connections
+  char read_buffer_[64 * 1024];        // shared: a read callback consumes it before the next read
+  std::time_t date_second_ = -1;
+  char date_[32] = {};
+  size_t date_len_ = 0;
+};
+
+}  // namespace edge::app

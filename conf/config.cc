@@ -1,0 +1,701 @@
+#include "conf/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <thread>
+#include <utility>
+
+namespace edge::conf {
+
+std::string Address::text() const {
+  std::string out = ipv6 ? "[" + host + "]" : host;
+  return out + ":" + std::to_string(port);
+}
+
+std::string Error::text() const {
+  return mark.file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.col) + ": " +
+         message;
+}
+
+int Config::backend_index(std::string_view name) const {
+  for (size_t i = 0; i < backends.size(); ++i) {
+    if (backends[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+namespace {
+
+// The value parsers keep the reason for a refusal so the loader can say what is wrong, while
+// the public parse_* functions only answer yes or no.
+template <class T>
+struct Parsed {
+  std::optional<T> value;
+  std::string why;
+};
+
+template <class T>
+Parsed<T> refuse(std::string why) {
+  return {std::nullopt, std::move(why)};
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+size_t leading_digits(std::string_view text) {
+  size_t n = 0;
+  while (n < text.size() && is_digit(text[n])) ++n;
+  return n;
+}
+
+// Digits only: no sign, no spaces, no base prefix. nullopt on overflow too.
+std::optional<uint64_t> parse_unsigned(std::string_view digits) {
+  if (digits.empty() || leading_digits(digits) != digits.size()) return std::nullopt;
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return value;
+}
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string lowered(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), lower);
+  return out;
+}
+
+Parsed<Duration> duration_of(std::string_view text) {
+  const char* expected = "expected a number with a unit: ms, s, m, h";
+  size_t digits = leading_digits(text);
+  if (digits == 0 || digits == text.size()) return refuse<Duration>(expected);
+  std::string_view unit = text.substr(digits);
+  int64_t factor = 0;
+  if (unit == "ms") {
+    factor = 1;
+  } else if (unit == "s") {
+    factor = 1000;
+  } else if (unit == "m") {
+    factor = 60 * 1000;
+  } else if (unit == "h") {
+    factor = 60 * 60 * 1000;
+  } else {
+    return refuse<Duration>(expected);
+  }
+  auto number = parse_unsigned(text.substr(0, digits));
+  constexpr auto max_ms = static_cast<uint64_t>(std::numeric_limits<Duration::rep>::max());
+  if (!number || *number > max_ms / static_cast<uint64_t>(factor)) {
+    return refuse<Duration>("too large");
+  }
+  return {Duration(static_cast<Duration::rep>(*number) * factor), {}};
+}
+
+Parsed<uint64_t> size_of(std::string_view text) {
+  const char* expected = "expected a number of bytes with an optional k, m or g suffix";
+  size_t digits = leading_digits(text);
+  if (digits == 0) return refuse<uint64_t>(expected);
+  uint64_t factor = 1;
+  std::string unit = lowered(text.substr(digits));
+  if (unit == "k") {
+    factor = uint64_t{1} << 10;
+  } else if (unit == "m") {
+    factor = uint64_t{1} << 20;
+  } else if (unit == "g") {
+    factor = uint64_t{1} << 30;
+  } else if (!unit.empty()) {
+    return refuse<uint64_t>(expected);
+  }
+  auto number = parse_unsigned(text.substr(0, digits));
+  if (!number || *number > std::numeric_limits<uint64_t>::max() / factor) {
+    return refuse<uint64_t>("too large");
+  }
+  return {*number * factor, {}};
+}
+
+Parsed<uint16_t> port_of(std::string_view text) {
+  auto number = parse_unsigned(text);
+  if (!number || *number < 1 || *number > 65535) {
+    return refuse<uint16_t>("the port must be a number from 1 to 65535");
+  }
+  return {static_cast<uint16_t>(*number), {}};
+}
+
+// Canonical text of a numeric address, so that equal addresses compare equal as strings.
+std::optional<std::string> numeric_host(const std::string& host, int family) {
+  unsigned char bytes[sizeof(in6_addr)];
+  if (inet_pton(family, host.c_str(), bytes) != 1) return std::nullopt;
+  char text[INET6_ADDRSTRLEN];
+  if (inet_ntop(family, bytes, text, sizeof text) == nullptr) return std::nullopt;
+  return std::string(text);
+}
+
+Parsed<Address> address_of(std::string_view text) {
+  Address address;
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos) return refuse<Address>("missing ']'");
+    if (close + 1 >= text.size() || text[close + 1] != ':') {
+      return refuse<Address>("expected ':port' after ']'");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    auto canonical = numeric_host(std::string(host), AF_INET6);
+    if (!canonical) return refuse<Address>("'" + std::string(host) + "' is not an IPv6 address");
+    address.host = *canonical;
+    address.ipv6 = true;
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return refuse<Address>("expected host:port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return refuse<Address>("an IPv6 address needs brackets, as in [::1]:8080");
+    }
+    if (host.empty() || host == "*") {
+      address.host = "0.0.0.0";
+    } else if (lowered(host) == "localhost") {
+      address.host = "127.0.0.1";
+    } else if (auto canonical = numeric_host(std::string(host), AF_INET)) {
+      address.host = *canonical;
+    } else {
+      return refuse<Address>("'" + std::string(host) +
+                             "' is not a numeric IPv4 address (host names are not resolved; use "
+                             "an IP address or localhost)");
+    }
+  }
+  auto port_number = port_of(port);
+  if (!port_number.value) return refuse<Address>(port_number.why);
+  address.port = *port_number.value;
+  return {address, {}};
+}
+
+bool is_host_label_char(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || c == '-' || c == '_';
+}
+
+// Lower-case labels separated by single dots; no port, no trailing dot.
+bool is_host_name(std::string_view name) {
+  if (name.empty() || name.front() == '.' || name.back() == '.') return false;
+  char previous = '.';
+  for (char c : name) {
+    if (c == '.' ? previous == '.' : !is_host_label_char(c)) return false;
+    previous = c;
+  }
+  return true;
+}
+
+bool is_host_pattern(std::string_view pattern) {
+  if (pattern == "*") return true;
+  if (pattern.starts_with("*.")) return is_host_name(pattern.substr(2));
+  return is_host_name(pattern);
+}
+
+const char* describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "empty";
+  }
+}
+
+struct Entry {
+  YAML::Node key;
+  YAML::Node value;
+};
+
+// A map's entries by key; std::less<> so that string_view lookups need no copy.
+using Entries = std::map<std::string, Entry, std::less<>>;
+
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {}
+
+  std::optional<Config> load(const YAML::Node& root) {
+    Config config;
+    config.file = file_;
+    if (root.IsNull()) {
+      fail_at({file_, 1, 1}, "the configuration is empty");
+      return std::nullopt;
+    }
+    if (!root.IsMap()) {
+      fail(root, std::string("the configuration must be a map, not ") + describe(root));
+      return std::nullopt;
+    }
+    Entries top = entries(root, {"workers", "listen", "limits", "backends", "hosts"});
+    // Backends first, whatever the file order, so that hosts can resolve their names at once.
+    read_workers(find(top, "workers"), config);
+    read_listen(require(top, "listen", root), config);
+    if (const Entry* limits = find(top, "limits")) read_limits(*limits, config.limits);
+    read_backends(require(top, "backends", root), config);
+    read_hosts(require(top, "hosts", root), config);
+    if (!errors_.empty()) return std::nullopt;
+    return config;
+  }
+
+  void fail_at(Mark mark, std::string message) {
+    errors_.push_back({std::move(mark), std::move(message)});
+  }
+
+  std::vector<Error> take_errors() {
+    // Checks run in schema order, not file order; the reader wants them top to bottom.
+    std::stable_sort(errors_.begin(), errors_.end(), [](const Error& a, const Error& b) {
+      return std::pair(a.mark.line, a.mark.col) < std::pair(b.mark.line, b.mark.col);
+    });
+    return std::move(errors_);
+  }
+
+  Mark mark_of(const YAML::Mark& mark) const {
+    return {file_, mark.line < 0 ? 0 : mark.line + 1, mark.column < 0 ? 0 : mark.column + 1};
+  }
+
+ private:
+  Mark mark_of(const YAML::Node& node) const { return mark_of(node.Mark()); }
+
+  // An empty value has no text of its own (yaml-cpp places it at the next token), so its
+  // errors point at the key.
+  Mark mark_of(const Entry& entry) const {
+    return mark_of(entry.value.IsNull() ? entry.key : entry.value);
+  }
+
+  void fail(const YAML::Node& at, std::string message) {
+    fail_at(mark_of(at), std::move(message));
+  }
+
+  void fail(const Entry& at, std::string message) { fail_at(mark_of(at), std::move(message)); }
+
+  Entries entries(const YAML::Node& map, std::initializer_list<std::string_view> known) {
+    Entries out;
+    // The pair is a value: yaml-cpp's iterator hands out a temporary that references into it.
+    for (const auto& pair : map) {
+      const YAML::Node& key = pair.first;
+      if (!key.IsScalar()) {
+        fail(key, std::string("a key must be a scalar, not ") + describe(key));
+        continue;
+      }
+      const std::string& name = key.Scalar();
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        fail(key, "unknown key '" + name + "'");
+        continue;
+      }
+      auto [previous, inserted] = out.try_emplace(name, Entry{key, pair.second});
+      if (!inserted) {
+        fail(key, "duplicate key '" + name + "' (first at line " +
+                      std::to_string(mark_of(previous->second.key).line) + ")");
+      }
+    }
+    return out;
+  }
+
+  static const Entry* find(const Entries& entries, std::string_view key) {
+    auto it = entries.find(key);
+    return it == entries.end() ? nullptr : &it->second;
+  }
+
+  const Entry* require(const Entries& entries, std::string_view key, const YAML::Node& map) {
+    const Entry* entry = find(entries, key);
+    if (!entry) fail(map, "missing required key '" + std::string(key) + "'");
+    return entry;
+  }
+
+  bool expect_map(const Entry& entry, std::string_view what) {
+    if (entry.value.IsMap()) return true;
+    fail(entry, "'" + std::string(what) + "' must be a map, not " + describe(entry.value));
+    return false;
+  }
+
+  bool expect_map(const YAML::Node& node, std::string_view what) {
+    if (node.IsMap()) return true;
+    fail(node, "each " + std::string(what) + " must be a map, not " + describe(node));
+    return false;
+  }
+
+  // A required list must also be non-empty: an empty one is a mistake, not a choice.
+  bool expect_list(const Entry& entry, std::string_view what) {
+    if (!entry.value.IsSequence()) {
+      fail(entry, "'" + std::string(what) + "' must be a list, not " + describe(entry.value));
+      return false;
+    }
+    if (entry.value.size() == 0) {
+      fail(entry, "'" + std::string(what) + "' must not be empty");
+      return false;
+    }
+    return true;
+  }
+
+  std::optional<std::string> scalar(const Entry& entry, std::string_view what) {
+    if (entry.value.IsScalar() && !entry.value.Scalar().empty()) return entry.value.Scalar();
+    fail(entry, "'" + std::string(what) + "' must be a non-empty scalar, not " +
+                    (entry.value.IsScalar() ? "an empty string" : describe(entry.value)));
+    return std::nullopt;
+  }
+
+  void read_duration(const Entry* entry, std::string_view what, Duration& out) {
+    if (!entry) return;
+    auto text = scalar(*entry, what);
+    if (!text) return;
+    auto parsed = duration_of(*text);
+    if (!parsed.value) {
+      fail(*entry, "bad duration '" + *text + "': " + parsed.why);
+    } else if (parsed.value->count() == 0) {
+      fail(*entry, "'" + std::string(what) + "' must be greater than zero");
+    } else {
+      out = *parsed.value;
+    }
+  }
+
+  void read_size(const Entry* entry, std::string_view what, uint64_t min, uint64_t& out) {
+    if (!entry) return;
+    auto text = scalar(*entry, what);
+    if (!text) return;
+    auto parsed = size_of(*text);
+    if (!parsed.value) {
+      fail(*entry, "bad size '" + *text + "': " + parsed.why);
+    } else if (*parsed.value < min) {
+      fail(*entry, "'" + std::string(what) + "' must be at least " + std::to_string(min));
+    } else {
+      out = *parsed.value;
+    }
+  }
+
+  void read_count(const Entry* entry, std::string_view what, uint64_t min, uint64_t max,
+                  uint64_t& out) {
+    if (!entry) return;
+    auto text = scalar(*entry, what);
+    if (!text) return;
+    auto number = parse_unsigned(*text);
+    if (!number || *number < min || *number > max) {
+      fail(*entry, "bad " + std::string(what) + " '" + *text + "': expected an integer from " +
+                       std::to_string(min) + " to " + std::to_string(max));
+    } else {
+      out = *number;
+    }
+  }
+
+  std::optional<Address> read_address(const Entry* entry, std::string_view what) {
+    if (!entry) return std::nullopt;
+    auto text = scalar(*entry, what);
+    if (!text) return std::nullopt;
+    auto parsed = address_of(*text);
+    if (!parsed.value) fail(*entry, "bad address '" + *text + "': " + parsed.why);
+    return parsed.value;
+  }
+
+  void read_workers(const Entry* entry, Config& config) {
+    constexpr uint64_t max_workers = 256;
+    uint64_t workers = 0;
+    if (entry && entry->value.IsScalar() && entry->value.Scalar() == "auto") {
+      entry = nullptr;
+    }
+    read_count(entry, "workers", 1, max_workers, workers);
+    if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+    config.workers = static_cast<int>(workers);
+  }
+
+  void read_listen(const Entry* entry, Config& config) {
+    if (!entry || !expect_list(*entry, "listen")) return;
+    std::map<std::string, int> seen;  // address text -> line
+    for (const YAML::Node& item : entry->value) {
+      if (!expect_map(item, "listen entry")) continue;
+      Entries fields = entries(item, {"address"});
+      const Entry* address_entry = require(fields, "address", item);
+      auto address = read_address(address_entry, "address");
+      if (!address) continue;
+      Mark mark = mark_of(*address_entry);
+      // Two sockets with SO_REUSEPORT on one address would bind silently and split the load.
+      auto [first, inserted] = seen.try_emplace(address->text(), mark.line);
+      if (!inserted) {
+        fail_at(mark, "duplicate listen address '" + address->text() + "' (first at line " +
+                          std::to_string(first->second) + ")");
+      }
+      config.listen.push_back({*address, mark_of(item)});
+    }
+  }
+
+  void read_limits(const Entry& entry, Limits& limits) {
+    if (!expect_map(entry, "limits")) return;
+    Entries fields = entries(entry.value, {"header_timeout", "idle_timeout", "body_timeout",
+                                           "send_timeout", "max_header_bytes", "max_request_line",
+                                           "max_body_bytes", "max_connections", "buffer_memory",
+                                           "temp_dir"});
+    read_duration(find(fields, "header_timeout"), "header_timeout", limits.header_timeout);
+    read_duration(find(fields, "idle_timeout"), "idle_timeout", limits.idle_timeout);
+    read_duration(find(fields, "body_timeout"), "body_timeout", limits.body_timeout);
+    read_duration(find(fields, "send_timeout"), "send_timeout", limits.send_timeout);
+    read_size(find(fields, "max_header_bytes"), "max_header_bytes", 1, limits.max_header_bytes);
+    read_size(find(fields, "max_request_line"), "max_request_line", 1, limits.max_request_line);
+    // Zero is meaningful here: a site that accepts no request bodies at all.
+    read_size(find(fields, "max_body_bytes"), "max_body_bytes", 0, limits.max_body_bytes);
+    read_count(find(fields, "max_connections"), "max_connections", 1,
+               std::numeric_limits<uint32_t>::max(), limits.max_connections);
+    read_size(find(fields, "buffer_memory"), "buffer_memory", 1, limits.buffer_memory);
+    if (const Entry* temp_dir = find(fields, "temp_dir")) {
+      if (auto text = scalar(*temp_dir, "temp_dir")) limits.temp_dir = *text;
+    }
+  }
+
+  void read_backends(const Entry* entry, Config& config) {
+    if (!entry || !expect_map(*entry, "backends")) return;
+    if (entry->value.size() == 0) {
+      fail(*entry, "'backends' must not be empty");
+      return;
+    }
+    for (const auto& pair : entry->value) {
+      const YAML::Node& key = pair.first;
+      if (!key.IsScalar() || key.Scalar().empty()) {
+        fail(key, "a backend name must be a non-empty scalar");
+        continue;
+      }
+      const std::string& name = key.Scalar();
+      int existing = config.backend_index(name);
+      if (existing >= 0) {
+        fail(key, "duplicate backend '" + name + "' (first at line " +
+                      std::to_string(config.backends[existing].mark.line) + ")");
+        continue;
+      }
+      // Kept even when its body is wrong, so that hosts naming it do not add a second error.
+      Backend& backend = config.backends.emplace_back();
+      backend.name = name;
+      backend.mark = mark_of(key);
+      read_backend({key, pair.second}, backend);
+    }
+  }
+
+  void read_backend(const Entry& entry, Backend& backend) {
+    if (!expect_map(entry, "backend " + backend.name)) return;
+    Entries fields =
+        entries(entry.value, {"servers", "connect_timeout", "response_timeout", "pool"});
+    if (const Entry* servers = require(fields, "servers", entry.value)) {
+      read_servers(*servers, backend);
+    }
+    read_duration(find(fields, "connect_timeout"), "connect_timeout", backend.connect_timeout);
+    read_duration(find(fields, "response_timeout"), "response_timeout",
+                  backend.response_timeout);
+    if (const Entry* pool = find(fields, "pool")) read_pool(*pool, backend.pool);
+  }
+
+  void read_servers(const Entry& entry, Backend& backend) {
+    if (!expect_list(entry, "servers")) return;
+    for (const YAML::Node& item : entry.value) {
+      std::optional<Address> address;
+      if (item.IsMap()) {
+        Entries fields = entries(item, {"address"});
+        address = read_address(require(fields, "address", item), "address");
+      } else if (item.IsScalar()) {
+        Entry as_entry{entry.key, item};
+        address = read_address(&as_entry, "server");
+      } else {
+        fail(item, std::string("a server must be an address or a map, not ") + describe(item));
+      }
+      if (address) backend.servers.push_back({*address, mark_of(item)});
+    }
+  }
+
+  void read_pool(const Entry& entry, Pool& pool) {
+    if (!expect_map(entry, "pool")) return;
+    Entries fields = entries(entry.value, {"max_idle", "idle_timeout"});
+    read_count(find(fields, "max_idle"), "max_idle", 0, 1u << 20, pool.max_idle);
+    read_duration(find(fields, "idle_timeout"), "idle_timeout", pool.idle_timeout);
+  }
+
+  void read_hosts(const Entry* entry, Config& config) {
+    if (!entry || !expect_list(*entry, "hosts")) return;
+    for (const YAML::Node& item : entry->value) {
+      if (!expect_map(item, "host")) continue;
+      Host& host = config.hosts.emplace_back();
+      host.mark = mark_of(item);
+      Entries fields = entries(item, {"match", "backend", "routes"});
+      if (const Entry* match = require(fields, "match", item)) read_match(*match, host);
+      if (const Entry* backend = require(fields, "backend", item)) {
+        host.backend = read_backend_name(*backend, config);
+      }
+      if (const Entry* routes = find(fields, "routes")) read_routes(*routes, config, host);
+    }
+  }
+
+  void read_match(const Entry& entry, Host& host) {
+    if (entry.value.IsScalar()) {
+      read_match_name(entry, host);
+      return;
+    }
+    if (!entry.value.IsSequence()) {
+      fail(entry, std::string("'match' must be a name or a list of names, not ") +
+                      describe(entry.value));
+      return;
+    }
+    if (entry.value.size() == 0) {
+      fail(entry, "'match' must not be empty");
+      return;
+    }
+    for (const YAML::Node& item : entry.value) read_match_name({entry.key, item}, host);
+  }
+
+  void read_match_name(const Entry& entry, Host& host) {
+    if (!entry.value.IsScalar()) {
+      fail(entry, std::string("a host match must be a scalar, not ") + describe(entry.value));
+      return;
+    }
+    std::string name = lowered(entry.value.Scalar());
+    Mark mark = mark_of(entry);
+    if (!is_host_pattern(name)) {
+      fail_at(mark, "bad host match '" + entry.value.Scalar() +
+                        "': expected a host name without port, '*.domain' or '*'");
+      return;
+    }
+    auto [first, inserted] = host_matches_.try_emplace(name, mark.line);
+    if (!inserted) {
+      fail_at(mark, "duplicate host match '" + name + "' (first at line " +
+                        std::to_string(first->second) + ")");
+      return;
+    }
+    host.match.push_back(std::move(name));
+  }
+
+  int read_backend_name(const Entry& entry, const Config& config) {
+    auto name = scalar(entry, "backend");
+    if (!name) return -1;
+    int index = config.backend_index(*name);
+    if (index < 0) fail(entry, "unknown backend '" + *name + "'");
+    return index;
+  }
+
+  void read_routes(const Entry& entry, const Config& config, Host& host) {
+    if (!entry.value.IsSequence()) {
+      fail(entry, std::string("'routes' must be a list, not ") + describe(entry.value));
+      return;
+    }
+    std::map<std::string, int> paths;  // path -> line
+    for (const YAML::Node& item : entry.value) {
+      if (!expect_map(item, "route")) continue;
+      Route route;
+      route.mark = mark_of(item);
+      Entries fields = entries(item, {"path", "backend"});
+      if (const Entry* backend = find(fields, "backend")) {
+        route.backend = read_backend_name(*backend, config);
+      }
+      const Entry* path = require(fields, "path", item);
+      if (!path) continue;
+      auto text = scalar(*path, "path");
+      if (!text) continue;
+      if (text->front() != '/') {
+        fail(*path, "bad route path '" + *text + "': it must start with '/'");
+        continue;
+      }
+      auto [first, inserted] = paths.try_emplace(*text, mark_of(*path).line);
+      if (!inserted) {
+        fail(*path, "duplicate route path '" + *text + "' (first at line " +
+                        std::to_string(first->second) + ")");
+        continue;
+      }
+      route.path_prefix = *text;
+      host.routes.push_back(std::move(route));
+    }
+  }
+
+  std::string file_;
+  std::vector<Error> errors_;
+  std::map<std::string, int> host_matches_;  // lower-cased name -> line of its first use
+};
+
+// Returns 0 or an errno value. EISDIR arrives from read(), since open() accepts a directory.
+int read_whole_file(const std::string& path, std::string& text) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int error = 0;
+  char chunk[16384];
+  try {
+    for (;;) {
+      ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n > 0) {
+        text.append(chunk, static_cast<size_t>(n));
+      } else if (n == 0) {
+        break;
+      } else if (errno != EINTR) {
+        error = errno;
+        break;
+      }
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  return error;
+}
+
+LoadResult parse(std::string_view yaml, const std::string& name) {
+  Loader loader(name);
+  LoadResult result;
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    if (documents.size() > 1) {
+      loader.fail_at(loader.mark_of(documents[1].Mark()),
+                     "only one YAML document is allowed in a configuration");
+    } else {
+      result.config = loader.load(documents.empty() ? YAML::Node() : documents.front());
+    }
+  } catch (const YAML::Exception& e) {
+    result.config.reset();
+    loader.fail_at(loader.mark_of(e.mark), e.msg);
+  } catch (const std::exception& e) {
+    result.config.reset();
+    loader.fail_at({name, 0, 0}, std::string("cannot load: ") + e.what());
+  } catch (...) {
+    result.config.reset();
+    loader.fail_at({name, 0, 0}, "cannot load: unexpected error");
+  }
+  result.errors = loader.take_errors();
+  if (!result.errors.empty()) result.config.reset();
+  return result;
+}
+
+}  // namespace
+
+LoadResult load_string(std::string_view yaml, const std::string& name) {
+  try {
+    return parse(yaml, name);
+  } catch (...) {
+    // Only reachable when building the error list itself runs out of memory.
+    LoadResult result;
+    result.errors.push_back({{name, 0, 0}, "cannot load: out of memory"});
+    return result;
+  }
+}
+
+LoadResult load_file(const std::string& path) {
+  LoadResult result;
+  try {
+    std::string text;
+    if (int error = read_whole_file(path, text); error != 0) {
+      result.errors.push_back({{path, 0, 0}, std::string("cannot read: ") + std::strerror(error)});
+      return result;
+    }
+    return load_string(text, path);
+  } catch (...) {
+    result.errors.push_back({{path, 0, 0}, "cannot read: out of memory"});
+    return result;
+  }
+}
+
+std::optional<Duration> parse_duration(std::string_view text) { return duration_of(text).value; }
+
+std::optional<uint64_t> parse_size(std::string_view text) { return size_of(text).value; }
+
+std::optional<Address> parse_address(std::string_view text) { return address_of(text).value; }
+
+}  // namespace edge::conf

@@ -1,0 +1,667 @@
+// edge-app on its own, over real sockets, through the testkit: the app's endpoints and its
+// HTTP/1.1 behaviour, and (by using them) the testkit's processes, clients and parsing.
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+
+#include "tests/integration/testkit.h"
+
+using namespace edge::testkit;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string header(const Response& r, std::string_view name) {
+  auto v = r.header(name);
+  return v ? std::string(*v) : std::string("<absent>");
+}
+
+// "METHOD target HTTP/1.1" with a Host, the extra fields (each ending in \r\n) and the body.
+std::string request(std::string_view method, std::string_view target, std::string_view extra = "",
+                    std::string_view body = "") {
+  std::string out;
+  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: app.test\r\n");
+  out.append(extra).append("\r\n").append(body);
+  return out;
+}
+
+std::string pattern(uint64_t offset, size_t n) {
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>('a' + (offset + i) % 26);
+  return out;
+}
+
+// True when bytes (or EOF) are waiting on the socket right now.
+bool readable_now(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+// Everything the peer sends until it closes.
+std::string read_until_closed(Client& c) {
+  std::string all;
+  for (std::string part = c.read_some(); !part.empty(); part = c.read_some()) all += part;
+  return all;
+}
+
+// An App that must stop cleanly at the end of its test: exit 0 on SIGTERM, which under the
+// sanitizers also means no leak and no error report.
+struct TestApp : App {
+  using App::App;
+  ~TestApp() {
+    process.kill(SIGTERM);
+    std::optional<int> code = process.wait(10s);
+    CHECK_MESSAGE(code == std::optional<int>(0), process.output());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("health: 200 ok with X-Backend, Date and Content-Length") {
+  TestApp app("alpha");
+  Response r = get(app.port, "app.test", "/health");
+  CHECK(r.complete);
+  CHECK(r.status == 200);
+  CHECK(r.reason == "OK");
+  CHECK(r.version_minor == 1);
+  CHECK(r.body == "ok\n");
+  CHECK(header(r, "X-Backend") == "alpha");
+  CHECK(header(r, "Content-Length") == "3");
+  CHECK(header(r, "Content-Type") == "text/plain; charset=utf-8");
+  CHECK(header(r, "Connection") == "close");
+  std::string date = header(r, "Date");
+  CHECK(date.size() == 29);
+  CHECK(date.substr(25) == " GMT");
+}
+
+TEST_CASE("unknown paths are 404 and carry X-Backend too") {
+  TestApp app("beta");
+  Response r = get(app.port, "app.test", "/nope");
+  CHECK(r.complete);
+  CHECK(r.status == 404);
+  CHECK(r.body == "not found\n");
+  CHECK(header(r, "X-Backend") == "beta");
+  CHECK(header(r, "Content-Length") == "10");
+}
+
+TEST_CASE("echo reflects the request head, in order, as JSON") {
+  TestApp app("e");
+  Response r = exchange(app.port,
+                        "GET /echo?x=1&y=%22q%22 HTTP/1.1\r\nHost: h.test\r\nX-Test: hello \"world\"\r\n"
+                        "X-Multi: 1\r\nX-Multi: 2\r\nConnection: close\r\n\r\n");
+  CHECK(r.status == 200);
+  CHECK(header(r, "Content-Type") == "application/json");
+  CHECK(r.body ==
+        R"({"method":"GET","target":"/echo?x=1&y=%22q%22","version":"1.1","headers":[["Host","h.test"],)"
+        R"(["X-Test","hello \"world\""],["X-Multi","1"],["X-Multi","2"],["Connection","close"]],)"
+        R"("body_bytes":0,"body":""})");
+  CHECK(header(r, "Content-Length") == std::to_string(r.body.size()));
+}
+
+TEST_CASE("echo reports a POST body sent with Content-Length") {
+  TestApp app("e");
+  std::string body = "line1\nline2\t\"q\"\\";
+  REQUIRE(body.size() == 16);
+  Response r = exchange(app.port, request("POST", "/echo", "Content-Length: 16\r\nConnection: close\r\n", body));
+  CHECK(r.status == 200);
+  CHECK(r.body ==
+        R"({"method":"POST","target":"/echo","version":"1.1","headers":[["Host","app.test"],)"
+        R"(["Content-Length","16"],["Connection","close"]],"body_bytes":16,"body":"line1\nline2\t\"q\"\\"})");
+}
+
+TEST_CASE("echo reports a chunked POST body, and omits a body over 64 KiB") {
+  TestApp app("e");
+  Response r = exchange(app.port, request("POST", "/echo", "Transfer-Encoding: chunked\r\nConnection: close\r\n",
+                                          "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+  CHECK(r.status == 200);
+  CHECK(r.body ==
+        R"({"method":"POST","target":"/echo","version":"1.1","headers":[["Host","app.test"],)"
+        R"(["Transfer-Encoding","chunked"],["Connection","close"]],"body_bytes":11,"body":"hello world"})");
+
+  std::string big(70000, 'z');
+  Response r2 = exchange(app.port, request("PUT", "/echo", "Content-Length: 70000\r\nConnection: close\r\n", big));
+  CHECK(r2.status == 200);
+  CHECK(r2.body.find(R"("body_bytes":70000})") != std::string::npos);
+  CHECK(r2.body.find(R"("body":)") == std::string::npos);
+}
+
+TEST_CASE("requests arriving in pieces: a head byte by byte, a 1 MiB chunked upload") {
+  TestApp app("e");
+  Client c(app.port);
+  for (char ch : request("GET", "/echo?slow")) REQUIRE(c.send(std::string_view(&ch, 1)));
+  Response r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.body.find(R"("target":"/echo?slow")") != std::string::npos);
+
+  std::string upload;
+  for (int i = 0; i < 16; ++i) upload += "10000\r\n" + pattern(0, 65536) + "\r\n";
+  upload += "0\r\n\r\n";
+  REQUIRE(c.send(request("POST", "/echo", "Transfer-Encoding: chunked\r\n", upload)));
+  Response big = c.read_response();
+  CHECK(big.status == 200);
+  CHECK(big.body.find(R"("body_bytes":1048576})") != std::string::npos);
+}
+
+TEST_CASE("Expect: 100-continue gets an interim 100 before the body is sent") {
+  TestApp app("e");
+  Client c(app.port);
+  REQUIRE(c.send(request("POST", "/echo", "Content-Length: 5\r\nExpect: 100-continue\r\n")));
+  std::string interim;
+  while (interim.size() < 25) {
+    std::string part = c.read_some(25 - interim.size());
+    if (part.empty()) break;
+    interim += part;
+  }
+  CHECK(interim == "HTTP/1.1 100 Continue\r\n\r\n");
+  REQUIRE(c.send("abcde"));
+  Response r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.body.find(R"("body_bytes":5,"body":"abcde"})") != std::string::npos);
+}
+
+TEST_CASE("keep-alive: several requests on one connection") {
+  TestApp app("ka");
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", "/health")));
+  Response r1 = c.read_response();
+  CHECK(r1.status == 200);
+  CHECK(r1.body == "ok\n");
+  CHECK(header(r1, "Connection") == "<absent>");
+  REQUIRE(c.send(request("GET", "/echo?second")));
+  Response r2 = c.read_response();
+  CHECK(r2.status == 200);
+  CHECK(r2.body.find(R"("target":"/echo?second")") != std::string::npos);
+  REQUIRE(c.send(request("GET", "/stats")));
+  Response r3 = c.read_response();
+  CHECK(r3.body == R"({"name":"ka","served":2,"in_progress":1,"peak_in_progress":1})");
+}
+
+TEST_CASE("pipelining: requests sent together are answered in order") {
+  TestApp app("p");
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", "/echo?n=1") + request("POST", "/echo?n=2", "Content-Length: 3\r\n", "xyz") +
+                 request("GET", "/bytes?n=7") + request("GET", "/echo?n=4", "Connection: close\r\n")));
+  Response r1 = c.read_response();
+  Response r2 = c.read_response();
+  Response r3 = c.read_response();
+  Response r4 = c.read_response();
+  CHECK(r1.body.find(R"("target":"/echo?n=1")") != std::string::npos);
+  CHECK(r2.body.find(R"("target":"/echo?n=2")") != std::string::npos);
+  CHECK(r2.body.find(R"("body_bytes":3,"body":"xyz")") != std::string::npos);
+  CHECK(r3.body == "abcdefg");
+  CHECK(r4.body.find(R"("target":"/echo?n=4")") != std::string::npos);
+  CHECK(header(r4, "Connection") == "close");
+  CHECK(c.wait_closed());
+}
+
+TEST_CASE("pipelining: a long burst is answered completely and in order") {
+  TestApp app("burst");
+  Client c(app.port);
+  std::string burst;
+  for (int i = 1; i <= 300; ++i) burst += request("GET", "/bytes?n=" + std::to_string(i));
+  REQUIRE(c.send(burst));
+  for (int i = 1; i <= 300; ++i) {
+    Response r = c.read_response();
+    REQUIRE(r.complete);
+    REQUIRE(r.body == pattern(0, static_cast<size_t>(i)));
+  }
+}
+
+TEST_CASE("HEAD gets the GET head and no body") {
+  TestApp app("h");
+  Client c(app.port);
+  REQUIRE(c.send(request("HEAD", "/bytes?n=100")));
+  Response head = c.read_response("HEAD");
+  CHECK(head.complete);
+  CHECK(head.status == 200);
+  CHECK(header(head, "Content-Length") == "100");
+  CHECK(head.body.empty());
+  // Were any body bytes sent, they would be read as the start of this response.
+  REQUIRE(c.send(request("GET", "/health")));
+  Response next = c.read_response();
+  CHECK(next.status == 200);
+  CHECK(next.body == "ok\n");
+
+  REQUIRE(c.send(request("HEAD", "/static/site.css")));
+  Response css_head = c.read_response("HEAD");
+  REQUIRE(c.send(request("GET", "/static/site.css")));
+  Response css = c.read_response();
+  CHECK(css_head.body.empty());
+  CHECK(header(css_head, "Content-Length") == std::to_string(css.body.size()));
+  CHECK(header(css_head, "ETag") == header(css, "ETag"));
+}
+
+TEST_CASE("bytes: exact sizes of the a..z pattern") {
+  TestApp app("b");
+  Response zero = get(app.port, "app.test", "/bytes?n=0");
+  CHECK(zero.status == 200);
+  CHECK(header(zero, "Content-Length") == "0");
+  CHECK(zero.body.empty());
+
+  Response one = get(app.port, "app.test", "/bytes?n=1");
+  CHECK(one.body == "a");
+
+  Response some = get(app.port, "app.test", "/bytes?n=100000");
+  CHECK(some.status == 200);
+  CHECK(header(some, "Content-Type") == "application/octet-stream");
+  CHECK(header(some, "Cache-Control") == "no-store");
+  CHECK(header(some, "Content-Length") == "100000");
+  CHECK(some.body.size() == 100000);
+  CHECK(some.body == pattern(0, 100000));
+  CHECK(some.body.substr(26, 3) == "abc");
+
+  // Larger than one piece of the generator: pieces join without a gap or a repeat.
+  Response big = get(app.port, "app.test", "/bytes?n=8388613");
+  CHECK(big.complete);
+  CHECK(big.body.size() == 8388613);
+  CHECK(big.body == pattern(0, 8388613));
+}
+
+TEST_CASE("bytes: bad n is 400") {
+  TestApp app("b");
+  for (const char* target : {"/bytes", "/bytes?n=", "/bytes?n=abc", "/bytes?n=-1", "/bytes?n=1073741825",
+                             "/bytes?n=99999999999999999999999", "/bytes?n=%zz"}) {
+    CAPTURE(target);
+    Response r = get(app.port, "app.test", target);
+    CHECK(r.status == 400);
+    CHECK(r.body.substr(0, 13) == "bad request: ");
+  }
+}
+
+TEST_CASE("static: css and js with caching headers, stable ETag, content from the name") {
+  TestApp app("s");
+  Response css1 = get(app.port, "app.test", "/static/site.css");
+  Response css2 = get(app.port, "app.test", "/static/site.css");
+  Response other = get(app.port, "app.test", "/static/other.css");
+  Response js = get(app.port, "app.test", "/static/app/main.js");
+  CHECK(css1.status == 200);
+  CHECK(header(css1, "Content-Type") == "text/css");
+  CHECK(header(css1, "Cache-Control") == "public, max-age=3600");
+  CHECK(header(css1, "Last-Modified") == "Mon, 01 Jan 2024 00:00:00 GMT");
+  CHECK(css1.body.substr(0, 13) == "/* site.css: ");
+  CHECK(css1.body.size() >= 2048);
+  CHECK(css1.body.size() < 8192);
+  CHECK(css1.body == css2.body);
+  CHECK(header(css1, "ETag") == header(css2, "ETag"));
+  CHECK(header(css1, "ETag").size() == 18);  // a quoted 16-digit hash
+  CHECK(header(css1, "ETag").front() == '"');
+  CHECK(other.body != css1.body);
+  CHECK(header(other, "ETag") != header(css1, "ETag"));
+
+  CHECK(js.status == 200);
+  CHECK(header(js, "Content-Type") == "application/javascript");
+  CHECK(js.body.substr(0, 17) == "// app/main.js: g");
+  CHECK(js.body.size() >= 2048);
+}
+
+TEST_CASE("static: png is a real PNG") {
+  TestApp app("s");
+  Response a = get(app.port, "app.test", "/static/img/logo.png");
+  Response b = get(app.port, "app.test", "/static/img/logo.png");
+  REQUIRE(a.status == 200);
+  CHECK(header(a, "Content-Type") == "image/png");
+  CHECK(header(a, "Cache-Control") == "public, max-age=3600");
+  REQUIRE(a.body.size() > 33);
+  CHECK(a.body.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+  CHECK(a.body.substr(12, 4) == "IHDR");
+  CHECK(a.body.substr(16, 8) == std::string("\0\0\0\x20\0\0\0\x20", 8));  // 32 x 32
+  CHECK(a.body.substr(a.body.size() - 8, 4) == "IEND");
+  CHECK(a.body.size() > 1000);
+  CHECK(a.body.size() < 16384);
+  CHECK(a.body == b.body);
+  CHECK(header(a, "ETag") == header(b, "ETag"));
+}
+
+TEST_CASE("static: If-None-Match gives 304; unknown extensions and bad names are 404") {
+  TestApp app("s");
+  Response full = get(app.port, "app.test", "/static/site.css");
+  std::string etag = header(full, "ETag");
+  Response revalidated =
+      exchange(app.port, request("GET", "/static/site.css", "If-None-Match: \"x\", " + etag + "\r\n"));
+  CHECK(revalidated.status == 304);
+  CHECK(revalidated.body.empty());
+  CHECK(header(revalidated, "ETag") == etag);
+  CHECK(header(revalidated, "Content-Length") == "<absent>");
+  Response changed = exchange(app.port, request("GET", "/static/site.css", "If-None-Match: \"other\"\r\n"));
+  CHECK(changed.status == 200);
+
+  for (const char* target : {"/static/readme.txt", "/static/", "/static/.css", "/static/../site.css",
+                             "/static/a//b.css", "/static/noext"}) {
+    CAPTURE(target);
+    CHECK(get(app.port, "app.test", target).status == 404);
+  }
+}
+
+TEST_CASE("wait: a pending /wait does not block other connections") {
+  TestApp app("w");
+  Client waiting(app.port);
+  // Pipelined behind /health: once its answer is read, the server has parsed /wait and armed it.
+  const auto sent = std::chrono::steady_clock::now();
+  REQUIRE(waiting.send(request("GET", "/health") + request("GET", "/wait?ms=1500")));
+  Response first = waiting.read_response();
+  REQUIRE(first.body == "ok\n");
+
+  Response health = get(app.port, "app.test", "/health");
+  CHECK(health.status == 200);
+  Response stats = get(app.port, "app.test", "/stats");
+  // in_progress: the pending /wait and this /stats itself.
+  CHECK(stats.body == R"({"name":"w","served":2,"in_progress":2,"peak_in_progress":2})");
+  CHECK_FALSE(readable_now(waiting.fd()));  // the other connection has been answered first
+
+  Response waited = waiting.read_response();
+  CHECK(waited.status == 200);
+  CHECK(waited.body == "waited 1500 ms\n");
+  CHECK(std::chrono::steady_clock::now() - sent >= 1500ms);
+}
+
+TEST_CASE("slowhead: nothing is sent before the delay") {
+  TestApp app("w");
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", "/health") + request("GET", "/slowhead?ms=300")));
+  REQUIRE(c.read_response().body == "ok\n");
+  CHECK_FALSE(readable_now(c.fd()));
+  Response r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.body == "waited 300 ms\n");
+  CHECK(get(app.port, "app.test", "/wait?ms=x").status == 400);
+  CHECK(get(app.port, "app.test", "/wait?ms=600001").status == 400);
+}
+
+TEST_CASE("cpu: a /cpu request holds the whole loop") {
+  TestApp app("c");
+  Client busy(app.port);
+  // Pipelined behind /health: the server starts burning right after writing the /health answer.
+  REQUIRE(busy.send(request("GET", "/health") + request("GET", "/cpu?ms=400")));
+  REQUIRE(busy.read_response().body == "ok\n");
+
+  Response other = get(app.port, "app.test", "/health");
+  CHECK(other.status == 200);
+  // The other connection could only be served after the burn, so its answer is already here.
+  CHECK(readable_now(busy.fd()));
+  Response burned = busy.read_response();
+  CHECK(burned.status == 200);
+  CHECK(burned.body == "burned 400 ms\n");
+  CHECK(get(app.port, "app.test", "/cpu?ms=60001").status == 400);
+}
+
+TEST_CASE("stats: served, in progress and peak") {
+  TestApp app("st");
+  for (int i = 0; i < 3; ++i) CHECK(get(app.port, "app.test", "/health").status == 200);
+  Response stats = get(app.port, "app.test", "/stats");
+  CHECK(stats.status == 200);
+  CHECK(header(stats, "Content-Type") == "application/json");
+  CHECK(stats.body == R"({"name":"st","served":3,"in_progress":1,"peak_in_progress":1})");
+
+  // Two waits at once raise the peak to 3 (with the /stats that reads it).
+  Client w1(app.port), w2(app.port);
+  REQUIRE(w1.send(request("GET", "/health") + request("GET", "/wait?ms=1000")));
+  REQUIRE(w2.send(request("GET", "/health") + request("GET", "/wait?ms=1000")));
+  REQUIRE(w1.read_response().status == 200);
+  REQUIRE(w2.read_response().status == 200);
+  Response during = get(app.port, "app.test", "/stats");
+  CHECK(during.body == R"({"name":"st","served":6,"in_progress":3,"peak_in_progress":3})");
+  CHECK(w1.read_response().body == "waited 1000 ms\n");
+  CHECK(w2.read_response().body == "waited 1000 ms\n");
+  Response after = get(app.port, "app.test", "/stats");
+  CHECK(after.body == R"({"name":"st","served":9,"in_progress":1,"peak_in_progress":3})");
+}
+
+TEST_CASE("malformed requests get 400 and the connection is closed") {
+  TestApp app("m");
+  {
+    Client c(app.port);
+    REQUIRE(c.send("GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"));
+    Response r = c.read_response();
+    CHECK(r.complete);
+    CHECK(r.status == 400);
+    CHECK(header(r, "Connection") == "close");
+    CHECK(header(r, "X-Backend") == "m");
+    CHECK(r.body.substr(0, 13) == "Bad Request: ");
+    CHECK(c.wait_closed());
+  }
+  {
+    Client c(app.port);
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"));
+    Response r = c.read_response();
+    CHECK(r.status == 400);
+    CHECK(c.wait_closed());
+  }
+  {
+    // A good request, then garbage: the first is answered, then 400 and close.
+    Client c(app.port);
+    REQUIRE(c.send(request("GET", "/health") + "GET / HTTP/1.1\r\n\x01" "bad\r\n\r\n"));
+    CHECK(c.read_response().body == "ok\n");
+    CHECK(c.read_response().status == 400);
+    CHECK(c.wait_closed());
+  }
+  {
+    Client c(app.port);
+    REQUIRE(c.send(request("POST", "/echo", "Content-Length: 20000000\r\n")));
+    Response r = c.read_response();
+    CHECK(r.status == 413);
+    CHECK(r.body == "Content Too Large: body larger than max_body_bytes\n");
+    CHECK(c.wait_closed());
+  }
+  // The server is still fine.
+  CHECK(get(app.port, "app.test", "/health").status == 200);
+}
+
+TEST_CASE("HTTP/1.0: closes by default, keeps alive when asked") {
+  TestApp app("old");
+  {
+    Client c(app.port);
+    REQUIRE(c.send("GET /health HTTP/1.0\r\n\r\n"));
+    Response r = c.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.body == "ok\n");
+    CHECK(header(r, "Connection") == "close");
+    CHECK(c.wait_closed());
+  }
+  {
+    Client c(app.port);
+    REQUIRE(c.send("GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    Response r = c.read_response();
+    CHECK(header(r, "Connection") == "keep-alive");
+    CHECK(r.body.find(R"("version":"1.0")") != std::string::npos);
+    REQUIRE(c.send("GET /chunked?n=30 HTTP/1.0\r\n\r\n"));
+    Response chunked = c.read_response();
+    CHECK(header(chunked, "Transfer-Encoding") == "<absent>");  // 1.0 has no chunked coding
+    CHECK(header(chunked, "Content-Length") == "30");
+    CHECK(chunked.body == pattern(0, 30));
+    CHECK(c.wait_closed());
+  }
+}
+
+TEST_CASE("status: any final status with a short body") {
+  TestApp app("st");
+  Response r = get(app.port, "app.test", "/status?code=503");
+  CHECK(r.status == 503);
+  CHECK(r.reason == "Service Unavailable");
+  CHECK(r.body == "status 503\n");
+  CHECK(header(r, "Content-Length") == "11");
+
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", "/status?code=204")));
+  Response empty = c.read_response();
+  CHECK(empty.status == 204);
+  CHECK(empty.body.empty());
+  CHECK(header(empty, "Content-Length") == "<absent>");
+  REQUIRE(c.send(request("GET", "/health")));  // 204 left nothing behind on the connection
+  CHECK(c.read_response().body == "ok\n");
+
+  CHECK(get(app.port, "app.test", "/status?code=418").status == 418);
+  CHECK(get(app.port, "app.test", "/status?code=199").status == 400);
+  CHECK(get(app.port, "app.test", "/status?code=600").status == 400);
+  CHECK(get(app.port, "app.test", "/status").status == 400);
+}
+
+TEST_CASE("close: the connection is closed without a response") {
+  TestApp app("x");
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", "/close")));
+  Response r = c.read_response();
+  CHECK_FALSE(r.complete);
+  CHECK(r.status == 0);
+  CHECK(c.wait_closed());
+  CHECK(get(app.port, "app.test", "/stats").body == R"({"name":"x","served":0,"in_progress":1,"peak_in_progress":1})");
+}
+
+TEST_CASE("garbage: bytes that are not HTTP, then close") {
+  TestApp app("x");
+  {
+    Client c(app.port);
+    REQUIRE(c.send(request("GET", "/garbage")));
+    CHECK(read_until_closed(c) == "this is not http\r\n\r\n");
+  }
+  Response r = get(app.port, "app.test", "/garbage");
+  CHECK_FALSE(r.complete);
+  CHECK(r.status == 0);
+}
+
+TEST_CASE("truncate: Content-Length 1000 but 10 bytes, then close") {
+  TestApp app("x");
+  Response r = get(app.port, "app.test", "/truncate");
+  CHECK_FALSE(r.complete);
+  CHECK(r.status == 200);
+  CHECK(header(r, "Content-Length") == "1000");
+  CHECK(r.body == "abcdefghij");
+}
+
+TEST_CASE("chunked: the pattern in several chunks") {
+  TestApp app("ch");
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", "/chunked?n=1000", "Connection: close\r\n")));
+  std::string raw = read_until_closed(c);
+  size_t end = raw.find("\r\n\r\n");
+  REQUIRE(end != std::string::npos);
+  std::string head = raw.substr(0, end + 4);
+  CHECK(head.find("\r\nTransfer-Encoding: chunked\r\n") != std::string::npos);
+  CHECK(head.find("Content-Length") == std::string::npos);
+  std::string expected;
+  for (int i = 0; i < 4; ++i) expected += "fa\r\n" + pattern(250 * i, 250) + "\r\n";
+  expected += "0\r\n\r\n";
+  CHECK(raw.substr(end + 4) == expected);
+
+  Response r = get(app.port, "app.test", "/chunked?n=100&chunk=7");
+  CHECK(r.complete);
+  CHECK(header(r, "Transfer-Encoding") == "chunked");
+  CHECK(r.body == pattern(0, 100));
+
+  Response big = get(app.port, "app.test", "/chunked?n=3000000");
+  CHECK(big.complete);
+  CHECK(big.body == pattern(0, 3000000));
+
+  Response none = get(app.port, "app.test", "/chunked?n=0");
+  CHECK(none.complete);
+  CHECK(none.body.empty());
+  CHECK(get(app.port, "app.test", "/chunked?n=10&chunk=0").status == 400);
+}
+
+TEST_CASE("headers: the query's fields are added to the response") {
+  TestApp app("hd");
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", "/headers?X-Foo=bar&Keep-Alive=timeout%3D5&X-Two=a+b")));
+  Response r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.body == "headers\n");
+  CHECK(header(r, "X-Foo") == "bar");
+  CHECK(header(r, "Keep-Alive") == "timeout=5");
+  CHECK(header(r, "X-Two") == "a b");
+  CHECK(header(r, "Connection") == "<absent>");
+
+  // A Connection field from the query replaces the server's, and "close" is honoured.
+  REQUIRE(c.send(request("GET", "/headers?Connection=close")));
+  Response closing = c.read_response();
+  CHECK(header(closing, "Connection") == "close");
+  CHECK(closing.headers.count("Connection") == 1);
+  CHECK(c.wait_closed());
+
+  CHECK(get(app.port, "app.test", "/headers?Content-Length=5").status == 400);
+  CHECK(get(app.port, "app.test", "/headers?X-Bad=a%0D%0Ab").status == 400);
+  CHECK(get(app.port, "app.test", "/headers?Bad%20Name=1").status == 400);
+}
+
+TEST_CASE("idle keep-alive connections are closed after --idle-timeout-ms") {
+  TestApp app("idle", {"--idle-timeout-ms", "200"});
+  Client used(app.port);
+  REQUIRE(used.send(request("GET", "/health")));
+  CHECK(used.read_response().status == 200);
+  Client unused(app.port);
+  CHECK(used.wait_closed());
+  CHECK(unused.wait_closed());
+}
+
+TEST_CASE("SIGTERM stops the server cleanly, even with connections open") {
+  TestApp app("term");
+  Client idle(app.port);
+  REQUIRE(idle.send(request("GET", "/health")));
+  REQUIRE(idle.read_response().status == 200);
+  Client waiting(app.port);
+  REQUIRE(waiting.send(request("GET", "/health") + request("GET", "/wait?ms=60000")));
+  REQUIRE(waiting.read_response().status == 200);
+
+  app.process.kill(SIGTERM);
+  CHECK(app.process.wait(10s) == std::optional<int>(0));
+  CHECK(idle.wait_closed());
+  CHECK(waiting.wait_closed());
+  CHECK(app.process.output().find("edge-app term listening on 127.0.0.1:" + std::to_string(app.port)) !=
+        std::string::npos);
+}
+
+TEST_CASE("command line: bad flags exit 2 with a message, --help exits 0") {
+  {
+    Process p(edge_app_bin(), {"--bogus"});
+    CHECK(p.wait() == std::optional<int>(2));
+    CHECK(p.output().find("unknown flag: --bogus") != std::string::npos);
+  }
+  {
+    Process p(edge_app_bin(), {"--port", "70000"});
+    CHECK(p.wait() == std::optional<int>(2));
+    CHECK(p.output().find("--port") != std::string::npos);
+  }
+  {
+    Process p(edge_app_bin(), {"--name"});
+    CHECK(p.wait() == std::optional<int>(2));
+    CHECK(p.output().find("missing value for --name") != std::string::npos);
+  }
+  {
+    Process p(edge_app_bin(), {"--help"});
+    CHECK(p.wait() == std::optional<int>(0));
+    CHECK(p.output().find("usage: edge-app") != std::string::npos);
+  }
+}
+
+TEST_CASE("a port in use: exit 1 with a message") {
+  TestApp app("first");
+  Process second(edge_app_bin(), {"--port", std::to_string(app.port), "--name", "second"});
+  CHECK(second.wait() == std::optional<int>(1));
+  CHECK(second.output().find("cannot listen on 127.0.0.1:" + std::to_string(app.port)) != std::string::npos);
+  CHECK(get(app.port, "app.test", "/health").status == 200);
+}
+
+TEST_CASE("testkit: processes, temp dirs and ports") {
+  TempDir dir;
+  std::string path = dir.write("sub/file.txt", "hello");
+  CHECK(path == dir.path() + "/sub/file.txt");
+  {
+    Process cat("/bin/cat", {path});
+    CHECK(cat.wait() == std::optional<int>(0));
+    CHECK(cat.output() == "hello");
+  }
+  {
+    Process sleeper("/bin/sleep", {"30"});
+    CHECK(sleeper.running());
+    sleeper.kill(SIGKILL);
+    CHECK(sleeper.wait() == std::optional<int>(-SIGKILL));
+    CHECK_FALSE(sleeper.running());
+  }
+  CHECK_THROWS(Process("/nonexistent/binary", {}));
+  uint16_t port = free_port();
+  CHECK(port > 0);
+  CHECK_FALSE(wait_for_port(port, 50ms));
+  Client nobody(port);
+  CHECK_FALSE(nobody.connected());
+}

@@ -1,0 +1,442 @@
+#include "tests/integration/testkit.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "http/body.h"
+#include "http/parser.h"
+
+namespace edge::testkit {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+std::string temp_root() {
+  const char* dir = std::getenv("TMPDIR");
+  return dir && *dir ? dir : "/tmp";
+}
+
+// The directory of the running test binary: ctest sets EDGE_BIN and EDGE_APP_BIN, but a test run
+// by hand from build/bin finds its siblings there.
+std::string own_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+std::string binary_from_env(const char* var, const char* name) {
+  const char* value = std::getenv(var);
+  if (value && *value) return value;
+  return own_dir() + "/" + name;
+}
+
+sockaddr_in loopback(uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+bool try_connect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr = loopback(port);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Waits for the port while the process lives; throws with its log if it dies or never listens.
+void wait_until_listening(Process& process, uint16_t port, const std::string& what) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    if (try_connect(port)) return;
+    if (!process.running())
+      throw std::runtime_error(what + " exited before listening on port " + std::to_string(port) + "; output:\n" +
+                               process.output());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  throw std::runtime_error(what + " is not listening on port " + std::to_string(port) + " after 10 s; output:\n" +
+                           process.output());
+}
+
+std::string replace_all(std::string text, std::string_view from, std::string_view to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+std::string make_log_path() {
+  std::string path = temp_root() + "/edge-test-log-XXXXXX";
+  int fd = ::mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("mkostemp: " + std::string(std::strerror(errno)));
+  ::close(fd);
+  return path;
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1;
+}
+}  // namespace
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+  sockaddr_in addr = loopback(0);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0) {
+    int err = errno;
+    ::close(fd);
+    throw std::runtime_error("free_port: " + std::string(std::strerror(err)));
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string edge_bin() { return binary_from_env("EDGE_BIN", "edge"); }
+std::string edge_app_bin() { return binary_from_env("EDGE_APP_BIN", "edge-app"); }
+
+// ---- TempDir ----
+
+TempDir::TempDir() {
+  std::string templ = temp_root() + "/edge-test-XXXXXX";
+  if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string& name, std::string_view content) const {
+  std::string path = path_ + "/" + name;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  if (!out) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
+// ---- Process ----
+
+Process::Process(const std::string& binary, const std::vector<std::string>& args) : log_path_(make_log_path()) {
+  // Everything the child needs is prepared before fork: between fork and exec only
+  // async-signal-safe calls are allowed.
+  std::vector<std::string> argv_strings;
+  argv_strings.push_back(binary);
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int exec_pipe[2];
+  if (log_fd < 0 || null_fd < 0 || ::pipe2(exec_pipe, O_CLOEXEC) < 0) {
+    if (log_fd >= 0) ::close(log_fd);
+    if (null_fd >= 0) ::close(null_fd);
+    throw std::runtime_error("cannot prepare to start " + binary);
+  }
+  const pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(log_fd);
+    ::close(null_fd);
+    ::close(exec_pipe[0]);
+    ::close(exec_pipe[1]);
+    throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
+  }
+  if (pid == 0) {
+    // If the test dies without its destructors (a crash, a SIGKILL), the child goes too.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    ::dup2(null_fd, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    // The child starts with default signal dispositions and an empty mask, whatever the test set.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execv(argv[0], argv.data());
+    int err = errno;
+    ssize_t ignored = ::write(exec_pipe[1], &err, sizeof err);
+    (void)ignored;
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  ::close(null_fd);
+  ::close(exec_pipe[1]);
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(exec_pipe[0], &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  ::close(exec_pipe[0]);
+  pid_ = pid;
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    wait(std::chrono::seconds(5));
+    std::remove(log_path_.c_str());
+    throw std::runtime_error("cannot execute " + binary + ": " + std::strerror(child_errno));
+  }
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGTERM);
+    if (!wait(std::chrono::seconds(5))) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      status_ = decode_status(status);
+    }
+  }
+  const char* keep = std::getenv("EDGE_TEST_KEEP_LOGS");
+  if (!keep || !*keep) std::remove(log_path_.c_str());
+}
+
+bool Process::running() {
+  if (status_) return false;
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    status_ = decode_status(status);
+    return false;
+  }
+  return r == 0;
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  for (;;) {
+    if (!running()) return status_;
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void Process::kill(int signal) {
+  if (pid_ > 0 && !status_) ::kill(pid_, signal);
+}
+
+std::string Process::output() const {
+  std::ifstream in(log_path_, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool wait_for_port(uint16_t port, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  for (;;) {
+    if (try_connect(port)) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// ---- App and Edge ----
+
+namespace {
+// A --port among the extra arguments wins (a test that restarts an app on the same port passes
+// it); otherwise the app gets a fresh port.
+uint16_t app_port(const std::vector<std::string>& extra) {
+  for (size_t i = 0; i < extra.size(); ++i) {
+    std::string_view arg = extra[i];
+    std::string_view value;
+    if (arg == "--port" && i + 1 < extra.size())
+      value = extra[i + 1];
+    else if (arg.substr(0, 7) == "--port=")
+      value = arg.substr(7);
+    else
+      continue;
+    int port = std::atoi(std::string(value).c_str());
+    if (port <= 0 || port > 65535) throw std::runtime_error("App: bad --port " + std::string(value));
+    return static_cast<uint16_t>(port);
+  }
+  return free_port();
+}
+
+std::vector<std::string> app_args(const std::string& name, uint16_t port, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--port", std::to_string(port), "--name", name};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+}  // namespace
+
+App::App(const std::string& name, std::vector<std::string> extra_args)
+    : port(app_port(extra_args)), process(edge_app_bin(), app_args(name, port, std::move(extra_args))) {
+  wait_until_listening(process, port, "edge-app " + name);
+}
+
+Edge::Edge(const std::string& yaml_template)
+    : port(free_port()),
+      config_path(dir.write("config.yaml", replace_all(yaml_template, "{{port}}", std::to_string(port)))),
+      process(edge_bin(), {"--config", config_path}) {
+  wait_until_listening(process, port, "edge");
+}
+
+// ---- Client ----
+
+Client::Client(uint16_t port, std::chrono::milliseconds timeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_in addr = loopback(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    ::close(fd);
+    return;
+  }
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fd_ = fd;
+}
+
+Client::~Client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Client::set_receive_buffer(int bytes) {
+  if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
+bool Client::send(std::string_view bytes) {
+  if (fd_ < 0) return false;
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+Response Client::read_response(std::string_view method) {
+  Response out;
+  if (fd_ < 0) return out;
+  http::ResponseParser parser;
+  parser.expect_response(method == "HEAD");
+  http::Body body;
+  parser.set_body_sink(&body);
+
+  std::string data = std::move(pending_);
+  pending_.clear();
+  size_t pos = 0;
+  char buf[64 * 1024];
+  for (;;) {
+    // Feed what we have; an empty feed is never needed because the parser only pauses at the end
+    // of a message (after which we stop).
+    bool done = false;
+    while (pos < data.size() && !done) {
+      http::ParseResult r = parser.feed(std::string_view(data).substr(pos));
+      pos += r.consumed;
+      if (r.event == http::ParseEvent::kMessage) {
+        out.complete = true;
+        done = true;
+      } else if (r.event == http::ParseEvent::kError) {
+        done = true;
+      } else if (r.consumed == 0) {
+        done = true;  // cannot happen with a sane parser; do not spin
+      }
+    }
+    if (done) break;
+    data.clear();
+    pos = 0;
+    ssize_t n;
+    do {
+      n = ::recv(fd_, buf, sizeof buf, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      data.assign(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0 && parser.finish() == http::ParseEvent::kMessage) out.complete = true;
+    break;  // closed, reset or timed out
+  }
+  if (pos < data.size()) pending_.assign(data, pos, std::string::npos);
+
+  http::ResponseHead& head = parser.head();
+  if (parser.started() || parser.head_complete()) {
+    out.status = head.status;
+    out.version_minor = head.version_minor;
+    out.reason = head.reason;
+    out.headers = head.headers;
+  }
+  out.body = body.to_string();
+  return out;
+}
+
+std::string Client::read_some(size_t n) {
+  if (!pending_.empty()) {
+    std::string out = pending_.substr(0, n);
+    pending_.erase(0, out.size());
+    return out;
+  }
+  if (fd_ < 0 || n == 0) return {};
+  std::string out(n, '\0');
+  ssize_t got;
+  do {
+    got = ::recv(fd_, out.data(), n, 0);
+  } while (got < 0 && errno == EINTR);
+  out.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  return out;
+}
+
+bool Client::wait_closed() {
+  pending_.clear();
+  if (fd_ < 0) return true;
+  char buf[16 * 1024];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) continue;
+    if (n == 0) return true;
+    if (errno == EINTR) continue;
+    return errno == ECONNRESET || errno == EPIPE;  // EAGAIN: the receive time-out passed
+  }
+}
+
+// ---- one-shot helpers ----
+
+Response get(uint16_t port, const std::string& host, const std::string& target) {
+  Client client(port);
+  client.send("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
+  return client.read_response("GET");
+}
+
+Response exchange(uint16_t port, std::string_view raw, std::string_view method) {
+  Client client(port);
+  client.send(raw);
+  return client.read_response(method);
+}
+
+}  // namespace edge::testkit

@@ -1,0 +1,588 @@
+#include "conf/config.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace edge::conf;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Eight lines; tests append to it, so their errors start at line 9.
+const std::string minimal =
+    "listen:\n"
+    "  - address: 127.0.0.1:8080\n"
+    "backends:\n"
+    "  app:\n"
+    "    servers: [127.0.0.1:9000]\n"
+    "hosts:\n"
+    "  - match: \"*\"\n"
+    "    backend: app\n";
+
+LoadResult load(const std::string& yaml) { return load_string(yaml, "test.yaml"); }
+
+std::vector<std::string> error_texts(const LoadResult& result) {
+  std::vector<std::string> out;
+  for (const Error& error : result.errors) out.push_back(error.text());
+  return out;
+}
+
+// The single error of a load that must fail with exactly one.
+std::string only_error(const std::string& yaml) {
+  LoadResult result = load(yaml);
+  CHECK_FALSE(result.config.has_value());
+  REQUIRE_MESSAGE(result.errors.size() == 1, doctest::toString(error_texts(result).size()));
+  return result.errors.front().text();
+}
+
+// One line per error, for INFO() when a comparison fails.
+std::string joined(const LoadResult& result) {
+  std::string out;
+  for (const Error& error : result.errors) out += "\n  " + error.text();
+  return out;
+}
+
+std::string with_backend_body(const std::string& body) {
+  return "listen:\n"
+         "  - address: 127.0.0.1:8080\n"
+         "backends:\n"
+         "  app:\n" +
+         body +
+         "hosts:\n"
+         "  - match: \"*\"\n"
+         "    backend: app\n";
+}
+
+}  // namespace
+
+TEST_CASE("parse_duration accepts a number with a unit") {
+  CHECK(parse_duration("500ms") == 500ms);
+  CHECK(parse_duration("10s") == 10s);
+  CHECK(parse_duration("5m") == 5min);
+  CHECK(parse_duration("1h") == 1h);
+  CHECK(parse_duration("0s") == 0ms);
+  CHECK(parse_duration("007s") == 7s);
+  CHECK(parse_duration("9223372036854775807ms") == Duration::max());
+}
+
+TEST_CASE("parse_duration refuses bare numbers, unknown units and overflow") {
+  for (const char* bad : {"", "10", "s", "ms", "-1s", "+1s", "1.5s", "10 s", " 10s", "10s ",
+                          "10S", "10sec", "1d", "10ms5", "0x10s", "9223372036854775808ms",
+                          "2562047788015216h", "99999999999999999999ms"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_duration(bad).has_value());
+  }
+}
+
+TEST_CASE("parse_size takes bytes or a k, m, g suffix in powers of 1024") {
+  CHECK(parse_size("0") == 0u);
+  CHECK(parse_size("512") == 512u);
+  CHECK(parse_size("16k") == 16u * 1024);
+  CHECK(parse_size("16K") == 16u * 1024);
+  CHECK(parse_size("512m") == 512u * 1024 * 1024);
+  CHECK(parse_size("2g") == 2ull * 1024 * 1024 * 1024);
+  CHECK(parse_size("2G") == 2ull * 1024 * 1024 * 1024);
+  CHECK(parse_size("18446744073709551615") == 18446744073709551615ull);
+  CHECK(parse_size("17179869183g") == 17179869183ull << 30);
+}
+
+TEST_CASE("parse_size refuses garbage and overflow") {
+  for (const char* bad : {"", "k", "1.5k", "-1", "+1", "16kb", "16 k", "1t", " 16k", "16k ",
+                          "0x10", "1e3", "18446744073709551616", "17179869184g",
+                          "18014398509481984k"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_size(bad).has_value());
+  }
+}
+
+TEST_CASE("parse_address reads IPv4, bracketed IPv6, localhost and wildcards") {
+  auto v4 = parse_address("127.0.0.1:8080");
+  REQUIRE(v4);
+  CHECK(v4->host == "127.0.0.1");
+  CHECK(v4->port == 8080);
+  CHECK_FALSE(v4->ipv6);
+  CHECK(v4->text() == "127.0.0.1:8080");
+
+  auto v6 = parse_address("[::1]:8080");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 8080);
+  CHECK(v6->ipv6);
+  CHECK(v6->text() == "[::1]:8080");
+
+  auto long_v6 = parse_address("[0:0:0:0:0:0:0:1]:1");
+  REQUIRE(long_v6);
+  CHECK(long_v6->host == "::1");
+
+  auto localhost = parse_address("localhost:80");
+  REQUIRE(localhost);
+  CHECK(localhost->host == "127.0.0.1");
+  CHECK(localhost->text() == "127.0.0.1:80");
+
+  auto star = parse_address("*:8080");
+  REQUIRE(star);
+  CHECK(star->host == "0.0.0.0");
+  auto bare = parse_address(":65535");
+  REQUIRE(bare);
+  CHECK(bare->text() == "0.0.0.0:65535");
+}
+
+TEST_CASE("parse_address refuses host names, bad ports and malformed text") {
+  for (const char* bad :
+       {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http",
+        "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:80 ", "example.com:80", "::1:80", "[::1]",
+        "[::1]80", "[::1:80", "[127.0.0.1]:80", "[]:80", "256.1.1.1:80", "1.2.3:80", "::80"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_address(bad).has_value());
+  }
+}
+
+TEST_CASE("a full configuration loads every key") {
+  const std::string yaml =
+      "workers: 4\n"
+      "listen:\n"
+      "  - address: 0.0.0.0:8080\n"
+      "  - address: \"[::1]:8443\"\n"
+      "limits:\n"
+      "  header_timeout: 5s\n"
+      "  idle_timeout: 2m\n"
+      "  body_timeout: 30s\n"
+      "  send_timeout: 1h\n"
+      "  max_header_bytes: 32k\n"
+      "  max_request_line: 4k\n"
+      "  max_body_bytes: 1g\n"
+      "  max_connections: 500\n"
+      "  buffer_memory: 2m\n"
+      "  temp_dir: /var/tmp/edge\n"
+      "backends:\n"
+      "  books_en:\n"
+      "    servers:\n"
+      "      - 127.0.0.1:8210\n"
+      "      - { address: localhost:8211 }\n"
+      "    connect_timeout: 250ms\n"
+      "    response_timeout: 10s\n"
+      "    pool: { max_idle: 8, idle_timeout: 15s }\n"
+      "  other:\n"
+      "    servers: [\"[::1]:9000\"]\n"
+      "hosts:\n"
+      "  - match: [WWW.Example.com, \"*.example.de\"]\n"
+      "    backend: books_en\n"
+      "    routes:\n"
+      "      - { path: /api/, backend: other }\n"
+      "      - path: /static/\n"
+      "  - match: \"*\"\n"
+      "    backend: other\n";
+  LoadResult result = load(yaml);
+  INFO(joined(result));
+  REQUIRE(result.config);
+  CHECK(result.errors.empty());
+  const Config& config = *result.config;
+  CHECK(config.file == "test.yaml");
+  CHECK(config.workers == 4);
+
+  REQUIRE(config.listen.size() == 2);
+  CHECK(config.listen[0].address.text() == "0.0.0.0:8080");
+  CHECK(config.listen[0].mark.file == "test.yaml");
+  CHECK(config.listen[0].mark.line == 3);
+  CHECK(config.listen[0].mark.col == 5);
+  CHECK(config.listen[1].address.ipv6);
+  CHECK(config.listen[1].address.port == 8443);
+
+  const Limits& limits = config.limits;
+  CHECK(limits.header_timeout == 5s);
+  CHECK(limits.idle_timeout == 2min);
+  CHECK(limits.body_timeout == 30s);
+  CHECK(limits.send_timeout == 1h);
+  CHECK(limits.max_header_bytes == 32u * 1024);
+  CHECK(limits.max_request_line == 4u * 1024);
+  CHECK(limits.max_body_bytes == 1ull << 30);
+  CHECK(limits.max_connections == 500u);
+  CHECK(limits.buffer_memory == 2u * 1024 * 1024);
+  CHECK(limits.temp_dir == "/var/tmp/edge");
+
+  REQUIRE(config.backends.size() == 2);
+  const Backend& books = config.backends[0];
+  CHECK(books.name == "books_en");
+  CHECK(books.mark.line == 17);
+  CHECK(books.mark.col == 3);
+  REQUIRE(books.servers.size() == 2);
+  CHECK(books.servers[0].address.text() == "127.0.0.1:8210");
+  CHECK(books.servers[0].mark.line == 19);
+  CHECK(books.servers[0].mark.col == 9);
+  CHECK(books.servers[1].address.text() == "127.0.0.1:8211");
+  CHECK(books.connect_timeout == 250ms);
+  CHECK(books.response_timeout == 10s);
+  CHECK(books.pool.max_idle == 8u);
+  CHECK(books.pool.idle_timeout == 15s);
+  CHECK(config.backends[1].servers.at(0).address.text() == "[::1]:9000");
+  CHECK(config.backend_index("books_en") == 0);
+  CHECK(config.backend_index("other") == 1);
+  CHECK(config.backend_index("nope") == -1);
+
+  REQUIRE(config.hosts.size() == 2);
+  const Host& first = config.hosts[0];
+  CHECK(first.match == std::vector<std::string>{"www.example.com", "*.example.de"});
+  CHECK(first.backend == 0);
+  CHECK(first.mark.line == 27);
+  REQUIRE(first.routes.size() == 2);
+  CHECK(first.routes[0].path_prefix == "/api/");
+  CHECK(first.routes[0].backend == 1);
+  CHECK(first.routes[0].mark.line == 30);
+  CHECK(first.routes[1].path_prefix == "/static/");
+  CHECK(first.routes[1].backend == -1);
+  CHECK(config.hosts[1].match == std::vector<std::string>{"*"});
+  CHECK(config.hosts[1].backend == 1);
+}
+
+TEST_CASE("omitted keys take the header's defaults and workers: auto uses every core") {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  for (const std::string& yaml : {minimal, "workers: auto\n" + minimal}) {
+    LoadResult result = load(yaml);
+    INFO(joined(result));
+    REQUIRE(result.config);
+    const Config& config = *result.config;
+    CHECK(config.workers == static_cast<int>(cores));
+    const Limits defaults;
+    CHECK(config.limits.header_timeout == defaults.header_timeout);
+    CHECK(config.limits.idle_timeout == 60s);
+    CHECK(config.limits.body_timeout == 60s);
+    CHECK(config.limits.send_timeout == 60s);
+    CHECK(config.limits.max_header_bytes == 16u * 1024);
+    CHECK(config.limits.max_request_line == 8u * 1024);
+    CHECK(config.limits.max_body_bytes == 10u * 1024 * 1024);
+    CHECK(config.limits.max_connections == 10000u);
+    CHECK(config.limits.buffer_memory == 1024u * 1024);
+    CHECK(config.limits.temp_dir == "/tmp");
+    REQUIRE(config.backends.size() == 1);
+    CHECK(config.backends[0].connect_timeout == 1s);
+    CHECK(config.backends[0].response_timeout == 30s);
+    CHECK(config.backends[0].pool.max_idle == 256u);
+    CHECK(config.backends[0].pool.idle_timeout == 30s);
+    REQUIRE(config.hosts.size() == 1);
+    CHECK(config.hosts[0].routes.empty());
+  }
+}
+
+TEST_CASE("workers takes 1 to 256 or auto") {
+  CHECK(load("workers: 1\n" + minimal).config->workers == 1);
+  CHECK(load("workers: 256\n" + minimal).config->workers == 256);
+  CHECK(only_error("workers: 0\n" + minimal) ==
+        "test.yaml:1:10: bad workers '0': expected an integer from 1 to 256");
+  CHECK(only_error("workers: 257\n" + minimal) ==
+        "test.yaml:1:10: bad workers '257': expected an integer from 1 to 256");
+  CHECK(only_error("workers: -1\n" + minimal) ==
+        "test.yaml:1:10: bad workers '-1': expected an integer from 1 to 256");
+  CHECK(only_error("workers: many\n" + minimal) ==
+        "test.yaml:1:10: bad workers 'many': expected an integer from 1 to 256");
+  CHECK(only_error("workers: [2]\n" + minimal) ==
+        "test.yaml:1:10: 'workers' must be a non-empty scalar, not a list");
+}
+
+TEST_CASE("Error::text is file:line:col: message") {
+  Error error{{"edge.yaml", 3, 7}, "unknown key 'x'"};
+  CHECK(error.text() == "edge.yaml:3:7: unknown key 'x'");
+}
+
+TEST_CASE("an unknown key is reported at the key, in every map") {
+  CHECK(only_error("colour: blue\n" + minimal) == "test.yaml:1:1: unknown key 'colour'");
+  CHECK(only_error(minimal + "limits:\n  header_timeot: 10s\n") ==
+        "test.yaml:10:3: unknown key 'header_timeot'");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    balance: least_conn\n")) ==
+        "test.yaml:6:5: unknown key 'balance'");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    pool: { max_idel: 1 }\n")) ==
+        "test.yaml:6:13: unknown key 'max_idel'");
+  CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, weight: 2 }\n")) ==
+        "test.yaml:6:33: unknown key 'weight'");
+  CHECK(only_error("listen:\n  - address: :80\n    tls: on\n" + minimal.substr(minimal.find("backends"))) ==
+        "test.yaml:3:5: unknown key 'tls'");
+  CHECK(only_error(minimal + "    cache: off\n") == "test.yaml:9:5: unknown key 'cache'");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a, cache: off }\n") ==
+        "test.yaml:10:21: unknown key 'cache'");
+}
+
+TEST_CASE("a key given twice is an error at the second") {
+  CHECK(only_error(minimal + "limits: { idle_timeout: 1s, idle_timeout: 2s }\n") ==
+        "test.yaml:9:29: duplicate key 'idle_timeout' (first at line 9)");
+}
+
+TEST_CASE("wrong node types are errors at the value, not exceptions") {
+  CHECK(only_error("- a\n- b\n") == "test.yaml:1:1: the configuration must be a map, not a list");
+  CHECK(only_error("just a string\n") ==
+        "test.yaml:1:1: the configuration must be a map, not a scalar");
+  CHECK(only_error(minimal + "limits: [1, 2]\n") ==
+        "test.yaml:9:9: 'limits' must be a map, not a list");
+  CHECK(only_error(minimal + "limits: 10s\n") ==
+        "test.yaml:9:9: 'limits' must be a map, not a scalar");
+  // An empty value has no position of its own: the error points at its key.
+  CHECK(only_error(minimal + "limits:\n") == "test.yaml:9:1: 'limits' must be a map, not empty");
+  CHECK(only_error(minimal + "limits:\n  temp_dir: [a]\n") ==
+        "test.yaml:10:13: 'temp_dir' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "limits:\n  temp_dir: \"\"\n") ==
+        "test.yaml:10:13: 'temp_dir' must be a non-empty scalar, not an empty string");
+
+  LoadResult listen_scalar = load("listen: 0.0.0.0:80\n" + minimal.substr(minimal.find("backends")));
+  CHECK(error_texts(listen_scalar) ==
+        std::vector<std::string>{"test.yaml:1:9: 'listen' must be a list, not a scalar"});
+  LoadResult listen_items = load("listen: [0.0.0.0:80]\n" + minimal.substr(minimal.find("backends")));
+  CHECK(error_texts(listen_items) ==
+        std::vector<std::string>{"test.yaml:1:10: each listen entry must be a map, not a scalar"});
+
+  CHECK(only_error(with_backend_body("    servers: { address: 127.0.0.1:1 }\n")) ==
+        "test.yaml:5:14: 'servers' must be a list, not a map");
+  CHECK(only_error(with_backend_body("    servers: [[127.0.0.1:1]]\n")) ==
+        "test.yaml:5:15: a server must be an address or a map, not a list");
+  CHECK(only_error(with_backend_body("    - 127.0.0.1:1\n")) ==
+        "test.yaml:5:5: 'backend app' must be a map, not a list");
+  CHECK(only_error(minimal + "  - just a name\n") ==
+        "test.yaml:9:5: each host must be a map, not a scalar");
+  CHECK(only_error(minimal + "  - match: { a: b }\n    backend: app\n") ==
+        "test.yaml:9:12: 'match' must be a name or a list of names, not a map");
+  CHECK(only_error(minimal + "  - match: [[a]]\n    backend: app\n") ==
+        "test.yaml:9:13: a host match must be a scalar, not a list");
+  CHECK(only_error(minimal + "    routes: /api/\n") ==
+        "test.yaml:9:13: 'routes' must be a list, not a scalar");
+  CHECK(only_error(minimal + "    routes: [/api/]\n") ==
+        "test.yaml:9:14: each route must be a map, not a scalar");
+  CHECK(only_error("? [a]\n: b\n" + minimal) == "test.yaml:1:3: a key must be a scalar, not a list");
+}
+
+TEST_CASE("bad durations, sizes and addresses are errors at the value") {
+  CHECK(only_error(minimal + "limits:\n  header_timeout: 10\n") ==
+        "test.yaml:10:19: bad duration '10': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "limits:\n  idle_timeout: 3d\n") ==
+        "test.yaml:10:17: bad duration '3d': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "limits:\n  idle_timeout: 99999999999999999999h\n") ==
+        "test.yaml:10:17: bad duration '99999999999999999999h': too large");
+  CHECK(only_error(minimal + "limits:\n  body_timeout: 0s\n") ==
+        "test.yaml:10:17: 'body_timeout' must be greater than zero");
+  CHECK(only_error(minimal + "limits:\n  max_header_bytes: 16kb\n") ==
+        "test.yaml:10:21: bad size '16kb': expected a number of bytes with an optional k, m or g "
+        "suffix");
+  CHECK(only_error(minimal + "limits:\n  max_body_bytes: 99999999999g\n") ==
+        "test.yaml:10:19: bad size '99999999999g': too large");
+  CHECK(only_error(minimal + "limits:\n  max_header_bytes: 0\n") ==
+        "test.yaml:10:21: 'max_header_bytes' must be at least 1");
+  CHECK(load(minimal + "limits:\n  max_body_bytes: 0\n").config->limits.max_body_bytes == 0u);
+  CHECK(only_error(minimal + "limits:\n  max_connections: 10k\n") ==
+        "test.yaml:10:20: bad max_connections '10k': expected an integer from 1 to 4294967295");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    connect_timeout: 1\n")) ==
+        "test.yaml:6:22: bad duration '1': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    pool: { max_idle: -1 }\n")) ==
+        "test.yaml:6:23: bad max_idle '-1': expected an integer from 0 to 1048576");
+
+  CHECK(only_error("listen:\n  - address: app.example.com:80\n" +
+                   minimal.substr(minimal.find("backends"))) ==
+        "test.yaml:2:14: bad address 'app.example.com:80': 'app.example.com' is not a numeric "
+        "IPv4 address (host names are not resolved; use an IP address or localhost)");
+  CHECK(only_error("listen:\n  - address: 127.0.0.1:70000\n" +
+                   minimal.substr(minimal.find("backends"))) ==
+        "test.yaml:2:14: bad address '127.0.0.1:70000': the port must be a number from 1 to "
+        "65535");
+  CHECK(only_error(with_backend_body("    servers:\n      - ::1:80\n")) ==
+        "test.yaml:6:9: bad address '::1:80': an IPv6 address needs brackets, as in [::1]:8080");
+  CHECK(only_error(with_backend_body("    servers:\n      - { address: \"[::g]:80\" }\n")) ==
+        "test.yaml:6:20: bad address '[::g]:80': '::g' is not an IPv6 address");
+}
+
+TEST_CASE("missing required keys are reported at the enclosing map") {
+  CHECK(only_error("workers: 2\nlisten:\n  - address: :80\nbackends:\n  a:\n    servers: [:1]\n") ==
+        "test.yaml:1:1: missing required key 'hosts'");
+  LoadResult nothing = load("workers: 2\n");
+  CHECK(error_texts(nothing) == std::vector<std::string>{
+                                    "test.yaml:1:1: missing required key 'listen'",
+                                    "test.yaml:1:1: missing required key 'backends'",
+                                    "test.yaml:1:1: missing required key 'hosts'",
+                                });
+  CHECK(only_error("listen:\n  - {}\n" + minimal.substr(minimal.find("backends"))) ==
+        "test.yaml:2:5: missing required key 'address'");
+  CHECK(only_error(with_backend_body("    connect_timeout: 1s\n")) ==
+        "test.yaml:5:5: missing required key 'servers'");
+  CHECK(only_error(minimal + "  - match: a.example\n") ==
+        "test.yaml:9:5: missing required key 'backend'");
+  CHECK(only_error(minimal + "  - backend: app\n") ==
+        "test.yaml:9:5: missing required key 'match'");
+  CHECK(only_error(minimal + "    routes:\n      - backend: app\n") ==
+        "test.yaml:10:9: missing required key 'path'");
+}
+
+TEST_CASE("empty required lists are errors") {
+  CHECK(only_error("listen: []\n" + minimal.substr(minimal.find("backends"))) ==
+        "test.yaml:1:9: 'listen' must not be empty");
+  CHECK(only_error(with_backend_body("    servers: []\n")) ==
+        "test.yaml:5:14: 'servers' must not be empty");
+  CHECK(only_error(minimal.substr(0, minimal.find("hosts")) + "hosts: []\n") ==
+        "test.yaml:6:8: 'hosts' must not be empty");
+  CHECK(only_error(minimal + "  - match: []\n    backend: app\n") ==
+        "test.yaml:9:12: 'match' must not be empty");
+}
+
+TEST_CASE("a host or route naming a missing backend is an error at the name") {
+  CHECK(only_error(minimal + "  - match: a.example\n    backend: ap\n") ==
+        "test.yaml:10:14: unknown backend 'ap'");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /api/, backend: api }\n") ==
+        "test.yaml:10:33: unknown backend 'api'");
+}
+
+TEST_CASE("hosts may come before backends in the file") {
+  LoadResult result = load(
+      "hosts:\n  - { match: a.example, backend: b }\n"
+      "listen: [{ address: \":80\" }]\n"
+      "backends: { b: { servers: [\"127.0.0.1:1\"] } }\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  CHECK(result.config->hosts[0].backend == 0);
+}
+
+TEST_CASE("host match names are lower-cased and must be a name, *.domain or *") {
+  LoadResult result = load(minimal + "  - match: Shop.Example.COM\n    backend: app\n");
+  REQUIRE(result.config);
+  CHECK(result.config->hosts[1].match == std::vector<std::string>{"shop.example.com"});
+
+  for (std::string bad : {"a*.b", "*.", "*.*.b", "a..b", ".a", "a.", "a.b:80", "a b", "", "a/b",
+                          "**", "[::1]"}) {
+    CAPTURE(bad);
+    std::string text =
+        only_error(minimal + "  - match: [\"" + bad + "\"]\n    backend: app\n");
+    CHECK(text.starts_with("test.yaml:9:13: bad host match '"));
+    CHECK(text.ends_with("': expected a host name without port, '*.domain' or '*'"));
+  }
+}
+
+TEST_CASE("a host name matched twice is an error, in one entry or across entries") {
+  CHECK(only_error(minimal + "  - match: [a.example, b.example, A.Example]\n    backend: app\n") ==
+        "test.yaml:9:35: duplicate host match 'a.example' (first at line 9)");
+  CHECK(only_error(minimal + "  - match: \"*\"\n    backend: app\n") ==
+        "test.yaml:9:12: duplicate host match '*' (first at line 7)");
+  CHECK(only_error(minimal +
+                   "  - match: [\"*.example.de\"]\n    backend: app\n"
+                   "  - match:\n      - www.example.de\n      - \"*.EXAMPLE.de\"\n"
+                   "    backend: app\n") ==
+        "test.yaml:13:9: duplicate host match '*.example.de' (first at line 9)");
+}
+
+TEST_CASE("route paths start with '/' and are unique within a host") {
+  CHECK(only_error(minimal + "    routes:\n      - { path: api/ }\n") ==
+        "test.yaml:10:17: bad route path 'api/': it must start with '/'");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a/ }\n      - { path: /a/ }\n") ==
+        "test.yaml:11:17: duplicate route path '/a/' (first at line 10)");
+  LoadResult two_hosts = load(minimal + "    routes: [{ path: /a/ }]\n" +
+                              "  - match: b.example\n    backend: app\n    routes: [{ path: /a/ }]\n");
+  INFO(joined(two_hosts));
+  CHECK(two_hosts.config.has_value());
+}
+
+TEST_CASE("the same listen address twice is an error") {
+  CHECK(only_error("listen:\n  - address: \"*:80\"\n  - address: 0.0.0.0:80\n" +
+                   minimal.substr(minimal.find("backends"))) ==
+        "test.yaml:3:14: duplicate listen address '0.0.0.0:80' (first at line 2)");
+}
+
+TEST_CASE("a YAML syntax error is one error at the parser's position") {
+  LoadResult result = load("listen:\n  - address: :80\nbackends: [a, b\nhosts: []\n");
+  CHECK_FALSE(result.config);
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0].mark.file == "test.yaml");
+  CHECK(result.errors[0].mark.line == 4);
+  CHECK(result.errors[0].mark.col == 6);
+  CHECK(result.errors[0].message == "end of sequence flow not found");
+
+  LoadResult tabs = load("listen:\n\t- address: :80\n");
+  REQUIRE(tabs.errors.size() == 1);
+  CHECK(tabs.errors[0].mark.line == 2);
+}
+
+TEST_CASE("errors on several lines are all reported, top to bottom") {
+  LoadResult result = load(
+      "workers: 0\n"
+      "listen:\n"
+      "  - address: example.com:80\n"
+      "limits:\n"
+      "  header_timeout: 10\n"
+      "  max_body_bytes: lots\n"
+      "  colour: blue\n"
+      "backends:\n"
+      "  app:\n"
+      "    servers: [127.0.0.1:0]\n"
+      "    response_timeout: 1x\n"
+      "hosts:\n"
+      "  - match: [a.example, a.example]\n"
+      "    backend: nowhere\n"
+      "    routes:\n"
+      "      - { path: nope }\n");
+  CHECK_FALSE(result.config);
+  std::vector<std::string> lines;
+  for (const Error& error : result.errors) {
+    lines.push_back(std::to_string(error.mark.line) + ":" + std::to_string(error.mark.col));
+  }
+  INFO(joined(result));
+  CHECK(lines == std::vector<std::string>{"1:10", "3:14", "5:19", "6:19", "7:3", "10:15", "11:23",
+                                          "13:24", "14:14", "16:17"});
+}
+
+TEST_CASE("empty input and several documents are errors") {
+  CHECK(only_error("") == "test.yaml:1:1: the configuration is empty");
+  CHECK(only_error("# nothing here\n") == "test.yaml:1:1: the configuration is empty");
+  CHECK(only_error(minimal + "---\nworkers: 2\n") ==
+        "test.yaml:10:1: only one YAML document is allowed in a configuration");
+}
+
+TEST_CASE("hostile YAML yields errors and never throws") {
+  // A sequence that contains itself.
+  CHECK_FALSE(load("&a [*a]").config);
+  CHECK_FALSE(load("listen: &a [*a]\n").config);
+  CHECK_FALSE(load("listen: &a [{ address: *a }]\n").config);
+  CHECK_FALSE(load(std::string(10000, '[')).config);
+  CHECK_FALSE(load(std::string(10000, '{')).config);
+  CHECK_FALSE(load(std::string("\0\xff\xfe", 3)).config);
+  CHECK_FALSE(load("*unknown").config);
+  CHECK_FALSE(load("!!binary AAAA: x").config);
+
+  LoadResult anchors = load(
+      "listen:\n  - &l { address: \":80\" }\n"
+      "backends:\n  a: &b { servers: [\"127.0.0.1:1\"] }\n  b: *b\n"
+      "hosts:\n  - { match: x.example, backend: a }\n");
+  INFO(joined(anchors));
+  CHECK(anchors.config.has_value());
+}
+
+TEST_CASE("load_file reads a file and names it in errors") {
+  char path[] = "/tmp/edge_conf_testXXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  {
+    std::ofstream out(path);
+    out << minimal << "limits:\n  idle_timeout: 5\n";
+  }
+  LoadResult bad = load_file(path);
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].text() == std::string(path) +
+                                    ":10:17: bad duration '5': expected a number with a unit: "
+                                    "ms, s, m, h");
+  {
+    std::ofstream out(path);
+    out << minimal;
+  }
+  LoadResult good = load_file(path);
+  REQUIRE(good.config);
+  CHECK(good.config->file == path);
+  CHECK(good.config->listen[0].mark.file == path);
+  std::remove(path);
+
+  LoadResult missing = load_file("/nonexistent/edge.yaml");
+  CHECK_FALSE(missing.config);
+  CHECK(error_texts(missing) ==
+        std::vector<std::string>{"/nonexistent/edge.yaml:0:0: cannot read: No such file or directory"});
+
+  LoadResult directory = load_file("/tmp");
+  CHECK(error_texts(directory) ==
+        std::vector<std::string>{"/tmp:0:0: cannot read: Is a directory"});
+}
