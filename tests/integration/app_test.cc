@@ -47,21 +47,10 @@ std::string read_until_closed(Client& c) {
   return all;
 }
 
-// An App that must stop cleanly at the end of its test: exit 0 on SIGTERM, which under the
-// sanitizers also means no leak and no error report.
-struct TestApp : App {
-  using App::App;
-  ~TestApp() {
-    process.kill(SIGTERM);
-    std::optional<int> code = process.wait(10s);
-    CHECK_MESSAGE(code == std::optional<int>(0), process.output());
-  }
-};
-
 }  // namespace
 
 TEST_CASE("health: 200 ok with X-Backend, Date and Content-Length") {
-  TestApp app("alpha");
+  App app("alpha");
   Response r = get(app.port, "app.test", "/health");
   CHECK(r.complete);
   CHECK(r.status == 200);
@@ -78,7 +67,7 @@ TEST_CASE("health: 200 ok with X-Backend, Date and Content-Length") {
 }
 
 TEST_CASE("unknown paths are 404 and carry X-Backend too") {
-  TestApp app("beta");
+  App app("beta");
   Response r = get(app.port, "app.test", "/nope");
   CHECK(r.complete);
   CHECK(r.status == 404);
@@ -88,7 +77,7 @@ TEST_CASE("unknown paths are 404 and carry X-Backend too") {
 }
 
 TEST_CASE("echo reflects the request head, in order, as JSON") {
-  TestApp app("e");
+  App app("e");
   Response r = exchange(app.port,
                         "GET /echo?x=1&y=%22q%22 HTTP/1.1\r\nHost: h.test\r\nX-Test: hello \"world\"\r\n"
                         "X-Multi: 1\r\nX-Multi: 2\r\nConnection: close\r\n\r\n");
@@ -102,7 +91,7 @@ TEST_CASE("echo reflects the request head, in order, as JSON") {
 }
 
 TEST_CASE("echo reports a POST body sent with Content-Length") {
-  TestApp app("e");
+  App app("e");
   std::string body = "line1\nline2\t\"q\"\\";
   REQUIRE(body.size() == 16);
   Response r = exchange(app.port, request("POST", "/echo", "Content-Length: 16\r\nConnection: close\r\n", body));
@@ -113,7 +102,7 @@ TEST_CASE("echo reports a POST body sent with Content-Length") {
 }
 
 TEST_CASE("echo reports a chunked POST body, and omits a body over 64 KiB") {
-  TestApp app("e");
+  App app("e");
   Response r = exchange(app.port, request("POST", "/echo", "Transfer-Encoding: chunked\r\nConnection: close\r\n",
                                           "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
   CHECK(r.status == 200);
@@ -129,7 +118,7 @@ TEST_CASE("echo reports a chunked POST body, and omits a body over 64 KiB") {
 }
 
 TEST_CASE("requests arriving in pieces: a head byte by byte, a 1 MiB chunked upload") {
-  TestApp app("e");
+  App app("e");
   Client c(app.port);
   for (char ch : request("GET", "/echo?slow")) REQUIRE(c.send(std::string_view(&ch, 1)));
   Response r = c.read_response();
@@ -146,7 +135,7 @@ TEST_CASE("requests arriving in pieces: a head byte by byte, a 1 MiB chunked upl
 }
 
 TEST_CASE("Expect: 100-continue gets an interim 100 before the body is sent") {
-  TestApp app("e");
+  App app("e");
   Client c(app.port);
   REQUIRE(c.send(request("POST", "/echo", "Content-Length: 5\r\nExpect: 100-continue\r\n")));
   std::string interim;
@@ -163,7 +152,7 @@ TEST_CASE("Expect: 100-continue gets an interim 100 before the body is sent") {
 }
 
 TEST_CASE("keep-alive: several requests on one connection") {
-  TestApp app("ka");
+  App app("ka");
   Client c(app.port);
   REQUIRE(c.send(request("GET", "/health")));
   Response r1 = c.read_response();
@@ -180,7 +169,7 @@ TEST_CASE("keep-alive: several requests on one connection") {
 }
 
 TEST_CASE("pipelining: requests sent together are answered in order") {
-  TestApp app("p");
+  App app("p");
   Client c(app.port);
   REQUIRE(c.send(request("GET", "/echo?n=1") + request("POST", "/echo?n=2", "Content-Length: 3\r\n", "xyz") +
                  request("GET", "/bytes?n=7") + request("GET", "/echo?n=4", "Connection: close\r\n")));
@@ -198,7 +187,7 @@ TEST_CASE("pipelining: requests sent together are answered in order") {
 }
 
 TEST_CASE("pipelining: a long burst is answered completely and in order") {
-  TestApp app("burst");
+  App app("burst");
   Client c(app.port);
   std::string burst;
   for (int i = 1; i <= 300; ++i) burst += request("GET", "/bytes?n=" + std::to_string(i));
@@ -211,7 +200,7 @@ TEST_CASE("pipelining: a long burst is answered completely and in order") {
 }
 
 TEST_CASE("HEAD gets the GET head and no body") {
-  TestApp app("h");
+  App app("h");
   Client c(app.port);
   REQUIRE(c.send(request("HEAD", "/bytes?n=100")));
   Response head = c.read_response("HEAD");
@@ -235,7 +224,7 @@ TEST_CASE("HEAD gets the GET head and no body") {
 }
 
 TEST_CASE("bytes: exact sizes of the a..z pattern") {
-  TestApp app("b");
+  App app("b");
   Response zero = get(app.port, "app.test", "/bytes?n=0");
   CHECK(zero.status == 200);
   CHECK(header(zero, "Content-Length") == "0");
@@ -261,7 +250,7 @@ TEST_CASE("bytes: exact sizes of the a..z pattern") {
 }
 
 TEST_CASE("bytes: bad n is 400") {
-  TestApp app("b");
+  App app("b");
   for (const char* target : {"/bytes", "/bytes?n=", "/bytes?n=abc", "/bytes?n=-1", "/bytes?n=1073741825",
                              "/bytes?n=99999999999999999999999", "/bytes?n=%zz"}) {
     CAPTURE(target);
@@ -272,7 +261,7 @@ TEST_CASE("bytes: bad n is 400") {
 }
 
 TEST_CASE("static: css and js with caching headers, stable ETag, content from the name") {
-  TestApp app("s");
+  App app("s");
   Response css1 = get(app.port, "app.test", "/static/site.css");
   Response css2 = get(app.port, "app.test", "/static/site.css");
   Response other = get(app.port, "app.test", "/static/other.css");
@@ -298,7 +287,7 @@ TEST_CASE("static: css and js with caching headers, stable ETag, content from th
 }
 
 TEST_CASE("static: png is a real PNG") {
-  TestApp app("s");
+  App app("s");
   Response a = get(app.port, "app.test", "/static/img/logo.png");
   Response b = get(app.port, "app.test", "/static/img/logo.png");
   REQUIRE(a.status == 200);
@@ -316,7 +305,7 @@ TEST_CASE("static: png is a real PNG") {
 }
 
 TEST_CASE("static: If-None-Match gives 304; unknown extensions and bad names are 404") {
-  TestApp app("s");
+  App app("s");
   Response full = get(app.port, "app.test", "/static/site.css");
   std::string etag = header(full, "ETag");
   Response revalidated =
@@ -336,7 +325,7 @@ TEST_CASE("static: If-None-Match gives 304; unknown extensions and bad names are
 }
 
 TEST_CASE("wait: a pending /wait does not block other connections") {
-  TestApp app("w");
+  App app("w");
   Client waiting(app.port);
   // Pipelined behind /health: once its answer is read, the server has parsed /wait and armed it.
   const auto sent = std::chrono::steady_clock::now();
@@ -358,7 +347,7 @@ TEST_CASE("wait: a pending /wait does not block other connections") {
 }
 
 TEST_CASE("slowhead: nothing is sent before the delay") {
-  TestApp app("w");
+  App app("w");
   Client c(app.port);
   REQUIRE(c.send(request("GET", "/health") + request("GET", "/slowhead?ms=300")));
   REQUIRE(c.read_response().body == "ok\n");
@@ -371,7 +360,7 @@ TEST_CASE("slowhead: nothing is sent before the delay") {
 }
 
 TEST_CASE("cpu: a /cpu request holds the whole loop") {
-  TestApp app("c");
+  App app("c");
   Client busy(app.port);
   // Pipelined behind /health: the server starts burning right after writing the /health answer.
   REQUIRE(busy.send(request("GET", "/health") + request("GET", "/cpu?ms=400")));
@@ -388,7 +377,7 @@ TEST_CASE("cpu: a /cpu request holds the whole loop") {
 }
 
 TEST_CASE("stats: served, in progress and peak") {
-  TestApp app("st");
+  App app("st");
   for (int i = 0; i < 3; ++i) CHECK(get(app.port, "app.test", "/health").status == 200);
   Response stats = get(app.port, "app.test", "/stats");
   CHECK(stats.status == 200);
@@ -410,7 +399,7 @@ TEST_CASE("stats: served, in progress and peak") {
 }
 
 TEST_CASE("malformed requests get 400 and the connection is closed") {
-  TestApp app("m");
+  App app("m");
   {
     Client c(app.port);
     REQUIRE(c.send("GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"));
@@ -450,7 +439,7 @@ TEST_CASE("malformed requests get 400 and the connection is closed") {
 }
 
 TEST_CASE("HTTP/1.0: closes by default, keeps alive when asked") {
-  TestApp app("old");
+  App app("old");
   {
     Client c(app.port);
     REQUIRE(c.send("GET /health HTTP/1.0\r\n\r\n"));
@@ -476,7 +465,7 @@ TEST_CASE("HTTP/1.0: closes by default, keeps alive when asked") {
 }
 
 TEST_CASE("status: any final status with a short body") {
-  TestApp app("st");
+  App app("st");
   Response r = get(app.port, "app.test", "/status?code=503");
   CHECK(r.status == 503);
   CHECK(r.reason == "Service Unavailable");
@@ -499,7 +488,7 @@ TEST_CASE("status: any final status with a short body") {
 }
 
 TEST_CASE("close: the connection is closed without a response") {
-  TestApp app("x");
+  App app("x");
   Client c(app.port);
   REQUIRE(c.send(request("GET", "/close")));
   Response r = c.read_response();
@@ -510,7 +499,7 @@ TEST_CASE("close: the connection is closed without a response") {
 }
 
 TEST_CASE("garbage: bytes that are not HTTP, then close") {
-  TestApp app("x");
+  App app("x");
   {
     Client c(app.port);
     REQUIRE(c.send(request("GET", "/garbage")));
@@ -522,7 +511,7 @@ TEST_CASE("garbage: bytes that are not HTTP, then close") {
 }
 
 TEST_CASE("truncate: Content-Length 1000 but 10 bytes, then close") {
-  TestApp app("x");
+  App app("x");
   Response r = get(app.port, "app.test", "/truncate");
   CHECK_FALSE(r.complete);
   CHECK(r.status == 200);
@@ -531,7 +520,7 @@ TEST_CASE("truncate: Content-Length 1000 but 10 bytes, then close") {
 }
 
 TEST_CASE("chunked: the pattern in several chunks") {
-  TestApp app("ch");
+  App app("ch");
   Client c(app.port);
   REQUIRE(c.send(request("GET", "/chunked?n=1000", "Connection: close\r\n")));
   std::string raw = read_until_closed(c);
@@ -561,7 +550,7 @@ TEST_CASE("chunked: the pattern in several chunks") {
 }
 
 TEST_CASE("headers: the query's fields are added to the response") {
-  TestApp app("hd");
+  App app("hd");
   Client c(app.port);
   REQUIRE(c.send(request("GET", "/headers?X-Foo=bar&Keep-Alive=timeout%3D5&X-Two=a+b")));
   Response r = c.read_response();
@@ -585,7 +574,7 @@ TEST_CASE("headers: the query's fields are added to the response") {
 }
 
 TEST_CASE("idle keep-alive connections are closed after --idle-timeout-ms") {
-  TestApp app("idle", {"--idle-timeout-ms", "200"});
+  App app("idle", {"--idle-timeout-ms", "200"});
   Client used(app.port);
   REQUIRE(used.send(request("GET", "/health")));
   CHECK(used.read_response().status == 200);
@@ -595,7 +584,7 @@ TEST_CASE("idle keep-alive connections are closed after --idle-timeout-ms") {
 }
 
 TEST_CASE("SIGTERM stops the server cleanly, even with connections open") {
-  TestApp app("term");
+  App app("term");
   Client idle(app.port);
   REQUIRE(idle.send(request("GET", "/health")));
   REQUIRE(idle.read_response().status == 200);
@@ -635,7 +624,7 @@ TEST_CASE("command line: bad flags exit 2 with a message, --help exits 0") {
 }
 
 TEST_CASE("a port in use: exit 1 with a message") {
-  TestApp app("first");
+  App app("first");
   Process second(edge_app_bin(), {"--port", std::to_string(app.port), "--name", "second"});
   CHECK(second.wait() == std::optional<int>(1));
   CHECK(second.output().find("cannot listen on 127.0.0.1:" + std::to_string(app.port)) != std::string::npos);

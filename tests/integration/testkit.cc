@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -287,6 +288,25 @@ std::vector<std::string> app_args(const std::string& name, uint16_t port, std::v
   return args;
 }
 }  // namespace
+
+namespace {
+std::atomic<int> g_unclean_exits{0};
+
+void expect_clean_exit(Process& process, const std::string& what) {
+  process.kill(SIGTERM);  // a no-op for a process the test already stopped
+  std::optional<int> code = process.wait(std::chrono::seconds(20));
+  if (code == 0) return;
+  ++g_unclean_exits;
+  std::fprintf(stderr, "%s did not exit cleanly on SIGTERM (%s); output:\n%s\n", what.c_str(),
+               code ? ("exit " + std::to_string(*code)).c_str() : "still running", process.output().c_str());
+}
+}  // namespace
+
+int unclean_exits() { return g_unclean_exits.load(); }
+
+App::~App() { expect_clean_exit(process, "edge-app"); }
+
+Edge::~Edge() { expect_clean_exit(process, "edge"); }
 
 App::App(const std::string& name, std::vector<std::string> extra_args)
     : port(app_port(extra_args)), process(edge_app_bin(), app_args(name, port, std::move(extra_args))) {

@@ -65,8 +65,12 @@ class Process {
 bool wait_for_port(uint16_t port, std::chrono::milliseconds limit = std::chrono::seconds(10));
 
 // An edge-app process on a fresh port, ready when constructed.
+// App and Edge stop their process with SIGTERM when destroyed and expect exit code 0 (under the
+// sanitizers that also means no leak and no error report); anything else is printed with the
+// process's output and counted in unclean_exits(), which fails the test binary.
 struct App {
   explicit App(const std::string& name, std::vector<std::string> extra_args = {});
+  ~App();
   uint16_t port;
   Process process;
 };
@@ -75,11 +79,14 @@ struct App {
 // The YAML may use {{port}} (replaced by a fresh port for the listener, available as port).
 struct Edge {
   explicit Edge(const std::string& yaml_template);
+  ~Edge();
   TempDir dir;
   uint16_t port;
   std::string config_path;
   Process process;
 };
+
+int unclean_exits();
 
 struct Response {
   int status = 0;
