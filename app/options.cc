@@ -22,7 +22,8 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
       value = arg.substr(eq + 1);
       has_value = true;
     }
-    const bool known = flag == "--host" || flag == "--port" || flag == "--name" || flag == "--idle-timeout-ms";
+    const bool known = flag == "--host" || flag == "--port" || flag == "--name" || flag == "--idle-timeout-ms" ||
+                       flag == "--drop-after";
     if (!known) {
       out.error = "unknown flag: " + std::string(arg);
       return out;
@@ -60,6 +61,13 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
         return out;
       }
       out.options.name = value;
+    } else if (flag == "--drop-after") {
+      auto n = parse_uint(value, UINT32_MAX);
+      if (!n) {
+        out.error = "--drop-after needs a number of responses, not '" + std::string(value) + "'";
+        return out;
+      }
+      out.options.drop_after = *n;
     } else {
       auto ms = parse_uint(value, UINT32_MAX);
       if (!ms) {
@@ -73,11 +81,13 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
 }
 
 std::string usage() {
-  return "usage: edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N]\n"
+  return "usage: edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N] [--drop-after N]\n"
          "  --host ADDR            address to listen on (default 127.0.0.1)\n"
          "  --port N               port to listen on (default 8080; 0 picks a free one)\n"
          "  --name NAME            sent back in X-Backend on every response (default edge-app)\n"
          "  --idle-timeout-ms N    close keep-alive connections idle this long (default 60000; 0: never)\n"
+         "  --drop-after N         after N responses on a connection, close it when the next request\n"
+         "                         arrives, without answering (default 0: never)\n"
          "One thread, one libuv loop. Endpoints: /health /echo /stats /bytes?n= /wait?ms= /cpu?ms=\n"
          "/static/<name>.css|js|png /status?code= /headers?k=v /chunked?n= /slowhead?ms= /close\n"
          "/garbage /truncate. SIGTERM or SIGINT stops it cleanly.\n";

@@ -89,6 +89,7 @@ class Connection final : public http::StreamWriter::Owner {
   bool keep_alive_ = true;
   bool http10_ = false;
   bool close_after_ = false;
+  uint64_t responses_ = 0;  // on this connection
 
   http::StreamWriter writer_;
   std::string head_;          // borrowed by writer_ until on_write_done
@@ -373,6 +374,8 @@ void Connection::dispatch() {
     server_->request_started();
   }
   reply_ = route(head, request_body_, RouteContext{server_->options_.name, server_->stats_, &server_->assets_});
+  const uint64_t drop_after = server_->options_.drop_after;
+  if (drop_after > 0 && responses_ >= drop_after) reply_.kind = Reply::Kind::kDrop;
   head_request_ = head.is_head();
   keep_alive_ = head.keep_alive;
   http10_ = head.version_minor == 0;
@@ -528,6 +531,7 @@ void Connection::on_write_done(int status) {
 }
 
 void Connection::finish_response() {
+  ++responses_;
   response_body_.clear();
   head_.clear();
   reply_ = Reply{};

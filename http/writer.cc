@@ -12,8 +12,9 @@ constexpr char kCrLf[] = "\r\n";
 constexpr char kLastChunk[] = "0\r\n\r\n";
 }  // namespace
 
-void StreamWriter::start(uv_stream_t* stream, const std::string* head, Body* body, bool chunked) {
+void StreamWriter::start(uv_stream_t* stream, const std::string* head, Body* body, bool chunked, bool release) {
   stream_ = stream;
+  release_ = release;
   head_ = head;
   body_ = body;
   chunked_ = chunked;
@@ -102,7 +103,7 @@ void StreamWriter::pump() {
 
 void StreamWriter::advance(size_t bytes) {
   total_written_ += bytes;
-  if (body_) body_->release_before(body_offset_);
+  if (body_ && release_) body_->release_before(body_offset_);
 }
 
 void StreamWriter::on_written(uv_write_t* req, int status) {

@@ -4,8 +4,9 @@
 // - One message at a time, one uv_write in flight at a time. Bytes are first tried with
 //   uv_try_write, so a small message costs no write request at all.
 // - The head string and the Body are borrowed: the owner keeps both alive and unchanged (the
-//   Body may grow) until on_write_done() or abort(). Written RAM chunks of the Body are released
-//   as they go, so a slow reader does not pin the whole body in memory.
+//   Body may grow) until on_write_done() or abort(). With `release`, written RAM chunks of the
+//   Body are freed as they go, so a slow reader does not pin the whole body in memory; without
+//   it the Body stays whole (a request body that may have to be sent again).
 // - With `chunked`, the body is framed with chunked transfer coding and terminated after
 //   the Body completes.
 // - The owner calls kick() whenever the Body grew or completed. on_write_done(status) is called
@@ -38,7 +39,7 @@ class StreamWriter {
   StreamWriter(const StreamWriter&) = delete;
   StreamWriter& operator=(const StreamWriter&) = delete;
 
-  void start(uv_stream_t* stream, const std::string* head, Body* body, bool chunked);
+  void start(uv_stream_t* stream, const std::string* head, Body* body, bool chunked, bool release = true);
   void kick();
   // Forget the message without calling back (the owner is tearing the stream down).
   void abort() { active_ = false; }
@@ -60,6 +61,7 @@ class StreamWriter {
   const std::string* head_ = nullptr;
   Body* body_ = nullptr;
   bool chunked_ = false;
+  bool release_ = true;
   bool active_ = false;
   bool in_flight_ = false;
   bool terminator_written_ = false;

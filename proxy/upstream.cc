@@ -57,7 +57,8 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
 
 void UpstreamConn::send_request() {
   arm_timer(pool_.backend().response_timeout);
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), request_head_, request_body_, false);
+  // The request body is kept whole: a retry on another connection sends it again.
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), request_head_, request_body_, false, /*release=*/false);
 }
 
 void UpstreamConn::on_write_done(int status) {

@@ -191,3 +191,24 @@ TEST_CASE("kept-alive backend connections are reused, and a backend restart cost
     CHECK(r.header("X-Backend") == std::string_view("second"));
   }
 }
+
+TEST_CASE("a pooled connection the backend drops is retried fresh for idempotent requests, body and all") {
+  // The backend closes each connection when a second request arrives on it, unanswered.
+  App app("dropper", {"--drop-after", "1"});
+  Edge edge(config(addr(app.port), "", "buffer_memory: 16k"));
+  Client client(edge.port);
+  client.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(client.read_response().status == 200);  // leaves one connection in the pool
+
+  const std::string body(100000, 'p');
+  client.send("PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + body);
+  Response put = client.read_response();
+  CHECK(put.status == 200);
+  CHECK(put.body.find("\"body_bytes\":100000") != std::string::npos);
+
+  // A POST may have reached the server: it is never sent twice. 502, and the client is told.
+  client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+  CHECK(client.read_response().status == 502);
+  client.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(client.read_response().status == 200);
+}
