@@ -173,7 +173,7 @@ std::optional<Asset> make_asset(std::string_view name) {
   } else {
     return std::nullopt;
   }
-  asset.etag = "\"" + hex64(fnv1a64(asset.body)) + "\"";
+  asset.etag.assign(1, '"').append(hex64(fnv1a64(asset.body))).push_back('"');
   return asset;
 }
 

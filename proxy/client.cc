@@ -202,6 +202,11 @@ bool ClientConn::on_head() {
     reject(400);
     return false;
   }
+  if (head.method == "CONNECT") {
+    // A reverse proxy opens no tunnels.
+    reject(405);
+    return false;
+  }
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
   const std::optional<std::string_view> expect = head.headers.get(http::FieldId::kExpect);
   if (expect) {

@@ -60,6 +60,8 @@ TEST_CASE("malformed and smuggling-shaped requests get 4xx, are closed, and neve
       {"missing Host", "GET /echo HTTP/1.1\r\n\r\n", 400},
       {"two Hosts", "GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
       {"bad version", "GET /echo HTTP/3.1\r\nHost: a\r\n\r\n", 505},
+      {"CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405},
+      {"unknown method", "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", 400},
       {"not http", "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 400},
       {"long request line", "GET /" + std::string(1500, 'x') + " HTTP/1.1\r\nHost: a\r\n\r\n", 414},
       {"huge head", "GET /echo HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(3000, 'y') + "\r\n\r\n", 431},
