@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -251,6 +253,8 @@ class Loader {
   void fail_at(Mark mark, std::string message) {
     errors_.push_back({std::move(mark), std::move(message)});
   }
+
+  bool has_errors() const { return !errors_.empty(); }
 
   std::vector<Error> take_errors() {
     // Checks run in schema order, not file order; the reader wants them top to bottom.
@@ -638,17 +642,57 @@ int read_whole_file(const std::string& path, std::string& text) {
   return error;
 }
 
+// Records where each document starts and ignores everything else.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// yaml-cpp 0.7 does not consume a stray token at document level (a ',' for one): each call
+// yields another empty document at the same place, so YAML::LoadAll never returns, and
+// YAML::Load silently sees an empty document. A bounded walk over the documents catches both
+// that and a second document, which YAML::Load would drop without a word.
+void check_single_document(std::string_view yaml, Loader& loader) {
+  std::istringstream stream{std::string(yaml)};
+  YAML::Parser parser(stream);
+  DocumentStarts documents;
+  for (int call = 0; call < 3 && parser.HandleNextDocument(documents); ++call) {
+    const auto& marks = documents.marks;
+    if (marks.size() >= 2 && marks[marks.size() - 1].pos == marks[marks.size() - 2].pos) {
+      const YAML::Mark& stuck = marks.back();
+      std::string message = "unexpected text";
+      if (stuck.pos >= 0 && static_cast<size_t>(stuck.pos) < yaml.size()) {
+        message = std::string("unexpected '") + yaml[static_cast<size_t>(stuck.pos)] + "'";
+      }
+      loader.fail_at(loader.mark_of(stuck), message);
+      return;
+    }
+  }
+  if (documents.marks.size() >= 2) {
+    loader.fail_at(loader.mark_of(documents.marks[1]),
+                   "only one YAML document is allowed in a configuration");
+  }
+}
+
 LoadResult parse(std::string_view yaml, const std::string& name) {
   Loader loader(name);
   LoadResult result;
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1) {
-      loader.fail_at(loader.mark_of(documents[1].Mark()),
-                     "only one YAML document is allowed in a configuration");
-    } else {
-      result.config = loader.load(documents.empty() ? YAML::Node() : documents.front());
-    }
+    check_single_document(yaml, loader);
+    if (!loader.has_errors()) result.config = loader.load(YAML::Load(std::string(yaml)));
   } catch (const YAML::Exception& e) {
     result.config.reset();
     loader.fail_at(loader.mark_of(e.mark), e.msg);

@@ -264,8 +264,9 @@ TEST_CASE("omitted keys take the header's defaults and workers: auto uses every 
     REQUIRE(config.backends.size() == 1);
     CHECK(config.backends[0].connect_timeout == 1s);
     CHECK(config.backends[0].response_timeout == 30s);
-    CHECK(config.backends[0].pool.max_idle == 256u);
-    CHECK(config.backends[0].pool.idle_timeout == 30s);
+    const Pool pool_defaults;
+    CHECK(config.backends[0].pool.max_idle == pool_defaults.max_idle);
+    CHECK(config.backends[0].pool.idle_timeout == pool_defaults.idle_timeout);
     REQUIRE(config.hosts.size() == 1);
     CHECK(config.hosts[0].routes.empty());
   }
@@ -531,7 +532,12 @@ TEST_CASE("empty input and several documents are errors") {
   CHECK(only_error("") == "test.yaml:1:1: the configuration is empty");
   CHECK(only_error("# nothing here\n") == "test.yaml:1:1: the configuration is empty");
   CHECK(only_error(minimal + "---\nworkers: 2\n") ==
-        "test.yaml:10:1: only one YAML document is allowed in a configuration");
+        "test.yaml:9:1: only one YAML document is allowed in a configuration");
+}
+
+TEST_CASE("a stray token at document level is an error, not an endless stream of documents") {
+  CHECK(only_error(",i") == "test.yaml:1:1: unexpected ','");
+  CHECK(only_error("[a, b]\n,\n") == "test.yaml:2:1: unexpected ','");
 }
 
 TEST_CASE("hostile YAML yields errors and never throws") {
