@@ -29,6 +29,7 @@ inline constexpr uint64_t kEchoBodyLimit = 64 * 1024;
 std::string echo_json(const http::RequestHead& head, const http::Body& body);
 
 // {"name":"a1","served":3,"in_progress":1,"peak_in_progress":2}
-std::string stats_json(std::string_view name, uint64_t served, uint64_t in_progress, uint64_t peak_in_progress);
+std::string stats_json(std::string_view name, uint64_t received, uint64_t served, uint64_t in_progress,
+                       uint64_t peak_in_progress);
 
 }  // namespace edge::app

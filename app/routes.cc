@@ -128,7 +128,7 @@ Reply route(const http::RequestHead& head, const http::Body& body, const RouteCo
 
   if (path == "/health") return text_reply(200, "ok\n");
   if (path == "/echo") return json_reply(echo_json(head, body));
-  if (path == "/stats") return json_reply(stats_json(context.name, stats.served, stats.in_progress, stats.peak_in_progress));
+  if (path == "/stats") return json_reply(stats_json(context.name, stats.received, stats.served, stats.in_progress, stats.peak_in_progress));
 
   if (path == "/bytes" || path == "/chunked") {
     auto text = query_get(q, "n");

@@ -49,8 +49,10 @@ std::string_view pattern_view(uint64_t offset, size_t len);
 // head is parsed until its response has been fully written (or its connection closed); served
 // counts responses fully written (/garbage and /truncate count; /close, which answers nothing,
 // does not). /stats reports the counters as they are while it runs, so it counts itself in
-// in_progress (and in the peak) and not yet in served.
+// in_progress (and in the peak) and not yet in served. received counts every request head,
+// including those answered by closing: what reached the server, whatever came of it.
 struct Stats {
+  uint64_t received = 0;  // request heads parsed, answered or not
   uint64_t served = 0;
   uint64_t in_progress = 0;
   uint64_t peak_in_progress = 0;

@@ -156,6 +156,7 @@ std::string_view Server::date() {
 }
 
 void Server::request_started() {
+  ++stats_.received;
   ++stats_.in_progress;
   if (stats_.in_progress > stats_.peak_in_progress) stats_.peak_in_progress = stats_.in_progress;
 }

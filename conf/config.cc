@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <initializer_list>
 #include <limits>
 #include <map>
@@ -216,6 +217,37 @@ const char* describe(const YAML::Node& node) {
   }
 }
 
+// Returns 0 or an errno value; reads at most `limit` bytes plus one, so that a caller can tell
+// a file that is too large. Defined below.
+int read_whole_file(const std::string& path, std::string& text,
+                    size_t limit = std::numeric_limits<size_t>::max());
+
+// Leading and trailing spaces, tabs, CR and LF (and the other ASCII white space) removed.
+std::string_view trimmed(std::string_view text) {
+  constexpr std::string_view space = " \t\r\n\v\f";
+  size_t first = text.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  size_t last = text.find_last_not_of(space);
+  return text.substr(first, last - first + 1);
+}
+
+// A relative path is relative to the directory of the configuration file that names it.
+std::string resolved_path(const std::string& config_file, const std::string& path) {
+  std::filesystem::path target(path);
+  if (target.is_absolute()) return path;
+  std::filesystem::path directory = std::filesystem::path(config_file).parent_path();
+  if (directory.empty()) return path;
+  return (directory / target).string();
+}
+
+// Two listeners conflict when their addresses are equal, or when they share a port and one of
+// them is the wildcard address of the other's family.
+bool overlaps(const Address& a, const Address& b) {
+  if (a.port != b.port || a.ipv6 != b.ipv6) return false;
+  const char* any = a.ipv6 ? "::" : "0.0.0.0";
+  return a.host == b.host || a.host == any || b.host == any;
+}
+
 struct Entry {
   YAML::Node key;
   YAML::Node value;
@@ -231,6 +263,7 @@ class Loader {
   std::optional<Config> load(const YAML::Node& root) {
     Config config;
     config.file = file_;
+    config.admin.address = Address{"127.0.0.1", 9090, false};
     if (root.IsNull()) {
       fail_at({file_, 1, 1}, "the configuration is empty");
       return std::nullopt;
@@ -239,10 +272,11 @@ class Loader {
       fail(root, std::string("the configuration must be a map, not ") + describe(root));
       return std::nullopt;
     }
-    Entries top = entries(root, {"workers", "listen", "limits", "backends", "hosts"});
+    Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_listen(require(top, "listen", root), config);
+    if (const Entry* admin = find(top, "admin")) read_admin(*admin, config);
     if (const Entry* limits = find(top, "limits")) read_limits(*limits, config.limits);
     read_backends(require(top, "backends", root), config);
     read_hosts(require(top, "hosts", root), config);
@@ -349,14 +383,16 @@ class Loader {
     return std::nullopt;
   }
 
-  void read_duration(const Entry* entry, std::string_view what, Duration& out) {
+  // Zero is refused unless `allow_zero`: for most durations it would mean "never wait".
+  void read_duration(const Entry* entry, std::string_view what, Duration& out,
+                     bool allow_zero = false) {
     if (!entry) return;
     auto text = scalar(*entry, what);
     if (!text) return;
     auto parsed = duration_of(*text);
     if (!parsed.value) {
       fail(*entry, "bad duration '" + *text + "': " + parsed.why);
-    } else if (parsed.value->count() == 0) {
+    } else if (parsed.value->count() == 0 && !allow_zero) {
       fail(*entry, "'" + std::string(what) + "' must be greater than zero");
     } else {
       out = *parsed.value;
@@ -389,6 +425,13 @@ class Loader {
     } else {
       out = *number;
     }
+  }
+
+  void read_count(const Entry* entry, std::string_view what, uint32_t min, uint32_t max,
+                  uint32_t& out) {
+    uint64_t value = out;
+    read_count(entry, what, min, max, value);
+    out = static_cast<uint32_t>(value);
   }
 
   std::optional<Address> read_address(const Entry* entry, std::string_view what) {
@@ -429,6 +472,58 @@ class Loader {
       }
       config.listen.push_back({*address, mark_of(item)});
     }
+  }
+
+  void read_admin(const Entry& entry, Config& config) {
+    Admin& admin = config.admin;
+    admin.enabled = true;
+    admin.mark = mark_of(entry.key);
+    if (!expect_map(entry, "admin")) return;
+    Entries fields = entries(entry.value, {"address", "token_file"});
+    const Entry* address_entry = find(fields, "address");
+    bool address_ok = true;
+    if (address_entry) {
+      auto address = read_address(address_entry, "address");
+      address_ok = address.has_value();
+      if (address) admin.address = *address;
+    }
+    // Without an address key, the default address is at fault: say so at the admin key.
+    Mark address_mark = address_entry ? mark_of(*address_entry) : admin.mark;
+    for (const Listen& listen : config.listen) {
+      if (!address_ok || !overlaps(admin.address, listen.address)) continue;
+      fail_at(address_mark, "admin address '" + admin.address.text() +
+                                "' conflicts with listen address '" + listen.address.text() +
+                                "' (line " + std::to_string(listen.mark.line) + ")");
+      break;
+    }
+    if (const Entry* token_file = require(fields, "token_file", entry.value)) {
+      read_token_file(*token_file, admin);
+    }
+  }
+
+  void read_token_file(const Entry& entry, Admin& admin) {
+    // A token is short; the cap keeps a mistaken path (a log, /dev/zero) from being read whole.
+    constexpr size_t max_token_bytes = 64 * 1024;
+    auto text = scalar(entry, "token_file");
+    if (!text) return;
+    std::string path = resolved_path(file_, *text);
+    std::string content;
+    if (int error = read_whole_file(path, content, max_token_bytes); error != 0) {
+      fail(entry, "cannot read token file '" + path + "': " + std::strerror(error));
+      return;
+    }
+    if (content.size() > max_token_bytes) {
+      fail(entry, "token file '" + path + "' is larger than " + std::to_string(max_token_bytes) +
+                      " bytes");
+      return;
+    }
+    std::string_view token = trimmed(content);
+    if (token.empty()) {
+      fail(entry, "token file '" + path + "' is empty");
+      return;
+    }
+    admin.token_file = std::move(path);
+    admin.token = std::string(token);
   }
 
   void read_limits(const Entry& entry, Limits& limits) {
@@ -482,11 +577,18 @@ class Loader {
 
   void read_backend(const Entry& entry, Backend& backend) {
     if (!expect_map(entry, "backend " + backend.name)) return;
-    Entries fields =
-        entries(entry.value, {"servers", "connect_timeout", "response_timeout", "pool"});
+    Entries fields = entries(entry.value, {"servers", "balance", "queue", "health", "eject",
+                                           "slow_start", "connect_timeout", "response_timeout",
+                                           "pool"});
     if (const Entry* servers = require(fields, "servers", entry.value)) {
       read_servers(*servers, backend);
     }
+    if (const Entry* balance = find(fields, "balance")) read_balance(*balance, backend.balance);
+    if (const Entry* queue = find(fields, "queue")) read_queue(*queue, backend.queue);
+    if (const Entry* health = find(fields, "health")) read_health(*health, backend.health);
+    if (const Entry* eject = find(fields, "eject")) read_eject(*eject, backend.eject);
+    // Zero is meaningful here: a server that comes back takes its full share at once.
+    read_duration(find(fields, "slow_start"), "slow_start", backend.slow_start, true);
     read_duration(find(fields, "connect_timeout"), "connect_timeout", backend.connect_timeout);
     read_duration(find(fields, "response_timeout"), "response_timeout",
                   backend.response_timeout);
@@ -495,19 +597,80 @@ class Loader {
 
   void read_servers(const Entry& entry, Backend& backend) {
     if (!expect_list(entry, "servers")) return;
+    constexpr uint32_t max_weight = 256;
+    constexpr uint32_t max_conns = 1000000;
     for (const YAML::Node& item : entry.value) {
       std::optional<Address> address;
+      Server server;
       if (item.IsMap()) {
-        Entries fields = entries(item, {"address"});
+        Entries fields = entries(item, {"address", "weight", "max_conns"});
         address = read_address(require(fields, "address", item), "address");
+        read_count(find(fields, "weight"), "weight", 1, max_weight, server.weight);
+        read_count(find(fields, "max_conns"), "max_conns", 0, max_conns, server.max_conns);
       } else if (item.IsScalar()) {
         Entry as_entry{entry.key, item};
         address = read_address(&as_entry, "server");
       } else {
         fail(item, std::string("a server must be an address or a map, not ") + describe(item));
       }
-      if (address) backend.servers.push_back({*address, mark_of(item)});
+      if (!address) continue;
+      server.address = *address;
+      server.mark = mark_of(item);
+      backend.servers.push_back(std::move(server));
     }
+  }
+
+  void read_balance(const Entry& entry, Balance& balance) {
+    auto text = scalar(entry, "balance");
+    if (!text) return;
+    if (*text == "least_conn") {
+      balance = Balance::kLeastConn;
+    } else if (*text == "round_robin") {
+      balance = Balance::kRoundRobin;
+    } else {
+      fail(entry, "bad balance '" + *text + "': expected least_conn or round_robin");
+    }
+  }
+
+  void read_queue(const Entry& entry, Queue& queue) {
+    if (!expect_map(entry, "queue")) return;
+    Entries fields = entries(entry.value, {"max", "timeout"});
+    read_count(find(fields, "max"), "max", 0, 1000000, queue.max);
+    read_duration(find(fields, "timeout"), "timeout", queue.timeout);
+  }
+
+  void read_health(const Entry& entry, Health& health) {
+    constexpr uint32_t max_streak = 100;
+    health.enabled = true;
+    if (!expect_map(entry, "health")) return;
+    Entries fields = entries(entry.value, {"path", "interval", "timeout", "rise", "fall"});
+    if (const Entry* path = find(fields, "path")) {
+      if (auto text = scalar(*path, "path")) {
+        // It goes into a request line as it is.
+        bool clean = std::none_of(text->begin(), text->end(), [](char c) {
+          return static_cast<unsigned char>(c) <= ' ' || c == 0x7f;
+        });
+        if (text->front() != '/') {
+          fail(*path, "bad health path '" + *text + "': it must start with '/'");
+        } else if (!clean) {
+          fail(*path, "bad health path '" + *text +
+                          "': it must not contain spaces or control characters");
+        } else {
+          health.path = *text;
+        }
+      }
+    }
+    read_duration(find(fields, "interval"), "interval", health.interval);
+    read_duration(find(fields, "timeout"), "timeout", health.timeout);
+    read_count(find(fields, "rise"), "rise", 1, max_streak, health.rise);
+    read_count(find(fields, "fall"), "fall", 1, max_streak, health.fall);
+  }
+
+  void read_eject(const Entry& entry, Eject& eject) {
+    if (!expect_map(entry, "eject")) return;
+    Entries fields = entries(entry.value, {"failures", "cooldown"});
+    read_count(find(fields, "failures"), "failures", 0, 1000, eject.failures);
+    read_duration(find(fields, "cooldown"), "cooldown", eject.cooldown);
   }
 
   void read_pool(const Entry& entry, Pool& pool) {
@@ -617,13 +780,13 @@ class Loader {
 };
 
 // Returns 0 or an errno value. EISDIR arrives from read(), since open() accepts a directory.
-int read_whole_file(const std::string& path, std::string& text) {
+int read_whole_file(const std::string& path, std::string& text, size_t limit) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno;
   int error = 0;
   char chunk[16384];
   try {
-    for (;;) {
+    while (text.size() <= limit) {
       ssize_t n = ::read(fd, chunk, sizeof chunk);
       if (n > 0) {
         text.append(chunk, static_cast<size_t>(n));

@@ -58,7 +58,34 @@ struct Limits {
 
 struct Server {
   Address address;
+  uint32_t weight = 1;     // 1..256: share of requests relative to the other servers
+  uint32_t max_conns = 0;  // requests in flight at once on this server, all workers; 0: no limit
   Mark mark;
+};
+
+enum class Balance { kLeastConn, kRoundRobin };
+
+// Where requests wait when every server is at max_conns.
+struct Queue {
+  uint32_t max = 1024;                         // waiting requests per backend; 0: no queue (503)
+  Duration timeout{std::chrono::seconds(5)};   // longest wait, then 503 with Retry-After
+};
+
+// Active health checks: GET `path` on every server every `interval`.
+struct Health {
+  bool enabled = false;  // true when the `health` key is present
+  std::string path = "/health";
+  Duration interval{std::chrono::seconds(2)};
+  Duration timeout{std::chrono::seconds(1)};
+  uint32_t rise = 2;  // consecutive good checks to come back up
+  uint32_t fall = 3;  // consecutive bad checks to go down
+};
+
+// Passive ejection: this many consecutive connect failures, resets or timeouts take a server
+// out of rotation for `cooldown`; then it is tried again.
+struct Eject {
+  uint32_t failures = 3;  // 0: never eject
+  Duration cooldown{std::chrono::seconds(10)};
 };
 
 struct Pool {
@@ -69,6 +96,11 @@ struct Pool {
 struct Backend {
   std::string name;
   std::vector<Server> servers;  // never empty
+  Balance balance = Balance::kLeastConn;
+  Queue queue;
+  Health health;
+  Eject eject;
+  Duration slow_start{0};  // a server that comes back ramps up over this long; 0: at once
   Duration connect_timeout{std::chrono::seconds(1)};
   Duration response_timeout{std::chrono::seconds(30)};  // request sent -> response complete
   Pool pool;
@@ -90,12 +122,22 @@ struct Host {
   Mark mark;
 };
 
+// The admin port: a separate listener, every request authenticated with a bearer token.
+struct Admin {
+  bool enabled = false;  // true when the `admin` key is present
+  Address address;       // loopback (127.0.0.1:9090) unless configured
+  std::string token_file;
+  std::string token;  // the file's content without surrounding white space; never empty
+  Mark mark;
+};
+
 struct Config {
   int workers = 0;  // 0 until resolved: `auto` resolves to the number of cores
   std::vector<Listen> listen;  // never empty
   Limits limits;
   std::vector<Backend> backends;
   std::vector<Host> hosts;
+  Admin admin;
   std::string file;  // the path it was loaded from
 
   int backend_index(std::string_view name) const;  // -1 when absent

@@ -76,6 +76,7 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
   worker.add_client(conn);
   Shared& shared = worker.shared();
   shared.client_connections.fetch_add(1, std::memory_order_relaxed);
+  conn->id_ = worker.next_connection_id();
   if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp_)) != 0) return conn->close_now(CloseReason::kClientClosed);
   if (shared.client_connections.load(std::memory_order_relaxed) > worker.limits().max_connections) {
     uv_buf_t buf = uv_buf_init(const_cast<char*>(kTooManyConnections), sizeof kTooManyConnections - 1);
@@ -264,54 +265,107 @@ void ClientConn::on_request_complete() {
 
   build_upstream_head();
   tried_servers_ = 0;
-  attempts_ = 0;
   retried_fresh_ = false;
-  int server = next_server();
+  last_failure_status_ = 0;
+  dispatch();
+}
+
+balancer::BackendState& ClientConn::backend_state() {
+  return worker_.shared().balancer.backend(static_cast<size_t>(route_.backend));
+}
+
+void ClientConn::dispatch() {
+  balancer::BackendState& backend = backend_state();
+  const balancer::BackendState::Pick pick = backend.pick(tried_servers_, balancer::now_ms());
+  switch (pick.kind) {
+    case balancer::BackendState::Pick::kServer:
+      return forward_to(pick.server, false);
+    case balancer::BackendState::Pick::kQueue:
+      // Every server is at max_conns: wait at the edge rather than pile onto a busy server.
+      worker_.add_waiter(this);
+      queued_ = true;
+      if (!backend.enqueue(this)) {
+        queued_ = false;
+        worker_.remove_waiter(this);
+        return send_error(503, true);
+      }
+      if (queued_) arm_timer(backend.config().queue.timeout);
+      return;
+    case balancer::BackendState::Pick::kNone:
+      // Nobody left to try: say what went wrong with the last one, or that nobody was there.
+      return send_error(last_failure_status_ ? last_failure_status_ : 503, true);
+  }
+}
+
+void ClientConn::granted(int server) {
+  // On the releasing thread, under the queue's lock: only hand the news to our own loop.
+  worker_.post_grant(Worker::Grant{id_, route_.backend, server});
+}
+
+void ClientConn::on_granted(int server) {
+  queued_ = false;
+  worker_.remove_waiter(this);
+  deadline_.clear();
   forward_to(server, false);
 }
 
-int ClientConn::next_server() {
-  const conf::Backend& backend = worker_.shared().config.backends[static_cast<size_t>(route_.backend)];
-  const size_t n = backend.servers.size();
-  uint64_t start = worker_.shared().round_robin[static_cast<size_t>(route_.backend)].fetch_add(1, std::memory_order_relaxed);
-  for (size_t k = 0; k < n; ++k) {
-    size_t i = (start + k) % n;
-    if (!(tried_servers_ & (uint64_t{1} << (i % 64)))) return static_cast<int>(i);
-  }
-  return -1;
-}
-
 void ClientConn::forward_to(int server, bool fresh) {
-  current_server_ = server;
+  slot_server_ = server;
   tried_servers_ |= uint64_t{1} << (static_cast<unsigned>(server) % 64);
-  ++attempts_;
   response_body_.clear();
   upstream_ = worker_.pool(route_.backend, server).acquire(fresh);
   upstream_->start(this, &upstream_head_, request_body_.size() > 0 ? &request_body_ : nullptr, &response_body_,
                    parser_.head().is_head());
 }
 
+void ClientConn::release_slot(balancer::Outcome outcome) {
+  if (slot_server_ < 0) return;
+  backend_state().release(slot_server_, outcome, balancer::now_ms());
+  slot_server_ = -1;
+}
+
 void ClientConn::on_upstream_failed(UpstreamFailure failure, bool reused) {
   upstream_ = nullptr;
   worker_.stats().upstream_failures.fetch_add(1, std::memory_order_relaxed);
-  const conf::Backend& backend = worker_.shared().config.backends[static_cast<size_t>(route_.backend)];
-  const conf::Server& server = backend.servers[static_cast<size_t>(current_server_)];
-  std::fprintf(stderr, "edge: backend %s server %s: %s\n", backend.name.c_str(), server.address.text().c_str(),
-               failure_name(failure));
+  const int server = slot_server_;
+  const conf::Backend& backend = backend_state().config();
+  std::fprintf(stderr, "edge: backend %s server %s: %s\n", backend.name.c_str(),
+               backend.servers[static_cast<size_t>(server)].address.text().c_str(), failure_name(failure));
+
+  if (failure == UpstreamFailure::kResetBeforeResponse && reused && !retried_fresh_ && parser_.head().idempotent()) {
+    // A kept-alive connection the server had just closed, most likely before reading us: once
+    // more on a new connection to the same server, keeping its slot, if repeating is harmless.
+    retried_fresh_ = true;
+    slot_server_ = -1;
+    return forward_to(server, true);
+  }
+  switch (failure) {
+    case UpstreamFailure::kConnectRefused:
+    case UpstreamFailure::kConnectTimeout:
+      release_slot(balancer::Outcome::kConnectFailed);
+      break;
+    case UpstreamFailure::kResetBeforeResponse:
+    case UpstreamFailure::kBadResponse:
+      release_slot(balancer::Outcome::kBroken);
+      break;
+    case UpstreamFailure::kResponseTimeout:
+      release_slot(balancer::Outcome::kTimeout);
+      break;
+    case UpstreamFailure::kLocal:
+      release_slot(balancer::Outcome::kCancelled);
+      break;
+  }
   if (response_started_) return close_now(CloseReason::kUpstreamBroken);
 
   switch (failure) {
     case UpstreamFailure::kConnectRefused:
     case UpstreamFailure::kConnectTimeout:
-      if (int next = next_server(); next >= 0) return forward_to(next, false);
-      return send_error(502, true);
+      // Nothing reached that server: any request may go to another one.
+      return dispatch();
     case UpstreamFailure::kResetBeforeResponse:
-      // A kept-alive connection the server had just closed: the request never reached it. Try
-      // once more on a new connection, if repeating the request is harmless.
-      if (reused && !retried_fresh_ && parser_.head().idempotent()) {
-        retried_fresh_ = true;
-        return forward_to(current_server_, true);
-      }
+      // The request reached the server. Only what is harmless to repeat goes elsewhere.
+      last_failure_status_ = 502;
+      if (parser_.head().idempotent()) return dispatch();
       return send_error(502, true);
     case UpstreamFailure::kBadResponse:
       return send_error(502, true);
@@ -323,7 +377,10 @@ void ClientConn::on_upstream_failed(UpstreamFailure failure, bool reused) {
 }
 
 void ClientConn::on_upstream_response(const http::ResponseHead& head, bool complete) {
-  if (complete) upstream_ = nullptr;
+  if (complete) {
+    upstream_ = nullptr;
+    release_slot(balancer::Outcome::kSuccess);
+  }
   if (response_started_) return writer_.kick();
   response_started_ = true;
   build_response_head(head, complete);
@@ -514,6 +571,13 @@ void ClientConn::on_timer() {
       return reject(408);
     case Phase::kForwarding:
     case Phase::kClosing:
+      if (queued_) {
+        // Still queued: 503. Already granted (the news is on its way): go with it.
+        if (!backend_state().cancel(this)) return;
+        queued_ = false;
+        worker_.remove_waiter(this);
+        return send_error(503, true);
+      }
       if (writer_.active()) {
         // send_timeout bounds how long a client may leave us unable to write, not the whole
         // download: progress since the last check resets the clock.
@@ -552,6 +616,13 @@ void ClientConn::close_now(CloseReason reason) {
   if (upstream_) {
     upstream_->abandon();
     upstream_ = nullptr;
+  }
+  release_slot(balancer::Outcome::kCancelled);
+  if (queued_) {
+    // If a grant is already on its way, the worker releases it when it finds us gone.
+    backend_state().cancel(this);
+    worker_.remove_waiter(this);
+    queued_ = false;
   }
   writer_.abort();
   worker_.remove_client(this);

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <string>
 
+#include "balancer/balancer.h"
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
@@ -30,10 +31,13 @@
 
 namespace edge::proxy {
 
-class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner {
+class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner, balancer::Waiter {
  public:
   static void accept(Worker& worker, uv_stream_t* listener);
   void shutdown();  // the worker is stopping: close now
+  // A queued request's slot arrived (on this connection's loop, through the worker).
+  void on_granted(int server);
+  uint64_t id() const { return id_; }
 
  private:
   friend class Worker;
@@ -48,8 +52,11 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner {
   void parse(std::string_view data);
   bool on_head();
   void on_request_complete();
+  void dispatch();
   void forward_to(int server, bool fresh);
-  int next_server();
+  void release_slot(balancer::Outcome outcome);
+  balancer::BackendState& backend_state();
+  void granted(int server) override;
   void build_upstream_head();
   void build_response_head(const http::ResponseHead& head, bool complete);
   void send_error(int status, bool may_keep_alive);
@@ -96,8 +103,10 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner {
   RouteMatch route_;
   UpstreamConn* upstream_ = nullptr;
   uint64_t tried_servers_ = 0;  // bit per server index (mod 64)
-  int attempts_ = 0;
-  int current_server_ = -1;
+  int slot_server_ = -1;        // the server whose balancer slot this exchange holds
+  bool queued_ = false;         // waiting in the backend's queue
+  int last_failure_status_ = 0;  // the answer if no server is left to try (0: 503)
+  uint64_t id_ = 0;             // unique on this worker: grants find the connection by it
   int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read
   bool request_keep_alive_ = true;
   bool response_keep_alive_ = true;

@@ -7,7 +7,10 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+
+#include "balancer/health.h"
 
 namespace edge::proxy {
 
@@ -79,13 +82,29 @@ int Server::run() {
   };
   uv_signal_start(&signals[0], on_signal, SIGINT);
   uv_signal_start(&signals[1], on_signal, SIGTERM);
-  for (auto& worker : workers_) worker->start();
-  uv_run(&loop, UV_RUN_DEFAULT);
-  for (auto& worker : workers_) worker->join();
+  int code = 0;
+  if (shared_->config.admin.enabled) {
+    admin_ = std::make_unique<AdminServer>(&loop, shared_->config, shared_->balancer);
+    std::string error;
+    if (!admin_->open(error)) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      code = 1;
+    }
+  }
+  if (code == 0) {
+    balancer::HealthChecker health(shared_->config, shared_->balancer);
+    health.start();
+    for (auto& worker : workers_) worker->start();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (auto& worker : workers_) worker->join();
+    health.stop();
+  }
+  if (admin_) admin_->close();
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
+  admin_.reset();
   uv_loop_close(&loop);
-  return 0;
+  return code;
 }
 
 }  // namespace edge::proxy

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "proxy/admin.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -24,6 +25,7 @@ class Server {
  private:
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminServer> admin_;  // on run()'s loop, while it runs
 };
 
 }  // namespace edge::proxy

@@ -34,8 +34,7 @@ sockaddr_storage to_sockaddr(const conf::Address& address) {
 }
 }  // namespace
 
-Shared::Shared(conf::Config config_in) : config(std::move(config_in)), router(config) {
-  round_robin = std::make_unique<std::atomic<uint64_t>[]>(config.backends.size());
+Shared::Shared(conf::Config config_in) : config(std::move(config_in)), router(config), balancer(config) {
   for (const conf::Backend& backend : config.backends) {
     std::vector<sockaddr_storage> addresses;
     for (const conf::Server& server : backend.servers) addresses.push_back(to_sockaddr(server.address));
@@ -49,6 +48,8 @@ Worker::Worker(Shared& shared, int index)
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
   stop_async_.data = this;
+  uv_async_init(&loop_, &grants_async_, &Worker::on_grants);
+  grants_async_.data = this;
   const conf::Config& config = shared.config;
   for (size_t b = 0; b < config.backends.size(); ++b) {
     std::vector<std::unique_ptr<Pool>> pools;
@@ -109,6 +110,38 @@ void Worker::on_stop(uv_async_t* async) {
   for (auto& pools : w->pools_)
     for (auto& pool : pools) pool->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&w->stop_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->grants_async_), nullptr);
+}
+
+void Worker::add_waiter(ClientConn* conn) { waiters_.emplace(conn->id(), conn); }
+
+void Worker::remove_waiter(ClientConn* conn) { waiters_.erase(conn->id()); }
+
+void Worker::post_grant(Grant grant) {
+  {
+    std::lock_guard<std::mutex> lock(grants_mutex_);
+    grants_.push_back(grant);
+  }
+  uv_async_send(&grants_async_);
+}
+
+void Worker::on_grants(uv_async_t* async) {
+  auto* w = static_cast<Worker*>(async->data);
+  std::vector<Grant> grants;
+  {
+    std::lock_guard<std::mutex> lock(w->grants_mutex_);
+    grants.swap(w->grants_);
+  }
+  for (const Grant& grant : grants) {
+    auto it = w->waiters_.find(grant.connection);
+    if (it != w->waiters_.end()) {
+      it->second->on_granted(grant.server);
+    } else {
+      // The connection left while its grant was on the way: the slot goes back.
+      w->shared_.balancer.backend(static_cast<size_t>(grant.backend))
+          .release(grant.server, balancer::Outcome::kCancelled, balancer::now_ms());
+    }
+  }
 }
 
 void Worker::on_connection(uv_stream_t* listener, int status) {

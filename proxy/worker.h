@@ -15,9 +15,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "balancer/balancer.h"
 #include "conf/config.h"
 #include "proxy/router.h"
 #include "proxy/upstream.h"
@@ -59,9 +62,9 @@ struct Stats {
 struct Shared {
   explicit Shared(conf::Config config);
   conf::Config config;
-  Router router;  // borrows config
+  Router router;                // borrows config
+  balancer::Balancer balancer;  // borrows config
   std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
-  std::unique_ptr<std::atomic<uint64_t>[]> round_robin;         // [backend]
   std::atomic<uint64_t> client_connections{0};
 };
 
@@ -94,11 +97,23 @@ class Worker {
 
   void add_client(ClientConn* conn);
   void remove_client(ClientConn* conn);
+  uint64_t next_connection_id() { return ++last_connection_id_; }
+
+  // Queued requests: a slot granted on any thread reaches its connection through here.
+  struct Grant {
+    uint64_t connection;
+    int backend;
+    int server;
+  };
+  void add_waiter(ClientConn* conn);
+  void remove_waiter(ClientConn* conn);
+  void post_grant(Grant grant);  // any thread
   bool stopping() const { return stopping_; }
 
  private:
   static void on_connection(uv_stream_t* listener, int status);
   static void on_stop(uv_async_t* async);
+  static void on_grants(uv_async_t* async);
   void run();
 
   static constexpr size_t kReadBufferSize = 64 * 1024;
@@ -111,6 +126,11 @@ class Worker {
   std::vector<std::vector<std::unique_ptr<Pool>>> pools_;
   std::unique_ptr<char[]> read_buffer_;
   std::vector<ClientConn*> clients_;  // for shutdown; unordered
+  uint64_t last_connection_id_ = 0;
+  std::unordered_map<uint64_t, ClientConn*> waiters_;
+  uv_async_t grants_async_;
+  std::mutex grants_mutex_;
+  std::vector<Grant> grants_;
   Stats stats_;
   std::thread thread_;
   bool stopping_ = false;

@@ -68,13 +68,14 @@ struct BlackHole {
 };
 }  // namespace
 
-TEST_CASE("a dead backend gives 502 at once; with a live one beside it nobody notices") {
+TEST_CASE("a dead backend gives 503 at once; with a live one beside it nobody notices") {
   uint16_t dead = free_port();
   {
     Edge edge(config(addr(dead)));
     Response r = get(edge.port, "a", "/health");
-    CHECK(r.status == 502);
-    CHECK(r.body.find("502") != std::string::npos);
+    CHECK(r.status == 503);
+    CHECK(r.header("Retry-After"));
+    CHECK(r.body.find("503") != std::string::npos);
   }
   App app("live");
   Edge edge(config(addr(dead) + ", " + addr(app.port)));
@@ -85,11 +86,11 @@ TEST_CASE("a dead backend gives 502 at once; with a live one beside it nobody no
   }
 }
 
-TEST_CASE("connect_timeout: a server that never accepts gives 502, or the next server") {
+TEST_CASE("connect_timeout: a server that never accepts gives 503, or the next server") {
   BlackHole hole;
   {
     Edge edge(config(addr(hole.port), "connect_timeout: 300ms"));
-    CHECK(get(edge.port, "a", "/health").status == 502);
+    CHECK(get(edge.port, "a", "/health").status == 503);
   }
   App app("live");
   Edge edge(config(addr(hole.port) + ", " + addr(app.port), "connect_timeout: 300ms"));

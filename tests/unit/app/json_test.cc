@@ -75,6 +75,8 @@ TEST_CASE("echo_json includes the body up to 64 KiB only") {
 }
 
 TEST_CASE("stats_json") {
-  CHECK(stats_json("a1", 3, 1, 2) == R"({"name":"a1","served":3,"in_progress":1,"peak_in_progress":2})");
-  CHECK(stats_json("q\"", 0, 0, 0) == R"({"name":"q\"","served":0,"in_progress":0,"peak_in_progress":0})");
+  CHECK(stats_json("a1", 5, 3, 1, 2) ==
+        R"({"name":"a1","received":5,"served":3,"in_progress":1,"peak_in_progress":2})");
+  CHECK(stats_json("q\"", 0, 0, 0, 0) ==
+        R"({"name":"q\"","received":0,"served":0,"in_progress":0,"peak_in_progress":0})");
 }

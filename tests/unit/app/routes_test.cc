@@ -49,8 +49,8 @@ TEST_CASE("health, 404 and text replies") {
 }
 
 TEST_CASE("stats reports the counters it is given") {
-  Reply s = call("/stats", "GET", Stats{5, 2, 7});
-  CHECK(s.body == R"({"name":"n1","served":5,"in_progress":2,"peak_in_progress":7})");
+  Reply s = call("/stats", "GET", Stats{9, 5, 2, 7});
+  CHECK(s.body == R"({"name":"n1","received":9,"served":5,"in_progress":2,"peak_in_progress":7})");
   CHECK(field(s, "Content-Type") == "application/json");
 }
 

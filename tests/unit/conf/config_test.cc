@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -296,12 +297,12 @@ TEST_CASE("an unknown key is reported at the key, in every map") {
   CHECK(only_error("colour: blue\n" + minimal) == "test.yaml:1:1: unknown key 'colour'");
   CHECK(only_error(minimal + "limits:\n  header_timeot: 10s\n") ==
         "test.yaml:10:3: unknown key 'header_timeot'");
-  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    balance: least_conn\n")) ==
-        "test.yaml:6:5: unknown key 'balance'");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    balancer: least_conn\n")) ==
+        "test.yaml:6:5: unknown key 'balancer'");
   CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    pool: { max_idel: 1 }\n")) ==
         "test.yaml:6:13: unknown key 'max_idel'");
-  CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, weight: 2 }\n")) ==
-        "test.yaml:6:33: unknown key 'weight'");
+  CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, wieght: 2 }\n")) ==
+        "test.yaml:6:33: unknown key 'wieght'");
   CHECK(only_error("listen:\n  - address: :80\n    tls: on\n" + minimal.substr(minimal.find("backends"))) ==
         "test.yaml:3:5: unknown key 'tls'");
   CHECK(only_error(minimal + "    cache: off\n") == "test.yaml:9:5: unknown key 'cache'");
@@ -591,4 +592,338 @@ TEST_CASE("load_file reads a file and names it in errors") {
   LoadResult directory = load_file("/tmp");
   CHECK(error_texts(directory) ==
         std::vector<std::string>{"/tmp:0:0: cannot read: Is a directory"});
+}
+
+namespace {
+
+// A fresh directory under /tmp, removed with everything in it at the end of the test.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char pattern[] = "/tmp/edge_conf_dirXXXXXX";
+    const char* made = mkdtemp(pattern);
+    REQUIRE(made != nullptr);
+    path = made;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string write(const std::string& name, const std::string& content) const {
+    std::string file = path + "/" + name;
+    std::ofstream out(file, std::ios::binary);
+    out << content;
+    return file;
+  }
+};
+
+// The servers line, then `rest`: errors in `rest` start at line 6.
+std::string with_backend_keys(const std::string& rest) {
+  return with_backend_body("    servers: [127.0.0.1:1]\n" + rest);
+}
+
+}  // namespace
+
+TEST_CASE("server weight and max_conns, balance, queue, health, eject and slow_start load") {
+  LoadResult result = load(with_backend_body(
+      "    servers:\n"
+      "      - { address: 127.0.0.1:8210, weight: 2, max_conns: 1 }\n"
+      "      - 127.0.0.1:8211\n"
+      "      - { address: 127.0.0.1:8212, weight: 256, max_conns: 1000000 }\n"
+      "    balance: round_robin\n"
+      "    queue: { max: 100, timeout: 250ms }\n"
+      "    health: { path: /healthz, interval: 3s, timeout: 500ms, rise: 5, fall: 7 }\n"
+      "    eject: { failures: 0, cooldown: 1m }\n"
+      "    slow_start: 10s\n"));
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Backend& backend = result.config->backends.at(0);
+  REQUIRE(backend.servers.size() == 3);
+  CHECK(backend.servers[0].weight == 2u);
+  CHECK(backend.servers[0].max_conns == 1u);
+  CHECK(backend.servers[0].mark.line == 6);
+  CHECK(backend.servers[1].weight == 1u);
+  CHECK(backend.servers[1].max_conns == 0u);
+  CHECK(backend.servers[2].weight == 256u);
+  CHECK(backend.servers[2].max_conns == 1000000u);
+  CHECK(backend.balance == Balance::kRoundRobin);
+  CHECK(backend.queue.max == 100u);
+  CHECK(backend.queue.timeout == 250ms);
+  CHECK(backend.health.enabled);
+  CHECK(backend.health.path == "/healthz");
+  CHECK(backend.health.interval == 3s);
+  CHECK(backend.health.timeout == 500ms);
+  CHECK(backend.health.rise == 5u);
+  CHECK(backend.health.fall == 7u);
+  CHECK(backend.eject.failures == 0u);
+  CHECK(backend.eject.cooldown == 1min);
+  CHECK(backend.slow_start == 10s);
+}
+
+TEST_CASE("the balancing keys take the header's defaults when omitted") {
+  LoadResult result = load(minimal);
+  REQUIRE(result.config);
+  const Backend& backend = result.config->backends.at(0);
+  REQUIRE(backend.servers.size() == 1);
+  CHECK(backend.servers[0].weight == 1u);
+  CHECK(backend.servers[0].max_conns == 0u);
+  CHECK(backend.balance == Balance::kLeastConn);
+  CHECK(backend.queue.max == 1024u);
+  CHECK(backend.queue.timeout == 5s);
+  CHECK_FALSE(backend.health.enabled);
+  CHECK(backend.health.path == "/health");
+  CHECK(backend.health.interval == 2s);
+  CHECK(backend.health.timeout == 1s);
+  CHECK(backend.health.rise == 2u);
+  CHECK(backend.health.fall == 3u);
+  CHECK(backend.eject.failures == 3u);
+  CHECK(backend.eject.cooldown == 10s);
+  CHECK(backend.slow_start == 0ms);
+  const Admin& admin = result.config->admin;
+  CHECK_FALSE(admin.enabled);
+  CHECK(admin.address.text() == "127.0.0.1:9090");
+  CHECK(admin.token.empty());
+
+  // A key that is present but says little: each part keeps its defaults.
+  LoadResult partial = load(with_backend_keys(
+      "    balance: least_conn\n    queue: { max: 0 }\n    health: {}\n    eject: {}\n"
+      "    slow_start: 0s\n"));
+  INFO(joined(partial));
+  REQUIRE(partial.config);
+  const Backend& other = partial.config->backends.at(0);
+  CHECK(other.balance == Balance::kLeastConn);
+  CHECK(other.queue.max == 0u);
+  CHECK(other.queue.timeout == 5s);
+  CHECK(other.health.enabled);
+  CHECK(other.health.path == "/health");
+  CHECK(other.health.rise == 2u);
+  CHECK(other.eject.failures == 3u);
+  CHECK(other.slow_start == 0ms);
+
+  LoadResult path_only = load(with_backend_keys("    health: { path: /ping }\n"));
+  REQUIRE(path_only.config);
+  CHECK(path_only.config->backends[0].health.enabled);
+  CHECK(path_only.config->backends[0].health.path == "/ping");
+  CHECK(path_only.config->backends[0].health.interval == 2s);
+}
+
+TEST_CASE("bad server weight and max_conns are errors at the value") {
+  CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, weight: 0 }\n")) ==
+        "test.yaml:6:41: bad weight '0': expected an integer from 1 to 256");
+  CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, weight: 257 }\n")) ==
+        "test.yaml:6:41: bad weight '257': expected an integer from 1 to 256");
+  CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, weight: 1.5 }\n")) ==
+        "test.yaml:6:41: bad weight '1.5': expected an integer from 1 to 256");
+  CHECK(only_error(with_backend_body(
+            "    servers:\n      - { address: 127.0.0.1:1, max_conns: 1000001 }\n")) ==
+        "test.yaml:6:44: bad max_conns '1000001': expected an integer from 0 to 1000000");
+  CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, max_conns: -1 }\n")) ==
+        "test.yaml:6:44: bad max_conns '-1': expected an integer from 0 to 1000000");
+  CHECK(only_error(with_backend_body(
+            "    servers:\n      - { address: 127.0.0.1:1, max_conns: 99999999999999999999 }\n")) ==
+        "test.yaml:6:44: bad max_conns '99999999999999999999': expected an integer from 0 to "
+        "1000000");
+  CHECK(only_error(with_backend_body("    servers:\n      - { weight: 2 }\n")) ==
+        "test.yaml:6:9: missing required key 'address'");
+}
+
+TEST_CASE("bad balance, queue, health, eject and slow_start values are errors at the value") {
+  CHECK(only_error(with_backend_keys("    balance: random\n")) ==
+        "test.yaml:6:14: bad balance 'random': expected least_conn or round_robin");
+  CHECK(only_error(with_backend_keys("    balance: Round_Robin\n")) ==
+        "test.yaml:6:14: bad balance 'Round_Robin': expected least_conn or round_robin");
+  CHECK(only_error(with_backend_keys("    balance: [least_conn]\n")) ==
+        "test.yaml:6:14: 'balance' must be a non-empty scalar, not a list");
+
+  CHECK(only_error(with_backend_keys("    queue: { max: 1000001 }\n")) ==
+        "test.yaml:6:19: bad max '1000001': expected an integer from 0 to 1000000");
+  CHECK(only_error(with_backend_keys("    queue: { timeout: 0s }\n")) ==
+        "test.yaml:6:23: 'timeout' must be greater than zero");
+  CHECK(only_error(with_backend_keys("    queue: { timeout: 5 }\n")) ==
+        "test.yaml:6:23: bad duration '5': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(with_backend_keys("    queue: 100\n")) ==
+        "test.yaml:6:12: 'queue' must be a map, not a scalar");
+
+  CHECK(only_error(with_backend_keys("    health: { path: health }\n")) ==
+        "test.yaml:6:21: bad health path 'health': it must start with '/'");
+  CHECK(only_error(with_backend_keys("    health: { path: \"/a b\" }\n")) ==
+        "test.yaml:6:21: bad health path '/a b': it must not contain spaces or control "
+        "characters");
+  CHECK(only_error(with_backend_keys("    health: { path: \"/a\\r\\nX: y\" }\n")) ==
+        "test.yaml:6:21: bad health path '/a\r\nX: y': it must not contain spaces or control "
+        "characters");
+  CHECK(only_error(with_backend_keys("    health: { path: \"\" }\n")) ==
+        "test.yaml:6:21: 'path' must be a non-empty scalar, not an empty string");
+  CHECK(only_error(with_backend_keys("    health: { interval: 0s }\n")) ==
+        "test.yaml:6:25: 'interval' must be greater than zero");
+  CHECK(only_error(with_backend_keys("    health: { timeout: 1 }\n")) ==
+        "test.yaml:6:24: bad duration '1': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(with_backend_keys("    health: { rise: 0 }\n")) ==
+        "test.yaml:6:21: bad rise '0': expected an integer from 1 to 100");
+  CHECK(only_error(with_backend_keys("    health: { fall: 101 }\n")) ==
+        "test.yaml:6:21: bad fall '101': expected an integer from 1 to 100");
+  CHECK(only_error(with_backend_keys("    health: on\n")) ==
+        "test.yaml:6:13: 'health' must be a map, not a scalar");
+  CHECK(only_error(with_backend_keys("    health:\n")) ==
+        "test.yaml:6:5: 'health' must be a map, not empty");
+
+  CHECK(only_error(with_backend_keys("    eject: { failures: 1001 }\n")) ==
+        "test.yaml:6:24: bad failures '1001': expected an integer from 0 to 1000");
+  CHECK(only_error(with_backend_keys("    eject: { cooldown: 0s }\n")) ==
+        "test.yaml:6:24: 'cooldown' must be greater than zero");
+  CHECK(only_error(with_backend_keys("    eject: [3]\n")) ==
+        "test.yaml:6:12: 'eject' must be a map, not a list");
+
+  CHECK(only_error(with_backend_keys("    slow_start: 10\n")) ==
+        "test.yaml:6:17: bad duration '10': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(with_backend_keys("    slow_start: -1s\n")) ==
+        "test.yaml:6:17: bad duration '-1s': expected a number with a unit: ms, s, m, h");
+}
+
+TEST_CASE("an unknown key inside queue, health, eject or admin is an error at the key") {
+  CHECK(only_error(with_backend_keys("    queue: { size: 1 }\n")) ==
+        "test.yaml:6:14: unknown key 'size'");
+  CHECK(only_error(with_backend_keys("    health: { uri: /x }\n")) ==
+        "test.yaml:6:15: unknown key 'uri'");
+  CHECK(only_error(with_backend_keys("    eject:\n      errors: 1\n")) ==
+        "test.yaml:7:7: unknown key 'errors'");
+  TempDir dir;
+  std::string token = dir.write("admin.token", "secret\n");
+  CHECK(only_error(minimal + "admin:\n  token_file: " + token + "\n  port: 9091\n") ==
+        "test.yaml:11:3: unknown key 'port'");
+}
+
+TEST_CASE("admin loads its address and reads the token file") {
+  TempDir dir;
+  std::string token_path = dir.write("admin.token", " \n\ts3cret-token \r\n\n");
+  LoadResult result =
+      load(minimal + "admin:\n  address: \"[::1]:9443\"\n  token_file: " + token_path + "\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Admin& admin = result.config->admin;
+  CHECK(admin.enabled);
+  CHECK(admin.address.text() == "[::1]:9443");
+  CHECK(admin.token_file == token_path);
+  CHECK(admin.token == "s3cret-token");
+  CHECK(admin.mark.file == "test.yaml");
+  CHECK(admin.mark.line == 9);
+  CHECK(admin.mark.col == 1);
+
+  // The address defaults to loopback; admin may come before listen in the file.
+  LoadResult defaults = load("admin: { token_file: " + token_path + " }\n" + minimal);
+  INFO(joined(defaults));
+  REQUIRE(defaults.config);
+  CHECK(defaults.config->admin.enabled);
+  CHECK(defaults.config->admin.address.text() == "127.0.0.1:9090");
+  CHECK(defaults.config->admin.token == "s3cret-token");
+  CHECK(defaults.config->admin.mark.line == 1);
+}
+
+TEST_CASE("a relative token_file is resolved against the configuration file's directory") {
+  TempDir dir;
+  std::filesystem::create_directory(dir.path + "/secrets");
+  dir.write("secrets/admin.token", "abc\n");
+  std::string config = dir.write("edge.yaml", minimal + "admin:\n  token_file: secrets/admin.token\n");
+  LoadResult result = load_file(config);
+  INFO(joined(result));
+  REQUIRE(result.config);
+  CHECK(result.config->admin.token_file == dir.path + "/secrets/admin.token");
+  CHECK(result.config->admin.token == "abc");
+
+  std::string missing =
+      dir.write("missing.yaml", minimal + "admin:\n  token_file: nope.token\n");
+  LoadResult bad = load_file(missing);
+  CHECK(error_texts(bad) == std::vector<std::string>{
+                                missing + ":10:15: cannot read token file '" + dir.path +
+                                "/nope.token': No such file or directory"});
+}
+
+TEST_CASE("a missing, unreadable, empty or oversized token file is an error at token_file") {
+  TempDir dir;
+  CHECK(only_error(minimal + "admin:\n  token_file: " + dir.path + "/none\n") ==
+        "test.yaml:10:15: cannot read token file '" + dir.path + "/none': No such file or directory");
+  CHECK(only_error(minimal + "admin:\n  token_file: " + dir.path + "\n") ==
+        "test.yaml:10:15: cannot read token file '" + dir.path + "': Is a directory");
+  std::string empty = dir.write("empty.token", "");
+  CHECK(only_error(minimal + "admin:\n  token_file: " + empty + "\n") ==
+        "test.yaml:10:15: token file '" + empty + "' is empty");
+  std::string blank = dir.write("blank.token", " \n\t\r\n");
+  CHECK(only_error(minimal + "admin:\n  token_file: " + blank + "\n") ==
+        "test.yaml:10:15: token file '" + blank + "' is empty");
+  std::string huge = dir.write("huge.token", std::string(65537, 'x'));
+  CHECK(only_error(minimal + "admin:\n  token_file: " + huge + "\n") ==
+        "test.yaml:10:15: token file '" + huge + "' is larger than 65536 bytes");
+  if (geteuid() != 0) {  // root reads anything
+    std::string locked = dir.write("locked.token", "secret");
+    std::filesystem::permissions(locked, std::filesystem::perms::none);
+    CHECK(only_error(minimal + "admin:\n  token_file: " + locked + "\n") ==
+          "test.yaml:10:15: cannot read token file '" + locked + "': Permission denied");
+  }
+  CHECK(only_error(minimal + "admin:\n  token_file: [a]\n") ==
+        "test.yaml:10:15: 'token_file' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "admin: { address: 127.0.0.1:9091 }\n") ==
+        "test.yaml:9:8: missing required key 'token_file'");
+  CHECK(only_error(minimal + "admin:\n") == "test.yaml:9:1: 'admin' must be a map, not empty");
+}
+
+TEST_CASE("the admin address must not be a listen address") {
+  TempDir dir;
+  std::string token = dir.write("admin.token", "secret");
+  CHECK(only_error(minimal + "admin:\n  address: 127.0.0.1:8080\n  token_file: " + token + "\n") ==
+        "test.yaml:10:12: admin address '127.0.0.1:8080' conflicts with listen address "
+        "'127.0.0.1:8080' (line 2)");
+  CHECK(only_error(minimal + "admin:\n  address: localhost:8080\n  token_file: " + token + "\n") ==
+        "test.yaml:10:12: admin address '127.0.0.1:8080' conflicts with listen address "
+        "'127.0.0.1:8080' (line 2)");
+  // A wildcard listener on the same port takes the admin port too; the default address is at
+  // fault when there is no address key, so the error is at `admin`.
+  const std::string rest = minimal.substr(minimal.find("backends"));
+  CHECK(only_error("listen:\n  - address: \"*:9090\"\n" + rest + "admin: { token_file: " + token +
+                   " }\n") ==
+        "test.yaml:9:1: admin address '127.0.0.1:9090' conflicts with listen address "
+        "'0.0.0.0:9090' (line 2)");
+  CHECK(only_error("listen:\n  - address: \"[::1]:9000\"\n  - address: 127.0.0.1:9000\n" + rest +
+                   "admin: { address: \"[::1]:9000\", token_file: " + token + " }\n") ==
+        "test.yaml:10:19: admin address '[::1]:9000' conflicts with listen address '[::1]:9000' "
+        "(line 2)");
+  // A different port, or the other address family's loopback, is fine.
+  for (const char* address : {"127.0.0.1:8081", "\"[::1]:8080\"", "0.0.0.0:8081"}) {
+    CAPTURE(address);
+    LoadResult ok = load(minimal + "admin:\n  address: " + address + "\n  token_file: " + token + "\n");
+    INFO(joined(ok));
+    CHECK(ok.config.has_value());
+  }
+  // A bad admin address is one error, not two.
+  CHECK(only_error(minimal + "admin:\n  address: 127.0.0.1:0\n  token_file: " + token + "\n") ==
+        "test.yaml:10:12: bad address '127.0.0.1:0': the port must be a number from 1 to 65535");
+}
+
+TEST_CASE("errors in the new keys are all reported, top to bottom") {
+  LoadResult result = load(
+      "listen:\n"
+      "  - address: 127.0.0.1:9090\n"
+      "admin: { token_file: /nonexistent/edge.token, colour: red }\n"
+      "backends:\n"
+      "  app:\n"
+      "    servers:\n"
+      "      - { address: 127.0.0.1:1, weight: 0, max_conns: x }\n"
+      "    balance: fastest\n"
+      "    queue: { max: -1, timeout: 0s }\n"
+      "    health: { path: x, rise: 0 }\n"
+      "    eject: { failures: many }\n"
+      "    slow_start: soon\n"
+      "hosts:\n"
+      "  - { match: \"*\", backend: app }\n");
+  CHECK_FALSE(result.config);
+  std::vector<std::string> positions;
+  for (const Error& error : result.errors) {
+    positions.push_back(std::to_string(error.mark.line) + ":" + std::to_string(error.mark.col));
+  }
+  INFO(joined(result));
+  CHECK(positions == std::vector<std::string>{"3:1", "3:22", "3:47", "7:41", "7:55", "8:14",
+                                              "9:19", "9:32", "10:21", "10:30", "11:24",
+                                              "12:17"});
 }

@@ -1,0 +1,290 @@
+// The admin port: a listener of its own with a bearer token, listing the backends and their
+// servers, draining and enabling servers; the client listeners never serve it.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "tests/integration/testkit.h"
+
+using namespace edge::testkit;
+
+namespace {
+constexpr char kToken[] = "s3cret-t0ken";
+
+std::string server(const App& app) { return "127.0.0.1:" + std::to_string(app.port); }
+
+// Two apps behind the `books` backend (round robin, so both certainly get traffic) and the
+// first one alone behind `solo`.
+std::string config(const App& a, const App& b, uint16_t admin_port, const std::string& token_path) {
+  return R"(
+workers: 1
+listen: [{address: "127.0.0.1:{{port}}"}]
+admin:
+  address: "127.0.0.1:)" + std::to_string(admin_port) + R"("
+  token_file: ")" + token_path + R"("
+backends:
+  books:
+    balance: round_robin
+    servers: [")" + server(a) + R"(", ")" + server(b) + R"("]
+  solo:
+    servers: [")" + server(a) + R"("]
+hosts:
+  - match: ["*"]
+    backend: books
+)";
+}
+
+struct Site {
+  App a{"a"};
+  App b{"b"};
+  TempDir secrets;
+  uint16_t admin_port = free_port();
+  Edge edge{config(a, b, admin_port, secrets.write("admin.token", std::string(kToken) + "\n"))};
+  Site() { REQUIRE(wait_for_port(admin_port)); }
+};
+
+std::string request(const std::string& method, const std::string& target, const std::string& token,
+                    const std::string& extra = "") {
+  std::string out = method + " " + target + " HTTP/1.1\r\nHost: admin\r\n";
+  if (!token.empty()) out += "Authorization: Bearer " + token + "\r\n";
+  if (method == "POST") out += "Content-Length: 0\r\n";
+  return out + extra + "\r\n";
+}
+
+Response admin(uint16_t port, const std::string& method, const std::string& target,
+               const std::string& token = kToken) {
+  return exchange(port, request(method, target, token, "Connection: close\r\n"), method);
+}
+
+// Which app answered each of n requests through the edge.
+std::map<std::string, int> spread(uint16_t edge_port, int n) {
+  std::map<std::string, int> seen;
+  for (int i = 0; i < n; ++i) {
+    Response r = get(edge_port, "books.test", "/echo");
+    CHECK(r.status == 200);
+    ++seen[std::string(r.header("X-Backend").value_or("none"))];
+  }
+  return seen;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("without the right token every admin request gets 401") {
+  Site site;
+  for (const std::string token : {"", "wrong", "s3cret-t0ke", "s3cret-t0kenX"}) {
+    CAPTURE(token);
+    Response r = admin(site.admin_port, "GET", "/backends", token);
+    CHECK(r.status == 401);
+    CHECK(r.header("WWW-Authenticate") == std::string_view("Bearer"));
+    CHECK(r.header("Content-Type") == std::string_view("application/json"));
+    CHECK(r.body == "{\"error\":\"unauthorized\"}\n");
+  }
+  // Also for paths that do not exist, and for the actions: nothing is revealed or changed.
+  CHECK(admin(site.admin_port, "GET", "/nothing", "wrong").status == 401);
+  CHECK(admin(site.admin_port, "POST", "/backends/books/" + server(site.a) + "/drain", "wrong").status == 401);
+  CHECK(contains(admin(site.admin_port, "GET", "/backends.txt").body, " up "));
+  // Another scheme with the right token is no bearer credential.
+  Response basic = exchange(site.admin_port,
+                            "GET /backends HTTP/1.1\r\nHost: admin\r\nAuthorization: Basic " + std::string(kToken) +
+                                "\r\nConnection: close\r\n\r\n");
+  CHECK(basic.status == 401);
+}
+
+TEST_CASE("GET /backends lists every backend and server as JSON; /backends.txt as lines") {
+  Site site;
+  spread(site.edge.port, 4);  // some traffic, so the counters are not all zero
+
+  Response r = admin(site.admin_port, "GET", "/backends");
+  REQUIRE(r.status == 200);
+  CHECK(r.header("Content-Type") == std::string_view("application/json"));
+  CHECK(r.header("Content-Length") == std::string_view(std::to_string(r.body.size())));
+  CHECK(contains(r.body, "{\"backends\":[{\"name\":\"books\",\"balance\":\"round_robin\",\"queued\":0,\"servers\":["));
+  CHECK(contains(r.body, "{\"address\":\"" + server(site.a) + "\",\"state\":\"up\",\"in_flight\":0,\"served\":"));
+  CHECK(contains(r.body, "{\"address\":\"" + server(site.b) + "\",\"state\":\"up\""));
+  CHECK(contains(r.body, "{\"name\":\"solo\",\"balance\":\"least_conn\""));
+  CHECK(contains(r.body, "\"weight\":1,\"max_conns\":0,\"last_check\":null"));
+  CHECK(contains(r.body, "\"served\":2,"));  // round robin: two each
+
+  Response text = admin(site.admin_port, "GET", "/backends.txt");
+  REQUIRE(text.status == 200);
+  CHECK(text.header("Content-Type").value_or("").starts_with("text/plain"));
+  CHECK(contains(text.body, "books " + server(site.a) + " up in_flight=0 queued=0 served=2 failed=0 check=-\n"));
+  CHECK(contains(text.body, "books " + server(site.b) + " up in_flight=0 queued=0 served=2 failed=0 check=-\n"));
+  CHECK(contains(text.body, "solo " + server(site.a) + " up in_flight=0 queued=0 served=0 failed=0 check=-\n"));
+
+  // HEAD: the same head, no body.
+  Response head = admin(site.admin_port, "HEAD", "/backends");
+  CHECK(head.status == 200);
+  CHECK(head.complete);
+  CHECK(head.body.empty());
+  CHECK(head.header("Content-Length") == std::string_view(std::to_string(r.body.size())));
+}
+
+TEST_CASE("a drained server gets no new requests; enabled again, it does") {
+  Site site;
+  std::map<std::string, int> before = spread(site.edge.port, 10);
+  CHECK(before["a"] == 5);
+  CHECK(before["b"] == 5);
+
+  Response drain = admin(site.admin_port, "POST", "/backends/books/" + server(site.a) + "/drain");
+  REQUIRE(drain.status == 200);
+  CHECK(drain.header("Content-Type") == std::string_view("application/json"));
+  CHECK(drain.body == "{\"backend\":\"books\",\"server\":\"" + server(site.a) + "\",\"state\":\"draining\"}\n");
+  CHECK(contains(admin(site.admin_port, "GET", "/backends").body,
+                 "{\"address\":\"" + server(site.a) + "\",\"state\":\"draining\""));
+  CHECK(contains(admin(site.admin_port, "GET", "/backends.txt").body, "books " + server(site.a) + " draining "));
+  // Draining is per backend: `solo` still lists the same address as up.
+  CHECK(contains(admin(site.admin_port, "GET", "/backends.txt").body, "solo " + server(site.a) + " up "));
+
+  std::map<std::string, int> drained = spread(site.edge.port, 10);
+  CHECK(drained["a"] == 0);
+  CHECK(drained["b"] == 10);
+
+  Response enable = admin(site.admin_port, "POST", "/backends/books/" + server(site.a) + "/enable");
+  REQUIRE(enable.status == 200);
+  CHECK(enable.body == "{\"backend\":\"books\",\"server\":\"" + server(site.a) + "\",\"state\":\"up\"}\n");
+  std::map<std::string, int> after = spread(site.edge.port, 10);
+  CHECK(after["a"] == 5);
+  CHECK(after["b"] == 5);
+}
+
+TEST_CASE("unknown backends and servers get 404, wrong methods 405 with Allow") {
+  Site site;
+  Response no_backend = admin(site.admin_port, "POST", "/backends/nope/" + server(site.a) + "/drain");
+  CHECK(no_backend.status == 404);
+  CHECK(no_backend.header("Content-Type") == std::string_view("application/json"));
+  CHECK(no_backend.body == "{\"error\":\"unknown backend\"}\n");
+  Response no_server = admin(site.admin_port, "POST", "/backends/books/127.0.0.1:1/drain");
+  CHECK(no_server.status == 404);
+  CHECK(no_server.body == "{\"error\":\"unknown server\"}\n");
+  CHECK(admin(site.admin_port, "GET", "/").status == 404);
+  CHECK(admin(site.admin_port, "GET", "/backends/books").status == 404);
+  CHECK(admin(site.admin_port, "POST", "/backends/books/" + server(site.a) + "/reboot").status == 404);
+
+  Response get_drain = admin(site.admin_port, "GET", "/backends/books/" + server(site.a) + "/drain");
+  CHECK(get_drain.status == 405);
+  CHECK(get_drain.header("Allow") == std::string_view("POST"));
+  Response post_list = admin(site.admin_port, "POST", "/backends");
+  CHECK(post_list.status == 405);
+  CHECK(post_list.header("Allow") == std::string_view("GET, HEAD"));
+  // Nothing was drained by any of that.
+  CHECK(spread(site.edge.port, 4)["a"] == 2);
+
+  // The address may come percent-encoded.
+  std::string encoded = server(site.a);
+  encoded.replace(encoded.find(':'), 1, "%3A");
+  CHECK(admin(site.admin_port, "POST", "/backends/books/" + encoded + "/drain").status == 200);
+  CHECK(spread(site.edge.port, 4)["a"] == 0);
+}
+
+TEST_CASE("the client listener never serves the admin paths") {
+  Site site;
+  for (const std::string target : {"/backends", "/backends.txt"}) {
+    Response r = exchange(site.edge.port, request("GET", target, kToken, "Connection: close\r\n"));
+    CHECK(r.header("X-Backend"));  // answered by an app (its 404), not by the admin port
+    CHECK_FALSE(contains(r.body, "\"backends\""));
+    CHECK_FALSE(contains(r.body, "in_flight"));
+  }
+  Response post = exchange(site.edge.port, request("POST", "/backends/books/" + server(site.a) + "/drain", kToken,
+                                                   "Connection: close\r\n"));
+  CHECK(post.header("X-Backend"));
+  CHECK_FALSE(contains(post.body, "draining"));
+  std::map<std::string, int> seen = spread(site.edge.port, 4);
+  CHECK(seen["a"] == 2);  // still in rotation
+}
+
+TEST_CASE("admin connections: keep-alive, pipelining, HTTP/1.0, malformed requests") {
+  Site site;
+  {
+    Client client(site.admin_port);
+    REQUIRE(client.connected());
+    client.send(request("GET", "/backends.txt", kToken));
+    Response first = client.read_response();
+    CHECK(first.status == 200);
+    CHECK_FALSE(first.header("Connection"));
+    client.send(request("GET", "/backends.txt", "wrong"));
+    Response second = client.read_response();
+    CHECK(second.status == 401);  // a refusal does not close the connection either
+    // Two at once: answered in order.
+    client.send(request("GET", "/backends", kToken) + request("HEAD", "/backends.txt", kToken, "Connection: close\r\n"));
+    Response third = client.read_response();
+    CHECK(third.status == 200);
+    CHECK(contains(third.body, "\"backends\""));
+    Response fourth = client.read_response("HEAD");
+    CHECK(fourth.status == 200);
+    CHECK(fourth.body.empty());
+    CHECK(fourth.header("Connection") == std::string_view("close"));
+    CHECK(client.wait_closed());
+  }
+  {
+    Client client(site.admin_port);
+    client.send("GET /backends.txt HTTP/1.0\r\nAuthorization: Bearer " + std::string(kToken) +
+                "\r\nConnection: keep-alive\r\n\r\n");
+    Response r = client.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.header("Connection") == std::string_view("keep-alive"));
+    client.send("GET /backends.txt HTTP/1.0\r\nAuthorization: Bearer " + std::string(kToken) + "\r\n\r\n");
+    CHECK(client.read_response().status == 200);
+    CHECK(client.wait_closed());
+  }
+  {
+    Client client(site.admin_port);
+    client.send("GET /backends HTTP/1.1\r\nBad Header: x\r\n\r\n");
+    Response r = client.read_response();
+    CHECK(r.status == 400);
+    CHECK(r.header("Content-Type") == std::string_view("application/json"));
+    CHECK(r.header("Connection") == std::string_view("close"));
+    CHECK(client.wait_closed());
+  }
+  {
+    // A head larger than the admin port's limit.
+    Client client(site.admin_port);
+    client.send("GET /backends HTTP/1.1\r\nX-Big: " + std::string(10000, 'x') + "\r\n\r\n");
+    Response r = client.read_response();
+    CHECK(r.status >= 400);
+    CHECK(r.status < 500);
+    CHECK(client.wait_closed());
+  }
+  // Still serving.
+  CHECK(admin(site.admin_port, "GET", "/backends").status == 200);
+}
+
+TEST_CASE("an admin address that cannot be bound stops the edge with exit code 1") {
+  TempDir dir;
+  std::string token = dir.write("token", kToken);
+  App a("a");
+  // A port something already listens on: the app's.
+  std::string yaml = "workers: 1\nlisten: [{address: \"127.0.0.1:" + std::to_string(free_port()) +
+                     "\"}]\nadmin:\n  address: \"127.0.0.1:" + std::to_string(a.port) + "\"\n  token_file: \"" + token +
+                     "\"\nbackends:\n  books: {servers: [\"" + server(a) + "\"]}\nhosts:\n  - match: [\"*\"]\n    backend: books\n";
+  std::string path = dir.write("edge.yaml", yaml);
+  Process edge(edge_bin(), {"--config", path});
+  std::optional<int> code = edge.wait(std::chrono::seconds(20));
+  REQUIRE(code.has_value());
+  CHECK(*code == 1);
+  std::string output = edge.output();
+  CAPTURE(output);
+  CHECK(contains(output, path + ":3:1: cannot listen on 127.0.0.1:" + std::to_string(a.port) + ": "));
+}
+
+TEST_CASE("the edge stops cleanly with admin connections open in every phase") {
+  Site site;
+  Client idle(site.admin_port);
+  idle.send(request("GET", "/backends", kToken));
+  CHECK(idle.read_response().status == 200);
+  Client partial(site.admin_port);
+  partial.send("GET /backends HTTP/1.1\r\nAuthori");
+  Client silent(site.admin_port);
+  Client unread(site.admin_port);
+  std::string many;
+  for (int i = 0; i < 2000; ++i) many += request("GET", "/backends", kToken);
+  unread.send(many);  // answers pile up unread
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  site.edge.process.kill(SIGTERM);
+  CHECK(site.edge.process.wait(std::chrono::seconds(20)) == 0);
+  CHECK(idle.wait_closed());
+}
