@@ -11,13 +11,13 @@
 #include <utility>
 #include <vector>
 
+#include "http/message.h"
+
 namespace edge::app {
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
-// Percent-decodes `in` ("%41" -> "A"; with `plus_is_space`, "+" -> " "). Returns nullopt for a
-// malformed escape ("%", "%4", "%zz").
-std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space);
+using http::percent_decode;
 
 // The query part of a request target: everything after the first '?' ("" when none).
 std::string_view query_of(std::string_view target);

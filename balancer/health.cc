@@ -13,18 +13,6 @@ namespace {
 constexpr size_t kReadBufferSize = 16 * 1024;
 constexpr uint64_t kMaxHeadBytes = 16 * 1024;
 
-sockaddr_storage to_sockaddr(const conf::Address& address) {
-  // conf has validated the address; were it not numeric, the zeroed storage makes every connect
-  // fail, and that failure is reported like any other.
-  sockaddr_storage storage{};
-  if (address.ipv6) {
-    uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&storage));
-  } else {
-    uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&storage));
-  }
-  return storage;
-}
-
 std::string describe(int uv_status) {
   switch (uv_status) {
     case UV_ECONNREFUSED: return "connection refused";
@@ -67,7 +55,7 @@ struct HealthChecker::Probe {
       : checker(owner),
         state(server_state),
         health(settings),
-        address(to_sockaddr(server.address)),
+        address(server.address.to_sockaddr()),
         request("GET " + settings.path + " HTTP/1.1\r\nHost: " + server.address.text() +
                 "\r\nUser-Agent: edge-health\r\nConnection: close\r\n\r\n") {}
 

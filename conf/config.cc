@@ -20,6 +20,25 @@
 
 namespace edge::conf {
 
+sockaddr_storage Address::to_sockaddr(socklen_t* length) const {
+  // The loader accepted only numeric hosts, so inet_pton cannot fail here.
+  sockaddr_storage storage{};
+  if (ipv6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    ::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr);
+    if (length) *length = sizeof(sockaddr_in6);
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&storage);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    ::inet_pton(AF_INET, host.c_str(), &in4->sin_addr);
+    if (length) *length = sizeof(sockaddr_in);
+  }
+  return storage;
+}
+
 std::string Address::text() const {
   std::string out = ipv6 ? "[" + host + "]" : host;
   return out + ":" + std::to_string(port);
@@ -38,6 +57,14 @@ int Config::backend_index(std::string_view name) const {
 }
 
 namespace {
+
+// An error about the file as a whole (it cannot be read, or loading failed outright).
+Error error_at_file(const std::string& file, std::string message) {
+  Error error;
+  error.mark.file = file;
+  error.message = std::move(message);
+  return error;
+}
 
 // The value parsers keep the reason for a refusal so the loader can say what is wrong, while
 // the public parse_* functions only answer yes or no.
@@ -879,7 +906,7 @@ LoadResult load_string(std::string_view yaml, const std::string& name) {
   } catch (...) {
     // Only reachable when building the error list itself runs out of memory.
     LoadResult result;
-    result.errors.push_back({{name, 0, 0}, "cannot load: out of memory"});
+    result.errors.push_back(error_at_file(name, "cannot load: out of memory"));
     return result;
   }
 }
@@ -889,12 +916,12 @@ LoadResult load_file(const std::string& path) {
   try {
     std::string text;
     if (int error = read_whole_file(path, text); error != 0) {
-      result.errors.push_back({{path, 0, 0}, std::string("cannot read: ") + std::strerror(error)});
+      result.errors.push_back(error_at_file(path, std::string("cannot read: ") + std::strerror(error)));
       return result;
     }
     return load_string(text, path);
   } catch (...) {
-    result.errors.push_back({{path, 0, 0}, "cannot read: out of memory"});
+    result.errors.push_back(error_at_file(path, "cannot read: out of memory"));
     return result;
   }
 }

@@ -11,6 +11,9 @@
 // `16k`, `512m`); a bare integer is bytes for a size and is refused for a duration.
 #pragma once
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -36,6 +39,8 @@ struct Address {
   uint16_t port = 0;
   bool ipv6 = false;
   std::string text() const;  // host:port, with brackets for IPv6
+  // The socket address, ready for bind() or connect(); `length` gets its size.
+  sockaddr_storage to_sockaddr(socklen_t* length = nullptr) const;
 };
 
 struct Listen {

@@ -128,6 +128,10 @@ std::string_view reason_phrase(int status);
 
 bool is_hop_by_hop(std::string_view name);
 
+// Percent-decodes `in` ("%41" -> "A"; with `plus_is_space`, "+" -> " "). Returns nullopt for a
+// '%' not followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space);
+
 // "Sun, 06 Nov 1994 08:49:37 GMT" for the given Unix time; the buffer must hold 30 bytes.
 size_t format_http_date(int64_t unix_seconds, char* out);
 

@@ -21,12 +21,6 @@ namespace edge::proxy {
 namespace admin {
 
 namespace {
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 void append_number(std::string& out, int64_t n) {
   char digits[24];
@@ -52,23 +46,9 @@ const char* balance_name(conf::Balance balance) {
 }  // namespace
 
 std::optional<std::string> percent_decode(std::string_view segment) {
-  std::string out;
-  out.reserve(segment.size());
-  for (size_t i = 0; i < segment.size(); ++i) {
-    char c = segment[i];
-    if (c != '%') {
-      out.push_back(c);
-      continue;
-    }
-    if (i + 2 >= segment.size()) return std::nullopt;
-    int hi = hex_value(segment[i + 1]);
-    int lo = hex_value(segment[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    char decoded = static_cast<char>(hi * 16 + lo);
-    if (decoded == '\0' || decoded == '/') return std::nullopt;
-    out.push_back(decoded);
-    i += 2;
-  }
+  std::optional<std::string> out = http::percent_decode(segment, false);
+  // A name never holds a NUL, and a '/' here could only have come from %2F.
+  if (out && out->find_first_of(std::string_view("\0/", 2)) != std::string::npos) return std::nullopt;
   return out;
 }
 
@@ -411,9 +391,8 @@ class Conn final : http::StreamWriter::Owner {
 
 bool Admin::open(std::string& error) {
   const conf::Address& address = config_.admin.address;
-  sockaddr_storage storage{};
-  int rc = address.ipv6 ? uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&storage))
-                        : uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&storage));
+  const sockaddr_storage storage = address.to_sockaddr();
+  int rc = 0;
   if (rc == 0) {
     listener_ = new uv_tcp_t;
     uv_tcp_init(loop_, listener_);

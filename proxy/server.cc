@@ -16,15 +16,8 @@ namespace edge::proxy {
 
 namespace {
 int open_listener(const conf::Address& address, std::string& error) {
-  sockaddr_storage storage{};
-  socklen_t len;
-  if (address.ipv6) {
-    uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&storage));
-    len = sizeof(sockaddr_in6);
-  } else {
-    uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&storage));
-    len = sizeof(sockaddr_in);
-  }
+  socklen_t len = 0;
+  sockaddr_storage storage = address.to_sockaddr(&len);
   int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::strerror(errno);

@@ -22,22 +22,11 @@ const char* close_reason_text(CloseReason reason) {
   return "?";
 }
 
-namespace {
-sockaddr_storage to_sockaddr(const conf::Address& address) {
-  sockaddr_storage storage{};
-  if (address.ipv6) {
-    uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&storage));
-  } else {
-    uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&storage));
-  }
-  return storage;
-}
-}  // namespace
 
 Shared::Shared(conf::Config config_in) : config(std::move(config_in)), router(config), balancer(config) {
   for (const conf::Backend& backend : config.backends) {
     std::vector<sockaddr_storage> addresses;
-    for (const conf::Server& server : backend.servers) addresses.push_back(to_sockaddr(server.address));
+    for (const conf::Server& server : backend.servers) addresses.push_back(server.address.to_sockaddr());
     server_addresses.push_back(std::move(addresses));
   }
 }
