@@ -12,12 +12,13 @@ using balancer::Outcome;
 namespace {
 conf::Backend make_backend(std::vector<std::pair<uint32_t, uint32_t>> weight_and_max, conf::Balance balance = conf::Balance::kLeastConn) {
   conf::Backend b;
-  b.name = "b";
+  b.name = std::string(1, 'b');  // not = "b": GCC 12 warns falsely (-Wrestrict) on that assignment
   b.balance = balance;
   uint16_t port = 9000;
   for (auto [weight, max] : weight_and_max) {
     conf::Server s;
-    s.address = {"127.0.0.1", port++, false};
+    s.address.host = "127.0.0.1";
+    s.address.port = port++;
     s.weight = weight;
     s.max_conns = max;
     b.servers.push_back(s);
