@@ -289,7 +289,7 @@ void ClientConn::dispatch() {
         worker_.remove_waiter(this);
         return send_error(503, true);
       }
-      if (queued_) arm_timer(backend.config().queue.timeout);
+      arm_timer(backend.config().queue.timeout);
       return;
     case balancer::BackendState::Pick::kNone:
       // Nobody left to try: say what went wrong with the last one, or that nobody was there.

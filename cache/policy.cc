@@ -1,0 +1,1076 @@
+#include "cache/policy.h"
+
+#include <algorithm>
+
+namespace edge::cache {
+
+namespace {
+
+using http::iequals;
+using http::trim;
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+// Times from headers and callers are clamped to +-kForever before any arithmetic, so sums of a
+// few of them never overflow (kForever is INT64_MAX / 4).
+Seconds clampv(Seconds v) { return std::clamp(v, -kForever, kForever); }
+Seconds sat_add(Seconds a, Seconds b) { return clampv(clampv(a) + clampv(b)); }
+Seconds sat_sub(Seconds a, Seconds b) { return clampv(clampv(a) - clampv(b)); }
+
+// delta-seconds (RFC 9111 1.2.2): digits only. A value too large to represent saturates at
+// kForever, as the RFC allows ("2^31 or the greatest positive integer it can represent").
+std::optional<Seconds> parse_delta(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  Seconds v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return std::nullopt;
+    const Seconds d = c - '0';
+    v = v > (kForever - d) / 10 ? kForever : v * 10 + d;
+  }
+  return v;
+}
+
+// All fields of a name, for a field whose value is not a list (Age, Expires, Range...).
+template <typename Fn>
+void for_each_field(const http::Headers& h, std::string_view name, Fn&& fn) {
+  for (size_t i = 0; i < h.size(); ++i)
+    if (iequals(h.name(i), name)) fn(h.value(i));
+}
+
+// ---- dates ----
+
+int month_index(std::string_view m) {
+  static constexpr std::string_view kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                                 "jul", "aug", "sep", "oct", "nov", "dec"};
+  for (int i = 0; i < 12; ++i)
+    if (iequals(m, kMonths[i])) return i + 1;
+  return 0;
+}
+
+bool is_day_name(std::string_view d) {
+  static constexpr std::string_view kDays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+  for (auto k : kDays)
+    if (iequals(d, k)) return true;
+  return false;
+}
+
+bool is_long_day_name(std::string_view d) {
+  static constexpr std::string_view kDays[] = {"monday", "tuesday", "wednesday", "thursday",
+                                               "friday", "saturday", "sunday"};
+  for (auto k : kDays)
+    if (iequals(d, k)) return true;
+  return false;
+}
+
+std::optional<int> digits(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  int v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+int64_t days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+std::optional<Seconds> make_time(int year, int month, int day, std::string_view hms) {
+  // time-of-day = hour ":" minute ":" second, two digits each.
+  if (hms.size() != 8 || hms[2] != ':' || hms[5] != ':') return std::nullopt;
+  auto h = digits(hms.substr(0, 2)), mi = digits(hms.substr(3, 2)), s = digits(hms.substr(6, 2));
+  if (!h || !mi || !s || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;  // 60: leap second
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1) return std::nullopt;
+  if (day > kDays[month - 1] + (month == 2 && leap(year) ? 1 : 0)) return std::nullopt;
+  Seconds t = days_from_civil(year, month, day) * 86400 + *h * 3600 + *mi * 60 + *s;
+  if (t > 253402300799) return std::nullopt;  // a leap second past 9999-12-31: not a 4-digit year
+  return t;
+}
+
+// ---- Cache-Control ----
+
+// One directive of a Cache-Control list. `malformed`: it did not follow
+// token [ "=" ( token / quoted-string ) ], e.g. white space around "=" or junk after a value.
+struct Directive {
+  std::string_view name;
+  bool has_value = false;
+  bool malformed = false;
+  std::string value;  // unquoted
+};
+
+// Skips to the comma that ends the current list element, honouring quoted strings.
+size_t skip_element(std::string_view v, size_t i) {
+  bool quoted = false;
+  for (; i < v.size(); ++i) {
+    char c = v[i];
+    if (quoted) {
+      if (c == '\\') ++i;
+      else if (c == '"') quoted = false;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      break;
+    }
+  }
+  return std::min(i, v.size());
+}
+
+// Reads the quoted string that starts at v[i] (a '"'): appends its unescaped content to `out`
+// (when given), sets `closed`, returns the index just past it.
+size_t read_quoted(std::string_view v, size_t i, std::string* out, bool& closed) {
+  closed = false;
+  for (++i; i < v.size(); ++i) {
+    char c = v[i];
+    if (c == '"') {
+      closed = true;
+      return i + 1;
+    }
+    if (c == '\\' && i + 1 < v.size()) c = v[++i];
+    if (out) out->push_back(c);
+  }
+  return v.size();
+}
+
+bool ends_token(char c) { return c == '=' || c == ',' || c == '"' || is_ows(c); }
+
+// Calls fn(directive) for each directive of a Cache-Control value. A quoted string is data,
+// never directives (`extension="max-age=100"` holds no max-age). A list element that does not
+// parse cleanly (white space around "=", junk after a value, a missing comma) taints every
+// directive found in it up to the next comma: restrictive ones still apply, permissive ones
+// (public) do not, numeric ones are invalid.
+template <typename Fn>
+void for_each_directive(std::string_view v, Fn&& fn) {
+  size_t i = 0;
+  const size_t n = v.size();
+  bool tainted = false;
+  while (i < n) {
+    const char c = v[i];
+    if (c == ',') {
+      tainted = false;
+      ++i;
+      continue;
+    }
+    if (is_ows(c)) {
+      ++i;
+      continue;
+    }
+    if (c == '"') {  // a stray quoted string
+      bool closed;
+      i = read_quoted(v, i, nullptr, closed);
+      tainted = true;
+      continue;
+    }
+    if (c == '=') {  // a stray "=" ("max-age =5")
+      tainted = true;
+      ++i;
+      continue;
+    }
+    Directive d;
+    size_t start = i;
+    while (i < n && !ends_token(v[i])) ++i;
+    d.name = v.substr(start, i - start);
+    d.malformed = tainted;
+    if (i < n && v[i] == '=') {
+      ++i;
+      d.has_value = true;
+      if (i < n && v[i] == '"') {
+        bool closed;
+        i = read_quoted(v, i, &d.value, closed);
+        if (!closed) d.malformed = true;
+      } else {
+        start = i;
+        while (i < n && !ends_token(v[i])) ++i;
+        d.value.assign(v.substr(start, i - start));
+        if (d.value.empty()) d.malformed = true;  // "max-age=" or "max-age= 5"
+      }
+    }
+    size_t j = i;
+    while (j < n && is_ows(v[j])) ++j;
+    if (j < n && v[j] != ',') {  // "max-age =5", "max-age=5 6", "no-cache no-store"
+      d.malformed = true;
+      tainted = true;
+    }
+    fn(d);
+    i = j;
+  }
+}
+
+// Combines numeric directives given more than once: `lower` keeps the smallest value (max-age,
+// s-maxage, max-stale, stale-*: smaller is more restrictive), otherwise the largest (min-fresh).
+void merge(std::optional<Seconds>& slot, Seconds v, bool lower) {
+  if (!slot) slot = v;
+  else slot = lower ? std::min(*slot, v) : std::max(*slot, v);
+}
+
+struct FullCacheControl {
+  CacheControl cc;
+  bool must_understand = false;
+};
+
+FullCacheControl parse_full(const http::Headers& headers, bool request) {
+  FullCacheControl out;
+  CacheControl& cc = out.cc;
+  bool max_stale_poisoned = false, swr_poisoned = false, sie_poisoned = false;
+  bool any = false;
+  for (size_t f = 0; f < headers.size(); ++f) {
+    if (!iequals(headers.name(f), "cache-control")) continue;
+    any = true;
+    for_each_directive(headers.value(f), [&](const Directive& d) {
+      const std::string_view name = d.name;
+      const bool clean = !d.malformed;
+      // -1: no valid number (a sentinel rather than an optional, which GCC 12 misreads here).
+      const Seconds num = clean && d.has_value ? parse_delta(d.value).value_or(-1) : -1;
+      const bool has_num = num >= 0;
+      // Directives that restrict caching apply even when garbled or qualified: `no-cache="Set-
+      // Cookie"` and `private="X"` (field-qualified forms) count as the unqualified directive.
+      if (iequals(name, "no-store")) cc.no_store = true;
+      else if (iequals(name, "no-cache")) cc.no_cache = true;
+      else if (iequals(name, "private")) cc.is_private = true;
+      else if (iequals(name, "must-revalidate")) cc.must_revalidate = true;
+      else if (iequals(name, "proxy-revalidate")) cc.proxy_revalidate = true;
+      // Permissions count only in their exact, argument-free form.
+      else if (iequals(name, "public")) cc.is_public = cc.is_public || (clean && !d.has_value);
+      else if (iequals(name, "immutable")) cc.immutable = cc.immutable || (clean && !d.has_value);
+      else if (iequals(name, "must-understand"))
+        out.must_understand = out.must_understand || (clean && !d.has_value);
+      else if (iequals(name, "only-if-cached")) cc.only_if_cached = true;
+      // max-age and s-maxage: an invalid value ("a100", "-5", "3600.0", "max-age =5") reads as
+      // 0, so the response is stale at once (RFC 9111 4.2.1: consider it stale). The request's
+      // max-age is read the same way: revalidate.
+      else if (iequals(name, "max-age")) merge(cc.max_age, has_num ? num : 0, true);
+      else if (iequals(name, "s-maxage")) merge(cc.s_maxage, has_num ? num : 0, true);
+      // min-fresh: an invalid value asks for more freshness than any response has.
+      else if (iequals(name, "min-fresh")) merge(cc.min_fresh, has_num ? num : kForever, false);
+      else if (iequals(name, "max-stale")) {
+        if (clean && !d.has_value) merge(cc.max_stale, kForever, true);
+        else if (has_num) merge(cc.max_stale, num, true);
+        else max_stale_poisoned = true;
+      } else if (iequals(name, "stale-while-revalidate")) {
+        if (has_num) merge(cc.stale_while_revalidate, num, true);
+        else swr_poisoned = true;
+      } else if (iequals(name, "stale-if-error")) {
+        if (has_num) merge(cc.stale_if_error, num, true);
+        else sie_poisoned = true;
+      }
+    });
+  }
+  // An invalid max-stale or stale-* value withdraws that permission altogether: the restrictive
+  // reading of a garbled permission is no permission.
+  if (max_stale_poisoned) cc.max_stale.reset();
+  if (swr_poisoned) cc.stale_while_revalidate.reset();
+  if (sie_poisoned) cc.stale_if_error.reset();
+  // RFC 9111 5.4: Pragma: no-cache counts only when the request has no Cache-Control at all.
+  if (request && !any && headers.has_token("pragma", "no-cache")) cc.no_cache = true;
+  return out;
+}
+
+// Status codes whose semantics we implement, for `must-understand` (RFC 9111 5.2.2.3).
+bool status_understood(int status) {
+  switch (status) {
+    case 200: case 203: case 204: case 300: case 301: case 302: case 303: case 307: case 308:
+    case 400: case 403: case 404: case 405: case 410: case 414: case 451:
+    case 500: case 501: case 502: case 503: case 504:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- entity tags ----
+
+// One element of an entity-tag list. A well-formed tag ([W/]"opaque") compares by its opaque
+// part; anything else (unquoted, `w/"x"`) is kept raw and only ever equals the same raw text, so
+// a malformed validator never matches a well-formed one.
+struct Tag {
+  bool valid = false;
+  bool weak = false;
+  std::string_view opaque;
+  std::string_view raw;
+};
+
+// Reads one element at `i` (after separators), leaves `i` at the end of the element.
+Tag read_tag(std::string_view v, size_t& i) {
+  Tag t;
+  const size_t start = i;
+  size_t q = i;
+  if (v.substr(i, 2) == "W/") {
+    t.weak = true;
+    q += 2;
+  }
+  if (q < v.size() && v[q] == '"') {
+    size_t close = v.find('"', q + 1);
+    if (close != std::string_view::npos) {
+      size_t j = close + 1;
+      while (j < v.size() && is_ows(v[j])) ++j;
+      if (j == v.size() || v[j] == ',') {
+        t.valid = true;
+        t.opaque = v.substr(q + 1, close - q - 1);
+        t.raw = v.substr(start, close + 1 - start);
+        i = j;
+        return t;
+      }
+    }
+  }
+  // Malformed: up to the next comma (commas inside a broken quote end it too).
+  size_t comma = v.find(',', start);
+  if (comma == std::string_view::npos) comma = v.size();
+  t.weak = false;
+  t.raw = trim(v.substr(start, comma - start));
+  i = comma;
+  return t;
+}
+
+Tag parse_single_tag(std::string_view v) {
+  v = trim(v);
+  size_t i = 0;
+  Tag t = read_tag(v, i);
+  if (i != v.size()) {  // a list, not one tag
+    Tag bad;
+    bad.raw = v;
+    return bad;
+  }
+  return t;
+}
+
+bool tags_match(const Tag& a, const Tag& b, bool weak) {
+  if (a.valid != b.valid) return false;
+  if (!a.valid) return !a.raw.empty() && a.raw == b.raw;
+  if (!weak && (a.weak || b.weak)) return false;
+  return a.opaque == b.opaque;
+}
+
+// ---- URIs ----
+
+bool is_unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(static_cast<char>(c)) || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 6.2.2.2: decode unreserved characters, upper-case the hex of the others. A '%' that
+// does not start a pair of hex digits is itself encoded ("%25"), as a lenient origin reads it:
+// otherwise decoding could assemble a new triplet ("%%341" -> "%41") and a second pass would
+// not give the same key.
+std::string normalise_percent(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        auto c = static_cast<unsigned char>(hi * 16 + lo);
+        if (is_unreserved(c)) {
+          out.push_back(static_cast<char>(c));
+        } else {
+          out.push_back('%');
+          out.push_back(kHex[hi]);
+          out.push_back(kHex[lo]);
+        }
+        i += 2;
+        continue;
+      }
+    }
+    if (in[i] == '%') {
+      out += "%25";
+      continue;
+    }
+    out.push_back(in[i]);
+  }
+  return out;
+}
+
+// RFC 3986 5.2.4.
+std::string remove_dot_segments(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  auto drop_last_segment = [&out] {
+    size_t slash = out.rfind('/');
+    out.erase(slash == std::string::npos ? 0 : slash);
+  };
+  while (!in.empty()) {
+    if (in.starts_with("../")) {
+      in.remove_prefix(3);
+    } else if (in.starts_with("./")) {
+      in.remove_prefix(2);
+    } else if (in.starts_with("/./")) {
+      in.remove_prefix(2);
+    } else if (in == "/.") {
+      in = "/";
+    } else if (in.starts_with("/../")) {
+      in.remove_prefix(3);
+      drop_last_segment();
+    } else if (in == "/..") {
+      in = "/";
+      drop_last_segment();
+    } else if (in == "." || in == "..") {
+      in = {};
+    } else {
+      size_t next = in.find('/', in.front() == '/' ? 1 : 0);
+      if (next == std::string_view::npos) next = in.size();
+      out.append(in.substr(0, next));
+      in.remove_prefix(next);
+    }
+  }
+  return out;
+}
+
+// The host of an authority or Host value, without userinfo, port or a trailing dot.
+std::string_view host_only(std::string_view authority) {
+  authority = trim(authority);
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) authority.remove_prefix(at + 1);
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
+  }
+  authority = authority.substr(0, authority.find(':'));
+  if (!authority.empty() && authority.back() == '.') authority.remove_suffix(1);
+  return authority;
+}
+
+// If `uri` starts with a scheme ("http:"), its length including the colon; else 0.
+size_t scheme_length(std::string_view uri) {
+  if (uri.empty() || !((uri[0] >= 'a' && uri[0] <= 'z') || (uri[0] >= 'A' && uri[0] <= 'Z'))) return 0;
+  for (size_t i = 1; i < uri.size(); ++i) {
+    char c = uri[i];
+    if (c == ':') return i + 1;
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '+' || c == '-' || c == '.';
+    if (!ok) return 0;
+  }
+  return 0;
+}
+
+struct SplitUri {
+  std::string_view authority;
+  bool has_authority = false;
+  std::string_view path_query;
+};
+
+// "h:1/p?q" (what follows "//") -> authority "h:1", path_query "/p?q".
+SplitUri split_authority(std::string_view rest) {
+  SplitUri out;
+  size_t end = rest.find_first_of("/?");
+  if (end == std::string_view::npos) end = rest.size();
+  out.authority = rest.substr(0, end);
+  out.has_authority = true;
+  out.path_query = rest.substr(end);
+  return out;
+}
+
+// A request-target: origin-form "/p?q" as is (even "//p", an empty first segment), absolute-form
+// "http://h/p?q" split at its authority, anything else ("*", authority-form) as is. The fragment
+// is dropped: it never belongs to a request-target or a cache key.
+SplitUri split_target(std::string_view target) {
+  target = target.substr(0, target.find('#'));
+  if (!target.empty() && target.front() == '/') return SplitUri{{}, false, target};
+  size_t s = scheme_length(target);
+  if (s > 0 && target.substr(s).starts_with("//")) return split_authority(target.substr(s + 2));
+  return SplitUri{{}, false, target};
+}
+
+// path+query with dot segments removed from the path ("" path -> "/").
+std::string clean_path_query(std::string_view path_query) {
+  size_t q = path_query.find('?');
+  std::string_view path = path_query.substr(0, q);
+  std::string out = remove_dot_segments(path);
+  if (out.empty()) out.assign(1, '/');
+  if (q != std::string_view::npos) out.append(path_query.substr(q));
+  return out;
+}
+
+// Resolves a Location / Content-Location value against the request's path (RFC 3986 5.2),
+// returning path+query when it names a resource on `host`.
+std::optional<std::string> resolve_same_host(std::string_view ref, std::string_view base_path, std::string_view host) {
+  ref = trim(ref);
+  ref = ref.substr(0, ref.find('#'));
+  if (ref.empty()) return std::nullopt;
+  size_t s = scheme_length(ref);
+  if (s > 0) {
+    std::string_view scheme = ref.substr(0, s - 1);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return std::nullopt;
+    if (!ref.substr(s).starts_with("//")) return std::nullopt;
+  }
+  if (ref.substr(s).starts_with("//")) {  // a network-path reference, or after http(s):
+    SplitUri u = split_authority(ref.substr(s + 2));
+    if (!iequals(host_only(u.authority), host_only(host))) return std::nullopt;
+    return clean_path_query(u.path_query);
+  }
+  if (ref.front() == '/') return clean_path_query(ref);
+  if (base_path.empty() || base_path.front() != '/') return std::nullopt;
+  if (ref.front() == '?') return clean_path_query(std::string(base_path) + std::string(ref));
+  std::string merged(base_path.substr(0, base_path.rfind('/') + 1));
+  merged.append(ref);
+  return clean_path_query(merged);
+}
+
+// Vary: a value's list items trimmed, white-space runs inside an item collapsed to one space,
+// empty items dropped, joined by ","; quoted strings are copied untouched.
+void append_normalised(std::string& out, std::string_view v, bool& first_item) {
+  size_t i = 0;
+  while (i <= v.size()) {
+    size_t end = skip_element(v, i);
+    std::string_view item = trim(v.substr(i, end - i));
+    if (!item.empty()) {
+      if (!first_item) out.push_back(',');
+      first_item = false;
+      bool quoted = false, space = false;
+      for (size_t k = 0; k < item.size(); ++k) {
+        char c = item[k];
+        if (quoted) {
+          out.push_back(c);
+          if (c == '\\' && k + 1 < item.size()) out.push_back(item[++k]);
+          else if (c == '"') quoted = false;
+          continue;
+        }
+        if (is_ows(c)) {
+          space = true;
+          continue;
+        }
+        if (space) out.push_back(' ');
+        space = false;
+        if (c == '"') quoted = true;
+        out.push_back(c);
+      }
+    }
+    if (end >= v.size()) break;
+    i = end + 1;
+  }
+}
+
+// Makes a present value unambiguous against the "<absent>" marker and the "\n" separator.
+void append_escaped(std::string& out, std::string_view v) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    char c = v[i];
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '<' && i == 0) out += "\\<";
+    else out.push_back(c);
+  }
+}
+
+bool is_list_star(std::string_view v) { return trim(v) == "*"; }
+
+// True when a field of `name` lists a tag matching `etag` (or is "*", which any stored
+// representation matches).
+bool field_list_matches(const http::Headers& h, std::string_view name, std::optional<std::string_view> etag,
+                        bool weak) {
+  bool found = false;
+  for_each_field(h, name, [&](std::string_view v) {
+    if (found) return;
+    if (is_list_star(v)) found = true;
+    else if (etag && etag_matches_any(v, *etag, weak)) found = true;
+  });
+  return found;
+}
+
+// A date field that must be a single valid HTTP-date; several fields or a list are ignored
+// (RFC 9110 13.1.3, 13.1.4).
+std::optional<Seconds> single_date(const http::Headers& h, std::string_view name) {
+  if (h.count(name) != 1) return std::nullopt;
+  return parse_http_date(*h.get(name));
+}
+
+}  // namespace
+
+// ---- dates ----
+
+std::optional<Seconds> parse_http_date(std::string_view text) {
+  std::string_view t = trim(text);
+  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (names compared case-insensitively).
+  if (t.size() == 29 && t[3] == ',' && t[4] == ' ' && t[7] == ' ' && t[11] == ' ' && t[16] == ' ' &&
+      t[25] == ' ') {
+    if (!is_day_name(t.substr(0, 3)) || !iequals(t.substr(26, 3), "GMT")) return std::nullopt;
+    auto day = digits(t.substr(5, 2));
+    int month = month_index(t.substr(8, 3));
+    auto year = digits(t.substr(12, 4));
+    if (!day || !month || !year) return std::nullopt;
+    return make_time(*year, month, *day, t.substr(17, 8));
+  }
+  // asctime: "Sun Nov  6 08:49:37 1994".
+  if (t.size() == 24 && t[3] == ' ' && t[7] == ' ' && t[10] == ' ' && t[19] == ' ') {
+    if (!is_day_name(t.substr(0, 3))) return std::nullopt;
+    int month = month_index(t.substr(4, 3));
+    std::string_view d = t.substr(8, 2);
+    auto day = d[0] == ' ' ? digits(d.substr(1)) : digits(d);
+    auto year = digits(t.substr(20, 4));
+    if (!day || !month || !year) return std::nullopt;
+    return make_time(*year, month, *day, t.substr(11, 8));
+  }
+  // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT".
+  size_t comma = t.find(',');
+  if (comma != std::string_view::npos && is_long_day_name(t.substr(0, comma))) {
+    std::string_view r = t.substr(comma + 1);
+    if (r.size() != 23 || r[0] != ' ' || r[3] != '-' || r[7] != '-' || r[10] != ' ' || r[19] != ' ')
+      return std::nullopt;
+    if (!iequals(r.substr(20, 3), "GMT")) return std::nullopt;
+    auto day = digits(r.substr(1, 2));
+    int month = month_index(r.substr(4, 3));
+    auto yy = digits(r.substr(8, 2));
+    if (!day || !month || !yy) return std::nullopt;
+    // Two-digit years (RFC 9110 5.6.7 wants "not more than 50 years ahead" of now, and we have
+    // no clock): 70-99 are 19xx, 00-69 are 20xx.
+    int year = *yy >= 70 ? 1900 + *yy : 2000 + *yy;
+    return make_time(year, month, *day, r.substr(11, 8));
+  }
+  return std::nullopt;
+}
+
+std::string format_http_date(Seconds unix_time) {
+  // Years 0000..9999 only, as parse_http_date reads them: the format holds four digits.
+  unix_time = std::clamp<Seconds>(unix_time, -62167219200, 253402300799);
+  char buf[32];
+  size_t n = http::format_http_date(unix_time, buf);
+  return std::string(buf, n);
+}
+
+// ---- Cache-Control ----
+
+CacheControl parse_cache_control(const http::Headers& headers, bool request) {
+  return parse_full(headers, request).cc;
+}
+
+// ---- storing ----
+
+const char* verdict_name(StoreVerdict verdict) {
+  switch (verdict) {
+    case StoreVerdict::kStore: return "store";
+    case StoreVerdict::kMethod: return "method";
+    case StoreVerdict::kStatus: return "status";
+    case StoreVerdict::kNoStore: return "no-store";
+    case StoreVerdict::kPrivate: return "private";
+    case StoreVerdict::kAuthorization: return "authorization";
+    case StoreVerdict::kSetCookie: return "set-cookie";
+    case StoreVerdict::kVaryStar: return "vary-star";
+    case StoreVerdict::kNoFreshness: return "no-freshness";
+    case StoreVerdict::kPartial: return "partial";
+  }
+  return "unknown";
+}
+
+bool heuristically_cacheable(int status) {
+  switch (status) {
+    case 200: case 203: case 204: case 206: case 300: case 301: case 308:
+    case 404: case 405: case 410: case 414: case 501:
+      return true;
+    default:
+      return false;
+  }
+}
+
+StoreVerdict can_store(const http::RequestHead& request, const http::ResponseHead& response,
+                       const StoreOptions& options) {
+  // From the most fundamental reason to the most circumstantial: what was asked, what came back,
+  // what the parties forbid, what the configuration forbids, and last whether keeping it is of any use.
+  if (request.method != "GET") return StoreVerdict::kMethod;
+  const int status = response.status;
+  if (status == 206) return StoreVerdict::kPartial;
+  // Any final status may be stored with explicit freshness (RFC 9111 3: a cache understands a
+  // status by its class, RFC 9110 15); 304 updates a stored response, it is never one.
+  if (status < 200 || status > 599 || status == 304) return StoreVerdict::kStatus;
+
+  const FullCacheControl full = parse_full(response.headers, false);
+  const CacheControl& rcc = full.cc;
+  const bool understood = status_understood(status);
+  if (full.must_understand && !understood) return StoreVerdict::kStatus;
+  const CacheControl qcc = parse_cache_control(request.headers, true);
+  // must-understand with a status we understand overrides no-store (RFC 9111 5.2.2.3).
+  if (qcc.no_store || (rcc.no_store && !(full.must_understand && understood))) return StoreVerdict::kNoStore;
+  if (rcc.is_private) return StoreVerdict::kPrivate;
+  if (request.headers.count("authorization") > 0 && !rcc.is_public && !rcc.must_revalidate && !rcc.s_maxage)
+    return StoreVerdict::kAuthorization;
+  bool vary_star = false;
+  for_each_field(response.headers, "vary", [&](std::string_view v) {
+    http::for_each_token(v, [&](std::string_view item) {
+      if (item == "*") vary_star = true;
+    });
+  });
+  if (vary_star) return StoreVerdict::kVaryStar;
+  if (!options.store_set_cookie && (response.headers.count("set-cookie") > 0 || response.headers.count("set-cookie2") > 0))
+    return StoreVerdict::kSetCookie;
+
+  const bool explicit_freshness = rcc.s_maxage || rcc.max_age || response.headers.count("expires") > 0;
+  if (!explicit_freshness) {
+    // Without explicit freshness only statuses cacheable by default, or marked `public`, are
+    // stored (RFC 9111 4.2.2); and then only when there is a way to use them: a validator, the
+    // Last-Modified heuristic, or the route's ttl.
+    if (!heuristically_cacheable(status) && !rcc.is_public) return StoreVerdict::kStatus;
+    const bool validator = response.headers.count("etag") > 0 || response.headers.count("last-modified") > 0;
+    if (!validator && options.default_ttl <= 0) return StoreVerdict::kNoFreshness;
+  }
+  return StoreVerdict::kStore;
+}
+
+// ---- age and freshness ----
+
+Seconds AgeBasis::corrected_initial_age() const {
+  // RFC 9111 4.2.3. response_delay and (below) resident_time are floored at 0: with times from
+  // a clock that stepped back they would otherwise make a response younger than it was received.
+  const Seconds apparent_age = std::max<Seconds>(0, sat_sub(response_time, date_value));
+  const Seconds response_delay = std::max<Seconds>(0, sat_sub(response_time, request_time));
+  const Seconds corrected_age_value = sat_add(std::max<Seconds>(0, age_value), response_delay);
+  return std::max(apparent_age, corrected_age_value);
+}
+
+Seconds AgeBasis::current_age(Seconds now) const {
+  const Seconds resident_time = std::max<Seconds>(0, sat_sub(now, response_time));
+  return sat_add(corrected_initial_age(), resident_time);
+}
+
+AgeBasis age_basis(const http::ResponseHead& response, Seconds request_time, Seconds response_time) {
+  AgeBasis b;
+  b.request_time = clampv(request_time);
+  b.response_time = clampv(response_time);
+  auto date = response.headers.get(http::FieldId::kDate);
+  std::optional<Seconds> parsed = date ? parse_http_date(*date) : std::nullopt;
+  b.date_value = parsed.value_or(b.response_time);
+  // Age is a single delta-seconds; a list, several fields, a sign or a fraction are invalid and
+  // count as absent (0), as the contract says.
+  if (response.headers.count("age") == 1) b.age_value = parse_delta(*response.headers.get("age")).value_or(0);
+  return b;
+}
+
+Seconds freshness_lifetime(const http::ResponseHead& response, const CacheControl& response_cc,
+                           const AgeBasis& basis, const StoreOptions& options) {
+  Seconds lifetime = 0;
+  if (response_cc.s_maxage) {
+    lifetime = *response_cc.s_maxage;
+  } else if (response_cc.max_age) {
+    lifetime = *response_cc.max_age;
+  } else if (response.headers.count("expires") > 0) {
+    // An invalid Expires means "already expired" (RFC 9111 5.3); several fields: the earliest.
+    std::optional<Seconds> expires;
+    bool invalid = false;
+    for_each_field(response.headers, "expires", [&](std::string_view v) {
+      auto t = parse_http_date(v);
+      if (!t) invalid = true;
+      else expires = expires ? std::min(*expires, *t) : *t;
+    });
+    lifetime = invalid ? 0 : sat_sub(*expires, basis.date_value);
+  } else if (heuristically_cacheable(response.status) || response_cc.is_public) {
+    Seconds heuristic = 0;
+    auto lm = response.headers.get("last-modified");
+    std::optional<Seconds> modified = lm ? parse_http_date(*lm) : std::nullopt;
+    if (modified && *modified < basis.date_value)
+      heuristic = std::min(sat_sub(basis.date_value, *modified) / 10, std::max<Seconds>(0, options.heuristic_cap));
+    lifetime = heuristic > 0 ? heuristic : options.default_ttl;
+  }
+  return std::clamp<Seconds>(lifetime, 0, std::max<Seconds>(0, std::min(options.max_ttl, kForever)));
+}
+
+// ---- using a stored response ----
+
+namespace {
+// A stale-serving window of N seconds covers staleness 0..N; N = 0 is no window.
+bool within(const std::optional<Seconds>& window, Seconds staleness) {
+  return window && *window > 0 && staleness <= *window;
+}
+}  // namespace
+
+Use decide(const CacheControl& request_cc, const StoredView& stored) {
+  const CacheControl& rcc = stored.response_cc;
+  const Seconds age = std::max<Seconds>(0, clampv(stored.current_age));
+  const Seconds lifetime = std::max<Seconds>(0, clampv(stored.lifetime));
+  if (request_cc.no_cache || rcc.no_cache) return Use::kRevalidate;
+  if (request_cc.max_age && age > *request_cc.max_age) return Use::kRevalidate;
+  // min-fresh: the response must stay fresh for that long (lifetime - age >= min-fresh).
+  if (request_cc.min_fresh && lifetime - age < *request_cc.min_fresh) return Use::kRevalidate;
+  if (lifetime > age) return Use::kFresh;
+  // Stale from here on (RFC 9111 4.2: fresh only while lifetime > age).
+  if (rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage) return Use::kRevalidate;
+  const Seconds staleness = age - lifetime;
+  if (request_cc.max_stale && staleness <= *request_cc.max_stale) return Use::kStaleAllowed;
+  if (within(rcc.stale_while_revalidate, staleness) || (stored.grace > 0 && staleness <= stored.grace))
+    return Use::kStaleWhileRevalidate;
+  return Use::kRevalidate;
+}
+
+bool may_serve_stale_on_error(const CacheControl& request_cc, const StoredView& stored) {
+  const CacheControl& rcc = stored.response_cc;
+  // no-cache (either side) forbids any use without a successful validation.
+  if (request_cc.no_cache || rcc.no_cache) return false;
+  const Seconds age = std::max<Seconds>(0, clampv(stored.current_age));
+  const Seconds lifetime = std::max<Seconds>(0, clampv(stored.lifetime));
+  if (lifetime > age) return true;  // still fresh (revalidated only because the client asked)
+  if (rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage) return false;
+  const Seconds staleness = age - lifetime;
+  return within(rcc.stale_if_error, staleness) || within(request_cc.stale_if_error, staleness) ||
+         (stored.grace > 0 && staleness <= stored.grace);
+}
+
+// ---- conditional requests ----
+
+bool etag_matches_any(std::string_view list, std::string_view etag, bool weak) {
+  if (is_list_star(list)) return true;
+  const Tag stored = parse_single_tag(etag);
+  if (stored.raw.empty()) return false;
+  size_t i = 0;
+  while (i < list.size()) {
+    while (i < list.size() && (is_ows(list[i]) || list[i] == ',')) ++i;
+    if (i >= list.size()) break;
+    Tag t = read_tag(list, i);
+    if (tags_match(t, stored, weak)) return true;
+  }
+  return false;
+}
+
+Precondition evaluate_preconditions(const http::RequestHead& request, const http::Headers& stored) {
+  const http::Headers& h = request.headers;
+  const bool get_or_head = request.method == "GET" || request.method == "HEAD";
+  const std::optional<std::string_view> etag = stored.get("etag");
+  auto last_modified = [&]() -> std::optional<Seconds> {
+    auto lm = stored.get("last-modified");
+    return lm ? parse_http_date(*lm) : std::nullopt;
+  };
+  // RFC 9110 13.2.2, steps 1 to 4.
+  if (h.count("if-match") > 0) {
+    if (!field_list_matches(h, "if-match", etag, false)) return Precondition::kFailed;
+  } else if (auto ius = single_date(h, "if-unmodified-since")) {
+    auto lm = last_modified();
+    if (lm && *lm > *ius) return Precondition::kFailed;
+  }
+  if (h.count("if-none-match") > 0) {
+    if (field_list_matches(h, "if-none-match", etag, true))
+      return get_or_head ? Precondition::kNotModified : Precondition::kFailed;
+  } else if (get_or_head) {
+    if (auto ims = single_date(h, "if-modified-since")) {
+      // Without Last-Modified, a cache uses the stored response's Date (RFC 9111 4.3.2).
+      std::optional<Seconds> validator = last_modified();
+      if (!validator) {
+        auto date = stored.get(http::FieldId::kDate);
+        if (date) validator = parse_http_date(*date);
+      }
+      if (validator && *validator <= *ims) return Precondition::kNotModified;
+    }
+  }
+  return Precondition::kProceed;
+}
+
+// ---- ranges ----
+
+namespace {
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return std::nullopt;
+    auto d = static_cast<uint64_t>(c - '0');
+    v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;  // saturate: past any size anyway
+  }
+  return v;
+}
+
+// If-Range (RFC 9110 13.1.5): a strong entity tag equal to the stored one, or a date equal to the
+// stored Last-Modified that is itself strong: at least 60 s before the stored Date (8.8.2.2).
+bool if_range_holds(const http::Headers& request, const http::Headers& stored) {
+  if (request.count("if-range") != 1) return false;
+  std::string_view v = trim(*request.get("if-range"));
+  if (v.starts_with("\"") || v.starts_with("W/")) {
+    Tag t = parse_single_tag(v);
+    auto etag = stored.get("etag");
+    if (!t.valid || t.weak || !etag) return false;
+    Tag s = parse_single_tag(*etag);
+    return s.valid && tags_match(t, s, false);
+  }
+  auto date = parse_http_date(v);
+  auto lm_field = stored.get("last-modified");
+  auto date_field = stored.get(http::FieldId::kDate);
+  if (!date || !lm_field || !date_field) return false;
+  auto lm = parse_http_date(*lm_field);
+  auto served = parse_http_date(*date_field);
+  return lm && served && *lm == *date && *lm <= *served - 60;
+}
+}  // namespace
+
+RangeDecision decide_range(const http::RequestHead& request, const http::Headers& stored, uint64_t size) {
+  RangeDecision full;
+  if (request.method != "GET") return full;
+  const http::Headers& h = request.headers;
+  if (h.count("range") != 1) return full;
+  std::string_view spec = trim(*h.get("range"));
+  size_t eq = spec.find('=');
+  if (eq == std::string_view::npos || !iequals(spec.substr(0, eq), "bytes")) return full;
+  std::string_view only;
+  int count = 0;
+  http::for_each_token(spec.substr(eq + 1), [&](std::string_view item) {
+    ++count;
+    only = item;
+  });
+  if (count != 1) return full;  // none, or several ranges: we answer one range only
+
+  size_t dash = only.find('-');
+  if (dash == std::string_view::npos) return full;
+  bool suffix = dash == 0;
+  std::optional<uint64_t> first, last;
+  if (suffix) {
+    last = parse_u64(only.substr(1));  // the suffix length
+    if (!last) return full;
+  } else {
+    first = parse_u64(only.substr(0, dash));
+    if (!first) return full;
+    if (dash + 1 < only.size()) {
+      last = parse_u64(only.substr(dash + 1));
+      if (!last || *last < *first) return full;
+    }
+  }
+  if (h.count("if-range") > 0 && !if_range_holds(h, stored)) return full;
+
+  RangeDecision d;
+  if (suffix) {
+    if (*last == 0) {
+      d.kind = RangeDecision::kUnsatisfiable;
+      return d;
+    }
+    if (size == 0) return full;  // nothing to cut a part from: the (empty) whole
+    d.kind = RangeDecision::kPartial;
+    d.range = {*last >= size ? 0 : size - *last, size - 1};
+    return d;
+  }
+  if (*first >= size) {
+    d.kind = RangeDecision::kUnsatisfiable;
+    return d;
+  }
+  d.kind = RangeDecision::kPartial;
+  d.range = {*first, last ? std::min(*last, size - 1) : size - 1};
+  return d;
+}
+
+// ---- revalidation and invalidation ----
+
+http::Headers merge_not_modified(const http::Headers& stored, const http::Headers& not_modified) {
+  const http::Headers& nm = not_modified;
+  auto excluded = [&](size_t j) {
+    http::FieldId id = nm.id(j);
+    if (id == http::FieldId::kContentLength || id == http::FieldId::kTransferEncoding || http::is_hop_by_hop(id))
+      return true;
+    return nm.has_token("connection", nm.name(j));  // named hop-by-hop by the 304 itself
+  };
+  auto updates = [&](std::string_view name) {
+    for (size_t j = 0; j < nm.size(); ++j)
+      if (iequals(nm.name(j), name) && !excluded(j)) return true;
+    return false;
+  };
+  std::vector<bool> used(nm.size(), false);
+  auto add_from_304 = [&](std::string_view name, http::Headers& out) {
+    for (size_t j = 0; j < nm.size(); ++j) {
+      if (used[j] || !iequals(nm.name(j), name)) continue;
+      used[j] = true;
+      if (!excluded(j)) out.add(nm.name(j), nm.value(j));
+    }
+  };
+
+  http::Headers out;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    std::string_view name = stored.name(i);
+    if (!updates(name)) {
+      out.add(name, stored.value(i));
+      continue;
+    }
+    // The 304's fields take the place of the first stored field of that name.
+    add_from_304(name, out);
+  }
+  for (size_t j = 0; j < nm.size(); ++j)
+    if (!used[j]) add_from_304(nm.name(j), out);
+  return out;
+}
+
+std::vector<std::string> invalidated_targets(const http::RequestHead& request, const http::ResponseHead& response,
+                                             std::string_view host) {
+  std::vector<std::string> out;
+  const std::string& m = request.method;
+  if (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE") return out;
+  if (response.status < 200 || response.status > 399) return out;
+
+  auto add = [&out](std::string s) {
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
+  };
+  SplitUri target = split_target(request.target);
+  std::string_view base_path;
+  if (!target.path_query.empty() && target.path_query.front() == '/') {
+    base_path = target.path_query.substr(0, target.path_query.find('?'));
+    add(clean_path_query(target.path_query));
+  } else if (target.has_authority && (target.path_query.empty() || target.path_query.front() == '?')) {
+    base_path = "/";
+    add(clean_path_query(target.path_query));
+  }
+  for (std::string_view name : {std::string_view("location"), std::string_view("content-location")}) {
+    for_each_field(response.headers, name, [&](std::string_view v) {
+      if (auto r = resolve_same_host(v, base_path, host)) add(std::move(*r));
+    });
+  }
+  return out;
+}
+
+// ---- keys ----
+
+std::string cache_key(std::string_view host, std::string_view target) {
+  std::string key;
+  std::string_view h = host_only(host);
+  key.reserve(h.size() + target.size() + 1);
+  for (char c : h) key.push_back(lower(c));
+
+  SplitUri u = split_target(target);
+  std::string_view pq = u.path_query;
+  size_t q = pq.find('?');
+  std::string_view path = pq.substr(0, q);
+  std::string normal = remove_dot_segments(normalise_percent(path));
+  if (normal.empty() && (u.has_authority || path.empty() || path.front() == '/')) normal.assign(1, '/');
+  key += normal;
+  // The query as received, its "?" kept even when empty: "/p?" and "/p" need not be the same
+  // resource (RFC 3986 6.2.3).
+  if (q != std::string_view::npos) key.append(pq.substr(q));
+  return key;
+}
+
+std::optional<std::string> vary_key(const http::Headers& response, const http::Headers& request) {
+  std::vector<std::string> names;
+  bool star = false;
+  for_each_field(response, "vary", [&](std::string_view v) {
+    http::for_each_token(v, [&](std::string_view item) {
+      if (item == "*") star = true;
+      std::string n;
+      n.reserve(item.size());
+      for (char c : item) n.push_back(lower(c));
+      names.push_back(std::move(n));
+    });
+  });
+  if (star) return std::nullopt;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+
+  std::string key;
+  for (const std::string& name : names) {
+    key += name;
+    key.push_back(':');
+    if (request.count(name) == 0) {
+      key += "<absent>";
+    } else {
+      std::string value;
+      bool first_item = true;
+      for_each_field(request, name, [&](std::string_view v) { append_normalised(value, v, first_item); });
+      append_escaped(key, value);
+    }
+    key.push_back('\n');
+  }
+  return key;
+}
+
+}  // namespace edge::cache

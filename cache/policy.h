@@ -1,0 +1,174 @@
+// cache/policy: the HTTP caching rules of RFC 9111 (and the conditional and range requests of
+// RFC 9110 that a cache answers itself), as pure functions of message heads and times.
+//
+// Nothing here keeps state, allocates a cache entry or reads a clock: every time is passed in,
+// in whole seconds since the Unix epoch, so each rule is tested alone. The cache store and the
+// proxy call these functions; they own the objects.
+//
+// We are a shared cache: `private` responses are not stored, `s-maxage` and `proxy-revalidate`
+// apply, and a request with Authorization is answered from the cache only when the response
+// allows it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/message.h"
+
+namespace edge::cache {
+
+using Seconds = int64_t;
+constexpr Seconds kForever = INT64_MAX / 4;  // "max-stale" without a value, and other "no bound"
+
+// ---- dates ----
+
+// IMF-fixdate, and the obsolete RFC 850 and asctime forms (RFC 9110 5.6.7). nullopt if invalid.
+std::optional<Seconds> parse_http_date(std::string_view text);
+std::string format_http_date(Seconds unix_time);
+
+// ---- Cache-Control ----
+
+struct CacheControl {
+  // Response and request directives we act on. A directive given twice with different values,
+  // or with an invalid value, counts as the most restrictive reading (RFC 9111 4.2.1, 5.2).
+  bool no_store = false;
+  bool no_cache = false;  // also set by `Pragma: no-cache` on a request without Cache-Control
+  bool is_private = false;
+  bool is_public = false;
+  bool must_revalidate = false;
+  bool proxy_revalidate = false;
+  bool only_if_cached = false;
+  bool immutable = false;
+  std::optional<Seconds> max_age;
+  std::optional<Seconds> s_maxage;
+  std::optional<Seconds> max_stale;  // kForever for a bare `max-stale`
+  std::optional<Seconds> min_fresh;
+  std::optional<Seconds> stale_while_revalidate;
+  std::optional<Seconds> stale_if_error;
+};
+
+// All Cache-Control fields of a head, combined. `request` enables the Pragma fallback.
+CacheControl parse_cache_control(const http::Headers& headers, bool request);
+
+// ---- storing ----
+
+struct StoreOptions {
+  bool store_set_cookie = false;  // responses with Set-Cookie are stored only when configured
+  Seconds default_ttl = 0;        // freshness when the backend gives none (route `ttl`)
+  Seconds max_ttl = kForever;     // cap on any freshness lifetime (route `max_ttl`)
+  Seconds heuristic_cap = 86400;  // cap on the 10%-of-Last-Modified heuristic
+};
+
+enum class StoreVerdict {
+  kStore,
+  kMethod,         // not a GET
+  kStatus,         // status not storable (or not understood)
+  kNoStore,        // no-store in the request or the response
+  kPrivate,
+  kAuthorization,  // the request had Authorization and the response does not allow sharing
+  kSetCookie,
+  kVaryStar,
+  kNoFreshness,    // no explicit freshness, no validator, not heuristically cacheable, no ttl
+  kPartial,        // 206 and other partial content: we store full responses only
+};
+const char* verdict_name(StoreVerdict verdict);
+
+StoreVerdict can_store(const http::RequestHead& request, const http::ResponseHead& response,
+                       const StoreOptions& options);
+
+// Status codes whose responses are cacheable by default (RFC 9110 15.1): heuristic freshness may
+// apply to them.
+bool heuristically_cacheable(int status);
+
+// ---- age and freshness (RFC 9111 4.2) ----
+
+// What the cache notes when it receives a response, to compute its age later.
+struct AgeBasis {
+  Seconds request_time = 0;   // when the request was sent
+  Seconds response_time = 0;  // when the response was received
+  Seconds date_value = 0;     // the response's Date (response_time when absent or invalid)
+  Seconds age_value = 0;      // the response's Age (0 when absent or invalid)
+  Seconds corrected_initial_age() const;
+  Seconds current_age(Seconds now) const;
+};
+AgeBasis age_basis(const http::ResponseHead& response, Seconds request_time, Seconds response_time);
+
+// The freshness lifetime: s-maxage, max-age, Expires - Date, the Last-Modified heuristic (for
+// heuristically cacheable statuses), the default ttl; then capped by max_ttl.
+Seconds freshness_lifetime(const http::ResponseHead& response, const CacheControl& response_cc,
+                           const AgeBasis& basis, const StoreOptions& options);
+
+// ---- using a stored response ----
+
+enum class Use {
+  kFresh,                 // serve it
+  kStaleAllowed,          // stale, but the request's max-stale accepts it: serve it
+  kStaleWhileRevalidate,  // serve it, and refresh it in the background (once)
+  kRevalidate,            // ask the backend (conditionally, with the stored validators)
+};
+
+struct StoredView {
+  const CacheControl& response_cc;
+  Seconds lifetime;     // freshness_lifetime at storage
+  Seconds current_age;  // AgeBasis::current_age(now)
+  Seconds grace = 0;    // route option: how long past stale it may still be served while revalidating
+};
+
+// What to do with a stored response for this request. A request whose Authorization is not
+// allowed by the response never reaches here (can_store decided at storage).
+Use decide(const CacheControl& request_cc, const StoredView& stored);
+
+// When the backend fails or answers 5xx: whether the stale response may be served instead
+// (stale-if-error from the response or the request, or the route's grace), RFC 5861.
+bool may_serve_stale_on_error(const CacheControl& request_cc, const StoredView& stored);
+
+// ---- answering conditional requests from the cache (RFC 9110 13) ----
+
+enum class Precondition { kProceed, kNotModified, kFailed };
+// Evaluates If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since of `request`
+// against the stored response's ETag and Last-Modified, in the order RFC 9110 13.2.2 gives.
+Precondition evaluate_preconditions(const http::RequestHead& request, const http::Headers& stored);
+
+// Weak and strong entity-tag comparison (RFC 9110 8.8.3.2); `list` may be "*".
+bool etag_matches_any(std::string_view list, std::string_view etag, bool weak);
+
+// ---- ranges (RFC 9110 14) ----
+
+struct ByteRange {
+  uint64_t first;
+  uint64_t last;  // inclusive
+};
+struct RangeDecision {
+  enum Kind { kFull, kPartial, kUnsatisfiable } kind = kFull;
+  ByteRange range{};  // for kPartial
+};
+// A single bytes range is answered 206; several ranges, a syntax error or an If-Range that does
+// not match the stored validator give the full response; a range past the end gives 416.
+RangeDecision decide_range(const http::RequestHead& request, const http::Headers& stored, uint64_t size);
+
+// ---- revalidation and invalidation ----
+
+// The stored headers updated by a 304 (RFC 9111 3.2): every field of the 304 replaces the stored
+// ones of the same name, except Content-Length and the hop-by-hop ones.
+http::Headers merge_not_modified(const http::Headers& stored, const http::Headers& not_modified);
+
+// The URIs an unsafe request invalidates when its response is 2xx or 3xx (RFC 9111 4.4): the
+// target, and Location / Content-Location when on the same host. Each as a path+query on `host`.
+std::vector<std::string> invalidated_targets(const http::RequestHead& request, const http::ResponseHead& response,
+                                             std::string_view host);
+
+// ---- keys ----
+
+// host (lower case, no port) + normalised path (percent-encoding of unreserved characters
+// decoded, hex digits upper-cased, dot segments removed) + "?" + query as received.
+std::string cache_key(std::string_view host, std::string_view target);
+
+// The request-header values named by the stored response's Vary, normalised (names lower case,
+// white space around and between list items collapsed), as one string; two requests with the
+// same string share a variant. nullopt for `Vary: *`.
+std::optional<std::string> vary_key(const http::Headers& response, const http::Headers& request);
+
+}  // namespace edge::cache
