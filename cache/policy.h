@@ -111,7 +111,7 @@ enum class Use {
 };
 
 struct StoredView {
-  const CacheControl& response_cc;
+  CacheControl response_cc;  // a copy: a view must not outlive what it was built from
   Seconds lifetime;     // freshness_lifetime at storage
   Seconds current_age;  // AgeBasis::current_age(now)
   Seconds grace = 0;    // route option: how long past stale it may still be served while revalidating
