@@ -392,14 +392,11 @@ class Conn final : http::StreamWriter::Owner {
 bool Admin::open(std::string& error) {
   const conf::Address& address = config_.admin.address;
   const sockaddr_storage storage = address.to_sockaddr();
-  int rc = 0;
-  if (rc == 0) {
-    listener_ = new uv_tcp_t;
-    uv_tcp_init(loop_, listener_);
-    listener_->data = this;
-    rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&storage), 0);
-    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, &Admin::on_connection);
-  }
+  listener_ = new uv_tcp_t;
+  uv_tcp_init(loop_, listener_);
+  listener_->data = this;
+  int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&storage), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, &Admin::on_connection);
   if (rc == 0) return true;
   error = conf::Error{config_.admin.mark, "cannot listen on " + address.text() + ": " + uv_strerror(rc)}.text();
   close();
