@@ -62,6 +62,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
-  std::fprintf(stderr, "edge: serving (config %s)\n", config_path.c_str());
   return server.run();
 }

@@ -88,6 +88,7 @@ int Server::run() {
     balancer::HealthChecker health(shared_->config, shared_->balancer);
     health.start();
     for (auto& worker : workers_) worker->start();
+    std::fprintf(stderr, "edge: serving (config %s, %zu workers)\n", shared_->config.file.c_str(), workers_.size());
     uv_run(&loop, UV_RUN_DEFAULT);
     for (auto& worker : workers_) worker->join();
     health.stop();
