@@ -216,7 +216,23 @@ bool ClientConn::on_head() {
       return false;
     }
   }
-  route_ = worker_.shared().router.match(head.host(), head.path());
+  // An absolute-form target (GET http://host/path) names the host itself, and RFC 9112 3.2.2
+  // says it wins over the Host field; the backend gets the origin form and that host.
+  absolute_authority_.clear();
+  origin_target_.clear();
+  const std::string_view target = head.target;
+  const size_t scheme_end = target.find("://");
+  if (scheme_end != std::string_view::npos &&
+      (http::iequals(target.substr(0, scheme_end), "http") || http::iequals(target.substr(0, scheme_end), "https"))) {
+    std::string_view rest = target.substr(scheme_end + 3);
+    size_t end = rest.find_first_of("/?");
+    absolute_authority_.assign(rest.substr(0, end));
+    if (end == std::string_view::npos || rest[end] == '?') origin_target_.assign(1, '/');
+    if (end != std::string_view::npos) origin_target_.append(rest.substr(end));
+  }
+  const std::string_view routed = origin_target_.empty() ? target : std::string_view(origin_target_);
+  route_ = worker_.shared().router.match(absolute_authority_.empty() ? head.host() : std::string_view(absolute_authority_),
+                                         routed.substr(0, routed.find('?')));
   if (route_.host < 0) early_status_ = 404;
 
   if (early_status_ && has_body && expect) {
@@ -436,7 +452,8 @@ void ClientConn::build_upstream_head() {
   const ConnectionTokens nominated(head.headers);
   std::string& out = upstream_head_;
   out.clear();
-  out.append(head.method).append(" ").append(head.target).append(" HTTP/1.1\r\n");
+  out.append(head.method).append(" ").append(origin_target_.empty() ? head.target : origin_target_);
+  out.append(" HTTP/1.1\r\n");
   std::string_view forwarded_for;
   bool has_host = false;
   for (size_t i = 0; i < head.headers.size(); ++i) {
@@ -450,12 +467,18 @@ void ClientConn::build_upstream_head() {
       forwarded_for = head.headers.value(i);
       continue;
     }
-    if (id == http::FieldId::kHost) has_host = true;
+    if (id == http::FieldId::kHost) {
+      has_host = true;
+      if (!absolute_authority_.empty()) {
+        append_field(out, name, absolute_authority_);
+        continue;
+      }
+    }
     append_field(out, name, head.headers.value(i));
   }
   if (!has_host) {
     const conf::Backend& backend = worker_.shared().config.backends[static_cast<size_t>(route_.backend)];
-    append_field(out, "Host", backend.servers.front().address.text());
+    append_field(out, "Host", absolute_authority_.empty() ? backend.servers.front().address.text() : absolute_authority_);
   }
   out.append("X-Forwarded-For: ");
   if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");

@@ -105,7 +105,9 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner, balance
   uint64_t tried_servers_ = 0;  // bit per server index (mod 64)
   int slot_server_ = -1;        // the server whose balancer slot this exchange holds
   bool queued_ = false;         // waiting in the backend's queue
-  int last_failure_status_ = 0;  // the answer if no server is left to try (0: 503)
+  int last_failure_status_ = 0;
+  std::string absolute_authority_;  // the host of an absolute-form target, else empty
+  std::string origin_target_;       // that target in origin form, else empty  // the answer if no server is left to try (0: 503)
   uint64_t id_ = 0;             // unique on this worker: grants find the connection by it
   int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read
   bool request_keep_alive_ = true;

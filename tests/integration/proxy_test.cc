@@ -191,3 +191,20 @@ TEST_CASE("the backend's own error responses pass through unchanged") {
   CHECK(missing.status == 404);
   CHECK(missing.header("X-Backend") == std::string_view("books"));
 }
+
+TEST_CASE("an absolute-form target is routed by its own host and forwarded in origin form") {
+  Site site;
+  Client client(site.edge.port);
+  client.send("GET http://books.test/echo?x=1 HTTP/1.1\r\nHost: nobody.test\r\n\r\n");
+  Response r = client.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.header("X-Backend") == std::string_view("books"));
+  CHECK(r.body.find("\"target\":\"/echo?x=1\"") != std::string::npos);
+  CHECK(r.body.find("[\"Host\",\"books.test\"]") != std::string::npos);
+  CHECK(r.body.find("nobody.test") == std::string::npos);
+
+  client.send("GET HTTP://A.Wild.Test?q HTTP/1.1\r\nHost: books.test\r\n\r\n");
+  Response wild = client.read_response();
+  CHECK(wild.header("X-Backend") == std::string_view("others"));
+  CHECK(wild.status == 404);  // answered by the backend (edge-app has no page at /), not by the edge
+}
