@@ -90,3 +90,9 @@ TEST_CASE("a listen address that cannot be bound is reported with its position")
   CHECK(r.output.find(path + ":2:") != std::string::npos);
   CHECK(r.output.find("cannot listen") != std::string::npos);
 }
+
+TEST_CASE("the demo's configuration is valid") {
+  Run r = run_edge({"--check", "--config", std::string(EDGE_SOURCE_DIR) + "/conf/demo.yaml"});
+  CHECK(r.code == 0);
+  CAPTURE(r.output);
+}
