@@ -14,28 +14,12 @@
 using namespace edge::testkit;
 
 namespace {
-std::string addr(uint16_t port) { return "\"127.0.0.1:" + std::to_string(port) + "\""; }
-
+// Two workers: the balancer's counters and queue must hold across threads.
 std::string config(const std::string& servers, const std::string& backend_extra) {
-  return R"(
-workers: 2
-listen: [{address: "127.0.0.1:{{port}}"}]
-backends:
-  app:
-    servers: [)" + servers + R"(]
-    )" + backend_extra + R"(
-hosts:
-  - match: ["*"]
-    backend: app
-)";
+  return single_backend_config(servers, backend_extra, "", 2);
 }
 
-long stat(uint16_t port, const std::string& name) {
-  Response r = get(port, "x", "/stats");
-  size_t at = r.body.find("\"" + name + "\":");
-  REQUIRE(at != std::string::npos);
-  return std::stol(r.body.substr(at + name.size() + 3));
-}
+
 
 // `clients` threads, each sending `per_client` requests for `target` on its own keep-alive
 // connection. Returns the count of responses per X-Backend and of failures.
@@ -80,8 +64,8 @@ TEST_CASE("least_conn sends a slow server far fewer requests than round_robin do
   // One server is made slow by a CPU hog on a connection of its own.
   App fast1("fast1"), fast2("fast2"), slow("slow");
   auto share_of_slow = [&](const std::string& balance) {
-    Edge edge(config(addr(fast1.port) + ", " + addr(fast2.port) + ", " + addr(slow.port), "balance: " + balance));
-    long before = stat(slow.port, "served");
+    Edge edge(config(yaml_address(fast1.port) + ", " + yaml_address(fast2.port) + ", " + yaml_address(slow.port), "balance: " + balance));
+    long before = app_stat(slow.port, "served");
     std::thread hog([&] {
       for (int i = 0; i < 4; ++i) get(slow.port, "x", "/cpu?ms=250");  // keeps `slow` busy ~1 s
     });
@@ -89,7 +73,7 @@ TEST_CASE("least_conn sends a slow server far fewer requests than round_robin do
     LoadResult r = run_load(edge.port, 6, 20, "/wait?ms=5");
     hog.join();
     CHECK(r.failures == 0);
-    return stat(slow.port, "served") - before - 4 - 1;  // minus the hog's and one /stats
+    return app_stat(slow.port, "served") - before - 4 - 1;  // minus the hog's and one /stats
   };
   long least_conn = share_of_slow("least_conn");
   long round_robin = share_of_slow("round_robin");
@@ -110,7 +94,7 @@ TEST_CASE("max_conns 1: no server ever sees two requests at once, and no client 
   LoadResult r = run_load(edge.port, 50, 4, "/wait?ms=10");
   CHECK(r.failures == 0);
   CHECK(r.by_backend["a"] + r.by_backend["b"] + r.by_backend["c"] == 200);
-  for (const App* app : {&a, &b, &c}) CHECK(stat(app->port, "peak_in_progress") == 1);
+  for (const App* app : {&a, &b, &c}) CHECK(app_stat(app->port, "peak_in_progress") == 1);
 }
 
 TEST_CASE("a full queue gives 503 with Retry-After at once; a queue timeout gives 503 too") {
@@ -119,7 +103,7 @@ TEST_CASE("a full queue gives 503 with Retry-After at once; a queue timeout give
   Client busy(edge.port), waiting(edge.port), rejected(edge.port);
   busy.send("GET /wait?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n");
   // Make sure the first request holds the server before the others arrive.
-  for (int i = 0; i < 100 && stat(app.port, "in_progress") < 2; ++i)
+  for (int i = 0; i < 100 && app_stat(app.port, "in_progress") < 2; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   waiting.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -139,20 +123,20 @@ TEST_CASE("a queued request goes to the first server that frees up") {
   Edge edge(config(limited(app.port, 1), "queue: {max: 10, timeout: 10s}"));
   Client busy(edge.port), waiting(edge.port);
   busy.send("GET /wait?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n");
-  for (int i = 0; i < 100 && stat(app.port, "in_progress") < 2; ++i)
+  for (int i = 0; i < 100 && app_stat(app.port, "in_progress") < 2; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   waiting.send("GET /echo?queued HTTP/1.1\r\nHost: a\r\n\r\n");
   Response r = waiting.read_response();
   CHECK(r.status == 200);
   CHECK(r.body.find("queued") != std::string::npos);
   CHECK(busy.read_response().status == 200);
-  CHECK(stat(app.port, "peak_in_progress") <= 2);  // the request and a /stats call at most
+  CHECK(app_stat(app.port, "peak_in_progress") <= 2);  // the request and a /stats call at most
 }
 
 TEST_CASE("a server stopped under GET load costs no client request") {
   App a("a"), c("c");
   auto b = std::make_unique<App>("b");
-  Edge edge(config(addr(a.port) + ", " + addr(b->port) + ", " + addr(c.port), ""));
+  Edge edge(config(yaml_address(a.port) + ", " + yaml_address(b->port) + ", " + yaml_address(c.port), ""));
   std::atomic<bool> stopped{false};
   std::thread killer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -170,7 +154,7 @@ TEST_CASE("a server stopped under GET load costs no client request") {
 
 TEST_CASE("every server down: 503 at once, not a hang") {
   uint16_t dead1 = free_port(), dead2 = free_port();
-  Edge edge(config(addr(dead1) + ", " + addr(dead2), "connect_timeout: 5s"));
+  Edge edge(config(yaml_address(dead1) + ", " + yaml_address(dead2), "connect_timeout: 5s"));
   for (int i = 0; i < 5; ++i) {
     Response r = get(edge.port, "a", "/health");
     CHECK(r.status == 503);
@@ -180,8 +164,8 @@ TEST_CASE("every server down: 503 at once, not a hang") {
 
 TEST_CASE("a request reset after it reached a server: a GET goes on to the next server, a POST is never sent twice") {
   App a("a"), b("b");
-  Edge edge(config(addr(a.port) + ", " + addr(b.port), "eject: {failures: 0}"));
-  auto received = [&] { return stat(a.port, "received") + stat(b.port, "received") - 2; };
+  Edge edge(config(yaml_address(a.port) + ", " + yaml_address(b.port), "eject: {failures: 0}"));
+  auto received = [&] { return app_stat(a.port, "received") + app_stat(b.port, "received") - 2; };
   long before = received();
   // /close answers by closing: both servers see the GET, then 502.
   CHECK(get(edge.port, "a", "/close").status == 502);
@@ -200,7 +184,7 @@ TEST_CASE("health checks: a dead server goes down, and comes back after `rise` g
   App a("a");
   auto b = std::make_unique<App>("b");
   const uint16_t b_port = b->port;
-  std::string yaml = config(addr(a.port) + ", " + addr(b_port),
+  std::string yaml = config(yaml_address(a.port) + ", " + yaml_address(b_port),
                             "balance: round_robin\n    health: {path: /health, interval: 100ms, timeout: 500ms, rise: 2, fall: 1}");
   yaml += "admin:\n  address: \"127.0.0.1:" + std::to_string(admin_port) + "\"\n  token_file: \"" +
           secrets.write("token", token) + "\"\n";

@@ -12,26 +12,7 @@
 using namespace edge::testkit;
 
 namespace {
-std::string config(uint16_t app_port, const std::string& limits) {
-  return R"(
-workers: 1
-listen: [{address: "127.0.0.1:{{port}}"}]
-limits: {)" + limits + R"(}
-backends:
-  app: {servers: ["127.0.0.1:)" + std::to_string(app_port) + R"("]}
-hosts:
-  - match: ["*"]
-    backend: app
-)";
-}
 
-// How many requests the backend has answered, asked directly.
-long served(const App& app) {
-  Response r = get(app.port, "x", "/stats");
-  size_t at = r.body.find("\"served\":");
-  REQUIRE(at != std::string::npos);
-  return std::stol(r.body.substr(at + 9));
-}
 
 void expect_refused(uint16_t port, const std::string& raw, int status) {
   Client client(port);
@@ -45,8 +26,8 @@ void expect_refused(uint16_t port, const std::string& raw, int status) {
 
 TEST_CASE("malformed and smuggling-shaped requests get 4xx, are closed, and never reach the backend") {
   App app("app");
-  Edge edge(config(app.port, "max_header_bytes: 2k, max_request_line: 1k, max_body_bytes: 1k"));
-  long before = served(app);
+  Edge edge(single_backend_config(yaml_address(app.port), "", "max_header_bytes: 2k, max_request_line: 1k, max_body_bytes: 1k"));
+  long before = app_stat(app.port, "served");
   struct Case {
     std::string name, raw;
     int status;
@@ -73,12 +54,12 @@ TEST_CASE("malformed and smuggling-shaped requests get 4xx, are closed, and neve
     CAPTURE(c.name);
     expect_refused(edge.port, c.raw, c.status);
   }
-  CHECK(served(app) == before + 1);  // only the first /stats call reached it
+  CHECK(app_stat(app.port, "served") == before + 1);  // only the first /stats call reached it
 }
 
 TEST_CASE("header_timeout: a head that dribbles in gets 408 and is closed (slowloris)") {
   App app("app");
-  Edge edge(config(app.port, "header_timeout: 1s, idle_timeout: 30s"));
+  Edge edge(single_backend_config(yaml_address(app.port), "", "header_timeout: 1s, idle_timeout: 30s"));
   Client client(edge.port, std::chrono::seconds(10));
   client.send("GET /echo HTTP/1.1\r\n");
   client.send("Host: a\r\n");
@@ -94,7 +75,7 @@ TEST_CASE("header_timeout: a head that dribbles in gets 408 and is closed (slowl
 
 TEST_CASE("idle_timeout closes a kept-alive connection; body_timeout a stalled upload") {
   App app("app");
-  Edge edge(config(app.port, "idle_timeout: 1s, body_timeout: 1s, header_timeout: 30s"));
+  Edge edge(single_backend_config(yaml_address(app.port), "", "idle_timeout: 1s, body_timeout: 1s, header_timeout: 30s"));
   Client idle(edge.port);
   idle.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
   CHECK(idle.read_response().status == 200);
@@ -109,7 +90,7 @@ TEST_CASE("idle_timeout closes a kept-alive connection; body_timeout a stalled u
 
 TEST_CASE("max_connections: one over the cap is told 503 and closed; the others keep working") {
   App app("app");
-  Edge edge(config(app.port, "max_connections: 3"));
+  Edge edge(single_backend_config(yaml_address(app.port), "", "max_connections: 3"));
   std::vector<std::unique_ptr<Client>> held;
   for (int i = 0; i < 3; ++i) {
     held.push_back(std::make_unique<Client>(edge.port));
@@ -134,7 +115,7 @@ TEST_CASE("max_connections: one over the cap is told 503 and closed; the others 
 
 TEST_CASE("a client that leaves mid-request does not disturb the next one") {
   App app("app");
-  Edge edge(config(app.port, ""));
+  Edge edge(single_backend_config(yaml_address(app.port)));
   for (int i = 0; i < 20; ++i) {
     Client c(edge.port);
     c.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nabc");

@@ -304,6 +304,30 @@ void expect_clean_exit(Process& process, const std::string& what) {
 
 int unclean_exits() { return g_unclean_exits.load(); }
 
+std::string yaml_address(uint16_t port) { return "\"127.0.0.1:" + std::to_string(port) + "\""; }
+
+std::string single_backend_config(const std::string& servers, const std::string& backend_extra,
+                                  const std::string& limits, int workers) {
+  return "workers: " + std::to_string(workers) + R"(
+listen: [{address: "127.0.0.1:{{port}}"}]
+limits: {)" + limits + R"(}
+backends:
+  app:
+    servers: [)" + servers + R"(]
+    )" + backend_extra + R"(
+hosts:
+  - match: ["*"]
+    backend: app
+)";
+}
+
+long app_stat(uint16_t port, const std::string& name) {
+  Response r = get(port, "x", "/stats");
+  size_t at = r.body.find("\"" + name + "\":");
+  if (at == std::string::npos) throw std::runtime_error("no " + name + " in /stats: " + r.body);
+  return std::stol(r.body.substr(at + name.size() + 3));
+}
+
 App::~App() { expect_clean_exit(process, "edge-app"); }
 
 Edge::~Edge() { expect_clean_exit(process, "edge"); }

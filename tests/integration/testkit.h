@@ -88,6 +88,17 @@ struct Edge {
 
 int unclean_exits();
 
+// "127.0.0.1:<port>" as a quoted YAML string, for a list of servers.
+std::string yaml_address(uint16_t port);
+// An Edge configuration with one backend, `app`, serving every Host. `servers` is the body of
+// its servers list ("yaml_address(a), yaml_address(b)"); `backend_extra` adds lines to the
+// backend, `limits` keys to `limits: {...}`.
+std::string single_backend_config(const std::string& servers, const std::string& backend_extra = "",
+                                  const std::string& limits = "", int workers = 1);
+// A counter from an edge-app's /stats ("served", "in_progress", ...), asked directly; throws if
+// the answer lacks it.
+long app_stat(uint16_t port, const std::string& name);
+
 struct Response {
   int status = 0;
   int version_minor = 1;

@@ -16,29 +16,8 @@
 using namespace edge::testkit;
 
 namespace {
-std::string addr(uint16_t port) { return "\"127.0.0.1:" + std::to_string(port) + "\""; }
 
-std::string config(const std::string& servers, const std::string& backend_extra = "", const std::string& limits = "") {
-  return R"(
-workers: 1
-listen: [{address: "127.0.0.1:{{port}}"}]
-limits: {)" + limits + R"(}
-backends:
-  app:
-    servers: [)" + servers + R"(]
-    )" + backend_extra + R"(
-hosts:
-  - match: ["*"]
-    backend: app
-)";
-}
 
-long stat(const App& app, const std::string& name) {
-  Response r = get(app.port, "x", "/stats");
-  size_t at = r.body.find("\"" + name + "\":");
-  REQUIRE(at != std::string::npos);
-  return std::stol(r.body.substr(at + name.size() + 3));
-}
 
 // A listening socket that never accepts, with its backlog filled: connects to it hang.
 struct BlackHole {
@@ -71,14 +50,14 @@ struct BlackHole {
 TEST_CASE("a dead backend gives 503 at once; with a live one beside it nobody notices") {
   uint16_t dead = free_port();
   {
-    Edge edge(config(addr(dead)));
+    Edge edge(single_backend_config(yaml_address(dead)));
     Response r = get(edge.port, "a", "/health");
     CHECK(r.status == 503);
     CHECK(r.header("Retry-After"));
     CHECK(r.body.find("503") != std::string::npos);
   }
   App app("live");
-  Edge edge(config(addr(dead) + ", " + addr(app.port)));
+  Edge edge(single_backend_config(yaml_address(dead) + ", " + yaml_address(app.port)));
   for (int i = 0; i < 10; ++i) {
     Response r = get(edge.port, "a", "/health");
     CHECK(r.status == 200);
@@ -89,17 +68,17 @@ TEST_CASE("a dead backend gives 503 at once; with a live one beside it nobody no
 TEST_CASE("connect_timeout: a server that never accepts gives 503, or the next server") {
   BlackHole hole;
   {
-    Edge edge(config(addr(hole.port), "connect_timeout: 300ms"));
+    Edge edge(single_backend_config(yaml_address(hole.port), "connect_timeout: 300ms"));
     CHECK(get(edge.port, "a", "/health").status == 503);
   }
   App app("live");
-  Edge edge(config(addr(hole.port) + ", " + addr(app.port), "connect_timeout: 300ms"));
+  Edge edge(single_backend_config(yaml_address(hole.port) + ", " + yaml_address(app.port), "connect_timeout: 300ms"));
   for (int i = 0; i < 4; ++i) CHECK(get(edge.port, "a", "/health").status == 200);
 }
 
 TEST_CASE("response_timeout gives 504; a backend that closes early or sends garbage gives 502") {
   App app("app");
-  Edge edge(config(addr(app.port), "response_timeout: 500ms"));
+  Edge edge(single_backend_config(yaml_address(app.port), "response_timeout: 500ms"));
   CHECK(get(edge.port, "a", "/wait?ms=3000").status == 504);
   CHECK(get(edge.port, "a", "/close").status == 502);
   CHECK(get(edge.port, "a", "/garbage").status == 502);
@@ -114,11 +93,11 @@ TEST_CASE("response_timeout gives 504; a backend that closes early or sends garb
 
 TEST_CASE("a slow client reading a 2 MB response does not hold the backend") {
   App app("app");
-  Edge edge(config(addr(app.port), "", "buffer_memory: 256k"));
+  Edge edge(single_backend_config(yaml_address(app.port), "", "buffer_memory: 256k"));
   const size_t size = 2 * 1024 * 1024;
   Client client(edge.port);
   client.set_receive_buffer(16 * 1024);
-  long served_before = stat(app, "served");
+  long served_before = app_stat(app.port, "served");
   client.send("GET /bytes?n=" + std::to_string(size) + " HTTP/1.1\r\nHost: a\r\n\r\n");
   std::string received = client.read_some(64 * 1024);
   REQUIRE_FALSE(received.empty());
@@ -127,7 +106,7 @@ TEST_CASE("a slow client reading a 2 MB response does not hold the backend") {
   bool backend_free = false;
   for (int i = 0; i < 50 && !backend_free; ++i) {
     // in_progress counts the /stats request asking it.
-    backend_free = stat(app, "in_progress") == 1 && stat(app, "served") >= served_before + 2;
+    backend_free = app_stat(app.port, "in_progress") == 1 && app_stat(app.port, "served") >= served_before + 2;
     if (!backend_free) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(backend_free);
@@ -154,8 +133,8 @@ TEST_CASE("a slow client reading a 2 MB response does not hold the backend") {
 
 TEST_CASE("a slow upload is buffered at the edge and holds no backend while it dribbles in") {
   App app("app");
-  Edge edge(config(addr(app.port), "", "buffer_memory: 16k"));
-  long served_before = stat(app, "served");
+  Edge edge(single_backend_config(yaml_address(app.port), "", "buffer_memory: 16k"));
+  long served_before = app_stat(app.port, "served");
   const size_t size = 100000;
   Client client(edge.port);
   client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n");
@@ -165,8 +144,8 @@ TEST_CASE("a slow upload is buffered at the edge and holds no backend while it d
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
   }
   // Nine tenths are in; the backend has seen nothing of it (only our /stats calls).
-  CHECK(stat(app, "in_progress") == 1);  // the /stats request itself
-  CHECK(stat(app, "served") == served_before + 2);
+  CHECK(app_stat(app.port, "in_progress") == 1);  // the /stats request itself
+  CHECK(app_stat(app.port, "served") == served_before + 2);
   client.send(part);
   Response r = client.read_response();
   CHECK(r.status == 200);
@@ -176,7 +155,7 @@ TEST_CASE("a slow upload is buffered at the edge and holds no backend while it d
 TEST_CASE("kept-alive backend connections are reused, and a backend restart costs no request") {
   uint16_t port = free_port();
   auto app = std::make_unique<App>("first", std::vector<std::string>{"--port", std::to_string(port)});
-  Edge edge(config(addr(port)));
+  Edge edge(single_backend_config(yaml_address(port)));
   Client client(edge.port);
   for (int i = 0; i < 5; ++i) {
     client.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -196,7 +175,7 @@ TEST_CASE("kept-alive backend connections are reused, and a backend restart cost
 TEST_CASE("a pooled connection the backend drops is retried fresh for idempotent requests, body and all") {
   // The backend closes each connection when a second request arrives on it, unanswered.
   App app("dropper", {"--drop-after", "1"});
-  Edge edge(config(addr(app.port), "", "buffer_memory: 16k"));
+  Edge edge(single_backend_config(yaml_address(app.port), "", "buffer_memory: 16k"));
   Client client(edge.port);
   client.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
   REQUIRE(client.read_response().status == 200);  // leaves one connection in the pool
