@@ -47,4 +47,13 @@ std::optional<uint64_t> parse_uint(std::string_view text, uint64_t max) {
   return value;
 }
 
+std::optional<int64_t> parse_int(std::string_view text, int64_t max_magnitude) {
+  const bool negative = !text.empty() && text[0] == '-';
+  if (negative) text.remove_prefix(1);
+  auto magnitude = parse_uint(text, static_cast<uint64_t>(max_magnitude < 0 ? 0 : max_magnitude));
+  if (!magnitude) return std::nullopt;
+  const auto value = static_cast<int64_t>(*magnitude);
+  return negative ? -value : value;
+}
+
 }  // namespace edge::app

@@ -34,4 +34,7 @@ std::optional<std::string_view> query_get(const QueryParams& params, std::string
 // Returns nullopt for "", "-1", "12a", " 1", overflow, or a value above `max`.
 std::optional<uint64_t> parse_uint(std::string_view text, uint64_t max = UINT64_MAX);
 
+// The same with an optional leading '-': a value from -max_magnitude to max_magnitude.
+std::optional<int64_t> parse_int(std::string_view text, int64_t max_magnitude = INT64_MAX);
+
 }  // namespace edge::app

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "app/assets.h"
+#include "app/cache_route.h"
 #include "app/json.h"
 #include "app/query.h"
 
@@ -35,25 +36,12 @@ bool valid_field_name(std::string_view name) {
   return true;
 }
 
-bool valid_field_value(std::string_view value) {
-  for (char c : value)
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  return true;
-}
-
 Reply json_reply(std::string body) {
   Reply r;
   r.headers.add("Content-Type", "application/json");
   r.headers.add("Cache-Control", "no-store");
   r.body = std::move(body);
   return r;
-}
-
-Reply bad_request(std::string_view why) {
-  std::string body = "bad request: ";
-  body.append(why);
-  body.push_back('\n');
-  return text_reply(400, std::move(body));
 }
 
 // The ms=N parameter of /wait, /slowhead and /cpu.
@@ -73,14 +61,8 @@ Reply static_reply(const http::RequestHead& head, std::string_view name, AssetCa
   }
   if (!asset) return text_reply(404, "not found\n");
   Reply r;
-  bool not_modified = false;
-  if (auto inm = head.headers.get("If-None-Match")) {
-    http::for_each_token(*inm, [&](std::string_view tag) {
-      // Weak comparison, as If-None-Match requires: W/"x" matches "x".
-      if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
-      if (tag == "*" || tag == asset->etag) not_modified = true;
-    });
-  }
+  auto inm = head.headers.get("If-None-Match");
+  const bool not_modified = inm && if_none_match_matches(*inm, asset->etag);
   r.status = not_modified ? 304 : 200;
   r.headers.add("Content-Type", asset->content_type);
   r.headers.add("Cache-Control", kAssetCacheControl);
@@ -118,6 +100,33 @@ Reply text_reply(int status, std::string body) {
   if (status_has_body(status)) r.body = std::move(body);
   return r;
 }
+
+Reply bad_request(std::string_view why) {
+  std::string body = "bad request: ";
+  body.append(why);
+  body.push_back('\n');
+  return text_reply(400, std::move(body));
+}
+
+bool valid_field_value(std::string_view value) {
+  for (char c : value)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  return true;
+}
+
+uint64_t RequestCounts::add(std::string_view target) {
+  if (auto it = counts_.find(target); it != counts_.end()) return ++it->second;
+  if (counts_.size() >= max_targets_) return 0;
+  counts_.emplace(std::string(target), 1);
+  return 1;
+}
+
+uint64_t RequestCounts::get(std::string_view target) const {
+  auto it = counts_.find(target);
+  return it == counts_.end() ? 0 : it->second;
+}
+
+bool counts_request(std::string_view target) { return target.substr(0, target.find('?')) != "/count"; }
 
 Reply route(const http::RequestHead& head, const http::Body& body, const RouteContext& context) {
   const Stats& stats = context.stats;
@@ -179,6 +188,9 @@ Reply route(const http::RequestHead& head, const http::Body& body, const RouteCo
 
   if (path == "/headers") return headers_reply(q);
 
+  if (path == "/cache" || path.substr(0, 7) == "/cache/") return cache_reply(head, q, context);
+  if (path == "/count") return count_reply(q, context);
+
   if (path == "/close") {
     Reply r;
     r.kind = Reply::Kind::kDrop;
@@ -210,9 +222,13 @@ std::string format_head(const Reply& reply, const Framing& framing) {
   out += std::to_string(reply.status);
   out.push_back(' ');
   out += http::reason_phrase(reply.status);
-  out += "\r\nDate: ";
-  out += framing.date;
-  out += "\r\nX-Backend: ";
+  out += "\r\n";
+  if (!reply.headers.get("Date")) {
+    out += "Date: ";
+    out += framing.date;
+    out += "\r\n";
+  }
+  out += "X-Backend: ";
   out += framing.backend;
   out += "\r\n";
   bool own_connection = false;

@@ -19,14 +19,20 @@
 //   /close                  closes the connection without answering
 //   /garbage                writes "this is not http\r\n\r\n" and closes
 //   /truncate               announces Content-Length: 1000, sends 10 bytes, closes
+//   /cache/<anything>       a response whose caching headers the query chooses, answering
+//                           conditional requests with 304 (app/cache_route.h has the parameters)
+//   /count?url=T            200 "N\n": how many requests for target T (percent-encoded) the
+//                           server has received (RequestCounts below)
 //   anything else           404
 // A bad or missing parameter gives 400.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "app/assets.h"
 #include "http/body.h"
@@ -58,6 +64,33 @@ struct Stats {
   uint64_t peak_in_progress = 0;
 };
 
+// Requests received per target, keyed by the target exactly as received (path and query), so a
+// test can tell whether a request reached the backend or was answered by a cache. Bounded: once
+// it holds max_targets distinct targets, a new target is not added (and reads as 0), while those
+// already held go on counting.
+inline constexpr size_t kMaxCountedTargets = 100000;
+
+class RequestCounts {
+ public:
+  explicit RequestCounts(size_t max_targets = kMaxCountedTargets) : max_targets_(max_targets) {}
+  // Counts one request for `target`; returns its count including this one, or 0 when the target
+  // is new and the table is full.
+  uint64_t add(std::string_view target);
+  uint64_t get(std::string_view target) const;  // 0 for a target never counted
+  size_t size() const { return counts_.size(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  size_t max_targets_;
+  std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> counts_;
+};
+
+// Whether a request for `target` is counted in RequestCounts: every one but those for /count.
+bool counts_request(std::string_view target);
+
 struct Reply {
   enum class Kind {
     kRespond,  // a response as described below
@@ -88,15 +121,22 @@ struct Reply {
 
 // What route() needs besides the request.
 struct RouteContext {
-  std::string_view name;         // the server's --name (for /stats)
-  Stats stats;                   // the counters as they are now (for /stats)
-  AssetCache* assets = nullptr;  // null: every /static request generates its asset afresh
+  std::string_view name;                  // the server's --name (for /stats and /cache)
+  Stats stats;                            // the counters as they are now (for /stats)
+  AssetCache* assets = nullptr;           // null: every /static request generates its asset afresh
+  const RequestCounts* counts = nullptr;  // for /count; null: every target reads 0
+  uint64_t count = 0;                     // this request's own count in RequestCounts (for /cache)
+  int64_t now = 0;                        // the current Unix time (for /cache's dates)
 };
 
 Reply route(const http::RequestHead& head, const http::Body& body, const RouteContext& context);
 
 // A plain-text response with the given status and body (error answers too).
 Reply text_reply(int status, std::string body);
+// 400 with the body "bad request: <why>\n".
+Reply bad_request(std::string_view why);
+// Whether a response field value can be written as it is: no CR, LF or NUL.
+bool valid_field_value(std::string_view value);
 
 // Statuses whose responses never have a body: 1xx, 204, 304.
 bool status_has_body(int status);
@@ -112,7 +152,7 @@ struct Framing {
 };
 
 // "HTTP/1.1 <status> <reason>\r\n" + Date + X-Backend + reply.headers in order + framing fields
-// + "\r\n". A Connection field in reply.headers replaces the server's own.
+// + "\r\n". A Date or Connection field in reply.headers replaces the server's own.
 std::string format_head(const Reply& reply, const Framing& framing);
 
 }  // namespace edge::app

@@ -76,6 +76,7 @@ class Connection final : public http::StreamWriter::Owner {
   bool driving_ = false;
   bool redrive_ = false;
   bool counted_ = false;  // the current request is counted in Stats::in_progress
+  uint64_t target_count_ = 0;  // the current request's count in Server::counts_
   bool continue_in_flight_ = false;
 
   http::RequestParser parser_;
@@ -159,6 +160,10 @@ void Server::request_started() {
   ++stats_.received;
   ++stats_.in_progress;
   if (stats_.in_progress > stats_.peak_in_progress) stats_.peak_in_progress = stats_.in_progress;
+}
+
+uint64_t Server::count_request(std::string_view target) {
+  return counts_request(target) ? counts_.add(target) : 0;
 }
 
 void Server::request_finished(bool served) {
@@ -346,6 +351,7 @@ void Connection::on_head() {
   parser_.set_body_sink(&request_body_);
 
   const http::RequestHead& head = parser_.head();
+  target_count_ = server_->count_request(head.target);
   const bool expects_body = head.chunked || head.content_length.value_or(0) > 0;
   if (head.version_minor >= 1 && expects_body && !continue_in_flight_ &&
       head.headers.has_token("Expect", "100-continue")) {
@@ -374,7 +380,9 @@ void Connection::dispatch() {
     counted_ = true;
     server_->request_started();
   }
-  reply_ = route(head, request_body_, RouteContext{server_->options_.name, server_->stats_, &server_->assets_});
+  reply_ = route(head, request_body_,
+                 RouteContext{server_->options_.name, server_->stats_, &server_->assets_, &server_->counts_,
+                              target_count_, static_cast<int64_t>(std::time(nullptr))});
   const uint64_t drop_after = server_->options_.drop_after;
   if (drop_after > 0 && responses_ >= drop_after) reply_.kind = Reply::Kind::kDrop;
   head_request_ = head.is_head();

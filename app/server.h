@@ -11,6 +11,8 @@
 // - What each request gets is decided by app/routes.h; the server carries out the Reply: timers
 //   for /wait (the loop keeps serving other connections), a busy loop for /cpu (it does not),
 //   generated bodies written piece by piece (a 1 GiB /bytes never sits in memory).
+// - Every request head parsed is counted in counts() under its target (counts_request() decides),
+//   before it is routed, so /cache reports its own count and /count sees every earlier request.
 // - Idle keep-alive connections are closed after Options::idle_timeout_ms.
 //
 // Ownership: the Server owns its listener and every Connection; a Connection frees itself in its
@@ -47,6 +49,7 @@ class Server {
 
   const Options& options() const { return options_; }
   const Stats& stats() const { return stats_; }
+  const RequestCounts& counts() const { return counts_; }
   uv_loop_t* loop() const { return loop_; }
 
  private:
@@ -57,6 +60,8 @@ class Server {
   // The current time as an HTTP date, formatted once a second.
   std::string_view date();
   void request_started();
+  // Counts a request for `target` in counts_; returns its count (0 when not counted).
+  uint64_t count_request(std::string_view target);
   void request_finished(bool served);
   void link(Connection* c);
   void unlink(Connection* c);
@@ -64,6 +69,7 @@ class Server {
   uv_loop_t* loop_;
   Options options_;
   Stats stats_;
+  RequestCounts counts_;
   AssetCache assets_;
   uv_tcp_t listener_;
   bool listener_open_ = false;

@@ -1,35 +1,51 @@
 // cache/store: see store.h.
 //
 // Layout
-//   - kStripes stripes, chosen by std::hash of the key. Each has a mutex and a map
-//     key -> entries (one Entry per variant).
+//   - kStripes stripes, chosen by std::hash of the key. Each has a mutex, a map key -> entries
+//     (one Entry per variant) and the hit-for-pass marks of its keys.
 //   - One eviction state behind its own mutex: the small and main FIFOs (of entries), the ghost
 //     FIFO (of key hashes), the byte and object counts and the statistics.
+//   - The tag index (tag -> the entries carrying it) behind its own mutex.
+//   - The bans: an immutable list, replaced whole (copy on write) under its own mutex, and the
+//     epoch (the id of the latest ban).
 //
 // An Entry is the store's bookkeeping for one stored object: the ObjectRef, its charge, its key
-// hash, its read count (0..3) and whether it is dead (no longer counted).
+// hash, its read count (0..3), whether it is dead (no longer counted) and the newest ban it has
+// been checked against.
 //
-// Lock order: a stripe mutex, then (optionally, nested) the eviction mutex. Never the reverse, and
-// never two stripes at once. Eviction therefore cannot remove its victims from their stripes
-// while it holds the eviction mutex: it marks them dead (which releases their bytes at once),
-// and the inserting thread removes them from their stripes after dropping every lock. Until
-// then, a dead entry still in a stripe map is skipped by every reader.
+// Lock order: a stripe mutex, then (optionally, nested) the eviction mutex, the tag mutex or the
+// ban mutex, one of them at a time. The last three are leaves: nothing is locked while one of
+// them is held. Never two stripes at once. Eviction therefore cannot remove its victims from
+// their stripes while it holds the eviction mutex: it marks them dead (which releases their
+// bytes at once), and the inserting thread removes them from their stripes after dropping every
+// lock. Until then, a dead entry still in a stripe map is skipped by every reader.
 //
 // Which lock guards what:
-//   - Entry::obj: the entry's stripe mutex (reset when the entry leaves its stripe, so a dead
-//     shell left in a FIFO does not keep the object's memory).
+//   - Entry::obj: the entry's stripe mutex. Non-null exactly while the entry is in its stripe's
+//     map (reset when it leaves, so a dead shell left in a FIFO or the tag index snapshot of a
+//     purge does not keep the object's memory).
+//   - Entry::bans_checked: the stripe mutex.
 //   - Entry::dead: written under the eviction mutex (with the stripe mutex also held, or not);
 //     atomic because readers check it under the stripe mutex only. An entry is released (bytes,
 //     object count) exactly once: by whoever turns `dead` from false to true.
 //   - Entry::freq: atomic; bumped by lookups, consumed by eviction.
 //   - Entry::in_main, the FIFOs, the ghost and every counter: the eviction mutex.
+//   - The tag index: the tag mutex. An entry is indexed when it enters its stripe's map and
+//     unindexed when it leaves it, both under the stripe mutex, so the index holds exactly the
+//     entries in the maps (dead ones awaiting removal included).
 //
 // FIFOs use lazy deletion: purged or replaced entries stay in their FIFO as dead shells and are
 // skipped when popped; the FIFOs are compacted when dead shells outnumber live entries.
+//
+// Bans: an object's ban_epoch is read under its stripe mutex when it is inserted, so a sweep
+// that has passed a stripe can only miss objects inserted after it started, which are newer
+// than every ban it forgets.
 #include "cache/store.h"
 
 #include <algorithm>
+#include <ctime>
 #include <deque>
+#include <unordered_set>
 #include <utility>
 
 namespace edge::cache {
@@ -41,12 +57,14 @@ constexpr uint64_t kObjectOverhead = 256;
 constexpr uint8_t kMaxFreq = 3;
 constexpr size_t kMinGhost = 64;
 constexpr size_t kCompactMin = 1024;
+constexpr size_t kMaxHitForPassPerStripe = 100'000 / kStripes;
+constexpr char kVariantSeparator = '\x1f';
 
 size_t hash_key(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
-// The variant string a request selects from an object stored with these Vary names, computed as
-// cache::vary_key does it from the response.
-std::optional<std::string> variant_for(const CachedObject& object, const http::Headers& request) {
+// The Vary part of the variant a request selects from an object stored with these Vary names,
+// computed as cache::vary_key does it from the response.
+std::optional<std::string> vary_part_for(const CachedObject& object, const http::Headers& request) {
   http::Headers vary;
   if (!object.vary_names.empty()) {
     std::string names;
@@ -59,10 +77,54 @@ std::optional<std::string> variant_for(const CachedObject& object, const http::H
   return vary_key(vary, request);
 }
 
+bool variant_matches(const CachedObject& object, const http::Headers& request, std::string_view extra) {
+  std::optional<std::string> vary = vary_part_for(object, request);
+  if (!vary) return false;
+  std::string_view variant = object.variant;
+  if (!variant.starts_with(*vary)) return false;
+  variant.remove_prefix(vary->size());
+  if (extra.empty()) return variant.empty();
+  return variant.size() == extra.size() + 1 && variant.front() == kVariantSeparator && variant.substr(1) == extra;
+}
+
+struct BanRecord {
+  uint64_t epoch;
+  Store::Ban ban;
+
+  bool matches(const CachedObject& o) const {
+    if (!ban.host.empty() && o.host != ban.host) return false;
+    if (!ban.prefix.empty() && !o.path.starts_with(ban.prefix)) return false;
+    return !ban.regex || regex_matches(o.path);
+  }
+
+ private:
+  bool regex_matches(const std::string& path) const {
+    try {
+      return std::regex_search(path, *ban.regex);
+    } catch (const std::regex_error&) {
+      // Too complex for this path (error_complexity, error_stack): banning it anyway costs a
+      // refetch; keeping it could serve what the operator meant to remove.
+      return true;
+    }
+  }
+};
+// Oldest first; never changed once published.
+using BanList = std::vector<std::shared_ptr<const BanRecord>>;
+
 }  // namespace
 
+std::string Store::variant_string(std::string_view vary_part, std::string_view extra) {
+  std::string variant(vary_part);
+  if (!extra.empty()) {
+    variant.push_back(kVariantSeparator);
+    variant.append(extra);
+  }
+  return variant;
+}
+
 uint64_t CachedObject::charge() const {
-  uint64_t bytes = kObjectOverhead + key.size() + variant.size() + reason.size() + body.size();
+  uint64_t bytes = kObjectOverhead + key.size() + host.size() + path.size() + variant.size() + reason.size() +
+                   (body ? body->capacity() : 0);
   for (size_t i = 0; i < headers.size(); ++i) bytes += headers.name(i).size() + headers.value(i).size();
   for (const std::string& tag : tags) bytes += tag.size();
   for (const std::string& name : vary_names) bytes += name.size();
@@ -74,15 +136,25 @@ struct Store::Impl {
     ObjectRef obj;  // guarded by the stripe mutex
     uint64_t charge = 0;
     size_t key_hash = 0;
+    uint64_t bans_checked = 0;  // stripe mutex: bans up to this epoch no longer concern it
     std::atomic<uint8_t> freq{0};
     std::atomic<bool> dead{false};  // written under the eviction mutex
     bool in_main = false;           // eviction mutex
   };
   using EntryPtr = std::shared_ptr<Entry>;
 
+  struct HitForPass {
+    Seconds until;
+    uint64_t seq;  // which entry of `order` is this mark's
+  };
+
   struct Stripe {
     std::mutex mu;
     std::unordered_map<std::string, std::vector<EntryPtr>> map;
+    std::unordered_map<std::string, HitForPass> hfp;
+    // Marks by age, for the bound; an entry whose seq no longer matches its mark is stale.
+    std::deque<std::pair<std::string, uint64_t>> hfp_order;
+    uint64_t hfp_seq = 0;
   };
 
   struct Eviction {
@@ -101,6 +173,16 @@ struct Store::Impl {
   const uint64_t max_object;
   Stripe stripes[kStripes];
   mutable Eviction ev;
+
+  std::mutex tags_mu;
+  std::unordered_map<std::string, std::unordered_set<EntryPtr>> tag_index;
+
+  mutable std::mutex bans_mu;
+  std::shared_ptr<const BanList> bans = std::make_shared<const BanList>();  // bans_mu
+  std::atomic<uint64_t> ban_epoch{0};  // written under bans_mu, after `bans` holds the ban
+
+  std::atomic<uint64_t> purged{0};
+  std::atomic<uint64_t> hfp_marks{0};
 
   Stripe& stripe_for(size_t key_hash) { return stripes[key_hash % kStripes]; }
 
@@ -197,6 +279,32 @@ struct Store::Impl {
     compact(ev.main, ev.main_live);
   }
 
+  // ---- tag index: under the entries' stripe mutex, takes tags_mu ----
+
+  void index_tags(const EntryPtr& added, const EntryPtr& removed) {
+    const bool add = added && !added->obj->tags.empty();
+    const bool remove = removed && removed->obj && !removed->obj->tags.empty();
+    if (!add && !remove) return;  // most objects have no tags: no global lock for them
+    std::lock_guard lock(tags_mu);  // stripe -> tags
+    if (remove) {
+      for (const std::string& tag : removed->obj->tags) {
+        auto it = tag_index.find(tag);
+        if (it == tag_index.end()) continue;
+        it->second.erase(removed);
+        if (it->second.empty()) tag_index.erase(it);
+      }
+    }
+    if (add)
+      for (const std::string& tag : added->obj->tags) tag_index[tag].insert(added);
+  }
+
+  // The entry leaves its stripe's map (the caller erases it from the map): unindexed, its object
+  // let go. Under the stripe mutex.
+  void detach_locked(const EntryPtr& e) {
+    index_tags(nullptr, e);
+    e->obj.reset();
+  }
+
   // ---- stripe side ----
 
   // Removes evicted entries from their stripes. Called with no lock held.
@@ -210,8 +318,32 @@ struct Store::Impl {
         std::erase(it->second, e);
         if (it->second.empty()) s.map.erase(it);
       }
-      e->obj.reset();
+      detach_locked(e);
     }
+  }
+
+  // Releases entries already erased from stripe `s`'s map, then detaches them; under s.mu.
+  // Returns how many were live.
+  size_t release_removed_locked(const std::vector<EntryPtr>& removed) {
+    if (removed.empty()) return 0;
+    size_t n = 0;
+    {
+      std::lock_guard ev_lock(ev.mu);  // stripe -> eviction
+      for (const EntryPtr& e : removed) n += release_locked(*e) ? 1 : 0;
+    }
+    for (const EntryPtr& e : removed) detach_locked(e);
+    return n;
+  }
+
+  // Removes one live entry from its stripe (whose mutex the caller holds); true if it was live.
+  bool remove_entry_locked(Stripe& s, const EntryPtr& e) {
+    if (!e->obj) return false;
+    auto it = s.map.find(e->obj->key);
+    if (it != s.map.end()) {
+      std::erase(it->second, e);
+      if (it->second.empty()) s.map.erase(it);
+    }
+    return release_removed_locked({e}) == 1;
   }
 
   // Removes (or, soft, marks) every live entry for which match(entry) is true, in one stripe.
@@ -240,37 +372,100 @@ struct Store::Impl {
       });
       it = entries.empty() ? s.map.erase(it) : std::next(it);
     }
-    if (removed.empty()) return 0;
-    {
-      std::lock_guard ev_lock(ev.mu);  // stripe -> eviction
-      for (const EntryPtr& e : removed) n += release_locked(*e) ? 1 : 0;
+    return release_removed_locked(removed);
+  }
+
+  // ---- bans ----
+
+  std::shared_ptr<const BanList> ban_snapshot() const {
+    std::lock_guard lock(bans_mu);  // (stripe ->) bans
+    return bans;
+  }
+
+  enum class BanVerdict { kKeep, kRemove };
+
+  // Applies to a live entry the bans of `list` it has not been checked against; a soft ban marks
+  // it (counted in `marked` when it was not yet). Under the entry's stripe mutex. kRemove: a hard
+  // ban matched, the caller removes it.
+  BanVerdict apply_bans_locked(Entry& e, const BanList& list, size_t& marked) {
+    if (list.empty() || e.bans_checked >= list.back()->epoch) return BanVerdict::kKeep;
+    const CachedObject& o = *e.obj;
+    // Bans are oldest first: the ones the entry has not seen are a suffix.
+    auto first = std::upper_bound(list.begin(), list.end(), e.bans_checked,
+                                  [](uint64_t epoch, const auto& ban) { return epoch < ban->epoch; });
+    for (auto it = first; it != list.end(); ++it) {
+      const BanRecord& ban = **it;
+      if (!ban.matches(o)) continue;
+      if (!ban.ban.soft) return BanVerdict::kRemove;
+      if (!o.invalidated.exchange(true)) ++marked;
     }
-    for (const EntryPtr& e : removed) e->obj.reset();
-    return n;
+    e.bans_checked = list.back()->epoch;
+    return BanVerdict::kKeep;
+  }
+
+  // ---- hit-for-pass marks: under the stripe mutex ----
+
+  void hfp_erase_locked(Stripe& s, std::unordered_map<std::string, HitForPass>::iterator it) {
+    s.hfp.erase(it);
+    hfp_marks.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void hfp_clear_locked(Stripe& s, const std::string& key) {
+    auto it = s.hfp.find(key);
+    if (it != s.hfp.end()) hfp_erase_locked(s, it);
+  }
+
+  bool hfp_marked_locked(Stripe& s, const std::string& key, Seconds now) {
+    auto it = s.hfp.find(key);
+    if (it == s.hfp.end()) return false;
+    if (it->second.until > now) return true;
+    hfp_erase_locked(s, it);
+    return false;
   }
 };
 
 Store::Store(uint64_t memory, uint64_t max_object) : impl_(std::make_unique<Impl>(memory, max_object)) {}
 Store::~Store() = default;
 
-ObjectRef Store::lookup(std::string_view key, const http::Headers& request_headers) {
-  Impl::Stripe& s = impl_->stripe_for(hash_key(key));
+Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_headers, std::string_view variant_extra,
+                            std::optional<Seconds> now) {
+  Impl& im = *impl_;
+  Impl::Stripe& s = im.stripe_for(hash_key(key));
+  const std::string k(key);
+  Lookup result;
   std::lock_guard lock(s.mu);
-  auto it = s.map.find(std::string(key));
-  if (it == s.map.end()) return nullptr;
-  for (const Impl::EntryPtr& e : it->second) {
-    if (e->dead.load(std::memory_order_relaxed)) continue;
-    std::optional<std::string> variant = variant_for(*e->obj, request_headers);
-    if (!variant || *variant != e->obj->variant) continue;
-    uint8_t f = e->freq.load(std::memory_order_relaxed);
-    while (f < kMaxFreq && !e->freq.compare_exchange_weak(f, static_cast<uint8_t>(f + 1), std::memory_order_relaxed)) {
+  auto it = s.map.find(k);
+  if (it != s.map.end()) {
+    Impl::EntryPtr found;
+    for (const Impl::EntryPtr& e : it->second) {
+      if (e->dead.load(std::memory_order_relaxed)) continue;
+      if (variant_matches(*e->obj, request_headers, variant_extra)) {
+        found = e;
+        break;
+      }
     }
-    return e->obj;
+    if (found && found->bans_checked < im.ban_epoch.load(std::memory_order_acquire)) {
+      size_t marked = 0;
+      if (im.apply_bans_locked(*found, *im.ban_snapshot(), marked) == Impl::BanVerdict::kRemove) {
+        if (im.remove_entry_locked(s, found)) ++marked;
+        found.reset();  // `it` may be gone with it
+      }
+      if (marked > 0) im.purged.fetch_add(marked, std::memory_order_relaxed);
+    }
+    if (found) {
+      uint8_t f = found->freq.load(std::memory_order_relaxed);
+      while (f < kMaxFreq &&
+             !found->freq.compare_exchange_weak(f, static_cast<uint8_t>(f + 1), std::memory_order_relaxed)) {
+      }
+      result.object = found->obj;
+      return result;
+    }
   }
-  return nullptr;
+  if (!s.hfp.empty()) result.hit_for_pass = im.hfp_marked_locked(s, k, now ? *now : std::time(nullptr));
+  return result;
 }
 
-bool Store::insert(ObjectRef object) {
+bool Store::insert(std::shared_ptr<CachedObject> object) {
   if (!object) return false;
   Impl& im = *impl_;
   const uint64_t charge = object->charge();
@@ -282,12 +477,15 @@ bool Store::insert(ObjectRef object) {
   auto entry = std::make_shared<Impl::Entry>();
   entry->charge = charge;
   entry->key_hash = hash_key(object->key);
-  entry->obj = std::move(object);
 
   std::vector<Impl::EntryPtr> victims;
   {
     Impl::Stripe& s = im.stripe_for(entry->key_hash);
     std::lock_guard lock(s.mu);
+    // Read under the stripe mutex: see "Bans" above.
+    object->ban_epoch = im.ban_epoch.load(std::memory_order_acquire);
+    entry->bans_checked = object->ban_epoch;
+    entry->obj = std::move(object);
     std::vector<Impl::EntryPtr>& entries = s.map[entry->obj->key];
     Impl::EntryPtr old;
     auto same = std::find_if(entries.begin(), entries.end(),
@@ -297,6 +495,8 @@ bool Store::insert(ObjectRef object) {
     } else {
       entries.push_back(entry);
     }
+    im.index_tags(entry, old);
+    if (!s.hfp.empty()) im.hfp_clear_locked(s, entry->obj->key);
     {
       std::lock_guard ev_lock(im.ev.mu);  // stripe -> eviction
       auto& ev = im.ev;
@@ -316,17 +516,51 @@ bool Store::insert(ObjectRef object) {
       }
       im.evict_to_fit_locked(victims);
     }
-    if (old) old->obj.reset();
+    if (old) old->obj.reset();  // already unindexed above
   }
   im.remove_from_stripes(victims);
   return true;
 }
 
+void Store::mark_hit_for_pass(std::string_view key, Seconds until, Seconds now) {
+  Impl& im = *impl_;
+  Impl::Stripe& s = im.stripe_for(hash_key(key));
+  std::lock_guard lock(s.mu);
+  std::string k(key);
+  const uint64_t seq = ++s.hfp_seq;
+  auto [it, added] = s.hfp.try_emplace(k, Impl::HitForPass{until, seq});
+  if (added) {
+    im.hfp_marks.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    it->second = {until, seq};
+  }
+  s.hfp_order.emplace_back(std::move(k), seq);
+
+  // Drop the oldest marks while over the bound, and expired or stale ones at the front.
+  while (!s.hfp_order.empty()) {
+    auto& [front_key, front_seq] = s.hfp_order.front();
+    auto mark = s.hfp.find(front_key);
+    const bool stale = mark == s.hfp.end() || mark->second.seq != front_seq;
+    if (!stale) {
+      if (s.hfp.size() <= kMaxHitForPassPerStripe && mark->second.until > now) break;
+      im.hfp_erase_locked(s, mark);
+    }
+    s.hfp_order.pop_front();
+  }
+  // Re-marked keys leave stale entries behind the front: keep the queue near the marks' count.
+  if (s.hfp_order.size() > 2 * s.hfp.size() + 64) {
+    std::erase_if(s.hfp_order, [&](const auto& entry) {
+      auto mark = s.hfp.find(entry.first);
+      return mark == s.hfp.end() || mark->second.seq != entry.second;
+    });
+  }
+}
+
 size_t Store::purge(std::string_view key, bool soft) {
-  Impl::Stripe& s = impl_->stripe_for(hash_key(key));
+  Impl& im = *impl_;
+  Impl::Stripe& s = im.stripe_for(hash_key(key));
   const std::string k(key);
   size_t n = 0;
-  std::vector<Impl::EntryPtr> removed;
   {
     std::lock_guard lock(s.mu);
     auto it = s.map.find(k);
@@ -337,35 +571,107 @@ size_t Store::purge(std::string_view key, bool soft) {
         e->obj->invalidated.store(true);
         ++n;
       }
-      return n;
+    } else {
+      std::vector<Impl::EntryPtr> removed = std::move(it->second);
+      s.map.erase(it);
+      n = im.release_removed_locked(removed);
     }
-    removed = std::move(it->second);
-    s.map.erase(it);
-    {
-      std::lock_guard ev_lock(impl_->ev.mu);  // stripe -> eviction
-      for (const Impl::EntryPtr& e : removed) n += impl_->release_locked(*e) ? 1 : 0;
-    }
-    for (const Impl::EntryPtr& e : removed) e->obj.reset();
   }
+  im.purged.fetch_add(n, std::memory_order_relaxed);
   return n;
 }
 
 size_t Store::purge_tag(std::string_view tag, bool soft) {
-  auto has_tag = [tag](const CachedObject& o) { return std::find(o.tags.begin(), o.tags.end(), tag) != o.tags.end(); };
+  Impl& im = *impl_;
+  std::vector<Impl::EntryPtr> tagged;
+  {
+    std::lock_guard lock(im.tags_mu);
+    auto it = im.tag_index.find(std::string(tag));
+    if (it == im.tag_index.end()) return 0;
+    tagged.assign(it->second.begin(), it->second.end());
+  }
+  // Entries may have left (or died) since the snapshot: each is checked under its stripe mutex.
   size_t n = 0;
-  for (Impl::Stripe& s : impl_->stripes) n += impl_->purge_in_stripe(s, has_tag, soft);
+  for (const Impl::EntryPtr& e : tagged) {
+    Impl::Stripe& s = im.stripe_for(e->key_hash);
+    std::lock_guard lock(s.mu);
+    if (!e->obj || e->dead.load(std::memory_order_relaxed)) continue;
+    if (soft) {
+      e->obj->invalidated.store(true);
+      ++n;
+    } else {
+      n += im.remove_entry_locked(s, e) ? 1 : 0;
+    }
+  }
+  im.purged.fetch_add(n, std::memory_order_relaxed);
   return n;
 }
 
 size_t Store::purge_if(const std::function<bool(const CachedObject&)>& match, bool soft) {
   size_t n = 0;
   for (Impl::Stripe& s : impl_->stripes) n += impl_->purge_in_stripe(s, match, soft);
+  impl_->purged.fetch_add(n, std::memory_order_relaxed);
   return n;
 }
 
+uint64_t Store::ban(Ban ban) {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.bans_mu);
+  const uint64_t epoch = im.ban_epoch.load(std::memory_order_relaxed) + 1;
+  auto list = std::make_shared<BanList>(*im.bans);
+  list->push_back(std::make_shared<const BanRecord>(BanRecord{epoch, std::move(ban)}));
+  im.bans = std::move(list);
+  im.ban_epoch.store(epoch, std::memory_order_release);  // after `bans` holds it: see Impl::ban_epoch
+  return epoch;
+}
+
+size_t Store::sweep_bans() {
+  Impl& im = *impl_;
+  const std::shared_ptr<const BanList> list = im.ban_snapshot();
+  if (list->empty()) return 0;
+  const uint64_t swept_to = list->back()->epoch;
+  size_t affected = 0;
+  for (Impl::Stripe& s : im.stripes) {
+    std::lock_guard lock(s.mu);
+    std::vector<Impl::EntryPtr> removed;
+    for (auto it = s.map.begin(); it != s.map.end();) {
+      std::erase_if(it->second, [&](const Impl::EntryPtr& e) {
+        if (e->dead.load(std::memory_order_relaxed)) return false;  // eviction removes it
+        if (im.apply_bans_locked(*e, *list, affected) == Impl::BanVerdict::kKeep) return false;
+        removed.push_back(e);
+        return true;
+      });
+      it = it->second.empty() ? s.map.erase(it) : std::next(it);
+    }
+    affected += im.release_removed_locked(removed);
+  }
+  // Every object stored before `swept_to` has now been checked against the bans up to it; later
+  // objects are newer than those bans. Bans recorded meanwhile stay.
+  {
+    std::lock_guard lock(im.bans_mu);
+    auto rest = std::make_shared<BanList>();
+    for (const auto& ban : *im.bans)
+      if (ban->epoch > swept_to) rest->push_back(ban);
+    im.bans = std::move(rest);
+  }
+  im.purged.fetch_add(affected, std::memory_order_relaxed);
+  return affected;
+}
+
+size_t Store::active_bans() const {
+  return impl_->ban_snapshot()->size();
+}
+
 StoreStats Store::stats() const {
-  std::lock_guard lock(impl_->ev.mu);
-  return impl_->ev.stats;
+  StoreStats st;
+  {
+    std::lock_guard lock(impl_->ev.mu);
+    st = impl_->ev.stats;
+  }
+  st.purged = impl_->purged.load(std::memory_order_relaxed);
+  st.bans = active_bans();
+  st.hit_for_pass_marks = impl_->hfp_marks.load(std::memory_order_relaxed);
+  return st;
 }
 
 }  // namespace edge::cache

@@ -2,7 +2,8 @@
 // bounded in memory, evicted by S3-FIFO.
 //
 // Objects: a CachedObject is built once (by the fetch that stored it) and never changed after
-// insert(), except for its `invalidated` flag (a soft purge). Readers get an ObjectRef, a
+// insert(), except for its `invalidated` flag (a soft purge). A revalidation stores a new object
+// sharing the old one's body. Readers get an ObjectRef, a
 // shared_ptr to a const object: a body being delivered stays alive and is never copied, whatever
 // the store does meanwhile (replace, evict, purge).
 //
@@ -20,8 +21,15 @@
 // remembered) before evicting it. One-hit wonders thus leave quickly without disturbing the
 // popular objects, which a plain LRU lets a scan flush out.
 //
+// Tags, bans, hit-for-pass: a tag index (tag -> objects) follows objects in and out, so
+// purge_tag() touches only the tagged objects. A ban is only recorded when issued; lookup()
+// applies the bans newer than the object it found, and sweep_bans() applies them all to every
+// object and then forgets them. Hit-for-pass marks live beside the keys they mark.
+//
 // Threads: every public function may be called from any thread. The store is lock-striped by
-// key for lookups; insertion and eviction take the stripe's lock and, briefly, the FIFO lock.
+// key for lookups; insertion and eviction take the stripe's lock and, briefly, the FIFO lock;
+// the tag index and the ban list have a lock each, taken briefly (store.cc has the lock order).
+// purge_if() and sweep_bans() lock one stripe at a time.
 #pragma once
 
 #include <atomic>
@@ -29,6 +37,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -36,22 +46,29 @@
 
 #include "cache/policy.h"
 #include "http/message.h"
+#include "http/shared_body.h"
 
 namespace edge::cache {
 
 struct CachedObject {
   std::string key;      // cache_key(host, target)
-  std::string variant;  // vary_key of the request that fetched it; "" without Vary
+  std::string host;     // the key's host part (lower case, no port): bans and per-host stats
+  std::string path;     // the rest of the key (normalised path, "?" and query): bans
+  // Which variant of the key this is: the vary_key of the request that fetched it (over
+  // vary_names), then, when the route has key_cookies, "\x1f" and the key-cookie string.
+  std::string variant;
   std::vector<std::string> vary_names;  // lower-case names from the response's Vary, sorted
   int status = 200;
   std::string reason;
   http::Headers headers;  // as stored: hop-by-hop fields already removed
-  std::string body;
+  std::shared_ptr<const http::SharedBody> body;  // never null in the store; shared by deliveries
   AgeBasis age;
   Seconds lifetime = 0;
+  Seconds grace = 0;              // the route's grace when it was stored
   CacheControl cc;                // the response's directives
   std::vector<std::string> tags;  // Surrogate-Key / xkey values
-  // Set by a soft purge: the object stays, but is treated as stale from then on.
+  uint64_t ban_epoch = 0;         // set by insert(): bans after this one apply to the object
+  // Set by a soft purge or soft ban: the object stays, but is treated as stale from then on.
   mutable std::atomic<bool> invalidated{false};
 
   uint64_t charge() const;  // bytes counted against the store's memory
@@ -64,6 +81,9 @@ struct StoreStats {
   uint64_t inserts = 0;
   uint64_t evictions = 0;
   uint64_t refused_too_large = 0;
+  uint64_t purged = 0;  // removed or marked by purge, purge_tag, purge_if and bans
+  uint64_t bans = 0;    // active bans
+  uint64_t hit_for_pass_marks = 0;
 };
 
 class Store {
@@ -73,21 +93,59 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // The variant of `key` whose Vary selection matches these request headers, or null. Counts as
-  // a read for eviction.
-  ObjectRef lookup(std::string_view key, const http::Headers& request_headers);
+  struct Lookup {
+    ObjectRef object;           // the matching variant, or null
+    bool hit_for_pass = false;  // no object, and the key is marked hit-for-pass (mark_hit_for_pass)
+  };
+  // The variant of `key` whose Vary selection over `request_headers`, followed by
+  // `variant_extra` (the key-cookie part, "" without key_cookies), matches; counts as a read for
+  // eviction. Bans newer than the object are applied first: a hard ban removes it (null), a soft
+  // one marks it invalidated. `now` is the clock hit-for-pass marks were given in (Unix seconds);
+  // the wall clock (std::time) when not given.
+  Lookup lookup(std::string_view key, const http::Headers& request_headers, std::string_view variant_extra = {},
+                std::optional<Seconds> now = std::nullopt);
 
-  // Stores (or replaces) the object. False when it is larger than max_object or than the whole
-  // memory; nothing is stored then.
-  bool insert(ObjectRef object);
+  // CachedObject::variant for a Vary part (cache::vary_key) and a key-cookie part:
+  // vary_part, then "\x1f" and extra when extra is not empty. What lookup() compares with.
+  static std::string variant_string(std::string_view vary_part, std::string_view extra);
+
+  // Stores (or replaces) the object, sets its ban_epoch, indexes its tags and clears the key's
+  // hit-for-pass mark. False when it is larger than max_object or than the whole memory;
+  // nothing is stored then.
+  bool insert(std::shared_ptr<CachedObject> object);
+
+  // Remembers, until `until` (seconds, the caller's clock), that the key's responses are not
+  // storable: lookups say hit_for_pass, so requests go to the backend in parallel instead of
+  // queueing behind one fetch. Bounded in number (about 100k); the oldest marks go first.
+  // Marking a marked key moves its expiry (either way).
+  void mark_hit_for_pass(std::string_view key, Seconds until, Seconds now);
 
   // Removes every variant of the key; returns how many objects went. With `soft`, marks them
   // invalidated instead and returns how many were marked.
   size_t purge(std::string_view key, bool soft);
-  // Every object whose tags include `tag`, removed or (soft) marked.
+  // Every object whose tags include `tag`, removed or (soft) marked, through the tag index (no
+  // scan of the store).
   size_t purge_tag(std::string_view tag, bool soft);
-  // Every object for which `match` is true, removed or marked; for bans swept in the background.
+  // Every object for which `match` is true, removed or marked (a full scan).
   size_t purge_if(const std::function<bool(const CachedObject&)>& match, bool soft);
+
+  // A ban: objects stored before it on `host` ("" every host) whose path starts with `prefix`
+  // (when set) and matches `regex` (when set; std::regex_search, ECMAScript) are treated as
+  // purged (soft: invalidated). Cheap: recorded, applied by lookup(), and swept by sweep_bans().
+  // A regex that fails on a path (std::regex_error: too complex) counts as matching it. Returns
+  // the ban's id (its epoch: the first is 1).
+  struct Ban {
+    std::string host;
+    std::string prefix;
+    std::optional<std::regex> regex;
+    std::string regex_text;  // for listing
+    bool soft = false;
+  };
+  uint64_t ban(Ban ban);
+  // Applies every recorded ban to every object it still concerns, then forgets bans that no
+  // stored object predates. Called periodically from one thread; returns the objects affected.
+  size_t sweep_bans();
+  size_t active_bans() const;
 
   StoreStats stats() const;
 

@@ -231,6 +231,33 @@ bool is_host_pattern(std::string_view pattern) {
   return is_host_name(pattern);
 }
 
+// RFC 9110 tchar: a cookie name is a token (RFC 6265 4.1.1).
+bool is_token(std::string_view text) {
+  constexpr std::string_view specials = "!#$%&'*+-.^_`|~";
+  return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           specials.find(c) != std::string_view::npos;
+  });
+}
+
+// A duration in its largest exact unit, for messages: 90000ms -> "90s", 3600000ms -> "1h".
+std::string duration_text(Duration duration) {
+  auto ms = duration.count();
+  if (ms != 0 && ms % (60 * 60 * 1000) == 0) return std::to_string(ms / (60 * 60 * 1000)) + "h";
+  if (ms != 0 && ms % (60 * 1000) == 0) return std::to_string(ms / (60 * 1000)) + "m";
+  if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// A size in its largest exact unit, for messages: 268435456 -> "256m".
+std::string size_text(uint64_t bytes) {
+  for (auto [shift, unit] : {std::pair{30, "g"}, std::pair{20, "m"}, std::pair{10, "k"}}) {
+    uint64_t factor = uint64_t{1} << shift;
+    if (bytes != 0 && bytes % factor == 0) return std::to_string(bytes / factor) + unit;
+  }
+  return std::to_string(bytes);
+}
+
 const char* describe(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map:
@@ -283,6 +310,16 @@ struct Entry {
 // A map's entries by key; std::less<> so that string_view lookups need no copy.
 using Entries = std::map<std::string, Entry, std::less<>>;
 
+// The cache keys a host entry or a route may carry (CachePolicy).
+constexpr std::string_view kCachePolicyKeys[] = {
+    "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies"};
+
+// Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
+struct TtlSource {
+  int ttl_line = 0;  // 0: not set on the host
+  int max_ttl_line = 0;
+};
+
 class Loader {
  public:
   explicit Loader(std::string file) : file_(std::move(file)) {}
@@ -299,12 +336,14 @@ class Loader {
       fail(root, std::string("the configuration must be a map, not ") + describe(root));
       return std::nullopt;
     }
-    Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts"});
+    Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
+                                 "cache"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_listen(require(top, "listen", root), config);
     if (const Entry* admin = find(top, "admin")) read_admin(*admin, config);
     if (const Entry* limits = find(top, "limits")) read_limits(*limits, config.limits);
+    if (const Entry* cache = find(top, "cache")) read_cache(*cache, config.cache);
     read_backends(require(top, "backends", root), config);
     read_hosts(require(top, "hosts", root), config);
     if (!errors_.empty()) return std::nullopt;
@@ -344,7 +383,19 @@ class Loader {
 
   void fail(const Entry& at, std::string message) { fail_at(mark_of(at), std::move(message)); }
 
+  // `known`, and the cache keys of a host entry or a route.
+  static std::vector<std::string_view> with_cache_keys(
+      std::initializer_list<std::string_view> known) {
+    std::vector<std::string_view> out(known);
+    out.insert(out.end(), std::begin(kCachePolicyKeys), std::end(kCachePolicyKeys));
+    return out;
+  }
+
   Entries entries(const YAML::Node& map, std::initializer_list<std::string_view> known) {
+    return entries(map, std::vector<std::string_view>(known));
+  }
+
+  Entries entries(const YAML::Node& map, const std::vector<std::string_view>& known) {
     Entries out;
     // The pair is a value: yaml-cpp's iterator hands out a temporary that references into it.
     for (const auto& pair : map) {
@@ -423,6 +474,30 @@ class Loader {
       fail(*entry, "'" + std::string(what) + "' must be greater than zero");
     } else {
       out = *parsed.value;
+    }
+  }
+
+  // For durations whose zero means "none": a bare `0` is taken as well as `0s`.
+  void read_duration_or_none(const Entry* entry, std::string_view what, Duration& out) {
+    if (entry && entry->value.IsScalar() && entry->value.Scalar() == "0") {
+      out = Duration(0);
+      return;
+    }
+    read_duration(entry, what, out, true);
+  }
+
+  // on, off, true or false, and nothing else.
+  void read_switch(const Entry* entry, std::string_view what, bool& out) {
+    if (!entry) return;
+    auto text = scalar(*entry, what);
+    if (!text) return;
+    if (*text == "on" || *text == "true") {
+      out = true;
+    } else if (*text == "off" || *text == "false") {
+      out = false;
+    } else {
+      fail(*entry, "bad " + std::string(what) + " '" + *text +
+                       "': expected on, off, true or false");
     }
   }
 
@@ -575,6 +650,104 @@ class Loader {
     }
   }
 
+  void read_cache(const Entry& entry, Cache& cache) {
+    cache.mark = mark_of(entry.key);
+    if (!expect_map(entry, "cache")) return;
+    Entries fields = entries(entry.value, {"memory", "max_object", "coalesce_timeout",
+                                           "hit_for_pass", "heuristic_max", "x_cache"});
+    const Entry* memory = find(fields, "memory");
+    const Entry* max_object = find(fields, "max_object");
+    size_t errors_before = errors_.size();
+    read_size(memory, "memory", 1, cache.memory);
+    read_size(max_object, "max_object", 1, cache.max_object);
+    // The default max_object is at fault when the key is absent: say so at memory.
+    if (errors_.size() == errors_before && cache.max_object > cache.memory) {
+      fail(max_object ? *max_object : *memory,
+           "'max_object' (" + size_text(cache.max_object) + ") must not be larger than 'memory' (" +
+               size_text(cache.memory) + ")");
+    }
+    read_duration(find(fields, "coalesce_timeout"), "coalesce_timeout", cache.coalesce_timeout);
+    // Zero is meaningful here: a key whose response was not storable is never marked.
+    read_duration_or_none(find(fields, "hit_for_pass"), "hit_for_pass", cache.hit_for_pass);
+    read_duration(find(fields, "heuristic_max"), "heuristic_max", cache.heuristic_max);
+    read_switch(find(fields, "x_cache"), "x_cache", cache.x_cache);
+  }
+
+  // The cache keys of a host entry or a route, over `policy` (the defaults, or the host's).
+  // `host` is where the host set ttl and max_ttl, for a route; null for a host.
+  void read_cache_policy(const Entries& fields, CachePolicy& policy, const TtlSource* host,
+                         TtlSource* source) {
+    read_switch(find(fields, "cache"), "cache", policy.enabled);
+    const Entry* ttl = find(fields, "ttl");
+    const Entry* max_ttl = find(fields, "max_ttl");
+    size_t errors_before = errors_.size();
+    read_duration_or_none(ttl, "ttl", policy.ttl);
+    read_duration_or_none(max_ttl, "max_ttl", policy.max_ttl);
+    if (errors_.size() == errors_before && (ttl || max_ttl) && policy.ttl.count() != 0 &&
+        policy.max_ttl.count() != 0 && policy.max_ttl < policy.ttl) {
+      // At the key this entry sets; a value it inherits names the host's line.
+      auto inherited = [](int line) {
+        return line > 0 ? ", from the host at line " + std::to_string(line) : std::string();
+      };
+      std::string message = "'max_ttl' (" + duration_text(policy.max_ttl) +
+                            (max_ttl || !host ? "" : inherited(host->max_ttl_line)) +
+                            ") must not be less than 'ttl' (" + duration_text(policy.ttl) +
+                            (ttl || !host ? "" : inherited(host->ttl_line)) + ")";
+      fail(max_ttl ? *max_ttl : *ttl, std::move(message));
+    }
+    if (source) {
+      if (ttl) source->ttl_line = mark_of(*ttl).line;
+      if (max_ttl) source->max_ttl_line = mark_of(*max_ttl).line;
+    }
+    read_duration_or_none(find(fields, "grace"), "grace", policy.grace);
+    read_switch(find(fields, "store_set_cookie"), "store_set_cookie", policy.store_set_cookie);
+    read_cookie_names(find(fields, "bypass_on_cookie"), "bypass_on_cookie",
+                      policy.bypass_on_cookie);
+    read_cookie_names(find(fields, "key_cookies"), "key_cookies", policy.key_cookies);
+  }
+
+  // A name or a list of names; an empty list is allowed (a route clears its host's list).
+  void read_cookie_names(const Entry* entry, std::string_view what,
+                         std::vector<std::string>& out) {
+    if (!entry) return;
+    std::vector<std::string> names;
+    std::map<std::string, int> seen;  // name -> line
+    bool ok = true;
+    auto add = [&](const Entry& item) {
+      if (!item.value.IsScalar()) {
+        fail(item, std::string("a cookie name must be a scalar, not ") + describe(item.value));
+        ok = false;
+        return;
+      }
+      const std::string& name = item.value.Scalar();
+      Mark mark = mark_of(item);
+      if (!is_token(name)) {
+        fail_at(mark, "bad cookie name '" + name +
+                          "': expected a token (letters, digits and !#$%&'*+-.^_`|~)");
+        ok = false;
+        return;
+      }
+      auto [first, inserted] = seen.try_emplace(name, mark.line);
+      if (!inserted) {
+        fail_at(mark, "duplicate cookie name '" + name + "' (first at line " +
+                          std::to_string(first->second) + ")");
+        ok = false;
+        return;
+      }
+      names.push_back(name);
+    };
+    if (entry->value.IsScalar()) {
+      add(*entry);
+    } else if (entry->value.IsSequence()) {
+      for (const YAML::Node& item : entry->value) add({entry->key, item});
+    } else {
+      fail(*entry, "'" + std::string(what) + "' must be a cookie name or a list of them, not " +
+                       describe(entry->value));
+      ok = false;
+    }
+    if (ok) out = std::move(names);
+  }
+
   void read_backends(const Entry* entry, Config& config) {
     if (!entry || !expect_map(*entry, "backends")) return;
     if (entry->value.size() == 0) {
@@ -713,12 +886,17 @@ class Loader {
       if (!expect_map(item, "host")) continue;
       Host& host = config.hosts.emplace_back();
       host.mark = mark_of(item);
-      Entries fields = entries(item, {"match", "backend", "routes"});
+      Entries fields = entries(item, with_cache_keys({"match", "backend", "routes"}));
       if (const Entry* match = require(fields, "match", item)) read_match(*match, host);
       if (const Entry* backend = require(fields, "backend", item)) {
         host.backend = read_backend_name(*backend, config);
       }
-      if (const Entry* routes = find(fields, "routes")) read_routes(*routes, config, host);
+      // Before the routes, which start from the host's policy.
+      TtlSource source;
+      read_cache_policy(fields, host.cache, nullptr, &source);
+      if (const Entry* routes = find(fields, "routes")) {
+        read_routes(*routes, config, host, source);
+      }
     }
   }
 
@@ -768,7 +946,8 @@ class Loader {
     return index;
   }
 
-  void read_routes(const Entry& entry, const Config& config, Host& host) {
+  void read_routes(const Entry& entry, const Config& config, Host& host,
+                   const TtlSource& host_source) {
     if (!entry.value.IsSequence()) {
       fail(entry, std::string("'routes' must be a list, not ") + describe(entry.value));
       return;
@@ -778,10 +957,12 @@ class Loader {
       if (!expect_map(item, "route")) continue;
       Route route;
       route.mark = mark_of(item);
-      Entries fields = entries(item, {"path", "backend"});
+      route.cache = host.cache;
+      Entries fields = entries(item, with_cache_keys({"path", "backend"}));
       if (const Entry* backend = find(fields, "backend")) {
         route.backend = read_backend_name(*backend, config);
       }
+      read_cache_policy(fields, route.cache, &host_source, nullptr);
       const Entry* path = require(fields, "path", item);
       if (!path) continue;
       auto text = scalar(*path, "path");

@@ -8,7 +8,8 @@
 // - No other module includes yaml-cpp: everything it needs is in these structs.
 //
 // Units: durations take ms, s, m, h (`500ms`, `10s`, `5m`); sizes take k, m, g (powers of 1024,
-// `16k`, `512m`); a bare integer is bytes for a size and is refused for a duration.
+// `16k`, `512m`); a bare integer is bytes for a size and is refused for a duration, but for a
+// bare `0` where a duration's zero means "none" (ttl, max_ttl, grace, hit_for_pass).
 #pragma once
 
 #include <netinet/in.h>
@@ -112,9 +113,35 @@ struct Backend {
   Mark mark;
 };
 
+// How a host or route uses the cache. YAML keys on a host entry or a route, all optional:
+//   cache: on|off            (on) GET and HEAD are looked up and stored; off: every request passes
+//                            (on, off, true and false are taken for every switch)
+//   ttl: 10m                 freshness for a storable response that gives none (0: none)
+//   max_ttl: 24h             cap on any freshness lifetime (0: no cap); less than a non-zero ttl
+//                            is an error
+//   grace: 30s               how long past stale an object may still be served while it is
+//                            refreshed in the background, or when the backend fails (0: only as
+//                            stale-while-revalidate / stale-if-error allow)
+//   store_set_cookie: true   store responses carrying Set-Cookie (false)
+//   bypass_on_cookie: [name] a request carrying any of these cookies passes
+//   key_cookies: [name]      these cookies' values join the cache key
+//                            (cookie names are tokens, case-sensitive, without duplicates; one
+//                            name may be given without brackets; `[]` clears the host's list)
+// A route takes every key it does not set from its host entry (resolved by the loader).
+struct CachePolicy {
+  bool enabled = true;
+  Duration ttl{0};
+  Duration max_ttl{0};
+  Duration grace{0};
+  bool store_set_cookie = false;
+  std::vector<std::string> bypass_on_cookie;
+  std::vector<std::string> key_cookies;
+};
+
 struct Route {
   std::string path_prefix;  // starts with '/'
   int backend = -1;         // index into Config::backends; -1: the host's backend
+  CachePolicy cache;        // the host's, overridden by the route's own keys
   Mark mark;
 };
 
@@ -124,7 +151,24 @@ struct Host {
   std::vector<std::string> match;
   int backend = -1;           // index into Config::backends; never -1 after loading
   std::vector<Route> routes;  // in file order; lookup takes the longest matching prefix
+  CachePolicy cache;
   Mark mark;
+};
+
+// The RAM cache, one for the whole process (top-level `cache:` map).
+struct Cache {
+  uint64_t memory = 256ull * 1024 * 1024;     // `memory`: heads, bodies and overhead; > 0
+  uint64_t max_object = 16ull * 1024 * 1024;  // `max_object`: larger responses are passed;
+                                              // > 0 and not above memory
+  // `coalesce_timeout`: the longest a request waits for another request's fetch of its key;
+  // then it goes to the backend itself. > 0.
+  Duration coalesce_timeout{std::chrono::seconds(5)};
+  // `hit_for_pass`: how long a key stays passed; 0: keys are never marked.
+  Duration hit_for_pass{std::chrono::seconds(120)};
+  // `heuristic_max`: cap on the Last-Modified heuristic's freshness; > 0.
+  Duration heuristic_max{std::chrono::hours(24)};
+  bool x_cache = true;  // `x_cache: on|off`: the X-Cache response header
+  Mark mark;            // the `cache` key; line 0 when the file has none
 };
 
 // The admin port: a separate listener, every request authenticated with a bearer token.
@@ -142,6 +186,7 @@ struct Config {
   Limits limits;
   std::vector<Backend> backends;
   std::vector<Host> hosts;
+  Cache cache;
   Admin admin;
   std::string file;  // the path it was loaded from
 

@@ -24,7 +24,24 @@ struct IoSlice {
   size_t len;
 };
 
-class Body {
+// What a StreamWriter writes a message body from: a Body being buffered for one exchange, or a
+// SharedBody held by the cache. Offsets are absolute from the body's first byte.
+class BodySource {
+ public:
+  // Up to `max` slices covering bytes from `offset` on, at most `max_bytes` in all; 0 when
+  // nothing is available past offset yet, or a negative errno. `scratch` may be used for bytes
+  // that are not in memory.
+  virtual int peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string& scratch) const = 0;
+  virtual uint64_t size() const = 0;
+  virtual bool complete() const = 0;
+  // The writer is done with every byte before `offset` (a source may free them).
+  virtual void release_before(uint64_t) {}
+
+ protected:
+  ~BodySource() = default;
+};
+
+class Body final : public BodySource {
  public:
   struct Options {
     uint64_t memory_limit = 1024 * 1024;
@@ -44,8 +61,8 @@ class Body {
   int append(std::string_view bytes);
   void set_complete() { complete_ = true; }
 
-  uint64_t size() const { return size_; }
-  bool complete() const { return complete_; }
+  uint64_t size() const override { return size_; }
+  bool complete() const override { return complete_; }
   bool spilled() const { return fd_ >= 0; }
   uint64_t memory_bytes() const { return memory_bytes_; }
 
@@ -53,10 +70,10 @@ class Body {
   // all. RAM bytes are referenced in place; file bytes are read into `scratch` (at most one read
   // of scratch.capacity()-sized data per call). Returns the number of slices, 0 when nothing is
   // available past offset, or a negative errno on a read error.
-  int peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string& scratch) const;
+  int peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string& scratch) const override;
 
   // Frees the RAM chunks that lie wholly before `offset`. Offsets stay absolute.
-  void release_before(uint64_t offset);
+  void release_before(uint64_t offset) override;
 
   // Back to empty, keeping options; reusable for the next message.
   void clear();

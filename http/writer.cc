@@ -12,7 +12,7 @@ constexpr char kCrLf[] = "\r\n";
 constexpr char kLastChunk[] = "0\r\n\r\n";
 }  // namespace
 
-void StreamWriter::start(uv_stream_t* stream, const std::string* head, Body* body, bool chunked, bool release) {
+void StreamWriter::start(uv_stream_t* stream, const std::string* head, BodySource* body, bool chunked, bool release) {
   stream_ = stream;
   release_ = release;
   head_ = head;

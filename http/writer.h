@@ -39,7 +39,7 @@ class StreamWriter {
   StreamWriter(const StreamWriter&) = delete;
   StreamWriter& operator=(const StreamWriter&) = delete;
 
-  void start(uv_stream_t* stream, const std::string* head, Body* body, bool chunked, bool release = true);
+  void start(uv_stream_t* stream, const std::string* head, BodySource* body, bool chunked, bool release = true);
   void kick();
   // Forget the message without calling back (the owner is tearing the stream down).
   void abort() { active_ = false; }
@@ -59,7 +59,7 @@ class StreamWriter {
   Owner* owner_;
   uv_stream_t* stream_ = nullptr;
   const std::string* head_ = nullptr;
-  Body* body_ = nullptr;
+  BodySource* body_ = nullptr;
   bool chunked_ = false;
   bool release_ = true;
   bool active_ = false;

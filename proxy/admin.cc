@@ -4,10 +4,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
+#include <regex>
+#include <tuple>
 
+#include "cache/policy.h"
 #include "http/deadline.h"
 #include "http/message.h"
 #include "http/parser.h"
@@ -54,6 +59,11 @@ std::optional<std::string> percent_decode(std::string_view segment) {
 
 Route parse_route(std::string_view path) {
   Route route;
+  if (path == "/purge") route.kind = Route::kPurge;
+  if (path == "/ban") route.kind = Route::kBan;
+  if (path == "/stats") route.kind = Route::kStats;
+  if (path == "/metrics") route.kind = Route::kMetrics;
+  if (route.kind != Route::kNotFound) return route;
   constexpr std::string_view kPrefix = "/backends";
   if (!path.starts_with(kPrefix)) return route;
   std::string_view rest = path.substr(kPrefix.size());
@@ -95,9 +105,13 @@ std::string_view allowed_methods(Route::Kind kind) {
   switch (kind) {
     case Route::kBackends:
     case Route::kBackendsText:
+    case Route::kStats:
+    case Route::kMetrics:
       return "GET, HEAD";
     case Route::kDrain:
     case Route::kEnable:
+    case Route::kPurge:
+    case Route::kBan:
       return "POST";
     case Route::kNotFound:
       break;
@@ -109,9 +123,13 @@ bool method_allowed(Route::Kind kind, std::string_view method) {
   switch (kind) {
     case Route::kBackends:
     case Route::kBackendsText:
+    case Route::kStats:
+    case Route::kMetrics:
       return method == "GET" || method == "HEAD";
     case Route::kDrain:
     case Route::kEnable:
+    case Route::kPurge:
+    case Route::kBan:
       return method == "POST";
     case Route::kNotFound:
       break;
@@ -271,6 +289,459 @@ std::string render_backends_text(const balancer::Balancer& balancer, int64_t now
   return out;
 }
 
+
+// ---- purge and ban ----
+
+namespace {
+
+bool parse_flag(std::string_view value, bool& out) {
+  if (value == "1" || value == "true") {
+    out = true;
+    return true;
+  }
+  if (value == "0" || value == "false") {
+    out = false;
+    return true;
+  }
+  return false;
+}
+
+// Each name at most once, every name among `known`; `error` says which one is wrong.
+bool check_names(const QueryParams& params, std::initializer_list<std::string_view> known, std::string& error) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string& name = params[i].first;
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      error = "unknown parameter: " + name;
+      return false;
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (params[j].first == name) {
+        error = "repeated parameter: " + name;
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+const std::string* find_param(const QueryParams& params, std::string_view name) {
+  for (const auto& [n, v] : params)
+    if (n == name) return &v;
+  return nullptr;
+}
+
+// The host part of a cache key made with this authority: lower case, no userinfo, port or
+// trailing dot, exactly as cache::cache_key cuts it.
+std::string key_host(std::string_view authority) {
+  std::string key = cache::cache_key(authority, "/");
+  key.pop_back();  // the "/"
+  return key;
+}
+
+}  // namespace
+
+std::optional<QueryParams> parse_query(std::string_view query) {
+  QueryParams params;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::optional<std::string> name = http::percent_decode(pair.substr(0, eq), false);
+    std::optional<std::string> value =
+        http::percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), false);
+    if (!name || !value) return std::nullopt;
+    if (name->find('\0') != std::string::npos || value->find('\0') != std::string::npos) return std::nullopt;
+    params.emplace_back(std::move(*name), std::move(*value));
+  }
+  return params;
+}
+
+std::optional<std::string> url_cache_key(std::string_view url) {
+  std::string_view rest;
+  if (url.size() > 7 && http::iequals(url.substr(0, 7), "http://")) {
+    rest = url.substr(7);
+  } else if (url.size() > 8 && http::iequals(url.substr(0, 8), "https://")) {
+    rest = url.substr(8);
+  } else {
+    return std::nullopt;
+  }
+  rest = rest.substr(0, rest.find('#'));
+  const size_t target_start = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, target_start);
+  std::string_view target = target_start == std::string_view::npos ? std::string_view{} : rest.substr(target_start);
+  for (char c : rest)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
+  if (key_host(authority).empty()) return std::nullopt;
+  return cache::cache_key(authority, target.empty() ? std::string_view("/") : target);
+}
+
+std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error) {
+  std::optional<QueryParams> params = parse_query(query);
+  if (!params) {
+    error = "bad percent-encoding in the query";
+    return std::nullopt;
+  }
+  if (!check_names(*params, {"url", "tag", "soft"}, error)) return std::nullopt;
+  const std::string* url = find_param(*params, "url");
+  const std::string* tag = find_param(*params, "tag");
+  const std::string* soft = find_param(*params, "soft");
+  PurgeRequest request;
+  if (soft && !parse_flag(*soft, request.soft)) {
+    error = "soft must be 0 or 1";
+    return std::nullopt;
+  }
+  if ((url != nullptr) == (tag != nullptr)) {
+    error = "give either url or tag";
+    return std::nullopt;
+  }
+  if (tag) {
+    if (tag->empty()) {
+      error = "empty tag";
+      return std::nullopt;
+    }
+    request.tag = *tag;
+    return request;
+  }
+  std::optional<std::string> key = url_cache_key(*url);
+  if (!key) {
+    error = "url must be an absolute http or https URL";
+    return std::nullopt;
+  }
+  request.key = std::move(*key);
+  return request;
+}
+
+std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& error) {
+  std::optional<QueryParams> params = parse_query(query);
+  if (!params) {
+    error = "bad percent-encoding in the query";
+    return std::nullopt;
+  }
+  if (!check_names(*params, {"host", "prefix", "regex", "soft"}, error)) return std::nullopt;
+  const std::string* host = find_param(*params, "host");
+  const std::string* prefix = find_param(*params, "prefix");
+  const std::string* regex = find_param(*params, "regex");
+  const std::string* soft = find_param(*params, "soft");
+  cache::Store::Ban ban;
+  if (soft && !parse_flag(*soft, ban.soft)) {
+    error = "soft must be 0 or 1";
+    return std::nullopt;
+  }
+  if ((!prefix || prefix->empty()) && (!regex || regex->empty())) {
+    error = "give a prefix, a regex or both";
+    return std::nullopt;
+  }
+  if (host && !host->empty()) {
+    ban.host = key_host(*host);
+    if (ban.host.empty()) {
+      error = "bad host";
+      return std::nullopt;
+    }
+  }
+  if (prefix && !prefix->empty()) {
+    if (prefix->front() != '/') {
+      error = "prefix must start with /";
+      return std::nullopt;
+    }
+    // Compared with the paths of cache keys, which are normalised.
+    ban.prefix = cache::cache_key("", *prefix);
+  }
+  if (regex && !regex->empty()) {
+    try {
+      ban.regex.emplace(*regex, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      error = std::string("invalid regex: ") + e.what();
+      return std::nullopt;
+    }
+    ban.regex_text = *regex;
+  }
+  return ban;
+}
+
+// ---- cache figures ----
+
+namespace {
+
+void append_ratio(std::string& out, double ratio) {
+  char digits[32];
+  auto end = std::to_chars(digits, digits + sizeof digits, ratio).ptr;
+  out.append(digits, static_cast<size_t>(end - digits));
+}
+
+EventCounts totals_of(const CacheFigures& figures) {
+  EventCounts totals{};
+  for (const HostFigures& host : figures.hosts)
+    for (size_t e = 0; e < cache::kEventCount; ++e) totals[e] += host.events[e];
+  return totals;
+}
+
+uint64_t count_of(const EventCounts& events, cache::Event event) { return events[static_cast<size_t>(event)]; }
+
+void append_events_json(std::string& out, const EventCounts& events) {
+  for (size_t e = 0; e < cache::kEventCount; ++e) {
+    if (e > 0) out.push_back(',');
+    out.append("\"").append(cache::event_key(static_cast<cache::Event>(e))).append("\":");
+    append_unsigned(out, events[e]);
+  }
+  out.append(",\"hit_ratio\":");
+  append_ratio(out, hit_ratio(events));
+}
+
+// Prometheus: a HELP text's escapes (backslash and line feed only).
+std::string prometheus_help(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\')
+      out.append("\\\\");
+    else if (c == '\n')
+      out.append("\\n");
+    else
+      out.push_back(c);
+  }
+  return out;
+}
+
+// Writes one metric family at a time: its HELP and TYPE, then its samples.
+class Exposition {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_.append("# HELP ").append(name).push_back(' ');
+    out_.append(prometheus_help(help)).push_back('\n');
+    out_.append("# TYPE ").append(name).push_back(' ');
+    out_.append(type).push_back('\n');
+    name_ = name;
+  }
+  // labels: name/value pairs; values are escaped here.
+  void sample(std::initializer_list<std::pair<std::string_view, std::string_view>> labels, uint64_t value) {
+    begin(labels);
+    append_unsigned(out_, value);
+    out_.push_back('\n');
+  }
+  void sample_ratio(std::initializer_list<std::pair<std::string_view, std::string_view>> labels, double value) {
+    begin(labels);
+    append_ratio(out_, value);
+    out_.push_back('\n');
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  void begin(std::initializer_list<std::pair<std::string_view, std::string_view>> labels) {
+    out_.append(name_);
+    if (labels.size() > 0) {
+      out_.push_back('{');
+      bool first = true;
+      for (const auto& [label, value] : labels) {
+        if (!first) out_.push_back(',');
+        first = false;
+        out_.append(label).append("=\"").append(prometheus_label(value)).push_back('"');
+      }
+      out_.push_back('}');
+    }
+    out_.push_back(' ');
+  }
+
+  std::string out_;
+  std::string name_;
+};
+
+constexpr balancer::ServerMode kModes[] = {balancer::ServerMode::kUp, balancer::ServerMode::kSlowStart,
+                                           balancer::ServerMode::kDraining, balancer::ServerMode::kDown,
+                                           balancer::ServerMode::kEjected};
+
+// One backend's servers as an operator sees them: an address listed twice is one server (as
+// for drain and enable), its figures summed, so no two samples share their labels.
+struct ServerFigures {
+  std::string address;
+  balancer::ServerMode mode;
+  uint64_t in_flight = 0, served = 0, failed = 0, weight = 0, max_conns = 0;
+  std::optional<balancer::ServerState::CheckResult> check;  // the first listing's
+};
+
+std::vector<ServerFigures> server_figures(const balancer::BackendState& backend, int64_t now_ms) {
+  std::vector<ServerFigures> servers;
+  for (size_t s = 0; s < backend.size(); ++s) {
+    const balancer::ServerState& server = backend.server(s);
+    const std::string& address = server.config().address.text();
+    auto same = std::find_if(servers.begin(), servers.end(), [&](const ServerFigures& f) { return f.address == address; });
+    if (same == servers.end()) {
+      ServerFigures f;
+      f.address = address;
+      f.mode = server.mode(now_ms, backend.config().slow_start);
+      if (server.checked()) f.check = server.last_check();
+      servers.push_back(std::move(f));
+      same = std::prev(servers.end());
+    }
+    same->in_flight += static_cast<uint64_t>(std::max(0, server.in_flight()));
+    same->served += server.served();
+    same->failed += server.failed();
+    same->weight += server.config().weight;
+    same->max_conns += server.config().max_conns;
+  }
+  return servers;
+}
+
+}  // namespace
+
+CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<const cache::Counters*>& counters,
+                                  const cache::StoreStats& store) {
+  CacheFigures figures;
+  figures.store = store;
+  figures.memory = config.cache.memory;
+  figures.hosts.resize(config.hosts.size());
+  for (size_t h = 0; h < config.hosts.size(); ++h) {
+    HostFigures& host = figures.hosts[h];
+    if (!config.hosts[h].match.empty()) host.host = config.hosts[h].match.front();
+    for (const cache::Counters* worker : counters) {
+      if (!worker || h >= worker->hosts()) continue;
+      for (size_t e = 0; e < cache::kEventCount; ++e) host.events[e] += worker->get(h, static_cast<cache::Event>(e));
+    }
+  }
+  return figures;
+}
+
+double hit_ratio(const EventCounts& events) {
+  const uint64_t served = count_of(events, cache::Event::kHit) + count_of(events, cache::Event::kStale);
+  const uint64_t all = served + count_of(events, cache::Event::kMiss) + count_of(events, cache::Event::kPass) +
+                       count_of(events, cache::Event::kHitForPass);
+  return all == 0 ? 0.0 : static_cast<double>(served) / static_cast<double>(all);
+}
+
+std::string render_stats_json(const CacheFigures& figures) {
+  std::string out = "{\"hosts\":[";
+  for (size_t h = 0; h < figures.hosts.size(); ++h) {
+    if (h > 0) out.push_back(',');
+    out.append("{\"host\":").append(json_string(figures.hosts[h].host)).push_back(',');
+    append_events_json(out, figures.hosts[h].events);
+    out.push_back('}');
+  }
+  out.append("],\"totals\":{");
+  append_events_json(out, totals_of(figures));
+  const cache::StoreStats& st = figures.store;
+  const std::pair<const char*, uint64_t> store_figures[] = {
+      {"objects", st.objects},     {"bytes", st.bytes},
+      {"memory", figures.memory},  {"inserts", st.inserts},
+      {"evictions", st.evictions}, {"refused_too_large", st.refused_too_large},
+      {"purged", st.purged},       {"bans", st.bans},
+      {"hit_for_pass_marks", st.hit_for_pass_marks},
+  };
+  out.append("},\"store\":{");
+  bool first = true;
+  for (const auto& [name, value] : store_figures) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append("\"").append(name).append("\":");
+    append_unsigned(out, value);
+  }
+  out.append("}}\n");
+  return out;
+}
+
+std::string prometheus_label(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\')
+      out.append("\\\\");
+    else if (c == '"')
+      out.append("\\\"");
+    else if (c == '\n')
+      out.append("\\n");
+    else
+      out.push_back(c);
+  }
+  return out;
+}
+
+std::string render_metrics(const CacheFigures& figures, const balancer::Balancer& balancer, int64_t now_ms) {
+  Exposition m;
+
+  std::string events_help = "Requests by what the cache did with them, per host entry:";
+  for (size_t e = 0; e < cache::kEventCount; ++e) {
+    const auto event = static_cast<cache::Event>(e);
+    events_help.append(e == 0 ? " " : "; ").append(cache::event_key(event)).append(": ").append(cache::event_help(event));
+  }
+  m.family("edge_cache_events_total", "counter", events_help);
+  for (const HostFigures& host : figures.hosts)
+    for (size_t e = 0; e < cache::kEventCount; ++e)
+      m.sample({{"host", host.host}, {"event", cache::event_key(static_cast<cache::Event>(e))}}, host.events[e]);
+
+  m.family("edge_cache_hit_ratio", "gauge",
+           "(hits + stale) / (hits + stale + misses + passes + hit_for_pass) since start; 0 without requests");
+  for (const HostFigures& host : figures.hosts) m.sample_ratio({{"host", host.host}}, hit_ratio(host.events));
+
+  const cache::StoreStats& st = figures.store;
+  m.family("edge_cache_objects", "gauge", "Objects in the cache store");
+  m.sample({}, st.objects);
+  m.family("edge_cache_bytes", "gauge", "Bytes the stored objects are charged (heads, bodies, overhead)");
+  m.sample({}, st.bytes);
+  m.family("edge_cache_memory_bytes", "gauge", "The cache store's memory bound (cache.memory)");
+  m.sample({}, figures.memory);
+  m.family("edge_cache_inserts_total", "counter", "Objects stored");
+  m.sample({}, st.inserts);
+  m.family("edge_cache_evictions_total", "counter", "Objects evicted to stay within the memory bound");
+  m.sample({}, st.evictions);
+  m.family("edge_cache_refused_too_large_total", "counter", "Objects not stored for being over cache.max_object");
+  m.sample({}, st.refused_too_large);
+  m.family("edge_cache_purged_total", "counter", "Objects removed or invalidated by purges and bans");
+  m.sample({}, st.purged);
+  m.family("edge_cache_bans", "gauge", "Bans recorded and not yet swept");
+  m.sample({}, st.bans);
+  m.family("edge_cache_hit_for_pass_marks", "gauge", "Keys currently marked hit-for-pass");
+  m.sample({}, st.hit_for_pass_marks);
+
+  // The backends: gathered once, then written family by family.
+  struct BackendFigures {
+    std::string name;
+    uint64_t queued;
+    std::vector<ServerFigures> servers;
+  };
+  std::vector<BackendFigures> backends;
+  for (size_t b = 0; b < balancer.size(); ++b) {
+    const balancer::BackendState& backend = balancer.backend(b);
+    backends.push_back({backend.config().name, backend.queued(), server_figures(backend, now_ms)});
+  }
+  m.family("edge_backend_queued", "gauge", "Requests waiting for a free server of the backend");
+  for (const BackendFigures& b : backends) m.sample({{"backend", b.name}}, b.queued);
+
+  using Field = uint64_t ServerFigures::*;
+  const std::tuple<const char*, const char*, const char*, Field> server_families[] = {
+      {"edge_backend_server_in_flight", "gauge", "Requests in flight to the server", &ServerFigures::in_flight},
+      {"edge_backend_server_served_total", "counter", "Exchanges with the server that got a response",
+       &ServerFigures::served},
+      {"edge_backend_server_failed_total", "counter", "Exchanges with the server that failed", &ServerFigures::failed},
+      {"edge_backend_server_weight", "gauge", "The server's configured weight", &ServerFigures::weight},
+      {"edge_backend_server_max_conns", "gauge", "The server's configured max_conns (0: no limit)",
+       &ServerFigures::max_conns},
+  };
+  for (const auto& [name, type, help, field] : server_families) {
+    m.family(name, type, help);
+    for (const BackendFigures& b : backends)
+      for (const ServerFigures& s : b.servers) m.sample({{"backend", b.name}, {"server", s.address}}, s.*field);
+  }
+
+  m.family("edge_backend_server_state", "gauge", "1 for the server's current state, 0 for the others");
+  for (const BackendFigures& b : backends)
+    for (const ServerFigures& s : b.servers)
+      for (balancer::ServerMode mode : kModes)
+        m.sample({{"backend", b.name}, {"server", s.address}, {"state", balancer::mode_name(mode)}},
+                 s.mode == mode ? 1 : 0);
+
+  m.family("edge_backend_server_check_ok", "gauge",
+           "1 if the server's last active health check passed, 0 if not; absent before the first");
+  for (const BackendFigures& b : backends)
+    for (const ServerFigures& s : b.servers)
+      if (s.check) m.sample({{"backend", b.name}, {"server", s.address}}, s.check->ok ? 1 : 0);
+  m.family("edge_backend_server_check_age_seconds", "gauge", "Seconds since the server's last active health check");
+  for (const BackendFigures& b : backends)
+    for (const ServerFigures& s : b.servers)
+      if (s.check)
+        m.sample_ratio({{"backend", b.name}, {"server", s.address}},
+                       static_cast<double>(now_ms > s.check->at_ms ? now_ms - s.check->at_ms : 0) / 1000.0);
+  return m.take();
+}
+
 }  // namespace admin
 
 // ---- the listener and its connections ----
@@ -287,6 +758,7 @@ constexpr http::RequestParser::Limits kLimits{8 * 1024, 8 * 1024, 64 * 1024};
 
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kText = "text/plain; charset=utf-8";
+constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
 
 struct Reply {
   int status = 200;
@@ -304,8 +776,14 @@ class Conn;
 // The AdminServer's state; AdminServer::Impl is this under another name.
 class Admin {
  public:
-  Admin(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer)
-      : loop_(loop), config_(config), balancer_(balancer), token_(admin::digest_token(config.admin.token)) {}
+  Admin(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
+        std::vector<const cache::Counters*> counters)
+      : loop_(loop),
+        config_(config),
+        balancer_(balancer),
+        store_(store),
+        counters_(std::move(counters)),
+        token_(admin::digest_token(config.admin.token)) {}
   ~Admin() { close(); }
 
   bool open(std::string& error);
@@ -320,10 +798,15 @@ class Admin {
  private:
   static void on_connection(uv_stream_t* listener, int status);
   Reply server_action(const admin::Route& route, std::string_view method);
+  Reply purge(std::string_view query);
+  Reply ban(std::string_view query);
+  admin::CacheFigures cache_figures() const;
 
   uv_loop_t* loop_;
   const conf::Config& config_;
   balancer::Balancer& balancer_;
+  cache::Store& store_;
+  std::vector<const cache::Counters*> counters_;  // one per worker
   admin::TokenDigest token_;
   uv_tcp_t* listener_ = nullptr;  // owned; freed in its close callback
   bool closed_ = false;
@@ -455,9 +938,58 @@ Reply Admin::answer(const http::RequestHead& head) {
     reply.extra_headers = "Allow: " + std::string(admin::allowed_methods(route.kind)) + "\r\n";
     return reply;
   }
+  const std::string_view target = head.target;
+  const size_t question = target.find('?');
+  const std::string_view query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
   const int64_t now = balancer::now_ms();
-  if (route.kind == admin::Route::kBackendsText) return {200, kText, admin::render_backends_text(balancer_, now), {}};
-  return {200, kJson, admin::render_backends_json(balancer_, now), {}};
+  switch (route.kind) {
+    case admin::Route::kPurge:
+      return purge(query);
+    case admin::Route::kBan:
+      return ban(query);
+    case admin::Route::kStats:
+      return {200, kJson, admin::render_stats_json(cache_figures()), {}};
+    case admin::Route::kMetrics:
+      return {200, kPrometheus, admin::render_metrics(cache_figures(), balancer_, now), {}};
+    case admin::Route::kBackendsText:
+      return {200, kText, admin::render_backends_text(balancer_, now), {}};
+    case admin::Route::kBackends:
+    default:  // kNotFound, kDrain and kEnable were answered above
+      return {200, kJson, admin::render_backends_json(balancer_, now), {}};
+  }
+}
+
+Reply Admin::purge(std::string_view query) {
+  std::string error;
+  std::optional<admin::PurgeRequest> request = admin::parse_purge(query, error);
+  if (!request) return json_error(400, error);
+  const bool by_tag = !request->tag.empty();
+  const size_t n = by_tag ? store_.purge_tag(request->tag, request->soft) : store_.purge(request->key, request->soft);
+  std::fprintf(stderr, "edge: admin: %spurge %s %s: %zu objects\n", request->soft ? "soft " : "", by_tag ? "tag" : "key",
+               (by_tag ? request->tag : request->key).c_str(), n);
+  std::string body = "{\"purged\":";
+  body += std::to_string(n);
+  body += "}\n";
+  return {200, kJson, std::move(body), {}};
+}
+
+Reply Admin::ban(std::string_view query) {
+  std::string error;
+  std::optional<cache::Store::Ban> ban = admin::parse_ban(query, error);
+  if (!ban) return json_error(400, error);
+  const std::string description = "host=" + (ban->host.empty() ? std::string("*") : ban->host) +
+                                  " prefix=" + ban->prefix + " regex=" + ban->regex_text;
+  const bool soft = ban->soft;
+  const uint64_t id = store_.ban(std::move(*ban));
+  const size_t active = store_.active_bans();
+  std::fprintf(stderr, "edge: admin: %sban %llu %s\n", soft ? "soft " : "", static_cast<unsigned long long>(id),
+               description.c_str());
+  std::string body = "{\"ban\":" + std::to_string(id) + ",\"active_bans\":" + std::to_string(active) + "}\n";
+  return {200, kJson, std::move(body), {}};
+}
+
+admin::CacheFigures Admin::cache_figures() const {
+  return admin::gather_cache_figures(config_, counters_, store_.stats());
 }
 
 Reply Admin::server_action(const admin::Route& route, std::string_view method) {
@@ -694,8 +1226,9 @@ struct AdminServer::Impl : Admin {
   using Admin::Admin;
 };
 
-AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer)
-    : impl_(new Impl(loop, config, balancer)) {}
+AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer,
+                         cache::Store& store, std::vector<const cache::Counters*> counters)
+    : impl_(new Impl(loop, config, balancer, store, std::move(counters))) {}
 
 AdminServer::~AdminServer() { delete impl_; }
 

@@ -6,25 +6,36 @@
 //   GET  /backends.txt                     one line per server, for people and grep
 //   POST /backends/<backend>/<server>/drain   out of rotation; requests in flight finish
 //   POST /backends/<backend>/<server>/enable  back into rotation
+//   POST /purge?url=<absolute URL>[&soft=1]   every variant of that URL   -> {"purged": n}
+//   POST /purge?tag=<tag>[&soft=1]            every object with that Surrogate-Key/xkey tag
+//   POST /ban?host=<host>&prefix=<path>[&soft=1]   a lazy ban (also &regex=<ECMAScript regex>)
+//   GET  /stats                            JSON: cache events per host, hit ratio, store figures
+//   GET  /metrics                          the same, and the backends, in Prometheus text format
 //
 // <server> is the server's address as configured (127.0.0.1:8210).
 //
-// Ownership: the AdminServer borrows the configuration and the Balancer for its whole life; it
-// owns its listener and connections and frees them through close callbacks after close().
+// Ownership: the AdminServer borrows the configuration, the Balancer, the Store and the workers'
+// cache Counters for its whole life; it owns its listener and connections and frees them through
+// close callbacks after close().
 #pragma once
 
 #include <uv.h>
 
 #include <string>
 
+#include <vector>
+
 #include "balancer/balancer.h"
+#include "cache/counters.h"
+#include "cache/store.h"
 #include "conf/config.h"
 
 namespace edge::proxy {
 
 class AdminServer {
  public:
-  AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer);
+  AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
+              std::vector<const cache::Counters*> counters);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

@@ -2,12 +2,18 @@
 // sockets so they can be tested without a loop. Defined in admin.cc.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "balancer/balancer.h"
+#include "cache/counters.h"
+#include "cache/store.h"
+#include "conf/config.h"
 
 namespace edge::proxy::admin {
 
@@ -19,6 +25,10 @@ struct Route {
     kBackendsText,  // /backends.txt
     kDrain,         // /backends/<backend>/<server>/drain
     kEnable,        // /backends/<backend>/<server>/enable
+    kPurge,         // /purge
+    kBan,           // /ban
+    kStats,         // /stats
+    kMetrics,       // /metrics
   } kind = kNotFound;
   std::string backend;  // percent-decoded; for kDrain and kEnable
   std::string server;
@@ -50,5 +60,65 @@ std::string json_string(std::string_view text);
 // GET /backends and /backends.txt, read from the live counters at `now_ms`.
 std::string render_backends_json(const balancer::Balancer& balancer, int64_t now_ms);
 std::string render_backends_text(const balancer::Balancer& balancer, int64_t now_ms);
+
+// ---- purge and ban ----
+
+// A query string (without its '?') as name/value pairs in order, percent-decoded. '+' stays '+'
+// (URLs and regular expressions use it; a space is %20). nullopt for a bad escape or a NUL.
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+std::optional<QueryParams> parse_query(std::string_view query);
+
+// The cache key (cache::cache_key) of an absolute http or https URL: host from its authority,
+// target its path and query (fragment dropped). nullopt when it is not such a URL.
+std::optional<std::string> url_cache_key(std::string_view url);
+
+// POST /purge?url=<URL>[&soft=1] or ?tag=<tag>[&soft=1]. Exactly one of url and tag; soft is 0
+// or 1 (also true/false); any other or repeated parameter is refused, so a typo never turns a
+// soft purge into a hard one. nullopt with `error` (the 400's message) when refused.
+struct PurgeRequest {
+  std::string key;  // url_cache_key of the URL; empty for a tag
+  std::string tag;  // empty for a URL
+  bool soft = false;
+};
+std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error);
+
+// POST /ban?[host=<host>&][prefix=<path prefix>&][regex=<ECMAScript>&][soft=1]: at least one of
+// prefix and regex. The host is lower-cased and loses its port, as in cache keys ("" every
+// host); the prefix must start with '/' and is normalised as cache key paths are. nullopt with
+// `error` (the 400's message, with the regex's own error for a bad one) when refused.
+std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& error);
+
+// ---- cache figures: GET /stats and /metrics ----
+
+using EventCounts = std::array<uint64_t, cache::kEventCount>;  // by cache::Event
+struct HostFigures {
+  std::string host;  // the host entry's first match name
+  EventCounts events{};
+};
+struct CacheFigures {
+  std::vector<HostFigures> hosts;  // in Config::hosts order
+  cache::StoreStats store;
+  uint64_t memory = 0;  // the store's bound (cache.memory)
+};
+// Every worker's counters summed per configured host, with the store's figures.
+CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<const cache::Counters*>& counters,
+                                  const cache::StoreStats& store);
+
+// (hits + stale) / (hits + stale + misses + passes + hit_for_pass); 0 when that is 0.
+double hit_ratio(const EventCounts& events);
+
+// GET /stats:
+//   {"hosts":[{"host":..., <every event key>: n, "hit_ratio": r}, ...],
+//    "totals":{<every event key>: n, "hit_ratio": r},
+//    "store":{"objects","bytes","memory","inserts","evictions","refused_too_large","purged",
+//             "bans","hit_for_pass_marks"}}
+std::string render_stats_json(const CacheFigures& figures);
+
+// GET /metrics: Prometheus text exposition (version 0.0.4) of the cache figures and of what
+// render_backends_json shows.
+std::string render_metrics(const CacheFigures& figures, const balancer::Balancer& balancer, int64_t now_ms);
+// A label value escaped for the exposition format (backslash, double quote, line feed), without
+// its quotes.
+std::string prometheus_label(std::string_view value);
 
 }  // namespace edge::proxy::admin

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "http/message.h"
 
@@ -64,7 +65,6 @@ ClientConn::ClientConn(Worker& worker)
       writer_(this) {
   http::Body::Options options{worker.limits().buffer_memory, &worker.limits().temp_dir};
   request_body_.set_options(options);
-  response_body_.set_options(options);
 }
 
 void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
@@ -279,132 +279,392 @@ void ClientConn::on_request_complete() {
   response_started_ = false;
   if (early_status_) return send_error(early_status_, true);
 
-  build_upstream_head();
-  tried_servers_ = 0;
-  retried_fresh_ = false;
-  last_failure_status_ = 0;
-  dispatch();
+  const conf::Host& host = worker_.shared().config.hosts[static_cast<size_t>(route_.host)];
+  policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
+  build_upstream_head(upstream_head_, false, nullptr);
+  if (policy_->enabled && (head.method == "GET" || head.is_head())) return serve_from_cache();
+  start_pass();
 }
 
-balancer::BackendState& ClientConn::backend_state() {
-  return worker_.shared().balancer.backend(static_cast<size_t>(route_.backend));
+namespace {
+// The value of cookie `name` in the request's Cookie fields, or nullopt.
+std::optional<std::string_view> cookie_value(const http::Headers& headers, std::string_view name) {
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (!iequals(headers.name(i), "Cookie")) continue;
+    std::string_view list = headers.value(i);
+    while (!list.empty()) {
+      size_t semi = list.find(';');
+      std::string_view pair = http::trim(list.substr(0, semi));
+      size_t eq = pair.find('=');
+      if (eq != std::string_view::npos && http::trim(pair.substr(0, eq)) == name) return http::trim(pair.substr(eq + 1));
+      if (semi == std::string_view::npos) break;
+      list.remove_prefix(semi + 1);
+    }
+  }
+  return std::nullopt;
 }
 
-void ClientConn::dispatch() {
-  balancer::BackendState& backend = backend_state();
-  const balancer::BackendState::Pick pick = backend.pick(tried_servers_, balancer::now_ms());
-  switch (pick.kind) {
-    case balancer::BackendState::Pick::kServer:
-      return forward_to(pick.server, false);
-    case balancer::BackendState::Pick::kQueue:
-      // Every server is at max_conns: wait at the edge rather than pile onto a busy server.
-      worker_.add_waiter(this);
-      queued_ = true;
-      if (!backend.enqueue(this)) {
-        queued_ = false;
-        worker_.remove_waiter(this);
-        return send_error(503, true);
-      }
-      arm_timer(backend.config().queue.timeout);
+cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
+
+// A shared cache answers a request carrying Authorization from a stored response only when
+// that response said it may be shared (RFC 9111 3.5).
+bool shareable_with_authorization(const cache::CacheControl& cc) {
+  return cc.is_public || cc.s_maxage || cc.must_revalidate;
+}
+}  // namespace
+
+void ClientConn::serve_from_cache() {
+  const http::RequestHead& head = parser_.head();
+  cache::Counters& counters = worker_.cache_counters();
+  for (const std::string& name : policy_->bypass_on_cookie) {
+    if (cookie_value(head.headers, name)) {
+      counters.count(route_.host, cache::Event::kPass);
+      return start_pass();
+    }
+  }
+  normalize_host(absolute_authority_.empty() ? head.host() : std::string_view(absolute_authority_), cache_host_);
+  const std::string_view target = origin_target_.empty() ? std::string_view(head.target) : origin_target_;
+  cache_key_ = cache::cache_key(cache_host_, target);
+  key_extra_.clear();
+  for (const std::string& name : policy_->key_cookies) {
+    key_extra_.append(name).append("=");
+    if (auto value = cookie_value(head.headers, name)) key_extra_.append(*value);
+    key_extra_.append(";");
+  }
+  request_cc_ = cache::parse_cache_control(head.headers, true);
+  const bool authorized = head.headers.get("Authorization").has_value();
+
+  cache::Store::Lookup found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
+  if (found.object && (!authorized || shareable_with_authorization(found.object->cc))) {
+    const cache::ObjectRef& object = found.object;
+    switch (cache::decide(request_cc_, stored_view(*object))) {
+      case cache::Use::kFresh:
+        counters.count(route_.host, cache::Event::kHit);
+        return deliver(object, "HIT");
+      case cache::Use::kStaleAllowed:
+        counters.count(route_.host, cache::Event::kStale);
+        return deliver(object, "STALE");
+      case cache::Use::kStaleWhileRevalidate:
+        counters.count(route_.host, cache::Event::kStale);
+        refresh_in_background(object);
+        return deliver(object, "STALE");
+      case cache::Use::kRevalidate:
+        if (request_cc_.only_if_cached) return send_error(504, true);
+        return start_fill(object);
+    }
+  }
+  // RFC 9111 5.2.1.7: nothing stored will do, and the client wants nothing else.
+  if (request_cc_.only_if_cached) return send_error(504, true);
+  if (found.hit_for_pass) {
+    counters.count(route_.host, cache::Event::kHitForPass);
+    return start_pass();
+  }
+  // A request that may not be stored (no-store) still passes; one with credentials fetches
+  // alone, since what it gets may be for it only.
+  if (request_cc_.no_store) {
+    counters.count(route_.host, cache::Event::kPass);
+    return start_pass();
+  }
+  if (authorized) {
+    bool started = false;
+    counters.count(route_.host, cache::Event::kMiss);
+    worker_.add_subscriber(this);
+    fill_initiator_ = true;
+    fill_ = Fill::start(worker_, fill_params(nullptr, false), id_, &started);
+    return;
+  }
+  start_fill(nullptr);
+}
+
+cache::StoredView ClientConn::stored_view(const cache::CachedObject& object) const {
+  cache::StoredView view;
+  view.response_cc = object.cc;
+  // A soft purge leaves the object, stale from then on.
+  view.lifetime = object.invalidated.load(std::memory_order_relaxed) ? 0 : object.lifetime;
+  view.current_age = object.age.current_age(wall_now());
+  if (object.invalidated.load(std::memory_order_relaxed)) view.current_age = std::max<cache::Seconds>(view.current_age, 1);
+  view.grace = object.grace;
+  return view;
+}
+
+Fill::Params ClientConn::fill_params(cache::ObjectRef stale, bool coalesced) {
+  Fill::Params params;
+  params.key = cache_key_;
+  params.host = cache_host_;
+  params.variant_extra = key_extra_;
+  params.host_index = route_.host;
+  params.policy = policy_;
+  params.request = parser_.head();
+  params.backend = route_.backend;
+  build_upstream_head(params.upstream_head, true, stale.get());
+  params.stale = std::move(stale);
+  params.coalesced = coalesced;
+  return params;
+}
+
+void ClientConn::start_fill(cache::ObjectRef stale) {
+  if (std::shared_ptr<Fill> running = worker_.shared().coalescer.find(cache_key_)) return join_fill(std::move(running));
+  bool started = false;
+  worker_.add_subscriber(this);
+  std::shared_ptr<Fill> fill = Fill::start(worker_, fill_params(std::move(stale), true), id_, &started);
+  if (!started) {
+    worker_.remove_subscriber(this);
+    return join_fill(std::move(fill));
+  }
+  worker_.cache_counters().count(route_.host, cache::Event::kMiss);
+  fill_initiator_ = true;
+  fill_ = std::move(fill);
+}
+
+void ClientConn::join_fill(std::shared_ptr<Fill> fill) {
+  worker_.cache_counters().count(route_.host, cache::Event::kCoalesced);
+  fill_ = std::move(fill);
+  fill_initiator_ = false;
+  worker_.add_subscriber(this);
+  // Waiting is bounded: past coalesce_timeout the request goes to the backend itself.
+  arm_timer(worker_.shared().config.cache.coalesce_timeout);
+  fill_->subscribe(worker_, id_);
+  on_fill_event();  // it may be well under way, or over
+}
+
+void ClientConn::leave_fill() {
+  if (!fill_) return;
+  fill_->unsubscribe(worker_, id_);
+  worker_.remove_subscriber(this);
+  fill_.reset();
+  fill_initiator_ = false;
+}
+
+void ClientConn::refresh_in_background(const cache::ObjectRef& stale) {
+  if (worker_.shared().coalescer.find(cache_key_)) return;  // already being refreshed
+  bool started = false;
+  Fill::start(worker_, fill_params(stale, true), 0, &started);
+}
+
+void ClientConn::on_fill_event() {
+  if (!fill_ || closed_) return;
+  const Fill::Snapshot snap = fill_->snapshot();
+  switch (snap.state) {
+    case Fill::State::kFetching:
       return;
-    case balancer::BackendState::Pick::kNone:
-      // Nobody left to try: say what went wrong with the last one, or that nobody was there.
-      return send_error(last_failure_status_ ? last_failure_status_ : 503, true);
+    case Fill::State::kStreaming: {
+      if (response_started_) {
+        if (snap.object->body->failed()) return close_now(CloseReason::kUpstreamBroken);
+        if (snap.object->body->complete()) leave_fill();
+        return writer_.kick();
+      }
+      const http::RequestHead& head = parser_.head();
+      if (!fill_initiator_) {
+        const std::optional<std::string> vary = cache::vary_key(
+            [&] {
+              http::Headers vary_only;
+              std::string names;
+              for (const std::string& name : snap.object->vary_names) names.append(names.empty() ? "" : ", ").append(name);
+              if (!names.empty()) vary_only.add("Vary", names);
+              return vary_only;
+            }(),
+            head.headers);
+        if (!vary || cache::Store::variant_string(*vary, key_extra_) != snap.object->variant) {
+          // Another variant was fetched: this request needs its own.
+          leave_fill();
+          bool started = false;
+          worker_.add_subscriber(this);
+          fill_initiator_ = true;
+          fill_ = Fill::start(worker_, fill_params(nullptr, false), id_, &started);
+          return;
+        }
+      }
+      if (snap.revalidated) worker_.cache_counters().count(route_.host, cache::Event::kRevalidated);
+      const char* label = snap.revalidated ? "REVALIDATED" : fill_initiator_ ? "MISS" : "HIT";
+      const cache::ObjectRef object = snap.object;
+      if (object->body->complete()) leave_fill();
+      return deliver(object, label);
+    }
+    case Fill::State::kPass:
+      // Not storable, and not ours (the initiator took the response): to the backend, in parallel.
+      leave_fill();
+      worker_.cache_counters().count(route_.host, cache::Event::kHitForPass);
+      return start_pass();
+    case Fill::State::kFailed:
+      leave_fill();
+      if (response_started_) return close_now(CloseReason::kUpstreamBroken);
+      return serve_stale_or_error(snap.stale, snap.status ? snap.status : 502);
   }
 }
 
-void ClientConn::granted(int server) {
-  // On the releasing thread, under the queue's lock: only hand the news to our own loop.
-  worker_.post_grant(Worker::Grant{id_, route_.backend, server});
-}
-
-void ClientConn::on_granted(int server) {
-  queued_ = false;
-  worker_.remove_waiter(this);
-  deadline_.clear();
-  forward_to(server, false);
-}
-
-void ClientConn::forward_to(int server, bool fresh) {
-  slot_server_ = server;
-  tried_servers_ |= uint64_t{1} << (static_cast<unsigned>(server) % 64);
-  response_body_.clear();
-  upstream_ = worker_.pool(route_.backend, server).acquire(fresh);
-  upstream_->start(this, &upstream_head_, request_body_.size() > 0 ? &request_body_ : nullptr, &response_body_,
-                   parser_.head().is_head());
-}
-
-void ClientConn::release_slot(balancer::Outcome outcome) {
-  if (slot_server_ < 0) return;
-  backend_state().release(slot_server_, outcome, balancer::now_ms());
-  slot_server_ = -1;
-}
-
-void ClientConn::on_upstream_failed(UpstreamFailure failure, bool reused) {
-  upstream_ = nullptr;
-  worker_.stats().upstream_failures.fetch_add(1, std::memory_order_relaxed);
-  const int server = slot_server_;
-  const conf::Backend& backend = backend_state().config();
-  std::fprintf(stderr, "edge: backend %s server %s: %s\n", backend.name.c_str(),
-               backend.servers[static_cast<size_t>(server)].address.text().c_str(), failure_name(failure));
-
-  if (failure == UpstreamFailure::kResetBeforeResponse && reused && !retried_fresh_ && parser_.head().idempotent()) {
-    // A kept-alive connection the server had just closed, most likely before reading us: once
-    // more on a new connection to the same server, keeping its slot, if repeating is harmless.
-    retried_fresh_ = true;
-    slot_server_ = -1;
-    return forward_to(server, true);
+void ClientConn::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
+  if (stale && cache::may_serve_stale_on_error(request_cc_, stored_view(*stale))) {
+    worker_.cache_counters().count(route_.host, cache::Event::kStale);
+    return deliver(stale, "STALE");
   }
-  switch (failure) {
-    case UpstreamFailure::kConnectRefused:
-    case UpstreamFailure::kConnectTimeout:
-      release_slot(balancer::Outcome::kConnectFailed);
-      break;
-    case UpstreamFailure::kResetBeforeResponse:
-    case UpstreamFailure::kBadResponse:
-      release_slot(balancer::Outcome::kBroken);
-      break;
-    case UpstreamFailure::kResponseTimeout:
-      release_slot(balancer::Outcome::kTimeout);
-      break;
-    case UpstreamFailure::kLocal:
-      release_slot(balancer::Outcome::kCancelled);
-      break;
-  }
+  send_error(status, true);
+}
+
+void ClientConn::adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  leave_fill();
+  worker_.cache_counters().count(route_.host, cache::Event::kPass);
+  fetch_ = &fetch;
+  fetch.set_owner(this);
+  on_fetch_response(fetch, head, complete);
+}
+
+void ClientConn::start_pass() {
+  const http::RequestHead& head = parser_.head();
+  x_cache_ = "PASS";
+  Fetch::Request request;
+  request.backend = route_.backend;
+  request.head = upstream_head_;
+  request.body = &request_body_;
+  request.head_request = head.is_head();
+  request.idempotent = head.idempotent();
+  fetch_ = Fetch::start(worker_, this, std::move(request));
+}
+
+void ClientConn::on_fetch_failed(Fetch& fetch, int status) {
+  if (fetch_ == &fetch) fetch_ = nullptr;
+  fetch.finish();
   if (response_started_) return close_now(CloseReason::kUpstreamBroken);
-
-  switch (failure) {
-    case UpstreamFailure::kConnectRefused:
-    case UpstreamFailure::kConnectTimeout:
-      // Nothing reached that server: any request may go to another one.
-      return dispatch();
-    case UpstreamFailure::kResetBeforeResponse:
-      // The request reached the server. Only what is harmless to repeat goes elsewhere.
-      last_failure_status_ = 502;
-      if (parser_.head().idempotent()) return dispatch();
-      return send_error(502, true);
-    case UpstreamFailure::kBadResponse:
-      return send_error(502, true);
-    case UpstreamFailure::kResponseTimeout:
-      return send_error(504, true);
-    case UpstreamFailure::kLocal:
-      return send_error(500, true);
-  }
+  send_error(status, true);
 }
 
-void ClientConn::on_upstream_response(const http::ResponseHead& head, bool complete) {
-  if (complete) {
-    upstream_ = nullptr;
-    release_slot(balancer::Outcome::kSuccess);
-  }
+void ClientConn::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   if (response_started_) return writer_.kick();
   response_started_ = true;
+  invalidate_after(head);
   build_response_head(head, complete);
   const bool body = response_has_body(head.status, parser_.head().is_head());
   progress_mark_ = 0;
   arm_timer(worker_.limits().send_timeout);
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, body ? &response_body_ : nullptr,
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, body ? &fetch.response_body() : nullptr,
                 body && chunked_response_);
+}
+
+void ClientConn::invalidate_after(const http::ResponseHead& head) {
+  // RFC 9111 4.4: an unsafe method that succeeded changes what the cache holds for the target
+  // and for Location / Content-Location on the same host.
+  const http::RequestHead& request = parser_.head();
+  if (request.method == "GET" || request.is_head() || request.method == "OPTIONS" || request.method == "TRACE") return;
+  if (head.status < 200 || head.status >= 400) return;
+  std::string host;
+  normalize_host(absolute_authority_.empty() ? request.host() : std::string_view(absolute_authority_), host);
+  http::RequestHead origin_form;
+  const http::RequestHead* effective = &request;
+  if (!origin_target_.empty()) {
+    origin_form = request;
+    origin_form.target = origin_target_;
+    effective = &origin_form;
+  }
+  for (const std::string& target : cache::invalidated_targets(*effective, head, host))
+    worker_.shared().store.purge(cache::cache_key(host, target), false);
+}
+
+// ---- delivering from the cache ----
+
+void ClientConn::deliver(const cache::ObjectRef& object, const char* x_cache) {
+  const http::RequestHead& request = parser_.head();
+  object_ = object;
+  x_cache_ = x_cache;
+  response_started_ = true;
+  const http::SharedBody& body = *object->body;
+  switch (cache::evaluate_preconditions(request, object->headers)) {
+    case cache::Precondition::kNotModified:
+      start_cached_head(304, "", *object);
+      end_head(false, std::nullopt, request.is_head());
+      object_.reset();
+      return writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, nullptr, false);
+    case cache::Precondition::kFailed:
+      response_started_ = false;
+      object_.reset();
+      return send_error(412, true);
+    case cache::Precondition::kProceed:
+      break;
+  }
+  const bool has_body = response_has_body(object->status, request.is_head());
+  const http::BodySource* source = &body;
+  std::optional<uint64_t> length;
+  if (body.complete()) length = body.size();
+  if (object->status == 200 && body.complete() && request.headers.get("Range")) {
+    const cache::RangeDecision range = cache::decide_range(request, object->headers, body.size());
+    if (range.kind == cache::RangeDecision::kUnsatisfiable) {
+      start_cached_head(416, "", *object);
+      response_head_.append("Content-Range: bytes */");
+      append_number(response_head_, body.size());
+      response_head_.append("\r\n");
+      end_head(false, 0, true);
+      object_.reset();
+      return writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, nullptr, false);
+    }
+    if (range.kind == cache::RangeDecision::kPartial) {
+      const uint64_t count = range.range.last - range.range.first + 1;
+      window_.reset(&body, range.range.first, count);
+      source = &window_;
+      length = count;
+      start_cached_head(206, "", *object);
+      response_head_.append("Content-Range: bytes ");
+      append_number(response_head_, range.range.first);
+      response_head_.append("-");
+      append_number(response_head_, range.range.last);
+      response_head_.append("/");
+      append_number(response_head_, body.size());
+      response_head_.append("\r\n");
+      end_head(has_body, length, request.is_head());
+      progress_mark_ = 0;
+      arm_timer(worker_.limits().send_timeout);
+      return writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
+                           has_body ? const_cast<http::BodySource*>(source) : nullptr, false, false);
+    }
+  }
+  start_cached_head(object->status, object->reason, *object);
+  end_head(has_body, length, request.is_head());
+  progress_mark_ = 0;
+  arm_timer(worker_.limits().send_timeout);
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
+                has_body ? const_cast<http::BodySource*>(source) : nullptr, has_body && chunked_response_, false);
+}
+
+void ClientConn::start_cached_head(int status, std::string_view reason, const cache::CachedObject& object) {
+  std::string& out = response_head_;
+  out.clear();
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<uint64_t>(status));
+  out.append(" ");
+  out.append(reason.empty() || status != object.status ? http::reason_phrase(status) : reason);
+  out.append("\r\n");
+  bool has_date = false;
+  for (size_t i = 0; i < object.headers.size(); ++i) {
+    const http::FieldId id = object.headers.id(i);
+    if (id == http::FieldId::kDate) has_date = true;
+    append_field(out, object.headers.name(i), object.headers.value(i));
+  }
+  if (!has_date) append_field(out, "Date", worker_.date());
+  out.append("Age: ");
+  append_number(out, static_cast<uint64_t>(std::max<cache::Seconds>(0, object.age.current_age(wall_now()))));
+  out.append("\r\nVia: 1.1 edge\r\n");
+  if (worker_.shared().config.cache.x_cache) append_field(out, "X-Cache", x_cache_);
+}
+
+void ClientConn::end_head(bool has_body, std::optional<uint64_t> length, bool head_request) {
+  std::string& out = response_head_;
+  const bool client_1_0 = parser_.head().version_minor == 0;
+  response_keep_alive_ = request_keep_alive_ && !client_eof_ && !worker_.stopping();
+  chunked_response_ = false;
+  if (length && (has_body || head_request)) {
+    out.append("Content-Length: ");
+    append_number(out, *length);
+    out.append("\r\n");
+  } else if (has_body && !length) {
+    if (!client_1_0) {
+      out.append("Transfer-Encoding: chunked\r\n");
+      chunked_response_ = true;
+    } else {
+      response_keep_alive_ = false;
+    }
+  }
+  if (!response_keep_alive_)
+    out.append("Connection: close\r\n");
+  else if (client_1_0)
+    out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
 }
 
 void ClientConn::on_write_done(int status) {
@@ -413,8 +673,17 @@ void ClientConn::on_write_done(int status) {
   finish_exchange();
 }
 
+void ClientConn::end_exchange() {
+  if (fetch_) {
+    fetch_->finish();
+    fetch_ = nullptr;
+  }
+  leave_fill();
+  object_.reset();
+}
+
 void ClientConn::finish_exchange() {
-  if (upstream_) return;  // not possible: the body completes only with the upstream
+  end_exchange();
   if (!response_keep_alive_ || worker_.stopping()) {
     phase_ = Phase::kClosing;
     return linger();
@@ -422,7 +691,6 @@ void ClientConn::finish_exchange() {
   phase_ = Phase::kWaiting;
   response_started_ = false;
   request_body_.clear();
-  response_body_.clear();
   arm_timer(worker_.limits().idle_timeout);
   if (!reading_ && !client_eof_) {
     reading_ = true;
@@ -447,12 +715,21 @@ const char* ClientConn::client_ip() {
   return client_ip_;
 }
 
-void ClientConn::build_upstream_head() {
+namespace {
+// The client's own conditions and ranges, which a fetch for the cache leaves out: the cache wants
+// the whole response, and answers the conditions and ranges itself.
+bool conditional_field(std::string_view name) {
+  return iequals(name, "If-None-Match") || iequals(name, "If-Modified-Since") || iequals(name, "If-Match") ||
+         iequals(name, "If-Unmodified-Since") || iequals(name, "If-Range") || iequals(name, "Range");
+}
+}  // namespace
+
+void ClientConn::build_upstream_head(std::string& out, bool for_cache, const cache::CachedObject* validators) {
   const http::RequestHead& head = parser_.head();
   const ConnectionTokens nominated(head.headers);
-  std::string& out = upstream_head_;
   out.clear();
-  out.append(head.method).append(" ").append(origin_target_.empty() ? head.target : origin_target_);
+  out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
+  out.append(origin_target_.empty() ? head.target : origin_target_);
   out.append(" HTTP/1.1\r\n");
   std::string_view forwarded_for;
   bool has_host = false;
@@ -460,7 +737,8 @@ void ClientConn::build_upstream_head() {
     const http::FieldId id = head.headers.id(i);
     std::string_view name = head.headers.name(i);
     if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
-        id == http::FieldId::kXForwardedProto || (nominated.count && nominated.contains(name)))
+        id == http::FieldId::kXForwardedProto || (nominated.count && nominated.contains(name)) ||
+        (for_cache && conditional_field(name)))
       continue;
     if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
       // Several fields would confuse backends that read one: fold the first into ours.
@@ -485,7 +763,16 @@ void ClientConn::build_upstream_head() {
   out.append(client_ip()).append("\r\n");
   out.append("X-Forwarded-Proto: http\r\n");
   out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
+  if (validators) {
+    // Revalidation (RFC 9111 4.3.1): the stored response's validators.
+    if (auto etag = validators->headers.get("ETag")) append_field(out, "If-None-Match", *etag);
+    if (auto modified = validators->headers.get("Last-Modified")) append_field(out, "If-Modified-Since", *modified);
+  }
   uint64_t body = request_body_.size();
+  if (for_cache) {
+    out.append("\r\n");
+    return;
+  }
   if (body > 0 || head.chunked || head.content_length || head.method == "POST" || head.method == "PUT" ||
       head.method == "PATCH") {
     out.append("Content-Length: ");
@@ -518,6 +805,7 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
   }
   out.append("Via: 1.1 edge\r\n");
   if (!has_date) append_field(out, "Date", worker_.date());
+  if (worker_.shared().config.cache.x_cache) append_field(out, "X-Cache", x_cache_);
 
   response_keep_alive_ = request_keep_alive_ && !client_eof_ && !worker_.stopping();
   chunked_response_ = false;
@@ -529,7 +817,7 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
     }
   } else if (head.content_length || complete) {
     out.append("Content-Length: ");
-    append_number(out, head.content_length ? *head.content_length : response_body_.size());
+    append_number(out, head.content_length ? *head.content_length : fetch_->response_body().size());
     out.append("\r\n");
   } else if (!client_1_0) {
     out.append("Transfer-Encoding: chunked\r\n");
@@ -594,12 +882,10 @@ void ClientConn::on_timer() {
       return reject(408);
     case Phase::kForwarding:
     case Phase::kClosing:
-      if (queued_) {
-        // Still queued: 503. Already granted (the news is on its way): go with it.
-        if (!backend_state().cancel(this)) return;
-        queued_ = false;
-        worker_.remove_waiter(this);
-        return send_error(503, true);
+      if (fill_ && !fill_initiator_ && !response_started_) {
+        // Waited coalesce_timeout for another request's fetch: go to the backend alone.
+        leave_fill();
+        return start_pass();
       }
       if (writer_.active()) {
         // send_timeout bounds how long a client may leave us unable to write, not the whole
@@ -636,17 +922,7 @@ void ClientConn::close_now(CloseReason reason) {
   if (closed_) return;
   closed_ = true;
   worker_.stats().count_close(reason);
-  if (upstream_) {
-    upstream_->abandon();
-    upstream_ = nullptr;
-  }
-  release_slot(balancer::Outcome::kCancelled);
-  if (queued_) {
-    // If a grant is already on its way, the worker releases it when it finds us gone.
-    backend_state().cancel(this);
-    worker_.remove_waiter(this);
-    queued_ = false;
-  }
+  end_exchange();
   writer_.abort();
   worker_.remove_client(this);
   worker_.shared().client_connections.fetch_sub(1, std::memory_order_relaxed);

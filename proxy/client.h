@@ -4,15 +4,17 @@
 //   waiting   -> no byte of the next request yet (idle_timeout; header_timeout for the first)
 //   head      -> request head arriving (header_timeout for the whole head: the slowloris defence)
 //   body      -> request body arriving into a Body (body_timeout between reads)
-//   forwarding-> the request is complete: a backend is chosen, the response is read at full
+//   forwarding-> the request is complete: it is answered from the cache, waits on (or starts) a
+//                cache fill of its key, or passes through a Fetch whose response is read at full
 //                speed into a Body and written to the client at the client's pace
 //   closing   -> the last response is written; lingering until the client closes
 // Pipelined bytes that arrive while a request is in progress wait in `pending_` (bounded: past
 // it the connection stops reading) and are parsed once the response is written.
 //
 // Ownership: a ClientConn owns itself: it is created by accept() and deleted in its handles'
-// close callbacks. It borrows its Worker and, during an exchange, its UpstreamConn, which it
-// abandons before closing.
+// close callbacks. It borrows its Worker. During an exchange it owns its pass-through Fetch
+// (finished before the next request or closing), shares the Fill it waits on (unsubscribing
+// before it lets go) and shares the cached object it delivers.
 #pragma once
 
 #include <uv.h>
@@ -20,24 +22,30 @@
 #include <cstdint>
 #include <string>
 
-#include "balancer/balancer.h"
+#include <memory>
+
+#include "cache/policy.h"
+#include "cache/store.h"
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
 #include "http/writer.h"
+#include "proxy/fetch.h"
+#include "proxy/fill.h"
 #include "proxy/router.h"
-#include "proxy/upstream.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
 
-class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner, balancer::Waiter {
+class ClientConn final : http::StreamWriter::Owner, Fetch::Owner {
  public:
   static void accept(Worker& worker, uv_stream_t* listener);
   void shutdown();  // the worker is stopping: close now
-  // A queued request's slot arrived (on this connection's loop, through the worker).
-  void on_granted(int server);
   uint64_t id() const { return id_; }
+  // The fill this connection waits on has news (through the worker, on this loop).
+  void on_fill_event();
+  // The fill this connection started turned out not storable: the response is ours to pass on.
+  void adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete);
 
  private:
   friend class Worker;
@@ -52,13 +60,22 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner, balance
   void parse(std::string_view data);
   bool on_head();
   void on_request_complete();
-  void dispatch();
-  void forward_to(int server, bool fresh);
-  void release_slot(balancer::Outcome outcome);
-  balancer::BackendState& backend_state();
-  void granted(int server) override;
-  void build_upstream_head();
+  void serve_from_cache();
+  void start_pass();
+  void start_fill(cache::ObjectRef stale);
+  void join_fill(std::shared_ptr<Fill> fill);
+  void leave_fill();
+  void refresh_in_background(const cache::ObjectRef& stale);
+  Fill::Params fill_params(cache::ObjectRef stale, bool coalesced);
+  void deliver(const cache::ObjectRef& object, const char* x_cache);
+  void serve_stale_or_error(const cache::ObjectRef& stale, int status);
+  cache::StoredView stored_view(const cache::CachedObject& object) const;
+  void invalidate_after(const http::ResponseHead& head);
+  void end_exchange();
+  void build_upstream_head(std::string& out, bool for_cache, const cache::CachedObject* validators);
   void build_response_head(const http::ResponseHead& head, bool complete);
+  void start_cached_head(int status, std::string_view reason, const cache::CachedObject& object);
+  void end_head(bool has_body, std::optional<uint64_t> length, bool head_request);
   void send_error(int status, bool may_keep_alive);
   void reject(int status);
   void send_continue();
@@ -70,8 +87,8 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner, balance
   const char* client_ip();
 
   void on_write_done(int status) override;
-  void on_upstream_response(const http::ResponseHead& head, bool complete) override;
-  void on_upstream_failed(UpstreamFailure failure, bool reused) override;
+  void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
+  void on_fetch_failed(Fetch& fetch, int status) override;
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -93,7 +110,6 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner, balance
 
   http::RequestParser parser_;
   http::Body request_body_;
-  http::Body response_body_;
   http::StreamWriter writer_;
   std::string pending_;        // received, not yet parsed
   std::string upstream_head_;  // the request head as sent to the backend
@@ -101,20 +117,27 @@ class ClientConn final : http::StreamWriter::Owner, UpstreamConn::Owner, balance
 
   // The exchange in progress.
   RouteMatch route_;
-  UpstreamConn* upstream_ = nullptr;
-  uint64_t tried_servers_ = 0;  // bit per server index (mod 64)
-  int slot_server_ = -1;        // the server whose balancer slot this exchange holds
-  bool queued_ = false;         // waiting in the backend's queue
-  int last_failure_status_ = 0;
   std::string absolute_authority_;  // the host of an absolute-form target, else empty
-  std::string origin_target_;       // that target in origin form, else empty  // the answer if no server is left to try (0: 503)
+  std::string origin_target_;       // that target in origin form, else empty
+  Fetch* fetch_ = nullptr;          // a pass-through exchange, owned
+  std::shared_ptr<Fill> fill_;      // the fill waited on (or started), subscribed
+  bool fill_initiator_ = false;
+  cache::ObjectRef object_;         // being delivered from the cache
+  http::BodyWindow window_;         // the part of object_'s body a range asks for
+  const char* x_cache_ = "PASS";
+
+  // How the cache sees the request (set up by serve_from_cache()).
+  const conf::CachePolicy* policy_ = nullptr;
+  std::string cache_host_;   // lower case, no port
+  std::string cache_key_;
+  std::string key_extra_;    // the key-cookie part of the variant
+  cache::CacheControl request_cc_;
   uint64_t id_ = 0;             // unique on this worker: grants find the connection by it
   int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read
   bool request_keep_alive_ = true;
   bool response_keep_alive_ = true;
   bool response_started_ = false;
   bool chunked_response_ = false;
-  bool retried_fresh_ = false;
   uint64_t requests_ = 0;
   uint64_t progress_mark_ = 0;  // bytes written at the last send-timeout check
   char client_ip_[48] = {};

@@ -77,7 +77,9 @@ int Server::run() {
   uv_signal_start(&signals[1], on_signal, SIGTERM);
   int code = 0;
   if (shared_->config.admin.enabled) {
-    admin_ = std::make_unique<AdminServer>(&loop, shared_->config, shared_->balancer);
+    std::vector<const cache::Counters*> counters;
+    for (auto& worker : workers_) counters.push_back(&worker->cache_counters());
+    admin_ = std::make_unique<AdminServer>(&loop, shared_->config, shared_->balancer, shared_->store, counters);
     std::string error;
     if (!admin_->open(error)) {
       std::fprintf(stderr, "%s\n", error.c_str());

@@ -8,6 +8,7 @@
 
 #include "http/message.h"
 #include "proxy/client.h"
+#include "proxy/fetch.h"
 
 namespace edge::proxy {
 
@@ -23,7 +24,11 @@ const char* close_reason_text(CloseReason reason) {
 }
 
 
-Shared::Shared(conf::Config config_in) : config(std::move(config_in)), router(config), balancer(config) {
+Shared::Shared(conf::Config config_in)
+    : config(std::move(config_in)),
+      router(config),
+      balancer(config),
+      store(config.cache.memory, config.cache.max_object) {
   for (const conf::Backend& backend : config.backends) {
     std::vector<sockaddr_storage> addresses;
     for (const conf::Server& server : backend.servers) addresses.push_back(server.address.to_sockaddr());
@@ -32,13 +37,16 @@ Shared::Shared(conf::Config config_in) : config(std::move(config_in)), router(co
 }
 
 Worker::Worker(Shared& shared, int index)
-    : shared_(shared), index_(index), read_buffer_(new char[kReadBufferSize]) {
+    : shared_(shared),
+      index_(index),
+      read_buffer_(new char[kReadBufferSize]),
+      cache_counters_(shared.config.hosts.size()) {
   uv_loop_init(&loop_);
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
   stop_async_.data = this;
-  uv_async_init(&loop_, &grants_async_, &Worker::on_grants);
-  grants_async_.data = this;
+  uv_async_init(&loop_, &inbox_async_, &Worker::on_inbox);
+  inbox_async_.data = this;
   const conf::Config& config = shared.config;
   for (size_t b = 0; b < config.backends.size(); ++b) {
     std::vector<std::unique_ptr<Pool>> pools;
@@ -96,39 +104,57 @@ void Worker::on_stop(uv_async_t* async) {
   // Closing a client removes it from the list: work on a copy.
   std::vector<ClientConn*> clients = w->clients_;
   for (ClientConn* conn : clients) conn->shutdown();
+  // What is left are fills nobody on this worker reads any more (and background refreshes).
+  std::vector<Fetch*> fetches;
+  for (auto& [id, fetch] : w->fetches_) fetches.push_back(fetch);
+  for (Fetch* fetch : fetches) fetch->shutdown();
   for (auto& pools : w->pools_)
     for (auto& pool : pools) pool->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&w->stop_async_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->grants_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->inbox_async_), nullptr);
 }
 
-void Worker::add_waiter(ClientConn* conn) { waiters_.emplace(conn->id(), conn); }
+void Worker::add_fetch(Fetch* fetch) { fetches_.emplace(fetch->id(), fetch); }
 
-void Worker::remove_waiter(ClientConn* conn) { waiters_.erase(conn->id()); }
+void Worker::remove_fetch(Fetch* fetch) { fetches_.erase(fetch->id()); }
 
-void Worker::post_grant(Grant grant) {
+void Worker::add_subscriber(ClientConn* conn) { subscribers_.emplace(conn->id(), conn); }
+
+void Worker::remove_subscriber(ClientConn* conn) { subscribers_.erase(conn->id()); }
+
+ClientConn* Worker::find_subscriber(uint64_t id) {
+  auto it = subscribers_.find(id);
+  return it == subscribers_.end() ? nullptr : it->second;
+}
+
+void Worker::post(Message message) {
   {
-    std::lock_guard<std::mutex> lock(grants_mutex_);
-    grants_.push_back(grant);
+    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    inbox_.push_back(message);
   }
-  uv_async_send(&grants_async_);
+  uv_async_send(&inbox_async_);
 }
 
-void Worker::on_grants(uv_async_t* async) {
+void Worker::on_inbox(uv_async_t* async) {
   auto* w = static_cast<Worker*>(async->data);
-  std::vector<Grant> grants;
+  std::vector<Message> messages;
   {
-    std::lock_guard<std::mutex> lock(w->grants_mutex_);
-    grants.swap(w->grants_);
+    std::lock_guard<std::mutex> lock(w->inbox_mutex_);
+    messages.swap(w->inbox_);
   }
-  for (const Grant& grant : grants) {
-    auto it = w->waiters_.find(grant.connection);
-    if (it != w->waiters_.end()) {
-      it->second->on_granted(grant.server);
+  for (const Message& m : messages) {
+    if (m.kind == Message::kFill) {
+      // A connection that left meanwhile has unsubscribed; its news is dropped.
+      if (ClientConn* conn = w->find_subscriber(m.target)) conn->on_fill_event();
+      continue;
+    }
+    auto it = w->fetches_.find(m.target);
+    if (it != w->fetches_.end()) {
+      it->second->on_granted(m.server);
     } else {
-      // The connection left while its grant was on the way: the slot goes back.
-      w->shared_.balancer.backend(static_cast<size_t>(grant.backend))
-          .release(grant.server, balancer::Outcome::kCancelled, balancer::now_ms());
+      // The fetch ended while its grant was on the way: the slot goes back.
+      w->shared_.balancer.backend(static_cast<size_t>(m.backend))
+          .release(m.server, balancer::Outcome::kCancelled, balancer::now_ms());
     }
   }
 }

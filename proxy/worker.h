@@ -21,13 +21,17 @@
 #include <vector>
 
 #include "balancer/balancer.h"
+#include "cache/counters.h"
+#include "cache/store.h"
 #include "conf/config.h"
+#include "proxy/fill.h"
 #include "proxy/router.h"
 #include "proxy/upstream.h"
 
 namespace edge::proxy {
 
 class ClientConn;
+class Fetch;
 
 // Every reason a client connection ends, declared once, each with its counter.
 #define EDGE_CLOSE_REASONS(X)                                    \
@@ -64,6 +68,8 @@ struct Shared {
   conf::Config config;
   Router router;                // borrows config
   balancer::Balancer balancer;  // borrows config
+  cache::Store store;           // the RAM cache, every worker's
+  Coalescer coalescer;          // the cache fills running, by key
   std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
   std::atomic<uint64_t> client_connections{0};
 };
@@ -87,6 +93,7 @@ class Worker {
   Shared& shared() { return shared_; }
   const conf::Limits& limits() const { return shared_.config.limits; }
   Stats& stats() { return stats_; }
+  cache::Counters& cache_counters() { return cache_counters_; }
   Pool& pool(int backend, int server) { return *pools_[static_cast<size_t>(backend)][static_cast<size_t>(server)]; }
 
   // The loop's one read buffer: every read callback on this loop consumes its bytes before
@@ -99,21 +106,28 @@ class Worker {
   void remove_client(ClientConn* conn);
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
-  // Queued requests: a slot granted on any thread reaches its connection through here.
-  struct Grant {
-    uint64_t connection;
+  // Messages from other threads to this loop: a queued fetch's slot was granted (target: the
+  // fetch's id), or a cache fill a connection waits on has news (target: the connection's id).
+  struct Message {
+    enum Kind { kGrant, kFill } kind;
+    uint64_t target;
     int backend;
     int server;
   };
-  void add_waiter(ClientConn* conn);
-  void remove_waiter(ClientConn* conn);
-  void post_grant(Grant grant);  // any thread
+  void post(Message message);  // any thread
+
+  void add_fetch(Fetch* fetch);
+  void remove_fetch(Fetch* fetch);
+  // Connections subscribed to a fill, found by id when its news arrives.
+  void add_subscriber(ClientConn* conn);
+  void remove_subscriber(ClientConn* conn);
+  ClientConn* find_subscriber(uint64_t id);
   bool stopping() const { return stopping_; }
 
  private:
   static void on_connection(uv_stream_t* listener, int status);
   static void on_stop(uv_async_t* async);
-  static void on_grants(uv_async_t* async);
+  static void on_inbox(uv_async_t* async);
   void run();
 
   static constexpr size_t kReadBufferSize = 64 * 1024;
@@ -127,11 +141,13 @@ class Worker {
   std::unique_ptr<char[]> read_buffer_;
   std::vector<ClientConn*> clients_;  // for shutdown; unordered
   uint64_t last_connection_id_ = 0;
-  std::unordered_map<uint64_t, ClientConn*> waiters_;
-  uv_async_t grants_async_;
-  std::mutex grants_mutex_;
-  std::vector<Grant> grants_;
+  std::unordered_map<uint64_t, Fetch*> fetches_;
+  std::unordered_map<uint64_t, ClientConn*> subscribers_;
+  uv_async_t inbox_async_;
+  std::mutex inbox_mutex_;
+  std::vector<Message> inbox_;
   Stats stats_;
+  cache::Counters cache_counters_;
   std::thread thread_;
   bool stopping_ = false;
   uint64_t date_second_ = 0;

@@ -1,8 +1,12 @@
 // The admin port: a listener of its own with a bearer token, listing the backends and their
-// servers, draining and enabling servers; the client listeners never serve it.
+// servers, draining and enabling servers, purging and banning cached objects, cache statistics
+// as JSON and Prometheus metrics; the client listeners never serve it. (Purges of objects
+// actually cached are tested with the cache itself.)
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <initializer_list>
+#include <utility>
 #include <map>
 #include <string>
 #include <thread>
@@ -94,6 +98,131 @@ TEST_CASE("without the right token every admin request gets 401") {
   CHECK(basic.status == 401);
 }
 
+TEST_CASE("the cache endpoints want the token too") {
+  Site site;
+  for (const std::string token : {"", "wrong"}) {
+    CAPTURE(token);
+    for (const auto& [method, target] : std::initializer_list<std::pair<std::string, std::string>>{
+             {"POST", "/purge?url=http%3A%2F%2Fbooks.test%2Fecho"},
+             {"POST", "/purge?tag=t"},
+             {"POST", "/ban?prefix=%2F"},
+             {"GET", "/stats"},
+             {"GET", "/metrics"},
+             {"GET", "/purge?tag=t"}}) {
+      CAPTURE(target);
+      Response r = admin(site.admin_port, method, target, token);
+      CHECK(r.status == 401);
+      CHECK(r.header("WWW-Authenticate") == std::string_view("Bearer"));
+      CHECK(r.body == "{\"error\":\"unauthorized\"}\n");
+    }
+  }
+  // Nothing was banned by any of that.
+  CHECK(contains(admin(site.admin_port, "GET", "/stats").body, "\"bans\":0,"));
+}
+
+TEST_CASE("GET /stats: cache events per host entry, totals and the store, as JSON") {
+  Site site;
+  Response r = admin(site.admin_port, "GET", "/stats");
+  REQUIRE(r.status == 200);
+  CHECK(r.header("Content-Type") == std::string_view("application/json"));
+  CHECK(r.header("Content-Length") == std::string_view(std::to_string(r.body.size())));
+  const std::string zero_events =
+      "\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,\"stale\":0,\"revalidated\":0,"
+      "\"hit_ratio\":0";
+  CHECK(r.body == "{\"hosts\":[{\"host\":\"*\"," + zero_events + "}],\"totals\":{" + zero_events +
+                      "},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":268435456,\"inserts\":0,\"evictions\":0,"
+                      "\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0}}\n");
+  Response head = admin(site.admin_port, "HEAD", "/stats");
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(head.header("Content-Length") == std::string_view(std::to_string(r.body.size())));
+}
+
+TEST_CASE("GET /metrics: the cache and the backends in the Prometheus text format") {
+  Site site;
+  spread(site.edge.port, 4);
+  Response r = admin(site.admin_port, "GET", "/metrics");
+  REQUIRE(r.status == 200);
+  CHECK(r.header("Content-Type") == std::string_view("text/plain; version=0.0.4; charset=utf-8"));
+  CAPTURE(r.body);
+  for (const std::string line :
+       {"# TYPE edge_cache_events_total counter", "edge_cache_events_total{host=\"*\",event=\"hits\"} ",
+        "edge_cache_events_total{host=\"*\",event=\"revalidated\"} ", "# TYPE edge_cache_hit_ratio gauge",
+        "edge_cache_hit_ratio{host=\"*\"} ", "edge_cache_objects ", "edge_cache_bytes ",
+        "edge_cache_memory_bytes 268435456\n", "edge_cache_evictions_total ", "edge_cache_purged_total ",
+        "edge_backend_queued{backend=\"books\"} 0\n",
+        "edge_backend_server_served_total{backend=\"books\",server=\"" + server(site.a) + "\"} 2\n",
+        "edge_backend_server_in_flight{backend=\"books\",server=\"" + server(site.b) + "\"} 0\n",
+        "edge_backend_server_state{backend=\"books\",server=\"" + server(site.a) + "\",state=\"up\"} 1\n",
+        "edge_backend_server_state{backend=\"solo\",server=\"" + server(site.a) + "\",state=\"draining\"} 0\n"}) {
+    CAPTURE(line);
+    CHECK(contains(r.body, line));
+  }
+  // Every line a comment or a sample with a number.
+  size_t start = 0;
+  while (start < r.body.size()) {
+    size_t end = r.body.find('\n', start);
+    REQUIRE(end != std::string::npos);
+    std::string line = r.body.substr(start, end - start);
+    start = end + 1;
+    CAPTURE(line);
+    if (line.starts_with("# HELP ") || line.starts_with("# TYPE ")) continue;
+    CHECK(line.starts_with("edge_"));
+    CHECK(line.substr(line.rfind(' ') + 1).find_first_not_of("0123456789.e-") == std::string::npos);
+  }
+  CHECK(admin(site.admin_port, "POST", "/metrics").header("Allow") == std::string_view("GET, HEAD"));
+}
+
+TEST_CASE("purge and ban on an empty cache: answers, errors, methods") {
+  Site site;
+  Response by_url = admin(site.admin_port, "POST", "/purge?url=http%3A%2F%2Fbooks.test%2Fecho%3Fa%3D1");
+  CHECK(by_url.status == 200);
+  CHECK(by_url.header("Content-Type") == std::string_view("application/json"));
+  CHECK(by_url.body == "{\"purged\":0}\n");
+  CHECK(admin(site.admin_port, "POST", "/purge?url=https://books.test:8443/echo&soft=1").body == "{\"purged\":0}\n");
+  CHECK(admin(site.admin_port, "POST", "/purge?tag=product-42").body == "{\"purged\":0}\n");
+  CHECK(admin(site.admin_port, "POST", "/purge?tag=product-42&soft=1").body == "{\"purged\":0}\n");
+
+  Response no_url = admin(site.admin_port, "POST", "/purge");
+  CHECK(no_url.status == 400);
+  CHECK(no_url.header("Content-Type") == std::string_view("application/json"));
+  CHECK(no_url.body == "{\"error\":\"give either url or tag\"}\n");
+  Response bad_url = admin(site.admin_port, "POST", "/purge?url=%2Fecho");
+  CHECK(bad_url.status == 400);
+  CHECK(bad_url.body == "{\"error\":\"url must be an absolute http or https URL\"}\n");
+  CHECK(admin(site.admin_port, "POST", "/purge?url=http://books.test/%zz").status == 400);
+  CHECK(admin(site.admin_port, "POST", "/purge?tag=t&soft=maybe").status == 400);
+
+  Response ban = admin(site.admin_port, "POST", "/ban?host=books.test&prefix=%2Fimg%2F");
+  CHECK(ban.status == 200);
+  CHECK(ban.header("Content-Type") == std::string_view("application/json"));
+  CAPTURE(ban.body);
+  CHECK(ban.body.starts_with("{\"ban\":1,\"active_bans\":"));  // the sweep may already have dropped some
+  CHECK(ban.body.ends_with("}\n"));
+  Response regex = admin(site.admin_port, "POST", "/ban?regex=%5C.jpe%3Fg%24&soft=1");
+  CHECK(regex.status == 200);
+  CHECK(regex.body.starts_with("{\"ban\":2,\"active_bans\":"));
+  Response bad_regex = admin(site.admin_port, "POST", "/ban?regex=(unclosed");
+  CHECK(bad_regex.status == 400);
+  CHECK(bad_regex.body.starts_with("{\"error\":\"invalid regex: "));
+  Response no_prefix = admin(site.admin_port, "POST", "/ban?host=books.test");
+  CHECK(no_prefix.status == 400);
+  CHECK(no_prefix.body == "{\"error\":\"give a prefix, a regex or both\"}\n");
+
+  Response get_purge = admin(site.admin_port, "GET", "/purge?tag=t");
+  CHECK(get_purge.status == 405);
+  CHECK(get_purge.header("Allow") == std::string_view("POST"));
+  Response get_ban = admin(site.admin_port, "GET", "/ban?prefix=/");
+  CHECK(get_ban.status == 405);
+  CHECK(get_ban.header("Allow") == std::string_view("POST"));
+  Response post_stats = admin(site.admin_port, "POST", "/stats");
+  CHECK(post_stats.status == 405);
+  CHECK(post_stats.header("Allow") == std::string_view("GET, HEAD"));
+
+  // Requests still pass through the edge as before.
+  CHECK(spread(site.edge.port, 2).size() == 2);
+}
+
 TEST_CASE("GET /backends lists every backend and server as JSON; /backends.txt as lines") {
   Site site;
   spread(site.edge.port, 4);  // some traffic, so the counters are not all zero
@@ -183,7 +312,7 @@ TEST_CASE("unknown backends and servers get 404, wrong methods 405 with Allow") 
 
 TEST_CASE("the client listener never serves the admin paths") {
   Site site;
-  for (const std::string target : {"/backends", "/backends.txt"}) {
+  for (const std::string target : {"/backends", "/backends.txt", "/stats", "/metrics"}) {
     Response r = exchange(site.edge.port, request("GET", target, kToken, "Connection: close\r\n"));
     CHECK(r.header("X-Backend"));  // answered by an app (its 404), not by the admin port
     CHECK_FALSE(contains(r.body, "\"backends\""));

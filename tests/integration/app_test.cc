@@ -574,6 +574,85 @@ TEST_CASE("headers: the query's fields are added to the response") {
   CHECK(get(app.port, "app.test", "/headers?Bad%20Name=1").status == 400);
 }
 
+TEST_CASE("cache: the query's caching fields, a per-target X-Count, and /count") {
+  App app("ca");
+  const std::string target = "/cache/page?cc=max-age%3D60&etag=W/%22v1%22&vary=Accept&tag=k1";
+  Client c(app.port);
+  REQUIRE(c.send(request("GET", target) + request("POST", target, "Content-Length: 5\r\n", "hello")));
+  Response first = c.read_response();
+  Response second = c.read_response();
+  CHECK(first.status == 200);
+  CHECK(header(first, "Cache-Control") == "max-age=60");
+  CHECK(header(first, "ETag") == "W/\"v1\"");
+  CHECK(header(first, "Vary") == "Accept");
+  CHECK(header(first, "Surrogate-Key") == "k1");
+  CHECK(header(first, "Content-Type") == "text/plain");
+  CHECK(header(first, "X-Count") == "1");
+  CHECK(first.body == "ca GET " + target + " 1\n");
+  CHECK(header(second, "X-Count") == "2");
+  CHECK(second.body == "ca POST " + target + " 2\n");
+
+  const std::string count_target = "/count?url=%2Fcache%2Fpage%3Fcc%3Dmax-age%253D60%26etag%3DW%2F%2522v1%2522%26vary%3DAccept%26tag%3Dk1";
+  Response count = get(app.port, "app.test", count_target);
+  CHECK(count.status == 200);
+  CHECK(count.body == "2\n");
+  CHECK(get(app.port, "app.test", "/count?url=%2Fcache%2Fpage").body == "0\n");
+  CHECK(get(app.port, "app.test", "/count?url=" + count_target).body == "0\n");  // /count is not counted
+  CHECK(get(app.port, "app.test", "/health").status == 200);
+  CHECK(get(app.port, "app.test", "/count?url=%2Fhealth").body == "1\n");  // every endpoint is
+  CHECK(get(app.port, "app.test", "/count").status == 400);
+}
+
+TEST_CASE("cache: 304 to a matching If-None-Match, the request's fields echoed, HEAD's length") {
+  App app("cb");
+  const std::string target = "/cache/v?etag=%22v1%22&cc=max-age%3D0&lm=3600";
+  Response fresh = get(app.port, "app.test", target);
+  CHECK(fresh.status == 200);
+  REQUIRE(!header(fresh, "Last-Modified").empty());
+
+  Response revalidated =
+      exchange(app.port, request("GET", target, "If-None-Match: \"v0\", W/\"v1\"\r\nCookie: a=1\r\n"));
+  CHECK(revalidated.complete);
+  CHECK(revalidated.status == 304);
+  CHECK(revalidated.body.empty());
+  CHECK(header(revalidated, "ETag") == "\"v1\"");
+  CHECK(header(revalidated, "X-Count") == "2");
+  CHECK(header(revalidated, "X-Got-If-None-Match") == "\"v0\", W/\"v1\"");
+  CHECK(header(revalidated, "X-Got-Cookie") == "a=1");
+
+  const std::string since = "If-Modified-Since: " + header(fresh, "Last-Modified") + "\r\n";
+  Response by_date = exchange(app.port, request("GET", target, since));
+  CHECK(by_date.status == 304);
+  CHECK(header(by_date, "X-Got-If-Modified-Since") == header(fresh, "Last-Modified"));
+  CHECK(exchange(app.port, request("GET", target, "If-None-Match: \"v2\"\r\n")).status == 200);
+  CHECK(exchange(app.port, request("GET", target + "&status=203", since)).status == 203);
+
+  Client c(app.port);
+  REQUIRE(c.send(request("HEAD", "/cache/h?cc=public") + request("GET", "/cache/h?cc=public")));
+  Response head = c.read_response("HEAD");
+  Response get_response = c.read_response();
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(header(head, "Content-Length") == std::to_string(get_response.body.size()));
+  CHECK(get_response.body == "cb GET /cache/h?cc=public 2\n");
+}
+
+TEST_CASE("cache: date replaces the server's Date; expires, size, status and delay") {
+  App app("cc");
+  Response r = get(app.port, "app.test", "/cache/d?date=-86400&expires=bad&age=7&size=1000&delay=20");
+  CHECK(r.status == 200);
+  CHECK(r.headers.count("Date") == 1);
+  CHECK(header(r, "Date") != header(get(app.port, "app.test", "/health"), "Date"));  // a day apart
+  CHECK(header(r, "Expires") == "0");
+  CHECK(header(r, "Age") == "7");
+  CHECK(r.body == pattern(0, 1000));
+  Response gone = get(app.port, "app.test", "/cache/d?status=410&cookie=s%3D1%3B+Path%3D%2F");
+  CHECK(gone.status == 410);
+  CHECK(header(gone, "Set-Cookie") == "s=1; Path=/");
+  CHECK(get(app.port, "app.test", "/cache/d?lm=-5").status == 400);
+  CHECK(get(app.port, "app.test", "/cache/d?cc=a%0D%0Ab").status == 400);
+}
+
 TEST_CASE("idle keep-alive connections are closed after --idle-timeout-ms") {
   App app("idle", {"--idle-timeout-ms", "200"});
   Client used(app.port);

@@ -65,3 +65,20 @@ TEST_CASE("parse_uint is strict") {
   CHECK(parse_uint("100", 100) == std::optional<uint64_t>(100));
   CHECK_FALSE(parse_uint("101", 100));
 }
+
+TEST_CASE("parse_int takes an optional minus and bounds the magnitude") {
+  CHECK(parse_int("0") == std::optional<int64_t>(0));
+  CHECK(parse_int("-0") == std::optional<int64_t>(0));
+  CHECK(parse_int("42", 42) == std::optional<int64_t>(42));
+  CHECK(parse_int("-42", 42) == std::optional<int64_t>(-42));
+  CHECK(parse_int("9223372036854775807") == std::optional<int64_t>(INT64_MAX));
+  CHECK(parse_int("-9223372036854775807") == std::optional<int64_t>(-INT64_MAX));
+  CHECK_FALSE(parse_int("43", 42));
+  CHECK_FALSE(parse_int("-43", 42));
+  CHECK_FALSE(parse_int("9223372036854775808"));
+  CHECK_FALSE(parse_int(""));
+  CHECK_FALSE(parse_int("-"));
+  CHECK_FALSE(parse_int("--1"));
+  CHECK_FALSE(parse_int("+1"));
+  CHECK_FALSE(parse_int("1-"));
+}

@@ -211,4 +211,10 @@ TEST_CASE("format_head writes the server's fields around the reply's") {
   CHECK(format_head(own, old) ==
         "HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nX-Backend: b1\r\nConnection: X-Foo\r\n"
         "Content-Length: 0\r\n\r\n");
+
+  Reply dated;
+  dated.headers.add("Date", "Sun, 31 Dec 2023 00:00:00 GMT");
+  CHECK(format_head(dated, old) ==
+        "HTTP/1.1 200 OK\r\nX-Backend: b1\r\nDate: Sun, 31 Dec 2023 00:00:00 GMT\r\n"
+        "Content-Length: 0\r\nConnection: keep-alive\r\n\r\n");
 }

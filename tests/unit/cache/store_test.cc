@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <random>
 #include <string>
 #include <thread>
@@ -22,28 +23,42 @@ http::Headers request_with(std::string_view name = {}, std::string_view value = 
 
 const http::Headers kNoHeaders;
 
+std::shared_ptr<const http::SharedBody> body_of(std::string_view bytes) { return http::SharedBody::from(bytes); }
+
+// Host and path from a test key "host/path".
+void set_key(CachedObject& o, std::string key) {
+  size_t slash = key.find('/');
+  o.host = key.substr(0, slash);
+  o.path = slash == std::string::npos ? "/" : key.substr(slash);
+  o.key = std::move(key);
+}
+
 // An object without Vary, of a fixed charge for keys of equal length.
-ObjectRef make(std::string key, size_t body_size = 100, std::vector<std::string> tags = {}) {
+std::shared_ptr<CachedObject> make(std::string key, size_t body_size = 100, std::vector<std::string> tags = {}) {
   auto o = std::make_shared<CachedObject>();
-  o->key = std::move(key);
+  set_key(*o, std::move(key));
   o->reason = "OK";
   o->headers.add("Content-Type", "text/plain");
-  o->body.assign(body_size, 'x');
+  o->body = body_of(std::string(body_size, 'x'));
   o->tags = std::move(tags);
   return o;
 }
 
 // An object varying on Accept-Encoding, fetched by a request with this Accept-Encoding.
-ObjectRef make_ae(std::string key, std::string_view encoding, std::string body) {
+std::shared_ptr<CachedObject> make_ae(std::string key, std::string_view encoding, std::string body) {
   auto o = std::make_shared<CachedObject>();
-  o->key = std::move(key);
+  set_key(*o, std::move(key));
   o->vary_names = {"accept-encoding"};
   http::Headers response;
   response.add("Vary", "Accept-Encoding");
   o->variant = *vary_key(response, request_with("Accept-Encoding", encoding));
   o->headers.add("Vary", "Accept-Encoding");
-  o->body = std::move(body);
+  o->body = body_of(body);
   return o;
+}
+
+ObjectRef find(Store& store, std::string_view key, const http::Headers& request = kNoHeaders) {
+  return store.lookup(key, request).object;
 }
 
 std::string numbered(const char* prefix, int i) {
@@ -69,11 +84,11 @@ std::pair<uint64_t, uint64_t> held(Store& store) {
 
 TEST_CASE("store: insert then lookup") {
   Store store(1 << 20, 1 << 16);
-  ObjectRef a = make("example.com/a");
+  auto a = make("example.com/a");
   CHECK(store.insert(a));
-  ObjectRef got = store.lookup("example.com/a", kNoHeaders);
+  ObjectRef got = find(store, "example.com/a", kNoHeaders);
   CHECK(got == a);
-  CHECK(store.lookup("example.com/b", kNoHeaders) == nullptr);
+  CHECK(find(store, "example.com/b", kNoHeaders) == nullptr);
   StoreStats st = store.stats();
   CHECK(st.objects == 1);
   CHECK(st.bytes == a->charge());
@@ -81,44 +96,48 @@ TEST_CASE("store: insert then lookup") {
   CHECK(st.evictions == 0);
 }
 
-TEST_CASE("store: charge counts key, head, body, tags and overhead") {
+TEST_CASE("store: charge counts key, host, path, head, body capacity, tags and overhead") {
   auto o = std::make_shared<CachedObject>();
   uint64_t empty = o->charge();
   CHECK(empty >= 256);
   o->key = "k123";
   o->reason = "OK";
   o->headers.add("Etag", "\"x\"");
-  o->body = std::string(1000, 'b');
+  o->body = body_of(std::string(1000, 'b'));
   o->tags = {"t1", "t22"};
-  CHECK(o->charge() == empty + 4 + 2 + 4 + 3 + 1000 + 5);
+  o->host = "h";
+  o->path = "/p";
+  CHECK(o->charge() == empty + 4 + 2 + 4 + 3 + 1000 + 5 + 1 + 2);
+  o->body = nullptr;
+  CHECK(o->charge() == empty + 4 + 2 + 4 + 3 + 5 + 1 + 2);
 }
 
 TEST_CASE("store: variants by Vary") {
   Store store(1 << 20, 1 << 16);
-  ObjectRef gz = make_ae("h/x", "gzip", "gzipped");
-  ObjectRef id = make_ae("h/x", "identity", "plain");
+  auto gz = make_ae("h/x", "gzip", "gzipped");
+  auto id = make_ae("h/x", "identity", "plain");
   CHECK(store.insert(gz));
   CHECK(store.insert(id));
   CHECK(store.stats().objects == 2);
 
-  CHECK(store.lookup("h/x", request_with("Accept-Encoding", "gzip")) == gz);
-  CHECK(store.lookup("h/x", request_with("accept-encoding", "gzip")) == gz);
-  CHECK(store.lookup("h/x", request_with("Accept-Encoding", "identity")) == id);
-  CHECK(store.lookup("h/x", request_with("Accept-Encoding", "br")) == nullptr);
-  CHECK(store.lookup("h/x", kNoHeaders) == nullptr);
+  CHECK(find(store, "h/x", request_with("Accept-Encoding", "gzip")) == gz);
+  CHECK(find(store, "h/x", request_with("accept-encoding", "gzip")) == gz);
+  CHECK(find(store, "h/x", request_with("Accept-Encoding", "identity")) == id);
+  CHECK(find(store, "h/x", request_with("Accept-Encoding", "br")) == nullptr);
+  CHECK(find(store, "h/x", kNoHeaders) == nullptr);
 
   // A store holding only the gzip variant misses the identity request.
   Store only_gz(1 << 20, 1 << 16);
   only_gz.insert(gz);
-  CHECK(only_gz.lookup("h/x", request_with("Accept-Encoding", "identity")) == nullptr);
-  CHECK(only_gz.lookup("h/x", request_with("Accept-Encoding", "gzip")) == gz);
+  CHECK(find(only_gz, "h/x", request_with("Accept-Encoding", "identity")) == nullptr);
+  CHECK(find(only_gz, "h/x", request_with("Accept-Encoding", "gzip")) == gz);
 }
 
 TEST_CASE("store: same key and variant replaces") {
   Store store(1 << 20, 1 << 16);
-  ObjectRef v1 = make_ae("h/r", "gzip", "one");
-  ObjectRef v2 = make_ae("h/r", "gzip", "second version, longer");
-  ObjectRef other = make_ae("h/r", "identity", "plain");
+  auto v1 = make_ae("h/r", "gzip", "one");
+  auto v2 = make_ae("h/r", "gzip", "second version, longer");
+  auto other = make_ae("h/r", "identity", "plain");
   store.insert(v1);
   store.insert(other);
   store.insert(v2);
@@ -126,8 +145,8 @@ TEST_CASE("store: same key and variant replaces") {
   CHECK(st.objects == 2);
   CHECK(st.bytes == v2->charge() + other->charge());
   CHECK(st.inserts == 3);
-  CHECK(store.lookup("h/r", request_with("Accept-Encoding", "gzip")) == v2);
-  CHECK(v1->body == "one");  // the replaced object is untouched for whoever still holds it
+  CHECK(find(store, "h/r", request_with("Accept-Encoding", "gzip")) == v2);
+  CHECK(v1->body->to_string() == "one");  // the replaced object is untouched for whoever still holds it
   auto [bytes, objects] = held(store);
   CHECK(bytes == st.bytes);
   CHECK(objects == 2);
@@ -143,7 +162,7 @@ TEST_CASE("store: memory bound holds after every insert") {
   for (int i = 0; i < 3000; ++i) {
     std::string k = numbered("mem", key(rng));
     store.insert(make(k, static_cast<size_t>(size(rng))));
-    if (read(rng) == 0) store.lookup(numbered("mem", key(rng)), kNoHeaders);
+    if (read(rng) == 0) find(store, numbered("mem", key(rng)), kNoHeaders);
     REQUIRE(store.stats().bytes <= memory);
   }
   StoreStats st = store.stats();
@@ -163,7 +182,7 @@ TEST_CASE("store: objects too large are refused") {
   CHECK(store.stats().bytes == 0);
   CHECK(store.stats().inserts == 0);
   CHECK(small_memory.stats().refused_too_large == 1);
-  CHECK(store.lookup("big", kNoHeaders) == nullptr);
+  CHECK(find(store, "big", kNoHeaders) == nullptr);
   CHECK(store.insert(make("fits", 1000)));
 }
 
@@ -173,17 +192,17 @@ TEST_CASE("store: S3-FIFO keeps popular objects through a scan") {
   Store store(memory, memory);
   for (int i = 0; i < 20; ++i) store.insert(make(numbered("pop", i)));
   for (int r = 0; r < 2; ++r)
-    for (int i = 0; i < 20; ++i) REQUIRE(store.lookup(numbered("pop", i), kNoHeaders));
+    for (int i = 0; i < 20; ++i) REQUIRE(find(store, numbered("pop", i), kNoHeaders));
   for (int i = 0; i < 1000; ++i) {
     store.insert(make(numbered("one", i)));
     REQUIRE(store.stats().bytes <= memory);
   }
-  for (int i = 0; i < 20; ++i) CHECK_MESSAGE(store.lookup(numbered("pop", i), kNoHeaders), numbered("pop", i));
+  for (int i = 0; i < 20; ++i) CHECK_MESSAGE(find(store, numbered("pop", i), kNoHeaders), numbered("pop", i));
   // The early one-hit objects are gone; the latest ones are still there.
   int early_left = 0;
-  for (int i = 0; i < 800; ++i) early_left += store.lookup(numbered("one", i), kNoHeaders) ? 1 : 0;
+  for (int i = 0; i < 800; ++i) early_left += find(store, numbered("one", i), kNoHeaders) ? 1 : 0;
   CHECK(early_left == 0);
-  CHECK(store.lookup(numbered("one", 999), kNoHeaders));
+  CHECK(find(store, numbered("one", 999), kNoHeaders));
   CHECK(store.stats().evictions >= 900);
 }
 
@@ -193,42 +212,42 @@ TEST_CASE("store: a key in the ghost FIFO goes to main") {
   Store store(memory, memory);
   store.insert(make(numbered("key", 0)));  // the ghost candidate, never read
   for (int i = 0; i < 110; ++i) store.insert(make(numbered("one", i)));
-  REQUIRE(store.lookup(numbered("key", 0), kNoHeaders) == nullptr);  // evicted from small
+  REQUIRE(find(store, numbered("key", 0), kNoHeaders) == nullptr);  // evicted from small
 
   // Re-inserted, it enters main and survives a scan; a newcomer inserted alongside does not.
   store.insert(make(numbered("key", 0)));
   store.insert(make(numbered("new", 0)));
   for (int i = 0; i < 1000; ++i) store.insert(make(numbered("two", i)));
-  CHECK(store.lookup(numbered("key", 0), kNoHeaders) != nullptr);
-  CHECK(store.lookup(numbered("new", 0), kNoHeaders) == nullptr);
+  CHECK(find(store, numbered("key", 0), kNoHeaders) != nullptr);
+  CHECK(find(store, numbered("new", 0), kNoHeaders) == nullptr);
 }
 
 TEST_CASE("store: an ObjectRef outlives eviction") {
   const uint64_t one = make(numbered("ref", 0), 1000)->charge();
   Store store(10 * one, 10 * one);
   // (Held as a reader holds it; not looked up, since a read would keep it in the cache.)
-  ObjectRef ref = make(numbered("ref", 0), 1000);
+  auto ref = make(numbered("ref", 0), 1000);
   REQUIRE(store.insert(ref));
   CHECK(ref.use_count() > 1);
   for (int i = 0; i < 100; ++i) store.insert(make(numbered("fil", i), 1000));
-  CHECK(store.lookup(numbered("ref", 0), kNoHeaders) == nullptr);
+  CHECK(find(store, numbered("ref", 0), kNoHeaders) == nullptr);
   CHECK(ref.use_count() == 1);  // the store let go of it
-  CHECK(ref->body == std::string(1000, 'x'));
+  CHECK(ref->body->to_string() == std::string(1000, 'x'));
   CHECK(ref->key == numbered("ref", 0));
 }
 
 TEST_CASE("store: purge removes every variant and frees bytes") {
   Store store(1 << 20, 1 << 16);
-  ObjectRef gz = make_ae("h/p", "gzip", "g");
-  ObjectRef id = make_ae("h/p", "identity", "i");
-  ObjectRef keep = make("h/q");
+  auto gz = make_ae("h/p", "gzip", "g");
+  auto id = make_ae("h/p", "identity", "i");
+  auto keep = make("h/q");
   store.insert(gz);
   store.insert(id);
   store.insert(keep);
   CHECK(store.purge("h/p", false) == 2);
-  CHECK(store.lookup("h/p", request_with("Accept-Encoding", "gzip")) == nullptr);
-  CHECK(store.lookup("h/p", request_with("Accept-Encoding", "identity")) == nullptr);
-  CHECK(store.lookup("h/q", kNoHeaders) == keep);
+  CHECK(find(store, "h/p", request_with("Accept-Encoding", "gzip")) == nullptr);
+  CHECK(find(store, "h/p", request_with("Accept-Encoding", "identity")) == nullptr);
+  CHECK(find(store, "h/q", kNoHeaders) == keep);
   CHECK(store.stats().objects == 1);
   CHECK(store.stats().bytes == keep->charge());
   CHECK(store.purge("h/p", false) == 0);
@@ -244,8 +263,8 @@ TEST_CASE("store: purge removes every variant and frees bytes") {
 
 TEST_CASE("store: soft purge marks and keeps") {
   Store store(1 << 20, 1 << 16);
-  ObjectRef gz = make_ae("h/s", "gzip", "g");
-  ObjectRef id = make_ae("h/s", "identity", "i");
+  auto gz = make_ae("h/s", "gzip", "g");
+  auto id = make_ae("h/s", "identity", "i");
   store.insert(gz);
   store.insert(id);
   uint64_t bytes = store.stats().bytes;
@@ -254,18 +273,18 @@ TEST_CASE("store: soft purge marks and keeps") {
   CHECK(id->invalidated.load());
   CHECK(store.stats().objects == 2);
   CHECK(store.stats().bytes == bytes);
-  ObjectRef got = store.lookup("h/s", request_with("Accept-Encoding", "gzip"));
+  ObjectRef got = find(store, "h/s", request_with("Accept-Encoding", "gzip"));
   REQUIRE(got == gz);
   CHECK(got->invalidated.load());
 }
 
 TEST_CASE("store: purge_tag hits exactly the tagged objects") {
   Store store(1 << 20, 1 << 16);
-  ObjectRef ab = make("h/ab", 10, {"a", "b"});
-  ObjectRef b = make("h/b", 10, {"b"});
-  ObjectRef c = make("h/c", 10, {"c", "bb"});
-  ObjectRef none = make("h/none", 10);
-  for (const ObjectRef& o : {ab, b, c, none}) store.insert(o);
+  auto ab = make("h/ab", 10, {"a", "b"});
+  auto b = make("h/b", 10, {"b"});
+  auto c = make("h/c", 10, {"c", "bb"});
+  auto none = make("h/none", 10);
+  for (const auto& o : {ab, b, c, none}) store.insert(o);
 
   CHECK(store.purge_tag("b", true) == 2);
   CHECK(ab->invalidated.load());
@@ -275,10 +294,10 @@ TEST_CASE("store: purge_tag hits exactly the tagged objects") {
   CHECK(store.stats().objects == 4);
 
   CHECK(store.purge_tag("b", false) == 2);
-  CHECK(store.lookup("h/ab", kNoHeaders) == nullptr);
-  CHECK(store.lookup("h/b", kNoHeaders) == nullptr);
-  CHECK(store.lookup("h/c", kNoHeaders) == c);
-  CHECK(store.lookup("h/none", kNoHeaders) == none);
+  CHECK(find(store, "h/ab", kNoHeaders) == nullptr);
+  CHECK(find(store, "h/b", kNoHeaders) == nullptr);
+  CHECK(find(store, "h/c", kNoHeaders) == c);
+  CHECK(find(store, "h/none", kNoHeaders) == none);
   CHECK(store.stats().bytes == c->charge() + none->charge());
   CHECK(store.purge_tag("b", false) == 0);
   CHECK(store.purge_tag("zzz", false) == 0);
@@ -293,9 +312,9 @@ TEST_CASE("store: purge_if with a prefix") {
   CHECK(store.stats().objects == 5);
   CHECK(store.purge_if(prefix, false) == 3);
   CHECK(store.stats().objects == 2);
-  CHECK(store.lookup("h/a/1", kNoHeaders) == nullptr);
-  CHECK(store.lookup("h/ab", kNoHeaders) != nullptr);
-  CHECK(store.lookup("h/b/1", kNoHeaders) != nullptr);
+  CHECK(find(store, "h/a/1", kNoHeaders) == nullptr);
+  CHECK(find(store, "h/ab", kNoHeaders) != nullptr);
+  CHECK(find(store, "h/b/1", kNoHeaders) != nullptr);
   auto [bytes, objects] = held(store);
   CHECK(bytes == store.stats().bytes);
   CHECK(objects == 2);
@@ -320,8 +339,8 @@ TEST_CASE("store: concurrent insert, lookup and purge keep the invariants") {
         const char* enc = (rng() & 1) ? "gzip" : "identity";
         int o = op(rng);
         if (o < 50) {
-          ObjectRef got = store.lookup(k, request_with("Accept-Encoding", enc));
-          if (got && (got->key != k || got->body.find_first_not_of('z') != std::string::npos)) ++bad_bodies;
+          ObjectRef got = find(store, k, request_with("Accept-Encoding", enc));
+          if (got && (got->key != k || got->body->to_string().find_first_not_of('z') != std::string::npos)) ++bad_bodies;
         } else if (o < 88) {
           store.insert(make_ae(k, enc, std::string(static_cast<size_t>(size(rng)), 'z')));
           if (store.stats().bytes > memory) ++over_memory;
@@ -345,4 +364,334 @@ TEST_CASE("store: concurrent insert, lookup and purge keep the invariants") {
   auto [bytes, objects] = held(store);
   CHECK(bytes == st.bytes);
   CHECK(objects == st.objects);
+}
+
+// ---- variants with a key-cookie part ----
+
+TEST_CASE("store: variant_string joins the Vary part and the extra part") {
+  CHECK(Store::variant_string("", "") == "");
+  CHECK(Store::variant_string("accept-encoding:gzip\n", "") == "accept-encoding:gzip\n");
+  CHECK(Store::variant_string("", "sid=1") == "\x1fsid=1");
+  CHECK(Store::variant_string("accept-encoding:gzip\n", "sid=1") == "accept-encoding:gzip\n\x1fsid=1");
+}
+
+TEST_CASE("store: variant_extra selects among key-cookie variants") {
+  Store store(1 << 20, 1 << 16);
+  auto plain = make("h/v");
+  auto one = make("h/v");
+  one->variant = Store::variant_string("", "sid=1");
+  auto gz_two = make_ae("h/v", "gzip", "g2");
+  gz_two->variant = Store::variant_string(gz_two->variant, "sid=2");
+  REQUIRE(store.insert(plain));
+  REQUIRE(store.insert(one));
+  REQUIRE(store.insert(gz_two));
+  CHECK(store.stats().objects == 3);
+
+  CHECK(store.lookup("h/v", kNoHeaders).object == plain);
+  CHECK(store.lookup("h/v", kNoHeaders, "sid=1").object == one);
+  CHECK(store.lookup("h/v", kNoHeaders, "sid=3").object == nullptr);
+  CHECK(store.lookup("h/v", request_with("Accept-Encoding", "gzip"), "sid=2").object == gz_two);
+  CHECK(store.lookup("h/v", request_with("Accept-Encoding", "br"), "sid=2").object == nullptr);
+  // The separator cannot be forged by an extra part that contains the whole variant.
+  CHECK(store.lookup("h/v", kNoHeaders, "\x1fsid=1").object == nullptr);
+}
+
+// ---- the tag index ----
+
+TEST_CASE("store: the tag index forgets evicted objects") {
+  const uint64_t one = make(numbered("tag", 0), 1000, {"t"})->charge();
+  Store store(10 * one, 10 * one);
+  auto tagged = make(numbered("tag", 0), 1000, {"t"});
+  REQUIRE(store.insert(tagged));
+  for (int i = 0; i < 100; ++i) store.insert(make(numbered("fil", i), 1000));
+  REQUIRE(find(store, numbered("tag", 0)) == nullptr);
+  CHECK(tagged.use_count() == 1);  // neither a stripe nor the index holds it
+  CHECK(store.purge_tag("t", false) == 0);
+  CHECK(store.stats().objects > 0);
+
+  // A tag shared by evicted and live objects reaches the live ones only.
+  auto fresh = make(numbered("tag", 1), 1000, {"t"});
+  REQUIRE(store.insert(fresh));
+  CHECK(store.purge_tag("t", false) == 1);
+  CHECK(find(store, numbered("tag", 1)) == nullptr);
+}
+
+TEST_CASE("store: the tag index follows a replaced object") {
+  Store store(1 << 20, 1 << 16);
+  auto v1 = make("h/t", 10, {"old", "both"});
+  auto v2 = make("h/t", 10, {"new", "both"});
+  store.insert(v1);
+  store.insert(v2);
+  CHECK(v1.use_count() == 1);
+  CHECK(store.purge_tag("old", false) == 0);
+  CHECK(find(store, "h/t") == v2);
+  CHECK(store.purge_tag("both", true) == 1);
+  CHECK_FALSE(v1->invalidated.load());
+  CHECK(v2->invalidated.load());
+  CHECK(store.purge_tag("new", false) == 1);
+  CHECK(store.stats().objects == 0);
+  CHECK(store.stats().bytes == 0);
+}
+
+TEST_CASE("store: the tag index forgets purged objects") {
+  Store store(1 << 20, 1 << 16);
+  auto a = make("h/a", 10, {"x"});
+  auto b = make("h/b", 10, {"x"});
+  auto c = make("h/c", 10, {"x"});
+  for (const auto& o : {a, b, c}) store.insert(o);
+  CHECK(store.purge("h/a", false) == 1);
+  CHECK(store.purge_if([](const CachedObject& o) { return o.key == "h/b"; }, false) == 1);
+  CHECK(a.use_count() == 1);
+  CHECK(b.use_count() == 1);
+  CHECK(store.purge_tag("x", false) == 1);  // only c was left
+  CHECK(store.purge_tag("x", false) == 0);
+  CHECK(c.use_count() == 1);
+  CHECK(store.stats().purged == 3);
+}
+
+// ---- hit-for-pass ----
+
+TEST_CASE("store: hit-for-pass marks expire at `until`") {
+  Store store(1 << 20, 1 << 16);
+  store.mark_hit_for_pass("h/nc", 1100, 1000);
+  CHECK(store.stats().hit_for_pass_marks == 1);
+  Store::Lookup got = store.lookup("h/nc", kNoHeaders, {}, 1000);
+  CHECK(got.object == nullptr);
+  CHECK(got.hit_for_pass);
+  CHECK(store.lookup("h/nc", kNoHeaders, {}, 1099).hit_for_pass);
+  CHECK_FALSE(store.lookup("h/other", kNoHeaders, {}, 1000).hit_for_pass);
+  CHECK_FALSE(store.lookup("h/nc", kNoHeaders, {}, 1100).hit_for_pass);
+  CHECK(store.stats().hit_for_pass_marks == 0);  // an expired mark found by a lookup goes
+  CHECK_FALSE(store.lookup("h/nc", kNoHeaders, {}, 1000).hit_for_pass);
+
+  // Marking again moves the expiry.
+  store.mark_hit_for_pass("h/nc", 2000, 1500);
+  store.mark_hit_for_pass("h/nc", 1600, 1500);
+  CHECK(store.stats().hit_for_pass_marks == 1);
+  CHECK(store.lookup("h/nc", kNoHeaders, {}, 1599).hit_for_pass);
+  CHECK_FALSE(store.lookup("h/nc", kNoHeaders, {}, 1600).hit_for_pass);
+}
+
+TEST_CASE("store: hit-for-pass marks use the wall clock when lookup gets no time") {
+  Store store(1 << 20, 1 << 16);
+  const Seconds now = std::time(nullptr);
+  store.mark_hit_for_pass("h/later", now + 3600, now);
+  store.mark_hit_for_pass("h/past", now - 3600, now - 7200);
+  CHECK(store.lookup("h/later", kNoHeaders).hit_for_pass);
+  CHECK_FALSE(store.lookup("h/past", kNoHeaders).hit_for_pass);
+}
+
+TEST_CASE("store: insert clears the key's hit-for-pass mark") {
+  Store store(1 << 20, 1 << 16);
+  store.mark_hit_for_pass("h/k", 5000, 1000);
+  store.mark_hit_for_pass("h/j", 5000, 1000);
+  auto o = make("h/k");
+  REQUIRE(store.insert(o));
+  CHECK(store.stats().hit_for_pass_marks == 1);
+  Store::Lookup got = store.lookup("h/k", kNoHeaders, {}, 1000);
+  CHECK(got.object == o);
+  CHECK_FALSE(got.hit_for_pass);
+  CHECK(store.purge("h/k", false) == 1);
+  CHECK_FALSE(store.lookup("h/k", kNoHeaders, {}, 1000).hit_for_pass);
+  CHECK(store.lookup("h/j", kNoHeaders, {}, 1000).hit_for_pass);
+}
+
+TEST_CASE("store: hit-for-pass marks are bounded, the oldest dropped") {
+  Store store(1 << 20, 1 << 16);
+  constexpr int kMarks = 150'000;
+  for (int i = 0; i < kMarks; ++i) store.mark_hit_for_pass(numbered("hfp", i), 5000, 1000);
+  const uint64_t marks = store.stats().hit_for_pass_marks;
+  CHECK(marks <= 100'000);
+  CHECK(marks >= 90'000);
+  CHECK_FALSE(store.lookup(numbered("hfp", 0), kNoHeaders, {}, 1000).hit_for_pass);
+  CHECK(store.lookup(numbered("hfp", kMarks - 1), kNoHeaders, {}, 1000).hit_for_pass);
+  // Expired marks go when a new one comes (those of the new key's stripe, at least).
+  store.mark_hit_for_pass("h/new", 9000, 6000);
+  CHECK(store.stats().hit_for_pass_marks < marks);
+}
+
+// ---- bans ----
+
+namespace {
+
+Store::Ban ban_of(std::string host, std::string prefix, std::string regex = {}, bool soft = false) {
+  Store::Ban ban;
+  ban.host = std::move(host);
+  ban.prefix = std::move(prefix);
+  if (!regex.empty()) {
+    ban.regex.emplace(regex, std::regex::ECMAScript);
+    ban.regex_text = std::move(regex);
+  }
+  ban.soft = soft;
+  return ban;
+}
+
+}  // namespace
+
+TEST_CASE("store: bans by host, prefix and regex apply at lookup") {
+  Store store(1 << 20, 1 << 16);
+  for (const char* k : {"a.com/img/1.jpg", "a.com/img/2.png", "a.com/css/x.css", "b.com/img/1.jpg", "b.com/js/y.js"})
+    store.insert(make(k));
+
+  CHECK(store.ban(ban_of("a.com", "/img/")) == 1);
+  CHECK(store.active_bans() == 1);
+  CHECK(store.stats().objects == 5);  // recorded, not yet applied
+  CHECK(find(store, "a.com/img/1.jpg") == nullptr);
+  CHECK(find(store, "a.com/img/2.png") == nullptr);
+  CHECK(find(store, "a.com/css/x.css") != nullptr);
+  CHECK(find(store, "b.com/img/1.jpg") != nullptr);
+  CHECK(store.stats().objects == 3);
+  CHECK(store.stats().purged == 2);
+
+  CHECK(store.ban(ban_of("", "", "\\.jpg$")) == 2);  // every host
+  CHECK(find(store, "b.com/img/1.jpg") == nullptr);
+  CHECK(find(store, "b.com/js/y.js") != nullptr);
+
+  CHECK(store.ban(ban_of("b.com", "/js/", "z")) == 3);  // prefix and regex must both match
+  CHECK(find(store, "b.com/js/y.js") != nullptr);
+  CHECK(store.ban(ban_of("", "/js/", "y\\.js")) == 4);
+  CHECK(find(store, "b.com/js/y.js") == nullptr);
+  CHECK(find(store, "a.com/css/x.css") != nullptr);
+  CHECK(store.active_bans() == 4);
+}
+
+TEST_CASE("store: a ban spares objects stored after it") {
+  Store store(1 << 20, 1 << 16);
+  store.insert(make("a.com/old"));
+  store.ban(ban_of("a.com", "/"));
+  auto newer = make("a.com/new");
+  store.insert(newer);
+  CHECK(newer->ban_epoch == 1);
+  CHECK(find(store, "a.com/old") == nullptr);
+  CHECK(find(store, "a.com/new") == newer);
+  auto replaced = make("a.com/old");
+  store.insert(replaced);
+  CHECK(find(store, "a.com/old") == replaced);
+}
+
+TEST_CASE("store: soft bans mark and keep; a later hard ban removes") {
+  Store store(1 << 20, 1 << 16);
+  auto gz = make_ae("a.com/s", "gzip", "g");
+  auto id = make_ae("a.com/s", "identity", "i");
+  auto other = make("a.com/t");
+  for (const auto& o : {gz, id, other}) store.insert(o);
+  store.ban(ban_of("a.com", "/s", {}, true));
+  ObjectRef got = find(store, "a.com/s", request_with("Accept-Encoding", "gzip"));
+  REQUIRE(got == gz);
+  CHECK(gz->invalidated.load());
+  CHECK_FALSE(id->invalidated.load());  // lazily: not looked up yet
+  CHECK_FALSE(other->invalidated.load());
+  CHECK(store.stats().objects == 3);
+  CHECK(store.stats().purged == 1);
+  CHECK(find(store, "a.com/s", request_with("Accept-Encoding", "gzip")) == gz);
+  CHECK(store.stats().purged == 1);  // a mark is counted once
+
+  store.ban(ban_of("", "/s"));
+  CHECK(find(store, "a.com/s", request_with("Accept-Encoding", "gzip")) == nullptr);
+  CHECK(store.stats().objects == 2);
+}
+
+TEST_CASE("store: sweep_bans applies bans to every object, then forgets them") {
+  Store store(1 << 20, 1 << 16);
+  for (int i = 0; i < 100; ++i) store.insert(make(numbered("a.com/p", i), 10, {"t"}));
+  for (int i = 0; i < 50; ++i) store.insert(make(numbered("b.com/p", i)));
+  auto soft_one = make("c.com/soft");
+  store.insert(soft_one);
+  CHECK(store.sweep_bans() == 0);  // nothing to do
+
+  store.ban(ban_of("a.com", "/p-00000"));  // p-000000 .. p-000009
+  store.ban(ban_of("b.com", "", "p-00000[0-4]$"));
+  store.ban(ban_of("c.com", "", {}, true));
+  CHECK(store.active_bans() == 3);
+  CHECK(store.sweep_bans() == 10 + 5 + 1);
+  CHECK(store.active_bans() == 0);
+  StoreStats st = store.stats();
+  CHECK(st.objects == 150 + 1 - 15);
+  CHECK(st.bans == 0);
+  CHECK(st.purged == 16);
+  CHECK(soft_one->invalidated.load());
+  CHECK(find(store, numbered("a.com/p", 5)) == nullptr);
+  CHECK(find(store, numbered("a.com/p", 10)) != nullptr);
+  CHECK(store.purge_tag("t", false) == 90);  // the swept ones left the tag index
+  auto [bytes, objects] = held(store);
+  CHECK(bytes == store.stats().bytes);
+  CHECK(objects == store.stats().objects);
+
+  // A ban after the sweep still reaches the objects stored before it.
+  store.ban(ban_of("b.com", ""));
+  CHECK(store.sweep_bans() == 45);
+  CHECK(store.stats().objects == 1);
+}
+
+TEST_CASE("store: concurrent insert, lookup, purge, bans and marks keep the invariants") {
+  const uint64_t memory = 200000;
+  Store store(memory, 20000);
+  constexpr int kThreads = 4;
+  constexpr int kIterations = 10000;
+  std::atomic<int> over_memory{0};
+  std::atomic<int> bad_bodies{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> threads;
+  // The sweeper, as the proxy's main loop runs it.
+  std::thread sweeper([&] {
+    while (!done.load()) {
+      store.sweep_bans();
+      std::this_thread::yield();
+    }
+  });
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(2000 + t);
+      std::uniform_int_distribution<int> op(0, 99);
+      std::uniform_int_distribution<int> key(0, 199);
+      std::uniform_int_distribution<int> size(0, 8000);
+      for (int i = 0; i < kIterations; ++i) {
+        const int n = key(rng);
+        std::string k = numbered(n % 2 ? "a.com/mt" : "b.com/mt", n);
+        const char* enc = (rng() & 1) ? "gzip" : "identity";
+        std::string extra = (rng() & 3) == 0 ? "sid=1" : "";
+        int o = op(rng);
+        if (o < 45) {
+          Store::Lookup got = store.lookup(k, request_with("Accept-Encoding", enc), extra, 1000);
+          if (got.object && (got.object->key != k || got.object->body->to_string().find_first_not_of('z') !=
+                                                         std::string::npos))
+            ++bad_bodies;
+        } else if (o < 80) {
+          auto obj = make_ae(k, enc, std::string(static_cast<size_t>(size(rng)), 'z'));
+          obj->variant = Store::variant_string(obj->variant, extra);
+          obj->tags = {numbered("tag", n % 7)};
+          store.insert(obj);
+          if (store.stats().bytes > memory) ++over_memory;
+        } else if (o < 86) {
+          store.purge(k, (rng() & 1) != 0);
+        } else if (o < 90) {
+          store.purge_tag(numbered("tag", n % 7), (rng() & 1) != 0);
+        } else if (o < 94) {
+          store.mark_hit_for_pass(k, 1000 + (rng() & 1), 1000);
+        } else if (o < 97) {
+          store.ban(ban_of(n % 2 ? "a.com" : "", numbered("/mt", n).substr(0, 5), (rng() & 1) ? "[13579]$" : "",
+                           (rng() & 1) != 0));
+        } else {
+          std::string prefix = numbered("a.com/mt", n).substr(0, 12);
+          store.purge_if([&](const CachedObject& obj) { return obj.key.starts_with(prefix); }, (rng() & 1) != 0);
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  done = true;
+  sweeper.join();
+  store.sweep_bans();
+  CHECK(store.active_bans() == 0);
+  CHECK(over_memory.load() == 0);
+  CHECK(bad_bodies.load() == 0);
+  StoreStats st = store.stats();
+  CHECK(st.bytes <= memory);
+  auto [bytes, objects] = held(store);
+  CHECK(bytes == st.bytes);
+  CHECK(objects == st.objects);
+  // Every object left is newer than every ban, or was checked against them.
+  for (int t = 0; t < 7; ++t) store.purge_tag(numbered("tag", t), false);
+  CHECK(store.stats().objects == 0);
+  CHECK(store.stats().bytes == 0);
 }

@@ -305,9 +305,9 @@ TEST_CASE("an unknown key is reported at the key, in every map") {
         "test.yaml:6:33: unknown key 'wieght'");
   CHECK(only_error("listen:\n  - address: :80\n    tls: on\n" + minimal.substr(minimal.find("backends"))) ==
         "test.yaml:3:5: unknown key 'tls'");
-  CHECK(only_error(minimal + "    cache: off\n") == "test.yaml:9:5: unknown key 'cache'");
-  CHECK(only_error(minimal + "    routes:\n      - { path: /a, cache: off }\n") ==
-        "test.yaml:10:21: unknown key 'cache'");
+  CHECK(only_error(minimal + "    caching: off\n") == "test.yaml:9:5: unknown key 'caching'");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a, caching: off }\n") ==
+        "test.yaml:10:21: unknown key 'caching'");
 }
 
 TEST_CASE("a key given twice is an error at the second") {
@@ -926,4 +926,396 @@ TEST_CASE("errors in the new keys are all reported, top to bottom") {
   CHECK(positions == std::vector<std::string>{"3:1", "3:22", "3:47", "7:41", "7:55", "8:14",
                                               "9:19", "9:32", "10:21", "10:30", "11:24",
                                               "12:17"});
+}
+
+// The cache: top-level `cache:` map, and the per-host and per-route policy keys.
+
+TEST_CASE("without cache keys, hosts, routes and the cache take the header's defaults") {
+  LoadResult result = load(minimal + "    routes: [{ path: /a/ }]\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Config& config = *result.config;
+  const CachePolicy defaults;
+  for (const CachePolicy* policy : {&config.hosts.at(0).cache, &config.hosts[0].routes.at(0).cache}) {
+    CHECK(policy->enabled);
+    CHECK(policy->enabled == defaults.enabled);
+    CHECK(policy->ttl == 0ms);
+    CHECK(policy->max_ttl == 0ms);
+    CHECK(policy->grace == 0ms);
+    CHECK_FALSE(policy->store_set_cookie);
+    CHECK(policy->bypass_on_cookie.empty());
+    CHECK(policy->key_cookies.empty());
+  }
+  const Cache& cache = config.cache;
+  CHECK(cache.memory == 256ull * 1024 * 1024);
+  CHECK(cache.max_object == 16ull * 1024 * 1024);
+  CHECK(cache.coalesce_timeout == 5s);
+  CHECK(cache.hit_for_pass == 120s);
+  CHECK(cache.heuristic_max == 24h);
+  CHECK(cache.x_cache);
+  CHECK(cache.mark.line == 0);
+
+  // An empty map keeps every default but records where it is.
+  LoadResult empty = load(minimal + "cache: {}\n");
+  INFO(joined(empty));
+  REQUIRE(empty.config);
+  CHECK(empty.config->cache.memory == 256ull * 1024 * 1024);
+  CHECK(empty.config->cache.x_cache);
+  CHECK(empty.config->cache.mark.file == "test.yaml");
+  CHECK(empty.config->cache.mark.line == 9);
+  CHECK(empty.config->cache.mark.col == 1);
+}
+
+TEST_CASE("the top-level cache map loads every key") {
+  LoadResult result = load("cache:\n"
+                           "  memory: 1g\n"
+                           "  max_object: 64m\n"
+                           "  coalesce_timeout: 250ms\n"
+                           "  hit_for_pass: 30s\n"
+                           "  heuristic_max: 2h\n"
+                           "  x_cache: off\n" +
+                           minimal);
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Cache& cache = result.config->cache;
+  CHECK(cache.memory == 1ull << 30);
+  CHECK(cache.max_object == 64ull << 20);
+  CHECK(cache.coalesce_timeout == 250ms);
+  CHECK(cache.hit_for_pass == 30s);
+  CHECK(cache.heuristic_max == 2h);
+  CHECK_FALSE(cache.x_cache);
+  CHECK(cache.mark.file == "test.yaml");
+  CHECK(cache.mark.line == 1);
+  CHECK(cache.mark.col == 1);
+
+  // Zero hit_for_pass (bare or with a unit) never marks; max_object may equal memory.
+  for (const char* zero : {"0", "0s", "0ms"}) {
+    CAPTURE(zero);
+    LoadResult z = load(minimal + "cache: { memory: 1m, max_object: 1024k, hit_for_pass: " +
+                        zero + ", x_cache: true }\n");
+    INFO(joined(z));
+    REQUIRE(z.config);
+    CHECK(z.config->cache.hit_for_pass == 0ms);
+    CHECK(z.config->cache.memory == z.config->cache.max_object);
+    CHECK(z.config->cache.x_cache);
+  }
+  LoadResult small = load(minimal + "cache: { memory: 100, max_object: 1, x_cache: false }\n");
+  INFO(joined(small));
+  REQUIRE(small.config);
+  CHECK(small.config->cache.memory == 100u);
+  CHECK(small.config->cache.max_object == 1u);
+  CHECK_FALSE(small.config->cache.x_cache);
+}
+
+TEST_CASE("bad values in the top-level cache map are errors at the value") {
+  CHECK(only_error(minimal + "cache: { memory: 0 }\n") ==
+        "test.yaml:9:18: 'memory' must be at least 1");
+  CHECK(only_error(minimal + "cache: { memory: lots }\n") ==
+        "test.yaml:9:18: bad size 'lots': expected a number of bytes with an optional k, m or g "
+        "suffix");
+  CHECK(only_error(minimal + "cache: { max_object: 0 }\n") ==
+        "test.yaml:9:22: 'max_object' must be at least 1");
+  CHECK(only_error(minimal + "cache: { max_object: [1m] }\n") ==
+        "test.yaml:9:22: 'max_object' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "cache: { coalesce_timeout: 0s }\n") ==
+        "test.yaml:9:28: 'coalesce_timeout' must be greater than zero");
+  CHECK(only_error(minimal + "cache: { coalesce_timeout: 0 }\n") ==
+        "test.yaml:9:28: bad duration '0': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "cache: { hit_for_pass: 2 }\n") ==
+        "test.yaml:9:24: bad duration '2': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "cache: { hit_for_pass: -1s }\n") ==
+        "test.yaml:9:24: bad duration '-1s': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "cache: { heuristic_max: 0s }\n") ==
+        "test.yaml:9:25: 'heuristic_max' must be greater than zero");
+  CHECK(only_error(minimal + "cache: { heuristic_max: 1d }\n") ==
+        "test.yaml:9:25: bad duration '1d': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "cache: { x_cache: yes }\n") ==
+        "test.yaml:9:19: bad x_cache 'yes': expected on, off, true or false");
+  CHECK(only_error(minimal + "cache: { x_cache: On }\n") ==
+        "test.yaml:9:19: bad x_cache 'On': expected on, off, true or false");
+  CHECK(only_error(minimal + "cache: { x_cache: {} }\n") ==
+        "test.yaml:9:19: 'x_cache' must be a non-empty scalar, not a map");
+}
+
+TEST_CASE("max_object above memory is an error at max_object, or at memory for the default") {
+  CHECK(only_error(minimal + "cache:\n  memory: 16m\n  max_object: 17m\n") ==
+        "test.yaml:11:15: 'max_object' (17m) must not be larger than 'memory' (16m)");
+  CHECK(only_error(minimal + "cache:\n  max_object: 1g\n") ==
+        "test.yaml:10:15: 'max_object' (1g) must not be larger than 'memory' (256m)");
+  CHECK(only_error(minimal + "cache:\n  memory: 8m\n") ==
+        "test.yaml:10:11: 'max_object' (16m) must not be larger than 'memory' (8m)");
+  CHECK(only_error(minimal + "cache: { memory: 1000, max_object: 1001 }\n") ==
+        "test.yaml:9:36: 'max_object' (1001) must not be larger than 'memory' (1000)");
+  // A bad memory is one error, not two.
+  CHECK(only_error(minimal + "cache: { memory: 1x, max_object: 1m }\n") ==
+        "test.yaml:9:18: bad size '1x': expected a number of bytes with an optional k, m or g "
+        "suffix");
+}
+
+TEST_CASE("the top-level cache must be a map of known keys") {
+  CHECK(only_error(minimal + "cache: off\n") == "test.yaml:9:8: 'cache' must be a map, not a scalar");
+  CHECK(only_error(minimal + "cache:\n") == "test.yaml:9:1: 'cache' must be a map, not empty");
+  CHECK(only_error(minimal + "cache: [memory]\n") ==
+        "test.yaml:9:8: 'cache' must be a map, not a list");
+  CHECK(only_error(minimal + "cache:\n  memory: 1g\n  size: 1g\n") ==
+        "test.yaml:11:3: unknown key 'size'");
+  CHECK(only_error(minimal + "cache: { ttl: 1m }\n") == "test.yaml:9:10: unknown key 'ttl'");
+  CHECK(only_error(minimal + "cache: { memory: 1g, memory: 2g }\n") ==
+        "test.yaml:9:22: duplicate key 'memory' (first at line 9)");
+}
+
+TEST_CASE("a host entry loads every cache key") {
+  LoadResult result = load(minimal +
+                           "    cache: off\n"
+                           "    ttl: 10m\n"
+                           "    max_ttl: 24h\n"
+                           "    grace: 30s\n"
+                           "    store_set_cookie: true\n"
+                           "    bypass_on_cookie: [session, \"__Host-id\", \"a!#$%&'*+-.^_`|~9\"]\n"
+                           "    key_cookies: Lang\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const CachePolicy& policy = result.config->hosts.at(0).cache;
+  CHECK_FALSE(policy.enabled);
+  CHECK(policy.ttl == 10min);
+  CHECK(policy.max_ttl == 24h);
+  CHECK(policy.grace == 30s);
+  CHECK(policy.store_set_cookie);
+  CHECK(policy.bypass_on_cookie ==
+        std::vector<std::string>{"session", "__Host-id", "a!#$%&'*+-.^_`|~9"});
+  CHECK(policy.key_cookies == std::vector<std::string>{"Lang"});
+}
+
+TEST_CASE("cache takes on, off, true and false; the cookie lists take one name or a list") {
+  for (auto [text, enabled] : {std::pair{"on", true}, std::pair{"true", true},
+                               std::pair{"off", false}, std::pair{"false", false}}) {
+    CAPTURE(text);
+    LoadResult result = load(minimal + "    cache: " + text + "\n    store_set_cookie: " +
+                             text + "\n");
+    INFO(joined(result));
+    REQUIRE(result.config);
+    CHECK(result.config->hosts[0].cache.enabled == enabled);
+    CHECK(result.config->hosts[0].cache.store_set_cookie == enabled);
+  }
+  LoadResult lists = load(minimal + "    bypass_on_cookie: []\n    key_cookies:\n      - a\n      - b\n");
+  INFO(joined(lists));
+  REQUIRE(lists.config);
+  CHECK(lists.config->hosts[0].cache.bypass_on_cookie.empty());
+  CHECK(lists.config->hosts[0].cache.key_cookies == std::vector<std::string>{"a", "b"});
+}
+
+TEST_CASE("ttl, max_ttl and grace take zero, bare or with a unit") {
+  for (const char* zero : {"0", "0s", "0ms", "0h"}) {
+    CAPTURE(zero);
+    const std::string z = zero;
+    LoadResult result =
+        load(minimal + "    ttl: " + z + "\n    max_ttl: " + z + "\n    grace: " + z + "\n" +
+             "    routes: [{ path: /a/, ttl: " + z + ", max_ttl: " + z + ", grace: " + z + " }]\n");
+    INFO(joined(result));
+    REQUIRE(result.config);
+    for (const CachePolicy* policy :
+         {&result.config->hosts[0].cache, &result.config->hosts[0].routes.at(0).cache}) {
+      CHECK(policy->ttl == 0ms);
+      CHECK(policy->max_ttl == 0ms);
+      CHECK(policy->grace == 0ms);
+    }
+  }
+  // A zero on either side means "none" and never conflicts; equal values are fine.
+  for (const char* keys : {"ttl: 1h, max_ttl: 0", "ttl: 0, max_ttl: 1s", "ttl: 60s, max_ttl: 1m"}) {
+    CAPTURE(keys);
+    LoadResult result = load(minimal + "    routes: [{ path: /a/, " + keys + " }]\n");
+    INFO(joined(result));
+    CHECK(result.config.has_value());
+  }
+}
+
+TEST_CASE("a route takes every cache key it does not set from its host") {
+  LoadResult result = load(minimal +
+                           "  - match: a.example\n"          // 9
+                           "    backend: app\n"              // 10
+                           "    routes:\n"                   // 11: before the host's keys
+                           "      - { path: /same/ }\n"      // 12
+                           "      - { path: /api/, cache: on, ttl: 1m, key_cookies: [], grace: 0 }\n"
+                           "      - path: /set/\n"           // 14
+                           "        max_ttl: 1h\n"
+                           "        store_set_cookie: false\n"
+                           "        bypass_on_cookie: admin\n"
+                           "    cache: off\n"                // 18
+                           "    ttl: 5m\n"
+                           "    max_ttl: 2h\n"
+                           "    grace: 10s\n"
+                           "    store_set_cookie: on\n"
+                           "    bypass_on_cookie: [session, token]\n"
+                           "    key_cookies: [lang]\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Host& host = result.config->hosts.at(1);
+  REQUIRE(host.routes.size() == 3);
+
+  const CachePolicy& same = host.routes[0].cache;
+  CHECK_FALSE(same.enabled);
+  CHECK(same.ttl == 5min);
+  CHECK(same.max_ttl == 2h);
+  CHECK(same.grace == 10s);
+  CHECK(same.store_set_cookie);
+  CHECK(same.bypass_on_cookie == std::vector<std::string>{"session", "token"});
+  CHECK(same.key_cookies == std::vector<std::string>{"lang"});
+
+  const CachePolicy& api = host.routes[1].cache;
+  CHECK(api.enabled);
+  CHECK(api.ttl == 1min);
+  CHECK(api.max_ttl == 2h);
+  CHECK(api.grace == 0ms);
+  CHECK(api.store_set_cookie);
+  CHECK(api.bypass_on_cookie == std::vector<std::string>{"session", "token"});
+  CHECK(api.key_cookies.empty());
+
+  const CachePolicy& set = host.routes[2].cache;
+  CHECK_FALSE(set.enabled);
+  CHECK(set.ttl == 5min);
+  CHECK(set.max_ttl == 1h);
+  CHECK(set.grace == 10s);
+  CHECK_FALSE(set.store_set_cookie);
+  CHECK(set.bypass_on_cookie == std::vector<std::string>{"admin"});
+  CHECK(set.key_cookies == std::vector<std::string>{"lang"});
+
+  // The host keeps its own policy; another host's routes start from the defaults.
+  CHECK_FALSE(host.cache.enabled);
+  CHECK(host.cache.bypass_on_cookie == std::vector<std::string>{"session", "token"});
+  LoadResult other = load(minimal + "    routes: [{ path: /x/, ttl: 1m }]\n  - match: b.example\n"
+                                    "    backend: app\n    cache: off\n    ttl: 1h\n");
+  INFO(joined(other));
+  REQUIRE(other.config);
+  const CachePolicy& x = other.config->hosts.at(0).routes.at(0).cache;
+  CHECK(x.enabled);
+  CHECK(x.ttl == 1min);
+  CHECK(x.max_ttl == 0ms);
+}
+
+TEST_CASE("bad cache keys on a host or route are errors at the value") {
+  CHECK(only_error(minimal + "    cache: maybe\n") ==
+        "test.yaml:9:12: bad cache 'maybe': expected on, off, true or false");
+  CHECK(only_error(minimal + "    cache: yes\n") ==
+        "test.yaml:9:12: bad cache 'yes': expected on, off, true or false");
+  CHECK(only_error(minimal + "    cache: [on]\n") ==
+        "test.yaml:9:12: 'cache' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "    cache: { ttl: 1m }\n") ==
+        "test.yaml:9:12: 'cache' must be a non-empty scalar, not a map");
+  CHECK(only_error(minimal + "    cache:\n") ==
+        "test.yaml:9:5: 'cache' must be a non-empty scalar, not empty");
+  CHECK(only_error(minimal + "    ttl: 10\n") ==
+        "test.yaml:9:10: bad duration '10': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "    ttl: 00\n") ==
+        "test.yaml:9:10: bad duration '00': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "    max_ttl: 1d\n") ==
+        "test.yaml:9:14: bad duration '1d': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "    grace: -5s\n") ==
+        "test.yaml:9:12: bad duration '-5s': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "    grace: [5s]\n") ==
+        "test.yaml:9:12: 'grace' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "    store_set_cookie: 1\n") ==
+        "test.yaml:9:23: bad store_set_cookie '1': expected on, off, true or false");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a/, ttl: soon }\n") ==
+        "test.yaml:10:27: bad duration 'soon': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "    routes:\n      - path: /a/\n        cache: of\n") ==
+        "test.yaml:11:16: bad cache 'of': expected on, off, true or false");
+}
+
+TEST_CASE("unknown keys next to the cache keys are errors at the key") {
+  CHECK(only_error(minimal + "    tll: 1m\n") == "test.yaml:9:5: unknown key 'tll'");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a/, cahce: off }\n") ==
+        "test.yaml:10:22: unknown key 'cahce'");
+  CHECK(only_error(minimal + "    memory: 1g\n") == "test.yaml:9:5: unknown key 'memory'");
+  CHECK(only_error(minimal + "    ttl: 1m\n    ttl: 2m\n") ==
+        "test.yaml:10:5: duplicate key 'ttl' (first at line 9)");
+}
+
+TEST_CASE("cookie names must be tokens, given once, as a name or a list of names") {
+  CHECK(only_error(minimal + "    bypass_on_cookie: [\"a b\"]\n") ==
+        "test.yaml:9:24: bad cookie name 'a b': expected a token (letters, digits and "
+        "!#$%&'*+-.^_`|~)");
+  for (const char* bad : {"a=b", "a;b", "a,b", "\\\"a\\\"", "a/b", "(a)", "a:b", "a\\tb", "caf\\u00e9"}) {
+    CAPTURE(bad);
+    std::string text = only_error(minimal + "    key_cookies: [\"" + bad + "\"]\n");
+    CHECK(text.starts_with("test.yaml:9:19: bad cookie name '"));
+    CHECK(text.ends_with("': expected a token (letters, digits and !#$%&'*+-.^_`|~)"));
+  }
+  CHECK(only_error(minimal + "    key_cookies: [a, \"\"]\n") ==
+        "test.yaml:9:22: bad cookie name '': expected a token (letters, digits and "
+        "!#$%&'*+-.^_`|~)");
+  CHECK(only_error(minimal + "    key_cookies: \"\"\n") ==
+        "test.yaml:9:18: bad cookie name '': expected a token (letters, digits and "
+        "!#$%&'*+-.^_`|~)");
+  CHECK(only_error(minimal + "    key_cookies: a b\n") ==
+        "test.yaml:9:18: bad cookie name 'a b': expected a token (letters, digits and "
+        "!#$%&'*+-.^_`|~)");
+  CHECK(only_error(minimal + "    bypass_on_cookie:\n      - sid\n      - [a]\n") ==
+        "test.yaml:11:9: a cookie name must be a scalar, not a list");
+  CHECK(only_error(minimal + "    bypass_on_cookie:\n      - sid\n      - \n") ==
+        "test.yaml:9:5: a cookie name must be a scalar, not empty");
+  CHECK(only_error(minimal + "    key_cookies: [sid, lang, sid]\n") ==
+        "test.yaml:9:30: duplicate cookie name 'sid' (first at line 9)");
+  CHECK(only_error(minimal + "    bypass_on_cookie: { sid: 1 }\n") ==
+        "test.yaml:9:23: 'bypass_on_cookie' must be a cookie name or a list of them, not a map");
+  CHECK(only_error(minimal + "    bypass_on_cookie:\n") ==
+        "test.yaml:9:5: 'bypass_on_cookie' must be a cookie name or a list of them, not empty");
+  CHECK(only_error(minimal + "    routes: [{ path: /a/, key_cookies: [\"x y\"] }]\n") ==
+        "test.yaml:9:41: bad cookie name 'x y': expected a token (letters, digits and "
+        "!#$%&'*+-.^_`|~)");
+  // Names are case-sensitive: these are two cookies.
+  LoadResult cased = load(minimal + "    key_cookies: [sid, SID]\n");
+  INFO(joined(cased));
+  REQUIRE(cased.config);
+  CHECK(cased.config->hosts[0].cache.key_cookies == std::vector<std::string>{"sid", "SID"});
+}
+
+TEST_CASE("max_ttl below a non-zero ttl is an error at the key that sets it") {
+  // Both on the host: at max_ttl, once, not again for each route.
+  CHECK(only_error(minimal + "    ttl: 1h\n    max_ttl: 30m\n    routes: [{ path: /a/ }]\n") ==
+        "test.yaml:10:14: 'max_ttl' (30m) must not be less than 'ttl' (1h)");
+  CHECK(only_error(minimal + "    max_ttl: 59s\n    ttl: 1m\n") ==
+        "test.yaml:9:14: 'max_ttl' (59s) must not be less than 'ttl' (1m)");
+  CHECK(only_error(minimal + "    routes: [{ path: /a/, ttl: 1500ms, max_ttl: 1s }]\n") ==
+        "test.yaml:9:49: 'max_ttl' (1s) must not be less than 'ttl' (1500ms)");
+  // One side on the route, the other inherited: at the route's key, naming the host's line.
+  CHECK(only_error(minimal + "    max_ttl: 1m\n    routes:\n      - { path: /a/, ttl: 2m }\n") ==
+        "test.yaml:11:27: 'max_ttl' (1m, from the host at line 9) must not be less than 'ttl' "
+        "(2m)");
+  CHECK(only_error(minimal + "    ttl: 90s\n    routes:\n      - { path: /a/, max_ttl: 1m }\n") ==
+        "test.yaml:11:31: 'max_ttl' (1m) must not be less than 'ttl' (90s, from the host at line "
+        "9)");
+  // A route's ttl up to its host's max_ttl is fine, wherever the host's keys are in the file.
+  LoadResult fixed = load(minimal + "    routes: [{ path: /a/, ttl: 1m }]\n    max_ttl: 2m\n");
+  INFO(joined(fixed));
+  CHECK(fixed.config.has_value());
+  // A bad ttl is one error, not two.
+  CHECK(only_error(minimal + "    ttl: 1x\n    max_ttl: 1s\n") ==
+        "test.yaml:9:10: bad duration '1x': expected a number with a unit: ms, s, m, h");
+}
+
+TEST_CASE("cache errors across the file are all reported, top to bottom") {
+  LoadResult result = load(
+      "cache: { memory: 1m, max_object: 2m, colour: red }\n"
+      "listen:\n"
+      "  - address: 127.0.0.1:8080\n"
+      "backends:\n"
+      "  app:\n"
+      "    servers: [127.0.0.1:9000]\n"
+      "hosts:\n"
+      "  - match: \"*\"\n"
+      "    backend: app\n"
+      "    cache: sometimes\n"
+      "    ttl: 1m\n"
+      "    max_ttl: 10s\n"
+      "    key_cookies: [\"a;b\"]\n"
+      "    routes:\n"
+      "      - { path: /a/, grace: 5, bypass_on_cookie: {} }\n");
+  CHECK_FALSE(result.config);
+  std::vector<std::string> positions;
+  for (const Error& error : result.errors) {
+    positions.push_back(std::to_string(error.mark.line) + ":" + std::to_string(error.mark.col));
+  }
+  INFO(joined(result));
+  CHECK(positions == std::vector<std::string>{"1:34", "1:38", "10:12", "12:14", "13:19",
+                                              "15:29", "15:50"});
 }

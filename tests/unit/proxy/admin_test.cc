@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <regex>
+#include <set>
 
 #include "balancer/balancer.h"
+#include "cache/policy.h"
 #include "proxy/admin_render.h"
 
 using namespace edge;
@@ -148,4 +151,271 @@ TEST_CASE("the listing, as JSON and as text, follows the live state") {
         std::string::npos);
   CHECK(text.find("books_en [::1]:8211 draining in_flight=0 queued=0 served=0 failed=0 check=connection_refused\n") !=
         std::string::npos);
+}
+
+// ---- purge, ban, stats, metrics ----
+
+TEST_CASE("routes and methods: purge and ban are POST, stats and metrics GET") {
+  CHECK(admin::parse_route("/purge").kind == Route::kPurge);
+  CHECK(admin::parse_route("/ban").kind == Route::kBan);
+  CHECK(admin::parse_route("/stats").kind == Route::kStats);
+  CHECK(admin::parse_route("/metrics").kind == Route::kMetrics);
+  for (const char* path : {"/purge/", "/purges", "/ban/x", "/stats.json", "/Metrics", "/metrics/"}) {
+    CAPTURE(path);
+    CHECK(admin::parse_route(path).kind == Route::kNotFound);
+  }
+  CHECK(admin::method_allowed(Route::kPurge, "POST"));
+  CHECK_FALSE(admin::method_allowed(Route::kPurge, "GET"));
+  CHECK_FALSE(admin::method_allowed(Route::kBan, "PURGE"));
+  CHECK(admin::method_allowed(Route::kStats, "GET"));
+  CHECK(admin::method_allowed(Route::kMetrics, "HEAD"));
+  CHECK_FALSE(admin::method_allowed(Route::kMetrics, "POST"));
+  CHECK(admin::allowed_methods(Route::kBan) == "POST");
+  CHECK(admin::allowed_methods(Route::kStats) == "GET, HEAD");
+}
+
+TEST_CASE("query strings are split and percent-decoded; '+' stays '+'") {
+  auto q = admin::parse_query("url=http%3A%2F%2Fa.com%2Fx%3Fy%3D1&soft=1&&flag&regex=a+b");
+  REQUIRE(q);
+  REQUIRE(q->size() == 4);
+  CHECK((*q)[0] == std::pair<std::string, std::string>{"url", "http://a.com/x?y=1"});
+  CHECK((*q)[1] == std::pair<std::string, std::string>{"soft", "1"});
+  CHECK((*q)[2] == std::pair<std::string, std::string>{"flag", ""});
+  CHECK((*q)[3] == std::pair<std::string, std::string>{"regex", "a+b"});
+  CHECK(admin::parse_query("")->empty());
+  CHECK(admin::parse_query("a=%zz") == std::nullopt);
+  CHECK(admin::parse_query("a=%00") == std::nullopt);
+}
+
+TEST_CASE("purge URLs give the cache key the proxy uses") {
+  CHECK(admin::url_cache_key("http://Example.COM:8080/a/../b%7e?q=1#frag") == cache::cache_key("example.com", "/b~?q=1"));
+  CHECK(admin::url_cache_key("https://example.com") == std::string("example.com/"));
+  CHECK(admin::url_cache_key("HTTP://example.com?x") == std::string("example.com/?x"));
+  CHECK(admin::url_cache_key("http://[::1]:81/p") == cache::cache_key("[::1]:81", "/p"));
+  for (const char* bad : {"", "/just/a/path", "example.com/x", "ftp://example.com/x", "http://", "http:///x",
+                          "http://:80/x", "http://a.com/x y", "http://a.com/\x01"}) {
+    CAPTURE(bad);
+    CHECK(admin::url_cache_key(bad) == std::nullopt);
+  }
+}
+
+TEST_CASE("purge parameters: url or tag, soft, nothing else") {
+  std::string error;
+  auto by_url = admin::parse_purge("url=http%3A%2F%2Fa.com%2Fimg%2F1.jpg", error);
+  REQUIRE(by_url);
+  CHECK(by_url->key == "a.com/img/1.jpg");
+  CHECK(by_url->tag.empty());
+  CHECK_FALSE(by_url->soft);
+  auto by_tag = admin::parse_purge("tag=product-42&soft=1", error);
+  REQUIRE(by_tag);
+  CHECK(by_tag->tag == "product-42");
+  CHECK(by_tag->key.empty());
+  CHECK(by_tag->soft);
+  CHECK(admin::parse_purge("soft=true&tag=x", error)->soft);
+  CHECK_FALSE(admin::parse_purge("soft=0&tag=x", error)->soft);
+
+  struct Bad {
+    const char* query;
+    const char* error;
+  };
+  for (const Bad& bad : {Bad{"", "give either url or tag"}, Bad{"soft=1", "give either url or tag"},
+                         Bad{"url=http://a.com/&tag=t", "give either url or tag"},
+                         Bad{"url=/relative", "url must be an absolute http or https URL"},
+                         Bad{"url=", "url must be an absolute http or https URL"}, Bad{"tag=", "empty tag"},
+                         Bad{"tag=t&soft=yes", "soft must be 0 or 1"}, Bad{"tag=t&sotf=1", "unknown parameter: sotf"},
+                         Bad{"tag=a&tag=b", "repeated parameter: tag"},
+                         Bad{"tag=%zz", "bad percent-encoding in the query"}}) {
+    CAPTURE(bad.query);
+    error.clear();
+    CHECK(admin::parse_purge(bad.query, error) == std::nullopt);
+    CHECK(error == bad.error);
+  }
+}
+
+TEST_CASE("ban parameters: host, prefix, regex, soft") {
+  std::string error;
+  auto ban = admin::parse_ban("host=Shop.Example:8443&prefix=%2Fimg%2F&soft=1", error);
+  REQUIRE(ban);
+  CHECK(ban->host == "shop.example");
+  CHECK(ban->prefix == "/img/");
+  CHECK_FALSE(ban->regex);
+  CHECK(ban->soft);
+
+  ban = admin::parse_ban("regex=%5C.jpe%3Fg%24", error);  // \.jpe?g$
+  REQUIRE(ban);
+  CHECK(ban->host.empty());
+  CHECK(ban->prefix.empty());
+  REQUIRE(ban->regex);
+  CHECK(ban->regex_text == "\\.jpe?g$");
+  CHECK(std::regex_search("/a/b.jpeg", *ban->regex));
+  CHECK_FALSE(std::regex_search("/a/b.png", *ban->regex));
+  CHECK_FALSE(ban->soft);
+
+  ban = admin::parse_ban("prefix=/a/./b/%7euser&regex=^/a/b/.%2B", error);
+  REQUIRE(ban);
+  CHECK(ban->prefix == "/a/b/~user");  // normalised as cache keys are
+  CHECK(std::regex_search("/a/b/~user", *ban->regex));
+
+  error.clear();
+  CHECK(admin::parse_ban("host=a.com", error) == std::nullopt);
+  CHECK(error == "give a prefix, a regex or both");
+  CHECK(admin::parse_ban("prefix=img/", error) == std::nullopt);
+  CHECK(error == "prefix must start with /");
+  CHECK(admin::parse_ban("regex=(unclosed", error) == std::nullopt);
+  CHECK(error.starts_with("invalid regex: "));
+  CHECK(error.size() > std::string("invalid regex: ").size());
+  CHECK(admin::parse_ban("prefix=/&soft=2", error) == std::nullopt);
+  CHECK(error == "soft must be 0 or 1");
+  CHECK(admin::parse_ban("prefix=/&url=x", error) == std::nullopt);
+  CHECK(error == "unknown parameter: url");
+}
+
+namespace {
+
+admin::CacheFigures sample_figures() {
+  admin::CacheFigures figures;
+  figures.hosts.resize(2);
+  figures.hosts[0].host = "shop.example";
+  figures.hosts[0].events = {6, 2, 1, 4, 1, 2, 3};  // hits misses passes coalesced hfp stale revalidated
+  figures.hosts[1].host = "we\"ird\\host";
+  figures.store.objects = 10;
+  figures.store.bytes = 12345;
+  figures.store.inserts = 12;
+  figures.store.evictions = 1;
+  figures.store.refused_too_large = 2;
+  figures.store.purged = 3;
+  figures.store.bans = 1;
+  figures.store.hit_for_pass_marks = 4;
+  figures.memory = 1 << 20;
+  return figures;
+}
+
+}  // namespace
+
+TEST_CASE("event keys and help texts") {
+  CHECK(std::string(cache::event_key(cache::Event::kHit)) == "hits");
+  CHECK(std::string(cache::event_key(cache::Event::kHitForPass)) == "hit_for_pass");
+  CHECK(std::string(cache::event_key(cache::Event::kRevalidated)) == "revalidated");
+  for (size_t e = 0; e < cache::kEventCount; ++e) CHECK(std::string(cache::event_help(cache::Event(e))).size() > 10);
+}
+
+TEST_CASE("hit ratio: hits and stale over everything but coalesced and revalidated") {
+  CHECK(admin::hit_ratio({}) == 0.0);
+  CHECK(admin::hit_ratio({6, 2, 1, 4, 1, 2, 3}) == doctest::Approx(8.0 / 12.0));
+  CHECK(admin::hit_ratio({0, 0, 0, 5, 0, 0, 5}) == 0.0);
+  CHECK(admin::hit_ratio({1, 0, 0, 0, 0, 0, 0}) == 1.0);
+}
+
+TEST_CASE("cache figures: the workers' counters summed per host entry") {
+  conf::Config config = make_config();
+  cache::Counters one(config.hosts.size());
+  cache::Counters two(config.hosts.size());
+  one.count(0, cache::Event::kHit);
+  one.count(0, cache::Event::kMiss);
+  two.count(0, cache::Event::kHit);
+  two.count(0, cache::Event::kStale);
+  two.count(5, cache::Event::kHit);  // no such host: ignored
+  cache::StoreStats store;
+  store.objects = 7;
+  admin::CacheFigures figures = admin::gather_cache_figures(config, {&one, &two}, store);
+  REQUIRE(figures.hosts.size() == 1);
+  CHECK(figures.hosts[0].host == "*");
+  CHECK(figures.hosts[0].events[static_cast<size_t>(cache::Event::kHit)] == 2);
+  CHECK(figures.hosts[0].events[static_cast<size_t>(cache::Event::kMiss)] == 1);
+  CHECK(figures.hosts[0].events[static_cast<size_t>(cache::Event::kStale)] == 1);
+  CHECK(figures.hosts[0].events[static_cast<size_t>(cache::Event::kPass)] == 0);
+  CHECK(figures.store.objects == 7);
+  CHECK(figures.memory == config.cache.memory);
+}
+
+TEST_CASE("GET /stats renders hosts, totals and the store") {
+  CHECK(admin::render_stats_json(sample_figures()) ==
+        "{\"hosts\":["
+        "{\"host\":\"shop.example\",\"hits\":6,\"misses\":2,\"passes\":1,\"coalesced\":4,\"hit_for_pass\":1,"
+        "\"stale\":2,\"revalidated\":3,\"hit_ratio\":0.6666666666666666},"
+        "{\"host\":\"we\\\"ird\\\\host\",\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,"
+        "\"stale\":0,\"revalidated\":0,\"hit_ratio\":0}],"
+        "\"totals\":{\"hits\":6,\"misses\":2,\"passes\":1,\"coalesced\":4,\"hit_for_pass\":1,\"stale\":2,"
+        "\"revalidated\":3,\"hit_ratio\":0.6666666666666666},"
+        "\"store\":{\"objects\":10,\"bytes\":12345,\"memory\":1048576,\"inserts\":12,\"evictions\":1,"
+        "\"refused_too_large\":2,\"purged\":3,\"bans\":1,\"hit_for_pass_marks\":4}}\n");
+  CHECK(admin::render_stats_json({}) ==
+        "{\"hosts\":[],\"totals\":{\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,"
+        "\"stale\":0,\"revalidated\":0,\"hit_ratio\":0},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":0,"
+        "\"inserts\":0,\"evictions\":0,\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0}}\n");
+}
+
+TEST_CASE("Prometheus label values are escaped") {
+  CHECK(admin::prometheus_label("plain.example") == "plain.example");
+  CHECK(admin::prometheus_label("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
+}
+
+TEST_CASE("GET /metrics: the cache and the backends in the text exposition format") {
+  conf::Config config = make_config();
+  balancer::Balancer balancer(config);
+  const int64_t now = 100000;
+  balancer::BackendState& books = balancer.backend(0);
+  books.server(1).set_draining(true);
+  books.server(0).report_check({true, 200, "200", now - 1500}, 2, 3, now - 1500);
+  std::string text = admin::render_metrics(sample_figures(), balancer, now);
+  CAPTURE(text);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+
+  CHECK(has("# TYPE edge_cache_events_total counter"));
+  CHECK(text.find("# HELP edge_cache_events_total ") != std::string::npos);
+  CHECK(text.find("hits: served from the cache, fresh") != std::string::npos);
+  CHECK(has("edge_cache_events_total{host=\"shop.example\",event=\"hits\"} 6"));
+  CHECK(has("edge_cache_events_total{host=\"shop.example\",event=\"revalidated\"} 3"));
+  CHECK(has("edge_cache_events_total{host=\"we\\\"ird\\\\host\",event=\"misses\"} 0"));
+  CHECK(has("# TYPE edge_cache_hit_ratio gauge"));
+  CHECK(has("edge_cache_hit_ratio{host=\"shop.example\"} 0.6666666666666666"));
+  CHECK(has("edge_cache_objects 10"));
+  CHECK(has("edge_cache_bytes 12345"));
+  CHECK(has("edge_cache_memory_bytes 1048576"));
+  CHECK(has("edge_cache_evictions_total 1"));
+  CHECK(has("edge_cache_purged_total 3"));
+  CHECK(has("edge_cache_bans 1"));
+  CHECK(has("edge_cache_hit_for_pass_marks 4"));
+
+  CHECK(has("edge_backend_queued{backend=\"books_en\"} 0"));
+  CHECK(has("edge_backend_queued{backend=\"we\\\"ird\"} 0"));
+  CHECK(has("# TYPE edge_backend_server_in_flight gauge"));
+  CHECK(has("edge_backend_server_in_flight{backend=\"books_en\",server=\"127.0.0.1:8210\"} 0"));
+  CHECK(has("# TYPE edge_backend_server_served_total counter"));
+  CHECK(has("edge_backend_server_weight{backend=\"books_en\",server=\"127.0.0.1:8210\"} 3"));
+  CHECK(has("edge_backend_server_max_conns{backend=\"books_en\",server=\"127.0.0.1:8210\"} 2"));
+  CHECK(has("edge_backend_server_state{backend=\"books_en\",server=\"127.0.0.1:8210\",state=\"up\"} 1"));
+  CHECK(has("edge_backend_server_state{backend=\"books_en\",server=\"127.0.0.1:8210\",state=\"draining\"} 0"));
+  CHECK(has("edge_backend_server_state{backend=\"books_en\",server=\"[::1]:8211\",state=\"draining\"} 1"));
+  CHECK(has("edge_backend_server_state{backend=\"books_en\",server=\"[::1]:8211\",state=\"up\"} 0"));
+  CHECK(has("edge_backend_server_check_ok{backend=\"books_en\",server=\"127.0.0.1:8210\"} 1"));
+  CHECK(has("edge_backend_server_check_age_seconds{backend=\"books_en\",server=\"127.0.0.1:8210\"} 1.5"));
+  CHECK(text.find("edge_backend_server_check_ok{backend=\"books_en\",server=\"[::1]:8211\"}") == std::string::npos);
+
+  // Well formed: every line is a comment or `name{labels} value`, each family's samples follow
+  // its own HELP and TYPE, and no two samples share a name and labels.
+  std::set<std::string> series;
+  std::string family;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    REQUIRE(end != std::string::npos);
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    CAPTURE(line);
+    if (line.starts_with("# HELP ")) {
+      family = line.substr(7, line.find(' ', 7) - 7);
+      continue;
+    }
+    if (line.starts_with("# TYPE ")) {
+      CHECK(line.substr(7, family.size() + 1) == family + " ");
+      continue;
+    }
+    CHECK(line.starts_with(family));
+    size_t space = line.rfind(' ');
+    REQUIRE(space != std::string::npos);
+    CHECK(series.insert(line.substr(0, space)).second);
+    std::string value = line.substr(space + 1);
+    CHECK(value.find_first_not_of("0123456789.e-") == std::string::npos);
+  }
 }

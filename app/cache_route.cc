@@ -1,0 +1,232 @@
+#include "app/cache_route.h"
+
+#include <array>
+#include <utility>
+
+namespace edge::app {
+
+namespace {
+
+// The text parameters of /cache and the response fields they become, in the order written.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kTextFields = {{
+    {"type", "Content-Type"},
+    {"cc", "Cache-Control"},
+    {"etag", "ETag"},
+    {"vary", "Vary"},
+    {"tag", "Surrogate-Key"},
+    {"xkey", "xkey"},
+    {"cookie", "Set-Cookie"},
+    {"location", "Location"},
+    {"content_location", "Content-Location"},
+}};
+
+// The request fields /cache reports back, and how several fields of one name are joined.
+struct EchoedField {
+  std::string_view request_name;
+  std::string_view response_name;
+  std::string_view separator;
+};
+constexpr std::array<EchoedField, 3> kEchoedFields = {{
+    {"If-None-Match", "X-Got-If-None-Match", ", "},
+    {"If-Modified-Since", "X-Got-If-Modified-Since", ", "},
+    {"Cookie", "X-Got-Cookie", "; "},
+}};
+
+// Every field named `name`, joined with `separator`; nullopt when there is none.
+std::optional<std::string> joined_fields(const http::Headers& headers, std::string_view name,
+                                         std::string_view separator) {
+  std::optional<std::string> out;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (!http::iequals(headers.name(i), name)) continue;
+    if (out)
+      out->append(separator);
+    else
+      out.emplace();
+    out->append(headers.value(i));
+  }
+  return out;
+}
+
+std::string_view without_weak_prefix(std::string_view tag) {
+  return tag.substr(0, 2) == "W/" ? tag.substr(2) : tag;
+}
+
+std::optional<int> two_digits(std::string_view s) {
+  if (s.size() != 2 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9') return std::nullopt;
+  return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+std::optional<int> four_digits(std::string_view s) {
+  auto high = two_digits(s.substr(0, 2));
+  auto low = two_digits(s.substr(2));
+  if (!high || !low) return std::nullopt;
+  return *high * 100 + *low;
+}
+
+// 1..12, or 0 when `name` is not a month's abbreviation.
+int month_number(std::string_view name) {
+  static constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (size_t i = 0; i < kMonths.size(); ++i)
+    if (http::iequals(name, kMonths[i])) return static_cast<int>(i) + 1;
+  return 0;
+}
+
+bool is_day_name(std::string_view name) {
+  static constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  for (std::string_view day : kDays)
+    if (http::iequals(name, day)) return true;
+  return false;
+}
+
+bool is_leap_year(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+
+int days_in_month(int year, int month) {
+  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && is_leap_year(year) ? 29 : kDays[static_cast<size_t>(month - 1)];
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil), so no
+// time-zone state is involved.
+int64_t days_from_civil(int year, int month, int day) {
+  year -= month <= 2;
+  const int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const int64_t year_of_era = year - era * 400;
+  const int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
+// Reads the first parameter `name` into `out` (left empty when absent). False when it is present
+// but not a number within bounds.
+bool read_uint(const QueryParams& q, std::string_view name, uint64_t max, std::optional<uint64_t>& out) {
+  auto text = query_get(q, name);
+  if (!text) return true;
+  out = parse_uint(*text, max);
+  return out.has_value();
+}
+
+bool read_int(const QueryParams& q, std::string_view name, int64_t max_magnitude, std::optional<int64_t>& out) {
+  auto text = query_get(q, name);
+  if (!text) return true;
+  out = parse_int(*text, max_magnitude);
+  return out.has_value();
+}
+
+}  // namespace
+
+bool if_none_match_matches(std::string_view if_none_match, std::string_view etag) {
+  bool matched = false;
+  etag = without_weak_prefix(etag);
+  http::for_each_token(if_none_match, [&](std::string_view tag) {
+    if (tag == "*" || without_weak_prefix(tag) == etag) matched = true;
+  });
+  return matched;
+}
+
+std::optional<int64_t> parse_imf_fixdate(std::string_view text) {
+  const std::string_view t = http::trim(text);
+  if (t.size() != 29 || t[3] != ',' || t[4] != ' ' || t[7] != ' ' || t[11] != ' ' || t[16] != ' ' ||
+      t[19] != ':' || t[22] != ':' || t[25] != ' ')
+    return std::nullopt;
+  if (!is_day_name(t.substr(0, 3)) || !http::iequals(t.substr(26, 3), "GMT")) return std::nullopt;
+  const auto day = two_digits(t.substr(5, 2));
+  const int month = month_number(t.substr(8, 3));
+  const auto year = four_digits(t.substr(12, 4));
+  const auto hour = two_digits(t.substr(17, 2));
+  const auto minute = two_digits(t.substr(20, 2));
+  const auto second = two_digits(t.substr(23, 2));
+  if (!day || !month || !year || !hour || !minute || !second) return std::nullopt;
+  // Second 60 is a leap second, which Unix time folds into the next one.
+  if (*day < 1 || *day > days_in_month(*year, month) || *hour > 23 || *minute > 59 || *second > 60)
+    return std::nullopt;
+  return days_from_civil(*year, month, *day) * 86400 + *hour * 3600 + *minute * 60 + *second;
+}
+
+std::string http_date(int64_t unix_seconds) {
+  char buf[32];
+  return std::string(buf, http::format_http_date(unix_seconds, buf));
+}
+
+Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const RouteContext& context) {
+  constexpr auto kMaxOffset = static_cast<uint64_t>(kMaxCacheOffsetSeconds);
+  std::optional<uint64_t> status, delay, size, age, lm;
+  std::optional<int64_t> date;
+  if (!read_uint(q, "status", 599, status) || (status && *status < 200))
+    return bad_request("status must be a number from 200 to 599");
+  if (!read_uint(q, "delay", kMaxWaitMs, delay)) return bad_request("delay must be a number from 0 to 600000");
+  if (!read_uint(q, "size", kMaxPatternBytes, size)) return bad_request("size must be a number from 0 to 1073741824");
+  if (!read_uint(q, "age", UINT64_MAX, age)) return bad_request("age must be a number of seconds");
+  if (!read_uint(q, "lm", kMaxOffset, lm)) return bad_request("lm must be a number of seconds from 0 to 3153600000");
+  if (!read_int(q, "date", kMaxCacheOffsetSeconds, date))
+    return bad_request("date must be a number of seconds from -3153600000 to 3153600000");
+  std::optional<std::string> expires;
+  if (auto text = query_get(q, "expires")) {
+    std::optional<int64_t> offset;
+    if (*text == "bad")
+      expires.emplace("0");  // an invalid Expires, which a cache must read as already expired
+    else if (read_int(q, "expires", kMaxCacheOffsetSeconds, offset))
+      expires = http_date(context.now + *offset);
+    else
+      return bad_request("expires must be bad or a number of seconds from -3153600000 to 3153600000");
+  }
+
+  Reply r;
+  r.status = static_cast<int>(status.value_or(200));
+  r.delay_ms = delay.value_or(0);
+  if (!query_get(q, "type")) r.headers.add("Content-Type", "text/plain");
+  for (const auto& [param, field] : kTextFields) {
+    for (const auto& [name, value] : q) {
+      if (name != param) continue;
+      if (!valid_field_value(value)) return bad_request("a field value has CR, LF or NUL");
+      r.headers.add(field, value);
+    }
+  }
+  const int64_t last_modified = context.now - static_cast<int64_t>(lm.value_or(0));
+  if (lm) r.headers.add("Last-Modified", http_date(last_modified));
+  if (expires) r.headers.add("Expires", *expires);
+  if (date) r.headers.add("Date", http_date(context.now + *date));
+  if (age) r.headers.add("Age", std::to_string(*age));
+  r.headers.add("X-Count", std::to_string(context.count));
+  for (const EchoedField& echoed : kEchoedFields) {
+    if (auto value = joined_fields(head.headers, echoed.request_name, echoed.separator))
+      r.headers.add(echoed.response_name, *value);
+  }
+
+  // Only a plain 200 is validated: a test that sets another status wants that status back.
+  if ((head.method == "GET" || head.is_head()) && r.status == 200) {
+    const auto etag = query_get(q, "etag");
+    bool not_modified = false;
+    if (auto inm = joined_fields(head.headers, "If-None-Match", ", ")) {
+      not_modified = etag && if_none_match_matches(*inm, *etag);
+    } else if (auto ims = head.headers.get("If-Modified-Since"); ims && lm) {
+      const auto since = parse_imf_fixdate(*ims);
+      not_modified = since && *since >= last_modified;
+    }
+    if (not_modified) {
+      r.status = 304;
+      return r;
+    }
+  }
+
+  if (!status_has_body(r.status)) return r;
+  if (size) {
+    r.generated = true;
+    r.generated_bytes = *size;
+    return r;
+  }
+  // A HEAD announces the length of the GET's body, so its text names GET.
+  const std::string_view method = head.is_head() ? std::string_view("GET") : std::string_view(head.method);
+  r.body.append(context.name).append(" ").append(method).append(" ").append(head.target);
+  r.body.append(" ").append(std::to_string(context.count)).append("\n");
+  return r;
+}
+
+Reply count_reply(const QueryParams& q, const RouteContext& context) {
+  const auto url = query_get(q, "url");
+  if (!url) return bad_request("missing url");
+  const uint64_t count = context.counts ? context.counts->get(*url) : 0;
+  return text_reply(200, std::to_string(count) + "\n");
+}
+
+}  // namespace edge::app

@@ -1,0 +1,105 @@
+#include "http/shared_body.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace edge::http {
+
+namespace {
+constexpr uint64_t kFirstBlock = 16 * 1024;
+constexpr uint64_t kLargestBlock = 1024 * 1024;
+}  // namespace
+
+SharedBody::SharedBody(uint64_t expected) {
+  if (expected > 0) {
+    blocks_.push_back(Block{std::unique_ptr<char[]>(new char[expected]), 0, expected});
+    capacity_ = expected;
+  }
+}
+
+SharedBody::~SharedBody() = default;
+
+std::shared_ptr<SharedBody> SharedBody::from(std::string_view bytes) {
+  auto body = std::make_shared<SharedBody>(bytes.size());
+  body->append(bytes);
+  body->finish();
+  return body;
+}
+
+void SharedBody::append(std::string_view bytes) {
+  uint64_t size = size_.load(std::memory_order_relaxed);
+  while (!bytes.empty()) {
+    if (size == capacity_) {
+      // A body longer than announced, or of unknown length: blocks double up to a bound, so a
+      // large body costs few allocations and little slack.
+      uint64_t grow = blocks_.empty() ? kFirstBlock : std::min(kLargestBlock, blocks_.back().capacity * 2);
+      grow = std::max<uint64_t>(grow, std::min<uint64_t>(bytes.size(), kLargestBlock));
+      std::lock_guard lock(mutex_);
+      blocks_.push_back(Block{std::unique_ptr<char[]>(new char[grow]), capacity_, grow});
+      capacity_ += grow;
+    }
+    // Only the producer touches blocks_.back() and the bytes past size_, so this needs no lock:
+    // readers never look past the published size.
+    Block& block = blocks_.back();
+    const uint64_t room = block.start + block.capacity - size;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(room, bytes.size()));
+    std::memcpy(block.data.get() + (size - block.start), bytes.data(), n);
+    bytes.remove_prefix(n);
+    size += n;
+    size_.store(size, std::memory_order_release);
+  }
+}
+
+void SharedBody::finish() { state_.store(kComplete, std::memory_order_release); }
+
+void SharedBody::fail() { state_.store(kFailed, std::memory_order_release); }
+
+int SharedBody::peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string&) const {
+  const bool done = complete();
+  const uint64_t end = std::min<uint64_t>(size(), offset + max_bytes);
+  if (offset >= end) return 0;
+  std::unique_lock lock(mutex_, std::defer_lock);
+  if (!done) lock.lock();  // blocks_ may still grow; a complete body's never does
+  // The block holding `offset`: blocks are few (one when the size was known), so a scan is fine.
+  size_t i = 0;
+  while (i + 1 < blocks_.size() && blocks_[i + 1].start <= offset) ++i;
+  int count = 0;
+  while (count < max && offset < end && i < blocks_.size()) {
+    const Block& block = blocks_[i];
+    const uint64_t block_end = std::min(end, block.start + block.capacity);
+    out[count++] = IoSlice{block.data.get() + (offset - block.start), static_cast<size_t>(block_end - offset)};
+    offset = block_end;
+    ++i;
+  }
+  return count;
+}
+
+std::string SharedBody::to_string() const {
+  std::string out;
+  std::string scratch;
+  uint64_t offset = 0;
+  IoSlice slices[8];
+  while (true) {
+    int n = peek(offset, slices, 8, SIZE_MAX, scratch);
+    if (n <= 0) break;
+    for (int i = 0; i < n; ++i) {
+      out.append(slices[i].data, slices[i].len);
+      offset += slices[i].len;
+    }
+  }
+  return out;
+}
+
+int BodyWindow::peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string& scratch) const {
+  if (offset >= length_) return 0;
+  const uint64_t left = length_ - offset;
+  return inner_->peek(first_ + offset, out, max, static_cast<size_t>(std::min<uint64_t>(max_bytes, left)), scratch);
+}
+
+uint64_t BodyWindow::size() const {
+  const uint64_t available = inner_->size();
+  if (available <= first_) return 0;
+  return std::min(length_, available - first_);
+}
+
+}  // namespace edge::http

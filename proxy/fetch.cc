@@ -1,0 +1,174 @@
+#include "proxy/fetch.h"
+
+#include <cstdio>
+
+#include "proxy/worker.h"
+
+namespace edge::proxy {
+
+Fetch::Fetch(Worker& worker, Owner* owner, Request request)
+    : worker_(worker), owner_(owner), request_(std::move(request)) {
+  response_body_.set_options({worker.limits().buffer_memory, &worker.limits().temp_dir});
+}
+
+Fetch* Fetch::start(Worker& worker, Owner* owner, Request request) {
+  auto* fetch = new Fetch(worker, owner, std::move(request));
+  fetch->id_ = worker.next_connection_id();
+  fetch->deadline_.init(worker.loop(), [](void* self) { static_cast<Fetch*>(self)->on_queue_timeout(); }, fetch);
+  worker.add_fetch(fetch);
+  fetch->dispatch();
+  return fetch;
+}
+
+void Fetch::finish() {
+  if (finished_) return;
+  finished_ = true;
+  owner_ = nullptr;
+  if (upstream_) {
+    upstream_->abandon();
+    upstream_ = nullptr;
+  }
+  release_slot(balancer::Outcome::kCancelled);
+  if (queued_) {
+    // If a grant is already on its way, the worker releases it when it finds us gone.
+    backend_state().cancel(this);
+    queued_ = false;
+  }
+  worker_.remove_fetch(this);
+  uv_close(deadline_.handle(), [](uv_handle_t* handle) {
+    delete static_cast<Fetch*>(static_cast<http::Deadline*>(handle->data)->owner());
+  });
+}
+
+void Fetch::shutdown() {
+  if (!ended_) fail(503);
+  finish();
+}
+
+balancer::BackendState& Fetch::backend_state() {
+  return worker_.shared().balancer.backend(static_cast<size_t>(request_.backend));
+}
+
+void Fetch::fail(int status) {
+  ended_ = true;
+  if (owner_) owner_->on_fetch_failed(*this, status);
+}
+
+void Fetch::dispatch() {
+  balancer::BackendState& backend = backend_state();
+  const balancer::BackendState::Pick pick = backend.pick(tried_servers_, balancer::now_ms());
+  switch (pick.kind) {
+    case balancer::BackendState::Pick::kServer:
+      return forward_to(pick.server, false);
+    case balancer::BackendState::Pick::kQueue:
+      // Every server is at max_conns: wait at the edge rather than pile onto a busy server.
+      queued_ = true;
+      if (!backend.enqueue(this)) {
+        queued_ = false;
+        return fail(503);
+      }
+      deadline_.set(static_cast<uint64_t>(backend.config().queue.timeout.count()));
+      return;
+    case balancer::BackendState::Pick::kNone:
+      // Nobody left to try: say what went wrong with the last one, or that nobody was there.
+      return fail(last_failure_status_ ? last_failure_status_ : 503);
+  }
+}
+
+void Fetch::granted(int server) {
+  // On the releasing thread, under the queue's lock: only hand the news to our own loop.
+  worker_.post(Worker::Message{Worker::Message::kGrant, id_, request_.backend, server});
+}
+
+void Fetch::on_granted(int server) {
+  queued_ = false;
+  deadline_.clear();
+  forward_to(server, false);
+}
+
+void Fetch::on_queue_timeout() {
+  if (!queued_ || finished_) return;
+  // Still queued: 503. Already granted (the news is on its way): go with it.
+  if (!backend_state().cancel(this)) return;
+  queued_ = false;
+  fail(503);
+}
+
+void Fetch::forward_to(int server, bool fresh) {
+  slot_server_ = server;
+  tried_servers_ |= uint64_t{1} << (static_cast<unsigned>(server) % 64);
+  response_body_.clear();
+  upstream_ = worker_.pool(request_.backend, server).acquire(fresh);
+  http::Body* body = request_.body && request_.body->size() > 0 ? const_cast<http::Body*>(request_.body) : nullptr;
+  upstream_->start(this, &request_.head, body, &response_body_, request_.head_request);
+}
+
+void Fetch::release_slot(balancer::Outcome outcome) {
+  if (slot_server_ < 0) return;
+  backend_state().release(slot_server_, outcome, balancer::now_ms());
+  slot_server_ = -1;
+}
+
+void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
+  upstream_ = nullptr;
+  worker_.stats().upstream_failures.fetch_add(1, std::memory_order_relaxed);
+  const int server = slot_server_;
+  const conf::Backend& backend = backend_state().config();
+  std::fprintf(stderr, "edge: backend %s server %s: %s\n", backend.name.c_str(),
+               backend.servers[static_cast<size_t>(server)].address.text().c_str(), failure_name(failure));
+
+  if (failure == UpstreamFailure::kResetBeforeResponse && reused && !retried_fresh_ && request_.idempotent) {
+    // A kept-alive connection the server had just closed, most likely before reading us: once
+    // more on a new connection to the same server, keeping its slot, if repeating is harmless.
+    retried_fresh_ = true;
+    slot_server_ = -1;
+    return forward_to(server, true);
+  }
+  switch (failure) {
+    case UpstreamFailure::kConnectRefused:
+    case UpstreamFailure::kConnectTimeout:
+      release_slot(balancer::Outcome::kConnectFailed);
+      break;
+    case UpstreamFailure::kResetBeforeResponse:
+    case UpstreamFailure::kBadResponse:
+      release_slot(balancer::Outcome::kBroken);
+      break;
+    case UpstreamFailure::kResponseTimeout:
+      release_slot(balancer::Outcome::kTimeout);
+      break;
+    case UpstreamFailure::kLocal:
+      release_slot(balancer::Outcome::kCancelled);
+      break;
+  }
+  if (response_started_) return fail(502);
+
+  switch (failure) {
+    case UpstreamFailure::kConnectRefused:
+    case UpstreamFailure::kConnectTimeout:
+      // Nothing reached that server: any request may go to another one.
+      return dispatch();
+    case UpstreamFailure::kResetBeforeResponse:
+      // The request reached the server. Only what is harmless to repeat goes elsewhere.
+      last_failure_status_ = 502;
+      if (request_.idempotent) return dispatch();
+      return fail(502);
+    case UpstreamFailure::kBadResponse:
+      return fail(502);
+    case UpstreamFailure::kResponseTimeout:
+      return fail(504);
+    case UpstreamFailure::kLocal:
+      return fail(500);
+  }
+}
+
+void Fetch::on_upstream_response(const http::ResponseHead& head, bool complete) {
+  if (complete) {
+    upstream_ = nullptr;
+    release_slot(balancer::Outcome::kSuccess);
+    ended_ = true;
+  }
+  response_started_ = true;
+  if (owner_) owner_->on_fetch_response(*this, head, complete);
+}
+
+}  // namespace edge::proxy

@@ -1,0 +1,102 @@
+// proxy/fetch: one request sent to a backend and its response read back, whoever asked for it:
+// a client's pass-through request, a cache fill that other requests wait on, a background
+// revalidation. The Fetch chooses the server (balancer), waits in the backend's queue when every
+// server is at max_conns, and retries where that is safe:
+//   - a connect failure: any request goes to another server;
+//   - a reset before any response byte: only idempotent requests, on another server;
+//   - a kept-alive connection the server had just closed: once more, fresh, same server.
+// The response is read at full speed into the Fetch's Body (which spills to a temporary file),
+// whatever the pace of whoever reads it.
+//
+// Ownership: a Fetch lives on one worker loop and owns itself: it is created by start() and
+// freed, through its timer's close callback, after its owner calls finish(). The owner is
+// borrowed: callbacks stop after on_fetch_failed(), after on_fetch_response(complete=true), and
+// after finish() or set_owner(nullptr). The request body is borrowed until the fetch ends.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "balancer/balancer.h"
+#include "http/body.h"
+#include "http/deadline.h"
+#include "http/parser.h"
+#include "proxy/upstream.h"
+
+namespace edge::proxy {
+
+class Worker;
+
+class Fetch final : UpstreamConn::Owner, balancer::Waiter {
+ public:
+  class Owner {
+   public:
+    // The head is complete; the Body holds what has arrived. Called again on every read that
+    // made progress; `complete` the last time.
+    virtual void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) = 0;
+    // No response could be had: the status to answer with (502, 503, 504 or 500). If the
+    // response had started, the Body holds its part and `response_started()` is true.
+    virtual void on_fetch_failed(Fetch& fetch, int status) = 0;
+
+   protected:
+    ~Owner() = default;
+  };
+
+  struct Request {
+    int backend = -1;
+    std::string head;                   // the request head as sent upstream
+    const http::Body* body = nullptr;   // borrowed; null or empty: no body
+    bool head_request = false;          // the response has no body whatever it says
+    bool idempotent = true;             // may be repeated on another server after a reset
+  };
+
+  // Starts at once; the owner may be called back before this returns.
+  static Fetch* start(Worker& worker, Owner* owner, Request request);
+  // The owner is done with the fetch (any time): it stops, and frees itself later.
+  void finish();
+  // Hands the fetch to another owner on the same loop (null: nobody is listening any more).
+  void set_owner(Owner* owner) { owner_ = owner; }
+
+  http::Body& response_body() { return response_body_; }
+  const std::string& request_head() const { return request_.head; }
+  bool response_started() const { return response_started_; }
+  uint64_t id() const { return id_; }
+
+  // The queue granted a slot (through the worker, on this fetch's loop).
+  void on_granted(int server);
+  // The worker is stopping: the owner hears of a failure (503) unless the fetch has ended, and
+  // the fetch finishes.
+  void shutdown();
+
+ private:
+  Fetch(Worker& worker, Owner* owner, Request request);
+  ~Fetch() = default;
+
+  void dispatch();
+  void forward_to(int server, bool fresh);
+  void release_slot(balancer::Outcome outcome);
+  void fail(int status);
+  balancer::BackendState& backend_state();
+  void granted(int server) override;
+  void on_upstream_response(const http::ResponseHead& head, bool complete) override;
+  void on_upstream_failed(UpstreamFailure failure, bool reused) override;
+  void on_queue_timeout();
+
+  Worker& worker_;
+  Owner* owner_;
+  Request request_;
+  http::Deadline deadline_;  // the queue timeout
+  http::Body response_body_;
+  UpstreamConn* upstream_ = nullptr;
+  uint64_t id_ = 0;              // unique on this worker: grants find the fetch by it
+  uint64_t tried_servers_ = 0;   // bit per server index (mod 64)
+  int slot_server_ = -1;         // the server whose balancer slot this fetch holds
+  int last_failure_status_ = 0;  // the answer if no server is left to try (0: 503)
+  bool queued_ = false;
+  bool retried_fresh_ = false;
+  bool response_started_ = false;
+  bool finished_ = false;
+  bool ended_ = false;  // complete or failed: the owner has heard the end
+};
+
+}  // namespace edge::proxy

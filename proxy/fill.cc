@@ -1,0 +1,330 @@
+#include "proxy/fill.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "cache/policy.h"
+#include "proxy/client.h"
+#include "proxy/worker.h"
+
+namespace edge::proxy {
+
+namespace {
+
+cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
+
+cache::Seconds seconds(conf::Duration d) { return static_cast<cache::Seconds>(d.count() / 1000); }
+
+cache::StoreOptions store_options(const conf::CachePolicy& policy, const conf::Cache& cache) {
+  cache::StoreOptions options;
+  options.store_set_cookie = policy.store_set_cookie;
+  options.default_ttl = seconds(policy.ttl);
+  if (policy.max_ttl.count() > 0) options.max_ttl = seconds(policy.max_ttl);
+  options.heuristic_cap = seconds(cache.heuristic_max);
+  return options;
+}
+
+// What is stored of a response's fields: not the hop-by-hop ones, not the framing (the store
+// knows the body's length), not Age (recomputed at every delivery) and not the surrogate tags,
+// which are for the cache, not for clients.
+bool stored_field(http::FieldId id, std::string_view name) {
+  if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) return false;
+  return !(http::iequals(name, "Age") || http::iequals(name, "Surrogate-Key") || http::iequals(name, "xkey") ||
+           http::iequals(name, "Surrogate-Control"));
+}
+
+http::Headers stored_headers(const http::Headers& in) {
+  http::Headers out;
+  for (size_t i = 0; i < in.size(); ++i)
+    if (stored_field(in.id(i), in.name(i))) out.add(in.name(i), in.value(i));
+  return out;
+}
+
+std::vector<std::string> surrogate_tags(const http::Headers& headers) {
+  std::vector<std::string> tags;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (!http::iequals(headers.name(i), "Surrogate-Key") && !http::iequals(headers.name(i), "xkey")) continue;
+    std::string_view value = headers.value(i);
+    size_t pos = 0;
+    while (pos < value.size()) {
+      size_t start = value.find_first_not_of(" \t,", pos);
+      if (start == std::string_view::npos) break;
+      size_t end = value.find_first_of(" \t,", start);
+      if (end == std::string_view::npos) end = value.size();
+      tags.emplace_back(value.substr(start, end - start));
+      pos = end;
+    }
+  }
+  std::sort(tags.begin(), tags.end());
+  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+  return tags;
+}
+
+std::vector<std::string> vary_names(const http::Headers& headers) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (!http::iequals(headers.name(i), "Vary")) continue;
+    http::for_each_token(headers.value(i), [&](std::string_view token) {
+      std::string name(token);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      names.push_back(std::move(name));
+    });
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+// A status that says the backend is in trouble: never a reason to stop trying to cache the key.
+bool backend_trouble(int status) { return status >= 500; }
+
+bool marks_hit_for_pass(cache::StoreVerdict verdict, int status) {
+  switch (verdict) {
+    case cache::StoreVerdict::kMethod:
+    case cache::StoreVerdict::kAuthorization:
+      return false;  // about this request, not about the key
+    case cache::StoreVerdict::kStatus:
+      return !backend_trouble(status);
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initiator, bool* started) {
+  auto fill = std::shared_ptr<Fill>(new Fill(worker, std::move(params)));
+  *started = true;
+  if (fill->params_.coalesced) {
+    std::shared_ptr<Fill> running = worker.shared().coalescer.add(fill);
+    if (running != fill) {
+      // Another worker started one for this key a moment ago: the caller joins it instead.
+      *started = false;
+      return running;
+    }
+  }
+  fill->self_ = fill;
+  fill->initiator_ = initiator;
+  if (initiator) fill->subscribers_.push_back(Subscriber{&worker, initiator});
+  Fetch::Request request;
+  request.backend = fill->params_.backend;
+  request.head = std::move(fill->params_.upstream_head);
+  request.idempotent = true;
+  fill->request_time_ = wall_now();
+  fill->fetch_ = Fetch::start(worker, fill.get(), std::move(request));
+  return fill;
+}
+
+bool Fill::subscribe(Worker& worker, uint64_t connection) {
+  std::lock_guard lock(mutex_);
+  if (over_) return false;
+  subscribers_.push_back(Subscriber{&worker, connection});
+  return true;
+}
+
+void Fill::unsubscribe(Worker& worker, uint64_t connection) {
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(subscribers_, [&](const Subscriber& s) { return s.worker == &worker && s.connection == connection; });
+  }
+  // The initiator leaving changes nothing else: the fill completes for the others and the cache.
+  if (connection == initiator_ && &worker == &worker_) initiator_ = 0;
+}
+
+Fill::Snapshot Fill::snapshot() const {
+  std::lock_guard lock(mutex_);
+  Snapshot s;
+  s.state = state_;
+  s.object = object_;
+  s.stale = params_.stale;
+  s.status = status_;
+  s.revalidated = revalidated_;
+  return s;
+}
+
+void Fill::notify_all() {
+  std::lock_guard lock(mutex_);
+  for (const Subscriber& s : subscribers_) s.worker->post(Worker::Message{Worker::Message::kFill, s.connection, 0, 0});
+}
+
+void Fill::end() {
+  {
+    std::lock_guard lock(mutex_);
+    over_ = true;
+  }
+  if (params_.coalesced) worker_.shared().coalescer.remove(this);
+  self_.reset();  // may free the fill: nothing after this
+}
+
+void Fill::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  if (!decided_) return decide(fetch, head, complete);
+  if (filling_) copy_body(fetch, complete);
+}
+
+void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  decided_ = true;
+  Shared& shared = worker_.shared();
+  const conf::Cache& config = shared.config.cache;
+  const cache::Seconds now = wall_now();
+  const cache::StoreOptions options = store_options(*params_.policy, config);
+
+  if (params_.stale && head.status == 304) {
+    // The stored response is still good: its head is refreshed, its body kept (RFC 9111 4.3.4).
+    auto object = std::make_shared<cache::CachedObject>();
+    const cache::CachedObject& stale = *params_.stale;
+    object->key = stale.key;
+    object->host = stale.host;
+    object->path = stale.path;
+    object->variant = stale.variant;
+    object->vary_names = stale.vary_names;
+    object->status = stale.status;
+    object->reason = stale.reason;
+    object->headers = stored_headers(cache::merge_not_modified(stale.headers, head.headers));
+    object->body = stale.body;
+    http::ResponseHead merged;
+    merged.status = stale.status;
+    merged.headers = object->headers;
+    object->age = cache::age_basis(head, request_time_, now);
+    object->cc = cache::parse_cache_control(merged.headers, false);
+    object->lifetime = cache::freshness_lifetime(merged, object->cc, object->age, options);
+    object->grace = stale.grace;
+    object->tags = stale.tags;
+    shared.store.insert(object);
+    {
+      std::lock_guard lock(mutex_);
+      state_ = State::kStreaming;
+      object_ = object;
+      revalidated_ = true;
+    }
+    notify_all();
+    fetch.finish();
+    fetch_ = nullptr;
+    return end();
+  }
+
+  if (params_.stale && backend_trouble(head.status)) {
+    // Subscribers decide, each by its own request, whether the stale object may stand in.
+    {
+      std::lock_guard lock(mutex_);
+      state_ = State::kFailed;
+      status_ = head.status;
+    }
+    notify_all();
+    fetch.finish();
+    fetch_ = nullptr;
+    return end();
+  }
+
+  cache::StoreVerdict verdict = cache::can_store(params_.request, head, options);
+  // The request was a GET for the cache whatever the client sent (HEAD is answered from it).
+  if (verdict == cache::StoreVerdict::kMethod) verdict = cache::StoreVerdict::kStore;
+  const bool too_large = head.content_length && *head.content_length > config.max_object;
+  if (verdict != cache::StoreVerdict::kStore || too_large) {
+    if (too_large || marks_hit_for_pass(verdict, head.status))
+      if (config.hit_for_pass.count() > 0)
+        shared.store.mark_hit_for_pass(params_.key, now + seconds(config.hit_for_pass), now);
+    {
+      std::lock_guard lock(mutex_);
+      state_ = State::kPass;
+    }
+    // The initiator (on this loop) takes the response over; the others fetch for themselves.
+    ClientConn* initiator = initiator_ ? worker_.find_subscriber(initiator_) : nullptr;
+    notify_all();
+    if (initiator) {
+      fetch_ = nullptr;
+      fetch.set_owner(nullptr);
+      initiator->adopt_pass(fetch, head, complete);
+      return end();
+    }
+    fetch.finish();
+    fetch_ = nullptr;
+    return end();
+  }
+
+  auto object = std::make_shared<cache::CachedObject>();
+  object->key = params_.key;
+  object->host = params_.host;
+  object->path = params_.key.substr(std::min(params_.host.size(), params_.key.size()));
+  object->vary_names = vary_names(head.headers);
+  const std::optional<std::string> vary_part = cache::vary_key(head.headers, params_.request.headers);
+  object->variant = cache::Store::variant_string(vary_part.value_or(""), params_.variant_extra);
+  object->status = head.status;
+  object->reason = head.reason;
+  object->headers = stored_headers(head.headers);
+  object->age = cache::age_basis(head, request_time_, now);
+  object->cc = cache::parse_cache_control(head.headers, false);
+  object->lifetime = cache::freshness_lifetime(head, object->cc, object->age, options);
+  object->grace = seconds(params_.policy->grace);
+  object->tags = surrogate_tags(head.headers);
+  body_ = std::make_shared<http::SharedBody>(head.content_length.value_or(0));
+  object->body = body_;
+  filling_ = object;
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::kStreaming;
+    object_ = object;
+  }
+  copy_body(fetch, complete);
+}
+
+void Fill::copy_body(Fetch& fetch, bool complete) {
+  http::Body& body = fetch.response_body();
+  std::string scratch;
+  http::IoSlice slices[16];
+  while (copied_ < body.size()) {
+    int n = body.peek(copied_, slices, 16, SIZE_MAX, scratch);
+    if (n <= 0) break;
+    for (int i = 0; i < n; ++i) {
+      body_->append({slices[i].data, slices[i].len});
+      copied_ += slices[i].len;
+    }
+  }
+  body.release_before(copied_);
+  if (!complete) return notify_all();
+  body_->finish();
+  worker_.shared().store.insert(filling_);
+  filling_.reset();
+  notify_all();
+  fetch.finish();
+  fetch_ = nullptr;
+  end();
+}
+
+void Fill::on_fetch_failed(Fetch& fetch, int status) {
+  if (body_ && !body_->complete()) body_->fail();  // the response broke off: readers stop there
+  filling_.reset();
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::kStreaming) state_ = State::kFailed;
+    status_ = status;
+  }
+  notify_all();
+  fetch.finish();
+  fetch_ = nullptr;
+  end();
+}
+
+// ---- Coalescer ----
+
+std::shared_ptr<Fill> Coalescer::find(const std::string& key) {
+  Stripe& s = stripe(key);
+  std::lock_guard lock(s.mutex);
+  auto it = s.fills.find(key);
+  return it == s.fills.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Fill> Coalescer::add(const std::shared_ptr<Fill>& fill) {
+  Stripe& s = stripe(fill->key());
+  std::lock_guard lock(s.mutex);
+  auto [it, added] = s.fills.emplace(fill->key(), fill);
+  return it->second;
+}
+
+void Coalescer::remove(const Fill* fill) {
+  Stripe& s = stripe(fill->key());
+  std::lock_guard lock(s.mutex);
+  auto it = s.fills.find(fill->key());
+  if (it != s.fills.end() && it->second.get() == fill) s.fills.erase(it);
+}
+
+}  // namespace edge::proxy

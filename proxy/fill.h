@@ -1,0 +1,130 @@
+// proxy/fill: one backend fetch of a cache key, shared by every request that wants the key while
+// it runs (request coalescing), and the Coalescer that finds the fill running for a key.
+//
+// A Fill runs on the loop of the worker that started it (its Fetch lives there) and outlives
+// that request: if the client that started it leaves, the fill still completes for the others
+// and for the cache. Requests on any worker subscribe to it; each event (the head decided, more
+// body, the end, a failure) is posted to every subscriber's own loop, which then reads the
+// fill's state with snapshot(). Nobody polls.
+//
+// What a fill becomes once the response head arrives:
+//   kStreaming  storable (or a 304 that refreshed `stale`): `object` is the cached object being
+//               filled; its SharedBody grows, and subscribers stream it as it does. At the end
+//               the object goes into the store.
+//   kPass       not storable: the key is marked hit-for-pass (unless the reason was the request
+//               or a 5xx); the initiator takes the fetch over and passes the response through;
+//               every other subscriber goes to the backend itself, in parallel.
+//   kFailed     no usable response (`status`); `stale` may be served instead where allowed.
+//
+// Ownership: shared (std::shared_ptr) by the Coalescer while it runs, by its subscribers, and by
+// itself while its Fetch is in flight. The Fetch is owned by the fill until it is handed over.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/store.h"
+#include "conf/config.h"
+#include "http/message.h"
+#include "proxy/fetch.h"
+
+namespace edge::proxy {
+
+class Worker;
+class ClientConn;
+
+class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill> {
+ public:
+  enum class State { kFetching, kStreaming, kPass, kFailed };
+
+  struct Params {
+    std::string key;
+    std::string host;           // the key's host part
+    std::string variant_extra;  // the key-cookie part of the variant
+    int host_index = -1;
+    const conf::CachePolicy* policy = nullptr;  // borrowed from the configuration
+    http::RequestHead request;  // the initiator's request (storability, Vary selection)
+    cache::ObjectRef stale;     // the stored object being revalidated, or null
+    int backend = -1;
+    std::string upstream_head;  // a GET, with the stale object's validators when revalidating
+    bool coalesced = true;      // registered in the Coalescer (false: a private fill)
+  };
+
+  struct Snapshot {
+    State state = State::kFetching;
+    cache::ObjectRef object;  // kStreaming
+    cache::ObjectRef stale;   // kFailed: what may be served instead
+    int status = 0;           // kFailed
+    bool revalidated = false; // kStreaming from a 304
+  };
+
+  // Starts the fetch on `worker`'s loop, and returns the fill. `initiator` (0: none, a
+  // background refresh) is the connection on this loop that asked; it is subscribed already.
+  // When a fill for the key was registered meanwhile by someone else, that one is returned
+  // instead, nothing is started, `*started` is false, and the caller subscribes to it.
+  static std::shared_ptr<Fill> start(Worker& worker, Params params, uint64_t initiator, bool* started);
+
+  // Any thread. False when the fill is over and will post no more events: read snapshot().
+  bool subscribe(Worker& worker, uint64_t connection);
+  void unsubscribe(Worker& worker, uint64_t connection);
+  Snapshot snapshot() const;
+  const std::string& key() const { return params_.key; }
+
+ private:
+  Fill(Worker& worker, Params params) : worker_(worker), params_(std::move(params)) {}
+  void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
+  void on_fetch_failed(Fetch& fetch, int status) override;
+  void decide(Fetch& fetch, const http::ResponseHead& head, bool complete);
+  void copy_body(Fetch& fetch, bool complete);
+  void end();         // on the fill's loop: leaves the coalescer, drops the self reference
+  void notify_all();  // posts an event to every subscriber
+
+  struct Subscriber {
+    Worker* worker;
+    uint64_t connection;
+  };
+
+  Worker& worker_;
+  Params params_;
+  Fetch* fetch_ = nullptr;
+  std::shared_ptr<Fill> self_;  // keeps the fill alive while its fetch runs
+  uint64_t initiator_ = 0;
+  cache::Seconds request_time_ = 0;
+  bool decided_ = false;
+  std::shared_ptr<cache::CachedObject> filling_;  // kStreaming: being filled, inserted at the end
+  std::shared_ptr<http::SharedBody> body_;
+  uint64_t copied_ = 0;
+
+  mutable std::mutex mutex_;  // guards everything below
+  State state_ = State::kFetching;
+  cache::ObjectRef object_;
+  int status_ = 0;
+  bool revalidated_ = false;
+  bool over_ = false;  // no more events
+  std::vector<Subscriber> subscribers_;
+};
+
+// The fills running, by key. Any thread.
+class Coalescer {
+ public:
+  // The fill running for `key`, or null.
+  std::shared_ptr<Fill> find(const std::string& key);
+  // Registers `fill` unless one is running for its key; returns the one that runs.
+  std::shared_ptr<Fill> add(const std::shared_ptr<Fill>& fill);
+  void remove(const Fill* fill);
+
+ private:
+  static constexpr size_t kStripes = 16;
+  struct Stripe {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::shared_ptr<Fill>> fills;
+  };
+  Stripe& stripe(const std::string& key) { return stripes_[std::hash<std::string>{}(key) % kStripes]; }
+  Stripe stripes_[kStripes];
+};
+
+}  // namespace edge::proxy
