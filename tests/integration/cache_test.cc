@@ -1,0 +1,444 @@
+// The RAM cache through the real binaries: every behaviour is proven by counting what reached
+// the backend (edge-app's per-URL counters) and by the X-Cache and Age the client sees.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/testkit.h"
+
+using namespace edge::testkit;
+
+namespace {
+
+std::string config_for(const App& app, const std::string& cache = "{memory: 64m, max_object: 1m}",
+                       int workers = 2) {
+  return "workers: " + std::to_string(workers) + R"(
+listen: [{address: "127.0.0.1:{{port}}"}]
+cache: )" + cache + R"(
+backends:
+  app: {servers: [)" + yaml_address(app.port) + R"(], connect_timeout: 500ms}
+hosts:
+  - match: ["*"]
+    backend: app
+    routes:
+      - {path: /cache/ttl/, ttl: 60s}
+      - {path: /cache/maxttl/, max_ttl: 2s}
+      - {path: /cache/cookie/, store_set_cookie: true}
+      - {path: /cache/bypass/, bypass_on_cookie: [session]}
+      - {path: /cache/user/, key_cookies: [user]}
+      - {path: /cache/off/, cache: off}
+      - {path: /cache/grace/, grace: 60s}
+)";
+}
+
+struct Site {
+  App app{"origin"};
+  Edge edge{config_for(app)};
+};
+
+std::string encode(std::string_view text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// What the backend received for exactly this target.
+long backend_count(const App& app, const std::string& target) {
+  Response r = get(app.port, "x", "/count?url=" + encode(target));
+  REQUIRE(r.status == 200);
+  return std::stol(r.body);
+}
+
+Response request(uint16_t port, const std::string& method, const std::string& target, const std::string& headers = "") {
+  return exchange(port, method + " " + target + " HTTP/1.1\r\nHost: site.test\r\n" + headers + "Connection: close\r\n\r\n",
+                  method);
+}
+
+Response get_with(uint16_t port, const std::string& target, const std::string& headers = "") {
+  return request(port, "GET", target, headers);
+}
+
+std::string x_cache(const Response& r) { return std::string(r.header("X-Cache").value_or("")); }
+
+// Polls the backend's count until it reaches `want` (a background refresh is asynchronous);
+// gives up after a generous bound so a broken refresh fails instead of hanging.
+long wait_for_count(const App& app, const std::string& target, long want) {
+  long n = 0;
+  for (int i = 0; i < 500; ++i) {
+    n = backend_count(app, target);
+    if (n >= want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("cache: a fresh response is stored once and served from RAM with Age") {
+  Site s;
+  const std::string t = "/cache/fresh?cc=max-age%3D60";
+  Response first = get_with(s.edge.port, t);
+  CHECK(first.status == 200);
+  CHECK(x_cache(first) == "MISS");
+  Response second = get_with(s.edge.port, t);
+  CHECK(second.status == 200);
+  CHECK(x_cache(second) == "HIT");
+  CHECK(second.body == first.body);
+  CHECK(second.header("Age"));
+  CHECK(backend_count(s.app, t) == 1);
+}
+
+TEST_CASE("cache: the Age received from upstream counts") {
+  Site s;
+  const std::string t = "/cache/aged?cc=max-age%3D600&age=100";
+  get_with(s.edge.port, t);
+  Response r = get_with(s.edge.port, t);
+  CHECK(x_cache(r) == "HIT");
+  REQUIRE(r.header("Age"));
+  CHECK(std::stol(std::string(*r.header("Age"))) >= 100);
+  CHECK(backend_count(s.app, t) == 1);
+}
+
+TEST_CASE("cache: no-store, private, Set-Cookie and Vary: * are never stored; the key is then passed") {
+  Site s;
+  for (const std::string t : {"/cache/ns?cc=no-store", "/cache/priv?cc=private%2C%20max-age%3D60",
+                              "/cache/sc?cc=max-age%3D60&cookie=a%3D1", "/cache/vs?cc=max-age%3D60&vary=*"}) {
+    CAPTURE(t);
+    Response a = get_with(s.edge.port, t);
+    Response b = get_with(s.edge.port, t);
+    CHECK(a.status == 200);
+    CHECK(x_cache(a) == "PASS");
+    CHECK(x_cache(b) == "PASS");
+    CHECK(backend_count(s.app, t) == 2);
+  }
+}
+
+TEST_CASE("cache: Set-Cookie responses are stored where the route allows it") {
+  Site s;
+  const std::string t = "/cache/cookie/x?cc=max-age%3D60&cookie=a%3D1";
+  get_with(s.edge.port, t);
+  Response r = get_with(s.edge.port, t);
+  CHECK(x_cache(r) == "HIT");
+  CHECK(backend_count(s.app, t) == 1);
+}
+
+TEST_CASE("cache: Expires and the Last-Modified heuristic give freshness; an invalid Expires does not") {
+  Site s;
+  const std::string expires = "/cache/exp?expires=60";
+  get_with(s.edge.port, expires);
+  CHECK(x_cache(get_with(s.edge.port, expires)) == "HIT");
+  CHECK(backend_count(s.app, expires) == 1);
+
+  const std::string heuristic = "/cache/heur?lm=100000";
+  get_with(s.edge.port, heuristic);
+  CHECK(x_cache(get_with(s.edge.port, heuristic)) == "HIT");
+  CHECK(backend_count(s.app, heuristic) == 1);
+
+  const std::string invalid = "/cache/badexp?expires=bad";
+  get_with(s.edge.port, invalid);
+  CHECK(x_cache(get_with(s.edge.port, invalid)) != "HIT");
+  CHECK(backend_count(s.app, invalid) == 2);
+}
+
+TEST_CASE("cache: s-maxage wins over max-age for a shared cache") {
+  Site s;
+  const std::string t = "/cache/smax?cc=max-age%3D600%2C%20s-maxage%3D0&etag=%22v1%22";
+  get_with(s.edge.port, t);
+  Response r = get_with(s.edge.port, t);
+  CHECK(x_cache(r) == "REVALIDATED");
+  CHECK(backend_count(s.app, t) == 2);
+}
+
+TEST_CASE("cache: no-cache responses are stored and revalidated with their validators on every use") {
+  Site s;
+  const std::string t = "/cache/nc?cc=no-cache&etag=%22v1%22";
+  Response first = get_with(s.edge.port, t);
+  CHECK(first.status == 200);
+  Response second = get_with(s.edge.port, t);
+  CHECK(second.status == 200);
+  CHECK(x_cache(second) == "REVALIDATED");
+  CHECK(second.header("X-Got-If-None-Match").value_or("") == "\"v1\"");  // the 304's fields were merged
+  CHECK(second.body == first.body);  // the stored body, not a new one
+  CHECK(backend_count(s.app, t) == 2);
+}
+
+TEST_CASE("cache: a stale response is revalidated with If-Modified-Since when it has only a date") {
+  Site s;
+  const std::string t = "/cache/ims?cc=max-age%3D10&age=20&lm=5000";
+  get_with(s.edge.port, t);
+  Response r = get_with(s.edge.port, t);
+  CHECK(x_cache(r) == "REVALIDATED");
+  CHECK(r.header("X-Got-If-Modified-Since"));
+  CHECK(backend_count(s.app, t) == 2);
+}
+
+TEST_CASE("cache: must-revalidate forbids serving stale even on request") {
+  Site s;
+  const std::string t = "/cache/mr?cc=max-age%3D1%2C%20must-revalidate&age=30&etag=%22m%22";
+  get_with(s.edge.port, t);
+  Response r = get_with(s.edge.port, t, "Cache-Control: max-stale=600\r\n");
+  CHECK(x_cache(r) == "REVALIDATED");
+  CHECK(backend_count(s.app, t) == 2);
+}
+
+TEST_CASE("cache: Vary stores a variant per normalised request value") {
+  Site s;
+  const std::string t = "/cache/vary?cc=max-age%3D60&vary=Accept-Language";
+  Response en = get_with(s.edge.port, t, "Accept-Language: en\r\n");
+  Response de = get_with(s.edge.port, t, "Accept-Language: de\r\n");
+  CHECK(backend_count(s.app, t) == 2);
+  Response en_again = get_with(s.edge.port, t, "Accept-Language:   en  \r\n");
+  CHECK(x_cache(en_again) == "HIT");
+  CHECK(en_again.body == en.body);
+  Response de_again = get_with(s.edge.port, t, "Accept-Language: de\r\n");
+  CHECK(de_again.body == de.body);
+  CHECK(backend_count(s.app, t) == 2);
+}
+
+TEST_CASE("cache: requests with Authorization are answered from cache only when the response allows it") {
+  Site s;
+  const std::string plain = "/cache/auth?cc=max-age%3D60";
+  get_with(s.edge.port, plain, "Authorization: Bearer a\r\n");
+  get_with(s.edge.port, plain, "Authorization: Bearer a\r\n");
+  CHECK(backend_count(s.app, plain) == 2);
+  get_with(s.edge.port, plain);                                       // anonymous: stored
+  Response r = get_with(s.edge.port, plain, "Authorization: Bearer b\r\n");
+  CHECK(x_cache(r) != "HIT");                                         // not shared with credentials
+  CHECK(backend_count(s.app, plain) == 4);
+
+  const std::string shared = "/cache/authpub?cc=public%2C%20max-age%3D60";
+  get_with(s.edge.port, shared, "Authorization: Bearer a\r\n");
+  CHECK(x_cache(get_with(s.edge.port, shared, "Authorization: Bearer b\r\n")) == "HIT");
+  CHECK(backend_count(s.app, shared) == 1);
+}
+
+TEST_CASE("cache: conditional requests, HEAD and ranges are answered from the stored response") {
+  Site s;
+  const std::string t = "/cache/cond?cc=max-age%3D60&etag=%22e1%22&size=1000";
+  get_with(s.edge.port, t);
+
+  Response not_modified = get_with(s.edge.port, t, "If-None-Match: \"e1\"\r\n");
+  CHECK(not_modified.status == 304);
+  CHECK(not_modified.header("ETag").value_or("") == "\"e1\"");
+  CHECK(not_modified.body.empty());
+
+  Response head = request(s.edge.port, "HEAD", t);
+  CHECK(head.status == 200);
+  CHECK(head.header("Content-Length").value_or("") == "1000");
+  CHECK(head.body.empty());
+
+  Response range = get_with(s.edge.port, t, "Range: bytes=10-19\r\n");
+  CHECK(range.status == 206);
+  CHECK(range.header("Content-Range").value_or("") == "bytes 10-19/1000");
+  CHECK(range.body == "klmnopqrst");
+
+  Response beyond = get_with(s.edge.port, t, "Range: bytes=5000-\r\n");
+  CHECK(beyond.status == 416);
+  CHECK(beyond.header("Content-Range").value_or("") == "bytes */1000");
+
+  Response failed = get_with(s.edge.port, t, "If-Match: \"other\"\r\n");
+  CHECK(failed.status == 412);
+  CHECK(backend_count(s.app, t) == 1);
+}
+
+TEST_CASE("cache: a HEAD miss fetches the full response for later GETs") {
+  Site s;
+  const std::string t = "/cache/headfirst?cc=max-age%3D60&size=300";
+  Response head = request(s.edge.port, "HEAD", t);
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  Response body = get_with(s.edge.port, t);
+  CHECK(x_cache(body) == "HIT");
+  CHECK(body.body.size() == 300);
+  CHECK(backend_count(s.app, t) == 1);
+}
+
+TEST_CASE("cache: a successful unsafe request invalidates the URL and its Location on the same host") {
+  Site s;
+  const std::string page = "/cache/inv?cc=max-age%3D60";
+  const std::string other = "/cache/inv2?cc=max-age%3D60";
+  get_with(s.edge.port, page);
+  get_with(s.edge.port, other);
+  Response post = request(s.edge.port, "POST", "/cache/inv?cc=max-age%3D60&location=" + encode(other),
+                          "Content-Length: 0\r\n");
+  CHECK(post.status == 200);
+  // The POST's own target differs (the location parameter); invalidate by sending to `page` itself.
+  Response put = request(s.edge.port, "PUT", page, "Content-Length: 0\r\n");
+  CHECK(put.status == 200);
+  CHECK(x_cache(get_with(s.edge.port, page)) == "MISS");
+  CHECK(x_cache(get_with(s.edge.port, other)) == "MISS");
+
+  // A failed unsafe request changes nothing.
+  const std::string kept = "/cache/inv3?cc=max-age%3D60";
+  get_with(s.edge.port, kept);
+  request(s.edge.port, "DELETE", "/cache/inv3?cc=max-age%3D60&status=500");
+  CHECK(x_cache(get_with(s.edge.port, kept)) == "HIT");
+}
+
+TEST_CASE("cache: request directives no-cache, Pragma, max-age, min-fresh, max-stale and only-if-cached") {
+  Site s;
+  const std::string t = "/cache/req?cc=max-age%3D60&etag=%22r%22";
+  get_with(s.edge.port, t);
+  CHECK(x_cache(get_with(s.edge.port, t, "Cache-Control: no-cache\r\n")) == "REVALIDATED");
+  CHECK(x_cache(get_with(s.edge.port, t, "Pragma: no-cache\r\n")) == "REVALIDATED");
+  CHECK(x_cache(get_with(s.edge.port, t, "Cache-Control: min-fresh=120\r\n")) == "REVALIDATED");
+  CHECK(x_cache(get_with(s.edge.port, t, "Cache-Control: max-age=600\r\n")) == "HIT");
+  CHECK(backend_count(s.app, t) == 4);
+
+  const std::string stale = "/cache/req-stale?cc=max-age%3D10&age=20";
+  get_with(s.edge.port, stale);
+  CHECK(x_cache(get_with(s.edge.port, stale, "Cache-Control: max-stale=60\r\n")) == "STALE");
+  CHECK(backend_count(s.app, stale) == 1);
+
+  Response uncached = get_with(s.edge.port, "/cache/never-seen", "Cache-Control: only-if-cached\r\n");
+  CHECK(uncached.status == 504);
+  CHECK(backend_count(s.app, "/cache/never-seen") == 0);
+}
+
+TEST_CASE("cache: stale-while-revalidate serves stale at once and refreshes once in the background") {
+  Site s;
+  const std::string t = "/cache/swr?cc=max-age%3D1%2C%20stale-while-revalidate%3D600&age=5";
+  get_with(s.edge.port, t);
+  Response r = get_with(s.edge.port, t);
+  CHECK(x_cache(r) == "STALE");
+  CHECK(wait_for_count(s.app, t, 2) == 2);
+}
+
+TEST_CASE("cache: stale-if-error and grace serve stale when the backend is gone") {
+  auto app = std::make_unique<App>("dying");
+  Edge edge(config_for(*app));
+  const std::string sie = "/cache/sie?cc=max-age%3D1%2C%20stale-if-error%3D600&age=5";
+  const std::string grace = "/cache/grace/g?cc=max-age%3D1&age=5";
+  const std::string none = "/cache/plain?cc=max-age%3D1&age=5";
+  get_with(edge.port, sie);
+  get_with(edge.port, grace);
+  get_with(edge.port, none);
+  app.reset();  // the backend goes away
+  Response a = get_with(edge.port, sie);
+  CHECK(a.status == 200);
+  CHECK(x_cache(a) == "STALE");
+  Response b = get_with(edge.port, grace);
+  CHECK(b.status == 200);
+  CHECK(x_cache(b) == "STALE");
+  Response c = get_with(edge.port, none);
+  CHECK(c.status >= 500);
+}
+
+TEST_CASE("cache: route options ttl, max_ttl, bypass_on_cookie, key_cookies and cache: off") {
+  Site s;
+  const std::string ttl = "/cache/ttl/a";
+  get_with(s.edge.port, ttl);
+  CHECK(x_cache(get_with(s.edge.port, ttl)) == "HIT");
+  CHECK(backend_count(s.app, ttl) == 1);
+
+  const std::string capped = "/cache/maxttl/a?cc=max-age%3D3600&age=10&etag=%22c%22";
+  get_with(s.edge.port, capped);
+  CHECK(x_cache(get_with(s.edge.port, capped)) == "REVALIDATED");
+
+  const std::string bypass = "/cache/bypass/a?cc=max-age%3D60";
+  get_with(s.edge.port, bypass);
+  CHECK(x_cache(get_with(s.edge.port, bypass)) == "HIT");
+  CHECK(x_cache(get_with(s.edge.port, bypass, "Cookie: theme=dark; session=42\r\n")) == "PASS");
+  CHECK(backend_count(s.app, bypass) == 2);
+
+  const std::string user = "/cache/user/a?cc=max-age%3D60";
+  Response ann = get_with(s.edge.port, user, "Cookie: user=ann\r\n");
+  Response bob = get_with(s.edge.port, user, "Cookie: user=bob\r\n");
+  CHECK(backend_count(s.app, user) == 2);
+  Response ann_again = get_with(s.edge.port, user, "Cookie: user=ann\r\n");
+  CHECK(x_cache(ann_again) == "HIT");
+  CHECK(ann_again.header("X-Got-Cookie").value_or("") == "user=ann");
+  CHECK(backend_count(s.app, user) == 2);
+
+  const std::string off = "/cache/off/a?cc=max-age%3D60";
+  get_with(s.edge.port, off);
+  CHECK(x_cache(get_with(s.edge.port, off)) == "PASS");
+  CHECK(backend_count(s.app, off) == 2);
+}
+
+TEST_CASE("cache: objects over max_object are passed; a small cache.memory evicts") {
+  App app("origin");
+  Edge edge(config_for(app, "{memory: 64k, max_object: 16k}"));
+  const std::string big = "/cache/big?cc=max-age%3D60&size=40000";
+  CHECK(get_with(edge.port, big).body.size() == 40000);
+  CHECK(x_cache(get_with(edge.port, big)) == "PASS");
+  CHECK(backend_count(app, big) == 2);
+
+  // Forty 8 KB objects through a 64 KB cache: the first ones cannot all still be there.
+  for (int i = 0; i < 40; ++i) get_with(edge.port, "/cache/fill" + std::to_string(i) + "?cc=max-age%3D60&size=8000");
+  int misses = 0;
+  for (int i = 0; i < 40; ++i)
+    if (x_cache(get_with(edge.port, "/cache/fill" + std::to_string(i) + "?cc=max-age%3D60&size=8000")) == "MISS") ++misses;
+  CHECK(misses >= 30);
+}
+
+TEST_CASE("cache: concurrent misses for one key make one backend request, streamed to every waiter") {
+  Site s;
+  const std::string t = "/cache/cold?cc=max-age%3D60&delay=500&size=20000";
+  constexpr int kClients = 200;
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&] {
+      Response r = get_with(s.edge.port, t);
+      if (r.status == 200 && r.body.size() == 20000) good.fetch_add(1);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  CHECK(good.load() == kClients);
+  CHECK(backend_count(s.app, t) == 1);
+}
+
+TEST_CASE("cache: concurrent misses for an uncacheable key go to the backend in parallel") {
+  Site s;
+  const std::string t = "/cache/uncacheable?cc=no-store&delay=500";
+  constexpr int kClients = 200;
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&] {
+      Response r = get_with(s.edge.port, t);
+      if (r.status == 200) good.fetch_add(1);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  CHECK(good.load() == kClients);
+  CHECK(backend_count(s.app, t) == kClients);
+  // Not one after another: most of them were at the backend at the same time.
+  CHECK(app_stat(s.app.port, "peak_in_progress") >= kClients / 2);
+}
+
+TEST_CASE("cache: a waiter gives up waiting after coalesce_timeout and fetches alone") {
+  App app("origin");
+  Edge edge(config_for(app, "{coalesce_timeout: 100ms}", 1));
+  const std::string t = "/cache/slowfill?cc=max-age%3D60&delay=1500";
+  std::thread first([&] { get_with(edge.port, t); });
+  for (int i = 0; i < 500 && backend_count(app, t) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Response second = get_with(edge.port, t);
+  first.join();
+  CHECK(second.status == 200);
+  CHECK(x_cache(second) == "PASS");
+  CHECK(backend_count(app, t) == 2);
+}
+
+TEST_CASE("cache: X-Cache can be turned off") {
+  App app("origin");
+  Edge edge(config_for(app, "{x_cache: off}"));
+  Response r = get_with(edge.port, "/cache/quiet?cc=max-age%3D60");
+  CHECK(r.status == 200);
+  CHECK(!r.header("X-Cache"));
+}
