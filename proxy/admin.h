@@ -8,11 +8,22 @@
 //   POST /backends/<backend>/<server>/enable  back into rotation
 //   POST /purge?url=<absolute URL>[&soft=1]   every variant of that URL   -> {"purged": n}
 //   POST /purge?tag=<tag>[&soft=1]            every object with that Surrogate-Key/xkey tag
-//   POST /ban?host=<host>&prefix=<path>[&soft=1]   a lazy ban (also &regex=<ECMAScript regex>)
+//                                             -> {"purged": n}
+//   POST /ban?[host=<host>&]prefix=<path>[&regex=<ECMAScript regex>][&soft=1]
+//                                          a lazy ban (prefix, regex or both; no host: every
+//                                          host)   -> {"ban": <id>, "active_bans": n}
 //   GET  /stats                            JSON: cache events per host, hit ratio, store figures
 //   GET  /metrics                          the same, and the backends, in Prometheus text format
 //
 // <server> is the server's address as configured (127.0.0.1:8210).
+// Query values are percent-decoded ('+' stays '+': URLs and regular expressions use it). A
+// missing, unknown, repeated or bad parameter (a URL that is not absolute http(s), an invalid
+// regex) gets 400 {"error": "..."}. soft=1 marks objects invalidated (stale from then on, so
+// revalidated or served within grace) instead of removing them. Purges and bans are logged.
+// A purge URL's key is cache::cache_key of its authority and path+query, as the proxy keys
+// requests; the scheme is not part of it. The proxy's main loop sweeps bans (Store::sweep_bans),
+// so active_bans drops back once no stored object predates them.
+// The exact bodies of /stats and /metrics are in proxy/admin_render.h.
 //
 // Ownership: the AdminServer borrows the configuration, the Balancer, the Store and the workers'
 // cache Counters for its whole life; it owns its listener and connections and frees them through
@@ -22,7 +33,6 @@
 #include <uv.h>
 
 #include <string>
-
 #include <vector>
 
 #include "balancer/balancer.h"

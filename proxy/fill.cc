@@ -104,8 +104,11 @@ std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initia
     }
   }
   fill->self_ = fill;
-  fill->initiator_ = initiator;
-  if (initiator) fill->subscribers_.push_back(Subscriber{&worker, initiator});
+  {
+    std::lock_guard lock(fill->mutex_);
+    fill->initiator_ = initiator;
+    if (initiator) fill->subscribers_.push_back(Subscriber{&worker, initiator});
+  }
   Fetch::Request request;
   request.backend = fill->params_.backend;
   request.head = std::move(fill->params_.upstream_head);
@@ -123,10 +126,8 @@ bool Fill::subscribe(Worker& worker, uint64_t connection) {
 }
 
 void Fill::unsubscribe(Worker& worker, uint64_t connection) {
-  {
-    std::lock_guard lock(mutex_);
-    std::erase_if(subscribers_, [&](const Subscriber& s) { return s.worker == &worker && s.connection == connection; });
-  }
+  std::lock_guard lock(mutex_);
+  std::erase_if(subscribers_, [&](const Subscriber& s) { return s.worker == &worker && s.connection == connection; });
   // The initiator leaving changes nothing else: the fill completes for the others and the cache.
   if (connection == initiator_ && &worker == &worker_) initiator_ = 0;
 }
@@ -223,12 +224,14 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     if (too_large || marks_hit_for_pass(verdict, head.status))
       if (config.hit_for_pass.count() > 0)
         shared.store.mark_hit_for_pass(params_.key, now + seconds(config.hit_for_pass), now);
+    uint64_t initiator_id = 0;
     {
       std::lock_guard lock(mutex_);
       state_ = State::kPass;
+      initiator_id = initiator_;
     }
     // The initiator (on this loop) takes the response over; the others fetch for themselves.
-    ClientConn* initiator = initiator_ ? worker_.find_subscriber(initiator_) : nullptr;
+    ClientConn* initiator = initiator_id ? worker_.find_subscriber(initiator_id) : nullptr;
     notify_all();
     if (initiator) {
       fetch_ = nullptr;
@@ -282,7 +285,13 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   body.release_before(copied_);
   if (!complete) return notify_all();
   body_->finish();
-  worker_.shared().store.insert(filling_);
+  Shared& shared = worker_.shared();
+  if (!shared.store.insert(filling_) && shared.config.cache.hit_for_pass.count() > 0) {
+    // Larger than max_object, which only the end of a body of unknown length can show: it was
+    // streamed to the requests that waited for it; the next ones pass.
+    const cache::Seconds now = wall_now();
+    shared.store.mark_hit_for_pass(params_.key, now + seconds(shared.config.cache.hit_for_pass), now);
+  }
   filling_.reset();
   notify_all();
   fetch.finish();

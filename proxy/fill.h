@@ -92,7 +92,6 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   Params params_;
   Fetch* fetch_ = nullptr;
   std::shared_ptr<Fill> self_;  // keeps the fill alive while its fetch runs
-  uint64_t initiator_ = 0;
   cache::Seconds request_time_ = 0;
   bool decided_ = false;
   std::shared_ptr<cache::CachedObject> filling_;  // kStreaming: being filled, inserted at the end
@@ -105,6 +104,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   int status_ = 0;
   bool revalidated_ = false;
   bool over_ = false;  // no more events
+  uint64_t initiator_ = 0;  // 0 once it left
   std::vector<Subscriber> subscribers_;
 };
 

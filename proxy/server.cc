@@ -86,6 +86,13 @@ int Server::run() {
       code = 1;
     }
   }
+  // Bans are applied lazily at lookup; this sweep applies them to everything else and forgets
+  // those that no longer concern any object, so the list stays short.
+  uv_timer_t ban_sweep;
+  uv_timer_init(&loop, &ban_sweep);
+  ban_sweep.data = shared_.get();
+  uv_timer_start(
+      &ban_sweep, [](uv_timer_t* timer) { static_cast<Shared*>(timer->data)->store.sweep_bans(); }, 1000, 1000);
   if (code == 0) {
     balancer::HealthChecker health(shared_->config, shared_->balancer);
     health.start();
@@ -97,6 +104,7 @@ int Server::run() {
   }
   if (admin_) admin_->close();
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&ban_sweep), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
   admin_.reset();
   uv_loop_close(&loop);
