@@ -367,7 +367,6 @@ void ClientConn::serve_from_cache() {
   }
   if (authorized) {
     bool started = false;
-    counters.count(route_.host, cache::Event::kMiss);
     worker_.add_subscriber(this);
     fill_initiator_ = true;
     fill_ = Fill::start(worker_, fill_params(nullptr, false), id_, &started);
@@ -411,7 +410,6 @@ void ClientConn::start_fill(cache::ObjectRef stale) {
     worker_.remove_subscriber(this);
     return join_fill(std::move(fill));
   }
-  worker_.cache_counters().count(route_.host, cache::Event::kMiss);
   fill_initiator_ = true;
   fill_ = std::move(fill);
 }
@@ -474,7 +472,11 @@ void ClientConn::on_fill_event() {
           return;
         }
       }
-      if (snap.revalidated) worker_.cache_counters().count(route_.host, cache::Event::kRevalidated);
+      // A miss counts once its response proves storable; one that is not counts as a pass.
+      if (snap.revalidated)
+        worker_.cache_counters().count(route_.host, cache::Event::kRevalidated);
+      else if (fill_initiator_)
+        worker_.cache_counters().count(route_.host, cache::Event::kMiss);
       const char* label = snap.revalidated ? "REVALIDATED" : fill_initiator_ ? "MISS" : "HIT";
       const cache::ObjectRef object = snap.object;
       if (object->body->complete()) leave_fill();
