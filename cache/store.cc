@@ -77,7 +77,9 @@ std::optional<std::string> vary_part_for(const CachedObject& object, const http:
   return vary_key(vary, request);
 }
 
-bool variant_matches(const CachedObject& object, const http::Headers& request, std::string_view extra) {
+}  // namespace
+
+bool Store::variant_matches(const CachedObject& object, const http::Headers& request, std::string_view extra) {
   std::optional<std::string> vary = vary_part_for(object, request);
   if (!vary) return false;
   std::string_view variant = object.variant;
@@ -86,6 +88,8 @@ bool variant_matches(const CachedObject& object, const http::Headers& request, s
   if (extra.empty()) return variant.empty();
   return variant.size() == extra.size() + 1 && variant.front() == kVariantSeparator && variant.substr(1) == extra;
 }
+
+namespace {
 
 struct BanRecord {
   uint64_t epoch;

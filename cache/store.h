@@ -108,6 +108,8 @@ class Store {
   // CachedObject::variant for a Vary part (cache::vary_key) and a key-cookie part:
   // vary_part, then "\x1f" and extra when extra is not empty. What lookup() compares with.
   static std::string variant_string(std::string_view vary_part, std::string_view extra);
+  // Whether a request (its headers and key-cookie part) selects this object's variant.
+  static bool variant_matches(const CachedObject& object, const http::Headers& request, std::string_view extra);
 
   // Stores (or replaces) the object, sets its ban_epoch, indexes its tags and clears the key's
   // hit-for-pass mark. False when it is larger than max_object or than the whole memory;

@@ -453,16 +453,7 @@ void ClientConn::on_fill_event() {
       }
       const http::RequestHead& head = parser_.head();
       if (!fill_initiator_) {
-        const std::optional<std::string> vary = cache::vary_key(
-            [&] {
-              http::Headers vary_only;
-              std::string names;
-              for (const std::string& name : snap.object->vary_names) names.append(names.empty() ? "" : ", ").append(name);
-              if (!names.empty()) vary_only.add("Vary", names);
-              return vary_only;
-            }(),
-            head.headers);
-        if (!vary || cache::Store::variant_string(*vary, key_extra_) != snap.object->variant) {
+        if (!cache::Store::variant_matches(*snap.object, head.headers, key_extra_)) {
           // Another variant was fetched: this request needs its own.
           leave_fill();
           bool started = false;

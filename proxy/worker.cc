@@ -111,6 +111,10 @@ void Worker::on_stop(uv_async_t* async) {
   for (auto& pools : w->pools_)
     for (auto& pool : pools) pool->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&w->stop_async_), nullptr);
+  {
+    std::lock_guard<std::mutex> lock(w->inbox_mutex_);
+    w->inbox_closed_ = true;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&w->inbox_async_), nullptr);
 }
 
@@ -128,10 +132,10 @@ ClientConn* Worker::find_subscriber(uint64_t id) {
 }
 
 void Worker::post(Message message) {
-  {
-    std::lock_guard<std::mutex> lock(inbox_mutex_);
-    inbox_.push_back(message);
-  }
+  // The send stays under the lock: once on_stop has closed the inbox, nobody touches its handle.
+  std::lock_guard<std::mutex> lock(inbox_mutex_);
+  if (inbox_closed_) return;
+  inbox_.push_back(message);
   uv_async_send(&inbox_async_);
 }
 

@@ -146,6 +146,7 @@ class Worker {
   uv_async_t inbox_async_;
   std::mutex inbox_mutex_;
   std::vector<Message> inbox_;
+  bool inbox_closed_ = false;  // guarded by inbox_mutex_
   Stats stats_;
   cache::Counters cache_counters_;
   std::thread thread_;
