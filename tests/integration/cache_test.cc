@@ -41,27 +41,8 @@ struct Site {
   Edge edge{config_for(app)};
 };
 
-std::string encode(std::string_view text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // What the backend received for exactly this target.
-long backend_count(const App& app, const std::string& target) {
-  Response r = get(app.port, "x", "/count?url=" + encode(target));
-  REQUIRE(r.status == 200);
-  return std::stol(r.body);
-}
+long backend_count(const App& app, const std::string& target) { return app_count(app.port, target); }
 
 Response request(uint16_t port, const std::string& method, const std::string& target, const std::string& headers = "") {
   return exchange(port, method + " " + target + " HTTP/1.1\r\nHost: site.test\r\n" + headers + "Connection: close\r\n\r\n",
@@ -273,7 +254,7 @@ TEST_CASE("cache: a successful unsafe request invalidates the URL and its Locati
   const std::string other = "/cache/inv2?cc=max-age%3D60";
   get_with(s.edge.port, page);
   get_with(s.edge.port, other);
-  Response post = request(s.edge.port, "POST", "/cache/inv?cc=max-age%3D60&location=" + encode(other),
+  Response post = request(s.edge.port, "POST", "/cache/inv?cc=max-age%3D60&location=" + percent_encode(other),
                           "Content-Length: 0\r\n");
   CHECK(post.status == 200);
   // The POST's own target differs (the location parameter); invalidate by sending to `page` itself.

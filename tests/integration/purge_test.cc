@@ -36,21 +36,6 @@ hosts:
   Site() { REQUIRE(wait_for_port(admin_port)); }
 };
 
-std::string encode(std::string_view text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 Response admin(const Site& s, const std::string& method, const std::string& target) {
   return exchange(s.admin_port, method + " " + target + " HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " +
                                     kToken + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -70,11 +55,7 @@ std::string json(const Response& r) {
 
 std::string x_cache(const Response& r) { return std::string(r.header("X-Cache").value_or("")); }
 
-long backend_count(const App& app, const std::string& target) {
-  Response r = get(app.port, "x", "/count?url=" + encode(target));
-  REQUIRE(r.status == 200);
-  return std::stol(r.body);
-}
+long backend_count(const App& app, const std::string& target) { return app_count(app.port, target); }
 
 // Warms `target` on `host` and checks it is now a hit.
 void warm(const Site& s, const std::string& host, const std::string& target, const std::string& headers = "") {
@@ -90,7 +71,7 @@ TEST_CASE("purge by URL removes every variant of that URL and nothing else") {
   warm(s, "books.test", page, "Accept-Language: en\r\n");
   warm(s, "books.test", page, "Accept-Language: de\r\n");
   warm(s, "books.test", other);
-  Response r = admin(s, "POST", "/purge?url=" + encode("http://Books.Test:8080" + page));
+  Response r = admin(s, "POST", "/purge?url=" + percent_encode("http://Books.Test:8080" + page));
   CHECK(r.status == 200);
   CHECK(json(r) == "{\"purged\":2}");
   CHECK(x_cache(fetch(s, "books.test", page, "Accept-Language: en\r\n")) == "MISS");
@@ -133,13 +114,13 @@ TEST_CASE("bans by host and prefix, and by regex, hold at the next lookup") {
   // Objects stored after the ban are not touched by it.
   CHECK(x_cache(fetch(s, "books.test", "/cache/shelf/1?cc=max-age%3D600")) == "HIT");
 
-  Response regex = admin(s, "POST", "/ban?regex=" + encode("^/cache/(desk|shelf)/1"));
+  Response regex = admin(s, "POST", "/ban?regex=" + percent_encode("^/cache/(desk|shelf)/1"));
   CHECK(regex.status == 200);
   CHECK(x_cache(fetch(s, "books.test", "/cache/desk/1?cc=max-age%3D600")) == "MISS");
   CHECK(x_cache(fetch(s, "authors.test", "/cache/shelf/1?cc=max-age%3D600")) == "MISS");
   CHECK(x_cache(fetch(s, "books.test", "/cache/shelf/2?cc=max-age%3D600")) == "HIT");
 
-  CHECK(admin(s, "POST", "/ban?regex=" + encode("(unclosed")).status == 400);
+  CHECK(admin(s, "POST", "/ban?regex=" + percent_encode("(unclosed")).status == 400);
   CHECK(admin(s, "POST", "/ban?host=books.test").status == 400);
 }
 
@@ -147,7 +128,7 @@ TEST_CASE("a soft purge keeps the object, stale: grace serves it while a fresh c
   Site s;
   const std::string t = "/cache/grace/x?cc=max-age%3D600";
   warm(s, "authors.test", t);
-  CHECK(json(admin(s, "POST", "/purge?url=" + encode("http://authors.test" + t) + "&soft=1")) == "{\"purged\":1}");
+  CHECK(json(admin(s, "POST", "/purge?url=" + percent_encode("http://authors.test" + t) + "&soft=1")) == "{\"purged\":1}");
   Response stale = fetch(s, "authors.test", t);
   CHECK(stale.status == 200);
   CHECK(x_cache(stale) == "STALE");

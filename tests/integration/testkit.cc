@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -326,6 +327,27 @@ long app_stat(uint16_t port, const std::string& name) {
   size_t at = r.body.find("\"" + name + "\":");
   if (at == std::string::npos) throw std::runtime_error("no " + name + " in /stats: " + r.body);
   return std::stol(r.body.substr(at + name.size() + 3));
+}
+
+std::string percent_encode(std::string_view text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+long app_count(uint16_t port, const std::string& target) {
+  Response r = get(port, "x", "/count?url=" + percent_encode(target));
+  if (r.status != 200) throw std::runtime_error("/count answered " + std::to_string(r.status));
+  return std::stol(r.body);
 }
 
 App::~App() { expect_clean_exit(process, "edge-app"); }

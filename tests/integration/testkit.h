@@ -98,6 +98,10 @@ std::string single_backend_config(const std::string& servers, const std::string&
 // A counter from an edge-app's /stats ("served", "in_progress", ...), asked directly; throws if
 // the answer lacks it.
 long app_stat(uint16_t port, const std::string& name);
+// How many requests an edge-app received for exactly this target (its /count endpoint).
+long app_count(uint16_t port, const std::string& target);
+// Percent-encodes everything but letters, digits and "/-_.": for a target inside a query.
+std::string percent_encode(std::string_view text);
 
 struct Response {
   int status = 0;
