@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "http/message.h"
+#include "proxy/heads.h"
 
 namespace edge::proxy {
 
@@ -20,49 +21,14 @@ constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr char kTooManyConnections[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
 
-// A small Connection-tokens set: the fields a message's Connection header nominates as
-// hop-by-hop for this hop, which a proxy must not forward either.
-struct ConnectionTokens {
-  std::string_view items[8];
-  int count = 0;
-  explicit ConnectionTokens(const http::Headers& headers) {
-    for (size_t i = 0; i < headers.size(); ++i) {
-      if (headers.id(i) != http::FieldId::kConnection) continue;
-      http::for_each_token(headers.value(i), [&](std::string_view token) {
-        if (count < 8) items[count++] = token;
-      });
-    }
-  }
-  bool contains(std::string_view name) const {
-    // Nominating a field is rare; most heads have only "keep-alive" or "close" here.
-    for (int i = 0; i < count; ++i)
-      if (iequals(items[i], name)) return true;
-    return false;
-  }
-};
-
-void append_number(std::string& out, uint64_t n) {
-  char digits[24];
-  auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-  out.append(digits, static_cast<size_t>(end - digits));
-}
-
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
-}
-
-bool response_has_body(int status, bool head_request) {
-  return !(head_request || status == 204 || status == 304 || (status >= 100 && status < 200));
-}
+cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
 }  // namespace
 
 ClientConn::ClientConn(Worker& worker)
     : worker_(worker),
       parser_({worker.limits().max_header_bytes, worker.limits().max_request_line, worker.limits().max_body_bytes}),
-      writer_(this) {
+      writer_(this),
+      exchange_(worker, this) {
   http::Body::Options options{worker.limits().buffer_memory, &worker.limits().temp_dir};
   request_body_.set_options(options);
 }
@@ -76,7 +42,6 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
   worker.add_client(conn);
   Shared& shared = worker.shared();
   shared.client_connections.fetch_add(1, std::memory_order_relaxed);
-  conn->id_ = worker.next_connection_id();
   if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp_)) != 0) return conn->close_now(CloseReason::kClientClosed);
   if (shared.client_connections.load(std::memory_order_relaxed) > worker.limits().max_connections) {
     uv_buf_t buf = uv_buf_init(const_cast<char*>(kTooManyConnections), sizeof kTooManyConnections - 1);
@@ -279,279 +244,43 @@ void ClientConn::on_request_complete() {
   response_started_ = false;
   if (early_status_) return send_error(early_status_, true);
 
-  const conf::Host& host = worker_.shared().config.hosts[static_cast<size_t>(route_.host)];
-  policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
-  build_upstream_head(upstream_head_, false, nullptr);
-  if (policy_->enabled && (head.method == "GET" || head.is_head())) return serve_from_cache();
-  start_pass();
-}
-
-namespace {
-// The value of cookie `name` in the request's Cookie fields, or nullopt.
-std::optional<std::string_view> cookie_value(const http::Headers& headers, std::string_view name) {
-  for (size_t i = 0; i < headers.size(); ++i) {
-    if (!iequals(headers.name(i), "Cookie")) continue;
-    std::string_view list = headers.value(i);
-    while (!list.empty()) {
-      size_t semi = list.find(';');
-      std::string_view pair = http::trim(list.substr(0, semi));
-      size_t eq = pair.find('=');
-      if (eq != std::string_view::npos && http::trim(pair.substr(0, eq)) == name) return http::trim(pair.substr(eq + 1));
-      if (semi == std::string_view::npos) break;
-      list.remove_prefix(semi + 1);
-    }
-  }
-  return std::nullopt;
-}
-
-cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
-
-// A shared cache answers a request carrying Authorization from a stored response only when
-// that response said it may be shared (RFC 9111 3.5).
-bool shareable_with_authorization(const cache::CacheControl& cc) {
-  return cc.is_public || cc.s_maxage || cc.must_revalidate;
-}
-}  // namespace
-
-void ClientConn::serve_from_cache() {
-  const http::RequestHead& head = parser_.head();
-  cache::Counters& counters = worker_.cache_counters();
-  for (const std::string& name : policy_->bypass_on_cookie) {
-    if (cookie_value(head.headers, name)) {
-      counters.count(route_.host, cache::Event::kPass);
-      return start_pass();
-    }
-  }
-  normalize_host(absolute_authority_.empty() ? head.host() : std::string_view(absolute_authority_), cache_host_);
-  const std::string_view target = origin_target_.empty() ? std::string_view(head.target) : origin_target_;
-  cache_key_ = cache::cache_key(cache_host_, target);
-  key_extra_.clear();
-  for (const std::string& name : policy_->key_cookies) {
-    key_extra_.append(name).append("=");
-    if (auto value = cookie_value(head.headers, name)) key_extra_.append(*value);
-    key_extra_.append(";");
-  }
-  request_cc_ = cache::parse_cache_control(head.headers, true);
-  const bool authorized = head.headers.get("Authorization").has_value();
-
-  cache::Store::Lookup found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
-  if (found.object && (!authorized || shareable_with_authorization(found.object->cc))) {
-    const cache::ObjectRef& object = found.object;
-    switch (cache::decide(request_cc_, stored_view(*object))) {
-      case cache::Use::kFresh:
-        counters.count(route_.host, cache::Event::kHit);
-        return deliver(object, "HIT");
-      case cache::Use::kStaleAllowed:
-        counters.count(route_.host, cache::Event::kStale);
-        return deliver(object, "STALE");
-      case cache::Use::kStaleWhileRevalidate:
-        counters.count(route_.host, cache::Event::kStale);
-        refresh_in_background(object);
-        return deliver(object, "STALE");
-      case cache::Use::kRevalidate:
-        if (request_cc_.only_if_cached) return send_error(504, true);
-        return start_fill(object);
-    }
-  }
-  // RFC 9111 5.2.1.7: nothing stored will do, and the client wants nothing else.
-  if (request_cc_.only_if_cached) return send_error(504, true);
-  if (found.hit_for_pass) {
-    counters.count(route_.host, cache::Event::kHitForPass);
-    return start_pass();
-  }
-  // A request that may not be stored (no-store) still passes; one with credentials fetches
-  // alone, since what it gets may be for it only.
-  if (request_cc_.no_store) {
-    counters.count(route_.host, cache::Event::kPass);
-    return start_pass();
-  }
-  if (authorized) {
-    bool started = false;
-    worker_.add_subscriber(this);
-    fill_initiator_ = true;
-    fill_ = Fill::start(worker_, fill_params(nullptr, false), id_, &started);
-    return;
-  }
-  start_fill(nullptr);
-}
-
-cache::StoredView ClientConn::stored_view(const cache::CachedObject& object) const {
-  cache::StoredView view;
-  view.response_cc = object.cc;
-  // A soft purge leaves the object, stale from then on.
-  view.lifetime = object.invalidated.load(std::memory_order_relaxed) ? 0 : object.lifetime;
-  view.current_age = object.age.current_age(wall_now());
-  if (object.invalidated.load(std::memory_order_relaxed)) view.current_age = std::max<cache::Seconds>(view.current_age, 1);
-  view.grace = object.grace;
-  return view;
-}
-
-Fill::Params ClientConn::fill_params(cache::ObjectRef stale, bool coalesced) {
-  Fill::Params params;
-  params.key = cache_key_;
-  params.host = cache_host_;
-  params.variant_extra = key_extra_;
-  params.host_index = route_.host;
-  params.policy = policy_;
-  params.request = parser_.head();
-  params.backend = route_.backend;
-  build_upstream_head(params.upstream_head, true, stale.get());
-  params.stale = std::move(stale);
-  params.coalesced = coalesced;
-  return params;
-}
-
-void ClientConn::start_fill(cache::ObjectRef stale) {
-  if (std::shared_ptr<Fill> running = worker_.shared().coalescer.find(cache_key_)) return join_fill(std::move(running));
-  bool started = false;
-  worker_.add_subscriber(this);
-  std::shared_ptr<Fill> fill = Fill::start(worker_, fill_params(std::move(stale), true), id_, &started);
-  if (!started) {
-    worker_.remove_subscriber(this);
-    return join_fill(std::move(fill));
-  }
-  fill_initiator_ = true;
-  fill_ = std::move(fill);
-}
-
-void ClientConn::join_fill(std::shared_ptr<Fill> fill) {
-  worker_.cache_counters().count(route_.host, cache::Event::kCoalesced);
-  fill_ = std::move(fill);
-  fill_initiator_ = false;
-  worker_.add_subscriber(this);
-  // Waiting is bounded: past coalesce_timeout the request goes to the backend itself.
-  arm_timer(worker_.shared().config.cache.coalesce_timeout);
-  fill_->subscribe(worker_, id_);
-  on_fill_event();  // it may be well under way, or over
-}
-
-void ClientConn::leave_fill() {
-  if (!fill_) return;
-  fill_->unsubscribe(worker_, id_);
-  worker_.remove_subscriber(this);
-  fill_.reset();
-  fill_initiator_ = false;
-}
-
-void ClientConn::refresh_in_background(const cache::ObjectRef& stale) {
-  if (worker_.shared().coalescer.find(cache_key_)) return;  // already being refreshed
-  bool started = false;
-  Fill::start(worker_, fill_params(stale, true), 0, &started);
-}
-
-void ClientConn::on_fill_event() {
-  if (!fill_ || closed_) return;
-  const Fill::Snapshot snap = fill_->snapshot();
-  switch (snap.state) {
-    case Fill::State::kFetching:
-      return;
-    case Fill::State::kStreaming: {
-      if (response_started_) {
-        if (snap.object->body->failed()) return close_now(CloseReason::kUpstreamBroken);
-        if (snap.object->body->complete()) leave_fill();
-        return writer_.kick();
-      }
-      const http::RequestHead& head = parser_.head();
-      if (!fill_initiator_) {
-        if (!cache::Store::variant_matches(*snap.object, head.headers, key_extra_)) {
-          // Another variant was fetched: this request needs its own.
-          leave_fill();
-          bool started = false;
-          worker_.add_subscriber(this);
-          fill_initiator_ = true;
-          fill_ = Fill::start(worker_, fill_params(nullptr, false), id_, &started);
-          return;
-        }
-      }
-      // A miss counts once its response proves storable; one that is not counts as a pass.
-      if (snap.revalidated)
-        worker_.cache_counters().count(route_.host, cache::Event::kRevalidated);
-      else if (fill_initiator_)
-        worker_.cache_counters().count(route_.host, cache::Event::kMiss);
-      const char* label = snap.revalidated ? "REVALIDATED" : fill_initiator_ ? "MISS" : "HIT";
-      const cache::ObjectRef object = snap.object;
-      if (object->body->complete()) leave_fill();
-      return deliver(object, label);
-    }
-    case Fill::State::kPass:
-      // Not storable, and not ours (the initiator took the response): to the backend, in parallel.
-      leave_fill();
-      worker_.cache_counters().count(route_.host, cache::Event::kHitForPass);
-      return start_pass();
-    case Fill::State::kFailed:
-      leave_fill();
-      if (response_started_) return close_now(CloseReason::kUpstreamBroken);
-      return serve_stale_or_error(snap.stale, snap.status ? snap.status : 502);
-  }
-}
-
-void ClientConn::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
-  if (stale && cache::may_serve_stale_on_error(request_cc_, stored_view(*stale))) {
-    worker_.cache_counters().count(route_.host, cache::Event::kStale);
-    return deliver(stale, "STALE");
-  }
-  send_error(status, true);
-}
-
-void ClientConn::adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete) {
-  leave_fill();
-  worker_.cache_counters().count(route_.host, cache::Event::kPass);
-  fetch_ = &fetch;
-  fetch.set_owner(this);
-  on_fetch_response(fetch, head, complete);
-}
-
-void ClientConn::start_pass() {
-  const http::RequestHead& head = parser_.head();
-  x_cache_ = "PASS";
-  Fetch::Request request;
-  request.backend = route_.backend;
-  request.head = upstream_head_;
+  Exchange::Request request;
+  request.head = &head;
   request.body = &request_body_;
-  request.head_request = head.is_head();
-  request.idempotent = head.idempotent();
-  fetch_ = Fetch::start(worker_, this, std::move(request));
+  request.route = route_;
+  request.authority = absolute_authority_;
+  request.origin_target = origin_target_;
+  request.client_ip = client_ip();
+  exchange_.start(request);
+  // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
+  if (exchange_.waiting_for_fill()) arm_timer(worker_.shared().config.cache.coalesce_timeout);
 }
 
-void ClientConn::on_fetch_failed(Fetch& fetch, int status) {
-  if (fetch_ == &fetch) fetch_ = nullptr;
-  fetch.finish();
+void ClientConn::on_exchange_object(const cache::ObjectRef& object, const char* x_cache) {
+  if (!response_started_) return deliver(object, x_cache);
+}
+
+void ClientConn::on_exchange_progress() {
+  if (object_ && object_->body->failed()) return close_now(CloseReason::kUpstreamBroken);
+  writer_.kick();
+}
+
+void ClientConn::on_exchange_failed(int status) {
   if (response_started_) return close_now(CloseReason::kUpstreamBroken);
   send_error(status, true);
 }
 
-void ClientConn::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+void ClientConn::on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   if (response_started_) return writer_.kick();
   response_started_ = true;
-  invalidate_after(head);
-  build_response_head(head, complete);
+  x_cache_ = exchange_.x_cache();
+  build_response_head(head, complete, fetch.response_body().size());
   const bool body = response_has_body(head.status, parser_.head().is_head());
   progress_mark_ = 0;
   arm_timer(worker_.limits().send_timeout);
   writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, body ? &fetch.response_body() : nullptr,
                 body && chunked_response_);
 }
-
-void ClientConn::invalidate_after(const http::ResponseHead& head) {
-  // RFC 9111 4.4: an unsafe method that succeeded changes what the cache holds for the target
-  // and for Location / Content-Location on the same host.
-  const http::RequestHead& request = parser_.head();
-  if (request.method == "GET" || request.is_head() || request.method == "OPTIONS" || request.method == "TRACE") return;
-  if (head.status < 200 || head.status >= 400) return;
-  std::string host;
-  normalize_host(absolute_authority_.empty() ? request.host() : std::string_view(absolute_authority_), host);
-  http::RequestHead origin_form;
-  const http::RequestHead* effective = &request;
-  if (!origin_target_.empty()) {
-    origin_form = request;
-    origin_form.target = origin_target_;
-    effective = &origin_form;
-  }
-  for (const std::string& target : cache::invalidated_targets(*effective, head, host))
-    worker_.shared().store.purge(cache::cache_key(host, target), false);
-}
-
-// ---- delivering from the cache ----
 
 void ClientConn::deliver(const cache::ObjectRef& object, const char* x_cache) {
   const http::RequestHead& request = parser_.head();
@@ -667,11 +396,7 @@ void ClientConn::on_write_done(int status) {
 }
 
 void ClientConn::end_exchange() {
-  if (fetch_) {
-    fetch_->finish();
-    fetch_ = nullptr;
-  }
-  leave_fill();
+  exchange_.end();
   object_.reset();
 }
 
@@ -708,74 +433,7 @@ const char* ClientConn::client_ip() {
   return client_ip_;
 }
 
-namespace {
-// The client's own conditions and ranges, which a fetch for the cache leaves out: the cache wants
-// the whole response, and answers the conditions and ranges itself.
-bool conditional_field(std::string_view name) {
-  return iequals(name, "If-None-Match") || iequals(name, "If-Modified-Since") || iequals(name, "If-Match") ||
-         iequals(name, "If-Unmodified-Since") || iequals(name, "If-Range") || iequals(name, "Range");
-}
-}  // namespace
-
-void ClientConn::build_upstream_head(std::string& out, bool for_cache, const cache::CachedObject* validators) {
-  const http::RequestHead& head = parser_.head();
-  const ConnectionTokens nominated(head.headers);
-  out.clear();
-  out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
-  out.append(origin_target_.empty() ? head.target : origin_target_);
-  out.append(" HTTP/1.1\r\n");
-  std::string_view forwarded_for;
-  bool has_host = false;
-  for (size_t i = 0; i < head.headers.size(); ++i) {
-    const http::FieldId id = head.headers.id(i);
-    std::string_view name = head.headers.name(i);
-    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
-        id == http::FieldId::kXForwardedProto || (nominated.count && nominated.contains(name)) ||
-        (for_cache && conditional_field(name)))
-      continue;
-    if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
-      // Several fields would confuse backends that read one: fold the first into ours.
-      forwarded_for = head.headers.value(i);
-      continue;
-    }
-    if (id == http::FieldId::kHost) {
-      has_host = true;
-      if (!absolute_authority_.empty()) {
-        append_field(out, name, absolute_authority_);
-        continue;
-      }
-    }
-    append_field(out, name, head.headers.value(i));
-  }
-  if (!has_host) {
-    const conf::Backend& backend = worker_.shared().config.backends[static_cast<size_t>(route_.backend)];
-    append_field(out, "Host", absolute_authority_.empty() ? backend.servers.front().address.text() : absolute_authority_);
-  }
-  out.append("X-Forwarded-For: ");
-  if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");
-  out.append(client_ip()).append("\r\n");
-  out.append("X-Forwarded-Proto: http\r\n");
-  out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
-  if (validators) {
-    // Revalidation (RFC 9111 4.3.1): the stored response's validators.
-    if (auto etag = validators->headers.get("ETag")) append_field(out, "If-None-Match", *etag);
-    if (auto modified = validators->headers.get("Last-Modified")) append_field(out, "If-Modified-Since", *modified);
-  }
-  uint64_t body = request_body_.size();
-  if (for_cache) {
-    out.append("\r\n");
-    return;
-  }
-  if (body > 0 || head.chunked || head.content_length || head.method == "POST" || head.method == "PUT" ||
-      head.method == "PATCH") {
-    out.append("Content-Length: ");
-    append_number(out, body);
-    out.append("\r\n");
-  }
-  out.append("\r\n");
-}
-
-void ClientConn::build_response_head(const http::ResponseHead& head, bool complete) {
+void ClientConn::build_response_head(const http::ResponseHead& head, bool complete, uint64_t body_size) {
   const http::RequestHead& request = parser_.head();
   const bool head_request = request.is_head();
   const bool client_1_0 = request.version_minor == 0;
@@ -810,7 +468,7 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
     }
   } else if (head.content_length || complete) {
     out.append("Content-Length: ");
-    append_number(out, head.content_length ? *head.content_length : fetch_->response_body().size());
+    append_number(out, head.content_length ? *head.content_length : body_size);
     out.append("\r\n");
   } else if (!client_1_0) {
     out.append("Transfer-Encoding: chunked\r\n");
@@ -875,10 +533,9 @@ void ClientConn::on_timer() {
       return reject(408);
     case Phase::kForwarding:
     case Phase::kClosing:
-      if (fill_ && !fill_initiator_ && !response_started_) {
+      if (exchange_.waiting_for_fill() && !response_started_) {
         // Waited coalesce_timeout for another request's fetch: go to the backend alone.
-        leave_fill();
-        return start_pass();
+        return exchange_.stop_waiting();
       }
       if (writer_.active()) {
         // send_timeout bounds how long a client may leave us unable to write, not the whole

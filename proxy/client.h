@@ -12,9 +12,8 @@
 // it the connection stops reading) and are parsed once the response is written.
 //
 // Ownership: a ClientConn owns itself: it is created by accept() and deleted in its handles'
-// close callbacks. It borrows its Worker. During an exchange it owns its pass-through Fetch
-// (finished before the next request or closing), shares the Fill it waits on (unsubscribing
-// before it lets go) and shares the cached object it delivers.
+// close callbacks. It borrows its Worker. It owns its Exchange (ended before the next request
+// or closing) and shares the cached object it delivers.
 #pragma once
 
 #include <uv.h>
@@ -24,28 +23,22 @@
 
 #include <memory>
 
-#include "cache/policy.h"
 #include "cache/store.h"
 #include "http/body.h"
+#include "http/shared_body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
 #include "http/writer.h"
-#include "proxy/fetch.h"
-#include "proxy/fill.h"
+#include "proxy/exchange.h"
 #include "proxy/router.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
 
-class ClientConn final : http::StreamWriter::Owner, Fetch::Owner {
+class ClientConn final : http::StreamWriter::Owner, Exchange::Owner {
  public:
   static void accept(Worker& worker, uv_stream_t* listener);
   void shutdown();  // the worker is stopping: close now
-  uint64_t id() const { return id_; }
-  // The fill this connection waits on has news (through the worker, on this loop).
-  void on_fill_event();
-  // The fill this connection started turned out not storable: the response is ours to pass on.
-  void adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete);
 
  private:
   friend class Worker;
@@ -60,20 +53,9 @@ class ClientConn final : http::StreamWriter::Owner, Fetch::Owner {
   void parse(std::string_view data);
   bool on_head();
   void on_request_complete();
-  void serve_from_cache();
-  void start_pass();
-  void start_fill(cache::ObjectRef stale);
-  void join_fill(std::shared_ptr<Fill> fill);
-  void leave_fill();
-  void refresh_in_background(const cache::ObjectRef& stale);
-  Fill::Params fill_params(cache::ObjectRef stale, bool coalesced);
   void deliver(const cache::ObjectRef& object, const char* x_cache);
-  void serve_stale_or_error(const cache::ObjectRef& stale, int status);
-  cache::StoredView stored_view(const cache::CachedObject& object) const;
-  void invalidate_after(const http::ResponseHead& head);
   void end_exchange();
-  void build_upstream_head(std::string& out, bool for_cache, const cache::CachedObject* validators);
-  void build_response_head(const http::ResponseHead& head, bool complete);
+  void build_response_head(const http::ResponseHead& head, bool complete, uint64_t body_size);
   void start_cached_head(int status, std::string_view reason, const cache::CachedObject& object);
   void end_head(bool has_body, std::optional<uint64_t> length, bool head_request);
   void send_error(int status, bool may_keep_alive);
@@ -87,8 +69,10 @@ class ClientConn final : http::StreamWriter::Owner, Fetch::Owner {
   const char* client_ip();
 
   void on_write_done(int status) override;
-  void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
-  void on_fetch_failed(Fetch& fetch, int status) override;
+  void on_exchange_object(const cache::ObjectRef& object, const char* x_cache) override;
+  void on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
+  void on_exchange_progress() override;
+  void on_exchange_failed(int status) override;
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -112,27 +96,16 @@ class ClientConn final : http::StreamWriter::Owner, Fetch::Owner {
   http::Body request_body_;
   http::StreamWriter writer_;
   std::string pending_;        // received, not yet parsed
-  std::string upstream_head_;  // the request head as sent to the backend
   std::string response_head_;  // the response head as sent to the client
 
   // The exchange in progress.
   RouteMatch route_;
   std::string absolute_authority_;  // the host of an absolute-form target, else empty
   std::string origin_target_;       // that target in origin form, else empty
-  Fetch* fetch_ = nullptr;          // a pass-through exchange, owned
-  std::shared_ptr<Fill> fill_;      // the fill waited on (or started), subscribed
-  bool fill_initiator_ = false;
+  Exchange exchange_;               // the request through the cache and to a backend
   cache::ObjectRef object_;         // being delivered from the cache
   http::BodyWindow window_;         // the part of object_'s body a range asks for
   const char* x_cache_ = "PASS";
-
-  // How the cache sees the request (set up by serve_from_cache()).
-  const conf::CachePolicy* policy_ = nullptr;
-  std::string cache_host_;   // lower case, no port
-  std::string cache_key_;
-  std::string key_extra_;    // the key-cookie part of the variant
-  cache::CacheControl request_cc_;
-  uint64_t id_ = 0;             // unique on this worker: grants find the connection by it
   int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read
   bool request_keep_alive_ = true;
   bool response_keep_alive_ = true;

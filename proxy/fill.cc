@@ -4,7 +4,7 @@
 #include <ctime>
 
 #include "cache/policy.h"
-#include "proxy/client.h"
+#include "proxy/exchange.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -231,7 +231,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
       initiator_id = initiator_;
     }
     // The initiator (on this loop) takes the response over; the others fetch for themselves.
-    ClientConn* initiator = initiator_id ? worker_.find_subscriber(initiator_id) : nullptr;
+    Exchange* initiator = initiator_id ? worker_.find_subscriber(initiator_id) : nullptr;
     notify_all();
     if (initiator) {
       fetch_ = nullptr;

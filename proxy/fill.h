@@ -35,7 +35,6 @@
 namespace edge::proxy {
 
 class Worker;
-class ClientConn;
 
 class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill> {
  public:

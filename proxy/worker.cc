@@ -8,6 +8,7 @@
 
 #include "http/message.h"
 #include "proxy/client.h"
+#include "proxy/exchange.h"
 #include "proxy/fetch.h"
 
 namespace edge::proxy {
@@ -122,11 +123,11 @@ void Worker::add_fetch(Fetch* fetch) { fetches_.emplace(fetch->id(), fetch); }
 
 void Worker::remove_fetch(Fetch* fetch) { fetches_.erase(fetch->id()); }
 
-void Worker::add_subscriber(ClientConn* conn) { subscribers_.emplace(conn->id(), conn); }
+void Worker::add_subscriber(Exchange* exchange) { subscribers_.emplace(exchange->id(), exchange); }
 
-void Worker::remove_subscriber(ClientConn* conn) { subscribers_.erase(conn->id()); }
+void Worker::remove_subscriber(Exchange* exchange) { subscribers_.erase(exchange->id()); }
 
-ClientConn* Worker::find_subscriber(uint64_t id) {
+Exchange* Worker::find_subscriber(uint64_t id) {
   auto it = subscribers_.find(id);
   return it == subscribers_.end() ? nullptr : it->second;
 }
@@ -148,8 +149,8 @@ void Worker::on_inbox(uv_async_t* async) {
   }
   for (const Message& m : messages) {
     if (m.kind == Message::kFill) {
-      // A connection that left meanwhile has unsubscribed; its news is dropped.
-      if (ClientConn* conn = w->find_subscriber(m.target)) conn->on_fill_event();
+      // An exchange that ended meanwhile has unsubscribed; its news is dropped.
+      if (Exchange* exchange = w->find_subscriber(m.target)) exchange->on_fill_event();
       continue;
     }
     auto it = w->fetches_.find(m.target);

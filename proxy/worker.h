@@ -31,6 +31,7 @@
 namespace edge::proxy {
 
 class ClientConn;
+class Exchange;
 class Fetch;
 
 // Every reason a client connection ends, declared once, each with its counter.
@@ -107,7 +108,7 @@ class Worker {
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
   // Messages from other threads to this loop: a queued fetch's slot was granted (target: the
-  // fetch's id), or a cache fill a connection waits on has news (target: the connection's id).
+  // fetch's id), or a cache fill an exchange waits on has news (target: the exchange's id).
   struct Message {
     enum Kind { kGrant, kFill } kind;
     uint64_t target;
@@ -118,10 +119,10 @@ class Worker {
 
   void add_fetch(Fetch* fetch);
   void remove_fetch(Fetch* fetch);
-  // Connections subscribed to a fill, found by id when its news arrives.
-  void add_subscriber(ClientConn* conn);
-  void remove_subscriber(ClientConn* conn);
-  ClientConn* find_subscriber(uint64_t id);
+  // Exchanges subscribed to a fill, found by id when its news arrives.
+  void add_subscriber(Exchange* exchange);
+  void remove_subscriber(Exchange* exchange);
+  Exchange* find_subscriber(uint64_t id);
   bool stopping() const { return stopping_; }
 
  private:
@@ -142,7 +143,7 @@ class Worker {
   std::vector<ClientConn*> clients_;  // for shutdown; unordered
   uint64_t last_connection_id_ = 0;
   std::unordered_map<uint64_t, Fetch*> fetches_;
-  std::unordered_map<uint64_t, ClientConn*> subscribers_;
+  std::unordered_map<uint64_t, Exchange*> subscribers_;
   uv_async_t inbox_async_;
   std::mutex inbox_mutex_;
   std::vector<Message> inbox_;

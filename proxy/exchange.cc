@@ -1,0 +1,372 @@
+#include "proxy/exchange.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "proxy/heads.h"
+#include "proxy/worker.h"
+
+namespace edge::proxy {
+
+namespace {
+using http::iequals;
+
+// The value of cookie `name` in the request's Cookie fields, or nullopt.
+std::optional<std::string_view> cookie_value(const http::Headers& headers, std::string_view name) {
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (!iequals(headers.name(i), "Cookie")) continue;
+    std::string_view list = headers.value(i);
+    while (!list.empty()) {
+      size_t semi = list.find(';');
+      std::string_view pair = http::trim(list.substr(0, semi));
+      size_t eq = pair.find('=');
+      if (eq != std::string_view::npos && http::trim(pair.substr(0, eq)) == name) return http::trim(pair.substr(eq + 1));
+      if (semi == std::string_view::npos) break;
+      list.remove_prefix(semi + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
+
+// A shared cache answers a request carrying Authorization from a stored response only when
+// that response said it may be shared (RFC 9111 3.5).
+bool shareable_with_authorization(const cache::CacheControl& cc) {
+  return cc.is_public || cc.s_maxage || cc.must_revalidate;
+}
+
+// The client's own conditions and ranges, which a fetch for the cache leaves out: the cache wants
+// the whole response, and answers the conditions and ranges itself.
+bool conditional_field(std::string_view name) {
+  return iequals(name, "If-None-Match") || iequals(name, "If-Modified-Since") || iequals(name, "If-Match") ||
+         iequals(name, "If-Unmodified-Since") || iequals(name, "If-Range") || iequals(name, "Range");
+}
+}  // namespace
+
+void Exchange::start(const Request& request) {
+  end();
+  active_ = true;
+  id_ = worker_.next_connection_id();
+  head_ = request.head;
+  body_ = request.body;
+  route_ = request.route;
+  authority_.assign(request.authority);
+  origin_target_.assign(request.origin_target);
+  client_ip_.assign(request.client_ip);
+  delivering_ = false;
+  x_cache_ = "PASS";
+  const conf::Config& config = worker_.shared().config;
+  const conf::Host& host = config.hosts[static_cast<size_t>(route_.host)];
+  policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
+  build_upstream_head(upstream_head_, *head_, authority_, origin_target_, client_ip_, body_ ? body_->size() : 0, config,
+                      route_.backend, false, nullptr);
+  if (policy_->enabled && (head_->method == "GET" || head_->is_head())) return serve_from_cache();
+  start_pass();
+}
+
+void Exchange::end() {
+  if (!active_) return;
+  active_ = false;
+  if (fetch_) {
+    fetch_->finish();
+    fetch_ = nullptr;
+  }
+  leave_fill();
+}
+
+void Exchange::count(cache::Event event) { worker_.cache_counters().count(route_.host, event); }
+
+void Exchange::serve_from_cache() {
+  const http::RequestHead& head = *head_;
+  for (const std::string& name : policy_->bypass_on_cookie) {
+    if (cookie_value(head.headers, name)) {
+      count(cache::Event::kPass);
+      return start_pass();
+    }
+  }
+  normalize_host(authority_.empty() ? head.host() : std::string_view(authority_), cache_host_);
+  const std::string_view target = origin_target_.empty() ? std::string_view(head.target) : origin_target_;
+  cache_key_ = cache::cache_key(cache_host_, target);
+  key_extra_.clear();
+  for (const std::string& name : policy_->key_cookies) {
+    key_extra_.append(name).append("=");
+    if (auto value = cookie_value(head.headers, name)) key_extra_.append(*value);
+    key_extra_.append(";");
+  }
+  request_cc_ = cache::parse_cache_control(head.headers, true);
+  const bool authorized = head.headers.get("Authorization").has_value();
+
+  cache::Store::Lookup found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
+  if (found.object && (!authorized || shareable_with_authorization(found.object->cc))) {
+    const cache::ObjectRef& object = found.object;
+    switch (cache::decide(request_cc_, stored_view(*object))) {
+      case cache::Use::kFresh:
+        count(cache::Event::kHit);
+        return deliver(object, "HIT");
+      case cache::Use::kStaleAllowed:
+        count(cache::Event::kStale);
+        return deliver(object, "STALE");
+      case cache::Use::kStaleWhileRevalidate:
+        count(cache::Event::kStale);
+        refresh_in_background(object);
+        return deliver(object, "STALE");
+      case cache::Use::kRevalidate:
+        if (request_cc_.only_if_cached) return owner_->on_exchange_failed(504);
+        return start_fill(object, true);
+    }
+  }
+  // RFC 9111 5.2.1.7: nothing stored will do, and the client wants nothing else.
+  if (request_cc_.only_if_cached) return owner_->on_exchange_failed(504);
+  if (found.hit_for_pass) {
+    count(cache::Event::kHitForPass);
+    return start_pass();
+  }
+  // A request that may not be stored (no-store) still passes; one with credentials fetches
+  // alone, since what it gets may be for it only.
+  if (request_cc_.no_store) {
+    count(cache::Event::kPass);
+    return start_pass();
+  }
+  start_fill(nullptr, !authorized);
+}
+
+cache::StoredView Exchange::stored_view(const cache::CachedObject& object) const {
+  cache::StoredView view;
+  view.response_cc = object.cc;
+  // A soft purge leaves the object, stale from then on.
+  const bool invalidated = object.invalidated.load(std::memory_order_relaxed);
+  view.lifetime = invalidated ? 0 : object.lifetime;
+  view.current_age = object.age.current_age(wall_now());
+  if (invalidated) view.current_age = std::max<cache::Seconds>(view.current_age, 1);
+  view.grace = object.grace;
+  return view;
+}
+
+Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
+  Fill::Params params;
+  params.key = cache_key_;
+  params.host = cache_host_;
+  params.variant_extra = key_extra_;
+  params.host_index = route_.host;
+  params.policy = policy_;
+  params.request = *head_;
+  params.backend = route_.backend;
+  build_upstream_head(params.upstream_head, *head_, authority_, origin_target_, client_ip_, 0,
+                      worker_.shared().config, route_.backend, true, stale.get());
+  params.stale = std::move(stale);
+  params.coalesced = coalesced;
+  return params;
+}
+
+void Exchange::start_fill(cache::ObjectRef stale, bool coalesced) {
+  if (coalesced) {
+    if (std::shared_ptr<Fill> running = worker_.shared().coalescer.find(cache_key_)) return join_fill(std::move(running));
+  }
+  bool started = false;
+  worker_.add_subscriber(this);
+  std::shared_ptr<Fill> fill = Fill::start(worker_, fill_params(std::move(stale), coalesced), id_, &started);
+  if (!started) {
+    worker_.remove_subscriber(this);
+    return join_fill(std::move(fill));
+  }
+  fill_initiator_ = true;
+  fill_ = std::move(fill);
+}
+
+void Exchange::join_fill(std::shared_ptr<Fill> fill) {
+  count(cache::Event::kCoalesced);
+  fill_ = std::move(fill);
+  fill_initiator_ = false;
+  worker_.add_subscriber(this);
+  fill_->subscribe(worker_, id_);
+  on_fill_event();  // it may be well under way, or over
+}
+
+void Exchange::leave_fill() {
+  if (!fill_) return;
+  fill_->unsubscribe(worker_, id_);
+  worker_.remove_subscriber(this);
+  fill_.reset();
+  fill_initiator_ = false;
+}
+
+void Exchange::stop_waiting() {
+  if (!waiting_for_fill()) return;
+  leave_fill();
+  start_pass();
+}
+
+void Exchange::refresh_in_background(const cache::ObjectRef& stale) {
+  if (worker_.shared().coalescer.find(cache_key_)) return;  // already being refreshed
+  bool started = false;
+  Fill::start(worker_, fill_params(stale, true), 0, &started);
+}
+
+void Exchange::deliver(const cache::ObjectRef& object, const char* x_cache) {
+  x_cache_ = x_cache;
+  owner_->on_exchange_object(object, x_cache);
+}
+
+void Exchange::on_fill_event() {
+  if (!fill_) return;
+  const Fill::Snapshot snap = fill_->snapshot();
+  switch (snap.state) {
+    case Fill::State::kFetching:
+      return;
+    case Fill::State::kStreaming: {
+      if (delivering_) {
+        if (snap.object->body->complete() || snap.object->body->failed()) leave_fill();
+        return owner_->on_exchange_progress();
+      }
+      if (!fill_initiator_ && !cache::Store::variant_matches(*snap.object, head_->headers, key_extra_)) {
+        // Another variant was fetched: this request needs its own.
+        leave_fill();
+        return start_fill(nullptr, false);
+      }
+      // A miss counts once its response proves storable; one that is not counts as a pass.
+      if (snap.revalidated)
+        count(cache::Event::kRevalidated);
+      else if (fill_initiator_)
+        count(cache::Event::kMiss);
+      const char* label = snap.revalidated ? "REVALIDATED" : fill_initiator_ ? "MISS" : "HIT";
+      delivering_ = true;
+      if (snap.object->body->complete()) leave_fill();
+      return deliver(snap.object, label);
+    }
+    case Fill::State::kPass:
+      // Not storable, and not ours (the initiator took the response): to the backend, in parallel.
+      leave_fill();
+      count(cache::Event::kHitForPass);
+      return start_pass();
+    case Fill::State::kFailed: {
+      const bool broke_off = delivering_;
+      leave_fill();
+      if (broke_off) return owner_->on_exchange_failed(502);
+      return serve_stale_or_error(snap.stale, snap.status ? snap.status : 502);
+    }
+  }
+}
+
+void Exchange::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
+  if (stale && cache::may_serve_stale_on_error(request_cc_, stored_view(*stale))) {
+    count(cache::Event::kStale);
+    return deliver(stale, "STALE");
+  }
+  owner_->on_exchange_failed(status);
+}
+
+void Exchange::adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  leave_fill();
+  count(cache::Event::kPass);
+  x_cache_ = "PASS";
+  fetch_ = &fetch;
+  fetch.set_owner(this);
+  on_fetch_response(fetch, head, complete);
+}
+
+void Exchange::start_pass() {
+  x_cache_ = "PASS";
+  Fetch::Request request;
+  request.backend = route_.backend;
+  request.head = upstream_head_;
+  request.body = body_;
+  request.head_request = head_->is_head();
+  request.idempotent = head_->idempotent();
+  fetch_ = Fetch::start(worker_, this, std::move(request));
+}
+
+void Exchange::on_fetch_failed(Fetch& fetch, int status) {
+  if (fetch_ == &fetch) fetch_ = nullptr;
+  fetch.finish();
+  owner_->on_exchange_failed(status);
+}
+
+void Exchange::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  if (!delivering_) {
+    delivering_ = true;
+    invalidate_after(head);
+  }
+  owner_->on_exchange_response(fetch, head, complete);
+}
+
+void Exchange::invalidate_after(const http::ResponseHead& head) {
+  // RFC 9111 4.4: an unsafe method that succeeded changes what the cache holds for the target
+  // and for Location / Content-Location on the same host.
+  const http::RequestHead& request = *head_;
+  if (request.method == "GET" || request.is_head() || request.method == "OPTIONS" || request.method == "TRACE") return;
+  if (head.status < 200 || head.status >= 400) return;
+  std::string host;
+  normalize_host(authority_.empty() ? request.host() : std::string_view(authority_), host);
+  http::RequestHead origin_form;
+  const http::RequestHead* effective = &request;
+  if (!origin_target_.empty()) {
+    origin_form = request;
+    origin_form.target = origin_target_;
+    effective = &origin_form;
+  }
+  for (const std::string& target : cache::invalidated_targets(*effective, head, host))
+    worker_.shared().store.purge(cache::cache_key(host, target), false);
+}
+
+void Exchange::build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
+                                   std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
+                                   const conf::Config& config, int backend_index, bool for_cache,
+                                   const cache::CachedObject* validators) {
+  const ConnectionTokens nominated(head.headers);
+  out.clear();
+  out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
+  out.append(origin_target.empty() ? head.target : origin_target);
+  out.append(" HTTP/1.1\r\n");
+  std::string_view forwarded_for;
+  bool has_host = false;
+  for (size_t i = 0; i < head.headers.size(); ++i) {
+    const http::FieldId id = head.headers.id(i);
+    std::string_view name = head.headers.name(i);
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
+        id == http::FieldId::kXForwardedProto || (nominated.count && nominated.contains(name)) ||
+        (for_cache && conditional_field(name)))
+      continue;
+    if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
+      // Several fields would confuse backends that read one: fold the first into ours.
+      forwarded_for = head.headers.value(i);
+      continue;
+    }
+    if (id == http::FieldId::kHost) {
+      has_host = true;
+      if (!authority.empty()) {
+        append_field(out, name, authority);
+        continue;
+      }
+    }
+    append_field(out, name, head.headers.value(i));
+  }
+  if (!has_host) {
+    const conf::Backend& backend = config.backends[static_cast<size_t>(backend_index)];
+    append_field(out, "Host", authority.empty() ? backend.servers.front().address.text() : authority);
+  }
+  out.append("X-Forwarded-For: ");
+  if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");
+  out.append(client_ip).append("\r\n");
+  out.append("X-Forwarded-Proto: http\r\n");
+  out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
+  if (validators) {
+    // Revalidation (RFC 9111 4.3.1): the stored response's validators.
+    if (auto etag = validators->headers.get("ETag")) append_field(out, "If-None-Match", *etag);
+    if (auto modified = validators->headers.get("Last-Modified")) append_field(out, "If-Modified-Since", *modified);
+  }
+  uint64_t body = body_size;
+  if (for_cache) {
+    out.append("\r\n");
+    return;
+  }
+  if (body > 0 || head.chunked || head.content_length || head.method == "POST" || head.method == "PUT" ||
+      head.method == "PATCH") {
+    out.append("Content-Length: ");
+    append_number(out, body);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+}  // namespace edge::proxy

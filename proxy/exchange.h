@@ -1,0 +1,129 @@
+// proxy/exchange: one request through the cache path and, where needed, to a backend: the part
+// of a request's life that a client's request and an ESI include share.
+//
+// For GET and HEAD on a cached route: the store is looked up; a usable object is handed to the
+// owner at once; a stale one may be served while it is refreshed in the background; a miss (or
+// a revalidation) joins the fill running for its key or starts one; a hit-for-pass key, a
+// no-store request or a bypass cookie passes. Everything else passes: a Fetch of its own, whose
+// response is handed to the owner as it arrives. A successful unsafe request invalidates what it
+// changed.
+//
+// Ownership: the owner embeds or owns the Exchange and calls end() (or destroys it) before the
+// request, the body or the owner go away. The Exchange borrows the request head and body until
+// then; it owns its pass-through Fetch, shares the Fill it waits on, and hands out shared objects.
+// Callbacks come on the owner's loop, possibly from inside start().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cache/counters.h"
+#include "cache/policy.h"
+#include "cache/store.h"
+#include "http/body.h"
+#include "http/message.h"
+#include "proxy/fetch.h"
+#include "proxy/fill.h"
+#include "proxy/router.h"
+
+namespace edge::proxy {
+
+class Worker;
+
+class Exchange final : Fetch::Owner {
+ public:
+  class Owner {
+   public:
+    // Deliver this object: complete, or still filling, in which case on_exchange_progress()
+    // follows each time its body grows, completes or fails.
+    virtual void on_exchange_object(const cache::ObjectRef& object, const char* x_cache) = 0;
+    // A response passed through: the Fetch's Body holds what has arrived; called again as it
+    // grows, `complete` the last time.
+    virtual void on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) = 0;
+    virtual void on_exchange_progress() = 0;
+    // No response could be had (status), or the one being delivered broke off.
+    virtual void on_exchange_failed(int status) = 0;
+
+   protected:
+    ~Owner() = default;
+  };
+
+  struct Request {
+    const http::RequestHead* head = nullptr;  // borrowed until end()
+    const http::Body* body = nullptr;         // borrowed until end(); null: none
+    RouteMatch route;
+    std::string_view authority;      // the host of an absolute-form target, else ""
+    std::string_view origin_target;  // that target in origin form, else ""
+    std::string_view client_ip;      // for X-Forwarded-For
+  };
+
+  Exchange(Worker& worker, Owner* owner) : worker_(worker), owner_(owner) {}
+  ~Exchange() { end(); }
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  void start(const Request& request);
+  // The owner is done: the fetch stops, the fill is left, nothing more is called back.
+  void end();
+
+  uint64_t id() const { return id_; }
+  const char* x_cache() const { return x_cache_; }
+  // Waiting for another request's fill (the owner bounds that with coalesce_timeout and then
+  // calls stop_waiting(), which passes the request to the backend alone).
+  bool waiting_for_fill() const { return fill_ && !fill_initiator_ && !delivering_; }
+  void stop_waiting();
+
+  // From the worker and the fill (this loop): the fill waited on has news; the fill this
+  // exchange started is not storable and its response is ours to pass on.
+  void on_fill_event();
+  void adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete);
+
+  // The upstream head for a request (pass-through, or a GET for the cache with the client's
+  // conditions and ranges left out and `validators`' added).
+  static void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
+                                  std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
+                                  const conf::Config& config, int backend, bool for_cache,
+                                  const cache::CachedObject* validators);
+
+ private:
+  void serve_from_cache();
+  void start_pass();
+  void start_fill(cache::ObjectRef stale, bool coalesced);
+  void join_fill(std::shared_ptr<Fill> fill);
+  void leave_fill();
+  void refresh_in_background(const cache::ObjectRef& stale);
+  Fill::Params fill_params(cache::ObjectRef stale, bool coalesced);
+  void deliver(const cache::ObjectRef& object, const char* x_cache);
+  void serve_stale_or_error(const cache::ObjectRef& stale, int status);
+  cache::StoredView stored_view(const cache::CachedObject& object) const;
+  void invalidate_after(const http::ResponseHead& head);
+  void count(cache::Event event);
+  void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
+  void on_fetch_failed(Fetch& fetch, int status) override;
+
+  Worker& worker_;
+  Owner* owner_;
+  uint64_t id_ = 0;  // unique on this worker for each start(): fills' news find it by this
+  const http::RequestHead* head_ = nullptr;
+  const http::Body* body_ = nullptr;
+  RouteMatch route_;
+  std::string authority_;
+  std::string origin_target_;
+  std::string client_ip_;
+  const conf::CachePolicy* policy_ = nullptr;
+  std::string upstream_head_;
+  Fetch* fetch_ = nullptr;  // a pass-through exchange, owned
+  std::shared_ptr<Fill> fill_;
+  bool fill_initiator_ = false;
+  bool delivering_ = false;  // the owner has an object from the fill
+  bool active_ = false;
+  const char* x_cache_ = "PASS";
+  std::string cache_host_;  // lower case, no port
+  std::string cache_key_;
+  std::string key_extra_;   // the key-cookie part of the variant
+  cache::CacheControl request_cc_;
+};
+
+}  // namespace edge::proxy

@@ -1,0 +1,51 @@
+// proxy/heads: small helpers for building message heads, shared by the client side and the
+// upstream side of the proxy. Header-only: each is a few lines on the hot path.
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/message.h"
+
+namespace edge::proxy {
+
+// A small Connection-tokens set: the fields a message's Connection header nominates as
+// hop-by-hop for this hop, which a proxy must not forward either.
+struct ConnectionTokens {
+  std::string_view items[8];
+  int count = 0;
+  explicit ConnectionTokens(const http::Headers& headers) {
+    for (size_t i = 0; i < headers.size(); ++i) {
+      if (headers.id(i) != http::FieldId::kConnection) continue;
+      http::for_each_token(headers.value(i), [&](std::string_view token) {
+        if (count < 8) items[count++] = token;
+      });
+    }
+  }
+  bool contains(std::string_view name) const {
+    // Nominating a field is rare; most heads have only "keep-alive" or "close" here.
+    for (int i = 0; i < count; ++i)
+      if (http::iequals(items[i], name)) return true;
+    return false;
+  }
+};
+
+inline void append_number(std::string& out, uint64_t n) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, static_cast<size_t>(end - digits));
+}
+
+inline void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+inline bool response_has_body(int status, bool head_request) {
+  return !(head_request || status == 204 || status == 304 || (status >= 100 && status < 200));
+}
+}  // namespace edge::proxy
