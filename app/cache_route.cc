@@ -8,7 +8,7 @@ namespace edge::app {
 namespace {
 
 // The text parameters of /cache and the response fields they become, in the order written.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kTextFields = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 10> kTextFields = {{
     {"type", "Content-Type"},
     {"cc", "Cache-Control"},
     {"etag", "ETag"},
@@ -18,6 +18,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kTextFiel
     {"cookie", "Set-Cookie"},
     {"location", "Location"},
     {"content_location", "Content-Location"},
+    {"surrogate", "Surrogate-Control"},
 }};
 
 // The request fields /cache reports back, and how several fields of one name are joined.
@@ -213,6 +214,15 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
   if (size) {
     r.generated = true;
     r.generated_bytes = *size;
+    return r;
+  }
+  if (auto body = query_get(q, "body")) {
+    r.body.assign(*body);
+    return r;
+  }
+  if (query_get(q, "include_self")) {
+    // A template that includes itself: what an edge's loop detection must stop.
+    r.body.append("self:<esi:include src=\"").append(head.target).append("\"/>");
     return r;
   }
   // A HEAD announces the length of the GET's body, so its text names GET.

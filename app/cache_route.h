@@ -18,10 +18,14 @@
 //   cookie=T             Set-Cookie: T
 //   location=T           Location: T
 //   content_location=T   Content-Location: T
+//   surrogate=T          Surrogate-Control: T (content="ESI/1.0" asks the edge to assemble it)
 //   type=T               Content-Type: T (default text/plain)
 //   status=N             status N (200..599; default 200)
 //   delay=MS             nothing is sent for MS ms (<= kMaxWaitMs), as /wait
-//   size=N               a body of N pattern bytes (<= kMaxPatternBytes); without it the body is
+//   size=N               a body of N pattern bytes (<= kMaxPatternBytes); else
+//   body=T               the body T (any bytes, percent-decoded: an ESI template, say); else
+//   include_self=1       the body `self:<esi:include src="<this target>"/>`, a template that
+//                        includes itself; else
 //                        "<name> <method> <target> <count>\n" (target as received)
 // A text parameter T (no CR, LF or NUL) given more than once gives one field line per
 // occurrence, in order; the first one counts for the 304 decision. A numeric one uses its first.

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "app/admin_client.h"
 #include "app/options.h"
 #include "app/server.h"
 
@@ -32,6 +33,16 @@ int main(int argc, char** argv) {
     std::fputs(edge::app::usage().c_str(), stdout);
     return 0;
   }
+  std::string admin_token;
+  if (flags.options.admin) {
+    std::string error;
+    auto token = edge::app::read_token_file(flags.options.admin_token_file, error);
+    if (!token) {
+      std::fprintf(stderr, "edge-app: --admin-token-file: %s\n", error.c_str());
+      return 2;
+    }
+    admin_token = std::move(*token);
+  }
   // A client that goes away mid-write must give us EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -42,7 +53,9 @@ int main(int argc, char** argv) {
   }
   int exit_code = 0;
   {
-    edge::app::Server server(&loop, flags.options);
+    const uint64_t started = uv_hrtime();
+    edge::app::Server server(&loop, flags.options, std::move(admin_token));
+    const double generated_ms = static_cast<double>(uv_hrtime() - started) / 1e6;
     Signals signals{};
     signals.server = &server;
     uv_signal_init(&loop, &signals.term);
@@ -57,8 +70,15 @@ int main(int argc, char** argv) {
       on_signal(&signals.term, 0);  // the same clean-up as a signal: close everything
       exit_code = 1;
     } else {
+      const edge::app::DemoData& data = server.demo().data();
+      const edge::app::DemoSizes& sizes = data.sizes();
       std::printf("edge-app %s listening on %s:%u\n", flags.options.name.c_str(), flags.options.host.c_str(),
                   static_cast<unsigned>(server.port()));
+      std::printf("edge-app %s demo data (seed %llu): %u books, %u authors, %u tags, %u reviews, %u users; "
+                  "%.1f MB, made in %.0f ms%s\n",
+                  flags.options.name.c_str(), static_cast<unsigned long long>(data.seed()), sizes.books, sizes.authors,
+                  sizes.tags, sizes.reviews, sizes.users, static_cast<double>(data.memory_bytes()) / 1e6, generated_ms,
+                  flags.options.admin ? "; purges go to the admin port" : "");
       std::fflush(stdout);
     }
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -1,5 +1,7 @@
 #include "app/options.h"
 
+#include <uv.h>
+
 #include <string_view>
 
 #include "app/query.h"
@@ -23,7 +25,7 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
       has_value = true;
     }
     const bool known = flag == "--host" || flag == "--port" || flag == "--name" || flag == "--idle-timeout-ms" ||
-                       flag == "--drop-after";
+                       flag == "--drop-after" || flag == "--seed" || flag == "--admin" || flag == "--admin-token-file";
     if (!known) {
       out.error = "unknown flag: " + std::string(arg);
       return out;
@@ -68,6 +70,25 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
         return out;
       }
       out.options.drop_after = *n;
+    } else if (flag == "--seed") {
+      auto seed = parse_uint(value);
+      if (!seed) {
+        out.error = "--seed needs a number, not '" + std::string(value) + "'";
+        return out;
+      }
+      out.options.seed = *seed;
+    } else if (flag == "--admin") {
+      out.options.admin = parse_host_port(value);
+      if (!out.options.admin) {
+        out.error = "--admin needs HOST:PORT with a numeric address, not '" + std::string(value) + "'";
+        return out;
+      }
+    } else if (flag == "--admin-token-file") {
+      if (value.empty()) {
+        out.error = "--admin-token-file needs a path";
+        return out;
+      }
+      out.options.admin_token_file = value;
     } else {
       auto ms = parse_uint(value, UINT32_MAX);
       if (!ms) {
@@ -77,20 +98,52 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
       out.options.idle_timeout_ms = *ms;
     }
   }
+  if (out.options.admin.has_value() != !out.options.admin_token_file.empty())
+    out.error = "--admin and --admin-token-file go together";
+  return out;
+}
+
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  std::string_view host, port_text;
+  if (!text.empty() && text[0] == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") return std::nullopt;
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+    if (host.find(':') == std::string_view::npos) return std::nullopt;
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
+  }
+  auto port = parse_uint(port_text, 65535);
+  if (!port || *port == 0 || host.empty()) return std::nullopt;
+  HostPort out{std::string(host == "localhost" ? "127.0.0.1" : host), static_cast<uint16_t>(*port)};
+  // Only numeric addresses: the loop never waits for a resolver.
+  sockaddr_in v4;
+  sockaddr_in6 v6;
+  if (uv_ip4_addr(out.host.c_str(), 0, &v4) != 0 && uv_ip6_addr(out.host.c_str(), 0, &v6) != 0) return std::nullopt;
   return out;
 }
 
 std::string usage() {
   return "usage: edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N] [--drop-after N]\n"
+         "                [--seed N] [--admin HOST:PORT --admin-token-file PATH]\n"
          "  --host ADDR            address to listen on (default 127.0.0.1)\n"
          "  --port N               port to listen on (default 8080; 0 picks a free one)\n"
          "  --name NAME            sent back in X-Backend on every response (default edge-app)\n"
          "  --idle-timeout-ms N    close keep-alive connections idle this long (default 60000; 0: never)\n"
          "  --drop-after N         after N responses on a connection, close it when the next request\n"
          "                         arrives, without answering (default 0: never)\n"
+         "  --seed N               the demo site's data set (default 1)\n"
+         "  --admin HOST:PORT      the edge's admin port: posting a review purges its tag there\n"
+         "  --admin-token-file P   the admin port's bearer token (with --admin)\n"
          "One thread, one libuv loop. Endpoints: /health /echo /stats /bytes?n= /wait?ms= /cpu?ms=\n"
          "/static/<name>.css|js|png /status?code= /headers?k=v /chunked?n= /slowhead?ms= /close\n"
-         "/garbage /truncate. SIGTERM or SIGINT stops it cleanly.\n";
+         "/garbage /truncate, and the demo site at / (pages made of ESI fragments under /fragments/).\n"
+         "SIGTERM or SIGINT stops it cleanly.\n";
 }
 
 }  // namespace edge::app

@@ -1,14 +1,27 @@
 // app/options: edge-app's command line.
 //
-//   edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N] [--drop-after N] [--help]
+//   edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N] [--drop-after N]
+//            [--seed N] [--admin HOST:PORT --admin-token-file PATH] [--help]
 //
-// Each flag takes its value as the next argument or after '=' (--port=8210).
+// Each flag takes its value as the next argument or after '=' (--port=8210). --admin and
+// --admin-token-file come together or not at all; the token file is read by main, not here.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace edge::app {
+
+// A numeric IPv4 or IPv6 address (without brackets) and a port.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// "127.0.0.1:9090", "[::1]:9090" or "localhost:9090" (taken as 127.0.0.1); port 1..65535.
+std::optional<HostPort> parse_host_port(std::string_view text);
 
 struct Options {
   std::string host = "127.0.0.1";  // IPv4 or IPv6 literal
@@ -19,6 +32,11 @@ struct Options {
   // the connection without a word: the race a proxy meets when a backend drops a kept-alive
   // connection just as it reuses it. 0: never.
   uint64_t drop_after = 0;
+  uint64_t seed = 1;  // the demo site's data (app/demo_data.h)
+  // The edge's admin port, purged when the demo's data changes (app/admin_client.h); none: no
+  // purges are attempted.
+  std::optional<HostPort> admin;
+  std::string admin_token_file;  // the bearer token for `admin`; set exactly when admin is
 };
 
 struct ParsedFlags {

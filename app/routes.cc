@@ -5,6 +5,7 @@
 
 #include "app/assets.h"
 #include "app/cache_route.h"
+#include "app/demo_site.h"
 #include "app/json.h"
 #include "app/query.h"
 
@@ -34,6 +35,15 @@ bool valid_field_name(std::string_view name) {
   for (char c : name)
     if (!is_token_char(c)) return false;
   return true;
+}
+
+// http::reason_phrase does not name every status the demo site sends.
+std::string_view reason(int status) {
+  switch (status) {
+    case 303: return "See Other";
+    case 415: return "Unsupported Media Type";
+    default: return http::reason_phrase(status);
+  }
 }
 
 Reply json_reply(std::string body) {
@@ -135,6 +145,10 @@ Reply route(const http::RequestHead& head, const http::Body& body, const RouteCo
   if (!parsed) return bad_request("malformed query string");
   const QueryParams& q = *parsed;
 
+  if (context.demo) {
+    if (std::optional<Reply> page = context.demo->handle(head, body, context.now)) return std::move(*page);
+  }
+
   if (path == "/health") return text_reply(200, "ok\n");
   if (path == "/echo") return json_reply(echo_json(head, body));
   if (path == "/stats") return json_reply(stats_json(context.name, stats.received, stats.served, stats.in_progress, stats.peak_in_progress));
@@ -221,7 +235,7 @@ std::string format_head(const Reply& reply, const Framing& framing) {
   out += "HTTP/1.1 ";
   out += std::to_string(reply.status);
   out.push_back(' ');
-  out += http::reason_phrase(reply.status);
+  out += reason(reply.status);
   out += "\r\n";
   if (!reply.headers.get("Date")) {
     out += "Date: ";

@@ -23,6 +23,9 @@
 //                           conditional requests with 304 (app/cache_route.h has the parameters)
 //   /count?url=T            200 "N\n": how many requests for target T (percent-encoded) the
 //                           server has received (RequestCounts below)
+//   the demo site           /, /book/, /author/, /tag/, /fragments/, /login, /logout and the
+//                           demo stylesheet under /static/, when the context lends a DemoSite
+//                           (app/demo_site.h; it changes that site's state, and nothing else)
 //   anything else           404
 // A bad or missing parameter gives 400.
 #pragma once
@@ -39,6 +42,8 @@
 #include "http/message.h"
 
 namespace edge::app {
+
+class DemoSite;
 
 inline constexpr uint64_t kMaxPatternBytes = 1ull << 30;  // /bytes and /chunked
 inline constexpr uint64_t kMaxChunkBytes = 64 * 1024;
@@ -115,6 +120,9 @@ struct Reply {
   uint64_t delay_ms = 0;  // answer after this long, on a timer
   uint64_t cpu_ms = 0;    // busy-loop this long before answering
   bool close = false;     // close the connection after this response
+  // Non-empty: purge this Surrogate-Key tag at the edge's admin port (app/admin_client.h) and
+  // answer once the purge has answered or failed. A server without an admin port answers at once.
+  std::string purge_tag;
 
   uint64_t body_size() const { return generated ? generated_bytes : body.size(); }
 };
@@ -127,6 +135,7 @@ struct RouteContext {
   const RequestCounts* counts = nullptr;  // for /count; null: every target reads 0
   uint64_t count = 0;                     // this request's own count in RequestCounts (for /cache)
   int64_t now = 0;                        // the current Unix time (for /cache's dates)
+  DemoSite* demo = nullptr;               // null: the demo's paths are 404 like any other
 };
 
 Reply route(const http::RequestHead& head, const http::Body& body, const RouteContext& context);

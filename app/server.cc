@@ -17,6 +17,27 @@ constexpr size_t kPieceBytes = 256 * 1024;
 // unread input does not turn our close into a reset that destroys the response in flight.
 constexpr uint64_t kLingerMs = 2000;
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+// Session tokens: 128 bits from the system's random source, as hex. Should that ever fail, a
+// counter mixed with the clock still keeps tokens unique (if guessable), so logins keep working.
+std::string new_session_token() {
+  unsigned char bytes[16];
+  if (uv_random(nullptr, nullptr, bytes, sizeof bytes, 0, nullptr) < 0) {
+    static uint64_t counter = 0;
+    uint64_t state = uv_hrtime() ^ (++counter * 0x9E3779B97F4A7C15ull);
+    for (unsigned char& b : bytes) {
+      state = (state ^ (state >> 29)) * 0xBF58476D1CE4E5B9ull + counter;
+      b = static_cast<unsigned char>(state >> 56);
+    }
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char b : bytes) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  return token;
+}
 }  // namespace
 
 // One client connection: a small state machine driven by drive(), which loops instead of
@@ -34,6 +55,7 @@ class Connection final : public http::StreamWriter::Owner {
   enum class State {
     kReading,    // reading and parsing a request (or idle between requests)
     kWaiting,    // a Reply waits for its timer (/wait)
+    kPurging,    // a Reply waits for its purge at the edge's admin port
     kRespond,    // a Reply is ready to be written
     kWriting,    // the response is being written
     kLingering,  // shut down after the last response; draining until EOF or kLingerMs
@@ -54,6 +76,8 @@ class Connection final : public http::StreamWriter::Owner {
   void on_head();
   void dispatch();
   void fail_request();
+  bool start_purge();
+  void on_purged();
   void begin_write();
   void write_piece(const std::string* head);
   bool more_pieces() const { return gen_remaining_ > 0 || (gen_chunked_ && !gen_terminated_); }
@@ -78,6 +102,7 @@ class Connection final : public http::StreamWriter::Owner {
   bool counted_ = false;  // the current request is counted in Stats::in_progress
   uint64_t target_count_ = 0;  // the current request's count in Server::counts_
   bool continue_in_flight_ = false;
+  uint64_t purge_ticket_ = 0;  // the AdminClient's ticket while kPurging
 
   http::RequestParser parser_;
   bool feed_after_head_ = false;  // a message may complete on an empty feed after kHead
@@ -105,7 +130,10 @@ class Connection final : public http::StreamWriter::Owner {
 
 // ---- Server ----
 
-Server::Server(uv_loop_t* loop, Options options) : loop_(loop), options_(std::move(options)) {}
+Server::Server(uv_loop_t* loop, Options options, std::string admin_token)
+    : loop_(loop), options_(std::move(options)), demo_(options_.seed, &new_session_token) {
+  if (options_.admin) admin_ = std::make_unique<AdminClient>(loop_, *options_.admin, std::move(admin_token));
+}
 
 Server::~Server() = default;
 
@@ -136,6 +164,7 @@ void Server::stop() {
   stopped_ = true;
   if (listener_open_) uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   while (connections_) connections_->close();  // close() unlinks
+  if (admin_) admin_->stop();
 }
 
 void Server::on_connection(uv_stream_t* listener, int status) {
@@ -209,6 +238,8 @@ void Connection::close() {
   if (closed_) return;
   closed_ = true;
   state_ = State::kClosed;
+  if (purge_ticket_ && server_->admin_) server_->admin_->cancel(purge_ticket_);
+  purge_ticket_ = 0;
   if (counted_) {
     counted_ = false;
     server_->request_finished(false);
@@ -382,7 +413,7 @@ void Connection::dispatch() {
   }
   reply_ = route(head, request_body_,
                  RouteContext{server_->options_.name, server_->stats_, &server_->assets_, &server_->counts_,
-                              target_count_, static_cast<int64_t>(std::time(nullptr))});
+                              target_count_, static_cast<int64_t>(std::time(nullptr)), &server_->demo_});
   const uint64_t drop_after = server_->options_.drop_after;
   if (drop_after > 0 && responses_ >= drop_after) reply_.kind = Reply::Kind::kDrop;
   head_request_ = head.is_head();
@@ -391,14 +422,20 @@ void Connection::dispatch() {
   request_body_.clear();
   uv_timer_stop(&timer_);
 
+  // Started even for a reply that drops the connection: the data has changed either way.
+  const bool purging = !reply_.purge_tag.empty() && start_purge();
   switch (reply_.kind) {
     case Reply::Kind::kDrop:
       return close();
     case Reply::Kind::kRaw:
-      state_ = State::kRespond;
+      state_ = purging ? State::kPurging : State::kRespond;
       return;
     case Reply::Kind::kRespond:
       break;
+  }
+  if (purging) {
+    state_ = State::kPurging;
+    return;
   }
   if (reply_.delay_ms > 0) {
     // Measure the delay from now, not from the loop's cached time at the start of this turn.
@@ -408,6 +445,19 @@ void Connection::dispatch() {
     return;
   }
   state_ = State::kRespond;
+}
+
+bool Connection::start_purge() {
+  if (!server_->admin_) return false;
+  purge_ticket_ = server_->admin_->purge_tag(reply_.purge_tag, [this](bool) { on_purged(); });
+  return purge_ticket_ != 0;
+}
+
+void Connection::on_purged() {
+  purge_ticket_ = 0;
+  if (closed_ || state_ != State::kPurging) return;
+  state_ = State::kRespond;
+  drive();
 }
 
 void Connection::fail_request() {

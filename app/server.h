@@ -14,18 +14,26 @@
 // - Every request head parsed is counted in counts() under its target (counts_request() decides),
 //   before it is routed, so /cache reports its own count and /count sees every earlier request.
 // - Idle keep-alive connections are closed after Options::idle_timeout_ms.
+// - The demo site (app/demo_site.h) is generated from Options::seed when the Server is made and
+//   lives as long as it. With Options::admin, a Reply that names a purge_tag is held until the
+//   purge at the edge's admin port has answered or failed (app/admin_client.h); the loop goes on
+//   serving other connections meanwhile. Without it, the reply goes out at once.
 //
-// Ownership: the Server owns its listener and every Connection; a Connection frees itself in its
-// handles' close callbacks. stop() closes them all; the owner then runs the loop until it has no
-// more handles, and only then destroys the Server.
+// Ownership: the Server owns its listener, every Connection, the DemoSite and the AdminClient; a
+// Connection frees itself in its handles' close callbacks. stop() closes them all (and the admin
+// client's purges in flight); the owner then runs the loop until it has no more handles, and only
+// then destroys the Server.
 #pragma once
 
 #include <uv.h>
 
 #include <ctime>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "app/admin_client.h"
+#include "app/demo_site.h"
 #include "app/options.h"
 #include "app/routes.h"
 
@@ -35,7 +43,8 @@ class Connection;
 
 class Server {
  public:
-  Server(uv_loop_t* loop, Options options);
+  // `admin_token` is the bearer token for options.admin (main reads it from the token file).
+  Server(uv_loop_t* loop, Options options, std::string admin_token = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -50,6 +59,7 @@ class Server {
   const Options& options() const { return options_; }
   const Stats& stats() const { return stats_; }
   const RequestCounts& counts() const { return counts_; }
+  const DemoSite& demo() const { return demo_; }
   uv_loop_t* loop() const { return loop_; }
 
  private:
@@ -71,6 +81,8 @@ class Server {
   Stats stats_;
   RequestCounts counts_;
   AssetCache assets_;
+  DemoSite demo_;
+  std::unique_ptr<AdminClient> admin_;  // null without Options::admin
   uv_tcp_t listener_;
   bool listener_open_ = false;
   bool stopped_ = false;

@@ -20,7 +20,8 @@ namespace edge::cache {
   X(kCoalesced, "coalesced", "waited for another request's fetch of the same key") \
   X(kHitForPass, "hit_for_pass", "passed because the key was recently not storable") \
   X(kStale, "stale", "served stale (grace, stale-while-revalidate, stale-if-error)") \
-  X(kRevalidated, "revalidated", "revalidated with the backend (304)")
+  X(kRevalidated, "revalidated", "revalidated with the backend (304)")                \
+  X(kEsiFailed, "esi_failed", "ESI/SSI includes that failed and were left out or replaced by alt")
 
 enum class Event {
 #define EDGE_ENUM(name, key, help) name,

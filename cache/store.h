@@ -50,6 +50,13 @@
 
 namespace edge::cache {
 
+// Something a module derives from a stored response and keeps with it (the compiled ESI template
+// of a page): built before the object is stored, immutable after, counted in its charge.
+struct Attachment {
+  virtual ~Attachment() = default;
+  virtual uint64_t memory() const = 0;
+};
+
 struct CachedObject {
   std::string key;      // cache_key(host, target)
   std::string host;     // the key's host part (lower case, no port): bans and per-host stats
@@ -68,6 +75,7 @@ struct CachedObject {
   CacheControl cc;                // the response's directives
   std::vector<std::string> tags;  // Surrogate-Key / xkey values
   uint64_t ban_epoch = 0;         // set by insert(): bans after this one apply to the object
+  std::shared_ptr<const Attachment> attachment;  // null unless a module compiled one
   // Set by a soft purge or soft ban: the object stays, but is treated as stale from then on.
   mutable std::atomic<bool> invalidated{false};
 

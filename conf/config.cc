@@ -312,7 +312,8 @@ using Entries = std::map<std::string, Entry, std::less<>>;
 
 // The cache keys a host entry or a route may carry (CachePolicy).
 constexpr std::string_view kCachePolicyKeys[] = {
-    "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies"};
+    "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies",
+    "esi"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
@@ -337,13 +338,14 @@ class Loader {
       return std::nullopt;
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
-                                 "cache"});
+                                 "cache", "esi"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_listen(require(top, "listen", root), config);
     if (const Entry* admin = find(top, "admin")) read_admin(*admin, config);
     if (const Entry* limits = find(top, "limits")) read_limits(*limits, config.limits);
     if (const Entry* cache = find(top, "cache")) read_cache(*cache, config.cache);
+    if (const Entry* esi = find(top, "esi")) read_esi(*esi, config.esi);
     read_backends(require(top, "backends", root), config);
     read_hosts(require(top, "hosts", root), config);
     if (!errors_.empty()) return std::nullopt;
@@ -673,6 +675,76 @@ class Loader {
     read_switch(find(fields, "x_cache"), "x_cache", cache.x_cache);
   }
 
+  void read_esi(const Entry& entry, Esi& esi) {
+    esi.mark = mark_of(entry.key);
+    if (!expect_map(entry, "esi")) return;
+    Entries fields = entries(entry.value, {"max_depth", "include_timeout", "allow_hosts",
+                                           "on_error", "max_includes"});
+    read_count(find(fields, "max_depth"), "max_depth", 1, 20, esi.max_depth);
+    read_duration(find(fields, "include_timeout"), "include_timeout", esi.include_timeout);
+    read_allow_hosts(find(fields, "allow_hosts"), esi.allow_hosts);
+    if (const Entry* on_error = find(fields, "on_error")) {
+      if (auto text = scalar(*on_error, "on_error")) {
+        if (*text == "continue") {
+          esi.on_error = EsiOnError::kContinue;
+        } else if (*text == "fail") {
+          esi.on_error = EsiOnError::kFail;
+        } else {
+          fail(*on_error, "bad on_error '" + *text + "': expected continue or fail");
+        }
+      }
+    }
+    read_count(find(fields, "max_includes"), "max_includes", 1, 10000, esi.max_includes);
+  }
+
+  // A host name or a list of them, lower-cased; a `*.domain` wildcard keeps its `*.`; `*` is
+  // refused; `[]` is allowed.
+  void read_allow_hosts(const Entry* entry, std::vector<std::string>& out) {
+    if (!entry) return;
+    std::vector<std::string> names;
+    std::map<std::string, int> seen;  // lower-cased name -> line
+    bool ok = true;
+    auto add = [&](const Entry& item) {
+      if (!item.value.IsScalar()) {
+        fail(item, std::string("an allowed host must be a scalar, not ") + describe(item.value));
+        ok = false;
+        return;
+      }
+      const std::string& text = item.value.Scalar();
+      std::string name = lowered(text);
+      Mark mark = mark_of(item);
+      if (name == "*") {
+        fail_at(mark, "'*' is not allowed in allow_hosts: name the hosts, or use '*.domain'");
+        ok = false;
+        return;
+      }
+      if (!is_host_pattern(name)) {
+        fail_at(mark, "bad allowed host '" + text +
+                          "': expected a host name without port or '*.domain'");
+        ok = false;
+        return;
+      }
+      auto [first, inserted] = seen.try_emplace(name, mark.line);
+      if (!inserted) {
+        fail_at(mark, "duplicate allowed host '" + name + "' (first at line " +
+                          std::to_string(first->second) + ")");
+        ok = false;
+        return;
+      }
+      names.push_back(std::move(name));
+    };
+    if (entry->value.IsScalar()) {
+      add(*entry);
+    } else if (entry->value.IsSequence()) {
+      for (const YAML::Node& item : entry->value) add({entry->key, item});
+    } else {
+      fail(*entry, std::string("'allow_hosts' must be a host name or a list of them, not ") +
+                       describe(entry->value));
+      ok = false;
+    }
+    if (ok) out = std::move(names);
+  }
+
   // The cache keys of a host entry or a route, over `policy` (the defaults, or the host's).
   // `host` is where the host set ttl and max_ttl, for a route; null for a host.
   void read_cache_policy(const Entries& fields, CachePolicy& policy, const TtlSource* host,
@@ -704,6 +776,7 @@ class Loader {
     read_cookie_names(find(fields, "bypass_on_cookie"), "bypass_on_cookie",
                       policy.bypass_on_cookie);
     read_cookie_names(find(fields, "key_cookies"), "key_cookies", policy.key_cookies);
+    read_switch(find(fields, "esi"), "esi", policy.esi);
   }
 
   // A name or a list of names; an empty list is allowed (a route clears its host's list).

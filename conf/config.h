@@ -127,6 +127,8 @@ struct Backend {
 //   key_cookies: [name]      these cookies' values join the cache key
 //                            (cookie names are tokens, case-sensitive, without duplicates; one
 //                            name may be given without brackets; `[]` clears the host's list)
+//   esi: on|off              (off) on: ESI include tags in the backend's responses are processed
+//                            (top-level `esi:` map, struct Esi, for the limits)
 // A route takes every key it does not set from its host entry (resolved by the loader).
 struct CachePolicy {
   bool enabled = true;
@@ -136,6 +138,7 @@ struct CachePolicy {
   bool store_set_cookie = false;
   std::vector<std::string> bypass_on_cookie;
   std::vector<std::string> key_cookies;
+  bool esi = false;
 };
 
 struct Route {
@@ -171,6 +174,28 @@ struct Cache {
   Mark mark;            // the `cache` key; line 0 when the file has none
 };
 
+// What a failing include does when it has no alt and no onerror="continue".
+enum class EsiOnError {
+  kContinue,  // `continue`: it is replaced by nothing and counted
+  kFail,      // `fail`: the whole page fails with 502
+};
+
+// ESI processing, one set of limits for the whole process (top-level `esi:` map); which hosts
+// and routes use it is CachePolicy::esi.
+struct Esi {
+  uint32_t max_depth = 5;  // `max_depth`: nesting of includes, 1..20
+  // `include_timeout`: the longest wait for one include's response; > 0.
+  Duration include_timeout{std::chrono::seconds(5)};
+  // `allow_hosts`: hosts other than the page's own that an absolute include src may name (the
+  // page's own host is always allowed). Lower case, no port; exact names or `*.domain`
+  // wildcards (stored with their `*.`, matching is the proxy's); `*` is refused. A name or a
+  // list; empty by default.
+  std::vector<std::string> allow_hosts;
+  EsiOnError on_error = EsiOnError::kContinue;  // `on_error: continue|fail`
+  uint32_t max_includes = 256;  // `max_includes`: per page, all levels together, 1..10000
+  Mark mark;                    // the `esi` key; line 0 when the file has none
+};
+
 // The admin port: a separate listener, every request authenticated with a bearer token.
 struct Admin {
   bool enabled = false;  // true when the `admin` key is present
@@ -187,6 +212,7 @@ struct Config {
   std::vector<Backend> backends;
   std::vector<Host> hosts;
   Cache cache;
+  Esi esi;
   Admin admin;
   std::string file;  // the path it was loaded from
 

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "http/message.h"
+#include "proxy/assembly.h"
 #include "proxy/heads.h"
 
 namespace edge::proxy {
@@ -272,6 +273,8 @@ void ClientConn::on_exchange_failed(int status) {
 
 void ClientConn::on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   if (response_started_) return writer_.kick();
+  if ((exchange_.policy()->esi || wants_esi(head.headers)) && response_has_body(head.status, false))
+    return assemble_passed(fetch, head, complete);
   response_started_ = true;
   x_cache_ = exchange_.x_cache();
   build_response_head(head, complete, fetch.response_body().size());
@@ -287,6 +290,7 @@ void ClientConn::deliver(const cache::ObjectRef& object, const char* x_cache) {
   object_ = object;
   x_cache_ = x_cache;
   response_started_ = true;
+  if (compiled_page(*object)) return assemble();
   const http::SharedBody& body = *object->body;
   switch (cache::evaluate_preconditions(request, object->headers)) {
     case cache::Precondition::kNotModified:
@@ -396,8 +400,112 @@ void ClientConn::on_write_done(int status) {
 }
 
 void ClientConn::end_exchange() {
+  if (assembly_) {
+    assembly_->finish();
+    assembly_ = nullptr;
+  }
   exchange_.end();
   object_.reset();
+}
+
+// ---- pages assembled from fragments ----
+
+void ClientConn::assemble_passed(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  // A page that is not stored is compiled once whole, then assembled like a stored one.
+  if (!complete) return;
+  const http::Body& body = fetch.response_body();
+  auto page = std::make_shared<cache::CachedObject>();
+  page->status = head.status;
+  page->reason = head.reason;
+  page->headers = stored_headers(head.headers);
+  ssi::Parser parser(ssi::Syntax::kBoth);
+  auto shared_body = std::make_shared<http::SharedBody>(body.size());
+  std::string scratch;
+  http::IoSlice slices[16];
+  for (uint64_t offset = 0; offset < body.size();) {
+    const int n = body.peek(offset, slices, 16, SIZE_MAX, scratch);
+    if (n <= 0) return send_error(500, false);
+    for (int i = 0; i < n; ++i) {
+      shared_body->append({slices[i].data, slices[i].len});
+      parser.feed({slices[i].data, slices[i].len});
+      offset += slices[i].len;
+    }
+  }
+  shared_body->finish();
+  page->body = shared_body;
+  page->attachment = std::make_shared<CompiledPage>(parser.finish());
+  exchange_.end();  // the fetch's body is copied: its connection may go
+  deliver(page, "PASS");
+}
+
+void ClientConn::assemble() {
+  const http::RequestHead& request = parser_.head();
+  auto page = std::make_shared<Assembly::Page>();
+  page->client = &request;
+  page->client_ip = client_ip();
+  page->includes_left = worker_.shared().config.esi.max_includes;
+  page->host_index = route_.host;
+  std::string host;
+  normalize_host(absolute_authority_.empty() ? request.host() : std::string_view(absolute_authority_), host);
+  std::string path(origin_target_.empty() ? std::string_view(request.target) : std::string_view(origin_target_));
+  assembly_ = Assembly::start(worker_, this, object_, std::move(page), std::move(host), std::move(path), 0, {});
+  // With on_error: fail, nothing is said until every include has answered, so a failure can
+  // still be a 502; otherwise the page streams from the first byte.
+  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail;
+  if (!holding_head_ || assembly_->resolved()) {
+    holding_head_ = false;
+    start_assembled_write();
+  }
+}
+
+void ClientConn::start_assembled_write() {
+  const http::RequestHead& request = parser_.head();
+  const cache::CachedObject& page = *object_;
+  std::string& out = response_head_;
+  out.clear();
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<uint64_t>(page.status));
+  out.append(" ");
+  out.append(page.reason.empty() ? http::reason_phrase(page.status) : std::string_view(page.reason));
+  out.append("\r\n");
+  bool has_date = false;
+  for (size_t i = 0; i < page.headers.size(); ++i) {
+    const std::string_view name = page.headers.name(i);
+    // The template's validators and age are not the assembled page's.
+    if (iequals(name, "ETag") || iequals(name, "Last-Modified") || iequals(name, "Content-MD5")) continue;
+    if (page.headers.id(i) == http::FieldId::kDate) has_date = true;
+    append_field(out, name, page.headers.value(i));
+  }
+  if (!has_date) append_field(out, "Date", worker_.date());
+  out.append("Via: 1.1 edge\r\n");
+  if (worker_.shared().config.cache.x_cache) append_field(out, "X-Cache", x_cache_);
+  const http::BodySource& body = assembly_->output();
+  const bool has_body = response_has_body(page.status, request.is_head());
+  std::optional<uint64_t> length;
+  if (body.complete()) length = body.size();
+  end_head(has_body, length, request.is_head());
+  progress_mark_ = 0;
+  arm_timer(worker_.limits().send_timeout);
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
+                has_body ? const_cast<http::BodySource*>(&body) : nullptr, has_body && chunked_response_, false);
+}
+
+void ClientConn::on_assembly_progress() {
+  if (holding_head_) {
+    if (!assembly_->resolved()) return;
+    holding_head_ = false;
+    return start_assembled_write();
+  }
+  writer_.kick();
+}
+
+void ClientConn::on_assembly_failed() {
+  if (holding_head_ || !writer_.active()) {
+    holding_head_ = false;
+    response_started_ = false;
+    return send_error(502, true);
+  }
+  close_now(CloseReason::kUpstreamBroken);
 }
 
 void ClientConn::finish_exchange() {

@@ -29,13 +29,14 @@
 #include "http/deadline.h"
 #include "http/parser.h"
 #include "http/writer.h"
+#include "proxy/assembly.h"
 #include "proxy/exchange.h"
 #include "proxy/router.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
 
-class ClientConn final : http::StreamWriter::Owner, Exchange::Owner {
+class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::Owner {
  public:
   static void accept(Worker& worker, uv_stream_t* listener);
   void shutdown();  // the worker is stopping: close now
@@ -54,6 +55,9 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner {
   bool on_head();
   void on_request_complete();
   void deliver(const cache::ObjectRef& object, const char* x_cache);
+  void assemble();
+  void assemble_passed(Fetch& fetch, const http::ResponseHead& head, bool complete);
+  void start_assembled_write();
   void end_exchange();
   void build_response_head(const http::ResponseHead& head, bool complete, uint64_t body_size);
   void start_cached_head(int status, std::string_view reason, const cache::CachedObject& object);
@@ -73,6 +77,8 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner {
   void on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
   void on_exchange_progress() override;
   void on_exchange_failed(int status) override;
+  void on_assembly_progress() override;
+  void on_assembly_failed() override;
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -104,6 +110,8 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner {
   std::string origin_target_;       // that target in origin form, else empty
   Exchange exchange_;               // the request through the cache and to a backend
   cache::ObjectRef object_;         // being delivered from the cache
+  Assembly* assembly_ = nullptr;    // the page being assembled from object_, borrowed until finish()
+  bool holding_head_ = false;       // esi.on_error fail: the head waits for every include
   http::BodyWindow window_;         // the part of object_'s body a range asks for
   const char* x_cache_ = "PASS";
   int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read

@@ -70,6 +70,7 @@ class Exchange final : Fetch::Owner {
 
   uint64_t id() const { return id_; }
   const char* x_cache() const { return x_cache_; }
+  const conf::CachePolicy* policy() const { return policy_; }
   // Waiting for another request's fill (the owner bounds that with coalesce_timeout and then
   // calls stop_waiting(), which passes the request to the backend alone).
   bool waiting_for_fill() const { return fill_ && !fill_initiator_ && !delivering_; }

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "cache/policy.h"
+#include "proxy/assembly.h"
 #include "proxy/exchange.h"
 #include "proxy/worker.h"
 
@@ -24,20 +25,10 @@ cache::StoreOptions store_options(const conf::CachePolicy& policy, const conf::C
   return options;
 }
 
-// What is stored of a response's fields: not the hop-by-hop ones, not the framing (the store
-// knows the body's length), not Age (recomputed at every delivery) and not the surrogate tags,
-// which are for the cache, not for clients.
 bool stored_field(http::FieldId id, std::string_view name) {
   if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) return false;
   return !(http::iequals(name, "Age") || http::iequals(name, "Surrogate-Key") || http::iequals(name, "xkey") ||
            http::iequals(name, "Surrogate-Control"));
-}
-
-http::Headers stored_headers(const http::Headers& in) {
-  http::Headers out;
-  for (size_t i = 0; i < in.size(); ++i)
-    if (stored_field(in.id(i), in.name(i))) out.add(in.name(i), in.value(i));
-  return out;
 }
 
 std::vector<std::string> surrogate_tags(const http::Headers& headers) {
@@ -91,6 +82,13 @@ bool marks_hit_for_pass(cache::StoreVerdict verdict, int status) {
 }
 
 }  // namespace
+
+http::Headers stored_headers(const http::Headers& response) {
+  http::Headers out;
+  for (size_t i = 0; i < response.size(); ++i)
+    if (stored_field(response.id(i), response.name(i))) out.add(response.name(i), response.value(i));
+  return out;
+}
 
 std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initiator, bool* started) {
   auto fill = std::shared_ptr<Fill>(new Fill(worker, std::move(params)));
@@ -262,7 +260,9 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   body_ = std::make_shared<http::SharedBody>(head.content_length.value_or(0));
   object->body = body_;
   filling_ = object;
-  {
+  if (params_.policy->esi || wants_esi(head.headers)) {
+    esi_parser_.emplace(ssi::Syntax::kBoth);
+  } else {
     std::lock_guard lock(mutex_);
     state_ = State::kStreaming;
     object_ = object;
@@ -279,12 +279,23 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     if (n <= 0) break;
     for (int i = 0; i < n; ++i) {
       body_->append({slices[i].data, slices[i].len});
+      if (esi_parser_) esi_parser_->feed({slices[i].data, slices[i].len});
       copied_ += slices[i].len;
     }
   }
   body.release_before(copied_);
-  if (!complete) return notify_all();
+  if (!complete) {
+    if (!esi_parser_) notify_all();
+    return;
+  }
   body_->finish();
+  if (esi_parser_) {
+    ssi::Template compiled = esi_parser_->finish();
+    if (!compiled.is_verbatim()) filling_->attachment = std::make_shared<CompiledPage>(std::move(compiled));
+    std::lock_guard lock(mutex_);
+    state_ = State::kStreaming;
+    object_ = filling_;
+  }
   Shared& shared = worker_.shared();
   if (!shared.store.insert(filling_) && shared.config.cache.hit_for_pass.count() > 0) {
     // Larger than max_object, which only the end of a body of unknown length can show: it was

@@ -10,7 +10,8 @@
 // What a fill becomes once the response head arrives:
 //   kStreaming  storable (or a 304 that refreshed `stale`): `object` is the cached object being
 //               filled; its SharedBody grows, and subscribers stream it as it does. At the end
-//               the object goes into the store.
+//               the object goes into the store. A page to be assembled (ESI/SSI) is compiled as
+//               it arrives and becomes kStreaming only once whole, with its template attached.
 //   kPass       not storable: the key is marked hit-for-pass (unless the reason was the request
 //               or a 5xx); the initiator takes the fetch over and passes the response through;
 //               every other subscriber goes to the backend itself, in parallel.
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -31,10 +33,16 @@
 #include "conf/config.h"
 #include "http/message.h"
 #include "proxy/fetch.h"
+#include "ssi/template.h"
 
 namespace edge::proxy {
 
 class Worker;
+
+// What is kept of a response's fields with a stored object: not the hop-by-hop ones, not the
+// framing, not Age (recomputed at every delivery) and not the surrogate fields (Surrogate-Key,
+// xkey, Surrogate-Control), which are for the cache, not for clients.
+http::Headers stored_headers(const http::Headers& response);
 
 class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill> {
  public:
@@ -96,6 +104,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   std::shared_ptr<cache::CachedObject> filling_;  // kStreaming: being filled, inserted at the end
   std::shared_ptr<http::SharedBody> body_;
   uint64_t copied_ = 0;
+  // A page with ESI/SSI is compiled as it arrives and published only whole, with its template.
+  std::optional<ssi::Parser> esi_parser_;
 
   mutable std::mutex mutex_;  // guards everything below
   State state_ = State::kFetching;

@@ -125,7 +125,7 @@ TEST_CASE("GET /stats: cache events per host entry, totals and the store, as JSO
   CHECK(r.header("Content-Type") == std::string_view("application/json"));
   CHECK(r.header("Content-Length") == std::string_view(std::to_string(r.body.size())));
   const std::string zero_events =
-      "\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,\"stale\":0,\"revalidated\":0,"
+      "\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,\"stale\":0,\"revalidated\":0,\"esi_failed\":0,"
       "\"hit_ratio\":0";
   CHECK(r.body == "{\"hosts\":[{\"host\":\"*\"," + zero_events + "}],\"totals\":{" + zero_events +
                       "},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":268435456,\"inserts\":0,\"evictions\":0,"

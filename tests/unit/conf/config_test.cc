@@ -945,6 +945,7 @@ TEST_CASE("without cache keys, hosts, routes and the cache take the header's def
     CHECK_FALSE(policy->store_set_cookie);
     CHECK(policy->bypass_on_cookie.empty());
     CHECK(policy->key_cookies.empty());
+    CHECK_FALSE(policy->esi);
   }
   const Cache& cache = config.cache;
   CHECK(cache.memory == 256ull * 1024 * 1024);
@@ -1318,4 +1319,243 @@ TEST_CASE("cache errors across the file are all reported, top to bottom") {
   INFO(joined(result));
   CHECK(positions == std::vector<std::string>{"1:34", "1:38", "10:12", "12:14", "13:19",
                                               "15:29", "15:50"});
+}
+
+// ESI: the top-level `esi:` map, and the per-host and per-route `esi` switch.
+
+TEST_CASE("without esi keys, hosts, routes and the esi map take the header's defaults") {
+  LoadResult result = load(minimal + "    routes: [{ path: /a/ }]\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Config& config = *result.config;
+  const CachePolicy policy_defaults;
+  CHECK_FALSE(policy_defaults.esi);
+  CHECK_FALSE(config.hosts.at(0).cache.esi);
+  CHECK_FALSE(config.hosts[0].routes.at(0).cache.esi);
+  const Esi& esi = config.esi;
+  CHECK(esi.max_depth == 5u);
+  CHECK(esi.include_timeout == 5s);
+  CHECK(esi.allow_hosts.empty());
+  CHECK(esi.on_error == EsiOnError::kContinue);
+  CHECK(esi.max_includes == 256u);
+  CHECK(esi.mark.line == 0);
+  const Esi defaults;
+  CHECK(esi.max_depth == defaults.max_depth);
+  CHECK(esi.include_timeout == defaults.include_timeout);
+  CHECK(esi.on_error == defaults.on_error);
+  CHECK(esi.max_includes == defaults.max_includes);
+
+  // An empty map keeps every default but records where it is.
+  LoadResult empty = load(minimal + "esi: {}\n");
+  INFO(joined(empty));
+  REQUIRE(empty.config);
+  CHECK(empty.config->esi.max_depth == 5u);
+  CHECK(empty.config->esi.allow_hosts.empty());
+  CHECK(empty.config->esi.mark.file == "test.yaml");
+  CHECK(empty.config->esi.mark.line == 9);
+  CHECK(empty.config->esi.mark.col == 1);
+}
+
+TEST_CASE("the top-level esi map loads every key") {
+  LoadResult result = load("esi:\n"
+                           "  max_depth: 20\n"
+                           "  include_timeout: 250ms\n"
+                           "  allow_hosts: [Static.Example.com, \"*.CDN.example\", api.example]\n"
+                           "  on_error: fail\n"
+                           "  max_includes: 10000\n" +
+                           minimal);
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Esi& esi = result.config->esi;
+  CHECK(esi.max_depth == 20u);
+  CHECK(esi.include_timeout == 250ms);
+  CHECK(esi.allow_hosts ==
+        std::vector<std::string>{"static.example.com", "*.cdn.example", "api.example"});
+  CHECK(esi.on_error == EsiOnError::kFail);
+  CHECK(esi.max_includes == 10000u);
+  CHECK(esi.mark.file == "test.yaml");
+  CHECK(esi.mark.line == 1);
+  CHECK(esi.mark.col == 1);
+
+  // The lower bounds; one host may stand without brackets; continue is named explicitly.
+  LoadResult low = load(minimal + "esi: { max_depth: 1, include_timeout: 1ms, max_includes: 1, "
+                                  "allow_hosts: www.Example.org, on_error: continue }\n");
+  INFO(joined(low));
+  REQUIRE(low.config);
+  CHECK(low.config->esi.max_depth == 1u);
+  CHECK(low.config->esi.include_timeout == 1ms);
+  CHECK(low.config->esi.max_includes == 1u);
+  CHECK(low.config->esi.allow_hosts == std::vector<std::string>{"www.example.org"});
+  CHECK(low.config->esi.on_error == EsiOnError::kContinue);
+
+  // An empty list is the default: only the page's own host.
+  LoadResult none = load(minimal + "esi:\n  allow_hosts: []\n  include_timeout: 2m\n");
+  INFO(joined(none));
+  REQUIRE(none.config);
+  CHECK(none.config->esi.allow_hosts.empty());
+  CHECK(none.config->esi.include_timeout == 2min);
+}
+
+TEST_CASE("bad values in the top-level esi map are errors at the value") {
+  CHECK(only_error(minimal + "esi: { max_depth: 0 }\n") ==
+        "test.yaml:9:19: bad max_depth '0': expected an integer from 1 to 20");
+  CHECK(only_error(minimal + "esi: { max_depth: 21 }\n") ==
+        "test.yaml:9:19: bad max_depth '21': expected an integer from 1 to 20");
+  CHECK(only_error(minimal + "esi: { max_depth: -1 }\n") ==
+        "test.yaml:9:19: bad max_depth '-1': expected an integer from 1 to 20");
+  CHECK(only_error(minimal + "esi: { max_depth: deep }\n") ==
+        "test.yaml:9:19: bad max_depth 'deep': expected an integer from 1 to 20");
+  CHECK(only_error(minimal + "esi: { max_depth: [5] }\n") ==
+        "test.yaml:9:19: 'max_depth' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "esi: { include_timeout: 0s }\n") ==
+        "test.yaml:9:25: 'include_timeout' must be greater than zero");
+  CHECK(only_error(minimal + "esi: { include_timeout: 0 }\n") ==
+        "test.yaml:9:25: bad duration '0': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "esi: { include_timeout: 5 }\n") ==
+        "test.yaml:9:25: bad duration '5': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "esi: { include_timeout: 1d }\n") ==
+        "test.yaml:9:25: bad duration '1d': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(minimal + "esi: { on_error: ignore }\n") ==
+        "test.yaml:9:18: bad on_error 'ignore': expected continue or fail");
+  CHECK(only_error(minimal + "esi: { on_error: Fail }\n") ==
+        "test.yaml:9:18: bad on_error 'Fail': expected continue or fail");
+  CHECK(only_error(minimal + "esi: { on_error: [fail] }\n") ==
+        "test.yaml:9:18: 'on_error' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "esi:\n  on_error:\n") ==
+        "test.yaml:10:3: 'on_error' must be a non-empty scalar, not empty");
+  CHECK(only_error(minimal + "esi: { max_includes: 0 }\n") ==
+        "test.yaml:9:22: bad max_includes '0': expected an integer from 1 to 10000");
+  CHECK(only_error(minimal + "esi: { max_includes: 10001 }\n") ==
+        "test.yaml:9:22: bad max_includes '10001': expected an integer from 1 to 10000");
+}
+
+TEST_CASE("allow_hosts takes host names and *.domain wildcards, never '*'") {
+  CHECK(only_error(minimal + "esi:\n  allow_hosts:\n    - a.example\n    - \"*\"\n") ==
+        "test.yaml:12:7: '*' is not allowed in allow_hosts: name the hosts, or use '*.domain'");
+  CHECK(only_error(minimal + "esi: { allow_hosts: \"*\" }\n") ==
+        "test.yaml:9:21: '*' is not allowed in allow_hosts: name the hosts, or use '*.domain'");
+  CHECK(only_error(minimal + "esi: { allow_hosts: [a.example:8080] }\n") ==
+        "test.yaml:9:22: bad allowed host 'a.example:8080': expected a host name without port "
+        "or '*.domain'");
+  for (const char* bad : {"http://a.example", "a..example", "a.example.", ".a.example", "*.",
+                          "**.example", "a.*.example", "*example", "a example", "a/b", ""}) {
+    CAPTURE(bad);
+    std::string text = only_error(minimal + "esi: { allow_hosts: [\"" + bad + "\"] }\n");
+    CHECK(text.starts_with("test.yaml:9:22: bad allowed host '"));
+    CHECK(text.ends_with("': expected a host name without port or '*.domain'"));
+  }
+  CHECK(only_error(minimal + "esi:\n  allow_hosts: [a.example, \"*.b.example\", A.Example]\n") ==
+        "test.yaml:10:43: duplicate allowed host 'a.example' (first at line 10)");
+  CHECK(only_error(minimal + "esi: { allow_hosts: { a.example: 1 } }\n") ==
+        "test.yaml:9:21: 'allow_hosts' must be a host name or a list of them, not a map");
+  CHECK(only_error(minimal + "esi:\n  allow_hosts:\n") ==
+        "test.yaml:10:3: 'allow_hosts' must be a host name or a list of them, not empty");
+  CHECK(only_error(minimal + "esi: { allow_hosts: [a.example, [b.example]] }\n") ==
+        "test.yaml:9:33: an allowed host must be a scalar, not a list");
+}
+
+TEST_CASE("the top-level esi must be a map of known keys") {
+  CHECK(only_error(minimal + "esi: on\n") == "test.yaml:9:6: 'esi' must be a map, not a scalar");
+  CHECK(only_error(minimal + "esi:\n") == "test.yaml:9:1: 'esi' must be a map, not empty");
+  CHECK(only_error(minimal + "esi: [max_depth]\n") ==
+        "test.yaml:9:6: 'esi' must be a map, not a list");
+  CHECK(only_error(minimal + "esi: { depth: 3 }\n") == "test.yaml:9:8: unknown key 'depth'");
+  CHECK(only_error(minimal + "esi:\n  max_depth: 3\n  timeout: 1s\n") ==
+        "test.yaml:11:3: unknown key 'timeout'");
+  CHECK(only_error(minimal + "esi: { memory: 1m }\n") == "test.yaml:9:8: unknown key 'memory'");
+  CHECK(only_error(minimal + "esi: { max_depth: 2, max_depth: 3 }\n") ==
+        "test.yaml:9:22: duplicate key 'max_depth' (first at line 9)");
+}
+
+TEST_CASE("esi on a host or route takes on, off, true and false") {
+  for (auto [text, on] : {std::pair{"on", true}, std::pair{"true", true},
+                          std::pair{"off", false}, std::pair{"false", false}}) {
+    CAPTURE(text);
+    LoadResult result = load(minimal + "    esi: " + text + "\n    routes:\n      - { path: /a/ }\n"
+                             "  - match: b.example\n    backend: app\n    esi: " +
+                             (on ? "off" : "on") + "\n    routes: [{ path: /b/, esi: " + text +
+                             " }]\n");
+    INFO(joined(result));
+    REQUIRE(result.config);
+    CHECK(result.config->hosts.at(0).cache.esi == on);
+    CHECK(result.config->hosts[0].routes.at(0).cache.esi == on);
+    CHECK(result.config->hosts.at(1).cache.esi == !on);
+    CHECK(result.config->hosts[1].routes.at(0).cache.esi == on);
+  }
+}
+
+TEST_CASE("a route takes esi from its host unless it sets it, apart from the cache switch") {
+  LoadResult result = load(minimal +
+                           "    routes: [{ path: /on/, esi: on }]\n"  // 9
+                           "  - match: a.example\n"                  // 10
+                           "    backend: app\n"
+                           "    routes:\n"                           // 12: before the host's keys
+                           "      - { path: /same/ }\n"
+                           "      - { path: /off/, esi: off }\n"
+                           "      - { path: /cached/, cache: on, ttl: 1m }\n"
+                           "    esi: on\n"                           // 16
+                           "    cache: off\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Host& first = result.config->hosts.at(0);
+  CHECK_FALSE(first.cache.esi);
+  CHECK(first.routes.at(0).cache.esi);
+
+  const Host& host = result.config->hosts.at(1);
+  CHECK(host.cache.esi);
+  CHECK_FALSE(host.cache.enabled);
+  REQUIRE(host.routes.size() == 3);
+  CHECK(host.routes[0].cache.esi);
+  CHECK_FALSE(host.routes[0].cache.enabled);
+  CHECK_FALSE(host.routes[1].cache.esi);
+  CHECK_FALSE(host.routes[1].cache.enabled);
+  CHECK(host.routes[2].cache.esi);
+  CHECK(host.routes[2].cache.enabled);
+  CHECK(host.routes[2].cache.ttl == 1min);
+}
+
+TEST_CASE("bad esi switches on a host or route are errors at the value") {
+  CHECK(only_error(minimal + "    esi: yes\n") ==
+        "test.yaml:9:10: bad esi 'yes': expected on, off, true or false");
+  CHECK(only_error(minimal + "    esi: On\n") ==
+        "test.yaml:9:10: bad esi 'On': expected on, off, true or false");
+  CHECK(only_error(minimal + "    esi: [on]\n") ==
+        "test.yaml:9:10: 'esi' must be a non-empty scalar, not a list");
+  CHECK(only_error(minimal + "    esi: { max_depth: 2 }\n") ==
+        "test.yaml:9:10: 'esi' must be a non-empty scalar, not a map");
+  CHECK(only_error(minimal + "    esi:\n") ==
+        "test.yaml:9:5: 'esi' must be a non-empty scalar, not empty");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a/, esi: 1 }\n") ==
+        "test.yaml:10:27: bad esi '1': expected on, off, true or false");
+  CHECK(only_error(minimal + "    routes:\n      - path: /a/\n        esi: enabled\n") ==
+        "test.yaml:11:14: bad esi 'enabled': expected on, off, true or false");
+  // The limits live in the top-level map only.
+  CHECK(only_error(minimal + "    max_depth: 3\n") == "test.yaml:9:5: unknown key 'max_depth'");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a/, esl: on }\n") ==
+        "test.yaml:10:22: unknown key 'esl'");
+  CHECK(only_error(minimal + "    esi: on\n    esi: off\n") ==
+        "test.yaml:10:5: duplicate key 'esi' (first at line 9)");
+}
+
+TEST_CASE("esi errors across the file are all reported, top to bottom") {
+  LoadResult result = load(
+      "esi: { max_depth: 0, on_error: stop, colour: red }\n"
+      "listen:\n"
+      "  - address: 127.0.0.1:8080\n"
+      "backends:\n"
+      "  app:\n"
+      "    servers: [127.0.0.1:9000]\n"
+      "hosts:\n"
+      "  - match: \"*\"\n"
+      "    backend: app\n"
+      "    esi: maybe\n"
+      "    routes:\n"
+      "      - { path: /a/, esi: 2 }\n");
+  CHECK_FALSE(result.config);
+  std::vector<std::string> positions;
+  for (const Error& error : result.errors) {
+    positions.push_back(std::to_string(error.mark.line) + ":" + std::to_string(error.mark.col));
+  }
+  INFO(joined(result));
+  CHECK(positions == std::vector<std::string>{"1:19", "1:32", "1:38", "10:10", "12:27"});
 }

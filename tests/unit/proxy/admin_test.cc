@@ -332,16 +332,16 @@ TEST_CASE("GET /stats renders hosts, totals and the store") {
   CHECK(admin::render_stats_json(sample_figures()) ==
         "{\"hosts\":["
         "{\"host\":\"shop.example\",\"hits\":6,\"misses\":2,\"passes\":1,\"coalesced\":4,\"hit_for_pass\":1,"
-        "\"stale\":2,\"revalidated\":3,\"hit_ratio\":0.6666666666666666},"
+        "\"stale\":2,\"revalidated\":3,\"esi_failed\":0,\"hit_ratio\":0.6666666666666666},"
         "{\"host\":\"we\\\"ird\\\\host\",\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,"
-        "\"stale\":0,\"revalidated\":0,\"hit_ratio\":0}],"
+        "\"stale\":0,\"revalidated\":0,\"esi_failed\":0,\"hit_ratio\":0}],"
         "\"totals\":{\"hits\":6,\"misses\":2,\"passes\":1,\"coalesced\":4,\"hit_for_pass\":1,\"stale\":2,"
-        "\"revalidated\":3,\"hit_ratio\":0.6666666666666666},"
+        "\"revalidated\":3,\"esi_failed\":0,\"hit_ratio\":0.6666666666666666},"
         "\"store\":{\"objects\":10,\"bytes\":12345,\"memory\":1048576,\"inserts\":12,\"evictions\":1,"
         "\"refused_too_large\":2,\"purged\":3,\"bans\":1,\"hit_for_pass_marks\":4}}\n");
   CHECK(admin::render_stats_json({}) ==
         "{\"hosts\":[],\"totals\":{\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,"
-        "\"stale\":0,\"revalidated\":0,\"hit_ratio\":0},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":0,"
+        "\"stale\":0,\"revalidated\":0,\"esi_failed\":0,\"hit_ratio\":0},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":0,"
         "\"inserts\":0,\"evictions\":0,\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0}}\n");
 }
 

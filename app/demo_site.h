@@ -1,0 +1,108 @@
+// app/demo_site: the demo site's run-time state (sessions, posted reviews, view counts) and the
+// decision of what answers each of its requests. No I/O, no clock (the time comes in), no loop:
+// a request goes in, a Reply comes out, and the state changes as it says below, so everything is
+// unit-testable. The HTML itself is app/demo_pages.h; the data app/demo_data.h.
+//
+// Requests it answers (anything else: handle() returns nullopt and the caller routes on). GET
+// and HEAD for the pages and fragments of app/demo_pages.h; a wrong method gets 405 with Allow.
+//   GET  /login[?next=P]      the login form
+//   POST /login               form user=<name or number>[&next=P]: opens a session and answers
+//                             303 to P (a local path, else "/") with
+//                             Set-Cookie: session=<token>; Path=/; HttpOnly; SameSite=Lax.
+//                             An unknown user gets the form again with 403.
+//   POST /logout              ends the session named by the cookie (if any), clears the cookie
+//                             (Max-Age=0), 303 to /
+//   POST /book/<id>/reviews   form text=<review>[&rating=1..5]. Without a valid session: 303 to
+//                             /login?next=/book/<id>, nothing stored. With one: stores the review
+//                             and answers 303 to /book/<id> with Reply::purge_tag = "book-<id>"
+//                             (the server purges that tag at the edge before answering).
+//                             Empty or too long text (kMaxReviewBytes), a bad rating or a form
+//                             that is not application/x-www-form-urlencoded: 400 (413 over
+//                             kMaxFormBytes, 415 for another type), nothing stored; 503 once
+//                             kMaxPostedReviews are stored.
+//   GET  /fragments/view/<id> counts one view of the book (HEAD does not).
+// Every answer to a POST, and every login page, is Cache-Control: no-store.
+//
+// Sessions: an opaque token from the TokenSource maps to a user, in memory; at most kMaxSessions,
+// the oldest forgotten first. The session cookie is read from every Cookie field of the request.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "app/demo_data.h"
+#include "app/demo_pages.h"
+#include "app/routes.h"
+#include "http/body.h"
+#include "http/message.h"
+
+namespace edge::app {
+
+inline constexpr std::string_view kSessionCookie = "session";
+inline constexpr size_t kMaxSessions = 100000;
+inline constexpr size_t kMaxPostedReviews = 20000;
+inline constexpr size_t kMaxFormBytes = 16 * 1024;
+
+// Makes a new session token: unguessable in production, anything unique in tests. Must return
+// a cookie-safe string (letters, digits, '-', '_'), never empty.
+using TokenSource = std::function<std::string()>;
+
+// The value of cookie `name` in the request's Cookie fields (the first one, if several).
+std::optional<std::string_view> cookie_value(const http::Headers& headers, std::string_view name);
+// `path` when it is a local absolute path ("/book/1?x"), else "/": a login never redirects away
+// from the site ("//host", "http://...", "/\\host" and control characters are refused).
+std::string safe_local_path(std::string_view path);
+
+struct ReviewForm {
+  std::string text;    // trimmed; CR dropped, other control characters but LF and TAB made spaces
+  uint8_t rating = 0;  // 0: none given
+};
+// A review form body (application/x-www-form-urlencoded). On failure, `error` says what is wrong
+// for the person who posted it.
+std::optional<ReviewForm> parse_review_form(std::string_view body, std::string& error);
+
+class DemoSite {
+ public:
+  DemoSite(uint64_t seed, TokenSource tokens, DemoSizes sizes = {});
+  DemoSite(const DemoSite&) = delete;
+  DemoSite& operator=(const DemoSite&) = delete;
+
+  // The answer for a request to one of the demo's paths, or nullopt for any other path. `now`
+  // is the current Unix time (it dates posted reviews).
+  std::optional<Reply> handle(const http::RequestHead& head, const http::Body& body, int64_t now);
+
+  const DemoData& data() const { return data_; }
+  uint64_t views(uint32_t book) const { return data_.has_book(book) ? views_[book] : 0; }
+  // The n most viewed books, most first (ties: lower id first); books never viewed are left out.
+  std::vector<ViewCount> most_viewed(size_t n) const;
+  // Reviews posted to this book, oldest first; borrowed until the next handle().
+  std::span<const PostedReview> posted_reviews(uint32_t book) const;
+  size_t posted_review_count() const { return posted_count_; }
+  std::optional<uint32_t> session_user(std::string_view token) const;
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  std::optional<uint32_t> request_user(const http::RequestHead& head) const;
+  Reply login(const http::RequestHead& head, const http::Body& body);
+  Reply logout(const http::RequestHead& head);
+  Reply post_review(const http::RequestHead& head, const http::Body& body, uint32_t book, int64_t now);
+  Reply fragment(const http::RequestHead& head, std::string_view rest);
+
+  DemoData data_;
+  TokenSource tokens_;
+  std::vector<uint64_t> views_;  // by book id (index 0 unused)
+  std::vector<uint32_t> viewed_;  // books with at least one view, in the order first viewed
+  std::unordered_map<uint32_t, std::vector<PostedReview>> posted_;
+  size_t posted_count_ = 0;
+  std::unordered_map<std::string, uint32_t> sessions_;  // token -> user
+  std::deque<std::string> session_order_;                 // tokens, oldest first (some already gone)
+};
+
+}  // namespace edge::app

@@ -1,0 +1,253 @@
+#include "app/demo_site.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "app/routes.h"
+
+using namespace edge::app;
+
+namespace {
+constexpr DemoSizes kSmall{300, 100, 40, 200, 20};
+
+// A site whose session tokens are t1, t2, ...
+struct Site {
+  int tokens = 0;
+  DemoSite site{3, [this] { return "t" + std::to_string(++tokens); }, kSmall};
+
+  std::optional<Reply> send(std::string_view method, std::string_view target, std::string_view cookie = {},
+                            std::string_view body = {}, std::string_view content_type = "application/x-www-form-urlencoded") {
+    edge::http::RequestHead head;
+    head.method = method;
+    head.target = target;
+    head.headers.add("Host", "books.test");
+    if (!cookie.empty()) head.headers.add("Cookie", cookie);
+    if (!body.empty() && !content_type.empty()) head.headers.add("Content-Type", content_type);
+    edge::http::Body request_body;
+    request_body.append(body);
+    request_body.set_complete();
+    return site.handle(head, request_body, 1700000000);
+  }
+  Reply get(std::string_view target, std::string_view cookie = {}) {
+    auto r = send("GET", target, cookie);
+    REQUIRE(r);
+    return *r;
+  }
+  Reply post(std::string_view target, std::string_view body, std::string_view cookie = {}) {
+    auto r = send("POST", target, cookie, body);
+    REQUIRE(r);
+    return *r;
+  }
+  // Logs in and returns the Cookie field value for the session.
+  std::string login(std::string_view user) {
+    Reply r = post("/login", "user=" + std::string(user));
+    REQUIRE(r.status == 303);
+    std::string set_cookie(r.headers.get("Set-Cookie").value_or(""));
+    return set_cookie.substr(0, set_cookie.find(';'));
+  }
+};
+
+std::string field(const Reply& r, std::string_view name) {
+  auto v = r.headers.get(name);
+  return v ? std::string(*v) : "<absent>";
+}
+
+edge::http::Headers cookies(std::initializer_list<std::string_view> values) {
+  edge::http::Headers h;
+  for (std::string_view v : values) h.add("Cookie", v);
+  return h;
+}
+}  // namespace
+
+TEST_CASE("demo site: its paths, and only its paths") {
+  Site s;
+  CHECK(s.get("/").status == 200);
+  CHECK(s.get("/book/1").status == 200);
+  CHECK(s.get("/book/300").status == 200);
+  CHECK(s.get("/author/100").status == 200);
+  CHECK(s.get("/tag/40").status == 200);
+  CHECK(s.get("/login").status == 200);
+  CHECK(s.get(stylesheet_path()).status == 200);
+  for (std::string_view fragment : {"/fragments/userbar", "/fragments/book/1", "/fragments/reviews/1", "/fragments/author/1",
+                                    "/fragments/tag/1", "/fragments/tagcloud", "/fragments/picks", "/fragments/mostviewed",
+                                    "/fragments/view/1"})
+    CHECK(s.get(fragment).status == 200);
+  // Ids that do not exist, or are not written canonically.
+  for (std::string_view missing : {"/book/0", "/book/301", "/book/01", "/book/x", "/book/1/", "/book/1/other", "/author/101",
+                                   "/tag/41", "/tag/1?page=0", "/tag/1?page=999", "/fragments/book/301", "/fragments/nope",
+                                   "/fragments/reviews/", "/fragments/view/0"})
+    CHECK(s.get(missing).status == 404);
+  // Everything else is somebody else's: the test endpoints and the generated assets.
+  for (std::string_view other : {"/health", "/echo", "/cache/x", "/count?url=%2F", "/stats", "/static/site.css", "/books",
+                                 "/loginx", "/fragment/userbar"})
+    CHECK_FALSE(s.send("GET", other));
+}
+
+TEST_CASE("demo site: methods") {
+  Site s;
+  Reply r = *s.send("DELETE", "/book/1");
+  CHECK(r.status == 405);
+  CHECK(field(r, "Allow") == "GET, HEAD");
+  CHECK(s.send("POST", "/fragments/userbar")->status == 405);
+  CHECK(field(*s.send("GET", "/logout"), "Allow") == "POST");
+  CHECK(field(*s.send("GET", "/book/1/reviews"), "Allow") == "POST");
+  CHECK(field(*s.send("PUT", "/login"), "Allow") == "GET, HEAD, POST");
+  CHECK(s.send("HEAD", "/book/1")->status == 200);
+}
+
+TEST_CASE("demo site: views are counted by GET of the view fragment, and ranked") {
+  Site s;
+  for (int i = 0; i < 3; ++i) s.get("/fragments/view/7");
+  s.get("/fragments/view/9");
+  s.get("/fragments/view/5");
+  s.send("HEAD", "/fragments/view/9");  // not a view
+  CHECK(s.site.views(7) == 3);
+  CHECK(s.site.views(9) == 1);
+  CHECK(s.site.views(1) == 0);
+  auto top = s.site.most_viewed(10);
+  REQUIRE(top.size() == 3);
+  CHECK(top[0].book == 7);
+  CHECK(top[1].book == 5);  // ties: lower id first
+  CHECK(top[2].book == 9);
+  CHECK(s.site.most_viewed(1).size() == 1);
+  Reply list = s.get("/fragments/mostviewed");
+  CHECK(list.body.find("href=\"/book/7\"") < list.body.find("href=\"/book/5\""));
+  CHECK(list.body.find("3 views") != std::string::npos);
+}
+
+TEST_CASE("demo site: login by name or number opens a session; logout ends it") {
+  Site s;
+  const std::string name(s.site.data().user_name(4));
+  Reply r = s.post("/login", "user=" + name + "&next=%2Fbook%2F3");
+  CHECK(r.status == 303);
+  CHECK(field(r, "Location") == "/book/3");
+  CHECK(field(r, "Set-Cookie") == "session=t1; Path=/; HttpOnly; SameSite=Lax");
+  CHECK(field(r, "Cache-Control") == "no-store");
+  CHECK(s.site.session_user("t1") == 4u);
+
+  Reply bar = s.get("/fragments/userbar", "theme=dark; session=t1");
+  CHECK(bar.body.find(name) != std::string::npos);
+  CHECK(field(bar, "Surrogate-Key") == "userbar user-4");
+  CHECK(s.get("/fragments/userbar", "session=nope").body.find("href=\"/login\"") != std::string::npos);
+
+  CHECK(s.login("12") == "session=t2");
+  CHECK(s.site.session_user("t2") == 12u);
+  CHECK(s.site.session_count() == 2);
+
+  Reply out = s.post("/logout", "", "session=t1");
+  CHECK(out.status == 303);
+  CHECK(field(out, "Location") == "/");
+  CHECK(field(out, "Set-Cookie").find("session=;") == 0);
+  CHECK(field(out, "Set-Cookie").find("Max-Age=0") != std::string::npos);
+  CHECK_FALSE(s.site.session_user("t1"));
+  CHECK(s.site.session_user("t2") == 12u);
+  CHECK(s.get("/fragments/userbar", "session=t1").body.find("href=\"/login\"") != std::string::npos);
+}
+
+TEST_CASE("demo site: a failed login opens nothing") {
+  Site s;
+  Reply unknown = s.post("/login", "user=nobody&next=/book/2");
+  CHECK(unknown.status == 403);
+  CHECK(unknown.body.find("There is no user called &quot;nobody&quot;") != std::string::npos);
+  CHECK(unknown.body.find("value=\"/book/2\"") != std::string::npos);
+  CHECK(field(unknown, "Set-Cookie") == "<absent>");
+  CHECK(s.post("/login", "user=").status == 403);
+  CHECK(s.post("/login", "user=21").status == 403);  // kSmall has 20 users
+  CHECK(s.post("/login", "user=%zz").status == 400);
+  CHECK(s.send("POST", "/login", "", "{\"user\":\"1\"}", "application/json")->status == 415);
+  CHECK(s.post("/login", "user=1&pad=" + std::string(kMaxFormBytes, 'x')).status == 413);
+  CHECK(s.site.session_count() == 0);
+  CHECK(s.tokens == 0);
+  // A login never sends anyone off the site.
+  CHECK(field(s.post("/login", "user=1&next=//evil.example/"), "Location") == "/");
+  CHECK(field(s.post("/login", "user=1&next=https://evil.example/"), "Location") == "/");
+}
+
+TEST_CASE("demo site: posting a review needs a session, stores it, and asks for a purge of book-<id>") {
+  Site s;
+  Reply anonymous = s.post("/book/3/reviews", "text=hello");
+  CHECK(anonymous.status == 303);
+  CHECK(field(anonymous, "Location") == "/login?next=/book/3");
+  CHECK(anonymous.purge_tag.empty());
+  CHECK(s.site.posted_review_count() == 0);
+
+  const std::string cookie = s.login("5");
+  Reply posted = s.post("/book/3/reviews", "text=Loved+it+%3Cb%3E&rating=4", cookie);
+  CHECK(posted.status == 303);
+  CHECK(field(posted, "Location") == "/book/3");
+  CHECK(field(posted, "Cache-Control") == "no-store");
+  CHECK(posted.purge_tag == "book-3");
+  auto reviews = s.site.posted_reviews(3);
+  REQUIRE(reviews.size() == 1);
+  CHECK(reviews[0].text == "Loved it <b>");
+  CHECK(reviews[0].rating == 4);
+  CHECK(reviews[0].user == 5);
+  CHECK(reviews[0].time == 1700000000);
+  CHECK(reviews[0].id == kSmall.reviews + 1);
+
+  Reply fragment = s.get("/fragments/reviews/3");
+  CHECK(fragment.body.find("Loved it &lt;b&gt;") != std::string::npos);
+  CHECK(fragment.body.find(std::string(s.site.data().user_name(5))) != std::string::npos);
+  CHECK(s.get("/fragments/reviews/4").body.find("Loved it") == std::string::npos);
+
+  // Bad forms store nothing and purge nothing.
+  for (std::string_view bad : {"text=", "text=+%0D%0A+", "rating=3", "text=x&rating=6", "text=x&rating=0", "text=%"}) {
+    Reply r = s.post("/book/3/reviews", bad, cookie);
+    CHECK(r.status == 400);
+    CHECK(r.purge_tag.empty());
+  }
+  CHECK(s.post("/book/3/reviews", "text=" + std::string(kMaxReviewBytes + 1, 'x'), cookie).status == 400);
+  CHECK(s.post("/book/301/reviews", "text=x", cookie).status == 404);
+  CHECK(s.site.posted_review_count() == 1);
+}
+
+TEST_CASE("review form parsing") {
+  std::string error;
+  auto form = parse_review_form("text=%20%20line+one%0D%0Aline%09two%01%20&rating=", error);
+  REQUIRE(form);
+  CHECK(form->text == "line one\nline\ttwo");
+  CHECK(form->rating == 0);
+  form = parse_review_form("rating=5&text=ok&text=ignored", error);
+  REQUIRE(form);
+  CHECK(form->text == "ok");
+  CHECK(form->rating == 5);
+  CHECK_FALSE(parse_review_form("text=ok&rating=five", error));
+  CHECK(error == "A rating is a number from 1 to 5.");
+  CHECK_FALSE(parse_review_form("", error));
+  CHECK(error == "Write something first.");
+  CHECK(parse_review_form("text=" + std::string(kMaxReviewBytes, 'x'), error));
+}
+
+TEST_CASE("cookies and redirect targets") {
+  CHECK(cookie_value(cookies({"session=abc"}), "session") == "abc");
+  CHECK(cookie_value(cookies({"a=1; session=abc ; b=2"}), "session") == "abc");
+  CHECK(cookie_value(cookies({"a=1", "session=second"}), "session") == "second");
+  CHECK(cookie_value(cookies({"session=first; session=again"}), "session") == "first");
+  CHECK_FALSE(cookie_value(cookies({"xsession=1; sessionx=2"}), "session"));
+  CHECK_FALSE(cookie_value(cookies({}), "session"));
+  CHECK(cookie_value(cookies({"session="}), "session") == "");
+
+  CHECK(safe_local_path("/book/1?x=2") == "/book/1?x=2");
+  CHECK(safe_local_path("/") == "/");
+  CHECK(safe_local_path("") == "/");
+  CHECK(safe_local_path("//evil.example") == "/");
+  CHECK(safe_local_path("/\\evil.example") == "/");
+  CHECK(safe_local_path("http://evil.example/") == "/");
+  CHECK(safe_local_path("/a\r\nSet-Cookie: x") == "/");
+}
+
+TEST_CASE("the demo through route(): reached only when the context lends a site") {
+  Site s;
+  edge::http::RequestHead head;
+  head.method = "GET";
+  head.target = "/book/1";
+  edge::http::Body body;
+  RouteContext without{"n1", {}, nullptr};
+  CHECK(route(head, body, without).status == 404);
+  RouteContext with{"n1", {}, nullptr};
+  with.demo = &s.site;
+  CHECK(route(head, body, with).status == 200);
+  head.target = "/health";
+  CHECK(route(head, body, with).body == "ok\n");
+}
