@@ -448,14 +448,19 @@ void ClientConn::assemble() {
   std::string host;
   normalize_host(absolute_authority_.empty() ? request.host() : std::string_view(absolute_authority_), host);
   std::string path(origin_target_.empty() ? std::string_view(request.target) : std::string_view(origin_target_));
-  assembly_ = Assembly::start(worker_, this, object_, std::move(page), std::move(host), std::move(path), 0, {});
+  // Includes found in the cache resolve while the assembly starts: their news is taken in once
+  // it has started.
+  assembly_starting_ = true;
+  assembly_failed_ = false;
+  holding_head_ = false;
+  Assembly* assembly = Assembly::start(worker_, this, object_, std::move(page), std::move(host), std::move(path), 0, {});
+  assembly_ = assembly;
+  assembly_starting_ = false;
+  if (assembly_failed_) return on_assembly_failed();
   // With on_error: fail, nothing is said until every include has answered, so a failure can
   // still be a 502; otherwise the page streams from the first byte.
-  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail;
-  if (!holding_head_ || assembly_->resolved()) {
-    holding_head_ = false;
-    start_assembled_write();
-  }
+  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail && !assembly->resolved();
+  if (!holding_head_) start_assembled_write();
 }
 
 void ClientConn::start_assembled_write() {
@@ -491,6 +496,7 @@ void ClientConn::start_assembled_write() {
 }
 
 void ClientConn::on_assembly_progress() {
+  if (assembly_starting_) return;
   if (holding_head_) {
     if (!assembly_->resolved()) return;
     holding_head_ = false;
@@ -500,6 +506,10 @@ void ClientConn::on_assembly_progress() {
 }
 
 void ClientConn::on_assembly_failed() {
+  if (assembly_starting_) {
+    assembly_failed_ = true;
+    return;
+  }
   if (holding_head_ || !writer_.active()) {
     holding_head_ = false;
     response_started_ = false;
@@ -559,6 +569,7 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
     std::string_view name = head.headers.name(i);
     if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || (nominated.count && nominated.contains(name)))
       continue;
+    if (iequals(name, "Surrogate-Control")) continue;  // addressed to us, not to the client
     if (id == http::FieldId::kDate) has_date = true;
     append_field(out, name, head.headers.value(i));
   }

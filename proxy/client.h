@@ -112,6 +112,8 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   cache::ObjectRef object_;         // being delivered from the cache
   Assembly* assembly_ = nullptr;    // the page being assembled from object_, borrowed until finish()
   bool holding_head_ = false;       // esi.on_error fail: the head waits for every include
+  bool assembly_starting_ = false;  // inside Assembly::start: its news waits
+  bool assembly_failed_ = false;    // it failed while starting
   http::BodyWindow window_;         // the part of object_'s body a range asks for
   const char* x_cache_ = "PASS";
   int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read
