@@ -135,13 +135,17 @@ void Assembly::begin() {
     slots_.push_back(
         std::make_unique<Slot>(*this, output_.parts.size() - 1, compiled.includes[segment.include], worker_));
   }
-  if (slots_.empty()) return;
-  deadline_.set(static_cast<uint64_t>(worker_.shared().config.esi.include_timeout.count()));
   // All at once: each include's fetch is under way before the first one answers.
   for (auto& slot : slots_) {
     if (finished_ || failed_) return;
     start_include(*slot, slot->include.src);
   }
+  // Includes found in the cache have resolved already; only a page still waiting needs a clock.
+  for (auto& slot : slots_)
+    if (!output_.parts[slot->part].resolved) {
+      deadline_.set(static_cast<uint64_t>(worker_.shared().config.esi.include_timeout.count()));
+      break;
+    }
 }
 
 namespace {

@@ -59,8 +59,6 @@ void Exchange::start(const Request& request) {
   const conf::Config& config = worker_.shared().config;
   const conf::Host& host = config.hosts[static_cast<size_t>(route_.host)];
   policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
-  build_upstream_head(upstream_head_, *head_, authority_, origin_target_, client_ip_, body_ ? body_->size() : 0, config,
-                      route_.backend, false, nullptr);
   if (policy_->enabled && (head_->method == "GET" || head_->is_head())) return serve_from_cache();
   start_pass();
 }
@@ -269,7 +267,9 @@ void Exchange::start_pass() {
   x_cache_ = "PASS";
   Fetch::Request request;
   request.backend = route_.backend;
-  request.head = upstream_head_;
+  // Built only now: a request answered from the cache never needs it.
+  build_upstream_head(request.head, *head_, authority_, origin_target_, client_ip_, body_ ? body_->size() : 0,
+                      worker_.shared().config, route_.backend, false, nullptr);
   request.body = body_;
   request.head_request = head_->is_head();
   request.idempotent = head_->idempotent();

@@ -114,7 +114,6 @@ class Exchange final : Fetch::Owner {
   std::string origin_target_;
   std::string client_ip_;
   const conf::CachePolicy* policy_ = nullptr;
-  std::string upstream_head_;
   Fetch* fetch_ = nullptr;  // a pass-through exchange, owned
   std::shared_ptr<Fill> fill_;
   bool fill_initiator_ = false;
