@@ -37,15 +37,6 @@ bool valid_field_name(std::string_view name) {
   return true;
 }
 
-// http::reason_phrase does not name every status the demo site sends.
-std::string_view reason(int status) {
-  switch (status) {
-    case 303: return "See Other";
-    case 415: return "Unsupported Media Type";
-    default: return http::reason_phrase(status);
-  }
-}
-
 Reply json_reply(std::string body) {
   Reply r;
   r.headers.add("Content-Type", "application/json");
@@ -235,7 +226,7 @@ std::string format_head(const Reply& reply, const Framing& framing) {
   out += "HTTP/1.1 ";
   out += std::to_string(reply.status);
   out.push_back(' ');
-  out += reason(reply.status);
+  out += http::reason_phrase(reply.status);
   out += "\r\n";
   if (!reply.headers.get("Date")) {
     out += "Date: ";
