@@ -1031,9 +1031,14 @@ std::string cache_key(std::string_view host, std::string_view target) {
   std::string_view pq = u.path_query;
   size_t q = pq.find('?');
   std::string_view path = pq.substr(0, q);
-  std::string normal = remove_dot_segments(normalise_percent(path));
-  if (normal.empty() && (u.has_authority || path.empty() || path.front() == '/')) normal.assign(1, '/');
-  key += normal;
+  if (!path.empty() && path.front() == '/' && path.find('%') == std::string_view::npos &&
+      path.find("/.") == std::string_view::npos) {
+    key += path;  // already normal: nothing to decode, no dot segment (the common case, at no cost)
+  } else {
+    std::string normal = remove_dot_segments(normalise_percent(path));
+    if (normal.empty() && (u.has_authority || path.empty() || path.front() == '/')) normal.assign(1, '/');
+    key += normal;
+  }
   // The query as received, its "?" kept even when empty: "/p?" and "/p" need not be the same
   // resource (RFC 3986 6.2.3).
   if (q != std::string_view::npos) key.append(pq.substr(q));

@@ -36,6 +36,9 @@ class BodySource {
   virtual bool complete() const = 0;
   // The writer is done with every byte before `offset` (a source may free them).
   virtual void release_before(uint64_t) {}
+  // Whether peek() may return slices of `scratch` (bytes read from a file), which the next
+  // peek() overwrites: a reader combining several sources in one frame must stop after such a one.
+  virtual bool uses_scratch() const { return false; }
 
  protected:
   ~BodySource() = default;
@@ -64,6 +67,7 @@ class Body final : public BodySource {
   uint64_t size() const override { return size_; }
   bool complete() const override { return complete_; }
   bool spilled() const { return fd_ >= 0; }
+  bool uses_scratch() const override { return spilled(); }
   uint64_t memory_bytes() const { return memory_bytes_; }
 
   // Fills `out` with up to `max` slices covering bytes from `offset` on, at most `max_bytes` in

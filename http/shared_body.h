@@ -76,6 +76,7 @@ class BodyWindow final : public BodySource {
   int peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string& scratch) const override;
   uint64_t size() const override;
   bool complete() const override { return inner_->complete() || inner_->size() >= first_ + length_; }
+  bool uses_scratch() const override { return inner_->uses_scratch(); }
 
  private:
   const BodySource* inner_ = nullptr;

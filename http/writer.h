@@ -54,7 +54,7 @@ class StreamWriter {
   void advance(size_t bytes);
   void finish(int status);
 
-  static constexpr int kMaxSlices = 16;
+  static constexpr int kMaxSlices = 64;
 
   Owner* owner_;
   uv_stream_t* stream_ = nullptr;

@@ -37,8 +37,8 @@ struct Assembly::Slot final : Exchange::Owner, Assembly::Owner {
       // A fragment that is itself a template: its includes are one level deeper.
       std::vector<std::string> chain = parent.chain_;
       chain.push_back(parent.host_ + parent.path_);
-      nested = Assembly::start(parent.worker_, this, found, parent.page_, host, path, parent.depth_ + 1,
-                               std::move(chain));
+      nested = Assembly::start(parent.worker_, this, found, parent.page_, std::string(host), std::string(path),
+                               parent.depth_ + 1, std::move(chain));
       return resolve(&nested->output());
     }
     resolve(found->body.get());
@@ -84,11 +84,12 @@ struct Assembly::Slot final : Exchange::Owner, Assembly::Owner {
   Assembly& parent;
   size_t part;
   const ssi::Include& include;  // in the page's template, which the parent keeps alive
-  http::RequestHead head;       // the sub-request, borrowed by the exchange
+  http::RequestHead head;       // a GET of its own, when the page's request was not one
   Exchange exchange;
   cache::ObjectRef object;
   Assembly* nested = nullptr;
-  std::string host, path, key;
+  std::string key;             // host and target of what is asked
+  std::string_view host, path;  // views of key
   bool tried_alt = false;
 };
 
@@ -121,6 +122,8 @@ Assembly::~Assembly() = default;
 void Assembly::begin() {
   const ssi::Template& compiled = *compiled_page(*object_);
   const http::BodySource* page_body = object_->body.get();
+  output_.parts.reserve(compiled.segments.size());
+  slots_.reserve(compiled.includes.size());
   for (const ssi::Segment& segment : compiled.segments) {
     Output::Part part;
     if (segment.kind == ssi::Segment::kText) {
@@ -163,24 +166,31 @@ bool host_allowed(std::string_view host, std::string_view page_host, const std::
 void Assembly::start_include(Slot& slot, const std::string& src) {
   const conf::Config& config = worker_.shared().config;
   // Where the src points: an absolute URL (its host must be allowed), an absolute path, or a
-  // path relative to the page's directory.
-  std::string host = host_;
-  std::string target;
+  // path relative to the page's directory. The slot's key is host, then target.
+  std::string& key = slot.key;
+  key.clear();
   std::string_view rest = src;
   const bool absolute = rest.starts_with("http://") || rest.starts_with("https://") || rest.starts_with("//");
   if (absolute) {
     rest.remove_prefix(rest.find("//") + 2);
     const size_t slash = rest.find_first_of("/?");
-    normalize_host(rest.substr(0, slash), host);
-    target = slash == std::string_view::npos ? "/" : (rest[slash] == '?' ? "/" : "") + std::string(rest.substr(slash));
-  } else if (rest.starts_with("/")) {
-    target.assign(rest);
+    std::string host;
+    key.assign(normalize_host(rest.substr(0, slash), host));
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
   } else {
-    const std::string_view page_path = std::string_view(path_).substr(0, path_.find('?'));
-    target.assign(page_path.substr(0, page_path.rfind('/') + 1)).append(rest);
+    key.assign(host_);
   }
-  const std::string key = host + target;
-  const bool loop = key == host_ + path_ || std::find(chain_.begin(), chain_.end(), key) != chain_.end();
+  const size_t host_size = key.size();
+  if (rest.empty() || rest.front() == '?') {
+    key.push_back('/');
+  } else if (rest.front() != '/') {
+    const std::string_view page_path = std::string_view(path_).substr(0, path_.find('?'));
+    key.append(page_path.substr(0, page_path.rfind('/') + 1));
+  }
+  key.append(rest);
+  const std::string_view host = std::string_view(key).substr(0, host_size);
+  const std::string_view target = std::string_view(key).substr(host_size);
+  const bool loop = (host == host_ && target == path_) || std::find(chain_.begin(), chain_.end(), key) != chain_.end();
   const bool too_deep = depth_ + 1 > static_cast<int>(config.esi.max_depth);
   if (target.empty() || host.empty() || loop || too_deep || !host_allowed(host, host_, config.esi.allow_hosts) ||
       page_->includes_left == 0)
@@ -192,18 +202,24 @@ void Assembly::start_include(Slot& slot, const std::string& src) {
 
   slot.host = host;
   slot.path = target;
-  slot.key = key;
-  http::RequestHead& head = slot.head;
-  head.clear();
-  head.method = "GET";
-  head.target = target;
-  // The include is asked for on the client's behalf: its cookies and preferences go with it.
-  const http::Headers& client = page_->client->headers;
-  for (size_t i = 0; i < client.size(); ++i)
-    if (client.id(i) != http::FieldId::kHost) head.headers.add(client.name(i), client.value(i));
-  head.headers.add("Host", host);
+  // The include is asked for on the client's behalf, with its cookies and preferences: a GET
+  // (or HEAD) page lends its own head, with the include's host and target; any other method's
+  // page gets a GET of its own.
+  const http::RequestHead* head = page_->client;
+  if (head->method != "GET" && !head->is_head()) {
+    http::RequestHead& own = slot.head;
+    own.clear();
+    own.method = "GET";
+    own.target.assign(slot.path);
+    for (size_t i = 0; i < head->headers.size(); ++i)
+      if (head->headers.id(i) != http::FieldId::kHost) own.headers.add(head->headers.name(i), head->headers.value(i));
+    own.headers.add("Host", slot.host);
+    head = &own;
+  }
   Exchange::Request request;
-  request.head = &head;
+  request.head = head;
+  request.authority = slot.host;
+  request.origin_target = slot.path;
   request.route = route;
   request.client_ip = page_->client_ip;
   slot.exchange.start(request);
@@ -279,21 +295,36 @@ bool Assembly::Output::part_complete(const Part& part) const {
 
 int Assembly::Output::peek(uint64_t offset, http::IoSlice* out, int max, size_t max_bytes,
                            std::string& scratch) const {
+  // As many parts as fit go into one frame, so a page costs a write or two, not one per part;
+  // a part read from a file ends the frame, since the next one would overwrite `scratch`.
   uint64_t base = 0;
+  int count = 0;
   for (const Part& part : parts) {
-    if (!part.resolved) return 0;
+    if (!part.resolved || count == max || max_bytes == 0) break;
     const uint64_t size = part_size(part);
     if (offset < base + size) {
-      // One part per call: a part read from a file uses `scratch`, which a second one would
-      // overwrite.
+      const bool from_file = part.source->uses_scratch();
+      if (from_file && count > 0) break;
       const uint64_t left = base + size - offset;
-      return part.source->peek(part.first + (offset - base), out, max,
-                               static_cast<size_t>(std::min<uint64_t>(max_bytes, left)), scratch);
+      const int n = part.source->peek(part.first + (offset - base), out + count, max - count,
+                                      static_cast<size_t>(std::min<uint64_t>(max_bytes, left)), scratch);
+      if (n < 0) return count > 0 ? count : n;
+      uint64_t got = 0;
+      for (int i = count; i < count + n; ++i) got += out[i].len;
+      count += n;
+      max_bytes -= static_cast<size_t>(got);
+      offset += got;
+      if (from_file || got < left) break;  // the part has no more for now
     }
-    if (!part_complete(part)) return 0;
+    if (!part_complete(part)) break;
     base += size;
   }
-  return 0;
+  return count;
+}
+
+bool Assembly::Output::uses_scratch() const {
+  return std::any_of(parts.begin(), parts.end(),
+                     [](const Part& part) { return part.source && part.source->uses_scratch(); });
 }
 
 uint64_t Assembly::Output::size() const {

@@ -84,6 +84,7 @@ class Assembly {
     int peek(uint64_t offset, http::IoSlice* out, int max, size_t max_bytes, std::string& scratch) const override;
     uint64_t size() const override;
     bool complete() const override;
+    bool uses_scratch() const override;
     std::vector<Part> parts;
 
    private:

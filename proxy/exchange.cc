@@ -51,9 +51,9 @@ void Exchange::start(const Request& request) {
   head_ = request.head;
   body_ = request.body;
   route_ = request.route;
-  authority_.assign(request.authority);
-  origin_target_.assign(request.origin_target);
-  client_ip_.assign(request.client_ip);
+  authority_ = request.authority;
+  origin_target_ = request.origin_target;
+  client_ip_ = request.client_ip;
   delivering_ = false;
   x_cache_ = "PASS";
   const conf::Config& config = worker_.shared().config;
@@ -83,7 +83,7 @@ void Exchange::serve_from_cache() {
       return start_pass();
     }
   }
-  normalize_host(authority_.empty() ? head.host() : std::string_view(authority_), cache_host_);
+  normalize_host(authority_.empty() ? head.host() : authority_, cache_host_);
   const std::string_view target = origin_target_.empty() ? std::string_view(head.target) : origin_target_;
   cache_key_ = cache::cache_key(cache_host_, target);
   key_extra_.clear();
@@ -297,12 +297,12 @@ void Exchange::invalidate_after(const http::ResponseHead& head) {
   if (request.method == "GET" || request.is_head() || request.method == "OPTIONS" || request.method == "TRACE") return;
   if (head.status < 200 || head.status >= 400) return;
   std::string host;
-  normalize_host(authority_.empty() ? request.host() : std::string_view(authority_), host);
+  normalize_host(authority_.empty() ? request.host() : authority_, host);
   http::RequestHead origin_form;
   const http::RequestHead* effective = &request;
   if (!origin_target_.empty()) {
     origin_form = request;
-    origin_form.target = origin_target_;
+    origin_form.target.assign(origin_target_);
     effective = &origin_form;
   }
   for (const std::string& target : cache::invalidated_targets(*effective, head, host))

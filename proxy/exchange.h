@@ -54,8 +54,9 @@ class Exchange final : Fetch::Owner {
     const http::RequestHead* head = nullptr;  // borrowed until end()
     const http::Body* body = nullptr;         // borrowed until end(); null: none
     RouteMatch route;
-    std::string_view authority;      // the host of an absolute-form target, else ""
-    std::string_view origin_target;  // that target in origin form, else ""
+    // Borrowed until end(), like the head.
+    std::string_view authority;      // the host to ask (an absolute-form target's, an include's), else ""
+    std::string_view origin_target;  // the target to ask in origin form, when not the head's, else ""
     std::string_view client_ip;      // for X-Forwarded-For
   };
 
@@ -110,9 +111,9 @@ class Exchange final : Fetch::Owner {
   const http::RequestHead* head_ = nullptr;
   const http::Body* body_ = nullptr;
   RouteMatch route_;
-  std::string authority_;
-  std::string origin_target_;
-  std::string client_ip_;
+  std::string_view authority_;
+  std::string_view origin_target_;
+  std::string_view client_ip_;
   const conf::CachePolicy* policy_ = nullptr;
   Fetch* fetch_ = nullptr;  // a pass-through exchange, owned
   std::shared_ptr<Fill> fill_;
