@@ -60,6 +60,7 @@ void Exchange::start(const Request& request) {
   const conf::Host& host = config.hosts[static_cast<size_t>(route_.host)];
   policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
   if (policy_->enabled && (head_->method == "GET" || head_->is_head())) return serve_from_cache();
+  count(cache::Event::kPass);
   start_pass();
 }
 
