@@ -1,4 +1,5 @@
 #include "app/assets.h"
+#include "app/rng.h"
 
 #include <zlib.h>
 
@@ -8,17 +9,6 @@
 namespace edge::app {
 
 namespace {
-// splitmix64: a tiny generator whose output depends only on the seed, on every platform.
-struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  uint32_t below(uint32_t n) { return static_cast<uint32_t>(next() % n); }
-};
 
 bool valid_name(std::string_view name) {
   if (name.empty() || name.size() > 200) return false;

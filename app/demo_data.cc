@@ -6,33 +6,11 @@
 #include <numeric>
 
 #include "app/query.h"
+#include "app/rng.h"
 
 namespace edge::app {
 
 namespace {
-
-// splitmix64: each (seed, purpose, id) gets its own stream, so a name can be made again from its
-// id alone, without storing it or depending on the order things were generated in.
-struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  uint32_t below(uint32_t n) { return static_cast<uint32_t>(next() % n); }
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  // 1..n, low ids far more likely the larger `skew` is (1: uniform).
-  uint32_t skewed(uint32_t n, double skew) {
-    auto k = static_cast<uint32_t>(n * std::pow(unit(), skew));
-    return 1 + std::min(k, n - 1);
-  }
-  template <size_t N>
-  std::string_view pick(const std::array<std::string_view, N>& words) {
-    return words[below(static_cast<uint32_t>(N))];
-  }
-};
 
 enum class Stream : uint64_t {
   kAuthorOrder = 1,

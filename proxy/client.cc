@@ -351,11 +351,7 @@ void ClientConn::deliver(const cache::ObjectRef& object, const char* x_cache) {
 void ClientConn::start_cached_head(int status, std::string_view reason, const cache::CachedObject& object) {
   std::string& out = response_head_;
   out.clear();
-  out.append("HTTP/1.1 ");
-  append_number(out, static_cast<uint64_t>(status));
-  out.append(" ");
-  out.append(reason.empty() || status != object.status ? http::reason_phrase(status) : reason);
-  out.append("\r\n");
+  append_status_line(out, status, status == object.status ? reason : std::string_view());
   bool has_date = false;
   for (size_t i = 0; i < object.headers.size(); ++i) {
     const http::FieldId id = object.headers.id(i);
@@ -468,11 +464,7 @@ void ClientConn::start_assembled_write() {
   const cache::CachedObject& page = *object_;
   std::string& out = response_head_;
   out.clear();
-  out.append("HTTP/1.1 ");
-  append_number(out, static_cast<uint64_t>(page.status));
-  out.append(" ");
-  out.append(page.reason.empty() ? http::reason_phrase(page.status) : std::string_view(page.reason));
-  out.append("\r\n");
+  append_status_line(out, page.status, page.reason);
   bool has_date = false;
   for (size_t i = 0; i < page.headers.size(); ++i) {
     const std::string_view name = page.headers.name(i);
@@ -558,11 +550,7 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
   const ConnectionTokens nominated(head.headers);
   std::string& out = response_head_;
   out.clear();
-  out.append("HTTP/1.1 ");
-  append_number(out, static_cast<uint64_t>(head.status));
-  out.append(" ");
-  out.append(head.reason.empty() ? http::reason_phrase(head.status) : std::string_view(head.reason));
-  out.append("\r\n");
+  append_status_line(out, head.status, head.reason);
   bool has_date = false;
   for (size_t i = 0; i < head.headers.size(); ++i) {
     const http::FieldId id = head.headers.id(i);
@@ -615,9 +603,7 @@ void ClientConn::send_error(int status, bool may_keep_alive) {
                                static_cast<int>(reason.size()), reason.data());
   std::string& out = response_head_;
   out.clear();
-  out.append("HTTP/1.1 ");
-  append_number(out, static_cast<uint64_t>(status));
-  out.append(" ").append(reason).append("\r\n");
+  append_status_line(out, status, reason);
   append_field(out, "Date", worker_.date());
   out.append("Content-Type: text/html\r\nContent-Length: ");
   append_number(out, static_cast<uint64_t>(body_len));

@@ -45,6 +45,15 @@ inline void append_field(std::string& out, std::string_view name, std::string_vi
   out.append("\r\n");
 }
 
+// "HTTP/1.1 <status> <reason>\r\n"; the canonical phrase when `reason` is empty.
+inline void append_status_line(std::string& out, int status, std::string_view reason) {
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<uint64_t>(status));
+  out.append(" ");
+  out.append(reason.empty() ? http::reason_phrase(status) : reason);
+  out.append("\r\n");
+}
+
 inline bool response_has_body(int status, bool head_request) {
   return !(head_request || status == 204 || status == 304 || (status >= 100 && status < 200));
 }
