@@ -92,6 +92,9 @@ http::Headers stored_headers(const http::Headers& response) {
 
 std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initiator, bool* started) {
   auto fill = std::shared_ptr<Fill>(new Fill(worker, std::move(params)));
+  // What was fetched is a GET whatever the client sent (a HEAD is answered from it), and
+  // storability is judged for that GET.
+  fill->params_.request.method = "GET";
   *started = true;
   if (fill->params_.coalesced) {
     std::shared_ptr<Fill> running = worker.shared().coalescer.add(fill);
@@ -188,6 +191,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->lifetime = cache::freshness_lifetime(merged, object->cc, object->age, options);
     object->grace = stale.grace;
     object->tags = stale.tags;
+    object->attachment = stale.attachment;  // same body, same compiled template
     shared.store.insert(object);
     {
       std::lock_guard lock(mutex_);
@@ -214,9 +218,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     return end();
   }
 
-  cache::StoreVerdict verdict = cache::can_store(params_.request, head, options);
-  // The request was a GET for the cache whatever the client sent (HEAD is answered from it).
-  if (verdict == cache::StoreVerdict::kMethod) verdict = cache::StoreVerdict::kStore;
+  const cache::StoreVerdict verdict = cache::can_store(params_.request, head, options);
   const bool too_large = head.content_length && *head.content_length > config.max_object;
   if (verdict != cache::StoreVerdict::kStore || too_large) {
     if (too_large || marks_hit_for_pass(verdict, head.status))

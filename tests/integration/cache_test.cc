@@ -423,3 +423,11 @@ TEST_CASE("cache: X-Cache can be turned off") {
   CHECK(r.status == 200);
   CHECK(!r.header("X-Cache"));
 }
+
+TEST_CASE("cache: a HEAD that misses judges storability as the GET it fetches") {
+  Site s;
+  const std::string t = "/cache/headns?cc=no-store";
+  CHECK(request(s.edge.port, "HEAD", t).status == 200);
+  CHECK(x_cache(get_with(s.edge.port, t)) == "PASS");
+  CHECK(backend_count(s.app, t) == 2);
+}

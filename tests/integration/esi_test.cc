@@ -228,3 +228,15 @@ TEST_CASE("esi: SSI include virtual, file= refused, and pages that are not store
   CHECK(app_count(app.port, p) == 2);
   CHECK(app_count(app.port, f) == 1);
 }
+
+TEST_CASE("esi: a revalidated page keeps its compiled template") {
+  App app("origin");
+  Edge edge(config_for(app));
+  const std::string f = fragment("kept", "K");
+  const std::string p = page("reval", "<" + include(f) + ">", "cc=no-cache&etag=%22t%22");
+  CHECK(view(edge.port, p).body == "<K>");
+  Response again = view(edge.port, p);
+  CHECK(again.header("X-Cache").value_or("") == "REVALIDATED");
+  CHECK(again.body == "<K>");
+  CHECK(app_count(app.port, p) == 2);
+}
