@@ -313,13 +313,22 @@ using Entries = std::map<std::string, Entry, std::less<>>;
 // The cache keys a host entry or a route may carry (CachePolicy).
 constexpr std::string_view kCachePolicyKeys[] = {
     "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies",
-    "esi"};
+    "esi", "ram", "static", "key"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
   int ttl_line = 0;  // 0: not set on the host
   int max_ttl_line = 0;
+  std::optional<Mark> key;  // the host's `key` key, checked against its routes' `static`
 };
+
+bool is_wildcard(const Address& address) {
+  return address.host == (address.ipv6 ? "::" : "0.0.0.0");
+}
+
+bool is_loopback(const Address& address) {
+  return address.ipv6 ? address.host == "::1" : address.host.starts_with("127.");
+}
 
 class Loader {
  public:
@@ -338,13 +347,17 @@ class Loader {
       return std::nullopt;
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
-                                 "cache", "esi"});
+                                 "cache", "esi", "cluster"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_listen(require(top, "listen", root), config);
     if (const Entry* admin = find(top, "admin")) read_admin(*admin, config);
+    // After admin, whose address a peer must not be.
+    if (const Entry* cluster = find(top, "cluster")) read_cluster(*cluster, config);
     if (const Entry* limits = find(top, "limits")) read_limits(*limits, config.limits);
     if (const Entry* cache = find(top, "cache")) read_cache(*cache, config.cache);
+    // Before the hosts, whose `static: memcached` needs it.
+    memcached_ = config.cache.memcached.enabled;
     if (const Entry* esi = find(top, "esi")) read_esi(*esi, config.esi);
     read_backends(require(top, "backends", root), config);
     read_hosts(require(top, "hosts", root), config);
@@ -601,33 +614,94 @@ class Loader {
       break;
     }
     if (const Entry* token_file = require(fields, "token_file", entry.value)) {
-      read_token_file(*token_file, admin);
+      if (auto token = read_token_file(*token_file)) {
+        admin.token_file = std::move(token->first);
+        admin.token = std::move(token->second);
+      }
     }
   }
 
-  void read_token_file(const Entry& entry, Admin& admin) {
+  // The file's path as resolved, and its content trimmed; nullopt after an error at `entry`.
+  std::optional<std::pair<std::string, std::string>> read_token_file(const Entry& entry) {
     // A token is short; the cap keeps a mistaken path (a log, /dev/zero) from being read whole.
     constexpr size_t max_token_bytes = 64 * 1024;
     auto text = scalar(entry, "token_file");
-    if (!text) return;
+    if (!text) return std::nullopt;
     std::string path = resolved_path(file_, *text);
     std::string content;
     if (int error = read_whole_file(path, content, max_token_bytes); error != 0) {
       fail(entry, "cannot read token file '" + path + "': " + std::strerror(error));
-      return;
+      return std::nullopt;
     }
     if (content.size() > max_token_bytes) {
       fail(entry, "token file '" + path + "' is larger than " + std::to_string(max_token_bytes) +
                       " bytes");
-      return;
+      return std::nullopt;
     }
     std::string_view token = trimmed(content);
     if (token.empty()) {
       fail(entry, "token file '" + path + "' is empty");
-      return;
+      return std::nullopt;
     }
-    admin.token_file = std::move(path);
-    admin.token = std::string(token);
+    return std::pair(std::move(path), std::string(token));
+  }
+
+  void read_cluster(const Entry& entry, Config& config) {
+    Cluster& cluster = config.cluster;
+    cluster.mark = mark_of(entry.key);
+    if (!expect_map(entry, "cluster")) return;
+    Entries fields = entries(entry.value, {"peers", "timeout"});
+    if (const Entry* peers = require(fields, "peers", entry.value)) read_peers(*peers, config);
+    read_duration(find(fields, "timeout"), "timeout", cluster.timeout);
+  }
+
+  // This node's admin port, named as a peer: the same address, or loopback on the port of an
+  // admin bound to the wildcard address.
+  static bool is_own_admin(const Address& peer, const Admin& admin) {
+    if (!admin.enabled || peer.port != admin.address.port) return false;
+    if (peer.ipv6 == admin.address.ipv6 && peer.host == admin.address.host) return true;
+    return is_wildcard(admin.address) && peer.ipv6 == admin.address.ipv6 && is_loopback(peer);
+  }
+
+  void read_peers(const Entry& entry, Config& config) {
+    if (!expect_list(entry, "peers")) return;
+    std::map<std::string, int> seen;  // address text -> line
+    for (const YAML::Node& item : entry.value) {
+      if (!expect_map(item, "peer")) continue;
+      Peer peer;
+      peer.mark = mark_of(item);
+      Entries fields = entries(item, {"address", "token_file"});
+      const Entry* address_entry = require(fields, "address", item);
+      auto address = read_address(address_entry, "address");
+      bool ok = address.has_value();
+      if (address) {
+        Mark mark = mark_of(*address_entry);
+        std::string text = address->text();
+        if (is_wildcard(*address)) {
+          fail_at(mark, "bad peer address '" + text + "': a peer needs its own address, not a "
+                        "wildcard");
+          ok = false;
+        } else if (is_own_admin(*address, config.admin)) {
+          fail_at(mark, "peer address '" + text + "' is this node's own admin address (admin " +
+                            "at line " + std::to_string(config.admin.mark.line) + ")");
+          ok = false;
+        } else if (auto [first, inserted] = seen.try_emplace(text, mark.line); !inserted) {
+          fail_at(mark, "duplicate peer address '" + text + "' (first at line " +
+                            std::to_string(first->second) + ")");
+          ok = false;
+        }
+        peer.address = *address;
+      }
+      if (const Entry* token_file = require(fields, "token_file", item)) {
+        auto token = read_token_file(*token_file);
+        if (token) {
+          peer.token = std::move(token->second);
+        } else {
+          ok = false;
+        }
+      }
+      if (ok) config.cluster.peers.push_back(std::move(peer));
+    }
   }
 
   void read_limits(const Entry& entry, Limits& limits) {
@@ -656,7 +730,8 @@ class Loader {
     cache.mark = mark_of(entry.key);
     if (!expect_map(entry, "cache")) return;
     Entries fields = entries(entry.value, {"memory", "max_object", "coalesce_timeout",
-                                           "hit_for_pass", "heuristic_max", "x_cache"});
+                                           "hit_for_pass", "heuristic_max", "x_cache",
+                                           "memcached"});
     const Entry* memory = find(fields, "memory");
     const Entry* max_object = find(fields, "max_object");
     size_t errors_before = errors_.size();
@@ -673,6 +748,42 @@ class Loader {
     read_duration_or_none(find(fields, "hit_for_pass"), "hit_for_pass", cache.hit_for_pass);
     read_duration(find(fields, "heuristic_max"), "heuristic_max", cache.heuristic_max);
     read_switch(find(fields, "x_cache"), "x_cache", cache.x_cache);
+    if (const Entry* memcached = find(fields, "memcached")) {
+      read_memcached(*memcached, cache.memcached);
+    }
+  }
+
+  void read_memcached(const Entry& entry, Memcached& memcached) {
+    // Enabled even when its body is wrong, so that static routes do not add a second error.
+    memcached.enabled = true;
+    memcached.mark = mark_of(entry.key);
+    if (!expect_map(entry, "memcached")) return;
+    Entries fields = entries(entry.value, {"servers", "timeout", "threads", "retry", "max_item"});
+    if (const Entry* servers = require(fields, "servers", entry.value)) {
+      read_memcached_servers(*servers, memcached);
+    }
+    read_duration(find(fields, "timeout"), "timeout", memcached.timeout);
+    read_count(find(fields, "threads"), "threads", 1, 64, memcached.threads);
+    read_duration(find(fields, "retry"), "retry", memcached.retry);
+    read_size(find(fields, "max_item"), "max_item", 1, memcached.max_item);
+  }
+
+  void read_memcached_servers(const Entry& entry, Memcached& memcached) {
+    if (!expect_list(entry, "servers")) return;
+    std::map<std::string, int> seen;  // address text -> line
+    for (const YAML::Node& item : entry.value) {
+      Entry as_entry{entry.key, item};
+      auto address = read_address(&as_entry, "server");
+      if (!address) continue;
+      Mark mark = mark_of(as_entry);
+      auto [first, inserted] = seen.try_emplace(address->text(), mark.line);
+      if (!inserted) {
+        fail_at(mark, "duplicate memcached server '" + address->text() + "' (first at line " +
+                          std::to_string(first->second) + ")");
+        continue;
+      }
+      memcached.servers.push_back(*address);
+    }
   }
 
   void read_esi(const Entry& entry, Esi& esi) {
@@ -777,6 +888,57 @@ class Loader {
                       policy.bypass_on_cookie);
     read_cookie_names(find(fields, "key_cookies"), "key_cookies", policy.key_cookies);
     read_switch(find(fields, "esi"), "esi", policy.esi);
+    read_switch(find(fields, "ram"), "ram", policy.ram);
+    if (const Entry* source_entry = find(fields, "static")) {
+      if (auto text = scalar(*source_entry, "static")) {
+        if (*text != "memcached") {
+          fail(*source_entry, "bad static '" + *text + "': expected memcached");
+        } else if (!memcached_) {
+          fail(source_entry->key, "static: memcached needs cache.memcached");
+        }
+        // Set after an error too (nothing is returned then), so that a `key` next to it does
+        // not add a second error.
+        policy.static_source = StaticSource::kMemcached;
+      }
+    }
+    if (const Entry* key = find(fields, "key")) {
+      read_static_key(*key, policy.static_key);
+      if (source) source->key = mark_of(key->key);
+    }
+  }
+
+  // Text kept as it is and the placeholders {host}, {path}, {query}; memcached keys take no
+  // spaces or control characters.
+  void read_static_key(const Entry& entry, std::string& out) {
+    auto text = scalar(entry, "key");
+    if (!text) return;
+    auto bad = [&](size_t at, const std::string& why) {
+      fail(entry, "bad key '" + *text + "': " + why + " at character " + std::to_string(at + 1));
+    };
+    for (size_t i = 0; i < text->size(); ++i) {
+      char c = (*text)[i];
+      if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+        bad(i, "a space or control character");
+        return;
+      }
+      if (c == '}') {
+        bad(i, "'}' without '{'");
+        return;
+      }
+      if (c != '{') continue;
+      size_t close = text->find('}', i + 1);
+      if (close == std::string::npos) {
+        bad(i, "'{' without '}'");
+        return;
+      }
+      std::string name = text->substr(i + 1, close - i - 1);
+      if (name != "host" && name != "path" && name != "query") {
+        bad(i, "unknown placeholder '{" + name + "}' (expected {host}, {path} or {query})");
+        return;
+      }
+      i = close;
+    }
+    out = *text;
   }
 
   // A name or a list of names; an empty list is allowed (a route clears its host's list).
@@ -970,6 +1132,13 @@ class Loader {
       if (const Entry* routes = find(fields, "routes")) {
         read_routes(*routes, config, host, source);
       }
+      bool any_static = host.cache.static_source != StaticSource::kNone ||
+                        std::any_of(host.routes.begin(), host.routes.end(), [](const Route& r) {
+                          return r.cache.static_source != StaticSource::kNone;
+                        });
+      if (source.key && !any_static) {
+        fail_at(*source.key, "'key' needs 'static: memcached' on this host or one of its routes");
+      }
     }
   }
 
@@ -1036,6 +1205,10 @@ class Loader {
         route.backend = read_backend_name(*backend, config);
       }
       read_cache_policy(fields, route.cache, &host_source, nullptr);
+      if (const Entry* key = find(fields, "key");
+          key && route.cache.static_source == StaticSource::kNone) {
+        fail(key->key, "'key' needs 'static: memcached' on this route or its host");
+      }
       const Entry* path = require(fields, "path", item);
       if (!path) continue;
       auto text = scalar(*path, "path");
@@ -1058,6 +1231,7 @@ class Loader {
   std::string file_;
   std::vector<Error> errors_;
   std::map<std::string, int> host_matches_;  // lower-cased name -> line of its first use
+  bool memcached_ = false;                    // cache.memcached is configured
 };
 
 // Returns 0 or an errno value. EISDIR arrives from read(), since open() accepts a directory.

@@ -129,7 +129,17 @@ struct Backend {
 //                            name may be given without brackets; `[]` clears the host's list)
 //   esi: on|off              (off) on: ESI include tags in the backend's responses are processed
 //                            (top-level `esi:` map, struct Esi, for the limits)
+//   ram: on|off              (on) off: the RAM tier does not store this host's or route's objects
+//                            (the memcached tier, when configured, still does)
+//   static: memcached        GET and HEAD are answered from memcached without a backend; a miss
+//                            goes to the backend and is written back (read-through). Needs
+//                            cache.memcached; `memcached` is the only value
+//   key: "{host}{path}"      the memcached key of a static host or route: text kept as it is and
+//                            the placeholders {host}, {path}, {query}; needs `static` on the same
+//                            entry, its host, or (on a host) one of its routes
 // A route takes every key it does not set from its host entry (resolved by the loader).
+enum class StaticSource { kNone, kMemcached };
+
 struct CachePolicy {
   bool enabled = true;
   Duration ttl{0};
@@ -139,6 +149,9 @@ struct CachePolicy {
   std::vector<std::string> bypass_on_cookie;
   std::vector<std::string> key_cookies;
   bool esi = false;
+  bool ram = true;
+  StaticSource static_source = StaticSource::kNone;
+  std::string static_key = "{host}{path}";
 };
 
 struct Route {
@@ -158,6 +171,18 @@ struct Host {
   Mark mark;
 };
 
+// The memcached tier (`cache.memcached:` map): the second tier of the HTTP cache, and where
+// static routes are answered from. Keys are spread over the servers by consistent hashing.
+struct Memcached {
+  bool enabled = false;          // true when the `memcached` key is present
+  std::vector<Address> servers;  // `servers`: required, never empty, no duplicates
+  Duration timeout{std::chrono::milliseconds(50)};  // `timeout`: per operation; > 0
+  uint32_t threads = 2;                             // `threads`: blocking client threads, 1..64
+  Duration retry{std::chrono::seconds(5)};  // `retry`: how long a failing server is skipped; > 0
+  uint64_t max_item = 1024 * 1024;  // `max_item`: larger values are kept out of memcached; > 0
+  Mark mark;                        // the `memcached` key; line 0 when the file has none
+};
+
 // The RAM cache, one for the whole process (top-level `cache:` map).
 struct Cache {
   uint64_t memory = 256ull * 1024 * 1024;     // `memory`: heads, bodies and overhead; > 0
@@ -171,6 +196,7 @@ struct Cache {
   // `heuristic_max`: cap on the Last-Modified heuristic's freshness; > 0.
   Duration heuristic_max{std::chrono::hours(24)};
   bool x_cache = true;  // `x_cache: on|off`: the X-Cache response header
+  Memcached memcached;  // `memcached`: optional; absent: no memcached tier
   Mark mark;            // the `cache` key; line 0 when the file has none
 };
 
@@ -205,6 +231,20 @@ struct Admin {
   Mark mark;
 };
 
+// Another edge node sharing the memcached tier: purges are sent to its admin port.
+struct Peer {
+  Address address;    // `address`: its admin address; not a wildcard, not this node's admin
+  std::string token;  // read from `token_file` as admin's is: trimmed, never empty
+  Mark mark;
+};
+
+// The other nodes (top-level `cluster:` map); no peers when the file has none.
+struct Cluster {
+  std::vector<Peer> peers;  // `peers`: required in the map, never empty, no duplicates
+  Duration timeout{std::chrono::seconds(1)};  // `timeout`: per request to a peer; > 0
+  Mark mark;  // the `cluster` key; line 0 when the file has none
+};
+
 struct Config {
   int workers = 0;  // 0 until resolved: `auto` resolves to the number of cores
   std::vector<Listen> listen;  // never empty
@@ -214,6 +254,7 @@ struct Config {
   Cache cache;
   Esi esi;
   Admin admin;
+  Cluster cluster;
   std::string file;  // the path it was loaded from
 
   int backend_index(std::string_view name) const;  // -1 when absent

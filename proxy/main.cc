@@ -17,6 +17,22 @@ void usage(FILE* out) {
       "  --help          this text\n",
       out);
 }
+
+// The memcached tier's keys are read and checked ahead of the code that acts on them; a user who
+// sets them must not believe they work yet.
+void warn_inactive_keys(const edge::conf::Config& config) {
+  auto inactive = [](const edge::conf::CachePolicy& policy) {
+    return !policy.ram || policy.static_source != edge::conf::StaticSource::kNone;
+  };
+  bool used = config.cache.memcached.enabled || !config.cluster.peers.empty();
+  for (const auto& host : config.hosts) {
+    used = used || inactive(host.cache);
+    for (const auto& route : host.routes) used = used || inactive(route.cache);
+  }
+  if (used)
+    std::fputs("edge: warning: cache.memcached, static, key, ram and cluster are checked but not acted on yet\n",
+               stderr);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,6 +71,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  warn_inactive_keys(*loaded.config);
   std::signal(SIGPIPE, SIG_IGN);
   edge::proxy::Server server(std::move(*loaded.config));
   std::string error;

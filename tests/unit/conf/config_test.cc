@@ -1559,3 +1559,348 @@ TEST_CASE("esi errors across the file are all reported, top to bottom") {
   INFO(joined(result));
   CHECK(positions == std::vector<std::string>{"1:19", "1:32", "1:38", "10:10", "12:27"});
 }
+
+namespace {
+
+// Two lines of cache.memcached, then `minimal`: keys appended to it start at line 11.
+const std::string with_memcached =
+    "cache:\n"
+    "  memcached: { servers: [127.0.0.1:11211] }\n" +
+    minimal;
+
+}  // namespace
+
+TEST_CASE("without memcached and cluster keys, everything takes the header's defaults") {
+  LoadResult result = load(minimal + "    routes: [{ path: /a/ }]\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Memcached& memcached = result.config->cache.memcached;
+  CHECK_FALSE(memcached.enabled);
+  CHECK(memcached.servers.empty());
+  CHECK(memcached.timeout == 50ms);
+  CHECK(memcached.threads == 2);
+  CHECK(memcached.retry == 5s);
+  CHECK(memcached.max_item == 1024 * 1024);
+  CHECK(memcached.mark.line == 0);
+  const Cluster& cluster = result.config->cluster;
+  CHECK(cluster.peers.empty());
+  CHECK(cluster.timeout == 1s);
+  CHECK(cluster.mark.line == 0);
+  for (const CachePolicy* policy : {&result.config->hosts.at(0).cache,
+                                    &result.config->hosts.at(0).routes.at(0).cache}) {
+    CHECK(policy->ram);
+    CHECK(policy->static_source == StaticSource::kNone);
+    CHECK(policy->static_key == "{host}{path}");
+  }
+}
+
+TEST_CASE("cache.memcached loads every key") {
+  LoadResult result = load(minimal +
+                           "cache:\n"  // 9
+                           "  memory: 64m\n"
+                           "  memcached:\n"  // 11
+                           "    servers: [127.0.0.1:11211, \"[::1]:11212\", localhost:11213]\n"
+                           "    timeout: 20ms\n"
+                           "    threads: 64\n"
+                           "    retry: 1m\n"
+                           "    max_item: 512k\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Memcached& memcached = result.config->cache.memcached;
+  CHECK(memcached.enabled);
+  REQUIRE(memcached.servers.size() == 3);
+  CHECK(memcached.servers[0].text() == "127.0.0.1:11211");
+  CHECK(memcached.servers[1].text() == "[::1]:11212");
+  CHECK(memcached.servers[2].text() == "127.0.0.1:11213");
+  CHECK(memcached.timeout == 20ms);
+  CHECK(memcached.threads == 64);
+  CHECK(memcached.retry == 1min);
+  CHECK(memcached.max_item == 512 * 1024);
+  CHECK(memcached.mark.file == "test.yaml");
+  CHECK(memcached.mark.line == 11);
+  CHECK(memcached.mark.col == 3);
+  CHECK(result.config->cache.memory == 64ull * 1024 * 1024);
+
+  LoadResult defaults = load(with_memcached);
+  INFO(joined(defaults));
+  REQUIRE(defaults.config);
+  const Memcached& plain = defaults.config->cache.memcached;
+  CHECK(plain.enabled);
+  REQUIRE(plain.servers.size() == 1);
+  CHECK(plain.servers[0].text() == "127.0.0.1:11211");
+  CHECK(plain.timeout == 50ms);
+  CHECK(plain.threads == 2);
+  CHECK(plain.retry == 5s);
+  CHECK(plain.max_item == 1024 * 1024);
+  CHECK(plain.mark.line == 2);
+}
+
+TEST_CASE("bad values in cache.memcached are errors at the value") {
+  const std::string head = minimal + "cache:\n  memcached:\n";  // keys from line 11
+  const std::string servers = "    servers: [127.0.0.1:1]\n";
+  CHECK(only_error(minimal + "cache:\n  memcached:\n") ==
+        "test.yaml:10:3: 'memcached' must be a map, not empty");
+  CHECK(only_error(minimal + "cache:\n  memcached: [127.0.0.1:1]\n") ==
+        "test.yaml:10:14: 'memcached' must be a map, not a list");
+  CHECK(only_error(minimal + "cache:\n  memcached: { timeout: 1s }\n") ==
+        "test.yaml:10:14: missing required key 'servers'");
+  CHECK(only_error(head + "    servers: []\n") == "test.yaml:11:14: 'servers' must not be empty");
+  CHECK(only_error(head + "    servers: 127.0.0.1:1\n") ==
+        "test.yaml:11:14: 'servers' must be a list, not a scalar");
+  CHECK(only_error(head + "    servers: [127.0.0.1:1, memcache.local:11211]\n") ==
+        "test.yaml:11:28: bad address 'memcache.local:11211': 'memcache.local' is not a numeric "
+        "IPv4 address (host names are not resolved; use an IP address or localhost)");
+  CHECK(only_error(head + "    servers: [127.0.0.1:0]\n") ==
+        "test.yaml:11:15: bad address '127.0.0.1:0': the port must be a number from 1 to 65535");
+  CHECK(only_error(head + "    servers:\n      - 127.0.0.1:1\n      - localhost:1\n") ==
+        "test.yaml:13:9: duplicate memcached server '127.0.0.1:1' (first at line 12)");
+  CHECK(only_error(head + servers + "    timeout: 0ms\n") ==
+        "test.yaml:12:14: 'timeout' must be greater than zero");
+  CHECK(only_error(head + servers + "    timeout: 50\n") ==
+        "test.yaml:12:14: bad duration '50': expected a number with a unit: ms, s, m, h");
+  CHECK(only_error(head + servers + "    threads: 0\n") ==
+        "test.yaml:12:14: bad threads '0': expected an integer from 1 to 64");
+  CHECK(only_error(head + servers + "    threads: 65\n") ==
+        "test.yaml:12:14: bad threads '65': expected an integer from 1 to 64");
+  CHECK(only_error(head + servers + "    retry: 0s\n") ==
+        "test.yaml:12:12: 'retry' must be greater than zero");
+  CHECK(only_error(head + servers + "    max_item: 0\n") ==
+        "test.yaml:12:15: 'max_item' must be at least 1");
+  CHECK(only_error(head + servers + "    max_item: 1mb\n") ==
+        "test.yaml:12:15: bad size '1mb': expected a number of bytes with an optional k, m or g "
+        "suffix");
+  CHECK(only_error(head + servers + "    server: 127.0.0.1:2\n") ==
+        "test.yaml:12:5: unknown key 'server'");
+  CHECK(only_error(head + servers + "    servers: [127.0.0.1:2]\n") ==
+        "test.yaml:12:5: duplicate key 'servers' (first at line 11)");
+}
+
+TEST_CASE("ram, static and key load on a host and a route inherits them") {
+  LoadResult result = load(with_memcached +
+                           "    ram: off\n"  // 11
+                           "    static: memcached\n"
+                           "    key: \"site:{host}{path}?{query}\"\n"
+                           "    routes:\n"
+                           "      - { path: /same/ }\n"
+                           "      - { path: /ram/, ram: on, key: \"{path}\" }\n"
+                           "  - match: b.example\n"
+                           "    backend: app\n"
+                           "    routes:\n"
+                           "      - { path: /static/, static: memcached }\n"
+                           "      - { path: /keyed/, static: memcached, key: \"b/{path}\" }\n"
+                           "      - { path: /api/, ram: false }\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Host& host = result.config->hosts.at(0);
+  CHECK_FALSE(host.cache.ram);
+  CHECK(host.cache.static_source == StaticSource::kMemcached);
+  CHECK(host.cache.static_key == "site:{host}{path}?{query}");
+  REQUIRE(host.routes.size() == 2);
+  CHECK_FALSE(host.routes[0].cache.ram);
+  CHECK(host.routes[0].cache.static_source == StaticSource::kMemcached);
+  CHECK(host.routes[0].cache.static_key == "site:{host}{path}?{query}");
+  CHECK(host.routes[1].cache.ram);
+  CHECK(host.routes[1].cache.static_source == StaticSource::kMemcached);
+  CHECK(host.routes[1].cache.static_key == "{path}");
+
+  const Host& other = result.config->hosts.at(1);
+  CHECK(other.cache.ram);
+  CHECK(other.cache.static_source == StaticSource::kNone);
+  REQUIRE(other.routes.size() == 3);
+  CHECK(other.routes[0].cache.static_source == StaticSource::kMemcached);
+  CHECK(other.routes[0].cache.static_key == "{host}{path}");
+  CHECK(other.routes[1].cache.static_key == "b/{path}");
+  CHECK_FALSE(other.routes[2].cache.ram);
+  CHECK(other.routes[2].cache.static_source == StaticSource::kNone);
+
+  // A key on the host is fine when only some of its routes are static.
+  LoadResult some = load(with_memcached +
+                         "    key: \"x{path}\"\n"
+                         "    routes: [{ path: /s/, static: memcached }, { path: /d/ }]\n");
+  INFO(joined(some));
+  REQUIRE(some.config);
+  CHECK(some.config->hosts.at(0).routes.at(0).cache.static_key == "x{path}");
+  CHECK(some.config->hosts.at(0).routes.at(1).cache.static_source == StaticSource::kNone);
+}
+
+TEST_CASE("bad ram, static and key values are errors at the value") {
+  CHECK(only_error(minimal + "    ram: maybe\n") ==
+        "test.yaml:9:10: bad ram 'maybe': expected on, off, true or false");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /a/, ram: 0 }\n") ==
+        "test.yaml:10:27: bad ram '0': expected on, off, true or false");
+  CHECK(only_error(with_memcached + "    static: redis\n") ==
+        "test.yaml:11:13: bad static 'redis': expected memcached");
+  CHECK(only_error(with_memcached + "    static: [memcached]\n") ==
+        "test.yaml:11:13: 'static' must be a non-empty scalar, not a list");
+  CHECK(only_error(with_memcached + "    static: memcached\n    key: \"{host}{uri}\"\n") ==
+        "test.yaml:12:10: bad key '{host}{uri}': unknown placeholder '{uri}' (expected {host}, "
+        "{path} or {query}) at character 7");
+  CHECK(only_error(with_memcached + "    static: memcached\n    key: \"{}\"\n") ==
+        "test.yaml:12:10: bad key '{}': unknown placeholder '{}' (expected {host}, {path} or "
+        "{query}) at character 1");
+  CHECK(only_error(with_memcached + "    static: memcached\n    key: \"a{path\"\n") ==
+        "test.yaml:12:10: bad key 'a{path': '{' without '}' at character 2");
+  CHECK(only_error(with_memcached + "    static: memcached\n    key: \"a}{path}\"\n") ==
+        "test.yaml:12:10: bad key 'a}{path}': '}' without '{' at character 2");
+  CHECK(only_error(with_memcached + "    static: memcached\n    key: \"a b{path}\"\n") ==
+        "test.yaml:12:10: bad key 'a b{path}': a space or control character at character 2");
+  CHECK(only_error(with_memcached + "    static: memcached\n    key: \"\"\n") ==
+        "test.yaml:12:10: 'key' must be a non-empty scalar, not an empty string");
+  CHECK(only_error(with_memcached +
+                   "    routes:\n      - { path: /a/, static: memcached, key: \"{Host}\" }\n") ==
+        "test.yaml:12:46: bad key '{Host}': unknown placeholder '{Host}' (expected {host}, {path} "
+        "or {query}) at character 1");
+  CHECK(only_error(with_memcached + "    statik: memcached\n") ==
+        "test.yaml:11:5: unknown key 'statik'");
+}
+
+TEST_CASE("static: memcached without cache.memcached is an error at the static key") {
+  CHECK(only_error(minimal + "    static: memcached\n") ==
+        "test.yaml:9:5: static: memcached needs cache.memcached");
+  CHECK(only_error(minimal + "    routes:\n      - { path: /s/, static: memcached }\n") ==
+        "test.yaml:10:22: static: memcached needs cache.memcached");
+  // A key next to it adds nothing; a cache map without memcached does not help.
+  CHECK(only_error(minimal +
+                   "    static: memcached\n    key: \"{path}\"\ncache: { memory: 1g }\n") ==
+        "test.yaml:9:5: static: memcached needs cache.memcached");
+}
+
+TEST_CASE("key without static on its host, route or the host's routes is an error at the key") {
+  CHECK(only_error(with_memcached + "    key: \"{path}\"\n") ==
+        "test.yaml:11:5: 'key' needs 'static: memcached' on this host or one of its routes");
+  CHECK(only_error(with_memcached + "    key: \"{path}\"\n    routes: [{ path: /a/ }]\n") ==
+        "test.yaml:11:5: 'key' needs 'static: memcached' on this host or one of its routes");
+  CHECK(only_error(with_memcached + "    routes:\n      - { path: /a/, key: \"{path}\" }\n") ==
+        "test.yaml:12:22: 'key' needs 'static: memcached' on this route or its host");
+  // Static on the host covers a route's own key.
+  LoadResult host_static = load(with_memcached + "    static: memcached\n"
+                                                 "    routes: [{ path: /a/, key: \"a{path}\" }]\n");
+  INFO(joined(host_static));
+  CHECK(host_static.config);
+}
+
+TEST_CASE("cluster loads its peers with their tokens and its timeout") {
+  TempDir dir;
+  dir.write("b.token", "  token-b\n");
+  std::string c_token = dir.write("c.token", "token-c");
+  std::string config = dir.write(
+      "edge.yaml", minimal +
+                       "cluster:\n"  // 9
+                       "  timeout: 250ms\n"
+                       "  peers:\n"
+                       "    - { address: 10.0.0.2:9090, token_file: b.token }\n"  // 12
+                       "    - address: \"[fd00::3]:9090\"\n"
+                       "      token_file: " + c_token + "\n");
+  LoadResult result = load_file(config);
+  INFO(joined(result));
+  REQUIRE(result.config);
+  const Cluster& cluster = result.config->cluster;
+  CHECK(cluster.timeout == 250ms);
+  CHECK(cluster.mark.line == 9);
+  CHECK(cluster.mark.col == 1);
+  REQUIRE(cluster.peers.size() == 2);
+  CHECK(cluster.peers[0].address.text() == "10.0.0.2:9090");
+  CHECK(cluster.peers[0].token == "token-b");
+  CHECK(cluster.peers[0].mark.line == 12);
+  CHECK(cluster.peers[0].mark.col == 7);
+  CHECK(cluster.peers[1].address.text() == "[fd00::3]:9090");
+  CHECK(cluster.peers[1].token == "token-c");
+  CHECK(cluster.peers[1].mark.line == 13);
+
+  // Another port on loopback is another node, even next to this node's admin.
+  LoadResult local = load(minimal + "admin: { token_file: " + c_token + " }\n"
+                          "cluster: { peers: [{ address: 127.0.0.1:9091, token_file: " + c_token +
+                          " }] }\n");
+  INFO(joined(local));
+  REQUIRE(local.config);
+  CHECK(local.config->cluster.timeout == 1s);
+  CHECK(local.config->cluster.peers.at(0).address.text() == "127.0.0.1:9091");
+}
+
+TEST_CASE("bad cluster peers are errors at the offending node") {
+  TempDir dir;
+  std::string token = dir.write("peer.token", "t\n");
+  std::string empty = dir.write("empty.token", " \n");
+  const std::string peers = minimal + "cluster:\n  peers:\n";  // peers from line 11
+  auto peer = [&](const std::string& address) {
+    return "    - { address: " + address + ", token_file: " + token + " }\n";
+  };
+  CHECK(only_error(minimal + "cluster:\n") == "test.yaml:9:1: 'cluster' must be a map, not empty");
+  CHECK(only_error(minimal + "cluster: { timeout: 1s }\n") ==
+        "test.yaml:9:10: missing required key 'peers'");
+  CHECK(only_error(minimal + "cluster: { peers: [] }\n") ==
+        "test.yaml:9:19: 'peers' must not be empty");
+  CHECK(only_error(minimal + "cluster: { peers: [10.0.0.2:9090] }\n") ==
+        "test.yaml:9:20: each peer must be a map, not a scalar");
+  CHECK(only_error(peers + peer("10.0.0.2:9090") + "  timeout: 0s\n") ==
+        "test.yaml:12:12: 'timeout' must be greater than zero");
+  CHECK(only_error(peers + "    - { token_file: " + token + " }\n") ==
+        "test.yaml:11:7: missing required key 'address'");
+  CHECK(only_error(peers + "    - { address: 10.0.0.2:9090 }\n") ==
+        "test.yaml:11:7: missing required key 'token_file'");
+  CHECK(only_error(peers + "    - { address: 10.0.0.2:9090, token_file: " + dir.path +
+                   "/none }\n") ==
+        "test.yaml:11:45: cannot read token file '" + dir.path +
+            "/none': No such file or directory");
+  CHECK(only_error(peers + "    - { address: 10.0.0.2:9090, token_file: " + empty + " }\n") ==
+        "test.yaml:11:45: token file '" + empty + "' is empty");
+  CHECK(error_texts(load(peers + "    - { address: 10.0.0.2:9090, token: x }\n")) ==
+        std::vector<std::string>{"test.yaml:11:7: missing required key 'token_file'",
+                                 "test.yaml:11:33: unknown key 'token'"});
+  CHECK(only_error(peers + peer("peer2:9090")) ==
+        "test.yaml:11:18: bad address 'peer2:9090': 'peer2' is not a numeric IPv4 address (host "
+        "names are not resolved; use an IP address or localhost)");
+  CHECK(only_error(peers + peer("\"*:9090\"")) ==
+        "test.yaml:11:18: bad peer address '0.0.0.0:9090': a peer needs its own address, not a "
+        "wildcard");
+  CHECK(only_error(peers + peer("10.0.0.2:9090") + peer("10.0.0.2:9090")) ==
+        "test.yaml:12:18: duplicate peer address '10.0.0.2:9090' (first at line 11)");
+}
+
+TEST_CASE("a peer at this node's own admin address is an error at the peer's address") {
+  TempDir dir;
+  std::string token = dir.write("t.token", "t");
+  auto config = [&](const std::string& admin, const std::string& address) {
+    return minimal + "admin: { address: \"" + admin + "\", token_file: " + token + " }\n" +
+           "cluster:\n  peers:\n    - { address: \"" + address + "\", token_file: " + token +
+           " }\n";
+  };
+  CHECK(only_error(config("127.0.0.1:9090", "localhost:9090")) ==
+        "test.yaml:12:18: peer address '127.0.0.1:9090' is this node's own admin address (admin "
+        "at line 9)");
+  CHECK(only_error(config("0.0.0.0:9090", "127.0.0.1:9090")) ==
+        "test.yaml:12:18: peer address '127.0.0.1:9090' is this node's own admin address (admin "
+        "at line 9)");
+  CHECK(only_error(config("[::]:9090", "[::1]:9090")) ==
+        "test.yaml:12:18: peer address '[::1]:9090' is this node's own admin address (admin at "
+        "line 9)");
+  // The same port on another machine is another node; without admin, nothing is compared.
+  CHECK(load(config("0.0.0.0:9090", "10.0.0.2:9090")).config);
+  CHECK(load(minimal + "cluster: { peers: [{ address: 127.0.0.1:9090, token_file: " + token +
+             " }] }\n")
+            .config);
+}
+
+TEST_CASE("memcached, static and cluster errors across the file are all reported, top to bottom") {
+  LoadResult result = load(
+      "cluster: { peers: [{ address: 10.0.0.2:1 }], timeout: 0s }\n"
+      "listen:\n"
+      "  - address: 127.0.0.1:8080\n"
+      "backends:\n"
+      "  app:\n"
+      "    servers: [127.0.0.1:9000]\n"
+      "hosts:\n"
+      "  - match: \"*\"\n"
+      "    backend: app\n"
+      "    static: memcached\n"
+      "    ram: no\n"
+      "    routes:\n"
+      "      - { path: /a/, key: \"{x}\" }\n");
+  CHECK_FALSE(result.config);
+  std::vector<std::string> positions;
+  for (const Error& error : result.errors) {
+    positions.push_back(std::to_string(error.mark.line) + ":" + std::to_string(error.mark.col));
+  }
+  INFO(joined(result));
+  CHECK(positions == std::vector<std::string>{"1:20", "1:55", "10:5", "11:10", "13:27"});
+}
