@@ -274,7 +274,9 @@ void Exchange::start_pass() {
   request.body = body_;
   request.head_request = head_->is_head();
   request.idempotent = head_->idempotent();
-  fetch_ = Fetch::start(worker_, this, std::move(request));
+  // A fetch that fails at once calls back (and the owner may already have moved on to its next
+  // request, starting this exchange again): only one still running is ours to keep.
+  if (Fetch* fetch = Fetch::start(worker_, this, std::move(request))) fetch_ = fetch;
 }
 
 void Exchange::on_fetch_failed(Fetch& fetch, int status) {

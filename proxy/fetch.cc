@@ -17,7 +17,9 @@ Fetch* Fetch::start(Worker& worker, Owner* owner, Request request) {
   fetch->deadline_.init(worker.loop(), [](void* self) { static_cast<Fetch*>(self)->on_queue_timeout(); }, fetch);
   worker.add_fetch(fetch);
   fetch->dispatch();
-  return fetch;
+  // Failed at once (no server to try) and finished by its owner from the callback: there is
+  // nothing left to hold on to.
+  return fetch->finished_ ? nullptr : fetch;
 }
 
 void Fetch::finish() {

@@ -50,7 +50,8 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
     bool idempotent = true;             // may be repeated on another server after a reset
   };
 
-  // Starts at once; the owner may be called back before this returns.
+  // Starts at once; the owner may be called back before this returns. Null when the owner
+  // finished the fetch from inside such a callback (it failed at once).
   static Fetch* start(Worker& worker, Owner* owner, Request request);
   // The owner is done with the fetch (any time): it stops, and frees itself later.
   void finish();

@@ -217,3 +217,22 @@ TEST_CASE("health checks: a dead server goes down, and comes back after `rise` g
   CHECK(seen["b"] == 3);
   CHECK(seen["a"] == 3);
 }
+
+TEST_CASE("a request refused at once (queue off, server full) leaves its connection good for the next") {
+  App app("full");
+  Edge edge(single_backend_config(limited(app.port, 1), "queue: {max: 0}"));
+  Client busy(edge.port);
+  busy.send("GET /wait?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n");
+  // Wait until the slow request holds the server's only slot.
+  for (int i = 0; i < 500 && app_stat(app.port, "in_progress") < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Client client(edge.port);
+  for (int i = 0; i < 3; ++i) {
+    client.send("GET /cache/refused?cc=no-store HTTP/1.1\r\nHost: x\r\n\r\n");
+    Response r = client.read_response();
+    CHECK(r.status == 503);
+  }
+  CHECK(busy.read_response().status == 200);
+  client.send("GET /cache/refused?cc=no-store HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(client.read_response().status == 200);
+}
