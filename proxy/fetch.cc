@@ -14,7 +14,6 @@ Fetch::Fetch(Worker& worker, Owner* owner, Request request)
 Fetch* Fetch::start(Worker& worker, Owner* owner, Request request) {
   auto* fetch = new Fetch(worker, owner, std::move(request));
   fetch->id_ = worker.next_connection_id();
-  fetch->deadline_.init(worker.loop(), [](void* self) { static_cast<Fetch*>(self)->on_queue_timeout(); }, fetch);
   worker.add_fetch(fetch);
   fetch->dispatch();
   // Failed at once (no server to try) and finished by its owner from the callback: there is
@@ -37,6 +36,8 @@ void Fetch::finish() {
     queued_ = false;
   }
   worker_.remove_fetch(this);
+  // Freed once the calls on the stack have returned: with its timer, or by the worker.
+  if (!timer_open_) return worker_.retire(this);
   uv_close(deadline_.handle(), [](uv_handle_t* handle) {
     delete static_cast<Fetch*>(static_cast<http::Deadline*>(handle->data)->owner());
   });
@@ -68,6 +69,11 @@ void Fetch::dispatch() {
       if (!backend.enqueue(this)) {
         queued_ = false;
         return fail(503);
+      }
+      if (!timer_open_) {
+        // Only a queued fetch needs a clock; most never wait.
+        deadline_.init(worker_.loop(), [](void* self) { static_cast<Fetch*>(self)->on_queue_timeout(); }, this);
+        timer_open_ = true;
       }
       deadline_.set(static_cast<uint64_t>(backend.config().queue.timeout.count()));
       return;

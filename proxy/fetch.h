@@ -9,7 +9,8 @@
 // whatever the pace of whoever reads it.
 //
 // Ownership: a Fetch lives on one worker loop and owns itself: it is created by start() and
-// freed, through its timer's close callback, after its owner calls finish(). The owner is
+// freed after its owner calls finish(), once the calls on the stack have returned (through its
+// timer's close callback if it ever queued, else by its worker). The owner is
 // borrowed: callbacks stop after on_fetch_failed(), after on_fetch_response(complete=true), and
 // after finish() or set_owner(nullptr). The request body is borrowed until the fetch ends.
 #pragma once
@@ -70,6 +71,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   void shutdown();
 
  private:
+  friend class Worker;  // frees finished fetches that never opened their timer
   Fetch(Worker& worker, Owner* owner, Request request);
   ~Fetch() = default;
 
@@ -86,7 +88,8 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   Worker& worker_;
   Owner* owner_;
   Request request_;
-  http::Deadline deadline_;  // the queue timeout
+  http::Deadline deadline_;  // the queue timeout, opened only if the fetch queues
+  bool timer_open_ = false;
   http::Body response_body_;
   UpstreamConn* upstream_ = nullptr;
   uint64_t id_ = 0;              // unique on this worker: grants find the fetch by it

@@ -48,6 +48,8 @@ Worker::Worker(Shared& shared, int index)
   stop_async_.data = this;
   uv_async_init(&loop_, &inbox_async_, &Worker::on_inbox);
   inbox_async_.data = this;
+  uv_check_init(&loop_, &reaper_);
+  reaper_.data = this;
   const conf::Config& config = shared.config;
   for (size_t b = 0; b < config.backends.size(); ++b) {
     std::vector<std::unique_ptr<Pool>> pools;
@@ -70,6 +72,8 @@ Worker::~Worker() {
       },
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
+  for (Fetch* fetch : retired_) delete fetch;
+  retired_.clear();
   pools_.clear();
   uv_loop_close(&loop_);
 }
@@ -122,6 +126,20 @@ void Worker::on_stop(uv_async_t* async) {
 void Worker::add_fetch(Fetch* fetch) { fetches_.emplace(fetch->id(), fetch); }
 
 void Worker::remove_fetch(Fetch* fetch) { fetches_.erase(fetch->id()); }
+
+void Worker::retire(Fetch* fetch) {
+  retired_.push_back(fetch);
+  if (retired_.size() == 1 && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&reaper_)))
+    uv_check_start(&reaper_, &Worker::on_reap);
+}
+
+void Worker::on_reap(uv_check_t* check) {
+  auto* w = static_cast<Worker*>(check->data);
+  std::vector<Fetch*> dead;
+  dead.swap(w->retired_);
+  for (Fetch* fetch : dead) delete fetch;
+  uv_check_stop(check);
+}
 
 void Worker::add_subscriber(Exchange* exchange) { subscribers_.emplace(exchange->id(), exchange); }
 

@@ -119,6 +119,8 @@ class Worker {
 
   void add_fetch(Fetch* fetch);
   void remove_fetch(Fetch* fetch);
+  // A finished fetch, freed after this loop iteration's callbacks have returned.
+  void retire(Fetch* fetch);
   // Exchanges subscribed to a fill, found by id when its news arrives.
   void add_subscriber(Exchange* exchange);
   void remove_subscriber(Exchange* exchange);
@@ -129,6 +131,7 @@ class Worker {
   static void on_connection(uv_stream_t* listener, int status);
   static void on_stop(uv_async_t* async);
   static void on_inbox(uv_async_t* async);
+  static void on_reap(uv_check_t* check);
   void run();
 
   static constexpr size_t kReadBufferSize = 64 * 1024;
@@ -143,6 +146,8 @@ class Worker {
   std::vector<ClientConn*> clients_;  // for shutdown; unordered
   uint64_t last_connection_id_ = 0;
   std::unordered_map<uint64_t, Fetch*> fetches_;
+  std::vector<Fetch*> retired_;  // finished, freed by reaper_
+  uv_check_t reaper_;
   std::unordered_map<uint64_t, Exchange*> subscribers_;
   uv_async_t inbox_async_;
   std::mutex inbox_mutex_;
