@@ -123,6 +123,7 @@ std::string encode(const CachedObject& object, Seconds stored_at) {
   w.i64(object.lifetime);
   w.i64(object.grace);
   w.i64(stored_at);
+  w.u8(object.attachment ? 1 : 0);
   write_list(w, object.tags);
   write_list(w, object.vary_names);
   w.u64(body.size());
@@ -159,13 +160,15 @@ std::optional<DecodedRecord> decode(std::string_view value) {
   object->lifetime = r.i64();
   object->grace = r.i64();
   Seconds stored_at = r.i64();
+  const uint8_t flags = r.u8();
+  if (flags > 1) return std::nullopt;
   if (!read_list(r, object->tags) || !read_list(r, object->vary_names)) return std::nullopt;
 
   uint64_t body_size = r.u64();
   if (!r.ok() || body_size != r.left()) return std::nullopt;
   object->body = http::SharedBody::from(r.bytes(body_size));
   object->cc = parse_cache_control(object->headers, false);
-  return DecodedRecord{std::move(object), stored_at};
+  return DecodedRecord{std::move(object), stored_at, flags == 1};
 }
 
 }  // namespace edge::cache

@@ -10,6 +10,7 @@
 //   u32 count, (name, value)*        the stored headers, in order
 //   i64 request_time response_time date_value age_value   the age basis
 //   i64 lifetime grace stored_at
+//   u8 flags                         1: a page to assemble (it had ESI/SSI includes); else 0
 //   u32 count, tag*                  Surrogate-Key / xkey values
 //   u32 count, vary name*
 //   u64 length, body bytes           last, so a reader can find the head without the body
@@ -18,7 +19,7 @@
 //
 // What is not in a record: the Cache-Control directives (derived again from the stored headers on
 // decode), the ban epoch (given by the store that takes the object in), the attachment (an ESI
-// template is compiled again from the body) and the soft-purge flag (purges that reach memcached
+// template is compiled again from the body when flags say so) and the soft-purge flag (purges that reach memcached
 // are recorded beside the records, not in them).
 //
 // Safety: decode() reads only inside the view, checks every length against what is left before
@@ -56,6 +57,7 @@ struct DecodedRecord {
   // attachment, not invalidated), its body complete.
   std::shared_ptr<CachedObject> object;
   Seconds stored_at = 0;
+  bool assemble = false;  // compile the body as an ESI/SSI page again (flags bit 0)
 };
 
 // The object `value` holds, or nullopt if it is not a valid version-1 record. Never throws.

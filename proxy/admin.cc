@@ -11,13 +11,20 @@
 #include <initializer_list>
 #include <regex>
 #include <tuple>
+#include <unordered_map>
 
+#include "cache/invalidation.h"
 #include "cache/policy.h"
+#include "cache/static_key.h"
 #include "http/deadline.h"
 #include "http/message.h"
 #include "http/parser.h"
 #include "http/writer.h"
 #include "proxy/admin_render.h"
+#include "proxy/loop_tasks.h"
+#include "proxy/peers.h"
+#include "proxy/router.h"
+#include "proxy/tier.h"
 
 namespace edge::proxy {
 
@@ -358,7 +365,12 @@ std::optional<QueryParams> parse_query(std::string_view query) {
   return params;
 }
 
-std::optional<std::string> url_cache_key(std::string_view url) {
+namespace {
+struct UrlParts {
+  std::string_view authority;
+  std::string_view target;
+};
+std::optional<UrlParts> split_url(std::string_view url) {
   std::string_view rest;
   if (url.size() > 7 && http::iequals(url.substr(0, 7), "http://")) {
     rest = url.substr(7);
@@ -374,7 +386,14 @@ std::optional<std::string> url_cache_key(std::string_view url) {
   for (char c : rest)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
   if (key_host(authority).empty()) return std::nullopt;
-  return cache::cache_key(authority, target.empty() ? std::string_view("/") : target);
+  return UrlParts{authority, target.empty() ? std::string_view("/") : target};
+}
+}  // namespace
+
+std::optional<std::string> url_cache_key(std::string_view url) {
+  std::optional<UrlParts> parts = split_url(url);
+  if (!parts) return std::nullopt;
+  return cache::cache_key(parts->authority, parts->target);
 }
 
 std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error) {
@@ -383,13 +402,18 @@ std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& err
     error = "bad percent-encoding in the query";
     return std::nullopt;
   }
-  if (!check_names(*params, {"url", "tag", "soft"}, error)) return std::nullopt;
+  if (!check_names(*params, {"url", "tag", "soft", "local"}, error)) return std::nullopt;
   const std::string* url = find_param(*params, "url");
   const std::string* tag = find_param(*params, "tag");
   const std::string* soft = find_param(*params, "soft");
+  const std::string* local = find_param(*params, "local");
   PurgeRequest request;
   if (soft && !parse_flag(*soft, request.soft)) {
     error = "soft must be 0 or 1";
+    return std::nullopt;
+  }
+  if (local && !parse_flag(*local, request.local)) {
+    error = "local must be 0 or 1";
     return std::nullopt;
   }
   if ((url != nullptr) == (tag != nullptr)) {
@@ -404,31 +428,40 @@ std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& err
     request.tag = *tag;
     return request;
   }
-  std::optional<std::string> key = url_cache_key(*url);
-  if (!key) {
+  std::optional<UrlParts> parts = split_url(*url);
+  if (!parts) {
     error = "url must be an absolute http or https URL";
     return std::nullopt;
   }
-  request.key = std::move(*key);
+  request.key = cache::cache_key(parts->authority, parts->target);
+  request.host = key_host(parts->authority);
+  request.target.assign(parts->target);
   return request;
 }
 
-std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& error) {
+std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& error, bool* local) {
   std::optional<QueryParams> params = parse_query(query);
   if (!params) {
     error = "bad percent-encoding in the query";
     return std::nullopt;
   }
-  if (!check_names(*params, {"host", "prefix", "regex", "soft"}, error)) return std::nullopt;
+  if (!check_names(*params, {"host", "prefix", "regex", "soft", "local"}, error)) return std::nullopt;
   const std::string* host = find_param(*params, "host");
   const std::string* prefix = find_param(*params, "prefix");
   const std::string* regex = find_param(*params, "regex");
   const std::string* soft = find_param(*params, "soft");
+  const std::string* local_flag = find_param(*params, "local");
   cache::Store::Ban ban;
   if (soft && !parse_flag(*soft, ban.soft)) {
     error = "soft must be 0 or 1";
     return std::nullopt;
   }
+  bool is_local = false;
+  if (local_flag && !parse_flag(*local_flag, is_local)) {
+    error = "local must be 0 or 1";
+    return std::nullopt;
+  }
+  if (local) *local = is_local;
   if ((!prefix || prefix->empty()) && (!regex || regex->empty())) {
     error = "give a prefix, a regex or both";
     return std::nullopt;
@@ -634,8 +667,41 @@ std::string render_stats_json(const CacheFigures& figures) {
     out.append("\"").append(name).append("\":");
     append_unsigned(out, value);
   }
-  out.append("}}\n");
+  out.append("}");
+  if (figures.memcached) {
+    out.append(",\"memcached\":{");
+    first = true;
+    for (const auto& [name, value] : memcached_figures(*figures.memcached)) {
+      if (!first) out.push_back(',');
+      first = false;
+      out.append("\"").append(name).append("\":");
+      append_unsigned(out, value);
+    }
+    out.append("}");
+  }
+  out.append("}\n");
   return out;
+}
+
+std::vector<std::pair<const char*, uint64_t>> memcached_figures(const TierCounters& tier) {
+  return {
+      {"lookups", tier.lookups},
+      {"hits", tier.hits},
+      {"foreign", tier.foreign},
+      {"misses", tier.misses},
+      {"purged", tier.purged},
+      {"unparsable", tier.unparsable},
+      {"stores", tier.stores},
+      {"too_large", tier.too_large},
+      {"invalidations", tier.invalidations},
+      {"invalidation_failures", tier.invalidation_failures},
+      {"log_reads", tier.log_reads},
+      {"keys_asked", tier.pool.gets},
+      {"round_trips", tier.pool.batches},
+      {"errors", tier.pool.errors},
+      {"timeouts", tier.pool.timeouts},
+      {"refused", tier.pool.refused},
+  };
 }
 
 std::string prometheus_label(std::string_view value) {
@@ -690,6 +756,13 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
   m.sample({}, st.bans);
   m.family("edge_cache_hit_for_pass_marks", "gauge", "Keys currently marked hit-for-pass");
   m.sample({}, st.hit_for_pass_marks);
+  if (figures.memcached) {
+    m.family("edge_memcached_total", "counter",
+             "The memcached tier, by what happened (lookups, hits, foreign, misses, purged, unparsable, stores, "
+             "too_large, invalidations, invalidation_failures, log_reads, keys_asked, round_trips, errors, timeouts, "
+             "refused)");
+    for (const auto& [name, value] : memcached_figures(*figures.memcached)) m.sample({{"what", name}}, value);
+  }
 
   // The backends: gathered once, then written family by family.
   struct BackendFigures {
@@ -777,13 +850,17 @@ class Conn;
 class Admin {
  public:
   Admin(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
-        std::vector<const cache::Counters*> counters)
+        std::vector<const cache::Counters*> counters, Tier* tier, const Router& router)
       : loop_(loop),
         config_(config),
         balancer_(balancer),
         store_(store),
         counters_(std::move(counters)),
-        token_(admin::digest_token(config.admin.token)) {}
+        tier_(tier),
+        router_(router),
+        token_(admin::digest_token(config.admin.token)),
+        tasks_(loop),
+        peers_(loop, config.cluster) {}
   ~Admin() { close(); }
 
   bool open(std::string& error);
@@ -793,13 +870,29 @@ class Admin {
   bool closing() const { return closed_; }
   uv_buf_t read_buffer() { return uv_buf_init(read_buffer_, sizeof read_buffer_); }
   void unlink(Conn* c);
-  Reply answer(const http::RequestHead& head);
+  void forget(uint64_t ticket) { awaiting_.erase(ticket); }
+  // The answer, or nullopt when it comes later through Conn::finish() (a purge or ban on its
+  // way to memcached and the cluster's peers).
+  std::optional<Reply> answer(const http::RequestHead& head, Conn* conn);
 
  private:
+  // A purge or ban made here, answered once memcached and every peer have it.
+  struct Spread {
+    std::string result;  // the local result's JSON members, e.g. "\"purged\":3"
+    int waiting = 0;
+    bool memcached_asked = false;
+    bool memcached_ok = false;
+    size_t peers_ok = 0;
+    std::vector<std::string> errors;
+  };
+
   static void on_connection(uv_stream_t* listener, int status);
   Reply server_action(const admin::Route& route, std::string_view method);
-  Reply purge(std::string_view query);
-  Reply ban(std::string_view query);
+  std::optional<Reply> purge(std::string_view query, std::string_view target, Conn* conn);
+  std::optional<Reply> ban(std::string_view query, std::string_view target, Conn* conn);
+  std::optional<Reply> spread(std::string result, std::optional<cache::Invalidation> entry,
+                              std::vector<std::string> remove_keys, std::string_view target, Conn* conn);
+  void spread_done(uint64_t ticket, const std::shared_ptr<Spread>& spread);
   admin::CacheFigures cache_figures() const;
 
   uv_loop_t* loop_;
@@ -807,7 +900,13 @@ class Admin {
   balancer::Balancer& balancer_;
   cache::Store& store_;
   std::vector<const cache::Counters*> counters_;  // one per worker
+  Tier* tier_;  // null without cache.memcached
+  const Router& router_;
   admin::TokenDigest token_;
+  LoopTasks tasks_;
+  PeerNotifier peers_;
+  uint64_t last_ticket_ = 0;
+  std::unordered_map<uint64_t, Conn*> awaiting_;  // connections waiting for a spread, by ticket
   uv_tcp_t* listener_ = nullptr;  // owned; freed in its close callback
   bool closed_ = false;
   Conn* conns_ = nullptr;  // intrusive list of open connections
@@ -822,6 +921,9 @@ class Conn final : http::StreamWriter::Owner {
   explicit Conn(Admin* admin) : admin_(admin), parser_(kLimits), writer_(this) {}
   void start(uv_stream_t* listener);
   void close_now();
+  // The answer that was not ready when the request was read; `ticket` says it is still awaited.
+  void await(uint64_t ticket) { awaiting_ticket_ = ticket; }
+  void finish(const Reply& reply);
 
   Conn* prev = nullptr;
   Conn* next = nullptr;
@@ -868,6 +970,9 @@ class Conn final : http::StreamWriter::Owner {
   bool reading_ = false;
   bool driving_ = false;
   bool eof_ = false;
+  bool head_request_ = false;
+  bool http10_ = false;
+  uint64_t awaiting_ticket_ = 0;  // a spread this connection waits for, else 0
 };
 
 // ---- Admin ----
@@ -887,6 +992,10 @@ bool Admin::open(std::string& error) {
 }
 
 void Admin::close() {
+  if (!closed_) {
+    peers_.stop();
+    tasks_.close();
+  }
   closed_ = true;
   if (listener_) {
     uv_close(reinterpret_cast<uv_handle_t*>(listener_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
@@ -915,7 +1024,7 @@ void Admin::unlink(Conn* c) {
   --conn_count_;
 }
 
-Reply Admin::answer(const http::RequestHead& head) {
+std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
   bool authorized = false;
   if (head.headers.count("Authorization") == 1) {
     std::optional<std::string_view> token = admin::bearer_token(*head.headers.get("Authorization"));
@@ -944,52 +1053,145 @@ Reply Admin::answer(const http::RequestHead& head) {
   const int64_t now = balancer::now_ms();
   switch (route.kind) {
     case admin::Route::kPurge:
-      return purge(query);
+      return purge(query, target, conn);
     case admin::Route::kBan:
-      return ban(query);
+      return ban(query, target, conn);
     case admin::Route::kStats:
-      return {200, kJson, admin::render_stats_json(cache_figures()), {}};
+      return Reply{200, kJson, admin::render_stats_json(cache_figures()), {}};
     case admin::Route::kMetrics:
-      return {200, kPrometheus, admin::render_metrics(cache_figures(), balancer_, now), {}};
+      return Reply{200, kPrometheus, admin::render_metrics(cache_figures(), balancer_, now), {}};
     case admin::Route::kBackendsText:
-      return {200, kText, admin::render_backends_text(balancer_, now), {}};
+      return Reply{200, kText, admin::render_backends_text(balancer_, now), {}};
     case admin::Route::kBackends:
     default:  // kNotFound, kDrain and kEnable were answered above
-      return {200, kJson, admin::render_backends_json(balancer_, now), {}};
+      return Reply{200, kJson, admin::render_backends_json(balancer_, now), {}};
   }
 }
 
-Reply Admin::purge(std::string_view query) {
+std::optional<Reply> Admin::purge(std::string_view query, std::string_view target, Conn* conn) {
   std::string error;
   std::optional<admin::PurgeRequest> request = admin::parse_purge(query, error);
   if (!request) return json_error(400, error);
   const bool by_tag = !request->tag.empty();
   const size_t n = by_tag ? store_.purge_tag(request->tag, request->soft) : store_.purge(request->key, request->soft);
-  std::fprintf(stderr, "edge: admin: %spurge %s %s: %zu objects\n", request->soft ? "soft " : "", by_tag ? "tag" : "key",
-               (by_tag ? request->tag : request->key).c_str(), n);
-  std::string body = "{\"purged\":";
-  body += std::to_string(n);
-  body += "}\n";
-  return {200, kJson, std::move(body), {}};
+  std::fprintf(stderr, "edge: admin: %s%spurge %s %s: %zu objects\n", request->local ? "peer's " : "",
+               request->soft ? "soft " : "", by_tag ? "tag" : "key", (by_tag ? request->tag : request->key).c_str(), n);
+  std::string result = "\"purged\":" + std::to_string(n);
+  if (request->local) return Reply{200, kJson, "{" + result + "}\n", {}};
+  cache::Invalidation entry;
+  entry.kind = by_tag ? cache::Invalidation::Kind::kTag : cache::Invalidation::Kind::kUrl;
+  entry.soft = request->soft;
+  entry.key = by_tag ? request->tag : request->key;
+  std::vector<std::string> remove_keys;
+  if (!by_tag && !request->soft) {
+    // Every variant is in the log; the plain one, and a static route's value, go at once.
+    remove_keys.push_back(Tier::http_key(request->key, {}));
+    const RouteMatch match = router_.match(request->host, request->target.substr(0, request->target.find('?')));
+    if (match.host >= 0) {
+      const conf::Host& host = config_.hosts[static_cast<size_t>(match.host)];
+      const conf::CachePolicy& policy =
+          match.route >= 0 ? host.routes[static_cast<size_t>(match.route)].cache : host.cache;
+      if (policy.static_source == conf::StaticSource::kMemcached)
+        remove_keys.push_back(cache::expand_static_key(policy.static_key, request->host, request->target));
+    }
+  }
+  return spread(std::move(result), std::move(entry), std::move(remove_keys), target, conn);
 }
 
-Reply Admin::ban(std::string_view query) {
+std::optional<Reply> Admin::ban(std::string_view query, std::string_view target, Conn* conn) {
   std::string error;
-  std::optional<cache::Store::Ban> ban = admin::parse_ban(query, error);
+  bool local = false;
+  std::optional<cache::Store::Ban> ban = admin::parse_ban(query, error, &local);
   if (!ban) return json_error(400, error);
   const std::string description = "host=" + (ban->host.empty() ? std::string("*") : ban->host) +
                                   " prefix=" + ban->prefix + " regex=" + ban->regex_text;
-  const bool soft = ban->soft;
+  cache::Invalidation entry;
+  entry.kind = cache::Invalidation::Kind::kBan;
+  entry.soft = ban->soft;
+  entry.host = ban->host;
+  entry.prefix = ban->prefix;
+  entry.regex = ban->regex_text;
   const uint64_t id = store_.ban(std::move(*ban));
   const size_t active = store_.active_bans();
-  std::fprintf(stderr, "edge: admin: %sban %llu %s\n", soft ? "soft " : "", static_cast<unsigned long long>(id),
-               description.c_str());
-  std::string body = "{\"ban\":" + std::to_string(id) + ",\"active_bans\":" + std::to_string(active) + "}\n";
-  return {200, kJson, std::move(body), {}};
+  std::fprintf(stderr, "edge: admin: %s%sban %llu %s\n", local ? "peer's " : "", entry.soft ? "soft " : "",
+               static_cast<unsigned long long>(id), description.c_str());
+  std::string result = "\"ban\":" + std::to_string(id) + ",\"active_bans\":" + std::to_string(active);
+  if (local) return Reply{200, kJson, "{" + result + "}\n", {}};
+  return spread(std::move(result), std::move(entry), {}, target, conn);
+}
+
+std::optional<Reply> Admin::spread(std::string result, std::optional<cache::Invalidation> entry,
+                                   std::vector<std::string> remove_keys, std::string_view target, Conn* conn) {
+  if (!tier_ && peers_.peers() == 0) return Reply{200, kJson, "{" + result + "}\n", {}};
+  const uint64_t ticket = ++last_ticket_;
+  awaiting_.emplace(ticket, conn);
+  conn->await(ticket);
+  auto state = std::make_shared<Spread>();
+  state->result = std::move(result);
+  state->waiting = 1 + (peers_.peers() > 0 ? 1 : 0);  // memcached, peers
+  if (tier_ && entry) {
+    state->memcached_asked = true;
+    const bool asked = tier_->record(std::move(*entry), std::move(remove_keys), tasks_.poster(),
+                                     [this, ticket, state](bool ok, std::string error) {
+                                       state->memcached_ok = ok;
+                                       if (!ok) state->errors.push_back(std::move(error));
+                                       spread_done(ticket, state);
+                                     });
+    if (!asked) {
+      state->errors.emplace_back("memcached: refused");
+      --state->waiting;
+    }
+  } else {
+    --state->waiting;
+  }
+  if (peers_.peers() > 0) {
+    std::string peer_target(target);
+    peer_target.append(peer_target.find('?') == std::string::npos ? "?" : "&").append("local=1");
+    peers_.notify(std::move(peer_target), [this, ticket, state](PeerNotifier::Result peers) {
+      state->peers_ok = peers.ok;
+      for (std::string& failure : peers.failures) state->errors.push_back("peer " + std::move(failure));
+      spread_done(ticket, state);
+    });
+  }
+  if (state->waiting == 0) {
+    // Nothing asynchronous was started after all: answered from here, after this returns.
+    tasks_.post([this, ticket, state] {
+      ++state->waiting;
+      spread_done(ticket, state);
+    });
+  }
+  return std::nullopt;
+}
+
+void Admin::spread_done(uint64_t ticket, const std::shared_ptr<Spread>& state) {
+  if (--state->waiting > 0) return;
+  auto it = awaiting_.find(ticket);
+  if (it == awaiting_.end()) return;  // the client left
+  Conn* conn = it->second;
+  awaiting_.erase(it);
+  std::string body = "{" + state->result;
+  if (state->memcached_asked) body += std::string(",\"memcached\":\"") + (state->memcached_ok ? "ok" : "failed") + "\"";
+  if (peers_.peers() > 0)
+    body += ",\"peers\":{\"ok\":" + std::to_string(state->peers_ok) +
+            ",\"failed\":" + std::to_string(peers_.peers() - state->peers_ok) + "}";
+  if (!state->errors.empty()) {
+    body += ",\"errors\":[";
+    for (size_t i = 0; i < state->errors.size(); ++i) {
+      if (i) body += ",";
+      body += admin::json_string(state->errors[i]);
+      std::fprintf(stderr, "edge: admin: %s\n", state->errors[i].c_str());
+    }
+    body += "]";
+  }
+  body += "}\n";
+  // Done here but not everywhere: the caller must know the purge may not hold on every node.
+  conn->finish(Reply{state->errors.empty() ? 200 : 502, kJson, std::move(body), {}});
 }
 
 admin::CacheFigures Admin::cache_figures() const {
-  return admin::gather_cache_figures(config_, counters_, store_.stats());
+  admin::CacheFigures figures = admin::gather_cache_figures(config_, counters_, store_.stats());
+  if (tier_) figures.memcached = tier_->counters();
+  return figures;
 }
 
 Reply Admin::server_action(const admin::Route& route, std::string_view method) {
@@ -1037,6 +1239,7 @@ void Conn::close_now() {
   closed_ = true;
   writer_.abort();  // a write in flight is cancelled by the close; its callback must not reach us
   admin_->unlink(this);
+  if (awaiting_ticket_) admin_->forget(awaiting_ticket_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Conn::on_closed);
   uv_close(deadline_.handle(), &Conn::on_closed);
 }
@@ -1140,7 +1343,19 @@ void Conn::respond() {
   ++requests_;
   const http::RequestHead& head = parser_.head();
   keep_alive_ = head.keep_alive && !eof_ && !admin_->closing();
-  send(admin_->answer(head), head.is_head(), head.version_minor == 0);
+  head_request_ = head.is_head();
+  http10_ = head.version_minor == 0;
+  if (std::optional<Reply> reply = admin_->answer(head, this)) return send(*reply, head_request_, http10_);
+  // Answered later by finish(); nothing more is read meanwhile.
+  phase_ = Phase::kWriting;
+  set_reading(false);
+  deadline_.set(kSendTimeoutMs);
+}
+
+void Conn::finish(const Reply& reply) {
+  awaiting_ticket_ = 0;
+  if (closed_) return;
+  send(reply, head_request_, http10_);
 }
 
 void Conn::respond_error(int status, std::string_view detail) {
@@ -1227,8 +1442,9 @@ struct AdminServer::Impl : Admin {
 };
 
 AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer,
-                         cache::Store& store, std::vector<const cache::Counters*> counters)
-    : impl_(new Impl(loop, config, balancer, store, std::move(counters))) {}
+                         cache::Store& store, std::vector<const cache::Counters*> counters, Tier* tier,
+                         const Router& router)
+    : impl_(new Impl(loop, config, balancer, store, std::move(counters), tier, router)) {}
 
 AdminServer::~AdminServer() { delete impl_; }
 

@@ -42,10 +42,13 @@
 
 namespace edge::proxy {
 
+class Router;
+class Tier;
+
 class AdminServer {
  public:
   AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
-              std::vector<const cache::Counters*> counters);
+              std::vector<const cache::Counters*> counters, Tier* tier, const Router& router);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

@@ -13,6 +13,7 @@
 #include "balancer/balancer.h"
 #include "cache/counters.h"
 #include "cache/store.h"
+#include "proxy/tier.h"
 #include "conf/config.h"
 
 namespace edge::proxy::admin {
@@ -75,10 +76,14 @@ std::optional<std::string> url_cache_key(std::string_view url);
 // POST /purge?url=<URL>[&soft=1] or ?tag=<tag>[&soft=1]. Exactly one of url and tag; soft is 0
 // or 1 (also true/false); any other or repeated parameter is refused, so a typo never turns a
 // soft purge into a hard one. nullopt with `error` (the 400's message) when refused.
+// local=1 (purges and bans): this node's RAM tier only; what a node sends its cluster peers.
 struct PurgeRequest {
   std::string key;  // url_cache_key of the URL; empty for a tag
   std::string tag;  // empty for a URL
+  std::string host;    // a URL's host as in cache keys (lower case, no port)
+  std::string target;  // a URL's path and query as given ("/" when none)
   bool soft = false;
+  bool local = false;
 };
 std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error);
 
@@ -86,7 +91,7 @@ std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& err
 // prefix and regex. The host is lower-cased and loses its port, as in cache keys ("" every
 // host); the prefix must start with '/' and is normalised as cache key paths are. nullopt with
 // `error` (the 400's message, with the regex's own error for a bad one) when refused.
-std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& error);
+std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& error, bool* local = nullptr);
 
 // ---- cache figures: GET /stats and /metrics ----
 
@@ -99,7 +104,10 @@ struct CacheFigures {
   std::vector<HostFigures> hosts;  // in Config::hosts order
   cache::StoreStats store;
   uint64_t memory = 0;  // the store's bound (cache.memory)
+  std::optional<TierCounters> memcached;  // with cache.memcached
 };
+// The memcached tier's figures by name, in the order /stats and /metrics show them.
+std::vector<std::pair<const char*, uint64_t>> memcached_figures(const TierCounters& tier);
 // Every worker's counters summed per configured host, with the store's figures.
 CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<const cache::Counters*>& counters,
                                   const cache::StoreStats& store);
@@ -111,7 +119,8 @@ double hit_ratio(const EventCounts& events);
 //   {"hosts":[{"host":..., <every event key>: n, "hit_ratio": r}, ...],
 //    "totals":{<every event key>: n, "hit_ratio": r},
 //    "store":{"objects","bytes","memory","inserts","evictions","refused_too_large","purged",
-//             "bans","hit_for_pass_marks"}}
+//             "bans","hit_for_pass_marks"},
+//    "memcached":{<memcached_figures>}}   (only with cache.memcached)
 std::string render_stats_json(const CacheFigures& figures);
 
 // GET /metrics: Prometheus text exposition (version 0.0.4) of the cache figures and of what

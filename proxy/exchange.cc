@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "cache/static_key.h"
 #include "proxy/heads.h"
 #include "proxy/worker.h"
 
@@ -96,7 +97,9 @@ void Exchange::serve_from_cache() {
   request_cc_ = cache::parse_cache_control(head.headers, true);
   const bool authorized = head.headers.get("Authorization").has_value();
 
-  cache::Store::Lookup found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
+  // With `ram: off` nothing of this route is in the RAM tier to find.
+  cache::Store::Lookup found;
+  if (policy_->ram) found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
   if (found.object && (!authorized || shareable_with_authorization(found.object->cc))) {
     const cache::ObjectRef& object = found.object;
     switch (cache::decide(request_cc_, stored_view(*object))) {
@@ -155,10 +158,23 @@ Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
                       worker_.shared().config, route_.backend, true, stale.get());
   params.stale = std::move(stale);
   params.coalesced = coalesced;
+  params.ram = policy_->ram;
+  if (worker_.shared().tier) {
+    if (policy_->static_source == conf::StaticSource::kMemcached) {
+      const std::string_view target = origin_target_.empty() ? std::string_view(head_->target) : origin_target_;
+      params.tier_key = cache::expand_static_key(policy_->static_key, cache_host_, target);
+      params.static_route = true;
+      params.static_path.assign(target.substr(0, target.find('?')));
+    } else {
+      params.tier_key = Tier::http_key(cache_key_, key_extra_);
+    }
+  }
   return params;
 }
 
 void Exchange::start_fill(cache::ObjectRef stale, bool coalesced) {
+  // `ram: off` reads memcached for every request: no fill is shared, as no object stays.
+  coalesced = coalesced && policy_->ram;
   if (coalesced) {
     if (std::shared_ptr<Fill> running = worker_.shared().coalescer.find(cache_key_)) return join_fill(std::move(running));
   }
@@ -226,9 +242,11 @@ void Exchange::on_fill_event() {
       // A miss counts once its response proves storable; one that is not counts as a pass.
       if (snap.revalidated)
         count(cache::Event::kRevalidated);
+      else if (snap.from_tier)
+        count(cache::Event::kHit);
       else if (fill_initiator_)
         count(cache::Event::kMiss);
-      const char* label = snap.revalidated ? "REVALIDATED" : fill_initiator_ ? "MISS" : "HIT";
+      const char* label = snap.revalidated ? "REVALIDATED" : (fill_initiator_ && !snap.from_tier) ? "MISS" : "HIT";
       delivering_ = true;
       if (snap.object->body->complete()) leave_fill();
       return deliver(snap.object, label);

@@ -81,6 +81,22 @@ bool marks_hit_for_pass(cache::StoreVerdict verdict, int status) {
   }
 }
 
+// A shared cache answers a request carrying Authorization from a stored response only when
+// that response said it may be shared (RFC 9111 3.5).
+bool shareable_with_authorization(const cache::CacheControl& cc) {
+  return cc.is_public || cc.s_maxage || cc.must_revalidate;
+}
+
+// A fill's upstream head (a GET, ending in an empty line) made conditional on `stored`.
+void add_validators(std::string& head, const cache::CachedObject& stored) {
+  std::string fields;
+  if (auto etag = stored.headers.get("ETag")) fields.append("If-None-Match: ").append(*etag).append("\r\n");
+  if (auto modified = stored.headers.get("Last-Modified"))
+    fields.append("If-Modified-Since: ").append(*modified).append("\r\n");
+  if (fields.empty() || head.size() < 2) return;
+  head.insert(head.size() - 2, fields);
+}
+
 }  // namespace
 
 http::Headers stored_headers(const http::Headers& response) {
@@ -104,19 +120,95 @@ std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initia
       return running;
     }
   }
-  fill->self_ = fill;
   {
     std::lock_guard lock(fill->mutex_);
     fill->initiator_ = initiator;
     if (initiator) fill->subscribers_.push_back(Subscriber{&worker, initiator});
   }
-  Fetch::Request request;
-  request.backend = fill->params_.backend;
-  request.head = std::move(fill->params_.upstream_head);
-  request.idempotent = true;
-  fill->request_time_ = wall_now();
-  fill->fetch_ = Fetch::start(worker, fill.get(), std::move(request));
+  Tier* tier = worker.shared().tier.get();
+  if (tier && !fill->params_.tier_key.empty()) {
+    Tier::Lookup lookup;
+    lookup.key = fill->params_.tier_key;
+    lookup.foreign_ok = fill->params_.static_route;
+    lookup.path = fill->params_.static_path;
+    lookup.foreign_lifetime = seconds(fill->params_.policy->ttl);
+    // The answer holds the fill (a task dropped at shutdown lets it go).
+    if (tier->lookup(std::move(lookup), worker.poster(), [fill](Tier::Found found) { fill->on_tier_found(std::move(found)); }))
+      return fill;
+  }
+  fill->start_fetch();
   return fill;
+}
+
+void Fill::start_fetch() {
+  self_ = shared_from_this();
+  Fetch::Request request;
+  request.backend = params_.backend;
+  request.head = std::move(params_.upstream_head);
+  request.idempotent = true;
+  request_time_ = wall_now();
+  fetch_ = Fetch::start(worker_, this, std::move(request));
+}
+
+void Fill::on_tier_found(Tier::Found found) {
+  std::shared_ptr<cache::CachedObject> object = std::move(found.object);
+  if (object && found.kind == Tier::Found::Kind::kRecord) {
+    const http::Headers& request = params_.request.headers;
+    // Keys are hashed when long: the record says whose it is. A static key is the route's
+    // choice, whatever wrote it.
+    if (!params_.static_route &&
+        (object->key != params_.key || !cache::Store::variant_matches(*object, request, params_.variant_extra)))
+      object.reset();
+    if (object && request.get("Authorization") && !shareable_with_authorization(object->cc)) object.reset();
+  }
+  if (object && found.kind == Tier::Found::Kind::kRecord) {
+    const bool invalidated = object->invalidated.load(std::memory_order_relaxed);
+    cache::StoredView view;
+    view.response_cc = object->cc;
+    view.lifetime = invalidated ? 0 : object->lifetime;
+    view.current_age = std::max<cache::Seconds>(object->age.current_age(wall_now()), invalidated ? 1 : 0);
+    view.grace = object->grace;
+    const cache::Use use = cache::decide(cache::parse_cache_control(params_.request.headers, true), view);
+    if (use != cache::Use::kFresh && use != cache::Use::kStaleAllowed) {
+      // Stale in memcached: revalidated with the backend like a stale object of our own.
+      if (!params_.stale) {
+        add_validators(params_.upstream_head, *object);
+        params_.stale = std::move(object);
+      }
+      object.reset();
+    }
+  }
+  if (!object) return start_fetch();
+  publish_from_tier(std::move(object), found.assemble);
+}
+
+void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object, bool assemble) {
+  if (assemble || params_.policy->esi) {
+    ssi::Parser parser(ssi::Syntax::kBoth);
+    std::string scratch;
+    http::IoSlice slices[16];
+    uint64_t offset = 0;
+    while (offset < object->body->size()) {
+      const int n = object->body->peek(offset, slices, 16, SIZE_MAX, scratch);
+      if (n <= 0) break;
+      for (int i = 0; i < n; ++i) {
+        parser.feed({slices[i].data, slices[i].len});
+        offset += slices[i].len;
+      }
+    }
+    ssi::Template compiled = parser.finish();
+    if (!compiled.is_verbatim()) object->attachment = std::make_shared<CompiledPage>(std::move(compiled));
+  }
+  // A foreign value has no freshness of its own: it goes into RAM only for the route's ttl.
+  if (params_.ram && object->lifetime > 0) worker_.shared().store.insert(object);
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::kStreaming;
+    object_ = std::move(object);
+    from_tier_ = true;
+  }
+  notify_all();
+  end();
 }
 
 bool Fill::subscribe(Worker& worker, uint64_t connection) {
@@ -141,6 +233,7 @@ Fill::Snapshot Fill::snapshot() const {
   s.stale = params_.stale;
   s.status = status_;
   s.revalidated = revalidated_;
+  s.from_tier = from_tier_;
   return s;
 }
 
@@ -192,7 +285,8 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->grace = stale.grace;
     object->tags = stale.tags;
     object->attachment = stale.attachment;  // same body, same compiled template
-    shared.store.insert(object);
+    if (params_.ram) shared.store.insert(object);
+    if (shared.tier && !params_.tier_key.empty()) shared.tier->store(*object, params_.tier_key);
     {
       std::lock_guard lock(mutex_);
       state_ = State::kStreaming;
@@ -299,7 +393,8 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     object_ = filling_;
   }
   Shared& shared = worker_.shared();
-  if (!shared.store.insert(filling_) && shared.config.cache.hit_for_pass.count() > 0) {
+  if (shared.tier && !params_.tier_key.empty()) shared.tier->store(*filling_, params_.tier_key);
+  if (params_.ram && !shared.store.insert(filling_) && shared.config.cache.hit_for_pass.count() > 0) {
     // Larger than max_object, which only the end of a body of unknown length can show: it was
     // streamed to the requests that waited for it; the next ones pass.
     const cache::Seconds now = wall_now();

@@ -7,6 +7,10 @@
 // body, the end, a failure) is posted to every subscriber's own loop, which then reads the
 // fill's state with snapshot(). Nobody polls.
 //
+// With the memcached tier, a fill first asks memcached (kFetching all along): a usable record (or
+// a static route's foreign value) becomes kStreaming at once, complete, and goes into the RAM
+// tier; a stale record becomes the object to revalidate; anything else goes on to the backend.
+//
 // What a fill becomes once the response head arrives:
 //   kStreaming  storable (or a 304 that refreshed `stale`): `object` is the cached object being
 //               filled; its SharedBody grows, and subscribers stream it as it does. At the end
@@ -33,6 +37,7 @@
 #include "conf/config.h"
 #include "http/message.h"
 #include "proxy/fetch.h"
+#include "proxy/tier.h"
 #include "ssi/template.h"
 
 namespace edge::proxy {
@@ -59,6 +64,13 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     int backend = -1;
     std::string upstream_head;  // a GET, with the stale object's validators when revalidating
     bool coalesced = true;      // registered in the Coalescer (false: a private fill)
+    bool ram = true;            // the RAM tier stores the object (the route's `ram`)
+    // The memcached tier: asked before the backend under this key ("" : not asked), and
+    // written through when the response is stored. On a static route the key is the route's
+    // and a value in no record format is served as a body (static_path: its Content-Type).
+    std::string tier_key;
+    bool static_route = false;
+    std::string static_path;
   };
 
   struct Snapshot {
@@ -67,6 +79,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     cache::ObjectRef stale;   // kFailed: what may be served instead
     int status = 0;           // kFailed
     bool revalidated = false; // kStreaming from a 304
+    bool from_tier = false;   // kStreaming: found in memcached, no backend asked
   };
 
   // Starts the fetch on `worker`'s loop, and returns the fill. `initiator` (0: none, a
@@ -85,6 +98,9 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   Fill(Worker& worker, Params params) : worker_(worker), params_(std::move(params)) {}
   void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
   void on_fetch_failed(Fetch& fetch, int status) override;
+  void start_fetch();
+  void on_tier_found(Tier::Found found);
+  void publish_from_tier(std::shared_ptr<cache::CachedObject> object, bool assemble);
   void decide(Fetch& fetch, const http::ResponseHead& head, bool complete);
   void copy_body(Fetch& fetch, bool complete);
   void end();         // on the fill's loop: leaves the coalescer, drops the self reference
@@ -98,7 +114,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   Worker& worker_;
   Params params_;
   Fetch* fetch_ = nullptr;
-  std::shared_ptr<Fill> self_;  // keeps the fill alive while its fetch runs
+  std::shared_ptr<Fill> self_;  // keeps the fill alive while its fetch runs (the tier's answer
+                                // holds it while memcached is asked)
   cache::Seconds request_time_ = 0;
   bool decided_ = false;
   std::shared_ptr<cache::CachedObject> filling_;  // kStreaming: being filled, inserted at the end
@@ -112,6 +129,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   cache::ObjectRef object_;
   int status_ = 0;
   bool revalidated_ = false;
+  bool from_tier_ = false;
   bool over_ = false;  // no more events
   uint64_t initiator_ = 0;  // 0 once it left
   std::vector<Subscriber> subscribers_;

@@ -5,12 +5,14 @@
 #include <string>
 
 #include "conf/config.h"
+#include "proxy/assets.h"
 #include "proxy/server.h"
 
 namespace {
 void usage(FILE* out) {
   std::fputs(
       "usage: edge --config FILE [--check]\n"
+      "       edge assets --config FILE --route PREFIX [--host NAME] [--max-age AGE] DIR   (see edge assets --help)\n"
       "\n"
       "  --config FILE   the YAML configuration to run\n"
       "  --check         validate the configuration and exit (0 valid, 2 invalid)\n"
@@ -18,24 +20,10 @@ void usage(FILE* out) {
       out);
 }
 
-// The memcached tier's keys are read and checked ahead of the code that acts on them; a user who
-// sets them must not believe they work yet.
-void warn_inactive_keys(const edge::conf::Config& config) {
-  auto inactive = [](const edge::conf::CachePolicy& policy) {
-    return !policy.ram || policy.static_source != edge::conf::StaticSource::kNone;
-  };
-  bool used = config.cache.memcached.enabled || !config.cluster.peers.empty();
-  for (const auto& host : config.hosts) {
-    used = used || inactive(host.cache);
-    for (const auto& route : host.routes) used = used || inactive(route.cache);
-  }
-  if (used)
-    std::fputs("edge: warning: cache.memcached, static, key, ram and cluster are checked but not acted on yet\n",
-               stderr);
-}
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "assets") == 0) return edge::proxy::run_assets(argc, argv);
   std::string config_path;
   bool check = false;
   for (int i = 1; i < argc; ++i) {
@@ -71,7 +59,6 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  warn_inactive_keys(*loaded.config);
   std::signal(SIGPIPE, SIG_IGN);
   edge::proxy::Server server(std::move(*loaded.config));
   std::string error;

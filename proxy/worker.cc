@@ -30,6 +30,7 @@ Shared::Shared(conf::Config config_in)
       router(config),
       balancer(config),
       store(config.cache.memory, config.cache.max_object) {
+  if (config.cache.memcached.enabled) tier = std::make_unique<Tier>(config);
   for (const conf::Backend& backend : config.backends) {
     std::vector<sockaddr_storage> addresses;
     for (const conf::Server& server : backend.servers) addresses.push_back(server.address.to_sockaddr());
@@ -50,6 +51,8 @@ Worker::Worker(Shared& shared, int index)
   inbox_async_.data = this;
   uv_check_init(&loop_, &reaper_);
   reaper_.data = this;
+  tasks_ = std::make_unique<LoopTasks>(&loop_);
+  poster_ = tasks_->poster();
   const conf::Config& config = shared.config;
   for (size_t b = 0; b < config.backends.size(); ++b) {
     std::vector<std::unique_ptr<Pool>> pools;
@@ -65,6 +68,7 @@ Worker::~Worker() {
   // the loop runs until every close callback has freed its owner.
   for (auto& pools : pools_)
     for (auto& pool : pools) pool->shutdown();
+  tasks_->close();
   uv_walk(
       &loop_,
       [](uv_handle_t* handle, void*) {
@@ -121,6 +125,7 @@ void Worker::on_stop(uv_async_t* async) {
     w->inbox_closed_ = true;
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&w->inbox_async_), nullptr);
+  w->tasks_->close();
 }
 
 void Worker::add_fetch(Fetch* fetch) { fetches_.emplace(fetch->id(), fetch); }

@@ -25,7 +25,9 @@
 #include "cache/store.h"
 #include "conf/config.h"
 #include "proxy/fill.h"
+#include "proxy/loop_tasks.h"
 #include "proxy/router.h"
+#include "proxy/tier.h"
 #include "proxy/upstream.h"
 
 namespace edge::proxy {
@@ -73,6 +75,7 @@ struct Shared {
   Coalescer coalescer;          // the cache fills running, by key
   std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
   std::atomic<uint64_t> client_connections{0};
+  std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop
 };
 
 class Worker {
@@ -116,6 +119,9 @@ class Worker {
     int server;
   };
   void post(Message message);  // any thread
+  // Runs a task on this loop (any thread; dropped once the worker stops): how the memcached
+  // tier's answers come back.
+  const LoopTasks::Poster& poster() const { return poster_; }
 
   void add_fetch(Fetch* fetch);
   void remove_fetch(Fetch* fetch);
@@ -153,6 +159,8 @@ class Worker {
   std::mutex inbox_mutex_;
   std::vector<Message> inbox_;
   bool inbox_closed_ = false;  // guarded by inbox_mutex_
+  std::unique_ptr<LoopTasks> tasks_;
+  LoopTasks::Poster poster_;
   Stats stats_;
   cache::Counters cache_counters_;
   std::thread thread_;
