@@ -17,10 +17,6 @@ constexpr std::string_view kBan = "ban";
 constexpr std::string_view kNone = "-";
 constexpr size_t kMaxFields = 6;
 constexpr char kHex[] = "0123456789ABCDEF";
-// libstdc++ compiles a regex by recursion, about one level per term and per group, so a long
-// enough one overflows the stack (20 kB does under ASan). A longer one is treated as one that
-// does not compile: a ban on its whole host.
-constexpr size_t kMaxRegex = 4096;
 
 void append_number(std::string& out, Seconds value) {
   char digits[24];
@@ -154,7 +150,7 @@ std::optional<Invalidation> parse_entry(std::string_view line) {
 }
 
 std::optional<std::regex> compile_regex(const std::string& text) {
-  if (text.size() > kMaxRegex) return std::nullopt;
+  if (text.size() > kMaxBanRegex) return std::nullopt;
   try {
     return std::regex(text, std::regex::ECMAScript);
   } catch (const std::regex_error&) {

@@ -44,6 +44,11 @@
 
 namespace edge::cache {
 
+// libstdc++ compiles a regex by recursion, about one level per term and per group, so a long
+// enough one overflows the stack (20 kB does under ASan). The admin port refuses longer ban
+// regexes; one found in a log is treated as a regex that does not compile.
+inline constexpr size_t kMaxBanRegex = 4096;
+
 struct Invalidation {
   enum class Kind { kUrl, kTag, kBan };
   Kind kind = Kind::kUrl;

@@ -482,6 +482,10 @@ std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& 
     ban.prefix = cache::cache_key("", *prefix);
   }
   if (regex && !regex->empty()) {
+    if (regex->size() > cache::kMaxBanRegex) {
+      error = "regex longer than " + std::to_string(cache::kMaxBanRegex) + " bytes";
+      return std::nullopt;
+    }
     try {
       ban.regex.emplace(*regex, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {

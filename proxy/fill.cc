@@ -97,6 +97,24 @@ void add_validators(std::string& head, const cache::CachedObject& stored) {
   head.insert(head.size() - 2, fields);
 }
 
+// A page read back whole (from memcached) compiled as a fill compiles one as it arrives.
+void attach_template(cache::CachedObject& object) {
+  ssi::Parser parser(ssi::Syntax::kBoth);
+  std::string scratch;
+  http::IoSlice slices[16];
+  uint64_t offset = 0;
+  while (offset < object.body->size()) {
+    const int n = object.body->peek(offset, slices, 16, SIZE_MAX, scratch);
+    if (n <= 0) break;
+    for (int i = 0; i < n; ++i) {
+      parser.feed({slices[i].data, slices[i].len});
+      offset += slices[i].len;
+    }
+  }
+  ssi::Template compiled = parser.finish();
+  if (!compiled.is_verbatim()) object.attachment = std::make_shared<CompiledPage>(std::move(compiled));
+}
+
 }  // namespace
 
 http::Headers stored_headers(const http::Headers& response) {
@@ -161,6 +179,8 @@ void Fill::on_tier_found(Tier::Found found) {
       object.reset();
     if (object && request.get("Authorization") && !shareable_with_authorization(object->cc)) object.reset();
   }
+  // Compiled before anything else uses it: served, or revalidated (a 304 keeps the template).
+  if (object && (found.assemble || params_.policy->esi)) attach_template(*object);
   if (object && found.kind == Tier::Found::Kind::kRecord) {
     const bool invalidated = object->invalidated.load(std::memory_order_relaxed);
     cache::StoredView view;
@@ -179,26 +199,10 @@ void Fill::on_tier_found(Tier::Found found) {
     }
   }
   if (!object) return start_fetch();
-  publish_from_tier(std::move(object), found.assemble);
+  publish_from_tier(std::move(object));
 }
 
-void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object, bool assemble) {
-  if (assemble || params_.policy->esi) {
-    ssi::Parser parser(ssi::Syntax::kBoth);
-    std::string scratch;
-    http::IoSlice slices[16];
-    uint64_t offset = 0;
-    while (offset < object->body->size()) {
-      const int n = object->body->peek(offset, slices, 16, SIZE_MAX, scratch);
-      if (n <= 0) break;
-      for (int i = 0; i < n; ++i) {
-        parser.feed({slices[i].data, slices[i].len});
-        offset += slices[i].len;
-      }
-    }
-    ssi::Template compiled = parser.finish();
-    if (!compiled.is_verbatim()) object->attachment = std::make_shared<CompiledPage>(std::move(compiled));
-  }
+void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
   // A foreign value has no freshness of its own: it goes into RAM only for the route's ttl.
   if (params_.ram && object->lifetime > 0) worker_.shared().store.insert(object);
   {

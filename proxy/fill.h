@@ -100,7 +100,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   void on_fetch_failed(Fetch& fetch, int status) override;
   void start_fetch();
   void on_tier_found(Tier::Found found);
-  void publish_from_tier(std::shared_ptr<cache::CachedObject> object, bool assemble);
+  void publish_from_tier(std::shared_ptr<cache::CachedObject> object);
   void decide(Fetch& fetch, const http::ResponseHead& head, bool complete);
   void copy_body(Fetch& fetch, bool complete);
   void end();         // on the fill's loop: leaves the coalescer, drops the self reference

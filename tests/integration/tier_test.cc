@@ -415,3 +415,19 @@ TEST_CASE("tier: edge assets bakes a directory that the static route then serves
   CHECK(not_modified.status == 304);
   CHECK(app_count(app.port, "/static/css/site.css") == 0);
 }
+
+TEST_CASE("tier: a page stored for assembly is assembled on the node that reads it from memcached") {
+  Cluster cl;
+  const std::string fragment = "/cache/frag?cc=max-age%3D600&body=" + percent_encode("PIECE");
+  const std::string page = "/cache/page?cc=max-age%3D600&surrogate=" + percent_encode("content=\"ESI/1.0\"") +
+                           "&body=" + percent_encode("<p><esi:include src=\"" + fragment + "\"/></p>");
+  Response on_a = fetch(cl.a.port(), page);
+  CHECK(on_a.body == "<p>PIECE</p>");
+  wait_for_stores(cl.a, 2);  // the page and its fragment
+  Response on_c = fetch(cl.c.port(), page);
+  CHECK(on_c.status == 200);
+  CHECK(on_c.body == "<p>PIECE</p>");
+  CHECK(cl.count(page) == 1);
+  CHECK(cl.count(fragment) == 1);
+  CHECK(tier_stat(cl.c, "hits") == 2);
+}

@@ -206,6 +206,10 @@ TEST_CASE("purge parameters: url or tag, soft, nothing else") {
   CHECK(by_url->key == "a.com/img/1.jpg");
   CHECK(by_url->tag.empty());
   CHECK_FALSE(by_url->soft);
+  CHECK(by_url->host == "a.com");
+  CHECK(by_url->target == "/img/1.jpg");
+  CHECK_FALSE(by_url->local);
+  CHECK(admin::parse_purge("tag=x&local=1", error)->local);
   auto by_tag = admin::parse_purge("tag=product-42&soft=1", error);
   REQUIRE(by_tag);
   CHECK(by_tag->tag == "product-42");
@@ -268,6 +272,14 @@ TEST_CASE("ban parameters: host, prefix, regex, soft") {
   CHECK(error == "soft must be 0 or 1");
   CHECK(admin::parse_ban("prefix=/&url=x", error) == std::nullopt);
   CHECK(error == "unknown parameter: url");
+  CHECK(admin::parse_ban("regex=" + std::string(4097, 'a'), error) == std::nullopt);
+  CHECK(error == "regex longer than 4096 bytes");
+  CHECK(admin::parse_ban("regex=" + std::string(4096, 'a'), error));
+  CHECK(admin::parse_ban("prefix=/&local=2", error) == std::nullopt);
+  CHECK(error == "local must be 0 or 1");
+  bool local = false;
+  CHECK(admin::parse_ban("prefix=/&local=1", error, &local));
+  CHECK(local);
 }
 
 namespace {
