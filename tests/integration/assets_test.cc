@@ -29,18 +29,6 @@ constexpr auto kFailSafe = 20s;
 constexpr int64_t kMtime = 1700000000;
 constexpr const char* kMtimeText = "Tue, 14 Nov 2023 22:13:20 GMT";
 
-struct MemcachedServer {
-  MemcachedServer()
-      : port(free_port()),
-        process("/usr/bin/memcached",
-                {"-l", "127.0.0.1", "-p", std::to_string(port), "-U", "0", "-u", "nobody", "-m", "64"}) {
-    REQUIRE(wait_for_port(port));
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
-  uint16_t port;
-  Process process;
-};
-
 struct Run {
   int code;
   std::string output;  // stdout and stderr together

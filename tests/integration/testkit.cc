@@ -505,4 +505,42 @@ Response exchange(uint16_t port, std::string_view raw, std::string_view method) 
   return client.read_response(method);
 }
 
+MemcachedServer::MemcachedServer()
+    : port(free_port()),
+      process("/usr/bin/memcached",
+              {"-l", "127.0.0.1", "-p", std::to_string(port), "-U", "0", "-u", "nobody", "-m", "64"}) {
+  if (!wait_for_port(port)) throw std::runtime_error("memcached did not start: " + process.output());
+}
+
+std::string memcached_command(uint16_t port, const std::string& command, const std::string& terminator) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::write(fd, command.data(), command.size()) == static_cast<ssize_t>(command.size())) {
+    char buffer[4096];
+    while (answer.find(terminator) == std::string::npos) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n <= 0) break;
+      answer.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
+long memcached_stat(uint16_t port, const std::string& name) {
+  const std::string answer = memcached_command(port, "stats\r\n", "END\r\n");
+  const std::string prefix = "STAT " + name + " ";
+  const size_t at = answer.find(prefix);
+  if (at == std::string::npos) throw std::runtime_error("no " + name + " in memcached's stats");
+  return std::stol(answer.substr(at + prefix.size()));
+}
+
 }  // namespace edge::testkit

@@ -88,6 +88,19 @@ struct Edge {
 
 int unclean_exits();
 
+// A memcached server of its own on a fresh port (64 MB, no UDP), ready when constructed.
+struct MemcachedServer {
+  MemcachedServer();
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+  uint16_t port;
+  Process process;
+};
+// One command on a fresh plain connection to memcached at 127.0.0.1:port: the answer up to and
+// including `terminator` (or what came before a close or a time-out of 5 s).
+std::string memcached_command(uint16_t port, const std::string& command, const std::string& terminator);
+// One "STAT <name> <value>" figure of the server's `stats`; throws if it is missing.
+long memcached_stat(uint16_t port, const std::string& name);
+
 // "127.0.0.1:<port>" as a quoted YAML string, for a list of servers.
 std::string yaml_address(uint16_t port);
 // An Edge configuration with one backend, `app`, serving every Host. `servers` is the body of

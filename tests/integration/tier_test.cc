@@ -27,40 +27,6 @@ using namespace std::chrono_literals;
 namespace {
 constexpr char kToken[] = "tier-t0ken";
 
-struct MemcachedServer {
-  MemcachedServer()
-      : port(free_port()),
-        process("/usr/bin/memcached",
-                {"-l", "127.0.0.1", "-p", std::to_string(port), "-U", "0", "-u", "nobody", "-m", "64"}) {
-    REQUIRE(wait_for_port(port));
-  }
-  uint16_t port;
-  Process process;
-};
-
-// One command over a plain connection to memcached; the answer up to `terminator`.
-std::string memcached_command(uint16_t port, const std::string& command, const std::string& terminator) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::write(fd, command.data(), command.size()) == static_cast<ssize_t>(command.size()));
-  std::string answer;
-  char buffer[4096];
-  while (answer.find(terminator) == std::string::npos) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n <= 0) break;
-    answer.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return answer;
-}
-
 // Writes a value the way another tool would (nginx's memcached module reads such values).
 void memcached_set(uint16_t port, const std::string& key, const std::string& value) {
   const std::string answer = memcached_command(
