@@ -803,6 +803,10 @@ Use decide(const CacheControl& request_cc, const StoredView& stored) {
   return Use::kRevalidate;
 }
 
+bool shareable_with_authorization(const CacheControl& response_cc) {
+  return response_cc.is_public || response_cc.s_maxage || response_cc.must_revalidate;
+}
+
 bool may_serve_stale_on_error(const CacheControl& request_cc, const StoredView& stored) {
   const CacheControl& rcc = stored.response_cc;
   // no-cache (either side) forbids any use without a successful validation.

@@ -121,6 +121,10 @@ struct StoredView {
 // allowed by the response never reaches here (can_store decided at storage).
 Use decide(const CacheControl& request_cc, const StoredView& stored);
 
+// Whether a stored response may answer a request carrying Authorization: only when it said it
+// may be shared (public, s-maxage or must-revalidate; RFC 9111 3.5).
+bool shareable_with_authorization(const CacheControl& response_cc);
+
 // When the backend fails or answers 5xx: whether the stale response may be served instead
 // (stale-if-error from the response or the request, or the route's grace), RFC 5861.
 bool may_serve_stale_on_error(const CacheControl& request_cc, const StoredView& stored);

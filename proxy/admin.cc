@@ -894,7 +894,7 @@ class Admin {
   Reply server_action(const admin::Route& route, std::string_view method);
   std::optional<Reply> purge(std::string_view query, std::string_view target, Conn* conn);
   std::optional<Reply> ban(std::string_view query, std::string_view target, Conn* conn);
-  std::optional<Reply> spread(std::string result, std::optional<cache::Invalidation> entry,
+  std::optional<Reply> spread(std::string result, cache::Invalidation entry,
                               std::vector<std::string> remove_keys, std::string_view target, Conn* conn);
   void spread_done(uint64_t ticket, const std::shared_ptr<Spread>& spread);
   admin::CacheFigures cache_figures() const;
@@ -1124,7 +1124,7 @@ std::optional<Reply> Admin::ban(std::string_view query, std::string_view target,
   return spread(std::move(result), std::move(entry), {}, target, conn);
 }
 
-std::optional<Reply> Admin::spread(std::string result, std::optional<cache::Invalidation> entry,
+std::optional<Reply> Admin::spread(std::string result, cache::Invalidation entry,
                                    std::vector<std::string> remove_keys, std::string_view target, Conn* conn) {
   if (!tier_ && peers_.peers() == 0) return Reply{200, kJson, "{" + result + "}\n", {}};
   const uint64_t ticket = ++last_ticket_;
@@ -1132,21 +1132,16 @@ std::optional<Reply> Admin::spread(std::string result, std::optional<cache::Inva
   conn->await(ticket);
   auto state = std::make_shared<Spread>();
   state->result = std::move(result);
-  state->waiting = 1 + (peers_.peers() > 0 ? 1 : 0);  // memcached, peers
-  if (tier_ && entry) {
+  // Both answer later, from this loop, never from inside these calls.
+  state->waiting = (tier_ ? 1 : 0) + (peers_.peers() > 0 ? 1 : 0);
+  if (tier_) {
     state->memcached_asked = true;
-    const bool asked = tier_->record(std::move(*entry), std::move(remove_keys), tasks_.poster(),
-                                     [this, ticket, state](bool ok, std::string error) {
-                                       state->memcached_ok = ok;
-                                       if (!ok) state->errors.push_back(std::move(error));
-                                       spread_done(ticket, state);
-                                     });
-    if (!asked) {
-      state->errors.emplace_back("memcached: refused");
-      --state->waiting;
-    }
-  } else {
-    --state->waiting;
+    tier_->record(std::move(entry), std::move(remove_keys), tasks_.poster(),
+                  [this, ticket, state](bool ok, std::string error) {
+                    state->memcached_ok = ok;
+                    if (!ok) state->errors.push_back(std::move(error));
+                    spread_done(ticket, state);
+                  });
   }
   if (peers_.peers() > 0) {
     std::string peer_target(target);
@@ -1154,13 +1149,6 @@ std::optional<Reply> Admin::spread(std::string result, std::optional<cache::Inva
     peers_.notify(std::move(peer_target), [this, ticket, state](PeerNotifier::Result peers) {
       state->peers_ok = peers.ok;
       for (std::string& failure : peers.failures) state->errors.push_back("peer " + std::move(failure));
-      spread_done(ticket, state);
-    });
-  }
-  if (state->waiting == 0) {
-    // Nothing asynchronous was started after all: answered from here, after this returns.
-    tasks_.post([this, ticket, state] {
-      ++state->waiting;
       spread_done(ticket, state);
     });
   }

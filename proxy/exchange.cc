@@ -31,12 +31,6 @@ std::optional<std::string_view> cookie_value(const http::Headers& headers, std::
 
 cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
 
-// A shared cache answers a request carrying Authorization from a stored response only when
-// that response said it may be shared (RFC 9111 3.5).
-bool shareable_with_authorization(const cache::CacheControl& cc) {
-  return cc.is_public || cc.s_maxage || cc.must_revalidate;
-}
-
 // The client's own conditions and ranges, which a fetch for the cache leaves out: the cache wants
 // the whole response, and answers the conditions and ranges itself.
 bool conditional_field(std::string_view name) {
@@ -100,7 +94,7 @@ void Exchange::serve_from_cache() {
   // With `ram: off` nothing of this route is in the RAM tier to find.
   cache::Store::Lookup found;
   if (policy_->ram) found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
-  if (found.object && (!authorized || shareable_with_authorization(found.object->cc))) {
+  if (found.object && (!authorized || cache::shareable_with_authorization(found.object->cc))) {
     const cache::ObjectRef& object = found.object;
     switch (cache::decide(request_cc_, stored_view(*object))) {
       case cache::Use::kFresh:
@@ -330,6 +324,11 @@ void Exchange::invalidate_after(const http::ResponseHead& head) {
     worker_.shared().store.purge(cache::cache_key(host, target), false);
 }
 
+void Exchange::append_validators(std::string& out, const cache::CachedObject& stored) {
+  if (auto etag = stored.headers.get("ETag")) append_field(out, "If-None-Match", *etag);
+  if (auto modified = stored.headers.get("Last-Modified")) append_field(out, "If-Modified-Since", *modified);
+}
+
 void Exchange::build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
                                    std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
                                    const conf::Config& config, int backend_index, bool for_cache,
@@ -371,11 +370,7 @@ void Exchange::build_upstream_head(std::string& out, const http::RequestHead& he
   out.append(client_ip).append("\r\n");
   out.append("X-Forwarded-Proto: http\r\n");
   out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
-  if (validators) {
-    // Revalidation (RFC 9111 4.3.1): the stored response's validators.
-    if (auto etag = validators->headers.get("ETag")) append_field(out, "If-None-Match", *etag);
-    if (auto modified = validators->headers.get("Last-Modified")) append_field(out, "If-Modified-Since", *modified);
-  }
+  if (validators) append_validators(out, *validators);
   uint64_t body = body_size;
   if (for_cache) {
     out.append("\r\n");

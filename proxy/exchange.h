@@ -88,6 +88,8 @@ class Exchange final : Fetch::Owner {
                                   std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
                                   const conf::Config& config, int backend, bool for_cache,
                                   const cache::CachedObject* validators);
+  // If-None-Match / If-Modified-Since from a stored response's validators (RFC 9111 4.3.1).
+  static void append_validators(std::string& out, const cache::CachedObject& stored);
 
  private:
   void serve_from_cache();

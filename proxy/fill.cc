@@ -81,18 +81,10 @@ bool marks_hit_for_pass(cache::StoreVerdict verdict, int status) {
   }
 }
 
-// A shared cache answers a request carrying Authorization from a stored response only when
-// that response said it may be shared (RFC 9111 3.5).
-bool shareable_with_authorization(const cache::CacheControl& cc) {
-  return cc.is_public || cc.s_maxage || cc.must_revalidate;
-}
-
 // A fill's upstream head (a GET, ending in an empty line) made conditional on `stored`.
 void add_validators(std::string& head, const cache::CachedObject& stored) {
   std::string fields;
-  if (auto etag = stored.headers.get("ETag")) fields.append("If-None-Match: ").append(*etag).append("\r\n");
-  if (auto modified = stored.headers.get("Last-Modified"))
-    fields.append("If-Modified-Since: ").append(*modified).append("\r\n");
+  Exchange::append_validators(fields, stored);
   if (fields.empty() || head.size() < 2) return;
   head.insert(head.size() - 2, fields);
 }
@@ -151,8 +143,8 @@ std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initia
     lookup.path = fill->params_.static_path;
     lookup.foreign_lifetime = seconds(fill->params_.policy->ttl);
     // The answer holds the fill (a task dropped at shutdown lets it go).
-    if (tier->lookup(std::move(lookup), worker.poster(), [fill](Tier::Found found) { fill->on_tier_found(std::move(found)); }))
-      return fill;
+    auto answer = [fill](Tier::Found found) { fill->on_tier_found(std::move(found)); };
+    if (tier->lookup(std::move(lookup), worker.poster(), std::move(answer))) return fill;
   }
   fill->start_fetch();
   return fill;
@@ -177,7 +169,7 @@ void Fill::on_tier_found(Tier::Found found) {
     if (!params_.static_route &&
         (object->key != params_.key || !cache::Store::variant_matches(*object, request, params_.variant_extra)))
       object.reset();
-    if (object && request.get("Authorization") && !shareable_with_authorization(object->cc)) object.reset();
+    if (object && request.get("Authorization") && !cache::shareable_with_authorization(object->cc)) object.reset();
   }
   // Compiled before anything else uses it: served, or revalidated (a 304 keeps the template).
   if (object && (found.assemble || params_.policy->esi)) attach_template(*object);

@@ -255,13 +255,12 @@ void Tier::store(const cache::CachedObject& object, std::string key) {
   });
 }
 
-bool Tier::record(cache::Invalidation entry, std::vector<std::string> remove_keys, Post post, RecordCallback done) {
+void Tier::record(cache::Invalidation entry, std::vector<std::string> remove_keys, Post post, RecordCallback done) {
   Impl& impl = *impl_;
   for (std::string& key : remove_keys)
     if (cache::MemcachedPool::valid_key(key)) impl.pool.remove(std::move(key), run_here, [](McStatus) {});
   entry.at = wall_now();
   impl.append_entry(cache::format_invalidation(entry), 0, std::move(post), std::move(done));
-  return true;
 }
 
 TierCounters Tier::counters() const {

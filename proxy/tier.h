@@ -103,9 +103,9 @@ class Tier {
 
   // A purge or ban made here: deletes `remove_keys`, appends `entry` (its `at` set to now) to
   // the invalidation log and renews the token. done(ok, error) through `post` once it holds (or
-  // failed: memcached down), exactly once; false when refused at once (nothing called back).
+  // failed: memcached down or refusing), exactly once.
   using RecordCallback = std::function<void(bool ok, std::string error)>;
-  bool record(cache::Invalidation entry, std::vector<std::string> remove_keys, Post post, RecordCallback done);
+  void record(cache::Invalidation entry, std::vector<std::string> remove_keys, Post post, RecordCallback done);
 
   TierCounters counters() const;
 
