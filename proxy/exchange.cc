@@ -234,13 +234,19 @@ void Exchange::on_fill_event() {
         return start_fill(nullptr, false);
       }
       // A miss counts once its response proves storable; one that is not counts as a pass.
-      if (snap.revalidated)
+      const char* label = "HIT";
+      if (snap.revalidated) {
         count(cache::Event::kRevalidated);
-      else if (snap.from_tier)
+        label = "REVALIDATED";
+      } else if (snap.stale_from_tier) {
+        count(cache::Event::kStale);
+        label = "STALE";
+      } else if (snap.from_tier) {
         count(cache::Event::kHit);
-      else if (fill_initiator_)
+      } else if (fill_initiator_) {
         count(cache::Event::kMiss);
-      const char* label = snap.revalidated ? "REVALIDATED" : (fill_initiator_ && !snap.from_tier) ? "MISS" : "HIT";
+        label = "MISS";
+      }
       delivering_ = true;
       if (snap.object->body->complete()) leave_fill();
       return deliver(snap.object, label);

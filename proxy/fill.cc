@@ -181,7 +181,12 @@ void Fill::on_tier_found(Tier::Found found) {
     view.current_age = std::max<cache::Seconds>(object->age.current_age(wall_now()), invalidated ? 1 : 0);
     view.grace = object->grace;
     const cache::Use use = cache::decide(cache::parse_cache_control(params_.request.headers, true), view);
-    if (use != cache::Use::kFresh && use != cache::Use::kStaleAllowed) {
+    if (use == cache::Use::kStaleWhileRevalidate && params_.coalesced) {
+      // Within grace or stale-while-revalidate (a soft purge elsewhere, say): served stale at
+      // once, and refreshed by a fill of its own once this one has left the coalescer.
+      refresh_after_publish_ = object;
+      stale_from_tier_ = true;
+    } else if (use != cache::Use::kFresh && use != cache::Use::kStaleAllowed) {
       // Stale in memcached: revalidated with the backend like a stale object of our own.
       if (!params_.stale) {
         add_validators(params_.upstream_head, *object);
@@ -205,6 +210,13 @@ void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
   }
   notify_all();
   end();
+  if (!refresh_after_publish_) return;
+  Params refresh = params_;
+  add_validators(refresh.upstream_head, *refresh_after_publish_);
+  refresh.stale = std::move(refresh_after_publish_);
+  refresh.tier_key.clear();  // memcached was just asked
+  bool started = false;
+  Fill::start(worker_, std::move(refresh), 0, &started);
 }
 
 bool Fill::subscribe(Worker& worker, uint64_t connection) {
@@ -230,6 +242,7 @@ Fill::Snapshot Fill::snapshot() const {
   s.status = status_;
   s.revalidated = revalidated_;
   s.from_tier = from_tier_;
+  s.stale_from_tier = stale_from_tier_;
   return s;
 }
 

@@ -80,6 +80,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     int status = 0;           // kFailed
     bool revalidated = false; // kStreaming from a 304
     bool from_tier = false;   // kStreaming: found in memcached, no backend asked
+    bool stale_from_tier = false;  // from_tier, stale but within grace: refreshed in the background
   };
 
   // Starts the fetch on `worker`'s loop, and returns the fill. `initiator` (0: none, a
@@ -123,6 +124,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   uint64_t copied_ = 0;
   // A page with ESI/SSI is compiled as it arrives and published only whole, with its template.
   std::optional<ssi::Parser> esi_parser_;
+  cache::ObjectRef refresh_after_publish_;  // a stale record served from memcached, to refresh
 
   mutable std::mutex mutex_;  // guards everything below
   State state_ = State::kFetching;
@@ -130,6 +132,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   int status_ = 0;
   bool revalidated_ = false;
   bool from_tier_ = false;
+  bool stale_from_tier_ = false;
   bool over_ = false;  // no more events
   uint64_t initiator_ = 0;  // 0 once it left
   std::vector<Subscriber> subscribers_;

@@ -274,6 +274,7 @@ TEST_CASE("tier: HTTP cache records that do not parse are misses") {
   Cluster cl;
   const std::string page = "/cache/garbled?cc=max-age%3D600";
   const std::string key = "edge:shop.test/cache/garbled?cc=max-age%3D600";
+  long stores = 0;
   for (const std::string& garbage :
        {std::string("EDGE\x01\xff\xff\xff\xff", 9), std::string("EDGE\x07 a future version"), std::string("plain text")}) {
     memcached_set(cl.m1.port, key, garbage);
@@ -281,6 +282,8 @@ TEST_CASE("tier: HTTP cache records that do not parse are misses") {
     Response r = fetch(cl.c.port(), page);
     CHECK(r.status == 200);
     CHECK(x_cache(r) == "MISS");
+    // The refetched response is written back: let that land before the next garbage does.
+    wait_for_stores(cl.c, ++stores);
   }
   CHECK(cl.count(page) == 3);
   CHECK(tier_stat(cl.c, "unparsable") == 3);
@@ -396,4 +399,36 @@ TEST_CASE("tier: a page stored for assembly is assembled on the node that reads 
   CHECK(cl.count(page) == 1);
   CHECK(cl.count(fragment) == 1);
   CHECK(tier_stat(cl.c, "hits") == 2);
+}
+
+TEST_CASE("tier: a soft purge elsewhere serves the record stale within grace while it is refreshed") {
+  App app{"origin"};
+  MemcachedServer m;
+  TempDir dir;
+  const std::string token_file = dir.write("token", kToken);
+  Node a, d;  // not peers: d learns of the purge from memcached only
+  const std::string memcached = servers_yaml({&m});
+  const std::string routes = "      - {path: /cache/grace/, grace: 60s}\n";
+  a.edge = std::make_unique<Edge>(node_config(app, memcached, a, {}, token_file, "", routes));
+  d.edge = std::make_unique<Edge>(node_config(app, memcached, d, {}, token_file, "", routes));
+  REQUIRE(wait_for_port(a.admin_port));
+  REQUIRE(wait_for_port(d.admin_port));
+  const std::string page = "/cache/grace/p?cc=max-age%3D600&tag=g&etag=%22e1%22";
+  REQUIRE(x_cache(fetch(a.port(), page)) == "MISS");
+  wait_for_stores(a, 1);
+  REQUIRE(admin(a, "/purge?tag=g&soft=1").status == 200);
+
+  Response stale = fetch(d.port(), page);
+  CHECK(stale.status == 200);
+  CHECK(x_cache(stale) == "STALE");
+  // The refresh runs in the background: wait for the backend to see it, then d has it fresh.
+  for (int i = 0; i < 500 && app_count(app.port, page) < 2; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(app_count(app.port, page) == 2);
+  std::string label;
+  for (int i = 0; i < 500 && label != "HIT"; ++i) {
+    label = x_cache(fetch(d.port(), page));
+    if (label != "HIT") std::this_thread::sleep_for(10ms);
+  }
+  CHECK(label == "HIT");
+  CHECK(app_count(app.port, page) == 2);
 }
