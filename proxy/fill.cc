@@ -135,19 +135,23 @@ std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initia
     fill->initiator_ = initiator;
     if (initiator) fill->subscribers_.push_back(Subscriber{&worker, initiator});
   }
-  Tier* tier = worker.shared().tier.get();
-  if (tier && !fill->params_.tier_key.empty()) {
-    Tier::Lookup lookup;
-    lookup.key = fill->params_.tier_key;
-    lookup.foreign_ok = fill->params_.static_route;
-    lookup.path = fill->params_.static_path;
-    lookup.foreign_lifetime = seconds(fill->params_.policy->ttl);
-    // The answer holds the fill (a task dropped at shutdown lets it go).
-    auto answer = [fill](Tier::Found found) { fill->on_tier_found(std::move(found)); };
-    if (tier->lookup(std::move(lookup), worker.poster(), std::move(answer))) return fill;
-  }
+  if (fill->params_.tier_lookup && !fill->params_.tier_key.empty() && fill->ask_tier(fill->params_.tier_key))
+    return fill;
   fill->start_fetch();
   return fill;
+}
+
+bool Fill::ask_tier(std::string key) {
+  Tier* tier = worker_.shared().tier.get();
+  if (!tier) return false;
+  Tier::Lookup lookup;
+  lookup.key = std::move(key);
+  lookup.foreign_ok = params_.static_route;
+  lookup.path = params_.static_path;
+  lookup.foreign_lifetime = seconds(params_.policy->ttl);
+  // The answer holds the fill (a task dropped at shutdown lets it go).
+  auto answer = [fill = shared_from_this()](Tier::Found found) { fill->on_tier_found(std::move(found)); };
+  return tier->lookup(std::move(lookup), worker_.poster(), std::move(answer));
 }
 
 void Fill::start_fetch() {
@@ -166,9 +170,17 @@ void Fill::on_tier_found(Tier::Found found) {
     const http::Headers& request = params_.request.headers;
     // Keys are hashed when long: the record says whose it is. A static key is the route's
     // choice, whatever wrote it.
-    if (!params_.static_route &&
-        (object->key != params_.key || !cache::Store::variant_matches(*object, request, params_.variant_extra)))
+    if (!params_.static_route && object->key != params_.key) object.reset();
+    if (object && !params_.static_route && !cache::Store::variant_matches(*object, request, params_.variant_extra)) {
+      // The URL's key holds its latest variant; each variant also has a key of its own.
+      const std::optional<std::string> vary_part = cache::vary_key(object->headers, request);
+      const bool asked_already = variant_asked_;
+      variant_asked_ = true;
+      if (vary_part && !asked_already &&
+          ask_tier(Tier::http_key(params_.key, cache::Store::variant_string(*vary_part, params_.variant_extra))))
+        return;
       object.reset();
+    }
     if (object && request.get("Authorization") && !cache::shareable_with_authorization(object->cc)) object.reset();
   }
   // Compiled before anything else uses it: served, or revalidated (a 304 keeps the template).
@@ -199,6 +211,13 @@ void Fill::on_tier_found(Tier::Found found) {
   publish_from_tier(std::move(object));
 }
 
+void Fill::write_through(const cache::CachedObject& object) {
+  Tier* tier = worker_.shared().tier.get();
+  if (!tier || params_.tier_key.empty()) return;
+  tier->store(object, params_.tier_key);
+  if (!params_.static_route && !object.vary_names.empty()) tier->store(object, Tier::http_key(params_.key, object.variant));
+}
+
 void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
   // A foreign value has no freshness of its own: it goes into RAM only for the route's ttl.
   if (params_.ram && object->lifetime > 0) worker_.shared().store.insert(object);
@@ -214,7 +233,7 @@ void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
   Params refresh = params_;
   add_validators(refresh.upstream_head, *refresh_after_publish_);
   refresh.stale = std::move(refresh_after_publish_);
-  refresh.tier_key.clear();  // memcached was just asked
+  refresh.tier_lookup = false;  // memcached was just asked
   bool started = false;
   Fill::start(worker_, std::move(refresh), 0, &started);
 }
@@ -295,7 +314,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->tags = stale.tags;
     object->attachment = stale.attachment;  // same body, same compiled template
     if (params_.ram) shared.store.insert(object);
-    if (shared.tier && !params_.tier_key.empty()) shared.tier->store(*object, params_.tier_key);
+    write_through(*object);
     {
       std::lock_guard lock(mutex_);
       state_ = State::kStreaming;
@@ -402,7 +421,7 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     object_ = filling_;
   }
   Shared& shared = worker_.shared();
-  if (shared.tier && !params_.tier_key.empty()) shared.tier->store(*filling_, params_.tier_key);
+  write_through(*filling_);
   if (params_.ram && !shared.store.insert(filling_) && shared.config.cache.hit_for_pass.count() > 0) {
     // Larger than max_object, which only the end of a body of unknown length can show: it was
     // streamed to the requests that waited for it; the next ones pass.

@@ -69,6 +69,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     // written through when the response is stored. On a static route the key is the route's
     // and a value in no record format is served as a body (static_path: its Content-Type).
     std::string tier_key;
+    bool tier_lookup = true;  // false: written through only (a refresh of what memcached gave)
     bool static_route = false;
     std::string static_path;
   };
@@ -100,6 +101,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
   void on_fetch_failed(Fetch& fetch, int status) override;
   void start_fetch();
+  bool ask_tier(std::string key);  // false: memcached cannot be asked now
+  void write_through(const cache::CachedObject& object);
   void on_tier_found(Tier::Found found);
   void publish_from_tier(std::shared_ptr<cache::CachedObject> object);
   void decide(Fetch& fetch, const http::ResponseHead& head, bool complete);
@@ -124,7 +127,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   uint64_t copied_ = 0;
   // A page with ESI/SSI is compiled as it arrives and published only whole, with its template.
   std::optional<ssi::Parser> esi_parser_;
-  cache::ObjectRef refresh_after_publish_;  // a stale record served from memcached, to refresh
+  cache::ObjectRef refresh_after_publish_;
+  bool variant_asked_ = false;  // memcached was asked for this request's Vary variant  // a stale record served from memcached, to refresh
 
   mutable std::mutex mutex_;  // guards everything below
   State state_ = State::kFetching;

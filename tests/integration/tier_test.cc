@@ -432,3 +432,25 @@ TEST_CASE("tier: a soft purge elsewhere serves the record stale within grace whi
   CHECK(label == "HIT");
   CHECK(app_count(app.port, page) == 2);
 }
+
+TEST_CASE("tier: every Vary variant is shared, not only the last one stored") {
+  Cluster cl;
+  const std::string page = "/cache/lang?cc=max-age%3D600&vary=Accept-Language";
+  const std::string english = "Accept-Language: en\r\n";
+  const std::string french = "Accept-Language: fr\r\n";
+  REQUIRE(x_cache(fetch(cl.a.port(), page, english)) == "MISS");
+  wait_for_stores(cl.a, 2);  // under the URL's key and under the variant's
+  REQUIRE(x_cache(fetch(cl.a.port(), page, french)) == "MISS");
+  wait_for_stores(cl.a, 4);
+  // The URL's key now holds the French one; the English one is still found, under its own key.
+  Response en = fetch(cl.c.port(), page, english);
+  CHECK(x_cache(en) == "HIT");
+  CHECK(en.body.find("GET /cache/lang") != std::string::npos);
+  CHECK(x_cache(fetch(cl.c.port(), page, french)) == "HIT");
+  CHECK(x_cache(fetch(cl.b.port(), page, english)) == "HIT");
+  CHECK(cl.count(page) == 2);
+  // A purge of the URL reaches every variant.
+  REQUIRE(admin(cl.a, "/purge?url=" + percent_encode("http://shop.test" + page)).status == 200);
+  CHECK(x_cache(fetch(cl.c.port(), page, english)) == "MISS");
+  CHECK(cl.count(page) == 3);
+}
