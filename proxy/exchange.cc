@@ -91,9 +91,8 @@ void Exchange::serve_from_cache() {
   request_cc_ = cache::parse_cache_control(head.headers, true);
   const bool authorized = head.headers.get("Authorization").has_value();
 
-  // With `ram: off` nothing of this route is in the RAM tier to find.
-  cache::Store::Lookup found;
-  if (policy_->ram) found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
+  // With `ram: off` no object of the route is in the store, but its hit-for-pass marks are.
+  cache::Store::Lookup found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
   if (found.object && (!authorized || cache::shareable_with_authorization(found.object->cc))) {
     const cache::ObjectRef& object = found.object;
     switch (cache::decide(request_cc_, stored_view(*object))) {
