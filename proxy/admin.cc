@@ -1078,8 +1078,9 @@ std::optional<Reply> Admin::purge(std::string_view query, std::string_view targe
   if (!request) return json_error(400, error);
   const bool by_tag = !request->tag.empty();
   const size_t n = by_tag ? store_.purge_tag(request->tag, request->soft) : store_.purge(request->key, request->soft);
+  const std::string& what = by_tag ? request->tag : request->key;
   std::fprintf(stderr, "edge: admin: %s%spurge %s %s: %zu objects\n", request->local ? "peer's " : "",
-               request->soft ? "soft " : "", by_tag ? "tag" : "key", (by_tag ? request->tag : request->key).c_str(), n);
+               request->soft ? "soft " : "", by_tag ? "tag" : "key", what.c_str(), n);
   std::string result = "\"purged\":" + std::to_string(n);
   if (request->local) return Reply{200, kJson, "{" + result + "}\n", {}};
   cache::Invalidation entry;
@@ -1162,7 +1163,7 @@ void Admin::spread_done(uint64_t ticket, const std::shared_ptr<Spread>& state) {
   Conn* conn = it->second;
   awaiting_.erase(it);
   std::string body = "{" + state->result;
-  if (state->memcached_asked) body += std::string(",\"memcached\":\"") + (state->memcached_ok ? "ok" : "failed") + "\"";
+  if (state->memcached_asked) body += state->memcached_ok ? ",\"memcached\":\"ok\"" : ",\"memcached\":\"failed\"";
   if (peers_.peers() > 0)
     body += ",\"peers\":{\"ok\":" + std::to_string(state->peers_ok) +
             ",\"failed\":" + std::to_string(peers_.peers() - state->peers_ok) + "}";

@@ -215,7 +215,8 @@ void Fill::write_through(const cache::CachedObject& object) {
   Tier* tier = worker_.shared().tier.get();
   if (!tier || params_.tier_key.empty()) return;
   tier->store(object, params_.tier_key);
-  if (!params_.static_route && !object.vary_names.empty()) tier->store(object, Tier::http_key(params_.key, object.variant));
+  if (!params_.static_route && !object.vary_names.empty())
+    tier->store(object, Tier::http_key(params_.key, object.variant));
 }
 
 void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {

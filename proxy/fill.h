@@ -127,8 +127,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   uint64_t copied_ = 0;
   // A page with ESI/SSI is compiled as it arrives and published only whole, with its template.
   std::optional<ssi::Parser> esi_parser_;
-  cache::ObjectRef refresh_after_publish_;
-  bool variant_asked_ = false;  // memcached was asked for this request's Vary variant  // a stale record served from memcached, to refresh
+  cache::ObjectRef refresh_after_publish_;  // a stale record served from memcached, to refresh
+  bool variant_asked_ = false;  // memcached was asked for this request's Vary variant
 
   mutable std::mutex mutex_;  // guards everything below
   State state_ = State::kFetching;

@@ -124,29 +124,32 @@ struct Tier::Impl {
     if (known) return judge(std::move(record), *known, post, done);
     log_reads.fetch_add(1, std::memory_order_relaxed);
     auto shared_record = std::make_shared<cache::DecodedRecord>(std::move(record));
-    const bool queued = pool.get({std::string(kLogKey)}, run_here,
-                                 [this, shared_record, token, post, done](cache::McGetResult result) {
-                                   if (result.values.empty() || !result.values[0]) {
-                                     if (result.status == McStatus::kOk) reset_log(false);
-                                     return found(Found::Kind::kMiss, nullptr, post, done);
-                                   }
-                                   std::optional<cache::InvalidationLog> parsed =
-                                       cache::InvalidationLog::parse(*result.values[0]);
-                                   if (!parsed) {
-                                     reset_log(true);
-                                     return found(Found::Kind::kMiss, nullptr, post, done);
-                                   }
-                                   auto shared_log = std::make_shared<const cache::InvalidationLog>(std::move(*parsed));
-                                   if (token) {
-                                     std::lock_guard lock(log_mutex);
-                                     log_token = token;
-                                     log = shared_log;
-                                   } else {
-                                     renew_token([](bool) {});
-                                   }
-                                   judge(std::move(*shared_record), *shared_log, post, done);
-                                 });
-    if (!queued) found(Found::Kind::kMiss, nullptr, post, done);
+    auto answer = [this, shared_record, token, post, done](cache::McGetResult result) {
+      on_log(std::move(result), std::move(*shared_record), token, post, done);
+    };
+    if (!pool.get({std::string(kLogKey)}, run_here, std::move(answer))) found(Found::Kind::kMiss, nullptr, post, done);
+  }
+
+  void on_log(cache::McGetResult result, cache::DecodedRecord record, const std::optional<std::string>& token,
+              const Post& post, const FoundCallback& done) {
+    if (result.values.empty() || !result.values[0]) {
+      if (result.status == McStatus::kOk) reset_log(false);
+      return found(Found::Kind::kMiss, nullptr, post, done);
+    }
+    std::optional<cache::InvalidationLog> parsed = cache::InvalidationLog::parse(*result.values[0]);
+    if (!parsed) {
+      reset_log(true);
+      return found(Found::Kind::kMiss, nullptr, post, done);
+    }
+    auto shared_log = std::make_shared<const cache::InvalidationLog>(std::move(*parsed));
+    if (token) {
+      std::lock_guard lock(log_mutex);
+      log_token = token;
+      log = shared_log;
+    } else {
+      renew_token([](bool) {});  // a lost token: the next lookups can cache the log again
+    }
+    judge(std::move(record), *shared_log, post, done);
   }
 
   void append_entry(std::string line, int attempt, Post post, RecordCallback done) {
