@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "http/uri.h"
+
 namespace edge::cache {
 
 namespace {
@@ -353,87 +355,6 @@ bool tags_match(const Tag& a, const Tag& b, bool weak) {
 
 // ---- URIs ----
 
-bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(static_cast<char>(c)) || c == '-' ||
-         c == '.' || c == '_' || c == '~';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// RFC 3986 6.2.2.2: decode unreserved characters, upper-case the hex of the others. A '%' that
-// does not start a pair of hex digits is itself encoded ("%25"), as a lenient origin reads it:
-// otherwise decoding could assemble a new triplet ("%%341" -> "%41") and a second pass would
-// not give the same key.
-std::string normalise_percent(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size()) {
-      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        auto c = static_cast<unsigned char>(hi * 16 + lo);
-        if (is_unreserved(c)) {
-          out.push_back(static_cast<char>(c));
-        } else {
-          out.push_back('%');
-          out.push_back(kHex[hi]);
-          out.push_back(kHex[lo]);
-        }
-        i += 2;
-        continue;
-      }
-    }
-    if (in[i] == '%') {
-      out += "%25";
-      continue;
-    }
-    out.push_back(in[i]);
-  }
-  return out;
-}
-
-// RFC 3986 5.2.4.
-std::string remove_dot_segments(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  auto drop_last_segment = [&out] {
-    size_t slash = out.rfind('/');
-    out.erase(slash == std::string::npos ? 0 : slash);
-  };
-  while (!in.empty()) {
-    if (in.starts_with("../")) {
-      in.remove_prefix(3);
-    } else if (in.starts_with("./")) {
-      in.remove_prefix(2);
-    } else if (in.starts_with("/./")) {
-      in.remove_prefix(2);
-    } else if (in == "/.") {
-      in = "/";
-    } else if (in.starts_with("/../")) {
-      in.remove_prefix(3);
-      drop_last_segment();
-    } else if (in == "/..") {
-      in = "/";
-      drop_last_segment();
-    } else if (in == "." || in == "..") {
-      in = {};
-    } else {
-      size_t next = in.find('/', in.front() == '/' ? 1 : 0);
-      if (next == std::string_view::npos) next = in.size();
-      out.append(in.substr(0, next));
-      in.remove_prefix(next);
-    }
-  }
-  return out;
-}
-
-// The host of an authority or Host value, without userinfo, port or a trailing dot.
 std::string_view host_only(std::string_view authority) {
   authority = trim(authority);
   size_t at = authority.rfind('@');
@@ -491,7 +412,7 @@ SplitUri split_target(std::string_view target) {
 std::string clean_path_query(std::string_view path_query) {
   size_t q = path_query.find('?');
   std::string_view path = path_query.substr(0, q);
-  std::string out = remove_dot_segments(path);
+  std::string out = http::remove_dot_segments(path);
   if (out.empty()) out.assign(1, '/');
   if (q != std::string_view::npos) out.append(path_query.substr(q));
   return out;
@@ -1039,7 +960,7 @@ std::string cache_key(std::string_view host, std::string_view target) {
       path.find("/.") == std::string_view::npos) {
     key += path;  // already normal: nothing to decode, no dot segment (the common case, at no cost)
   } else {
-    std::string normal = remove_dot_segments(normalise_percent(path));
+    std::string normal = http::remove_dot_segments(http::normalise_percent(path));
     if (normal.empty() && (u.has_authority || path.empty() || path.front() == '/')) normal.assign(1, '/');
     key += normal;
   }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
@@ -313,7 +314,7 @@ using Entries = std::map<std::string, Entry, std::less<>>;
 // The cache keys a host entry or a route may carry (CachePolicy).
 constexpr std::string_view kCachePolicyKeys[] = {
     "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies",
-    "esi", "ram", "static", "key"};
+    "esi", "ram", "static", "key", "drop_request_fields"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
@@ -887,6 +888,8 @@ class Loader {
     read_cookie_names(find(fields, "bypass_on_cookie"), "bypass_on_cookie",
                       policy.bypass_on_cookie);
     read_cookie_names(find(fields, "key_cookies"), "key_cookies", policy.key_cookies);
+    read_token_list(find(fields, "drop_request_fields"), "drop_request_fields", "field name",
+                    policy.drop_request_fields);
     read_switch(find(fields, "esi"), "esi", policy.esi);
     read_switch(find(fields, "ram"), "ram", policy.ram);
     if (const Entry* source_entry = find(fields, "static")) {
@@ -944,27 +947,36 @@ class Loader {
   // A name or a list of names; an empty list is allowed (a route clears its host's list).
   void read_cookie_names(const Entry* entry, std::string_view what,
                          std::vector<std::string>& out) {
+    read_token_list(entry, what, "cookie name", out);
+  }
+
+  // A token or a list of tokens, each given once (compared case-insensitively for field names).
+  void read_token_list(const Entry* entry, std::string_view what, std::string_view noun,
+                       std::vector<std::string>& out) {
     if (!entry) return;
     std::vector<std::string> names;
     std::map<std::string, int> seen;  // name -> line
     bool ok = true;
     auto add = [&](const Entry& item) {
       if (!item.value.IsScalar()) {
-        fail(item, std::string("a cookie name must be a scalar, not ") + describe(item.value));
+        fail(item, "a " + std::string(noun) + " must be a scalar, not " + describe(item.value));
         ok = false;
         return;
       }
       const std::string& name = item.value.Scalar();
       Mark mark = mark_of(item);
       if (!is_token(name)) {
-        fail_at(mark, "bad cookie name '" + name +
+        fail_at(mark, "bad " + std::string(noun) + " '" + name +
                           "': expected a token (letters, digits and !#$%&'*+-.^_`|~)");
         ok = false;
         return;
       }
-      auto [first, inserted] = seen.try_emplace(name, mark.line);
+      std::string seen_as = name;
+      if (noun != "cookie name")  // field names are case-insensitive, cookie names are not
+        for (char& c : seen_as) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto [first, inserted] = seen.try_emplace(seen_as, mark.line);
       if (!inserted) {
-        fail_at(mark, "duplicate cookie name '" + name + "' (first at line " +
+        fail_at(mark, "duplicate " + std::string(noun) + " '" + name + "' (first at line " +
                           std::to_string(first->second) + ")");
         ok = false;
         return;
@@ -976,8 +988,8 @@ class Loader {
     } else if (entry->value.IsSequence()) {
       for (const YAML::Node& item : entry->value) add({entry->key, item});
     } else {
-      fail(*entry, "'" + std::string(what) + "' must be a cookie name or a list of them, not " +
-                       describe(entry->value));
+      fail(*entry, "'" + std::string(what) + "' must be a " + std::string(noun) +
+                       " or a list of them, not " + describe(entry->value));
       ok = false;
     }
     if (ok) out = std::move(names);

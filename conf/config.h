@@ -152,6 +152,11 @@ struct CachePolicy {
   bool ram = true;
   StaticSource static_source = StaticSource::kNone;
   std::string static_key = "{host}{path}";
+  // Request fields removed before anything reads the request (the cache's Vary and directives,
+  // the upstream head): fields a backend might act on that the cache key does not describe.
+  // Given, the list replaces the default.
+  std::vector<std::string> drop_request_fields = {"X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override",
+                                                  "X-HTTP-Method", "X-Method-Override"};
 };
 
 struct Route {

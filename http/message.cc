@@ -28,6 +28,7 @@ constexpr Known kKnown[] = {
     {"expect", FieldId::kExpect},
     {"x-forwarded-for", FieldId::kXForwardedFor},
     {"x-forwarded-proto", FieldId::kXForwardedProto},
+    {"x-forwarded-host", FieldId::kXForwardedHost},
     {"via", FieldId::kVia},
     {"date", FieldId::kDate},
 };

@@ -46,6 +46,7 @@ enum class FieldId : uint8_t {
   kExpect,
   kXForwardedFor,
   kXForwardedProto,
+  kXForwardedHost,
   kVia,
   kDate,
 };
@@ -74,6 +75,12 @@ class Headers {
   size_t count(FieldId id) const;
   // True when a field with this name lists `token` (comma-separated, case-insensitive).
   bool has_token(std::string_view name, std::string_view token) const;
+
+  // Removes every field for which pred(name, id) is true (the arena keeps their bytes).
+  template <typename Pred>
+  void remove_if(Pred&& pred) {
+    std::erase_if(fields_, [&](const Field& f) { return pred(view(f.name_off, f.name_len), f.id); });
+  }
 
   // Incremental building, for the parser: a field's name and value may arrive in pieces.
   void begin_field();

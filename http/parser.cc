@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 namespace edge::http {
 
@@ -42,7 +43,129 @@ int request_error_status(llhttp_errno_t err) {
     default: return 400;
   }
 }
+
+bool is_chunked(std::string_view coding) { return iequals(coding, "chunked"); }
+
+// RFC 9112 6.1 and 6.3: the only framing a message may carry is a final "chunked", once; a
+// coding before it is one we would have to undo (501 for a request); anything else leaves the
+// body's end to guesswork. Returns 0 when the framing is sound (no Transfer-Encoding at all is).
+int transfer_coding_error(const Headers& headers, int version_minor, bool request) {
+  bool any = false, chunked_last = false, other = false, misplaced = false;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (headers.id(i) != FieldId::kTransferEncoding) continue;
+    any = true;
+    if (trim(headers.value(i)).empty()) misplaced = true;
+    for_each_token(headers.value(i), [&](std::string_view coding) {
+      if (chunked_last) misplaced = true;  // chunked applied before another coding, or twice
+      if (is_chunked(coding)) {
+        chunked_last = true;
+      } else {
+        other = true;
+      }
+    });
+  }
+  if (!any) return 0;
+  if (version_minor == 0 || misplaced || !chunked_last) return 400;
+  if (other) return request ? 501 : 400;
+  return 0;
+}
+
+// The fields a message's framing or routing rest on: a Connection header may not make them
+// hop-by-hop, or the next hop would read another message than the one we did.
+bool protected_from_connection(std::string_view name) {
+  return iequals(name, "host") || iequals(name, "content-length") || iequals(name, "transfer-encoding");
+}
+
+// RFC 9110 7.6.1: the fields Connection nominates are for this hop only. They are removed from
+// the head here, once, so that nothing after the parser (the cache's Vary, request directives,
+// the upstream head, storage) sees a field the next hop will not. False: a protected field is
+// nominated.
+bool remove_connection_nominated(Headers& headers) {
+  std::vector<std::string_view> nominated;
+  bool refused = false;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (headers.id(i) != FieldId::kConnection) continue;
+    for_each_token(headers.value(i), [&](std::string_view token) {
+      if (protected_from_connection(token)) refused = true;
+      if (!iequals(token, "close") && !iequals(token, "keep-alive") && !iequals(token, "connection"))
+        nominated.push_back(token);
+    });
+  }
+  if (refused) return false;
+  if (nominated.empty()) return true;
+  // The views borrow the arena, which remove_if leaves in place.
+  headers.remove_if([&](std::string_view name, FieldId id) {
+    if (id == FieldId::kConnection) return false;
+    for (std::string_view token : nominated)
+      if (iequals(token, name)) return true;
+    return false;
+  });
+  return true;
+}
 }  // namespace
+
+// ---- head bytes ----
+
+HeadScanner::Result HeadScanner::scan(std::string_view data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    const char c = data[i];
+    switch (state_) {
+      case kBeforeStart:  // empty lines before a start line are allowed (RFC 9112 2.2)
+        if (c == '\r') {
+          state_ = kBeforeStartCr;
+        } else if (c == '\n') {
+          return {kBad, i};
+        } else {
+          state_ = kInLine;
+          line_offset_ = 1;
+          status_digit_ = 0;
+        }
+        break;
+      case kBeforeStartCr:
+        if (c != '\n') return {kBad, i};
+        state_ = kBeforeStart;
+        break;
+      case kInLine:
+        if (c == '\r') {
+          state_ = kAfterCr;
+        } else if (c == '\n') {
+          return {kBad, i};  // a bare LF ends a line for some readers only
+        } else if (line_offset_ >= 0) {
+          if (line_offset_ == 9) status_digit_ = c;  // "HTTP/1.1 1xx": the status's first digit
+          ++line_offset_;
+        }
+        break;
+      case kAfterCr:
+        if (c != '\n') return {kBad, i};  // a bare CR ends a line for some readers only
+        state_ = kLineStart;
+        line_offset_ = -1;
+        break;
+      case kLineStart:
+        // A line that starts with white space folds onto the field before it (obs-fold):
+        // refused, as RFC 9112 5.2 allows, since readers unfold it differently.
+        if (c == ' ' || c == '\t') return {kBad, i};
+        if (c == '\r') {
+          state_ = kEmptyLineCr;
+        } else if (c == '\n') {
+          return {kBad, i};
+        } else {
+          state_ = kInLine;
+        }
+        break;
+      case kEmptyLineCr:
+        if (c != '\n') return {kBad, i};
+        if (responses_ && status_digit_ == '1') {
+          state_ = kBeforeStart;  // an interim response: the final one's head follows
+          break;
+        }
+        state_ = kDone;
+        return {kEnd, i + 1};
+      case kDone:
+        return {kEnd, i};
+    }
+  }
+  return {state_ == kDone ? kEnd : kMore, data.size()};
+}
 
 // ---- requests ----
 
@@ -74,6 +197,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   r->in_value_ = false;
   r->field_open_ = false;
   r->body_bytes_ = 0;
+  r->trailer_bytes_ = 0;
   r->body_ = nullptr;
   return 0;
 }
@@ -96,6 +220,7 @@ int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* r = self<RequestParser>(p);
+  if (r->head_complete_) return r->on_trailer(len);
   if (r->in_value_ || !r->field_open_) {
     r->head_.headers.begin_field();
     r->in_value_ = false;
@@ -107,6 +232,7 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* r = self<RequestParser>(p);
+  if (r->head_complete_) return r->on_trailer(len);
   r->in_value_ = true;
   r->head_.headers.append_value({at, len});
   return 0;
@@ -114,10 +240,24 @@ int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::on_header_value_complete(llhttp_t* p) {
   auto* r = self<RequestParser>(p);
+  if (r->head_complete_) return 0;
   if (!r->field_open_) r->head_.headers.begin_field();  // "Name:" with an empty value
   r->head_.headers.end_field();
   r->in_value_ = false;
   r->field_open_ = false;
+  return 0;
+}
+
+int RequestParser::on_trailer(size_t len) {
+  // A chunked body's trailer fields are read and dropped (nothing downstream reads trailers,
+  // and merging them into the head would let a field arrive after routing), within the head's
+  // byte limit.
+  trailer_bytes_ += len;
+  if (trailer_bytes_ > limits_.max_header_bytes) {
+    error_status_ = 431;
+    error_reason_ = "trailer section larger than max_header_bytes";
+    return HPE_USER;
+  }
   return 0;
 }
 
@@ -134,6 +274,16 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   if (!valid_field_names(h.headers)) {
     r->error_status_ = 400;
     r->error_reason_ = "invalid header field name";
+    return HPE_USER;
+  }
+  if (int status = transfer_coding_error(h.headers, h.version_minor, true)) {
+    r->error_status_ = status;
+    r->error_reason_ = status == 501 ? "transfer coding not implemented" : "invalid Transfer-Encoding";
+    return HPE_USER;
+  }
+  if (!remove_connection_nominated(h.headers)) {
+    r->error_status_ = 400;
+    r->error_reason_ = "Connection nominates a framing or routing field";
     return HPE_USER;
   }
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
@@ -204,6 +354,9 @@ ParseResult RequestParser::feed(std::string_view data) {
     }
   }
 
+  if (in_head && scanner_.scan({begin, window}).verdict == HeadScanner::kBad)
+    return fail(400, "bare CR or LF, or a folded line, in the head", 0);
+
   paused_at_head_ = false;
   message_done_ = false;
   llhttp_errno_t err = llhttp_execute(&parser_, begin, window);
@@ -211,6 +364,7 @@ ParseResult RequestParser::feed(std::string_view data) {
   size_t consumed = paused ? static_cast<size_t>(llhttp_get_error_pos(&parser_) - begin) : window;
   if (in_head) head_bytes_ += consumed;  // a head that completed here ends exactly at the pause
   if (paused_at_head_ || message_done_) head_bytes_ = 0;
+  if (message_done_) scanner_.reset(false);
 
   if (paused) {
     if (message_done_) return {ParseEvent::kMessage, consumed};
@@ -257,6 +411,7 @@ void ResponseParser::expect_response(bool to_head_request) {
   head_bytes_ = 0;
   body_bytes_ = 0;
   head_.clear();
+  scanner_.reset(true);
 }
 
 int ResponseParser::on_message_begin(llhttp_t* p) {
@@ -310,12 +465,24 @@ int ResponseParser::on_headers_complete(llhttp_t* p) {
   h.version_major = p->http_major;
   h.version_minor = p->http_minor;
   r->interim_ = h.status >= 100 && h.status < 200;
+  if (h.status < 100 || h.status > 599) {
+    r->error_reason_ = "status code outside 100-599";
+    return -1;
+  }
   if (h.status == 101) {
     r->error_reason_ = "unexpected 101 Switching Protocols";
     return -1;
   }
   if (!valid_field_names(h.headers)) {
     r->error_reason_ = "invalid header field name";
+    return -1;
+  }
+  if (transfer_coding_error(h.headers, h.version_minor, false)) {
+    r->error_reason_ = "invalid Transfer-Encoding";
+    return -1;
+  }
+  if (!remove_connection_nominated(h.headers)) {
+    r->error_reason_ = "Connection nominates a framing field";
     return -1;
   }
   if (r->interim_) return 0;
@@ -365,6 +532,10 @@ ParseResult ResponseParser::feed(std::string_view data) {
   }
   message_done_ = false;
   bool head_was_complete = head_complete_;
+  if (!head_complete_ && scanner_.scan({begin, window}).verdict == HeadScanner::kBad) {
+    error_reason_ = "bare CR or LF, or a folded line, in the head";
+    return {ParseEvent::kError, 0};
+  }
   llhttp_errno_t err = llhttp_execute(&parser_, begin, window);
   size_t consumed = window;
   if (err == HPE_PAUSED) consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - begin);

@@ -13,8 +13,15 @@
 //   starts with none: discarded). The response body goes to the sink set before feeding.
 // - Errors are final for the connection: error_status() is the HTTP status to answer with
 //   (400, 413, 414, 431, 505; 502 for a response parser), error_reason() says why, for logs.
-// - Strict: no lenient llhttp flags. Content-Length with Transfer-Encoding, duplicate
-//   Content-Length, bad chunk sizes, bad header names or values are errors.
+// - Strict: llhttp in its strict mode with no lenient flags, and a HeadScanner before it. A bare
+//   CR or LF, obs-fold, Content-Length with Transfer-Encoding, duplicate Content-Length, bad
+//   chunk sizes or chunk data not followed by CRLF, bad header names or values, a
+//   Transfer-Encoding other than one final "chunked" (a request: 501 when another coding
+//   precedes it, else 400), a response status outside 100-599, and a Connection header that
+//   nominates Host, Content-Length or Transfer-Encoding are errors.
+// - The fields a Connection header nominates are removed from the head before kHead, so no
+//   reader of the head sees what the next hop will not. A request's trailer fields are read,
+//   counted against max_header_bytes, and dropped.
 #pragma once
 
 #include <llhttp.h>
@@ -38,6 +45,28 @@ enum class ParseEvent {
 struct ParseResult {
   ParseEvent event;
   size_t consumed;
+};
+
+// Checks the bytes of a head before llhttp reads them: every line ends in CRLF (no bare CR or
+// LF) and no line starts with white space (obs-fold). Stops at the end of the head; for
+// responses, an interim (1xx) head is followed by the final one's.
+class HeadScanner {
+ public:
+  enum Verdict { kMore, kEnd, kBad };
+  struct Result {
+    Verdict verdict;
+    size_t offset;  // kEnd: where the head ended in `data`; kBad: the offending byte
+  };
+  explicit HeadScanner(bool responses) : responses_(responses) {}
+  void reset(bool responses) { *this = HeadScanner(responses); }
+  Result scan(std::string_view data);
+
+ private:
+  enum State { kBeforeStart, kBeforeStartCr, kInLine, kAfterCr, kLineStart, kEmptyLineCr, kDone };
+  State state_ = kBeforeStart;
+  int line_offset_ = 0;  // in the start line: bytes seen; after it: -1
+  char status_digit_ = 0;
+  bool responses_;
 };
 
 class RequestParser {
@@ -79,13 +108,16 @@ class RequestParser {
   static const llhttp_settings_t kSettings;
 
   ParseResult fail(int status, const char* reason, size_t consumed);
+  int on_trailer(size_t len);
 
   llhttp_t parser_;
   Limits limits_;
+  HeadScanner scanner_{false};
   RequestHead head_;
   Body* body_ = nullptr;
   uint64_t head_bytes_ = 0;
   uint64_t body_bytes_ = 0;
+  uint64_t trailer_bytes_ = 0;
   bool in_message_ = false;
   bool head_complete_ = false;
   bool in_body_ = false;
@@ -131,6 +163,7 @@ class ResponseParser {
 
   llhttp_t parser_;
   uint64_t max_header_bytes_;
+  HeadScanner scanner_{true};
   ResponseHead head_;
   Body* body_ = nullptr;
   uint64_t head_bytes_ = 0;

@@ -19,6 +19,7 @@
 #include "http/deadline.h"
 #include "http/message.h"
 #include "http/parser.h"
+#include "http/uri.h"
 #include "http/writer.h"
 #include "proxy/admin_render.h"
 #include "proxy/loop_tasks.h"
@@ -337,12 +338,12 @@ const std::string* find_param(const QueryParams& params, std::string_view name) 
   return nullptr;
 }
 
-// The host part of a cache key made with this authority: lower case, no userinfo, port or
-// trailing dot, exactly as cache::cache_key cuts it.
+// The host part of a cache key made with this authority, read as a client's Host is
+// (http::canonical_host); "" when it is not a valid one.
 std::string key_host(std::string_view authority) {
-  std::string key = cache::cache_key(authority, "/");
-  key.pop_back();  // the "/"
-  return key;
+  std::string host;
+  if (!http::canonical_host(authority, host)) host.clear();
+  return host;
 }
 
 }  // namespace
@@ -367,33 +368,26 @@ std::optional<QueryParams> parse_query(std::string_view query) {
 
 namespace {
 struct UrlParts {
-  std::string_view authority;
-  std::string_view target;
+  std::string host;    // canonical
+  std::string target;  // canonical
 };
+// A purge names a URL as a client would, and it is read the same way (http/uri), so that it
+// finds the key a request for it made.
 std::optional<UrlParts> split_url(std::string_view url) {
-  std::string_view rest;
-  if (url.size() > 7 && http::iequals(url.substr(0, 7), "http://")) {
-    rest = url.substr(7);
-  } else if (url.size() > 8 && http::iequals(url.substr(0, 8), "https://")) {
-    rest = url.substr(8);
-  } else {
+  url = url.substr(0, url.find('#'));  // a URL may carry a fragment; a request-target may not
+  const std::optional<http::RequestTarget> target = http::split_request_target("GET", url, true);
+  if (!target || target->form != http::TargetForm::kAbsolute) return std::nullopt;
+  UrlParts parts;
+  if (!http::canonical_host(target->authority, parts.host) || !http::canonical_target(target->path_query, parts.target))
     return std::nullopt;
-  }
-  rest = rest.substr(0, rest.find('#'));
-  const size_t target_start = rest.find_first_of("/?");
-  std::string_view authority = rest.substr(0, target_start);
-  std::string_view target = target_start == std::string_view::npos ? std::string_view{} : rest.substr(target_start);
-  for (char c : rest)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
-  if (key_host(authority).empty()) return std::nullopt;
-  return UrlParts{authority, target.empty() ? std::string_view("/") : target};
+  return parts;
 }
 }  // namespace
 
 std::optional<std::string> url_cache_key(std::string_view url) {
   std::optional<UrlParts> parts = split_url(url);
   if (!parts) return std::nullopt;
-  return cache::cache_key(parts->authority, parts->target);
+  return cache::cache_key(parts->host, parts->target);
 }
 
 std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error) {
@@ -433,8 +427,8 @@ std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& err
     error = "url must be an absolute http or https URL";
     return std::nullopt;
   }
-  request.key = cache::cache_key(parts->authority, parts->target);
-  request.host = key_host(parts->authority);
+  request.key = cache::cache_key(parts->host, parts->target);
+  request.host = parts->host;
   request.target.assign(parts->target);
   return request;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "http/uri.h"
 #include "proxy/exchange.h"
 #include "proxy/router.h"
 #include "proxy/worker.h"
@@ -174,8 +175,7 @@ void Assembly::start_include(Slot& slot, const std::string& src) {
   if (absolute) {
     rest.remove_prefix(rest.find("//") + 2);
     const size_t slash = rest.find_first_of("/?");
-    std::string host;
-    key.assign(normalize_host(rest.substr(0, slash), host));
+    if (!http::canonical_host(rest.substr(0, slash), key)) return include_failed(slot);
     rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
   } else {
     key.assign(host_);
@@ -188,6 +188,12 @@ void Assembly::start_include(Slot& slot, const std::string& src) {
     key.append(page_path.substr(0, page_path.rfind('/') + 1));
   }
   key.append(rest);
+  // The include's target is read as a client's would be (http/uri), so its key and what its
+  // backend is asked agree.
+  std::string canonical;
+  if (!http::canonical_target(std::string_view(key).substr(host_size), canonical)) return include_failed(slot);
+  key.resize(host_size);
+  key.append(canonical);
   const std::string_view host = std::string_view(key).substr(0, host_size);
   const std::string_view target = std::string_view(key).substr(host_size);
   const bool loop = (host == host_ && target == path_) || std::find(chain_.begin(), chain_.end(), key) != chain_.end();

@@ -28,6 +28,7 @@
 #include "conf/config.h"
 #include "http/mime.h"
 #include "http/shared_body.h"
+#include "http/uri.h"
 #include "proxy/router.h"
 #include "proxy/tier_config.h"
 
@@ -143,8 +144,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
       options.route = *v;
     } else if (auto v = option_value("--host", argc, argv, i, missing)) {
       std::string normalized;
-      normalize_host(*v, normalized);
-      if (normalized.empty()) return usage_error("bad --host '" + *v + "'");
+      if (!http::canonical_host(*v, normalized)) return usage_error("bad --host '" + *v + "'");
       options.host = normalized;
     } else if (auto v = option_value("--max-age", argc, argv, i, missing)) {
       options.max_age = parse_max_age(*v);

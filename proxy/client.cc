@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "http/message.h"
+#include "http/uri.h"
 #include "proxy/assembly.h"
 #include "proxy/heads.h"
 
@@ -182,23 +183,19 @@ bool ClientConn::on_head() {
       return false;
     }
   }
-  // An absolute-form target (GET http://host/path) names the host itself, and RFC 9112 3.2.2
-  // says it wins over the Host field; the backend gets the origin form and that host.
-  absolute_authority_.clear();
-  origin_target_.clear();
-  const std::string_view target = head.target;
-  const size_t scheme_end = target.find("://");
-  if (scheme_end != std::string_view::npos &&
-      (http::iequals(target.substr(0, scheme_end), "http") || http::iequals(target.substr(0, scheme_end), "https"))) {
-    std::string_view rest = target.substr(scheme_end + 3);
-    size_t end = rest.find_first_of("/?");
-    absolute_authority_.assign(rest.substr(0, end));
-    if (end == std::string_view::npos || rest[end] == '?') origin_target_.assign(1, '/');
-    if (end != std::string_view::npos) origin_target_.append(rest.substr(end));
+  // One reading of the request's identity (http/uri): the host it names and its target, both
+  // canonical, for routing, the cache key, the upstream head and the log alike. An
+  // absolute-form target's authority wins over Host (RFC 9112 3.2.2); both must be sound.
+  const std::optional<http::RequestTarget> target = http::split_request_target(head.method, head.target, false);
+  host_.clear();
+  if (!target || (hosts == 1 && !http::canonical_host(head.host(), host_)) ||
+      (target->form == http::TargetForm::kAbsolute && !http::canonical_host(target->authority, host_)) ||
+      !http::canonical_target(target->path_query, target_)) {
+    reject(400);
+    return false;
   }
-  const std::string_view routed = origin_target_.empty() ? target : std::string_view(origin_target_);
-  route_ = worker_.shared().router.match(absolute_authority_.empty() ? head.host() : std::string_view(absolute_authority_),
-                                         routed.substr(0, routed.find('?')));
+  route_ = worker_.shared().router.match(host_, std::string_view(target_).substr(0, target_.find('?')));
+  if (route_.host >= 0) remove_unkeyed_fields(head.headers);
   if (route_.host < 0) early_status_ = 404;
 
   if (early_status_ && has_body && expect) {
@@ -212,6 +209,20 @@ bool ClientConn::on_head() {
   if (has_body && head.version_minor >= 1 && expect) send_continue();
   arm_timer(worker_.limits().body_timeout);
   return true;
+}
+
+void ClientConn::remove_unkeyed_fields(http::Headers& headers) {
+  // Fields a backend may act on that the cache key does not describe: the route's list, and
+  // X-Forwarded-Host, which edge sets itself from the host it routed by.
+  const conf::Host& host = worker_.shared().config.hosts[static_cast<size_t>(route_.host)];
+  const conf::CachePolicy& policy =
+      route_.route >= 0 ? host.routes[static_cast<size_t>(route_.route)].cache : host.cache;
+  headers.remove_if([&](std::string_view name, http::FieldId id) {
+    if (id == http::FieldId::kXForwardedHost) return true;
+    for (const std::string& dropped : policy.drop_request_fields)
+      if (iequals(dropped, name)) return true;
+    return false;
+  });
 }
 
 void ClientConn::send_continue() {
@@ -249,8 +260,8 @@ void ClientConn::on_request_complete() {
   request.head = &head;
   request.body = &request_body_;
   request.route = route_;
-  request.authority = absolute_authority_;
-  request.origin_target = origin_target_;
+  request.authority = host_;
+  request.origin_target = target_;
   request.client_ip = client_ip();
   exchange_.start(request);
   // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
@@ -441,9 +452,8 @@ void ClientConn::assemble() {
   page->client_ip = client_ip();
   page->includes_left = worker_.shared().config.esi.max_includes;
   page->host_index = route_.host;
-  std::string host;
-  normalize_host(absolute_authority_.empty() ? request.host() : std::string_view(absolute_authority_), host);
-  std::string path(origin_target_.empty() ? std::string_view(request.target) : std::string_view(origin_target_));
+  std::string host = host_;
+  std::string path = target_;
   // Includes found in the cache resolve while the assembly starts: their news is taken in once
   // it has started.
   assembly_starting_ = true;
@@ -547,7 +557,6 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
   const http::RequestHead& request = parser_.head();
   const bool head_request = request.is_head();
   const bool client_1_0 = request.version_minor == 0;
-  const ConnectionTokens nominated(head.headers);
   std::string& out = response_head_;
   out.clear();
   append_status_line(out, head.status, head.reason);
@@ -555,8 +564,7 @@ void ClientConn::build_response_head(const http::ResponseHead& head, bool comple
   for (size_t i = 0; i < head.headers.size(); ++i) {
     const http::FieldId id = head.headers.id(i);
     std::string_view name = head.headers.name(i);
-    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || (nominated.count && nominated.contains(name)))
-      continue;
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) continue;
     if (iequals(name, "Surrogate-Control")) continue;  // addressed to us, not to the client
     if (id == http::FieldId::kDate) has_date = true;
     append_field(out, name, head.headers.value(i));

@@ -53,6 +53,7 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   void process_pending();
   void parse(std::string_view data);
   bool on_head();
+  void remove_unkeyed_fields(http::Headers& headers);
   void on_request_complete();
   void deliver(const cache::ObjectRef& object, const char* x_cache);
   void assemble();
@@ -106,8 +107,8 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
 
   // The exchange in progress.
   RouteMatch route_;
-  std::string absolute_authority_;  // the host of an absolute-form target, else empty
-  std::string origin_target_;       // that target in origin form, else empty
+  std::string host_;    // canonical (http/uri): from the target's authority or Host; "" for none
+  std::string target_;  // canonical, in origin form
   Exchange exchange_;               // the request through the cache and to a backend
   cache::ObjectRef object_;         // being delivered from the cache
   Assembly* assembly_ = nullptr;    // the page being assembled from object_, borrowed until finish()

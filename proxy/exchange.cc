@@ -79,7 +79,7 @@ void Exchange::serve_from_cache() {
       return start_pass();
     }
   }
-  normalize_host(authority_.empty() ? head.host() : authority_, cache_host_);
+  cache_host_.assign(authority_);
   const std::string_view target = origin_target_.empty() ? std::string_view(head.target) : origin_target_;
   cache_key_ = cache::cache_key(cache_host_, target);
   key_extra_.clear();
@@ -316,8 +316,7 @@ void Exchange::invalidate_after(const http::ResponseHead& head) {
   const http::RequestHead& request = *head_;
   if (request.method == "GET" || request.is_head() || request.method == "OPTIONS" || request.method == "TRACE") return;
   if (head.status < 200 || head.status >= 400) return;
-  std::string host;
-  normalize_host(authority_.empty() ? request.host() : authority_, host);
+  const std::string host(authority_);
   http::RequestHead origin_form;
   const http::RequestHead* effective = &request;
   if (!origin_target_.empty()) {
@@ -338,7 +337,6 @@ void Exchange::build_upstream_head(std::string& out, const http::RequestHead& he
                                    std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
                                    const conf::Config& config, int backend_index, bool for_cache,
                                    const cache::CachedObject* validators) {
-  const ConnectionTokens nominated(head.headers);
   out.clear();
   out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
   out.append(origin_target.empty() ? head.target : origin_target);
@@ -349,7 +347,7 @@ void Exchange::build_upstream_head(std::string& out, const http::RequestHead& he
     const http::FieldId id = head.headers.id(i);
     std::string_view name = head.headers.name(i);
     if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
-        id == http::FieldId::kXForwardedProto || (nominated.count && nominated.contains(name)) ||
+        id == http::FieldId::kXForwardedProto || id == http::FieldId::kXForwardedHost ||
         (for_cache && conditional_field(name)))
       continue;
     if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
@@ -374,6 +372,9 @@ void Exchange::build_upstream_head(std::string& out, const http::RequestHead& he
   if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");
   out.append(client_ip).append("\r\n");
   out.append("X-Forwarded-Proto: http\r\n");
+  // The host edge routed and keyed by, never one the client sent: what the backend reads here is
+  // what the cache key describes.
+  if (!authority.empty()) append_field(out, "X-Forwarded-Host", authority);
   out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
   if (validators) append_validators(out, *validators);
   uint64_t body = body_size;

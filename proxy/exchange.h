@@ -55,8 +55,9 @@ class Exchange final : Fetch::Owner {
     const http::Body* body = nullptr;         // borrowed until end(); null: none
     RouteMatch route;
     // Borrowed until end(), like the head.
-    std::string_view authority;      // the host to ask (an absolute-form target's, an include's), else ""
-    std::string_view origin_target;  // the target to ask in origin form, when not the head's, else ""
+    // The request's identity, canonical (http/uri), for the key and the upstream head alike.
+    std::string_view authority;      // the host (no port); "" when the request named none
+    std::string_view origin_target;  // the target in origin form
     std::string_view client_ip;      // for X-Forwarded-For
   };
 

@@ -11,27 +11,6 @@
 
 namespace edge::proxy {
 
-// A small Connection-tokens set: the fields a message's Connection header nominates as
-// hop-by-hop for this hop, which a proxy must not forward either.
-struct ConnectionTokens {
-  std::string_view items[8];
-  int count = 0;
-  explicit ConnectionTokens(const http::Headers& headers) {
-    for (size_t i = 0; i < headers.size(); ++i) {
-      if (headers.id(i) != http::FieldId::kConnection) continue;
-      http::for_each_token(headers.value(i), [&](std::string_view token) {
-        if (count < 8) items[count++] = token;
-      });
-    }
-  }
-  bool contains(std::string_view name) const {
-    // Nominating a field is rare; most heads have only "keep-alive" or "close" here.
-    for (int i = 0; i < count; ++i)
-      if (http::iequals(items[i], name)) return true;
-    return false;
-  }
-};
-
 inline void append_number(std::string& out, uint64_t n) {
   char digits[24];
   auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;

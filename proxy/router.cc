@@ -4,21 +4,6 @@
 
 namespace edge::proxy {
 
-std::string_view normalize_host(std::string_view host, std::string& out) {
-  if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    host = close == std::string_view::npos ? host.substr(1) : host.substr(1, close - 1);
-  } else {
-    size_t colon = host.rfind(':');
-    if (colon != std::string_view::npos) host = host.substr(0, colon);
-  }
-  if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // "example.com." is the same name
-  out.assign(host);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  return out;
-}
-
 Router::Router(const conf::Config& config) : config_(config) {
   for (size_t h = 0; h < config.hosts.size(); ++h) {
     for (const std::string& name : config.hosts[h].match) {
@@ -35,12 +20,9 @@ Router::Router(const conf::Config& config) : config_(config) {
                    [](const Wildcard& a, const Wildcard& b) { return a.suffix.size() > b.suffix.size(); });
 }
 
-RouteMatch Router::match(std::string_view host_header, std::string_view path) const {
-  thread_local std::string scratch;
-  std::string_view host = normalize_host(host_header, scratch);
-
+RouteMatch Router::match(std::string_view host, std::string_view path) const {
   int found = -1;
-  if (auto it = exact_.find(scratch); it != exact_.end()) {
+  if (auto it = exact_.find(host); it != exact_.end()) {
     found = it->second;
   } else {
     for (const Wildcard& w : wildcards_) {

@@ -1,7 +1,7 @@
 // proxy/router: which host entry and route a request belongs to, from the configuration.
 //
 // Built once at start from a validated Config and then only read, by every worker thread.
-// Host names are compared lower case, without a port. Precedence: an exact name, then the
+// Hosts are given canonical (http::canonical_host: lower case, no port, no trailing dot). Precedence: an exact name, then the
 // longest `*.domain` wildcard, then `*`. Inside a host, the longest matching path prefix wins.
 #pragma once
 
@@ -24,8 +24,8 @@ class Router {
  public:
   explicit Router(const conf::Config& config);
 
-  // `host_header` as received (any case, maybe with a port); `path` without the query.
-  RouteMatch match(std::string_view host_header, std::string_view path) const;
+  // `host` canonical ("" for a request that named none); `path` canonical, without the query.
+  RouteMatch match(std::string_view host, std::string_view path) const;
 
  private:
   struct Wildcard {
@@ -33,12 +33,13 @@ class Router {
     int host;
   };
   const conf::Config& config_;
-  std::unordered_map<std::string, int> exact_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int, Hash, std::equal_to<>> exact_;
   std::vector<Wildcard> wildcards_;  // longest suffix first
   int catch_all_ = -1;
 };
-
-// "Example.COM:8080" -> "example.com"; "[::1]:80" -> "::1". Writes into `out` (reused).
-std::string_view normalize_host(std::string_view host_header, std::string& out);
 
 }  // namespace edge::proxy

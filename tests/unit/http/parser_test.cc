@@ -244,3 +244,196 @@ TEST_CASE("a keep-alive response connection parses consecutive responses") {
     CHECK(p.head().keep_alive);
   }
 }
+
+TEST_CASE("hostile framing is refused whole and split at every byte") {
+  struct Case {
+    const char* name;
+    std::string input;
+    int status;
+  };
+  const Case cases[] = {
+      {"bare CR after a line end", "GET / HTTP/1.1\r\nHost: a\r\n\rX: y\r\n\r\n", 400},
+      {"bare CR after a line end, then a request",
+       "GET / HTTP/1.1\r\nHost: a\r\n\rGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"bare CR inside a value hides a field", "POST / HTTP/1.1\r\nHost: a\r\nX-A:\rZContent-Length: 5\r\n\r\nhello",
+       400},
+      {"bare CR in the request line", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"bare LF ends a field", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", 400},
+      {"bare LF ends the head", "GET / HTTP/1.1\r\nHost: a\r\n\n", 400},
+      {"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400},
+      {"obs-fold with a tab", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", 400},
+      {"obs-fold inside Host", "GET / HTTP/1.1\r\nHost: a\r\n .evil\r\n\r\n", 400},
+      {"obs-fold inside Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"white space before the first field", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400},
+      {"bare CR ends the trailer section",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\rGET /smuggled HTTP/1.1\r\n\r\n", 400},
+      {"chunk size followed by junk", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n",
+       400},
+      {"chunk size with a bare LF", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+       400},
+      {"chunk data not followed by CRLF",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400},
+      {"chunk size overflow",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF1\r\nx\r\n0\r\n\r\n", 400},
+      {"transfer coding before chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+       501},
+      {"transfer coding before chunked, in two fields",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501},
+      {"chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
+      {"chunked then another coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+      {"empty transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", 400},
+      {"transfer-encoding in HTTP/1.0", "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"Connection nominates Host", "GET / HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\n", 400},
+      {"Connection nominates Content-Length",
+       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: keep-alive, content-length\r\n\r\nhello", 400},
+      {"Connection nominates Transfer-Encoding",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n0\r\n\r\n", 400},
+      {"tab in the target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"NUL in a value", std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 32), 400},
+  };
+  for (const Case& c : cases) {
+    for (size_t step : {c.input.size(), size_t{1}, size_t{2}, size_t{7}}) {
+      std::string name = c.name;
+      CAPTURE(name);
+      CAPTURE(step);
+      RequestParser p(limits());
+      Body body;
+      Outcome o = run(p, &body, c.input, step);
+      CHECK(o.last == ParseEvent::kError);
+      CHECK(p.error_status() == c.status);
+      CHECK(o.messages == 0);
+    }
+  }
+}
+
+TEST_CASE("sound framing still parses, at every split") {
+  const std::string chunked =
+      "\r\nPOST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;name=value\r\nhello\r\n0\r\nX-Trailer: t\r\nHost: evil\r\n\r\n";
+  for (size_t step : {chunked.size(), size_t{1}, size_t{3}}) {
+    CAPTURE(step);
+    RequestParser p(limits());
+    Body body;
+    Outcome o = run(p, &body, chunked, step);
+    CHECK(o.messages == 1);
+    CHECK(body.to_string() == "hello");
+    // Trailer fields are dropped, never merged into the head that was routed.
+    CHECK(p.head().headers.count("Host") == 1);
+    CHECK(p.head().host() == "a");
+    CHECK_FALSE(p.head().headers.get("X-Trailer"));
+  }
+}
+
+TEST_CASE("a trailer section is bounded by max_header_bytes") {
+  std::string input = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+  for (int i = 0; i < 100; ++i) input += "X-Trailer-" + std::to_string(i) + ": " + std::string(20, 'v') + "\r\n";
+  input += "\r\n";
+  RequestParser p(limits(1024));
+  Body body;
+  Outcome o = run(p, &body, input, input.size());
+  CHECK(o.last == ParseEvent::kError);
+  CHECK(p.error_status() == 431);
+}
+
+TEST_CASE("fields Connection nominates are removed before anyone reads the head") {
+  const std::string input =
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret, Cache-Control\r\n"
+      "X-Secret: 1\r\nCache-Control: no-cache\r\nX-Kept: 2\r\nConnection: accept-language\r\n"
+      "Accept-Language: fr\r\n\r\n";
+  RequestParser p(limits());
+  Outcome o = run(p, nullptr, input, input.size());
+  CHECK(o.messages == 1);
+  const Headers& h = p.head().headers;
+  CHECK_FALSE(h.get("X-Secret"));
+  CHECK_FALSE(h.get("Cache-Control"));
+  CHECK_FALSE(h.get("Accept-Language"));
+  CHECK(h.get("X-Kept") == std::string_view("2"));
+  CHECK(h.count("Connection") == 2);
+  CHECK(p.head().keep_alive);
+
+  // No cap on how many: every nominated field goes.
+  std::string many = "GET / HTTP/1.1\r\nHost: a\r\nConnection: ";
+  for (int i = 0; i < 40; ++i) many += (i ? ", " : "") + std::string("X-") + std::to_string(i);
+  many += "\r\n";
+  for (int i = 0; i < 40; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  many += "\r\n";
+  RequestParser q(limits(4096));
+  Outcome m = run(q, nullptr, many, many.size());
+  CHECK(m.messages == 1);
+  CHECK(q.head().headers.size() == 2);  // Host and Connection
+}
+
+TEST_CASE("hostile responses are errors, whole and split at every byte") {
+  struct Case {
+    const char* name;
+    std::string input;
+  };
+  const Case cases[] = {
+      {"bare CR after a line end", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\rX: y\r\n\r\nok"},
+      {"bare CR inside a value", "HTTP/1.1 200 OK\r\nX-A:\rContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"},
+      {"bare LF", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"},
+      {"obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok"},
+      {"obs-fold in the final head after a 100", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok"},
+      {"status 000", "HTTP/1.1 000 OK\r\nContent-Length: 2\r\n\r\nok"},
+      {"status 099", "HTTP/1.1 099 OK\r\nContent-Length: 2\r\n\r\nok"},
+      {"status 600", "HTTP/1.1 600 OK\r\nContent-Length: 2\r\n\r\nok"},
+      {"status 999", "HTTP/1.1 999 OK\r\nContent-Length: 2\r\n\r\nok"},
+      {"transfer-encoding gzip alone", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nokok"},
+      {"transfer-encoding gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+      {"transfer-encoding chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"transfer-encoding with content-length", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+      {"transfer-encoding in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+      {"chunk data not followed by CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n"},
+      {"chunk size followed by junk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 junk\r\nok\r\n0\r\n\r\n"},
+      {"Connection nominates Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length\r\n\r\nok"},
+      {"Connection nominates Transfer-Encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n0\r\n\r\n"},
+      {"two different content-lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"},
+      {"space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"},
+  };
+  for (const Case& c : cases) {
+    for (size_t step : {c.input.size(), size_t{1}, size_t{5}}) {
+      std::string name = c.name;
+      CAPTURE(name);
+      CAPTURE(step);
+      ResponseParser p;
+      Body body;
+      p.expect_response(false);
+      p.set_body_sink(&body);
+      ParseEvent last = ParseEvent::kNeedMore;
+      std::string_view rest = c.input;
+      while (!rest.empty()) {
+        ParseResult r = p.feed(rest.substr(0, step));
+        rest.remove_prefix(r.consumed);
+        last = r.event;
+        if (r.event == ParseEvent::kError || r.event == ParseEvent::kMessage) break;
+      }
+      if (last != ParseEvent::kError && last != ParseEvent::kMessage) last = p.finish();
+      CHECK(last == ParseEvent::kError);
+    }
+  }
+}
+
+TEST_CASE("a response's Connection-nominated fields are removed; a 100 then a sound head parses at every split") {
+  const std::string input =
+      "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nConnection: X-Private\r\nX-Private: p\r\nContent-Length: 2\r\n\r\nok";
+  for (size_t step : {input.size(), size_t{1}, size_t{4}}) {
+    CAPTURE(step);
+    ResponseParser p;
+    Body body;
+    p.expect_response(false);
+    p.set_body_sink(&body);
+    std::string_view rest = input;
+    ParseEvent last = ParseEvent::kNeedMore;
+    while (!rest.empty() && last != ParseEvent::kMessage && last != ParseEvent::kError) {
+      ParseResult r = p.feed(rest.substr(0, step));
+      rest.remove_prefix(r.consumed);
+      last = r.event;
+    }
+    CHECK(last == ParseEvent::kMessage);
+    CHECK(p.head().status == 200);
+    CHECK(body.to_string() == "ok");
+    CHECK_FALSE(p.head().headers.get("X-Private"));
+  }
+}

@@ -1,0 +1,214 @@
+#include "http/uri.h"
+
+#include <arpa/inet.h>
+
+#include "http/message.h"
+
+namespace edge::http {
+
+namespace {
+constexpr size_t kMaxHost = 255;
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+bool is_unreserved(unsigned char c) {
+  return is_alpha(static_cast<char>(c)) || is_digit(static_cast<char>(c)) || c == '-' || c == '.' || c == '_' ||
+         c == '~';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool valid_port(std::string_view port) {
+  if (port.empty() || port.size() > 5) return false;
+  unsigned value = 0;
+  for (char c : port) {
+    if (!is_digit(c)) return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value <= 65535;
+}
+
+bool valid_reg_name(std::string_view host) {
+  if (host.empty() || host.size() > kMaxHost) return false;
+  char previous = '.';
+  for (char c : host) {
+    if (!is_unreserved(static_cast<unsigned char>(c))) return false;
+    // An empty label (".a", "a..b") names nothing a resolver would find: two readers could
+    // disagree on it.
+    if (c == '.' && previous == '.') return false;
+    previous = c;
+  }
+  return true;
+}
+
+bool valid_percent_escapes(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') continue;
+    if (i + 2 >= text.size()) return false;
+    if (hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) return false;
+    i += 2;
+  }
+  return true;
+}
+
+bool valid_target_bytes(std::string_view text, bool path) {
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f || c == '#') return false;
+    // A backslash is a separator to some servers and not to others.
+    if (path && c == '\\') return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool canonical_host(std::string_view authority, std::string& out) {
+  out.clear();
+  std::string_view host;
+  std::string_view rest;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    std::string_view literal = authority.substr(1, close - 1);
+    char address[sizeof(in6_addr)];
+    if (literal.empty() || literal.size() > 45) return false;
+    std::string text(literal);
+    if (inet_pton(AF_INET6, text.c_str(), address) != 1) return false;
+    host = authority.substr(0, close + 1);
+    rest = authority.substr(close + 1);
+  } else {
+    const size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    rest = colon == std::string_view::npos ? std::string_view() : authority.substr(colon);
+    if (!valid_reg_name(host)) return false;
+    if (host.back() == '.') host.remove_suffix(1);  // "example.com." is the same name
+    if (host.empty()) return false;
+  }
+  if (!rest.empty() && (rest.front() != ':' || !valid_port(rest.substr(1)))) return false;
+  out.reserve(host.size());
+  for (char c : host) out.push_back(lower(c));
+  return true;
+}
+
+std::optional<RequestTarget> split_request_target(std::string_view method, std::string_view target,
+                                                  bool https_allowed) {
+  if (target.empty() || target.find('#') != std::string_view::npos) return std::nullopt;
+  RequestTarget out;
+  if (target == "*") {
+    if (method != "OPTIONS") return std::nullopt;
+    out.form = TargetForm::kAsterisk;
+    out.path_query = target;
+    return out;
+  }
+  if (target.front() == '/') {
+    out.path_query = target;
+    return out;
+  }
+  const size_t scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos) return std::nullopt;
+  const std::string_view scheme = target.substr(0, scheme_end);
+  if (!iequals(scheme, "http") && !(https_allowed && iequals(scheme, "https"))) return std::nullopt;
+  std::string_view rest = target.substr(scheme_end + 3);
+  const size_t end = rest.find_first_of("/?");
+  out.form = TargetForm::kAbsolute;
+  out.authority = rest.substr(0, end);
+  out.path_query = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  if (out.authority.find('@') != std::string_view::npos) return std::nullopt;  // userinfo
+  return out;
+}
+
+bool canonical_target(std::string_view path_query, std::string& out) {
+  out.clear();
+  if (path_query == "*") {
+    out.assign(path_query);
+    return true;
+  }
+  const size_t q = path_query.find('?');
+  std::string_view path = path_query.substr(0, q);
+  const std::string_view query = q == std::string_view::npos ? std::string_view() : path_query.substr(q);
+  if (!path.empty() && path.front() != '/') return false;
+  if (!valid_target_bytes(path, true) || !valid_target_bytes(query, false)) return false;
+  if (!valid_percent_escapes(path) || !valid_percent_escapes(query)) return false;
+  if (path.empty()) {
+    out.assign(1, '/');
+  } else if (path.find('%') == std::string_view::npos && path.find("/.") == std::string_view::npos) {
+    out.assign(path);  // already canonical: the common case, at the cost of one scan
+  } else {
+    out = remove_dot_segments(normalise_percent(path));
+    if (out.empty()) out.assign(1, '/');
+  }
+  out.append(query);
+  return true;
+}
+
+std::string normalise_percent(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        auto c = static_cast<unsigned char>(hi * 16 + lo);
+        if (is_unreserved(c)) {
+          out.push_back(static_cast<char>(c));
+        } else {
+          out.push_back('%');
+          out.push_back(kHex[hi]);
+          out.push_back(kHex[lo]);
+        }
+        i += 2;
+        continue;
+      }
+    }
+    if (in[i] == '%') {
+      out += "%25";
+      continue;
+    }
+    out.push_back(in[i]);
+  }
+  return out;
+}
+
+std::string remove_dot_segments(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  auto drop_last_segment = [&out] {
+    size_t slash = out.rfind('/');
+    out.erase(slash == std::string::npos ? 0 : slash);
+  };
+  while (!in.empty()) {
+    if (in.starts_with("../")) {
+      in.remove_prefix(3);
+    } else if (in.starts_with("./")) {
+      in.remove_prefix(2);
+    } else if (in.starts_with("/./")) {
+      in.remove_prefix(2);
+    } else if (in == "/.") {
+      in = "/";
+    } else if (in.starts_with("/../")) {
+      in.remove_prefix(3);
+      drop_last_segment();
+    } else if (in == "/..") {
+      in = "/";
+      drop_last_segment();
+    } else if (in == "." || in == "..") {
+      in = {};
+    } else {
+      size_t next = in.find('/', in.front() == '/' ? 1 : 0);
+      if (next == std::string_view::npos) next = in.size();
+      out.append(in.substr(0, next));
+      in.remove_prefix(next);
+    }
+  }
+  return out;
+}
+
+}  // namespace edge::http
