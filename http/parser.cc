@@ -109,6 +109,8 @@ bool remove_connection_nominated(Headers& headers) {
 HeadScanner::Result HeadScanner::scan(std::string_view data) {
   for (size_t i = 0; i < data.size(); ++i) {
     const char c = data[i];
+    const char previous = previous_;
+    previous_ = c;
     switch (state_) {
       case kBeforeStart:  // empty lines before a start line are allowed (RFC 9112 2.2)
         if (c == '\r') {
@@ -132,6 +134,8 @@ HeadScanner::Result HeadScanner::scan(std::string_view data) {
           return {kBad, i};  // a bare LF ends a line for some readers only
         } else if (line_offset_ >= 0) {
           if (line_offset_ == 9) status_digit_ = c;  // "HTTP/1.1 1xx": the status's first digit
+          // A request line has exactly one SP between its parts; a reason phrase may hold more.
+          if (!responses_ && (c == ' ' || c == '\t') && (previous == ' ' || previous == '\t')) return {kBad, i};
           ++line_offset_;
         }
         break;

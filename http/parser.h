@@ -48,7 +48,8 @@ struct ParseResult {
 };
 
 // Checks the bytes of a head before llhttp reads them: every line ends in CRLF (no bare CR or
-// LF) and no line starts with white space (obs-fold). Stops at the end of the head; for
+// LF), no line starts with white space (obs-fold), and a request line's parts are separated by
+// exactly one space. Stops at the end of the head; for
 // responses, an interim (1xx) head is followed by the final one's.
 class HeadScanner {
  public:
@@ -66,6 +67,7 @@ class HeadScanner {
   State state_ = kBeforeStart;
   int line_offset_ = 0;  // in the start line: bytes seen; after it: -1
   char status_digit_ = 0;
+  char previous_ = 0;
   bool responses_;
 };
 

@@ -108,6 +108,13 @@ void Exchange::serve_from_cache() {
         return deliver(object, "STALE");
       case cache::Use::kRevalidate:
         if (request_cc_.only_if_cached) return owner_->on_exchange_failed(504);
+        if (cache::decide(cache::CacheControl{}, stored_view(*object)) == cache::Use::kFresh) {
+          // Only this client's no-cache or max-age finds the object too old; for everyone else
+          // it is fresh. Its answer is fetched for it alone and not stored: shaped by fields
+          // the key does not describe, it must not replace what every other client gets.
+          count(cache::Event::kPass);
+          return start_pass();
+        }
         return start_fill(object, true);
     }
   }

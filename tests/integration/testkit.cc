@@ -18,6 +18,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -497,6 +499,152 @@ Response get(uint16_t port, const std::string& host, const std::string& target) 
   Client client(port);
   client.send("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
   return client.read_response("GET");
+}
+
+struct RecordingBackend::State {
+  std::mutex mutex;
+  std::vector<std::string> requests;
+  std::map<std::string, std::string> once;
+  std::vector<std::thread> connections;
+  std::vector<int> fds;
+  std::atomic<bool> stopping{false};
+};
+
+RecordingBackend::RecordingBackend() : state_(new State) {
+  listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener_, 128) != 0 ||
+      ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("recording backend: cannot listen");
+  port_ = ntohs(addr.sin_port);
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+RecordingBackend::~RecordingBackend() {
+  state_->stopping = true;
+  ::shutdown(listener_, SHUT_RDWR);
+  acceptor_.join();
+  ::close(listener_);
+  {
+    std::lock_guard lock(state_->mutex);
+    for (int fd : state_->fds) ::shutdown(fd, SHUT_RDWR);
+  }
+  for (std::thread& t : state_->connections) t.join();
+  for (int fd : state_->fds) ::close(fd);
+  delete state_;
+}
+
+std::vector<std::string> RecordingBackend::requests() {
+  std::lock_guard lock(state_->mutex);
+  return state_->requests;
+}
+
+void RecordingBackend::clear() {
+  std::lock_guard lock(state_->mutex);
+  state_->requests.clear();
+}
+
+void RecordingBackend::answer_once(const std::string& target, std::string raw) {
+  std::lock_guard lock(state_->mutex);
+  state_->once[target] = std::move(raw);
+}
+
+void RecordingBackend::accept_loop() {
+  while (!state_->stopping) {
+    pollfd p{listener_, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    int fd = ::accept(listener_, nullptr, nullptr);
+    if (fd < 0) continue;
+    std::lock_guard lock(state_->mutex);
+    state_->fds.push_back(fd);
+    state_->connections.emplace_back([this, fd] { serve(fd); });
+  }
+}
+
+namespace {
+// The value of a field in a raw head, found the simple way ("" when absent).
+std::string raw_field(const std::string& head, std::string_view name) {
+  std::string lower_head = head;
+  for (char& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string needle = "\r\n" + std::string(name) + ":";
+  for (char& c : needle) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t at = lower_head.find(needle);
+  if (at == std::string::npos) return "";
+  size_t start = at + needle.size();
+  size_t end = head.find("\r\n", start);
+  std::string value = head.substr(start, end - start);
+  while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+  while (!value.empty() && value.back() == ' ') value.pop_back();
+  return value;
+}
+}  // namespace
+
+void RecordingBackend::serve(int fd) {
+  std::string buffer;
+  char chunk[16384];
+  auto fill = [&]() {
+    while (!state_->stopping) {
+      pollfd p{fd, POLLIN, 0};
+      int ready = ::poll(&p, 1, 100);
+      if (ready == 0) continue;
+      ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n <= 0) return false;
+      buffer.append(chunk, static_cast<size_t>(n));
+      return true;
+    }
+    return false;
+  };
+  for (;;) {
+    size_t head_end;
+    while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos)
+      if (!fill()) return;
+    const std::string head = buffer.substr(0, head_end + 4);
+    const std::string length_text = raw_field(head, "content-length");
+    const size_t length = length_text.empty() ? 0 : std::stoul(length_text);
+    while (buffer.size() < head.size() + length)
+      if (!fill()) return;
+    std::string request = buffer.substr(0, head.size() + length);
+    buffer.erase(0, request.size());
+    const size_t sp1 = head.find(' ');
+    const size_t sp2 = head.find(' ', sp1 + 1);
+    const std::string target = head.substr(sp1 + 1, sp2 - sp1 - 1);
+    std::string answer;
+    bool close_after = false;
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->requests.push_back(std::move(request));
+      auto it = state_->once.find(target);
+      if (it != state_->once.end()) {
+        answer = std::move(it->second);
+        state_->once.erase(it);
+        close_after = true;
+      }
+    }
+    if (!close_after) {
+      std::string body = target + " host=" + raw_field(head, "host") + " xfh=" + raw_field(head, "x-forwarded-host");
+      const bool vary = target.find("/vary/") != std::string::npos;
+      if (vary) body += " xvar=" + raw_field(head, "x-var");
+      answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: " +
+               std::string(target.find("/cached/") != std::string::npos ? "max-age=60" : "no-store") +
+               (vary ? "\r\nVary: X-Var" : "") + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+               body;
+    }
+    size_t sent = 0;
+    while (sent < answer.size()) {
+      ssize_t n = ::write(fd, answer.data() + sent, answer.size() - sent);
+      if (n <= 0) return;
+      sent += static_cast<size_t>(n);
+    }
+    if (close_after) {
+      ::shutdown(fd, SHUT_WR);
+      return;
+    }
+  }
 }
 
 Response exchange(uint16_t port, std::string_view raw, std::string_view method) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "http/message.h"
@@ -151,6 +152,35 @@ class Client {
  private:
   int fd_ = -1;
   std::string pending_;  // bytes read past the previous response
+};
+
+// A backend inside the test process that records the exact bytes of every request it receives
+// (head and body), so a test can assert what edge forwarded. It reads requests the simple way
+// a strict origin does (head up to CRLF CRLF, then Content-Length bytes) and answers each with a
+// 200 whose body is "<target> host=<Host> xfh=<X-Forwarded-Host>" (Cache-Control max-age=60
+// when the target contains "/cached/", else no-store; when it contains "/vary/", `Vary: X-Var`
+// and " xvar=<X-Var>" at the end of the body), unless the test queued raw bytes for that
+// target: those are sent once, and the connection closed.
+class RecordingBackend {
+ public:
+  RecordingBackend();
+  ~RecordingBackend();
+  RecordingBackend(const RecordingBackend&) = delete;
+  RecordingBackend& operator=(const RecordingBackend&) = delete;
+
+  uint16_t port() const { return port_; }
+  std::vector<std::string> requests();  // in arrival order
+  void clear();
+  void answer_once(const std::string& target, std::string raw);
+
+ private:
+  struct State;
+  void accept_loop();
+  void serve(int fd);
+  uint16_t port_ = 0;
+  int listener_ = -1;
+  State* state_;
+  std::thread acceptor_;
 };
 
 // One request on a fresh connection: "GET <target> HTTP/1.1" with Host and Connection: close.
