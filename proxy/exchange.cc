@@ -108,13 +108,11 @@ void Exchange::serve_from_cache() {
         return deliver(object, "STALE");
       case cache::Use::kRevalidate:
         if (request_cc_.only_if_cached) return owner_->on_exchange_failed(504);
-        if (cache::decide(cache::CacheControl{}, stored_view(*object)) == cache::Use::kFresh) {
-          // Only this client's no-cache or max-age finds the object too old; for everyone else
-          // it is fresh. Its answer is fetched for it alone and not stored: shaped by fields
-          // the key does not describe, it must not replace what every other client gets.
-          count(cache::Event::kPass);
-          return start_pass();
-        }
+        // Only this client's no-cache or max-age may find the object too old while it is
+        // fresh for everyone else: then a 304 refreshes it, but a full answer, shaped by
+        // fields the key does not describe, goes to this client alone.
+        if (cache::decide(cache::CacheControl{}, stored_view(*object)) == cache::Use::kFresh)
+          return start_fill(object, false, false);
         return start_fill(object, true);
     }
   }
@@ -172,7 +170,7 @@ Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
   return params;
 }
 
-void Exchange::start_fill(cache::ObjectRef stale, bool coalesced) {
+void Exchange::start_fill(cache::ObjectRef stale, bool coalesced, bool replaces) {
   // `ram: off` reads memcached for every request: no fill is shared, as no object stays.
   coalesced = coalesced && policy_->ram;
   if (coalesced) {
@@ -180,7 +178,10 @@ void Exchange::start_fill(cache::ObjectRef stale, bool coalesced) {
   }
   bool started = false;
   worker_.add_subscriber(this);
-  std::shared_ptr<Fill> fill = Fill::start(worker_, fill_params(std::move(stale), coalesced), id_, &started);
+  Fill::Params params = fill_params(std::move(stale), coalesced);
+  params.replaces = replaces;
+  if (!replaces) params.tier_lookup = false;  // the client asked the origin, not another node
+  std::shared_ptr<Fill> fill = Fill::start(worker_, std::move(params), id_, &started);
   if (!started) {
     worker_.remove_subscriber(this);
     return join_fill(std::move(fill));

@@ -95,7 +95,7 @@ class Exchange final : Fetch::Owner {
  private:
   void serve_from_cache();
   void start_pass();
-  void start_fill(cache::ObjectRef stale, bool coalesced);
+  void start_fill(cache::ObjectRef stale, bool coalesced, bool replaces = true);
   void join_fill(std::shared_ptr<Fill> fill);
   void leave_fill();
   void refresh_in_background(const cache::ObjectRef& stale);

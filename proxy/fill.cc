@@ -343,8 +343,8 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
 
   const cache::StoreVerdict verdict = cache::can_store(params_.request, head, options);
   const bool too_large = head.content_length && *head.content_length > config.max_object;
-  if (verdict != cache::StoreVerdict::kStore || too_large) {
-    if (too_large || marks_hit_for_pass(verdict, head.status))
+  if (!params_.replaces || verdict != cache::StoreVerdict::kStore || too_large) {
+    if (params_.replaces && (too_large || marks_hit_for_pass(verdict, head.status)))
       if (config.hit_for_pass.count() > 0)
         shared.store.mark_hit_for_pass(params_.key, now + seconds(config.hit_for_pass), now);
     uint64_t initiator_id = 0;

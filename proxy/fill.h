@@ -65,6 +65,10 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     std::string upstream_head;  // a GET, with the stale object's validators when revalidating
     bool coalesced = true;      // registered in the Coalescer (false: a private fill)
     bool ram = true;            // the RAM tier stores the object (the route's `ram`)
+    // False for a revalidation only the initiator's own directives asked for (no-cache on an
+    // object fresh for everyone): a 304 refreshes the stored object, but a full response goes
+    // to the initiator alone, unstored, and marks nothing.
+    bool replaces = true;
     // The memcached tier: asked before the backend under this key ("" : not asked), and
     // written through when the response is stored. On a static route the key is the route's
     // and a value in no record format is served as a body (static_path: its Content-Type).
