@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <ctime>
 #include <initializer_list>
-#include <regex>
 #include <tuple>
 #include <unordered_map>
 
@@ -482,17 +481,8 @@ std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& 
     ban.prefix = cache::cache_key("", *prefix);
   }
   if (regex && !regex->empty()) {
-    if (regex->size() > cache::kMaxBanRegex) {
-      error = "regex longer than " + std::to_string(cache::kMaxBanRegex) + " bytes";
-      return std::nullopt;
-    }
-    try {
-      ban.regex.emplace(*regex, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      error = std::string("invalid regex: ") + e.what();
-      return std::nullopt;
-    }
-    ban.regex_text = *regex;
+    ban.regex = cache::BanRegex::compile(*regex, error);
+    if (!ban.regex) return std::nullopt;
   }
   return ban;
 }
@@ -1109,13 +1099,13 @@ std::optional<Reply> Admin::ban(std::string_view query, std::string_view target,
   std::optional<cache::Store::Ban> ban = admin::parse_ban(query, error, &local);
   if (!ban) return json_error(400, error);
   const std::string description = "host=" + (ban->host.empty() ? std::string("*") : ban->host) +
-                                  " prefix=" + ban->prefix + " regex=" + ban->regex_text;
+                                  " prefix=" + ban->prefix + " regex=" + (ban->regex ? ban->regex->text() : "");
   cache::Invalidation entry;
   entry.kind = cache::Invalidation::Kind::kBan;
   entry.soft = ban->soft;
   entry.host = ban->host;
   entry.prefix = ban->prefix;
-  entry.regex = ban->regex_text;
+  entry.regex = ban->regex ? ban->regex->text() : "";
   const uint64_t id = store_.ban(std::move(*ban));
   const size_t active = store_.active_bans();
   std::fprintf(stderr, "edge: admin: %s%sban %llu %s\n", local ? "peer's " : "", entry.soft ? "soft " : "",

@@ -9,7 +9,7 @@
 //   POST /purge?url=<absolute URL>[&soft=1]   every variant of that URL   -> {"purged": n}
 //   POST /purge?tag=<tag>[&soft=1]            every object with that Surrogate-Key/xkey tag
 //                                             -> {"purged": n}
-//   POST /ban?[host=<host>&]prefix=<path>[&regex=<ECMAScript regex>][&soft=1]
+//   POST /ban?[host=<host>&]prefix=<path>[&regex=<RE2 regex>][&soft=1]
 //                                          a lazy ban (prefix, regex or both; no host: every
 //                                          host)   -> {"ban": <id>, "active_bans": n}
 //   GET  /stats                            JSON: cache events per host, hit ratio, store figures
