@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "http/body.h"
+#include "http/log_text.h"
 #include "http/parser.h"
 
 namespace edge::app {
@@ -187,8 +188,8 @@ class AdminClient::Exchange {
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Exchange::on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Exchange::on_closed);
     if (!ok)
-      std::fprintf(stderr, "edge-app: purge of tag %s at %s failed: %s\n", tag_.c_str(),
-                   host_port_text(owner->admin_).c_str(), why.c_str());
+      std::fprintf(stderr, "edge-app: purge of tag %s at %s failed: %s\n", http::escape_for_log(tag_).c_str(),
+                   host_port_text(owner->admin_).c_str(), http::escape_for_log(why).c_str());
     Done done = std::move(done_);
     done_ = nullptr;
     if (done) done(ok);

@@ -149,26 +149,7 @@ std::optional<Invalidation> parse_entry(std::string_view line) {
   return entry;
 }
 
-std::optional<std::regex> compile_regex(const std::string& text) {
-  if (text.size() > kMaxBanRegex) return std::nullopt;
-  try {
-    return std::regex(text, std::regex::ECMAScript);
-  } catch (const std::regex_error&) {
-    return std::nullopt;
-  }
-}
-
-bool regex_matches(const std::regex& regex, const std::string& path) {
-  try {
-    return std::regex_search(path, regex);
-  } catch (const std::regex_error&) {
-    // Too complex for this path (error_complexity, error_stack): a refetch costs less than
-    // serving what the purge meant to remove.
-    return true;
-  }
-}
-
-bool matches(const Invalidation& entry, const std::optional<std::regex>& regex, bool bad_regex,
+bool matches(const Invalidation& entry, const BanRegex* regex, bool bad_regex,
              const CachedObject& object) {
   switch (entry.kind) {
     case Invalidation::Kind::kUrl:
@@ -181,7 +162,7 @@ bool matches(const Invalidation& entry, const std::optional<std::regex>& regex, 
       // not known what the operator meant to remove.
       if (bad_regex) return true;
       if (!object.path.starts_with(entry.prefix)) return false;
-      return !regex || regex_matches(*regex, object.path);
+      return !regex || regex->matches(object.path);
   }
   return false;
 }
@@ -243,9 +224,10 @@ std::optional<InvalidationLog> InvalidationLog::parse(std::string_view text) {
     if (!invalidation) return std::nullopt;
     text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
 
-    Entry entry{std::move(*invalidation), std::nullopt, false};
+    Entry entry{std::move(*invalidation), nullptr, false};
     if (entry.invalidation.kind == Invalidation::Kind::kBan && !entry.invalidation.regex.empty()) {
-      entry.regex = compile_regex(entry.invalidation.regex);
+      std::string error;
+      entry.regex = BanRegex::compile(entry.invalidation.regex, error);
       entry.bad_regex = !entry.regex;
     }
     log.entries_.push_back(std::move(entry));
@@ -266,7 +248,7 @@ InvalidationLog::Verdict InvalidationLog::check(const CachedObject& object, Seco
     const Invalidation& invalidation = it->invalidation;
     // Once stale, only a hard entry can change the verdict: spare the soft ones' regexes.
     if (invalidation.soft && stale) continue;
-    if (!matches(invalidation, it->regex, it->bad_regex, object)) continue;
+    if (!matches(invalidation, it->regex.get(), it->bad_regex, object)) continue;
     if (!invalidation.soft) return Verdict::kPurged;
     stale = true;
   }

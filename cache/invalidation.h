@@ -33,21 +33,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cache/ban_regex.h"
 #include "cache/policy.h"
 #include "cache/store.h"
 
 namespace edge::cache {
-
-// libstdc++ compiles a regex by recursion, about one level per term and per group, so a long
-// enough one overflows the stack (20 kB does under ASan). The admin port refuses longer ban
-// regexes; one found in a log is treated as a regex that does not compile.
-inline constexpr size_t kMaxBanRegex = 4096;
 
 struct Invalidation {
   enum class Kind { kUrl, kTag, kBan };
@@ -57,7 +53,7 @@ struct Invalidation {
   std::string key;     // kUrl: the cache key (cache_key(host, target)); kTag: the tag
   std::string host;    // kBan: lower case, no port; "" every host
   std::string prefix;  // kBan: "" any path
-  std::string regex;   // kBan: ECMAScript, "" none
+  std::string regex;   // kBan: RE2 syntax (cache/ban_regex.h), "" none
 };
 
 // The log's first line, with its line break.
@@ -71,15 +67,18 @@ class InvalidationLog {
 
   // The log in `text`, or nullopt when it is not one: no valid header, or a line that does not
   // parse (a log is written only by edge; a broken one is not trusted). An empty last line (the
-  // text ends with a line break) is fine. A ban whose regex does not compile is kept and matches
-  // every path of its host (a purge that cannot be judged is not skipped). Never throws.
+  // text ends with a line break) is fine. A ban whose regex BanRegex::compile refuses (a log
+  // written by hand, or by a node that accepted what this one does not) is kept and matches
+  // every path of its host, prefix or not, for the records stored before it: what cannot be
+  // judged is taken as purged, so nothing purged can come back (the price is misses). Never
+  // throws.
   static std::optional<InvalidationLog> parse(std::string_view text);
 
   // What the log says about `object`, stored at `stored_at`: kPurged when it was stored at or
   // before created() or a hard entry at or after stored_at matches it, else kStale when a soft one does,
   // else kValid. Matching: url by object.key; tag by object.tags; ban by object.host (unless the
-  // ban's host is "") and object.path (prefix, then std::regex_search; a regex that throws while
-  // matching counts as a match). Cost: the entries at or after stored_at only.
+  // ban's host is "") and object.path (prefix, then BanRegex::matches). Cost: the entries at or
+  // after stored_at only, each linear in the path.
   Verdict check(const CachedObject& object, Seconds stored_at) const;
 
   Seconds created() const { return created_; }
@@ -92,8 +91,8 @@ class InvalidationLog {
  private:
   struct Entry {
     Invalidation invalidation;
-    std::optional<std::regex> regex;  // compiled kBan regex; empty when none or it did not compile
-    bool bad_regex = false;
+    std::shared_ptr<const BanRegex> regex;  // compiled kBan regex; null when none or refused
+    bool bad_regex = false;                 // a regex was given and refused
   };
   Seconds created_ = 0;
   std::vector<Entry> entries_;  // by `at`, oldest first (stable for equal times)

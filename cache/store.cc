@@ -13,7 +13,8 @@
 // hash, its read count (0..3), whether it is dead (no longer counted) and the newest ban it has
 // been checked against.
 //
-// Lock order: a stripe mutex, then (optionally, nested) the eviction mutex, the tag mutex or the
+// Lock order: the sweep mutex (held by sweep_bans() only, around everything it does), then a
+// stripe mutex, then (optionally, nested) the eviction mutex, the tag mutex or the
 // ban mutex, one of them at a time. The last three are leaves: nothing is locked while one of
 // them is held. Never two stripes at once. Eviction therefore cannot remove its victims from
 // their stripes while it holds the eviction mutex: it marks them dead (which releases their
@@ -43,6 +44,7 @@
 #include "cache/store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <deque>
 #include <unordered_set>
@@ -59,6 +61,9 @@ constexpr size_t kMinGhost = 64;
 constexpr size_t kCompactMin = 1024;
 constexpr size_t kMaxHitForPassPerStripe = 100'000 / kStripes;
 constexpr char kVariantSeparator = '\x1f';
+// A sweep holds a stripe's lock for at most this many entries or this long (plus one bucket).
+constexpr size_t kSweepSliceEntries = 256;
+constexpr auto kSweepSliceHold = std::chrono::microseconds(500);
 
 size_t hash_key(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
@@ -98,18 +103,7 @@ struct BanRecord {
   bool matches(const CachedObject& o) const {
     if (!ban.host.empty() && o.host != ban.host) return false;
     if (!ban.prefix.empty() && !o.path.starts_with(ban.prefix)) return false;
-    return !ban.regex || regex_matches(o.path);
-  }
-
- private:
-  bool regex_matches(const std::string& path) const {
-    try {
-      return std::regex_search(path, *ban.regex);
-    } catch (const std::regex_error&) {
-      // Too complex for this path (error_complexity, error_stack): banning it anyway costs a
-      // refetch; keeping it could serve what the operator meant to remove.
-      return true;
-    }
+    return !ban.regex || ban.regex->matches(o.path);
   }
 };
 // Oldest first; never changed once published.
@@ -407,6 +401,57 @@ struct Store::Impl {
     return BanVerdict::kKeep;
   }
 
+  // ---- the ban sweep ----
+
+  // Where the sweep is in one stripe: its map's buckets are visited in order. Inserting may
+  // rehash the map between two slices and move entries across buckets; the stripe is then
+  // visited again from its first bucket (entries already checked cost a comparison).
+  struct Cursor {
+    size_t bucket = 0;
+    size_t bucket_count = 0;  // the map's when `bucket` was set
+    bool done = false;
+  };
+  struct Sweep {
+    mutable std::mutex mu;                // one sweeper at a time; first in the lock order
+    std::shared_ptr<const BanList> bans;  // the bans this sweep applies; null: none under way
+    Cursor cursors[kStripes];
+  } sweep;
+
+  // Applies `list` to the entries of the next buckets of `s`, under s.mu, for at most
+  // kSweepSliceEntries entries or kSweepSliceHold, whichever comes first (a bucket is never
+  // split). Returns the objects removed or marked.
+  size_t sweep_slice(Stripe& s, Cursor& cursor, const BanList& list) {
+    std::lock_guard lock(s.mu);
+    const auto start = std::chrono::steady_clock::now();
+    if (cursor.bucket_count != s.map.bucket_count()) {
+      cursor.bucket = 0;
+      cursor.bucket_count = s.map.bucket_count();
+    }
+    size_t affected = 0;
+    size_t examined = 0;
+    std::vector<EntryPtr> removed;
+    std::vector<std::string> emptied;
+    while (cursor.bucket < cursor.bucket_count) {
+      for (auto it = s.map.begin(cursor.bucket); it != s.map.end(cursor.bucket); ++it) {
+        std::erase_if(it->second, [&](const EntryPtr& e) {
+          ++examined;
+          if (e->dead.load(std::memory_order_relaxed)) return false;  // eviction removes it
+          if (apply_bans_locked(*e, list, affected) == BanVerdict::kKeep) return false;
+          removed.push_back(e);
+          return true;
+        });
+        if (it->second.empty()) emptied.push_back(it->first);
+      }
+      // Erasing never rehashes: the cursor stays valid.
+      for (const std::string& key : emptied) s.map.erase(key);
+      emptied.clear();
+      ++cursor.bucket;
+      if (examined >= kSweepSliceEntries || std::chrono::steady_clock::now() - start >= kSweepSliceHold) break;
+    }
+    cursor.done = cursor.bucket >= cursor.bucket_count;
+    return affected + release_removed_locked(removed);
+  }
+
   // ---- hit-for-pass marks: under the stripe mutex ----
 
   void hfp_erase_locked(Stripe& s, std::unordered_map<std::string, HitForPass>::iterator it) {
@@ -629,37 +674,58 @@ uint64_t Store::ban(Ban ban) {
   return epoch;
 }
 
-size_t Store::sweep_bans() {
+size_t Store::sweep_bans(std::chrono::microseconds budget) {
   Impl& im = *impl_;
-  const std::shared_ptr<const BanList> list = im.ban_snapshot();
-  if (list->empty()) return 0;
-  const uint64_t swept_to = list->back()->epoch;
+  Impl::Sweep& sw = im.sweep;
+  std::lock_guard sweep_lock(sw.mu);
+  const auto start = std::chrono::steady_clock::now();
+  // In the budget's own unit: microseconds::max() would overflow as nanoseconds.
+  auto spent = [&] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start) >= budget;
+  };
   size_t affected = 0;
-  for (Impl::Stripe& s : im.stripes) {
-    std::lock_guard lock(s.mu);
-    std::vector<Impl::EntryPtr> removed;
-    for (auto it = s.map.begin(); it != s.map.end();) {
-      std::erase_if(it->second, [&](const Impl::EntryPtr& e) {
-        if (e->dead.load(std::memory_order_relaxed)) return false;  // eviction removes it
-        if (im.apply_bans_locked(*e, *list, affected) == Impl::BanVerdict::kKeep) return false;
-        removed.push_back(e);
-        return true;
-      });
-      it = it->second.empty() ? s.map.erase(it) : std::next(it);
+  while (true) {
+    if (!sw.bans) {
+      std::shared_ptr<const BanList> list = im.ban_snapshot();
+      if (list->empty()) break;
+      sw.bans = std::move(list);
+      for (Impl::Cursor& c : sw.cursors) c = {};
     }
-    affected += im.release_removed_locked(removed);
-  }
-  // Every object stored before `swept_to` has now been checked against the bans up to it; later
-  // objects are newer than those bans. Bans recorded meanwhile stay.
-  {
-    std::lock_guard lock(im.bans_mu);
-    auto rest = std::make_shared<BanList>();
-    for (const auto& ban : *im.bans)
-      if (ban->epoch > swept_to) rest->push_back(ban);
-    im.bans = std::move(rest);
+    // A slice of each stripe in turn: a worker waiting for one stripe gets it back after at
+    // most one slice, and between two slices of its stripe the sweep holds fifteen others.
+    bool all_done = false;
+    bool out_of_time = false;
+    while (!all_done && !out_of_time) {
+      all_done = true;
+      for (size_t i = 0; i < kStripes && !out_of_time; ++i) {
+        if (sw.cursors[i].done) continue;
+        all_done = false;
+        affected += im.sweep_slice(im.stripes[i], sw.cursors[i], *sw.bans);
+        out_of_time = spent();
+      }
+    }
+    if (!all_done) break;
+    // Every object stored before the last swept ban has now been checked against the bans up
+    // to it; later objects are newer than those bans. Bans recorded meanwhile stay, for the
+    // next sweep.
+    const uint64_t swept_to = sw.bans->back()->epoch;
+    sw.bans.reset();
+    {
+      std::lock_guard lock(im.bans_mu);
+      auto rest = std::make_shared<BanList>();
+      for (const auto& ban : *im.bans)
+        if (ban->epoch > swept_to) rest->push_back(ban);
+      im.bans = std::move(rest);
+    }
+    if (spent()) break;
   }
   im.purged.fetch_add(affected, std::memory_order_relaxed);
   return affected;
+}
+
+bool Store::sweeping() const {
+  std::lock_guard lock(impl_->sweep.mu);
+  return impl_->sweep.bans != nullptr;
 }
 
 size_t Store::active_bans() const {

@@ -24,26 +24,28 @@
 // Tags, bans, hit-for-pass: a tag index (tag -> objects) follows objects in and out, so
 // purge_tag() touches only the tagged objects. A ban is only recorded when issued; lookup()
 // applies the bans newer than the object it found, and sweep_bans() applies them all to every
-// object and then forgets them. Hit-for-pass marks live beside the keys they mark.
+// object, a slice at a time, and then forgets them. Hit-for-pass marks live beside the keys they
+// mark.
 //
 // Threads: every public function may be called from any thread. The store is lock-striped by
 // key for lookups; insertion and eviction take the stripe's lock and, briefly, the FIFO lock;
 // the tag index and the ban list have a lock each, taken briefly (store.cc has the lock order).
-// purge_if() and sweep_bans() lock one stripe at a time.
+// purge_if() and sweep_bans() lock one stripe at a time; sweep_bans() a slice of it at a time.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "cache/ban_regex.h"
 #include "cache/policy.h"
 #include "http/message.h"
 #include "http/shared_body.h"
@@ -140,21 +142,31 @@ class Store {
   size_t purge_if(const std::function<bool(const CachedObject&)>& match, bool soft);
 
   // A ban: objects stored before it on `host` ("" every host) whose path starts with `prefix`
-  // (when set) and matches `regex` (when set; std::regex_search, ECMAScript) are treated as
-  // purged (soft: invalidated). Cheap: recorded, applied by lookup(), and swept by sweep_bans().
-  // A regex that fails on a path (std::regex_error: too complex) counts as matching it. Returns
-  // the ban's id (its epoch: the first is 1).
+  // (when set) and matches `regex` (when set; BanRegex::matches, a search in linear time) are
+  // treated as purged (soft: invalidated). Cheap: recorded, applied by lookup(), and swept by
+  // sweep_bans(). Returns the ban's id (its epoch: the first is 1).
   struct Ban {
     std::string host;
     std::string prefix;
-    std::optional<std::regex> regex;
-    std::string regex_text;  // for listing
+    std::shared_ptr<const BanRegex> regex;  // null: none
     bool soft = false;
   };
   uint64_t ban(Ban ban);
   // Applies every recorded ban to every object it still concerns, then forgets bans that no
-  // stored object predates. Called periodically from one thread; returns the objects affected.
-  size_t sweep_bans();
+  // stored object predates. Returns the objects affected by this call.
+  //
+  // Bounded work: the sweep takes the stripes in turn, a slice of each (at most 256 entries or
+  // 0.5 ms under the stripe's lock, then the lock is let go), so a lookup waiting for a stripe
+  // waits at most one slice, and RE2 keeps each match linear (cache/ban_regex.h). A call returns
+  // once `budget` has run out (after one slice at least); the next call goes on where it stopped,
+  // and the bans are forgotten when a sweep has visited every stripe. Bans recorded meanwhile
+  // wait for the next sweep, which starts in the same call while the budget lasts (lookups
+  // apply them at once anyway). Safe from any thread; calls are
+  // serialised. The proxy runs it on its main loop (proxy/server.cc), in steps of a few ms so
+  // the admin port on that loop stays responsive.
+  size_t sweep_bans(std::chrono::microseconds budget = std::chrono::microseconds::max());
+  // Whether a sweep has started and not yet visited every stripe.
+  bool sweeping() const;
   size_t active_bans() const;
 
   StoreStats stats() const;

@@ -597,7 +597,9 @@ class Loader {
     admin.enabled = true;
     admin.mark = mark_of(entry.key);
     if (!expect_map(entry, "admin")) return;
-    Entries fields = entries(entry.value, {"address", "token_file"});
+    Entries fields = entries(entry.value, {"address", "token_file", "max_connections", "header_timeout"});
+    read_count(find(fields, "max_connections"), "max_connections", 1, 65536, admin.max_connections);
+    read_duration(find(fields, "header_timeout"), "header_timeout", admin.header_timeout);
     const Entry* address_entry = find(fields, "address");
     bool address_ok = true;
     if (address_entry) {

@@ -233,6 +233,10 @@ struct Admin {
   Address address;       // loopback (127.0.0.1:9090) unless configured
   std::string token_file;
   std::string token;  // the file's content without surrounding white space; never empty
+  // Connections at once; at the cap a new one takes the place of the oldest that has not yet
+  // made an authorised request (proxy/admin.h).
+  uint64_t max_connections = 64;
+  Duration header_timeout{std::chrono::seconds(5)};  // a request head, from accept or its first byte
   Mark mark;
 };
 

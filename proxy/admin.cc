@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <initializer_list>
-#include <regex>
 #include <tuple>
 #include <unordered_map>
 
@@ -17,6 +17,7 @@
 #include "cache/policy.h"
 #include "cache/static_key.h"
 #include "http/deadline.h"
+#include "http/log_text.h"
 #include "http/message.h"
 #include "http/parser.h"
 #include "http/uri.h"
@@ -476,17 +477,8 @@ std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& 
     ban.prefix = cache::cache_key("", *prefix);
   }
   if (regex && !regex->empty()) {
-    if (regex->size() > cache::kMaxBanRegex) {
-      error = "regex longer than " + std::to_string(cache::kMaxBanRegex) + " bytes";
-      return std::nullopt;
-    }
-    try {
-      ban.regex.emplace(*regex, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      error = std::string("invalid regex: ") + e.what();
-      return std::nullopt;
-    }
-    ban.regex_text = *regex;
+    ban.regex = cache::BanRegex::compile(*regex, error);
+    if (!ban.regex) return std::nullopt;
   }
   return ban;
 }
@@ -819,11 +811,9 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
 
 namespace {
 
-constexpr uint64_t kHeaderTimeoutMs = 10'000;  // a request, from its first byte to its end
-constexpr uint64_t kIdleTimeoutMs = 60'000;    // between requests on a kept-alive connection
+constexpr uint64_t kIdleTimeoutMs = 60'000;  // between requests on a kept-alive connection
 constexpr uint64_t kSendTimeoutMs = 60'000;    // a response the client does not read
 constexpr uint64_t kLingerMs = 2'000;
-constexpr size_t kMaxConnections = 64;  // the admin port is for a few operators and scripts
 constexpr size_t kReadBufferSize = 16 * 1024;
 constexpr http::RequestParser::Limits kLimits{8 * 1024, 8 * 1024, 64 * 1024};
 
@@ -866,6 +856,11 @@ class Admin {
 
   uv_loop_t* loop() const { return loop_; }
   bool closing() const { return closed_; }
+  uint64_t header_timeout_ms() const {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(config_.admin.header_timeout).count());
+  }
+  // Whether the head carries the admin token; evaluated in constant time.
+  bool authorized(const http::RequestHead& head) const;
   uv_buf_t read_buffer() { return uv_buf_init(read_buffer_, sizeof read_buffer_); }
   void unlink(Conn* c);
   void forget(uint64_t ticket) { awaiting_.erase(ticket); }
@@ -907,7 +902,10 @@ class Admin {
   std::unordered_map<uint64_t, Conn*> awaiting_;  // connections waiting for a spread, by ticket
   uv_tcp_t* listener_ = nullptr;  // owned; freed in its close callback
   bool closed_ = false;
-  Conn* conns_ = nullptr;  // intrusive list of open connections
+  // Intrusive list of open connections, oldest first: at the cap, the oldest one that has not
+  // made an authorised request is let go for the newcomer.
+  Conn* conns_ = nullptr;
+  Conn* conns_tail_ = nullptr;
   size_t conn_count_ = 0;
   char read_buffer_[kReadBufferSize];  // consumed by each read callback before the next read
 };
@@ -922,6 +920,9 @@ class Conn final : http::StreamWriter::Owner {
   // The answer that was not ready when the request was read; `ticket` says it is still awaited.
   void await(uint64_t ticket) { awaiting_ticket_ = ticket; }
   void finish(const Reply& reply);
+  // Whether a request on this connection carried the token; until then it may be let go when
+  // the port is at its cap.
+  bool trusted() const { return trusted_; }
 
   Conn* prev = nullptr;
   Conn* next = nullptr;
@@ -944,6 +945,7 @@ class Conn final : http::StreamWriter::Owner {
   void begin_request();
   void respond();
   void respond_error(int status, std::string_view detail);
+  void refuse_unauthorized();
   void send(const Reply& reply, bool head_request, bool http10);
   void linger();
   void on_timer();
@@ -970,6 +972,7 @@ class Conn final : http::StreamWriter::Owner {
   bool eof_ = false;
   bool head_request_ = false;
   bool http10_ = false;
+  bool trusted_ = false;
   uint64_t awaiting_ticket_ = 0;  // a spread this connection waits for, else 0
 };
 
@@ -1005,37 +1008,44 @@ void Admin::close() {
 void Admin::on_connection(uv_stream_t* listener, int status) {
   auto* admin = static_cast<Admin*>(listener->data);
   if (status < 0 || admin->closed_) return;
+  if (admin->conn_count_ >= admin->config_.admin.max_connections) {
+    // Idle or unauthorised connections must not lock an operator out: the oldest connection
+    // that never showed the token makes room. Those that did are kept; if every one did, the
+    // newcomer is the one closed.
+    Conn* oldest = admin->conns_;
+    while (oldest && oldest->trusted()) oldest = oldest->next;
+    if (oldest) oldest->close_now();  // unlinks it
+  }
   auto* c = new Conn(admin);
-  c->next = admin->conns_;
-  if (admin->conns_) admin->conns_->prev = c;
-  admin->conns_ = c;
+  c->prev = admin->conns_tail_;
+  if (admin->conns_tail_)
+    admin->conns_tail_->next = c;
+  else
+    admin->conns_ = c;
+  admin->conns_tail_ = c;
   ++admin->conn_count_;
   c->start(listener);
-  if (admin->conn_count_ > kMaxConnections) c->close_now();
+  if (admin->conn_count_ > admin->config_.admin.max_connections) c->close_now();
 }
 
 void Admin::unlink(Conn* c) {
   if (c->prev) c->prev->next = c->next;
   if (c->next) c->next->prev = c->prev;
   if (conns_ == c) conns_ = c->next;
+  if (conns_tail_ == c) conns_tail_ = c->prev;
   c->prev = c->next = nullptr;
   --conn_count_;
 }
 
-std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
-  bool authorized = false;
-  if (head.headers.count("Authorization") == 1) {
-    std::optional<std::string_view> token = admin::bearer_token(*head.headers.get("Authorization"));
-    // Evaluated whatever the header held, so a malformed one takes as long as a wrong one.
-    authorized = admin::token_matches(token.value_or(std::string_view{}), token_) && token &&
-                 !config_.admin.token.empty();
-  }
-  if (!authorized) {
-    Reply reply = json_error(401, "unauthorized");
-    reply.extra_headers = "WWW-Authenticate: Bearer\r\n";
-    return reply;
-  }
+bool Admin::authorized(const http::RequestHead& head) const {
+  if (head.headers.count("Authorization") != 1) return false;
+  std::optional<std::string_view> token = admin::bearer_token(*head.headers.get("Authorization"));
+  // Evaluated whatever the header held, so a malformed one takes as long as a wrong one.
+  return admin::token_matches(token.value_or(std::string_view{}), token_) && token && !config_.admin.token.empty();
+}
 
+std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
+  // The head was authorised when it arrived (Conn::drive).
   const admin::Route route = admin::parse_route(head.path());
   if (route.kind == admin::Route::kNotFound) return json_error(404, "not found");
   if (route.kind == admin::Route::kDrain || route.kind == admin::Route::kEnable)
@@ -1074,7 +1084,7 @@ std::optional<Reply> Admin::purge(std::string_view query, std::string_view targe
   const size_t n = by_tag ? store_.purge_tag(request->tag, request->soft) : store_.purge(request->key, request->soft);
   const std::string& what = by_tag ? request->tag : request->key;
   std::fprintf(stderr, "edge: admin: %s%spurge %s %s: %zu objects\n", request->local ? "peer's " : "",
-               request->soft ? "soft " : "", by_tag ? "tag" : "key", what.c_str(), n);
+               request->soft ? "soft " : "", by_tag ? "tag" : "key", http::escape_for_log(what).c_str(), n);
   std::string result = "\"purged\":" + std::to_string(n);
   if (request->local) return Reply{200, kJson, "{" + result + "}\n", {}};
   cache::Invalidation entry;
@@ -1103,17 +1113,17 @@ std::optional<Reply> Admin::ban(std::string_view query, std::string_view target,
   std::optional<cache::Store::Ban> ban = admin::parse_ban(query, error, &local);
   if (!ban) return json_error(400, error);
   const std::string description = "host=" + (ban->host.empty() ? std::string("*") : ban->host) +
-                                  " prefix=" + ban->prefix + " regex=" + ban->regex_text;
+                                  " prefix=" + ban->prefix + " regex=" + (ban->regex ? ban->regex->text() : "");
   cache::Invalidation entry;
   entry.kind = cache::Invalidation::Kind::kBan;
   entry.soft = ban->soft;
   entry.host = ban->host;
   entry.prefix = ban->prefix;
-  entry.regex = ban->regex_text;
+  entry.regex = ban->regex ? ban->regex->text() : "";
   const uint64_t id = store_.ban(std::move(*ban));
   const size_t active = store_.active_bans();
   std::fprintf(stderr, "edge: admin: %s%sban %llu %s\n", local ? "peer's " : "", entry.soft ? "soft " : "",
-               static_cast<unsigned long long>(id), description.c_str());
+               static_cast<unsigned long long>(id), http::escape_for_log(description).c_str());
   std::string result = "\"ban\":" + std::to_string(id) + ",\"active_bans\":" + std::to_string(active);
   if (local) return Reply{200, kJson, "{" + result + "}\n", {}};
   return spread(std::move(result), std::move(entry), {}, target, conn);
@@ -1166,7 +1176,7 @@ void Admin::spread_done(uint64_t ticket, const std::shared_ptr<Spread>& state) {
     for (size_t i = 0; i < state->errors.size(); ++i) {
       if (i) body += ",";
       body += admin::json_string(state->errors[i]);
-      std::fprintf(stderr, "edge: admin: %s\n", state->errors[i].c_str());
+      std::fprintf(stderr, "edge: admin: %s\n", http::escape_for_log(state->errors[i]).c_str());
     }
     body += "]";
   }
@@ -1199,8 +1209,8 @@ Reply Admin::server_action(const admin::Route& route, std::string_view method) {
   for (size_t s : matches) backend.server(s).set_draining(drain);
   const balancer::ServerState& server = backend.server(matches.front());
   const char* state = balancer::mode_name(server.mode(balancer::now_ms(), backend.config().slow_start));
-  std::fprintf(stderr, "edge: admin: backend %s server %s %s\n", route.backend.c_str(), route.server.c_str(),
-               drain ? "draining" : "enabled");
+  std::fprintf(stderr, "edge: admin: backend %s server %s %s\n", http::escape_for_log(route.backend).c_str(),
+               http::escape_for_log(route.server).c_str(), drain ? "draining" : "enabled");
   std::string body = "{\"backend\":" + admin::json_string(route.backend) +
                      ",\"server\":" + admin::json_string(route.server) + ",\"state\":" + admin::json_string(state) +
                      "}\n";
@@ -1217,7 +1227,7 @@ void Conn::start(uv_stream_t* listener) {
   open_handles_ = 2;
   if (uv_accept(listener, stream()) != 0) return close_now();
   uv_tcp_nodelay(&tcp_, 1);
-  deadline_.set(kHeaderTimeoutMs);  // the first request's clock starts at accept
+  deadline_.set(admin_->header_timeout_ms());  // the first request's clock starts at accept
   set_reading(true);
 }
 
@@ -1284,7 +1294,12 @@ void Conn::drive() {
     input_pos_ += r.consumed;
     switch (r.event) {
       case http::ParseEvent::kError:
-        respond_error(parser_.error_status(), parser_.error_reason());
+        // A declared body over the limit is found with the head's fields all read: without the
+        // token, the answer is 401 all the same, and nothing about the port's limits.
+        if (parser_.error_status() == 413 && !admin_->authorized(parser_.head()))
+          refuse_unauthorized();
+        else
+          respond_error(parser_.error_status(), parser_.error_reason());
         break;
       case http::ParseEvent::kHead:
         if (phase_ == Phase::kWaiting) begin_request();
@@ -1293,6 +1308,13 @@ void Conn::drive() {
           respond_error(405, "CONNECT is not served here");
           break;
         }
+        // Refused as soon as the head is known: a body announced without the token is never
+        // waited for, so it cannot hold the connection.
+        if (!admin_->authorized(parser_.head())) {
+          refuse_unauthorized();
+          break;
+        }
+        trusted_ = true;
         after_head_ = true;
         break;
       case http::ParseEvent::kMessage:
@@ -1323,7 +1345,7 @@ void Conn::drive() {
 void Conn::begin_request() {
   phase_ = Phase::kRequest;
   // A fresh connection's clock started at accept; a kept-alive one's starts now.
-  if (requests_ > 0) deadline_.set(kHeaderTimeoutMs);
+  if (requests_ > 0) deadline_.set(admin_->header_timeout_ms());
 }
 
 void Conn::respond() {
@@ -1343,6 +1365,14 @@ void Conn::finish(const Reply& reply) {
   awaiting_ticket_ = 0;
   if (closed_) return;
   send(reply, head_request_, http10_);
+}
+
+void Conn::refuse_unauthorized() {
+  keep_alive_ = false;
+  after_head_ = false;
+  Reply reply = json_error(401, "unauthorized");
+  reply.extra_headers = "WWW-Authenticate: Bearer\r\n";
+  send(reply, parser_.head().is_head(), parser_.head().version_minor == 0);
 }
 
 void Conn::respond_error(int status, std::string_view detail) {

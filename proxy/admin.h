@@ -2,6 +2,18 @@
 // listeners), on the main thread's loop; every request must carry `Authorization: Bearer
 // <token>` (compared in constant time), else 401.
 //
+// Nobody without the token can stall the port or lock operators out of it:
+//   - a request without the token is answered 401 as soon as its head is read (a body it
+//     announces is never waited for, nor one over the port's 64 KiB limit) and its connection
+//     is closed;
+//   - a connection that has not completed a head within admin.header_timeout (5 s) is closed;
+//   - at admin.max_connections (64), a new connection takes the place of the oldest one that
+//     has not yet made a request with the token; connections that have are kept, and when every
+//     place is theirs the newcomer is closed. A flood of idle or refused connections thus only
+//     ever displaces itself. (A flood faster than an operator's round trip could still push out
+//     the operator's own new connection before its head arrives: the port belongs on loopback
+//     or a management network.)
+//
 //   GET  /backends                         JSON: per backend and server, state and counters
 //   GET  /backends.txt                     one line per server, for people and grep
 //   POST /backends/<backend>/<server>/drain   out of rotation; requests in flight finish
@@ -9,7 +21,7 @@
 //   POST /purge?url=<absolute URL>[&soft=1]   every variant of that URL   -> {"purged": n}
 //   POST /purge?tag=<tag>[&soft=1]            every object with that Surrogate-Key/xkey tag
 //                                             -> {"purged": n}
-//   POST /ban?[host=<host>&]prefix=<path>[&regex=<ECMAScript regex>][&soft=1]
+//   POST /ban?[host=<host>&]prefix=<path>[&regex=<RE2 regex>][&soft=1]
 //                                          a lazy ban (prefix, regex or both; no host: every
 //                                          host)   -> {"ban": <id>, "active_bans": n}
 //   GET  /stats                            JSON: cache events per host, hit ratio, store figures
@@ -17,9 +29,10 @@
 //
 // <server> is the server's address as configured (127.0.0.1:8210).
 // Query values are percent-decoded ('+' stays '+': URLs and regular expressions use it). A
-// missing, unknown, repeated or bad parameter (a URL that is not absolute http(s), an invalid
-// regex) gets 400 {"error": "..."}. soft=1 marks objects invalidated (stale from then on, so
-// revalidated or served within grace) instead of removing them. Purges and bans are logged.
+// missing, unknown, repeated or bad parameter (a URL that is not absolute http(s), a regex
+// cache::BanRegex refuses, with its reason) gets 400 {"error": "..."}. soft=1 marks objects
+// invalidated (stale from then on, so revalidated or served within grace) instead of removing
+// them. Purges and bans are logged (values through http::escape_for_log).
 // A purge URL's key is cache::cache_key of its authority and path+query, as the proxy keys
 // requests; the scheme is not part of it. The proxy's main loop sweeps bans (Store::sweep_bans),
 // so active_bans drops back once no stored object predates them.

@@ -87,7 +87,7 @@ struct PurgeRequest {
 };
 std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error);
 
-// POST /ban?[host=<host>&][prefix=<path prefix>&][regex=<ECMAScript>&][soft=1]: at least one of
+// POST /ban?[host=<host>&][prefix=<path prefix>&][regex=<RE2>&][soft=1]: at least one of
 // prefix and regex. The host is lower-cased and loses its port, as in cache keys ("" every
 // host); the prefix must start with '/' and is normalised as cache key paths are. nullopt with
 // `error` (the 400's message, with the regex's own error for a bad one) when refused.

@@ -22,6 +22,7 @@
 
 #include "cache/memcached.h"
 #include "cache/policy.h"
+#include "http/log_text.h"
 #include "cache/record.h"
 #include "cache/static_key.h"
 #include "cache/store.h"
@@ -345,7 +346,7 @@ class Progress {
 
   // A line that stays: on a terminal it replaces the progress line, which the next update redraws.
   void report(const std::string& text) {
-    std::fprintf(stderr, "%s%s\n", terminal_ && drawn_ ? "\r\x1b[K" : "", text.c_str());
+    std::fprintf(stderr, "%s%s\n", terminal_ && drawn_ ? "\r\x1b[K" : "", http::escape_for_log(text).c_str());
     drawn_ = false;
   }
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "http/log_text.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -122,8 +123,10 @@ void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
   worker_.stats().upstream_failures.fetch_add(1, std::memory_order_relaxed);
   const int server = slot_server_;
   const conf::Backend& backend = backend_state().config();
-  std::fprintf(stderr, "edge: backend %s server %s: %s\n", backend.name.c_str(),
-               backend.servers[static_cast<size_t>(server)].address.text().c_str(), failure_name(failure));
+  // Names from the configuration, escaped all the same: a log line is one event, whoever wrote it.
+  std::fprintf(stderr, "edge: backend %s server %s: %s\n", http::escape_for_log(backend.name).c_str(),
+               http::escape_for_log(backend.servers[static_cast<size_t>(server)].address.text()).c_str(),
+               failure_name(failure));
 
   if (failure == UpstreamFailure::kResetBeforeResponse && reused && !retried_fresh_ && request_.idempotent) {
     // A kept-alive connection the server had just closed, most likely before reading us: once

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "conf/config.h"
+#include "http/log_text.h"
 #include "proxy/assets.h"
 #include "proxy/server.h"
 
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
     } else if (arg.starts_with("--config=")) {
       config_path = arg.substr(9);
     } else {
-      std::fprintf(stderr, "edge: unknown argument '%s'\n", arg.c_str());
+      std::fprintf(stderr, "edge: unknown argument '%s'\n", edge::http::escape_for_log(arg).c_str());
       usage(stderr);
       return 2;
     }

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +34,18 @@ int open_listener(const conf::Address& address, std::string& error) {
     return -1;
   }
   return fd;
+}
+
+// The ban sweep shares this loop with the admin port: it runs in steps of kSweepStep, a step
+// every kSweepStepGapMs while a sweep is under way, and looks for new bans every second.
+constexpr auto kSweepStep = std::chrono::milliseconds(5);
+constexpr uint64_t kSweepStepGapMs = 5;
+constexpr uint64_t kSweepIntervalMs = 1000;
+
+void sweep_step(uv_timer_t* timer) {
+  cache::Store& store = static_cast<Shared*>(timer->data)->store;
+  store.sweep_bans(kSweepStep);
+  uv_timer_start(timer, sweep_step, store.sweeping() ? kSweepStepGapMs : kSweepIntervalMs, 0);
 }
 }  // namespace
 
@@ -93,7 +106,7 @@ int Server::run() {
   uv_timer_init(&loop, &ban_sweep);
   ban_sweep.data = shared_.get();
   uv_timer_start(
-      &ban_sweep, [](uv_timer_t* timer) { static_cast<Shared*>(timer->data)->store.sweep_bans(); }, 1000, 1000);
+      &ban_sweep, sweep_step, kSweepIntervalMs, 0);
   if (code == 0) {
     balancer::HealthChecker health(shared_->config, shared_->balancer);
     health.start();

@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (again->entries() != log->entries() || again->created() != log->created()) std::abort();
   if (again->compacted(SIZE_MAX) != written) std::abort();
 
-  // Matching (prefixes, regexes that did not compile, regex_search) must not throw either.
+  // Matching (prefixes, regexes that did not compile, RE2 searches) must not throw either.
   static CachedObject* object = [] {
     auto* o = new CachedObject;
     o->host = "www.example.com";

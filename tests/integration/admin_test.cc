@@ -6,8 +6,10 @@
 
 #include <csignal>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/testkit.h"
 
@@ -20,13 +22,16 @@ std::string server(const App& app) { return "127.0.0.1:" + std::to_string(app.po
 
 // Two apps behind the `books` backend (round robin, so both certainly get traffic) and the
 // first one alone behind `solo`.
-std::string config(const App& a, const App& b, uint16_t admin_port, const std::string& token_path) {
+// `admin_extra`: more keys for the admin section, each line indented by two spaces.
+std::string config(const App& a, const App& b, uint16_t admin_port, const std::string& token_path,
+                   const std::string& admin_extra = "") {
   return R"(
 workers: 1
 listen: [{address: "127.0.0.1:{{port}}"}]
 admin:
   address: "127.0.0.1:)" + std::to_string(admin_port) + R"("
   token_file: ")" + token_path + R"("
+)" + admin_extra + R"(
 backends:
   books:
     balance: round_robin
@@ -40,12 +45,13 @@ hosts:
 }
 
 struct Site {
+  explicit Site(std::string extra = "") : admin_extra(std::move(extra)) { REQUIRE(wait_for_port(admin_port)); }
+  std::string admin_extra;
   App a{"a"};
   App b{"b"};
   TempDir secrets;
   uint16_t admin_port = free_port();
-  Edge edge{config(a, b, admin_port, secrets.write("admin.token", std::string(kToken) + "\n"))};
-  Site() { REQUIRE(wait_for_port(admin_port)); }
+  Edge edge{config(a, b, admin_port, secrets.write("admin.token", std::string(kToken) + "\n"), admin_extra)};
 };
 
 std::string request(const std::string& method, const std::string& target, const std::string& token,
@@ -339,9 +345,8 @@ TEST_CASE("admin connections: keep-alive, pipelining, HTTP/1.0, malformed reques
     Response first = client.read_response();
     CHECK(first.status == 200);
     CHECK_FALSE(first.header("Connection"));
-    client.send(request("GET", "/backends.txt", "wrong"));
-    Response second = client.read_response();
-    CHECK(second.status == 401);  // a refusal does not close the connection either
+    client.send(request("GET", "/backends.txt", kToken));
+    CHECK(client.read_response().status == 200);
     // Two at once: answered in order.
     client.send(request("GET", "/backends", kToken) + request("HEAD", "/backends.txt", kToken, "Connection: close\r\n"));
     Response third = client.read_response();
@@ -351,6 +356,18 @@ TEST_CASE("admin connections: keep-alive, pipelining, HTTP/1.0, malformed reques
     CHECK(fourth.status == 200);
     CHECK(fourth.body.empty());
     CHECK(fourth.header("Connection") == std::string_view("close"));
+    CHECK(client.wait_closed());
+  }
+  {
+    // A refusal closes the connection, even one that showed the token before: a request
+    // without it is nobody's to keep a connection for.
+    Client client(site.admin_port);
+    client.send(request("GET", "/backends.txt", kToken));
+    CHECK(client.read_response().status == 200);
+    client.send(request("GET", "/backends.txt", "wrong") + request("GET", "/backends.txt", kToken));
+    Response refused = client.read_response();
+    CHECK(refused.status == 401);
+    CHECK(refused.header("Connection") == std::string_view("close"));
     CHECK(client.wait_closed());
   }
   {
@@ -420,4 +437,103 @@ TEST_CASE("the edge stops cleanly with admin connections open in every phase") {
   site.edge.process.kill(SIGTERM);
   CHECK(site.edge.process.wait(std::chrono::seconds(20)) == 0);
   CHECK(idle.wait_closed());
+}
+
+TEST_CASE("a request without the token is refused at its head: a body it announces is never waited for") {
+  Site site;
+  Client client(site.admin_port);
+  REQUIRE(client.connected());
+  // Ten megabytes announced, not one byte of them sent.
+  client.send("POST /purge?tag=x HTTP/1.1\r\nHost: admin\r\nContent-Length: 10000000\r\n\r\n");
+  Response r = client.read_response();
+  CHECK(r.status == 401);
+  CHECK(r.header("WWW-Authenticate") == std::string_view("Bearer"));
+  CHECK(r.header("Connection") == std::string_view("close"));
+  CHECK(client.wait_closed());
+  // A body the port would take (under its 64 KiB), announced without the token.
+  Client small(site.admin_port);
+  small.send("POST /purge?tag=x HTTP/1.1\r\nHost: admin\r\nContent-Length: 60000\r\n\r\n");
+  CHECK(small.read_response().status == 401);
+  CHECK(small.wait_closed());
+  // The same with a wrong token and a chunked body.
+  Client chunked(site.admin_port);
+  chunked.send("POST /ban?prefix=%2F HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer wrong\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n");
+  CHECK(chunked.read_response().status == 401);
+  CHECK(chunked.wait_closed());
+  CHECK(contains(admin(site.admin_port, "GET", "/stats").body, "\"bans\":0,"));
+}
+
+TEST_CASE("idle and unauthorised connections cannot lock an operator out of the admin port") {
+  Site site;  // max_connections: 64
+  // An operator's connection made before the flood, kept alive.
+  Client operator_conn(site.admin_port);
+  operator_conn.send(request("GET", "/backends.txt", kToken));
+  REQUIRE(operator_conn.read_response().status == 200);
+
+  // 200 connections that never authenticate: silent, half a head, or a head without the token
+  // whose answer they never read.
+  std::vector<std::unique_ptr<Client>> flood;
+  for (int i = 0; i < 200; ++i) {
+    auto c = std::make_unique<Client>(site.admin_port);
+    REQUIRE(c->connected());
+    if (i % 3 == 1) c->send("GET /stats HTTP/1.1\r\nHost: admin\r\n");
+    if (i % 3 == 2) c->send("GET /stats HTTP/1.1\r\nHost: admin\r\nContent-Length: 100000\r\n\r\n");
+    flood.push_back(std::move(c));
+  }
+  // A new operator gets in, and can purge and read the figures.
+  Response purge = admin(site.admin_port, "POST", "/purge?tag=book-1");
+  CHECK(purge.status == 200);
+  CHECK(purge.body == "{\"purged\":0}\n");
+  Response stats = admin(site.admin_port, "GET", "/stats");
+  CHECK(stats.status == 200);
+  CHECK(contains(stats.body, "\"store\":"));
+  // The connection that had shown the token was kept.
+  operator_conn.send(request("GET", "/backends.txt", kToken));
+  CHECK(operator_conn.read_response().status == 200);
+  // The oldest of the flood were let go to make room.
+  CHECK(flood.front()->wait_closed());
+  // A new flood, with the operator connected meanwhile: it keeps working throughout.
+  for (int i = 0; i < 100; ++i) flood[static_cast<size_t>(i)] = std::make_unique<Client>(site.admin_port);
+  operator_conn.send(request("GET", "/stats", kToken));
+  CHECK(operator_conn.read_response().status == 200);
+  CHECK(admin(site.admin_port, "GET", "/backends").status == 200);
+}
+
+TEST_CASE("a connection that does not complete a head within admin.header_timeout is closed") {
+  Site site("  header_timeout: 300ms\n");
+  Client silent(site.admin_port);
+  Client dribbling(site.admin_port);
+  dribbling.send("GET /stats HTTP/1.1\r\nHost: admin\r\n");
+  // Silent: closed without a word. Part of a head: 408, then closed.
+  CHECK(silent.wait_closed());
+  Response late = dribbling.read_response();
+  CHECK(late.status == 408);
+  CHECK(dribbling.wait_closed());
+  CHECK(admin(site.admin_port, "GET", "/stats").status == 200);
+}
+
+TEST_CASE("admin.max_connections: at the cap, connections that showed the token are kept") {
+  Site site("  max_connections: 4\n");
+  std::vector<std::unique_ptr<Client>> operators;
+  for (int i = 0; i < 4; ++i) {
+    operators.push_back(std::make_unique<Client>(site.admin_port));
+    operators.back()->send(request("GET", "/backends.txt", kToken));
+    REQUIRE(operators.back()->read_response().status == 200);
+  }
+  // Every place is held by a trusted connection: the newcomer is the one closed.
+  Client late(site.admin_port);
+  CHECK(late.wait_closed());
+  for (auto& c : operators) {
+    c->send(request("GET", "/backends.txt", kToken));
+    CHECK(c->read_response().status == 200);
+  }
+  // One leaves: its place is free again.
+  operators.pop_back();
+  bool served = false;
+  for (int attempt = 0; attempt < 50 && !served; ++attempt) {
+    served = admin(site.admin_port, "GET", "/stats").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(served);
 }

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <csignal>
 #include <string>
 #include <thread>
 
@@ -169,4 +170,71 @@ TEST_CASE("stats and metrics count what the cache did, per host") {
   CHECK(metrics.status == 200);
   CHECK(metrics.body.find("edge_cache_events_total{host=\"books.test\",event=\"hits\"} 2") != std::string::npos);
   CHECK(metrics.body.find("edge_cache_objects 1") != std::string::npos);
+}
+
+TEST_CASE("a catastrophic ban regex is matched in linear time while requests keep being served") {
+  Site s;
+  // (a+)+$ backtracks exponentially on a run of 'a' that does not end the path: with a
+  // backtracking engine this ban stalled the admin port for seconds and every lookup behind it.
+  const std::string run(3000, 'a');
+  const std::string spared = "/cache/" + run + "!?cc=max-age%3D600";
+  const std::string banned = "/cache/x?cc=max-age%3D600&pad=" + run;
+  warm(s, "books.test", spared);
+  warm(s, "books.test", banned);
+  Response ban = admin(s, "POST", "/ban?regex=" + percent_encode("(a+)+$"));
+  CHECK(ban.status == 200);
+  for (int i = 0; i < 20; ++i) CHECK(fetch(s, "books.test", "/cache/other?cc=max-age%3D600").status == 200);
+  // The regex still means what it says: a search in the path, anchored at its end.
+  CHECK(x_cache(fetch(s, "books.test", spared)) == "HIT");
+  CHECK(x_cache(fetch(s, "books.test", banned)) == "MISS");
+  CHECK(backend_count(s.app, banned) == 2);
+}
+
+TEST_CASE("a ban regex RE2 refuses gets 400 naming why, and bans nothing") {
+  Site s;
+  const std::string page = "/cache/x?cc=max-age%3D600";
+  warm(s, "books.test", page);
+  // A count RE2 would read as literal text: refused, not taken as x{0} (which bans everything).
+  Response huge = admin(s, "POST", "/ban?regex=" + percent_encode("x{4294967296}"));
+  CHECK(huge.status == 400);
+  CHECK(huge.header("Content-Type") == std::string_view("application/json"));
+  CHECK(json(huge) == "{\"error\":\"invalid regex: repetition count over 1000: {4294967296}\"}");
+  Response over = admin(s, "POST", "/ban?regex=" + percent_encode("x{1001}"));
+  CHECK(over.status == 400);
+  CHECK(json(over) == "{\"error\":\"invalid regex: repetition count over 1000: {1001}\"}");
+  Response nested = admin(s, "POST", "/ban?regex=" + percent_encode("(x{100}){100}"));
+  CHECK(nested.status == 400);
+  CHECK(json(nested) == "{\"error\":\"invalid regex: invalid repetition size: {100}\"}");
+  std::string big;
+  for (int i = 0; i < 10; ++i) big += "a{1000}";
+  Response too_big = admin(s, "POST", "/ban?regex=" + percent_encode(big));
+  CHECK(too_big.status == 400);
+  CHECK(json(too_big) == "{\"error\":\"invalid regex: pattern too large - compile failed\"}");
+  Response lookahead = admin(s, "POST", "/ban?regex=" + percent_encode("(?=x)"));
+  CHECK(lookahead.status == 400);
+  CHECK(json(lookahead) == "{\"error\":\"invalid regex: invalid perl operator: (?=\"}");
+  Response too_long = admin(s, "POST", "/ban?regex=" + std::string(4097, 'a'));
+  CHECK(too_long.status == 400);
+  CHECK(json(too_long) == "{\"error\":\"regex longer than 4096 bytes\"}");
+  CHECK(x_cache(fetch(s, "books.test", page)) == "HIT");
+  CHECK(json(admin(s, "GET", "/stats")).find("\"bans\":0,") != std::string::npos);
+}
+
+TEST_CASE("a purge tag or ban regex holding line breaks cannot forge a log line") {
+  Site s;
+  const std::string forged = "edge: admin: purge tag everything: 9999 objects";
+  Response purge = admin(s, "POST", "/purge?tag=" + percent_encode("book-1\n" + forged + "\r\n\x1b[2J"));
+  CHECK(purge.status == 200);
+  Response ban = admin(s, "POST", "/ban?regex=" + percent_encode("a\n" + forged + "\\\\"));
+  CHECK(ban.status == 200);
+  // Written before the answers were sent; read once the edge has stopped.
+  s.edge.process.kill(SIGTERM);
+  REQUIRE(s.edge.process.wait(std::chrono::seconds(20)).has_value());
+  const std::string log = s.edge.process.output();
+  CAPTURE(log);
+  CHECK(log.find("\n" + forged) == std::string::npos);
+  CHECK(log.find('\r') == std::string::npos);
+  CHECK(log.find('\x1b') == std::string::npos);
+  CHECK(log.find("edge: admin: purge tag book-1\\n" + forged + "\\r\\n\\x1b[2J: 0 objects\n") != std::string::npos);
+  CHECK(log.find(" regex=a\\n" + forged + "\\\\\\\\\n") != std::string::npos);
 }

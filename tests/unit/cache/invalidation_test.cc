@@ -240,6 +240,21 @@ TEST_CASE("invalidation: a ban concerns its host's paths by prefix and regex") {
     // It is written back as it was.
     CHECK(log->compacted(1000) == log_of(0, {ban(100, "a.example", "/img/", "([unclosed")}));
   }
+  SUBCASE("a regex RE2 refuses (written by hand, or by a node that accepted it) purges its host's older records") {
+    for (std::string refused : {"x{4294967296}", "(?=a)b", "(a)\\1", "x{1001}"}) {
+      CAPTURE(refused);
+      auto log = InvalidationLog::parse(log_of(0, {ban(100, "a.example", "/img/", refused, true)}));
+      REQUIRE(log);
+      CHECK(log->check(*object("a.example", "/css/x"), 100) == Verdict::kStale);
+      CHECK(log->check(*object("a.example", "/css/x"), 101) == Verdict::kValid);
+      CHECK(log->check(*object("b.example", "/img/x"), 100) == Verdict::kValid);
+    }
+  }
+  SUBCASE("a catastrophic regex from the log is matched in linear time") {
+    InvalidationLog log = parsed(0, {ban(100, "", "", "(a+)+$")});
+    CHECK(log.check(*object("a.example", "/" + std::string(5000, 'a') + "!"), 100) == Verdict::kValid);
+    CHECK(log.check(*object("a.example", "/" + std::string(5000, 'a')), 100) == Verdict::kPurged);
+  }
   SUBCASE("a regex too long to compile safely counts as one that does not compile") {
     std::string deep = std::string(30000, '(') + "a" + std::string(30000, ')');
     auto log = InvalidationLog::parse(log_of(0, {ban(100, "a.example", "/img/", deep)}));

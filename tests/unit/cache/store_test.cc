@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <random>
@@ -519,8 +520,9 @@ Store::Ban ban_of(std::string host, std::string prefix, std::string regex = {}, 
   ban.host = std::move(host);
   ban.prefix = std::move(prefix);
   if (!regex.empty()) {
-    ban.regex.emplace(regex, std::regex::ECMAScript);
-    ban.regex_text = std::move(regex);
+    std::string error;
+    ban.regex = BanRegex::compile(regex, error);
+    REQUIRE_MESSAGE(ban.regex, error);
   }
   ban.soft = soft;
   return ban;
@@ -623,6 +625,34 @@ TEST_CASE("store: sweep_bans applies bans to every object, then forgets them") {
   CHECK(store.stats().objects == 1);
 }
 
+TEST_CASE("store: a sweep in slices lets go of the stripes between them and misses nothing") {
+  Store store(64 << 20, 1 << 16);
+  for (int i = 0; i < 2000; ++i) store.insert(make(numbered("a.com/p", i)));
+  store.ban(ban_of("a.com", "", "[02468]$"));
+  // One slice only: the sweep is under way, and nothing is locked between calls.
+  const size_t first = store.sweep_bans(std::chrono::microseconds(0));
+  CHECK(first <= 256);
+  CHECK(store.sweeping());
+  CHECK(store.active_bans() == 1);
+  // Lookups meanwhile apply the ban themselves.
+  CHECK(find(store, numbered("a.com/p", 1998)) == nullptr);
+  CHECK(find(store, numbered("a.com/p", 1999)) != nullptr);
+  // Inserts meanwhile rehash the stripes' maps; the sweep still reaches every older object.
+  for (int i = 0; i < 20000; ++i) store.insert(make(numbered("b.com/q", i)));
+  size_t total = first;
+  int calls = 1;
+  while (store.sweeping()) {
+    total += store.sweep_bans(std::chrono::microseconds(0));
+    ++calls;
+  }
+  CHECK(calls > 16);  // one slice a call
+  CHECK(total + 1 == 1000);  // the one found by lookup above was counted there
+  CHECK(store.active_bans() == 0);
+  CHECK(store.stats().objects == 1000 + 20000);
+  CHECK(store.stats().purged == 1000);
+  for (int i = 0; i < 2000; i += 97) CHECK((find(store, numbered("a.com/p", i)) == nullptr) == (i % 2 == 0));
+}
+
 TEST_CASE("store: concurrent insert, lookup, purge, bans and marks keep the invariants") {
   const uint64_t memory = 200000;
   Store store(memory, 20000);
@@ -634,8 +664,9 @@ TEST_CASE("store: concurrent insert, lookup, purge, bans and marks keep the inva
   std::vector<std::thread> threads;
   // The sweeper, as the proxy's main loop runs it.
   std::thread sweeper([&] {
-    while (!done.load()) {
-      store.sweep_bans();
+    for (int round = 0; !done.load(); ++round) {
+      // Whole sweeps, and sweeps one slice at a time that go on while the others work.
+      store.sweep_bans(round % 2 ? std::chrono::microseconds(0) : std::chrono::microseconds::max());
       std::this_thread::yield();
     }
   });

@@ -820,6 +820,25 @@ TEST_CASE("admin loads its address and reads the token file") {
   CHECK(defaults.config->admin.address.text() == "127.0.0.1:9090");
   CHECK(defaults.config->admin.token == "s3cret-token");
   CHECK(defaults.config->admin.mark.line == 1);
+  CHECK(defaults.config->admin.max_connections == 64);
+  CHECK(defaults.config->admin.header_timeout == std::chrono::seconds(5));
+}
+
+TEST_CASE("admin's connection cap and header timeout") {
+  TempDir dir;
+  std::string token_path = dir.write("admin.token", "t\n");
+  const std::string head = minimal + "admin:\n  token_file: " + token_path + "\n";
+  LoadResult result = load(head + "  max_connections: 8\n  header_timeout: 750ms\n");
+  INFO(joined(result));
+  REQUIRE(result.config);
+  CHECK(result.config->admin.max_connections == 8);
+  CHECK(result.config->admin.header_timeout == std::chrono::milliseconds(750));
+  CHECK(only_error(head + "  max_connections: 0\n") ==
+        "test.yaml:11:20: bad max_connections '0': expected an integer from 1 to 65536");
+  CHECK(only_error(head + "  max_connections: 70000\n") ==
+        "test.yaml:11:20: bad max_connections '70000': expected an integer from 1 to 65536");
+  CHECK(only_error(head + "  header_timeout: 0s\n") == "test.yaml:11:19: 'header_timeout' must be greater than zero");
+  CHECK(only_error(head + "  header_timeout: soon\n").starts_with("test.yaml:11:19: bad duration 'soon'"));
 }
 
 TEST_CASE("a relative token_file is resolved against the configuration file's directory") {
