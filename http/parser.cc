@@ -73,6 +73,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   r->head_complete_ = false;
   r->in_value_ = false;
   r->field_open_ = false;
+  r->head_fields_ = 0;
   r->body_bytes_ = 0;
   r->body_ = nullptr;
   return 0;
@@ -97,6 +98,11 @@ int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
 int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* r = self<RequestParser>(p);
   if (r->in_value_ || !r->field_open_) {
+    if (++r->head_fields_ > r->limits_.max_header_fields) {
+      r->error_status_ = 431;
+      r->error_reason_ = "too many header fields";
+      return HPE_USER;
+    }
     r->head_.headers.begin_field();
     r->in_value_ = false;
     r->field_open_ = true;
