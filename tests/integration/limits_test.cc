@@ -323,3 +323,19 @@ TEST_CASE("max_conns: a client that leaves does not free its server's slot befor
   // The connection A's response came on is kept alive and the slot is free again.
   CHECK(get(w.edge.port, "a", "/health").status == 200);
 }
+
+TEST_CASE("cache.max_variants: a URL's made-up variants push out one another, not the one in use") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "", "cache: { max_variants: 2 }\n");
+  const std::string target = "/cache/v?cc=max-age%3D60&vary=X-Variant";
+  auto fetch = [&](const std::string& variant) {
+    return exchange(w.edge.port, "GET " + target + " HTTP/1.1\r\nHost: a\r\nX-Variant: " + variant +
+                                     "\r\nConnection: close\r\n\r\n");
+  };
+  REQUIRE(fetch("popular").status == 200);
+  CHECK(fetch("popular").header("X-Cache") == std::string_view("HIT"));
+  for (int i = 0; i < 20; ++i) REQUIRE(fetch("junk" + std::to_string(i)).status == 200);
+  CHECK(fetch("popular").header("X-Cache") == std::string_view("HIT"));
+  CHECK(fetch("junk0").header("X-Cache") == std::string_view("MISS"));
+  CHECK(w.stat("variants_replaced") >= 19);
+}
