@@ -7,7 +7,9 @@
 //   /echo                   200, the request head and body as JSON (see app/json.h)
 //   /stats                  200, {"name","served","in_progress","peak_in_progress"} (app/json.h)
 //   /bytes?n=N              N bytes of the pattern below (N <= 1 GiB)
-//   /wait?ms=N              200 "waited N ms\n" after N ms, without blocking the loop (N <= 10 min)
+//   /wait?ms=N              200 "waited N ms\n" after N ms, without blocking the loop (N <= 10 min);
+//                           a client that leaves meanwhile is noticed only then (the request
+//                           stays in progress, as with a worker busy with it)
 //   /slowhead?ms=N          the same as /wait: nothing at all is sent for N ms
 //   /cpu?ms=N               200 "burned N ms\n" after N ms of busy CPU on the loop (N <= 60 s)
 //   /static/<name>.css|js|png   generated assets (app/assets.h); If-None-Match -> 304

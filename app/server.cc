@@ -100,6 +100,7 @@ class Connection final : public http::StreamWriter::Owner {
   bool driving_ = false;
   bool redrive_ = false;
   bool counted_ = false;  // the current request is counted in Stats::in_progress
+  bool peer_gone_ = false;  // the client left during a delay: closed when the delay ends
   uint64_t target_count_ = 0;  // the current request's count in Server::counts_
   bool continue_in_flight_ = false;
   uint64_t purge_ticket_ = 0;  // the AdminClient's ticket while kPurging
@@ -282,7 +283,16 @@ void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(stream->data);
   if (nread == 0) return;
-  if (nread < 0) return c->close();  // EOF or error: nothing more can be answered usefully
+  if (nread < 0) {
+    // A delayed answer models work in progress: like a worker busy with it, the server notices
+    // that its client left only once the work is done, and counts it in progress until then.
+    if (c->state_ == State::kWaiting) {
+      c->set_reading(false);
+      c->peer_gone_ = true;
+      return;
+    }
+    return c->close();  // EOF or error: nothing more can be answered usefully
+  }
   if (c->state_ == State::kLingering) return;  // discarded: we are closing
   c->input_.append(buf->base, static_cast<size_t>(nread));
   c->start_idle_timer();
@@ -293,6 +303,7 @@ void Connection::on_timer(uv_timer_t* timer) {
   auto* c = static_cast<Connection*>(timer->data);
   switch (c->state_) {
     case State::kWaiting:
+      if (c->peer_gone_) return c->close();
       c->state_ = State::kRespond;
       c->drive();
       break;

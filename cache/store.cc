@@ -165,10 +165,12 @@ struct Store::Impl {
     StoreStats stats;
   };
 
-  Impl(uint64_t memory_, uint64_t max_object_) : memory(memory_), max_object(max_object_) {}
+  Impl(uint64_t memory_, uint64_t max_object_, uint32_t max_variants_)
+      : memory(memory_), max_object(max_object_), max_variants(std::max<uint32_t>(1, max_variants_)) {}
 
   const uint64_t memory;
   const uint64_t max_object;
+  const size_t max_variants;
   Stripe stripes[kStripes];
   mutable Eviction ev;
 
@@ -181,6 +183,7 @@ struct Store::Impl {
 
   std::atomic<uint64_t> purged{0};
   std::atomic<uint64_t> hfp_marks{0};
+  std::atomic<uint64_t> variants_replaced{0};
 
   Stripe& stripe_for(size_t key_hash) { return stripes[key_hash % kStripes]; }
 
@@ -473,7 +476,8 @@ struct Store::Impl {
   }
 };
 
-Store::Store(uint64_t memory, uint64_t max_object) : impl_(std::make_unique<Impl>(memory, max_object)) {}
+Store::Store(uint64_t memory, uint64_t max_object, uint32_t max_variants)
+    : impl_(std::make_unique<Impl>(memory, max_object, max_variants)) {}
 Store::~Store() = default;
 
 Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_headers, std::string_view variant_extra,
@@ -486,9 +490,17 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
   auto it = s.map.find(k);
   if (it != s.map.end()) {
     Impl::EntryPtr found;
+    // The request's variant is worked out once per set of Vary names, not once per variant.
+    const std::vector<std::string>* names = nullptr;
+    std::optional<std::string> wanted;
     for (const Impl::EntryPtr& e : it->second) {
       if (e->dead.load(std::memory_order_relaxed)) continue;
-      if (variant_matches(*e->obj, request_headers, variant_extra)) {
+      if (!names || e->obj->vary_names != *names) {
+        names = &e->obj->vary_names;
+        std::optional<std::string> vary = vary_part_for(*e->obj, request_headers);
+        wanted = vary ? std::optional(variant_string(*vary, variant_extra)) : std::nullopt;
+      }
+      if (wanted && e->obj->variant == *wanted) {
         found = e;
         break;
       }
@@ -539,11 +551,24 @@ bool Store::insert(std::shared_ptr<CachedObject> object) {
     Impl::EntryPtr old;
     auto same = std::find_if(entries.begin(), entries.end(),
                              [&](const Impl::EntryPtr& e) { return e->obj->variant == entry->obj->variant; });
+    Impl::EntryPtr pushed_out;
     if (same != entries.end()) {
       old = std::exchange(*same, entry);
     } else {
       entries.push_back(entry);
+      if (entries.size() > im.max_variants) {
+        // Oldest first: a dead one awaiting removal, else one nobody read, else the oldest.
+        const auto others = entries.end() - 1;
+        auto victim = std::find_if(entries.begin(), others, [](const Impl::EntryPtr& e) {
+          return e->dead.load(std::memory_order_relaxed) || e->freq.load(std::memory_order_relaxed) == 0;
+        });
+        if (victim == others) victim = entries.begin();
+        pushed_out = *victim;
+        entries.erase(victim);
+      }
     }
+    if (pushed_out && im.release_removed_locked({pushed_out}) == 1)
+      im.variants_replaced.fetch_add(1, std::memory_order_relaxed);
     im.index_tags(entry, old);
     if (!s.hfp.empty()) im.hfp_clear_locked(s, entry->obj->key);
     {
@@ -741,6 +766,7 @@ StoreStats Store::stats() const {
   st.purged = impl_->purged.load(std::memory_order_relaxed);
   st.bans = active_bans();
   st.hit_for_pass_marks = impl_->hfp_marks.load(std::memory_order_relaxed);
+  st.variants_replaced = impl_->variants_replaced.load(std::memory_order_relaxed);
   return st;
 }
 

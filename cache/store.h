@@ -9,7 +9,11 @@
 //
 // Keys: a key (cache::cache_key) has one or more variants, told apart by their variant string
 // (cache::vary_key over the Vary names the stored response gave; "" without Vary). A new object
-// with the same key and variant replaces the old one.
+// with the same key and variant replaces the old one. A key holds at most `max_variants`: a new
+// variant past it replaces the oldest one that was not read since it came in (else the oldest),
+// so variants made up by clients push out one another, not the ones in use. A lookup computes
+// the request's variant once (per set of Vary names among the key's variants, normally one) and
+// compares strings: its cost is bounded by max_variants, not by what clients sent.
 //
 // Memory: every object is charged its head, body, key and a fixed overhead; the sum never stays
 // above `memory` after insert() returns. Objects over `max_object` are refused.
@@ -94,11 +98,12 @@ struct StoreStats {
   uint64_t purged = 0;  // removed or marked by purge, purge_tag, purge_if and bans
   uint64_t bans = 0;    // active bans
   uint64_t hit_for_pass_marks = 0;
+  uint64_t variants_replaced = 0;  // variants pushed out by a new one past max_variants
 };
 
 class Store {
  public:
-  Store(uint64_t memory, uint64_t max_object);
+  Store(uint64_t memory, uint64_t max_object, uint32_t max_variants = 32);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

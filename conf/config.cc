@@ -712,7 +712,9 @@ class Loader {
     Entries fields = entries(entry.value, {"header_timeout", "idle_timeout", "body_timeout",
                                            "send_timeout", "max_header_bytes", "max_request_line",
                                            "max_body_bytes", "max_connections", "buffer_memory",
-                                           "temp_dir"});
+                                           "temp_dir", "max_header_fields", "min_upload_rate",
+                                           "upload_rate_grace", "max_temp_file_size",
+                                           "max_temp_total"});
     read_duration(find(fields, "header_timeout"), "header_timeout", limits.header_timeout);
     read_duration(find(fields, "idle_timeout"), "idle_timeout", limits.idle_timeout);
     read_duration(find(fields, "body_timeout"), "body_timeout", limits.body_timeout);
@@ -724,6 +726,12 @@ class Loader {
     read_count(find(fields, "max_connections"), "max_connections", 1,
                std::numeric_limits<uint32_t>::max(), limits.max_connections);
     read_size(find(fields, "buffer_memory"), "buffer_memory", 1, limits.buffer_memory);
+    read_count(find(fields, "max_header_fields"), "max_header_fields", 1, 100000, limits.max_header_fields);
+    // Zero is meaningful for these three: no minimum rate, no spooling to disk.
+    read_size(find(fields, "min_upload_rate"), "min_upload_rate", 0, limits.min_upload_rate);
+    read_duration(find(fields, "upload_rate_grace"), "upload_rate_grace", limits.upload_rate_grace);
+    read_size(find(fields, "max_temp_file_size"), "max_temp_file_size", 0, limits.max_temp_file_size);
+    read_size(find(fields, "max_temp_total"), "max_temp_total", 0, limits.max_temp_total);
     if (const Entry* temp_dir = find(fields, "temp_dir")) {
       if (auto text = scalar(*temp_dir, "temp_dir")) limits.temp_dir = *text;
     }
@@ -734,7 +742,7 @@ class Loader {
     if (!expect_map(entry, "cache")) return;
     Entries fields = entries(entry.value, {"memory", "max_object", "coalesce_timeout",
                                            "hit_for_pass", "heuristic_max", "x_cache",
-                                           "memcached"});
+                                           "memcached", "max_variants"});
     const Entry* memory = find(fields, "memory");
     const Entry* max_object = find(fields, "max_object");
     size_t errors_before = errors_.size();
@@ -751,6 +759,7 @@ class Loader {
     read_duration_or_none(find(fields, "hit_for_pass"), "hit_for_pass", cache.hit_for_pass);
     read_duration(find(fields, "heuristic_max"), "heuristic_max", cache.heuristic_max);
     read_switch(find(fields, "x_cache"), "x_cache", cache.x_cache);
+    read_count(find(fields, "max_variants"), "max_variants", 1, 10000, cache.max_variants);
     if (const Entry* memcached = find(fields, "memcached")) {
       read_memcached(*memcached, cache.memcached);
     }

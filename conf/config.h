@@ -58,8 +58,18 @@ struct Limits {
   uint64_t max_request_line = 8 * 1024;               // request line alone, else 414
   uint64_t max_body_bytes = 10 * 1024 * 1024;         // else 413
   uint64_t max_connections = 10000;                   // client connections, whole process
+  uint64_t max_header_fields = 100;                   // fields in a request head, else 431
+  // A request body must average at least this many bytes a second (408 and close), counted from
+  // its first byte once upload_rate_grace has passed; 0: no minimum (body_timeout still holds).
+  uint64_t min_upload_rate = 1024;
+  Duration upload_rate_grace{std::chrono::seconds(10)};
   uint64_t buffer_memory = 1024 * 1024;  // per message in RAM before spilling to temp_dir
   std::string temp_dir = "/tmp";
+  // Bytes in temp_dir: per response (past it the backend is read only as fast as the client
+  // takes the response) and for the whole process (request bodies that cannot spill then fail);
+  // 0: nothing goes to disk.
+  uint64_t max_temp_file_size = 1024ull * 1024 * 1024;
+  uint64_t max_temp_total = 4096ull * 1024 * 1024;
 };
 
 struct Server {
@@ -201,6 +211,9 @@ struct Cache {
   // `heuristic_max`: cap on the Last-Modified heuristic's freshness; > 0.
   Duration heuristic_max{std::chrono::hours(24)};
   bool x_cache = true;  // `x_cache: on|off`: the X-Cache response header
+  // `max_variants`: Vary variants kept per URL, 1..10000; a new one past it replaces the oldest
+  // that was never read (else the oldest).
+  uint32_t max_variants = 32;
   Memcached memcached;  // `memcached`: optional; absent: no memcached tier
   Mark mark;            // the `cache` key; line 0 when the file has none
 };

@@ -27,16 +27,33 @@ int open_temp_file(const std::string& dir) {
 }
 }  // namespace
 
+uint64_t TempSpace::reserve(uint64_t bytes) {
+  uint64_t used = in_use_.load(std::memory_order_relaxed);
+  uint64_t granted = 0;
+  do {
+    granted = used >= limit_ ? 0 : std::min(bytes, limit_ - used);
+    if (granted == 0) return 0;
+  } while (!in_use_.compare_exchange_weak(used, used + granted, std::memory_order_relaxed));
+  const uint64_t now = used + granted;
+  uint64_t peak = peak_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+  return granted;
+}
+
 Body::~Body() {
+  if (options_.space) options_.space->give_back(file_size_);
   if (fd_ >= 0) ::close(fd_);
 }
 
 void Body::clear() {
+  if (options_.space) options_.space->give_back(file_size_);
   segments_.clear();
   first_live_ = 0;
   size_ = 0;
   memory_bytes_ = 0;
   file_size_ = 0;
+  live_file_bytes_ = 0;
   complete_ = false;
   if (fd_ >= 0) {
     ::close(fd_);
@@ -44,10 +61,37 @@ void Body::clear() {
   }
 }
 
+bool Body::may_spill() const {
+  return options_.temp_dir && file_size_ < options_.file_limit && !(options_.space && options_.space->exhausted());
+}
+
+bool Body::full() const { return !options_.whole && memory_bytes_ >= options_.memory_limit && !may_spill(); }
+
 int Body::append(std::string_view bytes) {
   if (bytes.empty()) return 0;
-  if (options_.temp_dir && memory_bytes_ + bytes.size() > options_.memory_limit)
-    return append_to_file(bytes);
+  if (options_.temp_dir && memory_bytes_ + bytes.size() > options_.memory_limit) {
+    const uint64_t room = options_.file_limit > file_size_ ? options_.file_limit - file_size_ : 0;
+    size_t to_file = static_cast<size_t>(std::min<uint64_t>(bytes.size(), room));
+    if (options_.whole && to_file < bytes.size()) return -EFBIG;
+    if (to_file > 0 && options_.space) {
+      const uint64_t granted = options_.space->reserve(to_file);
+      if (options_.whole && granted < to_file) {
+        options_.space->give_back(granted);
+        return -ENOSPC;
+      }
+      to_file = static_cast<size_t>(granted);
+    }
+    if (to_file > 0) {
+      int rc = append_to_file(bytes.substr(0, to_file));
+      if (rc < 0) {
+        if (options_.space) options_.space->give_back(to_file);
+        return rc;
+      }
+      bytes.remove_prefix(to_file);
+    }
+    // What the file could not take stays in RAM, past memory_limit by at most this one append:
+    // full() now holds the producer back.
+  }
 
   while (!bytes.empty()) {
     Segment* last = segments_.size() > first_live_ ? &segments_.back() : nullptr;
@@ -90,8 +134,17 @@ int Body::append_to_file(std::string_view bytes) {
     segments_.push_back(Segment{size_, bytes.size(), nullptr, 0, file_size_});
   }
   file_size_ += bytes.size();
+  live_file_bytes_ += bytes.size();
   size_ += bytes.size();
   return 0;
+}
+
+void Body::empty_file() {
+  // Every byte of the file was released: the next spill starts it again from nothing, so a slow
+  // reader's file never holds more than file_limit however long the body.
+  if (::ftruncate(fd_, 0) != 0) return;
+  if (options_.space) options_.space->give_back(file_size_);
+  file_size_ = 0;
 }
 
 int Body::peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string& scratch) const {
@@ -128,17 +181,25 @@ int Body::peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::st
 }
 
 void Body::release_before(uint64_t offset) {
+  const size_t first_before = first_live_;
   while (first_live_ < segments_.size()) {
     Segment& s = segments_[first_live_];
     if (s.start + s.len > offset) break;
-    if (s.ram) memory_bytes_ -= s.len;
+    if (s.ram) {
+      memory_bytes_ -= s.len;
+    } else {
+      live_file_bytes_ -= s.len;
+    }
     s.ram.reset();
     ++first_live_;
   }
+  if (first_live_ == first_before) return;
+  if (live_file_bytes_ == 0 && file_size_ > 0) empty_file();
   if (first_live_ > 32 && first_live_ * 2 > segments_.size()) {
     segments_.erase(segments_.begin(), segments_.begin() + static_cast<long>(first_live_));
     first_live_ = 0;
   }
+  if (producer_ && !full()) producer_->on_body_drained();
 }
 
 std::string Body::to_string() const {

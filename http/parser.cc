@@ -200,6 +200,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   r->head_complete_ = false;
   r->in_value_ = false;
   r->field_open_ = false;
+  r->head_fields_ = 0;
   r->body_bytes_ = 0;
   r->trailer_bytes_ = 0;
   r->body_ = nullptr;
@@ -226,6 +227,11 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* r = self<RequestParser>(p);
   if (r->head_complete_) return r->on_trailer(len);
   if (r->in_value_ || !r->field_open_) {
+    if (++r->head_fields_ > r->limits_.max_header_fields) {
+      r->error_status_ = 431;
+      r->error_reason_ = "too many header fields";
+      return HPE_USER;
+    }
     r->head_.headers.begin_field();
     r->in_value_ = false;
     r->field_open_ = true;

@@ -77,6 +77,7 @@ class RequestParser {
     uint64_t max_header_bytes = 16 * 1024;
     uint64_t max_request_line = 8 * 1024;
     uint64_t max_body_bytes = 10 * 1024 * 1024;
+    uint64_t max_header_fields = 100;  // fields in the head, else 431
   };
 
   explicit RequestParser(Limits limits);
@@ -118,6 +119,7 @@ class RequestParser {
   RequestHead head_;
   Body* body_ = nullptr;
   uint64_t head_bytes_ = 0;
+  uint64_t head_fields_ = 0;
   uint64_t body_bytes_ = 0;
   uint64_t trailer_bytes_ = 0;
   bool in_message_ = false;

@@ -23,6 +23,7 @@
 #include "http/uri.h"
 #include "http/writer.h"
 #include "proxy/admin_render.h"
+#include "proxy/bounds.h"
 #include "proxy/loop_tasks.h"
 #include "proxy/peers.h"
 #include "proxy/router.h"
@@ -658,6 +659,19 @@ std::string render_stats_json(const CacheFigures& figures) {
     append_unsigned(out, value);
   }
   out.append("}");
+  if (figures.limits) {
+    out.append(",\"limits\":{");
+    for (const auto& [name, value] : figures.limits->events) {
+      out.append("\"").append(name).append("\":");
+      append_unsigned(out, value);
+      out.push_back(',');
+    }
+    out.append("\"temp_bytes\":");
+    append_unsigned(out, figures.limits->temp_bytes);
+    out.append(",\"temp_bytes_peak\":");
+    append_unsigned(out, figures.limits->temp_bytes_peak);
+    out.append("}");
+  }
   if (figures.memcached) {
     out.append(",\"memcached\":{");
     first = true;
@@ -746,6 +760,16 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
   m.sample({}, st.bans);
   m.family("edge_cache_hit_for_pass_marks", "gauge", "Keys currently marked hit-for-pass");
   m.sample({}, st.hit_for_pass_marks);
+  if (figures.limits) {
+    m.family("edge_limit_events_total", "counter",
+             "Times a bound on hostile input was hit (too_many_fields, slow_uploads, send_timeouts, "
+             "paused_at_file_cap, paused_at_temp_total, slots_held, variants_replaced)");
+    for (const auto& [name, value] : figures.limits->events) m.sample({{"event", name}}, value);
+    m.family("edge_temp_bytes", "gauge", "Bytes buffered bodies hold in temp_dir (bound: limits.max_temp_total)");
+    m.sample({}, figures.limits->temp_bytes);
+    m.family("edge_temp_bytes_peak", "gauge", "The most edge_temp_bytes has been since start");
+    m.sample({}, figures.limits->temp_bytes_peak);
+  }
   if (figures.memcached) {
     m.family("edge_memcached_total", "counter",
              "The memcached tier, by what happened (lookups, hits, foreign, misses, purged, unparsable, stores, "
@@ -838,7 +862,7 @@ class Conn;
 class Admin {
  public:
   Admin(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
-        std::vector<const cache::Counters*> counters, Tier* tier, const Router& router)
+        std::vector<const cache::Counters*> counters, Tier* tier, const Router& router, const Bounds* bounds)
       : loop_(loop),
         config_(config),
         balancer_(balancer),
@@ -846,6 +870,7 @@ class Admin {
         counters_(std::move(counters)),
         tier_(tier),
         router_(router),
+        bounds_(bounds),
         token_(admin::digest_token(config.admin.token)),
         tasks_(loop),
         peers_(loop, config.cluster) {}
@@ -895,6 +920,7 @@ class Admin {
   std::vector<const cache::Counters*> counters_;  // one per worker
   Tier* tier_;  // null without cache.memcached
   const Router& router_;
+  const Bounds* bounds_;  // null in tests without one
   admin::TokenDigest token_;
   LoopTasks tasks_;
   PeerNotifier peers_;
@@ -1188,6 +1214,13 @@ void Admin::spread_done(uint64_t ticket, const std::shared_ptr<Spread>& state) {
 admin::CacheFigures Admin::cache_figures() const {
   admin::CacheFigures figures = admin::gather_cache_figures(config_, counters_, store_.stats());
   if (tier_) figures.memcached = tier_->counters();
+  if (bounds_) {
+    admin::LimitFigures& limits = figures.limits.emplace();
+    limits.events = bounds_->events();
+    limits.events.emplace_back("variants_replaced", figures.store.variants_replaced);
+    limits.temp_bytes = bounds_->temp_space.in_use();
+    limits.temp_bytes_peak = bounds_->temp_space.peak();
+  }
   return figures;
 }
 
@@ -1460,8 +1493,8 @@ struct AdminServer::Impl : Admin {
 
 AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer,
                          cache::Store& store, std::vector<const cache::Counters*> counters, Tier* tier,
-                         const Router& router)
-    : impl_(new Impl(loop, config, balancer, store, std::move(counters), tier, router)) {}
+                         const Router& router, const Bounds* bounds)
+    : impl_(new Impl(loop, config, balancer, store, std::move(counters), tier, router, bounds)) {}
 
 AdminServer::~AdminServer() { delete impl_; }
 

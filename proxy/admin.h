@@ -24,7 +24,8 @@
 //   POST /ban?[host=<host>&]prefix=<path>[&regex=<RE2 regex>][&soft=1]
 //                                          a lazy ban (prefix, regex or both; no host: every
 //                                          host)   -> {"ban": <id>, "active_bans": n}
-//   GET  /stats                            JSON: cache events per host, hit ratio, store figures
+//   GET  /stats                            JSON: cache events per host, hit ratio, store figures,
+//                                          the bounds on hostile input (proxy/bounds.h)
 //   GET  /metrics                          the same, and the backends, in Prometheus text format
 //
 // <server> is the server's address as configured (127.0.0.1:8210).
@@ -38,8 +39,8 @@
 // so active_bans drops back once no stored object predates them.
 // The exact bodies of /stats and /metrics are in proxy/admin_render.h.
 //
-// Ownership: the AdminServer borrows the configuration, the Balancer, the Store and the workers'
-// cache Counters for its whole life; it owns its listener and connections and frees them through
+// Ownership: the AdminServer borrows the configuration, the Balancer, the Store, the workers'
+// cache Counters and the Bounds for its whole life; it owns its listener and connections and frees them through
 // close callbacks after close().
 #pragma once
 
@@ -55,13 +56,15 @@
 
 namespace edge::proxy {
 
+struct Bounds;
 class Router;
 class Tier;
 
 class AdminServer {
  public:
   AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
-              std::vector<const cache::Counters*> counters, Tier* tier, const Router& router);
+              std::vector<const cache::Counters*> counters, Tier* tier, const Router& router,
+              const Bounds* bounds = nullptr);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

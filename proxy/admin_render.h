@@ -100,11 +100,19 @@ struct HostFigures {
   std::string host;  // the host entry's first match name
   EventCounts events{};
 };
+// The bounds on hostile input (proxy/bounds.h): Bounds::events() then the store's
+// variants_replaced, and the temp-file space in use and at its peak.
+struct LimitFigures {
+  std::vector<std::pair<const char*, uint64_t>> events;
+  uint64_t temp_bytes = 0;
+  uint64_t temp_bytes_peak = 0;
+};
 struct CacheFigures {
   std::vector<HostFigures> hosts;  // in Config::hosts order
   cache::StoreStats store;
   uint64_t memory = 0;  // the store's bound (cache.memory)
   std::optional<TierCounters> memcached;  // with cache.memcached
+  std::optional<LimitFigures> limits;     // set by the admin port; absent in tests without one
 };
 // The memcached tier's figures by name, in the order /stats and /metrics show them.
 std::vector<std::pair<const char*, uint64_t>> memcached_figures(const TierCounters& tier);
@@ -120,6 +128,7 @@ double hit_ratio(const EventCounts& events);
 //    "totals":{<every event key>: n, "hit_ratio": r},
 //    "store":{"objects","bytes","memory","inserts","evictions","refused_too_large","purged",
 //             "bans","hit_for_pass_marks"},
+//    "limits":{<LimitFigures events>, "temp_bytes", "temp_bytes_peak"},   (when set)
 //    "memcached":{<memcached_figures>}}   (only with cache.memcached)
 std::string render_stats_json(const CacheFigures& figures);
 

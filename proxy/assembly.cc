@@ -48,6 +48,8 @@ struct Assembly::Slot final : Exchange::Owner, Assembly::Owner {
   void on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool) override {
     if (parent.output_.parts[part].resolved) return parent.progress();
     if (head.status < 200 || head.status >= 300) return failed_before_start();
+    // The page's output keeps every part whole until the page is written.
+    fetch.response_body().keep_whole();
     resolve(&fetch.response_body());
   }
 

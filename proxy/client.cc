@@ -28,11 +28,11 @@ cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr
 
 ClientConn::ClientConn(Worker& worker)
     : worker_(worker),
-      parser_({worker.limits().max_header_bytes, worker.limits().max_request_line, worker.limits().max_body_bytes}),
+      parser_({worker.limits().max_header_bytes, worker.limits().max_request_line, worker.limits().max_body_bytes,
+               worker.limits().max_header_fields}),
       writer_(this),
       exchange_(worker, this) {
-  http::Body::Options options{worker.limits().buffer_memory, &worker.limits().temp_dir};
-  request_body_.set_options(options);
+  request_body_.set_options(worker.body_options(true));
 }
 
 void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
@@ -137,6 +137,8 @@ void ClientConn::parse(std::string_view data) {
     data.remove_prefix(r.consumed);
     switch (r.event) {
       case http::ParseEvent::kError:
+        if (parser_.error_status() == 431 && parser_.head().headers.size() >= worker_.limits().max_header_fields)
+          worker_.bounds().count(worker_.bounds().too_many_fields);
         return reject(parser_.error_status());
       case http::ParseEvent::kHead:
         if (!on_head()) return;
@@ -157,8 +159,23 @@ void ClientConn::parse(std::string_view data) {
     // A fresh connection's clock started at accept; a kept-alive one's starts now.
     if (requests_ > 0) arm_timer(worker_.limits().header_timeout);
   } else if (phase_ == Phase::kBody) {
+    if (upload_too_slow()) {
+      worker_.stats().count_close(CloseReason::kSlowUpload);
+      worker_.bounds().count(worker_.bounds().slow_uploads);
+      return reject(408);
+    }
     arm_timer(worker_.limits().body_timeout);
   }
+}
+
+bool ClientConn::upload_too_slow() {
+  // body_timeout alone lets a body arrive a byte per timeout for ever: past the grace, the body
+  // must have averaged min_upload_rate since its head ended.
+  const conf::Limits& limits = worker_.limits();
+  if (limits.min_upload_rate == 0) return false;
+  const uint64_t elapsed_ms = uv_now(worker_.loop()) - body_started_at_;
+  if (elapsed_ms <= static_cast<uint64_t>(limits.upload_rate_grace.count())) return false;
+  return parser_.body_bytes() * 1000 < limits.min_upload_rate * elapsed_ms;
 }
 
 bool ClientConn::on_head() {
@@ -207,6 +224,7 @@ bool ClientConn::on_head() {
   request_body_.clear();
   parser_.set_body_sink(early_status_ ? nullptr : &request_body_);
   if (has_body && head.version_minor >= 1 && expect) send_continue();
+  body_started_at_ = uv_now(worker_.loop());
   arm_timer(worker_.limits().body_timeout);
   return true;
 }
@@ -284,14 +302,15 @@ void ClientConn::on_exchange_failed(int status) {
 
 void ClientConn::on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   if (response_started_) return writer_.kick();
-  if ((exchange_.policy()->esi || wants_esi(head.headers)) && response_has_body(head.status, false))
+  if ((exchange_.policy()->esi || wants_esi(head.headers)) && response_has_body(head.status, false)) {
+    fetch.response_body().keep_whole();  // compiled only once complete
     return assemble_passed(fetch, head, complete);
+  }
   response_started_ = true;
   x_cache_ = exchange_.x_cache();
   build_response_head(head, complete, fetch.response_body().size());
   const bool body = response_has_body(head.status, parser_.head().is_head());
-  progress_mark_ = 0;
-  arm_timer(worker_.limits().send_timeout);
+  start_send_clock();
   writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, body ? &fetch.response_body() : nullptr,
                 body && chunked_response_);
 }
@@ -345,16 +364,14 @@ void ClientConn::deliver(const cache::ObjectRef& object, const char* x_cache) {
       append_number(response_head_, body.size());
       response_head_.append("\r\n");
       end_head(has_body, length, request.is_head());
-      progress_mark_ = 0;
-      arm_timer(worker_.limits().send_timeout);
+      start_send_clock();
       return writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
                            has_body ? const_cast<http::BodySource*>(source) : nullptr, false, false);
     }
   }
   start_cached_head(object->status, object->reason, *object);
   end_head(has_body, length, request.is_head());
-  progress_mark_ = 0;
-  arm_timer(worker_.limits().send_timeout);
+  start_send_clock();
   writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
                 has_body ? const_cast<http::BodySource*>(source) : nullptr, has_body && chunked_response_, false);
 }
@@ -491,8 +508,7 @@ void ClientConn::start_assembled_write() {
   std::optional<uint64_t> length;
   if (body.complete()) length = body.size();
   end_head(has_body, length, request.is_head());
-  progress_mark_ = 0;
-  arm_timer(worker_.limits().send_timeout);
+  start_send_clock();
   writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
                 has_body ? const_cast<http::BodySource*>(&body) : nullptr, has_body && chunked_response_, false);
 }
@@ -623,7 +639,7 @@ void ClientConn::send_error(int status, bool may_keep_alive) {
   if (!head_request) out.append(body, static_cast<size_t>(body_len));
   response_started_ = true;
   if (!response_keep_alive_) phase_ = Phase::kClosing;
-  arm_timer(worker_.limits().send_timeout);
+  start_send_clock();
   writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, nullptr, false);
 }
 
@@ -631,6 +647,19 @@ void ClientConn::send_error(int status, bool may_keep_alive) {
 
 void ClientConn::arm_timer(conf::Duration timeout) {
   deadline_.set(static_cast<uint64_t>(timeout.count()));
+}
+
+// send_timeout is checked every quarter of itself, so a client is closed between send_timeout and
+// 1.25 times it after the last progress we saw, not up to twice it after.
+conf::Duration ClientConn::send_check_interval() const {
+  return std::max(conf::Duration(1), worker_.limits().send_timeout / 4);
+}
+
+void ClientConn::start_send_clock() {
+  progress_mark_ = 0;
+  queued_mark_ = 0;
+  progress_at_ = uv_now(worker_.loop());
+  arm_timer(send_check_interval());
 }
 
 void ClientConn::on_timer() {
@@ -652,11 +681,19 @@ void ClientConn::on_timer() {
       }
       if (writer_.active()) {
         // send_timeout bounds how long a client may leave us unable to write, not the whole
-        // download: progress since the last check resets the clock.
-        if (writer_.bytes_written() == progress_mark_ && writer_.write_in_flight())
+        // download: progress (a write completed, or the kernel took part of one) resets the
+        // clock, and waiting for the backend is not the client's doing.
+        const uint64_t now = uv_now(worker_.loop());
+        const size_t queued = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_));
+        if (!writer_.write_in_flight() || writer_.bytes_written() != progress_mark_ || queued != queued_mark_) {
+          progress_mark_ = writer_.bytes_written();
+          queued_mark_ = queued;
+          progress_at_ = now;
+        } else if (now - progress_at_ >= static_cast<uint64_t>(worker_.limits().send_timeout.count())) {
+          worker_.bounds().count(worker_.bounds().send_timeouts);
           return close_now(CloseReason::kSendTimeout);
-        progress_mark_ = writer_.bytes_written();
-        return arm_timer(worker_.limits().send_timeout);
+        }
+        return arm_timer(send_check_interval());
       }
       if (phase_ == Phase::kClosing) return close_now(CloseReason::kKeepAliveDone);
       return;

@@ -3,7 +3,8 @@
 // Phases of a connection:
 //   waiting   -> no byte of the next request yet (idle_timeout; header_timeout for the first)
 //   head      -> request head arriving (header_timeout for the whole head: the slowloris defence)
-//   body      -> request body arriving into a Body (body_timeout between reads)
+//   body      -> request body arriving into a Body (body_timeout between reads, and past
+//                upload_rate_grace at least min_upload_rate on average)
 //   forwarding-> the request is complete: it is answered from the cache, waits on (or starts) a
 //                cache fill of its key, or passes through a Fetch whose response is read at full
 //                speed into a Body and written to the client at the client's pace
@@ -54,6 +55,7 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   void parse(std::string_view data);
   bool on_head();
   void remove_unkeyed_fields(http::Headers& headers);
+  bool upload_too_slow();
   void on_request_complete();
   void deliver(const cache::ObjectRef& object, const char* x_cache);
   void assemble();
@@ -70,6 +72,8 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   void linger();
   void close_now(CloseReason reason);
   void arm_timer(conf::Duration timeout);
+  conf::Duration send_check_interval() const;
+  void start_send_clock();  // a response starts: send_timeout runs from now
   void on_timer();
   const char* client_ip();
 
@@ -124,6 +128,9 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   bool chunked_response_ = false;
   uint64_t requests_ = 0;
   uint64_t progress_mark_ = 0;  // bytes written at the last send-timeout check
+  size_t queued_mark_ = 0;      // bytes libuv still had to write then
+  uint64_t progress_at_ = 0;    // loop time (ms) of the last check that saw progress
+  uint64_t body_started_at_ = 0;  // loop time (ms) the request's head ended
   char client_ip_[48] = {};
 };
 

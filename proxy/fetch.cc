@@ -9,7 +9,7 @@ namespace edge::proxy {
 
 Fetch::Fetch(Worker& worker, Owner* owner, Request request)
     : worker_(worker), owner_(owner), request_(std::move(request)) {
-  response_body_.set_options({worker.limits().buffer_memory, &worker.limits().temp_dir});
+  response_body_.set_options(worker.body_options(false));
 }
 
 Fetch* Fetch::start(Worker& worker, Owner* owner, Request request) {
@@ -26,11 +26,31 @@ void Fetch::finish() {
   if (finished_) return;
   finished_ = true;
   owner_ = nullptr;
+  if (holds_busy_server()) {
+    // The server is working on our request whatever became of whoever asked: its max_conns slot
+    // stays taken until it has answered, or the next request would find it still busy. The
+    // response is read and dropped, the connection pooled if it can be, and the slot released
+    // with what really happened.
+    draining_ = true;
+    worker_.bounds().count(worker_.bounds().slots_held);
+    upstream_->finish_within(backend_state().config().response_timeout);
+    response_body_.release_before(response_body_.size());  // reading goes on if it had stopped
+    return;
+  }
   if (upstream_) {
     upstream_->abandon();
     upstream_ = nullptr;
   }
   release_slot(balancer::Outcome::kCancelled);
+  let_go();
+}
+
+bool Fetch::holds_busy_server() {
+  if (!upstream_ || slot_server_ < 0 || !upstream_->request_written()) return false;
+  return backend_state().config().servers[static_cast<size_t>(slot_server_)].max_conns > 0;
+}
+
+void Fetch::let_go() {
   if (queued_) {
     // If a grant is already on its way, the worker releases it when it finds us gone.
     backend_state().cancel(this);
@@ -45,6 +65,12 @@ void Fetch::finish() {
 }
 
 void Fetch::shutdown() {
+  if (draining_) {
+    upstream_->abandon();
+    upstream_ = nullptr;
+    release_slot(balancer::Outcome::kCancelled);
+    return let_go();
+  }
   if (!ended_) fail(503);
   finish();
 }
@@ -118,8 +144,28 @@ void Fetch::release_slot(balancer::Outcome outcome) {
   slot_server_ = -1;
 }
 
+balancer::Outcome Fetch::outcome_of(UpstreamFailure failure) {
+  switch (failure) {
+    case UpstreamFailure::kConnectRefused:
+    case UpstreamFailure::kConnectTimeout:
+      return balancer::Outcome::kConnectFailed;
+    case UpstreamFailure::kResetBeforeResponse:
+    case UpstreamFailure::kBadResponse:
+      return balancer::Outcome::kBroken;
+    case UpstreamFailure::kResponseTimeout:
+      return balancer::Outcome::kTimeout;
+    case UpstreamFailure::kLocal:
+      break;
+  }
+  return balancer::Outcome::kCancelled;
+}
+
 void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
   upstream_ = nullptr;
+  if (draining_) {
+    release_slot(outcome_of(failure));
+    return let_go();
+  }
   worker_.stats().upstream_failures.fetch_add(1, std::memory_order_relaxed);
   const int server = slot_server_;
   const conf::Backend& backend = backend_state().config();
@@ -135,22 +181,7 @@ void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
     slot_server_ = -1;
     return forward_to(server, true);
   }
-  switch (failure) {
-    case UpstreamFailure::kConnectRefused:
-    case UpstreamFailure::kConnectTimeout:
-      release_slot(balancer::Outcome::kConnectFailed);
-      break;
-    case UpstreamFailure::kResetBeforeResponse:
-    case UpstreamFailure::kBadResponse:
-      release_slot(balancer::Outcome::kBroken);
-      break;
-    case UpstreamFailure::kResponseTimeout:
-      release_slot(balancer::Outcome::kTimeout);
-      break;
-    case UpstreamFailure::kLocal:
-      release_slot(balancer::Outcome::kCancelled);
-      break;
-  }
+  release_slot(outcome_of(failure));
   if (response_started_) return fail(502);
 
   switch (failure) {
@@ -173,6 +204,12 @@ void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
 }
 
 void Fetch::on_upstream_response(const http::ResponseHead& head, bool complete) {
+  if (draining_) {
+    if (!complete) return response_body_.release_before(response_body_.size());
+    upstream_ = nullptr;
+    release_slot(balancer::Outcome::kSuccess);
+    return let_go();
+  }
   if (complete) {
     upstream_ = nullptr;
     release_slot(balancer::Outcome::kSuccess);

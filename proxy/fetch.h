@@ -10,7 +10,10 @@
 //
 // Ownership: a Fetch lives on one worker loop and owns itself: it is created by start() and
 // freed after its owner calls finish(), once the calls on the stack have returned (through its
-// timer's close callback if it ever queued, else by its worker). The owner is
+// timer's close callback if it ever queued, else by its worker). A fetch finished while a server
+// with max_conns works on its request lives on, with nobody to tell, until that server has
+// answered (the response is dropped) or response_timeout has passed: the server's slot is held
+// until then, so the next request never finds it busy. The owner is
 // borrowed: callbacks stop after on_fetch_failed(), after on_fetch_response(complete=true), and
 // after finish() or set_owner(nullptr). The request body is borrowed until the fetch ends.
 #pragma once
@@ -78,6 +81,9 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   void dispatch();
   void forward_to(int server, bool fresh);
   void release_slot(balancer::Outcome outcome);
+  bool holds_busy_server();  // our request is written to a server with max_conns
+  void let_go();             // leaves the worker and the queue; freed later
+  static balancer::Outcome outcome_of(UpstreamFailure failure);
   void fail(int status);
   balancer::BackendState& backend_state();
   void granted(int server) override;
@@ -100,6 +106,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   bool retried_fresh_ = false;
   bool response_started_ = false;
   bool finished_ = false;
+  bool draining_ = false;  // finished, holding the slot until the server has answered
   bool ended_ = false;  // complete or failed: the owner has heard the end
 };
 

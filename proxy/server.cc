@@ -93,7 +93,7 @@ int Server::run() {
     std::vector<const cache::Counters*> counters;
     for (auto& worker : workers_) counters.push_back(&worker->cache_counters());
     admin_ = std::make_unique<AdminServer>(&loop, shared_->config, shared_->balancer, shared_->store, counters,
-                                           shared_->tier.get(), shared_->router);
+                                           shared_->tier.get(), shared_->router, &shared_->bounds);
     std::string error;
     if (!admin_->open(error)) {
       std::fprintf(stderr, "%s\n", error.c_str());

@@ -45,6 +45,9 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
   request_head_ = head;
   request_body_ = request_body;
   request_written_ = false;
+  ends_at_ = 0;
+  response_body_ = response_body;
+  response_body->set_producer(this);
   parser_.expect_response(head_request);
   parser_.set_body_sink(response_body);
   if (connect_failed_) return fail(UpstreamFailure::kConnectRefused);
@@ -75,14 +78,16 @@ void UpstreamConn::on_connect(uv_connect_t* req, int status) {
   c->deadline_.clear();
   if (status < 0) return c->fail(UpstreamFailure::kConnectRefused);
   c->state_ = State::kBusy;
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), &UpstreamConn::on_alloc, &UpstreamConn::on_read);
+  c->start_reading();
   c->send_request();
 }
 
 void UpstreamConn::on_timeout() {
   switch (state_) {
     case State::kConnecting: return fail(UpstreamFailure::kConnectTimeout);
-    case State::kBusy: return fail(UpstreamFailure::kResponseTimeout);
+    case State::kBusy:
+      if (ends_at_ && uv_now(pool_.loop()) >= ends_at_) return fail(UpstreamFailure::kLocal);
+      return fail(UpstreamFailure::kResponseTimeout);
     case State::kIdle:
       pool_.forget(this);
       return close();
@@ -90,7 +95,37 @@ void UpstreamConn::on_timeout() {
   }
 }
 
-void UpstreamConn::arm_timer(conf::Duration timeout) { deadline_.set(static_cast<uint64_t>(timeout.count())); }
+void UpstreamConn::arm_timer(conf::Duration timeout) {
+  uint64_t ms = static_cast<uint64_t>(timeout.count());
+  if (ends_at_) {
+    const uint64_t now = uv_now(pool_.loop());
+    ms = std::min(ms, ends_at_ > now ? ends_at_ - now : 0);
+  }
+  deadline_.set(std::max<uint64_t>(ms, 1));
+}
+
+void UpstreamConn::finish_within(conf::Duration limit) {
+  ends_at_ = uv_now(pool_.loop()) + static_cast<uint64_t>(limit.count());
+  arm_timer(limit);
+}
+
+void UpstreamConn::start_reading() {
+  if (reading_) return;
+  reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &UpstreamConn::on_alloc, &UpstreamConn::on_read);
+}
+
+void UpstreamConn::on_body_drained() {
+  if (state_ != State::kBusy || reading_) return;
+  arm_timer(pool_.backend().response_timeout);
+  start_reading();
+}
+
+void UpstreamConn::let_go_of_body() {
+  if (response_body_) response_body_->set_producer(nullptr);
+  response_body_ = nullptr;
+  ends_at_ = 0;  // the exchange is over: an idle connection's clock is the pool's
+}
 
 void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
   *buf = Worker::of(handle->loop).read_buffer();
@@ -125,11 +160,23 @@ void UpstreamConn::on_data(const char* data, size_t len) {
 
   Owner* owner = owner_;
   const http::ResponseHead& head = parser_.head();
-  if (!complete) return owner->on_upstream_response(head, false);
+  if (!complete) {
+    owner->on_upstream_response(head, false);
+    // The owner may have let go of us meanwhile; if not, and its reader lags, wait for it.
+    if (state_ == State::kBusy && response_body_ && response_body_->full()) {
+      reading_ = false;
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+      deadline_.clear();
+      Bounds& bounds = Worker::of(pool_.loop()).bounds();
+      bounds.count(response_body_->at_file_limit() ? bounds.paused_at_file_cap : bounds.paused_at_temp_total);
+    }
+    return;
+  }
 
   // Reusable only if both sides meant to keep the connection and nothing trails the response.
   bool reusable = head.keep_alive && rest.empty() && request_written_;
   owner_ = nullptr;
+  let_go_of_body();
   deadline_.clear();
   if (reusable) {
     pool_.release(this);
@@ -149,6 +196,7 @@ void UpstreamConn::on_eof(int status) {
     if (e == http::ParseEvent::kMessage) {
       Owner* owner = owner_;
       owner_ = nullptr;
+      let_go_of_body();
       close();
       owner->on_upstream_response(parser_.head(), true);
       return;
@@ -160,12 +208,14 @@ void UpstreamConn::on_eof(int status) {
 void UpstreamConn::fail(UpstreamFailure failure) {
   Owner* owner = owner_;
   owner_ = nullptr;
+  let_go_of_body();
   close();
   if (owner) owner->on_upstream_failed(failure, reused_);
 }
 
 void UpstreamConn::abandon() {
   owner_ = nullptr;
+  let_go_of_body();
   writer_.abort();
   close();
 }

@@ -3,7 +3,9 @@
 // An UpstreamConn lives on one worker loop. It is either idle in its Pool (reading, so a close by
 // the server is noticed at once), or carrying exactly one exchange for one Owner: it connects if
 // needed, writes the request head and buffered body, and reads the response at full speed into
-// the Owner's Body, whatever the client's pace.
+// the Owner's Body, whatever the client's pace, until that Body is full() (its temp file at its
+// bound): then it stops reading the server until the Body says it was drained. While stopped,
+// response_timeout does not run: the server is not silent, we are not listening.
 //
 // Ownership: the Pool owns idle connections; a busy connection is owned by itself (it closes and
 // frees itself through libuv's close callbacks) and borrows its Owner, which must call abandon()
@@ -33,11 +35,11 @@ enum class UpstreamFailure {
   kResetBeforeResponse,  // the request was sent; the server closed or reset before any byte
   kBadResponse,      // garbage, a truncated response, or an error reading it
   kResponseTimeout,  // no response (or no progress) within response_timeout
-  kLocal,            // our own resources (temp file) failed
+  kLocal,            // our own resources (temp file) failed, or we stopped waiting
 };
 const char* failure_name(UpstreamFailure failure);
 
-class UpstreamConn final : http::StreamWriter::Owner {
+class UpstreamConn final : http::StreamWriter::Owner, http::BodyProducer {
  public:
   class Owner {
    public:
@@ -57,8 +59,12 @@ class UpstreamConn final : http::StreamWriter::Owner {
              http::Body* response_body, bool head_request);
   // The owner is gone or no longer wants the response: the connection closes.
   void abandon();
+  // The exchange must end within `limit` from now, whatever the server's pace: then it fails
+  // with kLocal.
+  void finish_within(conf::Duration limit);
 
   bool reused() const { return reused_; }
+  bool request_written() const { return request_written_; }
 
  private:
   friend class Pool;
@@ -72,6 +78,9 @@ class UpstreamConn final : http::StreamWriter::Owner {
   void send_request();
   void on_write_done(int status) override;
   void on_data(const char* data, size_t len);
+  void on_body_drained() override;
+  void start_reading();
+  void let_go_of_body();
   void on_eof(int status);
   void arm_timer(conf::Duration timeout);
   void on_timeout();
@@ -92,6 +101,9 @@ class UpstreamConn final : http::StreamWriter::Owner {
   Owner* owner_ = nullptr;
   const std::string* request_head_ = nullptr;
   http::Body* request_body_ = nullptr;
+  http::Body* response_body_ = nullptr;
+  bool reading_ = false;
+  uint64_t ends_at_ = 0;  // loop time (ms) set by finish_within; 0: none
   bool reused_ = false;
   bool connect_failed_ = false;
   bool request_written_ = false;

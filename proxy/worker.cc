@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <ctime>
+#include <limits>
 
 #include "http/message.h"
 #include "proxy/client.h"
@@ -29,7 +30,8 @@ Shared::Shared(conf::Config config_in)
     : config(std::move(config_in)),
       router(config),
       balancer(config),
-      store(config.cache.memory, config.cache.max_object) {
+      store(config.cache.memory, config.cache.max_object, config.cache.max_variants),
+      bounds(config.limits.max_temp_total) {
   if (config.cache.memcached.enabled) tier = std::make_unique<Tier>(config);
   for (const conf::Backend& backend : config.backends) {
     std::vector<sockaddr_storage> addresses;
@@ -191,6 +193,14 @@ void Worker::on_connection(uv_stream_t* listener, int status) {
   if (status < 0) return;
   auto* w = static_cast<Worker*>(listener->data);
   ClientConn::accept(*w, listener);
+}
+
+http::Body::Options Worker::body_options(bool whole) {
+  const conf::Limits& l = limits();
+  http::Body::Options options{l.buffer_memory, &l.temp_dir, l.max_temp_file_size, &shared_.bounds.temp_space, whole};
+  // A request body is bounded by max_body_bytes already, and must be whole before it is sent.
+  if (whole) options.file_limit = std::numeric_limits<uint64_t>::max();
+  return options;
 }
 
 std::string_view Worker::date() {

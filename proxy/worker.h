@@ -24,6 +24,7 @@
 #include "cache/counters.h"
 #include "cache/store.h"
 #include "conf/config.h"
+#include "proxy/bounds.h"
 #include "proxy/fill.h"
 #include "proxy/loop_tasks.h"
 #include "proxy/router.h"
@@ -43,6 +44,7 @@ class Fetch;
   X(kIdleTimeout, "idle keep-alive timeout")                     \
   X(kHeaderTimeout, "request head timeout")                      \
   X(kBodyTimeout, "request body timeout")                        \
+  X(kSlowUpload, "request body under min_upload_rate")           \
   X(kSendTimeout, "client stopped reading")                      \
   X(kBadRequest, "malformed or refused request")                 \
   X(kClientAbort, "client left before the response")             \
@@ -75,6 +77,7 @@ struct Shared {
   Coalescer coalescer;          // the cache fills running, by key
   std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
   std::atomic<uint64_t> client_connections{0};
+  Bounds bounds;  // the temp-file space and the bounds' counters
   std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop
 };
 
@@ -96,6 +99,9 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   Shared& shared() { return shared_; }
   const conf::Limits& limits() const { return shared_.config.limits; }
+  Bounds& bounds() { return shared_.bounds; }
+  // Options for a buffered body: a request's (kept whole) or a response's (streamed).
+  http::Body::Options body_options(bool whole);
   Stats& stats() { return stats_; }
   cache::Counters& cache_counters() { return cache_counters_; }
   Pool& pool(int backend, int server) { return *pools_[static_cast<size_t>(backend)][static_cast<size_t>(server)]; }

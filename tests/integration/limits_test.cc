@@ -2,7 +2,12 @@
 // forwarded request, and the timeouts and limits of the `limits:` section hold.
 #include <doctest/doctest.h>
 
+#include <poll.h>
+
+#include <algorithm>
+#include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,6 +17,57 @@
 using namespace edge::testkit;
 
 namespace {
+
+constexpr char kToken[] = "limits-test-token";
+
+// An edge with one backend and an admin port, to read the bounds' counters from /stats.
+struct Watched {
+  Watched(const std::string& servers, const std::string& backend_extra, const std::string& limits,
+          const std::string& more = "")
+      : edge(single_backend_config(servers, backend_extra, limits) + "admin:\n  address: \"127.0.0.1:" +
+             std::to_string(admin_port) + "\"\n  token_file: \"" + secrets.write("admin.token", kToken) + "\"\n" +
+             more) {
+    REQUIRE(wait_for_port(admin_port));
+  }
+  // A figure of the "limits" section of the admin port's /stats.
+  long stat(const std::string& name) {
+    Response r = exchange(admin_port, "GET /stats HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " +
+                                          std::string(kToken) + "\r\nConnection: close\r\n\r\n");
+    const size_t section = r.body.find("\"limits\":{");
+    const size_t at = r.body.find("\"" + name + "\":", section);
+    if (section == std::string::npos || at == std::string::npos)
+      throw std::runtime_error("no " + name + " in /stats: " + r.body);
+    return std::stol(r.body.substr(at + name.size() + 3));
+  }
+
+  TempDir secrets;
+  uint16_t admin_port = free_port();
+  Edge edge;
+};
+
+bool pattern_ok(const std::string& body) {
+  for (size_t i = 0; i < body.size(); ++i)
+    if (body[i] != static_cast<char>('a' + i % 26)) return false;
+  return true;
+}
+
+// Reads the body of a /bytes response of `size` bytes slowly (a short pause between reads),
+// calling `during` every so often. Returns what it got of the body.
+template <typename During>
+std::string read_slowly(Client& client, size_t size, During during) {
+  std::string received;
+  size_t head_end = std::string::npos;
+  for (int i = 0;; ++i) {
+    std::string more = client.read_some(64 * 1024);
+    if (more.empty()) break;
+    received += more;
+    if (head_end == std::string::npos) head_end = received.find("\r\n\r\n");
+    if (head_end != std::string::npos && received.size() - head_end - 4 >= size) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (i % 64 == 0) during();
+  }
+  return head_end == std::string::npos ? std::string() : received.substr(head_end + 4);
+}
 
 
 void expect_refused(uint16_t port, const std::string& raw, int status) {
@@ -125,4 +181,161 @@ TEST_CASE("a client that leaves mid-request does not disturb the next one") {
     c.send("GET /wait?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n");
   }
   CHECK(get(edge.port, "a", "/health").status == 200);
+}
+
+TEST_CASE("max_header_fields: one field too many gets 431 and is closed; the limit itself passes") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "max_header_fields: 20");
+  auto head_with = [](int fields) {
+    std::string req = "GET /health HTTP/1.1\r\nHost: a\r\n";
+    for (int i = 1; i < fields; ++i) req += "X-F" + std::to_string(i) + ": v\r\n";
+    return req + "\r\n";
+  };
+  Client ok(w.edge.port);
+  ok.send(head_with(20));
+  CHECK(ok.read_response().status == 200);
+  expect_refused(w.edge.port, head_with(21), 431);
+  // Thousands of tiny fields, well under max_header_bytes, are refused just the same.
+  std::string many = "GET /health HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 2000; ++i) many += "A:\r\n";
+  expect_refused(w.edge.port, many + "\r\n", 431);
+  CHECK(w.stat("too_many_fields") == 2);
+}
+
+TEST_CASE("min_upload_rate: an upload of a byte a second gets 408 once the grace has passed") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "min_upload_rate: 100, upload_rate_grace: 1s, body_timeout: 30s");
+  Client client(w.edge.port, std::chrono::seconds(15));
+  client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n");
+  // One byte a second (body_timeout alone would take it for ever), until edge answers.
+  for (int i = 0; i < 12; ++i) {
+    pollfd p{client.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) > 0) break;
+    client.send("x");
+  }
+  Response r = client.read_response();
+  CHECK(r.status == 408);
+  CHECK(client.wait_closed());
+  CHECK(w.stat("slow_uploads") == 1);
+  // A body that comes at once is not concerned, however long after the grace the next one is.
+  Client fast(w.edge.port);
+  fast.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+  CHECK(fast.read_response().status == 200);
+}
+
+TEST_CASE("send_timeout: a client that stops reading for longer is closed; one that keeps reading is not") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "send_timeout: 1s, buffer_memory: 64k");
+  const size_t size = 50 * 1024 * 1024;
+  {
+    // Reads for a while, then pauses 1.75 s: past send_timeout (and within twice it, which is
+    // where it used to be able to survive).
+    Client client(w.edge.port, std::chrono::seconds(10));
+    client.set_receive_buffer(16 * 1024);
+    client.send("GET /bytes?n=" + std::to_string(size) + " HTTP/1.1\r\nHost: a\r\n\r\n");
+    size_t got = 0;
+    for (int i = 0; i < 5; ++i) {
+      got += client.read_some(16 * 1024).size();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1750));
+    for (std::string more = client.read_some(); !more.empty(); more = client.read_some()) got += more.size();
+    CHECK(got < size);  // closed before the end: the reads above stopped at the close
+    CHECK(w.stat("send_timeouts") == 1);
+  }
+  {
+    // Reads a little every 300 ms, never leaving a second without progress: gets all of it.
+    const size_t small = 1024 * 1024;
+    Client client(w.edge.port, std::chrono::seconds(10));
+    client.set_receive_buffer(128 * 1024);
+    client.send("GET /bytes?n=" + std::to_string(small) + " HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string received;
+    size_t head_end = std::string::npos;
+    while (head_end == std::string::npos || received.size() - head_end - 4 < small) {
+      std::string more = client.read_some(256 * 1024);
+      REQUIRE_FALSE(more.empty());
+      received += more;
+      if (head_end == std::string::npos) head_end = received.find("\r\n\r\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    CHECK(pattern_ok(received.substr(head_end + 4)));
+    CHECK(w.stat("send_timeouts") == 1);
+  }
+}
+
+TEST_CASE("max_temp_file_size: a slow client's 50 MB response completes byte-exact, the temp file held at the cap") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "buffer_memory: 64k, max_temp_file_size: 256k");
+  const size_t size = 50 * 1024 * 1024;
+  Client client(w.edge.port, std::chrono::seconds(20));
+  client.set_receive_buffer(64 * 1024);
+  client.send("GET /bytes?n=" + std::to_string(size) + " HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // edge buffers what it may meanwhile
+  long most_seen = 0;
+  std::string body = read_slowly(client, size, [&] { most_seen = std::max(most_seen, w.stat("temp_bytes")); });
+  CHECK(body.size() == size);
+  CHECK(pattern_ok(body));
+  CHECK(most_seen <= 256 * 1024);
+  CHECK(w.stat("temp_bytes_peak") > 0);  // it did spill
+  CHECK(w.stat("temp_bytes_peak") <= 256 * 1024);
+  CHECK(w.stat("paused_at_file_cap") > 0);  // and the backend waited for the client
+  CHECK(w.stat("temp_bytes") == 0);         // the file is gone with the response
+}
+
+TEST_CASE("max_temp_total: responses wait for their clients once the process's temp space is used up") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "buffer_memory: 64k, max_temp_total: 192k");
+  const size_t size = 8 * 1024 * 1024;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 2; ++i) {
+    clients.push_back(std::make_unique<Client>(w.edge.port, std::chrono::seconds(20)));
+    clients.back()->set_receive_buffer(64 * 1024);
+    clients.back()->send("GET /bytes?n=" + std::to_string(size) + " HTTP/1.1\r\nHost: a\r\n\r\n");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both responses spill meanwhile
+  for (auto& client : clients) {
+    std::string body = read_slowly(*client, size, [] {});
+    CHECK(body.size() == size);
+    CHECK(pattern_ok(body));
+  }
+  CHECK(w.stat("temp_bytes_peak") <= 192 * 1024);
+  CHECK(w.stat("paused_at_temp_total") > 0);
+}
+
+TEST_CASE("max_conns: a client that leaves does not free its server's slot before the server has answered") {
+  App app("single");
+  Watched w("{address: " + yaml_address(app.port) + ", max_conns: 1}", "queue: {max: 10, timeout: 10s}", "");
+  {
+    Client a(w.edge.port);
+    // A POST passes (a GET would be a cache fill, which goes on without its client anyway).
+    a.send("POST /wait?ms=1500 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+    // The slow request is at the server (in progress with this /stats call) before A leaves.
+    for (int i = 0; i < 200 && app_stat(app.port, "in_progress") < 2; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Client b(w.edge.port);
+  b.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(b.read_response().status == 200);
+  // B was let through only once A's response had been written: the server is idle now, but for
+  // this /stats call. (edge-app keeps a /wait whose client left in progress until its time is up.)
+  CHECK(app_stat(app.port, "in_progress") == 1);
+  CHECK(w.stat("slots_held") == 1);
+  // The connection A's response came on is kept alive and the slot is free again.
+  CHECK(get(w.edge.port, "a", "/health").status == 200);
+}
+
+TEST_CASE("cache.max_variants: a URL's made-up variants push out one another, not the one in use") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "", "cache: { max_variants: 2 }\n");
+  const std::string target = "/cache/v?cc=max-age%3D60&vary=X-Variant";
+  auto fetch = [&](const std::string& variant) {
+    return exchange(w.edge.port, "GET " + target + " HTTP/1.1\r\nHost: a\r\nX-Variant: " + variant +
+                                     "\r\nConnection: close\r\n\r\n");
+  };
+  REQUIRE(fetch("popular").status == 200);
+  CHECK(fetch("popular").header("X-Cache") == std::string_view("HIT"));
+  for (int i = 0; i < 20; ++i) REQUIRE(fetch("junk" + std::to_string(i)).status == 200);
+  CHECK(fetch("popular").header("X-Cache") == std::string_view("HIT"));
+  CHECK(fetch("junk0").header("X-Cache") == std::string_view("MISS"));
+  CHECK(w.stat("variants_replaced") >= 19);
 }

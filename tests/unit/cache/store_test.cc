@@ -726,3 +726,49 @@ TEST_CASE("store: concurrent insert, lookup, purge, bans and marks keep the inva
   CHECK(store.stats().objects == 0);
   CHECK(store.stats().bytes == 0);
 }
+
+namespace {
+// An object varying on X-Variant, fetched by a request with this X-Variant.
+std::shared_ptr<CachedObject> make_variant(std::string key, const std::string& value) {
+  auto o = std::make_shared<CachedObject>();
+  set_key(*o, std::move(key));
+  o->vary_names = {"x-variant"};
+  http::Headers response;
+  response.add("Vary", "X-Variant");
+  o->variant = *vary_key(response, request_with("X-Variant", value));
+  o->headers.add("Vary", "X-Variant");
+  o->body = body_of(value);
+  return o;
+}
+}  // namespace
+
+TEST_CASE("store: 10,000 variants of one URL keep at most max_variants, and lookups find the right one") {
+  Store store(64 << 20, 1 << 16, 8);
+  for (int i = 0; i < 10000; ++i) REQUIRE(store.insert(make_variant("h/v", numbered("v", i))));
+  CHECK(held(store).second == 8);
+  CHECK(store.stats().variants_replaced == 10000 - 8);
+  // The last eight stayed, each found by its own request; an older one is gone.
+  for (int i = 10000 - 8; i < 10000; ++i) {
+    ObjectRef o = find(store, "h/v", request_with("X-Variant", numbered("v", i)));
+    REQUIRE(o);
+    CHECK(o->body->to_string() == numbered("v", i));
+  }
+  CHECK_FALSE(find(store, "h/v", request_with("X-Variant", numbered("v", 0))));
+  CHECK_FALSE(find(store, "h/v"));
+}
+
+TEST_CASE("store: past max_variants a variant that was read outlives those that were not") {
+  Store store(64 << 20, 1 << 16, 3);
+  REQUIRE(store.insert(make_variant("h/v", "popular")));
+  REQUIRE(find(store, "h/v", request_with("X-Variant", "popular")));
+  for (int i = 0; i < 100; ++i) REQUIRE(store.insert(make_variant("h/v", numbered("junk", i))));
+  CHECK(held(store).second == 3);
+  ObjectRef popular = find(store, "h/v", request_with("X-Variant", "popular"));
+  REQUIRE(popular);
+  CHECK(popular->body->to_string() == "popular");
+  CHECK(find(store, "h/v", request_with("X-Variant", numbered("junk", 99))));
+  // Replacing a variant that is there is not a new variant.
+  REQUIRE(store.insert(make_variant("h/v", "popular")));
+  CHECK(held(store).second == 3);
+  CHECK(store.stats().variants_replaced == 98);
+}

@@ -288,6 +288,43 @@ TEST_CASE("workers takes 1 to 256 or auto") {
         "test.yaml:1:10: 'workers' must be a non-empty scalar, not a list");
 }
 
+TEST_CASE("the hostile-input bounds: defaults, values, zero where it means none, errors at the value") {
+  const Config defaults = *load(minimal).config;
+  CHECK(defaults.limits.max_header_fields == 100u);
+  CHECK(defaults.limits.min_upload_rate == 1024u);
+  CHECK(defaults.limits.upload_rate_grace == 10s);
+  CHECK(defaults.limits.max_temp_file_size == 1ull << 30);
+  CHECK(defaults.limits.max_temp_total == 4ull << 30);
+  CHECK(defaults.cache.max_variants == 32u);
+
+  LoadResult set = load(minimal +
+                        "limits: { max_header_fields: 50, min_upload_rate: 10k, upload_rate_grace: 2s, "
+                        "max_temp_file_size: 64m, max_temp_total: 1g }\n"
+                        "cache: { max_variants: 4 }\n");
+  INFO(joined(set));
+  REQUIRE(set.config);
+  CHECK(set.config->limits.max_header_fields == 50u);
+  CHECK(set.config->limits.min_upload_rate == 10u * 1024);
+  CHECK(set.config->limits.upload_rate_grace == 2s);
+  CHECK(set.config->limits.max_temp_file_size == 64u << 20);
+  CHECK(set.config->limits.max_temp_total == 1u << 30);
+  CHECK(set.config->cache.max_variants == 4u);
+
+  LoadResult zero = load(minimal + "limits: { min_upload_rate: 0, max_temp_file_size: 0, max_temp_total: 0 }\n");
+  REQUIRE(zero.config);
+  CHECK(zero.config->limits.min_upload_rate == 0u);
+  CHECK(zero.config->limits.max_temp_file_size == 0u);
+  CHECK(zero.config->limits.max_temp_total == 0u);
+
+  CHECK(only_error(minimal + "limits: { max_header_fields: 0 }\n") ==
+        "test.yaml:9:30: bad max_header_fields '0': expected an integer from 1 to 100000");
+  CHECK(only_error(minimal + "limits: { upload_rate_grace: 0s }\n") ==
+        "test.yaml:9:30: 'upload_rate_grace' must be greater than zero");
+  CHECK(only_error(minimal + "limits: { max_temp_total: lots }\n").starts_with("test.yaml:9:27: bad size 'lots'"));
+  CHECK(only_error(minimal + "cache: { max_variants: 0 }\n") ==
+        "test.yaml:9:24: bad max_variants '0': expected an integer from 1 to 10000");
+}
+
 TEST_CASE("Error::text is file:line:col: message") {
   Error error{{"edge.yaml", 3, 7}, "unknown key 'x'"};
   CHECK(error.text() == "edge.yaml:3:7: unknown key 'x'");

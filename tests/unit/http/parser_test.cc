@@ -172,6 +172,31 @@ TEST_CASE("limits: request line 414, head 431, body 413") {
   }
 }
 
+TEST_CASE("limits: more header fields than max_header_fields is 431, the limit itself passes") {
+  auto head_with = [](int fields) {
+    std::string req = "GET / HTTP/1.1\r\nHost: a\r\n";
+    for (int i = 1; i < fields; ++i) req += "X-F" + std::to_string(i) + ": v\r\n";
+    return req + "\r\n";
+  };
+  RequestParser::Limits cap = limits(64 * 1024);
+  cap.max_header_fields = 10;
+  for (size_t step : {size_t{1}, size_t{7}, size_t{4096}}) {
+    CAPTURE(step);
+    {
+      RequestParser p(cap);
+      CHECK(run(p, nullptr, head_with(10), step).messages == 1);
+    }
+    {
+      RequestParser p(cap);
+      CHECK(run(p, nullptr, head_with(11), step).last == ParseEvent::kError);
+      CHECK(p.error_status() == 431);
+    }
+  }
+  // The count starts again with each message on a kept-alive connection.
+  RequestParser p(cap);
+  CHECK(run(p, nullptr, head_with(10) + head_with(10) + head_with(10), 4096).messages == 3);
+}
+
 TEST_CASE("a response is parsed with its body, skipping interim 1xx responses") {
   std::string resp =
       "HTTP/1.1 100 Continue\r\n\r\n"

@@ -356,6 +356,24 @@ TEST_CASE("GET /stats renders hosts, totals and the store") {
         "\"inserts\":0,\"evictions\":0,\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0}}\n");
 }
 
+TEST_CASE("GET /stats and /metrics show the bounds on hostile input when the admin port has them") {
+  admin::CacheFigures figures;
+  admin::LimitFigures& limits = figures.limits.emplace();
+  limits.events = {{"too_many_fields", 3}, {"slots_held", 1}};
+  limits.temp_bytes = 4096;
+  limits.temp_bytes_peak = 65536;
+  const std::string json = admin::render_stats_json(figures);
+  CHECK(json.find(",\"limits\":{\"too_many_fields\":3,\"slots_held\":1,\"temp_bytes\":4096,"
+                  "\"temp_bytes_peak\":65536}") != std::string::npos);
+  conf::Config config = make_config();
+  balancer::Balancer balancer(config);
+  const std::string text = admin::render_metrics(figures, balancer, 0);
+  CHECK(text.find("# TYPE edge_limit_events_total counter\n") != std::string::npos);
+  CHECK(text.find("edge_limit_events_total{event=\"too_many_fields\"} 3\n") != std::string::npos);
+  CHECK(text.find("edge_temp_bytes 4096\n") != std::string::npos);
+  CHECK(text.find("edge_temp_bytes_peak 65536\n") != std::string::npos);
+}
+
 TEST_CASE("Prometheus label values are escaped") {
   CHECK(admin::prometheus_label("plain.example") == "plain.example");
   CHECK(admin::prometheus_label("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
