@@ -148,6 +148,18 @@ bool canonical_target(std::string_view path_query, std::string& out) {
   return true;
 }
 
+bool read_request_identity(const RequestHead& head, std::string& host, std::string& target) {
+  host.clear();
+  const size_t hosts = head.headers.count(FieldId::kHost);
+  if (hosts > 1 || (hosts == 0 && head.version_minor >= 1)) return false;
+  const std::optional<RequestTarget> split = split_request_target(head.method, head.target, false);
+  if (!split) return false;
+  // Both must be sound, even where the target's authority wins.
+  if (hosts == 1 && !canonical_host(head.host(), host)) return false;
+  if (split->form == TargetForm::kAbsolute && !canonical_host(split->authority, host)) return false;
+  return canonical_target(split->path_query, target);
+}
+
 std::string normalise_percent(std::string_view in) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

@@ -11,6 +11,8 @@
 
 namespace edge::http {
 
+struct RequestHead;
+
 // An authority as a client may name it (RFC 3986 3.2 with RFC 9110 4.2's limits): a reg-name of
 // letters, digits, '-', '.', '_' and '~' (no percent-encoding, no sub-delims such as ',' or
 // ';'), an IPv4 address, or an IPv6 literal in brackets; then optionally ':' and 1-5 digits up
@@ -39,6 +41,12 @@ std::optional<RequestTarget> split_request_target(std::string_view method, std::
 // query as received. False for a '%' not followed by two hex digits, or a path not starting
 // with '/'. "*" stays "*".
 bool canonical_target(std::string_view path_query, std::string& out);
+
+// A parsed request's identity, read once for every reader: `host` is canonical, from an
+// absolute-form target's authority (which wins over Host, RFC 9112 3.2.2) or from Host, and ""
+// for an HTTP/1.0 request with neither; `target` is canonical, in origin form. False (400): a
+// Host missing in HTTP/1.1 or given twice, or a Host, target or authority that does not parse.
+bool read_request_identity(const RequestHead& head, std::string& host, std::string& target);
 
 // RFC 3986 6.2.2.2 over any text: unreserved characters decoded, other triplets' hex digits
 // upper-cased, and a '%' that does not start a triplet encoded as "%25" (so decoding never

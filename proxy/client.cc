@@ -182,14 +182,15 @@ bool ClientConn::on_head() {
   http::RequestHead& head = parser_.head();
   phase_ = Phase::kBody;
   early_status_ = 0;
-  size_t hosts = head.headers.count(http::FieldId::kHost);
-  if (hosts > 1 || (hosts == 0 && head.version_minor >= 1)) {
-    reject(400);
-    return false;
-  }
   if (head.method == "CONNECT") {
     // A reverse proxy opens no tunnels.
     reject(405);
+    return false;
+  }
+  // One reading of the request's identity (http/uri): the host it names and its target, both
+  // canonical, for routing, the cache key, the upstream head and the log alike.
+  if (!http::read_request_identity(head, host_, target_)) {
+    reject(400);
     return false;
   }
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
@@ -200,20 +201,11 @@ bool ClientConn::on_head() {
       return false;
     }
   }
-  // One reading of the request's identity (http/uri): the host it names and its target, both
-  // canonical, for routing, the cache key, the upstream head and the log alike. An
-  // absolute-form target's authority wins over Host (RFC 9112 3.2.2); both must be sound.
-  const std::optional<http::RequestTarget> target = http::split_request_target(head.method, head.target, false);
-  host_.clear();
-  if (!target || (hosts == 1 && !http::canonical_host(head.host(), host_)) ||
-      (target->form == http::TargetForm::kAbsolute && !http::canonical_host(target->authority, host_)) ||
-      !http::canonical_target(target->path_query, target_)) {
-    reject(400);
-    return false;
-  }
   route_ = worker_.shared().router.match(host_, std::string_view(target_).substr(0, target_.find('?')));
-  if (route_.host >= 0) remove_unkeyed_fields(head.headers);
-  if (route_.host < 0) early_status_ = 404;
+  if (route_.host < 0)
+    early_status_ = 404;
+  else
+    remove_unkeyed_fields(head.headers);
 
   if (early_status_ && has_body && expect) {
     // The client waits for our word before sending its body: answer now, and close, since the
