@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <vector>
 
 namespace edge::http {
@@ -128,7 +129,23 @@ HeadScanner::Result HeadScanner::scan(std::string_view data) {
         state_ = kBeforeStart;
         break;
       case kInLine:
-        if (c == '\r') {
+        if (line_offset_ < 0 && c != '\r' && c != '\n') {
+          // Inside a field line only its end matters: jump to the next CR, checking that no LF
+          // comes before it.
+          const char* rest = data.data() + i;
+          const size_t left = data.size() - i;
+          const void* lf = std::memchr(rest, '\n', left);
+          const size_t span = lf ? static_cast<size_t>(static_cast<const char*>(lf) - rest) : left;
+          const void* cr = std::memchr(rest, '\r', span);
+          if (!cr) {
+            if (lf) return {kBad, i + span};  // a bare LF
+            previous_ = data.back();
+            return {kMore, data.size()};
+          }
+          i += static_cast<size_t>(static_cast<const char*>(cr) - rest);
+          previous_ = '\r';
+          state_ = kAfterCr;
+        } else if (c == '\r') {
           state_ = kAfterCr;
         } else if (c == '\n') {
           return {kBad, i};  // a bare LF ends a line for some readers only

@@ -48,22 +48,21 @@ bool valid_reg_name(std::string_view host) {
   return true;
 }
 
-bool valid_percent_escapes(std::string_view text) {
+// One pass over a target's path or query: false for a byte a target may not hold (controls,
+// space, non-ASCII, '#', a backslash in the path) or a '%' not starting a triplet. Sets
+// `*normalise` when the path holds a triplet or a dot right after a slash.
+bool check_target_part(std::string_view text, bool path, bool* normalise) {
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') continue;
-    if (i + 2 >= text.size()) return false;
-    if (hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) return false;
-    i += 2;
-  }
-  return true;
-}
-
-bool valid_target_bytes(std::string_view text, bool path) {
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
+    const auto c = static_cast<unsigned char>(text[i]);
     if (c <= 0x20 || c >= 0x7f || c == '#') return false;
-    // A backslash is a separator to some servers and not to others.
-    if (path && c == '\\') return false;
+    if (c == '%') {
+      if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) return false;
+      *normalise = true;
+      i += 2;
+    } else if (path) {
+      if (c == '\\') return false;  // a separator to some servers and not to others
+      if (c == '.' && i > 0 && text[i - 1] == '/') *normalise = true;
+    }
   }
   return true;
 }
@@ -134,11 +133,11 @@ bool canonical_target(std::string_view path_query, std::string& out) {
   std::string_view path = path_query.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? std::string_view() : path_query.substr(q);
   if (!path.empty() && path.front() != '/') return false;
-  if (!valid_target_bytes(path, true) || !valid_target_bytes(query, false)) return false;
-  if (!valid_percent_escapes(path) || !valid_percent_escapes(query)) return false;
+  bool normalise = false, ignored = false;
+  if (!check_target_part(path, true, &normalise) || !check_target_part(query, false, &ignored)) return false;
   if (path.empty()) {
     out.assign(1, '/');
-  } else if (path.find('%') == std::string_view::npos && path.find("/.") == std::string_view::npos) {
+  } else if (!normalise) {
     out.assign(path);  // already canonical: the common case, at the cost of one scan
   } else {
     out = remove_dot_segments(normalise_percent(path));
