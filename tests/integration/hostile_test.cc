@@ -12,6 +12,8 @@
 
 using namespace edge::testkit;
 
+using namespace std::string_literals;
+
 namespace {
 
 const std::string kInnocent = "GET /innocent HTTP/1.1\r\nHost: smuggle.test\r\n\r\n";
@@ -131,13 +133,13 @@ std::vector<Rejected> rejected_requests() {
   add("field name with parentheses", get + "X(Y): x\r\n\r\n");
   add("field name with a slash", get + "X/Y: x\r\n\r\n");
   add("field name with a non-ASCII byte", get + "X\xc3\xa9: x\r\n\r\n");
-  add("field name with NUL", get + std::string("X\0Y: x\r\n\r\n", 11));
+  add("field name with NUL", get + "X\0Y: x\r\n\r\n"s);
   add("field without a colon", get + "NoColon\r\n\r\n");
   add("Host with a space before the colon", "GET / HTTP/1.1\r\nHost : smuggle.test\r\n\r\n");
   add("field name with a quote", get + "X\"Y: x\r\n\r\n");
   add("field name with brackets", get + "X[Y]: x\r\n\r\n");
   // Field values.
-  add("NUL in a value", get + std::string("X: a\0b\r\n\r\n", 10));
+  add("NUL in a value", get + "X: a\0b\r\n\r\n"s);
   add("control byte in a value", get + "X: a\x01" "b\r\n\r\n");
   add("DEL in a value", get + "X: a\x7f" "b\r\n\r\n");
   // Request targets.
@@ -160,7 +162,7 @@ std::vector<Rejected> rejected_requests() {
   add("bad percent escape in the query", "GET /a?b=%g0 HTTP/1.1\r\nHost: smuggle.test\r\n\r\n");
   add("tab in the target", "GET /a\tb HTTP/1.1\r\nHost: smuggle.test\r\n\r\n");
   add("non-ASCII in the target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: smuggle.test\r\n\r\n");
-  add("NUL in the target", std::string("GET /a\0b HTTP/1.1\r\nHost: smuggle.test\r\n\r\n", 43));
+  add("NUL in the target", "GET /a\0b HTTP/1.1\r\nHost: smuggle.test\r\n\r\n"s);
   add("request line too long", "GET /" + std::string(5000, 'a') + " HTTP/1.1\r\nHost: smuggle.test\r\n\r\n", 414);
   // Host.
   for (std::string host : {"evil@smuggle.test", "smuggle.test:1:2", "smuggle.test:@evil.example", "smuggle.test:",
