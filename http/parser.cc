@@ -450,6 +450,7 @@ int ResponseParser::on_message_begin(llhttp_t* p) {
   r->head_complete_ = false;
   r->head_bytes_ = 0;
   r->body_bytes_ = 0;
+  r->trailer_bytes_ = 0;
   return 0;
 }
 
@@ -460,6 +461,7 @@ int ResponseParser::on_status(llhttp_t* p, const char* at, size_t len) {
 
 int ResponseParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* r = self<ResponseParser>(p);
+  if (r->head_complete_) return r->on_trailer(len);
   if (r->in_value_ || !r->field_open_) {
     r->head_.headers.begin_field();
     r->in_value_ = false;
@@ -471,6 +473,7 @@ int ResponseParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int ResponseParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* r = self<ResponseParser>(p);
+  if (r->head_complete_) return r->on_trailer(len);
   r->in_value_ = true;
   r->head_.headers.append_value({at, len});
   return 0;
@@ -478,10 +481,22 @@ int ResponseParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
 
 int ResponseParser::on_header_value_complete(llhttp_t* p) {
   auto* r = self<ResponseParser>(p);
+  if (r->head_complete_) return 0;
   if (!r->field_open_) r->head_.headers.begin_field();
   r->head_.headers.end_field();
   r->in_value_ = false;
   r->field_open_ = false;
+  return 0;
+}
+
+int ResponseParser::on_trailer(size_t len) {
+  // Trailer fields are dropped, as a request's are: the head was relayed and maybe stored
+  // already, and readers hold views into it.
+  trailer_bytes_ += len;
+  if (trailer_bytes_ > max_header_bytes_) {
+    error_reason_ = "trailer section too large";
+    return HPE_USER;
+  }
   return 0;
 }
 

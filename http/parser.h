@@ -20,8 +20,9 @@
 //   precedes it, else 400), a response status outside 100-599, and a Connection header that
 //   nominates Host, Content-Length or Transfer-Encoding are errors.
 // - The fields a Connection header nominates are removed from the head before kHead, so no
-//   reader of the head sees what the next hop will not. A request's trailer fields are read,
-//   counted against max_header_bytes, and dropped.
+//   reader of the head sees what the next hop will not. Trailer fields (requests and responses)
+//   are read, counted against the head's byte limit, and dropped: the head never changes after
+//   kHead.
 #pragma once
 
 #include <llhttp.h>
@@ -164,9 +165,11 @@ class ResponseParser {
   static int on_body(llhttp_t*, const char*, size_t);
   static int on_message_complete(llhttp_t*);
   static const llhttp_settings_t kSettings;
+  int on_trailer(size_t len);
 
   llhttp_t parser_;
   uint64_t max_header_bytes_;
+  uint64_t trailer_bytes_ = 0;
   HeadScanner scanner_{true};
   ResponseHead head_;
   Body* body_ = nullptr;

@@ -464,3 +464,30 @@ TEST_CASE("a response's Connection-nominated fields are removed; a 100 then a so
     CHECK_FALSE(p.head().headers.get("X-Private"));
   }
 }
+
+TEST_CASE("a response's trailer fields never change its head, and are bounded") {
+  ResponseParser p(256);
+  Body body;
+  p.expect_response(false);
+  p.set_body_sink(&body);
+  ParseResult r = p.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nSet-Cookie: evil=1\r\n"
+                         "Cache-Control: max-age=999\r\n\r\n");
+  CHECK(r.event == ParseEvent::kMessage);
+  CHECK_FALSE(p.head().headers.get("Set-Cookie"));
+  CHECK_FALSE(p.head().headers.get("Cache-Control"));
+  CHECK(body.to_string() == "ok");
+
+  ResponseParser q(256);
+  q.expect_response(false);
+  std::string big = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+  for (int i = 0; i < 20; ++i) big += "X-T" + std::to_string(i) + ": " + std::string(20, 'v') + "\r\n";
+  big += "\r\n";
+  std::string_view rest = big;
+  ParseEvent last = ParseEvent::kNeedMore;
+  while (!rest.empty() && last != ParseEvent::kError && last != ParseEvent::kMessage) {
+    ParseResult step = q.feed(rest);
+    rest.remove_prefix(step.consumed);
+    last = step.event;
+  }
+  CHECK(last == ParseEvent::kError);
+}
