@@ -202,6 +202,8 @@ void Fill::on_tier_found(Tier::Found found) {
       // Stale in memcached: revalidated with the backend like a stale object of our own.
       if (!params_.stale) {
         add_validators(params_.upstream_head, *object);
+        // Subscribers on other workers read it through snapshot(), under the lock.
+        std::lock_guard lock(mutex_);
         params_.stale = std::move(object);
       }
       object.reset();
