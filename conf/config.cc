@@ -152,9 +152,13 @@ Parsed<uint64_t> size_of(std::string_view text) {
   return {*number * factor, {}};
 }
 
-Parsed<uint16_t> port_of(std::string_view text) {
+// A port to listen on may also be 0 (the kernel picks one, reported at start), a value apart
+// that the message leaves to the documentation; one to connect to may not.
+enum class PortZero { kRefused, kAllowed };
+
+Parsed<uint16_t> port_of(std::string_view text, PortZero zero) {
   auto number = parse_unsigned(text);
-  if (!number || *number < 1 || *number > 65535) {
+  if (!number || (*number == 0 && zero == PortZero::kRefused) || *number > 65535) {
     return refuse<uint16_t>("the port must be a number from 1 to 65535");
   }
   return {static_cast<uint16_t>(*number), {}};
@@ -169,7 +173,7 @@ std::optional<std::string> numeric_host(const std::string& host, int family) {
   return std::string(text);
 }
 
-Parsed<Address> address_of(std::string_view text) {
+Parsed<Address> address_of(std::string_view text, PortZero zero = PortZero::kRefused) {
   Address address;
   std::string_view host;
   std::string_view port;
@@ -205,7 +209,7 @@ Parsed<Address> address_of(std::string_view text) {
                              "an IP address or localhost)");
     }
   }
-  auto port_number = port_of(port);
+  auto port_number = port_of(port, zero);
   if (!port_number.value) return refuse<Address>(port_number.why);
   address.port = *port_number.value;
   return {address, {}};
@@ -297,8 +301,9 @@ std::string resolved_path(const std::string& config_file, const std::string& pat
 
 // Two listeners conflict when their addresses are equal, or when they share a port and one of
 // them is the wildcard address of the other's family.
+// Port 0 overlaps nothing: each such listener gets a port of its own.
 bool overlaps(const Address& a, const Address& b) {
-  if (a.port != b.port || a.ipv6 != b.ipv6) return false;
+  if (a.port == 0 || a.port != b.port || a.ipv6 != b.ipv6) return false;
   const char* any = a.ipv6 ? "::" : "0.0.0.0";
   return a.host == b.host || a.host == any || b.host == any;
 }
@@ -552,11 +557,12 @@ class Loader {
     out = static_cast<uint32_t>(value);
   }
 
-  std::optional<Address> read_address(const Entry* entry, std::string_view what) {
+  std::optional<Address> read_address(const Entry* entry, std::string_view what,
+                                      PortZero zero = PortZero::kRefused) {
     if (!entry) return std::nullopt;
     auto text = scalar(*entry, what);
     if (!text) return std::nullopt;
-    auto parsed = address_of(*text);
+    auto parsed = address_of(*text, zero);
     if (!parsed.value) fail(*entry, "bad address '" + *text + "': " + parsed.why);
     return parsed.value;
   }
@@ -579,12 +585,12 @@ class Loader {
       if (!expect_map(item, "listen entry")) continue;
       Entries fields = entries(item, {"address"});
       const Entry* address_entry = require(fields, "address", item);
-      auto address = read_address(address_entry, "address");
+      auto address = read_address(address_entry, "address", PortZero::kAllowed);
       if (!address) continue;
       Mark mark = mark_of(*address_entry);
       // Two sockets with SO_REUSEPORT on one address would bind silently and split the load.
       auto [first, inserted] = seen.try_emplace(address->text(), mark.line);
-      if (!inserted) {
+      if (!inserted && address->port != 0) {
         fail_at(mark, "duplicate listen address '" + address->text() + "' (first at line " +
                           std::to_string(first->second) + ")");
       }
@@ -603,7 +609,7 @@ class Loader {
     const Entry* address_entry = find(fields, "address");
     bool address_ok = true;
     if (address_entry) {
-      auto address = read_address(address_entry, "address");
+      auto address = read_address(address_entry, "address", PortZero::kAllowed);
       address_ok = address.has_value();
       if (address) admin.address = *address;
     }

@@ -34,7 +34,9 @@ struct Mark {
 };
 
 // A numeric IPv4 or IPv6 address with a port: `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`
-// (localhost is 127.0.0.1). `*:8080` and `:8080` mean 0.0.0.0.
+// (localhost is 127.0.0.1). `*:8080` and `:8080` mean 0.0.0.0. Port 0 is allowed only where
+// edge listens (`listen`, `admin.address`): the kernel picks a free port, which edge reports at
+// start (proxy/server.h); such a listener never conflicts with another.
 struct Address {
   std::string host;  // numeric, without brackets
   uint16_t port = 0;

@@ -877,6 +877,7 @@ class Admin {
   ~Admin() { close(); }
 
   bool open(std::string& error);
+  conf::Address address() const;
   void close();
 
   uv_loop_t* loop() const { return loop_; }
@@ -1016,6 +1017,16 @@ bool Admin::open(std::string& error) {
   error = conf::Error{config_.admin.mark, "cannot listen on " + address.text() + ": " + uv_strerror(rc)}.text();
   close();
   return false;
+}
+
+conf::Address Admin::address() const {
+  conf::Address bound = config_.admin.address;
+  sockaddr_storage storage{};
+  int len = sizeof storage;
+  if (!listener_ || uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&storage), &len) != 0) return bound;
+  bound.port = ntohs(storage.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
+                                                   : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+  return bound;
 }
 
 void Admin::close() {
@@ -1499,6 +1510,8 @@ AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::
 AdminServer::~AdminServer() { delete impl_; }
 
 bool AdminServer::open(std::string& error) { return impl_->open(error); }
+
+conf::Address AdminServer::address() const { return impl_->address(); }
 
 void AdminServer::close() { impl_->close(); }
 

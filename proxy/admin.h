@@ -72,6 +72,8 @@ class AdminServer {
   // Binds and listens on config.admin.address; on failure `error` says why, with the position
   // of the admin section.
   bool open(std::string& error);
+  // The address open() bound: config.admin.address with the kernel's choice for a port 0.
+  conf::Address address() const;
   // Closes the listener and every connection; the loop must run afterwards to free them.
   void close();
 

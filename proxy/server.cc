@@ -36,6 +36,14 @@ int open_listener(const conf::Address& address, std::string& error) {
   return fd;
 }
 
+uint16_t bound_port(int fd) {
+  sockaddr_storage storage{};
+  socklen_t len = sizeof storage;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &len);
+  if (storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+}
+
 // The ban sweep shares this loop with the admin port: it runs in steps of kSweepStep, a step
 // every kSweepStepGapMs while a sweep is under way, and looks for new bans every second.
 constexpr auto kSweepStep = std::chrono::milliseconds(5);
@@ -58,7 +66,7 @@ Server::~Server() {
 }
 
 bool Server::open(std::string& error) {
-  for (const conf::Listen& listen : shared_->config.listen) {
+  for (conf::Listen& listen : shared_->config.listen) {
     for (auto& worker : workers_) {
       std::string why;
       int fd = open_listener(listen.address, why);
@@ -66,6 +74,9 @@ bool Server::open(std::string& error) {
         error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() + ": " + why}.text();
         return false;
       }
+      // For port 0 the first worker's socket takes the kernel's choice; the others must join it
+      // on that port, or each worker would get a port of its own.
+      if (listen.address.port == 0) listen.address.port = bound_port(fd);
       worker->adopt_listener(fd);
     }
   }
@@ -111,6 +122,9 @@ int Server::run() {
     balancer::HealthChecker health(shared_->config, shared_->balancer);
     health.start();
     for (auto& worker : workers_) worker->start();
+    for (const conf::Listen& listen : shared_->config.listen)
+      std::fprintf(stderr, "edge: listening on %s\n", listen.address.text().c_str());
+    if (admin_) std::fprintf(stderr, "edge: admin listening on %s\n", admin_->address().text().c_str());
     std::fprintf(stderr, "edge: serving (config %s, %zu workers)\n", shared_->config.file.c_str(), workers_.size());
     uv_run(&loop, UV_RUN_DEFAULT);
     for (auto& worker : workers_) worker->join();

@@ -16,10 +16,15 @@ class Server {
   explicit Server(conf::Config config);
   ~Server();
 
-  // Binds every listen address once per worker (SO_REUSEPORT). On failure, `error` says which
+  // Binds every listen address once per worker (SO_REUSEPORT); a port 0 is the kernel's choice
+  // for the first worker and the same port for the others. On failure, `error` says which
   // address and why, with its position in the configuration.
   bool open(std::string& error);
-  // Runs the workers until SIGINT or SIGTERM; returns the process exit code.
+  // Runs the workers until SIGINT or SIGTERM; returns the process exit code. Once every socket
+  // listens, it writes to stderr one line per listen address and one for the admin port, with
+  // the ports actually bound (what an operator or a test that asked for port 0 reads):
+  //   edge: listening on 127.0.0.1:43817
+  //   edge: admin listening on 127.0.0.1:43818
   int run();
 
  private:

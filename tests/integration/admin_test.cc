@@ -23,13 +23,13 @@ std::string server(const App& app) { return "127.0.0.1:" + std::to_string(app.po
 // Two apps behind the `books` backend (round robin, so both certainly get traffic) and the
 // first one alone behind `solo`.
 // `admin_extra`: more keys for the admin section, each line indented by two spaces.
-std::string config(const App& a, const App& b, uint16_t admin_port, const std::string& token_path,
+std::string config(const App& a, const App& b, const std::string& token_path,
                    const std::string& admin_extra = "") {
   return R"(
 workers: 1
 listen: [{address: "127.0.0.1:{{port}}"}]
 admin:
-  address: "127.0.0.1:)" + std::to_string(admin_port) + R"("
+  address: "127.0.0.1:0"
   token_file: ")" + token_path + R"("
 )" + admin_extra + R"(
 backends:
@@ -50,8 +50,8 @@ struct Site {
   App a{"a"};
   App b{"b"};
   TempDir secrets;
-  uint16_t admin_port = free_port();
-  Edge edge{config(a, b, admin_port, secrets.write("admin.token", std::string(kToken) + "\n"), admin_extra)};
+  Edge edge{config(a, b, secrets.write("admin.token", std::string(kToken) + "\n"), admin_extra)};
+  uint16_t admin_port = edge.admin_port;
 };
 
 std::string request(const std::string& method, const std::string& target, const std::string& token,
@@ -411,7 +411,7 @@ TEST_CASE("an admin address that cannot be bound stops the edge with exit code 1
   std::string token = dir.write("token", kToken);
   App a("a");
   // A port something already listens on: the app's.
-  std::string yaml = "workers: 1\nlisten: [{address: \"127.0.0.1:" + std::to_string(free_port()) +
+  std::string yaml = "workers: 1\nlisten: [{address: \"127.0.0.1:0"
                      "\"}]\nadmin:\n  address: \"127.0.0.1:" + std::to_string(a.port) + "\"\n  token_file: \"" + token +
                      "\"\nbackends:\n  books: {servers: [\"" + server(a) + "\"]}\nhosts:\n  - match: [\"*\"]\n    backend: books\n";
   std::string path = dir.write("edge.yaml", yaml);

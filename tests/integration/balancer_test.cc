@@ -180,15 +180,14 @@ TEST_CASE("a request reset after it reached a server: a GET goes on to the next 
 TEST_CASE("health checks: a dead server goes down, and comes back after `rise` good checks") {
   TempDir secrets;
   const std::string token = "health-test-token";
-  uint16_t admin_port = free_port();
   App a("a");
   auto b = std::make_unique<App>("b");
   const uint16_t b_port = b->port;
   std::string yaml = config(yaml_address(a.port) + ", " + yaml_address(b_port),
                             "balance: round_robin\n    health: {path: /health, interval: 100ms, timeout: 500ms, rise: 2, fall: 1}");
-  yaml += "admin:\n  address: \"127.0.0.1:" + std::to_string(admin_port) + "\"\n  token_file: \"" +
-          secrets.write("token", token) + "\"\n";
+  yaml += "admin:\n  address: \"127.0.0.1:0\"\n  token_file: \"" + secrets.write("token", token) + "\"\n";
   Edge edge(yaml);
+  const uint16_t admin_port = edge.admin_port;
   REQUIRE(wait_for_port(admin_port));
   auto b_state = [&] {
     Response r = exchange(admin_port, "GET /backends.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +

@@ -193,9 +193,9 @@ TEST_CASE("esi: personalised fragments per cookie, one template for everyone") {
 TEST_CASE("esi: purging a fragment changes every page that includes it, not the pages") {
   App app("origin");
   TempDir secrets;
-  const uint16_t admin_port = free_port();
-  Edge edge(config_for(app) + "admin: {address: \"127.0.0.1:" + std::to_string(admin_port) + "\", token_file: \"" +
-            secrets.write("token", "t0k") + "\"}\n");
+  Edge edge(config_for(app) + "admin: {address: \"127.0.0.1:0\", token_file: \"" + secrets.write("token", "t0k") +
+            "\"}\n");
+  const uint16_t admin_port = edge.admin_port;
   REQUIRE(wait_for_port(admin_port));
   const std::string reviews = "/cache/reviews?cc=max-age%3D60&tag=book-7";  // body carries its count
   const std::string p1 = page("book7", "A" + include(reviews));

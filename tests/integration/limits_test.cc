@@ -24,9 +24,9 @@ constexpr char kToken[] = "limits-test-token";
 struct Watched {
   Watched(const std::string& servers, const std::string& backend_extra, const std::string& limits,
           const std::string& more = "")
-      : edge(single_backend_config(servers, backend_extra, limits) + "admin:\n  address: \"127.0.0.1:" +
-             std::to_string(admin_port) + "\"\n  token_file: \"" + secrets.write("admin.token", kToken) + "\"\n" +
-             more) {
+      : edge(single_backend_config(servers, backend_extra, limits) + "admin:\n  address: \"127.0.0.1:0\"\n  token_file: \"" +
+             secrets.write("admin.token", kToken) + "\"\n" + more),
+        admin_port(edge.admin_port) {
     REQUIRE(wait_for_port(admin_port));
   }
   // A figure of the "limits" section of the admin port's /stats.
@@ -41,8 +41,8 @@ struct Watched {
   }
 
   TempDir secrets;
-  uint16_t admin_port = free_port();
   Edge edge;
+  uint16_t admin_port;
 };
 
 bool pattern_ok(const std::string& body) {

@@ -1,7 +1,12 @@
 // The edge in front of real edge-app servers: routing, forwarding, HTTP/1.x connection handling.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/integration/testkit.h"
 
@@ -207,4 +212,60 @@ TEST_CASE("an absolute-form target is routed by its own host and forwarded in or
   Response wild = client.read_response();
   CHECK(wild.header("X-Backend") == std::string_view("others"));
   CHECK(app_count(site.others.port, "/?q") == 1);  // forwarded in origin form, with the path it lacked
+}
+
+namespace {
+// The local ports of the TCP sockets the process `pid` has listening, one per socket, sorted:
+// its fds that are sockets, looked up in the kernel's table of IPv4 TCP sockets.
+std::vector<int> listening_ports(pid_t pid) {
+  std::vector<std::string> inodes;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.starts_with("socket:[")) inodes.push_back(target.substr(8, target.size() - 9));
+  }
+  std::vector<int> ports;
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  std::getline(table, line);  // the column names
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state, queues, timer, retransmits, uid, timeouts, inode;
+    fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeouts >> inode;
+    if (state != "0A" || std::find(inodes.begin(), inodes.end(), inode) == inodes.end()) continue;  // 0A: LISTEN
+    ports.push_back(std::stoi(local.substr(local.find(':') + 1), nullptr, 16));
+  }
+  std::sort(ports.begin(), ports.end());
+  return ports;
+}
+}  // namespace
+
+TEST_CASE("on port 0 each listener and the admin port get a port, reported; every worker shares its listener's") {
+  App app("app");
+  TempDir secrets;
+  Edge with_admin(single_backend_config(yaml_address(app.port), "", "", 2) +
+                  "admin: {address: \"127.0.0.1:0\", token_file: \"" + secrets.write("token", "t0k") + "\"}\n");
+  // A second listener on port 0 beside {{port}}'s, added to the list the configuration has.
+  std::string yaml = single_backend_config(yaml_address(app.port), "", "", 2);
+  yaml.replace(yaml.find("]"), 1, ", {address: \"127.0.0.1:0\"}]");
+  Edge two_listeners(yaml);
+  const std::string said = two_listeners.process.output();
+  std::vector<int> reported;
+  for (size_t at = said.find("edge: listening on 127.0.0.1:"); at != std::string::npos;
+       at = said.find("edge: listening on 127.0.0.1:", at + 1))
+    reported.push_back(std::stoi(said.substr(at + 29)));
+  REQUIRE(reported.size() == 2);
+  CHECK(reported[0] == two_listeners.port);
+  CHECK(reported[0] != reported[1]);
+  for (int port : reported) CHECK(get(static_cast<uint16_t>(port), "a", "/health").status == 200);
+  std::vector<int> expected = {reported[0], reported[0], reported[1], reported[1]};  // two workers each
+  std::sort(expected.begin(), expected.end());
+  CHECK(listening_ports(two_listeners.process.pid()) == expected);
+
+  REQUIRE(with_admin.admin_port != 0);
+  CHECK(with_admin.admin_port != with_admin.port);
+  CHECK(exchange(with_admin.admin_port, "GET /stats HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t0k\r\n\r\n").status == 200);
+  std::vector<int> admin_expected = {with_admin.port, with_admin.port, with_admin.admin_port};
+  std::sort(admin_expected.begin(), admin_expected.end());
+  CHECK(listening_ports(with_admin.process.pid()) == admin_expected);
 }

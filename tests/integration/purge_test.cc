@@ -17,12 +17,11 @@ constexpr char kToken[] = "purge-t0ken";
 struct Site {
   App app{"origin"};
   TempDir secrets;
-  uint16_t admin_port = free_port();
   Edge edge{R"(
 workers: 2
 listen: [{address: "127.0.0.1:{{port}}"}]
 admin:
-  address: "127.0.0.1:)" + std::to_string(admin_port) + R"("
+  address: "127.0.0.1:0"
   token_file: ")" + secrets.write("admin.token", kToken) + R"("
 backends:
   app: {servers: [)" + yaml_address(app.port) + R"(]}
@@ -34,6 +33,7 @@ hosts:
     routes:
       - {path: /cache/grace/, grace: 60s}
 )"};
+  uint16_t admin_port = edge.admin_port;
   Site() { REQUIRE(wait_for_port(admin_port)); }
 };
 

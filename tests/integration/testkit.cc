@@ -68,18 +68,37 @@ bool try_connect(uint16_t port) {
   return ok;
 }
 
-// Waits for the port while the process lives; throws with its log if it dies or never listens.
-void wait_until_listening(Process& process, uint16_t port, const std::string& what) {
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (Clock::now() < deadline) {
-    if (try_connect(port)) return;
-    if (!process.running())
-      throw std::runtime_error(what + " exited before listening on port " + std::to_string(port) + "; output:\n" +
-                               process.output());
+// The port at the end of the first complete line of `output` that starts with `prefix`
+// ("... listening on 127.0.0.1:43817").
+std::optional<uint16_t> port_on_line(const std::string& output, std::string_view prefix) {
+  for (size_t at = 0; at < output.size();) {
+    const size_t end = output.find('\n', at);
+    if (end == std::string::npos) break;  // a line still being written
+    std::string_view line(output.data() + at, end - at);
+    at = end + 1;
+    if (!line.starts_with(prefix)) continue;
+    const size_t colon = line.rfind(':');
+    const int port = colon == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(colon + 1)).c_str());
+    if (port <= 0 || port > 65535) throw std::runtime_error("no port at the end of: " + std::string(line));
+    return static_cast<uint16_t>(port);
+  }
+  return std::nullopt;
+}
+
+// The process's output once a complete line starting with `prefix` is in it (what a binary
+// writes once it listens). Throws with the output if the process dies first or never writes it.
+std::string wait_for_line(Process& process, std::string_view prefix, const std::string& what) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  const std::string needle = "\n" + std::string(prefix);
+  for (;;) {
+    const std::string output = "\n" + process.output();
+    const size_t at = output.find(needle);
+    if (at != std::string::npos && output.find('\n', at + 1) != std::string::npos) return output.substr(1);
+    if (!process.running()) throw std::runtime_error(what + " exited before listening; output:\n" + output);
+    if (Clock::now() >= deadline)
+      throw std::runtime_error(what + " did not say it listens after 20 s; output:\n" + output);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  throw std::runtime_error(what + " is not listening on port " + std::to_string(port) + " after 10 s; output:\n" +
-                           process.output());
 }
 
 std::string replace_all(std::string text, std::string_view from, std::string_view to) {
@@ -267,7 +286,7 @@ bool wait_for_port(uint16_t port, std::chrono::milliseconds limit) {
 
 namespace {
 // A --port among the extra arguments wins (a test that restarts an app on the same port passes
-// it); otherwise the app gets a fresh port.
+// it); otherwise the app binds port 0 and reports the port it got.
 uint16_t app_port(const std::vector<std::string>& extra) {
   for (size_t i = 0; i < extra.size(); ++i) {
     std::string_view arg = extra[i];
@@ -282,7 +301,7 @@ uint16_t app_port(const std::vector<std::string>& extra) {
     if (port <= 0 || port > 65535) throw std::runtime_error("App: bad --port " + std::string(value));
     return static_cast<uint16_t>(port);
   }
-  return free_port();
+  return 0;
 }
 
 std::vector<std::string> app_args(const std::string& name, uint16_t port, std::vector<std::string> extra) {
@@ -358,14 +377,17 @@ Edge::~Edge() { expect_clean_exit(process, "edge"); }
 
 App::App(const std::string& name, std::vector<std::string> extra_args)
     : port(app_port(extra_args)), process(edge_app_bin(), app_args(name, port, std::move(extra_args))) {
-  wait_until_listening(process, port, "edge-app " + name);
+  const std::string said = "edge-app " + name + " listening on ";
+  port = *port_on_line(wait_for_line(process, said, "edge-app " + name), said);
 }
 
 Edge::Edge(const std::string& yaml_template)
-    : port(free_port()),
-      config_path(dir.write("config.yaml", replace_all(yaml_template, "{{port}}", std::to_string(port)))),
+    : config_path(dir.write("config.yaml", replace_all(yaml_template, "{{port}}", "0"))),
       process(edge_bin(), {"--config", config_path}) {
-  wait_until_listening(process, port, "edge");
+  // "serving" comes after the lines of every listener.
+  const std::string output = wait_for_line(process, "edge: serving", "edge");
+  port = *port_on_line(output, "edge: listening on ");
+  admin_port = port_on_line(output, "edge: admin listening on ").value_or(0);
 }
 
 // ---- Client ----
@@ -653,11 +675,31 @@ Response exchange(uint16_t port, std::string_view raw, std::string_view method) 
   return client.read_response(method);
 }
 
-MemcachedServer::MemcachedServer()
-    : port(free_port()),
-      process("/usr/bin/memcached",
-              {"-l", "127.0.0.1", "-p", std::to_string(port), "-U", "0", "-u", "nobody", "-m", "64"}) {
-  if (!wait_for_port(port)) throw std::runtime_error("memcached did not start: " + process.output());
+namespace {
+// memcached binds an ephemeral port for `-p -1` and writes "TCP INET: <port>" to the file named
+// by MEMCACHED_PORT_FILENAME (written aside and renamed, so a file that exists is whole). Run as
+// root it drops to nobody before writing, so the directory must be writable by anyone.
+std::vector<std::string> memcached_args(const TempDir& dir) {
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
+  return {"MEMCACHED_PORT_FILENAME=" + dir.path() + "/ports", "/usr/bin/memcached", "-l", "127.0.0.1", "-p", "-1",
+          "-U", "0", "-u", "nobody", "-m", "64"};
+}
+}  // namespace
+
+MemcachedServer::MemcachedServer() : process("/usr/bin/env", memcached_args(dir)) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    std::ifstream in(dir.path() + "/ports");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.starts_with("TCP INET: ")) continue;
+      port = static_cast<uint16_t>(std::atoi(line.c_str() + 10));
+      if (port != 0 && wait_for_port(port)) return;
+    }
+    if (!process.running() || Clock::now() >= deadline)
+      throw std::runtime_error("memcached did not report its port: " + process.output());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 std::string memcached_command(uint16_t port, const std::string& command, const std::string& terminator) {

@@ -1,6 +1,8 @@
 // testkit: what the integration tests need to run the real binaries and talk HTTP to them.
 //
-// Everything binds to 127.0.0.1 on ports chosen at run time. Processes are started by the test
+// Everything binds to 127.0.0.1. The binaries under test bind port 0 and the test reads the port
+// they report (nothing can take it in between); memcached binds an ephemeral port too and
+// reports it in a file. Processes are started by the test
 // and stopped by it (by pid) when their handle goes out of scope. Blocking sockets with receive
 // timeouts: a hung server fails the test instead of hanging it.
 #pragma once
@@ -19,7 +21,9 @@
 
 namespace edge::testkit {
 
-// A port that was free a moment ago (bound to port 0, then released).
+// A port that was free a moment ago (bound to port 0, then released): for an address where
+// nothing must listen, or one that configurations must name before its server starts (edges
+// naming each other's admin ports as peers; an app told the admin port of the edge in front).
 uint16_t free_port();
 
 // Paths of the binaries under test, from EDGE_BIN / EDGE_APP_BIN (set by ctest).
@@ -65,7 +69,8 @@ class Process {
 // Polls until something accepts on 127.0.0.1:port (at most `limit`); false on time-out.
 bool wait_for_port(uint16_t port, std::chrono::milliseconds limit = std::chrono::seconds(10));
 
-// An edge-app process on a fresh port, ready when constructed.
+// An edge-app process on the port it reported after binding port 0 (or on the --port given in
+// extra_args), ready when constructed.
 // App and Edge stop their process with SIGTERM when destroyed and expect exit code 0 (under the
 // sanitizers that also means no leak and no error report); anything else is printed with the
 // process's output and counted in unclean_exits(), which fails the test binary.
@@ -77,23 +82,28 @@ struct App {
 };
 
 // An edge process with the given YAML config (written to a temp file), ready when constructed.
-// The YAML may use {{port}} (replaced by a fresh port for the listener, available as port).
+// The YAML's listener is `{{port}}` (replaced by 0); `port` is the one edge reported binding,
+// and `admin_port` the admin port's (0 without an admin section), so an admin address of port 0
+// works too.
 struct Edge {
   explicit Edge(const std::string& yaml_template);
   ~Edge();
   TempDir dir;
-  uint16_t port;
+  uint16_t port = 0;
+  uint16_t admin_port = 0;
   std::string config_path;
   Process process;
 };
 
 int unclean_exits();
 
-// A memcached server of its own on a fresh port (64 MB, no UDP), ready when constructed.
+// A memcached server of its own on the port it reported after binding an ephemeral one (64 MB,
+// no UDP), ready when constructed.
 struct MemcachedServer {
   MemcachedServer();
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
-  uint16_t port;
+  TempDir dir;  // where memcached reports its port
+  uint16_t port = 0;
   Process process;
 };
 // One command on a fresh plain connection to memcached at 127.0.0.1:port: the answer up to and

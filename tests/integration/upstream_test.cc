@@ -153,8 +153,8 @@ TEST_CASE("a slow upload is buffered at the edge and holds no backend while it d
 }
 
 TEST_CASE("kept-alive backend connections are reused, and a backend restart costs no request") {
-  uint16_t port = free_port();
-  auto app = std::make_unique<App>("first", std::vector<std::string>{"--port", std::to_string(port)});
+  auto app = std::make_unique<App>("first");
+  const uint16_t port = app->port;  // the second app binds it again
   Edge edge(single_backend_config(yaml_address(port)));
   Client client(edge.port);
   for (int i = 0; i < 5; ++i) {

@@ -93,14 +93,16 @@ class Responder {
       last_request_ = request;
     }
     ++requests_;
+    // Counted before the answer goes out: once the checker has read it, a test must find it
+    // counted, however late this thread runs again.
     switch (mode_.load()) {
       case Mode::k200:
-        send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         ++answered_200_;
+        send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         break;
       case Mode::k503:
-        send(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         ++answered_503_;
+        send(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         break;
       case Mode::kGarbage: send(fd, "SSH-2.0-OpenSSH_9.6\r\n\r\n"); break;
       case Mode::kClose: break;
@@ -169,7 +171,7 @@ ServerMode mode_of(const balancer::ServerState& s, conf::Duration slow_start = 0
 TEST_CASE("health: a server answering 200 is up; the probe is the documented request") {
   Responder server;
   conf::Config config;
-  config.backends.push_back(loopback("a", server.port()));
+  config.backends.push_back(loopback("a", server.port(), true, 60s));  // the answer decides, not the clock
   balancer::Balancer balancer(config);
   balancer::ServerState& state = balancer.backend(0).server(0);
 
@@ -194,7 +196,9 @@ TEST_CASE("health: a server answering 200 is up; the probe is the documented req
 TEST_CASE("health: fall bad checks take a server down, rise good ones bring it back") {
   Responder server;
   conf::Config config;
-  config.backends.push_back(loopback("a", server.port()));
+  // A check's timeout far beyond any scheduling delay: every verdict here is the responder's
+  // answer, never a time-out of a starved thread.
+  config.backends.push_back(loopback("a", server.port(), true, 60s));
   balancer::Balancer balancer(config);
   balancer::ServerState& state = balancer.backend(0).server(0);
   balancer::HealthChecker checker(config, balancer);
@@ -267,9 +271,10 @@ TEST_CASE("health: refused, closed, garbage and silent servers go down, each wit
   silent.set(Responder::Mode::kSilent);
 
   conf::Config config;
-  config.backends.push_back(loopback("refused", refused_port));
-  config.backends.push_back(loopback("closing", closing.port()));
-  config.backends.push_back(loopback("garbage", garbage.port()));
+  // Only the silent one may time out; the others' reasons must not depend on the clock.
+  config.backends.push_back(loopback("refused", refused_port, true, 60s));
+  config.backends.push_back(loopback("closing", closing.port(), true, 60s));
+  config.backends.push_back(loopback("garbage", garbage.port(), true, 60s));
   config.backends.push_back(loopback("silent", silent.port()));
   balancer::Balancer balancer(config);
   balancer::HealthChecker checker(config, balancer);

@@ -953,8 +953,26 @@ TEST_CASE("the admin address must not be a listen address") {
     CHECK(ok.config.has_value());
   }
   // A bad admin address is one error, not two.
-  CHECK(only_error(minimal + "admin:\n  address: 127.0.0.1:0\n  token_file: " + token + "\n") ==
-        "test.yaml:10:12: bad address '127.0.0.1:0': the port must be a number from 1 to 65535");
+  CHECK(only_error(minimal + "admin:\n  address: 127.0.0.1:65536\n  token_file: " + token + "\n") ==
+        "test.yaml:10:12: bad address '127.0.0.1:65536': the port must be a number from 1 to 65535");
+}
+
+TEST_CASE("port 0 (the kernel's choice) is allowed where edge listens, and conflicts with nothing") {
+  TempDir dir;
+  std::string token = dir.write("admin.token", "secret");
+  const std::string rest = minimal.substr(minimal.find("backends"));
+  LoadResult ok = load("listen:\n  - address: 127.0.0.1:0\n  - address: 127.0.0.1:0\n  - address: \"*:0\"\n" + rest +
+                       "admin:\n  address: 127.0.0.1:0\n  token_file: " + token + "\n");
+  INFO(joined(ok));
+  REQUIRE(ok.config.has_value());
+  REQUIRE(ok.config->listen.size() == 3);
+  CHECK(ok.config->listen[0].address.port == 0);
+  CHECK(ok.config->admin.address.port == 0);
+  // Where edge connects, a port 0 is still an error.
+  CHECK(only_error(minimal.substr(0, minimal.find("backends")) + "backends:\n  app: {servers: [127.0.0.1:0]}\n" +
+                   minimal.substr(minimal.find("hosts")))
+            .ends_with("bad address '127.0.0.1:0': the port must be a number from 1 to 65535"));
+  CHECK_FALSE(parse_address("127.0.0.1:0").has_value());
 }
 
 TEST_CASE("errors in the new keys are all reported, top to bottom") {
