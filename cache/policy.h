@@ -25,8 +25,7 @@ constexpr Seconds kForever = INT64_MAX / 4;  // "max-stale" without a value, and
 
 // ---- dates ----
 
-// IMF-fixdate, and the obsolete RFC 850 and asctime forms (RFC 9110 5.6.7). nullopt if invalid.
-std::optional<Seconds> parse_http_date(std::string_view text);
+using http::parse_http_date;  // IMF-fixdate, RFC 850 and asctime (http/message.h)
 std::string format_http_date(Seconds unix_time);
 
 // ---- Cache-Control ----
