@@ -902,4 +902,30 @@ std::optional<std::string> vary_key(const http::Headers& response, const http::H
   return key;
 }
 
+bool marks_hit_for_pass(StoreVerdict verdict, int status) {
+  switch (verdict) {
+    case StoreVerdict::kMethod:
+    case StoreVerdict::kAuthorization:
+      return false;
+    case StoreVerdict::kStatus:
+      return status < 500;
+    default:
+      return true;
+  }
+}
+
+http::Headers stored_headers(const http::Headers& response) {
+  http::Headers out;
+  for (size_t i = 0; i < response.size(); ++i) {
+    const http::FieldId id = response.id(i);
+    const std::string_view name = response.name(i);
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) continue;
+    if (iequals(name, "Age") || iequals(name, "Surrogate-Key") || iequals(name, "xkey") ||
+        iequals(name, "Surrogate-Control"))
+      continue;
+    out.add(name, response.value(i));
+  }
+  return out;
+}
+
 }  // namespace edge::cache

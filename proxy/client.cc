@@ -433,7 +433,7 @@ void ClientConn::assemble_passed(Fetch& fetch, const http::ResponseHead& head, b
   auto page = std::make_shared<cache::CachedObject>();
   page->status = head.status;
   page->reason = head.reason;
-  page->headers = stored_headers(head.headers);
+  page->headers = cache::stored_headers(head.headers);
   ssi::Parser parser(ssi::Syntax::kBoth);
   auto shared_body = std::make_shared<http::SharedBody>(body.size());
   std::string scratch;

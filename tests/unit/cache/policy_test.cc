@@ -1112,3 +1112,38 @@ TEST_CASE("scenarios from the cache-tests suite (response at T0, request a few s
           Use::kRevalidate);
   }
 }
+
+TEST_CASE("marks_hit_for_pass: a refusal about the key marks it; one about the request or a 5xx does not") {
+  CHECK_FALSE(marks_hit_for_pass(StoreVerdict::kMethod, 200));
+  CHECK_FALSE(marks_hit_for_pass(StoreVerdict::kAuthorization, 200));
+  CHECK(marks_hit_for_pass(StoreVerdict::kStatus, 404));
+  CHECK(marks_hit_for_pass(StoreVerdict::kStatus, 499));
+  CHECK_FALSE(marks_hit_for_pass(StoreVerdict::kStatus, 500));
+  CHECK_FALSE(marks_hit_for_pass(StoreVerdict::kStatus, 503));
+  for (StoreVerdict verdict : {StoreVerdict::kNoStore, StoreVerdict::kPrivate, StoreVerdict::kSetCookie,
+                               StoreVerdict::kVaryStar, StoreVerdict::kNoFreshness, StoreVerdict::kPartial})
+    CHECK(marks_hit_for_pass(verdict, 200));
+}
+
+TEST_CASE("stored_headers: no hop-by-hop, framing, Age or surrogate fields; the rest in order") {
+  http::Headers response;
+  response.add("Content-Type", "text/html");
+  response.add("Connection", "close");
+  response.add("Keep-Alive", "timeout=5");
+  response.add("Transfer-Encoding", "chunked");
+  response.add("Content-Length", "10");
+  response.add("age", "30");
+  response.add("Surrogate-Key", "a b");
+  response.add("XKey", "c");
+  response.add("Surrogate-Control", "max-age=60");
+  response.add("ETag", "\"v1\"");
+  response.add("Set-Cookie", "a=1");
+  response.add("Set-Cookie", "b=2");
+  const http::Headers stored = stored_headers(response);
+  REQUIRE(stored.size() == 4);
+  CHECK(stored.name(0) == "Content-Type");
+  CHECK(stored.name(1) == "ETag");
+  CHECK(stored.name(2) == "Set-Cookie");
+  CHECK(stored.value(2) == "a=1");
+  CHECK(stored.value(3) == "b=2");
+}
