@@ -52,52 +52,6 @@ std::string_view without_weak_prefix(std::string_view tag) {
   return tag.substr(0, 2) == "W/" ? tag.substr(2) : tag;
 }
 
-std::optional<int> two_digits(std::string_view s) {
-  if (s.size() != 2 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9') return std::nullopt;
-  return (s[0] - '0') * 10 + (s[1] - '0');
-}
-
-std::optional<int> four_digits(std::string_view s) {
-  auto high = two_digits(s.substr(0, 2));
-  auto low = two_digits(s.substr(2));
-  if (!high || !low) return std::nullopt;
-  return *high * 100 + *low;
-}
-
-// 1..12, or 0 when `name` is not a month's abbreviation.
-int month_number(std::string_view name) {
-  static constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  for (size_t i = 0; i < kMonths.size(); ++i)
-    if (http::iequals(name, kMonths[i])) return static_cast<int>(i) + 1;
-  return 0;
-}
-
-bool is_day_name(std::string_view name) {
-  static constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-  for (std::string_view day : kDays)
-    if (http::iequals(name, day)) return true;
-  return false;
-}
-
-bool is_leap_year(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
-
-int days_in_month(int year, int month) {
-  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return month == 2 && is_leap_year(year) ? 29 : kDays[static_cast<size_t>(month - 1)];
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil), so no
-// time-zone state is involved.
-int64_t days_from_civil(int year, int month, int day) {
-  year -= month <= 2;
-  const int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const int64_t year_of_era = year - era * 400;
-  const int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
 // Reads the first parameter `name` into `out` (left empty when absent). False when it is present
 // but not a number within bounds.
 bool read_uint(const QueryParams& q, std::string_view name, uint64_t max, std::optional<uint64_t>& out) {
@@ -123,25 +77,6 @@ bool if_none_match_matches(std::string_view if_none_match, std::string_view etag
     if (tag == "*" || without_weak_prefix(tag) == etag) matched = true;
   });
   return matched;
-}
-
-std::optional<int64_t> parse_imf_fixdate(std::string_view text) {
-  const std::string_view t = http::trim(text);
-  if (t.size() != 29 || t[3] != ',' || t[4] != ' ' || t[7] != ' ' || t[11] != ' ' || t[16] != ' ' ||
-      t[19] != ':' || t[22] != ':' || t[25] != ' ')
-    return std::nullopt;
-  if (!is_day_name(t.substr(0, 3)) || !http::iequals(t.substr(26, 3), "GMT")) return std::nullopt;
-  const auto day = two_digits(t.substr(5, 2));
-  const int month = month_number(t.substr(8, 3));
-  const auto year = four_digits(t.substr(12, 4));
-  const auto hour = two_digits(t.substr(17, 2));
-  const auto minute = two_digits(t.substr(20, 2));
-  const auto second = two_digits(t.substr(23, 2));
-  if (!day || !month || !year || !hour || !minute || !second) return std::nullopt;
-  // Second 60 is a leap second, which Unix time folds into the next one.
-  if (*day < 1 || *day > days_in_month(*year, month) || *hour > 23 || *minute > 59 || *second > 60)
-    return std::nullopt;
-  return days_from_civil(*year, month, *day) * 86400 + *hour * 3600 + *minute * 60 + *second;
 }
 
 std::string http_date(int64_t unix_seconds) {
@@ -201,7 +136,7 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
     if (auto inm = joined_fields(head.headers, "If-None-Match", ", ")) {
       not_modified = etag && if_none_match_matches(*inm, *etag);
     } else if (auto ims = head.headers.get("If-Modified-Since"); ims && lm) {
-      const auto since = parse_imf_fixdate(*ims);
+      const auto since = http::parse_http_date(*ims);
       not_modified = since && *since >= last_modified;
     }
     if (not_modified) {

@@ -66,9 +66,6 @@ Reply count_reply(const QueryParams& query, const RouteContext& context);
 // prefix is ignored on both sides), or is "*".
 bool if_none_match_matches(std::string_view if_none_match, std::string_view etag);
 
-// An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", names case-insensitive) as Unix time; nullopt
-// for anything else, including the obsolete RFC 850 and asctime forms and impossible dates.
-std::optional<int64_t> parse_imf_fixdate(std::string_view text);
 // The IMF-fixdate of a Unix time.
 std::string http_date(int64_t unix_seconds);
 

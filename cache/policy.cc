@@ -41,66 +41,6 @@ void for_each_field(const http::Headers& h, std::string_view name, Fn&& fn) {
     if (iequals(h.name(i), name)) fn(h.value(i));
 }
 
-// ---- dates ----
-
-int month_index(std::string_view m) {
-  static constexpr std::string_view kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                                 "jul", "aug", "sep", "oct", "nov", "dec"};
-  for (int i = 0; i < 12; ++i)
-    if (iequals(m, kMonths[i])) return i + 1;
-  return 0;
-}
-
-bool is_day_name(std::string_view d) {
-  static constexpr std::string_view kDays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
-  for (auto k : kDays)
-    if (iequals(d, k)) return true;
-  return false;
-}
-
-bool is_long_day_name(std::string_view d) {
-  static constexpr std::string_view kDays[] = {"monday", "tuesday", "wednesday", "thursday",
-                                               "friday", "saturday", "sunday"};
-  for (auto k : kDays)
-    if (iequals(d, k)) return true;
-  return false;
-}
-
-std::optional<int> digits(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  int v = 0;
-  for (char c : s) {
-    if (!is_digit(c)) return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-std::optional<Seconds> make_time(int year, int month, int day, std::string_view hms) {
-  // time-of-day = hour ":" minute ":" second, two digits each.
-  if (hms.size() != 8 || hms[2] != ':' || hms[5] != ':') return std::nullopt;
-  auto h = digits(hms.substr(0, 2)), mi = digits(hms.substr(3, 2)), s = digits(hms.substr(6, 2));
-  if (!h || !mi || !s || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;  // 60: leap second
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12 || day < 1) return std::nullopt;
-  if (day > kDays[month - 1] + (month == 2 && leap(year) ? 1 : 0)) return std::nullopt;
-  Seconds t = days_from_civil(year, month, day) * 86400 + *h * 3600 + *mi * 60 + *s;
-  if (t > 253402300799) return std::nullopt;  // a leap second past 9999-12-31: not a 4-digit year
-  return t;
-}
-
 // ---- Cache-Control ----
 
 // One directive of a Cache-Control list. `malformed`: it did not follow
@@ -513,47 +453,6 @@ std::optional<Seconds> single_date(const http::Headers& h, std::string_view name
 }  // namespace
 
 // ---- dates ----
-
-std::optional<Seconds> parse_http_date(std::string_view text) {
-  std::string_view t = trim(text);
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (names compared case-insensitively).
-  if (t.size() == 29 && t[3] == ',' && t[4] == ' ' && t[7] == ' ' && t[11] == ' ' && t[16] == ' ' &&
-      t[25] == ' ') {
-    if (!is_day_name(t.substr(0, 3)) || !iequals(t.substr(26, 3), "GMT")) return std::nullopt;
-    auto day = digits(t.substr(5, 2));
-    int month = month_index(t.substr(8, 3));
-    auto year = digits(t.substr(12, 4));
-    if (!day || !month || !year) return std::nullopt;
-    return make_time(*year, month, *day, t.substr(17, 8));
-  }
-  // asctime: "Sun Nov  6 08:49:37 1994".
-  if (t.size() == 24 && t[3] == ' ' && t[7] == ' ' && t[10] == ' ' && t[19] == ' ') {
-    if (!is_day_name(t.substr(0, 3))) return std::nullopt;
-    int month = month_index(t.substr(4, 3));
-    std::string_view d = t.substr(8, 2);
-    auto day = d[0] == ' ' ? digits(d.substr(1)) : digits(d);
-    auto year = digits(t.substr(20, 4));
-    if (!day || !month || !year) return std::nullopt;
-    return make_time(*year, month, *day, t.substr(11, 8));
-  }
-  // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT".
-  size_t comma = t.find(',');
-  if (comma != std::string_view::npos && is_long_day_name(t.substr(0, comma))) {
-    std::string_view r = t.substr(comma + 1);
-    if (r.size() != 23 || r[0] != ' ' || r[3] != '-' || r[7] != '-' || r[10] != ' ' || r[19] != ' ')
-      return std::nullopt;
-    if (!iequals(r.substr(20, 3), "GMT")) return std::nullopt;
-    auto day = digits(r.substr(1, 2));
-    int month = month_index(r.substr(4, 3));
-    auto yy = digits(r.substr(8, 2));
-    if (!day || !month || !yy) return std::nullopt;
-    // Two-digit years (RFC 9110 5.6.7 wants "not more than 50 years ahead" of now, and we have
-    // no clock): 70-99 are 19xx, 00-69 are 20xx.
-    int year = *yy >= 70 ? 1900 + *yy : 2000 + *yy;
-    return make_time(year, month, *day, r.substr(11, 8));
-  }
-  return std::nullopt;
-}
 
 std::string format_http_date(Seconds unix_time) {
   // Years 0000..9999 only, as parse_http_date reads them: the format holds four digits.
@@ -1001,6 +900,32 @@ std::optional<std::string> vary_key(const http::Headers& response, const http::H
     key.push_back('\n');
   }
   return key;
+}
+
+bool marks_hit_for_pass(StoreVerdict verdict, int status) {
+  switch (verdict) {
+    case StoreVerdict::kMethod:
+    case StoreVerdict::kAuthorization:
+      return false;
+    case StoreVerdict::kStatus:
+      return status < 500;
+    default:
+      return true;
+  }
+}
+
+http::Headers stored_headers(const http::Headers& response) {
+  http::Headers out;
+  for (size_t i = 0; i < response.size(); ++i) {
+    const http::FieldId id = response.id(i);
+    const std::string_view name = response.name(i);
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) continue;
+    if (iequals(name, "Age") || iequals(name, "Surrogate-Key") || iequals(name, "xkey") ||
+        iequals(name, "Surrogate-Control"))
+      continue;
+    out.add(name, response.value(i));
+  }
+  return out;
 }
 
 }  // namespace edge::cache

@@ -25,8 +25,7 @@ constexpr Seconds kForever = INT64_MAX / 4;  // "max-stale" without a value, and
 
 // ---- dates ----
 
-// IMF-fixdate, and the obsolete RFC 850 and asctime forms (RFC 9110 5.6.7). nullopt if invalid.
-std::optional<Seconds> parse_http_date(std::string_view text);
+using http::parse_http_date;  // IMF-fixdate, RFC 850 and asctime (http/message.h)
 std::string format_http_date(Seconds unix_time);
 
 // ---- Cache-Control ----
@@ -75,6 +74,15 @@ enum class StoreVerdict {
   kPartial,        // 206 and other partial content: we store full responses only
 };
 const char* verdict_name(StoreVerdict verdict);
+// Whether a response refused for `verdict` marks its key hit-for-pass: not when the refusal is
+// about this request (its method, its Authorization), nor for a status that says the backend is
+// in trouble (5xx), which is never a reason to stop trying to cache the key.
+bool marks_hit_for_pass(StoreVerdict verdict, int status);
+
+// What is kept of a response's fields with a stored object: not the hop-by-hop ones, not the
+// framing, not Age (recomputed at every delivery) and not the surrogate fields (Surrogate-Key,
+// xkey, Surrogate-Control), which are for the cache, not for clients.
+http::Headers stored_headers(const http::Headers& response);
 
 StoreVerdict can_store(const http::RequestHead& request, const http::ResponseHead& response,
                        const StoreOptions& options);

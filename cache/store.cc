@@ -770,4 +770,15 @@ StoreStats Store::stats() const {
   return st;
 }
 
+StoredView stored_view(const CachedObject& object, Seconds now) {
+  const bool invalidated = object.invalidated.load(std::memory_order_relaxed);
+  StoredView view;
+  view.response_cc = object.cc;
+  view.lifetime = invalidated ? 0 : object.lifetime;
+  view.current_age = object.age.current_age(now);
+  if (invalidated) view.current_age = std::max<Seconds>(view.current_age, 1);
+  view.grace = object.grace;
+  return view;
+}
+
 }  // namespace edge::cache

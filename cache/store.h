@@ -89,6 +89,10 @@ struct CachedObject {
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
 
+// How a stored object looks to decide() at `now`: a soft-purged object is stale from then on
+// (no lifetime, at least a second old), whatever its freshness said.
+StoredView stored_view(const CachedObject& object, Seconds now);
+
 struct StoreStats {
   uint64_t objects = 0;
   uint64_t bytes = 0;

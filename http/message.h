@@ -141,5 +141,9 @@ std::optional<std::string> percent_decode(std::string_view in, bool plus_is_spac
 
 // "Sun, 06 Nov 1994 08:49:37 GMT" for the given Unix time; the buffer must hold 30 bytes.
 size_t format_http_date(int64_t unix_seconds, char* out);
+// An HTTP-date as Unix time: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient
+// must also accept (RFC 9110 5.6.7); names case-insensitive, white space around ignored.
+// nullopt for anything else, impossible dates included.
+std::optional<int64_t> parse_http_date(std::string_view text);
 
 }  // namespace edge::http

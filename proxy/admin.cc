@@ -632,6 +632,16 @@ double hit_ratio(const EventCounts& events) {
   return all == 0 ? 0.0 : static_cast<double>(served) / static_cast<double>(all);
 }
 
+ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& workers) {
+  ConnectionFigures figures;
+  for (const Stats* worker : workers) {
+    figures.requests += worker->requests.load(std::memory_order_relaxed);
+    figures.upstream_failures += worker->upstream_failures.load(std::memory_order_relaxed);
+    for (size_t r = 0; r < kCloseReasonCount; ++r) figures.closes[r] += worker->closes[r].load(std::memory_order_relaxed);
+  }
+  return figures;
+}
+
 std::string render_stats_json(const CacheFigures& figures) {
   std::string out = "{\"hosts\":[";
   for (size_t h = 0; h < figures.hosts.size(); ++h) {
@@ -671,6 +681,19 @@ std::string render_stats_json(const CacheFigures& figures) {
     out.append(",\"temp_bytes_peak\":");
     append_unsigned(out, figures.limits->temp_bytes_peak);
     out.append("}");
+  }
+  if (figures.connections) {
+    out.append(",\"connections\":{\"requests\":");
+    append_unsigned(out, figures.connections->requests);
+    out.append(",\"upstream_failures\":");
+    append_unsigned(out, figures.connections->upstream_failures);
+    out.append(",\"closes\":{");
+    for (size_t r = 0; r < kCloseReasonCount; ++r) {
+      if (r > 0) out.push_back(',');
+      out.append("\"").append(close_reason_key(static_cast<CloseReason>(r))).append("\":");
+      append_unsigned(out, figures.connections->closes[r]);
+    }
+    out.append("}}");
   }
   if (figures.memcached) {
     out.append(",\"memcached\":{");
@@ -770,6 +793,17 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
     m.family("edge_temp_bytes_peak", "gauge", "The most edge_temp_bytes has been since start");
     m.sample({}, figures.limits->temp_bytes_peak);
   }
+  if (figures.connections) {
+    m.family("edge_requests_total", "counter", "Complete requests read from clients");
+    m.sample({}, figures.connections->requests);
+    m.family("edge_upstream_failures_total", "counter", "Backend exchanges that failed");
+    m.sample({}, figures.connections->upstream_failures);
+    std::string closes_help = "Client connections closed, each once, by reason:";
+    for (size_t r = 0; r < kCloseReasonCount; ++r) closes_help.append(r == 0 ? " " : ", ").append(close_reason_key(static_cast<CloseReason>(r)));
+    m.family("edge_connection_closes_total", "counter", closes_help);
+    for (size_t r = 0; r < kCloseReasonCount; ++r)
+      m.sample({{"reason", close_reason_key(static_cast<CloseReason>(r))}}, figures.connections->closes[r]);
+  }
   if (figures.memcached) {
     m.family("edge_memcached_total", "counter",
              "The memcached tier, by what happened (lookups, hits, foreign, misses, purged, unparsable, stores, "
@@ -862,7 +896,8 @@ class Conn;
 class Admin {
  public:
   Admin(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
-        std::vector<const cache::Counters*> counters, Tier* tier, const Router& router, const Bounds* bounds)
+        std::vector<const cache::Counters*> counters, Tier* tier, const Router& router, const Bounds* bounds,
+        std::vector<const Stats*> worker_stats)
       : loop_(loop),
         config_(config),
         balancer_(balancer),
@@ -871,6 +906,7 @@ class Admin {
         tier_(tier),
         router_(router),
         bounds_(bounds),
+        worker_stats_(std::move(worker_stats)),
         token_(admin::digest_token(config.admin.token)),
         tasks_(loop),
         peers_(loop, config.cluster) {}
@@ -922,6 +958,7 @@ class Admin {
   Tier* tier_;  // null without cache.memcached
   const Router& router_;
   const Bounds* bounds_;  // null in tests without one
+  std::vector<const Stats*> worker_stats_;  // one per worker; empty in tests without workers
   admin::TokenDigest token_;
   LoopTasks tasks_;
   PeerNotifier peers_;
@@ -1232,6 +1269,7 @@ admin::CacheFigures Admin::cache_figures() const {
     limits.temp_bytes = bounds_->temp_space.in_use();
     limits.temp_bytes_peak = bounds_->temp_space.peak();
   }
+  if (!worker_stats_.empty()) figures.connections = admin::gather_connection_figures(worker_stats_);
   return figures;
 }
 
@@ -1504,8 +1542,9 @@ struct AdminServer::Impl : Admin {
 
 AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer,
                          cache::Store& store, std::vector<const cache::Counters*> counters, Tier* tier,
-                         const Router& router, const Bounds* bounds)
-    : impl_(new Impl(loop, config, balancer, store, std::move(counters), tier, router, bounds)) {}
+                         const Router& router, const Bounds* bounds, std::vector<const Stats*> worker_stats)
+    : impl_(new Impl(loop, config, balancer, store, std::move(counters), tier, router, bounds,
+                     std::move(worker_stats))) {}
 
 AdminServer::~AdminServer() { delete impl_; }
 

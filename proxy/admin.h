@@ -25,7 +25,8 @@
 //                                          a lazy ban (prefix, regex or both; no host: every
 //                                          host)   -> {"ban": <id>, "active_bans": n}
 //   GET  /stats                            JSON: cache events per host, hit ratio, store figures,
-//                                          the bounds on hostile input (proxy/bounds.h)
+//                                          the bounds on hostile input (proxy/bounds.h), the
+//                                          client connections (proxy/stats.h)
 //   GET  /metrics                          the same, and the backends, in Prometheus text format
 //
 // <server> is the server's address as configured (127.0.0.1:8210).
@@ -40,7 +41,7 @@
 // The exact bodies of /stats and /metrics are in proxy/admin_render.h.
 //
 // Ownership: the AdminServer borrows the configuration, the Balancer, the Store, the workers'
-// cache Counters and the Bounds for its whole life; it owns its listener and connections and frees them through
+// cache Counters and Stats and the Bounds for its whole life; it owns its listener and connections and frees them through
 // close callbacks after close().
 #pragma once
 
@@ -57,6 +58,7 @@
 namespace edge::proxy {
 
 struct Bounds;
+struct Stats;
 class Router;
 class Tier;
 
@@ -64,7 +66,7 @@ class AdminServer {
  public:
   AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
               std::vector<const cache::Counters*> counters, Tier* tier, const Router& router,
-              const Bounds* bounds = nullptr);
+              const Bounds* bounds = nullptr, std::vector<const Stats*> worker_stats = {});
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

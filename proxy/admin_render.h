@@ -13,6 +13,7 @@
 #include "balancer/balancer.h"
 #include "cache/counters.h"
 #include "cache/store.h"
+#include "proxy/stats.h"
 #include "proxy/tier.h"
 #include "conf/config.h"
 
@@ -107,12 +108,20 @@ struct LimitFigures {
   uint64_t temp_bytes = 0;
   uint64_t temp_bytes_peak = 0;
 };
+// The client connections (proxy/stats.h), summed over the workers.
+struct ConnectionFigures {
+  uint64_t requests = 0;
+  uint64_t upstream_failures = 0;
+  std::array<uint64_t, kCloseReasonCount> closes{};  // by CloseReason
+};
+ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& workers);
 struct CacheFigures {
   std::vector<HostFigures> hosts;  // in Config::hosts order
   cache::StoreStats store;
   uint64_t memory = 0;  // the store's bound (cache.memory)
   std::optional<TierCounters> memcached;  // with cache.memcached
   std::optional<LimitFigures> limits;     // set by the admin port; absent in tests without one
+  std::optional<ConnectionFigures> connections;  // set by the admin port given the workers' Stats
 };
 // The memcached tier's figures by name, in the order /stats and /metrics show them.
 std::vector<std::pair<const char*, uint64_t>> memcached_figures(const TierCounters& tier);
@@ -129,11 +138,14 @@ double hit_ratio(const EventCounts& events);
 //    "store":{"objects","bytes","memory","inserts","evictions","refused_too_large","purged",
 //             "bans","hit_for_pass_marks"},
 //    "limits":{<LimitFigures events>, "temp_bytes", "temp_bytes_peak"},   (when set)
+//    "connections":{"requests","upstream_failures","closes":{<every close reason key>: n}}
+//                                                                         (when set)
 //    "memcached":{<memcached_figures>}}   (only with cache.memcached)
 std::string render_stats_json(const CacheFigures& figures);
 
 // GET /metrics: Prometheus text exposition (version 0.0.4) of the cache figures and of what
-// render_backends_json shows.
+// render_backends_json shows; the connections as edge_requests_total,
+// edge_upstream_failures_total and edge_connection_closes_total{reason=<close reason key>}.
 std::string render_metrics(const CacheFigures& figures, const balancer::Balancer& balancer, int64_t now_ms);
 // A label value escaped for the exposition format (backslash, double quote, line feed), without
 // its quotes.

@@ -139,7 +139,7 @@ void ClientConn::parse(std::string_view data) {
       case http::ParseEvent::kError:
         if (parser_.error_status() == 431 && parser_.head().headers.size() >= worker_.limits().max_header_fields)
           worker_.bounds().count(worker_.bounds().too_many_fields);
-        return reject(parser_.error_status());
+        return reject(parser_.error_status(), CloseReason::kBadRequest);
       case http::ParseEvent::kHead:
         if (!on_head()) return;
         after_head = true;
@@ -160,9 +160,8 @@ void ClientConn::parse(std::string_view data) {
     if (requests_ > 0) arm_timer(worker_.limits().header_timeout);
   } else if (phase_ == Phase::kBody) {
     if (upload_too_slow()) {
-      worker_.stats().count_close(CloseReason::kSlowUpload);
       worker_.bounds().count(worker_.bounds().slow_uploads);
-      return reject(408);
+      return reject(408, CloseReason::kSlowUpload);
     }
     arm_timer(worker_.limits().body_timeout);
   }
@@ -184,20 +183,20 @@ bool ClientConn::on_head() {
   early_status_ = 0;
   if (head.method == "CONNECT") {
     // A reverse proxy opens no tunnels.
-    reject(405);
+    reject(405, CloseReason::kBadRequest);
     return false;
   }
   // One reading of the request's identity (http/uri): the host it names and its target, both
   // canonical, for routing, the cache key, the upstream head and the log alike.
   if (!http::read_request_identity(head, host_, target_)) {
-    reject(400);
+    reject(400, CloseReason::kBadRequest);
     return false;
   }
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
   const std::optional<std::string_view> expect = head.headers.get(http::FieldId::kExpect);
   if (expect) {
     if (!iequals(*expect, "100-continue")) {
-      reject(417);
+      reject(417, CloseReason::kBadRequest);
       return false;
     }
   }
@@ -249,8 +248,9 @@ void ClientConn::send_continue() {
     delete req;
 }
 
-void ClientConn::reject(int status) {
+void ClientConn::reject(int status, CloseReason reason) {
   parser_.set_body_sink(nullptr);
+  close_reason_ = reason;
   send_error(status, false);
 }
 
@@ -433,7 +433,7 @@ void ClientConn::assemble_passed(Fetch& fetch, const http::ResponseHead& head, b
   auto page = std::make_shared<cache::CachedObject>();
   page->status = head.status;
   page->reason = head.reason;
-  page->headers = stored_headers(head.headers);
+  page->headers = cache::stored_headers(head.headers);
   ssi::Parser parser(ssi::Syntax::kBoth);
   auto shared_body = std::make_shared<http::SharedBody>(body.size());
   std::string scratch;
@@ -660,11 +660,9 @@ void ClientConn::on_timer() {
       // Nothing of a request has arrived: there is nobody to answer.
       return close_now(requests_ == 0 ? CloseReason::kHeaderTimeout : CloseReason::kIdleTimeout);
     case Phase::kHead:
-      worker_.stats().count_close(CloseReason::kHeaderTimeout);
-      return reject(408);
+      return reject(408, CloseReason::kHeaderTimeout);
     case Phase::kBody:
-      worker_.stats().count_close(CloseReason::kBodyTimeout);
-      return reject(408);
+      return reject(408, CloseReason::kBodyTimeout);
     case Phase::kForwarding:
     case Phase::kClosing:
       if (exchange_.waiting_for_fill() && !response_started_) {
@@ -713,7 +711,8 @@ void ClientConn::on_shutdown_cb(uv_shutdown_t*, int) {}
 void ClientConn::close_now(CloseReason reason) {
   if (closed_) return;
   closed_ = true;
-  worker_.stats().count_close(reason);
+  // A rejected request's connection ends for the rejection, however its last write goes.
+  worker_.stats().count_close(close_reason_.value_or(reason));
   end_exchange();
   writer_.abort();
   worker_.remove_client(this);

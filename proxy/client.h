@@ -23,6 +23,7 @@
 #include <string>
 
 #include <memory>
+#include <optional>
 
 #include "cache/store.h"
 #include "http/body.h"
@@ -66,7 +67,8 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   void start_cached_head(int status, std::string_view reason, const cache::CachedObject& object);
   void end_head(bool has_body, std::optional<uint64_t> length, bool head_request);
   void send_error(int status, bool may_keep_alive);
-  void reject(int status);
+  // Answers `status` and closes the connection, counted under `reason`.
+  void reject(int status, CloseReason reason);
   void send_continue();
   void finish_exchange();
   void linger();
@@ -121,6 +123,7 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   bool assembly_failed_ = false;    // it failed while starting
   http::BodyWindow window_;         // the part of object_'s body a range asks for
   const char* x_cache_ = "PASS";
+  std::optional<CloseReason> close_reason_;  // decided by reject(); wins over how the close happens
   int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read
   bool request_keep_alive_ = true;
   bool response_keep_alive_ = true;

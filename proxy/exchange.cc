@@ -95,7 +95,7 @@ void Exchange::serve_from_cache() {
   cache::Store::Lookup found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
   if (found.object && (!authorized || cache::shareable_with_authorization(found.object->cc))) {
     const cache::ObjectRef& object = found.object;
-    switch (cache::decide(request_cc_, stored_view(*object))) {
+    switch (cache::decide(request_cc_, cache::stored_view(*object, wall_now()))) {
       case cache::Use::kFresh:
         count(cache::Event::kHit);
         return deliver(object, "HIT");
@@ -111,7 +111,7 @@ void Exchange::serve_from_cache() {
         // Only this client's no-cache or max-age may find the object too old while it is
         // fresh for everyone else: then a 304 refreshes it, but a full answer, shaped by
         // fields the key does not describe, goes to this client alone.
-        if (cache::decide(cache::CacheControl{}, stored_view(*object)) == cache::Use::kFresh)
+        if (cache::decide(cache::CacheControl{}, cache::stored_view(*object, wall_now())) == cache::Use::kFresh)
           return start_fill(object, false, false);
         return start_fill(object, true);
     }
@@ -129,18 +129,6 @@ void Exchange::serve_from_cache() {
     return start_pass();
   }
   start_fill(nullptr, !authorized);
-}
-
-cache::StoredView Exchange::stored_view(const cache::CachedObject& object) const {
-  cache::StoredView view;
-  view.response_cc = object.cc;
-  // A soft purge leaves the object, stale from then on.
-  const bool invalidated = object.invalidated.load(std::memory_order_relaxed);
-  view.lifetime = invalidated ? 0 : object.lifetime;
-  view.current_age = object.age.current_age(wall_now());
-  if (invalidated) view.current_age = std::max<cache::Seconds>(view.current_age, 1);
-  view.grace = object.grace;
-  return view;
 }
 
 Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
@@ -273,7 +261,7 @@ void Exchange::on_fill_event() {
 }
 
 void Exchange::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
-  if (stale && cache::may_serve_stale_on_error(request_cc_, stored_view(*stale))) {
+  if (stale && cache::may_serve_stale_on_error(request_cc_, cache::stored_view(*stale, wall_now()))) {
     count(cache::Event::kStale);
     return deliver(stale, "STALE");
   }

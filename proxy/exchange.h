@@ -102,7 +102,6 @@ class Exchange final : Fetch::Owner {
   Fill::Params fill_params(cache::ObjectRef stale, bool coalesced);
   void deliver(const cache::ObjectRef& object, const char* x_cache);
   void serve_stale_or_error(const cache::ObjectRef& stale, int status);
-  cache::StoredView stored_view(const cache::CachedObject& object) const;
   void invalidate_after(const http::ResponseHead& head);
   void count(cache::Event event);
   void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;

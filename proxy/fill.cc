@@ -25,12 +25,6 @@ cache::StoreOptions store_options(const conf::CachePolicy& policy, const conf::C
   return options;
 }
 
-bool stored_field(http::FieldId id, std::string_view name) {
-  if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) return false;
-  return !(http::iequals(name, "Age") || http::iequals(name, "Surrogate-Key") || http::iequals(name, "xkey") ||
-           http::iequals(name, "Surrogate-Control"));
-}
-
 std::vector<std::string> surrogate_tags(const http::Headers& headers) {
   std::vector<std::string> tags;
   for (size_t i = 0; i < headers.size(); ++i) {
@@ -69,18 +63,6 @@ std::vector<std::string> vary_names(const http::Headers& headers) {
 // A status that says the backend is in trouble: never a reason to stop trying to cache the key.
 bool backend_trouble(int status) { return status >= 500; }
 
-bool marks_hit_for_pass(cache::StoreVerdict verdict, int status) {
-  switch (verdict) {
-    case cache::StoreVerdict::kMethod:
-    case cache::StoreVerdict::kAuthorization:
-      return false;  // about this request, not about the key
-    case cache::StoreVerdict::kStatus:
-      return !backend_trouble(status);
-    default:
-      return true;
-  }
-}
-
 // A fill's upstream head (a GET, ending in an empty line) made conditional on `stored`.
 void add_validators(std::string& head, const cache::CachedObject& stored) {
   std::string fields;
@@ -108,13 +90,6 @@ void attach_template(cache::CachedObject& object) {
 }
 
 }  // namespace
-
-http::Headers stored_headers(const http::Headers& response) {
-  http::Headers out;
-  for (size_t i = 0; i < response.size(); ++i)
-    if (stored_field(response.id(i), response.name(i))) out.add(response.name(i), response.value(i));
-  return out;
-}
 
 std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initiator, bool* started) {
   auto fill = std::shared_ptr<Fill>(new Fill(worker, std::move(params)));
@@ -186,13 +161,8 @@ void Fill::on_tier_found(Tier::Found found) {
   // Compiled before anything else uses it: served, or revalidated (a 304 keeps the template).
   if (object && (found.assemble || params_.policy->esi)) attach_template(*object);
   if (object && found.kind == Tier::Found::Kind::kRecord) {
-    const bool invalidated = object->invalidated.load(std::memory_order_relaxed);
-    cache::StoredView view;
-    view.response_cc = object->cc;
-    view.lifetime = invalidated ? 0 : object->lifetime;
-    view.current_age = std::max<cache::Seconds>(object->age.current_age(wall_now()), invalidated ? 1 : 0);
-    view.grace = object->grace;
-    const cache::Use use = cache::decide(cache::parse_cache_control(params_.request.headers, true), view);
+    const cache::Use use = cache::decide(cache::parse_cache_control(params_.request.headers, true),
+                                         cache::stored_view(*object, wall_now()));
     if (use == cache::Use::kStaleWhileRevalidate && params_.coalesced) {
       // Within grace or stale-while-revalidate (a soft purge elsewhere, say): served stale at
       // once, and refreshed by a fill of its own once this one has left the coalescer.
@@ -305,7 +275,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->vary_names = stale.vary_names;
     object->status = stale.status;
     object->reason = stale.reason;
-    object->headers = stored_headers(cache::merge_not_modified(stale.headers, head.headers));
+    object->headers = cache::stored_headers(cache::merge_not_modified(stale.headers, head.headers));
     object->body = stale.body;
     http::ResponseHead merged;
     merged.status = stale.status;
@@ -346,7 +316,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   const cache::StoreVerdict verdict = cache::can_store(params_.request, head, options);
   const bool too_large = head.content_length && *head.content_length > config.max_object;
   if (!params_.replaces || verdict != cache::StoreVerdict::kStore || too_large) {
-    if (params_.replaces && (too_large || marks_hit_for_pass(verdict, head.status)))
+    if (params_.replaces && (too_large || cache::marks_hit_for_pass(verdict, head.status)))
       if (config.hit_for_pass.count() > 0)
         shared.store.mark_hit_for_pass(params_.key, now + seconds(config.hit_for_pass), now);
     uint64_t initiator_id = 0;
@@ -378,7 +348,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   object->variant = cache::Store::variant_string(vary_part.value_or(""), params_.variant_extra);
   object->status = head.status;
   object->reason = head.reason;
-  object->headers = stored_headers(head.headers);
+  object->headers = cache::stored_headers(head.headers);
   object->age = cache::age_basis(head, request_time_, now);
   object->cc = cache::parse_cache_control(head.headers, false);
   object->lifetime = cache::freshness_lifetime(head, object->cc, object->age, options);

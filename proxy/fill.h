@@ -44,11 +44,6 @@ namespace edge::proxy {
 
 class Worker;
 
-// What is kept of a response's fields with a stored object: not the hop-by-hop ones, not the
-// framing, not Age (recomputed at every delivery) and not the surrogate fields (Surrogate-Key,
-// xkey, Surrogate-Control), which are for the cache, not for clients.
-http::Headers stored_headers(const http::Headers& response);
-
 class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill> {
  public:
   enum class State { kFetching, kStreaming, kPass, kFailed };

@@ -102,9 +102,13 @@ int Server::run() {
   int code = 0;
   if (shared_->config.admin.enabled) {
     std::vector<const cache::Counters*> counters;
-    for (auto& worker : workers_) counters.push_back(&worker->cache_counters());
+    std::vector<const Stats*> worker_stats;
+    for (auto& worker : workers_) {
+      counters.push_back(&worker->cache_counters());
+      worker_stats.push_back(&worker->stats());
+    }
     admin_ = std::make_unique<AdminServer>(&loop, shared_->config, shared_->balancer, shared_->store, counters,
-                                           shared_->tier.get(), shared_->router, &shared_->bounds);
+                                           shared_->tier.get(), shared_->router, &shared_->bounds, worker_stats);
     std::string error;
     if (!admin_->open(error)) {
       std::fprintf(stderr, "%s\n", error.c_str());

@@ -14,12 +14,12 @@
 
 namespace edge::proxy {
 
-const char* close_reason_text(CloseReason reason) {
+const char* close_reason_key(CloseReason reason) {
   switch (reason) {
-#define EDGE_TEXT(name, text) \
-  case CloseReason::name: return text;
-    EDGE_CLOSE_REASONS(EDGE_TEXT)
-#undef EDGE_TEXT
+#define EDGE_KEY(name, key, text) \
+  case CloseReason::name: return key;
+    EDGE_CLOSE_REASONS(EDGE_KEY)
+#undef EDGE_KEY
     case CloseReason::kCount: break;
   }
   return "?";

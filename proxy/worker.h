@@ -28,6 +28,7 @@
 #include "proxy/fill.h"
 #include "proxy/loop_tasks.h"
 #include "proxy/router.h"
+#include "proxy/stats.h"
 #include "proxy/tier.h"
 #include "proxy/upstream.h"
 
@@ -36,37 +37,6 @@ namespace edge::proxy {
 class ClientConn;
 class Exchange;
 class Fetch;
-
-// Every reason a client connection ends, declared once, each with its counter.
-#define EDGE_CLOSE_REASONS(X)                                    \
-  X(kClientClosed, "client closed")                              \
-  X(kKeepAliveDone, "keep-alive ended by request or response")   \
-  X(kIdleTimeout, "idle keep-alive timeout")                     \
-  X(kHeaderTimeout, "request head timeout")                      \
-  X(kBodyTimeout, "request body timeout")                        \
-  X(kSlowUpload, "request body under min_upload_rate")           \
-  X(kSendTimeout, "client stopped reading")                      \
-  X(kBadRequest, "malformed or refused request")                 \
-  X(kClientAbort, "client left before the response")             \
-  X(kWriteError, "write to client failed")                       \
-  X(kUpstreamBroken, "backend failed mid-response")              \
-  X(kTooManyConnections, "over max_connections")                 \
-  X(kShutdown, "edge shutting down")
-
-enum class CloseReason {
-#define EDGE_ENUM(name, text) name,
-  EDGE_CLOSE_REASONS(EDGE_ENUM)
-#undef EDGE_ENUM
-      kCount
-};
-const char* close_reason_text(CloseReason reason);
-
-struct Stats {
-  std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> upstream_failures{0};
-  std::array<std::atomic<uint64_t>, static_cast<size_t>(CloseReason::kCount)> closes{};
-  void count_close(CloseReason r) { closes[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
-};
 
 struct Shared {
   explicit Shared(conf::Config config);

@@ -133,12 +133,26 @@ TEST_CASE("GET /stats: cache events per host entry, totals and the store, as JSO
   const std::string zero_events =
       "\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,\"stale\":0,\"revalidated\":0,\"esi_failed\":0,"
       "\"hit_ratio\":0";
-  CHECK(r.body == "{\"hosts\":[{\"host\":\"*\"," + zero_events + "}],\"totals\":{" + zero_events +
-                      "},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":268435456,\"inserts\":0,\"evictions\":0,"
-                      "\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0},"
-                      "\"limits\":{\"too_many_fields\":0,\"slow_uploads\":0,\"send_timeouts\":0,\"paused_at_file_cap\":0,"
-                      "\"paused_at_temp_total\":0,\"slots_held\":0,\"variants_replaced\":0,\"temp_bytes\":0,"
-                      "\"temp_bytes_peak\":0}}\n");
+  const size_t connections = r.body.find(",\"connections\":");
+  REQUIRE(connections != std::string::npos);
+  CHECK(r.body.substr(0, connections) ==
+        "{\"hosts\":[{\"host\":\"*\"," + zero_events + "}],\"totals\":{" + zero_events +
+            "},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":268435456,\"inserts\":0,\"evictions\":0,"
+            "\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0},"
+            "\"limits\":{\"too_many_fields\":0,\"slow_uploads\":0,\"send_timeouts\":0,\"paused_at_file_cap\":0,"
+            "\"paused_at_temp_total\":0,\"slots_held\":0,\"variants_replaced\":0,\"temp_bytes\":0,"
+            "\"temp_bytes_peak\":0}");
+  // The harness's one probe of the client port is a connection closed without a word, counted
+  // once edge has seen it go.
+  auto connections_with = [](int client_closed) {
+    return ",\"connections\":{\"requests\":0,\"upstream_failures\":0,\"closes\":{\"client_closed\":" +
+           std::to_string(client_closed) +
+           ",\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":0,\"body_timeout\":0,"
+           "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
+           "\"upstream_broken\":0,\"too_many_connections\":0,\"shutdown\":0}}}\n";
+  };
+  const std::string rest = r.body.substr(connections);
+  CHECK((rest == connections_with(0) || rest == connections_with(1)));
   Response head = admin(site.admin_port, "HEAD", "/stats");
   CHECK(head.status == 200);
   CHECK(head.body.empty());

@@ -29,11 +29,11 @@ struct Watched {
         admin_port(edge.admin_port) {
     REQUIRE(wait_for_port(admin_port));
   }
-  // A figure of the "limits" section of the admin port's /stats.
-  long stat(const std::string& name) {
+  // A figure of a section ("limits" unless told) of the admin port's /stats.
+  long stat(const std::string& name, const std::string& of = "\"limits\":{") {
     Response r = exchange(admin_port, "GET /stats HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " +
                                           std::string(kToken) + "\r\nConnection: close\r\n\r\n");
-    const size_t section = r.body.find("\"limits\":{");
+    const size_t section = r.body.find(of);
     const size_t at = r.body.find("\"" + name + "\":", section);
     if (section == std::string::npos || at == std::string::npos)
       throw std::runtime_error("no " + name + " in /stats: " + r.body);
@@ -127,6 +127,44 @@ TEST_CASE("header_timeout: a head that dribbles in gets 408 and is closed (slowl
   // A connection that sends nothing at all is closed without a word.
   Client silent(edge.port, std::chrono::seconds(10));
   CHECK(silent.wait_closed());
+}
+
+TEST_CASE("a slowloris connection is counted once, under header_timeout; a request is counted") {
+  App app("app");
+  Watched w(yaml_address(app.port), "", "header_timeout: 1s, idle_timeout: 30s");
+  const std::string closes = "\"closes\":{";
+  // Every reason but client_closed, which the harness's own probes of the port may still add to.
+  auto closes_counted = [&] {
+    long sum = 0;
+    for (const char* reason : {"keep_alive_done", "idle_timeout", "header_timeout", "body_timeout",
+                               "slow_upload", "send_timeout", "bad_request", "client_abort", "write_error",
+                               "upstream_broken", "too_many_connections", "shutdown"})
+      sum += w.stat(reason, closes);
+    return sum;
+  };
+  const long requests_before = w.stat("requests", "\"connections\":{");
+  const long header_timeouts_before = w.stat("header_timeout", closes);
+  const long keep_alive_done_before = w.stat("keep_alive_done", closes);
+  const long closes_before = closes_counted();
+  {
+    Client slow(w.edge.port, std::chrono::seconds(10));
+    slow.send("GET /echo HTTP/1.1\r\nHost: a\r\nX-Slow: 1\r\n");  // never finished
+    CHECK(slow.read_response().status == 408);
+    CHECK(slow.wait_closed());
+  }
+  {
+    Client done(w.edge.port);
+    done.send("GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    CHECK(done.read_response().status == 200);
+    CHECK(done.wait_closed());
+  }
+  // Both connections are counted once they are closed on edge's side too.
+  for (int i = 0; i < 500 && closes_counted() < closes_before + 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(w.stat("header_timeout", closes) == header_timeouts_before + 1);
+  CHECK(w.stat("keep_alive_done", closes) == keep_alive_done_before + 1);
+  CHECK(closes_counted() == closes_before + 2);
+  CHECK(w.stat("requests", "\"connections\":{") == requests_before + 1);
 }
 
 TEST_CASE("idle_timeout closes a kept-alive connection; body_timeout a stalled upload") {

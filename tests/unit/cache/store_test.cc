@@ -772,3 +772,30 @@ TEST_CASE("store: past max_variants a variant that was read outlives those that 
   CHECK(held(store).second == 3);
   CHECK(store.stats().variants_replaced == 98);
 }
+
+TEST_CASE("stored_view: an object's freshness as decide() sees it; a soft purge makes it stale") {
+  CachedObject object;
+  object.cc.max_age = 60;
+  object.lifetime = 60;
+  object.grace = 30;
+  object.age.request_time = 1000;
+  object.age.response_time = 1000;
+  object.age.date_value = 1000;
+  StoredView view = stored_view(object, 1010);
+  CHECK(view.lifetime == 60);
+  CHECK(view.current_age == 10);
+  CHECK(view.grace == 30);
+  CHECK(view.response_cc.max_age == std::optional<Seconds>(60));
+  CHECK(decide(CacheControl{}, view) == Use::kFresh);
+
+  object.invalidated = true;
+  view = stored_view(object, 1010);
+  CHECK(view.lifetime == 0);
+  CHECK(view.current_age == 10);
+  CHECK(view.grace == 30);  // still served within grace while it is revalidated
+  CHECK(decide(CacheControl{}, view) != Use::kFresh);
+  // Purged the second it was stored: at least a second old, so never fresh.
+  view = stored_view(object, 1000);
+  CHECK(view.current_age == 1);
+  CHECK(decide(CacheControl{}, view) != Use::kFresh);
+}

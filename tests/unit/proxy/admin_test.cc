@@ -374,6 +374,51 @@ TEST_CASE("GET /stats and /metrics show the bounds on hostile input when the adm
   CHECK(text.find("edge_temp_bytes_peak 65536\n") != std::string::npos);
 }
 
+TEST_CASE("connection figures: the workers' Stats summed") {
+  proxy::Stats one;
+  proxy::Stats two;
+  one.requests = 3;
+  two.requests = 4;
+  two.upstream_failures = 2;
+  one.count_close(proxy::CloseReason::kHeaderTimeout);
+  two.count_close(proxy::CloseReason::kHeaderTimeout);
+  two.count_close(proxy::CloseReason::kShutdown);
+  const admin::ConnectionFigures figures = admin::gather_connection_figures({&one, &two});
+  CHECK(figures.requests == 7);
+  CHECK(figures.upstream_failures == 2);
+  CHECK(figures.closes[static_cast<size_t>(proxy::CloseReason::kHeaderTimeout)] == 2);
+  CHECK(figures.closes[static_cast<size_t>(proxy::CloseReason::kShutdown)] == 1);
+  CHECK(figures.closes[static_cast<size_t>(proxy::CloseReason::kClientClosed)] == 0);
+}
+
+TEST_CASE("GET /stats and /metrics show the connections when the admin port has the workers' Stats") {
+  admin::CacheFigures figures;
+  admin::ConnectionFigures& connections = figures.connections.emplace();
+  connections.requests = 12;
+  connections.upstream_failures = 1;
+  connections.closes[static_cast<size_t>(proxy::CloseReason::kHeaderTimeout)] = 3;
+  connections.closes[static_cast<size_t>(proxy::CloseReason::kShutdown)] = 5;
+  const std::string json = admin::render_stats_json(figures);
+  CAPTURE(json);
+  CHECK(json.find(",\"connections\":{\"requests\":12,\"upstream_failures\":1,\"closes\":{\"client_closed\":0,"
+                  "\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":3,\"body_timeout\":0,"
+                  "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
+                  "\"upstream_broken\":0,\"too_many_connections\":0,\"shutdown\":5}}}\n") != std::string::npos);
+  CHECK(admin::render_stats_json({}).find("connections") == std::string::npos);
+
+  conf::Config config = make_config();
+  balancer::Balancer balancer(config);
+  const std::string text = admin::render_metrics(figures, balancer, 0);
+  CAPTURE(text);
+  CHECK(text.find("# TYPE edge_requests_total counter\nedge_requests_total 12\n") != std::string::npos);
+  CHECK(text.find("# TYPE edge_upstream_failures_total counter\nedge_upstream_failures_total 1\n") != std::string::npos);
+  CHECK(text.find("# TYPE edge_connection_closes_total counter\n") != std::string::npos);
+  CHECK(text.find("edge_connection_closes_total{reason=\"header_timeout\"} 3\n") != std::string::npos);
+  CHECK(text.find("edge_connection_closes_total{reason=\"shutdown\"} 5\n") != std::string::npos);
+  CHECK(text.find("edge_connection_closes_total{reason=\"client_closed\"} 0\n") != std::string::npos);
+  CHECK(admin::render_metrics({}, balancer, 0).find("edge_requests_total") == std::string::npos);
+}
+
 TEST_CASE("Prometheus label values are escaped") {
   CHECK(admin::prometheus_label("plain.example") == "plain.example");
   CHECK(admin::prometheus_label("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");

@@ -1,0 +1,48 @@
+// proxy/stats: a worker's connection counters, and every reason a client connection ends.
+//
+// Each Worker owns one Stats and is its only writer; anyone may read it (relaxed atomics). The
+// admin port sums them over the workers for GET /stats and /metrics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace edge::proxy {
+
+// Every reason a client connection ends, declared once: its enumerator, its key in /stats and
+// /metrics, and what it means. A connection is counted once, under the first reason decided.
+#define EDGE_CLOSE_REASONS(X)                                                       \
+  X(kClientClosed, "client_closed", "client closed")                                \
+  X(kKeepAliveDone, "keep_alive_done", "keep-alive ended by request or response")   \
+  X(kIdleTimeout, "idle_timeout", "idle keep-alive timeout")                        \
+  X(kHeaderTimeout, "header_timeout", "request head timeout")                       \
+  X(kBodyTimeout, "body_timeout", "request body timeout")                           \
+  X(kSlowUpload, "slow_upload", "request body under min_upload_rate")               \
+  X(kSendTimeout, "send_timeout", "client stopped reading")                         \
+  X(kBadRequest, "bad_request", "malformed or refused request")                     \
+  X(kClientAbort, "client_abort", "client left before the response")                \
+  X(kWriteError, "write_error", "write to client failed")                           \
+  X(kUpstreamBroken, "upstream_broken", "backend failed mid-response")              \
+  X(kTooManyConnections, "too_many_connections", "over max_connections")            \
+  X(kShutdown, "shutdown", "edge shutting down")
+
+enum class CloseReason {
+#define EDGE_ENUM(name, key, text) name,
+  EDGE_CLOSE_REASONS(EDGE_ENUM)
+#undef EDGE_ENUM
+      kCount
+};
+constexpr size_t kCloseReasonCount = static_cast<size_t>(CloseReason::kCount);
+// The reason's key ("header_timeout"), as /stats and /metrics name it.
+const char* close_reason_key(CloseReason reason);
+
+struct Stats {
+  std::atomic<uint64_t> requests{0};           // complete requests read from clients
+  std::atomic<uint64_t> upstream_failures{0};  // backend exchanges that failed
+  std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
+  void count_close(CloseReason r) { closes[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+};
+
+}  // namespace edge::proxy
