@@ -8,8 +8,6 @@
 #include <ctime>
 
 #include "http/message.h"
-#include "http/uri.h"
-#include "proxy/assembly.h"
 #include "proxy/heads.h"
 
 namespace edge::proxy {
@@ -23,7 +21,6 @@ constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr char kTooManyConnections[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
 
-cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
 }  // namespace
 
 ClientConn::ClientConn(Worker& worker)
@@ -31,7 +28,7 @@ ClientConn::ClientConn(Worker& worker)
       parser_({worker.limits().max_header_bytes, worker.limits().max_request_line, worker.limits().max_body_bytes,
                worker.limits().max_header_fields}),
       writer_(this),
-      exchange_(worker, this) {
+      request_(worker, *this) {
   request_body_.set_options(worker.body_options(true));
 }
 
@@ -96,7 +93,7 @@ void ClientConn::on_eof() {
     case Phase::kForwarding:
       // A client that leaves before the answer frees the backend; one that only half-closed
       // after its answer started still gets the rest of it.
-      if (!response_started_) return close_now(CloseReason::kClientAbort);
+      if (!request_.responding()) return close_now(CloseReason::kClientAbort);
       response_keep_alive_ = false;
       return;
     case Phase::kClosing:
@@ -180,58 +177,25 @@ bool ClientConn::upload_too_slow() {
 bool ClientConn::on_head() {
   http::RequestHead& head = parser_.head();
   phase_ = Phase::kBody;
-  early_status_ = 0;
-  if (head.method == "CONNECT") {
-    // A reverse proxy opens no tunnels.
-    reject(405, CloseReason::kBadRequest);
-    return false;
-  }
-  // One reading of the request's identity (http/uri): the host it names and its target, both
-  // canonical, for routing, the cache key, the upstream head and the log alike.
-  if (!http::read_request_identity(head, host_, target_)) {
-    reject(400, CloseReason::kBadRequest);
+  if (const int refused = request_.recv(head)) {
+    reject(refused, CloseReason::kBadRequest);
     return false;
   }
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
-  const std::optional<std::string_view> expect = head.headers.get(http::FieldId::kExpect);
-  if (expect) {
-    if (!iequals(*expect, "100-continue")) {
-      reject(417, CloseReason::kBadRequest);
-      return false;
-    }
-  }
-  route_ = worker_.shared().router.match(host_, std::string_view(target_).substr(0, target_.find('?')));
-  if (route_.host < 0)
-    early_status_ = 404;
-  else
-    remove_unkeyed_fields(head.headers);
-
-  if (early_status_ && has_body && expect) {
+  const bool expect = head.headers.get(http::FieldId::kExpect).has_value();
+  const int early_status = request_.early_status();
+  if (early_status && has_body && expect) {
     // The client waits for our word before sending its body: answer now, and close, since the
     // body may still come.
-    send_error(early_status_, false);
+    request_.synth(early_status, false);
     return false;
   }
   request_body_.clear();
-  parser_.set_body_sink(early_status_ ? nullptr : &request_body_);
+  parser_.set_body_sink(early_status ? nullptr : &request_body_);
   if (has_body && head.version_minor >= 1 && expect) send_continue();
   body_started_at_ = uv_now(worker_.loop());
   arm_timer(worker_.limits().body_timeout);
   return true;
-}
-
-void ClientConn::remove_unkeyed_fields(http::Headers& headers) {
-  // Fields a backend may act on that the cache key does not describe: the route's list, and
-  // X-Forwarded-Host, which edge sets itself from the host it routed by.
-  const conf::Host& host = worker_.shared().config.hosts[static_cast<size_t>(route_.host)];
-  const conf::CachePolicy& policy =
-      route_.route >= 0 ? host.routes[static_cast<size_t>(route_.route)].cache : host.cache;
-  headers.remove_if([&](std::string_view name, http::FieldId id) {
-    if (id == http::FieldId::kXForwardedHost) return true;
-    for (const std::string& dropped : policy.drop_request_fields)
-      if (iequals(dropped, name)) return true;
-    return false;
-  });
 }
 
 void ClientConn::send_continue() {
@@ -251,10 +215,10 @@ void ClientConn::send_continue() {
 void ClientConn::reject(int status, CloseReason reason) {
   parser_.set_body_sink(nullptr);
   close_reason_ = reason;
-  send_error(status, false);
+  request_.refuse(parser_.head(), status);
 }
 
-// ---- the exchange ----
+// ---- the request ----
 
 void ClientConn::on_request_complete() {
   deadline_.clear();
@@ -263,150 +227,26 @@ void ClientConn::on_request_complete() {
   worker_.stats().requests.fetch_add(1, std::memory_order_relaxed);
   const http::RequestHead& head = parser_.head();
   request_keep_alive_ = head.keep_alive;
-  response_started_ = false;
-  if (early_status_) return send_error(early_status_, true);
-
-  Exchange::Request request;
-  request.head = &head;
-  request.body = &request_body_;
-  request.route = route_;
-  request.authority = host_;
-  request.origin_target = target_;
-  request.client_ip = client_ip();
-  exchange_.start(request);
+  request_.start(head, request_body_);
   // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
-  if (exchange_.waiting_for_fill()) arm_timer(worker_.shared().config.cache.coalesce_timeout);
+  if (request_.waiting_for_fill()) arm_timer(worker_.shared().config.cache.coalesce_timeout);
 }
 
-void ClientConn::on_exchange_object(const cache::ObjectRef& object, const char* x_cache) {
-  if (!response_started_) return deliver(object, x_cache);
+ClientFraming ClientConn::framing(bool may_keep_alive) {
+  ClientFraming framing;
+  framing.http10 = parser_.head().version_minor == 0;
+  framing.keep_alive = may_keep_alive && request_keep_alive_ && phase_ == Phase::kForwarding && !client_eof_ &&
+                       !worker_.stopping();
+  return framing;
 }
 
-void ClientConn::on_exchange_progress() {
-  if (object_ && object_->body->failed()) return close_now(CloseReason::kUpstreamBroken);
-  writer_.kick();
-}
-
-void ClientConn::on_exchange_failed(int status) {
-  if (response_started_) return close_now(CloseReason::kUpstreamBroken);
-  send_error(status, true);
-}
-
-void ClientConn::on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
-  if (response_started_) return writer_.kick();
-  if ((exchange_.policy()->esi || wants_esi(head.headers)) && response_has_body(head.status, false)) {
-    fetch.response_body().keep_whole();  // compiled only once complete
-    return assemble_passed(fetch, head, complete);
-  }
-  response_started_ = true;
-  x_cache_ = exchange_.x_cache();
-  build_response_head(head, complete, fetch.response_body().size());
-  const bool body = response_has_body(head.status, parser_.head().is_head());
+void ClientConn::send(const Response& response) {
+  response_keep_alive_ = response.keep_alive;
+  // A refusal reads nothing more: what follows it cannot be trusted.
+  if (response.synthetic && !response.keep_alive) phase_ = Phase::kClosing;
   start_send_clock();
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, body ? &fetch.response_body() : nullptr,
-                body && chunked_response_);
-}
-
-void ClientConn::deliver(const cache::ObjectRef& object, const char* x_cache) {
-  const http::RequestHead& request = parser_.head();
-  object_ = object;
-  x_cache_ = x_cache;
-  response_started_ = true;
-  if (compiled_page(*object)) return assemble();
-  const http::SharedBody& body = *object->body;
-  switch (cache::evaluate_preconditions(request, object->headers)) {
-    case cache::Precondition::kNotModified:
-      start_cached_head(304, "", *object);
-      end_head(false, std::nullopt, request.is_head());
-      object_.reset();
-      return writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, nullptr, false);
-    case cache::Precondition::kFailed:
-      response_started_ = false;
-      object_.reset();
-      return send_error(412, true);
-    case cache::Precondition::kProceed:
-      break;
-  }
-  const bool has_body = response_has_body(object->status, request.is_head());
-  const http::BodySource* source = &body;
-  std::optional<uint64_t> length;
-  if (body.complete()) length = body.size();
-  if (object->status == 200 && body.complete() && request.headers.get("Range")) {
-    const cache::RangeDecision range = cache::decide_range(request, object->headers, body.size());
-    if (range.kind == cache::RangeDecision::kUnsatisfiable) {
-      start_cached_head(416, "", *object);
-      response_head_.append("Content-Range: bytes */");
-      append_number(response_head_, body.size());
-      response_head_.append("\r\n");
-      end_head(false, 0, true);
-      object_.reset();
-      return writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, nullptr, false);
-    }
-    if (range.kind == cache::RangeDecision::kPartial) {
-      const uint64_t count = range.range.last - range.range.first + 1;
-      window_.reset(&body, range.range.first, count);
-      source = &window_;
-      length = count;
-      start_cached_head(206, "", *object);
-      response_head_.append("Content-Range: bytes ");
-      append_number(response_head_, range.range.first);
-      response_head_.append("-");
-      append_number(response_head_, range.range.last);
-      response_head_.append("/");
-      append_number(response_head_, body.size());
-      response_head_.append("\r\n");
-      end_head(has_body, length, request.is_head());
-      start_send_clock();
-      return writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
-                           has_body ? const_cast<http::BodySource*>(source) : nullptr, false, false);
-    }
-  }
-  start_cached_head(object->status, object->reason, *object);
-  end_head(has_body, length, request.is_head());
-  start_send_clock();
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
-                has_body ? const_cast<http::BodySource*>(source) : nullptr, has_body && chunked_response_, false);
-}
-
-void ClientConn::start_cached_head(int status, std::string_view reason, const cache::CachedObject& object) {
-  std::string& out = response_head_;
-  out.clear();
-  append_status_line(out, status, status == object.status ? reason : std::string_view());
-  bool has_date = false;
-  for (size_t i = 0; i < object.headers.size(); ++i) {
-    const http::FieldId id = object.headers.id(i);
-    if (id == http::FieldId::kDate) has_date = true;
-    append_field(out, object.headers.name(i), object.headers.value(i));
-  }
-  if (!has_date) append_field(out, "Date", worker_.date());
-  out.append("Age: ");
-  append_number(out, static_cast<uint64_t>(std::max<cache::Seconds>(0, object.age.current_age(wall_now()))));
-  out.append("\r\nVia: 1.1 edge\r\n");
-  if (worker_.shared().config.cache.x_cache) append_field(out, "X-Cache", x_cache_);
-}
-
-void ClientConn::end_head(bool has_body, std::optional<uint64_t> length, bool head_request) {
-  std::string& out = response_head_;
-  const bool client_1_0 = parser_.head().version_minor == 0;
-  response_keep_alive_ = request_keep_alive_ && !client_eof_ && !worker_.stopping();
-  chunked_response_ = false;
-  if (length && (has_body || head_request)) {
-    out.append("Content-Length: ");
-    append_number(out, *length);
-    out.append("\r\n");
-  } else if (has_body && !length) {
-    if (!client_1_0) {
-      out.append("Transfer-Encoding: chunked\r\n");
-      chunked_response_ = true;
-    } else {
-      response_keep_alive_ = false;
-    }
-  }
-  if (!response_keep_alive_)
-    out.append("Connection: close\r\n");
-  else if (client_1_0)
-    out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
+  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), response.head, response.body, response.chunked,
+                response.release);
 }
 
 void ClientConn::on_write_done(int status) {
@@ -415,127 +255,13 @@ void ClientConn::on_write_done(int status) {
   finish_exchange();
 }
 
-void ClientConn::end_exchange() {
-  if (assembly_) {
-    assembly_->finish();
-    assembly_ = nullptr;
-  }
-  exchange_.end();
-  object_.reset();
-}
-
-// ---- pages assembled from fragments ----
-
-void ClientConn::assemble_passed(Fetch& fetch, const http::ResponseHead& head, bool complete) {
-  // A page that is not stored is compiled once whole, then assembled like a stored one.
-  if (!complete) return;
-  const http::Body& body = fetch.response_body();
-  auto page = std::make_shared<cache::CachedObject>();
-  page->status = head.status;
-  page->reason = head.reason;
-  page->headers = cache::stored_headers(head.headers);
-  ssi::Parser parser(ssi::Syntax::kBoth);
-  auto shared_body = std::make_shared<http::SharedBody>(body.size());
-  std::string scratch;
-  http::IoSlice slices[16];
-  for (uint64_t offset = 0; offset < body.size();) {
-    const int n = body.peek(offset, slices, 16, SIZE_MAX, scratch);
-    if (n <= 0) return send_error(500, false);
-    for (int i = 0; i < n; ++i) {
-      shared_body->append({slices[i].data, slices[i].len});
-      parser.feed({slices[i].data, slices[i].len});
-      offset += slices[i].len;
-    }
-  }
-  shared_body->finish();
-  page->body = shared_body;
-  page->attachment = std::make_shared<CompiledPage>(parser.finish());
-  exchange_.end();  // the fetch's body is copied: its connection may go
-  deliver(page, "PASS");
-}
-
-void ClientConn::assemble() {
-  const http::RequestHead& request = parser_.head();
-  auto page = std::make_shared<Assembly::Page>();
-  page->client = &request;
-  page->client_ip = client_ip();
-  page->includes_left = worker_.shared().config.esi.max_includes;
-  page->host_index = route_.host;
-  std::string host = host_;
-  std::string path = target_;
-  // Includes found in the cache resolve while the assembly starts: their news is taken in once
-  // it has started.
-  assembly_starting_ = true;
-  assembly_failed_ = false;
-  holding_head_ = false;
-  Assembly* assembly = Assembly::start(worker_, this, object_, std::move(page), std::move(host), std::move(path), 0, {});
-  assembly_ = assembly;
-  assembly_starting_ = false;
-  if (assembly_failed_) return on_assembly_failed();
-  // With on_error: fail, nothing is said until every include has answered, so a failure can
-  // still be a 502; otherwise the page streams from the first byte.
-  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail && !assembly->resolved();
-  if (!holding_head_) start_assembled_write();
-}
-
-void ClientConn::start_assembled_write() {
-  const http::RequestHead& request = parser_.head();
-  const cache::CachedObject& page = *object_;
-  std::string& out = response_head_;
-  out.clear();
-  append_status_line(out, page.status, page.reason);
-  bool has_date = false;
-  for (size_t i = 0; i < page.headers.size(); ++i) {
-    const std::string_view name = page.headers.name(i);
-    // The template's validators and age are not the assembled page's.
-    if (iequals(name, "ETag") || iequals(name, "Last-Modified") || iequals(name, "Content-MD5")) continue;
-    if (page.headers.id(i) == http::FieldId::kDate) has_date = true;
-    append_field(out, name, page.headers.value(i));
-  }
-  if (!has_date) append_field(out, "Date", worker_.date());
-  out.append("Via: 1.1 edge\r\n");
-  if (worker_.shared().config.cache.x_cache) append_field(out, "X-Cache", x_cache_);
-  const http::BodySource& body = assembly_->output();
-  const bool has_body = response_has_body(page.status, request.is_head());
-  std::optional<uint64_t> length;
-  if (body.complete()) length = body.size();
-  end_head(has_body, length, request.is_head());
-  start_send_clock();
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_,
-                has_body ? const_cast<http::BodySource*>(&body) : nullptr, has_body && chunked_response_, false);
-}
-
-void ClientConn::on_assembly_progress() {
-  if (assembly_starting_) return;
-  if (holding_head_) {
-    if (!assembly_->resolved()) return;
-    holding_head_ = false;
-    return start_assembled_write();
-  }
-  writer_.kick();
-}
-
-void ClientConn::on_assembly_failed() {
-  if (assembly_starting_) {
-    assembly_failed_ = true;
-    return;
-  }
-  if (holding_head_ || !writer_.active()) {
-    holding_head_ = false;
-    response_started_ = false;
-    return send_error(502, true);
-  }
-  close_now(CloseReason::kUpstreamBroken);
-}
-
 void ClientConn::finish_exchange() {
-  end_exchange();
+  request_.done();
   if (!response_keep_alive_ || worker_.stopping()) {
     phase_ = Phase::kClosing;
     return linger();
   }
   phase_ = Phase::kWaiting;
-  response_started_ = false;
   request_body_.clear();
   arm_timer(worker_.limits().idle_timeout);
   if (!reading_ && !client_eof_) {
@@ -545,9 +271,7 @@ void ClientConn::finish_exchange() {
   process_pending();
 }
 
-// ---- heads ----
-
-const char* ClientConn::client_ip() {
+std::string_view ClientConn::client_ip() {
   if (client_ip_[0]) return client_ip_;
   sockaddr_storage peer{};
   int len = sizeof peer;
@@ -559,80 +283,6 @@ const char* ClientConn::client_ip() {
   }
   if (!client_ip_[0]) std::strcpy(client_ip_, "unknown");
   return client_ip_;
-}
-
-void ClientConn::build_response_head(const http::ResponseHead& head, bool complete, uint64_t body_size) {
-  const http::RequestHead& request = parser_.head();
-  const bool head_request = request.is_head();
-  const bool client_1_0 = request.version_minor == 0;
-  std::string& out = response_head_;
-  out.clear();
-  append_status_line(out, head.status, head.reason);
-  bool has_date = false;
-  for (size_t i = 0; i < head.headers.size(); ++i) {
-    const http::FieldId id = head.headers.id(i);
-    std::string_view name = head.headers.name(i);
-    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) continue;
-    if (iequals(name, "Surrogate-Control")) continue;  // addressed to us, not to the client
-    if (id == http::FieldId::kDate) has_date = true;
-    append_field(out, name, head.headers.value(i));
-  }
-  out.append("Via: 1.1 edge\r\n");
-  if (!has_date) append_field(out, "Date", worker_.date());
-  if (worker_.shared().config.cache.x_cache) append_field(out, "X-Cache", x_cache_);
-
-  response_keep_alive_ = request_keep_alive_ && !client_eof_ && !worker_.stopping();
-  chunked_response_ = false;
-  if (!response_has_body(head.status, head_request)) {
-    if (head.content_length && (head_request || head.status == 304)) {
-      out.append("Content-Length: ");
-      append_number(out, *head.content_length);
-      out.append("\r\n");
-    }
-  } else if (head.content_length || complete) {
-    out.append("Content-Length: ");
-    append_number(out, head.content_length ? *head.content_length : body_size);
-    out.append("\r\n");
-  } else if (!client_1_0) {
-    out.append("Transfer-Encoding: chunked\r\n");
-    chunked_response_ = true;
-  } else {
-    response_keep_alive_ = false;  // the end of the body is the end of the connection
-  }
-  if (!response_keep_alive_)
-    out.append("Connection: close\r\n");
-  else if (client_1_0)
-    out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
-}
-
-void ClientConn::send_error(int status, bool may_keep_alive) {
-  deadline_.clear();
-  const bool head_request = parser_.head().is_head();
-  response_keep_alive_ = may_keep_alive && request_keep_alive_ && phase_ == Phase::kForwarding && !client_eof_ &&
-                         !worker_.stopping();
-  std::string_view reason = http::reason_phrase(status);
-  char body[256];
-  int body_len = std::snprintf(body, sizeof body,
-                               "<html><head><title>%d %.*s</title></head><body><h1>%d %.*s</h1><hr>edge</body></html>\n",
-                               status, static_cast<int>(reason.size()), reason.data(), status,
-                               static_cast<int>(reason.size()), reason.data());
-  std::string& out = response_head_;
-  out.clear();
-  append_status_line(out, status, reason);
-  append_field(out, "Date", worker_.date());
-  out.append("Content-Type: text/html\r\nContent-Length: ");
-  append_number(out, static_cast<uint64_t>(body_len));
-  out.append("\r\n");
-  if (status == 503) out.append("Retry-After: 1\r\n");
-  if (!response_keep_alive_) out.append("Connection: close\r\n");
-  else if (parser_.head().version_minor == 0) out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
-  if (!head_request) out.append(body, static_cast<size_t>(body_len));
-  response_started_ = true;
-  if (!response_keep_alive_) phase_ = Phase::kClosing;
-  start_send_clock();
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), &response_head_, nullptr, false);
 }
 
 // ---- timers and closing ----
@@ -665,9 +315,9 @@ void ClientConn::on_timer() {
       return reject(408, CloseReason::kBodyTimeout);
     case Phase::kForwarding:
     case Phase::kClosing:
-      if (exchange_.waiting_for_fill() && !response_started_) {
+      if (request_.waiting_for_fill() && !request_.responding()) {
         // Waited coalesce_timeout for another request's fetch: go to the backend alone.
-        return exchange_.stop_waiting();
+        return request_.stop_waiting();
       }
       if (writer_.active()) {
         // send_timeout bounds how long a client may leave us unable to write, not the whole
@@ -713,7 +363,7 @@ void ClientConn::close_now(CloseReason reason) {
   closed_ = true;
   // A rejected request's connection ends for the rejection, however its last write goes.
   worker_.stats().count_close(close_reason_.value_or(reason));
-  end_exchange();
+  request_.done();
   writer_.abort();
   worker_.remove_client(this);
   worker_.shared().client_connections.fetch_sub(1, std::memory_order_relaxed);

@@ -12,9 +12,13 @@
 // Pipelined bytes that arrive while a request is in progress wait in `pending_` (bounded: past
 // it the connection stops reading) and are parsed once the response is written.
 //
+// What a request becomes once its head is read (route, cache, backend, the response's head) is
+// proxy/request's: the connection owns bytes, timers and linger only, and is the Request's
+// Client.
+//
 // Ownership: a ClientConn owns itself: it is created by accept() and deleted in its handles'
-// close callbacks. It borrows its Worker. It owns its Exchange (ended before the next request
-// or closing) and shares the cached object it delivers.
+// close callbacks. It borrows its Worker. It embeds its Request (done before the next request
+// or closing).
 #pragma once
 
 #include <uv.h>
@@ -25,20 +29,17 @@
 #include <memory>
 #include <optional>
 
-#include "cache/store.h"
 #include "http/body.h"
 #include "http/shared_body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
 #include "http/writer.h"
-#include "proxy/assembly.h"
-#include "proxy/exchange.h"
-#include "proxy/router.h"
+#include "proxy/request.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
 
-class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::Owner {
+class ClientConn final : http::StreamWriter::Owner, Request::Client {
  public:
   static void accept(Worker& worker, uv_stream_t* listener);
   void shutdown();  // the worker is stopping: close now
@@ -55,18 +56,8 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   void process_pending();
   void parse(std::string_view data);
   bool on_head();
-  void remove_unkeyed_fields(http::Headers& headers);
   bool upload_too_slow();
   void on_request_complete();
-  void deliver(const cache::ObjectRef& object, const char* x_cache);
-  void assemble();
-  void assemble_passed(Fetch& fetch, const http::ResponseHead& head, bool complete);
-  void start_assembled_write();
-  void end_exchange();
-  void build_response_head(const http::ResponseHead& head, bool complete, uint64_t body_size);
-  void start_cached_head(int status, std::string_view reason, const cache::CachedObject& object);
-  void end_head(bool has_body, std::optional<uint64_t> length, bool head_request);
-  void send_error(int status, bool may_keep_alive);
   // Answers `status` and closes the connection, counted under `reason`.
   void reject(int status, CloseReason reason);
   void send_continue();
@@ -77,15 +68,15 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   conf::Duration send_check_interval() const;
   void start_send_clock();  // a response starts: send_timeout runs from now
   void on_timer();
-  const char* client_ip();
+
+  // Request::Client
+  ClientFraming framing(bool may_keep_alive) override;
+  void send(const Response& response) override;
+  void kick() override { writer_.kick(); }
+  void broke_off(CloseReason reason) override { close_now(reason); }
+  std::string_view client_ip() override;
 
   void on_write_done(int status) override;
-  void on_exchange_object(const cache::ObjectRef& object, const char* x_cache) override;
-  void on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
-  void on_exchange_progress() override;
-  void on_exchange_failed(int status) override;
-  void on_assembly_progress() override;
-  void on_assembly_failed() override;
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -108,27 +99,12 @@ class ClientConn final : http::StreamWriter::Owner, Exchange::Owner, Assembly::O
   http::RequestParser parser_;
   http::Body request_body_;
   http::StreamWriter writer_;
-  std::string pending_;        // received, not yet parsed
-  std::string response_head_;  // the response head as sent to the client
+  std::string pending_;  // received, not yet parsed
 
-  // The exchange in progress.
-  RouteMatch route_;
-  std::string host_;    // canonical (http/uri): from the target's authority or Host; "" for none
-  std::string target_;  // canonical, in origin form
-  Exchange exchange_;               // the request through the cache and to a backend
-  cache::ObjectRef object_;         // being delivered from the cache
-  Assembly* assembly_ = nullptr;    // the page being assembled from object_, borrowed until finish()
-  bool holding_head_ = false;       // esi.on_error fail: the head waits for every include
-  bool assembly_starting_ = false;  // inside Assembly::start: its news waits
-  bool assembly_failed_ = false;    // it failed while starting
-  http::BodyWindow window_;         // the part of object_'s body a range asks for
-  const char* x_cache_ = "PASS";
+  Request request_;  // the request in progress
   std::optional<CloseReason> close_reason_;  // decided by reject(); wins over how the close happens
-  int early_status_ = 0;  // an answer decided at the head (404, 417) once the body is read
   bool request_keep_alive_ = true;
   bool response_keep_alive_ = true;
-  bool response_started_ = false;
-  bool chunked_response_ = false;
   uint64_t requests_ = 0;
   uint64_t progress_mark_ = 0;  // bytes written at the last send-timeout check
   size_t queued_mark_ = 0;      // bytes libuv still had to write then

@@ -31,12 +31,6 @@ std::optional<std::string_view> cookie_value(const http::Headers& headers, std::
 
 cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
 
-// The client's own conditions and ranges, which a fetch for the cache leaves out: the cache wants
-// the whole response, and answers the conditions and ranges itself.
-bool conditional_field(std::string_view name) {
-  return iequals(name, "If-None-Match") || iequals(name, "If-Modified-Since") || iequals(name, "If-Match") ||
-         iequals(name, "If-Unmodified-Since") || iequals(name, "If-Range") || iequals(name, "Range");
-}
 }  // namespace
 
 void Exchange::start(const Request& request) {
@@ -322,69 +316,6 @@ void Exchange::invalidate_after(const http::ResponseHead& head) {
   }
   for (const std::string& target : cache::invalidated_targets(*effective, head, host))
     worker_.shared().store.purge(cache::cache_key(host, target), false);
-}
-
-void Exchange::append_validators(std::string& out, const cache::CachedObject& stored) {
-  if (auto etag = stored.headers.get("ETag")) append_field(out, "If-None-Match", *etag);
-  if (auto modified = stored.headers.get("Last-Modified")) append_field(out, "If-Modified-Since", *modified);
-}
-
-void Exchange::build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
-                                   std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
-                                   const conf::Config& config, int backend_index, bool for_cache,
-                                   const cache::CachedObject* validators) {
-  out.clear();
-  out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
-  out.append(origin_target.empty() ? head.target : origin_target);
-  out.append(" HTTP/1.1\r\n");
-  std::string_view forwarded_for;
-  bool has_host = false;
-  for (size_t i = 0; i < head.headers.size(); ++i) {
-    const http::FieldId id = head.headers.id(i);
-    std::string_view name = head.headers.name(i);
-    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
-        id == http::FieldId::kXForwardedProto || id == http::FieldId::kXForwardedHost ||
-        (for_cache && conditional_field(name)))
-      continue;
-    if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
-      // Several fields would confuse backends that read one: fold the first into ours.
-      forwarded_for = head.headers.value(i);
-      continue;
-    }
-    if (id == http::FieldId::kHost) {
-      has_host = true;
-      if (!authority.empty()) {
-        append_field(out, name, authority);
-        continue;
-      }
-    }
-    append_field(out, name, head.headers.value(i));
-  }
-  if (!has_host) {
-    const conf::Backend& backend = config.backends[static_cast<size_t>(backend_index)];
-    append_field(out, "Host", authority.empty() ? backend.servers.front().address.text() : authority);
-  }
-  out.append("X-Forwarded-For: ");
-  if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");
-  out.append(client_ip).append("\r\n");
-  out.append("X-Forwarded-Proto: http\r\n");
-  // The host edge routed and keyed by, never one the client sent: what the backend reads here is
-  // what the cache key describes.
-  if (!authority.empty()) append_field(out, "X-Forwarded-Host", authority);
-  out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
-  if (validators) append_validators(out, *validators);
-  uint64_t body = body_size;
-  if (for_cache) {
-    out.append("\r\n");
-    return;
-  }
-  if (body > 0 || head.chunked || head.content_length || head.method == "POST" || head.method == "PUT" ||
-      head.method == "PATCH") {
-    out.append("Content-Length: ");
-    append_number(out, body);
-    out.append("\r\n");
-  }
-  out.append("\r\n");
 }
 
 }  // namespace edge::proxy

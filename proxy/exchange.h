@@ -27,6 +27,7 @@
 #include "proxy/fetch.h"
 #include "proxy/fill.h"
 #include "proxy/router.h"
+#include "proxy/trace.h"
 
 namespace edge::proxy {
 
@@ -59,6 +60,7 @@ class Exchange final : Fetch::Owner {
     std::string_view authority;      // the host (no port); "" when the request named none
     std::string_view origin_target;  // the target in origin form
     std::string_view client_ip;      // for X-Forwarded-For
+    Trace* trace = nullptr;          // the steps taken are added here; null: not traced
   };
 
   Exchange(Worker& worker, Owner* owner) : worker_(worker), owner_(owner) {}
@@ -82,15 +84,6 @@ class Exchange final : Fetch::Owner {
   // exchange started is not storable and its response is ours to pass on.
   void on_fill_event();
   void adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete);
-
-  // The upstream head for a request (pass-through, or a GET for the cache with the client's
-  // conditions and ranges left out and `validators`' added).
-  static void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
-                                  std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
-                                  const conf::Config& config, int backend, bool for_cache,
-                                  const cache::CachedObject* validators);
-  // If-None-Match / If-Modified-Since from a stored response's validators (RFC 9111 4.3.1).
-  static void append_validators(std::string& out, const cache::CachedObject& stored);
 
  private:
   void serve_from_cache();

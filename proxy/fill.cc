@@ -6,6 +6,7 @@
 #include "cache/policy.h"
 #include "proxy/assembly.h"
 #include "proxy/exchange.h"
+#include "proxy/heads.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -66,7 +67,7 @@ bool backend_trouble(int status) { return status >= 500; }
 // A fill's upstream head (a GET, ending in an empty line) made conditional on `stored`.
 void add_validators(std::string& head, const cache::CachedObject& stored) {
   std::string fields;
-  Exchange::append_validators(fields, stored);
+  append_validators(fields, stored);
   if (fields.empty() || head.size() < 2) return;
   head.insert(head.size() - 2, fields);
 }

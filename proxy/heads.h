@@ -1,12 +1,24 @@
-// proxy/heads: small helpers for building message heads, shared by the client side and the
-// upstream side of the proxy. Header-only: each is a few lines on the hot path.
+// proxy/heads: every message head edge writes, in both directions, built here and nowhere else.
+//
+// Towards clients, build_response_head() writes the head of every delivery: a response passed
+// through from a backend, a stored object (whole, 304, 206 or 416), an assembled page, and an
+// answer edge makes itself (errors, the admin port's replies). What each kind keeps of its
+// fields, and what edge adds (Date when absent, Age, Via, X-Cache, the framing and Connection),
+// is decided in one function, so a rule about response fields has one place to live.
+//
+// Towards backends, build_upstream_head() writes the request head of a pass-through and of a
+// cache fill: hop-by-hop fields dropped, the canonical identity in the request line and Host,
+// X-Forwarded-For/Proto/Host and Via added, a fill's validators, the body's Content-Length.
 #pragma once
 
 #include <charconv>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "cache/store.h"
+#include "conf/config.h"
 #include "http/message.h"
 
 namespace edge::proxy {
@@ -24,16 +36,59 @@ inline void append_field(std::string& out, std::string_view name, std::string_vi
   out.append("\r\n");
 }
 
-// "HTTP/1.1 <status> <reason>\r\n"; the canonical phrase when `reason` is empty.
-inline void append_status_line(std::string& out, int status, std::string_view reason) {
-  out.append("HTTP/1.1 ");
-  append_number(out, static_cast<uint64_t>(status));
-  out.append(" ");
-  out.append(reason.empty() ? http::reason_phrase(status) : reason);
-  out.append("\r\n");
-}
-
 inline bool response_has_body(int status, bool head_request) {
   return !(head_request || status == 204 || status == 304 || (status >= 100 && status < 200));
 }
+
+// Where a response's fields come from, which decides what of them is relayed and what is added.
+enum class ResponseOrigin {
+  kBackend,    // passed through: hop-by-hop fields, Content-Length and Surrogate-Control dropped
+  kStored,     // a stored object's fields, as stored; Age added
+  kAssembled,  // a page assembled from a stored template: the template's validators dropped
+  kSynthetic,  // an answer edge makes itself: Content-Type and Cache-Control from the spec only
+};
+
+struct ResponseSpec {
+  int status = 200;
+  std::string_view reason;  // "" : the canonical phrase
+  ResponseOrigin origin = ResponseOrigin::kSynthetic;
+  const http::Headers* fields = nullptr;  // kBackend, kStored, kAssembled
+  std::optional<cache::Seconds> age;      // kStored: the Age field
+  std::string_view x_cache;               // "" : no X-Cache field
+  std::string_view content_type;          // kSynthetic
+  bool no_store = false;                  // kSynthetic: Cache-Control: no-store
+  std::string_view extra_fields;          // whole field lines (Content-Range, Retry-After, ...)
+  // Framing: whether a body follows the head, and its length when known. A body of unknown
+  // length is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0). With
+  // `length_without_body`, a head without a body still declares `length` (HEAD, 304, 416).
+  bool has_body = false;
+  std::optional<uint64_t> length;
+  bool length_without_body = false;
+};
+
+// The client's side of the framing: its HTTP version and whether the connection may stay open.
+struct ClientFraming {
+  bool http10 = false;
+  bool keep_alive = true;
+};
+
+// How the response goes out once its head is written.
+struct ResponseFraming {
+  bool chunked = false;
+  bool keep_alive = true;  // false: the connection closes after this response
+};
+
+// Writes the whole head (status line to the empty line) into `out`, replacing what it held.
+// `date` is the current HTTP date, used when the fields carry none.
+ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, ClientFraming client,
+                                    std::string_view date);
+
+// The upstream head for a request (pass-through, or a GET for the cache with the client's
+// conditions and ranges left out and `validators`' added).
+void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
+                         std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
+                         const conf::Config& config, int backend, bool for_cache, const cache::CachedObject* validators);
+// If-None-Match / If-Modified-Since from a stored response's validators (RFC 9111 4.3.1).
+void append_validators(std::string& out, const cache::CachedObject& stored);
+
 }  // namespace edge::proxy

@@ -1,0 +1,155 @@
+#include "proxy/heads.h"
+
+#include <algorithm>
+
+namespace edge::proxy {
+
+namespace {
+using http::iequals;
+
+bool relayed(ResponseOrigin origin, const http::Headers& fields, size_t i) {
+  switch (origin) {
+    case ResponseOrigin::kBackend: {
+      const http::FieldId id = fields.id(i);
+      if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) return false;
+      return !iequals(fields.name(i), "Surrogate-Control");  // addressed to us, not to the client
+    }
+    case ResponseOrigin::kAssembled: {
+      // The template's validators are not the assembled page's.
+      const std::string_view name = fields.name(i);
+      return !(iequals(name, "ETag") || iequals(name, "Last-Modified") || iequals(name, "Content-MD5"));
+    }
+    case ResponseOrigin::kStored:
+    case ResponseOrigin::kSynthetic:
+      return true;
+  }
+  return true;
+}
+
+// The client's own conditions and ranges, which a fetch for the cache leaves out: the cache wants
+// the whole response, and answers the conditions and ranges itself.
+bool conditional_field(std::string_view name) {
+  return iequals(name, "If-None-Match") || iequals(name, "If-Modified-Since") || iequals(name, "If-Match") ||
+         iequals(name, "If-Unmodified-Since") || iequals(name, "If-Range") || iequals(name, "Range");
+}
+}  // namespace
+
+ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, ClientFraming client,
+                                    std::string_view date) {
+  out.clear();
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<uint64_t>(spec.status));
+  out.append(" ");
+  out.append(spec.reason.empty() ? http::reason_phrase(spec.status) : spec.reason);
+  out.append("\r\n");
+
+  bool has_date = false;
+  if (spec.fields) {
+    const http::Headers& fields = *spec.fields;
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (!relayed(spec.origin, fields, i)) continue;
+      if (fields.id(i) == http::FieldId::kDate) has_date = true;
+      append_field(out, fields.name(i), fields.value(i));
+    }
+  }
+  if (!has_date) append_field(out, "Date", date);
+  if (spec.origin == ResponseOrigin::kSynthetic) {
+    if (!spec.content_type.empty()) append_field(out, "Content-Type", spec.content_type);
+    if (spec.no_store) out.append("Cache-Control: no-store\r\n");
+  } else {
+    if (spec.age) {
+      out.append("Age: ");
+      append_number(out, static_cast<uint64_t>(std::max<cache::Seconds>(0, *spec.age)));
+      out.append("\r\n");
+    }
+    out.append("Via: 1.1 edge\r\n");
+  }
+  if (!spec.x_cache.empty()) append_field(out, "X-Cache", spec.x_cache);
+  out.append(spec.extra_fields);
+
+  ResponseFraming framing;
+  framing.keep_alive = client.keep_alive;
+  if (spec.length && (spec.has_body || spec.length_without_body)) {
+    out.append("Content-Length: ");
+    append_number(out, *spec.length);
+    out.append("\r\n");
+  } else if (spec.has_body && !spec.length) {
+    if (client.http10)
+      framing.keep_alive = false;  // the end of the body is the end of the connection
+    else {
+      out.append("Transfer-Encoding: chunked\r\n");
+      framing.chunked = true;
+    }
+  }
+  if (!framing.keep_alive)
+    out.append("Connection: close\r\n");
+  else if (client.http10)
+    out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
+  return framing;
+}
+
+void append_validators(std::string& out, const cache::CachedObject& stored) {
+  if (auto etag = stored.headers.get("ETag")) append_field(out, "If-None-Match", *etag);
+  if (auto modified = stored.headers.get("Last-Modified")) append_field(out, "If-Modified-Since", *modified);
+}
+
+void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
+                         std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
+                         const conf::Config& config, int backend_index, bool for_cache,
+                         const cache::CachedObject* validators) {
+  out.clear();
+  out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
+  out.append(origin_target.empty() ? head.target : origin_target);
+  out.append(" HTTP/1.1\r\n");
+  std::string_view forwarded_for;
+  bool has_host = false;
+  for (size_t i = 0; i < head.headers.size(); ++i) {
+    const http::FieldId id = head.headers.id(i);
+    std::string_view name = head.headers.name(i);
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
+        id == http::FieldId::kXForwardedProto || id == http::FieldId::kXForwardedHost ||
+        (for_cache && conditional_field(name)))
+      continue;
+    if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
+      // Several fields would confuse backends that read one: fold the first into ours.
+      forwarded_for = head.headers.value(i);
+      continue;
+    }
+    if (id == http::FieldId::kHost) {
+      has_host = true;
+      if (!authority.empty()) {
+        append_field(out, name, authority);
+        continue;
+      }
+    }
+    append_field(out, name, head.headers.value(i));
+  }
+  if (!has_host) {
+    const conf::Backend& backend = config.backends[static_cast<size_t>(backend_index)];
+    append_field(out, "Host", authority.empty() ? backend.servers.front().address.text() : authority);
+  }
+  out.append("X-Forwarded-For: ");
+  if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");
+  out.append(client_ip).append("\r\n");
+  out.append("X-Forwarded-Proto: http\r\n");
+  // The host edge routed and keyed by, never one the client sent: what the backend reads here is
+  // what the cache key describes.
+  if (!authority.empty()) append_field(out, "X-Forwarded-Host", authority);
+  out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
+  if (validators) append_validators(out, *validators);
+  uint64_t body = body_size;
+  if (for_cache) {
+    out.append("\r\n");
+    return;
+  }
+  if (body > 0 || head.chunked || head.content_length || head.method == "POST" || head.method == "PUT" ||
+      head.method == "PATCH") {
+    out.append("Content-Length: ");
+    append_number(out, body);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+}  // namespace edge::proxy

@@ -1,0 +1,372 @@
+#include "proxy/request.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include "cache/policy.h"
+#include "http/uri.h"
+#include "proxy/worker.h"
+
+namespace edge::proxy {
+
+namespace {
+using http::iequals;
+
+cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
+}  // namespace
+
+const char* step_name(Step step) {
+  switch (step) {
+#define EDGE_STEP_NAME(name, text) \
+  case Step::name:                 \
+    return text;
+    EDGE_STEPS(EDGE_STEP_NAME)
+#undef EDGE_STEP_NAME
+  }
+  return "?";
+}
+
+std::string Trace::text() const {
+  std::string out;
+  for (size_t i = 0; i < count_; ++i) {
+    if (i) out.push_back(' ');
+    out.append(step_name(entries_[i].step)).push_back(':');
+    append_number(out, entries_[i].at_us);
+  }
+  if (dropped_) {
+    out.append(" +");
+    append_number(out, dropped_);
+  }
+  return out;
+}
+
+Request::Request(Worker& worker, Client& client) : worker_(worker), client_(client), exchange_(worker, this) {}
+
+// ---- recv ----
+
+int Request::recv(http::RequestHead& head) {
+  done();
+  active_ = true;
+  head_ = &head;
+  responding_ = false;
+  head_sent_ = false;
+  early_status_ = 0;
+  x_cache_ = "PASS";
+  trace_.start();
+  trace_.add(Step::kRecv);
+  // A reverse proxy opens no tunnels.
+  if (head.method == "CONNECT") return 405;
+  // One reading of the request's identity (http/uri): the host it names and its target, both
+  // canonical, for routing, the cache key, the upstream head and the log alike.
+  if (!http::read_request_identity(head, host_, target_)) return 400;
+  if (const std::optional<std::string_view> expect = head.headers.get(http::FieldId::kExpect))
+    if (!iequals(*expect, "100-continue")) return 417;
+  route_ = worker_.shared().router.match(host_, std::string_view(target_).substr(0, target_.find('?')));
+  if (route_.host < 0) {
+    early_status_ = 404;
+    return 0;
+  }
+  // Fields a backend may act on that the cache key does not describe: the route's list, and
+  // X-Forwarded-Host, which edge sets itself from the host it routed by.
+  const conf::Host& host = worker_.shared().config.hosts[static_cast<size_t>(route_.host)];
+  const conf::CachePolicy& policy =
+      route_.route >= 0 ? host.routes[static_cast<size_t>(route_.route)].cache : host.cache;
+  head.headers.remove_if([&](std::string_view name, http::FieldId id) {
+    if (id == http::FieldId::kXForwardedHost) return true;
+    for (const std::string& dropped : policy.drop_request_fields)
+      if (iequals(dropped, name)) return true;
+    return false;
+  });
+  return 0;
+}
+
+void Request::refuse(const http::RequestHead& head, int status) {
+  if (!active_) {
+    active_ = true;
+    trace_.start();
+  }
+  head_ = &head;
+  synth(status, false);
+}
+
+// ---- lookup, hit, miss, wait, pass: proxy/exchange.cc ----
+
+void Request::start(const http::RequestHead& head, const http::Body& body) {
+  head_ = &head;
+  responding_ = false;
+  if (early_status_) return synth(early_status_, true);
+  Exchange::Request request;
+  request.head = &head;
+  request.body = &body;
+  request.route = route_;
+  request.authority = host_;
+  request.origin_target = target_;
+  request.client_ip = client_.client_ip();
+  request.trace = &trace_;
+  exchange_.start(request);
+}
+
+void Request::on_exchange_object(const cache::ObjectRef& object, const char* x_cache) {
+  if (!responding_) deliver(object, x_cache);
+}
+
+void Request::on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  if (responding_) return client_.kick();
+  if ((exchange_.policy()->esi || wants_esi(head.headers)) && response_has_body(head.status, false)) {
+    fetch.response_body().keep_whole();  // compiled only once complete
+    return compile_passed_page(fetch, head, complete);
+  }
+  relay(fetch, head, complete);
+}
+
+void Request::on_exchange_progress() {
+  if (object_ && object_->body->failed()) return client_.broke_off(CloseReason::kUpstreamBroken);
+  client_.kick();
+}
+
+void Request::on_exchange_failed(int status) {
+  if (responding_) return client_.broke_off(CloseReason::kUpstreamBroken);
+  synth(status, true);
+}
+
+// ---- deliver: a stored object ----
+
+void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
+  const http::RequestHead& request = *head_;
+  object_ = object;
+  x_cache_ = x_cache;
+  responding_ = true;
+  if (compiled_page(*object)) return assemble();
+  trace_.add(Step::kDeliver);
+  const http::SharedBody& body = *object->body;
+  const bool head_request = request.is_head();
+  switch (cache::evaluate_preconditions(request, object->headers)) {
+    case cache::Precondition::kNotModified:
+      deliver_head(*object, 304, {}, false, std::nullopt, false, nullptr);
+      object_.reset();
+      return;
+    case cache::Precondition::kFailed:
+      responding_ = false;
+      object_.reset();
+      return synth(412, true);
+    case cache::Precondition::kProceed:
+      break;
+  }
+  const bool has_body = response_has_body(object->status, head_request);
+  std::optional<uint64_t> length;
+  if (body.complete()) length = body.size();
+  if (object->status == 200 && body.complete() && request.headers.get("Range")) {
+    const cache::RangeDecision range = cache::decide_range(request, object->headers, body.size());
+    std::string extra = "Content-Range: bytes ";
+    if (range.kind == cache::RangeDecision::kUnsatisfiable) {
+      extra.append("*/");
+      append_number(extra, body.size());
+      extra.append("\r\n");
+      deliver_head(*object, 416, extra, false, 0, true, nullptr);
+      object_.reset();
+      return;
+    }
+    if (range.kind == cache::RangeDecision::kPartial) {
+      const uint64_t count = range.range.last - range.range.first + 1;
+      window_.reset(&body, range.range.first, count);
+      append_number(extra, range.range.first);
+      extra.append("-");
+      append_number(extra, range.range.last);
+      extra.append("/");
+      append_number(extra, body.size());
+      extra.append("\r\n");
+      return deliver_head(*object, 206, extra, has_body, count, head_request, has_body ? &window_ : nullptr);
+    }
+  }
+  deliver_head(*object, object->status, {}, has_body, length, head_request,
+               has_body ? const_cast<http::SharedBody*>(&body) : nullptr);
+}
+
+void Request::deliver_head(const cache::CachedObject& object, int status, std::string_view extra, bool has_body,
+                           std::optional<uint64_t> length, bool length_without_body, http::BodySource* body) {
+  ResponseSpec spec;
+  spec.status = status;
+  spec.reason = status == object.status ? std::string_view(object.reason) : std::string_view();
+  spec.origin = ResponseOrigin::kStored;
+  spec.fields = &object.headers;
+  spec.age = object.age.current_age(wall_now());
+  spec.extra_fields = extra;
+  spec.has_body = has_body;
+  spec.length = length;
+  spec.length_without_body = length_without_body;
+  send(spec, body, false);
+}
+
+// ---- relay: a passed response ----
+
+void Request::relay(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  responding_ = true;
+  x_cache_ = exchange_.x_cache();
+  trace_.add(Step::kRelay);
+  const bool head_request = head_->is_head();
+  ResponseSpec spec;
+  spec.status = head.status;
+  spec.reason = head.reason;
+  spec.origin = ResponseOrigin::kBackend;
+  spec.fields = &head.headers;
+  spec.has_body = response_has_body(head.status, head_request);
+  if (!spec.has_body) {
+    // A HEAD's or a 304's Content-Length describes the body it would have had.
+    if (head.content_length && (head_request || head.status == 304)) {
+      spec.length = head.content_length;
+      spec.length_without_body = true;
+    }
+  } else if (head.content_length || complete) {
+    spec.length = head.content_length ? *head.content_length : fetch.response_body().size();
+  }
+  send(spec, spec.has_body ? &fetch.response_body() : nullptr, true);
+}
+
+// ---- assemble: a page from its includes ----
+
+void Request::compile_passed_page(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  // A page that is not stored is compiled once whole, then assembled like a stored one.
+  if (!complete) return;
+  const http::Body& body = fetch.response_body();
+  auto page = std::make_shared<cache::CachedObject>();
+  page->status = head.status;
+  page->reason = head.reason;
+  page->headers = cache::stored_headers(head.headers);
+  ssi::Parser parser(ssi::Syntax::kBoth);
+  auto shared_body = std::make_shared<http::SharedBody>(body.size());
+  std::string scratch;
+  http::IoSlice slices[16];
+  for (uint64_t offset = 0; offset < body.size();) {
+    const int n = body.peek(offset, slices, 16, SIZE_MAX, scratch);
+    if (n <= 0) return synth(500, false);
+    for (int i = 0; i < n; ++i) {
+      shared_body->append({slices[i].data, slices[i].len});
+      parser.feed({slices[i].data, slices[i].len});
+      offset += slices[i].len;
+    }
+  }
+  shared_body->finish();
+  page->body = shared_body;
+  page->attachment = std::make_shared<CompiledPage>(parser.finish());
+  exchange_.end();  // the fetch's body is copied: its connection may go
+  deliver(page, "PASS");
+}
+
+void Request::assemble() {
+  trace_.add(Step::kAssemble);
+  auto page = std::make_shared<Assembly::Page>();
+  page->client = head_;
+  page->client_ip = client_.client_ip();
+  page->includes_left = worker_.shared().config.esi.max_includes;
+  page->host_index = route_.host;
+  // Includes found in the cache resolve while the assembly starts: their news is taken in once
+  // it has started.
+  assembly_starting_ = true;
+  assembly_failed_ = false;
+  holding_head_ = false;
+  Assembly* assembly = Assembly::start(worker_, this, object_, std::move(page), host_, target_, 0, {});
+  assembly_ = assembly;
+  assembly_starting_ = false;
+  if (assembly_failed_) return on_assembly_failed();
+  // With on_error: fail, nothing is said until every include has answered, so a failure can
+  // still be a 502; otherwise the page streams from the first byte.
+  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail && !assembly->resolved();
+  if (!holding_head_) send_assembled();
+}
+
+void Request::send_assembled() {
+  const cache::CachedObject& page = *object_;
+  const bool head_request = head_->is_head();
+  const http::BodySource& body = assembly_->output();
+  ResponseSpec spec;
+  spec.status = page.status;
+  spec.reason = page.reason;
+  spec.origin = ResponseOrigin::kAssembled;
+  spec.fields = &page.headers;
+  spec.has_body = response_has_body(page.status, head_request);
+  if (body.complete()) spec.length = body.size();
+  spec.length_without_body = head_request;
+  send(spec, spec.has_body ? const_cast<http::BodySource*>(&body) : nullptr, false);
+}
+
+void Request::on_assembly_progress() {
+  if (assembly_starting_) return;
+  if (holding_head_) {
+    if (!assembly_->resolved()) return;
+    holding_head_ = false;
+    return send_assembled();
+  }
+  client_.kick();
+}
+
+void Request::on_assembly_failed() {
+  if (assembly_starting_) {
+    assembly_failed_ = true;
+    return;
+  }
+  if (holding_head_ || !head_sent_) {
+    holding_head_ = false;
+    responding_ = false;
+    return synth(502, true);
+  }
+  client_.broke_off(CloseReason::kUpstreamBroken);
+}
+
+// ---- synth: an answer edge makes ----
+
+void Request::synth(int status, bool may_keep_alive) {
+  trace_.add(Step::kSynth);
+  const std::string_view reason = http::reason_phrase(status);
+  char body[256];
+  const int body_len =
+      std::snprintf(body, sizeof body, "<html><head><title>%d %.*s</title></head><body><h1>%d %.*s</h1><hr>edge</body></html>\n",
+                    status, static_cast<int>(reason.size()), reason.data(), status, static_cast<int>(reason.size()),
+                    reason.data());
+  const bool head_request = head_ && head_->is_head();
+  ResponseSpec spec;
+  spec.status = status;
+  spec.origin = ResponseOrigin::kSynthetic;
+  spec.content_type = "text/html";
+  if (status == 503) spec.extra_fields = "Retry-After: 1\r\n";
+  spec.has_body = !head_request;
+  spec.length = static_cast<uint64_t>(body_len);
+  spec.length_without_body = true;
+  responding_ = true;
+  send(spec, nullptr, false, may_keep_alive, true, head_request ? std::string_view() : std::string_view(body, static_cast<size_t>(body_len)));
+}
+
+// ---- every response goes out here ----
+
+void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool release, bool may_keep_alive,
+                   bool synthetic, std::string_view inline_body) {
+  ResponseSpec spec = spec_in;
+  if (worker_.shared().config.cache.x_cache && !synthetic) spec.x_cache = x_cache_;
+  const ResponseFraming framing =
+      build_response_head(response_head_, spec, client_.framing(may_keep_alive), worker_.date());
+  response_head_.append(inline_body);
+  head_sent_ = true;
+  Client::Response response;
+  response.head = &response_head_;
+  response.body = body;
+  response.chunked = body && framing.chunked;
+  response.release = release;
+  response.keep_alive = framing.keep_alive;
+  response.synthetic = synthetic;
+  client_.send(response);
+}
+
+// ---- done ----
+
+void Request::done() {
+  if (!active_) return;
+  active_ = false;
+  if (assembly_) {
+    assembly_->finish();
+    assembly_ = nullptr;
+  }
+  exchange_.end();
+  object_.reset();
+  trace_.add(Step::kDone);
+}
+
+}  // namespace edge::proxy

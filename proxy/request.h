@@ -1,0 +1,140 @@
+// proxy/request: one client request, as named steps, from its head to its last byte written.
+//
+// The steps (proxy/trace.h names them; each is a function, in this file unless said):
+//   recv      recv()                    at the head: identity, route, Expect, fields the key does
+//                                       not describe; an answer decided here waits for the body
+//   lookup    Exchange::lookup()        proxy/exchange.cc: the store asked for the key
+//   hit/stale Exchange::lookup()        a usable stored object, fresh or within its stale rules
+//   miss      Exchange::start_fill()    a fill started for the key (proxy/fill.cc fetches)
+//   wait      Exchange::join_fill()     another request's fill joined (bounded by coalesce_timeout)
+//   pass      Exchange::start_pass()    to the backend for this request alone (proxy/fetch.cc)
+//   deliver   deliver()                 a stored object's head: 200, or 304/412/206/416 from it
+//   relay     relay()                   a passed response's head, its body streamed
+//   assemble  assemble()                an ESI/SSI page from its includes (proxy/assembly.cc)
+//   synth     synth()                   an answer edge makes itself (errors, rejections)
+//   done      done()                    written, or abandoned: everything held is let go
+// Every head goes through proxy/heads' build_response_head(); the request's trace records each
+// step with its time, for the access log and debug output.
+//
+// The Request does not know how bytes reach the client: its Client (an HTTP/1.1 connection,
+// proxy/client; an HTTP/2 stream later) sends a head and a body source, kicks the writer as the
+// body grows, and closes when a response breaks off.
+//
+// Ownership: the Client embeds the Request and calls done() before the next request or before it
+// goes. Between start() and done() the Request borrows the request head and body; it owns its
+// Exchange and the Assembly it started (until finish()), and shares the object it delivers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cache/store.h"
+#include "http/body.h"
+#include "http/message.h"
+#include "proxy/assembly.h"
+#include "proxy/exchange.h"
+#include "proxy/heads.h"
+#include "proxy/router.h"
+#include "proxy/stats.h"
+#include "proxy/trace.h"
+
+namespace edge::proxy {
+
+class Worker;
+
+class Request final : Exchange::Owner, Assembly::Owner {
+ public:
+  class Client {
+   public:
+    // The framing this client allows for a response: its version, and whether its connection
+    // may stay open afterwards (never when `may_keep_alive` is false).
+    virtual ClientFraming framing(bool may_keep_alive) = 0;
+    struct Response {
+      const std::string* head = nullptr;    // borrowed until the write is done
+      http::BodySource* body = nullptr;     // null: none; borrowed until the write is done
+      bool chunked = false;
+      bool release = true;                  // written body parts may be freed (a passed body)
+      bool keep_alive = true;
+      bool synthetic = false;               // synth(): nothing more is read if not kept alive
+    };
+    // Writes the response; the Client calls the Request's done() once it is written.
+    virtual void send(const Response& response) = 0;
+    virtual void kick() = 0;  // the body being written grew, completed or failed
+    // The response cannot be completed (it started, and its source broke off): close.
+    virtual void broke_off(CloseReason reason) = 0;
+    virtual std::string_view client_ip() = 0;
+
+   protected:
+    ~Client() = default;
+  };
+
+  Request(Worker& worker, Client& client);
+  ~Request() { done(); }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  // The recv step, at the head. 0: go on (read the body); else the status to refuse the request
+  // with, closing the connection. An answer decided here (404) is early_status(), given by
+  // start() once the body is read.
+  int recv(http::RequestHead& head);
+  int early_status() const { return early_status_; }
+  // The request is complete: answered from the cache, a fill, a pass, or synth.
+  void start(const http::RequestHead& head, const http::Body& body);
+  // An answer edge makes itself.
+  void synth(int status, bool may_keep_alive);
+  // The connection refuses what it read of `head` (malformed, too slow): synth, then close.
+  void refuse(const http::RequestHead& head, int status);
+  // The response is written, the client left, or the connection closes: let everything go.
+  void done();
+
+  bool responding() const { return responding_; }
+  // Waiting on another request's fill: the Client bounds it with coalesce_timeout, then calls
+  // stop_waiting(), which passes the request to the backend alone.
+  bool waiting_for_fill() const { return exchange_.waiting_for_fill(); }
+  void stop_waiting() { exchange_.stop_waiting(); }
+  const Trace& trace() const { return trace_; }
+
+ private:
+  void deliver(const cache::ObjectRef& object, const char* x_cache);
+  void deliver_head(const cache::CachedObject& object, int status, std::string_view extra, bool has_body,
+                    std::optional<uint64_t> length, bool length_without_body, http::BodySource* body);
+  void relay(Fetch& fetch, const http::ResponseHead& head, bool complete);
+  void compile_passed_page(Fetch& fetch, const http::ResponseHead& head, bool complete);
+  void assemble();
+  void send_assembled();
+  // Every response goes out here: the head from `spec` (and `inline_body` right after it).
+  void send(const ResponseSpec& spec, http::BodySource* body, bool release, bool may_keep_alive = true,
+            bool synthetic = false, std::string_view inline_body = {});
+
+  void on_exchange_object(const cache::ObjectRef& object, const char* x_cache) override;
+  void on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
+  void on_exchange_progress() override;
+  void on_exchange_failed(int status) override;
+  void on_assembly_progress() override;
+  void on_assembly_failed() override;
+
+  Worker& worker_;
+  Client& client_;
+  Trace trace_;
+  const http::RequestHead* head_ = nullptr;  // borrowed from recv() until done()
+  RouteMatch route_;
+  std::string host_;    // canonical (http/uri): from the target's authority or Host; "" for none
+  std::string target_;  // canonical, in origin form
+  int early_status_ = 0;
+  Exchange exchange_;             // the request through the cache and to a backend
+  cache::ObjectRef object_;       // being delivered from the cache
+  Assembly* assembly_ = nullptr;  // the page being assembled from object_, borrowed until finish()
+  bool holding_head_ = false;       // esi.on_error fail: the head waits for every include
+  bool assembly_starting_ = false;  // inside Assembly::start: its news waits
+  bool assembly_failed_ = false;    // it failed while starting
+  http::BodyWindow window_;         // the part of object_'s body a range asks for
+  const char* x_cache_ = "PASS";
+  bool active_ = false;      // between recv() and done()
+  bool responding_ = false;  // a response is being sent (or its head decided, for an object)
+  bool head_sent_ = false;
+  std::string response_head_;
+};
+
+}  // namespace edge::proxy
