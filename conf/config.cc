@@ -747,7 +747,7 @@ class Loader {
     cache.mark = mark_of(entry.key);
     if (!expect_map(entry, "cache")) return;
     Entries fields = entries(entry.value, {"memory", "max_object", "coalesce_timeout",
-                                           "hit_for_pass", "heuristic_max", "x_cache",
+                                           "hit_for_pass", "heuristic_max", "x_cache", "x_trace",
                                            "memcached", "max_variants"});
     const Entry* memory = find(fields, "memory");
     const Entry* max_object = find(fields, "max_object");
@@ -765,6 +765,7 @@ class Loader {
     read_duration_or_none(find(fields, "hit_for_pass"), "hit_for_pass", cache.hit_for_pass);
     read_duration(find(fields, "heuristic_max"), "heuristic_max", cache.heuristic_max);
     read_switch(find(fields, "x_cache"), "x_cache", cache.x_cache);
+    read_switch(find(fields, "x_trace"), "x_trace", cache.x_trace);
     read_count(find(fields, "max_variants"), "max_variants", 1, 10000, cache.max_variants);
     if (const Entry* memcached = find(fields, "memcached")) {
       read_memcached(*memcached, cache.memcached);

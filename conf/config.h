@@ -213,6 +213,9 @@ struct Cache {
   // `heuristic_max`: cap on the Last-Modified heuristic's freshness; > 0.
   Duration heuristic_max{std::chrono::hours(24)};
   bool x_cache = true;  // `x_cache: on|off`: the X-Cache response header
+  // `x_trace: on|off`: the X-Edge-Trace response header, the request's steps up to its head and
+  // their times (proxy/trace.h): for debugging, it says how long each step took.
+  bool x_trace = false;
   // `max_variants`: Vary variants kept per URL, 1..10000; a new one past it replaces the oldest
   // that was never read (else the oldest).
   uint32_t max_variants = 32;

@@ -24,6 +24,7 @@
 #include "http/writer.h"
 #include "proxy/admin_render.h"
 #include "proxy/bounds.h"
+#include "proxy/heads.h"
 #include "proxy/loop_tasks.h"
 #include "proxy/peers.h"
 #include "proxy/router.h"
@@ -1469,27 +1470,19 @@ void Conn::respond_error(int status, std::string_view detail) {
 }
 
 void Conn::send(const Reply& reply, bool head_request, bool http10) {
-  char number[24];
-  std::string& out = out_;
-  out.clear();
-  out.append("HTTP/1.1 ");
-  out.append(number, static_cast<size_t>(std::to_chars(number, number + sizeof number, reply.status).ptr - number));
-  out.append(" ").append(http::reason_phrase(reply.status)).append("\r\n");
   char date[32];
-  size_t date_len = http::format_http_date(static_cast<int64_t>(std::time(nullptr)), date);
-  out.append("Date: ").append(date, date_len).append("\r\n");
-  out.append("Content-Type: ").append(reply.content_type).append("\r\n");
-  out.append("Content-Length: ");
-  out.append(number, static_cast<size_t>(std::to_chars(number, number + sizeof number, reply.body.size()).ptr - number));
-  out.append("\r\n");
-  out.append("Cache-Control: no-store\r\n");
-  out.append(reply.extra_headers);
-  if (!keep_alive_)
-    out.append("Connection: close\r\n");
-  else if (http10)
-    out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
-  if (!head_request) out.append(reply.body);
+  const size_t date_len = http::format_http_date(static_cast<int64_t>(std::time(nullptr)), date);
+  ResponseSpec spec;
+  spec.status = reply.status;
+  spec.origin = ResponseOrigin::kSynthetic;
+  spec.content_type = reply.content_type;
+  spec.no_store = true;
+  spec.extra_fields = reply.extra_headers;
+  spec.has_body = !head_request;
+  spec.length = reply.body.size();
+  spec.length_without_body = true;
+  build_response_head(out_, spec, ClientFraming{http10, keep_alive_}, std::string_view(date, date_len));
+  if (!head_request) out_.append(reply.body);
 
   phase_ = Phase::kWriting;
   set_reading(false);

@@ -17,9 +17,6 @@ using http::iequals;
 
 constexpr size_t kMaxPending = 64 * 1024;
 constexpr uint64_t kLingerMs = 2000;
-constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr char kTooManyConnections[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
 
 }  // namespace
 
@@ -43,7 +40,7 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
   shared.client_connections.fetch_add(1, std::memory_order_relaxed);
   if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp_)) != 0) return conn->close_now(CloseReason::kClientClosed);
   if (shared.client_connections.load(std::memory_order_relaxed) > worker.limits().max_connections) {
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(kTooManyConnections), sizeof kTooManyConnections - 1);
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(kOverloadedAnswer.data()), kOverloadedAnswer.size());
     uv_try_write(reinterpret_cast<uv_stream_t*>(&conn->tcp_), &buf, 1);
     return conn->close_now(CloseReason::kTooManyConnections);
   }
@@ -199,7 +196,7 @@ bool ClientConn::on_head() {
 }
 
 void ClientConn::send_continue() {
-  uv_buf_t buf = uv_buf_init(const_cast<char*>(kContinue), sizeof kContinue - 1);
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(kContinueHead.data()), kContinueHead.size());
   int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
   if (n == static_cast<int>(buf.len)) return;
   // Rare: the socket is full before we said anything. The rest goes through a write request

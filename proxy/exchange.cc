@@ -43,6 +43,7 @@ void Exchange::start(const Request& request) {
   authority_ = request.authority;
   origin_target_ = request.origin_target;
   client_ip_ = request.client_ip;
+  trace_ = request.trace;
   delivering_ = false;
   x_cache_ = "PASS";
   const conf::Config& config = worker_.shared().config;
@@ -66,6 +67,7 @@ void Exchange::end() {
 void Exchange::count(cache::Event event) { worker_.cache_counters().count(route_.host, event); }
 
 void Exchange::serve_from_cache() {
+  step(Step::kLookup);
   const http::RequestHead& head = *head_;
   for (const std::string& name : policy_->bypass_on_cookie) {
     if (cookie_value(head.headers, name)) {
@@ -92,12 +94,15 @@ void Exchange::serve_from_cache() {
     switch (cache::decide(request_cc_, cache::stored_view(*object, wall_now()))) {
       case cache::Use::kFresh:
         count(cache::Event::kHit);
+        step(Step::kHit);
         return deliver(object, "HIT");
       case cache::Use::kStaleAllowed:
         count(cache::Event::kStale);
+        step(Step::kStale);
         return deliver(object, "STALE");
       case cache::Use::kStaleWhileRevalidate:
         count(cache::Event::kStale);
+        step(Step::kStale);
         refresh_in_background(object);
         return deliver(object, "STALE");
       case cache::Use::kRevalidate:
@@ -170,10 +175,12 @@ void Exchange::start_fill(cache::ObjectRef stale, bool coalesced, bool replaces)
   }
   fill_initiator_ = true;
   fill_ = std::move(fill);
+  step(Step::kMiss);
 }
 
 void Exchange::join_fill(std::shared_ptr<Fill> fill) {
   count(cache::Event::kCoalesced);
+  step(Step::kWait);
   fill_ = std::move(fill);
   fill_initiator_ = false;
   worker_.add_subscriber(this);
@@ -257,6 +264,7 @@ void Exchange::on_fill_event() {
 void Exchange::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
   if (stale && cache::may_serve_stale_on_error(request_cc_, cache::stored_view(*stale, wall_now()))) {
     count(cache::Event::kStale);
+    step(Step::kStale);
     return deliver(stale, "STALE");
   }
   owner_->on_exchange_failed(status);
@@ -265,6 +273,7 @@ void Exchange::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
 void Exchange::adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   leave_fill();
   count(cache::Event::kPass);
+  step(Step::kPass);
   x_cache_ = "PASS";
   fetch_ = &fetch;
   fetch.set_owner(this);
@@ -273,6 +282,7 @@ void Exchange::adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool com
 
 void Exchange::start_pass() {
   x_cache_ = "PASS";
+  step(Step::kPass);
   Fetch::Request request;
   request.backend = route_.backend;
   // Built only now: a request answered from the cache never needs it.

@@ -97,6 +97,9 @@ class Exchange final : Fetch::Owner {
   void serve_stale_or_error(const cache::ObjectRef& stale, int status);
   void invalidate_after(const http::ResponseHead& head);
   void count(cache::Event event);
+  void step(Step step) {
+    if (trace_) trace_->add(step);
+  }
   void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
   void on_fetch_failed(Fetch& fetch, int status) override;
 
@@ -109,6 +112,7 @@ class Exchange final : Fetch::Owner {
   std::string_view authority_;
   std::string_view origin_target_;
   std::string_view client_ip_;
+  Trace* trace_ = nullptr;
   const conf::CachePolicy* policy_ = nullptr;
   Fetch* fetch_ = nullptr;  // a pass-through exchange, owned
   std::shared_ptr<Fill> fill_;

@@ -65,6 +65,7 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
     out.append("Via: 1.1 edge\r\n");
   }
   if (!spec.x_cache.empty()) append_field(out, "X-Cache", spec.x_cache);
+  if (!spec.trace.empty()) append_field(out, "X-Edge-Trace", spec.trace);
   out.append(spec.extra_fields);
 
   ResponseFraming framing;

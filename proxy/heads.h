@@ -40,6 +40,12 @@ inline bool response_has_body(int status, bool head_request) {
   return !(head_request || status == 204 || status == 304 || (status >= 100 && status < 200));
 }
 
+// The two heads written before any request exists: the interim answer to Expect: 100-continue,
+// and the whole answer to a connection over max_connections (it gets no request parsed).
+inline constexpr std::string_view kContinueHead = "HTTP/1.1 100 Continue\r\n\r\n";
+inline constexpr std::string_view kOverloadedAnswer =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+
 // Where a response's fields come from, which decides what of them is relayed and what is added.
 enum class ResponseOrigin {
   kBackend,    // passed through: hop-by-hop fields, Content-Length and Surrogate-Control dropped
@@ -55,6 +61,7 @@ struct ResponseSpec {
   const http::Headers* fields = nullptr;  // kBackend, kStored, kAssembled
   std::optional<cache::Seconds> age;      // kStored: the Age field
   std::string_view x_cache;               // "" : no X-Cache field
+  std::string_view trace;                 // "" : no X-Edge-Trace field
   std::string_view content_type;          // kSynthetic
   bool no_store = false;                  // kSynthetic: Cache-Control: no-store
   std::string_view extra_fields;          // whole field lines (Content-Range, Retry-After, ...)

@@ -340,7 +340,13 @@ void Request::synth(int status, bool may_keep_alive) {
 void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool release, bool may_keep_alive,
                    bool synthetic, std::string_view inline_body) {
   ResponseSpec spec = spec_in;
-  if (worker_.shared().config.cache.x_cache && !synthetic) spec.x_cache = x_cache_;
+  const conf::Cache& config = worker_.shared().config.cache;
+  if (config.x_cache && !synthetic) spec.x_cache = x_cache_;
+  std::string trace;
+  if (config.x_trace) {
+    trace = trace_.text();
+    spec.trace = trace;
+  }
   const ResponseFraming framing =
       build_response_head(response_head_, spec, client_.framing(may_keep_alive), worker_.date());
   response_head_.append(inline_body);

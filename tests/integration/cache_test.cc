@@ -83,6 +83,44 @@ TEST_CASE("cache: a fresh response is stored once and served from RAM with Age")
   CHECK(backend_count(s.app, t) == 1);
 }
 
+// The step names of an X-Edge-Trace value ("recv:0 lookup:3 hit:4 deliver:9" -> "recv lookup hit
+// deliver"), after checking that each time is a number no smaller than the one before.
+std::string trace_steps(const Response& r) {
+  const std::string trace(r.header("X-Edge-Trace").value_or(""));
+  std::string steps;
+  long previous = 0;
+  size_t pos = 0;
+  while (pos < trace.size()) {
+    size_t end = trace.find(' ', pos);
+    if (end == std::string::npos) end = trace.size();
+    const std::string entry = trace.substr(pos, end - pos);
+    const size_t colon = entry.find(':');
+    REQUIRE(colon != std::string::npos);
+    const long at = std::stol(entry.substr(colon + 1));
+    CHECK(at >= previous);
+    previous = at;
+    if (!steps.empty()) steps += ' ';
+    steps += entry.substr(0, colon);
+    pos = end + 1;
+  }
+  return steps;
+}
+
+TEST_CASE("cache: x_trace shows each request's steps in X-Edge-Trace; off by default") {
+  App app{"origin"};
+  Edge edge{config_for(app, "{memory: 64m, x_trace: on}")};
+  const std::string t = "/cache/trace?cc=max-age%3D60";
+  CHECK(trace_steps(get_with(edge.port, t)) == "recv lookup miss deliver");
+  CHECK(trace_steps(get_with(edge.port, t)) == "recv lookup hit deliver");
+  CHECK(trace_steps(get_with(edge.port, t, "If-None-Match: *\r\n")) == "recv lookup hit deliver");
+  CHECK(trace_steps(get_with(edge.port, "/cache/off/x")) == "recv pass relay");
+  CHECK(trace_steps(get_with(edge.port, "/cache/trace-nostore?cc=no-store")) == "recv lookup miss pass relay");
+  CHECK(trace_steps(get_with(edge.port, "/%zz")) == "recv synth");
+
+  Site plain;
+  CHECK_FALSE(get_with(plain.edge.port, t).header("X-Edge-Trace"));
+}
+
 TEST_CASE("cache: the Age received from upstream counts") {
   Site s;
   const std::string t = "/cache/aged?cc=max-age%3D600&age=100";
