@@ -77,6 +77,30 @@ TEST_CASE("esi: with every part cached the page has a Content-Length; esi: on ne
   CHECK(r.header("Content-Length").value_or("") == "3");
 }
 
+TEST_CASE("esi: an assembled page's trace shows the assemble step") {
+  App app("origin");
+  Edge edge(config_for(app) + "cache: {x_trace: on}\n");
+  const std::string p = page("traced", "<p>" + include(fragment("t1", "T1")) + "</p>");
+  const auto steps = [](const Response& r) {
+    std::string names;
+    const std::string trace(r.header("X-Edge-Trace").value_or(""));
+    for (size_t pos = 0; pos < trace.size();) {
+      const size_t colon = trace.find(':', pos);
+      if (colon == std::string::npos) break;
+      names += (names.empty() ? "" : " ") + trace.substr(pos, colon - pos);
+      const size_t space = trace.find(' ', colon);
+      pos = space == std::string::npos ? trace.size() : space + 1;
+    }
+    return names;
+  };
+  Response first = view(edge.port, p);
+  CHECK(first.body == "<p>T1</p>");
+  CHECK(steps(first) == "recv lookup miss assemble");
+  Response second = view(edge.port, p);
+  CHECK(second.body == "<p>T1</p>");
+  CHECK(steps(second) == "recv lookup hit assemble");
+}
+
 TEST_CASE("esi: nested includes and the depth limit") {
   App app("origin");
   Edge edge(config_for(app, "{max_depth: 3}"));
