@@ -1,0 +1,353 @@
+#include "http/oneshot.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace edge;
+using http::OneShot;
+
+namespace {
+
+// A server on the test's own loop, bound to port 0. Each connection reads a request head, then
+// writes `answer` (if any) and closes, or holds the connection open when `hold` is set.
+class FakeServer {
+ public:
+  FakeServer(uv_loop_t* loop, std::string answer, bool hold = false)
+      : loop_(loop), answer_(std::move(answer)), hold_(hold) {
+    uv_tcp_init(loop, &listener_);
+    listener_.data = this;
+    open_handles_ = 1;
+    sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    REQUIRE(uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 16, &FakeServer::on_connection) == 0);
+    int len = sizeof address_;
+    uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&address_), &len);
+  }
+
+  ~FakeServer() {
+    close();
+    while (open_handles_ > 0) uv_run(loop_, UV_RUN_ONCE);
+  }
+
+  const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&address_); }
+  const std::vector<std::string>& requests() const { return requests_; }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), &FakeServer::on_closed);
+    for (auto& c : connections_) close_stream(reinterpret_cast<uv_stream_t*>(&c->tcp));
+  }
+
+ private:
+  struct Conn {
+    uv_tcp_t tcp;
+    uv_write_t write;
+    FakeServer* owner;
+    std::string input;
+    char buffer[4096];
+  };
+
+  static void on_closed(uv_handle_t* handle) { --static_cast<FakeServer*>(handle->data)->open_handles_; }
+
+  static void close_stream(uv_stream_t* stream) {
+    auto* handle = reinterpret_cast<uv_handle_t*>(stream);
+    if (uv_is_closing(handle)) return;
+    uv_close(handle, [](uv_handle_t* closed) { --static_cast<Conn*>(closed->data)->owner->open_handles_; });
+  }
+
+  static void on_connection(uv_stream_t* listener, int status) {
+    auto* self = static_cast<FakeServer*>(listener->data);
+    if (status < 0) return;
+    auto conn = std::make_unique<Conn>();
+    conn->owner = self;
+    uv_tcp_init(listener->loop, &conn->tcp);
+    ++self->open_handles_;
+    conn->tcp.data = conn->write.data = conn.get();
+    if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp)) == 0)
+      uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp), &FakeServer::on_alloc, &FakeServer::on_read);
+    self->connections_.push_back(std::move(conn));
+  }
+
+  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto* c = static_cast<Conn*>(handle->data);
+    *buf = uv_buf_init(c->buffer, sizeof c->buffer);
+  }
+
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* c = static_cast<Conn*>(stream->data);
+    if (nread < 0) return close_stream(stream);
+    c->input.append(buf->base, static_cast<size_t>(nread));
+    if (c->input.find("\r\n\r\n") == std::string::npos) return;
+    uv_read_stop(stream);
+    FakeServer* self = c->owner;
+    self->requests_.push_back(c->input);
+    if (self->answer_.empty()) {
+      if (!self->hold_) close_stream(stream);
+      return;
+    }
+    uv_buf_t out = uv_buf_init(self->answer_.data(), static_cast<unsigned>(self->answer_.size()));
+    uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) {
+      auto* conn = static_cast<Conn*>(req->data);
+      if (!conn->owner->hold_) close_stream(req->handle);
+    });
+  }
+
+  uv_loop_t* loop_;
+  std::string answer_;
+  bool hold_;
+  uv_tcp_t listener_;
+  sockaddr_storage address_{};
+  bool closed_ = false;
+  int open_handles_ = 0;
+  std::vector<std::string> requests_;
+  std::vector<std::unique_ptr<Conn>> connections_;
+};
+
+struct Loop {
+  uv_loop_t loop;
+  Loop() {
+    std::signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+  }
+  ~Loop() {
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);  // every handle was closed
+  }
+};
+
+// What done saw, copied out of the borrowed Outcome.
+struct Seen {
+  int calls = 0;
+  OneShot::Failure failure = OneShot::Failure::kNone;
+  int uv_status = 0;
+  std::string detail;
+  bool started = false;
+  int status = 0;
+  std::string content_type;
+  std::string body;
+
+  OneShot::Done done() {
+    return [this](const OneShot::Outcome& outcome) {
+      ++calls;
+      failure = outcome.failure;
+      uv_status = outcome.uv_status;
+      detail = outcome.detail;
+      started = outcome.parser.started();
+      status = outcome.parser.head().status;
+      content_type = std::string(outcome.parser.head().headers.get("Content-Type").value_or(""));
+      body = outcome.body.to_string();
+    };
+  }
+};
+
+// Starts one exchange, checks done did not come from inside start(), and runs the loop until it did.
+Seen exchange(Loop& l, const sockaddr* address, OneShot::Options options = {},
+              std::string request = http::simple_request("GET", "/x", "test")) {
+  Seen seen;
+  OneShot::start(&l.loop, address, std::move(request), options, seen.done());
+  CHECK(seen.calls == 0);
+  while (seen.calls == 0 && uv_run(&l.loop, UV_RUN_ONCE) != 0) {
+  }
+  CHECK(seen.calls == 1);
+  return seen;
+}
+
+constexpr char kOk[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
+
+}  // namespace
+
+TEST_CASE("simple_request: the request line, Host, the extra lines and Connection: close") {
+  CHECK(http::simple_request("GET", "/health", "a:1", "User-Agent: t\r\n") ==
+        "GET /health HTTP/1.1\r\nHost: a:1\r\nUser-Agent: t\r\nConnection: close\r\n\r\n");
+  CHECK(http::simple_request("POST", "/p", "h") == "POST /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+}
+
+TEST_CASE("oneshot: a good answer, the request sent as it was given") {
+  Loop l;
+  FakeServer server(&l.loop, kOk);
+  Seen seen = exchange(l, server.address(), {}, "GET /a HTTP/1.1\r\nHost: h\r\nX-Odd:  x \r\n\r\n");
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.status == 200);
+  CHECK(seen.content_type == "text/plain");
+  CHECK(seen.body == "hello");
+  REQUIRE(server.requests().size() == 1);
+  CHECK(server.requests()[0] == "GET /a HTTP/1.1\r\nHost: h\r\nX-Odd:  x \r\n\r\n");
+}
+
+TEST_CASE("oneshot: a body delimited by the close is whole") {
+  Loop l;
+  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\n\r\nuntil the end");
+  Seen seen = exchange(l, server.address());
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.body == "until the end");
+}
+
+TEST_CASE("oneshot: waiting for the head only ends before the body") {
+  Loop l;
+  FakeServer server(&l.loop, "HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\n", true);
+  OneShot::Options options;
+  options.wait = OneShot::Wait::kHead;
+  Seen seen = exchange(l, server.address(), options);
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.status == 503);
+}
+
+TEST_CASE("oneshot: a HEAD request's answer has no body") {
+  Loop l;
+  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", true);
+  OneShot::Options options;
+  options.head_request = true;
+  Seen seen = exchange(l, server.address(), options, http::simple_request("HEAD", "/", "h"));
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.body.empty());
+}
+
+TEST_CASE("oneshot: a refused connection") {
+  Loop l;
+  // Bound but not listening, and kept bound, so no one else can take the port meanwhile.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  Seen seen = exchange(l, reinterpret_cast<const sockaddr*>(&addr));
+  ::close(fd);
+  CHECK(seen.failure == OneShot::Failure::kConnect);
+  CHECK(seen.uv_status == UV_ECONNREFUSED);
+  CHECK(seen.detail == uv_strerror(UV_ECONNREFUSED));
+  CHECK_FALSE(seen.started);
+}
+
+TEST_CASE("oneshot: an address that cannot be connected to fails later, not inside start()") {
+  Loop l;
+  sockaddr_storage nowhere{};  // AF_UNSPEC
+  Seen seen = exchange(l, reinterpret_cast<const sockaddr*>(&nowhere));
+  CHECK(seen.failure == OneShot::Failure::kConnect);
+  CHECK(seen.uv_status == UV_EINVAL);
+}
+
+TEST_CASE("oneshot: a server that closes without answering") {
+  Loop l;
+  FakeServer server(&l.loop, "");
+  Seen seen = exchange(l, server.address());
+  CHECK(seen.failure == OneShot::Failure::kClosed);
+  CHECK(seen.detail == std::string("closed before any response"));
+  CHECK(server.requests().size() == 1);
+}
+
+TEST_CASE("oneshot: a server that closes in the middle of the body") {
+  Loop l;
+  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  Seen seen = exchange(l, server.address());
+  CHECK(seen.failure == OneShot::Failure::kTruncated);
+  CHECK_FALSE(seen.detail.empty());
+  CHECK(seen.status == 200);  // what came is there to see
+  CHECK(seen.body == "abc");
+}
+
+TEST_CASE("oneshot: a server that sends garbage") {
+  Loop l;
+  FakeServer server(&l.loop, "SSH-2.0-nope\r\n\r\n");
+  Seen seen = exchange(l, server.address());
+  CHECK(seen.failure == OneShot::Failure::kBadResponse);
+  CHECK_FALSE(seen.detail.empty());
+}
+
+TEST_CASE("oneshot: a server that never answers") {
+  Loop l;
+  FakeServer server(&l.loop, "", true);
+  OneShot::Options options;
+  options.timeout_ms = 30;
+  Seen seen = exchange(l, server.address(), options);
+  CHECK(seen.failure == OneShot::Failure::kTimeout);
+  CHECK(server.requests().size() == 1);
+}
+
+TEST_CASE("oneshot: a body over the limit") {
+  Loop l;
+  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" + std::string(70000, 'x'));
+  OneShot::Options options;
+  options.max_body_bytes = 1000;
+  Seen seen = exchange(l, server.address(), options);
+  CHECK(seen.failure == OneShot::Failure::kTooLarge);
+  CHECK(seen.status == 200);
+}
+
+TEST_CASE("oneshot: a head over the limit is a bad response") {
+  Loop l;
+  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
+  OneShot::Options options;
+  options.max_head_bytes = 1000;
+  Seen seen = exchange(l, server.address(), options);
+  CHECK(seen.failure == OneShot::Failure::kBadResponse);
+}
+
+TEST_CASE("oneshot: stop() abandons the exchange without calling done") {
+  Loop l;
+  FakeServer server(&l.loop, "", true);
+  Seen seen;
+  SUBCASE("at once") {
+    OneShot::start(&l.loop, server.address(), http::simple_request("GET", "/", "h"), {}, seen.done())->stop();
+  }
+  SUBCASE("once the request has arrived") {
+    OneShot* shot = OneShot::start(&l.loop, server.address(), http::simple_request("GET", "/", "h"), {}, seen.done());
+    while (server.requests().empty() && uv_run(&l.loop, UV_RUN_ONCE) != 0) {
+    }
+    REQUIRE(server.requests().size() == 1);
+    shot->stop();
+  }
+  SUBCASE("before a failure found inside start() is reported") {
+    sockaddr_storage nowhere{};
+    OneShot::start(&l.loop, reinterpret_cast<const sockaddr*>(&nowhere), "x", {}, seen.done())->stop();
+  }
+  server.close();
+  uv_run(&l.loop, UV_RUN_DEFAULT);  // the loop ends: the exchange's handles are closed
+  CHECK(seen.calls == 0);
+}
+
+TEST_CASE("oneshot: run() does one exchange on a loop of its own") {
+  // A blocking server on a thread: accepts one connection, reads the head, answers, closes.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread server([listener] {
+    int fd = ::accept(listener, nullptr, nullptr);
+    std::string input;
+    char buffer[1024];
+    while (input.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n <= 0) break;
+      input.append(buffer, static_cast<size_t>(n));
+    }
+    ssize_t written = ::write(fd, kOk, sizeof kOk - 1);
+    (void)written;
+    ::close(fd);
+  });
+  Seen seen;
+  OneShot::run(reinterpret_cast<const sockaddr*>(&addr), http::simple_request("GET", "/", "h"), {}, seen.done());
+  server.join();
+  ::close(listener);
+  CHECK(seen.calls == 1);
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.body == "hello");
+}
