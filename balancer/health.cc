@@ -1,16 +1,13 @@
 #include "balancer/health.h"
 
 #include <string>
-#include <string_view>
-#include <utility>
 
-#include "http/parser.h"
+#include "http/oneshot.h"
 
 namespace edge::balancer {
 
 namespace {
 
-constexpr size_t kReadBufferSize = 16 * 1024;
 constexpr uint64_t kMaxHeadBytes = 16 * 1024;
 
 std::string describe(int uv_status) {
@@ -18,37 +15,28 @@ std::string describe(int uv_status) {
     case UV_ECONNREFUSED: return "connection refused";
     case UV_ECONNRESET:
     case UV_EPIPE: return "connection reset";
-    case UV_EOF: return "closed without response";
     case UV_ETIMEDOUT: return "timeout";
     default: return uv_strerror(uv_status);
   }
 }
 
-}  // namespace
-
-struct HealthChecker::Check {
-  explicit Check(Probe& owner) : probe(owner), parser(kMaxHeadBytes) {}
-
-  // Marks the check over, so callbacks still to come (libuv cancels pending requests with
-  // UV_ECANCELED) change nothing; the Check frees itself when the socket is closed.
-  void close() {
-    over = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp), &Check::on_closed);
+std::string describe(const http::OneShot::Outcome& outcome) {
+  using Failure = http::OneShot::Failure;
+  switch (outcome.failure) {
+    case Failure::kNone: return std::to_string(outcome.parser.head().status);
+    case Failure::kConnect:
+    case Failure::kWrite:
+    case Failure::kRead: return describe(outcome.uv_status);
+    case Failure::kClosed: return "closed without response";
+    case Failure::kTimeout: return "timeout";
+    case Failure::kTruncated:
+    case Failure::kBadResponse:
+    case Failure::kTooLarge: break;
   }
+  return "bad response";
+}
 
-  static void on_connect(uv_connect_t* req, int status);
-  static void on_write(uv_write_t* req, int status);
-  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void on_closed(uv_handle_t* handle) { delete static_cast<Check*>(handle->data); }
-
-  Probe& probe;
-  uv_tcp_t tcp;
-  uv_connect_t connect_req;
-  uv_write_t write_req;
-  http::ResponseParser parser;
-  bool over = false;
-};
+}  // namespace
 
 struct HealthChecker::Probe {
   Probe(HealthChecker& owner, ServerState& server_state, const conf::Health& settings, const conf::Server& server)
@@ -56,41 +44,30 @@ struct HealthChecker::Probe {
         state(server_state),
         health(settings),
         address(server.address.to_sockaddr()),
-        request("GET " + settings.path + " HTTP/1.1\r\nHost: " + server.address.text() +
-                "\r\nUser-Agent: edge-health\r\nConnection: close\r\n\r\n") {}
+        request(http::simple_request("GET", settings.path, server.address.text(), "User-Agent: edge-health\r\n")) {}
 
   void schedule(conf::Duration delay) {
     uv_timer_start(&timer, &Probe::on_timer, static_cast<uint64_t>(delay.count()), 0);
   }
 
-  static void on_timer(uv_timer_t* handle) {
-    auto* probe = static_cast<Probe*>(handle->data);
-    if (probe->check) return probe->finish(false, 0, "timeout");
-    probe->begin_check();
-  }
+  static void on_timer(uv_timer_t* handle) noexcept { static_cast<Probe*>(handle->data)->begin_check(); }
 
   void begin_check() {
-    check = new Check(*this);
-    uv_tcp_init(&checker.loop_, &check->tcp);
-    check->tcp.data = check;
-    check->connect_req.data = check;
-    check->write_req.data = check;
-    check->parser.expect_response(false);
-    int rc = uv_tcp_connect(&check->connect_req, &check->tcp, reinterpret_cast<const sockaddr*>(&address),
-                            &Check::on_connect);
-    // An error here means no connect callback will ever come.
-    if (rc < 0) return finish(false, 0, describe(rc));
-    schedule(health.timeout);
+    http::OneShot::Options options;
+    options.wait = http::OneShot::Wait::kHead;
+    options.timeout_ms = static_cast<uint64_t>(health.timeout.count());
+    options.max_head_bytes = kMaxHeadBytes;
+    check = http::OneShot::start(&checker.loop_, reinterpret_cast<const sockaddr*>(&address), request, options,
+                                 [this](const http::OneShot::Outcome& outcome) { finish(outcome); });
   }
 
-  // Judges the check in progress, closes its connection and schedules the next one.
-  void finish(bool ok, int status, std::string detail) {
-    check->close();
+  // Judges the check that ended and schedules the next one.
+  void finish(const http::OneShot::Outcome& outcome) {
     check = nullptr;
     ServerState::CheckResult result;
-    result.ok = ok;
-    result.status = status;
-    result.detail = std::move(detail);
+    result.status = outcome.failure == http::OneShot::Failure::kNone ? outcome.parser.head().status : 0;
+    result.ok = result.status >= 200 && result.status < 400;
+    result.detail = describe(outcome);
     result.at_ms = now_ms();
     state.report_check(result, static_cast<int>(health.rise), static_cast<int>(health.fall), result.at_ms);
     schedule(health.interval);
@@ -99,7 +76,7 @@ struct HealthChecker::Probe {
   // Stop: the check in progress is abandoned, not judged; the server did nothing wrong.
   void shutdown() {
     if (check) {
-      check->close();
+      check->stop();
       check = nullptr;
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
@@ -109,56 +86,10 @@ struct HealthChecker::Probe {
   ServerState& state;
   const conf::Health& health;
   const sockaddr_storage address;
-  const std::string request;  // stays put while a write of it is in flight
-  uv_timer_t timer;           // the next check while idle; the timeout while a check runs
-  Check* check = nullptr;     // the check in progress
+  const std::string request;
+  uv_timer_t timer;                 // the next check, while none is in progress
+  http::OneShot* check = nullptr;  // the check in progress
 };
-
-void HealthChecker::Check::on_connect(uv_connect_t* req, int status) {
-  auto* c = static_cast<Check*>(req->data);
-  if (c->over) return;
-  if (status < 0) return c->probe.finish(false, 0, describe(status));
-  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
-  int rc = uv_read_start(stream, &Check::on_alloc, &Check::on_read);
-  if (rc < 0) return c->probe.finish(false, 0, describe(rc));
-  const std::string& request = c->probe.request;
-  uv_buf_t buf = uv_buf_init(const_cast<char*>(request.data()), static_cast<unsigned>(request.size()));
-  rc = uv_write(&c->write_req, stream, &buf, 1, &Check::on_write);
-  if (rc < 0) return c->probe.finish(false, 0, describe(rc));
-}
-
-void HealthChecker::Check::on_write(uv_write_t* req, int status) {
-  auto* c = static_cast<Check*>(req->data);
-  if (c->over || status >= 0) return;
-  c->probe.finish(false, 0, describe(status));
-}
-
-void HealthChecker::Check::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  auto* checker = static_cast<HealthChecker*>(handle->loop->data);
-  *buf = uv_buf_init(checker->read_buffer_.get(), static_cast<unsigned>(kReadBufferSize));
-}
-
-void HealthChecker::Check::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-  auto* c = static_cast<Check*>(stream->data);
-  if (c->over || nread == 0) return;
-  Probe& probe = c->probe;
-  if (nread < 0) {
-    // The head was not complete, or the check would be over: a started response was cut short.
-    if (nread == UV_EOF && c->parser.started()) return probe.finish(false, 0, "bad response");
-    return probe.finish(false, 0, describe(static_cast<int>(nread)));
-  }
-  std::string_view rest(buf->base, static_cast<size_t>(nread));
-  while (!rest.empty()) {
-    http::ParseResult r = c->parser.feed(rest);
-    rest.remove_prefix(r.consumed);
-    if (r.event == http::ParseEvent::kError) return probe.finish(false, 0, "bad response");
-    if (c->parser.head_complete()) {
-      int status = c->parser.head().status;
-      return probe.finish(status >= 200 && status < 400, status, std::to_string(status));
-    }
-    if (r.consumed == 0) return;
-  }
-}
 
 // ---- the checker ----
 
@@ -179,9 +110,7 @@ void HealthChecker::start() {
   }
   if (probes_.empty()) return;
 
-  read_buffer_ = std::make_unique<char[]>(kReadBufferSize);
   uv_loop_init(&loop_);
-  loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &HealthChecker::on_stop);
   stop_async_.data = this;
   for (auto& probe : probes_) {
@@ -209,7 +138,7 @@ void HealthChecker::stop() {
   probes_.clear();
 }
 
-void HealthChecker::on_stop(uv_async_t* async) {
+void HealthChecker::on_stop(uv_async_t* async) noexcept {
   auto* checker = static_cast<HealthChecker*>(async->data);
   for (auto& probe : checker->probes_) probe->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&checker->stop_async_), nullptr);

@@ -54,11 +54,10 @@ class HealthChecker {
   bool running() const { return running_.load(std::memory_order_relaxed); }
 
  private:
-  struct Probe;  // one server's cycle of checks
-  struct Check;  // one check in progress: its connection and parser
+  struct Probe;  // one server's cycle of checks, one http::OneShot at a time
 
   void run();
-  static void on_stop(uv_async_t* async);
+  static void on_stop(uv_async_t* async) noexcept;
 
   const conf::Config& config_;
   Balancer& balancer_;
@@ -67,7 +66,6 @@ class HealthChecker {
   uv_loop_t loop_;
   uv_async_t stop_async_;
   std::vector<std::unique_ptr<Probe>> probes_;  // freed after the loop has closed their handles
-  std::unique_ptr<char[]> read_buffer_;         // every read on the loop consumes it before returning
   std::thread thread_;
   std::atomic<bool> running_{false};
 };
