@@ -1,12 +1,10 @@
 #include "proxy/peers.h"
 
 #include <cstdint>
-#include <optional>
 #include <string_view>
 #include <utility>
 
-#include "http/body.h"
-#include "http/parser.h"
+#include "http/oneshot.h"
 
 namespace edge::proxy {
 
@@ -14,6 +12,29 @@ namespace {
 
 constexpr uint64_t kMaxAnswerBytes = 64 * 1024;
 constexpr size_t kMaxBodyInFailure = 200;
+
+// Why one peer failed, without its address; empty for a success.
+std::string describe(const http::OneShot::Outcome& outcome, const conf::Cluster& cluster) {
+  using Failure = http::OneShot::Failure;
+  switch (outcome.failure) {
+    case Failure::kNone: break;
+    case Failure::kConnect: return std::string("connect: ") + outcome.detail;
+    case Failure::kWrite: return std::string("write: ") + outcome.detail;
+    case Failure::kRead: return std::string("read: ") + outcome.detail;
+    case Failure::kClosed: return "the connection closed without an answer";
+    case Failure::kTruncated:
+      return std::string("the connection closed before the answer was complete (") + outcome.detail + ")";
+    case Failure::kBadResponse: return std::string("bad answer: ") + outcome.detail;
+    case Failure::kTooLarge: return "the answer is over 64 KiB";
+    case Failure::kTimeout: return "no answer within " + std::to_string(cluster.timeout.count()) + " ms";
+  }
+  const int status = outcome.parser.head().status;
+  if (status >= 200 && status < 300) return {};
+  std::string body = outcome.body.to_string();
+  if (body.size() > kMaxBodyInFailure) body.resize(kMaxBodyInFailure);
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) body.pop_back();
+  return "status " + std::to_string(status) + (body.empty() ? "" : ": " + body);
+}
 
 class Batch;
 
@@ -24,159 +45,44 @@ struct BatchList {
   void unlink(Batch* batch);
 };
 
-// One request to one peer: connect, write, read the answer, close. Callbacks that arrive after
-// the request has finished (a connect or write cancelled by the close reports UV_ECANCELED
-// before the close callback) find finished_ set and do nothing. Once finished, the request no
-// longer refers to its batch; it frees itself when its handle is closed.
-class PeerRequest {
- public:
-  PeerRequest(uv_loop_t* loop, Batch* batch, size_t index, const conf::Peer& peer, std::string_view target)
-      : batch_(batch), index_(index), peer_(peer) {
-    uv_tcp_init(loop, &tcp_);
-    tcp_.data = connect_req_.data = write_req_.data = this;
-    message_ = "POST ";
-    message_.append(target);
-    message_ += " HTTP/1.1\r\nHost: " + peer.address.text() + "\r\nAuthorization: Bearer " + peer.token +
-                "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    parser_.set_body_sink(&body_);
-    parser_.expect_response(false);
-  }
-
-  // May finish at once (and report to the batch) when the connect cannot even start.
-  void start() {
-    const sockaddr_storage address = peer_.address.to_sockaddr();
-    const auto* to = reinterpret_cast<const sockaddr*>(&address);
-    if (int rc = uv_tcp_connect(&connect_req_, &tcp_, to, &PeerRequest::on_connect); rc < 0)
-      fail(std::string("connect: ") + uv_strerror(rc));
-  }
-
-  void fail(const std::string& why) { finish(peer_.address.text() + ": " + why); }
-
-  // Ends the request without reporting it (the notifier is stopping).
-  void discard() {
-    batch_ = nullptr;
-    finish(std::nullopt);
-  }
-
- private:
-  static void on_connect(uv_connect_t* req, int status) {
-    auto* request = static_cast<PeerRequest*>(req->data);
-    if (request->finished_) return;
-    if (status < 0) return request->fail(std::string("connect: ") + uv_strerror(status));
-    auto* stream = reinterpret_cast<uv_stream_t*>(&request->tcp_);
-    uv_buf_t buf = uv_buf_init(request->message_.data(), static_cast<unsigned>(request->message_.size()));
-    if (int rc = uv_write(&request->write_req_, stream, &buf, 1, &PeerRequest::on_write); rc < 0)
-      return request->fail(std::string("write: ") + uv_strerror(rc));
-    if (int rc = uv_read_start(stream, &PeerRequest::on_alloc, &PeerRequest::on_read); rc < 0)
-      return request->fail(std::string("read: ") + uv_strerror(rc));
-  }
-
-  static void on_write(uv_write_t* req, int status) {
-    auto* request = static_cast<PeerRequest*>(req->data);
-    if (request->finished_ || status >= 0) return;
-    request->fail(std::string("write: ") + uv_strerror(status));
-  }
-
-  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    auto* request = static_cast<PeerRequest*>(handle->data);
-    *buf = uv_buf_init(request->buffer_, sizeof request->buffer_);
-  }
-
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-    auto* request = static_cast<PeerRequest*>(stream->data);
-    if (request->finished_ || nread == 0) return;
-    if (nread == UV_EOF) {
-      if (request->parser_.finish() == http::ParseEvent::kMessage) return request->answered();
-      if (!request->parser_.started()) return request->fail("the connection closed without an answer");
-      return request->fail(std::string("the connection closed before the answer was complete (") +
-                           request->parser_.error_reason() + ")");
-    }
-    if (nread < 0) return request->fail(std::string("read: ") + uv_strerror(static_cast<int>(nread)));
-    std::string_view data(buf->base, static_cast<size_t>(nread));
-    bool again = false;
-    while (!data.empty() || again) {
-      http::ParseResult r = request->parser_.feed(data);
-      data.remove_prefix(r.consumed);
-      again = r.event == http::ParseEvent::kHead;
-      request->answer_bytes_ += r.consumed;
-      if (r.event == http::ParseEvent::kError)
-        return request->fail(std::string("bad answer: ") + request->parser_.error_reason());
-      if (request->answer_bytes_ > kMaxAnswerBytes) return request->fail("the answer is over 64 KiB");
-      if (r.event == http::ParseEvent::kMessage) return request->answered();
-      if (r.event == http::ParseEvent::kNeedMore && r.consumed == 0) break;
-    }
-  }
-
-  static void on_closed(uv_handle_t* handle) { delete static_cast<PeerRequest*>(handle->data); }
-
-  void answered() {
-    const int status = parser_.head().status;
-    if (status >= 200 && status < 300) return finish(std::string());
-    std::string body = body_.to_string();
-    if (body.size() > kMaxBodyInFailure) body.resize(kMaxBodyInFailure);
-    while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) body.pop_back();
-    fail("status " + std::to_string(status) + (body.empty() ? "" : ": " + body));
-  }
-
-  // `failure`: empty for a success, nullopt when nobody is to be told.
-  void finish(std::optional<std::string> failure);
-
-  Batch* batch_;
-  size_t index_;
-  const conf::Peer& peer_;
-  uv_tcp_t tcp_;
-  uv_connect_t connect_req_;
-  uv_write_t write_req_;
-  bool finished_ = false;
-  std::string message_;  // borrowed by the write until on_write (or the close that cancels it)
-  http::ResponseParser parser_;
-  http::Body body_;
-  uint64_t answer_bytes_ = 0;
-  char buffer_[4096];
-};
-
-// One notify(): a request per peer and a timer, which is the deadline for them all and also
-// defers done to the loop when every request ended inside notify(). The batch frees itself when
-// its timer is closed, which happens only once no request refers to it any more.
+// One notify(): an exchange per peer, and a timer that defers done to the loop when there is
+// no peer at all. The batch frees itself when its timer is closed, which happens once no
+// exchange refers to it any more.
 class Batch {
  public:
-  Batch(BatchList* list, uv_loop_t* loop, const conf::Cluster& cluster, std::string_view target,
-        PeerNotifier::Done done)
-      : list_(list), cluster_(cluster), done_(std::move(done)), failures_(cluster.peers.size()) {
+  Batch(BatchList* list, uv_loop_t* loop, const conf::Cluster& cluster, PeerNotifier::Done done)
+      : list_(list), cluster_(cluster), done_(std::move(done)), exchanges_(cluster.peers.size(), nullptr),
+        failures_(cluster.peers.size()) {
     uv_timer_init(loop, &timer_);
     timer_.data = this;
-    requests_.reserve(cluster.peers.size());
-    for (size_t i = 0; i < cluster.peers.size(); ++i)
-      requests_.push_back(new PeerRequest(loop, this, i, cluster.peers[i], target));
   }
 
-  void start() {
-    starting_ = true;
-    remaining_ = requests_.size();
-    uv_timer_start(&timer_, &Batch::on_timer, static_cast<uint64_t>(cluster_.timeout.count()), 0);
-    // A copy: a request that fails at once clears its slot.
-    const std::vector<PeerRequest*> requests = requests_;
-    for (PeerRequest* request : requests) request->start();
-    starting_ = false;
-    if (remaining_ == 0) uv_timer_start(&timer_, &Batch::on_timer, 0, 0);
+  void start(std::string_view target) {
+    remaining_ = exchanges_.size();
+    if (remaining_ == 0) {
+      uv_timer_start(&timer_, &Batch::on_timer, 0, 0);
+      return;
+    }
+    http::OneShot::Options options;
+    options.timeout_ms = static_cast<uint64_t>(cluster_.timeout.count());
+    options.max_body_bytes = kMaxAnswerBytes;
+    for (size_t i = 0; i < exchanges_.size(); ++i) {
+      const conf::Peer& peer = cluster_.peers[i];
+      const sockaddr_storage address = peer.address.to_sockaddr();
+      std::string request = http::simple_request(
+          "POST", target, peer.address.text(), "Authorization: Bearer " + peer.token + "\r\nContent-Length: 0\r\n");
+      auto on_done = [this, i](const http::OneShot::Outcome& outcome) { ended(i, outcome); };
+      exchanges_[i] = http::OneShot::start(timer_.loop, reinterpret_cast<const sockaddr*>(&address), std::move(request),
+                                           options, std::move(on_done));
+    }
   }
 
-  // Called once per request, as it finishes; `failure` is empty for a success.
-  void ended(size_t index, std::string failure) {
-    requests_[index] = nullptr;
-    if (failure.empty())
-      ++ok_;
-    else
-      failures_[index] = std::move(failure);
-    if (--remaining_ == 0 && !starting_) complete();
-  }
-
-  // Ends every request and the timer without a word (the notifier is stopping; the list has
+  // Ends every exchange and the timer without a word (the notifier is stopping; the list has
   // already forgotten this batch).
   void discard() {
     done_ = nullptr;
-    for (PeerRequest*& slot : requests_) {
-      if (PeerRequest* request = std::exchange(slot, nullptr)) request->discard();
+    for (http::OneShot*& slot : exchanges_) {
+      if (http::OneShot* shot = std::exchange(slot, nullptr)) shot->stop();
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Batch::on_closed);
   }
@@ -185,17 +91,18 @@ class Batch {
   Batch* next = nullptr;
 
  private:
-  static void on_timer(uv_timer_t* timer) {
-    auto* batch = static_cast<Batch*>(timer->data);
-    if (batch->remaining_ == 0) return batch->complete();
-    const std::string why = "no answer within " + std::to_string(batch->cluster_.timeout.count()) + " ms";
-    // The last of these completes the batch; every slot is empty by then, so the loop ends.
-    for (PeerRequest* request : batch->requests_) {
-      if (request) request->fail(why);
-    }
-  }
+  static void on_timer(uv_timer_t* timer) noexcept { static_cast<Batch*>(timer->data)->complete(); }
+  static void on_closed(uv_handle_t* handle) noexcept { delete static_cast<Batch*>(handle->data); }
 
-  static void on_closed(uv_handle_t* handle) { delete static_cast<Batch*>(handle->data); }
+  // Called once per exchange, as it ends.
+  void ended(size_t index, const http::OneShot::Outcome& outcome) {
+    exchanges_[index] = nullptr;
+    if (std::string why = describe(outcome, cluster_); why.empty())
+      ++ok_;
+    else
+      failures_[index] = cluster_.peers[index].address.text() + ": " + why;
+    if (--remaining_ == 0) complete();
+  }
 
   // Unlinks and closes first, so that done may notify again, stop, or destroy the notifier.
   void complete() {
@@ -215,11 +122,10 @@ class Batch {
   const conf::Cluster& cluster_;
   PeerNotifier::Done done_;
   uv_timer_t timer_;
-  std::vector<PeerRequest*> requests_;  // null once finished
-  std::vector<std::string> failures_;   // by peer; empty for those that succeeded
+  std::vector<http::OneShot*> exchanges_;  // null once ended
+  std::vector<std::string> failures_;      // by peer; empty for those that succeeded
   size_t ok_ = 0;
   size_t remaining_ = 0;
-  bool starting_ = false;
 };
 
 void BatchList::link(Batch* batch) {
@@ -233,12 +139,6 @@ void BatchList::unlink(Batch* batch) {
   if (batch->next) batch->next->prev = batch->prev;
   if (head == batch) head = batch->next;
   batch->prev = batch->next = nullptr;
-}
-
-void PeerRequest::finish(std::optional<std::string> failure) {
-  finished_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &PeerRequest::on_closed);
-  if (Batch* batch = std::exchange(batch_, nullptr); batch && failure) batch->ended(index_, std::move(*failure));
 }
 
 }  // namespace
@@ -258,9 +158,9 @@ PeerNotifier::~PeerNotifier() { stop(); }
 
 void PeerNotifier::notify(std::string target, Done done) {
   if (impl_->stopped) return;
-  auto* batch = new Batch(&impl_->batches, impl_->loop, impl_->cluster, target, std::move(done));
+  auto* batch = new Batch(&impl_->batches, impl_->loop, impl_->cluster, std::move(done));
   impl_->batches.link(batch);
-  batch->start();
+  batch->start(target);
 }
 
 void PeerNotifier::stop() {

@@ -5,9 +5,9 @@
 // Contract:
 // - notify(target, done) sends `POST <target> HTTP/1.1` to every peer at once, each on a fresh
 //   connection to its admin address, with `Host: <address>`, `Authorization: Bearer <its
-//   token>`, `Content-Length: 0` and `Connection: close`; reads the answer (llhttp, through
-//   http::ResponseParser) and closes. A 2xx answer is a success; anything else (refused, reset,
-//   garbage, a non-2xx status, an answer over 64 KiB, no complete answer within
+//   token>`, `Content-Length: 0` and `Connection: close`; reads the answer (through
+//   http::OneShot) and closes. A 2xx answer is a success; anything else (refused, reset,
+//   garbage, a non-2xx status, an answer whose body is over 64 KiB, no complete answer within
 //   cluster.timeout) is a failure described as "<address>: <why>" (for 4xx/5xx: the status and
 //   the first 200 bytes of the body).
 // - done(result) is called exactly once, on the loop, after every peer has succeeded or failed,
@@ -19,8 +19,8 @@
 //   the handles are closed before destroying the notifier (or destroys it after the loop ended:
 //   the destructor then only frees memory).
 //
-// Ownership: borrows the Cluster (peers, tokens, timeout) for its life; owns its connections,
-// each freed in its handles' close callbacks.
+// Ownership: borrows the Cluster (peers, tokens, timeout) for its life; starts one http::OneShot
+// per peer and notification, which frees itself once its handles are closed.
 #pragma once
 
 #include <uv.h>
