@@ -6,9 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "http/body.h"
 #include "http/log_text.h"
-#include "http/parser.h"
+#include "http/oneshot.h"
 
 namespace edge::app {
 
@@ -70,37 +69,29 @@ std::optional<std::string> read_token_file(const std::string& path, std::string&
   return token;
 }
 
-// One purge: connect, write, read the answer, close. Callbacks that arrive after the exchange
-// has finished (a cancelled connect or write reports UV_ECANCELED once the handle closes) find
-// finished_ set and do nothing.
+// One purge in flight: its exchange with the admin port, and who is to be told.
 class AdminClient::Exchange {
  public:
   Exchange(AdminClient* owner, uint64_t ticket, std::string_view tag, Done done)
-      : owner_(owner), ticket_(ticket), tag_(tag), done_(std::move(done)) {
-    uv_tcp_init(owner->loop_, &tcp_);
-    uv_timer_init(owner->loop_, &timer_);
-    tcp_.data = timer_.data = connect_req_.data = write_req_.data = this;
-    open_handles_ = 2;
-    parser_.set_body_sink(&body_);
-    parser_.expect_response(false);
-  }
+      : owner_(owner), ticket_(ticket), tag_(tag), done_(std::move(done)) {}
 
   void start() {
-    request_ = purge_request(tag_, owner_->admin_, owner_->token_);
-    uv_timer_start(&timer_, &Exchange::on_timer, owner_->timeout_ms_, 0);
-    int rc = owner_->address_ok_ ? uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&owner_->address_),
-                                                  &Exchange::on_connect)
-                                 : UV_EINVAL;
-    if (rc < 0) fail_later(std::string("connect: ") + uv_strerror(rc));
+    http::OneShot::Options options;
+    options.timeout_ms = owner_->timeout_ms_;
+    options.max_body_bytes = kMaxAnswerBytes;
+    shot_ = http::OneShot::start(owner_->loop_, reinterpret_cast<const sockaddr*>(&owner_->address_),
+                                 purge_request(tag_, owner_->admin_, owner_->token_), options,
+                                 [this](const http::OneShot::Outcome& outcome) { ended(outcome); });
   }
 
-  // Forgets the caller: done will not be called.
+  // Forgets the caller: done will not be called, but the purge goes on.
   void abandon() { done_ = nullptr; }
 
-  // Ends the exchange without a word (the client is stopping).
+  // Ends the purge without a word (the client is stopping).
   void discard() {
-    done_ = nullptr;
-    finish(true, {});
+    shot_->stop();
+    owner_->unlink(this);
+    delete this;
   }
 
   uint64_t ticket() const { return ticket_; }
@@ -108,114 +99,54 @@ class AdminClient::Exchange {
   Exchange* next = nullptr;
 
  private:
-  static void on_connect(uv_connect_t* req, int status) {
-    auto* ex = static_cast<Exchange*>(req->data);
-    if (ex->finished_) return;
-    if (status < 0) return ex->finish(false, std::string("connect: ") + uv_strerror(status));
-    uv_buf_t buf = uv_buf_init(ex->request_.data(), static_cast<unsigned>(ex->request_.size()));
-    if (int rc = uv_write(&ex->write_req_, reinterpret_cast<uv_stream_t*>(&ex->tcp_), &buf, 1, &Exchange::on_write); rc < 0)
-      return ex->finish(false, std::string("write: ") + uv_strerror(rc));
-    if (int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&ex->tcp_), &Exchange::on_alloc, &Exchange::on_read); rc < 0)
-      return ex->finish(false, std::string("read: ") + uv_strerror(rc));
-  }
-
-  static void on_write(uv_write_t* req, int status) {
-    auto* ex = static_cast<Exchange*>(req->data);
-    if (ex->finished_ || status >= 0) return;
-    ex->finish(false, std::string("write: ") + uv_strerror(status));
-  }
-
-  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    auto* ex = static_cast<Exchange*>(handle->data);
-    *buf = uv_buf_init(ex->buffer_, sizeof ex->buffer_);
-  }
-
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-    auto* ex = static_cast<Exchange*>(stream->data);
-    if (ex->finished_ || nread == 0) return;
-    if (nread == UV_EOF) {
-      if (ex->parser_.finish() == http::ParseEvent::kMessage) return ex->answered();
-      return ex->finish(false, std::string("the connection closed before the answer was complete (") +
-                                   ex->parser_.error_reason() + ")");
+  // Why the purge failed; empty for a purge.
+  std::string describe(const http::OneShot::Outcome& outcome) const {
+    using Failure = http::OneShot::Failure;
+    switch (outcome.failure) {
+      case Failure::kNone: break;
+      case Failure::kConnect: return std::string("connect: ") + outcome.detail;
+      case Failure::kWrite: return std::string("write: ") + outcome.detail;
+      case Failure::kRead: return std::string("read: ") + outcome.detail;
+      case Failure::kClosed:
+      case Failure::kTruncated:
+        return std::string("the connection closed before the answer was complete (") + outcome.detail + ")";
+      case Failure::kBadResponse: return std::string("bad answer: ") + outcome.detail;
+      case Failure::kTooLarge: return "the answer is too large";
+      case Failure::kTimeout: return "no answer within " + std::to_string(owner_->timeout_ms_) + " ms";
     }
-    if (nread < 0) return ex->finish(false, std::string("read: ") + uv_strerror(static_cast<int>(nread)));
-    std::string_view data(buf->base, static_cast<size_t>(nread));
-    bool again = false;
-    while (!data.empty() || again) {
-      http::ParseResult r = ex->parser_.feed(data);
-      data.remove_prefix(r.consumed);
-      again = r.event == http::ParseEvent::kHead;
-      if (r.event == http::ParseEvent::kMessage) return ex->answered();
-      if (r.event == http::ParseEvent::kError)
-        return ex->finish(false, std::string("bad answer: ") + ex->parser_.error_reason());
-      if (ex->parser_.body_bytes() > kMaxAnswerBytes) return ex->finish(false, "the answer is too large");
-      if (r.event == http::ParseEvent::kNeedMore && r.consumed == 0) break;
-    }
-  }
-
-  static void on_timer(uv_timer_t* timer) {
-    auto* ex = static_cast<Exchange*>(timer->data);
-    if (ex->finished_) return;
-    if (!ex->pending_failure_.empty()) return ex->finish(false, ex->pending_failure_);
-    ex->finish(false, "no answer within " + std::to_string(ex->owner_->timeout_ms_) + " ms");
-  }
-
-  static void on_closed(uv_handle_t* handle) {
-    auto* ex = static_cast<Exchange*>(handle->data);
-    if (--ex->open_handles_ == 0) delete ex;
-  }
-
-  // done must come later than purge_tag(), so a failure found at once waits for the next turn.
-  void fail_later(std::string why) {
-    pending_failure_ = std::move(why);
-    uv_timer_start(&timer_, &Exchange::on_timer, 0, 0);
-  }
-
-  void answered() {
-    const int status = parser_.head().status;
-    if (status >= 200 && status < 300) return finish(true, {});
-    std::string body = body_.to_string();
+    const int status = outcome.parser.head().status;
+    if (status >= 200 && status < 300) return {};
+    std::string body = outcome.body.to_string();
     body = body.substr(0, body.find('\n'));
     if (body.size() > 200) body.resize(200);
-    finish(false, "status " + std::to_string(status) + (body.empty() ? "" : ": " + body));
+    return "status " + std::to_string(status) + (body.empty() ? "" : ": " + body);
   }
 
-  // Closes the handles (the exchange frees itself once both are closed), then tells the caller.
-  void finish(bool ok, const std::string& why) {
-    finished_ = true;
-    AdminClient* owner = owner_;
-    owner->unlink(this);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Exchange::on_closed);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Exchange::on_closed);
-    if (!ok)
+  // Unlinks and frees the exchange first, so that done may purge again, stop or cancel.
+  void ended(const http::OneShot::Outcome& outcome) {
+    const std::string why = describe(outcome);
+    if (!why.empty())
       std::fprintf(stderr, "edge-app: purge of tag %s at %s failed: %s\n", http::escape_for_log(tag_).c_str(),
-                   host_port_text(owner->admin_).c_str(), http::escape_for_log(why).c_str());
+                   host_port_text(owner_->admin_).c_str(), http::escape_for_log(why).c_str());
     Done done = std::move(done_);
-    done_ = nullptr;
-    if (done) done(ok);
+    owner_->unlink(this);
+    delete this;
+    if (done) done(why.empty());
   }
 
   AdminClient* owner_;
   uint64_t ticket_;
   std::string tag_;
   Done done_;
-  uv_tcp_t tcp_;
-  uv_timer_t timer_;
-  uv_connect_t connect_req_;
-  uv_write_t write_req_;
-  int open_handles_ = 0;
-  bool finished_ = false;
-  std::string request_;  // borrowed by the write until on_write (or the close that cancels it)
-  std::string pending_failure_;
-  http::ResponseParser parser_;
-  http::Body body_;
-  char buffer_[4096];
+  http::OneShot* shot_ = nullptr;  // until it ends or is stopped
 };
 
 AdminClient::AdminClient(uv_loop_t* loop, HostPort admin, std::string token, uint64_t timeout_ms)
     : loop_(loop), admin_(std::move(admin)), token_(std::move(token)), timeout_ms_(timeout_ms) {
-  address_ok_ = uv_ip4_addr(admin_.host.c_str(), admin_.port, reinterpret_cast<sockaddr_in*>(&address_)) == 0 ||
-                uv_ip6_addr(admin_.host.c_str(), admin_.port, reinterpret_cast<sockaddr_in6*>(&address_)) == 0;
+  const bool parsed = uv_ip4_addr(admin_.host.c_str(), admin_.port, reinterpret_cast<sockaddr_in*>(&address_)) == 0 ||
+                      uv_ip6_addr(admin_.host.c_str(), admin_.port, reinterpret_cast<sockaddr_in6*>(&address_)) == 0;
+  // A failed parse leaves a family set; no family at all makes every purge fail to connect.
+  if (!parsed) address_ = {};
 }
 
 AdminClient::~AdminClient() = default;

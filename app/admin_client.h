@@ -13,8 +13,8 @@
 //   the purge is cancelled or the client stopped first: then never. Cancelling only stops the
 //   waiting: the request still reaches the edge.
 //
-// Ownership: the AdminClient owns its exchanges; each frees itself in its handles' close
-// callbacks and no longer refers to the client once it is closing. stop() closes them all; the
+// Ownership: the AdminClient owns its purges in flight, each freed as it ends; its connection is
+// an http::OneShot, which frees itself once its handles are closed. stop() stops them all; the
 // owner runs the loop until it has no handles left before destroying the AdminClient.
 #pragma once
 
@@ -68,8 +68,7 @@ class AdminClient {
   HostPort admin_;
   std::string token_;
   uint64_t timeout_ms_;
-  sockaddr_storage address_{};
-  bool address_ok_ = false;
+  sockaddr_storage address_{};  // no family when admin_ is not an IP address
   bool stopped_ = false;
   uint64_t next_ticket_ = 0;
   size_t in_flight_ = 0;
