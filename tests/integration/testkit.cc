@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "http/body.h"
+#include "http/oneshot.h"
 #include "http/parser.h"
 
 namespace edge::testkit {
@@ -431,6 +432,20 @@ bool Client::send(std::string_view bytes) {
   return true;
 }
 
+namespace {
+// What `parser` read, as far as it got: the head once a response started, and the body so far.
+void read_into(Response& out, http::ResponseParser& parser, const http::Body& body) {
+  http::ResponseHead& head = parser.head();
+  if (parser.started() || parser.head_complete()) {
+    out.status = head.status;
+    out.version_minor = head.version_minor;
+    out.reason = head.reason;
+    out.headers = head.headers;
+  }
+  out.body = body.to_string();
+}
+}  // namespace
+
 Response Client::read_response(std::string_view method) {
   Response out;
   if (fd_ < 0) return out;
@@ -474,15 +489,7 @@ Response Client::read_response(std::string_view method) {
     break;  // closed, reset or timed out
   }
   if (pos < data.size()) pending_.assign(data, pos, std::string::npos);
-
-  http::ResponseHead& head = parser.head();
-  if (parser.started() || parser.head_complete()) {
-    out.status = head.status;
-    out.version_minor = head.version_minor;
-    out.reason = head.reason;
-    out.headers = head.headers;
-  }
-  out.body = body.to_string();
+  read_into(out, parser, body);
   return out;
 }
 
@@ -518,9 +525,24 @@ bool Client::wait_closed() {
 // ---- one-shot helpers ----
 
 Response get(uint16_t port, const std::string& host, const std::string& target) {
-  Client client(port);
-  client.send("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
-  return client.read_response("GET");
+  return exchange(port, http::simple_request("GET", target, host), "GET");
+}
+
+Response exchange(uint16_t port, std::string_view raw, std::string_view method) {
+  // Writes to a server that has already answered and closed must fail, not end the test.
+  static const bool sigpipe_ignored = ::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
+  (void)sigpipe_ignored;
+  const sockaddr_in address = loopback(port);
+  http::OneShot::Options options;
+  options.head_request = method == "HEAD";
+  options.timeout_ms = 30000;
+  Response out;
+  http::OneShot::run(reinterpret_cast<const sockaddr*>(&address), std::string(raw), options,
+                     [&out](const http::OneShot::Outcome& outcome) {
+                       read_into(out, outcome.parser, outcome.body);
+                       out.complete = outcome.failure == http::OneShot::Failure::kNone;
+                     });
+  return out;
 }
 
 struct RecordingBackend::State {
@@ -667,12 +689,6 @@ void RecordingBackend::serve(int fd) {
       return;
     }
   }
-}
-
-Response exchange(uint16_t port, std::string_view raw, std::string_view method) {
-  Client client(port);
-  client.send(raw);
-  return client.read_response(method);
 }
 
 namespace {

@@ -3,8 +3,9 @@
 // Everything binds to 127.0.0.1. The binaries under test bind port 0 and the test reads the port
 // they report (nothing can take it in between); memcached binds an ephemeral port too and
 // reports it in a file. Processes are started by the test
-// and stopped by it (by pid) when their handle goes out of scope. Blocking sockets with receive
-// timeouts: a hung server fails the test instead of hanging it.
+// and stopped by it (by pid) when their handle goes out of scope. A Client uses blocking sockets
+// with receive timeouts; get() and exchange() are one http::OneShot each, run on a loop of their
+// own and bounded by 30 s. Either way a hung server fails the test instead of hanging it.
 #pragma once
 
 #include <sys/types.h>
