@@ -20,11 +20,12 @@ using http::OneShot;
 namespace {
 
 // A server on the test's own loop, bound to port 0. Each connection reads a request head, then
-// writes `answer` (if any) and closes, or holds the connection open when `hold` is set.
+// writes `answer` (if any) and closes, or holds the connection open when `hold` is set. With
+// `at_once`, it answers and closes as soon as it accepts, reading nothing.
 class FakeServer {
  public:
-  FakeServer(uv_loop_t* loop, std::string answer, bool hold = false)
-      : loop_(loop), answer_(std::move(answer)), hold_(hold) {
+  FakeServer(uv_loop_t* loop, std::string answer, bool hold = false, bool at_once = false)
+      : loop_(loop), answer_(std::move(answer)), hold_(hold), at_once_(at_once) {
     uv_tcp_init(loop, &listener_);
     listener_.data = this;
     open_handles_ = 1;
@@ -76,9 +77,26 @@ class FakeServer {
     uv_tcp_init(listener->loop, &conn->tcp);
     ++self->open_handles_;
     conn->tcp.data = conn->write.data = conn.get();
-    if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp)) == 0)
-      uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp), &FakeServer::on_alloc, &FakeServer::on_read);
+    auto* stream = reinterpret_cast<uv_stream_t*>(&conn->tcp);
+    Conn* accepted = conn.get();
     self->connections_.push_back(std::move(conn));
+    if (uv_accept(listener, stream) != 0) return;
+    if (self->at_once_) return answer(accepted);
+    uv_read_start(stream, &FakeServer::on_alloc, &FakeServer::on_read);
+  }
+
+  static void answer(Conn* c) {
+    FakeServer* self = c->owner;
+    auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+    if (self->answer_.empty()) {
+      if (!self->hold_) close_stream(stream);
+      return;
+    }
+    uv_buf_t out = uv_buf_init(self->answer_.data(), static_cast<unsigned>(self->answer_.size()));
+    uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) {
+      auto* conn = static_cast<Conn*>(req->data);
+      if (!conn->owner->hold_) close_stream(req->handle);
+    });
   }
 
   static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
@@ -92,22 +110,14 @@ class FakeServer {
     c->input.append(buf->base, static_cast<size_t>(nread));
     if (c->input.find("\r\n\r\n") == std::string::npos) return;
     uv_read_stop(stream);
-    FakeServer* self = c->owner;
-    self->requests_.push_back(c->input);
-    if (self->answer_.empty()) {
-      if (!self->hold_) close_stream(stream);
-      return;
-    }
-    uv_buf_t out = uv_buf_init(self->answer_.data(), static_cast<unsigned>(self->answer_.size()));
-    uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) {
-      auto* conn = static_cast<Conn*>(req->data);
-      if (!conn->owner->hold_) close_stream(req->handle);
-    });
+    c->owner->requests_.push_back(c->input);
+    answer(c);
   }
 
   uv_loop_t* loop_;
   std::string answer_;
   bool hold_;
+  bool at_once_;
   uv_tcp_t listener_;
   sockaddr_storage address_{};
   bool closed_ = false;
@@ -213,6 +223,29 @@ TEST_CASE("oneshot: a HEAD request's answer has no body") {
   Seen seen = exchange(l, server.address(), options, http::simple_request("HEAD", "/", "h"));
   CHECK(seen.failure == OneShot::Failure::kNone);
   CHECK(seen.body.empty());
+}
+
+TEST_CASE("oneshot: an answer that comes before the request is fully written is read") {
+  Loop l;
+  // The server answers after the head and closes with the body unread (a reset): the answer
+  // counts, not the body the client could not finish writing.
+  FakeServer server(&l.loop, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
+  const std::string body(8 * 1024 * 1024, 'b');
+  Seen seen = exchange(l, server.address(), {},
+                       "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\n\r\n" + body);
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.status == 413);
+}
+
+TEST_CASE("oneshot: an answer sent before the server read anything is read") {
+  Loop l;
+  // The server answers and closes at once: the rest of the long request cannot be written, and
+  // the answer that came first is what counts.
+  FakeServer server(&l.loop, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", false, true);
+  Seen seen = exchange(l, server.address(), {}, "GET / HTTP/1.1\r\nX: " + std::string(8 * 1024 * 1024, 'x'));
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.status == 400);
 }
 
 TEST_CASE("oneshot: a refused connection") {
