@@ -1,6 +1,6 @@
 // http/oneshot: one HTTP exchange on a fresh connection: connect, write the request, read one
-// response (its head, or all of it), close. The client of health checks, of purges sent to
-// cluster peers or to an edge's admin port, and of the test kit.
+// response (its head, or all of it), close. The one client for exchanges that need no pool:
+// health checks, purges sent to other nodes, test clients.
 //
 // Contract:
 // - start() connects to `address` (read during start() only), writes `request` as it is (the
@@ -9,14 +9,16 @@
 //   is not half-closed after it is written.
 // - Wait::kHead ends once the head of the final response is complete (the body is never read);
 //   Wait::kMessage once the whole response is, or the peer closed a response delimited by the
-//   close. The body goes to a Body in RAM; one over `max_body_bytes` fails with kTooLarge.
+//   close. Interim (1xx) responses are skipped; bytes after the response are ignored. The body
+//   goes to a Body in RAM; one over `max_body_bytes` fails with kTooLarge.
 // - done(outcome) is called exactly once, from the loop, never from inside start() (a failure
 //   found at once waits for the loop's next turn), unless stop() comes first: then never.
 // - A failed write does not end the exchange by itself: a server may answer a request and
 //   close before reading all of it, so reading goes on, and the write's error is the outcome
 //   only if the read then ends without any byte of a response.
 // - `timeout_ms` bounds the whole exchange: connect, write and read.
-// - Never throws, never blocks. The process must ignore SIGPIPE.
+// - Never throws; start() never blocks (run() blocks its thread, by design). The process must
+//   ignore SIGPIPE.
 //
 // Ownership: the OneShot owns itself (its connection, timer, request bytes, parser and body) and
 // frees itself once its handles are closed, after done has returned or after stop(). The pointer
