@@ -5,6 +5,7 @@
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "http/tcp_transport.h"
 #include "http/writer.h"
 
 namespace edge::app {
@@ -119,6 +120,7 @@ class Connection final : public http::StreamWriter::Owner {
   uint64_t responses_ = 0;  // on this connection
 
   http::StreamWriter writer_;
+  http::StreamOutput output_;  // the writer's way to tcp_
   std::string head_;          // borrowed by writer_ until on_write_done
   http::Body response_body_;  // the current piece, borrowed by writer_ until on_write_done
   bool piece_pending_ = false;
@@ -216,7 +218,8 @@ void Server::unlink(Connection* c) {
 
 // ---- Connection ----
 
-Connection::Connection(Server* server) : server_(server), parser_(http::RequestParser::Limits{}), writer_(this) {
+Connection::Connection(Server* server)
+    : server_(server), parser_(http::RequestParser::Limits{}), writer_(this), output_(stream()) {
   uv_tcp_init(server->loop_, &tcp_);
   uv_timer_init(server->loop_, &timer_);
   tcp_.data = this;
@@ -501,7 +504,7 @@ void Connection::begin_write() {
   if (reply_.kind == Reply::Kind::kRaw) {
     head_ = std::move(reply_.body);
     close_after_ = true;
-    return writer_.start(stream(), &head_, nullptr, false);
+    return writer_.start(&output_, &head_, nullptr, false);
   }
 
   if (reply_.cpu_ms > 0) {
@@ -544,17 +547,17 @@ void Connection::begin_write() {
       response_body_.clear();
       response_body_.append(reply_.body);
       response_body_.set_complete();
-      return writer_.start(stream(), &head_, &response_body_, false);
+      return writer_.start(&output_, &head_, &response_body_, false);
     }
   }
-  writer_.start(stream(), &head_, nullptr, false);
+  writer_.start(&output_, &head_, nullptr, false);
 }
 
 // Writes `head` (null after the first piece) and the next piece of a generated body, if any.
 void Connection::write_piece(const std::string* head) {
-  if (!more_pieces()) return writer_.start(stream(), head, nullptr, false);
+  if (!more_pieces()) return writer_.start(&output_, head, nullptr, false);
   fill_piece();
-  writer_.start(stream(), head, &response_body_, false);
+  writer_.start(&output_, head, &response_body_, false);
 }
 
 void Connection::fill_piece() {

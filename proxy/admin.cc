@@ -21,6 +21,7 @@
 #include "http/message.h"
 #include "http/parser.h"
 #include "http/uri.h"
+#include "http/tcp_transport.h"
 #include "http/writer.h"
 #include "proxy/admin_render.h"
 #include "proxy/bounds.h"
@@ -979,7 +980,7 @@ class Admin {
 // read's worth: the connection stops reading while it answers).
 class Conn final : http::StreamWriter::Owner {
  public:
-  explicit Conn(Admin* admin) : admin_(admin), parser_(kLimits), writer_(this) {}
+  explicit Conn(Admin* admin) : admin_(admin), parser_(kLimits), writer_(this), output_(stream()) {}
   void start(uv_stream_t* listener);
   void close_now();
   // The answer that was not ready when the request was read; `ticket` says it is still awaited.
@@ -1025,6 +1026,7 @@ class Conn final : http::StreamWriter::Owner {
   Phase phase_ = Phase::kWaiting;
   http::RequestParser parser_;
   http::StreamWriter writer_;
+  http::StreamOutput output_;  // the writer's way to tcp_
   std::string input_;  // read, not yet parsed
   size_t input_pos_ = 0;
   bool after_head_ = false;  // feed again after kHead, even with no bytes left
@@ -1487,7 +1489,7 @@ void Conn::send(const Reply& reply, bool head_request, bool http10) {
   phase_ = Phase::kWriting;
   set_reading(false);
   deadline_.set(kSendTimeoutMs);
-  writer_.start(stream(), &out_, nullptr, false);  // may call on_write_done at once
+  writer_.start(&output_, &out_, nullptr, false);  // may call on_write_done at once
 }
 
 void Conn::on_write_done(int status) {
