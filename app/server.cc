@@ -60,7 +60,6 @@ class Connection final : public http::ServerConn {
   http::Body* on_head(http::RequestHead& head) override;
   void on_request(http::RequestHead& head) override;
   void on_refuse(int status, Close why) override;
-  void on_peer_end(int status) override;
   void on_timer() override;
   void on_response_written() override;
   void on_close(Close why) override;
@@ -79,7 +78,6 @@ class Connection final : public http::ServerConn {
   Server* server_;
   State state_ = State::kIdle;
   bool counted_ = false;  // the current request is counted in Stats::in_progress
-  bool peer_gone_ = false;  // the client left during a delay: closed when the delay ends
   uint64_t target_count_ = 0;  // the current request's count in Server::counts_
   uint64_t purge_ticket_ = 0;  // the AdminClient's ticket while kPurging
 
@@ -234,16 +232,11 @@ http::Body* Connection::on_head(http::RequestHead& head) {
   return &request_body_;
 }
 
-void Connection::on_peer_end(int) {
-  // A delayed answer models work in progress: like a worker busy with it, the server notices
-  // that its client left only once the work is done, and counts it in progress until then.
-  if (state_ == State::kWaiting) peer_gone_ = true;
-}
-
+// A delayed answer models work in progress: like a worker busy with it, the server notices that
+// its client left only once the work is done (its answer then fails to write, or goes to a client
+// that only half-closed), and counts it in progress until then.
 void Connection::on_timer() {
-  if (state_ != State::kWaiting) return;
-  if (peer_gone_) return close(Close::kHandler);
-  begin_write();
+  if (state_ == State::kWaiting) begin_write();
 }
 
 void Connection::on_request(http::RequestHead& head) {

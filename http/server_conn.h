@@ -15,9 +15,10 @@
 //   kClosed   -> close() ran; the object is freed once its transport and timer have closed
 //
 // The handler is the derived class: it implements the pure virtual functions below and may
-// override the others. The core calls them only from libuv callbacks it received (never from
-// inside a call the handler made, except on_response_written() from respond() when the write
-// completes at once, and on_close() from close()).
+// override the others. The core calls them from the libuv callbacks it receives, and also from
+// inside respond(), respond_more() and kick() when the write completes at once (the response
+// ends there, and the next pipelined request may be read right away), and on_close() from
+// inside close(). After any of those calls the handler checks closed() before going on.
 //   on_head(head)      the head is complete: return the Body the request body goes to (null:
 //                      discarded), or answer now with respond() (the connection then closes
 //                      after it: the body is never read), or close().
