@@ -10,7 +10,7 @@ constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 ServerConn::ServerConn(uv_loop_t* loop, const Settings& settings)
     : loop_(loop), settings_(settings), parser_(settings.limits), writer_(this) {
-  deadline_.init(loop, [](void* owner) { static_cast<ServerConn*>(owner)->on_deadline(); }, this);
+  deadline_.init(loop, [](void* owner) noexcept { static_cast<ServerConn*>(owner)->on_deadline(); }, this);
   open_handles_ = 1;
 }
 
