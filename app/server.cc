@@ -5,7 +5,8 @@
 
 #include "http/body.h"
 #include "http/parser.h"
-#include "http/writer.h"
+#include "http/server_conn.h"
+#include "http/tcp_transport.h"
 
 namespace edge::app {
 
@@ -16,7 +17,6 @@ constexpr size_t kPieceBytes = 256 * 1024;
 // How long a connection we are closing keeps draining what the client still sends, so that
 // unread input does not turn our close into a reset that destroys the response in flight.
 constexpr uint64_t kLingerMs = 2000;
-constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Session tokens: 128 bits from the system's random source, as hex. Should that ever fail, a
 // counter mixed with the clock still keeps tokens unique (if guessable), so logins keep working.
@@ -40,88 +40,59 @@ std::string new_session_token() {
 }
 }  // namespace
 
-// One client connection: a small state machine driven by drive(), which loops instead of
-// recursing so that a burst of pipelined requests answered synchronously cannot grow the stack.
-class Connection final : public http::StreamWriter::Owner {
+// One client connection: the HTTP side is the server connection core's; this is what a request
+// gets (a Reply carried out: at once, after a delay, after a purge, or in generated pieces).
+class Connection final : public http::ServerConn {
  public:
   explicit Connection(Server* server);
-  int accept(uv_stream_t* listener);
-  void close();
 
   Connection* prev = nullptr;
   Connection* next = nullptr;
 
  private:
   enum class State {
-    kReading,    // reading and parsing a request (or idle between requests)
-    kWaiting,    // a Reply waits for its timer (/wait)
-    kPurging,    // a Reply waits for its purge at the edge's admin port
-    kRespond,    // a Reply is ready to be written
-    kWriting,    // the response is being written
-    kLingering,  // shut down after the last response; draining until EOF or kLingerMs
-    kClosed,
+    kIdle,     // no request being answered
+    kWaiting,  // a Reply waits for its delay (/wait), on the connection's deadline
+    kPurging,  // a Reply waits for its purge at the edge's admin port
+    kWriting,  // the response is being written
   };
 
-  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void on_timer(uv_timer_t* timer);
-  static void on_shutdown(uv_shutdown_t* req, int status);
-  static void on_continue_written(uv_write_t* req, int status);
-  static void on_closed(uv_handle_t* handle);
-  void on_write_done(int status) override;
+  http::Body* on_head(http::RequestHead& head) override;
+  void on_request(http::RequestHead& head) override;
+  void on_refuse(int status, Close why) override;
+  void on_timer() override;
+  void on_response_written() override;
+  void on_close(Close why) override;
 
-  void drive();
-  void step();
-  void parse_input();
-  void on_head();
-  void dispatch();
-  void fail_request();
+  void count_request();
+  void fail_request(int status);
   bool start_purge();
   void on_purged();
   void begin_write();
   void write_piece(const std::string* head);
+  void write_message(const std::string* head, http::BodySource* body);
   bool more_pieces() const { return gen_remaining_ > 0 || (gen_chunked_ && !gen_terminated_); }
   void fill_piece();
   void finish_response();
-  void linger();
-  void set_reading(bool on);
-  void start_idle_timer();
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
   Server* server_;
-  uv_tcp_t tcp_;
-  uv_timer_t timer_;  // idle time-out while reading, /wait delay, linger time-out: never two at once
-  uv_shutdown_t shutdown_req_;
-  uv_write_t continue_req_;
-  int open_handles_ = 0;
-  State state_ = State::kReading;
-  bool closed_ = false;
-  bool reading_ = false;
-  bool driving_ = false;
-  bool redrive_ = false;
+  State state_ = State::kIdle;
   bool counted_ = false;  // the current request is counted in Stats::in_progress
-  bool peer_gone_ = false;  // the client left during a delay: closed when the delay ends
   uint64_t target_count_ = 0;  // the current request's count in Server::counts_
-  bool continue_in_flight_ = false;
   uint64_t purge_ticket_ = 0;  // the AdminClient's ticket while kPurging
 
-  http::RequestParser parser_;
-  bool feed_after_head_ = false;  // a message may complete on an empty feed after kHead
   http::Body request_body_;
-  std::string input_;  // bytes read and not yet parsed (pipelined requests wait here)
-  size_t input_pos_ = 0;
 
   Reply reply_;
   bool head_request_ = false;
   bool keep_alive_ = true;
   bool http10_ = false;
   bool close_after_ = false;
+  bool first_message_ = true;  // the next write starts the response
   uint64_t responses_ = 0;  // on this connection
 
-  http::StreamWriter writer_;
-  std::string head_;          // borrowed by writer_ until on_write_done
-  http::Body response_body_;  // the current piece, borrowed by writer_ until on_write_done
-  bool piece_pending_ = false;
+  std::string head_;          // borrowed by the writer until on_response_written
+  http::Body response_body_;  // the current piece, borrowed likewise
   uint64_t gen_offset_ = 0;  // pattern offset of the next generated byte
   uint64_t gen_remaining_ = 0;
   uint64_t gen_chunk_ = 0;
@@ -164,16 +135,20 @@ void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
   if (listener_open_) uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-  while (connections_) connections_->close();  // close() unlinks
+  while (connections_) connections_->close(http::ServerConn::Close::kHandler);  // on_close() unlinks
   if (admin_) admin_->stop();
 }
 
-void Server::on_connection(uv_stream_t* listener, int status) {
+void Server::on_connection(uv_stream_t* listener, int status) noexcept {
   auto* server = static_cast<Server*>(listener->data);
   if (status < 0 || server->stopped_) return;
   auto* c = new Connection(server);
   server->link(c);
-  if (c->accept(listener) < 0) c->close();
+  auto transport =
+      std::make_unique<http::TcpTransport>(server->loop_, uv_buf_init(server->read_buffer_, sizeof server->read_buffer_));
+  const int rc = transport->accept(listener);
+  c->start(std::move(transport));
+  if (rc < 0) c->close(http::ServerConn::Close::kPeerClosed);
 }
 
 
@@ -216,212 +191,56 @@ void Server::unlink(Connection* c) {
 
 // ---- Connection ----
 
-Connection::Connection(Server* server) : server_(server), parser_(http::RequestParser::Limits{}), writer_(this) {
-  uv_tcp_init(server->loop_, &tcp_);
-  uv_timer_init(server->loop_, &timer_);
-  tcp_.data = this;
-  timer_.data = this;
-  shutdown_req_.data = this;
-  continue_req_.data = this;
-  open_handles_ = 2;
+namespace {
+http::ServerConn::Settings connection_settings(const Options& options) {
+  http::ServerConn::Settings settings;
+  // One clock for every phase a client is expected to send in, as before the core: silence
+  // past idle_timeout_ms ends the connection without an answer.
+  settings.header_timeout_ms = options.idle_timeout_ms;
+  settings.body_timeout_ms = options.idle_timeout_ms;
+  settings.idle_timeout_ms = options.idle_timeout_ms;
+  settings.linger_ms = kLingerMs;
+  return settings;
 }
+}  // namespace
 
-int Connection::accept(uv_stream_t* listener) {
-  int rc = uv_accept(listener, stream());
-  if (rc < 0) return rc;
-  uv_tcp_nodelay(&tcp_, 1);
-  start_idle_timer();
-  set_reading(true);
-  return 0;
-}
+Connection::Connection(Server* server)
+    : http::ServerConn(server->loop_, connection_settings(server->options_)), server_(server) {}
 
-void Connection::close() {
-  if (closed_) return;
-  closed_ = true;
-  state_ = State::kClosed;
+void Connection::on_close(Close) {
   if (purge_ticket_ && server_->admin_) server_->admin_->cancel(purge_ticket_);
   purge_ticket_ = 0;
   if (counted_) {
     counted_ = false;
     server_->request_finished(false);
   }
-  // The write in flight (if any) is cancelled by the close; its callback must not reach us.
-  writer_.abort();
   server_->unlink(this);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Connection::on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Connection::on_closed);
 }
 
-void Connection::on_closed(uv_handle_t* handle) {
-  auto* c = static_cast<Connection*>(handle->data);
-  if (--c->open_handles_ == 0) delete c;
+void Connection::count_request() {
+  if (counted_) return;
+  counted_ = true;
+  server_->request_started();
 }
 
-void Connection::set_reading(bool on) {
-  if (on == reading_ || closed_) return;
-  if (on) {
-    if (uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read) < 0) return close();
-  } else {
-    uv_read_stop(stream());
-  }
-  reading_ = on;
-}
-
-void Connection::start_idle_timer() {
-  if (server_->options_.idle_timeout_ms == 0) {
-    uv_timer_stop(&timer_);
-    return;
-  }
-  uv_timer_start(&timer_, &Connection::on_timer, server_->options_.idle_timeout_ms, 0);
-}
-
-void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  Server* server = static_cast<Connection*>(handle->data)->server_;
-  *buf = uv_buf_init(server->read_buffer_, sizeof server->read_buffer_);
-}
-
-void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-  auto* c = static_cast<Connection*>(stream->data);
-  if (nread == 0) return;
-  if (nread < 0) {
-    // A delayed answer models work in progress: like a worker busy with it, the server notices
-    // that its client left only once the work is done, and counts it in progress until then.
-    if (c->state_ == State::kWaiting) {
-      c->set_reading(false);
-      c->peer_gone_ = true;
-      return;
-    }
-    return c->close();  // EOF or error: nothing more can be answered usefully
-  }
-  if (c->state_ == State::kLingering) return;  // discarded: we are closing
-  c->input_.append(buf->base, static_cast<size_t>(nread));
-  c->start_idle_timer();
-  c->drive();
-}
-
-void Connection::on_timer(uv_timer_t* timer) {
-  auto* c = static_cast<Connection*>(timer->data);
-  switch (c->state_) {
-    case State::kWaiting:
-      if (c->peer_gone_) return c->close();
-      c->state_ = State::kRespond;
-      c->drive();
-      break;
-    case State::kReading:    // idle time-out
-    case State::kLingering:  // the client never closed its side
-      c->close();
-      break;
-    default:
-      break;
-  }
-}
-
-void Connection::drive() {
-  if (driving_) {
-    redrive_ = true;
-    return;
-  }
-  driving_ = true;
-  do {
-    redrive_ = false;
-    State before = state_;
-    step();
-    if (state_ != before) redrive_ = true;
-  } while (redrive_ && !closed_);
-  driving_ = false;
-}
-
-void Connection::step() {
-  switch (state_) {
-    case State::kReading:
-      parse_input();
-      break;
-    case State::kRespond:
-      begin_write();
-      break;
-    case State::kWriting:
-      if (piece_pending_ && !writer_.active()) {
-        piece_pending_ = false;
-        write_piece(nullptr);
-      }
-      break;
-    default:
-      break;
-  }
-}
-
-void Connection::parse_input() {
-  bool starved = false;
-  while (state_ == State::kReading && !starved) {
-    std::string_view data(input_.data() + input_pos_, input_.size() - input_pos_);
-    if (data.empty() && !feed_after_head_) break;
-    feed_after_head_ = false;
-    http::ParseResult r = parser_.feed(data);
-    input_pos_ += r.consumed;
-    switch (r.event) {
-      case http::ParseEvent::kNeedMore:
-        starved = r.consumed == 0;
-        break;
-      case http::ParseEvent::kHead:
-        on_head();
-        feed_after_head_ = true;
-        break;
-      case http::ParseEvent::kMessage:
-        dispatch();
-        break;
-      case http::ParseEvent::kError:
-        fail_request();
-        break;
-    }
-  }
-  if (input_pos_ == input_.size()) {
-    input_.clear();
-    input_pos_ = 0;
-  } else if (state_ == State::kReading && input_pos_ > 0) {
-    input_.erase(0, input_pos_);
-    input_pos_ = 0;
-  }
-  set_reading(state_ == State::kReading);
-}
-
-void Connection::on_head() {
-  if (!counted_) {
-    counted_ = true;
-    server_->request_started();
-  }
+http::Body* Connection::on_head(http::RequestHead& head) {
+  count_request();
   request_body_.clear();
-  parser_.set_body_sink(&request_body_);
-
-  const http::RequestHead& head = parser_.head();
   target_count_ = server_->count_request(head.target);
   const bool expects_body = head.chunked || head.content_length.value_or(0) > 0;
-  if (head.version_minor >= 1 && expects_body && !continue_in_flight_ &&
-      head.headers.has_token("Expect", "100-continue")) {
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(kContinue), sizeof kContinue - 1);
-    int n = uv_try_write(stream(), &buf, 1);
-    if (n >= 0 && static_cast<size_t>(n) == buf.len) return;
-    if (n > 0) {
-      buf.base += n;
-      buf.len -= static_cast<size_t>(n);
-    } else if (n != UV_EAGAIN) {
-      return;  // the socket is failing: the next read or write will tell
-    }
-    // Static bytes: they outlive the write. Later writes queue behind this one, in order.
-    if (uv_write(&continue_req_, stream(), &buf, 1, &Connection::on_continue_written) == 0)
-      continue_in_flight_ = true;
-  }
+  if (head.version_minor >= 1 && expects_body && head.headers.has_token("Expect", "100-continue")) send_continue();
+  return &request_body_;
 }
 
-void Connection::on_continue_written(uv_write_t* req, int) {
-  static_cast<Connection*>(req->data)->continue_in_flight_ = false;
+// A delayed answer models work in progress: like a worker busy with it, the server notices that
+// its client left only once the work is done (its answer then fails to write, or goes to a client
+// that only half-closed), and counts it in progress until then.
+void Connection::on_timer() {
+  if (state_ == State::kWaiting) begin_write();
 }
 
-void Connection::dispatch() {
-  const http::RequestHead& head = parser_.head();
-  if (!counted_) {  // a message without a kHead cannot happen, but the books must balance
-    counted_ = true;
-    server_->request_started();
-  }
+void Connection::on_request(http::RequestHead& head) {
+  count_request();  // a message without a kHead cannot happen, but the books must balance
   reply_ = route(head, request_body_,
                  RouteContext{server_->options_.name, server_->stats_, &server_->assets_, &server_->counts_,
                               target_count_, static_cast<int64_t>(std::time(nullptr)), &server_->demo_});
@@ -431,31 +250,22 @@ void Connection::dispatch() {
   keep_alive_ = head.keep_alive;
   http10_ = head.version_minor == 0;
   request_body_.clear();
-  uv_timer_stop(&timer_);
 
   // Started even for a reply that drops the connection: the data has changed either way.
   const bool purging = !reply_.purge_tag.empty() && start_purge();
-  switch (reply_.kind) {
-    case Reply::Kind::kDrop:
-      return close();
-    case Reply::Kind::kRaw:
-      state_ = purging ? State::kPurging : State::kRespond;
-      return;
-    case Reply::Kind::kRespond:
-      break;
-  }
+  if (reply_.kind == Reply::Kind::kDrop) return close(Close::kHandler);
   if (purging) {
     state_ = State::kPurging;
     return;
   }
-  if (reply_.delay_ms > 0) {
+  if (reply_.kind == Reply::Kind::kRespond && reply_.delay_ms > 0) {
     // Measure the delay from now, not from the loop's cached time at the start of this turn.
     uv_update_time(server_->loop_);
-    uv_timer_start(&timer_, &Connection::on_timer, reply_.delay_ms, 0);
+    set_timer(reply_.delay_ms);
     state_ = State::kWaiting;
     return;
   }
-  state_ = State::kRespond;
+  begin_write();
 }
 
 bool Connection::start_purge() {
@@ -466,42 +276,41 @@ bool Connection::start_purge() {
 
 void Connection::on_purged() {
   purge_ticket_ = 0;
-  if (closed_ || state_ != State::kPurging) return;
-  state_ = State::kRespond;
-  drive();
+  if (closed() || state_ != State::kPurging) return;
+  begin_write();
 }
 
-void Connection::fail_request() {
-  if (!counted_) {
-    counted_ = true;
-    server_->request_started();
-  }
-  const int status = parser_.error_status();
+void Connection::on_refuse(int status, Close why) {
+  // A head or body that stopped arriving is silence, as between requests: no answer.
+  if (why != Close::kBadRequest) return close(Close::kHandler);
+  fail_request(status);
+}
+
+void Connection::fail_request(int status) {
+  count_request();
   std::string body(http::reason_phrase(status));
   body += ": ";
-  body += parser_.error_reason();
+  body += parser().error_reason();
   body.push_back('\n');
   reply_ = text_reply(status, std::move(body));
   reply_.close = true;
   head_request_ = false;
   keep_alive_ = false;
   http10_ = false;
-  uv_timer_stop(&timer_);
-  state_ = State::kRespond;
+  begin_write();
 }
 
 void Connection::begin_write() {
   state_ = State::kWriting;
-  set_reading(false);
+  first_message_ = true;
   gen_remaining_ = 0;
   gen_chunked_ = false;
   gen_terminated_ = true;
-  piece_pending_ = false;
 
   if (reply_.kind == Reply::Kind::kRaw) {
     head_ = std::move(reply_.body);
     close_after_ = true;
-    return writer_.start(stream(), &head_, nullptr, false);
+    return write_message(&head_, nullptr);
   }
 
   if (reply_.cpu_ms > 0) {
@@ -514,7 +323,7 @@ void Connection::begin_write() {
 
   const bool has_body = status_has_body(reply_.status);
   const bool chunked = has_body && reply_.chunked && !http10_;
-  bool close = !keep_alive_ || reply_.close || reply_.declared_length.has_value();
+  bool close = !keep_alive_ || reply_.close || reply_.declared_length.has_value() || peer_ended();
   if (auto connection = reply_.headers.get("Connection")) {
     http::for_each_token(*connection, [&](std::string_view token) {
       if (http::iequals(token, "close")) close = true;
@@ -544,17 +353,23 @@ void Connection::begin_write() {
       response_body_.clear();
       response_body_.append(reply_.body);
       response_body_.set_complete();
-      return writer_.start(stream(), &head_, &response_body_, false);
+      return write_message(&head_, &response_body_);
     }
   }
-  writer_.start(stream(), &head_, nullptr, false);
+  write_message(&head_, nullptr);
+}
+
+void Connection::write_message(const std::string* head, http::BodySource* body) {
+  if (!first_message_) return respond_more(head, body, false, false);
+  first_message_ = false;
+  respond(head, body, false, false, !close_after_);
 }
 
 // Writes `head` (null after the first piece) and the next piece of a generated body, if any.
 void Connection::write_piece(const std::string* head) {
-  if (!more_pieces()) return writer_.start(stream(), head, nullptr, false);
+  if (!more_pieces()) return write_message(head, nullptr);
   fill_piece();
-  writer_.start(stream(), head, &response_body_, false);
+  write_message(head, &response_body_);
 }
 
 void Connection::fill_piece() {
@@ -589,44 +404,20 @@ void Connection::fill_piece() {
   response_body_.set_complete();
 }
 
-void Connection::on_write_done(int status) {
-  if (closed_) return;
-  if (status < 0) return close();
-  if (more_pieces()) {
-    piece_pending_ = true;
-  } else {
-    finish_response();
-  }
-  drive();
+void Connection::on_response_written() {
+  if (more_pieces()) return write_piece(nullptr);
+  finish_response();
 }
 
 void Connection::finish_response() {
   ++responses_;
   response_body_.clear();
-  head_.clear();
   reply_ = Reply{};
+  state_ = State::kIdle;
   if (counted_) {
     counted_ = false;
     server_->request_finished(true);
   }
-  if (close_after_) return linger();
-  state_ = State::kReading;
-  start_idle_timer();
-}
-
-void Connection::linger() {
-  state_ = State::kLingering;
-  input_.clear();
-  input_pos_ = 0;
-  if (uv_shutdown(&shutdown_req_, stream(), &Connection::on_shutdown) < 0) return close();
-  uv_timer_start(&timer_, &Connection::on_timer, kLingerMs, 0);
-  set_reading(true);
-}
-
-void Connection::on_shutdown(uv_shutdown_t* req, int status) {
-  auto* c = static_cast<Connection*>(req->data);
-  // After close() the request is cancelled; the Connection still exists until its handles close.
-  if (status < 0 && !c->closed_) c->close();
 }
 
 }  // namespace edge::app

@@ -20,9 +20,9 @@
 //   serving other connections meanwhile. Without it, the reply goes out at once.
 //
 // Ownership: the Server owns its listener, every Connection, the DemoSite and the AdminClient; a
-// Connection frees itself in its handles' close callbacks. stop() closes them all (and the admin
-// client's purges in flight); the owner then runs the loop until it has no more handles, and only
-// then destroys the Server.
+// Connection frees itself by the server connection core's rule (http/server_conn.h). stop()
+// closes them all (and the admin client's purges in flight); the owner then runs the loop until
+// it has no more handles, and only then destroys the Server.
 #pragma once
 
 #include <uv.h>
@@ -65,7 +65,7 @@ class Server {
  private:
   friend class Connection;
 
-  static void on_connection(uv_stream_t* listener, int status);
+  static void on_connection(uv_stream_t* listener, int status) noexcept;
 
   // The current time as an HTTP date, formatted once a second.
   std::string_view date();

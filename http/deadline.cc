@@ -18,7 +18,7 @@ void Deadline::set(uint64_t ms_from_now) {
   }
 }
 
-void Deadline::on_timer(uv_timer_t* timer) {
+void Deadline::on_timer(uv_timer_t* timer) noexcept {
   auto* d = static_cast<Deadline*>(timer->data);
   d->fires_at_ = 0;
   if (d->deadline_ == 0) return;

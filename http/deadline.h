@@ -28,7 +28,7 @@ class Deadline {
   void* owner() const { return owner_; }
 
  private:
-  static void on_timer(uv_timer_t* timer);
+  static void on_timer(uv_timer_t* timer) noexcept;
 
   uv_timer_t timer_;
   uint64_t deadline_ = 0;   // loop time in ms; 0: none

@@ -15,8 +15,8 @@ constexpr char kCrLf[] = "\r\n";
 constexpr char kLastChunk[] = "0\r\n\r\n";
 }  // namespace
 
-void StreamWriter::start(uv_stream_t* stream, const std::string* head, BodySource* body, bool chunked, bool release) {
-  stream_ = stream;
+void StreamWriter::start(Output* output, const std::string* head, BodySource* body, bool chunked, bool release) {
+  output_ = output;
   release_ = release;
   head_ = head;
   body_ = body;
@@ -82,22 +82,11 @@ void StreamWriter::pump() {
       return;  // wait for kick()
     }
 
-    int written = uv_try_write(stream_, frame.bufs, frame.count);
-    if (written < 0 && written != UV_EAGAIN) return finish(written);
-    size_t done = written > 0 ? static_cast<size_t>(written) : 0;
-
+    int written = output_->write(frame.bufs, frame.count, this);
+    if (written < 0) return finish(written);
     pending_bytes_ = frame.bytes;
-    if (done < frame.bytes) {
-      // Hand the rest to libuv; the frame's buffers stay valid until on_written.
-      unsigned first = 0;
-      size_t skip = done;
-      while (skip >= frame.bufs[first].len) skip -= frame.bufs[first++].len;
-      frame.bufs[first].base += skip;
-      frame.bufs[first].len -= static_cast<unsigned>(skip);
-      int rc = uv_write(&request_, stream_, frame.bufs + first, frame.count - first, &StreamWriter::on_written);
-      if (rc < 0) return finish(rc);
-      in_flight_ = true;
-    }
+    // What did not go out at once is queued; the frame's bytes stay valid until on_written.
+    if (static_cast<size_t>(written) < frame.bytes) in_flight_ = true;
     if (has_head) head_offset_ = head_->size();
     body_offset_ += body_bytes;
     if (add_terminator) terminator_written_ = true;
@@ -110,13 +99,12 @@ void StreamWriter::advance(size_t bytes) {
   if (body_ && release_) body_->release_before(body_offset_);
 }
 
-void StreamWriter::on_written(uv_write_t* req, int status) {
-  auto* w = static_cast<StreamWriter*>(req->data);
-  w->in_flight_ = false;
-  if (!w->active_) return;
-  if (status < 0) return w->finish(status);
-  w->advance(w->pending_bytes_);
-  w->pump();
+void StreamWriter::on_written(int status) {
+  in_flight_ = false;
+  if (!active_) return;
+  if (status < 0) return finish(status);
+  advance(pending_bytes_);
+  pump();
 }
 
 }  // namespace edge::http

@@ -1,8 +1,8 @@
-// http/writer: writes one message (a head, then a Body as it grows) to a libuv stream.
+// http/writer: writes one message (a head, then a Body as it grows) to a Transport's Output.
 //
 // Contract:
-// - One message at a time, one uv_write in flight at a time. Bytes are first tried with
-//   uv_try_write, so a small message costs no write request at all.
+// - One message at a time, one write in flight at a time. Output::write tries the bytes at once,
+//   so a small message costs no queued write at all; one write call per frame, no copy.
 // - The head string and the Body are borrowed: the owner keeps both alive and unchanged (the
 //   Body may grow) until on_write_done() or abort(). With `release`, written RAM chunks of the
 //   Body are freed as they go, so a slow reader does not pin the whole body in memory; without
@@ -12,8 +12,8 @@
 // - The owner calls kick() whenever the Body grew or completed. on_write_done(status) is called
 //   exactly once per start(): 0 when the whole message is written, or a negative libuv error.
 //   It may be called from inside start() or kick().
-// - The owner's stream must outlive any write in flight; closing the stream cancels the write,
-//   whose callback (ECANCELED) still arrives before the stream's close callback.
+// - The Output must outlive any write in flight; closing the transport cancels the write,
+//   whose completion (ECANCELED) still arrives before the transport's close completion.
 #pragma once
 
 #include <uv.h>
@@ -22,10 +22,11 @@
 #include <string>
 
 #include "http/body.h"
+#include "http/transport.h"
 
 namespace edge::http {
 
-class StreamWriter {
+class StreamWriter final : Output::WriteDone {
  public:
   class Owner {
    public:
@@ -35,11 +36,11 @@ class StreamWriter {
     ~Owner() = default;
   };
 
-  explicit StreamWriter(Owner* owner) : owner_(owner) { request_.data = this; }
+  explicit StreamWriter(Owner* owner) : owner_(owner) {}
   StreamWriter(const StreamWriter&) = delete;
   StreamWriter& operator=(const StreamWriter&) = delete;
 
-  void start(uv_stream_t* stream, const std::string* head, BodySource* body, bool chunked, bool release = true);
+  void start(Output* output, const std::string* head, BodySource* body, bool chunked, bool release = true);
   void kick();
   // Forget the message without calling back (the owner is tearing the stream down).
   void abort() { active_ = false; }
@@ -49,7 +50,7 @@ class StreamWriter {
   uint64_t bytes_written() const { return total_written_; }
 
  private:
-  static void on_written(uv_write_t* req, int status);
+  void on_written(int status) override;
   void pump();
   void advance(size_t bytes);
   void finish(int status);
@@ -57,7 +58,7 @@ class StreamWriter {
   static constexpr int kMaxSlices = 64;
 
   Owner* owner_;
-  uv_stream_t* stream_ = nullptr;
+  Output* output_ = nullptr;
   const std::string* head_ = nullptr;
   BodySource* body_ = nullptr;
   bool chunked_ = false;
@@ -68,7 +69,6 @@ class StreamWriter {
   size_t head_offset_ = 0;
   uint64_t body_offset_ = 0;
   uint64_t total_written_ = 0;
-  uv_write_t request_;
   // What the write in flight covers, to advance once it completes.
   size_t pending_bytes_ = 0;
   // Chunk-size lines for the slices in flight; they must outlive the write.

@@ -16,12 +16,12 @@
 #include "cache/invalidation.h"
 #include "cache/policy.h"
 #include "cache/static_key.h"
-#include "http/deadline.h"
 #include "http/log_text.h"
 #include "http/message.h"
 #include "http/parser.h"
 #include "http/uri.h"
-#include "http/writer.h"
+#include "http/server_conn.h"
+#include "http/tcp_transport.h"
 #include "proxy/admin_render.h"
 #include "proxy/bounds.h"
 #include "proxy/heads.h"
@@ -942,7 +942,7 @@ class Admin {
     std::vector<std::string> errors;
   };
 
-  static void on_connection(uv_stream_t* listener, int status);
+  static void on_connection(uv_stream_t* listener, int status) noexcept;
   Reply server_action(const admin::Route& route, std::string_view method);
   std::optional<Reply> purge(std::string_view query, std::string_view target, Conn* conn);
   std::optional<Reply> ban(std::string_view query, std::string_view target, Conn* conn);
@@ -975,13 +975,10 @@ class Admin {
   char read_buffer_[kReadBufferSize];  // consumed by each read callback before the next read
 };
 
-// One admin connection: requests one at a time; pipelined bytes wait in input_ (at most one
-// read's worth: the connection stops reading while it answers).
-class Conn final : http::StreamWriter::Owner {
+// One admin connection: requests one at a time, on the server connection core.
+class Conn final : public http::ServerConn {
  public:
-  explicit Conn(Admin* admin) : admin_(admin), parser_(kLimits), writer_(this) {}
-  void start(uv_stream_t* listener);
-  void close_now();
+  explicit Conn(Admin* admin);
   // The answer that was not ready when the request was read; `ticket` says it is still awaited.
   void await(uint64_t ticket) { awaiting_ticket_ = ticket; }
   void finish(const Reply& reply);
@@ -993,48 +990,20 @@ class Conn final : http::StreamWriter::Owner {
   Conn* next = nullptr;
 
  private:
-  enum class Phase {
-    kWaiting,  // no byte of the next request yet
-    kRequest,  // a request is arriving
-    kWriting,  // the response is being written
-    kClosing,  // the last response is written; draining until EOF or kLingerMs
-  };
+  http::Body* on_head(http::RequestHead& head) override;
+  void on_request(http::RequestHead& head) override;
+  void on_refuse(int status, Close why) override;
+  void on_peer_end(int status) override;
+  void on_timer() override;
+  void on_close(Close why) override;
 
-  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void on_shutdown(uv_shutdown_t* req, int status);
-  static void on_closed(uv_handle_t* handle);
-  void on_write_done(int status) override;
-
-  void drive();
-  void begin_request();
-  void respond();
   void respond_error(int status, std::string_view detail);
   void refuse_unauthorized();
   void send(const Reply& reply, bool head_request, bool http10);
-  void linger();
-  void on_timer();
-  void set_reading(bool on);
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
-  Admin* admin_;  // borrowed until close_now()
-  uv_tcp_t tcp_;
-  http::Deadline deadline_;
-  uv_shutdown_t shutdown_req_;
-  int open_handles_ = 0;
-  Phase phase_ = Phase::kWaiting;
-  http::RequestParser parser_;
-  http::StreamWriter writer_;
-  std::string input_;  // read, not yet parsed
-  size_t input_pos_ = 0;
-  bool after_head_ = false;  // feed again after kHead, even with no bytes left
-  std::string out_;          // the response, borrowed by writer_ until on_write_done
-  uint64_t requests_ = 0;
+  Admin* admin_;  // borrowed until on_close()
+  std::string out_;  // the response, borrowed by the writer until it is written
   bool keep_alive_ = true;
-  bool closed_ = false;
-  bool reading_ = false;
-  bool driving_ = false;
-  bool eof_ = false;
   bool head_request_ = false;
   bool http10_ = false;
   bool trusted_ = false;
@@ -1077,10 +1046,10 @@ void Admin::close() {
     uv_close(reinterpret_cast<uv_handle_t*>(listener_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     listener_ = nullptr;
   }
-  while (conns_) conns_->close_now();  // unlinks it
+  while (conns_) conns_->close(http::ServerConn::Close::kHandler);  // unlinks it
 }
 
-void Admin::on_connection(uv_stream_t* listener, int status) {
+void Admin::on_connection(uv_stream_t* listener, int status) noexcept {
   auto* admin = static_cast<Admin*>(listener->data);
   if (status < 0 || admin->closed_) return;
   if (admin->conn_count_ >= admin->config_.admin.max_connections) {
@@ -1089,7 +1058,7 @@ void Admin::on_connection(uv_stream_t* listener, int status) {
     // newcomer is the one closed.
     Conn* oldest = admin->conns_;
     while (oldest && oldest->trusted()) oldest = oldest->next;
-    if (oldest) oldest->close_now();  // unlinks it
+    if (oldest) oldest->close(http::ServerConn::Close::kHandler);  // unlinks it
   }
   auto* c = new Conn(admin);
   c->prev = admin->conns_tail_;
@@ -1099,8 +1068,11 @@ void Admin::on_connection(uv_stream_t* listener, int status) {
     admin->conns_ = c;
   admin->conns_tail_ = c;
   ++admin->conn_count_;
-  c->start(listener);
-  if (admin->conn_count_ > admin->config_.admin.max_connections) c->close_now();
+  auto transport = std::make_unique<http::TcpTransport>(admin->loop_, admin->read_buffer());
+  const int rc = transport->accept(listener);
+  c->start(std::move(transport));  // the first request's clock starts at accept
+  if (rc != 0) c->close(http::ServerConn::Close::kPeerClosed);
+  if (admin->conn_count_ > admin->config_.admin.max_connections) c->close(http::ServerConn::Close::kHandler);
 }
 
 void Admin::unlink(Conn* c) {
@@ -1302,166 +1274,86 @@ Reply Admin::server_action(const admin::Route& route, std::string_view method) {
 
 // ---- Conn ----
 
-void Conn::start(uv_stream_t* listener) {
-  uv_tcp_init(admin_->loop(), &tcp_);
-  tcp_.data = this;
-  deadline_.init(admin_->loop(), [](void* owner) { static_cast<Conn*>(owner)->on_timer(); }, this);
-  shutdown_req_.data = this;
-  open_handles_ = 2;
-  if (uv_accept(listener, stream()) != 0) return close_now();
-  uv_tcp_nodelay(&tcp_, 1);
-  deadline_.set(admin_->header_timeout_ms());  // the first request's clock starts at accept
-  set_reading(true);
+namespace {
+http::ServerConn::Settings conn_settings(const Admin& admin) {
+  http::ServerConn::Settings settings;
+  settings.limits = kLimits;
+  // A request must arrive within header_timeout: its head whole, its body between reads.
+  settings.header_timeout_ms = admin.header_timeout_ms();
+  settings.body_timeout_ms = admin.header_timeout_ms();
+  settings.idle_timeout_ms = kIdleTimeoutMs;
+  settings.send_timeout_ms = kSendTimeoutMs;
+  settings.linger_ms = kLingerMs;
+  // At most one read's worth waits while a request is answered.
+  settings.max_pending = kReadBufferSize;
+  return settings;
 }
+}  // namespace
 
-void Conn::close_now() {
-  if (closed_) return;
-  closed_ = true;
-  writer_.abort();  // a write in flight is cancelled by the close; its callback must not reach us
+Conn::Conn(Admin* admin) : http::ServerConn(admin->loop(), conn_settings(*admin)), admin_(admin) {}
+
+void Conn::on_close(Close) {
   admin_->unlink(this);
   if (awaiting_ticket_) admin_->forget(awaiting_ticket_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Conn::on_closed);
-  uv_close(deadline_.handle(), &Conn::on_closed);
 }
 
-void Conn::on_closed(uv_handle_t* handle) {
-  auto* c = handle->type == UV_TIMER ? static_cast<Conn*>(static_cast<http::Deadline*>(handle->data)->owner())
-                                     : static_cast<Conn*>(handle->data);
-  if (--c->open_handles_ == 0) delete c;
-}
-
-void Conn::set_reading(bool on) {
-  if (on == reading_ || closed_ || eof_) return;
-  if (on) {
-    if (uv_read_start(stream(), &Conn::on_alloc, &Conn::on_read) != 0) return close_now();
-  } else {
-    uv_read_stop(stream());
+http::Body* Conn::on_head(http::RequestHead& head) {
+  // No admin request needs its body: it is discarded.
+  if (head.method == "CONNECT") {
+    respond_error(405, "CONNECT is not served here");
+    return nullptr;
   }
-  reading_ = on;
-}
-
-void Conn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  *buf = static_cast<Conn*>(handle->data)->admin_->read_buffer();
-}
-
-void Conn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-  auto* c = static_cast<Conn*>(stream->data);
-  if (nread == 0 || c->closed_) return;
-  if (nread < 0) {
-    uv_read_stop(stream);
-    c->reading_ = false;
-    c->eof_ = true;
-    // A client that half-closed after its request still gets the answer, then the close.
-    if (nread == UV_EOF && c->phase_ == Phase::kWriting) {
-      c->keep_alive_ = false;
-      return;
-    }
-    return c->close_now();
+  // Refused as soon as the head is known: a body announced without the token is never waited
+  // for, so it cannot hold the connection.
+  if (!admin_->authorized(head)) {
+    refuse_unauthorized();
+    return nullptr;
   }
-  if (c->phase_ == Phase::kClosing) return;  // lingering: leftovers are discarded
-  c->input_.append(buf->base, static_cast<size_t>(nread));
-  c->drive();
+  trusted_ = true;
+  return nullptr;
 }
 
-// Parses and answers what input_ holds, one request at a time. Loops rather than recursing, so
-// pipelined requests answered synchronously do not grow the stack: a nested call (from a write
-// that completed at once) returns and lets this loop go on.
-void Conn::drive() {
-  if (driving_ || closed_) return;
-  driving_ = true;
-  while (!closed_ && (phase_ == Phase::kWaiting || phase_ == Phase::kRequest)) {
-    std::string_view data(input_.data() + input_pos_, input_.size() - input_pos_);
-    if (data.empty() && !after_head_) break;
-    after_head_ = false;
-    http::ParseResult r = parser_.feed(data);
-    input_pos_ += r.consumed;
-    switch (r.event) {
-      case http::ParseEvent::kError:
-        // A declared body over the limit is found with the head's fields all read: without the
-        // token, the answer is 401 all the same, and nothing about the port's limits.
-        if (parser_.error_status() == 413 && !admin_->authorized(parser_.head()))
-          refuse_unauthorized();
-        else
-          respond_error(parser_.error_status(), parser_.error_reason());
-        break;
-      case http::ParseEvent::kHead:
-        if (phase_ == Phase::kWaiting) begin_request();
-        parser_.set_body_sink(nullptr);  // no admin request needs its body
-        if (parser_.head().method == "CONNECT") {
-          respond_error(405, "CONNECT is not served here");
-          break;
-        }
-        // Refused as soon as the head is known: a body announced without the token is never
-        // waited for, so it cannot hold the connection.
-        if (!admin_->authorized(parser_.head())) {
-          refuse_unauthorized();
-          break;
-        }
-        trusted_ = true;
-        after_head_ = true;
-        break;
-      case http::ParseEvent::kMessage:
-        if (phase_ == Phase::kWaiting) begin_request();
-        respond();
-        break;
-      case http::ParseEvent::kNeedMore:
-        if (phase_ == Phase::kWaiting && parser_.in_message()) begin_request();
-        break;
-    }
-  }
-  if (input_pos_ >= input_.size()) {
-    input_.clear();
-    input_pos_ = 0;
-  } else if (input_pos_ > 0 && phase_ != Phase::kClosing) {
-    input_.erase(0, input_pos_);
-    input_pos_ = 0;
-  }
-  if (!closed_) {
-    if (phase_ == Phase::kWaiting || phase_ == Phase::kRequest)
-      set_reading(true);
-    else if (phase_ == Phase::kWriting)
-      set_reading(false);
-  }
-  driving_ = false;
+void Conn::on_refuse(int status, Close why) {
+  if (why != Close::kBadRequest) return respond_error(408, "the request did not arrive in time");
+  // A declared body over the limit is found with the head's fields all read: without the
+  // token, the answer is 401 all the same, and nothing about the port's limits.
+  if (status == 413 && !admin_->authorized(parser().head())) return refuse_unauthorized();
+  respond_error(status, parser().error_reason());
 }
 
-void Conn::begin_request() {
-  phase_ = Phase::kRequest;
-  // A fresh connection's clock started at accept; a kept-alive one's starts now.
-  if (requests_ > 0) deadline_.set(admin_->header_timeout_ms());
-}
-
-void Conn::respond() {
-  ++requests_;
-  const http::RequestHead& head = parser_.head();
-  keep_alive_ = head.keep_alive && !eof_ && !admin_->closing();
+void Conn::on_request(http::RequestHead& head) {
+  keep_alive_ = head.keep_alive && !peer_ended() && !admin_->closing();
   head_request_ = head.is_head();
   http10_ = head.version_minor == 0;
   if (std::optional<Reply> reply = admin_->answer(head, this)) return send(*reply, head_request_, http10_);
-  // Answered later by finish(); nothing more is read meanwhile.
-  phase_ = Phase::kWriting;
-  set_reading(false);
-  deadline_.set(kSendTimeoutMs);
+  // Answered later by finish(), within the time a response may take.
+  set_timer(kSendTimeoutMs);
 }
+
+void Conn::on_peer_end(int status) {
+  // A client that half-closed after its request still gets the answer, then the close.
+  keep_alive_ = false;
+  if (status != UV_EOF) close(Close::kHandler);
+}
+
+void Conn::on_timer() { close(Close::kHandler); }  // the answer did not come in time
 
 void Conn::finish(const Reply& reply) {
   awaiting_ticket_ = 0;
-  if (closed_) return;
+  if (closed()) return;
   send(reply, head_request_, http10_);
 }
 
 void Conn::refuse_unauthorized() {
   keep_alive_ = false;
-  after_head_ = false;
   Reply reply = json_error(401, "unauthorized");
   reply.extra_headers = "WWW-Authenticate: Bearer\r\n";
-  send(reply, parser_.head().is_head(), parser_.head().version_minor == 0);
+  send(reply, parser().head().is_head(), parser().head().version_minor == 0);
 }
 
 void Conn::respond_error(int status, std::string_view detail) {
   // The request cannot be trusted, nor what follows it: answer and close.
   keep_alive_ = false;
-  after_head_ = false;
   Reply reply{status, kJson,
               "{\"error\":" + admin::json_string(http::reason_phrase(status)) +
                   ",\"detail\":" + admin::json_string(detail) + "}\n",
@@ -1484,45 +1376,7 @@ void Conn::send(const Reply& reply, bool head_request, bool http10) {
   build_response_head(out_, spec, ClientFraming{http10, keep_alive_}, std::string_view(date, date_len));
   if (!head_request) out_.append(reply.body);
 
-  phase_ = Phase::kWriting;
-  set_reading(false);
-  deadline_.set(kSendTimeoutMs);
-  writer_.start(stream(), &out_, nullptr, false);  // may call on_write_done at once
-}
-
-void Conn::on_write_done(int status) {
-  if (closed_) return;
-  if (status < 0) return close_now();
-  out_.clear();
-  if (!keep_alive_) return linger();
-  phase_ = Phase::kWaiting;
-  deadline_.set(kIdleTimeoutMs);
-  drive();  // pipelined requests, then reading again; from inside drive(), its loop goes on
-}
-
-void Conn::linger() {
-  // Closing at once could reset the connection under the response just written if the client
-  // is still sending: half-close, drain its leftovers for a moment, then close.
-  phase_ = Phase::kClosing;
-  input_.clear();
-  input_pos_ = 0;
-  if (eof_) return close_now();
-  deadline_.set(kLingerMs);
-  if (uv_shutdown(&shutdown_req_, stream(), &Conn::on_shutdown) != 0) return close_now();
-  set_reading(true);
-}
-
-void Conn::on_shutdown(uv_shutdown_t*, int) {}
-
-void Conn::on_timer() {
-  switch (phase_) {
-    case Phase::kWaiting:  // nothing of a request: nobody to answer
-    case Phase::kWriting:  // the client does not read its answer
-    case Phase::kClosing:  // the client never closed its side
-      return close_now();
-    case Phase::kRequest:
-      return respond_error(408, "the request did not arrive in time");
-  }
+  respond(&out_, nullptr, false, false, keep_alive_);  // may complete at once
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ ClientConn::ClientConn(Worker& worker)
       parser_({worker.limits().max_header_bytes, worker.limits().max_request_line, worker.limits().max_body_bytes,
                worker.limits().max_header_fields}),
       writer_(this),
+      output_(reinterpret_cast<uv_stream_t*>(&tcp_)),
       request_(worker, *this) {
   request_body_.set_options(worker.body_options(true));
 }
@@ -242,8 +243,7 @@ void ClientConn::send(const Response& response) {
   // A refusal reads nothing more: what follows it cannot be trusted.
   if (response.synthetic && !response.keep_alive) phase_ = Phase::kClosing;
   start_send_clock();
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), response.head, response.body, response.chunked,
-                response.release);
+  writer_.start(&output_, response.head, response.body, response.chunked, response.release);
 }
 
 void ClientConn::on_write_done(int status) {

@@ -33,6 +33,7 @@
 #include "http/shared_body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
+#include "http/tcp_transport.h"
 #include "http/writer.h"
 #include "proxy/request.h"
 #include "proxy/worker.h"
@@ -99,6 +100,7 @@ class ClientConn final : http::StreamWriter::Owner, Request::Client {
   http::RequestParser parser_;
   http::Body request_body_;
   http::StreamWriter writer_;
+  http::StreamOutput output_;  // the writer's way to tcp_
   std::string pending_;  // received, not yet parsed
 
   Request request_;  // the request in progress

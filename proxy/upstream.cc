@@ -19,7 +19,8 @@ const char* failure_name(UpstreamFailure failure) {
   return "?";
 }
 
-UpstreamConn::UpstreamConn(Pool& pool, uv_loop_t* loop) : pool_(pool), writer_(this) {
+UpstreamConn::UpstreamConn(Pool& pool, uv_loop_t* loop)
+    : pool_(pool), writer_(this), output_(reinterpret_cast<uv_stream_t*>(&tcp_)) {
   uv_tcp_init(loop, &tcp_);
   deadline_.init(loop, [](void* owner) { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
   tcp_.data = this;
@@ -61,7 +62,7 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
 void UpstreamConn::send_request() {
   arm_timer(pool_.backend().response_timeout);
   // The request body is kept whole: a retry on another connection sends it again.
-  writer_.start(reinterpret_cast<uv_stream_t*>(&tcp_), request_head_, request_body_, false, /*release=*/false);
+  writer_.start(&output_, request_head_, request_body_, false, /*release=*/false);
 }
 
 void UpstreamConn::on_write_done(int status) {

@@ -23,6 +23,7 @@
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
+#include "http/tcp_transport.h"
 #include "http/writer.h"
 
 namespace edge::proxy {
@@ -97,6 +98,7 @@ class UpstreamConn final : http::StreamWriter::Owner, http::BodyProducer {
   uv_connect_t connect_req_;
   int open_handles_ = 0;
   http::StreamWriter writer_;
+  http::StreamOutput output_;  // the writer's way to tcp_
   http::ResponseParser parser_;
   Owner* owner_ = nullptr;
   const std::string* request_head_ = nullptr;

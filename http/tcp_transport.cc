@@ -1,0 +1,111 @@
+#include "http/tcp_transport.h"
+
+namespace edge::http {
+
+int StreamOutput::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
+  size_t total = 0;
+  for (unsigned i = 0; i < count; ++i) total += bufs[i].len;
+  int written = uv_try_write(stream_, bufs, count);
+  if (written < 0 && written != UV_EAGAIN) return written;
+  size_t sent = written > 0 ? static_cast<size_t>(written) : 0;
+  if (sent == total) return static_cast<int>(sent);
+
+  // libuv copies the array, not the bytes: a local copy trimmed by what went out will do.
+  uv_buf_t rest[256];
+  unsigned first = 0;
+  while (sent >= bufs[first].len) sent -= bufs[first++].len;
+  const unsigned left = count - first;
+  if (left > sizeof rest / sizeof rest[0]) return UV_EINVAL;
+  for (unsigned i = 0; i < left; ++i) rest[i] = bufs[first + i];
+  rest[0].base += sent;
+  rest[0].len -= static_cast<unsigned>(sent);
+
+  uv_write_t* request = &request_;
+  if (!done) {
+    // Rare (a full socket before anything else was said): a request of its own, freed when done.
+    request = new uv_write_t;
+    request->data = nullptr;
+  } else {
+    done_ = done;
+  }
+  int rc = uv_write(request, stream_, rest, left, &StreamOutput::on_write);
+  if (rc < 0) {
+    if (!done) delete request;
+    done_ = nullptr;
+    return rc;
+  }
+  return written > 0 ? written : 0;
+}
+
+void StreamOutput::on_write(uv_write_t* req, int status) noexcept {
+  auto* self = static_cast<StreamOutput*>(req->data);
+  if (!self) {
+    delete req;
+    return;
+  }
+  WriteDone* done = self->done_;
+  self->done_ = nullptr;
+  if (done) done->on_written(status);
+}
+
+TcpTransport::TcpTransport(uv_loop_t* loop, uv_buf_t read_buffer)
+    : output_(reinterpret_cast<uv_stream_t*>(&tcp_)), read_buffer_(read_buffer) {
+  uv_tcp_init(loop, &tcp_);
+  tcp_.data = this;
+  shutdown_request_.data = this;
+}
+
+int TcpTransport::accept(uv_stream_t* listener) {
+  int rc = uv_accept(listener, stream());
+  if (rc == 0) uv_tcp_nodelay(&tcp_, 1);
+  return rc;
+}
+
+int TcpTransport::read_start(Reader* reader) {
+  if (closing_) return UV_EINVAL;
+  reader_ = reader;
+  int rc = uv_read_start(stream(), &TcpTransport::on_alloc, &TcpTransport::on_read);
+  // Already reading is not a failure: the reader is the new one.
+  return rc == UV_EALREADY ? 0 : rc;
+}
+
+void TcpTransport::read_stop() {
+  if (!closing_) uv_read_stop(stream());
+}
+
+int TcpTransport::shutdown() {
+  if (closing_) return UV_EINVAL;
+  return uv_shutdown(&shutdown_request_, stream(), &TcpTransport::on_shutdown);
+}
+
+void TcpTransport::close(Closed* done) {
+  closing_ = true;
+  closed_ = done;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &TcpTransport::on_close);
+}
+
+int TcpTransport::peer_address(sockaddr_storage* out) const {
+  int len = sizeof *out;
+  return uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(out), &len);
+}
+
+void TcpTransport::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+  *buf = static_cast<TcpTransport*>(handle->data)->read_buffer_;
+}
+
+void TcpTransport::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* self = static_cast<TcpTransport*>(stream->data);
+  if (nread > 0) return self->reader_->on_data(buf->base, static_cast<size_t>(nread));
+  if (nread == 0) return;
+  uv_read_stop(stream);
+  self->reader_->on_end(static_cast<int>(nread));
+}
+
+void TcpTransport::on_shutdown(uv_shutdown_t*, int) noexcept {}
+
+void TcpTransport::on_close(uv_handle_t* handle) noexcept {
+  auto* self = static_cast<TcpTransport*>(handle->data);
+  if (self->closed_) self->closed_->on_closed();
+}
+
+}  // namespace edge::http
