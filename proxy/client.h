@@ -1,117 +1,74 @@
 // proxy/client: one client connection and the requests it carries, one at a time, in order.
 //
-// Phases of a connection:
-//   waiting   -> no byte of the next request yet (idle_timeout; header_timeout for the first)
-//   head      -> request head arriving (header_timeout for the whole head: the slowloris defence)
-//   body      -> request body arriving into a Body (body_timeout between reads, and past
-//                upload_rate_grace at least min_upload_rate on average)
-//   forwarding-> the request is complete: it is answered from the cache, waits on (or starts) a
-//                cache fill of its key, or passes through a Fetch whose response is read at full
-//                speed into a Body and written to the client at the client's pace
-//   closing   -> the last response is written; lingering until the client closes
-// Pipelined bytes that arrive while a request is in progress wait in `pending_` (bounded: past
-// it the connection stops reading) and are parsed once the response is written.
+// The connection is an http::ServerConn (http/server_conn.h): the core reads the requests from
+// its Transport, keeps pipelined bytes until the response before them is written, times each
+// phase (header_timeout for the first head and every head after, body_timeout between body
+// reads, idle_timeout between requests, send_timeout without progress while writing), keeps
+// connections alive and closes by lingering. This class adds what is edge's:
+//   - the connection cap (max_connections: a canned 503 and close),
+//   - what a request becomes once its head is read, which is proxy/request's: the connection is
+//     the Request's Client, and sends the heads and bodies the Request hands it,
+//   - min_upload_rate past upload_rate_grace, the bounded wait on another request's fill
+//     (coalesce_timeout), and the counting of every close under one reason (proxy/stats.h).
 //
-// What a request becomes once its head is read (route, cache, backend, the response's head) is
-// proxy/request's: the connection owns bytes, timers and linger only, and is the Request's
-// Client.
-//
-// Ownership: a ClientConn owns itself: it is created by accept() and deleted in its handles'
-// close callbacks. It borrows its Worker. It embeds its Request (done before the next request
-// or closing).
+// Ownership: a ClientConn owns itself: made by accept(), freed by the core's deletion rule once
+// closed. It borrows its Worker. It embeds its Request (done before the next request or when the
+// connection closes).
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
-#include <string>
-
-#include <memory>
 #include <optional>
+#include <string_view>
 
 #include "http/body.h"
-#include "http/shared_body.h"
-#include "http/deadline.h"
-#include "http/parser.h"
-#include "http/tcp_transport.h"
-#include "http/writer.h"
+#include "http/server_conn.h"
 #include "proxy/request.h"
+#include "proxy/stats.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
 
-class ClientConn final : http::StreamWriter::Owner, Request::Client {
+class ClientConn final : public http::ServerConn, Request::Client {
  public:
   static void accept(Worker& worker, uv_stream_t* listener);
   void shutdown();  // the worker is stopping: close now
 
  private:
   friend class Worker;
-  enum class Phase { kWaiting, kHead, kBody, kForwarding, kClosing };
 
   explicit ClientConn(Worker& worker);
-  ~ClientConn() = default;
+  ~ClientConn() override = default;
 
-  void on_data(const char* data, size_t len);
-  void on_eof();
-  void process_pending();
-  void parse(std::string_view data);
-  bool on_head();
-  bool upload_too_slow();
-  void on_request_complete();
-  // Answers `status` and closes the connection, counted under `reason`.
-  void reject(int status, CloseReason reason);
-  void send_continue();
-  void finish_exchange();
-  void linger();
-  void close_now(CloseReason reason);
-  void arm_timer(conf::Duration timeout);
-  conf::Duration send_check_interval() const;
-  void start_send_clock();  // a response starts: send_timeout runs from now
-  void on_timer();
+  // http::ServerConn
+  http::Body* on_head(http::RequestHead& head) override;
+  void on_request(http::RequestHead& head) override;
+  void on_refuse(int status, Close why) override;
+  void on_body_read() override;
+  void on_peer_end(int status) override;
+  void on_timer() override;
+  void on_response_written() override;
+  void on_close(Close why) override;
 
   // Request::Client
   ClientFraming framing(bool may_keep_alive) override;
   void send(const Response& response) override;
-  void kick() override { writer_.kick(); }
-  void broke_off(CloseReason reason) override { close_now(reason); }
+  void kick() override { ServerConn::kick(); }
+  void broke_off(CloseReason reason) override { close_for(reason); }
   std::string_view client_ip() override;
 
-  void on_write_done(int status) override;
-
-  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void on_shutdown_cb(uv_shutdown_t* req, int status);
-  static void on_closed(uv_handle_t* handle);
+  // Answers `status` and closes the connection, counted under `reason`.
+  void reject(int status, CloseReason reason);
+  // Closes now, counted under `reason`.
+  void close_for(CloseReason reason);
+  bool upload_too_slow();
 
   Worker& worker_;
-  uv_tcp_t tcp_;
-  http::Deadline deadline_;
-  uv_shutdown_t shutdown_req_;
-  int open_handles_ = 0;
   size_t registry_index_ = 0;
-  Phase phase_ = Phase::kWaiting;
-  bool closed_ = false;
-  bool reading_ = false;
-  bool client_eof_ = false;
-  bool in_process_ = false;
-  bool process_again_ = false;
-
-  http::RequestParser parser_;
   http::Body request_body_;
-  http::StreamWriter writer_;
-  http::StreamOutput output_;  // the writer's way to tcp_
-  std::string pending_;  // received, not yet parsed
-
   Request request_;  // the request in progress
-  std::optional<CloseReason> close_reason_;  // decided by reject(); wins over how the close happens
-  bool request_keep_alive_ = true;
-  bool response_keep_alive_ = true;
-  uint64_t requests_ = 0;
-  uint64_t progress_mark_ = 0;  // bytes written at the last send-timeout check
-  size_t queued_mark_ = 0;      // bytes libuv still had to write then
-  uint64_t progress_at_ = 0;    // loop time (ms) of the last check that saw progress
-  uint64_t body_started_at_ = 0;  // loop time (ms) the request's head ended
+  std::optional<CloseReason> close_reason_;  // decided by edge; wins over how the close happens
   char client_ip_[48] = {};
 };
 

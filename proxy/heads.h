@@ -40,9 +40,8 @@ inline bool response_has_body(int status, bool head_request) {
   return !(head_request || status == 204 || status == 304 || (status >= 100 && status < 200));
 }
 
-// The two heads written before any request exists: the interim answer to Expect: 100-continue,
-// and the whole answer to a connection over max_connections (it gets no request parsed).
-inline constexpr std::string_view kContinueHead = "HTTP/1.1 100 Continue\r\n\r\n";
+// The answer to a connection over max_connections, written before any request is read. (The
+// interim 100 Continue is the connection core's: http/server_conn.)
 inline constexpr std::string_view kOverloadedAnswer =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
 
