@@ -241,7 +241,7 @@ Fill::Snapshot Fill::snapshot() const {
 
 void Fill::notify_all() {
   std::lock_guard lock(mutex_);
-  for (const Subscriber& s : subscribers_) s.worker->post(Worker::Message{Worker::Message::kFill, s.connection, 0, 0});
+  for (const Subscriber& s : subscribers_) s.worker->post_fill_event(s.connection);
 }
 
 void Fill::end() {

@@ -15,7 +15,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -86,15 +85,10 @@ class Worker {
   void remove_client(ClientConn* conn);
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
-  // Messages from other threads to this loop: a queued fetch's slot was granted (target: the
-  // fetch's id), or a cache fill an exchange waits on has news (target: the exchange's id).
-  struct Message {
-    enum Kind { kGrant, kFill } kind;
-    uint64_t target;
-    int backend;
-    int server;
-  };
-  void post(Message message);  // any thread
+  // News from other threads, through this loop's one inbox (tasks_): a queued fetch's slot was
+  // granted; a fill that exchange `subscriber` waits on has news.
+  void post_grant(uint64_t fetch, int backend, int server);  // any thread
+  void post_fill_event(uint64_t subscriber);                // any thread
   // Runs a task on this loop (any thread; dropped once the worker stops): how the memcached
   // tier's answers come back.
   const LoopTasks::Poster& poster() const { return poster_; }
@@ -110,10 +104,10 @@ class Worker {
   bool stopping() const { return stopping_; }
 
  private:
-  static void on_connection(uv_stream_t* listener, int status);
-  static void on_stop(uv_async_t* async);
-  static void on_inbox(uv_async_t* async);
-  static void on_reap(uv_check_t* check);
+  static void on_connection(uv_stream_t* listener, int status) noexcept;
+  static void on_stop(uv_async_t* async) noexcept;
+  static void on_reap(uv_check_t* check) noexcept;
+  static void on_note(void* worker, const LoopTasks::Note& note);
   void run();
 
   static constexpr size_t kReadBufferSize = 64 * 1024;
@@ -131,11 +125,7 @@ class Worker {
   std::vector<Fetch*> retired_;  // finished, freed by reaper_
   uv_check_t reaper_;
   std::unordered_map<uint64_t, Exchange*> subscribers_;
-  uv_async_t inbox_async_;
-  std::mutex inbox_mutex_;
-  std::vector<Message> inbox_;
-  bool inbox_closed_ = false;  // guarded by inbox_mutex_
-  std::unique_ptr<LoopTasks> tasks_;
+  std::unique_ptr<LoopTasks> tasks_;  // the inbox
   LoopTasks::Poster poster_;
   Stats stats_;
   cache::Counters cache_counters_;
