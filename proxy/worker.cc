@@ -9,7 +9,6 @@
 
 #include "http/message.h"
 #include "proxy/client.h"
-#include "proxy/exchange.h"
 #include "proxy/fetch.h"
 
 namespace edge::proxy {
@@ -141,14 +140,9 @@ void Worker::on_reap(uv_check_t* check) noexcept {
   uv_check_stop(check);
 }
 
-void Worker::add_subscriber(Exchange* exchange) { subscribers_.emplace(exchange->id(), exchange); }
+void Worker::add_subscriber(uint64_t id, FillSubscriber* subscriber) { subscribers_.emplace(id, subscriber); }
 
-void Worker::remove_subscriber(Exchange* exchange) { subscribers_.erase(exchange->id()); }
-
-Exchange* Worker::find_subscriber(uint64_t id) {
-  auto it = subscribers_.find(id);
-  return it == subscribers_.end() ? nullptr : it->second;
-}
+void Worker::remove_subscriber(uint64_t id) { subscribers_.erase(id); }
 
 namespace {
 enum NoteKind : int { kGrant, kFillEvent };
@@ -163,8 +157,9 @@ void Worker::post_fill_event(uint64_t subscriber) { tasks_->post(LoopTasks::Note
 void Worker::on_note(void* worker, const LoopTasks::Note& note) {
   auto* w = static_cast<Worker*>(worker);
   if (note.kind == kFillEvent) {
-    // An exchange that ended meanwhile has unsubscribed; its news is dropped.
-    if (Exchange* exchange = w->find_subscriber(note.target)) exchange->on_fill_event();
+    // A subscriber that left meanwhile is no longer registered: its event is dropped.
+    auto it = w->subscribers_.find(note.target);
+    if (it != w->subscribers_.end()) it->second->on_fill_event();
     return;
   }
   auto it = w->fetches_.find(note.target);

@@ -34,7 +34,6 @@
 namespace edge::proxy {
 
 class ClientConn;
-class Exchange;
 class Fetch;
 
 struct Shared {
@@ -86,7 +85,7 @@ class Worker {
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
   // News from other threads, through this loop's one inbox (tasks_): a queued fetch's slot was
-  // granted; a fill that exchange `subscriber` waits on has news.
+  // granted; a fill that `subscriber` (subscribed from this loop) waits on has an event.
   void post_grant(uint64_t fetch, int backend, int server);  // any thread
   void post_fill_event(uint64_t subscriber);                // any thread
   // Runs a task on this loop (any thread; dropped once the worker stops): how the memcached
@@ -97,10 +96,10 @@ class Worker {
   void remove_fetch(Fetch* fetch);
   // A finished fetch, freed after this loop iteration's callbacks have returned.
   void retire(Fetch* fetch);
-  // Exchanges subscribed to a fill, found by id when its news arrives.
-  void add_subscriber(Exchange* exchange);
-  void remove_subscriber(Exchange* exchange);
-  Exchange* find_subscriber(uint64_t id);
+  // This loop's subscribers to fills on other workers, found by id when an event arrives (a
+  // fill on this worker tells its subscribers directly). Fill::subscribe keeps it.
+  void add_subscriber(uint64_t id, FillSubscriber* subscriber);
+  void remove_subscriber(uint64_t id);
   bool stopping() const { return stopping_; }
 
  private:
@@ -124,7 +123,7 @@ class Worker {
   std::unordered_map<uint64_t, Fetch*> fetches_;
   std::vector<Fetch*> retired_;  // finished, freed by reaper_
   uv_check_t reaper_;
-  std::unordered_map<uint64_t, Exchange*> subscribers_;
+  std::unordered_map<uint64_t, FillSubscriber*> subscribers_;
   std::unique_ptr<LoopTasks> tasks_;  // the inbox
   LoopTasks::Poster poster_;
   Stats stats_;
