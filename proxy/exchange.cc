@@ -164,18 +164,15 @@ void Exchange::start_fill(cache::ObjectRef stale, bool coalesced, bool replaces)
     if (std::shared_ptr<Fill> running = worker_.shared().coalescer.find(cache_key_)) return join_fill(std::move(running));
   }
   bool started = false;
-  worker_.add_subscriber(this);
   Fill::Params params = fill_params(std::move(stale), coalesced);
   params.replaces = replaces;
   if (!replaces) params.tier_lookup = false;  // the client asked the origin, not another node
-  std::shared_ptr<Fill> fill = Fill::start(worker_, std::move(params), id_, &started);
-  if (!started) {
-    worker_.remove_subscriber(this);
-    return join_fill(std::move(fill));
-  }
+  std::shared_ptr<Fill> fill = Fill::start(worker_, std::move(params), id_, this, &started);
+  if (!started) return join_fill(std::move(fill));
   fill_initiator_ = true;
   fill_ = std::move(fill);
   step(Step::kMiss);
+  on_fill_event();  // it may have failed at once
 }
 
 void Exchange::join_fill(std::shared_ptr<Fill> fill) {
@@ -183,15 +180,13 @@ void Exchange::join_fill(std::shared_ptr<Fill> fill) {
   step(Step::kWait);
   fill_ = std::move(fill);
   fill_initiator_ = false;
-  worker_.add_subscriber(this);
-  fill_->subscribe(worker_, id_);
+  fill_->subscribe(worker_, id_, *this);
   on_fill_event();  // it may be well under way, or over
 }
 
 void Exchange::leave_fill() {
   if (!fill_) return;
   fill_->unsubscribe(worker_, id_);
-  worker_.remove_subscriber(this);
   fill_.reset();
   fill_initiator_ = false;
 }
@@ -205,7 +200,7 @@ void Exchange::stop_waiting() {
 void Exchange::refresh_in_background(const cache::ObjectRef& stale) {
   if (worker_.shared().coalescer.find(cache_key_)) return;  // already being refreshed
   bool started = false;
-  Fill::start(worker_, fill_params(stale, true), 0, &started);
+  Fill::start(worker_, fill_params(stale, true), 0, nullptr, &started);
 }
 
 void Exchange::deliver(const cache::ObjectRef& object, const char* x_cache) {
@@ -248,6 +243,7 @@ void Exchange::on_fill_event() {
       return deliver(snap.object, label);
     }
     case Fill::State::kPass:
+      if (fill_initiator_) return take_pass();
       // Not storable, and not ours (the initiator took the response): to the backend, in parallel.
       leave_fill();
       count(cache::Event::kHitForPass);
@@ -270,14 +266,17 @@ void Exchange::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
   owner_->on_exchange_failed(status);
 }
 
-void Exchange::adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+void Exchange::take_pass() {
+  const Fill::Pass pass = fill_->take_pass(id_);
   leave_fill();
   count(cache::Event::kPass);
-  step(Step::kPass);
   x_cache_ = "PASS";
-  fetch_ = &fetch;
-  fetch.set_owner(this);
-  on_fetch_response(fetch, head, complete);
+  // Nothing to take (decided before this exchange could be told): to the backend, alone.
+  if (!pass.fetch) return start_pass();
+  step(Step::kPass);
+  fetch_ = pass.fetch;
+  fetch_->set_owner(this);
+  on_fetch_response(*fetch_, *pass.head, pass.complete);
 }
 
 void Exchange::start_pass() {

@@ -8,10 +8,16 @@
 // response is handed to the owner as it arrives. A successful unsafe request invalidates what it
 // changed.
 //
+// A fill's events are read here, on the owner's loop: told directly by a fill on this worker
+// (from inside that fill's fetch callbacks), through the worker's inbox by another's. A fill
+// this exchange started that proves not storable is taken over (Fill::take_pass) and passed
+// through like a pass-through Fetch of its own.
+//
 // Ownership: the owner embeds or owns the Exchange and calls end() (or destroys it) before the
 // request, the body or the owner go away. The Exchange borrows the request head and body until
 // then; it owns its pass-through Fetch, shares the Fill it waits on, and hands out shared objects.
-// Callbacks come on the owner's loop, possibly from inside start().
+// Callbacks come on the owner's loop, possibly from inside start(); the owner may end or restart
+// the exchange from any of them.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +39,7 @@ namespace edge::proxy {
 
 class Worker;
 
-class Exchange final : Fetch::Owner {
+class Exchange final : Fetch::Owner, FillSubscriber {
  public:
   class Owner {
    public:
@@ -80,17 +86,14 @@ class Exchange final : Fetch::Owner {
   bool waiting_for_fill() const { return fill_ && !fill_initiator_ && !delivering_; }
   void stop_waiting();
 
-  // From the worker and the fill (this loop): the fill waited on has news; the fill this
-  // exchange started is not storable and its response is ours to pass on.
-  void on_fill_event();
-  void adopt_pass(Fetch& fetch, const http::ResponseHead& head, bool complete);
-
  private:
   void serve_from_cache();
   void start_pass();
   void start_fill(cache::ObjectRef stale, bool coalesced, bool replaces = true);
   void join_fill(std::shared_ptr<Fill> fill);
   void leave_fill();
+  void on_fill_event() override;
+  void take_pass();
   void refresh_in_background(const cache::ObjectRef& stale);
   Fill::Params fill_params(cache::ObjectRef stale, bool coalesced);
   void deliver(const cache::ObjectRef& object, const char* x_cache);
@@ -105,7 +108,7 @@ class Exchange final : Fetch::Owner {
 
   Worker& worker_;
   Owner* owner_;
-  uint64_t id_ = 0;  // unique on this worker for each start(): fills' news find it by this
+  uint64_t id_ = 0;  // unique on this worker for each start(): fills' events find it by this
   const http::RequestHead* head_ = nullptr;
   const http::Body* body_ = nullptr;
   RouteMatch route_;

@@ -59,7 +59,7 @@ void Fetch::let_go() {
   worker_.remove_fetch(this);
   // Freed once the calls on the stack have returned: with its timer, or by the worker.
   if (!timer_open_) return worker_.retire(this);
-  uv_close(deadline_.handle(), [](uv_handle_t* handle) {
+  uv_close(deadline_.handle(), [](uv_handle_t* handle) noexcept {
     delete static_cast<Fetch*>(static_cast<http::Deadline*>(handle->data)->owner());
   });
 }
@@ -99,7 +99,7 @@ void Fetch::dispatch() {
       }
       if (!timer_open_) {
         // Only a queued fetch needs a clock; most never wait.
-        deadline_.init(worker_.loop(), [](void* self) { static_cast<Fetch*>(self)->on_queue_timeout(); }, this);
+        deadline_.init(worker_.loop(), [](void* self) noexcept { static_cast<Fetch*>(self)->on_queue_timeout(); }, this);
         timer_open_ = true;
       }
       deadline_.set(static_cast<uint64_t>(backend.config().queue.timeout.count()));
@@ -112,7 +112,7 @@ void Fetch::dispatch() {
 
 void Fetch::granted(int server) {
   // On the releasing thread, under the queue's lock: only hand the news to our own loop.
-  worker_.post(Worker::Message{Worker::Message::kGrant, id_, request_.backend, server});
+  worker_.post_grant(id_, request_.backend, server);
 }
 
 void Fetch::on_granted(int server) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <utility>
 
 #include "cache/policy.h"
 #include "proxy/assembly.h"
@@ -92,7 +93,8 @@ void attach_template(cache::CachedObject& object) {
 
 }  // namespace
 
-std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initiator, bool* started) {
+std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initiator_id, FillSubscriber* initiator,
+                                  bool* started) {
   auto fill = std::shared_ptr<Fill>(new Fill(worker, std::move(params)));
   // What was fetched is a GET whatever the client sent (a HEAD is answered from it), and
   // storability is judged for that GET.
@@ -108,12 +110,16 @@ std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initia
   }
   {
     std::lock_guard lock(fill->mutex_);
-    fill->initiator_ = initiator;
-    if (initiator) fill->subscribers_.push_back(Subscriber{&worker, initiator});
+    if (initiator) {
+      fill->initiator_ = initiator_id;
+      fill->subscribers_.push_back(Subscriber{&worker, initiator_id, initiator});
+    }
   }
-  if (fill->params_.tier_lookup && !fill->params_.tier_key.empty() && fill->ask_tier(fill->params_.tier_key))
-    return fill;
-  fill->start_fetch();
+  // A fetch may fail at once, before the initiator holds the fill to read it with.
+  fill->starting_ = true;
+  if (!fill->params_.tier_lookup || fill->params_.tier_key.empty() || !fill->ask_tier(fill->params_.tier_key))
+    fill->start_fetch();
+  fill->starting_ = false;
   return fill;
 }
 
@@ -201,29 +207,45 @@ void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
     object_ = std::move(object);
     from_tier_ = true;
   }
-  notify_all();
   end();
-  if (!refresh_after_publish_) return;
+}
+
+void Fill::refresh_from_backend() {
   Params refresh = params_;
   add_validators(refresh.upstream_head, *refresh_after_publish_);
   refresh.stale = std::move(refresh_after_publish_);
   refresh.tier_lookup = false;  // memcached was just asked
   bool started = false;
-  Fill::start(worker_, std::move(refresh), 0, &started);
+  Fill::start(worker_, std::move(refresh), 0, nullptr, &started);
 }
 
-bool Fill::subscribe(Worker& worker, uint64_t connection) {
+bool Fill::subscribe(Worker& worker, uint64_t id, FillSubscriber& subscriber) {
   std::lock_guard lock(mutex_);
   if (over_) return false;
-  subscribers_.push_back(Subscriber{&worker, connection});
+  // Another worker's subscriber is told through its inbox, which finds it by id.
+  if (&worker != &worker_) worker.add_subscriber(id, &subscriber);
+  subscribers_.push_back(Subscriber{&worker, id, &subscriber});
   return true;
 }
 
-void Fill::unsubscribe(Worker& worker, uint64_t connection) {
+void Fill::unsubscribe(Worker& worker, uint64_t id) {
   std::lock_guard lock(mutex_);
-  std::erase_if(subscribers_, [&](const Subscriber& s) { return s.worker == &worker && s.connection == connection; });
+  std::erase_if(subscribers_, [&](const Subscriber& s) { return s.worker == &worker && s.id == id; });
+  if (&worker != &worker_) return worker.remove_subscriber(id);
+  ++departures_;
   // The initiator leaving changes nothing else: the fill completes for the others and the cache.
-  if (connection == initiator_ && &worker == &worker_) initiator_ = 0;
+  if (id == initiator_) initiator_ = 0;
+}
+
+bool Fill::subscribed(uint64_t id) const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(subscribers_.begin(), subscribers_.end(),
+                     [&](const Subscriber& s) { return s.worker == &worker_ && s.id == id; });
+}
+
+Fill::Pass Fill::take_pass(uint64_t initiator_id) {
+  if (!initiator_id || initiator_id != initiator_) return {};
+  return std::exchange(pass_, Pass{});
 }
 
 Fill::Snapshot Fill::snapshot() const {
@@ -240,8 +262,24 @@ Fill::Snapshot Fill::snapshot() const {
 }
 
 void Fill::notify_all() {
-  std::lock_guard lock(mutex_);
-  for (const Subscriber& s : subscribers_) s.worker->post(Worker::Message{Worker::Message::kFill, s.connection, 0, 0});
+  // A subscriber told directly may unsubscribe itself or others, or subscribe to another fill:
+  // the list is copied and the lock released first, and once anyone here has left, each one is
+  // looked up again before it is called. The fill outlives the calls: its caller holds it
+  // (self_, or the tier's answer).
+  std::vector<Subscriber> subscribers;
+  uint64_t departures = 0;
+  {
+    std::lock_guard lock(mutex_);
+    subscribers = subscribers_;
+    departures = departures_;
+  }
+  for (const Subscriber& s : subscribers) {
+    if (s.worker != &worker_) {
+      s.worker->post_fill_event(s.id);
+    } else if (!starting_ && (departures == departures_ || subscribed(s.id))) {
+      s.subscriber->on_fill_event();
+    }
+  }
 }
 
 void Fill::end() {
@@ -249,7 +287,12 @@ void Fill::end() {
     std::lock_guard lock(mutex_);
     over_ = true;
   }
+  // Out of the coalescer before anyone hears the last event: a subscriber told directly may
+  // answer its client at once, whose next request must not find this fill running.
   if (params_.coalesced) worker_.shared().coalescer.remove(this);
+  if (refresh_after_publish_) refresh_from_backend();  // registered before anyone is told
+  notify_all();
+  if (Fetch* untaken = std::exchange(pass_, Pass{}).fetch) untaken->finish();  // the initiator left
   self_.reset();  // may free the fill: nothing after this
 }
 
@@ -295,7 +338,6 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
       object_ = object;
       revalidated_ = true;
     }
-    notify_all();
     fetch.finish();
     fetch_ = nullptr;
     return end();
@@ -308,7 +350,6 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
       state_ = State::kFailed;
       status_ = head.status;
     }
-    notify_all();
     fetch.finish();
     fetch_ = nullptr;
     return end();
@@ -320,23 +361,15 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     if (params_.replaces && (too_large || cache::marks_hit_for_pass(verdict, head.status)))
       if (config.hit_for_pass.count() > 0)
         shared.store.mark_hit_for_pass(params_.key, now + seconds(config.hit_for_pass), now);
-    uint64_t initiator_id = 0;
     {
       std::lock_guard lock(mutex_);
       state_ = State::kPass;
-      initiator_id = initiator_;
     }
-    // The initiator (on this loop) takes the response over; the others fetch for themselves.
-    Exchange* initiator = initiator_id ? worker_.find_subscriber(initiator_id) : nullptr;
-    notify_all();
-    if (initiator) {
-      fetch_ = nullptr;
-      fetch.set_owner(nullptr);
-      initiator->adopt_pass(fetch, head, complete);
-      return end();
-    }
-    fetch.finish();
+    // The initiator (on this loop, told directly) takes the response over while it is told;
+    // the others fetch for themselves.
     fetch_ = nullptr;
+    fetch.set_owner(nullptr);
+    pass_ = Pass{&fetch, &head, complete};
     return end();
   }
 
@@ -403,7 +436,6 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     shared.store.mark_hit_for_pass(params_.key, now + seconds(shared.config.cache.hit_for_pass), now);
   }
   filling_.reset();
-  notify_all();
   fetch.finish();
   fetch_ = nullptr;
   end();
@@ -417,7 +449,6 @@ void Fill::on_fetch_failed(Fetch& fetch, int status) {
     if (state_ != State::kStreaming) state_ = State::kFailed;
     status_ = status;
   }
-  notify_all();
   fetch.finish();
   fetch_ = nullptr;
   end();

@@ -3,9 +3,15 @@
 //
 // A Fill runs on the loop of the worker that started it (its Fetch lives there) and outlives
 // that request: if the client that started it leaves, the fill still completes for the others
-// and for the cache. Requests on any worker subscribe to it; each event (the head decided, more
-// body, the end, a failure) is posted to every subscriber's own loop, which then reads the
-// fill's state with snapshot(). Nobody polls.
+// and for the cache. The fill never calls into a request: it publishes its state, and tells its
+// subscribers that it changed (the head decided, more body, the end, a failure); each reads the
+// state with snapshot(). A subscriber on the fill's worker is told by a direct call, one on
+// another worker through that worker's inbox. Nobody polls.
+//
+// Telling is reentrant-safe: the fill holds no lock while it calls a subscriber, which may
+// unsubscribe, start another fill or end its request from the call; a subscriber is never told
+// after unsubscribe() has returned. The initiator is not told from inside start(): once start()
+// has returned it reads snapshot() itself, as one that joins does after subscribe().
 //
 // With the memcached tier, a fill first asks memcached (kFetching all along): a usable record (or
 // a static route's foreign value) becomes kStreaming at once, complete, and goes into the RAM
@@ -17,12 +23,14 @@
 //               the object goes into the store. A page to be assembled (ESI/SSI) is compiled as
 //               it arrives and becomes kStreaming only once whole, with its template attached.
 //   kPass       not storable: the key is marked hit-for-pass (unless the reason was the request
-//               or a 5xx); the initiator takes the fetch over and passes the response through;
+//               or a 5xx); the initiator, told of it, takes the fetch over with take_pass() and
+//               passes the response through (if it has left, the fill finishes the fetch);
 //               every other subscriber goes to the backend itself, in parallel.
 //   kFailed     no usable response (`status`); `stale` may be served instead where allowed.
 //
 // Ownership: shared (std::shared_ptr) by the Coalescer while it runs, by its subscribers, and by
-// itself while its Fetch is in flight. The Fetch is owned by the fill until it is handed over.
+// itself while its Fetch is in flight. The Fetch is owned by the fill until take_pass() hands it
+// over. Subscribers are borrowed: from subscribe() (or start()) until unsubscribe().
 #pragma once
 
 #include <cstdint>
@@ -43,6 +51,16 @@
 namespace edge::proxy {
 
 class Worker;
+
+// Who reads a fill's events (a request's Exchange). Called on the subscriber's own loop.
+class FillSubscriber {
+ public:
+  // The fill's state changed: read it with snapshot().
+  virtual void on_fill_event() = 0;
+
+ protected:
+  ~FillSubscriber() = default;
+};
 
 class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill> {
  public:
@@ -83,16 +101,30 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     bool stale_from_tier = false;  // from_tier, stale but within grace: refreshed in the background
   };
 
-  // Starts the fetch on `worker`'s loop, and returns the fill. `initiator` (0: none, a
-  // background refresh) is the connection on this loop that asked; it is subscribed already.
+  // Starts the fetch on `worker`'s loop, and returns the fill. `initiator` (null: none, a
+  // background refresh) is the subscriber on this loop that asked, with its id unique on the
+  // loop; it is subscribed already, and told of nothing that happens before start() returns.
   // When a fill for the key was registered meanwhile by someone else, that one is returned
   // instead, nothing is started, `*started` is false, and the caller subscribes to it.
-  static std::shared_ptr<Fill> start(Worker& worker, Params params, uint64_t initiator, bool* started);
+  static std::shared_ptr<Fill> start(Worker& worker, Params params, uint64_t initiator_id,
+                                     FillSubscriber* initiator, bool* started);
 
-  // Any thread. False when the fill is over and will post no more events: read snapshot().
-  bool subscribe(Worker& worker, uint64_t connection);
-  void unsubscribe(Worker& worker, uint64_t connection);
+  // On `worker`'s loop (any worker): `subscriber`, known by `id` (unique on that loop), is told
+  // of every event from now until unsubscribe(). False when the fill is over and will tell
+  // nothing more: read snapshot().
+  bool subscribe(Worker& worker, uint64_t id, FillSubscriber& subscriber);
+  void unsubscribe(Worker& worker, uint64_t id);
   Snapshot snapshot() const;
+
+  // kPass, for the initiator while it is told of it: the fetch, its head (borrowed for the
+  // call) and whether the response is complete. The fetch is the caller's from then on (its
+  // owner, finish()). Null fetch for anyone else, or once taken.
+  struct Pass {
+    Fetch* fetch = nullptr;
+    const http::ResponseHead* head = nullptr;
+    bool complete = false;
+  };
+  Pass take_pass(uint64_t initiator_id);
   const std::string& key() const { return params_.key; }
 
  private:
@@ -104,14 +136,17 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   void write_through(const cache::CachedObject& object);
   void on_tier_found(Tier::Found found);
   void publish_from_tier(std::shared_ptr<cache::CachedObject> object);
+  void refresh_from_backend();  // a stale record served from memcached, by a fill of its own
   void decide(Fetch& fetch, const http::ResponseHead& head, bool complete);
   void copy_body(Fetch& fetch, bool complete);
-  void end();         // on the fill's loop: leaves the coalescer, drops the self reference
-  void notify_all();  // posts an event to every subscriber
+  void end();  // on the fill's loop: leaves the coalescer, tells the last event, drops the self reference
+  void notify_all();  // tells every subscriber
+  bool subscribed(uint64_t id) const;  // a subscriber on this fill's worker
 
   struct Subscriber {
     Worker* worker;
-    uint64_t connection;
+    uint64_t id;
+    FillSubscriber* subscriber;  // called only on its worker's loop
   };
 
   Worker& worker_;
@@ -128,6 +163,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   std::optional<ssi::Parser> esi_parser_;
   cache::ObjectRef refresh_after_publish_;  // a stale record served from memcached, to refresh
   bool variant_asked_ = false;  // memcached was asked for this request's Vary variant
+  bool starting_ = false;       // inside start(): the initiator reads the state once it returns
+  Pass pass_;                   // kPass: the fetch until the initiator takes it
 
   mutable std::mutex mutex_;  // guards everything below
   State state_ = State::kFetching;
@@ -137,7 +174,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   bool from_tier_ = false;
   bool stale_from_tier_ = false;
   bool over_ = false;  // no more events
-  uint64_t initiator_ = 0;  // 0 once it left
+  uint64_t initiator_ = 0;  // its id; 0 once it left
+  uint64_t departures_ = 0;  // unsubscriptions from this fill's worker (only it writes it)
   std::vector<Subscriber> subscribers_;
 };
 

@@ -2,46 +2,57 @@
 
 namespace edge::proxy {
 
-LoopTasks::LoopTasks(uv_loop_t* loop) : state_(std::make_shared<State>()) {
+LoopTasks::LoopTasks(uv_loop_t* loop, NoteHandler handler, void* receiver) : state_(std::make_shared<State>()) {
   auto* async = new uv_async_t;
   uv_async_init(loop, async, &LoopTasks::on_async);
-  // The handle keeps the state alive until its close callback: a task posted while the loop
-  // runs its last iteration still finds it.
+  // The handle keeps the state alive until its close callback: mail posted while the loop runs
+  // its last iteration still finds it.
   async->data = new std::shared_ptr<State>(state_);
   state_->async = async;
+  state_->handler = handler;
+  state_->receiver = receiver;
 }
 
-void LoopTasks::post_to(const std::shared_ptr<State>& state, Task task) {
+void LoopTasks::post_to(const std::shared_ptr<State>& state, Mail mail) {
   std::unique_lock lock(state->mutex);
   if (!state->async) {
     lock.unlock();
-    return;  // closed: `task` is destroyed here, unrun
+    return;  // closed: `mail` is destroyed here, a task unrun
   }
-  state->tasks.push_back(std::move(task));
-  if (state->tasks.size() == 1) uv_async_send(state->async);
+  state->queue.push_back(std::move(mail));
+  // The send stays under the lock: once close() has taken the handle, nobody touches it.
+  if (state->queue.size() == 1) uv_async_send(state->async);
 }
 
-void LoopTasks::on_async(uv_async_t* async) {
-  auto& state = *static_cast<std::shared_ptr<State>*>(async->data);
-  std::vector<Task> tasks;
+void LoopTasks::on_async(uv_async_t* async) noexcept {
+  State& state = **static_cast<std::shared_ptr<State>*>(async->data);
   {
-    std::lock_guard lock(state->mutex);
-    tasks.swap(state->tasks);
+    // Swapped, not moved out: each vector keeps its capacity, so posting allocates nothing once
+    // the queue has grown to its usual length.
+    std::lock_guard lock(state.mutex);
+    state.delivering.swap(state.queue);
   }
-  for (Task& task : tasks) task();
+  for (Mail& mail : state.delivering) {
+    if (mail.task)
+      mail.task();
+    else if (state.handler)
+      state.handler(state.receiver, mail.note);
+  }
+  state.delivering.clear();
 }
 
 void LoopTasks::close() {
   uv_async_t* async = nullptr;
-  std::vector<Task> dropped;
+  std::vector<Mail> dropped;
   {
     std::lock_guard lock(state_->mutex);
     async = state_->async;
     state_->async = nullptr;
-    dropped.swap(state_->tasks);
+    state_->handler = nullptr;
+    dropped.swap(state_->queue);
   }
   if (!async) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(async), [](uv_handle_t* handle) {
+  uv_close(reinterpret_cast<uv_handle_t*>(async), [](uv_handle_t* handle) noexcept {
     delete static_cast<std::shared_ptr<State>*>(handle->data);
     delete reinterpret_cast<uv_async_t*>(handle);
   });

@@ -9,7 +9,6 @@
 
 #include "http/message.h"
 #include "proxy/client.h"
-#include "proxy/exchange.h"
 #include "proxy/fetch.h"
 
 namespace edge::proxy {
@@ -49,11 +48,9 @@ Worker::Worker(Shared& shared, int index)
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
   stop_async_.data = this;
-  uv_async_init(&loop_, &inbox_async_, &Worker::on_inbox);
-  inbox_async_.data = this;
   uv_check_init(&loop_, &reaper_);
   reaper_.data = this;
-  tasks_ = std::make_unique<LoopTasks>(&loop_);
+  tasks_ = std::make_unique<LoopTasks>(&loop_, &Worker::on_note, this);
   poster_ = tasks_->poster();
   const conf::Config& config = shared.config;
   for (size_t b = 0; b < config.backends.size(); ++b) {
@@ -73,7 +70,7 @@ Worker::~Worker() {
   tasks_->close();
   uv_walk(
       &loop_,
-      [](uv_handle_t* handle, void*) {
+      [](uv_handle_t* handle, void*) noexcept {
         if (!uv_is_closing(handle)) uv_close(handle, nullptr);
       },
       nullptr);
@@ -108,7 +105,7 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::on_stop(uv_async_t* async) {
+void Worker::on_stop(uv_async_t* async) noexcept {
   auto* w = static_cast<Worker*>(async->data);
   w->stopping_ = true;
   for (auto& listener : w->listeners_) uv_close(reinterpret_cast<uv_handle_t*>(listener.get()), nullptr);
@@ -122,11 +119,6 @@ void Worker::on_stop(uv_async_t* async) {
   for (auto& pools : w->pools_)
     for (auto& pool : pools) pool->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&w->stop_async_), nullptr);
-  {
-    std::lock_guard<std::mutex> lock(w->inbox_mutex_);
-    w->inbox_closed_ = true;
-  }
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->inbox_async_), nullptr);
   w->tasks_->close();
 }
 
@@ -140,7 +132,7 @@ void Worker::retire(Fetch* fetch) {
     uv_check_start(&reaper_, &Worker::on_reap);
 }
 
-void Worker::on_reap(uv_check_t* check) {
+void Worker::on_reap(uv_check_t* check) noexcept {
   auto* w = static_cast<Worker*>(check->data);
   std::vector<Fetch*> dead;
   dead.swap(w->retired_);
@@ -148,48 +140,39 @@ void Worker::on_reap(uv_check_t* check) {
   uv_check_stop(check);
 }
 
-void Worker::add_subscriber(Exchange* exchange) { subscribers_.emplace(exchange->id(), exchange); }
+void Worker::add_subscriber(uint64_t id, FillSubscriber* subscriber) { subscribers_.emplace(id, subscriber); }
 
-void Worker::remove_subscriber(Exchange* exchange) { subscribers_.erase(exchange->id()); }
+void Worker::remove_subscriber(uint64_t id) { subscribers_.erase(id); }
 
-Exchange* Worker::find_subscriber(uint64_t id) {
-  auto it = subscribers_.find(id);
-  return it == subscribers_.end() ? nullptr : it->second;
+namespace {
+enum NoteKind : int { kGrant, kFillEvent };
 }
 
-void Worker::post(Message message) {
-  // The send stays under the lock: once on_stop has closed the inbox, nobody touches its handle.
-  std::lock_guard<std::mutex> lock(inbox_mutex_);
-  if (inbox_closed_) return;
-  inbox_.push_back(message);
-  uv_async_send(&inbox_async_);
+void Worker::post_grant(uint64_t fetch, int backend, int server) {
+  tasks_->post(LoopTasks::Note{kGrant, backend, server, fetch});
 }
 
-void Worker::on_inbox(uv_async_t* async) {
-  auto* w = static_cast<Worker*>(async->data);
-  std::vector<Message> messages;
-  {
-    std::lock_guard<std::mutex> lock(w->inbox_mutex_);
-    messages.swap(w->inbox_);
+void Worker::post_fill_event(uint64_t subscriber) { tasks_->post(LoopTasks::Note{kFillEvent, 0, 0, subscriber}); }
+
+void Worker::on_note(void* worker, const LoopTasks::Note& note) {
+  auto* w = static_cast<Worker*>(worker);
+  if (note.kind == kFillEvent) {
+    // A subscriber that left meanwhile is no longer registered: its event is dropped.
+    auto it = w->subscribers_.find(note.target);
+    if (it != w->subscribers_.end()) it->second->on_fill_event();
+    return;
   }
-  for (const Message& m : messages) {
-    if (m.kind == Message::kFill) {
-      // An exchange that ended meanwhile has unsubscribed; its news is dropped.
-      if (Exchange* exchange = w->find_subscriber(m.target)) exchange->on_fill_event();
-      continue;
-    }
-    auto it = w->fetches_.find(m.target);
-    if (it != w->fetches_.end()) {
-      it->second->on_granted(m.server);
-    } else {
-      // The fetch ended while its grant was on the way: the slot goes back.
-      w->shared_.balancer.backend(static_cast<size_t>(m.backend))
-          .release(m.server, balancer::Outcome::kCancelled, balancer::now_ms());
-    }
+  auto it = w->fetches_.find(note.target);
+  if (it != w->fetches_.end()) {
+    it->second->on_granted(note.b);
+  } else {
+    // The fetch ended while its grant was on the way: the slot goes back.
+    w->shared_.balancer.backend(static_cast<size_t>(note.a)).release(note.b, balancer::Outcome::kCancelled,
+                                                                     balancer::now_ms());
   }
 }
 
-void Worker::on_connection(uv_stream_t* listener, int status) {
+void Worker::on_connection(uv_stream_t* listener, int status) noexcept {
   if (status < 0) return;
   auto* w = static_cast<Worker*>(listener->data);
   ClientConn::accept(*w, listener);

@@ -15,7 +15,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -35,7 +34,6 @@
 namespace edge::proxy {
 
 class ClientConn;
-class Exchange;
 class Fetch;
 
 struct Shared {
@@ -86,15 +84,10 @@ class Worker {
   void remove_client(ClientConn* conn);
   uint64_t next_connection_id() { return ++last_connection_id_; }
 
-  // Messages from other threads to this loop: a queued fetch's slot was granted (target: the
-  // fetch's id), or a cache fill an exchange waits on has news (target: the exchange's id).
-  struct Message {
-    enum Kind { kGrant, kFill } kind;
-    uint64_t target;
-    int backend;
-    int server;
-  };
-  void post(Message message);  // any thread
+  // News from other threads, through this loop's one inbox (tasks_): a queued fetch's slot was
+  // granted; a fill that `subscriber` (subscribed from this loop) waits on has an event.
+  void post_grant(uint64_t fetch, int backend, int server);  // any thread
+  void post_fill_event(uint64_t subscriber);                // any thread
   // Runs a task on this loop (any thread; dropped once the worker stops): how the memcached
   // tier's answers come back.
   const LoopTasks::Poster& poster() const { return poster_; }
@@ -103,17 +96,17 @@ class Worker {
   void remove_fetch(Fetch* fetch);
   // A finished fetch, freed after this loop iteration's callbacks have returned.
   void retire(Fetch* fetch);
-  // Exchanges subscribed to a fill, found by id when its news arrives.
-  void add_subscriber(Exchange* exchange);
-  void remove_subscriber(Exchange* exchange);
-  Exchange* find_subscriber(uint64_t id);
+  // This loop's subscribers to fills on other workers, found by id when an event arrives (a
+  // fill on this worker tells its subscribers directly). Fill::subscribe keeps it.
+  void add_subscriber(uint64_t id, FillSubscriber* subscriber);
+  void remove_subscriber(uint64_t id);
   bool stopping() const { return stopping_; }
 
  private:
-  static void on_connection(uv_stream_t* listener, int status);
-  static void on_stop(uv_async_t* async);
-  static void on_inbox(uv_async_t* async);
-  static void on_reap(uv_check_t* check);
+  static void on_connection(uv_stream_t* listener, int status) noexcept;
+  static void on_stop(uv_async_t* async) noexcept;
+  static void on_reap(uv_check_t* check) noexcept;
+  static void on_note(void* worker, const LoopTasks::Note& note);
   void run();
 
   static constexpr size_t kReadBufferSize = 64 * 1024;
@@ -130,12 +123,8 @@ class Worker {
   std::unordered_map<uint64_t, Fetch*> fetches_;
   std::vector<Fetch*> retired_;  // finished, freed by reaper_
   uv_check_t reaper_;
-  std::unordered_map<uint64_t, Exchange*> subscribers_;
-  uv_async_t inbox_async_;
-  std::mutex inbox_mutex_;
-  std::vector<Message> inbox_;
-  bool inbox_closed_ = false;  // guarded by inbox_mutex_
-  std::unique_ptr<LoopTasks> tasks_;
+  std::unordered_map<uint64_t, FillSubscriber*> subscribers_;
+  std::unique_ptr<LoopTasks> tasks_;  // the inbox
   LoopTasks::Poster poster_;
   Stats stats_;
   cache::Counters cache_counters_;

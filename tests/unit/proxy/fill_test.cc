@@ -1,0 +1,461 @@
+// A fill and its fetch against a scripted backend: a listening socket on 127.0.0.1 driven by the
+// worker's own loop, which the test runs in its thread until what it waits for has happened.
+#include "proxy/fill.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache/policy.h"
+#include "proxy/worker.h"
+
+using namespace edge;
+using proxy::Fill;
+
+namespace {
+
+// What the backend does with the next request: answers `first`, then `rest` at once or when the
+// test says so (send_rest), or resets the connection without a word.
+struct Reply {
+  std::string first;
+  std::string rest;
+  bool hold_rest = false;
+  bool reset = false;
+};
+
+class FakeBackend {
+ public:
+  // Binds 127.0.0.1 on a port the kernel chooses, before there is a loop to serve it on.
+  FakeBackend() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t length = sizeof address;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+  }
+
+  uint16_t port() const { return port_; }
+
+  void serve_on(uv_loop_t* loop) {
+    listener_ = new uv_tcp_t;
+    uv_tcp_init(loop, listener_);
+    uv_tcp_open(listener_, fd_);
+    listener_->data = this;
+    uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 16, &FakeBackend::on_connection);
+  }
+
+  // Closes every handle; the caller runs the loop until they are freed.
+  void close() {
+    if (listener_) uv_close(reinterpret_cast<uv_handle_t*>(listener_), free_handle<uv_tcp_t>);
+    listener_ = nullptr;
+    for (Conn* conn : conns_) close_conn(conn);
+    conns_.clear();
+  }
+
+  void script(Reply reply) { replies_.push_back(std::move(reply)); }
+  void send_rest() {
+    REQUIRE(held_);
+    write(held_, std::move(held_rest_));
+    held_ = nullptr;
+  }
+  int requests() const { return static_cast<int>(requests_.size()); }
+  const std::string& request(int i) const { return requests_[static_cast<size_t>(i)]; }
+
+ private:
+  struct Conn {
+    uv_tcp_t tcp;
+    FakeBackend* backend;
+    std::string received;
+  };
+  struct Write {
+    uv_write_t request;
+    std::string bytes;
+  };
+
+  template <class Handle>
+  static void free_handle(uv_handle_t* handle) noexcept {
+    delete reinterpret_cast<Handle*>(handle);
+  }
+  static void free_conn(uv_handle_t* handle) noexcept { delete static_cast<Conn*>(handle->data); }
+
+  void close_conn(Conn* conn) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&conn->tcp)))
+      uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), free_conn);
+  }
+
+  static void on_connection(uv_stream_t* listener, int status) noexcept {
+    if (status < 0) return;
+    auto* backend = static_cast<FakeBackend*>(listener->data);
+    auto* conn = new Conn{{}, backend, {}};
+    uv_tcp_init(listener->loop, &conn->tcp);
+    conn->tcp.data = conn;
+    if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), free_conn);
+      return;
+    }
+    backend->conns_.push_back(conn);
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&conn->tcp),
+        [](uv_handle_t*, size_t, uv_buf_t* buf) noexcept {
+          static char buffer[4096];
+          *buf = uv_buf_init(buffer, sizeof buffer);
+        },
+        &FakeBackend::on_read);
+  }
+
+  static void on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) noexcept {
+    auto* conn = static_cast<Conn*>(stream->data);
+    FakeBackend& backend = *conn->backend;
+    if (n < 0) {
+      std::erase(backend.conns_, conn);
+      if (backend.held_ == conn) backend.held_ = nullptr;
+      return backend.close_conn(conn);
+    }
+    conn->received.append(buf->base, static_cast<size_t>(n));
+    size_t end = 0;
+    while ((end = conn->received.find("\r\n\r\n")) != std::string::npos) {
+      backend.requests_.push_back(conn->received.substr(0, end + 4));
+      conn->received.erase(0, end + 4);
+      if (backend.replies_.empty()) continue;
+      Reply reply = std::move(backend.replies_.front());
+      backend.replies_.pop_front();
+      if (reply.reset) {
+        std::erase(backend.conns_, conn);
+        uv_tcp_close_reset(&conn->tcp, free_conn);
+        return;
+      }
+      backend.write(conn, std::move(reply.first));
+      if (reply.hold_rest) {
+        backend.held_ = conn;
+        backend.held_rest_ = std::move(reply.rest);
+      } else if (!reply.rest.empty()) {
+        backend.write(conn, std::move(reply.rest));
+      }
+    }
+  }
+
+  void write(Conn* conn, std::string bytes) {
+    auto* w = new Write{{}, std::move(bytes)};
+    uv_buf_t buf = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+    if (uv_write(&w->request, reinterpret_cast<uv_stream_t*>(&conn->tcp), &buf, 1,
+                 [](uv_write_t* request, int) noexcept { delete reinterpret_cast<Write*>(request); }) != 0)
+      delete w;
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  uv_tcp_t* listener_ = nullptr;
+  std::vector<Conn*> conns_;
+  std::deque<Reply> replies_;
+  std::vector<std::string> requests_;
+  Conn* held_ = nullptr;
+  std::string held_rest_;
+};
+
+// A worker (two, for a subscriber on another loop) over one backend, run by the test's thread.
+struct Rig {
+  FakeBackend backend;
+  std::unique_ptr<proxy::Shared> shared;
+  std::unique_ptr<proxy::Worker> worker;
+  std::unique_ptr<proxy::Worker> other;
+  uint64_t last_id = 1000;
+
+  Rig() {
+    const std::string yaml = "listen: [{address: 127.0.0.1:1}]\n"
+                             "backends:\n"
+                             "  app: {servers: [127.0.0.1:" + std::to_string(backend.port()) + "]}\n"
+                             "hosts:\n"
+                             "  - match: [\"*\"]\n"
+                             "    backend: app\n";
+    conf::LoadResult loaded = conf::load_string(yaml, "test.yaml");
+    REQUIRE(loaded.errors.empty());
+    shared = std::make_unique<proxy::Shared>(std::move(*loaded.config));
+    worker = std::make_unique<proxy::Worker>(*shared, 0);
+    other = std::make_unique<proxy::Worker>(*shared, 1);
+    backend.serve_on(worker->loop());
+  }
+
+  ~Rig() {
+    backend.close();
+    uv_run(worker->loop(), UV_RUN_NOWAIT);
+    other.reset();
+    worker.reset();
+  }
+
+  // Runs the worker's loop until `done` (each turn waits for the next event: no clock).
+  template <class Done>
+  void run_until(Done done, proxy::Worker* on = nullptr) {
+    uv_loop_t* loop = (on ? on : worker.get())->loop();
+    for (int turns = 0; !done() && turns < 10000; ++turns) uv_run(loop, UV_RUN_ONCE);
+    REQUIRE(done());
+  }
+
+  Fill::Params params(const std::string& path, cache::ObjectRef stale = nullptr) {
+    Fill::Params p;
+    p.host = "test.example";
+    p.key = cache::cache_key(p.host, path);
+    p.host_index = 0;
+    p.policy = &shared->config.hosts[0].cache;
+    p.request.method = "GET";
+    p.request.target = path;
+    p.request.headers.add("Host", "test.example");
+    p.backend = 0;
+    p.upstream_head = "GET " + path + " HTTP/1.1\r\nHost: test.example\r\n\r\n";
+    p.stale = std::move(stale);
+    return p;
+  }
+
+  cache::ObjectRef stored(const std::string& path) {
+    http::Headers none;
+    return shared->store.lookup(cache::cache_key("test.example", path), none).object;
+  }
+  bool hit_for_pass(const std::string& path) {
+    http::Headers none;
+    return shared->store.lookup(cache::cache_key("test.example", path), none).hit_for_pass;
+  }
+};
+
+// A request's side of a fill: counts what it is told and reads the state each time.
+struct Reader final : proxy::FillSubscriber {
+  std::shared_ptr<Fill> fill;
+  uint64_t id = 0;
+  int events = 0;
+  Fill::Snapshot last;
+  std::function<void(Reader&)> then;  // after reading
+
+  void on_fill_event() override {
+    ++events;
+    last = fill->snapshot();
+    if (then) then(*this);
+  }
+  bool over() const { return last.state != Fill::State::kFetching && (last.state != Fill::State::kStreaming || done()); }
+  bool done() const { return last.object && (last.object->body->complete() || last.object->body->failed()); }
+};
+
+std::shared_ptr<Fill> start(Rig& rig, Fill::Params params, Reader* initiator) {
+  bool started = false;
+  uint64_t id = 0;
+  if (initiator) id = initiator->id = ++rig.last_id;
+  std::shared_ptr<Fill> fill = Fill::start(*rig.worker, std::move(params), id, initiator, &started);
+  REQUIRE(started);
+  if (initiator) initiator->fill = fill;
+  return fill;
+}
+
+void join(Rig& rig, proxy::Worker& worker, const std::shared_ptr<Fill>& fill, Reader& reader) {
+  reader.fill = fill;
+  reader.id = ++rig.last_id;
+  REQUIRE(fill->subscribe(worker, reader.id, reader));
+}
+
+// The pass-through side once the initiator has taken the fetch: what the body became.
+struct PassOwner final : proxy::Fetch::Owner {
+  int status = 0;
+  bool complete = false;
+  std::string body;
+
+  void on_fetch_response(proxy::Fetch& fetch, const http::ResponseHead& head, bool is_complete) override {
+    status = head.status;
+    http::Body& source = fetch.response_body();
+    std::string scratch;
+    http::IoSlice slices[16];
+    int n = 0;
+    while ((n = source.peek(body.size(), slices, 16, SIZE_MAX, scratch)) > 0)
+      for (int i = 0; i < n; ++i) body.append(slices[i].data, slices[i].len);
+    source.release_before(body.size());
+    complete = is_complete;
+    if (complete) fetch.finish();
+  }
+  void on_fetch_failed(proxy::Fetch& fetch, int failed) override {
+    status = failed;
+    fetch.finish();
+  }
+};
+
+std::string ok(std::string_view cache_control, std::string_view body, std::string_view extra = "") {
+  return "HTTP/1.1 200 OK\r\nCache-Control: " + std::string(cache_control) + "\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n" + std::string(extra) + "\r\n" + std::string(body);
+}
+
+cache::ObjectRef stale_object(const std::string& path, std::string_view body) {
+  auto object = std::make_shared<cache::CachedObject>();
+  object->key = cache::cache_key("test.example", path);
+  object->host = "test.example";
+  object->path = path;
+  object->status = 200;
+  object->reason = "OK";
+  object->headers.add("ETag", "\"v1\"");
+  object->headers.add("Cache-Control", "max-age=1");
+  object->cc = cache::parse_cache_control(object->headers, false);
+  object->body = http::SharedBody::from(body);
+  const cache::Seconds long_ago = static_cast<cache::Seconds>(std::time(nullptr)) - 3600;
+  object->age = cache::AgeBasis{long_ago, long_ago, long_ago, 0};
+  object->lifetime = 1;
+  return object;
+}
+
+}  // namespace
+
+TEST_CASE("fill: a storable answer streams to its subscribers and is stored") {
+  Rig rig;
+  rig.backend.script({ok("max-age=60", "hello world")});
+  Reader initiator;
+  std::shared_ptr<Fill> fill = start(rig, rig.params("/a"), &initiator);
+  CHECK(initiator.events == 0);  // nothing is told from inside start()
+  rig.run_until([&] { return initiator.over(); });
+  CHECK(initiator.last.state == Fill::State::kStreaming);
+  CHECK_FALSE(initiator.last.revalidated);
+  CHECK(initiator.last.object->body->to_string() == "hello world");
+  cache::ObjectRef stored = rig.stored("/a");
+  REQUIRE(stored);
+  CHECK(stored->body->to_string() == "hello world");
+  CHECK(rig.shared->coalescer.find(fill->key()) == nullptr);
+  // Over: nobody joins any more.
+  Reader late;
+  late.fill = fill;
+  CHECK_FALSE(fill->subscribe(*rig.worker, 1, late));
+}
+
+TEST_CASE("fill: subscribers on this worker and on another share one fetch") {
+  Rig rig;
+  rig.backend.script({ok("max-age=60", "shared"), "", false});
+  Reader initiator, here, there;
+  std::shared_ptr<Fill> fill = start(rig, rig.params("/s"), &initiator);
+  REQUIRE(rig.shared->coalescer.find(fill->key()) == fill);
+  join(rig, *rig.worker, fill, here);
+  join(rig, *rig.other, fill, there);
+  rig.run_until([&] { return initiator.over() && here.over(); });
+  CHECK(here.last.object == initiator.last.object);
+  CHECK(here.events >= 1);
+  // The other worker's subscriber hears through its inbox, on its own loop.
+  CHECK(there.events == 0);
+  rig.run_until([&] { return there.over(); }, rig.other.get());
+  CHECK(there.last.object == initiator.last.object);
+  CHECK(rig.backend.requests() == 1);
+  fill->unsubscribe(*rig.other, there.id);
+}
+
+TEST_CASE("fill: a non-storable answer is a pass the initiator takes over; the others fetch alone") {
+  Rig rig;
+  rig.backend.script({"HTTP/1.1 200 OK\r\nCache-Control: private\r\nContent-Length: 10\r\n\r\nfirst", "-last", true});
+  Reader initiator, other;
+  PassOwner owner;
+  proxy::Fetch* taken = nullptr;
+  initiator.then = [&](Reader& r) {
+    if (r.last.state != Fill::State::kPass) return;
+    Fill::Pass pass = r.fill->take_pass(r.id);
+    REQUIRE(pass.fetch);
+    CHECK(r.fill->take_pass(r.id).fetch == nullptr);  // once
+    r.fill->unsubscribe(*rig.worker, r.id);
+    taken = pass.fetch;
+    taken->set_owner(&owner);
+    owner.on_fetch_response(*taken, *pass.head, pass.complete);
+  };
+  other.then = [&](Reader& r) {
+    if (r.last.state != Fill::State::kPass) return;
+    CHECK(r.fill->take_pass(r.id).fetch == nullptr);  // not the initiator's
+    r.fill->unsubscribe(*rig.worker, r.id);
+  };
+  std::shared_ptr<Fill> fill = start(rig, rig.params("/p"), &initiator);
+  join(rig, *rig.worker, fill, other);
+  rig.run_until([&] { return taken != nullptr; });
+  CHECK(other.last.state == Fill::State::kPass);
+  CHECK(owner.status == 200);
+  CHECK_FALSE(owner.complete);
+  rig.backend.send_rest();
+  rig.run_until([&] { return owner.complete; });
+  CHECK(owner.body == "first-last");
+  CHECK(initiator.events == 1);
+  CHECK(other.events == 1);
+  CHECK(rig.stored("/p") == nullptr);
+  CHECK(rig.hit_for_pass("/p"));
+}
+
+TEST_CASE("fill: a pass whose initiator left finishes the fetch") {
+  Rig rig;
+  rig.backend.script({"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 10\r\n\r\nfirst", "-last", true});
+  Reader initiator;
+  std::shared_ptr<Fill> fill = start(rig, rig.params("/gone"), &initiator);
+  fill->unsubscribe(*rig.worker, initiator.id);
+  rig.run_until([&] { return fill->snapshot().state == Fill::State::kPass; });
+  CHECK(initiator.events == 0);
+  CHECK(fill->take_pass(initiator.id).fetch == nullptr);
+}
+
+TEST_CASE("fill: a 304 refreshes the stale object it revalidates") {
+  Rig rig;
+  rig.backend.script({"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=300\r\n\r\n"});
+  cache::ObjectRef stale = stale_object("/r", "old body");
+  Reader initiator;
+  start(rig, rig.params("/r", stale), &initiator);
+  rig.run_until([&] { return initiator.over(); });
+  CHECK(initiator.last.state == Fill::State::kStreaming);
+  CHECK(initiator.last.revalidated);
+  CHECK(initiator.last.object->body == stale->body);
+  CHECK(initiator.last.object->lifetime == 300);
+  cache::ObjectRef stored = rig.stored("/r");
+  REQUIRE(stored);
+  CHECK(stored->body->to_string() == "old body");
+}
+
+TEST_CASE("fill: a 5xx while revalidating fails with the stale object to stand in") {
+  Rig rig;
+  rig.backend.script({"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown"});
+  cache::ObjectRef stale = stale_object("/e", "old body");
+  Reader initiator;
+  start(rig, rig.params("/e", stale), &initiator);
+  rig.run_until([&] { return initiator.over(); });
+  CHECK(initiator.last.state == Fill::State::kFailed);
+  CHECK(initiator.last.status == 503);
+  CHECK(initiator.last.stale == stale);
+  CHECK_FALSE(rig.hit_for_pass("/e"));
+}
+
+TEST_CASE("fill: a backend that resets fails with 502") {
+  Rig rig;
+  Reply reset;
+  reset.reset = true;
+  rig.backend.script(reset);
+  Reader initiator;
+  std::shared_ptr<Fill> fill = start(rig, rig.params("/x"), &initiator);
+  rig.run_until([&] { return initiator.over(); });
+  CHECK(initiator.last.state == Fill::State::kFailed);
+  CHECK(initiator.last.status == 502);
+  CHECK(initiator.last.stale == nullptr);
+  CHECK(rig.shared->coalescer.find(fill->key()) == nullptr);
+}
+
+TEST_CASE("fill: a subscriber that left is never told again, even by a fill telling the others") {
+  Rig rig;
+  rig.backend.script({ok("max-age=60", "0123456789", ""), "", false});
+  Reader initiator, leaves_early, dropped, stays;
+  std::shared_ptr<Fill> fill = start(rig, rig.params("/l"), &initiator);
+  join(rig, *rig.worker, fill, leaves_early);
+  join(rig, *rig.worker, fill, dropped);
+  join(rig, *rig.worker, fill, stays);
+  fill->unsubscribe(*rig.worker, leaves_early.id);
+  // Told first, the initiator leaves and takes `dropped` with it (as a request ending others
+  // on its connection would), while the fill is telling everyone.
+  initiator.then = [&](Reader& r) {
+    r.fill->unsubscribe(*rig.worker, r.id);
+    fill->unsubscribe(*rig.worker, dropped.id);
+  };
+  rig.run_until([&] { return stays.over(); });
+  CHECK(initiator.events == 1);
+  CHECK(leaves_early.events == 0);
+  CHECK(dropped.events == 0);
+  CHECK(stays.last.state == Fill::State::kStreaming);
+}
