@@ -25,6 +25,14 @@ class Deadline {
   bool armed() const { return deadline_ != 0; }
 
   uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&timer_); }
+  // The deferred-deletion rule for an owner whose only handle is this timer: the timer is
+  // closed and the owner deleted from its close callback, so never under a call on the stack.
+  template <class Owner>
+  void close_and_delete() {
+    uv_close(handle(), [](uv_handle_t* timer) noexcept {
+      delete static_cast<Owner*>(static_cast<Deadline*>(timer->data)->owner());
+    });
+  }
   void* owner() const { return owner_; }
 
  private:

@@ -283,9 +283,7 @@ void Assembly::finish() {
   finished_ = true;
   owner_ = nullptr;
   for (auto& slot : slots_) slot->end();
-  uv_close(deadline_.handle(), [](uv_handle_t* handle) {
-    delete static_cast<Assembly*>(static_cast<http::Deadline*>(handle->data)->owner());
-  });
+  deadline_.close_and_delete<Assembly>();
 }
 
 // ---- the output ----

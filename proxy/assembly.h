@@ -95,6 +95,7 @@ class Assembly {
   Assembly(Worker& worker, Owner* owner, cache::ObjectRef object, std::shared_ptr<Page> page, std::string host,
            std::string path, int depth, std::vector<std::string> chain);
   ~Assembly();
+  friend class http::Deadline;  // frees it (finish())
   void begin();
   void start_include(Slot& slot, const std::string& src);
   void include_failed(Slot& slot);

@@ -10,6 +10,7 @@ namespace edge::proxy {
 Fetch::Fetch(Worker& worker, Owner* owner, Request request)
     : worker_(worker), owner_(owner), request_(std::move(request)) {
   response_body_.set_options(worker.body_options(false));
+  deadline_.init(worker.loop(), [](void* self) noexcept { static_cast<Fetch*>(self)->on_queue_timeout(); }, this);
 }
 
 Fetch* Fetch::start(Worker& worker, Owner* owner, Request request) {
@@ -57,11 +58,7 @@ void Fetch::let_go() {
     queued_ = false;
   }
   worker_.remove_fetch(this);
-  // Freed once the calls on the stack have returned: with its timer, or by the worker.
-  if (!timer_open_) return worker_.retire(this);
-  uv_close(deadline_.handle(), [](uv_handle_t* handle) noexcept {
-    delete static_cast<Fetch*>(static_cast<http::Deadline*>(handle->data)->owner());
-  });
+  deadline_.close_and_delete<Fetch>();
 }
 
 void Fetch::shutdown() {
@@ -96,11 +93,6 @@ void Fetch::dispatch() {
       if (!backend.enqueue(this)) {
         queued_ = false;
         return fail(503);
-      }
-      if (!timer_open_) {
-        // Only a queued fetch needs a clock; most never wait.
-        deadline_.init(worker_.loop(), [](void* self) noexcept { static_cast<Fetch*>(self)->on_queue_timeout(); }, this);
-        timer_open_ = true;
       }
       deadline_.set(static_cast<uint64_t>(backend.config().queue.timeout.count()));
       return;

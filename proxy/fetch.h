@@ -77,6 +77,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   friend class Worker;  // frees finished fetches that never opened their timer
   Fetch(Worker& worker, Owner* owner, Request request);
   ~Fetch() = default;
+  friend class http::Deadline;  // frees it (finish())
 
   void dispatch();
   void forward_to(int server, bool fresh);
@@ -94,8 +95,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   Worker& worker_;
   Owner* owner_;
   Request request_;
-  http::Deadline deadline_;  // the queue timeout, opened only if the fetch queues
-  bool timer_open_ = false;
+  http::Deadline deadline_;  // the queue timeout; its close frees the fetch
   http::Body response_body_;
   UpstreamConn* upstream_ = nullptr;
   uint64_t id_ = 0;              // unique on this worker: grants find the fetch by it

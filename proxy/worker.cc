@@ -48,8 +48,6 @@ Worker::Worker(Shared& shared, int index)
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
   stop_async_.data = this;
-  uv_check_init(&loop_, &reaper_);
-  reaper_.data = this;
   tasks_ = std::make_unique<LoopTasks>(&loop_, &Worker::on_note, this);
   poster_ = tasks_->poster();
   const conf::Config& config = shared.config;
@@ -75,8 +73,6 @@ Worker::~Worker() {
       },
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
-  for (Fetch* fetch : retired_) delete fetch;
-  retired_.clear();
   pools_.clear();
   uv_loop_close(&loop_);
 }
@@ -125,20 +121,6 @@ void Worker::on_stop(uv_async_t* async) noexcept {
 void Worker::add_fetch(Fetch* fetch) { fetches_.emplace(fetch->id(), fetch); }
 
 void Worker::remove_fetch(Fetch* fetch) { fetches_.erase(fetch->id()); }
-
-void Worker::retire(Fetch* fetch) {
-  retired_.push_back(fetch);
-  if (retired_.size() == 1 && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&reaper_)))
-    uv_check_start(&reaper_, &Worker::on_reap);
-}
-
-void Worker::on_reap(uv_check_t* check) noexcept {
-  auto* w = static_cast<Worker*>(check->data);
-  std::vector<Fetch*> dead;
-  dead.swap(w->retired_);
-  for (Fetch* fetch : dead) delete fetch;
-  uv_check_stop(check);
-}
 
 void Worker::add_subscriber(uint64_t id, FillSubscriber* subscriber) { subscribers_.emplace(id, subscriber); }
 

@@ -94,8 +94,6 @@ class Worker {
 
   void add_fetch(Fetch* fetch);
   void remove_fetch(Fetch* fetch);
-  // A finished fetch, freed after this loop iteration's callbacks have returned.
-  void retire(Fetch* fetch);
   // This loop's subscribers to fills on other workers, found by id when an event arrives (a
   // fill on this worker tells its subscribers directly). Fill::subscribe keeps it.
   void add_subscriber(uint64_t id, FillSubscriber* subscriber);
@@ -105,7 +103,6 @@ class Worker {
  private:
   static void on_connection(uv_stream_t* listener, int status) noexcept;
   static void on_stop(uv_async_t* async) noexcept;
-  static void on_reap(uv_check_t* check) noexcept;
   static void on_note(void* worker, const LoopTasks::Note& note);
   void run();
 
@@ -121,8 +118,6 @@ class Worker {
   std::vector<ClientConn*> clients_;  // for shutdown; unordered
   uint64_t last_connection_id_ = 0;
   std::unordered_map<uint64_t, Fetch*> fetches_;
-  std::vector<Fetch*> retired_;  // finished, freed by reaper_
-  uv_check_t reaper_;
   std::unordered_map<uint64_t, FillSubscriber*> subscribers_;
   std::unique_ptr<LoopTasks> tasks_;  // the inbox
   LoopTasks::Poster poster_;
