@@ -7,7 +7,8 @@
 //   hit/stale Exchange::lookup()        a usable stored object, fresh or within its stale rules
 //   miss      Exchange::start_fill()    a fill started for the key (proxy/fill.cc fetches)
 //   wait      Exchange::join_fill()     another request's fill joined (bounded by coalesce_timeout)
-//   pass      Exchange::start_pass()    to the backend for this request alone (proxy/fetch.cc)
+//   pass      Exchange::start_pass()    to the backend for this request alone (proxy/fetch.cc), or
+//             Exchange::take_pass()     the fetch of a fill it started that may not be stored
 //   deliver   deliver()                 a stored object's head: 200, or 304/412/206/416 from it
 //   relay     relay()                   a passed response's head, its body streamed
 //   assemble  assemble()                an ESI/SSI page from its includes (proxy/assembly.cc)
