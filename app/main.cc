@@ -15,7 +15,7 @@ struct Signals {
   edge::app::Server* server;
 };
 
-void on_signal(uv_signal_t* handle, int) {
+void on_signal(uv_signal_t* handle, int) noexcept {
   auto* s = static_cast<Signals*>(handle->data);
   s->server->stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&s->term), nullptr);

@@ -1043,7 +1043,7 @@ void Admin::close() {
   }
   closed_ = true;
   if (listener_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(listener_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(listener_), [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_tcp_t*>(h); });
     listener_ = nullptr;
   }
   while (conns_) conns_->close(http::ServerConn::Close::kHandler);  // unlinks it

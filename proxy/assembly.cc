@@ -117,7 +117,7 @@ Assembly::Assembly(Worker& worker, Owner* owner, cache::ObjectRef object, std::s
       path_(std::move(path)),
       depth_(depth),
       chain_(std::move(chain)) {
-  deadline_.init(worker.loop(), [](void* self) { static_cast<Assembly*>(self)->on_timeout(); }, this);
+  deadline_.init(worker.loop(), [](void* self) noexcept { static_cast<Assembly*>(self)->on_timeout(); }, this);
 }
 
 Assembly::~Assembly() = default;

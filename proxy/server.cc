@@ -50,7 +50,7 @@ constexpr auto kSweepStep = std::chrono::milliseconds(5);
 constexpr uint64_t kSweepStepGapMs = 5;
 constexpr uint64_t kSweepIntervalMs = 1000;
 
-void sweep_step(uv_timer_t* timer) {
+void sweep_step(uv_timer_t* timer) noexcept {
   cache::Store& store = static_cast<Shared*>(timer->data)->store;
   store.sweep_bans(kSweepStep);
   uv_timer_start(timer, sweep_step, store.sweeping() ? kSweepStepGapMs : kSweepIntervalMs, 0);
@@ -92,7 +92,7 @@ int Server::run() {
     uv_signal_init(&loop, &s);
     s.data = this;
   }
-  auto on_signal = [](uv_signal_t* handle, int) {
+  auto on_signal = [](uv_signal_t* handle, int) noexcept {
     auto* server = static_cast<Server*>(handle->data);
     for (auto& worker : server->workers_) worker->request_stop();
     uv_stop(handle->loop);

@@ -22,7 +22,7 @@ const char* failure_name(UpstreamFailure failure) {
 UpstreamConn::UpstreamConn(Pool& pool, uv_loop_t* loop)
     : pool_(pool), writer_(this), output_(reinterpret_cast<uv_stream_t*>(&tcp_)) {
   uv_tcp_init(loop, &tcp_);
-  deadline_.init(loop, [](void* owner) { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
+  deadline_.init(loop, [](void* owner) noexcept { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
   tcp_.data = this;
   connect_req_.data = this;
   open_handles_ = 2;
@@ -73,7 +73,7 @@ void UpstreamConn::on_write_done(int status) {
   request_written_ = true;
 }
 
-void UpstreamConn::on_connect(uv_connect_t* req, int status) {
+void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
   auto* c = static_cast<UpstreamConn*>(req->data);
   if (c->state_ == State::kClosing) return;
   c->deadline_.clear();
@@ -128,11 +128,11 @@ void UpstreamConn::let_go_of_body() {
   ends_at_ = 0;  // the exchange is over: an idle connection's clock is the pool's
 }
 
-void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
   *buf = Worker::of(handle->loop).read_buffer();
 }
 
-void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* c = static_cast<UpstreamConn*>(stream->data);
   if (nread > 0) return c->on_data(buf->base, static_cast<size_t>(nread));
   if (nread < 0) c->on_eof(static_cast<int>(nread));
@@ -229,7 +229,7 @@ void UpstreamConn::close() {
   uv_close(deadline_.handle(), &UpstreamConn::on_closed);
 }
 
-void UpstreamConn::on_closed(uv_handle_t* handle) {
+void UpstreamConn::on_closed(uv_handle_t* handle) noexcept {
   void* data = handle->data;
   auto* c = handle->type == UV_TIMER ? static_cast<UpstreamConn*>(static_cast<http::Deadline*>(data)->owner())
                                      : static_cast<UpstreamConn*>(data);

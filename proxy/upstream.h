@@ -86,10 +86,10 @@ class UpstreamConn final : http::StreamWriter::Owner, http::BodyProducer {
   void arm_timer(conf::Duration timeout);
   void on_timeout();
 
-  static void on_connect(uv_connect_t* req, int status);
-  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void on_closed(uv_handle_t* handle);
+  static void on_connect(uv_connect_t* req, int status) noexcept;
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void on_closed(uv_handle_t* handle) noexcept;
 
   Pool& pool_;
   State state_ = State::kConnecting;
