@@ -1390,10 +1390,10 @@ struct AdminServer::Impl : Admin {
 AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer,
                          cache::Store& store, std::vector<const cache::Counters*> counters, Tier* tier,
                          const Router& router, const Bounds* bounds, std::vector<const Stats*> worker_stats)
-    : impl_(new Impl(loop, config, balancer, store, std::move(counters), tier, router, bounds,
+    : impl_(std::make_unique<Impl>(loop, config, balancer, store, std::move(counters), tier, router, bounds,
                      std::move(worker_stats))) {}
 
-AdminServer::~AdminServer() { delete impl_; }
+AdminServer::~AdminServer() = default;
 
 bool AdminServer::open(std::string& error) { return impl_->open(error); }
 

@@ -47,6 +47,7 @@
 
 #include <uv.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,7 +82,7 @@ class AdminServer {
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace edge::proxy
