@@ -119,7 +119,7 @@ void ServerConn::parse(std::string_view data) {
         return refuse(parser_.error_status(), Close::kBadRequest);
       case ParseEvent::kHead: {
         phase_ = Phase::kBody;
-        head_ended_at_ = uv_now(loop_);
+        head_ended_at_ = deadline_.now();
         Body* sink = on_head(parser_.head());
         if (phase_ != Phase::kBody) return;  // answered or closed at the head
         parser_.set_body_sink(sink);
@@ -179,7 +179,7 @@ void ServerConn::respond(const std::string* head, BodySource* body, bool chunked
   if (settings_.send_timeout_ms) {
     progress_mark_ = 0;
     queued_mark_ = 0;
-    progress_at_ = uv_now(loop_);
+    progress_at_ = deadline_.now();
     deadline_.set(send_check_interval());
   } else {
     deadline_.clear();
@@ -277,7 +277,7 @@ void ServerConn::check_send_progress() {
   // send_timeout bounds how long a peer may leave us unable to write, not the whole download:
   // progress (a write completed, or the transport's queue shrank) resets the clock, and
   // waiting for the body to grow is not the peer's doing.
-  const uint64_t now = uv_now(loop_);
+  const uint64_t now = deadline_.now();
   const size_t queued = transport_->queued_bytes();
   if (!writer_.write_in_flight() || writer_.bytes_written() != progress_mark_ || queued != queued_mark_) {
     progress_mark_ = writer_.bytes_written();

@@ -128,7 +128,8 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   bool reading() const { return reading_; }
   bool peer_ended() const { return peer_ended_; }
   uint64_t requests() const { return requests_; }        // complete requests read
-  uint64_t head_ended_at() const { return head_ended_at_; }  // loop time (ms) of the last head
+  uint64_t head_ended_at() const { return head_ended_at_; }  // now() of the last head's end
+  uint64_t now() const { return deadline_.now(); }  // the loop's time (a ManualClock's in tests)
   uint64_t bytes_written() const { return writer_.bytes_written(); }  // of the current message
   RequestParser& parser() { return parser_; }
   uv_loop_t* loop() const { return loop_; }

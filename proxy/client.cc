@@ -122,7 +122,7 @@ bool ClientConn::upload_too_slow() {
   // must have averaged min_upload_rate since its head ended.
   const conf::Limits& limits = worker_.limits();
   if (limits.min_upload_rate == 0) return false;
-  const uint64_t elapsed_ms = uv_now(worker_.loop()) - head_ended_at();
+  const uint64_t elapsed_ms = now() - head_ended_at();
   if (elapsed_ms <= static_cast<uint64_t>(limits.upload_rate_grace.count())) return false;
   return parser().body_bytes() * 1000 < limits.min_upload_rate * elapsed_ms;
 }

@@ -138,6 +138,9 @@ struct Fixture {
   uv_tcp_t listener;
   char read_buffer[16 * 1024];
   ServerConn::Settings settings;
+  // The clock the connection's deadlines read (made before the connection): the timeout tests
+  // move it instead of waiting.
+  std::unique_ptr<ManualClock> clock;
   Behaviour behaviour;
   Record record;
   TestConn* conn = nullptr;  // the last one accepted; valid until record.freed
@@ -352,20 +355,28 @@ TEST_CASE("server_conn: the lingering close drains leftovers, then ends on the c
   }
 }
 
-TEST_CASE("server_conn: each phase's timeout") {
+TEST_CASE("server_conn: each phase's timeout, on a clock the test moves") {
+  constexpr uint64_t kTimeout = 30000;
   SUBCASE("no head on a fresh connection: closed quietly") {
     Fixture f;
-    f.settings.header_timeout_ms = 10;
+    f.clock = std::make_unique<ManualClock>(&f.loop);
+    f.settings.header_timeout_ms = kTimeout;
     f.connect();
+    f.clock->advance(kTimeout - 1);
+    CHECK_FALSE(f.conn->closed());
+    f.clock->advance(1);
     REQUIRE(f.run([&] { return f.record.freed; }));
     CHECK(f.received.empty());
     CHECK(f.record.closes == std::vector<Close>{Close::kHeaderTimeout});
   }
   SUBCASE("part of a head: 408") {
     Fixture f;
-    f.settings.header_timeout_ms = 10;
+    f.clock = std::make_unique<ManualClock>(&f.loop);
+    f.settings.header_timeout_ms = kTimeout;
     f.connect();
     f.send("GET / HTTP/1.1\r\nHo");
+    REQUIRE(f.run([&] { return f.conn->phase() == ServerConn::Phase::kHead; }));
+    f.clock->advance(kTimeout);
     REQUIRE(f.run([&] { return f.client_eof; }));
     CHECK(f.received.rfind("HTTP/1.1 408", 0) == 0);
     f.close_client();
@@ -374,9 +385,12 @@ TEST_CASE("server_conn: each phase's timeout") {
   }
   SUBCASE("part of a body: 408") {
     Fixture f;
-    f.settings.body_timeout_ms = 10;
+    f.clock = std::make_unique<ManualClock>(&f.loop);
+    f.settings.body_timeout_ms = kTimeout;
     f.connect();
     f.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab");
+    REQUIRE(f.run([&] { return f.conn->phase() == ServerConn::Phase::kBody; }));
+    f.clock->advance(kTimeout);
     REQUIRE(f.run([&] { return f.client_eof; }));
     CHECK(f.received.rfind("HTTP/1.1 408", 0) == 0);
     f.close_client();
@@ -385,28 +399,42 @@ TEST_CASE("server_conn: each phase's timeout") {
   }
   SUBCASE("idle after a request") {
     Fixture f;
-    f.settings.idle_timeout_ms = 10;
+    f.clock = std::make_unique<ManualClock>(&f.loop);
+    f.settings.idle_timeout_ms = kTimeout;
     f.connect();
     f.send(get("/once"));
+    REQUIRE(f.run([&] { return f.responses() == 1 && f.conn->phase() == ServerConn::Phase::kWaiting; }));
+    f.clock->advance(kTimeout);
     REQUIRE(f.run([&] { return f.record.freed; }));
-    CHECK(f.responses() == 1);
     CHECK(f.record.closes == std::vector<Close>{Close::kIdleTimeout});
   }
   SUBCASE("the handler's own deadline while it handles") {
     Fixture f;
+    f.clock = std::make_unique<ManualClock>(&f.loop);
     f.behaviour.timer_on_request = true;
     f.connect();
     f.send(get("/timer"));
+    REQUIRE(f.run([&] { return f.conn->phase() == ServerConn::Phase::kHandling; }));
+    CHECK(f.record.timers == 0);
+    f.clock->advance(10);
     REQUIRE(f.run([&] { return f.responses() == 1; }));
     CHECK(f.record.timers == 1);
   }
   SUBCASE("a client that stops reading its response") {
     Fixture f;
-    f.settings.send_timeout_ms = 20;
+    f.clock = std::make_unique<ManualClock>(&f.loop);
+    f.settings.send_timeout_ms = kTimeout;
     f.behaviour.big_body = 64 << 20;
     f.connect();
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&f.client));
     f.send(get("/big"));
+    REQUIRE(f.run([&] { return f.conn->writing() && f.conn->transport()->queued_bytes() > 0; }));
+    // Every check sees no progress once the socket is full: closed between send_timeout and 1.25
+    // times it after the last progress.
+    for (int i = 0; i < 6 && !f.conn->closed(); ++i) {
+      f.clock->advance(kTimeout / 4);
+      uv_run(&f.loop, UV_RUN_NOWAIT);
+    }
     REQUIRE(f.run([&] { return f.record.freed; }));
     CHECK(f.record.closes == std::vector<Close>{Close::kSendTimeout});
   }
