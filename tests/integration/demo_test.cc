@@ -213,7 +213,8 @@ namespace {
 struct Site {
   TempDir secrets;
   std::string token_path = secrets.write("admin.token", kToken);
-  uint16_t admin_port = free_port();
+  ReservedPort admin;
+  uint16_t admin_port = admin.port();
   App app{"origin", {"--admin", "127.0.0.1:" + std::to_string(admin_port), "--admin-token-file", token_path}};
   Edge edge{R"(
 workers: 2

@@ -145,6 +145,26 @@ uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
+ReservedPort::ReservedPort() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+  const int on = 1;
+  sockaddr_in addr = loopback(0);
+  socklen_t len = sizeof addr;
+  if (::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) < 0) {
+    const int err = errno;
+    ::close(fd_);
+    throw std::runtime_error("ReservedPort: " + std::string(std::strerror(err)));
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+ReservedPort::~ReservedPort() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 std::string edge_bin() { return binary_from_env("EDGE_BIN", "edge"); }
 std::string edge_app_bin() { return binary_from_env("EDGE_APP_BIN", "edge-app"); }
 

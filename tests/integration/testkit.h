@@ -23,9 +23,26 @@
 namespace edge::testkit {
 
 // A port that was free a moment ago (bound to port 0, then released): for an address where
-// nothing must listen, or one that configurations must name before its server starts (edges
-// naming each other's admin ports as peers; an app told the admin port of the edge in front).
+// nothing must listen.
 uint16_t free_port();
+
+// A port on 127.0.0.1 held for a server that configurations must name before it starts (edges
+// naming each other's admin ports as peers; an app told the admin port of the edge in front).
+// The port stays bound (SO_REUSEADDR, never listening) while the object lives: the kernel gives
+// it to no one else, and the server, binding it with SO_REUSEADDR as libuv does, may listen on
+// it. So parallel tests never race for it.
+class ReservedPort {
+ public:
+  ReservedPort();
+  ~ReservedPort();
+  ReservedPort(const ReservedPort&) = delete;
+  ReservedPort& operator=(const ReservedPort&) = delete;
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
 
 // Paths of the binaries under test, from EDGE_BIN / EDGE_APP_BIN (set by ctest).
 std::string edge_bin();

@@ -47,7 +47,8 @@ std::string servers_yaml(const std::vector<const MemcachedServer*>& servers) {
 // One edge node of a cluster: its admin port and token file are known before it starts, so its
 // peers' configurations can name them.
 struct Node {
-  uint16_t admin_port = free_port();
+  ReservedPort admin;
+  uint16_t admin_port = admin.port();
   std::unique_ptr<Edge> edge;
   uint16_t port() const { return edge->port; }
 };
