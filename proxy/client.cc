@@ -127,10 +127,10 @@ bool ClientConn::upload_too_slow() {
   return parser().body_bytes() * 1000 < limits.min_upload_rate * elapsed_ms;
 }
 
-void ClientConn::on_refuse(int status, Close why) {
+void ClientConn::on_refuse(int status, Close) {
+  // The core keeps the reason as the close's.
   if (status == 431 && parser().head().headers.size() >= worker_.limits().max_header_fields)
     worker_.bounds().count(worker_.bounds().too_many_fields);
-  (void)why;  // the core keeps it as the close's reason
   request_.refuse(parser().head(), status);
 }
 

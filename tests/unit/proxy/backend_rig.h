@@ -175,10 +175,13 @@ struct Rig {
   uint64_t last_id = 1000;
 
   // `hosts`: the configuration's hosts section, whose entries use the backend `app`.
-  explicit Rig(const std::string& hosts = "hosts:\n  - match: [\"*\"]\n    backend: app\n") {
+  // `servers_before`: servers listed ahead of the fake backend in `app` ("127.0.0.1:9, ").
+  explicit Rig(const std::string& hosts = "hosts:\n  - match: [\"*\"]\n    backend: app\n",
+               const std::string& servers_before = "") {
     const std::string yaml = "listen: [{address: 127.0.0.1:1}]\n"
                              "backends:\n"
-                             "  app: {servers: [127.0.0.1:" + std::to_string(backend.port()) + "]}\n" + hosts;
+                             "  app: {servers: [" + servers_before + "127.0.0.1:" + std::to_string(backend.port()) +
+                             "], balance: round_robin}\n" + hosts;
     conf::LoadResult loaded = conf::load_string(yaml, "test.yaml");
     REQUIRE(loaded.errors.empty());
     shared = std::make_unique<proxy::Shared>(std::move(*loaded.config));
@@ -224,6 +227,30 @@ struct Rig {
   bool hit_for_pass(const std::string& path) {
     http::Headers none;
     return shared->store.lookup(cache::cache_key("test.example", path), none).hit_for_pass;
+  }
+};
+
+// A fetch's owner that keeps what arrives: the status (or the failure's), the body, the end.
+struct PassOwner final : proxy::Fetch::Owner {
+  int status = 0;
+  bool complete = false;
+  std::string body;
+
+  void on_fetch_response(proxy::Fetch& fetch, const http::ResponseHead& head, bool is_complete) override {
+    status = head.status;
+    http::Body& source = fetch.response_body();
+    std::string scratch;
+    http::IoSlice slices[16];
+    int n = 0;
+    while ((n = source.peek(body.size(), slices, 16, SIZE_MAX, scratch)) > 0)
+      for (int i = 0; i < n; ++i) body.append(slices[i].data, slices[i].len);
+    source.release_before(body.size());
+    complete = is_complete;
+    if (complete) fetch.finish();
+  }
+  void on_fetch_failed(proxy::Fetch& fetch, int failed) override {
+    status = failed;
+    fetch.finish();
   }
 };
 

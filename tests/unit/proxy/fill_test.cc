@@ -19,6 +19,7 @@ using proxy::Fill;
 namespace {
 
 using test_rig::FakeBackend;
+using test_rig::PassOwner;
 using test_rig::Reply;
 using test_rig::Rig;
 
@@ -54,30 +55,6 @@ void join(Rig& rig, proxy::Worker& worker, const std::shared_ptr<Fill>& fill, Re
   reader.id = ++rig.last_id;
   REQUIRE(fill->subscribe(worker, reader.id, reader));
 }
-
-// The pass-through side once the initiator has taken the fetch: what the body became.
-struct PassOwner final : proxy::Fetch::Owner {
-  int status = 0;
-  bool complete = false;
-  std::string body;
-
-  void on_fetch_response(proxy::Fetch& fetch, const http::ResponseHead& head, bool is_complete) override {
-    status = head.status;
-    http::Body& source = fetch.response_body();
-    std::string scratch;
-    http::IoSlice slices[16];
-    int n = 0;
-    while ((n = source.peek(body.size(), slices, 16, SIZE_MAX, scratch)) > 0)
-      for (int i = 0; i < n; ++i) body.append(slices[i].data, slices[i].len);
-    source.release_before(body.size());
-    complete = is_complete;
-    if (complete) fetch.finish();
-  }
-  void on_fetch_failed(proxy::Fetch& fetch, int failed) override {
-    status = failed;
-    fetch.finish();
-  }
-};
 
 std::string ok(std::string_view cache_control, std::string_view body, std::string_view extra = "") {
   return "HTTP/1.1 200 OK\r\nCache-Control: " + std::string(cache_control) + "\r\nContent-Length: " +

@@ -1,0 +1,109 @@
+// A backend exchange against a scripted backend on the test's own loop: the response read into
+// the fetch's body, the server's slot released with its outcome, a refused server skipped, a
+// pooled connection the backend dropped retried once for an idempotent request and never for
+// another.
+#include "proxy/fetch.h"
+
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "tests/unit/proxy/backend_rig.h"
+
+using namespace edge;
+using proxy::Fetch;
+using test_rig::PassOwner;
+using test_rig::Rig;
+
+namespace {
+
+Fetch::Request request_for(const std::string& method, const std::string& path) {
+  Fetch::Request request;
+  request.backend = 0;
+  request.head = method + " " + path + " HTTP/1.1\r\nHost: test.example\r\n" +
+                 (method == "POST" ? "Content-Length: 0\r\n" : "") + "\r\n";
+  request.idempotent = method != "POST";
+  return request;
+}
+
+std::string ok(std::string_view body) {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+// A port on 127.0.0.1 that is bound and never listens: a connection to it is refused.
+struct RefusingPort {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  uint16_t port = 0;
+  RefusingPort() {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    port = ntohs(address.sin_port);
+  }
+  ~RefusingPort() { ::close(fd); }
+};
+
+}  // namespace
+
+TEST_CASE("fetch: the response is read into its body and the server's slot released") {
+  Rig rig;
+  rig.backend.script({ok("payload"), "", false, false});
+  PassOwner owner;
+  Fetch::start(*rig.worker, &owner, request_for("GET", "/f"));
+  rig.run_until([&] { return owner.complete; });
+  CHECK(owner.status == 200);
+  CHECK(owner.body == "payload");
+  const balancer::ServerState& server = rig.shared->balancer.backend(0).server(0);
+  CHECK(server.in_flight() == 0);
+  CHECK(server.served() == 1);
+  CHECK(rig.backend.request(0).rfind("GET /f HTTP/1.1\r\n", 0) == 0);
+}
+
+TEST_CASE("fetch: a server that refuses is skipped for the next one") {
+  RefusingPort refusing;
+  Rig rig("hosts:\n  - match: [\"*\"]\n    backend: app\n", "127.0.0.1:" + std::to_string(refusing.port) + ", ");
+  // Round robin: of two fetches, one starts at the refusing server.
+  for (int i = 0; i < 2; ++i) {
+    rig.backend.script({ok("fine"), "", false, false});
+    PassOwner owner;
+    Fetch::start(*rig.worker, &owner, request_for("GET", "/r" + std::to_string(i)));
+    rig.run_until([&] { return owner.complete || owner.status >= 500; });
+    CHECK(owner.status == 200);
+    CHECK(owner.body == "fine");
+  }
+  CHECK(rig.shared->balancer.backend(0).server(0).failed() >= 1);
+  CHECK(rig.backend.requests() == 2);
+}
+
+TEST_CASE("fetch: a pooled connection the backend dropped is retried once for a GET, never for a POST") {
+  Rig rig;
+  {
+    rig.backend.script({ok("one"), "", false, false});
+    PassOwner owner;
+    Fetch::start(*rig.worker, &owner, request_for("GET", "/first"));
+    rig.run_until([&] { return owner.complete; });
+  }
+  // The kept-alive connection is reset at the next request: a GET goes again on a new one.
+  rig.backend.script({"", "", false, true});
+  rig.backend.script({ok("two"), "", false, false});
+  {
+    PassOwner owner;
+    Fetch::start(*rig.worker, &owner, request_for("GET", "/again"));
+    rig.run_until([&] { return owner.complete || owner.status >= 500; });
+    CHECK(owner.status == 200);
+    CHECK(owner.body == "two");
+    CHECK(rig.backend.requests() == 3);
+  }
+  // Pooled again; a POST whose connection is reset is not sent twice.
+  rig.backend.script({"", "", false, true});
+  PassOwner post;
+  Fetch::start(*rig.worker, &post, request_for("POST", "/form"));
+  rig.run_until([&] { return post.status != 0; });
+  CHECK(post.status == 502);
+  CHECK(rig.backend.requests() == 4);
+}
