@@ -78,10 +78,7 @@ struct Assembly::Slot final : Exchange::Owner, Assembly::Owner {
 
   void end() {
     exchange.end();
-    if (nested) {
-      nested->finish();
-      nested = nullptr;
-    }
+    nested.reset();
   }
 
   Assembly& parent;
@@ -90,7 +87,7 @@ struct Assembly::Slot final : Exchange::Owner, Assembly::Owner {
   http::RequestHead head;       // a GET of its own, when the page's request was not one
   Exchange exchange;
   cache::ObjectRef object;
-  Assembly* nested = nullptr;
+  AssemblyHandle nested;
   std::string key;             // host and target of what is asked
   std::string_view host, path;  // views of key
   bool tried_alt = false;
@@ -98,13 +95,15 @@ struct Assembly::Slot final : Exchange::Owner, Assembly::Owner {
 
 // ---- the assembly ----
 
-Assembly* Assembly::start(Worker& worker, Owner* owner, cache::ObjectRef object, std::shared_ptr<Page> page,
+void FinishAssembly::operator()(Assembly* assembly) const { assembly->finish(); }
+
+AssemblyHandle Assembly::start(Worker& worker, Owner* owner, cache::ObjectRef object, std::shared_ptr<Page> page,
                           std::string host, std::string path, int depth, std::vector<std::string> chain) {
   auto* assembly =
       new Assembly(worker, owner, std::move(object), std::move(page), std::move(host), std::move(path), depth,
                    std::move(chain));
   assembly->begin();
-  return assembly;
+  return AssemblyHandle(assembly);
 }
 
 Assembly::Assembly(Worker& worker, Owner* owner, cache::ObjectRef object, std::shared_ptr<Page> page,

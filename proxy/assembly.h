@@ -9,10 +9,11 @@
 // when it says onerror="continue"; otherwise to nothing and counted, or the page fails, as
 // esi.on_error says.
 //
-// Ownership: the owner (a client connection, or the parent assembly of a nested one) borrows the
-// Assembly from start() until it calls finish(); the Assembly then frees itself (after its timer
-// closes). It shares the page object and every include's object, owns its includes' Exchanges
-// and nested assemblies, and borrows the client's request head (the owner keeps it alive).
+// Ownership: the owner (a request, or the parent assembly of a nested one) holds the Assembly
+// through the AssemblyHandle start() returns; letting it go calls finish(), and the Assembly
+// then frees itself (after its timer closes). It shares the page object and every include's
+// object, owns its includes' Exchanges and nested assemblies, and borrows the client's request
+// head (the owner keeps it alive).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,13 @@
 namespace edge::proxy {
 
 class Worker;
+class Assembly;
+
+// An assembly borrowed from start(): finished (it then frees itself) when the handle lets it go.
+struct FinishAssembly {
+  void operator()(Assembly* assembly) const;
+};
+using AssemblyHandle = std::unique_ptr<Assembly, FinishAssembly>;
 
 // The compiled template kept with a stored page.
 struct CompiledPage final : cache::Attachment {
@@ -63,7 +71,7 @@ class Assembly {
 
   // `object` must carry a CompiledPage. `host` and `path` locate it (relative srcs resolve
   // against them); `chain` holds the keys of the pages above it, for loop detection.
-  static Assembly* start(Worker& worker, Owner* owner, cache::ObjectRef object, std::shared_ptr<Page> page,
+  static AssemblyHandle start(Worker& worker, Owner* owner, cache::ObjectRef object, std::shared_ptr<Page> page,
                          std::string host, std::string path, int depth, std::vector<std::string> chain);
   void finish();
 

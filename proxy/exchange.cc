@@ -57,10 +57,7 @@ void Exchange::start(const Request& request) {
 void Exchange::end() {
   if (!active_) return;
   active_ = false;
-  if (fetch_) {
-    fetch_->finish();
-    fetch_ = nullptr;
-  }
+  fetch_.reset();
   leave_fill();
 }
 
@@ -274,7 +271,7 @@ void Exchange::take_pass() {
   // Nothing to take (decided before this exchange could be told): to the backend, alone.
   if (!pass.fetch) return start_pass();
   step(Step::kPass);
-  fetch_ = pass.fetch;
+  fetch_.reset(pass.fetch);
   fetch_->set_owner(this);
   on_fetch_response(*fetch_, *pass.head, pass.complete);
 }
@@ -292,11 +289,11 @@ void Exchange::start_pass() {
   request.idempotent = head_->idempotent();
   // A fetch that fails at once calls back (and the owner may already have moved on to its next
   // request, starting this exchange again): only one still running is ours to keep.
-  if (Fetch* fetch = Fetch::start(worker_, this, std::move(request))) fetch_ = fetch;
+  if (Fetch* fetch = Fetch::start(worker_, this, std::move(request))) fetch_.reset(fetch);
 }
 
 void Exchange::on_fetch_failed(Fetch& fetch, int status) {
-  if (fetch_ == &fetch) fetch_ = nullptr;
+  if (fetch_.get() == &fetch) fetch_.release();  // finished just below
   fetch.finish();
   owner_->on_exchange_failed(status);
 }

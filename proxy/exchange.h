@@ -117,7 +117,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   std::string_view client_ip_;
   Trace* trace_ = nullptr;
   const conf::CachePolicy* policy_ = nullptr;
-  Fetch* fetch_ = nullptr;  // a pass-through exchange, owned
+  FetchHandle fetch_;  // a pass-through exchange's
   std::shared_ptr<Fill> fill_;
   bool fill_initiator_ = false;
   bool delivering_ = false;  // the owner has an object from the fill

@@ -13,6 +13,8 @@ Fetch::Fetch(Worker& worker, Owner* owner, Request request)
   deadline_.init(worker.loop(), [](void* self) noexcept { static_cast<Fetch*>(self)->on_queue_timeout(); }, this);
 }
 
+void FinishFetch::operator()(Fetch* fetch) const { fetch->finish(); }
+
 Fetch* Fetch::start(Worker& worker, Owner* owner, Request request) {
   auto* fetch = new Fetch(worker, owner, std::move(request));
   fetch->id_ = worker.next_connection_id();

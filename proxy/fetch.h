@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "balancer/balancer.h"
@@ -28,6 +29,13 @@
 #include "proxy/upstream.h"
 
 namespace edge::proxy {
+
+class Fetch;
+// An owned fetch: finished (it then frees itself) when the handle lets it go.
+struct FinishFetch {
+  void operator()(Fetch* fetch) const;
+};
+using FetchHandle = std::unique_ptr<Fetch, FinishFetch>;
 
 class Worker;
 

@@ -264,13 +264,12 @@ void Request::assemble() {
   assembly_starting_ = true;
   assembly_failed_ = false;
   holding_head_ = false;
-  Assembly* assembly = Assembly::start(worker_, this, object_, std::move(page), host_, target_, 0, {});
-  assembly_ = assembly;
+  assembly_ = Assembly::start(worker_, this, object_, std::move(page), host_, target_, 0, {});
   assembly_starting_ = false;
   if (assembly_failed_) return on_assembly_failed();
   // With on_error: fail, nothing is said until every include has answered, so a failure can
   // still be a 502; otherwise the page streams from the first byte.
-  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail && !assembly->resolved();
+  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail && !assembly_->resolved();
   if (!holding_head_) send_assembled();
 }
 
@@ -366,10 +365,7 @@ void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool rel
 void Request::done() {
   if (!active_) return;
   active_ = false;
-  if (assembly_) {
-    assembly_->finish();
-    assembly_ = nullptr;
-  }
+  assembly_.reset();
   exchange_.end();
   object_.reset();
   trace_.add(Step::kDone);

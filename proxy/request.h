@@ -23,7 +23,7 @@
 //
 // Ownership: the Client embeds the Request and calls done() before the next request or before it
 // goes. Between start() and done() the Request borrows the request head and body; it owns its
-// Exchange and the Assembly it started (until finish()), and shares the object it delivers.
+// Exchange and the Assembly it started (an AssemblyHandle), and shares the object it delivers.
 #pragma once
 
 #include <cstdint>
@@ -126,7 +126,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
   int early_status_ = 0;
   Exchange exchange_;             // the request through the cache and to a backend
   cache::ObjectRef object_;       // being delivered from the cache
-  Assembly* assembly_ = nullptr;  // the page being assembled from object_, borrowed until finish()
+  AssemblyHandle assembly_;  // the page being assembled from object_
   bool holding_head_ = false;       // esi.on_error fail: the head waits for every include
   bool assembly_starting_ = false;  // inside Assembly::start: its news waits
   bool assembly_failed_ = false;    // it failed while starting
