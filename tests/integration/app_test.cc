@@ -350,12 +350,13 @@ TEST_CASE("wait: a pending /wait does not block other connections") {
 TEST_CASE("slowhead: nothing is sent before the delay") {
   App app("w");
   Client c(app.port);
-  REQUIRE(c.send(request("GET", "/health") + request("GET", "/slowhead?ms=300")));
+  // Long enough that a test thread starved by a loaded machine still looks before it ends.
+  REQUIRE(c.send(request("GET", "/health") + request("GET", "/slowhead?ms=1500")));
   REQUIRE(c.read_response().body == "ok\n");
   CHECK_FALSE(readable_now(c.fd()));
   Response r = c.read_response();
   CHECK(r.status == 200);
-  CHECK(r.body == "waited 300 ms\n");
+  CHECK(r.body == "waited 1500 ms\n");
   CHECK(get(app.port, "app.test", "/wait?ms=x").status == 400);
   CHECK(get(app.port, "app.test", "/wait?ms=600001").status == 400);
 }
