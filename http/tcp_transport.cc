@@ -2,10 +2,10 @@
 
 namespace edge::http {
 
-int StreamOutput::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
+int TcpTransport::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
   size_t total = 0;
   for (unsigned i = 0; i < count; ++i) total += bufs[i].len;
-  int written = uv_try_write(stream_, bufs, count);
+  int written = uv_try_write(stream(), bufs, count);
   if (written < 0 && written != UV_EAGAIN) return written;
   size_t sent = written > 0 ? static_cast<size_t>(written) : 0;
   if (sent == total) return static_cast<int>(sent);
@@ -20,39 +20,41 @@ int StreamOutput::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
   rest[0].base += sent;
   rest[0].len -= static_cast<unsigned>(sent);
 
-  uv_write_t* request = &request_;
+  uv_write_t* request = &write_request_;
   if (!done) {
     // Rare (a full socket before anything else was said): a request of its own, freed when done.
     request = new uv_write_t;
     request->data = nullptr;
   } else {
-    done_ = done;
+    write_done_ = done;
   }
-  int rc = uv_write(request, stream_, rest, left, &StreamOutput::on_write);
+  int rc = uv_write(request, stream(), rest, left, &TcpTransport::on_write);
   if (rc < 0) {
     if (!done) delete request;
-    done_ = nullptr;
+    write_done_ = nullptr;
     return rc;
   }
   return written > 0 ? written : 0;
 }
 
-void StreamOutput::on_write(uv_write_t* req, int status) noexcept {
-  auto* self = static_cast<StreamOutput*>(req->data);
+void TcpTransport::on_write(uv_write_t* req, int status) noexcept {
+  auto* self = static_cast<TcpTransport*>(req->data);
   if (!self) {
     delete req;
     return;
   }
-  WriteDone* done = self->done_;
-  self->done_ = nullptr;
+  WriteDone* done = self->write_done_;
+  self->write_done_ = nullptr;
   if (done) done->on_written(status);
 }
 
 TcpTransport::TcpTransport(uv_loop_t* loop, uv_buf_t read_buffer)
-    : output_(reinterpret_cast<uv_stream_t*>(&tcp_)), read_buffer_(read_buffer) {
+    : read_buffer_(read_buffer) {
   uv_tcp_init(loop, &tcp_);
   tcp_.data = this;
+  write_request_.data = this;
   shutdown_request_.data = this;
+  connect_request_.data = this;
 }
 
 int TcpTransport::accept(uv_stream_t* listener) {
@@ -71,6 +73,23 @@ int TcpTransport::read_start(Reader* reader) {
 
 void TcpTransport::read_stop() {
   if (!closing_) uv_read_stop(stream());
+}
+
+int TcpTransport::connect(const sockaddr* address, Connected* done) {
+  if (closing_) return UV_EINVAL;
+  int rc = uv_tcp_connect(&connect_request_, &tcp_, address, &TcpTransport::on_connect);
+  if (rc == 0) connected_ = done;
+  return rc;
+}
+
+void TcpTransport::on_connect(uv_connect_t* req, int status) noexcept {
+  auto* self = static_cast<TcpTransport*>(req->data);
+  // A close while connecting cancels the request; the owner asked for silence by closing.
+  if (self->closing_) return;
+  if (status == 0) uv_tcp_nodelay(&self->tcp_, 1);
+  Connected* done = self->connected_;
+  self->connected_ = nullptr;
+  done->on_connected(status);
 }
 
 int TcpTransport::shutdown() {

@@ -2,11 +2,10 @@
 // connection code runs over plain TCP today and over TLS (or an HTTP/2 stream) later.
 //
 // Two halves:
-// - Output: writing. The StreamWriter (http/writer.h) needs only this half, so a connection
-//   that still drives its own socket can lend it one over that socket (StreamOutput,
-//   http/tcp_transport.h).
-// - Transport: the whole stream: reading into a Reader, half-close, close with one
-//   completion, the peer's address.
+// - Output: writing. The StreamWriter (http/writer.h) needs only this half (an HTTP/2 stream
+//   can be one without being a whole transport).
+// - Transport: the whole stream: reading into a Reader, connecting (the client side),
+//   half-close, close with one completion, the peer's address.
 //
 // Contract (every implementation; all calls on the loop's thread):
 // - write(bufs, count, done) tries to write at once. It returns a negative libuv error (nothing
@@ -26,6 +25,10 @@
 //   The reader may call read_stop(), close() or write() from inside either.
 // - shutdown(): the peer gets end-of-stream after the queued writes (TCP FIN; TLS sends
 //   close_notify first). Reading goes on. Returns 0 or a negative libuv error.
+// - connect(address, done), client side only: opens the stream to `address`. Returns 0 or a
+//   negative libuv error (then `done` is never called). done->on_connected(status) follows
+//   exactly once, never from inside connect() and never after close(): 0 once the stream is
+//   ready for HTTP bytes (for TLS: after the handshake), a negative libuv error else.
 // - close(done): stops everything; queued writes complete with UV_ECANCELED; then, exactly once
 //   and never from inside close(), done->on_closed(): only from then may the owner free the
 //   Transport. Called at most once. Until then the Transport must stay where it is.
@@ -36,7 +39,8 @@
 // on_data); its write() runs SSL_write over the buffers into the write BIO and hands the
 // ciphertext to the socket, so the caller's bytes are consumed at once (write() then returns
 // the total and its queued_bytes() is the ciphertext still queued); shutdown() sends
-// close_notify; close() closes the socket. Nothing above the Transport changes.
+// close_notify; close() closes the socket. A client-side TlsTransport connects its socket and
+// runs the handshake before it reports on_connected. Nothing above the Transport changes.
 #pragma once
 
 #include <sys/socket.h>
@@ -80,12 +84,20 @@ class Transport : public Output {
    protected:
     ~Closed() = default;
   };
+  class Connected {
+   public:
+    virtual void on_connected(int status) = 0;
+
+   protected:
+    ~Connected() = default;
+  };
 
   virtual ~Transport() = default;
 
   // 0, or a negative libuv error (then nothing will be delivered).
   virtual int read_start(Reader* reader) = 0;
   virtual void read_stop() = 0;
+  virtual int connect(const sockaddr* address, Connected* done) = 0;
   virtual int shutdown() = 0;
   virtual void close(Closed* done) = 0;
   // The peer's address; 0 or a negative libuv error.

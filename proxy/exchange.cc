@@ -264,14 +264,14 @@ void Exchange::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
 }
 
 void Exchange::take_pass() {
-  const Fill::Pass pass = fill_->take_pass(id_);
+  Fill::Pass pass = fill_->take_pass(id_);
   leave_fill();
   count(cache::Event::kPass);
   x_cache_ = "PASS";
   // Nothing to take (decided before this exchange could be told): to the backend, alone.
   if (!pass.fetch) return start_pass();
   step(Step::kPass);
-  fetch_.reset(pass.fetch);
+  fetch_ = std::move(pass.fetch);
   fetch_->set_owner(this);
   on_fetch_response(*fetch_, *pass.head, pass.complete);
 }

@@ -9,8 +9,8 @@
 // whatever the pace of whoever reads it.
 //
 // Ownership: a Fetch lives on one worker loop and owns itself: it is created by start() and
-// freed after its owner calls finish(), once the calls on the stack have returned (through its
-// timer's close callback if it ever queued, else by its worker). A fetch finished while a server
+// freed after its owner calls finish(), once the calls on the stack have returned (from its
+// timer's close callback). A fetch finished while a server
 // with max_conns works on its request lives on, with nobody to tell, until that server has
 // answered (the response is dropped) or response_timeout has passed: the server's slot is held
 // until then, so the next request never finds it busy. The owner is
@@ -82,7 +82,6 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   void shutdown();
 
  private:
-  friend class Worker;  // frees finished fetches that never opened their timer
   Fetch(Worker& worker, Owner* owner, Request request);
   ~Fetch() = default;
   friend class http::Deadline;  // frees it (finish())

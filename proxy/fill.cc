@@ -143,7 +143,7 @@ void Fill::start_fetch() {
   request.head = std::move(params_.upstream_head);
   request.idempotent = true;
   request_time_ = wall_now();
-  fetch_ = Fetch::start(worker_, this, std::move(request));
+  Fetch::start(worker_, this, std::move(request));
 }
 
 void Fill::on_tier_found(Tier::Found found) {
@@ -292,7 +292,7 @@ void Fill::end() {
   if (params_.coalesced) worker_.shared().coalescer.remove(this);
   if (refresh_after_publish_) refresh_from_backend();  // registered before anyone is told
   notify_all();
-  if (Fetch* untaken = std::exchange(pass_, Pass{}).fetch) untaken->finish();  // the initiator left
+  pass_ = Pass{};  // untaken (the initiator left): the fetch is finished
   self_.reset();  // may free the fill: nothing after this
 }
 
@@ -339,7 +339,6 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
       revalidated_ = true;
     }
     fetch.finish();
-    fetch_ = nullptr;
     return end();
   }
 
@@ -351,7 +350,6 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
       status_ = head.status;
     }
     fetch.finish();
-    fetch_ = nullptr;
     return end();
   }
 
@@ -367,9 +365,8 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     }
     // The initiator (on this loop, told directly) takes the response over while it is told;
     // the others fetch for themselves.
-    fetch_ = nullptr;
     fetch.set_owner(nullptr);
-    pass_ = Pass{&fetch, &head, complete};
+    pass_ = Pass{FetchHandle(&fetch), &head, complete};
     return end();
   }
 
@@ -437,7 +434,6 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   }
   filling_.reset();
   fetch.finish();
-  fetch_ = nullptr;
   end();
 }
 
@@ -450,7 +446,6 @@ void Fill::on_fetch_failed(Fetch& fetch, int status) {
     status_ = status;
   }
   fetch.finish();
-  fetch_ = nullptr;
   end();
 }
 

@@ -29,8 +29,8 @@
 //   kFailed     no usable response (`status`); `stale` may be served instead where allowed.
 //
 // Ownership: shared (std::shared_ptr) by the Coalescer while it runs, by its subscribers, and by
-// itself while its Fetch is in flight. The Fetch is owned by the fill until take_pass() hands it
-// over. Subscribers are borrowed: from subscribe() (or start()) until unsubscribe().
+// itself while its Fetch is in flight. The Fetch is the fill's until take_pass() hands it over
+// (the fill finishes it from its callbacks; nothing else can end it first). Subscribers are borrowed: from subscribe() (or start()) until unsubscribe().
 #pragma once
 
 #include <cstdint>
@@ -120,7 +120,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   // call) and whether the response is complete. The fetch is the caller's from then on (its
   // owner, finish()). Null fetch for anyone else, or once taken.
   struct Pass {
-    Fetch* fetch = nullptr;
+    FetchHandle fetch;
     const http::ResponseHead* head = nullptr;
     bool complete = false;
   };
@@ -151,7 +151,6 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
 
   Worker& worker_;
   Params params_;
-  Fetch* fetch_ = nullptr;
   std::shared_ptr<Fill> self_;  // keeps the fill alive while its fetch runs (the tier's answer
                                 // holds it while memcached is asked)
   cache::Seconds request_time_ = 0;

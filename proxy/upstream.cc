@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "http/tcp_transport.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -19,20 +20,14 @@ const char* failure_name(UpstreamFailure failure) {
   return "?";
 }
 
-UpstreamConn::UpstreamConn(Pool& pool, uv_loop_t* loop)
-    : pool_(pool), writer_(this), output_(reinterpret_cast<uv_stream_t*>(&tcp_)) {
-  uv_tcp_init(loop, &tcp_);
-  deadline_.init(loop, [](void* owner) noexcept { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
-  tcp_.data = this;
-  connect_req_.data = this;
-  open_handles_ = 2;
-  uv_tcp_nodelay(&tcp_, 1);
+UpstreamConn::UpstreamConn(Pool& pool, std::unique_ptr<http::Transport> transport)
+    : pool_(pool), transport_(std::move(transport)), writer_(this) {
+  deadline_.init(pool.loop(), [](void* owner) noexcept { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
 }
 
 void UpstreamConn::connect(const sockaddr* address) {
   state_ = State::kConnecting;
-  int rc = uv_tcp_connect(&connect_req_, &tcp_, address, &UpstreamConn::on_connect);
-  if (rc < 0) {
+  if (transport_->connect(address, this) < 0) {
     // No callback will come; start() reports it once there is an owner to tell.
     connect_failed_ = true;
     return;
@@ -62,7 +57,7 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
 void UpstreamConn::send_request() {
   arm_timer(pool_.backend().response_timeout);
   // The request body is kept whole: a retry on another connection sends it again.
-  writer_.start(&output_, request_head_, request_body_, false, /*release=*/false);
+  writer_.start(transport_.get(), request_head_, request_body_, false, /*release=*/false);
 }
 
 void UpstreamConn::on_write_done(int status) {
@@ -73,14 +68,13 @@ void UpstreamConn::on_write_done(int status) {
   request_written_ = true;
 }
 
-void UpstreamConn::on_connect(uv_connect_t* req, int status) noexcept {
-  auto* c = static_cast<UpstreamConn*>(req->data);
-  if (c->state_ == State::kClosing) return;
-  c->deadline_.clear();
-  if (status < 0) return c->fail(UpstreamFailure::kConnectRefused);
-  c->state_ = State::kBusy;
-  c->start_reading();
-  c->send_request();
+void UpstreamConn::on_connected(int status) {
+  if (state_ == State::kClosing) return;
+  deadline_.clear();
+  if (status < 0) return fail(UpstreamFailure::kConnectRefused);
+  state_ = State::kBusy;
+  start_reading();
+  if (state_ == State::kBusy) send_request();
 }
 
 void UpstreamConn::on_timeout() {
@@ -112,8 +106,8 @@ void UpstreamConn::finish_within(conf::Duration limit) {
 
 void UpstreamConn::start_reading() {
   if (reading_) return;
+  if (transport_->read_start(this) < 0) return fail(UpstreamFailure::kBadResponse);
   reading_ = true;
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &UpstreamConn::on_alloc, &UpstreamConn::on_read);
 }
 
 void UpstreamConn::on_body_drained() {
@@ -126,16 +120,6 @@ void UpstreamConn::let_go_of_body() {
   if (response_body_) response_body_->set_producer(nullptr);
   response_body_ = nullptr;
   ends_at_ = 0;  // the exchange is over: an idle connection's clock is the pool's
-}
-
-void UpstreamConn::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
-  *buf = Worker::of(handle->loop).read_buffer();
-}
-
-void UpstreamConn::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
-  auto* c = static_cast<UpstreamConn*>(stream->data);
-  if (nread > 0) return c->on_data(buf->base, static_cast<size_t>(nread));
-  if (nread < 0) c->on_eof(static_cast<int>(nread));
 }
 
 void UpstreamConn::on_data(const char* data, size_t len) {
@@ -166,7 +150,7 @@ void UpstreamConn::on_data(const char* data, size_t len) {
     // The owner may have let go of us meanwhile; if not, and its reader lags, wait for it.
     if (state_ == State::kBusy && response_body_ && response_body_->full()) {
       reading_ = false;
-      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+      transport_->read_stop();
       deadline_.clear();
       Bounds& bounds = Worker::of(pool_.loop()).bounds();
       bounds.count(response_body_->at_file_limit() ? bounds.paused_at_file_cap : bounds.paused_at_temp_total);
@@ -187,7 +171,8 @@ void UpstreamConn::on_data(const char* data, size_t len) {
   owner->on_upstream_response(head, true);
 }
 
-void UpstreamConn::on_eof(int status) {
+void UpstreamConn::on_end(int status) {
+  reading_ = false;
   if (state_ != State::kBusy) {
     pool_.forget(this);
     return close();
@@ -225,16 +210,11 @@ void UpstreamConn::close() {
   if (state_ == State::kClosing) return;
   state_ = State::kClosing;
   writer_.abort();
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &UpstreamConn::on_closed);
-  uv_close(deadline_.handle(), &UpstreamConn::on_closed);
+  deadline_.clear();
+  transport_->close(this);
 }
 
-void UpstreamConn::on_closed(uv_handle_t* handle) noexcept {
-  void* data = handle->data;
-  auto* c = handle->type == UV_TIMER ? static_cast<UpstreamConn*>(static_cast<http::Deadline*>(data)->owner())
-                                     : static_cast<UpstreamConn*>(data);
-  if (--c->open_handles_ == 0) delete c;
-}
+void UpstreamConn::on_closed() { deadline_.close_and_delete<UpstreamConn>(); }
 
 // ---- pool ----
 
@@ -252,7 +232,7 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
     conn->reused_ = true;
     return conn;
   }
-  auto* conn = new UpstreamConn(*this, loop_);
+  auto* conn = new UpstreamConn(*this, std::make_unique<http::TcpTransport>(loop_, Worker::of(loop_).read_buffer()));
   conn->reused_ = false;
   conn->connect(reinterpret_cast<const sockaddr*>(&address_));
   return conn;

@@ -7,8 +7,10 @@
 // bound): then it stops reading the server until the Body says it was drained. While stopped,
 // response_timeout does not run: the server is not silent, we are not listening.
 //
-// Ownership: the Pool owns idle connections; a busy connection is owned by itself (it closes and
-// frees itself through libuv's close callbacks) and borrows its Owner, which must call abandon()
+// Bytes go through an http::Transport (TCP today; TLS to backends sits on the same seam).
+//
+// Ownership: the Pool owns idle connections; a busy connection is owned by itself (it closes its
+// transport, then its timer, and is deleted from the timer's close callback) and borrows its Owner, which must call abandon()
 // before going away. Callbacks to the Owner stop after on_upstream_failed(), after
 // on_upstream_response(complete=true), and after abandon().
 #pragma once
@@ -16,6 +18,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,7 +26,7 @@
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
-#include "http/tcp_transport.h"
+#include "http/transport.h"
 #include "http/writer.h"
 
 namespace edge::proxy {
@@ -40,7 +43,11 @@ enum class UpstreamFailure {
 };
 const char* failure_name(UpstreamFailure failure);
 
-class UpstreamConn final : http::StreamWriter::Owner, http::BodyProducer {
+class UpstreamConn final : http::StreamWriter::Owner,
+                           http::BodyProducer,
+                           http::Transport::Reader,
+                           http::Transport::Connected,
+                           http::Transport::Closed {
  public:
   class Owner {
    public:
@@ -69,36 +76,31 @@ class UpstreamConn final : http::StreamWriter::Owner, http::BodyProducer {
 
  private:
   friend class Pool;
+  friend class http::Deadline;  // frees it once transport and timer have closed
   enum class State { kConnecting, kIdle, kBusy, kClosing };
 
-  UpstreamConn(Pool& pool, uv_loop_t* loop);
+  UpstreamConn(Pool& pool, std::unique_ptr<http::Transport> transport);
   ~UpstreamConn() = default;
   void connect(const sockaddr* address);
   void close();
   void fail(UpstreamFailure failure);
   void send_request();
   void on_write_done(int status) override;
-  void on_data(const char* data, size_t len);
+  void on_connected(int status) override;
+  void on_data(const char* data, size_t len) override;
+  void on_end(int status) override;
+  void on_closed() override;
   void on_body_drained() override;
   void start_reading();
   void let_go_of_body();
-  void on_eof(int status);
   void arm_timer(conf::Duration timeout);
   void on_timeout();
 
-  static void on_connect(uv_connect_t* req, int status) noexcept;
-  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
-  static void on_closed(uv_handle_t* handle) noexcept;
-
   Pool& pool_;
   State state_ = State::kConnecting;
-  uv_tcp_t tcp_;
+  std::unique_ptr<http::Transport> transport_;
   http::Deadline deadline_;
-  uv_connect_t connect_req_;
-  int open_handles_ = 0;
   http::StreamWriter writer_;
-  http::StreamOutput output_;  // the writer's way to tcp_
   http::ResponseParser parser_;
   Owner* owner_ = nullptr;
   const std::string* request_head_ = nullptr;

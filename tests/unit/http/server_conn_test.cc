@@ -40,6 +40,7 @@ class CountingTransport final : public Transport, Transport::Reader {
     return inner_->read_start(this);
   }
   void read_stop() override { inner_->read_stop(); }
+  int connect(const sockaddr* address, Connected* done) override { return inner_->connect(address, done); }
   int shutdown() override { return inner_->shutdown(); }
   void close(Closed* done) override { inner_->close(done); }
   int peer_address(sockaddr_storage* out) const override { return inner_->peer_address(out); }

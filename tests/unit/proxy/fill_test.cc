@@ -131,7 +131,7 @@ TEST_CASE("fill: a non-storable answer is a pass the initiator takes over; the o
     REQUIRE(pass.fetch);
     CHECK(r.fill->take_pass(r.id).fetch == nullptr);  // once
     r.fill->unsubscribe(*rig.worker, r.id);
-    taken = pass.fetch;
+    taken = pass.fetch.release();  // PassOwner finishes it
     taken->set_owner(&owner);
     owner.on_fetch_response(*taken, *pass.head, pass.complete);
   };
