@@ -14,108 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/loopback_port.h"
+#include "tests/unit/scripted_server.h"
+
 using namespace edge::app;
+using edge::testing::LoopbackPort;
+using edge::testing::ScriptedServer;
 
 namespace {
-
-// A stand-in for the edge's admin port on the test's own loop: reads each request head, then
-// answers with `answer` and closes ("" keeps the connection open without a word).
-class FakeAdmin {
- public:
-  FakeAdmin(uv_loop_t* loop, std::string answer) : loop_(loop), answer_(std::move(answer)) {
-    uv_tcp_init(loop, &listener_);
-    listener_.data = this;
-    sockaddr_in addr;
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    REQUIRE(uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 16, &FakeAdmin::on_connection) == 0);
-    int len = sizeof addr;
-    uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-
-  // The handles live in this object: they must be closed and the loop run before it goes.
-  ~FakeAdmin() {
-    close();
-    uv_run(loop_, UV_RUN_DEFAULT);
-  }
-
-  uint16_t port() const { return port_; }
-  const std::vector<std::string>& requests() const { return requests_; }
-  void close() {
-    if (closed_) return;
-    closed_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-    for (auto& c : connections_)
-      if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->tcp))) uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), nullptr);
-  }
-
- private:
-  struct Conn {
-    uv_tcp_t tcp;
-    uv_write_t write;
-    FakeAdmin* owner;
-    std::string input;
-    char buffer[4096];
-  };
-
-  static void on_connection(uv_stream_t* listener, int status) {
-    auto* self = static_cast<FakeAdmin*>(listener->data);
-    if (status < 0) return;
-    auto conn = std::make_unique<Conn>();
-    conn->owner = self;
-    uv_tcp_init(listener->loop, &conn->tcp);
-    conn->tcp.data = conn.get();
-    conn->write.data = conn.get();
-    if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&conn->tcp)) == 0)
-      uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp), &FakeAdmin::on_alloc, &FakeAdmin::on_read);
-    self->connections_.push_back(std::move(conn));
-  }
-
-  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    auto* c = static_cast<Conn*>(handle->data);
-    *buf = uv_buf_init(c->buffer, sizeof c->buffer);
-  }
-
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-    auto* c = static_cast<Conn*>(stream->data);
-    if (nread < 0) {
-      if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(stream))) uv_close(reinterpret_cast<uv_handle_t*>(stream), nullptr);
-      return;
-    }
-    c->input.append(buf->base, static_cast<size_t>(nread));
-    if (c->input.find("\r\n\r\n") == std::string::npos) return;
-    uv_read_stop(stream);
-    c->owner->requests_.push_back(c->input);
-    if (c->owner->answer_.empty()) return;
-    uv_buf_t out = uv_buf_init(c->owner->answer_.data(), static_cast<unsigned>(c->owner->answer_.size()));
-    uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) {
-      auto* handle = reinterpret_cast<uv_handle_t*>(req->handle);
-      if (!uv_is_closing(handle)) uv_close(handle, nullptr);
-    });
-  }
-
-  uv_loop_t* loop_;
-  uv_tcp_t listener_;
-  bool closed_ = false;
-  uint16_t port_ = 0;
-  std::string answer_;
-  std::vector<std::string> requests_;
-  std::vector<std::unique_ptr<Conn>> connections_;
-};
-
-// A port on which nothing listens: connecting to it is refused.
-uint16_t refused_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 struct Loop {
   uv_loop_t loop;
@@ -160,7 +66,7 @@ TEST_CASE("read_token_file: the content without surrounding white space") {
 
 TEST_CASE("admin client: a 2xx answer is a purge; the request is the documented one") {
   Loop l;
-  FakeAdmin admin(&l.loop, kOk);
+  ScriptedServer admin(&l.loop, kOk);
   AdminClient client(&l.loop, HostPort{"127.0.0.1", admin.port()}, "tok");
   std::optional<bool> done;
   const uint64_t ticket = client.purge_tag("book-7", [&](bool ok) { done = ok; });
@@ -179,7 +85,8 @@ TEST_CASE("admin client: a 2xx answer is a purge; the request is the documented 
 TEST_CASE("admin client: a refusal, a wrong token, garbage and silence all end in done(false)") {
   Loop l;
   SUBCASE("connection refused") {
-    AdminClient client(&l.loop, HostPort{"127.0.0.1", refused_port()}, "tok");
+    LoopbackPort refused(LoopbackPort::Mode::kRefusing);
+    AdminClient client(&l.loop, HostPort{"127.0.0.1", refused.port()}, "tok");
     std::optional<bool> done;
     client.purge_tag("book-1", [&](bool ok) { done = ok; });
     CHECK_FALSE(done);
@@ -188,7 +95,7 @@ TEST_CASE("admin client: a refusal, a wrong token, garbage and silence all end i
     client.stop();
   }
   SUBCASE("401") {
-    FakeAdmin admin(&l.loop, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 25\r\n\r\n{\"error\":\"unauthorized\"}\n");
+    ScriptedServer admin(&l.loop, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 25\r\n\r\n{\"error\":\"unauthorized\"}\n");
     AdminClient client(&l.loop, HostPort{"127.0.0.1", admin.port()}, "wrong");
     std::optional<bool> done;
     client.purge_tag("book-1", [&](bool ok) { done = ok; });
@@ -198,7 +105,7 @@ TEST_CASE("admin client: a refusal, a wrong token, garbage and silence all end i
     admin.close();
   }
   SUBCASE("not HTTP") {
-    FakeAdmin admin(&l.loop, "SSH-2.0-nope\r\n\r\n");
+    ScriptedServer admin(&l.loop, "SSH-2.0-nope\r\n\r\n");
     AdminClient client(&l.loop, HostPort{"127.0.0.1", admin.port()}, "tok");
     std::optional<bool> done;
     client.purge_tag("book-1", [&](bool ok) { done = ok; });
@@ -208,7 +115,7 @@ TEST_CASE("admin client: a refusal, a wrong token, garbage and silence all end i
     admin.close();
   }
   SUBCASE("no answer within the time-out") {
-    FakeAdmin admin(&l.loop, "");
+    ScriptedServer admin(&l.loop, "", ScriptedServer::After::kHold);
     AdminClient client(&l.loop, HostPort{"127.0.0.1", admin.port()}, "tok", 50);
     std::optional<bool> done;
     client.purge_tag("book-1", [&](bool ok) { done = ok; });
@@ -222,7 +129,7 @@ TEST_CASE("admin client: a refusal, a wrong token, garbage and silence all end i
 
 TEST_CASE("admin client: a cancelled purge still reaches the admin port, but done is not called") {
   Loop l;
-  FakeAdmin admin(&l.loop, kOk);
+  ScriptedServer admin(&l.loop, kOk);
   AdminClient client(&l.loop, HostPort{"127.0.0.1", admin.port()}, "tok");
   bool called = false;
   std::optional<bool> other;
@@ -241,7 +148,7 @@ TEST_CASE("admin client: a cancelled purge still reaches the admin port, but don
 
 TEST_CASE("admin client: stop() ends the purges in flight without calling done, and refuses new ones") {
   Loop l;
-  FakeAdmin admin(&l.loop, "");
+  ScriptedServer admin(&l.loop, "", ScriptedServer::After::kHold);
   AdminClient client(&l.loop, HostPort{"127.0.0.1", admin.port()}, "tok");
   bool called = false;
   client.purge_tag("book-1", [&](bool) { called = true; });

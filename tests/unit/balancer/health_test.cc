@@ -16,25 +16,14 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/loopback_port.h"
+
 using namespace edge;
 using namespace std::chrono_literals;
 using balancer::ServerMode;
+using edge::testing::LoopbackPort;
 
 namespace {
-
-// A loopback socket bound to port 0, listening or not (nothing listening: connects are refused).
-int bound_socket(bool listening, uint16_t* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  if (listening) REQUIRE(::listen(fd, 64) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
 
 // A tiny HTTP server on its own thread, one connection at a time, whose answer the test switches.
 class Responder {
@@ -49,17 +38,15 @@ class Responder {
 
   Responder() {
     std::signal(SIGPIPE, SIG_IGN);
-    listen_fd_ = bound_socket(true, &port_);
     thread_ = std::thread([this] { run(); });
   }
   ~Responder() {
     stop_ = true;
     thread_.join();
-    ::close(listen_fd_);
     for (int fd : held_) ::close(fd);
   }
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return listener_.port(); }
   void set(Mode mode) { mode_ = mode; }
   int requests() const { return requests_; }
   int answered(int status) const { return status == 200 ? answered_200_ : answered_503_; }
@@ -71,9 +58,9 @@ class Responder {
  private:
   void run() {
     while (!stop_) {
-      pollfd p{listen_fd_, POLLIN, 0};
+      pollfd p{listener_.fd(), POLLIN, 0};
       if (::poll(&p, 1, 10) <= 0) continue;
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) serve(fd);
     }
   }
@@ -113,8 +100,7 @@ class Responder {
 
   static void send(int fd, std::string_view text) { ::send(fd, text.data(), text.size(), MSG_NOSIGNAL); }
 
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
+  LoopbackPort listener_{LoopbackPort::Mode::kListening};
   std::atomic<Mode> mode_{Mode::k200};
   std::atomic<bool> stop_{false};
   std::atomic<int> requests_{0};
@@ -240,16 +226,15 @@ TEST_CASE("health: a 3xx is good, a 4xx is bad") {
   // The responder speaks only 200 and 503, so here a raw one-shot socket answers.
   for (auto [status, ok] : {std::pair{302, true}, std::pair{404, false}}) {
     CAPTURE(status);
-    uint16_t port = 0;
-    int listen_fd = bound_socket(true, &port);
+    LoopbackPort listener(LoopbackPort::Mode::kListening);
     conf::Config config;
-    config.backends.push_back(loopback("a", port));
+    config.backends.push_back(loopback("a", listener.port()));
     config.backends[0].health.interval = 10s;  // no second check to overwrite the first
     balancer::Balancer balancer(config);
     balancer::ServerState& state = balancer.backend(0).server(0);
     balancer::HealthChecker checker(config, balancer);
     checker.start();
-    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    int fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
     REQUIRE(fd >= 0);
     std::string answer = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 0\r\n\r\n";
     ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
@@ -258,13 +243,11 @@ TEST_CASE("health: a 3xx is good, a 4xx is bad") {
     CHECK(state.last_check().status == status);
     checker.stop();
     ::close(fd);
-    ::close(listen_fd);
   }
 }
 
 TEST_CASE("health: refused, closed, garbage and silent servers go down, each with its reason") {
-  uint16_t refused_port = 0;
-  int refused_fd = bound_socket(false, &refused_port);
+  LoopbackPort refused(LoopbackPort::Mode::kRefusing);
   Responder closing, garbage, silent;
   closing.set(Responder::Mode::kClose);
   garbage.set(Responder::Mode::kGarbage);
@@ -272,7 +255,7 @@ TEST_CASE("health: refused, closed, garbage and silent servers go down, each wit
 
   conf::Config config;
   // Only the silent one may time out; the others' reasons must not depend on the clock.
-  config.backends.push_back(loopback("refused", refused_port, true, 60s));
+  config.backends.push_back(loopback("refused", refused.port(), true, 60s));
   config.backends.push_back(loopback("closing", closing.port(), true, 60s));
   config.backends.push_back(loopback("garbage", garbage.port(), true, 60s));
   config.backends.push_back(loopback("silent", silent.port()));
@@ -294,7 +277,6 @@ TEST_CASE("health: refused, closed, garbage and silent servers go down, each wit
   CHECK(balancer.backend(3).server(0).last_check().detail == "timeout");
   CHECK(balancer.backend(3).server(0).last_check().at_ms >= started);
   checker.stop();
-  ::close(refused_fd);
 }
 
 TEST_CASE("health: checks go on, each on a new connection, also after a timed-out one") {

@@ -14,117 +14,15 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/loopback_port.h"
+#include "tests/unit/scripted_server.h"
+
 using namespace edge;
 using http::OneShot;
+using testing::LoopbackPort;
+using testing::ScriptedServer;
 
 namespace {
-
-// A server on the test's own loop, bound to port 0. Each connection reads a request head, then
-// writes `answer` (if any) and closes, or holds the connection open when `hold` is set. With
-// `at_once`, it answers and closes as soon as it accepts, reading nothing.
-class FakeServer {
- public:
-  FakeServer(uv_loop_t* loop, std::string answer, bool hold = false, bool at_once = false)
-      : loop_(loop), answer_(std::move(answer)), hold_(hold), at_once_(at_once) {
-    uv_tcp_init(loop, &listener_);
-    listener_.data = this;
-    open_handles_ = 1;
-    sockaddr_in addr;
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    REQUIRE(uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 16, &FakeServer::on_connection) == 0);
-    int len = sizeof address_;
-    uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&address_), &len);
-  }
-
-  ~FakeServer() {
-    close();
-    while (open_handles_ > 0) uv_run(loop_, UV_RUN_ONCE);
-  }
-
-  const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&address_); }
-  const std::vector<std::string>& requests() const { return requests_; }
-
-  void close() {
-    if (closed_) return;
-    closed_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), &FakeServer::on_closed);
-    for (auto& c : connections_) close_stream(reinterpret_cast<uv_stream_t*>(&c->tcp));
-  }
-
- private:
-  struct Conn {
-    uv_tcp_t tcp;
-    uv_write_t write;
-    FakeServer* owner;
-    std::string input;
-    char buffer[4096];
-  };
-
-  static void on_closed(uv_handle_t* handle) { --static_cast<FakeServer*>(handle->data)->open_handles_; }
-
-  static void close_stream(uv_stream_t* stream) {
-    auto* handle = reinterpret_cast<uv_handle_t*>(stream);
-    if (uv_is_closing(handle)) return;
-    uv_close(handle, [](uv_handle_t* closed) { --static_cast<Conn*>(closed->data)->owner->open_handles_; });
-  }
-
-  static void on_connection(uv_stream_t* listener, int status) {
-    auto* self = static_cast<FakeServer*>(listener->data);
-    if (status < 0) return;
-    auto conn = std::make_unique<Conn>();
-    conn->owner = self;
-    uv_tcp_init(listener->loop, &conn->tcp);
-    ++self->open_handles_;
-    conn->tcp.data = conn->write.data = conn.get();
-    auto* stream = reinterpret_cast<uv_stream_t*>(&conn->tcp);
-    Conn* accepted = conn.get();
-    self->connections_.push_back(std::move(conn));
-    if (uv_accept(listener, stream) != 0) return;
-    if (self->at_once_) return answer(accepted);
-    uv_read_start(stream, &FakeServer::on_alloc, &FakeServer::on_read);
-  }
-
-  static void answer(Conn* c) {
-    FakeServer* self = c->owner;
-    auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
-    if (self->answer_.empty()) {
-      if (!self->hold_) close_stream(stream);
-      return;
-    }
-    uv_buf_t out = uv_buf_init(self->answer_.data(), static_cast<unsigned>(self->answer_.size()));
-    uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) {
-      auto* conn = static_cast<Conn*>(req->data);
-      if (!conn->owner->hold_) close_stream(req->handle);
-    });
-  }
-
-  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    auto* c = static_cast<Conn*>(handle->data);
-    *buf = uv_buf_init(c->buffer, sizeof c->buffer);
-  }
-
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-    auto* c = static_cast<Conn*>(stream->data);
-    if (nread < 0) return close_stream(stream);
-    c->input.append(buf->base, static_cast<size_t>(nread));
-    if (c->input.find("\r\n\r\n") == std::string::npos) return;
-    uv_read_stop(stream);
-    c->owner->requests_.push_back(c->input);
-    answer(c);
-  }
-
-  uv_loop_t* loop_;
-  std::string answer_;
-  bool hold_;
-  bool at_once_;
-  uv_tcp_t listener_;
-  sockaddr_storage address_{};
-  bool closed_ = false;
-  int open_handles_ = 0;
-  std::vector<std::string> requests_;
-  std::vector<std::unique_ptr<Conn>> connections_;
-};
 
 struct Loop {
   uv_loop_t loop;
@@ -187,7 +85,7 @@ TEST_CASE("simple_request: the request line, Host, the extra lines and Connectio
 
 TEST_CASE("oneshot: a good answer, the request sent as it was given") {
   Loop l;
-  FakeServer server(&l.loop, kOk);
+  ScriptedServer server(&l.loop, kOk);
   Seen seen = exchange(l, server.address(), {}, "GET /a HTTP/1.1\r\nHost: h\r\nX-Odd:  x \r\n\r\n");
   CHECK(seen.failure == OneShot::Failure::kNone);
   CHECK(seen.status == 200);
@@ -199,7 +97,7 @@ TEST_CASE("oneshot: a good answer, the request sent as it was given") {
 
 TEST_CASE("oneshot: a body delimited by the close is whole") {
   Loop l;
-  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\n\r\nuntil the end");
+  ScriptedServer server(&l.loop, "HTTP/1.1 200 OK\r\n\r\nuntil the end");
   Seen seen = exchange(l, server.address());
   CHECK(seen.failure == OneShot::Failure::kNone);
   CHECK(seen.body == "until the end");
@@ -207,7 +105,7 @@ TEST_CASE("oneshot: a body delimited by the close is whole") {
 
 TEST_CASE("oneshot: waiting for the head only ends before the body") {
   Loop l;
-  FakeServer server(&l.loop, "HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\n", true);
+  ScriptedServer server(&l.loop, "HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\n", ScriptedServer::After::kHold);
   OneShot::Options options;
   options.wait = OneShot::Wait::kHead;
   Seen seen = exchange(l, server.address(), options);
@@ -217,7 +115,7 @@ TEST_CASE("oneshot: waiting for the head only ends before the body") {
 
 TEST_CASE("oneshot: a HEAD request's answer has no body") {
   Loop l;
-  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", true);
+  ScriptedServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", ScriptedServer::After::kHold);
   OneShot::Options options;
   options.head_request = true;
   Seen seen = exchange(l, server.address(), options, http::simple_request("HEAD", "/", "h"));
@@ -229,7 +127,7 @@ TEST_CASE("oneshot: an answer that comes before the request is fully written is 
   Loop l;
   // The server answers after the head and closes with the body unread (a reset): the answer
   // counts, not the body the client could not finish writing.
-  FakeServer server(&l.loop, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
+  ScriptedServer server(&l.loop, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
   const std::string body(8 * 1024 * 1024, 'b');
   Seen seen = exchange(l, server.address(), {},
                        "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
@@ -242,7 +140,7 @@ TEST_CASE("oneshot: an answer sent before the server read anything is read") {
   Loop l;
   // The server answers and closes at once: the rest of the long request cannot be written, and
   // the answer that came first is what counts.
-  FakeServer server(&l.loop, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", false, true);
+  ScriptedServer server(&l.loop, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", ScriptedServer::After::kClose, ScriptedServer::When::kOnAccept);
   Seen seen = exchange(l, server.address(), {}, "GET / HTTP/1.1\r\nX: " + std::string(8 * 1024 * 1024, 'x'));
   CHECK(seen.failure == OneShot::Failure::kNone);
   CHECK(seen.status == 400);
@@ -250,16 +148,8 @@ TEST_CASE("oneshot: an answer sent before the server read anything is read") {
 
 TEST_CASE("oneshot: a refused connection") {
   Loop l;
-  // Bound but not listening, and kept bound, so no one else can take the port meanwhile.
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  Seen seen = exchange(l, reinterpret_cast<const sockaddr*>(&addr));
-  ::close(fd);
+  LoopbackPort refused(LoopbackPort::Mode::kRefusing);
+  Seen seen = exchange(l, refused.address());
   CHECK(seen.failure == OneShot::Failure::kConnect);
   CHECK(seen.uv_status == UV_ECONNREFUSED);
   CHECK(seen.detail == uv_strerror(UV_ECONNREFUSED));
@@ -276,7 +166,7 @@ TEST_CASE("oneshot: an address that cannot be connected to fails later, not insi
 
 TEST_CASE("oneshot: a server that closes without answering") {
   Loop l;
-  FakeServer server(&l.loop, "");
+  ScriptedServer server(&l.loop, "");
   Seen seen = exchange(l, server.address());
   CHECK(seen.failure == OneShot::Failure::kClosed);
   CHECK(seen.detail == std::string("closed before any response"));
@@ -285,7 +175,7 @@ TEST_CASE("oneshot: a server that closes without answering") {
 
 TEST_CASE("oneshot: a server that closes in the middle of the body") {
   Loop l;
-  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  ScriptedServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
   Seen seen = exchange(l, server.address());
   CHECK(seen.failure == OneShot::Failure::kTruncated);
   CHECK_FALSE(seen.detail.empty());
@@ -295,7 +185,7 @@ TEST_CASE("oneshot: a server that closes in the middle of the body") {
 
 TEST_CASE("oneshot: a server that sends garbage") {
   Loop l;
-  FakeServer server(&l.loop, "SSH-2.0-nope\r\n\r\n");
+  ScriptedServer server(&l.loop, "SSH-2.0-nope\r\n\r\n");
   Seen seen = exchange(l, server.address());
   CHECK(seen.failure == OneShot::Failure::kBadResponse);
   CHECK_FALSE(seen.detail.empty());
@@ -303,7 +193,7 @@ TEST_CASE("oneshot: a server that sends garbage") {
 
 TEST_CASE("oneshot: a server that never answers") {
   Loop l;
-  FakeServer server(&l.loop, "", true);
+  ScriptedServer server(&l.loop, "", ScriptedServer::After::kHold);
   OneShot::Options options;
   options.timeout_ms = 30;
   Seen seen = exchange(l, server.address(), options);
@@ -313,7 +203,7 @@ TEST_CASE("oneshot: a server that never answers") {
 
 TEST_CASE("oneshot: a body over the limit") {
   Loop l;
-  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" + std::string(70000, 'x'));
+  ScriptedServer server(&l.loop, "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" + std::string(70000, 'x'));
   OneShot::Options options;
   options.max_body_bytes = 1000;
   Seen seen = exchange(l, server.address(), options);
@@ -323,7 +213,7 @@ TEST_CASE("oneshot: a body over the limit") {
 
 TEST_CASE("oneshot: a head over the limit is a bad response") {
   Loop l;
-  FakeServer server(&l.loop, "HTTP/1.1 200 OK\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
+  ScriptedServer server(&l.loop, "HTTP/1.1 200 OK\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
   OneShot::Options options;
   options.max_head_bytes = 1000;
   Seen seen = exchange(l, server.address(), options);
@@ -332,7 +222,7 @@ TEST_CASE("oneshot: a head over the limit is a bad response") {
 
 TEST_CASE("oneshot: stop() abandons the exchange without calling done") {
   Loop l;
-  FakeServer server(&l.loop, "", true);
+  ScriptedServer server(&l.loop, "", ScriptedServer::After::kHold);
   Seen seen;
   SUBCASE("at once") {
     OneShot::start(&l.loop, server.address(), http::simple_request("GET", "/", "h"), {}, seen.done())->stop();
@@ -355,16 +245,9 @@ TEST_CASE("oneshot: stop() abandons the exchange without calling done") {
 
 TEST_CASE("oneshot: run() does one exchange on a loop of its own") {
   // A blocking server on a thread: accepts one connection, reads the head, answers, closes.
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(listener, 4) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::thread server([listener] {
-    int fd = ::accept(listener, nullptr, nullptr);
+  LoopbackPort listener(LoopbackPort::Mode::kListening);
+  std::thread server([&listener] {
+    int fd = ::accept(listener.fd(), nullptr, nullptr);
     std::string input;
     char buffer[1024];
     while (input.find("\r\n\r\n") == std::string::npos) {
@@ -377,9 +260,8 @@ TEST_CASE("oneshot: run() does one exchange on a loop of its own") {
     ::close(fd);
   });
   Seen seen;
-  OneShot::run(reinterpret_cast<const sockaddr*>(&addr), http::simple_request("GET", "/", "h"), {}, seen.done());
+  OneShot::run(listener.address(), http::simple_request("GET", "/", "h"), {}, seen.done());
   server.join();
-  ::close(listener);
   CHECK(seen.calls == 1);
   CHECK(seen.failure == OneShot::Failure::kNone);
   CHECK(seen.body == "hello");

@@ -3,11 +3,8 @@
 // event on the loop, never for a clock.
 #pragma once
 
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include <deque>
@@ -19,6 +16,7 @@
 #include "conf/config.h"
 #include "proxy/fill.h"
 #include "proxy/worker.h"
+#include "tests/unit/loopback_port.h"
 
 namespace edge::test_rig {
 
@@ -36,24 +34,14 @@ struct Reply {
 class FakeBackend {
  public:
   // Binds 127.0.0.1 on a port the kernel chooses, before there is a loop to serve it on.
-  FakeBackend() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t length = sizeof address;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
-  }
+  FakeBackend() : port_(testing::LoopbackPort::Mode::kListening, SOCK_NONBLOCK) {}
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return port_.port(); }
 
   void serve_on(uv_loop_t* loop) {
     listener_ = new uv_tcp_t;
     uv_tcp_init(loop, listener_);
-    uv_tcp_open(listener_, fd_);
+    uv_tcp_open(listener_, port_.release());
     listener_->data = this;
     uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 16, &FakeBackend::on_connection);
   }
@@ -156,8 +144,7 @@ class FakeBackend {
       delete w;
   }
 
-  int fd_ = -1;
-  uint16_t port_ = 0;
+  testing::LoopbackPort port_;  // until serve_on() hands the socket to the loop
   uv_tcp_t* listener_ = nullptr;
   std::vector<Conn*> conns_;
   std::deque<Reply> replies_;

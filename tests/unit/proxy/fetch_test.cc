@@ -5,17 +5,17 @@
 #include "proxy/fetch.h"
 
 #include <doctest/doctest.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
 
+#include "tests/unit/loopback_port.h"
 #include "tests/unit/proxy/backend_rig.h"
 
 using namespace edge;
 using proxy::Fetch;
 using test_rig::PassOwner;
 using test_rig::Rig;
+using testing::LoopbackPort;
 
 namespace {
 
@@ -31,22 +31,6 @@ Fetch::Request request_for(const std::string& method, const std::string& path) {
 std::string ok(std::string_view body) {
   return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
 }
-
-// A port on 127.0.0.1 that is bound and never listens: a connection to it is refused.
-struct RefusingPort {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  uint16_t port = 0;
-  RefusingPort() {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    port = ntohs(address.sin_port);
-  }
-  ~RefusingPort() { ::close(fd); }
-};
 
 }  // namespace
 
@@ -65,8 +49,8 @@ TEST_CASE("fetch: the response is read into its body and the server's slot relea
 }
 
 TEST_CASE("fetch: a server that refuses is skipped for the next one") {
-  RefusingPort refusing;
-  Rig rig("hosts:\n  - match: [\"*\"]\n    backend: app\n", "127.0.0.1:" + std::to_string(refusing.port) + ", ");
+  LoopbackPort refusing(LoopbackPort::Mode::kRefusing);
+  Rig rig("hosts:\n  - match: [\"*\"]\n    backend: app\n", "127.0.0.1:" + std::to_string(refusing.port()) + ", ");
   // Round robin: of two fetches, one starts at the refusing server.
   for (int i = 0; i < 2; ++i) {
     rig.backend.script({ok("fine"), "", false, false});
