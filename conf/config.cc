@@ -17,6 +17,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 namespace edge::conf {
@@ -583,8 +584,10 @@ class Loader {
     std::map<std::string, int> seen;  // address text -> line
     for (const YAML::Node& item : entry->value) {
       if (!expect_map(item, "listen entry")) continue;
-      Entries fields = entries(item, {"address"});
+      Entries fields = entries(item, {"address", "tls"});
       const Entry* address_entry = require(fields, "address", item);
+      ListenTls tls;
+      if (const Entry* tls_entry = find(fields, "tls")) read_listen_tls(*tls_entry, tls);
       auto address = read_address(address_entry, "address", PortZero::kAllowed);
       if (!address) continue;
       Mark mark = mark_of(*address_entry);
@@ -594,8 +597,127 @@ class Loader {
         fail_at(mark, "duplicate listen address '" + address->text() + "' (first at line " +
                           std::to_string(first->second) + ")");
       }
-      config.listen.push_back({*address, mark_of(item)});
+      config.listen.push_back({*address, std::move(tls), mark_of(item)});
     }
+  }
+
+  void read_listen_tls(const Entry& entry, ListenTls& tls) {
+    tls.enabled = true;
+    tls.mark = mark_of(entry.key);
+    if (!expect_map(entry, "tls")) return;
+    Entries fields = entries(entry.value, {"certificates", "min_version", "ciphers", "alpn",
+                                           "session_tickets", "ticket_rotation"});
+    if (const Entry* certificates = require(fields, "certificates", entry.value)) {
+      read_certificates(*certificates, tls);
+    }
+    if (const Entry* version = find(fields, "min_version")) {
+      if (auto text = scalar(*version, "min_version")) {
+        if (*text == "1.2") {
+          tls.min_version = TlsVersion::k1_2;
+        } else if (*text == "1.3") {
+          tls.min_version = TlsVersion::k1_3;
+        } else if (*text == "1.0" || *text == "1.1") {
+          fail(*version, "TLS " + *text + " is not offered: min_version may be 1.2 or 1.3");
+        } else {
+          fail(*version, "bad min_version '" + *text + "': expected 1.2 or 1.3");
+        }
+      }
+    }
+    if (const Entry* ciphers = find(fields, "ciphers")) {
+      if (auto text = scalar(*ciphers, "ciphers")) {
+        tls.ciphers = *text;
+        tls.ciphers_mark = mark_of(*ciphers);
+      }
+    }
+    if (const Entry* alpn = find(fields, "alpn")) read_alpn(*alpn, tls);
+    read_switch(find(fields, "session_tickets"), "session_tickets", tls.session_tickets);
+    read_duration(find(fields, "ticket_rotation"), "ticket_rotation", tls.ticket_rotation);
+  }
+
+  void read_certificates(const Entry& entry, ListenTls& tls) {
+    if (!expect_list(entry, "certificates")) return;
+    std::map<std::string, int> names_seen;  // SNI name -> line
+    int default_line = 0;
+    for (const YAML::Node& item : entry.value) {
+      if (!expect_map(item, "certificate")) continue;
+      TlsCertificate certificate;
+      certificate.mark = mark_of(item);
+      Entries fields = entries(item, {"cert", "key", "names", "default"});
+      bool ok = true;
+      for (auto [key, path, mark] : {std::tuple{"cert", &certificate.cert_file, &certificate.cert_mark},
+                                     std::tuple{"key", &certificate.key_file, &certificate.key_mark}}) {
+        const Entry* file = require(fields, key, item);
+        auto text = file ? scalar(*file, key) : std::nullopt;
+        if (!text) {
+          ok = false;
+          continue;
+        }
+        *path = resolved_path(file_, *text);
+        *mark = mark_of(*file);
+      }
+      if (const Entry* names = find(fields, "names")) {
+        if (!names->value.IsSequence() || names->value.size() == 0) {
+          fail(*names, "'names' must be a non-empty list of host names");
+          ok = false;
+        } else {
+          for (const YAML::Node& node : names->value) {
+            const Entry name_entry{names->key, node};
+            auto text = scalar(name_entry, "a certificate name");
+            if (!text) {
+              ok = false;
+              continue;
+            }
+            std::string name = lowered(*text);
+            Mark mark = mark_of(node);
+            if (name == "*" || !is_host_pattern(name)) {
+              fail_at(mark, "bad certificate name '" + *text + "': expected a host name without port or '*.domain'");
+              ok = false;
+              continue;
+            }
+            auto [first, inserted] = names_seen.try_emplace(name, mark.line);
+            if (!inserted) {
+              fail_at(mark, "certificate name '" + name + "' is already given to another certificate (line " +
+                                std::to_string(first->second) + ")");
+              ok = false;
+              continue;
+            }
+            certificate.names.push_back(std::move(name));
+          }
+        }
+      }
+      if (const Entry* is_default = find(fields, "default")) {
+        read_switch(is_default, "default", certificate.is_default);
+        if (certificate.is_default && default_line) {
+          fail(*is_default, "only one certificate may be the default (the first is at line " +
+                                std::to_string(default_line) + ")");
+          ok = false;
+        }
+        if (certificate.is_default) default_line = mark_of(*is_default).line;
+      }
+      if (ok) tls.certificates.push_back(std::move(certificate));
+    }
+    // Without a `default: on`, the first certificate is the default.
+    if (!default_line && !tls.certificates.empty()) tls.certificates.front().is_default = true;
+  }
+
+  void read_alpn(const Entry& entry, ListenTls& tls) {
+    if (!expect_list(entry, "alpn")) return;
+    std::vector<std::string> protocols;
+    for (const YAML::Node& node : entry.value) {
+      const Entry item{entry.key, node};
+      auto text = scalar(item, "an alpn protocol");
+      if (!text) continue;
+      if (*text != "http/1.1") {
+        fail(item, "unknown alpn protocol '" + *text + "': only http/1.1 is served");
+        continue;
+      }
+      if (std::find(protocols.begin(), protocols.end(), *text) != protocols.end()) {
+        fail(item, "duplicate alpn protocol '" + *text + "'");
+        continue;
+      }
+      protocols.push_back(*text);
+    }
+    if (!protocols.empty()) tls.alpn = std::move(protocols);
   }
 
   void read_admin(const Entry& entry, Config& config) {
@@ -1151,7 +1273,14 @@ class Loader {
       if (!expect_map(item, "host")) continue;
       Host& host = config.hosts.emplace_back();
       host.mark = mark_of(item);
-      Entries fields = entries(item, with_cache_keys({"match", "backend", "routes"}));
+      Entries fields = entries(item, with_cache_keys({"match", "backend", "routes", "redirect_https"}));
+      if (const Entry* redirect = find(fields, "redirect_https")) {
+        read_switch(redirect, "redirect_https", host.redirect_https);
+        const bool any_tls = std::any_of(config.listen.begin(), config.listen.end(),
+                                         [](const Listen& listen) { return listen.tls.enabled; });
+        // Without an HTTPS listener here, every request would be redirected again and again.
+        if (host.redirect_https && !any_tls) fail(*redirect, "'redirect_https' needs a listen entry with 'tls'");
+      }
       if (const Entry* match = require(fields, "match", item)) read_match(*match, host);
       if (const Entry* backend = require(fields, "backend", item)) {
         host.backend = read_backend_name(*backend, config);

@@ -46,8 +46,45 @@ struct Address {
   sockaddr_storage to_sockaddr(socklen_t* length = nullptr) const;
 };
 
+// A certificate a TLS listener presents (`certificates:` list entry): a PEM chain (leaf first)
+// and its private key, both paths relative to the configuration file's folder. The files are
+// read and checked when edge builds its TLS contexts (tls/context.h), not by the loader.
+struct TlsCertificate {
+  std::string cert_file;  // `cert`: resolved path
+  std::string key_file;   // `key`: resolved path
+  // `names`: the SNI names it is chosen for, exact (lower case) or `*.domain`; empty: the
+  // certificate's own subjectAltName DNS names (its CN when it has none).
+  std::vector<std::string> names;
+  bool is_default = false;  // `default: on`: for clients without SNI or with an unknown name
+  Mark mark;                // the entry
+  Mark cert_mark;           // the `cert` value
+  Mark key_mark;            // the `key` value
+};
+
+enum class TlsVersion { k1_2, k1_3 };
+
+// HTTPS on a listen entry (`tls:` map).
+struct ListenTls {
+  bool enabled = false;                      // the `tls` key is present
+  std::vector<TlsCertificate> certificates;  // `certificates`: required, never empty
+  TlsVersion min_version = TlsVersion::k1_2;  // `min_version: "1.2" | "1.3"`
+  // `ciphers`: the TLS 1.2 cipher list, OpenSSL's syntax; empty: edge's default (ECDHE with
+  // AES-GCM or ChaCha20-Poly1305 only). TLS 1.3's suites are OpenSSL's defaults.
+  std::string ciphers;
+  Mark ciphers_mark;
+  // `alpn`: protocols offered in preference order; only `http/1.1` is known today.
+  std::vector<std::string> alpn = {"http/1.1"};
+  // `session_tickets: on|off`: resumption by tickets whose keys all workers share.
+  bool session_tickets = true;
+  // `ticket_rotation`: how long a ticket key encrypts new tickets; tickets stay valid for one
+  // more period (so a ticket lives at most twice this). > 0.
+  Duration ticket_rotation{std::chrono::hours(1)};
+  Mark mark;  // the `tls` key
+};
+
 struct Listen {
   Address address;
+  ListenTls tls;
   Mark mark;
 };
 
@@ -185,6 +222,9 @@ struct Host {
   int backend = -1;           // index into Config::backends; never -1 after loading
   std::vector<Route> routes;  // in file order; lookup takes the longest matching prefix
   CachePolicy cache;
+  // `redirect_https: on|off`: a request that came over plain HTTP is answered 308 with the same
+  // host and target on https (default port); requests over TLS are served.
+  bool redirect_https = false;
   Mark mark;
 };
 

@@ -638,6 +638,8 @@ ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& wor
   for (const Stats* worker : workers) {
     figures.requests += worker->requests.load(std::memory_order_relaxed);
     figures.upstream_failures += worker->upstream_failures.load(std::memory_order_relaxed);
+    figures.tls_handshakes += worker->tls_handshakes.load(std::memory_order_relaxed);
+    figures.tls_resumed += worker->tls_resumed.load(std::memory_order_relaxed);
     for (size_t r = 0; r < kCloseReasonCount; ++r) figures.closes[r] += worker->closes[r].load(std::memory_order_relaxed);
   }
   return figures;
@@ -688,6 +690,10 @@ std::string render_stats_json(const CacheFigures& figures) {
     append_unsigned(out, figures.connections->requests);
     out.append(",\"upstream_failures\":");
     append_unsigned(out, figures.connections->upstream_failures);
+    out.append(",\"tls_handshakes\":");
+    append_unsigned(out, figures.connections->tls_handshakes);
+    out.append(",\"tls_resumed\":");
+    append_unsigned(out, figures.connections->tls_resumed);
     out.append(",\"closes\":{");
     for (size_t r = 0; r < kCloseReasonCount; ++r) {
       if (r > 0) out.push_back(',');
@@ -799,6 +805,10 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
     m.sample({}, figures.connections->requests);
     m.family("edge_upstream_failures_total", "counter", "Backend exchanges that failed");
     m.sample({}, figures.connections->upstream_failures);
+    m.family("edge_tls_handshakes_total", "counter", "TLS handshakes completed by client connections");
+    m.sample({}, figures.connections->tls_handshakes);
+    m.family("edge_tls_resumed_total", "counter", "TLS handshakes that resumed a session");
+    m.sample({}, figures.connections->tls_resumed);
     std::string closes_help = "Client connections closed, each once, by reason:";
     for (size_t r = 0; r < kCloseReasonCount; ++r) closes_help.append(r == 0 ? " " : ", ").append(close_reason_key(static_cast<CloseReason>(r)));
     m.family("edge_connection_closes_total", "counter", closes_help);

@@ -112,6 +112,8 @@ struct LimitFigures {
 struct ConnectionFigures {
   uint64_t requests = 0;
   uint64_t upstream_failures = 0;
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_resumed = 0;
   std::array<uint64_t, kCloseReasonCount> closes{};  // by CloseReason
 };
 ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& workers);
@@ -138,14 +140,16 @@ double hit_ratio(const EventCounts& events);
 //    "store":{"objects","bytes","memory","inserts","evictions","refused_too_large","purged",
 //             "bans","hit_for_pass_marks"},
 //    "limits":{<LimitFigures events>, "temp_bytes", "temp_bytes_peak"},   (when set)
-//    "connections":{"requests","upstream_failures","closes":{<every close reason key>: n}}
+//    "connections":{"requests","upstream_failures","tls_handshakes","tls_resumed",
+//                   "closes":{<every close reason key>: n}}
 //                                                                         (when set)
 //    "memcached":{<memcached_figures>}}   (only with cache.memcached)
 std::string render_stats_json(const CacheFigures& figures);
 
 // GET /metrics: Prometheus text exposition (version 0.0.4) of the cache figures and of what
 // render_backends_json shows; the connections as edge_requests_total,
-// edge_upstream_failures_total and edge_connection_closes_total{reason=<close reason key>}.
+// edge_upstream_failures_total, edge_tls_handshakes_total, edge_tls_resumed_total and
+// edge_connection_closes_total{reason=<close reason key>}.
 std::string render_metrics(const CacheFigures& figures, const balancer::Balancer& balancer, int64_t now_ms);
 // A label value escaped for the exposition format (backslash, double quote, line feed), without
 // its quotes.

@@ -229,6 +229,7 @@ void Assembly::start_include(Slot& slot, const std::string& src) {
   request.origin_target = slot.path;
   request.route = route;
   request.client_ip = page_->client_ip;
+  request.https = page_->https;
   slot.exchange.start(request);
 }
 

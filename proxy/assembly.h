@@ -65,6 +65,7 @@ class Assembly {
   struct Page {
     const http::RequestHead* client = nullptr;  // the client's request, borrowed
     std::string client_ip;
+    bool https = false;  // the client's connection is TLS
     uint32_t includes_left = 0;  // esi.max_includes, counted down across levels
     int host_index = -1;         // the page's host entry, for the counters
   };

@@ -51,17 +51,31 @@ ClientConn::ClientConn(Worker& worker)
   request_body_.set_options(worker.body_options(true));
 }
 
-void ClientConn::accept(Worker& worker, uv_stream_t* listener) {
+void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls) {
   auto* conn = new ClientConn(worker);
   worker.add_client(conn);
   Shared& shared = worker.shared();
   shared.client_connections.fetch_add(1, std::memory_order_relaxed);
-  auto transport = std::make_unique<http::TcpTransport>(worker.loop(), worker.read_buffer());
-  const int accepted = transport->accept(listener);
+  auto tcp = std::make_unique<http::TcpTransport>(worker.loop(), worker.read_buffer());
+  int accepted = tcp->accept(listener);
+  std::unique_ptr<http::Transport> transport = std::move(tcp);
+  if (tls && accepted == 0) {
+    SSL* ssl = tls->new_ssl();
+    if (!ssl) accepted = UV_ENOMEM;
+    // Without an SSL the socket is still closed through the transport it came in.
+    if (ssl) {
+      auto secure = std::make_unique<tls::TlsTransport>(std::move(transport), ssl, worker.loop(), worker.tls_buffer(),
+                                                         tls::TlsTransport::Role::kServer);
+      conn->tls_ = secure.get();
+      transport = std::move(secure);
+    }
+  }
   conn->start(std::move(transport));
   if (conn->closed()) return;
   if (accepted != 0) return conn->close(Close::kPeerClosed);
   if (shared.client_connections.load(std::memory_order_relaxed) > worker.limits().max_connections) {
+    // A TLS client cannot read a plain answer before its handshake: it is only closed.
+    if (conn->tls_) return conn->close_for(CloseReason::kTooManyConnections);
     uv_buf_t buf = uv_buf_init(const_cast<char*>(kOverloadedAnswer.data()), static_cast<unsigned>(kOverloadedAnswer.size()));
     conn->transport()->write(&buf, 1, nullptr);
     return conn->close_for(CloseReason::kTooManyConnections);
@@ -82,7 +96,15 @@ void ClientConn::reject(int status, CloseReason reason) {
 
 void ClientConn::on_close(Close why) {
   // A rejected request's connection ends for the rejection, however its last write goes.
-  const CloseReason reason = close_reason_.value_or(reason_of(why));
+  CloseReason reason = close_reason_.value_or(reason_of(why));
+  if (tls_) {
+    if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kPlainHttp) reason = CloseReason::kPlainHttpOnTls;
+    if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kHandshake) reason = CloseReason::kTlsHandshakeFailed;
+    if (tls_->handshake_done()) {
+      worker_.stats().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+      if (tls_->resumed()) worker_.stats().tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   if (reason == CloseReason::kSendTimeout) worker_.bounds().count(worker_.bounds().send_timeouts);
   worker_.stats().count_close(reason);
   request_.done();

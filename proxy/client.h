@@ -27,12 +27,14 @@
 #include "proxy/request.h"
 #include "proxy/stats.h"
 #include "proxy/worker.h"
+#include "tls/transport.h"
 
 namespace edge::proxy {
 
 class ClientConn final : public http::ServerConn, Request::Client {
  public:
-  static void accept(Worker& worker, uv_stream_t* listener);
+  // `tls`: the listener's TLS contexts, null for plain HTTP.
+  static void accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls);
   void shutdown();  // the worker is stopping: close now
 
  private:
@@ -57,6 +59,7 @@ class ClientConn final : public http::ServerConn, Request::Client {
   void kick() override { ServerConn::kick(); }
   void broke_off(CloseReason reason) override { close_for(reason); }
   std::string_view client_ip() override;
+  bool secure() override { return tls_ != nullptr; }
 
   // Answers `status` and closes the connection, counted under `reason`.
   void reject(int status, CloseReason reason);
@@ -70,6 +73,7 @@ class ClientConn final : public http::ServerConn, Request::Client {
   Request request_;  // the request in progress
   std::optional<CloseReason> close_reason_;  // decided by edge; wins over how the close happens
   char client_ip_[48] = {};
+  tls::TlsTransport* tls_ = nullptr;  // the transport, when the connection is TLS
 };
 
 }  // namespace edge::proxy

@@ -43,6 +43,7 @@ void Exchange::start(const Request& request) {
   authority_ = request.authority;
   origin_target_ = request.origin_target;
   client_ip_ = request.client_ip;
+  https_ = request.https;
   trace_ = request.trace;
   delivering_ = false;
   x_cache_ = "PASS";
@@ -136,7 +137,7 @@ Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
   params.policy = policy_;
   params.request = *head_;
   params.backend = route_.backend;
-  build_upstream_head(params.upstream_head, *head_, authority_, origin_target_, client_ip_, 0,
+  build_upstream_head(params.upstream_head, *head_, authority_, origin_target_, client_ip_, https_, 0,
                       worker_.shared().config, route_.backend, true, stale.get());
   params.stale = std::move(stale);
   params.coalesced = coalesced;
@@ -282,7 +283,7 @@ void Exchange::start_pass() {
   Fetch::Request request;
   request.backend = route_.backend;
   // Built only now: a request answered from the cache never needs it.
-  build_upstream_head(request.head, *head_, authority_, origin_target_, client_ip_, body_ ? body_->size() : 0,
+  build_upstream_head(request.head, *head_, authority_, origin_target_, client_ip_, https_, body_ ? body_->size() : 0,
                       worker_.shared().config, route_.backend, false, nullptr);
   request.body = body_;
   request.head_request = head_->is_head();

@@ -66,6 +66,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
     std::string_view authority;      // the host (no port); "" when the request named none
     std::string_view origin_target;  // the target in origin form
     std::string_view client_ip;      // for X-Forwarded-For
+    bool https = false;              // came over TLS: X-Forwarded-Proto
     Trace* trace = nullptr;          // the steps taken are added here; null: not traced
   };
 
@@ -115,6 +116,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   std::string_view authority_;
   std::string_view origin_target_;
   std::string_view client_ip_;
+  bool https_ = false;
   Trace* trace_ = nullptr;
   const conf::CachePolicy* policy_ = nullptr;
   FetchHandle fetch_;  // a pass-through exchange's

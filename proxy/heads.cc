@@ -96,7 +96,7 @@ void append_validators(std::string& out, const cache::CachedObject& stored) {
 }
 
 void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
-                         std::string_view origin_target, std::string_view client_ip, uint64_t body_size,
+                         std::string_view origin_target, std::string_view client_ip, bool https, uint64_t body_size,
                          const conf::Config& config, int backend_index, bool for_cache,
                          const cache::CachedObject* validators) {
   out.clear();
@@ -133,7 +133,7 @@ void build_upstream_head(std::string& out, const http::RequestHead& head, std::s
   out.append("X-Forwarded-For: ");
   if (!forwarded_for.empty()) out.append(forwarded_for).append(", ");
   out.append(client_ip).append("\r\n");
-  out.append("X-Forwarded-Proto: http\r\n");
+  out.append(https ? std::string_view("X-Forwarded-Proto: https\r\n") : std::string_view("X-Forwarded-Proto: http\r\n"));
   // The host edge routed and keyed by, never one the client sent: what the backend reads here is
   // what the cache key describes.
   if (!authority.empty()) append_field(out, "X-Forwarded-Host", authority);

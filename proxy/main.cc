@@ -55,13 +55,25 @@ int main(int argc, char** argv) {
     for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.text().c_str());
     return 2;
   }
+  // Certificates and keys are read now, so --check finds what start-up would.
+  std::vector<edge::conf::Error> errors;
+  std::vector<edge::conf::Error> warnings;
+  edge::tls::ListenerContexts tls = edge::tls::build_listener_contexts(*loaded.config, errors, warnings);
+  for (const auto& warning : warnings) {
+    std::fprintf(stderr, "%s:%d:%d: warning: %s\n", warning.mark.file.c_str(), warning.mark.line, warning.mark.col,
+                 warning.message.c_str());
+  }
+  if (!errors.empty()) {
+    for (const auto& error : errors) std::fprintf(stderr, "%s\n", error.text().c_str());
+    return 2;
+  }
   if (check) {
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }
 
   std::signal(SIGPIPE, SIG_IGN);
-  edge::proxy::Server server(std::move(*loaded.config));
+  edge::proxy::Server server(std::move(*loaded.config), std::move(tls));
   std::string error;
   if (!server.open(error)) {
     std::fprintf(stderr, "%s\n", error.c_str());

@@ -51,6 +51,7 @@ int Request::recv(http::RequestHead& head) {
   responding_ = false;
   head_sent_ = false;
   early_status_ = 0;
+  early_fields_.clear();
   x_cache_ = "PASS";
   trace_.start();
   trace_.add(Step::kRecv);
@@ -69,6 +70,12 @@ int Request::recv(http::RequestHead& head) {
   // Fields a backend may act on that the cache key does not describe: the route's list, and
   // X-Forwarded-Host, which edge sets itself from the host it routed by.
   const conf::Host& host = worker_.shared().config.hosts[static_cast<size_t>(route_.host)];
+  if (host.redirect_https && !client_.secure()) {
+    // The same host and target on the default https port; 308 keeps the method and the body.
+    early_status_ = 308;
+    early_fields_.append("Location: https://").append(host_).append(target_).append("\r\n");
+    return 0;
+  }
   const conf::CachePolicy& policy =
       route_.route >= 0 ? host.routes[static_cast<size_t>(route_.route)].cache : host.cache;
   head.headers.remove_if([&](std::string_view name, http::FieldId id) {
@@ -94,7 +101,7 @@ void Request::refuse(const http::RequestHead& head, int status) {
 void Request::start(const http::RequestHead& head, const http::Body& body) {
   head_ = &head;
   responding_ = false;
-  if (early_status_) return synth(early_status_, true);
+  if (early_status_) return synth(early_status_, true, early_fields_);
   Exchange::Request request;
   request.head = &head;
   request.body = &body;
@@ -102,6 +109,7 @@ void Request::start(const http::RequestHead& head, const http::Body& body) {
   request.authority = host_;
   request.origin_target = target_;
   request.client_ip = client_.client_ip();
+  request.https = client_.secure();
   request.trace = &trace_;
   exchange_.start(request);
 }
@@ -257,6 +265,7 @@ void Request::assemble() {
   auto page = std::make_shared<Assembly::Page>();
   page->client = head_;
   page->client_ip = client_.client_ip();
+  page->https = client_.secure();
   page->includes_left = worker_.shared().config.esi.max_includes;
   page->host_index = route_.host;
   // Includes found in the cache resolve while the assembly starts: their news is taken in once
@@ -313,7 +322,7 @@ void Request::on_assembly_failed() {
 
 // ---- synth: an answer edge makes ----
 
-void Request::synth(int status, bool may_keep_alive) {
+void Request::synth(int status, bool may_keep_alive, std::string_view extra_fields) {
   trace_.add(Step::kSynth);
   const std::string_view reason = http::reason_phrase(status);
   char body[256];
@@ -326,7 +335,7 @@ void Request::synth(int status, bool may_keep_alive) {
   spec.status = status;
   spec.origin = ResponseOrigin::kSynthetic;
   spec.content_type = "text/html";
-  if (status == 503) spec.extra_fields = "Retry-After: 1\r\n";
+  spec.extra_fields = status == 503 ? std::string_view("Retry-After: 1\r\n") : extra_fields;
   spec.has_body = !head_request;
   spec.length = static_cast<uint64_t>(body_len);
   spec.length_without_body = true;

@@ -66,6 +66,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
     // The response cannot be completed (it started, and its source broke off): close.
     virtual void broke_off(CloseReason reason) = 0;
     virtual std::string_view client_ip() = 0;
+    virtual bool secure() = 0;  // the connection is TLS (https)
 
    protected:
     ~Client() = default;
@@ -84,7 +85,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
   // The request is complete: answered from the cache, a fill, a pass, or synth.
   void start(const http::RequestHead& head, const http::Body& body);
   // An answer edge makes itself.
-  void synth(int status, bool may_keep_alive);
+  // `extra_fields`: whole field lines (a redirect's Location).
+  void synth(int status, bool may_keep_alive, std::string_view extra_fields = {});
   // The connection refuses what it read of `head` (malformed, too slow): synth, then close.
   void refuse(const http::RequestHead& head, int status);
   // The response is written, the client left, or the connection closes: let everything go.
@@ -124,6 +126,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
   std::string host_;    // canonical (http/uri): from the target's authority or Host; "" for none
   std::string target_;  // canonical, in origin form
   int early_status_ = 0;
+  std::string early_fields_;  // field lines of the early answer (a redirect's Location)
   Exchange exchange_;             // the request through the cache and to a backend
   cache::ObjectRef object_;       // being delivered from the cache
   AssemblyHandle assembly_;  // the page being assembled from object_

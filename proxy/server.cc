@@ -57,7 +57,9 @@ void sweep_step(uv_timer_t* timer) noexcept {
 }
 }  // namespace
 
-Server::Server(conf::Config config) : shared_(std::make_unique<Shared>(std::move(config))) {
+Server::Server(conf::Config config, tls::ListenerContexts tls)
+    : shared_(std::make_unique<Shared>(std::move(config))) {
+  shared_->tls = std::move(tls);
   for (int i = 0; i < shared_->config.workers; ++i) workers_.push_back(std::make_unique<Worker>(*shared_, i));
 }
 
@@ -66,7 +68,9 @@ Server::~Server() {
 }
 
 bool Server::open(std::string& error) {
-  for (conf::Listen& listen : shared_->config.listen) {
+  for (size_t i = 0; i < shared_->config.listen.size(); ++i) {
+    conf::Listen& listen = shared_->config.listen[i];
+    const tls::ServerContext* tls = i < shared_->tls.by_listener.size() ? shared_->tls.by_listener[i].get() : nullptr;
     for (auto& worker : workers_) {
       std::string why;
       int fd = open_listener(listen.address, why);
@@ -77,7 +81,7 @@ bool Server::open(std::string& error) {
       // For port 0 the first worker's socket takes the kernel's choice; the others must join it
       // on that port, or each worker would get a port of its own.
       if (listen.address.port == 0) listen.address.port = bound_port(fd);
-      worker->adopt_listener(fd);
+      worker->adopt_listener(fd, tls);
     }
   }
   return true;
@@ -127,7 +131,7 @@ int Server::run() {
     health.start();
     for (auto& worker : workers_) worker->start();
     for (const conf::Listen& listen : shared_->config.listen)
-      std::fprintf(stderr, "edge: listening on %s\n", listen.address.text().c_str());
+      std::fprintf(stderr, "edge: listening on %s%s\n", listen.address.text().c_str(), listen.tls.enabled ? " (tls)" : "");
     if (admin_) std::fprintf(stderr, "edge: admin listening on %s\n", admin_->address().text().c_str());
     std::fprintf(stderr, "edge: serving (config %s, %zu workers)\n", shared_->config.file.c_str(), workers_.size());
     uv_run(&loop, UV_RUN_DEFAULT);

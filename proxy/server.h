@@ -13,7 +13,8 @@ namespace edge::proxy {
 
 class Server {
  public:
-  explicit Server(conf::Config config);
+  // `tls`: the listeners' TLS contexts, built from `config` (tls/context.h).
+  Server(conf::Config config, tls::ListenerContexts tls);
   ~Server();
 
   // Binds every listen address once per worker (SO_REUSEPORT); a port 0 is the kernel's choice

@@ -26,6 +26,8 @@ namespace edge::proxy {
   X(kWriteError, "write_error", "write to client failed")                           \
   X(kUpstreamBroken, "upstream_broken", "backend failed mid-response")              \
   X(kTooManyConnections, "too_many_connections", "over max_connections")            \
+  X(kTlsHandshakeFailed, "tls_handshake_failed", "TLS handshake failed")            \
+  X(kPlainHttpOnTls, "plain_http_on_tls", "plain HTTP sent to a TLS port")          \
   X(kShutdown, "shutdown", "edge shutting down")
 
 enum class CloseReason {
@@ -41,6 +43,8 @@ const char* close_reason_key(CloseReason reason);
 struct Stats {
   std::atomic<uint64_t> requests{0};           // complete requests read from clients
   std::atomic<uint64_t> upstream_failures{0};  // backend exchanges that failed
+  std::atomic<uint64_t> tls_handshakes{0};     // completed, counted when their connection ends
+  std::atomic<uint64_t> tls_resumed{0};        // of which resumed a session
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
   void count_close(CloseReason r) { closes[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
 };

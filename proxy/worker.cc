@@ -77,12 +77,19 @@ Worker::~Worker() {
   uv_loop_close(&loop_);
 }
 
-void Worker::adopt_listener(int fd) {
-  auto tcp = std::make_unique<uv_tcp_t>();
-  uv_tcp_init(&loop_, tcp.get());
-  uv_tcp_open(tcp.get(), fd);
-  tcp->data = this;
-  listeners_.push_back(std::move(tcp));
+void Worker::adopt_listener(int fd, const tls::ServerContext* tls) {
+  auto listener = std::make_unique<Listener>();
+  listener->worker = this;
+  listener->tls = tls;
+  uv_tcp_init(&loop_, &listener->tcp);
+  uv_tcp_open(&listener->tcp, fd);
+  listener->tcp.data = listener.get();
+  listeners_.push_back(std::move(listener));
+}
+
+uv_buf_t Worker::tls_buffer() {
+  if (!tls_buffer_) tls_buffer_ = std::make_unique<char[]>(kReadBufferSize);
+  return uv_buf_init(tls_buffer_.get(), kReadBufferSize);
 }
 
 void Worker::start() {
@@ -91,7 +98,7 @@ void Worker::start() {
 
 void Worker::run() {
   for (auto& listener : listeners_)
-    uv_listen(reinterpret_cast<uv_stream_t*>(listener.get()), 4096, &Worker::on_connection);
+    uv_listen(reinterpret_cast<uv_stream_t*>(&listener->tcp), 4096, &Worker::on_connection);
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
@@ -104,7 +111,7 @@ void Worker::join() {
 void Worker::on_stop(uv_async_t* async) noexcept {
   auto* w = static_cast<Worker*>(async->data);
   w->stopping_ = true;
-  for (auto& listener : w->listeners_) uv_close(reinterpret_cast<uv_handle_t*>(listener.get()), nullptr);
+  for (auto& listener : w->listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&listener->tcp), nullptr);
   // Closing a client removes it from the list: work on a copy.
   std::vector<ClientConn*> clients = w->clients_;
   for (ClientConn* conn : clients) conn->shutdown();
@@ -156,8 +163,8 @@ void Worker::on_note(void* worker, const LoopTasks::Note& note) {
 
 void Worker::on_connection(uv_stream_t* listener, int status) noexcept {
   if (status < 0) return;
-  auto* w = static_cast<Worker*>(listener->data);
-  ClientConn::accept(*w, listener);
+  const auto* entry = static_cast<const Listener*>(listener->data);
+  ClientConn::accept(*entry->worker, listener, entry->tls);
 }
 
 http::Body::Options Worker::body_options(bool whole) {

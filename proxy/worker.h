@@ -30,6 +30,7 @@
 #include "proxy/stats.h"
 #include "proxy/tier.h"
 #include "proxy/upstream.h"
+#include "tls/context.h"
 
 namespace edge::proxy {
 
@@ -47,6 +48,7 @@ struct Shared {
   std::atomic<uint64_t> client_connections{0};
   Bounds bounds;  // the temp-file space and the bounds' counters
   std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop
+  tls::ListenerContexts tls;   // one per listen entry (null for plain ones); outlive the workers
 };
 
 class Worker {
@@ -58,8 +60,9 @@ class Worker {
 
   static Worker& of(uv_loop_t* loop) { return *static_cast<Worker*>(loop->data); }
 
-  // Takes ownership of a bound, listening, non-blocking socket. Before start().
-  void adopt_listener(int fd);
+  // Takes ownership of a bound, listening, non-blocking socket, whose connections speak TLS
+  // with `tls` (borrowed, outlives the worker) unless it is null. Before start().
+  void adopt_listener(int fd, const tls::ServerContext* tls);
   void start();
   void request_stop();  // any thread
   void join();
@@ -77,6 +80,8 @@ class Worker {
   // The loop's one read buffer: every read callback on this loop consumes its bytes before
   // returning, so one buffer serves every connection and an idle connection holds none.
   uv_buf_t read_buffer() { return uv_buf_init(read_buffer_.get(), kReadBufferSize); }
+  // Likewise for the plaintext TLS connections decrypt into (allocated on first use).
+  uv_buf_t tls_buffer();
   // The current time as an HTTP date, refreshed at most once a second.
   std::string_view date();
 
@@ -112,7 +117,13 @@ class Worker {
   int index_;
   uv_loop_t loop_;
   uv_async_t stop_async_;
-  std::vector<std::unique_ptr<uv_tcp_t>> listeners_;
+  struct Listener {
+    uv_tcp_t tcp;
+    Worker* worker;
+    const tls::ServerContext* tls;  // null: plain HTTP
+  };
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unique_ptr<char[]> tls_buffer_;
   std::vector<std::vector<std::unique_ptr<Pool>>> pools_;
   std::unique_ptr<char[]> read_buffer_;
   std::vector<ClientConn*> clients_;  // for shutdown; unordered

@@ -45,7 +45,7 @@ void check_forwarded(const http::RequestHead& head, const std::string& body) {
   std::string host, target;
   if (head.method == "CONNECT" || !http::read_request_identity(head, host, target)) return;
   std::string out;
-  proxy::build_upstream_head(out, head, host, target, "127.0.0.1", body.size(), config(), 0, false, nullptr);
+  proxy::build_upstream_head(out, head, host, target, "127.0.0.1", false, body.size(), config(), 0, false, nullptr);
   out += body;
 
   http::RequestParser again({1 << 20, 1 << 20, 1 << 20});

@@ -145,11 +145,13 @@ TEST_CASE("GET /stats: cache events per host entry, totals and the store, as JSO
   // The harness's one probe of the client port is a connection closed without a word, counted
   // once edge has seen it go.
   auto connections_with = [](int client_closed) {
-    return ",\"connections\":{\"requests\":0,\"upstream_failures\":0,\"closes\":{\"client_closed\":" +
+    return ",\"connections\":{\"requests\":0,\"upstream_failures\":0,\"tls_handshakes\":0,\"tls_resumed\":0,"
+           "\"closes\":{\"client_closed\":" +
            std::to_string(client_closed) +
            ",\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":0,\"body_timeout\":0,"
            "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
-           "\"upstream_broken\":0,\"too_many_connections\":0,\"shutdown\":0}}}\n";
+           "\"upstream_broken\":0,\"too_many_connections\":0,\"tls_handshake_failed\":0,"
+           "\"plain_http_on_tls\":0,\"shutdown\":0}}}\n";
   };
   const std::string rest = r.body.substr(connections);
   CHECK((rest == connections_with(0) || rest == connections_with(1)));

@@ -415,6 +415,9 @@ Edge::Edge(const std::string& yaml_template)
   // "serving" comes after the lines of every listener.
   const std::string output = wait_for_line(process, "edge: serving", "edge");
   port = *port_on_line(output, "edge: listening on ");
+  for (size_t at = output.find("edge: listening on "); at != std::string::npos;
+       at = output.find("edge: listening on ", at + 1))
+    ports.push_back(*port_on_line(output.substr(at), "edge: listening on "));
   admin_port = port_on_line(output, "edge: admin listening on ").value_or(0);
 }
 

@@ -107,7 +107,8 @@ struct Edge {
   explicit Edge(const std::string& yaml_template);
   ~Edge();
   TempDir dir;
-  uint16_t port = 0;
+  uint16_t port = 0;               // the first listen entry's
+  std::vector<uint16_t> ports;     // every listen entry's, in the configuration's order
   uint16_t admin_port = 0;
   std::string config_path;
   Process process;

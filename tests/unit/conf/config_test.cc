@@ -340,8 +340,8 @@ TEST_CASE("an unknown key is reported at the key, in every map") {
         "test.yaml:6:13: unknown key 'max_idel'");
   CHECK(only_error(with_backend_body("    servers:\n      - { address: 127.0.0.1:1, wieght: 2 }\n")) ==
         "test.yaml:6:33: unknown key 'wieght'");
-  CHECK(only_error("listen:\n  - address: :80\n    tls: on\n" + minimal.substr(minimal.find("backends"))) ==
-        "test.yaml:3:5: unknown key 'tls'");
+  CHECK(only_error("listen:\n  - address: :80\n    tsl: {}\n" + minimal.substr(minimal.find("backends"))) ==
+        "test.yaml:3:5: unknown key 'tsl'");
   CHECK(only_error(minimal + "    caching: off\n") == "test.yaml:9:5: unknown key 'caching'");
   CHECK(only_error(minimal + "    routes:\n      - { path: /a, caching: off }\n") ==
         "test.yaml:10:21: unknown key 'caching'");
@@ -1977,4 +1977,73 @@ TEST_CASE("memcached, static and cluster errors across the file are all reported
   }
   INFO(joined(result));
   CHECK(positions == std::vector<std::string>{"1:20", "1:55", "10:5", "11:10", "13:27"});
+}
+
+TEST_CASE("tls: a listen entry's tls map is read, with defaults, and every mistake is placed") {
+  const std::string rest = minimal.substr(minimal.find("backends"));
+  auto with_tls = [&](const std::string& tls_lines) {
+    return "listen:\n  - address: 127.0.0.1:8443\n    tls:\n" + tls_lines + rest;
+  };
+  LoadResult loaded = load(with_tls("      certificates:\n"
+                                    "        - {cert: a.pem, key: a.key}\n"
+                                    "        - {cert: /etc/b.pem, key: /etc/b.key, names: [B.example, \"*.b.example\"], default: on}\n"
+                                    "      min_version: \"1.3\"\n"
+                                    "      ticket_rotation: 10m\n"));
+  INFO(joined(loaded));
+  REQUIRE(loaded.config);
+  const ListenTls& tls = loaded.config->listen[0].tls;
+  CHECK(tls.enabled);
+  REQUIRE(tls.certificates.size() == 2);
+  CHECK(tls.certificates[0].cert_file == "a.pem");  // relative to the file's folder (here none)
+  CHECK_FALSE(tls.certificates[0].is_default);
+  CHECK(tls.certificates[0].names.empty());
+  CHECK(tls.certificates[1].names == std::vector<std::string>{"b.example", "*.b.example"});
+  CHECK(tls.certificates[1].is_default);
+  CHECK(tls.min_version == TlsVersion::k1_3);
+  CHECK(tls.alpn == std::vector<std::string>{"http/1.1"});
+  CHECK(tls.session_tickets);
+  CHECK(tls.ticket_rotation == std::chrono::minutes(10));
+  CHECK_FALSE(load(minimal).config->listen[0].tls.enabled);
+
+  // Without `default: on`, the first certificate is the default.
+  LoadResult first = load(with_tls("      certificates: [{cert: a.pem, key: a.key}, {cert: b.pem, key: b.key}]\n"));
+  REQUIRE(first.config);
+  CHECK(first.config->listen[0].tls.certificates[0].is_default);
+
+  const std::string one = "      certificates: [{cert: a.pem, key: a.key}]\n";
+  CHECK(only_error(with_tls("      min_version: \"1.2\"\n")) == "test.yaml:4:7: missing required key 'certificates'");
+  CHECK(only_error(with_tls("      certificates: []\n")) == "test.yaml:4:21: 'certificates' must not be empty");
+  CHECK(only_error(with_tls("      certificates: [{cert: a.pem}]\n")) == "test.yaml:4:22: missing required key 'key'");
+  CHECK(only_error(with_tls(one + "      min_version: \"1.1\"\n")) ==
+        "test.yaml:5:20: TLS 1.1 is not offered: min_version may be 1.2 or 1.3");
+  CHECK(only_error(with_tls(one + "      min_version: tls13\n")) == "test.yaml:5:20: bad min_version 'tls13': expected 1.2 or 1.3");
+  CHECK(only_error(with_tls(one + "      alpn: [http/1.1, h2]\n")) ==
+        "test.yaml:5:24: unknown alpn protocol 'h2': only http/1.1 is served");
+  CHECK(only_error(with_tls(one + "      ticket_rotation: 0s\n")) == "test.yaml:5:24: 'ticket_rotation' must be greater than zero");
+  CHECK(only_error(with_tls(one + "      session_tickets: maybe\n")) ==
+        "test.yaml:5:24: bad session_tickets 'maybe': expected on, off, true or false");
+  CHECK(only_error(with_tls("      certificates:\n"
+                            "        - {cert: a.pem, key: a.key, names: [a.example]}\n"
+                            "        - {cert: b.pem, key: b.key, names: [A.example]}\n")) ==
+        "test.yaml:6:45: certificate name 'a.example' is already given to another certificate (line 5)");
+  CHECK(only_error(with_tls("      certificates: [{cert: a.pem, key: a.key, names: [\"a.example:443\"]}]\n")) ==
+        "test.yaml:4:56: bad certificate name 'a.example:443': expected a host name without port or '*.domain'");
+  CHECK(only_error(with_tls("      certificates:\n"
+                            "        - {cert: a.pem, key: a.key, default: on}\n"
+                            "        - {cert: b.pem, key: b.key, default: on}\n")) ==
+        "test.yaml:6:46: only one certificate may be the default (the first is at line 5)");
+  CHECK(only_error(with_tls(one + "      cipher: HIGH\n")) == "test.yaml:5:7: unknown key 'cipher'");
+}
+
+TEST_CASE("tls: redirect_https is a host's switch and needs an HTTPS listener") {
+  LoadResult plain = load(minimal + "    redirect_https: on\n");
+  CHECK_FALSE(plain.config);
+  CHECK(only_error(minimal + "    redirect_https: on\n") == "test.yaml:9:21: 'redirect_https' needs a listen entry with 'tls'");
+  LoadResult with_tls = load("listen:\n  - address: 127.0.0.1:8080\n  - address: 127.0.0.1:8443\n"
+                             "    tls: {certificates: [{cert: a.pem, key: a.key}]}\n" +
+                             minimal.substr(minimal.find("backends")) + "    redirect_https: on\n");
+  INFO(joined(with_tls));
+  REQUIRE(with_tls.config);
+  CHECK(with_tls.config->hosts[0].redirect_https);
+  CHECK_FALSE(load(minimal).config->hosts[0].redirect_https);
 }
