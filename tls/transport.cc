@@ -96,13 +96,11 @@ int TlsTransport::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
     if (done_) defer();
     return write_status_;
   }
-  if (sent >= total) {
-    if (done) done_ = nullptr;
-    return static_cast<int>(total);
-  }
-  // A failure after part of it went out reaches `done` from the loop.
-  if (write_status_ < 0) defer();
-  return static_cast<int>(sent);
+  if (sent >= total && done) done_ = nullptr;
+  // An earlier write this one's pump completed, or a failure after part of this one went out:
+  // its `done` is called from the loop.
+  if (done_ && (write_status_ < 0 || plaintext_sent_ >= done_end_)) defer();
+  return static_cast<int>(sent >= total ? total : sent);
 }
 
 bool TlsTransport::encrypt_ahead() {

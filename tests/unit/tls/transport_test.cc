@@ -373,13 +373,17 @@ TEST_CASE("tls: a large write to a peer that does not read stays bounded and arr
   CHECK(done.calls == 0);
   CHECK(rig.client->queued_bytes() > 0);
 
+  // A write without completion behind it (static bytes): queued after the big one, in order.
+  static const std::string kTail = "and the tail";
+  CHECK(write_all(rig.client, kTail) == 0);
+
   rig.server_sink.on_each = [&] {
     most_ciphertext = std::max(most_ciphertext, rig.client->ciphertext_queued());
   };
   rig.server_sink.resume();
-  REQUIRE(rig.run([&] { return done.calls == 1 && rig.server_sink.received.size() == big.size(); }));
+  REQUIRE(rig.run([&] { return done.calls == 1 && rig.server_sink.received.size() == big.size() + kTail.size(); }));
   CHECK(done.status == 0);
-  CHECK(rig.server_sink.received == big);
+  CHECK(rig.server_sink.received == big + kTail);
   CHECK(most_ciphertext <= 2 * TlsTransport::kEncryptAhead);
   CHECK(rig.client->queued_bytes() == 0);
   rig.spin();
