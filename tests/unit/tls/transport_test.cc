@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "http/body.h"
+#include "http/server_conn.h"
 #include "http/tcp_transport.h"
 
 using edge::http::Output;
@@ -160,6 +162,8 @@ struct Rig {
   Sink client_sink;
   ConnectWait connect_wait;
   std::function<void()> on_accept;
+  // When set, it takes each accepted server transport instead of the rig's sink.
+  std::function<void(std::unique_ptr<TlsTransport>)> adopt;
 
   Rig() {
     uv_loop_init(&loop);
@@ -205,6 +209,7 @@ struct Rig {
         std::move(tcp), SSL_new(rig->server_context), &rig->loop,
         uv_buf_init(rig->server_plaintext.data(), static_cast<unsigned>(rig->server_plaintext_size)),
         TlsTransport::Role::kServer);
+    if (rig->adopt) return rig->adopt(std::move(tls));
     rig->server = tls.get();
     rig->server_closer.owned = std::move(tls);
     rig->server_sink.transport = rig->server;
@@ -311,6 +316,31 @@ struct RawPeer {
     REQUIRE(uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp), &buf, 1) == static_cast<int>(sent.size()));
   }
   void close() { uv_close(reinterpret_cast<uv_handle_t*>(&tcp), nullptr); }
+};
+
+// The HTTP server core over a TlsTransport, as a client connection would run: one body per
+// request, then the connection closes.
+class HttpOverTls final : public edge::http::ServerConn {
+ public:
+  HttpOverTls(uv_loop_t* loop, const std::string* body, bool* freed)
+      : ServerConn(loop, Settings{}), body_text_(body), freed_(freed) {}
+
+ private:
+  ~HttpOverTls() override { *freed_ = true; }
+  edge::http::Body* on_head(edge::http::RequestHead&) override { return nullptr; }
+  void on_request(edge::http::RequestHead&) override {
+    body_.append(*body_text_);
+    body_.set_complete();
+    head_ = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body_.size()) + "\r\nConnection: close\r\n\r\n";
+    respond(&head_, &body_, false, false, false);
+  }
+  void on_refuse(int, Close) override { close(Close::kHandler); }
+  void on_close(Close) override {}
+
+  const std::string* body_text_;
+  bool* freed_;
+  edge::http::Body body_;
+  std::string head_;
 };
 
 std::string pattern(size_t size) {
@@ -536,4 +566,24 @@ TEST_CASE("tls: close() during the handshake and with writes queued") {
     REQUIRE(rig.run([&] { return rig.client_closer.calls == 1; }));
     CHECK(events == std::vector<std::string>{"written " + std::to_string(UV_ECANCELED), "closed"});
   }
+}
+
+TEST_CASE("tls: the HTTP server core runs unchanged over the TLS transport") {
+  Rig rig;
+  const std::string body = pattern(512 * 1024);
+  bool freed = false;
+  rig.adopt = [&](std::unique_ptr<TlsTransport> tls) {
+    auto* conn = new HttpOverTls(&rig.loop, &body, &freed);
+    conn->start(std::move(tls));
+  };
+  rig.connect_and_handshake();
+  const std::string request = "GET /big HTTP/1.1\r\nHost: test.example\r\n\r\n";
+  CHECK(write_all(rig.client, request) == static_cast<int>(request.size()));
+  // The answer, then the server's close_notify after it.
+  REQUIRE(rig.run([&] { return rig.client_sink.ends == 1; }));
+  CHECK(rig.client_sink.end_status == UV_EOF);
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  CHECK(rig.client_sink.received == head + body);
+  CHECK(rig.client->shutdown() == 0);
+  REQUIRE(rig.run([&] { return freed; }));
 }
