@@ -65,8 +65,6 @@ size_t TlsTransport::queued_bytes() const {
   return static_cast<size_t>(plaintext_queued_ - plaintext_encrypted_) + ciphertext_queued();
 }
 
-// --- writing ---
-
 int TlsTransport::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
   if (closing_) return UV_EINVAL;
   if (write_status_ < 0) return write_status_;
@@ -206,8 +204,6 @@ int TlsTransport::shutdown() {
   pump();
   return 0;
 }
-
-// --- reading ---
 
 int TlsTransport::read_start(Reader* reader) {
   if (closing_) return UV_EINVAL;
@@ -361,8 +357,6 @@ void TlsTransport::record_error(const char* fallback) {
   ERR_clear_error();
 }
 
-// --- connecting ---
-
 int TlsTransport::connect(const sockaddr* address, Connected* done) {
   if (closing_ || role_ != Role::kClient) return UV_EINVAL;
   const int rc = inner_->connect(address, this);
@@ -380,8 +374,6 @@ void TlsTransport::on_connected(int status) {
   handshake_started_ = true;
   advance();
 }
-
-// --- the loop's turn and closing ---
 
 void TlsTransport::defer() {
   if (!closing_) uv_idle_start(&idle_, &TlsTransport::on_idle);
