@@ -94,6 +94,7 @@ class TlsTransport final : public http::Transport,
   void close(Closed* done) override;
   int peer_address(sockaddr_storage* out) const override { return inner_->peer_address(out); }
 
+  // The ciphertext part of queued_bytes(), bounded whatever the writes' size (see above).
   size_t ciphertext_queued() const;
   Failure failure() const { return failure_; }
   // OpenSSL's reason for the failure (or ours when OpenSSL had none), for logs; empty if none.
