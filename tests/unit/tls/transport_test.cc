@@ -474,6 +474,22 @@ TEST_CASE("tls: plain HTTP on the TLS port gets a plain 400 and ends reading wit
   peer.close();
 }
 
+TEST_CASE("tls: garbage inside a handshake record fails the server's handshake") {
+  Rig rig;
+  RawPeer peer;
+  peer.connect(rig);
+  peer.send(std::string("\x16\x03\x01\x00\x08", 5) + "garbage!");
+  REQUIRE(rig.run([&] { return rig.server_sink.ends == 1; }));
+  CHECK(rig.server_sink.end_status == UV_EPROTO);
+  CHECK(rig.server->failure() == TlsTransport::Failure::kHandshake);
+  CHECK_FALSE(rig.server->error_text().empty());
+  CHECK_FALSE(rig.server->handshake_done());
+  // The peer gets OpenSSL's alert, not a plain-text answer.
+  REQUIRE(rig.run([&] { return !peer.received.empty(); }));
+  CHECK(peer.received[0] == '\x15');
+  peer.close();
+}
+
 TEST_CASE("tls: a certificate for another name fails the client's handshake") {
   Rig rig;
   rig.connect_client(kHost, "other.example");
