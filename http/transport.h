@@ -17,8 +17,9 @@
 //   and unchanged until then. At most one write with a `done` is queued at a time; writes
 //   without one (`done` null) may be queued any time and are for bytes that outlive the
 //   transport (static strings: "100 Continue", a refusal).
-// - queued_bytes(): what was accepted by write() and is not yet handed to the kernel (or, for
-//   TLS, not yet encrypted and handed): the measure of a client's progress in reading.
+// - queued_bytes(): what was accepted by write() and is not yet handed to the kernel (for TLS:
+//   the plaintext not yet encrypted plus the ciphertext not yet handed): the measure of a
+//   client's progress in reading.
 // - read_start(reader) delivers bytes to reader->on_data(), each delivery valid only during the
 //   call, until read_stop(). The end of the peer's stream (UV_EOF) or a failure (a negative
 //   libuv error) is told once through reader->on_end(status), and reading has stopped then.
@@ -33,14 +34,21 @@
 //   and never from inside close(), done->on_closed(): only from then may the owner free the
 //   Transport. Called at most once. Until then the Transport must stay where it is.
 //
-// How TLS fits: a TlsTransport owns a TcpTransport (or its uv_tcp_t) and an SSL object with
-// memory BIOs. Its reads take the socket's ciphertext into the read BIO and deliver what
-// SSL_read yields to the Reader (the handshake happens on the first reads, before any
-// on_data); its write() runs SSL_write over the buffers into the write BIO and hands the
-// ciphertext to the socket, so the caller's bytes are consumed at once (write() then returns
-// the total and its queued_bytes() is the ciphertext still queued); shutdown() sends
-// close_notify; close() closes the socket. A client-side TlsTransport connects its socket and
-// runs the handshake before it reports on_connected. Nothing above the Transport changes.
+// How TLS fits (tls/transport.h): a TlsTransport owns another Transport (a TcpTransport in
+// practice), an SSL object and its two memory BIOs, so every socket byte still goes through the
+// inner transport on libuv. Its reads put the inner transport's ciphertext into the read BIO and
+// deliver what SSL_read yields to the Reader (a server's handshake runs on the first reads,
+// before any on_data; bytes buffered when the reader stops wait, in order, for the next
+// read_start(), and reach the reader from the loop). Its write() runs SSL_write over the
+// caller's buffers at most a bounded amount ahead of what the socket accepted, and hands the
+// ciphertext from buffers of its own to the inner transport: it returns the plaintext bytes whose
+// ciphertext the socket took at once, keeps the caller's remaining buffers (valid until `done`,
+// as above) and encrypts them as the socket drains; `done` follows once every byte is encrypted
+// and taken. Writes made before the handshake completed are held until it did. queued_bytes() is
+// the plaintext not yet encrypted plus the ciphertext the socket has not taken. shutdown() sends
+// close_notify after the queued writes, then half-closes the socket; close() closes the socket
+// and the transport's own idle handle. A client-side TlsTransport connects its socket and runs
+// the handshake before it reports on_connected. Nothing above the Transport changes.
 #pragma once
 
 #include <sys/socket.h>
