@@ -1166,7 +1166,7 @@ class Loader {
     if (!expect_map(entry, "backend " + backend.name)) return;
     Entries fields = entries(entry.value, {"servers", "balance", "queue", "health", "eject",
                                            "slow_start", "connect_timeout", "response_timeout",
-                                           "pool"});
+                                           "pool", "tls"});
     if (const Entry* servers = require(fields, "servers", entry.value)) {
       read_servers(*servers, backend);
     }
@@ -1180,6 +1180,35 @@ class Loader {
     read_duration(find(fields, "response_timeout"), "response_timeout",
                   backend.response_timeout);
     if (const Entry* pool = find(fields, "pool")) read_pool(*pool, backend.pool);
+    if (const Entry* tls = find(fields, "tls")) read_backend_tls(*tls, backend.tls);
+    // The health checker speaks plain HTTP; to a TLS port it would only ever see failures.
+    if (backend.tls.enabled && backend.health.enabled) {
+      fail(find(fields, "health")->key, "health checks over TLS are not supported yet: remove 'health' or 'tls'");
+    }
+  }
+
+  void read_backend_tls(const Entry& entry, BackendTls& tls) {
+    tls.enabled = true;
+    tls.mark = mark_of(entry.key);
+    if (!expect_map(entry, "tls")) return;
+    Entries fields = entries(entry.value, {"verify", "ca_file", "server_name"});
+    read_switch(find(fields, "verify"), "verify", tls.verify);
+    if (const Entry* ca = find(fields, "ca_file")) {
+      if (auto text = scalar(*ca, "ca_file")) {
+        tls.ca_file = resolved_path(file_, *text);
+        tls.ca_mark = mark_of(*ca);
+      }
+    }
+    if (const Entry* name = find(fields, "server_name")) {
+      if (auto text = scalar(*name, "server_name")) {
+        std::string lowered_name = lowered(*text);
+        if (!is_host_pattern(lowered_name) || lowered_name.find('*') != std::string::npos) {
+          fail(*name, "bad server_name '" + *text + "': expected a host name without port");
+        } else {
+          tls.server_name = std::move(lowered_name);
+        }
+      }
+    }
   }
 
   void read_servers(const Entry& entry, Backend& backend) {

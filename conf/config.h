@@ -148,6 +148,19 @@ struct Pool {
   Duration idle_timeout{std::chrono::seconds(30)};  // an idle conn older than this is closed
 };
 
+// TLS towards a backend's servers (`tls:` map on a backend).
+struct BackendTls {
+  bool enabled = false;  // the `tls` key is present
+  bool verify = true;    // `verify: on|off`: the server's certificate chain and name are checked
+  // `ca_file`: PEM certificates to trust, relative to the configuration; empty: the system's.
+  std::string ca_file;
+  Mark ca_mark;
+  // `server_name`: sent as SNI and checked against the certificate; empty: the server's own
+  // address is checked (an IP address against the certificate's IP entries) and no SNI is sent.
+  std::string server_name;
+  Mark mark;  // the `tls` key
+};
+
 struct Backend {
   std::string name;
   std::vector<Server> servers;  // never empty
@@ -159,6 +172,7 @@ struct Backend {
   Duration connect_timeout{std::chrono::seconds(1)};
   Duration response_timeout{std::chrono::seconds(30)};  // request sent -> response complete
   Pool pool;
+  BackendTls tls;
   Mark mark;
 };
 

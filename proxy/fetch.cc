@@ -142,6 +142,7 @@ balancer::Outcome Fetch::outcome_of(UpstreamFailure failure) {
   switch (failure) {
     case UpstreamFailure::kConnectRefused:
     case UpstreamFailure::kConnectTimeout:
+    case UpstreamFailure::kTlsHandshake:
       return balancer::Outcome::kConnectFailed;
     case UpstreamFailure::kResetBeforeResponse:
     case UpstreamFailure::kBadResponse:
@@ -182,6 +183,11 @@ void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
     case UpstreamFailure::kConnectRefused:
     case UpstreamFailure::kConnectTimeout:
       // Nothing reached that server: any request may go to another one.
+      return dispatch();
+    case UpstreamFailure::kTlsHandshake:
+      // Likewise, but the server is there and is not the one asked for: a bad gateway, as nginx
+      // says, unless another server answers.
+      last_failure_status_ = 502;
       return dispatch();
     case UpstreamFailure::kResetBeforeResponse:
       // The request reached the server. Only what is harmless to repeat goes elsewhere.

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   // Certificates and keys are read now, so --check finds what start-up would.
   std::vector<edge::conf::Error> errors;
   std::vector<edge::conf::Error> warnings;
-  edge::tls::ListenerContexts tls = edge::tls::build_listener_contexts(*loaded.config, errors, warnings);
+  edge::tls::Contexts tls = edge::tls::build_contexts(*loaded.config, errors, warnings);
   for (const auto& warning : warnings) {
     std::fprintf(stderr, "%s:%d:%d: warning: %s\n", warning.mark.file.c_str(), warning.mark.line, warning.mark.col,
                  warning.message.c_str());

@@ -57,7 +57,7 @@ void sweep_step(uv_timer_t* timer) noexcept {
 }
 }  // namespace
 
-Server::Server(conf::Config config, tls::ListenerContexts tls)
+Server::Server(conf::Config config, tls::Contexts tls)
     : shared_(std::make_unique<Shared>(std::move(config))) {
   shared_->tls = std::move(tls);
   for (int i = 0; i < shared_->config.workers; ++i) workers_.push_back(std::make_unique<Worker>(*shared_, i));

@@ -14,7 +14,7 @@ namespace edge::proxy {
 class Server {
  public:
   // `tls`: the listeners' TLS contexts, built from `config` (tls/context.h).
-  Server(conf::Config config, tls::ListenerContexts tls);
+  Server(conf::Config config, tls::Contexts tls);
   ~Server();
 
   // Binds every listen address once per worker (SO_REUSEPORT); a port 0 is the kernel's choice

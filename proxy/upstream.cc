@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "http/tcp_transport.h"
+#include "tls/transport.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -12,6 +13,7 @@ const char* failure_name(UpstreamFailure failure) {
   switch (failure) {
     case UpstreamFailure::kConnectRefused: return "connect refused";
     case UpstreamFailure::kConnectTimeout: return "connect timeout";
+    case UpstreamFailure::kTlsHandshake: return "TLS handshake failed";
     case UpstreamFailure::kResetBeforeResponse: return "closed before responding";
     case UpstreamFailure::kBadResponse: return "bad response";
     case UpstreamFailure::kResponseTimeout: return "response timeout";
@@ -71,6 +73,9 @@ void UpstreamConn::on_write_done(int status) {
 void UpstreamConn::on_connected(int status) {
   if (state_ == State::kClosing) return;
   deadline_.clear();
+  // The TLS transport reports a failed handshake as a protocol error; the socket's own errors
+  // are the connect's.
+  if (status == UV_EPROTO) return fail(UpstreamFailure::kTlsHandshake);
   if (status < 0) return fail(UpstreamFailure::kConnectRefused);
   state_ = State::kBusy;
   start_reading();
@@ -219,8 +224,8 @@ void UpstreamConn::on_closed() { deadline_.close_and_delete<UpstreamConn>(); }
 // ---- pool ----
 
 Pool::Pool(uv_loop_t* loop, const conf::Backend& backend, const conf::Server& server,
-           const sockaddr_storage& address)
-    : loop_(loop), backend_(backend), server_(server), address_(address) {}
+           const sockaddr_storage& address, const tls::ClientContext* tls)
+    : loop_(loop), backend_(backend), server_(server), address_(address), tls_(tls) {}
 
 Pool::~Pool() { shutdown(); }
 
@@ -232,8 +237,20 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
     conn->reused_ = true;
     return conn;
   }
-  auto* conn = new UpstreamConn(*this, std::make_unique<http::TcpTransport>(loop_, Worker::of(loop_).read_buffer()));
+  std::unique_ptr<http::Transport> transport =
+      std::make_unique<http::TcpTransport>(loop_, Worker::of(loop_).read_buffer());
+  SSL* ssl = tls_ ? tls_->new_ssl(server_.address.host, &session_slot_) : nullptr;
+  if (ssl) {
+    transport = std::make_unique<tls::TlsTransport>(std::move(transport), ssl, loop_, Worker::of(loop_).tls_buffer(),
+                                                    tls::TlsTransport::Role::kClient);
+  }
+  auto* conn = new UpstreamConn(*this, std::move(transport));
   conn->reused_ = false;
+  if (tls_ && !ssl) {
+    // Never in plain text to a TLS backend: the connection fails as one that was refused.
+    conn->connect_failed_ = true;
+    return conn;
+  }
   conn->connect(reinterpret_cast<const sockaddr*>(&address_));
   return conn;
 }

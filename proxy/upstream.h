@@ -27,6 +27,7 @@
 #include "http/deadline.h"
 #include "http/parser.h"
 #include "http/transport.h"
+#include "tls/context.h"
 #include "http/writer.h"
 
 namespace edge::proxy {
@@ -36,6 +37,7 @@ class Pool;
 enum class UpstreamFailure {
   kConnectRefused,   // nothing reached the server: another server may be tried
   kConnectTimeout,   // likewise
+  kTlsHandshake,     // connected, but no TLS session (certificate, name, protocol): likewise
   kResetBeforeResponse,  // the request was sent; the server closed or reset before any byte
   kBadResponse,      // garbage, a truncated response, or an error reading it
   kResponseTimeout,  // no response (or no progress) within response_timeout
@@ -116,7 +118,9 @@ class UpstreamConn final : http::StreamWriter::Owner,
 // One server's keep-alive pool on one worker loop.
 class Pool {
  public:
-  Pool(uv_loop_t* loop, const conf::Backend& backend, const conf::Server& server, const sockaddr_storage& address);
+  // `tls` (borrowed, outlives the pool): the backend's TLS context; null for plain TCP.
+  Pool(uv_loop_t* loop, const conf::Backend& backend, const conf::Server& server, const sockaddr_storage& address,
+       const tls::ClientContext* tls = nullptr);
   ~Pool();  // closes idle connections; busy ones close themselves
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -139,6 +143,10 @@ class Pool {
   const conf::Backend& backend_;
   const conf::Server& server_;
   sockaddr_storage address_;
+  const tls::ClientContext* tls_;
+  // The last TLS session this server gave this worker, offered by the next connection; the
+  // pool outlives its connections, whose SSL objects point at it.
+  tls::ClientContext::SessionSlot session_slot_;
   std::vector<UpstreamConn*> idle_;
   bool shut_down_ = false;
 };

@@ -53,9 +53,10 @@ Worker::Worker(Shared& shared, int index)
   const conf::Config& config = shared.config;
   for (size_t b = 0; b < config.backends.size(); ++b) {
     std::vector<std::unique_ptr<Pool>> pools;
+    const tls::ClientContext* tls = b < shared.tls.by_backend.size() ? shared.tls.by_backend[b].get() : nullptr;
     for (size_t s = 0; s < config.backends[b].servers.size(); ++s)
       pools.push_back(std::make_unique<Pool>(&loop_, config.backends[b], config.backends[b].servers[s],
-                                             shared.server_addresses[b][s]));
+                                             shared.server_addresses[b][s], tls));
     pools_.push_back(std::move(pools));
   }
 }

@@ -48,7 +48,7 @@ struct Shared {
   std::atomic<uint64_t> client_connections{0};
   Bounds bounds;  // the temp-file space and the bounds' counters
   std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop
-  tls::ListenerContexts tls;   // one per listen entry (null for plain ones); outlive the workers
+  tls::Contexts tls;  // the listeners' and backends' TLS contexts; outlive the workers
 };
 
 class Worker {

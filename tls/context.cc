@@ -317,9 +317,90 @@ int ServerContext::on_alpn(SSL*, const unsigned char** out, unsigned char* out_l
   return SSL_TLSEXT_ERR_OK;
 }
 
-ListenerContexts build_listener_contexts(const conf::Config& config, std::vector<conf::Error>& errors,
-                                         std::vector<conf::Error>& warnings) {
-  ListenerContexts out;
+// ---- ClientContext ----
+
+namespace {
+int session_slot_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+}  // namespace
+
+ClientContext::~ClientContext() { SSL_CTX_free(ctx_); }
+
+ClientContext::SessionSlot::~SessionSlot() { SSL_SESSION_free(session_); }
+
+std::unique_ptr<ClientContext> ClientContext::build(const conf::BackendTls& config, std::vector<conf::Error>& errors) {
+  std::unique_ptr<ClientContext> context(new ClientContext);
+  ERR_clear_error();
+  context->ctx_ = SSL_CTX_new(TLS_client_method());
+  if (!context->ctx_) {
+    errors.push_back({config.mark, "cannot create a TLS context: " + openssl_reason()});
+    return nullptr;
+  }
+  SSL_CTX* ctx = context->ctx_;
+  context->verify_ = config.verify;
+  context->server_name_ = config.server_name;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  static const unsigned char kAlpn[] = "\x08http/1.1";
+  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn - 1);
+  if (config.verify) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (!config.ca_file.empty()) {
+      if (!readable(config.ca_file, config.ca_mark, "CA file", errors)) return nullptr;
+      if (SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1) {
+        errors.push_back({config.ca_mark, "cannot load CA file '" + config.ca_file + "': " + openssl_reason()});
+        return nullptr;
+      }
+    } else {
+      SSL_CTX_set_default_verify_paths(ctx);
+    }
+  }
+  // Sessions go to the connection's slot, not to a cache of the context's shared by threads.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, &ClientContext::on_new_session);
+  return context;
+}
+
+SSL* ClientContext::new_ssl(const std::string& address, SessionSlot* slot) const {
+  SSL* ssl = SSL_new(ctx_);
+  if (!ssl) return nullptr;
+  if (!server_name_.empty()) {
+    SSL_set_tlsext_host_name(ssl, server_name_.c_str());
+    if (verify_) SSL_set1_host(ssl, server_name_.c_str());
+  } else if (verify_) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), address.c_str());
+  }
+  SSL_set_ex_data(ssl, session_slot_index(), slot);
+  if (slot && slot->session_) {
+    // Offered as a copy too: a connection freed without close_notify spoils the session it used.
+    if (SSL_SESSION* offered = SSL_SESSION_dup(slot->session_)) {
+      SSL_set_session(ssl, offered);
+      SSL_SESSION_free(offered);
+    }
+  }
+  return ssl;
+}
+
+int ClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) noexcept {
+  auto* slot = static_cast<SessionSlot*>(SSL_get_ex_data(ssl, session_slot_index()));
+  if (!slot) return 0;
+  // A copy: OpenSSL marks the connection's own session unusable when the connection is freed
+  // without a close_notify, which is how a pooled connection usually ends.
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (!copy) return 0;
+  SSL_SESSION_free(slot->session_);
+  slot->session_ = copy;
+  return 0;  // the connection's session stays OpenSSL's
+}
+
+// ---- every context ----
+
+Contexts build_contexts(const conf::Config& config, std::vector<conf::Error>& errors,
+                        std::vector<conf::Error>& warnings) {
+  Contexts out;
   std::optional<conf::Duration> rotation;
   for (const conf::Listen& listen : config.listen)
     if (listen.tls.enabled && listen.tls.session_tickets)
@@ -331,6 +412,8 @@ ListenerContexts build_listener_contexts(const conf::Config& config, std::vector
                                   ? ServerContext::build(listen.tls, out.ticket_keys.get(), errors, warnings)
                                   : nullptr);
   }
+  for (const conf::Backend& backend : config.backends)
+    out.by_backend.push_back(backend.tls.enabled ? ClientContext::build(backend.tls, errors) : nullptr);
   return out;
 }
 

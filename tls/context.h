@@ -103,14 +103,57 @@ class ServerContext {
   std::string alpn_wire_;       // the configured protocols, length-prefixed
 };
 
-// The contexts of every listen entry, in Config::listen order (null for a plain one), and the
-// ticket keys they share (rotated at the shortest ticket_rotation of them).
-struct ListenerContexts {
+// The client side, towards one backend's servers: TLS 1.2 or later, ALPN http/1.1, the server's
+// certificate verified against `ca_file` (or the system's trust store) and the configured name
+// (or the server's address), unless `verify: off`. Sessions are resumed: each caller keeps the
+// last session a server gave (SessionSlot), offered again on its next connection.
+class ClientContext {
+ public:
+  ~ClientContext();
+  ClientContext(const ClientContext&) = delete;
+  ClientContext& operator=(const ClientContext&) = delete;
+
+  // Null with `errors` filled when the CA file cannot be read.
+  static std::unique_ptr<ClientContext> build(const conf::BackendTls& config, std::vector<conf::Error>& errors);
+
+  // Where the sessions one server hands out are kept: one per server and worker, used on that
+  // worker's loop only. The slot must outlive every SSL made for it.
+  class SessionSlot {
+   public:
+    SessionSlot() = default;
+    ~SessionSlot();
+    SessionSlot(const SessionSlot&) = delete;
+    SessionSlot& operator=(const SessionSlot&) = delete;
+
+   private:
+    friend class ClientContext;
+    SSL_SESSION* session_ = nullptr;
+  };
+
+  // A client-side SSL for a connection to `address` (the server's numeric host), offering the
+  // slot's session; null only when OpenSSL cannot allocate.
+  SSL* new_ssl(const std::string& address, SessionSlot* slot) const;
+
+ private:
+  ClientContext() = default;
+  static int on_new_session(SSL* ssl, SSL_SESSION* session) noexcept;
+
+  SSL_CTX* ctx_ = nullptr;
+  bool verify_ = true;
+  std::string server_name_;
+};
+
+// Every TLS context the configuration names, built once at start: the listeners' (in
+// Config::listen order, null for a plain one) with the ticket keys they share (rotated at the
+// shortest ticket_rotation of them), and the backends' (in Config::backends order, null without
+// tls).
+struct Contexts {
   std::unique_ptr<TicketKeys> ticket_keys;
   std::vector<std::unique_ptr<ServerContext>> by_listener;
+  std::vector<std::unique_ptr<ClientContext>> by_backend;
 };
-// Every certificate read and checked; `errors` non-empty means nothing may start.
-ListenerContexts build_listener_contexts(const conf::Config& config, std::vector<conf::Error>& errors,
-                                         std::vector<conf::Error>& warnings);
+// Every certificate and CA file read and checked; `errors` non-empty means nothing may start.
+Contexts build_contexts(const conf::Config& config, std::vector<conf::Error>& errors,
+                        std::vector<conf::Error>& warnings);
 
 }  // namespace edge::tls

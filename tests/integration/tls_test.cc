@@ -398,3 +398,61 @@ TEST_CASE("tls: a wrong certificate setup stops edge with file:line:col and Open
     CHECK(output.find("cannot load certificate") != std::string::npos);
   }
 }
+
+namespace {
+
+// edge in front of another edge whose TLS listener serves a.test's certificate, in front of the
+// app: the front's backend speaks TLS with `backend_tls` and keeps no idle connection, so every
+// request makes a new TLS connection (each a handshake the back counts).
+struct Chain {
+  Certificates certificates;
+  App app{"origin"};
+  Edge back{config_for(app, certificates)};
+  std::string front_config(const std::string& backend_tls) const {
+    return R"(workers: 1
+listen: [{address: "127.0.0.1:{{port}}"}]
+backends:
+  secure:
+    servers: [)" + yaml_address(back.ports.at(1)) + R"(]
+    pool: {max_idle: 0}
+    tls: )" + backend_tls + R"(
+hosts:
+  - match: ["*"]
+    backend: secure
+)";
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tls: a backend over TLS, verified by name against a CA file, its sessions resumed") {
+  Chain chain;
+  Edge front{chain.front_config("{ca_file: \"" + chain.certificates.pem("a.test") + "\", server_name: a.test}")};
+  for (int i = 0; i < 8; ++i) {
+    const Response r = get(front.port, "a.test", "/echo");
+    CHECK(r.status == 200);
+    // The back saw a TLS connection: its backend heard https.
+    CHECK(r.body.find(R"(["X-Forwarded-Proto","https"])") != std::string::npos);
+  }
+  CHECK(connection_figure(chain.back.admin_port, "tls_handshakes") == 8);
+  CHECK(connection_figure(chain.back.admin_port, "tls_resumed") == 7);
+}
+
+TEST_CASE("tls: a backend whose certificate does not match the name, or is not trusted, gets no request") {
+  Chain chain;
+  SUBCASE("the wrong name") {
+    Edge front{chain.front_config("{ca_file: \"" + chain.certificates.pem("a.test") + "\", server_name: c.test}")};
+    CHECK(get(front.port, "a.test", "/echo").status == 502);
+    CHECK(connection_figure(chain.back.admin_port, "requests") == 0);
+  }
+  SUBCASE("a CA that did not sign it") {
+    Edge front{chain.front_config("{ca_file: \"" + chain.certificates.pem("b.test") + "\", server_name: a.test}")};
+    CHECK(get(front.port, "a.test", "/echo").status == 502);
+    CHECK(connection_figure(chain.back.admin_port, "requests") == 0);
+  }
+  SUBCASE("verify: off takes it") {
+    Edge front{chain.front_config("{verify: off, server_name: c.test}")};
+    CHECK(get(front.port, "a.test", "/echo").status == 200);
+    CHECK(connection_figure(chain.back.admin_port, "requests") == 1);
+  }
+}
