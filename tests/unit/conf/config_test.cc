@@ -2047,3 +2047,27 @@ TEST_CASE("tls: redirect_https is a host's switch and needs an HTTPS listener") 
   CHECK(with_tls.config->hosts[0].redirect_https);
   CHECK_FALSE(load(minimal).config->hosts[0].redirect_https);
 }
+
+TEST_CASE("tls: a backend's tls map: verification on by default, a name, a CA file, and what is refused") {
+  LoadResult loaded = load(with_backend_body("    servers: [127.0.0.1:1]\n"
+                                             "    tls: {ca_file: /etc/edge/ca.pem, server_name: App.Internal}\n"));
+  INFO(joined(loaded));
+  REQUIRE(loaded.config);
+  const BackendTls& tls = loaded.config->backends[0].tls;
+  CHECK(tls.enabled);
+  CHECK(tls.verify);
+  CHECK(tls.ca_file == "/etc/edge/ca.pem");
+  CHECK(tls.server_name == "app.internal");
+  CHECK_FALSE(load(minimal).config->backends[0].tls.enabled);
+  LoadResult off = load(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {verify: off}\n"));
+  REQUIRE(off.config);
+  CHECK_FALSE(off.config->backends[0].tls.verify);
+
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {server_name: \"*.internal\"}\n")) ==
+        "test.yaml:6:24: bad server_name '*.internal': expected a host name without port");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {server_name: \"app:443\"}\n")) ==
+        "test.yaml:6:24: bad server_name 'app:443': expected a host name without port");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {sni: app}\n")) == "test.yaml:6:11: unknown key 'sni'");
+  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {}\n    health: {path: /health}\n")) ==
+        "test.yaml:7:5: health checks over TLS are not supported yet: remove 'health' or 'tls'");
+}
