@@ -5,11 +5,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "balancer/health.h"
 
@@ -87,6 +89,60 @@ bool Server::open(std::string& error) {
   return true;
 }
 
+void Server::reload_certificates() {
+  const conf::LoadResult loaded = conf::load_file(shared_->config.file);
+  if (!loaded.config) {
+    for (const conf::Error& error : loaded.errors) std::fprintf(stderr, "edge: reload: %s\n", error.text().c_str());
+    std::fprintf(stderr, "edge: reload refused: the configuration has errors; the certificates in use stay\n");
+    return;
+  }
+  const std::vector<conf::Listen>& fresh = loaded.config->listen;
+  const std::vector<conf::Listen>& current = shared_->config.listen;
+  if (fresh.size() != current.size()) {
+    std::fprintf(stderr, "edge: reload refused: listen entries were added or removed; only certificates are reloaded\n");
+    return;
+  }
+  tls::Contexts& tls = shared_->tls;
+  std::vector<conf::Error> errors;
+  std::vector<conf::Error> warnings;
+  std::vector<std::unique_ptr<tls::ServerContext>> built(current.size());
+  for (size_t i = 0; i < current.size(); ++i) {
+    if (!current[i].tls.enabled) continue;
+    if (!fresh[i].tls.enabled) {
+      errors.push_back({fresh[i].mark, "a listener cannot stop speaking TLS on reload"});
+      continue;
+    }
+    if (fresh[i].tls.session_tickets && !tls.ticket_keys)
+      tls.ticket_keys = std::make_unique<tls::TicketKeys>(
+          std::chrono::duration_cast<std::chrono::seconds>(fresh[i].tls.ticket_rotation));
+    built[i] = tls::ServerContext::build(fresh[i].tls, tls.ticket_keys.get(), errors, warnings);
+  }
+  for (const conf::Error& warning : warnings)
+    std::fprintf(stderr, "edge: reload: %s:%d:%d: warning: %s\n", warning.mark.file.c_str(), warning.mark.line,
+                 warning.mark.col, warning.message.c_str());
+  if (!errors.empty()) {
+    for (const conf::Error& error : errors) std::fprintf(stderr, "edge: reload: %s\n", error.text().c_str());
+    std::fprintf(stderr, "edge: reload refused: the certificates in use stay\n");
+    return;
+  }
+  std::vector<std::pair<size_t, const tls::ServerContext*>> swaps;
+  for (size_t i = 0; i < built.size(); ++i) {
+    if (!built[i]) continue;
+    swaps.emplace_back(i, built[i].get());
+    tls.retired.push_back(std::move(tls.by_listener[i]));
+    tls.by_listener[i] = std::move(built[i]);
+  }
+  // Said once every worker has taken them: from then on every new connection gets them.
+  auto workers_left = std::make_shared<std::atomic<size_t>>(workers_.size());
+  for (auto& worker : workers_) {
+    worker->poster()([worker = worker.get(), swaps, workers_left] {
+      for (const auto& [index, context] : swaps) worker->use_tls(index, context);
+      if (workers_left->fetch_sub(1) == 1)
+        std::fprintf(stderr, "edge: certificates reloaded for %zu listener%s\n", swaps.size(), swaps.size() == 1 ? "" : "s");
+    });
+  }
+}
+
 int Server::run() {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -103,6 +159,12 @@ int Server::run() {
   };
   uv_signal_start(&signals[0], on_signal, SIGINT);
   uv_signal_start(&signals[1], on_signal, SIGTERM);
+  uv_signal_t hangup;
+  uv_signal_init(&loop, &hangup);
+  hangup.data = this;
+  uv_signal_start(
+      &hangup, [](uv_signal_t* handle, int) noexcept { static_cast<Server*>(handle->data)->reload_certificates(); },
+      SIGHUP);
   int code = 0;
   if (shared_->config.admin.enabled) {
     std::vector<const cache::Counters*> counters;
@@ -140,6 +202,7 @@ int Server::run() {
   }
   if (admin_) admin_->close();
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&hangup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&ban_sweep), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
   admin_.reset();

@@ -29,6 +29,11 @@ class Server {
   int run();
 
  private:
+  // SIGHUP: the certificates of the TLS listeners are read again from the configuration file;
+  // connections accepted afterwards use them. Anything wrong, and the current ones stay (the
+  // reasons go to stderr). Until edge reloads its whole configuration, only certificates change.
+  void reload_certificates();
+
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;  // on run()'s loop, while it runs

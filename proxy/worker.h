@@ -63,6 +63,9 @@ class Worker {
   // Takes ownership of a bound, listening, non-blocking socket, whose connections speak TLS
   // with `tls` (borrowed, outlives the worker) unless it is null. Before start().
   void adopt_listener(int fd, const tls::ServerContext* tls);
+  // Connections accepted from now on by the `index`th listener use `tls` (reloaded
+  // certificates). On the worker's loop (post it through poster()).
+  void use_tls(size_t index, const tls::ServerContext* tls) { listeners_.at(index)->tls = tls; }
   void start();
   void request_stop();  // any thread
   void join();

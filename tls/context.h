@@ -151,6 +151,9 @@ struct Contexts {
   std::unique_ptr<TicketKeys> ticket_keys;
   std::vector<std::unique_ptr<ServerContext>> by_listener;
   std::vector<std::unique_ptr<ClientContext>> by_backend;
+  // Listener contexts replaced by a reload of the certificates: a handshake begun on one may
+  // still call into it, so they live until the process ends (a few KB per reload).
+  std::vector<std::unique_ptr<ServerContext>> retired;
 };
 // Every certificate and CA file read and checked; `errors` non-empty means nothing may start.
 Contexts build_contexts(const conf::Config& config, std::vector<conf::Error>& errors,

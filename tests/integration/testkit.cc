@@ -93,6 +93,8 @@ std::optional<uint16_t> port_on_line(const std::string& output, std::string_view
   return std::nullopt;
 }
 
+}  // namespace
+
 // The process's output once a complete line starting with `prefix` is in it (what a binary
 // writes once it listens). Throws with the output if the process dies first or never writes it.
 std::string wait_for_line(Process& process, std::string_view prefix, const std::string& what) {
@@ -108,6 +110,8 @@ std::string wait_for_line(Process& process, std::string_view prefix, const std::
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
+
+namespace {
 
 std::string replace_all(std::string text, std::string_view from, std::string_view to) {
   for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))

@@ -116,6 +116,11 @@ struct Edge {
 
 int unclean_exits();
 
+// The process's output once a complete line starting with `prefix` is in it (what a binary
+// writes once it listens, or once it has reloaded). Throws with the output if the process dies
+// first or never writes it within 20 s.
+std::string wait_for_line(Process& process, std::string_view prefix, const std::string& what);
+
 // A memcached server of its own on the port it reported after binding an ephemeral one (64 MB,
 // no UDP), ready when constructed.
 struct MemcachedServer {

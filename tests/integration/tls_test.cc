@@ -13,7 +13,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -455,4 +458,49 @@ TEST_CASE("tls: a backend whose certificate does not match the name, or is not t
     CHECK(get(front.port, "a.test", "/echo").status == 200);
     CHECK(connection_figure(chain.back.admin_port, "requests") == 1);
   }
+}
+
+TEST_CASE("tls: SIGHUP reloads the certificates; a broken file is refused and the old ones stay") {
+  Certificates certificates;
+  TempDir live;  // the files the configuration names, rewritten under edge's feet
+  const auto copy = [&](const std::string& from, const std::string& name) {
+    std::ifstream in(from, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    return live.write(name, bytes.str());
+  };
+  const std::string pem = copy(certificates.pem("a.test"), "site.pem");
+  const std::string key = copy(certificates.key("a.test"), "site.key");
+  App app{"origin"};
+  Edge edge{R"(workers: 2
+listen:
+  - address: "127.0.0.1:{{port}}"
+    tls: {certificates: [{cert: ")" + pem + R"(", key: ")" + key + R"("}]}
+backends:
+  app: {servers: [)" + yaml_address(app.port) + R"(]}
+hosts:
+  - {match: ["*"], backend: app}
+)"};
+  auto subject = [&] {
+    TlsOptions options;
+    options.server_name = "a.test";
+    TlsOutcome outcome;
+    run_tls(edge.port, options, outcome);
+    REQUIRE(outcome.handshake);
+    return outcome.subject;
+  };
+  CHECK(subject() == "a.test");
+
+  copy(certificates.pem("b.test"), "site.pem");
+  copy(certificates.key("b.test"), "site.key");
+  edge.process.kill(SIGHUP);
+  wait_for_line(edge.process, "edge: certificates reloaded for 1 listener", "edge");
+  // Each worker takes the new contexts from its inbox; a few connections reach both.
+  for (int i = 0; i < 8; ++i) CHECK(subject() == "b.test");
+
+  live.write("site.pem", "not a certificate\n");
+  edge.process.kill(SIGHUP);
+  const std::string output = wait_for_line(edge.process, "edge: reload refused", "edge");
+  CHECK(output.find("cannot load certificate '" + pem + "'") != std::string::npos);
+  for (int i = 0; i < 4; ++i) CHECK(subject() == "b.test");
 }
