@@ -15,51 +15,18 @@
 #include "http/body.h"
 #include "http/server_conn.h"
 #include "http/tcp_transport.h"
+#include "tests/unit/tls/test_credentials.h"
 
 using edge::http::Output;
 using edge::http::TcpTransport;
 using edge::http::Transport;
 using edge::tls::TlsTransport;
+using edge::testing::Credentials;
 
 namespace {
 
 constexpr char kHost[] = "test.example";
 
-// A fresh EC P-256 key and a self-signed certificate for test.example, valid from a minute ago
-// for a day. Nothing secret is ever written to disk or committed.
-struct Credentials {
-  EVP_PKEY* key = nullptr;
-  X509* cert = nullptr;
-
-  Credentials() {
-    key = EVP_EC_gen("P-256");
-    REQUIRE(key != nullptr);
-    cert = X509_new();
-    REQUIRE(cert != nullptr);
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
-    X509_set_pubkey(cert, key);
-    X509_NAME* name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(kHost), -1, -1, 0);
-    X509_set_issuer_name(cert, name);
-    X509V3_CTX context;
-    X509V3_set_ctx_nodb(&context);
-    X509V3_set_ctx(&context, cert, cert, nullptr, nullptr, 0);
-    X509_EXTENSION* alt_name = X509V3_EXT_conf_nid(nullptr, &context, NID_subject_alt_name, "DNS:test.example");
-    REQUIRE(alt_name != nullptr);
-    X509_add_ext(cert, alt_name, -1);
-    X509_EXTENSION_free(alt_name);
-    REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
-  }
-  ~Credentials() {
-    X509_free(cert);
-    EVP_PKEY_free(key);
-  }
-  Credentials(const Credentials&) = delete;
-  Credentials& operator=(const Credentials&) = delete;
-};
 
 int select_http11(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* offered,
                   unsigned offered_length, void*) {
