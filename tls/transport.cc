@@ -104,19 +104,41 @@ int TlsTransport::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
 bool TlsTransport::encrypt_ahead() {
   while (plaintext_front_ < plaintext_.size() && BIO_ctrl_pending(write_bio_) < kEncryptAhead) {
     uv_buf_t& front = plaintext_[plaintext_front_];
-    const int length = static_cast<int>(std::min<size_t>(front.len, kRecordPlaintext));
+    if (front.len == 0) {  // SSL_write takes no empty record
+      ++plaintext_front_;
+      continue;
+    }
+    const char* record = front.base;
+    size_t length = std::min<size_t>(front.len, kRecordPlaintext);
+    if (length < kRecordPlaintext && plaintext_front_ + 1 < plaintext_.size()) {
+      // A head, a chunk-size line, a small body: one record for them all, not one each (each
+      // record costs its header, its tag and a pass of the cipher's setup).
+      if (!gathered_) gathered_ = std::make_unique<char[]>(kRecordPlaintext);
+      length = 0;
+      for (size_t i = plaintext_front_; i < plaintext_.size() && length < kRecordPlaintext; ++i) {
+        const size_t take = std::min<size_t>(plaintext_[i].len, kRecordPlaintext - length);
+        std::copy_n(plaintext_[i].base, take, gathered_.get() + length);
+        length += take;
+      }
+      record = gathered_.get();
+    }
     ERR_clear_error();
     // A memory BIO always takes the whole record, so a positive result is the whole length.
-    const int written = SSL_write(ssl_, front.base, length);
+    const int written = SSL_write(ssl_, record, static_cast<int>(length));
     if (written <= 0) {
       record_error("encryption failed");
       drop_plaintext(UV_EPROTO);
       return false;
     }
     plaintext_encrypted_ += static_cast<uint64_t>(written);
-    front.base += written;
-    front.len -= static_cast<unsigned>(written);
-    if (front.len == 0) ++plaintext_front_;
+    for (size_t consumed = static_cast<size_t>(written); consumed > 0;) {
+      uv_buf_t& buffer = plaintext_[plaintext_front_];
+      const size_t take = std::min<size_t>(buffer.len, consumed);
+      buffer.base += take;
+      buffer.len -= static_cast<unsigned>(take);
+      consumed -= take;
+      if (buffer.len == 0) ++plaintext_front_;
+    }
   }
   if (plaintext_front_ == plaintext_.size()) {
     // clear() keeps the capacity: the steady state allocates nothing.

@@ -151,6 +151,7 @@ class TlsTransport final : public http::Transport,
   uint64_t plaintext_sent_ = 0;
   uint64_t done_end_ = 0;
   // The ciphertext handed to the inner transport and not yet accepted (unchanged until then).
+  std::unique_ptr<char[]> gathered_;  // small buffers copied into one record (kRecordPlaintext)
   std::unique_ptr<char[]> ciphertext_;
   size_t ciphertext_capacity_ = 0;
   uint64_t ciphertext_plaintext_end_ = 0;  // plaintext_encrypted_ when it was taken

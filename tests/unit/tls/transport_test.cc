@@ -350,6 +350,34 @@ TEST_CASE("tls: handshake, bytes both ways, ALPN and SNI") {
   CHECK(rig.client_sink.ends == 0);
 }
 
+TEST_CASE("tls: small buffers written together, empty ones among them, arrive whole and in order") {
+  Rig rig;
+  rig.connect_and_handshake();
+  // A head, an empty piece, a chunk line, a body larger than a record, a last small piece: the
+  // small ones share records, the large one is cut at the record size.
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string line = "5000\r\n";
+  const std::string body = pattern(0x5000);
+  const std::string tail = "\r\n0\r\n\r\n";
+  uv_buf_t bufs[] = {uv_buf_init(const_cast<char*>(head.data()), static_cast<unsigned>(head.size())),
+                     uv_buf_init(nullptr, 0),
+                     uv_buf_init(const_cast<char*>(line.data()), static_cast<unsigned>(line.size())),
+                     uv_buf_init(const_cast<char*>(body.data()), static_cast<unsigned>(body.size())),
+                     uv_buf_init(const_cast<char*>(tail.data()), static_cast<unsigned>(tail.size()))};
+  WriteWait done;
+  const int written = rig.server->write(bufs, 5, &done);
+  REQUIRE(written >= 0);
+  const std::string all = head + line + body + tail;
+  REQUIRE(rig.run([&] { return rig.client_sink.received.size() == all.size(); }));
+  CHECK(rig.client_sink.received == all);
+  // What did not go out at once completed once, with success.
+  if (static_cast<size_t>(written) < all.size()) {
+    REQUIRE(rig.run([&] { return done.calls == 1; }));
+    CHECK(done.status == 0);
+  }
+  CHECK(rig.server->failure() == TlsTransport::Failure::kNone);
+}
+
 TEST_CASE("tls: a large write to a peer that does not read stays bounded and arrives whole") {
   Rig rig;
   rig.server_sink.stop_once = true;  // the first delivery stops the server's reading
