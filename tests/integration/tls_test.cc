@@ -133,6 +133,16 @@ std::string get_request(const std::string& host, const std::string& target) {
   return "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
 }
 
+// GET /health for a.test over exactly TLS `version`.
+TlsOptions health_over(int version) {
+  TlsOptions options;
+  options.server_name = "a.test";
+  options.min_version = version;
+  options.max_version = version;
+  options.request = get_request("a.test", "/health");
+  return options;
+}
+
 // Everything read from a plain connection to `port` after sending `bytes`, until it closes.
 std::string plain_exchange(uint16_t port, const std::string& bytes) {
   const int fd = connect_loopback(port);
@@ -250,11 +260,7 @@ TEST_CASE("tls: TLS 1.0 and 1.1 are refused; 1.2 and 1.3 are served") {
   }
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     CAPTURE(version);
-    TlsOptions options;
-    options.server_name = "a.test";
-    options.min_version = version;
-    options.max_version = version;
-    options.request = get_request("a.test", "/health");
+    const TlsOptions options = health_over(version);
     TlsOutcome outcome;
     run_tls(site.tls(), options, outcome);
     REQUIRE(outcome.handshake);
@@ -266,11 +272,7 @@ TEST_CASE("tls: a session is resumed by every later connection, whichever worker
   Site site;
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     CAPTURE(version);
-    TlsOptions options;
-    options.server_name = "a.test";
-    options.min_version = version;
-    options.max_version = version;
-    options.request = get_request("a.test", "/health");
+    TlsOptions options = health_over(version);
     TlsOutcome first;
     run_tls(site.tls(), options, first);
     REQUIRE(first.handshake);
