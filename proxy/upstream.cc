@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "http/tcp_transport.h"
-#include "tls/transport.h"
 #include "proxy/worker.h"
+#include "tls/transport.h"
 
 namespace edge::proxy {
 
