@@ -100,10 +100,7 @@ void ClientConn::on_close(Close why) {
   if (tls_) {
     if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kPlainHttp) reason = CloseReason::kPlainHttpOnTls;
     if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kHandshake) reason = CloseReason::kTlsHandshakeFailed;
-    if (tls_->handshake_done()) {
-      worker_.stats().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-      if (tls_->resumed()) worker_.stats().tls_resumed.fetch_add(1, std::memory_order_relaxed);
-    }
+    count_handshake();
   }
   if (reason == CloseReason::kSendTimeout) worker_.bounds().count(worker_.bounds().send_timeouts);
   worker_.stats().count_close(reason);
@@ -114,7 +111,16 @@ void ClientConn::on_close(Close why) {
 
 // ---- a request arrives ----
 
+void ClientConn::count_handshake() {
+  if (handshake_counted_ || !tls_ || !tls_->handshake_done()) return;
+  handshake_counted_ = true;
+  worker_.stats().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (tls_->resumed()) worker_.stats().tls_resumed.fetch_add(1, std::memory_order_relaxed);
+}
+
 http::Body* ClientConn::on_head(http::RequestHead& head) {
+  // At the first request, before its answer: a client that saw the answer sees the count.
+  count_handshake();
   if (const int refused = request_.recv(head)) {
     reject(refused, CloseReason::kBadRequest);
     return nullptr;

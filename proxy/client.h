@@ -66,6 +66,8 @@ class ClientConn final : public http::ServerConn, Request::Client {
   // Closes now, counted under `reason`.
   void close_for(CloseReason reason);
   bool upload_too_slow();
+  // Counts the TLS handshake once: at the first request, else when the connection closes.
+  void count_handshake();
 
   Worker& worker_;
   size_t registry_index_ = 0;
@@ -74,6 +76,7 @@ class ClientConn final : public http::ServerConn, Request::Client {
   std::optional<CloseReason> close_reason_;  // decided by edge; wins over how the close happens
   char client_ip_[48] = {};
   tls::TlsTransport* tls_ = nullptr;  // the transport, when the connection is TLS
+  bool handshake_counted_ = false;
 };
 
 }  // namespace edge::proxy

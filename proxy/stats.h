@@ -43,7 +43,7 @@ const char* close_reason_key(CloseReason reason);
 struct Stats {
   std::atomic<uint64_t> requests{0};           // complete requests read from clients
   std::atomic<uint64_t> upstream_failures{0};  // backend exchanges that failed
-  std::atomic<uint64_t> tls_handshakes{0};     // completed, counted when their connection ends
+  std::atomic<uint64_t> tls_handshakes{0};     // completed: at the first request, else at the close
   std::atomic<uint64_t> tls_resumed{0};        // of which resumed a session
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
   void count_close(CloseReason r) { closes[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
