@@ -113,8 +113,7 @@ void Server::reload_certificates() {
       continue;
     }
     if (fresh[i].tls.session_tickets && !tls.ticket_keys)
-      tls.ticket_keys = std::make_unique<tls::TicketKeys>(
-          std::chrono::duration_cast<std::chrono::seconds>(fresh[i].tls.ticket_rotation));
+      tls.ticket_keys = std::make_unique<tls::TicketKeys>(fresh[i].tls.ticket_rotation);
     built[i] = tls::ServerContext::build(fresh[i].tls, tls.ticket_keys.get(), errors, warnings);
   }
   for (const conf::Error& warning : warnings)

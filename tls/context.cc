@@ -113,7 +113,7 @@ bool readable(const std::string& path, const conf::Mark& mark, std::string_view 
 
 // ---- TicketKeys ----
 
-TicketKeys::TicketKeys(std::chrono::seconds rotation)
+TicketKeys::TicketKeys(std::chrono::milliseconds rotation)
     : rotation_(rotation), current_since_(std::chrono::steady_clock::now()), current_(fresh_key()) {}
 
 TicketKeys::Key TicketKeys::fresh_key() {
@@ -406,7 +406,7 @@ Contexts build_contexts(const conf::Config& config, std::vector<conf::Error>& er
     if (listen.tls.enabled && listen.tls.session_tickets)
       rotation = std::min(rotation.value_or(listen.tls.ticket_rotation), listen.tls.ticket_rotation);
   if (rotation)
-    out.ticket_keys = std::make_unique<TicketKeys>(std::chrono::duration_cast<std::chrono::seconds>(*rotation));
+    out.ticket_keys = std::make_unique<TicketKeys>(*rotation);
   for (const conf::Listen& listen : config.listen) {
     out.by_listener.push_back(listen.tls.enabled
                                   ? ServerContext::build(listen.tls, out.ticket_keys.get(), errors, warnings)

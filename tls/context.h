@@ -36,7 +36,7 @@ namespace edge::tls {
 // Session ticket keys shared by every context of the process. Thread-safe.
 class TicketKeys {
  public:
-  explicit TicketKeys(std::chrono::seconds rotation);
+  explicit TicketKeys(std::chrono::milliseconds rotation);
 
   struct Key {
     std::array<unsigned char, 16> name;

@@ -124,3 +124,18 @@ TEST_CASE("tls context: a backend's CA file that is missing or not PEM is an err
   errors.clear();
   CHECK(tls::ClientContext::build(config, errors));  // nothing to verify: the file is not read
 }
+
+TEST_CASE("tls context: the ticket key ring finds the key a ticket names, and no other") {
+  // A rotation under a second is kept as given (it was once cut to zero seconds, which turned
+  // the ring over on every handshake so no ticket could ever be taken back).
+  tls::TicketKeys keys(std::chrono::milliseconds(500));
+  const tls::TicketKeys::Key current = keys.current();
+  tls::TicketKeys::Key found;
+  bool is_current = false;
+  // Current, or previous if a rotation came between: either way it still decrypts.
+  REQUIRE(keys.find(current.name.data(), &found, &is_current));
+  CHECK(found.aes == current.aes);
+  CHECK(found.hmac == current.hmac);
+  unsigned char unknown[16] = {};
+  CHECK_FALSE(keys.find(unknown, &found, &is_current));
+}
