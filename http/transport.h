@@ -44,11 +44,13 @@
 // ciphertext from buffers of its own to the inner transport: it returns the plaintext bytes whose
 // ciphertext the socket took at once, keeps the caller's remaining buffers (valid until `done`,
 // as above) and encrypts them as the socket drains; `done` follows once every byte is encrypted
-// and taken. Writes made before the handshake completed are held until it did. queued_bytes() is
-// the plaintext not yet encrypted plus the ciphertext the socket has not taken. shutdown() sends
-// close_notify after the queued writes, then half-closes the socket; close() closes the socket
-// and the transport's own idle handle. A client-side TlsTransport connects its socket and runs
-// the handshake before it reports on_connected. Nothing above the Transport changes.
+// and taken (inside a delivery it only encrypts, and the whole delivery's ciphertext leaves in
+// one write when the reader returns). Writes made before the handshake completed are held until
+// it did. queued_bytes() is the plaintext not yet encrypted plus the ciphertext the socket has
+// not taken. shutdown() sends close_notify after the queued writes, then half-closes the socket;
+// close() closes the socket and the transport's own idle handle. A client-side TlsTransport
+// connects its socket and runs the handshake before it reports on_connected. Nothing above the
+// Transport changes.
 #pragma once
 
 #include <sys/socket.h>

@@ -86,7 +86,9 @@ int TlsTransport::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
   in_write_ = false;
 
   const uint64_t total = plaintext_queued_ - start;
-  const uint64_t sent = plaintext_sent_ > start ? plaintext_sent_ - start : 0;
+  // Corked, the ciphertext waits in our own buffer for the flush at the end of the delivery.
+  const uint64_t taken = corked_ ? plaintext_encrypted_ : plaintext_sent_;
+  const uint64_t sent = taken > start ? taken - start : 0;
   if (write_status_ < 0 && sent == 0) {
     // Nothing of this write went out: the caller hears of it here, not through `done`; an
     // earlier write still waiting hears of it from the loop.
@@ -131,6 +133,7 @@ bool TlsTransport::encrypt_ahead() {
       return false;
     }
     plaintext_encrypted_ += static_cast<uint64_t>(written);
+    tickets_held_ = false;
     for (size_t consumed = static_cast<size_t>(written); consumed > 0;) {
       uv_buf_t& buffer = plaintext_[plaintext_front_];
       const size_t take = std::min<size_t>(buffer.len, consumed);
@@ -163,26 +166,9 @@ void TlsTransport::pump() {
     if (shutdown_requested_ && handshake_done_ && !close_notify_sent_ && plaintext_.empty()) {
       SSL_shutdown(ssl_);
       close_notify_sent_ = true;
+      tickets_held_ = false;
     }
-    const size_t pending = BIO_ctrl_pending(write_bio_);
-    if (pending == 0) break;
-    if (pending > ciphertext_capacity_) {
-      ciphertext_capacity_ = std::max(pending, kEncryptAhead + kRecordPlaintext);
-      ciphertext_ = std::make_unique<char[]>(ciphertext_capacity_);
-    }
-    const int taken = BIO_read(write_bio_, ciphertext_.get(), static_cast<int>(pending));
-    ciphertext_plaintext_end_ = plaintext_encrypted_;
-    uv_buf_t buf = uv_buf_init(ciphertext_.get(), static_cast<unsigned>(taken));
-    const int written = inner_->write(&buf, 1, this);
-    if (written < 0) {
-      drop_plaintext(written);
-      break;
-    }
-    if (written == taken) {
-      plaintext_sent_ = ciphertext_plaintext_end_;
-    } else {
-      inner_busy_ = true;
-    }
+    if (corked_ || !hand_ciphertext()) break;
   }
 
   // After a failed handshake or a failed write there is no close_notify to send.
@@ -199,6 +185,29 @@ void TlsTransport::pump() {
     done_ = nullptr;
     done->on_written(write_status_ < 0 ? write_status_ : 0);
   }
+}
+
+bool TlsTransport::hand_ciphertext() {
+  const size_t pending = BIO_ctrl_pending(write_bio_);
+  if (pending == 0) return false;
+  if (pending > ciphertext_capacity_) {
+    ciphertext_capacity_ = std::max(pending, kEncryptAhead + kRecordPlaintext);
+    ciphertext_ = std::make_unique<char[]>(ciphertext_capacity_);
+  }
+  const int taken = BIO_read(write_bio_, ciphertext_.get(), static_cast<int>(pending));
+  ciphertext_plaintext_end_ = plaintext_encrypted_;
+  uv_buf_t buf = uv_buf_init(ciphertext_.get(), static_cast<unsigned>(taken));
+  const int written = inner_->write(&buf, 1, this);
+  if (written < 0) {
+    drop_plaintext(written);
+    return false;
+  }
+  if (written == taken) {
+    plaintext_sent_ = ciphertext_plaintext_end_;
+  } else {
+    inner_busy_ = true;
+  }
+  return true;
 }
 
 void TlsTransport::on_written(int status) {
@@ -302,12 +311,24 @@ void TlsTransport::step_handshake() {
   const int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
     handshake_done_ = true;
-    // The handshake's last flight, and whatever was written while it ran.
-    pump();
-    if (closing_ || !connected_) return;
+    // The handshake's last flight leaves with the first answer or request, in one segment: a
+    // TLS 1.3 server's session tickets wait for its first write (or close), a client's Finished
+    // goes with what on_connected() writes. A TLS 1.2 server's last flight is its Finished,
+    // which the client waits for before it sends a request: that one leaves at once.
+    if (role_ == Role::kServer) {
+      tickets_held_ = SSL_version(ssl_) == TLS1_3_VERSION;
+      // Writes held during the handshake (an early answer, a shutdown) go now, tickets first.
+      if (!tickets_held_ || !plaintext_.empty() || shutdown_requested_) pump();
+      return;
+    }
+    if (!connected_) return;
     Connected* connected = connected_;
     connected_ = nullptr;
-    return connected->on_connected(0);
+    corked_ = true;
+    connected->on_connected(0);
+    corked_ = false;
+    if (!closing_) pump();
+    return;
   }
   const int error = SSL_get_error(ssl_, rc);
   if (error == SSL_ERROR_WANT_READ && inner_end_status_ == 0) return pump();
@@ -333,14 +354,20 @@ void TlsTransport::deliver() {
       ended_ = true;
       reading_ = false;
       update_inner_reading();
+      if (BIO_ctrl_pending(write_bio_) > 0) pump();
+      if (closing_) return;
       return reader_->on_end(end_status_);
     }
     if (!handshake_done_) return;
     ERR_clear_error();
     const int n = SSL_read(ssl_, plaintext_buffer_.base, static_cast<int>(plaintext_buffer_.len));
     if (n > 0) {
-      // The reader may stop, write or close from inside: the loop condition checks.
+      // The reader may stop, write or close from inside: the loop condition checks. What it
+      // writes is encrypted but kept (corked) until this delivery ends, so an answer, the
+      // answers to pipelined requests and a close_notify after them leave in one segment.
+      corked_ = true;
       reader_->on_data(plaintext_buffer_.base, static_cast<size_t>(n));
+      corked_ = false;
       continue;
     }
     const int error = SSL_get_error(ssl_, n);
@@ -358,8 +385,9 @@ void TlsTransport::deliver() {
       end_status_ = UV_EPROTO;
     }
   }
-  // Reading may have produced something to send (an alert, a key update's answer).
-  if (!closing_ && BIO_ctrl_pending(write_bio_) > 0) pump();
+  // Reading may have produced something to send (an alert, a key update's answer), and a
+  // corked delivery its answers.
+  if (!closing_ && !tickets_held_ && BIO_ctrl_pending(write_bio_) > 0) pump();
 }
 
 void TlsTransport::record_error(const char* fallback) {
@@ -410,7 +438,11 @@ void TlsTransport::on_idle(uv_idle_t* idle) noexcept {
 
 void TlsTransport::close(Closed* done) {
   if (closing_) return;
+  // What a corked delivery kept goes to the socket as it would have without the cork; what
+  // the socket does not take at once is cancelled with the rest.
+  if (!inner_busy_ && write_status_ == 0) hand_ciphertext();
   closing_ = true;
+  corked_ = false;
   closed_ = done;
   connected_ = nullptr;
   open_handles_ = 2;

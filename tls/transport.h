@@ -26,6 +26,12 @@
 //   ciphertext accepted by the socket at once; `done` follows once every byte of the write is
 //   encrypted and accepted. The ciphertext lives in the transport's own buffers, so writes
 //   without `done` are fine too.
+// - Corking: inside on_data() and a client's on_connected(), write() and shutdown() only
+//   encrypt (up to kEncryptAhead) and count those bytes as taken; the ciphertext goes to the
+//   socket in one write when the call returns (or at close()). So an answer, the answers to
+//   pipelined requests, close_notify after them and a TLS 1.3 server's session tickets (held
+//   from the end of the handshake until its first write) share one segment, and a client's
+//   Finished goes with its first request.
 // - Writes made before the handshake completed (a server's early answer, say) are held, not
 //   refused, and go out right after it; writes after a failed handshake, after plain HTTP or
 //   after shutdown() are refused (UV_EPROTO, UV_EPIPE).
@@ -119,6 +125,7 @@ class TlsTransport final : public http::Transport,
   void deliver();
   void pump();
   bool encrypt_ahead();
+  bool hand_ciphertext();
   void drop_plaintext(int status);
   void refuse_plain_http();
   void update_inner_reading();
@@ -170,6 +177,8 @@ class TlsTransport final : public http::Transport,
   bool inner_reading_ = false;
   bool inner_busy_ = false;  // an inner write with our completion is queued
   bool in_write_ = false;
+  bool corked_ = false;  // inside a delivery or on_connected(): ciphertext waits for its end
+  bool tickets_held_ = false;  // the write BIO holds a TLS 1.3 server's session tickets alone
   bool shutdown_requested_ = false;
   bool close_notify_sent_ = false;
   bool inner_shut_down_ = false;

@@ -107,6 +107,28 @@ struct Closer final : Transport::Closed {
   }
 };
 
+// A TcpTransport that counts the writes handed to the socket: how many segments a peer sees.
+class CountingTcp final : public Transport {
+ public:
+  CountingTcp(uv_loop_t* loop, uv_buf_t buffer, int* writes) : tcp_(loop, buffer), writes_(writes) {}
+  int accept(uv_stream_t* listener) { return tcp_.accept(listener); }
+  int write(const uv_buf_t* bufs, unsigned count, WriteDone* done) override {
+    ++*writes_;
+    return tcp_.write(bufs, count, done);
+  }
+  size_t queued_bytes() const override { return tcp_.queued_bytes(); }
+  int read_start(Reader* reader) override { return tcp_.read_start(reader); }
+  void read_stop() override { tcp_.read_stop(); }
+  int connect(const sockaddr* address, Connected* done) override { return tcp_.connect(address, done); }
+  int shutdown() override { return tcp_.shutdown(); }
+  void close(Closed* done) override { tcp_.close(done); }
+  int peer_address(sockaddr_storage* out) const override { return tcp_.peer_address(out); }
+
+ private:
+  TcpTransport tcp_;
+  int* writes_;
+};
+
 // A listener whose connections become server TlsTransports, clients that connect to it, and
 // raw TCP peers, all on the test's loop.
 struct Rig {
@@ -127,6 +149,8 @@ struct Rig {
   Closer client_closer;
   Sink server_sink;
   Sink client_sink;
+  int server_socket_writes = 0;
+  int client_socket_writes = 0;
   ConnectWait connect_wait;
   std::function<void()> on_accept;
   // When set, it takes each accepted server transport instead of the rig's sink.
@@ -169,8 +193,9 @@ struct Rig {
   static void on_connection(uv_stream_t* stream, int status) noexcept {
     auto* rig = static_cast<Rig*>(stream->data);
     if (status < 0) return;
-    auto tcp = std::make_unique<TcpTransport>(
-        &rig->loop, uv_buf_init(rig->server_socket_buffer.data(), static_cast<unsigned>(rig->server_socket_buffer.size())));
+    auto tcp = std::make_unique<CountingTcp>(
+        &rig->loop, uv_buf_init(rig->server_socket_buffer.data(), static_cast<unsigned>(rig->server_socket_buffer.size())),
+        &rig->server_socket_writes);
     if (tcp->accept(stream) != 0) return;
     auto tls = std::make_unique<TlsTransport>(
         std::move(tcp), SSL_new(rig->server_context), &rig->loop,
@@ -192,9 +217,11 @@ struct Rig {
   }
 
   // A client that sends `sni` and verifies the certificate against `verify_name`.
-  void connect_client(const char* sni = kHost, const char* verify_name = kHost) {
-    auto tcp = std::make_unique<TcpTransport>(
-        &loop, uv_buf_init(client_socket_buffer.data(), static_cast<unsigned>(client_socket_buffer.size())));
+  void connect_client(const char* sni = kHost, const char* verify_name = kHost,
+                      Transport::Connected* waiter = nullptr) {
+    auto tcp = std::make_unique<CountingTcp>(
+        &loop, uv_buf_init(client_socket_buffer.data(), static_cast<unsigned>(client_socket_buffer.size())),
+        &client_socket_writes);
     SSL* ssl = SSL_new(client_context);
     SSL_set_tlsext_host_name(ssl, sni);
     SSL_set1_host(ssl, verify_name);
@@ -206,7 +233,7 @@ struct Rig {
     client_closer.owned = std::move(tls);
     client_sink.transport = client;
     sockaddr_storage to = address();
-    REQUIRE(client->connect(reinterpret_cast<const sockaddr*>(&to), &connect_wait) == 0);
+    REQUIRE(client->connect(reinterpret_cast<const sockaddr*>(&to), waiter ? waiter : &connect_wait) == 0);
   }
 
   void connect_and_handshake() {
@@ -597,4 +624,46 @@ TEST_CASE("tls: the HTTP server core runs unchanged over the TLS transport") {
   CHECK(rig.client_sink.received == head + body);
   CHECK(rig.client->shutdown() == 0);
   REQUIRE(rig.run([&] { return freed; }));
+}
+
+TEST_CASE("tls: the handshake's last flight, an answer and close_notify leave in one segment") {
+  Rig rig;
+  SSL_CTX_set_num_tickets(rig.server_context, 2);  // TLS 1.3 tickets, sent after the handshake
+  // The server answers from inside the delivery and shuts down at once, as an HTTP server does
+  // for a request with Connection: close.
+  static const std::string kRequest = "request";
+  static const std::string kAnswer = "the answer";
+  int answer_write = -1;
+  rig.server_sink.on_each = [&] {
+    if (rig.server_sink.received != kRequest) return;
+    answer_write = write_all(rig.server, kAnswer);
+    CHECK(rig.server->shutdown() == 0);
+  };
+  // The client writes its request from on_connected, as a backend connection does.
+  struct WriteOnConnect final : Transport::Connected {
+    Rig* rig = nullptr;
+    int status = 1;
+    int request_write = -1;
+    void on_connected(int s) override {
+      status = s;
+      if (s == 0) request_write = write_all(rig->client, kRequest);
+    }
+  } connected;
+  connected.rig = &rig;
+  rig.connect_client(kHost, kHost, &connected);
+  REQUIRE(rig.run([&] { return connected.status != 1; }));
+  REQUIRE(connected.status == 0);
+  // Taken whole at once: it waits in the transport's buffer, not in the caller's.
+  CHECK(connected.request_write == static_cast<int>(kRequest.size()));
+  REQUIRE(rig.client->read_start(&rig.client_sink) == 0);
+  REQUIRE(rig.run([&] { return rig.client_sink.ends == 1; }));
+  CHECK(rig.client_sink.received == kAnswer);
+  CHECK(rig.client_sink.end_status == UV_EOF);
+  CHECK(answer_write == static_cast<int>(kAnswer.size()));
+  // The client: ClientHello, then its Finished with the request. The server: its first flight,
+  // then the tickets, the answer and close_notify together.
+  CHECK(rig.client_socket_writes == 2);
+  CHECK(rig.server_socket_writes == 2);
+  CHECK(rig.server->queued_bytes() == 0);
+  CHECK(rig.client->queued_bytes() == 0);
 }
