@@ -68,7 +68,8 @@ struct CachedObject {
   std::string host;     // the key's host part (lower case, no port): bans and per-host stats
   std::string path;     // the rest of the key (normalised path, "?" and query): bans
   // Which variant of the key this is: the vary_key of the request that fetched it (over
-  // vary_names), then, when the route has key_cookies, "\x1f" and the key-cookie string.
+  // vary_names), then, when the route has key_scheme or key_cookies, "\x1f" and the key-extra
+  // string (the scheme, the key cookies' values).
   std::string variant;
   std::vector<std::string> vary_names;  // lower-case names from the response's Vary, sorted
   int status = 200;
@@ -117,8 +118,8 @@ class Store {
     bool hit_for_pass = false;  // no object, and the key is marked hit-for-pass (mark_hit_for_pass)
   };
   // The variant of `key` whose Vary selection over `request_headers`, followed by
-  // `variant_extra` (the key-cookie part, "" without key_cookies), matches; counts as a read for
-  // eviction. Bans newer than the object are applied first: a hard ban removes it (null), a soft
+  // `variant_extra` (the scheme and key-cookie part, "" without either), matches; counts as a
+  // read for eviction. Bans newer than the object are applied first: a hard ban removes it (null), a soft
   // one marks it invalidated. `now` is the clock hit-for-pass marks were given in (Unix seconds);
   // the wall clock (std::time) when not given.
   Lookup lookup(std::string_view key, const http::Headers& request_headers, std::string_view variant_extra = {},

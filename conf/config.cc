@@ -320,7 +320,7 @@ using Entries = std::map<std::string, Entry, std::less<>>;
 // The cache keys a host entry or a route may carry (CachePolicy).
 constexpr std::string_view kCachePolicyKeys[] = {
     "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies",
-    "esi", "ram", "static", "key", "drop_request_fields"};
+    "key_scheme", "esi", "ram", "static", "key", "drop_request_fields"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
@@ -1028,6 +1028,7 @@ class Loader {
     read_cookie_names(find(fields, "bypass_on_cookie"), "bypass_on_cookie",
                       policy.bypass_on_cookie);
     read_cookie_names(find(fields, "key_cookies"), "key_cookies", policy.key_cookies);
+    read_switch(find(fields, "key_scheme"), "key_scheme", policy.key_scheme);
     read_token_list(find(fields, "drop_request_fields"), "drop_request_fields", "field name",
                     policy.drop_request_fields);
     read_switch(find(fields, "esi"), "esi", policy.esi);

@@ -190,6 +190,8 @@ struct Backend {
 //   key_cookies: [name]      these cookies' values join the cache key
 //                            (cookie names are tokens, case-sensitive, without duplicates; one
 //                            name may be given without brackets; `[]` clears the host's list)
+//   key_scheme: on|off       (off) on: http and https requests have their own objects; off: the
+//                            scheme is not part of the key (one object serves both)
 //   esi: on|off              (off) on: ESI include tags in the backend's responses are processed
 //                            (top-level `esi:` map, struct Esi, for the limits)
 //   ram: on|off              (on) off: the RAM tier does not store this host's or route's objects
@@ -211,6 +213,7 @@ struct CachePolicy {
   bool store_set_cookie = false;
   std::vector<std::string> bypass_on_cookie;
   std::vector<std::string> key_cookies;
+  bool key_scheme = false;
   bool esi = false;
   bool ram = true;
   StaticSource static_source = StaticSource::kNone;

@@ -77,6 +77,8 @@ void Exchange::serve_from_cache() {
   const std::string_view target = origin_target_.empty() ? std::string_view(head.target) : origin_target_;
   cache_key_ = cache::cache_key(cache_host_, target);
   key_extra_.clear();
+  // A cookie's part always has '=': "https;" never reads as one.
+  if (policy_->key_scheme) key_extra_.append(https_ ? "https;" : "http;");
   for (const std::string& name : policy_->key_cookies) {
     key_extra_.append(name).append("=");
     if (auto value = cookie_value(head.headers, name)) key_extra_.append(*value);

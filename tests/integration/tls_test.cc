@@ -172,6 +172,9 @@ hosts:
   - match: [secure.a.test]
     backend: app
     redirect_https: on
+  - match: [scheme.a.test]
+    backend: app
+    key_scheme: on
   - match: ["*"]
     backend: app
 )";
@@ -230,6 +233,35 @@ TEST_CASE("tls: a request over TLS reaches the backend with X-Forwarded-Proto: h
   const Response plain = get(site.plain(), "a.test", "/echo");
   CHECK(plain.status == 200);
   CHECK(plain.body.find(R"(["X-Forwarded-Proto","http"])") != std::string::npos);
+}
+
+TEST_CASE("tls: http and https share cached objects, unless the host sets key_scheme") {
+  Site site;
+  auto over_tls = [&](const std::string& host) {
+    TlsOptions options;
+    options.server_name = "a.test";
+    options.request = get_request(host, "/static/app.js");
+    TlsOutcome outcome;
+    run_tls(site.tls(), options, outcome);
+    REQUIRE(outcome.handshake);
+    REQUIRE(outcome.response.rfind("HTTP/1.1 200 ", 0) == 0);
+    const size_t at = outcome.response.find("X-Cache: ");
+    REQUIRE(at != std::string::npos);
+    return outcome.response.substr(at + 9, outcome.response.find('\r', at) - at - 9);
+  };
+  auto over_plain = [&](const std::string& host) {
+    const Response r = get(site.plain(), host, "/static/app.js");
+    REQUIRE(r.status == 200);
+    return r.header("X-Cache").value_or("");
+  };
+  // One object for both schemes.
+  CHECK(over_plain("a.test") == "MISS");
+  CHECK(over_tls("a.test") == "HIT");
+  // One each.
+  CHECK(over_plain("scheme.a.test") == "MISS");
+  CHECK(over_tls("scheme.a.test") == "MISS");
+  CHECK(over_tls("scheme.a.test") == "HIT");
+  CHECK(over_plain("scheme.a.test") == "HIT");
 }
 
 TEST_CASE("tls: ALPN answers http/1.1, and a client offering only h2 still connects without ALPN") {

@@ -1019,6 +1019,7 @@ TEST_CASE("without cache keys, hosts, routes and the cache take the header's def
     CHECK_FALSE(policy->store_set_cookie);
     CHECK(policy->bypass_on_cookie.empty());
     CHECK(policy->key_cookies.empty());
+    CHECK_FALSE(policy->key_scheme);
     CHECK_FALSE(policy->esi);
   }
   const Cache& cache = config.cache;
@@ -1147,7 +1148,8 @@ TEST_CASE("a host entry loads every cache key") {
                            "    grace: 30s\n"
                            "    store_set_cookie: true\n"
                            "    bypass_on_cookie: [session, \"__Host-id\", \"a!#$%&'*+-.^_`|~9\"]\n"
-                           "    key_cookies: Lang\n");
+                           "    key_cookies: Lang\n"
+                           "    key_scheme: on\n");
   INFO(joined(result));
   REQUIRE(result.config);
   const CachePolicy& policy = result.config->hosts.at(0).cache;
@@ -1159,6 +1161,7 @@ TEST_CASE("a host entry loads every cache key") {
   CHECK(policy.bypass_on_cookie ==
         std::vector<std::string>{"session", "__Host-id", "a!#$%&'*+-.^_`|~9"});
   CHECK(policy.key_cookies == std::vector<std::string>{"Lang"});
+  CHECK(policy.key_scheme);
 }
 
 TEST_CASE("cache takes on, off, true and false; the cookie lists take one name or a list") {
