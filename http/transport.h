@@ -35,22 +35,22 @@
 //   Transport. Called at most once. Until then the Transport must stay where it is.
 //
 // How TLS fits (tls/transport.h): a TlsTransport owns another Transport (a TcpTransport in
-// practice), an SSL object and its two memory BIOs, so every socket byte still goes through the
-// inner transport on libuv. Its reads put the inner transport's ciphertext into the read BIO and
-// deliver what SSL_read yields to the Reader (a server's handshake runs on the first reads,
-// before any on_data; bytes buffered when the reader stops wait, in order, for the next
-// read_start(), and reach the reader from the loop). Its write() runs SSL_write over the
+// practice) and an SSL object whose BIO reads and writes the transport's buffers, so every socket
+// byte still goes through the inner transport on libuv. Its reads hand the inner transport's
+// ciphertext to OpenSSL and deliver what SSL_read yields to the Reader (a server's handshake runs
+// on the first reads, before any on_data; bytes buffered when the reader stops wait, in order, for
+// the next read_start(), and reach the reader from the loop). Its write() runs SSL_write over the
 // caller's buffers at most a bounded amount ahead of what the socket accepted, and hands the
 // ciphertext from buffers of its own to the inner transport: it returns the plaintext bytes whose
-// ciphertext the socket took at once, keeps the caller's remaining buffers (valid until `done`,
-// as above) and encrypts them as the socket drains; `done` follows once every byte is encrypted
-// and taken (inside a delivery it only encrypts, and the whole delivery's ciphertext leaves in
-// one write when the reader returns). Writes made before the handshake completed are held until
-// it did. queued_bytes() is the plaintext not yet encrypted plus the ciphertext the socket has
-// not taken. shutdown() sends close_notify after the queued writes, then half-closes the socket;
-// close() closes the socket and the transport's own idle handle. A client-side TlsTransport
-// connects its socket and runs the handshake before it reports on_connected. Nothing above the
-// Transport changes.
+// ciphertext the socket took at once, keeps the caller's remaining buffers (valid until `done`, as
+// above) and encrypts them as the socket drains; `done` follows once every byte is encrypted and
+// taken (inside a delivery it only encrypts, and the whole delivery's ciphertext leaves in one
+// write when the reader returns). Writes made before the handshake completed are held until it did.
+// queued_bytes() is the plaintext not yet encrypted plus the ciphertext the socket has not taken.
+// shutdown() sends close_notify after the queued writes, then half-closes the socket; close()
+// closes the socket and the transport's own idle handle. A client-side TlsTransport connects its
+// socket and runs the handshake before it reports on_connected. Nothing above the Transport
+// changes.
 #pragma once
 
 #include <sys/socket.h>

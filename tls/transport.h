@@ -1,8 +1,9 @@
 // tls/transport: the Transport (http/transport.h) over TLS, on top of another Transport.
 //
 // TlsTransport owns the inner Transport (a TcpTransport in practice), the SSL object it is given
-// (freed with it) and that object's two memory BIOs: every socket byte still goes through the
-// inner transport on libuv; OpenSSL only turns ciphertext into plaintext and back. It borrows the
+// (freed with it) and that object's BIO, which reads and writes the transport's own ciphertext
+// buffers: every socket byte still goes through the inner transport on libuv; OpenSSL only
+// turns ciphertext into plaintext and back. It borrows the
 // plaintext buffer it delivers in (one per loop is enough: every delivery is consumed before the
 // next). It also owns one idle handle, for the work that must not run inside the caller's call
 // (bytes still buffered when reading resumes, a write's completion). Both handles are closed by
@@ -119,6 +120,9 @@ class TlsTransport final : public http::Transport,
   void on_closed() override;
   void on_written(int status) override;
 
+  static BIO_METHOD* bio_method();
+  int take_ciphertext(char* out, size_t size);
+  void handed_taken();
   void advance();
   void step_handshake();
   void fail_handshake();
@@ -137,8 +141,6 @@ class TlsTransport final : public http::Transport,
 
   std::unique_ptr<http::Transport> inner_;
   SSL* ssl_;
-  BIO* read_bio_;   // ciphertext from the socket, owned by ssl_
-  BIO* write_bio_;  // ciphertext for the socket, owned by ssl_
   uv_idle_t idle_;
   uv_buf_t plaintext_buffer_;
   Role role_;
@@ -157,10 +159,17 @@ class TlsTransport final : public http::Transport,
   uint64_t plaintext_encrypted_ = 0;
   uint64_t plaintext_sent_ = 0;
   uint64_t done_end_ = 0;
-  // The ciphertext handed to the inner transport and not yet accepted (unchanged until then).
   std::unique_ptr<char[]> gathered_;  // small buffers copied into one record (kRecordPlaintext)
-  std::unique_ptr<char[]> ciphertext_;
-  size_t ciphertext_capacity_ = 0;
+  // Ciphertext: written by OpenSSL and not yet handed to the inner transport; handed and not yet
+  // accepted (unchanged until then).
+  std::string ciphertext_out_;
+  std::string ciphertext_handed_;
+  // Ciphertext from the socket: the inner transport's delivery in progress (borrowed for its
+  // call), and what earlier deliveries left unread, from saved_at_ on.
+  const char* delivering_ = nullptr;
+  size_t delivering_length_ = 0;
+  std::string saved_in_;
+  size_t saved_at_ = 0;
   uint64_t ciphertext_plaintext_end_ = 0;  // plaintext_encrypted_ when it was taken
   int write_status_ = 0;                   // the first write failure; every later write fails
 
@@ -178,7 +187,7 @@ class TlsTransport final : public http::Transport,
   bool inner_busy_ = false;  // an inner write with our completion is queued
   bool in_write_ = false;
   bool corked_ = false;  // inside a delivery or on_connected(): ciphertext waits for its end
-  bool tickets_held_ = false;  // the write BIO holds a TLS 1.3 server's session tickets alone
+  bool tickets_held_ = false;  // ciphertext_out_ holds a TLS 1.3 server's session tickets alone
   bool shutdown_requested_ = false;
   bool close_notify_sent_ = false;
   bool inner_shut_down_ = false;

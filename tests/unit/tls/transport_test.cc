@@ -445,7 +445,7 @@ TEST_CASE("tls: a large write to a peer that does not read stays bounded and arr
 TEST_CASE("tls: read_stop with bytes still buffered loses nothing, and read_start delivers later") {
   Rig rig;
   // A small plaintext buffer leaves part of each record decrypted inside OpenSSL; a large write
-  // leaves whole records in the read BIO.
+  // leaves whole records unread behind the BIO.
   rig.server_plaintext_size = 1000;
   rig.server_sink.stop_every_delivery = true;
   rig.connect_and_handshake();
@@ -455,7 +455,7 @@ TEST_CASE("tls: read_stop with bytes still buffered loses nothing, and read_star
   write_all(rig.client, bytes, &done);
   size_t resumes = 0;
   size_t stops_with_decrypted = 0;  // part of a record decrypted and not yet delivered
-  size_t stops_with_records = 0;    // whole records still in the read BIO
+  size_t stops_with_records = 0;    // whole records still unread behind the BIO
   while (rig.server_sink.received.size() < bytes.size()) {
     REQUIRE(rig.run([&] { return rig.server_sink.stopped; }));
     if (SSL_pending(rig.server->ssl()) > 0) ++stops_with_decrypted;
