@@ -252,7 +252,7 @@ TEST_CASE("tls: http and https share cached objects, unless the host sets key_sc
   auto over_plain = [&](const std::string& host) {
     const Response r = get(site.plain(), host, "/static/app.js");
     REQUIRE(r.status == 200);
-    return r.header("X-Cache").value_or("");
+    return std::string(r.header("X-Cache").value_or(""));
   };
   // One object for both schemes.
   CHECK(over_plain("a.test") == "MISS");
