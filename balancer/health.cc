@@ -3,6 +3,8 @@
 #include <string>
 
 #include "http/oneshot.h"
+#include "http/tcp_transport.h"
+#include "tls/transport.h"
 
 namespace edge::balancer {
 
@@ -20,13 +22,21 @@ std::string describe(int uv_status) {
   }
 }
 
-std::string describe(const http::OneShot::Outcome& outcome) {
+// `tls`: the check's transport is a TlsTransport, whose own reason beats the socket's status.
+std::string describe(const http::OneShot::Outcome& outcome, bool tls) {
   using Failure = http::OneShot::Failure;
   switch (outcome.failure) {
     case Failure::kNone: return std::to_string(outcome.parser.head().status);
     case Failure::kConnect:
     case Failure::kWrite:
-    case Failure::kRead: return describe(outcome.uv_status);
+    case Failure::kRead:
+      if (tls && outcome.transport) {
+        const auto& transport = static_cast<const tls::TlsTransport&>(*outcome.transport);
+        if (transport.failure() == tls::TlsTransport::Failure::kHandshake)
+          return "TLS handshake failed: " + transport.error_text();
+        if (transport.failure() != tls::TlsTransport::Failure::kNone) return "TLS error: " + transport.error_text();
+      }
+      return describe(outcome.uv_status);
     case Failure::kClosed: return "closed without response";
     case Failure::kTimeout: return "timeout";
     case Failure::kTruncated:
@@ -39,10 +49,13 @@ std::string describe(const http::OneShot::Outcome& outcome) {
 }  // namespace
 
 struct HealthChecker::Probe {
-  Probe(HealthChecker& owner, ServerState& server_state, const conf::Health& settings, const conf::Server& server)
+  Probe(HealthChecker& owner, ServerState& server_state, const conf::Health& settings, const conf::Server& server,
+        const tls::ClientContext* client_tls)
       : checker(owner),
         state(server_state),
         health(settings),
+        tls(client_tls),
+        host(server.address.host),
         address(server.address.to_sockaddr()),
         request(http::simple_request("GET", settings.path, server.address.text(), "User-Agent: edge-health\r\n")) {}
 
@@ -57,8 +70,19 @@ struct HealthChecker::Probe {
     options.wait = http::OneShot::Wait::kHead;
     options.timeout_ms = static_cast<uint64_t>(health.timeout.count());
     options.max_head_bytes = kMaxHeadBytes;
+    if (tls) options.transport = [this](uv_loop_t* loop, uv_buf_t plaintext) { return tls_transport(loop, plaintext); };
     check = http::OneShot::start(&checker.loop_, reinterpret_cast<const sockaddr*>(&address), request, options,
                                  [this](const http::OneShot::Outcome& outcome) { finish(outcome); });
+  }
+
+  // Null when OpenSSL cannot allocate: the check fails, never goes in plain text.
+  std::unique_ptr<http::Transport> tls_transport(uv_loop_t* loop, uv_buf_t plaintext) {
+    SSL* ssl = tls->new_ssl(host, &session);
+    if (!ssl) return nullptr;
+    auto socket = std::make_unique<http::TcpTransport>(
+        loop, uv_buf_init(checker.ciphertext_buffer_, sizeof checker.ciphertext_buffer_));
+    return std::make_unique<tls::TlsTransport>(std::move(socket), ssl, loop, plaintext,
+                                               tls::TlsTransport::Role::kClient);
   }
 
   // Judges the check that ended and schedules the next one.
@@ -67,7 +91,7 @@ struct HealthChecker::Probe {
     ServerState::CheckResult result;
     result.status = outcome.failure == http::OneShot::Failure::kNone ? outcome.parser.head().status : 0;
     result.ok = result.status >= 200 && result.status < 400;
-    result.detail = describe(outcome);
+    result.detail = describe(outcome, tls != nullptr);
     result.at_ms = now_ms();
     state.report_check(result, static_cast<int>(health.rise), static_cast<int>(health.fall), result.at_ms);
     schedule(health.interval);
@@ -85,15 +109,22 @@ struct HealthChecker::Probe {
   HealthChecker& checker;
   ServerState& state;
   const conf::Health& health;
+  const tls::ClientContext* tls;  // null: plain TCP
+  const std::string host;         // the server's numeric host, what its certificate may name
   const sockaddr_storage address;
   const std::string request;
   uv_timer_t timer;                 // the next check, while none is in progress
   http::OneShot* check = nullptr;  // the check in progress
+  // The last session the server gave; its checks' SSLs are freed (with their OneShots) before
+  // the loop ends, so before the Probe.
+  tls::ClientContext::SessionSlot session;
 };
 
 // ---- the checker ----
 
-HealthChecker::HealthChecker(const conf::Config& config, Balancer& balancer) : config_(config), balancer_(balancer) {}
+HealthChecker::HealthChecker(const conf::Config& config, Balancer& balancer,
+                             std::span<const std::unique_ptr<tls::ClientContext>> backend_tls)
+    : config_(config), balancer_(balancer), backend_tls_(backend_tls) {}
 
 HealthChecker::~HealthChecker() { stop(); }
 
@@ -105,8 +136,9 @@ void HealthChecker::start() {
     const conf::Backend& backend = config_.backends[b];
     if (!backend.health.enabled) continue;
     BackendState& state = balancer_.backend(b);
+    const tls::ClientContext* tls = b < backend_tls_.size() ? backend_tls_[b].get() : nullptr;
     for (size_t s = 0; s < backend.servers.size() && s < state.size(); ++s)
-      probes_.push_back(std::make_unique<Probe>(*this, state.server(s), backend.health, backend.servers[s]));
+      probes_.push_back(std::make_unique<Probe>(*this, state.server(s), backend.health, backend.servers[s], tls));
   }
   if (probes_.empty()) return;
 

@@ -1,14 +1,17 @@
 // balancer/health: active health checks, on a thread and loop of their own.
 //
 // Every server of every backend whose `health` is configured is probed in turn: a fresh TCP
-// connection to the server's address, one `GET <path> HTTP/1.1` (Host: the address, User-Agent:
+// connection to the server's address (TLS over it for a backend with `tls`: verified as proxied
+// traffic is, offering the last session that server gave the checker), one `GET <path> HTTP/1.1`
+// (Host: the address, User-Agent:
 // edge-health, Connection: close), and a verdict once the response head is complete: a 2xx or 3xx
 // status is good; any other status, a refused, reset or closed connection, garbage, or no
 // complete head within `timeout` is bad. The body is never read; the connection is closed after
 // every check. Each verdict goes to ServerState::report_check() with the backend's rise and fall,
 // which decides when the server goes down or comes back. The result's detail is the status code
 // ("200", "503"), or "connection refused", "connection reset", "closed without response",
-// "bad response", "timeout", or libuv's message for any other socket error.
+// "bad response", "timeout", "TLS handshake failed: <OpenSSL's reason>" (a certificate that did
+// not verify, say), "TLS error: <reason>", or libuv's message for any other socket error.
 //
 // Timing, per server: the first check starts at start(); each next one starts `interval` after
 // the previous one ended, so a server never has two checks at once and a slow server is probed
@@ -18,8 +21,8 @@
 // except the checker's own (it joins). The ServerStates are written only from the checker's
 // thread, through report_check(); anyone may read them.
 //
-// Ownership: the checker borrows the Config and the Balancer; both must outlive it. It owns its
-// thread, its loop and every handle on it. As everywhere in edge, the process is expected to
+// Ownership: the checker borrows the Config, the Balancer and the backends' TLS contexts; all
+// must outlive it. It owns its thread, its loop, every handle on it and its TLS sessions. As everywhere in edge, the process is expected to
 // ignore SIGPIPE.
 #pragma once
 
@@ -28,17 +31,22 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
 #include "balancer/balancer.h"
 #include "conf/config.h"
+#include "tls/context.h"
 
 namespace edge::balancer {
 
 class HealthChecker {
  public:
-  HealthChecker(const conf::Config& config, Balancer& balancer);
+  // `backend_tls`: the backends' client contexts, in Config::backends order, null without tls
+  // (tls::Contexts::by_backend); every backend with tls and health needs its own.
+  HealthChecker(const conf::Config& config, Balancer& balancer,
+                std::span<const std::unique_ptr<tls::ClientContext>> backend_tls = {});
   ~HealthChecker();  // stop()
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
@@ -61,6 +69,7 @@ class HealthChecker {
 
   const conf::Config& config_;
   Balancer& balancer_;
+  std::span<const std::unique_ptr<tls::ClientContext>> backend_tls_;
   std::mutex lifecycle_mutex_;  // start() against stop() from another thread
   bool started_ = false;
   uv_loop_t loop_;
@@ -68,6 +77,7 @@ class HealthChecker {
   std::vector<std::unique_ptr<Probe>> probes_;  // freed after the loop has closed their handles
   std::thread thread_;
   std::atomic<bool> running_{false};
+  char ciphertext_buffer_[16 * 1024];  // every TLS check's socket reads (one delivery at a time)
 };
 
 }  // namespace edge::balancer

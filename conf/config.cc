@@ -1182,10 +1182,6 @@ class Loader {
                   backend.response_timeout);
     if (const Entry* pool = find(fields, "pool")) read_pool(*pool, backend.pool);
     if (const Entry* tls = find(fields, "tls")) read_backend_tls(*tls, backend.tls);
-    // The health checker speaks plain HTTP; to a TLS port it would only ever see failures.
-    if (backend.tls.enabled && backend.health.enabled) {
-      fail(find(fields, "health")->key, "health checks over TLS are not supported yet: remove 'health' or 'tls'");
-    }
   }
 
   void read_backend_tls(const Entry& entry, BackendTls& tls) {

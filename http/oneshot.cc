@@ -2,22 +2,30 @@
 
 #include <utility>
 
+#include "http/tcp_transport.h"
+
 namespace edge::http {
 
 OneShot::OneShot(uv_loop_t* loop, std::string request, Options options, Done done)
-    : request_(std::move(request)), options_(options), done_(std::move(done)), parser_(options.max_head_bytes) {
-  uv_tcp_init(loop, &tcp_);
+    : request_(std::move(request)), options_(std::move(options)), done_(std::move(done)),
+      parser_(options_.max_head_bytes) {
+  const uv_buf_t read_buffer = uv_buf_init(buffer_, sizeof buffer_);
+  transport_ = options_.transport ? options_.transport(loop, read_buffer)
+                                  : std::make_unique<TcpTransport>(loop, read_buffer);
   uv_timer_init(loop, &timer_);
-  tcp_.data = timer_.data = connect_req_.data = write_req_.data = this;
+  timer_.data = this;
   parser_.expect_response(options_.head_request);
   parser_.set_body_sink(&body_);
 }
 
 OneShot* OneShot::start(uv_loop_t* loop, const sockaddr* address, std::string request, Options options, Done done) {
-  auto* shot = new OneShot(loop, std::move(request), options, std::move(done));
-  uv_timer_start(&shot->timer_, &OneShot::on_timer, options.timeout_ms, 0);
-  if (int rc = uv_tcp_connect(&shot->connect_req_, &shot->tcp_, address, &OneShot::on_connect); rc < 0)
+  auto* shot = new OneShot(loop, std::move(request), std::move(options), std::move(done));
+  uv_timer_start(&shot->timer_, &OneShot::on_timer, shot->options_.timeout_ms, 0);
+  if (!shot->transport_) {
+    shot->fail_later(Failure::kConnect, UV_ENOMEM);
+  } else if (int rc = shot->transport_->connect(address, shot); rc < 0) {
     shot->fail_later(Failure::kConnect, rc);
+  }
   return shot;
 }
 
@@ -29,48 +37,32 @@ void OneShot::stop() {
 void OneShot::run(const sockaddr* address, std::string request, Options options, Done done) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  start(&loop, address, std::move(request), options, std::move(done));
+  start(&loop, address, std::move(request), std::move(options), std::move(done));
   // Returns once the exchange has ended and its handles are closed: nothing else is on this loop.
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
 }
 
-void OneShot::on_connect(uv_connect_t* req, int status) noexcept {
-  auto* shot = static_cast<OneShot*>(req->data);
-  if (shot->finished_) return;
-  if (status < 0) return shot->finish(Failure::kConnect, status);
-  auto* stream = reinterpret_cast<uv_stream_t*>(&shot->tcp_);
+void OneShot::on_connected(int status) {
+  if (status < 0) return finish(Failure::kConnect, status);
   // Reading starts first, so an answer that comes before the request is fully written is seen.
-  if (int rc = uv_read_start(stream, &OneShot::on_alloc, &OneShot::on_read); rc < 0)
-    return shot->finish(Failure::kRead, rc);
-  uv_buf_t buf = uv_buf_init(shot->request_.data(), static_cast<unsigned>(shot->request_.size()));
-  if (int rc = uv_write(&shot->write_req_, stream, &buf, 1, &OneShot::on_write); rc < 0)
-    return shot->finish(Failure::kWrite, rc);
+  if (int rc = transport_->read_start(this); rc < 0) return finish(Failure::kRead, rc);
+  uv_buf_t buf = uv_buf_init(request_.data(), static_cast<unsigned>(request_.size()));
+  if (int rc = transport_->write(&buf, 1, this); rc < 0) return finish(Failure::kWrite, rc);
 }
 
-void OneShot::on_write(uv_write_t* req, int status) noexcept {
-  auto* shot = static_cast<OneShot*>(req->data);
-  if (shot->finished_ || status >= 0) return;
-  shot->write_status_ = status;
+void OneShot::on_written(int status) {
+  if (finished_ || status >= 0) return;
+  write_status_ = status;
 }
 
-void OneShot::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
-  auto* shot = static_cast<OneShot*>(handle->data);
-  *buf = uv_buf_init(shot->buffer_, sizeof shot->buffer_);
-}
-
-void OneShot::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
-  auto* shot = static_cast<OneShot*>(stream->data);
-  if (shot->finished_ || nread == 0) return;
-  if (nread < 0) return shot->read_ended(static_cast<int>(nread));
-  shot->read(std::string_view(buf->base, static_cast<size_t>(nread)));
-}
-
-void OneShot::read(std::string_view data) {
+void OneShot::on_data(const char* data, size_t len) {
+  if (finished_) return;
+  std::string_view rest(data, len);
   bool again = false;
-  while (!data.empty() || again) {
-    ParseResult r = parser_.feed(data);
-    data.remove_prefix(r.consumed);
+  while (!rest.empty() || again) {
+    ParseResult r = parser_.feed(rest);
+    rest.remove_prefix(r.consumed);
     again = r.event == ParseEvent::kHead;
     if (r.event == ParseEvent::kError) return finish(Failure::kBadResponse);
     if (parser_.body_bytes() > options_.max_body_bytes) return finish(Failure::kTooLarge);
@@ -80,7 +72,8 @@ void OneShot::read(std::string_view data) {
   }
 }
 
-void OneShot::read_ended(int status) {
+void OneShot::on_end(int status) {
+  if (finished_) return;
   // Without any byte of an answer, a write that failed first is the better explanation.
   if (write_status_ < 0 && !parser_.started()) return finish(Failure::kWrite, write_status_);
   if (status != UV_EOF) return finish(Failure::kRead, status);
@@ -111,20 +104,23 @@ void OneShot::finish(Failure failure, int uv_status) {
   // Moved out first: done may start another exchange, and this one is gone once the loop runs.
   Done done = std::move(done_);
   done_ = nullptr;
-  if (done) done(Outcome{failure, libuv_error ? uv_status : 0, detail, parser_, body_});
+  if (done) done(Outcome{failure, libuv_error ? uv_status : 0, detail, parser_, body_, transport_.get()});
 }
 
-// Callbacks still to come (a connect or write cancelled by the close reports UV_ECANCELED
-// before the close callback) find finished_ set and do nothing.
+// A write still queued completes with UV_ECANCELED before the close does, and finds finished_
+// set. The timer closes last, so the OneShot is freed from its callback, never under one of the
+// transport's.
 void OneShot::close() {
+  if (finished_) return;
   finished_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &OneShot::on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &OneShot::on_closed);
+  uv_timer_stop(&timer_);
+  if (transport_) return transport_->close(this);
+  on_closed();
 }
 
-void OneShot::on_closed(uv_handle_t* handle) noexcept {
-  auto* shot = static_cast<OneShot*>(handle->data);
-  if (--shot->open_handles_ == 0) delete shot;
+void OneShot::on_closed() {
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
+           [](uv_handle_t* timer) noexcept { delete static_cast<OneShot*>(timer->data); });
 }
 
 std::string simple_request(std::string_view method, std::string_view target, std::string_view host,

@@ -17,13 +17,17 @@
 //   close before reading all of it, so reading goes on, and the write's error is the outcome
 //   only if the read then ends without any byte of a response.
 // - `timeout_ms` bounds the whole exchange: connect, write and read.
+// - The connection is a Transport (http/transport.h): a TcpTransport unless Options::transport
+//   makes another (a TLS client over a TcpTransport, say). Whatever it is, the Failures and their
+//   statuses are what its connect, reads and writes report.
 // - Never throws; start() never blocks (run() blocks its thread, by design). The process must
 //   ignore SIGPIPE.
 //
-// Ownership: the OneShot owns itself (its connection, timer, request bytes, parser and body) and
-// frees itself once its handles are closed, after done has returned or after stop(). The pointer
-// start() returns only serves stop(): it is valid until done is called or stop() returns. The
-// Outcome, its parser and body are borrowed for the duration of done.
+// Ownership: the OneShot owns itself (its transport, timer, request bytes, parser and body) and
+// frees itself once its transport's close has completed and then its timer closed, after done
+// has returned or after stop(). The pointer start() returns only serves stop(): it is valid until
+// done is called or stop() returns. The Outcome, its parser, body and transport are borrowed for
+// the duration of done.
 #pragma once
 
 #include <uv.h>
@@ -31,17 +35,24 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "http/transport.h"
 
 namespace edge::http {
 
-class OneShot {
+class OneShot final : Transport::Connected, Transport::Reader, Transport::Closed, Output::WriteDone {
  public:
   enum class Wait { kHead, kMessage };
+
+  // Makes the exchange's transport on `loop`, not yet connected, reading into `read_buffer` (the
+  // OneShot's own, valid until the transport's close has completed). Null when it cannot: the
+  // exchange then fails with kConnect, UV_ENOMEM.
+  using TransportFactory = std::function<std::unique_ptr<Transport>(uv_loop_t* loop, uv_buf_t read_buffer)>;
 
   enum class Failure {
     kNone,         // the response (head or message, as asked) is complete
@@ -61,6 +72,7 @@ class OneShot {
     uint64_t timeout_ms = 10000;
     uint64_t max_head_bytes = 64 * 1024;
     uint64_t max_body_bytes = std::numeric_limits<uint64_t>::max();
+    TransportFactory transport;  // null: a TcpTransport
   };
 
   struct Outcome {
@@ -70,6 +82,8 @@ class OneShot {
                          // kTruncated and kBadResponse; "" otherwise
     ResponseParser& parser;  // what was read, whatever the failure: head() once started()
     Body& body;              // the body read so far
+    const Transport* transport;  // the connection, closing (its own reasons, e.g. TLS's); null if
+                                 // the factory made none
   };
   using Done = std::function<void(const Outcome&)>;
 
@@ -88,24 +102,21 @@ class OneShot {
   OneShot(uv_loop_t* loop, std::string request, Options options, Done done);
   ~OneShot() = default;
 
-  static void on_connect(uv_connect_t* req, int status) noexcept;
-  static void on_write(uv_write_t* req, int status) noexcept;
-  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+  // The transport's Connected, Reader, Closed and WriteDone.
+  void on_connected(int status) override;
+  void on_data(const char* data, size_t len) override;
+  void on_end(int status) override;
+  void on_closed() override;
+  void on_written(int status) override;
   static void on_timer(uv_timer_t* timer) noexcept;
-  static void on_closed(uv_handle_t* handle) noexcept;
 
-  void read(std::string_view data);
-  void read_ended(int status);
   void fail_later(Failure failure, int uv_status);
   void finish(Failure failure, int uv_status = 0);
   void close();
 
-  uv_tcp_t tcp_;
+  std::unique_ptr<Transport> transport_;
   uv_timer_t timer_;
-  uv_connect_t connect_req_;
-  uv_write_t write_req_;
-  std::string request_;  // borrowed by the write until its callback
+  std::string request_;  // borrowed by the write until its completion
   Options options_;
   Done done_;
   ResponseParser parser_;
@@ -113,7 +124,6 @@ class OneShot {
   Failure pending_failure_ = Failure::kNone;  // found inside start(), reported by the timer
   int pending_status_ = 0;
   int write_status_ = 0;  // a failed write's error, while reading goes on
-  int open_handles_ = 2;
   bool finished_ = false;
   char buffer_[16 * 1024];
 };

@@ -188,7 +188,7 @@ int Server::run() {
   uv_timer_start(
       &ban_sweep, sweep_step, kSweepIntervalMs, 0);
   if (code == 0) {
-    balancer::HealthChecker health(shared_->config, shared_->balancer);
+    balancer::HealthChecker health(shared_->config, shared_->balancer, shared_->tls.by_backend);
     health.start();
     for (auto& worker : workers_) worker->start();
     for (const conf::Listen& listen : shared_->config.listen)

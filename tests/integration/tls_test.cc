@@ -3,7 +3,8 @@
 // a client without SNI gets the default, old protocol versions are refused, ALPN is answered,
 // a session is resumed on whichever worker takes the next connection, plain HTTP to the TLS
 // port gets a 400, a stalled handshake is closed, plain listeners redirect where asked, and the
-// backend hears X-Forwarded-Proto: https.
+// backend hears X-Forwarded-Proto: https. Behind edge, another edge serves as a TLS backend:
+// verified, its sessions resumed, health-checked over TLS.
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,11 +14,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/testkit.h"
@@ -445,20 +449,44 @@ struct Chain {
   Certificates certificates;
   App app{"origin"};
   Edge back{config_for(app, certificates)};
-  std::string front_config(const std::string& backend_tls) const {
+  // `backend_extra`: more lines of the backend's map, each indented by four spaces.
+  std::string front_config(const std::string& backend_tls, const std::string& backend_extra = "") const {
     return R"(workers: 1
 listen: [{address: "127.0.0.1:{{port}}"}]
+admin: {address: "127.0.0.1:0", token_file: ")" + certificates.token_file() + R"("}
 backends:
   secure:
     servers: [)" + yaml_address(back.ports.at(1)) + R"(]
     pool: {max_idle: 0}
-    tls: )" + backend_tls + R"(
-hosts:
+    tls: )" + backend_tls + "\n" + backend_extra + R"(hosts:
   - match: ["*"]
     backend: secure
 )";
   }
+  // The front's /backends.txt line for the back: "secure <address> <mode> ... check=<detail>".
+  std::string server_line(const Edge& front) const {
+    const Response r = exchange(front.admin_port, "GET /backends.txt HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer "
+                                                  "tls-test-token\r\nConnection: close\r\n\r\n");
+    const std::string server = "secure " + std::string("127.0.0.1:") + std::to_string(back.ports.at(1)) + " ";
+    const size_t at = r.body.find(server);
+    if (at == std::string::npos) return "";
+    return r.body.substr(at, r.body.find('\n', at) - at);
+  }
+  // Polls the front's admin port until the back's line contains every one of `words`; that line,
+  // or the last one seen after 20 s.
+  std::string wait_for_server(const Edge& front, const std::vector<std::string>& words) const {
+    std::string line;
+    for (int i = 0; i < 800; ++i) {
+      line = server_line(front);
+      if (std::all_of(words.begin(), words.end(), [&](const std::string& w) { return line.find(w) != std::string::npos; }))
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return line;
+  }
 };
+
+constexpr char kHealth[] = "    health: {path: /health, interval: 100ms, timeout: 2s, rise: 1, fall: 1}\n";
 
 }  // namespace
 
@@ -492,6 +520,35 @@ TEST_CASE("tls: a backend whose certificate does not match the name, or is not t
     CHECK(get(front.port, "a.test", "/echo").status == 200);
     CHECK(connection_figure(chain.back.admin_port, "requests") == 1);
   }
+}
+
+TEST_CASE("tls: health checks over TLS to a backend: up and serving, resuming their sessions") {
+  Chain chain;
+  Edge front{chain.front_config("{ca_file: \"" + chain.certificates.pem("a.test") + "\", server_name: a.test}", kHealth)};
+  const std::string line = chain.wait_for_server(front, {" up ", " check=200"});
+  CHECK(line.find(" up ") != std::string::npos);
+  CHECK(line.find(" check=200") != std::string::npos);
+  const Response r = get(front.port, "a.test", "/echo");
+  CHECK(r.status == 200);
+  CHECK(r.body.find(R"(["X-Forwarded-Proto","https"])") != std::string::npos);
+  // Every check is a connection of its own; after the first, each resumes the last session.
+  for (int i = 0; i < 800 && connection_figure(chain.back.admin_port, "tls_resumed") < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  CHECK(connection_figure(chain.back.admin_port, "tls_resumed") >= 2);
+}
+
+TEST_CASE("tls: health checks to a backend whose certificate does not match the name fail, and say why") {
+  Chain chain;
+  Edge front{chain.front_config("{ca_file: \"" + chain.certificates.pem("a.test") + "\", server_name: c.test}", kHealth)};
+  const std::string line = chain.wait_for_server(front, {" down ", "check=TLS_handshake_failed:"});
+  INFO(line);
+  CHECK(line.find(" down ") != std::string::npos);
+  CHECK(line.find("check=TLS_handshake_failed:") != std::string::npos);
+  CHECK(line.find("certificate_verify_failed:_hostname_mismatch") != std::string::npos);
+  // Its only server down, the backend answers at once; the back heard no request.
+  CHECK(get(front.port, "a.test", "/echo").status == 503);
+  CHECK(connection_figure(chain.back.admin_port, "requests") == 0);
+  CHECK(front.process.running());
 }
 
 TEST_CASE("tls: SIGHUP reloads the certificates; a broken file is refused and the old ones stay") {

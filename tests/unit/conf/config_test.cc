@@ -2071,6 +2071,10 @@ TEST_CASE("tls: a backend's tls map: verification on by default, a name, a CA fi
   CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {server_name: \"app:443\"}\n")) ==
         "test.yaml:6:24: bad server_name 'app:443': expected a host name without port");
   CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {sni: app}\n")) == "test.yaml:6:11: unknown key 'sni'");
-  CHECK(only_error(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {}\n    health: {path: /health}\n")) ==
-        "test.yaml:7:5: health checks over TLS are not supported yet: remove 'health' or 'tls'");
+  // Health checks go over TLS too.
+  LoadResult checked = load(with_backend_body("    servers: [127.0.0.1:1]\n    tls: {}\n    health: {path: /health}\n"));
+  INFO(joined(checked));
+  REQUIRE(checked.config);
+  CHECK(checked.config->backends[0].tls.enabled);
+  CHECK(checked.config->backends[0].health.enabled);
 }

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/tcp_transport.h"
 #include "tests/unit/loopback_port.h"
 #include "tests/unit/scripted_server.h"
 
@@ -218,6 +219,38 @@ TEST_CASE("oneshot: a head over the limit is a bad response") {
   options.max_head_bytes = 1000;
   Seen seen = exchange(l, server.address(), options);
   CHECK(seen.failure == OneShot::Failure::kBadResponse);
+}
+
+TEST_CASE("oneshot: the transport is the factory's when one is given; none made fails as a connect") {
+  Loop l;
+  ScriptedServer server(&l.loop, kOk);
+  OneShot::Options options;
+  int made = 0;
+  const http::Transport* transport = nullptr;
+  options.transport = [&](uv_loop_t* loop, uv_buf_t read_buffer) -> std::unique_ptr<http::Transport> {
+    ++made;
+    auto tcp = std::make_unique<http::TcpTransport>(loop, read_buffer);
+    transport = tcp.get();
+    return tcp;
+  };
+  Seen seen = exchange(l, server.address(), options);
+  CHECK(made == 1);
+  CHECK(seen.failure == OneShot::Failure::kNone);
+  CHECK(seen.body == "hello");
+
+  // The outcome lends the transport the factory made.
+  const http::Transport* lent = nullptr;
+  OneShot::start(&l.loop, server.address(), http::simple_request("GET", "/", "h"), options,
+                 [&](const OneShot::Outcome& outcome) { lent = outcome.transport; });
+  while (!lent && uv_run(&l.loop, UV_RUN_ONCE) != 0) {
+  }
+  CHECK(made == 2);
+  CHECK(lent == transport);
+
+  options.transport = [](uv_loop_t*, uv_buf_t) { return std::unique_ptr<http::Transport>(); };
+  Seen none = exchange(l, server.address(), options);
+  CHECK(none.failure == OneShot::Failure::kConnect);
+  CHECK(none.uv_status == UV_ENOMEM);
 }
 
 TEST_CASE("oneshot: stop() abandons the exchange without calling done") {
