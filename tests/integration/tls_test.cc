@@ -1,5 +1,6 @@
 // HTTPS listeners through the real binaries: certificates made by `openssl req` at test time, a
-// client written on OpenSSL's library talking to edge over loopback. SNI picks the certificate,
+// client written on OpenSSL's library talking to edge over loopback, and curl and openssl
+// s_client run as a user would. SNI picks the certificate,
 // a client without SNI gets the default, old protocol versions are refused, ALPN is answered,
 // a session is resumed on whichever worker takes the next connection, plain HTTP to the TLS
 // port gets a 400, a stalled handshake is closed, plain listeners redirect where asked, and the
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -69,6 +71,18 @@ struct TlsOutcome {
   SSL_SESSION* session = nullptr;  // owned: SSL_SESSION_free
   ~TlsOutcome() { SSL_SESSION_free(session); }
 };
+
+// What `command` (a shell command line) prints on stdout, stderr folded in.
+std::string output_of(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  ::pclose(pipe);
+  return out;
+}
 
 int connect_loopback(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -266,6 +280,31 @@ TEST_CASE("tls: http and https share cached objects, unless the host sets key_sc
   CHECK(over_tls("scheme.a.test") == "MISS");
   CHECK(over_tls("scheme.a.test") == "HIT");
   CHECK(over_plain("scheme.a.test") == "HIT");
+}
+
+TEST_CASE("tls: curl and openssl s_client, as a user would run them") {
+  Site site;
+  const std::string port = std::to_string(site.tls());
+  // curl resolves b.test to loopback, verifies the certificate against it, and gets the page.
+  const std::string curl = output_of("curl -sS --resolve b.test:" + port + ":127.0.0.1 --cacert '" +
+                                     site.certificates.pem("b.test") + "' -w ' %{http_code} %{http_version}' " +
+                                     "https://b.test:" + port + "/health");
+  CHECK(curl == "ok\n 200 1.1");
+  // The same name without its CA: curl refuses the certificate, edge serves nobody by mistake.
+  const std::string untrusted = output_of("curl -sS --resolve b.test:" + port + ":127.0.0.1 https://b.test:" + port + "/health");
+  CHECK(untrusted.find("certificate") != std::string::npos);
+  // s_client with SNI and ALPN, as an operator checks a listener.
+  const std::string s_client = output_of("openssl s_client -connect 127.0.0.1:" + port +
+                                         " -servername www.b.test -alpn http/1.1 </dev/null");
+  CAPTURE(s_client);
+  CHECK(s_client.find("New, TLSv1.3") != std::string::npos);
+  CHECK(s_client.find("ALPN protocol: http/1.1") != std::string::npos);
+  CHECK(s_client.find("subject=CN = b.test") != std::string::npos);
+  // TLS 1.1 is refused whatever the client allows.
+  const std::string old = output_of("openssl s_client -brief -connect 127.0.0.1:" + port +
+                                    " -tls1_1 -cipher DEFAULT@SECLEVEL=0 </dev/null");
+  CHECK(old.find("Protocol version: TLSv1.1") == std::string::npos);
+  CHECK(old.find("alert") != std::string::npos);
 }
 
 TEST_CASE("tls: ALPN answers http/1.1, and a client offering only h2 still connects without ALPN") {
