@@ -4,6 +4,9 @@
 #include <chrono>
 #include <limits>
 
+#include "http/log_text.h"
+#include "log/error_log.h"
+
 namespace edge::balancer {
 
 int64_t now_ms() {
@@ -37,7 +40,7 @@ bool ServerState::available(int64_t now) const {
          ejected_until_ms_.load(std::memory_order_relaxed) <= now;
 }
 
-void ServerState::report_check(const CheckResult& result, int rise, int fall, int64_t now) {
+ServerState::Change ServerState::report_check(const CheckResult& result, int rise, int fall, int64_t now) {
   {
     std::lock_guard<std::mutex> lock(check_mutex_);
     last_check_ = result;
@@ -55,11 +58,14 @@ void ServerState::report_check(const CheckResult& result, int rise, int fall, in
         consecutive_failures_.store(0, std::memory_order_relaxed);
         ejected_until_ms_.store(0, std::memory_order_relaxed);
         became_up(now);
+        return Change::kCameUp;
       }
+      return Change::kWentDown;
     }
   } else {
     check_streak_ = 0;
   }
+  return Change::kNone;
 }
 
 ServerState::CheckResult ServerState::last_check() const {
@@ -152,16 +158,28 @@ void BackendState::release(int server, Outcome outcome, int64_t now) {
     case Outcome::kSuccess:
       s.served_.fetch_add(1, std::memory_order_relaxed);
       if (s.consecutive_failures_.exchange(0, std::memory_order_relaxed) >= static_cast<int>(config_.eject.failures) &&
-          config_.eject.failures > 0)
+          config_.eject.failures > 0) {
         s.became_up(now);  // it was ejected and has just proved itself again
+        if (servers_.size() > 1)
+          edge::log::info("edge: backend %s server %s returned after passive ejection",
+                          http::escape_for_log(config_.name).c_str(),
+                          http::escape_for_log(s.config().address.text()).c_str());
+      }
       break;
     case Outcome::kConnectFailed:
     case Outcome::kBroken:
     case Outcome::kTimeout: {
       s.failed_.fetch_add(1, std::memory_order_relaxed);
       const int failures = s.consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
-      if (config_.eject.failures > 0 && servers_.size() > 1 && failures >= static_cast<int>(config_.eject.failures))
-        s.ejected_until_ms_.store(now + config_.eject.cooldown.count(), std::memory_order_relaxed);
+      if (config_.eject.failures > 0 && servers_.size() > 1 && failures >= static_cast<int>(config_.eject.failures)) {
+        // Only the release that starts an ejection says so; later failures merely extend it.
+        const int64_t until = now + config_.eject.cooldown.count();
+        if (s.ejected_until_ms_.exchange(until, std::memory_order_relaxed) <= now)
+          edge::log::warn("edge: backend %s server %s ejected for %lld ms after %d failures in a row",
+                          http::escape_for_log(config_.name).c_str(),
+                          http::escape_for_log(s.config().address.text()).c_str(),
+                          static_cast<long long>(config_.eject.cooldown.count()), failures);
+      }
       break;
     }
     case Outcome::kCancelled:

@@ -19,6 +19,9 @@
 // own loop. A waiter that gives up calls cancel(); if that returns false, a grant is already on
 // its way and the owner must release() that slot when it arrives (or when it learns it is gone).
 //
+// Passive ejection and a server's return from it are written to the error log (warn, info), by
+// whichever thread released the slot that decided it; the health checker logs its own changes.
+//
 // Time is passed in (monotonic milliseconds) so the rules can be tested without a clock.
 #pragma once
 
@@ -72,7 +75,9 @@ class ServerState {
     std::string detail;   // "200", "timeout", "connection refused", ...
     int64_t at_ms = 0;
   };
-  void report_check(const CheckResult& result, int rise, int fall, int64_t now_ms);
+  // What a check changed: nothing, or the server went down or came back up.
+  enum class Change { kNone, kWentDown, kCameUp };
+  Change report_check(const CheckResult& result, int rise, int fall, int64_t now_ms);
   CheckResult last_check() const;  // copy, under a small lock
   bool checked() const { return checked_.load(std::memory_order_relaxed); }
 

@@ -2,8 +2,10 @@
 
 #include <string>
 
+#include "http/log_text.h"
 #include "http/oneshot.h"
 #include "http/tcp_transport.h"
+#include "log/error_log.h"
 #include "tls/transport.h"
 
 namespace edge::balancer {
@@ -49,10 +51,11 @@ std::string describe(const http::OneShot::Outcome& outcome, bool tls) {
 }  // namespace
 
 struct HealthChecker::Probe {
-  Probe(HealthChecker& owner, ServerState& server_state, const conf::Health& settings, const conf::Server& server,
-        const tls::ClientContext* client_tls)
+  Probe(HealthChecker& owner, ServerState& server_state, const std::string& backend_name, const conf::Health& settings,
+        const conf::Server& server, const tls::ClientContext* client_tls)
       : checker(owner),
         state(server_state),
+        names("backend " + http::escape_for_log(backend_name) + " server " + http::escape_for_log(server.address.text())),
         health(settings),
         tls(client_tls),
         host(server.address.host),
@@ -93,7 +96,18 @@ struct HealthChecker::Probe {
     result.ok = result.status >= 200 && result.status < 400;
     result.detail = describe(outcome, tls != nullptr);
     result.at_ms = now_ms();
-    state.report_check(result, static_cast<int>(health.rise), static_cast<int>(health.fall), result.at_ms);
+    switch (state.report_check(result, static_cast<int>(health.rise), static_cast<int>(health.fall), result.at_ms)) {
+      case ServerState::Change::kWentDown:
+        edge::log::warn("edge: %s is down after %u failed health check%s (last: %s)", names.c_str(), health.fall,
+                        health.fall == 1 ? "" : "s", http::escape_for_log(result.detail).c_str());
+        break;
+      case ServerState::Change::kCameUp:
+        edge::log::info("edge: %s is up after %u passed health check%s (last: %s)", names.c_str(), health.rise,
+                        health.rise == 1 ? "" : "s", http::escape_for_log(result.detail).c_str());
+        break;
+      case ServerState::Change::kNone:
+        break;
+    }
     schedule(health.interval);
   }
 
@@ -108,6 +122,7 @@ struct HealthChecker::Probe {
 
   HealthChecker& checker;
   ServerState& state;
+  const std::string names;  // "backend NAME server ADDRESS", escaped for the log
   const conf::Health& health;
   const tls::ClientContext* tls;  // null: plain TCP
   const std::string host;         // the server's numeric host, what its certificate may name
@@ -138,7 +153,8 @@ void HealthChecker::start() {
     BackendState& state = balancer_.backend(b);
     const tls::ClientContext* tls = b < backend_tls_.size() ? backend_tls_[b].get() : nullptr;
     for (size_t s = 0; s < backend.servers.size() && s < state.size(); ++s)
-      probes_.push_back(std::make_unique<Probe>(*this, state.server(s), backend.health, backend.servers[s], tls));
+      probes_.push_back(
+          std::make_unique<Probe>(*this, state.server(s), backend.name, backend.health, backend.servers[s], tls));
   }
   if (probes_.empty()) return;
 

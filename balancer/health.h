@@ -8,7 +8,8 @@
 // status is good; any other status, a refused, reset or closed connection, garbage, or no
 // complete head within `timeout` is bad. The body is never read; the connection is closed after
 // every check. Each verdict goes to ServerState::report_check() with the backend's rise and fall,
-// which decides when the server goes down or comes back. The result's detail is the status code
+// which decides when the server goes down or comes back; the checker writes each such change to
+// the error log (down: warn, up: info), naming the backend, the server and the last result. The result's detail is the status code
 // ("200", "503"), or "connection refused", "connection reset", "closed without response",
 // "bad response", "timeout", "TLS handshake failed: <OpenSSL's reason>" (a certificate that did
 // not verify, say), "TLS error: <reason>", or libuv's message for any other socket error.

@@ -22,6 +22,7 @@
 #include "http/uri.h"
 #include "http/server_conn.h"
 #include "http/tcp_transport.h"
+#include "log/error_log.h"
 #include "proxy/admin_render.h"
 #include "proxy/bounds.h"
 #include "proxy/heads.h"
@@ -1140,8 +1141,8 @@ std::optional<Reply> Admin::purge(std::string_view query, std::string_view targe
   const bool by_tag = !request->tag.empty();
   const size_t n = by_tag ? store_.purge_tag(request->tag, request->soft) : store_.purge(request->key, request->soft);
   const std::string& what = by_tag ? request->tag : request->key;
-  std::fprintf(stderr, "edge: admin: %s%spurge %s %s: %zu objects\n", request->local ? "peer's " : "",
-               request->soft ? "soft " : "", by_tag ? "tag" : "key", http::escape_for_log(what).c_str(), n);
+  edge::log::info("edge: admin: %s%spurge %s %s: %zu objects", request->local ? "peer's " : "",
+                  request->soft ? "soft " : "", by_tag ? "tag" : "key", http::escape_for_log(what).c_str(), n);
   std::string result = "\"purged\":" + std::to_string(n);
   if (request->local) return Reply{200, kJson, "{" + result + "}\n", {}};
   cache::Invalidation entry;
@@ -1179,8 +1180,8 @@ std::optional<Reply> Admin::ban(std::string_view query, std::string_view target,
   entry.regex = ban->regex ? ban->regex->text() : "";
   const uint64_t id = store_.ban(std::move(*ban));
   const size_t active = store_.active_bans();
-  std::fprintf(stderr, "edge: admin: %s%sban %llu %s\n", local ? "peer's " : "", entry.soft ? "soft " : "",
-               static_cast<unsigned long long>(id), http::escape_for_log(description).c_str());
+  edge::log::info("edge: admin: %s%sban %llu %s", local ? "peer's " : "", entry.soft ? "soft " : "",
+                  static_cast<unsigned long long>(id), http::escape_for_log(description).c_str());
   std::string result = "\"ban\":" + std::to_string(id) + ",\"active_bans\":" + std::to_string(active);
   if (local) return Reply{200, kJson, "{" + result + "}\n", {}};
   return spread(std::move(result), std::move(entry), {}, target, conn);
@@ -1233,7 +1234,7 @@ void Admin::spread_done(uint64_t ticket, const std::shared_ptr<Spread>& state) {
     for (size_t i = 0; i < state->errors.size(); ++i) {
       if (i) body += ",";
       body += admin::json_string(state->errors[i]);
-      std::fprintf(stderr, "edge: admin: %s\n", http::escape_for_log(state->errors[i]).c_str());
+      edge::log::warn("edge: admin: %s", http::escape_for_log(state->errors[i]).c_str());
     }
     body += "]";
   }
@@ -1274,8 +1275,8 @@ Reply Admin::server_action(const admin::Route& route, std::string_view method) {
   for (size_t s : matches) backend.server(s).set_draining(drain);
   const balancer::ServerState& server = backend.server(matches.front());
   const char* state = balancer::mode_name(server.mode(balancer::now_ms(), backend.config().slow_start));
-  std::fprintf(stderr, "edge: admin: backend %s server %s %s\n", http::escape_for_log(route.backend).c_str(),
-               http::escape_for_log(route.server).c_str(), drain ? "draining" : "enabled");
+  edge::log::info("edge: admin: backend %s server %s %s", http::escape_for_log(route.backend).c_str(),
+                  http::escape_for_log(route.server).c_str(), drain ? "draining" : "enabled");
   std::string body = "{\"backend\":" + admin::json_string(route.backend) +
                      ",\"server\":" + admin::json_string(route.server) + ",\"state\":" + admin::json_string(state) +
                      "}\n";

@@ -1,8 +1,7 @@
 #include "proxy/fetch.h"
 
-#include <cstdio>
-
 #include "http/log_text.h"
+#include "log/error_log.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -165,9 +164,9 @@ void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
   const int server = slot_server_;
   const conf::Backend& backend = backend_state().config();
   // Names from the configuration, escaped all the same: a log line is one event, whoever wrote it.
-  std::fprintf(stderr, "edge: backend %s server %s: %s\n", http::escape_for_log(backend.name).c_str(),
-               http::escape_for_log(backend.servers[static_cast<size_t>(server)].address.text()).c_str(),
-               failure_name(failure));
+  edge::log::warn("edge: backend %s server %s: %s", http::escape_for_log(backend.name).c_str(),
+                  http::escape_for_log(backend.servers[static_cast<size_t>(server)].address.text()).c_str(),
+                  failure_name(failure));
 
   if (failure == UpstreamFailure::kResetBeforeResponse && reused && !retried_fresh_ && request_.idempotent) {
     // A kept-alive connection the server had just closed, most likely before reading us: once

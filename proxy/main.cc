@@ -6,18 +6,27 @@
 
 #include "conf/config.h"
 #include "http/log_text.h"
+#include "log/error_log.h"
 #include "proxy/assets.h"
 #include "proxy/server.h"
+#include "proxy/version.h"
 
 namespace {
 void usage(FILE* out) {
   std::fputs(
       "usage: edge --config FILE [--check]\n"
+      "       edge --version\n"
       "       edge assets --config FILE --route PREFIX [--host NAME] [--max-age AGE] DIR   (see edge assets --help)\n"
       "\n"
       "  --config FILE   the YAML configuration to run\n"
       "  --check         validate the configuration and exit (0 valid, 2 invalid)\n"
-      "  --help          this text\n",
+      "  --version       the version and build options (build type, sanitizers, OpenSSL, libuv)\n"
+      "  --help          this text\n"
+      "\n"
+      "While it runs, edge writes its log to stderr, a line per event:\n"
+      "  2026-12-03T18:10:00.123Z info edge: listening on 127.0.0.1:8080\n"
+      "(UTC time, level error, warn or info, message). Configuration errors at start keep\n"
+      "their plain `file:line:col: message` form.\n",
       out);
 }
 
@@ -31,6 +40,9 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       usage(stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::fputs(edge::proxy::version_text().c_str(), stdout);
       return 0;
     } else if (arg == "--check") {
       check = true;
@@ -79,5 +91,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
-  return server.run();
+  const int code = server.run();
+  edge::log::info("edge: stopped (exit code %d)", code);
+  edge::log::flush(true);
+  return code;
 }

@@ -14,6 +14,8 @@
 #include <memory>
 
 #include "balancer/health.h"
+#include "log/error_log.h"
+#include "proxy/version.h"
 
 namespace edge::proxy {
 
@@ -36,6 +38,23 @@ int open_listener(const conf::Address& address, std::string& error) {
     return -1;
   }
   return fd;
+}
+
+// Whether another process serves `address` already. SO_REUSEPORT, which gives every worker a
+// socket of its own, would also let this process share a port with another edge, or with any
+// program that asked for it, each then taking a part of the connections. A socket bound without
+// it is refused by any listener on the port, so a probe tells before the real sockets are bound.
+bool served_by_another_process(const conf::Address& address) {
+  socklen_t len = 0;
+  sockaddr_storage storage = address.to_sockaddr(&len);
+  int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;  // the real socket will say what is wrong
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (address.ipv6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  const bool in_use = ::bind(fd, reinterpret_cast<sockaddr*>(&storage), len) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return in_use;
 }
 
 uint16_t bound_port(int fd) {
@@ -73,6 +92,14 @@ bool Server::open(std::string& error) {
   for (size_t i = 0; i < shared_->config.listen.size(); ++i) {
     conf::Listen& listen = shared_->config.listen[i];
     const tls::ServerContext* tls = i < shared_->tls.by_listener.size() ? shared_->tls.by_listener[i].get() : nullptr;
+    // A port 0 is the kernel's choice, never in use. A binary upgrade taking over the previous
+    // process's sockets will skip this check for the addresses it inherits.
+    if (listen.address.port != 0 && served_by_another_process(listen.address)) {
+      error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() +
+                                           ": address already in use by another process"}
+                  .text();
+      return false;
+    }
     for (auto& worker : workers_) {
       std::string why;
       int fd = open_listener(listen.address, why);
@@ -92,14 +119,14 @@ bool Server::open(std::string& error) {
 void Server::reload_certificates() {
   const conf::LoadResult loaded = conf::load_file(shared_->config.file);
   if (!loaded.config) {
-    for (const conf::Error& error : loaded.errors) std::fprintf(stderr, "edge: reload: %s\n", error.text().c_str());
-    std::fprintf(stderr, "edge: reload refused: the configuration has errors; the certificates in use stay\n");
+    for (const conf::Error& error : loaded.errors) edge::log::error("edge: reload: %s", error.text().c_str());
+    edge::log::error("edge: reload refused: the configuration has errors; the certificates in use stay");
     return;
   }
   const std::vector<conf::Listen>& fresh = loaded.config->listen;
   const std::vector<conf::Listen>& current = shared_->config.listen;
   if (fresh.size() != current.size()) {
-    std::fprintf(stderr, "edge: reload refused: listen entries were added or removed; only certificates are reloaded\n");
+    edge::log::error("edge: reload refused: listen entries were added or removed; only certificates are reloaded");
     return;
   }
   tls::Contexts& tls = shared_->tls;
@@ -117,11 +144,11 @@ void Server::reload_certificates() {
     built[i] = tls::ServerContext::build(fresh[i].tls, tls.ticket_keys.get(), errors, warnings);
   }
   for (const conf::Error& warning : warnings)
-    std::fprintf(stderr, "edge: reload: %s:%d:%d: warning: %s\n", warning.mark.file.c_str(), warning.mark.line,
+    edge::log::warn("edge: reload: %s:%d:%d: warning: %s", warning.mark.file.c_str(), warning.mark.line,
                  warning.mark.col, warning.message.c_str());
   if (!errors.empty()) {
-    for (const conf::Error& error : errors) std::fprintf(stderr, "edge: reload: %s\n", error.text().c_str());
-    std::fprintf(stderr, "edge: reload refused: the certificates in use stay\n");
+    for (const conf::Error& error : errors) edge::log::error("edge: reload: %s", error.text().c_str());
+    edge::log::error("edge: reload refused: the certificates in use stay");
     return;
   }
   std::vector<std::pair<size_t, const tls::ServerContext*>> swaps;
@@ -137,7 +164,7 @@ void Server::reload_certificates() {
     worker->poster()([worker = worker.get(), swaps, workers_left] {
       for (const auto& [index, context] : swaps) worker->use_tls(index, context);
       if (workers_left->fetch_sub(1) == 1)
-        std::fprintf(stderr, "edge: certificates reloaded for %zu listener%s\n", swaps.size(), swaps.size() == 1 ? "" : "s");
+        edge::log::info("edge: certificates reloaded for %zu listener%s", swaps.size(), swaps.size() == 1 ? "" : "s");
     });
   }
 }
@@ -151,8 +178,9 @@ int Server::run() {
     uv_signal_init(&loop, &s);
     s.data = this;
   }
-  auto on_signal = [](uv_signal_t* handle, int) noexcept {
+  auto on_signal = [](uv_signal_t* handle, int signum) noexcept {
     auto* server = static_cast<Server*>(handle->data);
+    edge::log::info("edge: stopping (%s)", signum == SIGINT ? "SIGINT" : "SIGTERM");
     for (auto& worker : server->workers_) worker->request_stop();
     uv_stop(handle->loop);
   };
@@ -187,14 +215,21 @@ int Server::run() {
   ban_sweep.data = shared_.get();
   uv_timer_start(
       &ban_sweep, sweep_step, kSweepIntervalMs, 0);
+  // Folded repeats are told once their second has passed, even when nothing else is logged.
+  uv_timer_t log_flush;
+  uv_timer_init(&loop, &log_flush);
+  uv_timer_start(
+      &log_flush, [](uv_timer_t*) noexcept { edge::log::flush(); }, 1000, 1000);
   if (code == 0) {
+    edge::log::info("edge: starting edge %s (config %s, %zu workers)", version(), shared_->config.file.c_str(),
+                     workers_.size());
     balancer::HealthChecker health(shared_->config, shared_->balancer, shared_->tls.by_backend);
     health.start();
     for (auto& worker : workers_) worker->start();
     for (const conf::Listen& listen : shared_->config.listen)
-      std::fprintf(stderr, "edge: listening on %s%s\n", listen.address.text().c_str(), listen.tls.enabled ? " (tls)" : "");
-    if (admin_) std::fprintf(stderr, "edge: admin listening on %s\n", admin_->address().text().c_str());
-    std::fprintf(stderr, "edge: serving (config %s, %zu workers)\n", shared_->config.file.c_str(), workers_.size());
+      edge::log::info("edge: listening on %s%s", listen.address.text().c_str(), listen.tls.enabled ? " (tls)" : "");
+    if (admin_) edge::log::info("edge: admin listening on %s", admin_->address().text().c_str());
+    edge::log::info("edge: serving (config %s, %zu workers)", shared_->config.file.c_str(), workers_.size());
     uv_run(&loop, UV_RUN_DEFAULT);
     for (auto& worker : workers_) worker->join();
     health.stop();
@@ -203,6 +238,7 @@ int Server::run() {
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&hangup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&ban_sweep), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&log_flush), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
   admin_.reset();
   uv_loop_close(&loop);

@@ -76,7 +76,24 @@ bool try_connect(uint16_t port) {
   return ok;
 }
 
-// The port at the end of the first complete line of `output` that starts with `prefix`
+}  // namespace
+
+std::string_view log_message(std::string_view line) {
+  // "2026-12-03T18:10:00.123Z " then the level and a space.
+  constexpr std::string_view shape = "dddd-dd-ddTdd:dd:dd.dddZ ";
+  if (line.size() < shape.size()) return line;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const char c = line[i];
+    if (shape[i] == 'd' ? (c < '0' || c > '9') : c != shape[i]) return line;
+  }
+  for (std::string_view level : {"error ", "warn ", "info "})
+    if (line.substr(shape.size()).starts_with(level)) return line.substr(shape.size() + level.size());
+  return line;
+}
+
+namespace {
+
+// The port at the end of the first complete line of `output` whose message starts with `prefix`
 // ("... listening on 127.0.0.1:43817").
 std::optional<uint16_t> port_on_line(const std::string& output, std::string_view prefix) {
   for (size_t at = 0; at < output.size();) {
@@ -84,7 +101,7 @@ std::optional<uint16_t> port_on_line(const std::string& output, std::string_view
     if (end == std::string::npos) break;  // a line still being written
     std::string_view line(output.data() + at, end - at);
     at = end + 1;
-    if (!line.starts_with(prefix)) continue;
+    if (!log_message(line).starts_with(prefix)) continue;
     const size_t colon = line.rfind(':');
     const int port = colon == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(colon + 1)).c_str());
     if (port <= 0 || port > 65535) throw std::runtime_error("no port at the end of: " + std::string(line));
@@ -95,15 +112,18 @@ std::optional<uint16_t> port_on_line(const std::string& output, std::string_view
 
 }  // namespace
 
-// The process's output once a complete line starting with `prefix` is in it (what a binary
+// The process's output once a complete line whose message starts with `prefix` is in it (what a binary
 // writes once it listens). Throws with the output if the process dies first or never writes it.
 std::string wait_for_line(Process& process, std::string_view prefix, const std::string& what) {
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  const std::string needle = "\n" + std::string(prefix);
   for (;;) {
-    const std::string output = "\n" + process.output();
-    const size_t at = output.find(needle);
-    if (at != std::string::npos && output.find('\n', at + 1) != std::string::npos) return output.substr(1);
+    const std::string output = process.output();
+    for (size_t at = 0; at < output.size();) {
+      const size_t end = output.find('\n', at);
+      if (end == std::string::npos) break;  // a line still being written
+      if (log_message(std::string_view(output).substr(at, end - at)).starts_with(prefix)) return output;
+      at = end + 1;
+    }
     if (!process.running()) throw std::runtime_error(what + " exited before listening; output:\n" + output);
     if (Clock::now() >= deadline)
       throw std::runtime_error(what + " did not say it listens after 20 s; output:\n" + output);

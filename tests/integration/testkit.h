@@ -116,9 +116,14 @@ struct Edge {
 
 int unclean_exits();
 
-// The process's output once a complete line starting with `prefix` is in it (what a binary
-// writes once it listens, or once it has reloaded). Throws with the output if the process dies
-// first or never writes it within 20 s.
+// A line of edge's log without its time and level ("2026-12-03T18:10:00.123Z info "); any other
+// line (edge-app's, a configuration error) as it is.
+std::string_view log_message(std::string_view line);
+
+// The process's output once a complete line whose message starts with `prefix` is in it (what a
+// binary writes once it listens, or once it has reloaded): the line as it is, or after the time
+// and level of edge's log. Throws with the output if the process dies first or never writes it
+// within 20 s.
 std::string wait_for_line(Process& process, std::string_view prefix, const std::string& what);
 
 // A memcached server of its own on the port it reported after binding an ephemeral one (64 MB,
