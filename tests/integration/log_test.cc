@@ -105,3 +105,28 @@ TEST_CASE("a health-checked server that goes down and comes back leaves a down a
   CHECK(contains(output, " warn edge: backend app server " + server + " is down after 1 failed health check (last: "));
   CHECK(contains(output, " info edge: backend app server " + server + " is up after 2 passed health checks (last: 200)"));
 }
+
+TEST_CASE("a server ejected by passive failures leaves an ejected and a returned line") {
+  App a("a");
+  auto b = std::make_unique<App>("b");
+  const uint16_t b_port = b->port;
+  Edge edge(single_backend_config(yaml_address(a.port) + ", " + yaml_address(b_port),
+                                  "balance: round_robin\n    eject: {failures: 2, cooldown: 100ms}"));
+  const std::string server = "127.0.0.1:" + std::to_string(b_port);
+  b.reset();
+  // Refused by b, each request moves on to a; the second refusal in a row ejects b.
+  const std::string ejected = "edge: backend app server " + server + " ejected for 100 ms after 2 failures in a row";
+  for (int i = 0; i < 200 && !contains(edge.process.output(), ejected); ++i) CHECK(get(edge.port, "x", "/").status == 200);
+  CHECK(eventually_says(edge.process, ejected));
+  b = std::make_unique<App>("b", std::vector<std::string>{"--port", std::to_string(b_port)});
+  const std::string returned = "edge: backend app server " + server + " returned after passive ejection";
+  for (int i = 0; i < 2000 && !contains(edge.process.output(), returned); ++i) {
+    CHECK(get(edge.port, "x", "/").status == 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(eventually_says(edge.process, returned));
+  const std::string output = edge.process.output();
+  CAPTURE(output);
+  CHECK(contains(output, " warn " + ejected + "\n"));
+  CHECK(contains(output, " info " + returned + "\n"));
+}
