@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int code = server.run();
+  edge::log::flush(true);  // the repeats still owed, before the last line
   edge::log::info("edge: stopped (exit code %d)", code);
-  edge::log::flush(true);
   return code;
 }

@@ -145,7 +145,7 @@ void Server::reload_certificates() {
   }
   for (const conf::Error& warning : warnings)
     edge::log::warn("edge: reload: %s:%d:%d: warning: %s", warning.mark.file.c_str(), warning.mark.line,
-                 warning.mark.col, warning.message.c_str());
+                    warning.mark.col, warning.message.c_str());
   if (!errors.empty()) {
     for (const conf::Error& error : errors) edge::log::error("edge: reload: %s", error.text().c_str());
     edge::log::error("edge: reload refused: the certificates in use stay");
