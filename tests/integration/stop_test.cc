@@ -84,6 +84,33 @@ TEST_CASE("SIGTERM closes an idle keep-alive connection at once while one in pro
   CHECK(edge.process.wait(std::chrono::seconds(20)) == 0);
 }
 
+TEST_CASE("a response whose head is out when SIGTERM comes is finished, then the connection closes") {
+  App app("a");
+  Edge edge(single_backend_config(yaml_address(app.port)));
+  Client client(edge.port, std::chrono::seconds(30));
+  // Far more than the sockets hold (the client reads nothing more until the signal is taken):
+  // the response is still being written when the drain starts.
+  constexpr size_t kBody = 64 * 1024 * 1024;
+  REQUIRE(client.send(request("/bytes?n=" + std::to_string(kBody))));
+  std::string got;
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    std::string more = client.read_some();
+    REQUIRE_FALSE(more.empty());
+    got += more;
+  }
+  const size_t head_end = got.find("\r\n\r\n") + 4;
+  CHECK(got.substr(0, head_end).find("Connection: close") == std::string::npos);
+  edge.process.kill(SIGTERM);
+  wait_for_line(edge.process, "edge: stopping", "edge");
+  for (;;) {
+    std::string more = client.read_some();
+    if (more.empty()) break;
+    got += more;
+  }
+  CHECK(got.size() - head_end == kBody);
+  CHECK(edge.process.wait(std::chrono::seconds(20)) == 0);
+}
+
 TEST_CASE("past shutdown_timeout the requests left are cut and edge exits 0") {
   App app("a");
   Edge edge("shutdown_timeout: 1s\n" + single_backend_config(yaml_address(app.port)));
