@@ -354,9 +354,10 @@ class Loader {
       return std::nullopt;
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
-                                 "cache", "esi", "cluster"});
+                                 "cache", "esi", "cluster", "shutdown_timeout"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
+    read_duration(find(top, "shutdown_timeout"), "shutdown_timeout", config.shutdown_timeout);
     read_listen(require(top, "listen", root), config);
     if (const Entry* admin = find(top, "admin")) read_admin(*admin, config);
     // After admin, whose address a peer must not be.

@@ -339,6 +339,9 @@ struct Config {
   Esi esi;
   Admin admin;
   Cluster cluster;
+  // `shutdown_timeout`: on SIGTERM or SIGINT, the longest edge waits for the requests in flight
+  // to finish before it closes what is left; > 0.
+  Duration shutdown_timeout{std::chrono::seconds(30)};
   std::string file;  // the path it was loaded from
 
   int backend_index(std::string_view name) const;  // -1 when absent

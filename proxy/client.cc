@@ -82,6 +82,13 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::Server
   }
 }
 
+void ClientConn::drain() {
+  if (phase() == Phase::kWaiting) return close_for(CloseReason::kShutdown);
+  // A response not yet begun says Connection: close (framing() sees the worker stopping); one
+  // already under way ends the connection after it. A lingering one is left to end its linger.
+  close_after_response();
+}
+
 void ClientConn::shutdown() { close_for(CloseReason::kShutdown); }
 
 void ClientConn::close_for(CloseReason reason) {

@@ -169,6 +169,38 @@ void Server::reload_certificates() {
   }
 }
 
+void Server::begin_drain(const char* signal_name) {
+  draining_ = true;
+  edge::log::info("edge: stopping (%s): waiting up to %lld ms for the requests in progress (a second signal stops now)",
+                  signal_name, static_cast<long long>(shared_->config.shutdown_timeout.count()));
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->request_drain([this, i] {
+      drained_[i].store(true, std::memory_order_release);
+      uv_async_send(&drained_async_);
+    });
+  }
+  uv_timer_start(
+      &shutdown_timer_,
+      [](uv_timer_t* timer) noexcept {
+        edge::log::warn("edge: shutdown_timeout passed: closing the connections left");
+        static_cast<Server*>(timer->data)->stop_workers(true);
+      },
+      static_cast<uint64_t>(shared_->config.shutdown_timeout.count()), 0);
+}
+
+void Server::stop_workers(bool all) {
+  // A worker is sent its stop once: after it, its inbox is closed.
+  bool every = true;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (!stop_sent_[i] && (all || drained_[i].load(std::memory_order_acquire))) {
+      stop_sent_[i] = true;
+      workers_[i]->request_stop();
+    }
+    every = every && stop_sent_[i];
+  }
+  if (every) uv_stop(loop_);
+}
+
 int Server::run() {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -178,11 +210,22 @@ int Server::run() {
     uv_signal_init(&loop, &s);
     s.data = this;
   }
+  loop_ = &loop;
+  drained_ = std::make_unique<std::atomic<bool>[]>(workers_.size());
+  stop_sent_.assign(workers_.size(), false);
+  uv_async_init(&loop, &drained_async_, [](uv_async_t* async) noexcept {
+    static_cast<Server*>(async->data)->stop_workers(false);
+  });
+  drained_async_.data = this;
+  uv_timer_init(&loop, &shutdown_timer_);
+  shutdown_timer_.data = this;
   auto on_signal = [](uv_signal_t* handle, int signum) noexcept {
     auto* server = static_cast<Server*>(handle->data);
-    edge::log::info("edge: stopping (%s)", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    for (auto& worker : server->workers_) worker->request_stop();
-    uv_stop(handle->loop);
+    if (server->draining_) {
+      edge::log::info("edge: second signal: stopping now");
+      return server->stop_workers(true);
+    }
+    server->begin_drain(signum == SIGINT ? "SIGINT" : "SIGTERM");
   };
   uv_signal_start(&signals[0], on_signal, SIGINT);
   uv_signal_start(&signals[1], on_signal, SIGTERM);
@@ -239,7 +282,10 @@ int Server::run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&hangup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&ban_sweep), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&log_flush), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drained_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
+  loop_ = nullptr;
   admin_.reset();
   uv_loop_close(&loop);
   return code;

@@ -1,6 +1,9 @@
 // proxy/server: the edge process: opens the listeners, runs the workers, stops on a signal.
 #pragma once
 
+#include <uv.h>
+
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,7 +24,11 @@ class Server {
   // for the first worker and the same port for the others. On failure, `error` says which
   // address and why, with its position in the configuration.
   bool open(std::string& error);
-  // Runs the workers until SIGINT or SIGTERM; returns the process exit code. Once every socket
+  // Runs the workers until SIGINT or SIGTERM; returns the process exit code. The first signal
+  // drains (Worker::request_drain): no new connection, idle ones closed, the requests in
+  // progress answered; each worker stops once its connections are gone, and every one still
+  // running when `shutdown_timeout` passes, or at a second signal, stops at once. The admin
+  // port answers until the workers are done. Once every socket
   // listens, it writes to stderr one line per listen address and one for the admin port, with
   // the ports actually bound (what an operator or a test that asked for port 0 reads):
   //   edge: listening on 127.0.0.1:43817
@@ -33,6 +40,18 @@ class Server {
   // connections accepted afterwards use them. Anything wrong, and the current ones stay (the
   // reasons go to stderr). Until edge reloads its whole configuration, only certificates change.
   void reload_certificates();
+  // The first SIGINT/SIGTERM: every worker drains and the shutdown_timeout clock starts.
+  void begin_drain(const char* signal_name);
+  // Stops every worker not yet stopped (all of them with `all`, else the drained ones); once
+  // all are, run()'s loop ends.
+  void stop_workers(bool all);
+
+  uv_loop_t* loop_ = nullptr;  // run()'s, while it runs
+  uv_async_t drained_async_{};  // a worker drained (any thread)
+  uv_timer_t shutdown_timer_{};
+  bool draining_ = false;
+  std::unique_ptr<std::atomic<bool>[]> drained_;  // [worker], set by the worker's thread
+  std::vector<bool> stop_sent_;                   // [worker]
 
   std::unique_ptr<Shared> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -103,7 +103,16 @@ void Worker::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
-void Worker::request_stop() { uv_async_send(&stop_async_); }
+void Worker::request_drain(std::function<void()> on_drained) {
+  on_drained_ = std::move(on_drained);
+  drain_requested_.store(true, std::memory_order_release);
+  uv_async_send(&stop_async_);
+}
+
+void Worker::request_stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  uv_async_send(&stop_async_);
+}
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
@@ -111,19 +120,43 @@ void Worker::join() {
 
 void Worker::on_stop(uv_async_t* async) noexcept {
   auto* w = static_cast<Worker*>(async->data);
-  w->stopping_ = true;
-  for (auto& listener : w->listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&listener->tcp), nullptr);
+  if (w->stop_requested_.load(std::memory_order_acquire)) return w->stop_now();
+  if (w->drain_requested_.load(std::memory_order_acquire)) w->drain();
+}
+
+void Worker::drain() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (auto& listener : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&listener->tcp), nullptr);
   // Closing a client removes it from the list: work on a copy.
-  std::vector<ClientConn*> clients = w->clients_;
+  std::vector<ClientConn*> clients = clients_;
+  for (ClientConn* conn : clients) conn->drain();
+  check_drained();
+}
+
+void Worker::check_drained() {
+  if (!stopping_ || stopped_ || drained_told_ || !clients_.empty()) return;
+  drained_told_ = true;
+  if (on_drained_) on_drained_();
+}
+
+void Worker::stop_now() {
+  if (stopped_) return;
+  if (!stopping_) {
+    stopping_ = true;
+    for (auto& listener : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&listener->tcp), nullptr);
+  }
+  stopped_ = true;
+  std::vector<ClientConn*> clients = clients_;
   for (ClientConn* conn : clients) conn->shutdown();
   // What is left are fills nobody on this worker reads any more (and background refreshes).
   std::vector<Fetch*> fetches;
-  for (auto& [id, fetch] : w->fetches_) fetches.push_back(fetch);
+  for (auto& [id, fetch] : fetches_) fetches.push_back(fetch);
   for (Fetch* fetch : fetches) fetch->shutdown();
-  for (auto& pools : w->pools_)
+  for (auto& pools : pools_)
     for (auto& pool : pools) pool->shutdown();
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->stop_async_), nullptr);
-  w->tasks_->close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+  tasks_->close();
 }
 
 void Worker::add_fetch(Fetch* fetch) { fetches_.emplace(fetch->id(), fetch); }
@@ -195,6 +228,7 @@ void Worker::remove_client(ClientConn* conn) {
   clients_[i] = clients_.back();
   clients_[i]->registry_index_ = i;
   clients_.pop_back();
+  check_drained();
 }
 
 }  // namespace edge::proxy

@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -67,7 +68,15 @@ class Worker {
   // certificates). On the worker's loop (post it through poster()).
   void use_tls(size_t index, const tls::ServerContext* tls) { listeners_.at(index)->tls = tls; }
   void start();
-  void request_stop();  // any thread
+  // A graceful stop (any thread): the listeners close, idle connections close at once, and a
+  // connection with a request in progress closes once its response is written (which says
+  // Connection: close when its head is still to come). `on_drained` is called once, on this
+  // worker's thread, when no client connection is left; it must be safe from that thread. The
+  // worker's loop goes on (pools, background fetches) until request_stop().
+  void request_drain(std::function<void()> on_drained);
+  // Stops now (any thread, at most once): every connection, fetch and pool is closed and the
+  // loop ends. After a drain too.
+  void request_stop();
   void join();
 
   uv_loop_t* loop() { return &loop_; }
@@ -106,11 +115,15 @@ class Worker {
   // fill on this worker tells its subscribers directly). Fill::subscribe keeps it.
   void add_subscriber(uint64_t id, FillSubscriber* subscriber);
   void remove_subscriber(uint64_t id);
+  // Draining or stopped: no response is kept alive any more.
   bool stopping() const { return stopping_; }
 
  private:
   static void on_connection(uv_stream_t* listener, int status) noexcept;
   static void on_stop(uv_async_t* async) noexcept;
+  void drain();
+  void stop_now();
+  void check_drained();
   static void on_note(void* worker, const LoopTasks::Note& note);
   void run();
 
@@ -138,7 +151,13 @@ class Worker {
   Stats stats_;
   cache::Counters cache_counters_;
   std::thread thread_;
+  // What other threads asked for through stop_async_ (a send may carry both).
+  std::atomic<bool> drain_requested_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::function<void()> on_drained_;  // written before drain_requested_ is set
   bool stopping_ = false;
+  bool stopped_ = false;
+  bool drained_told_ = false;
   uint64_t date_second_ = 0;
   char date_[32] = {};
   size_t date_len_ = 0;

@@ -64,7 +64,7 @@ TEST_CASE("every line edge writes while it runs carries the time and a level") {
   CHECK(contains(output, " info edge: starting edge "));
   CHECK(contains(output, " info edge: listening on 127.0.0.1:" + std::to_string(edge.port) + "\n"));
   CHECK(contains(output, " info edge: serving (config "));
-  CHECK(contains(output, " info edge: stopping (SIGTERM)\n"));
+  CHECK(contains(output, " info edge: stopping (SIGTERM)"));
   CHECK(contains(output, " info edge: stopped (exit code 0)\n"));
 }
 

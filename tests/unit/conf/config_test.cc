@@ -288,6 +288,17 @@ TEST_CASE("workers takes 1 to 256 or auto") {
         "test.yaml:1:10: 'workers' must be a non-empty scalar, not a list");
 }
 
+TEST_CASE("shutdown_timeout is a top-level duration, 30s by default, errors at the value") {
+  CHECK(load(minimal).config->shutdown_timeout == std::chrono::seconds(30));
+  CHECK(load("shutdown_timeout: 1500ms\n" + minimal).config->shutdown_timeout == std::chrono::milliseconds(1500));
+  CHECK(load("shutdown_timeout: 2m\n" + minimal).config->shutdown_timeout == std::chrono::minutes(2));
+  CHECK(only_error("shutdown_timeout: 0s\n" + minimal) ==
+        "test.yaml:1:19: 'shutdown_timeout' must be greater than zero");
+  CHECK(only_error("shutdown_timeout: 30\n" + minimal).rfind("test.yaml:1:19: bad duration '30'", 0) == 0);
+  CHECK(only_error("shutdown_timeout: [1s]\n" + minimal) ==
+        "test.yaml:1:19: 'shutdown_timeout' must be a non-empty scalar, not a list");
+}
+
 TEST_CASE("the hostile-input bounds: defaults, values, zero where it means none, errors at the value") {
   const Config defaults = *load(minimal).config;
   CHECK(defaults.limits.max_header_fields == 100u);
