@@ -957,9 +957,7 @@ class Loader {
     Entries fields = entries(entry.value, {"path", "format", "buffer"});
     if (const Entry* path = require(fields, "path", entry.value)) {
       if (auto text = scalar(*path, "path")) {
-        if (text->empty()) {
-          fail(*path, "'path' must not be empty");
-        } else if (*text == "stdout") {
+        if (*text == "stdout") {
           log.to_stdout = true;
           log.path = "stdout";
         } else {
