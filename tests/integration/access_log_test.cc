@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -128,6 +129,12 @@ TEST_CASE("access log: one JSON line per request, and a new file after SIGUSR1")
   // logrotate: the file is moved, edge is told, and the next line starts a new file.
   REQUIRE(std::rename(path.c_str(), (path + ".1").c_str()) == 0);
   edge.process.kill(SIGUSR1);
+  // The writer reopens as soon as it hears of the signal, lines or not: once the file is there,
+  // every later line goes to it.
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < limit)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(std::filesystem::exists(path));
   Response after = get(edge.port, "shop.example", "/static/app.js");
   CHECK(after.status == 200);
   std::vector<std::string> fresh = wait_for_lines(path, 1);
