@@ -354,7 +354,7 @@ class Loader {
       return std::nullopt;
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
-                                 "cache", "esi", "cluster", "shutdown_timeout"});
+                                 "cache", "esi", "cluster", "shutdown_timeout", "access_log"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_duration(find(top, "shutdown_timeout"), "shutdown_timeout", config.shutdown_timeout);
@@ -367,6 +367,7 @@ class Loader {
     // Before the hosts, whose `static: memcached` needs it.
     memcached_ = config.cache.memcached.enabled;
     if (const Entry* esi = find(top, "esi")) read_esi(*esi, config.esi);
+    if (const Entry* access_log = find(top, "access_log")) read_access_log(*access_log, config.access_log);
     read_backends(require(top, "backends", root), config);
     read_hosts(require(top, "hosts", root), config);
     if (!errors_.empty()) return std::nullopt;
@@ -948,6 +949,35 @@ class Loader {
       }
     }
     read_count(find(fields, "max_includes"), "max_includes", 1, 10000, esi.max_includes);
+  }
+
+  void read_access_log(const Entry& entry, AccessLog& log) {
+    log.enabled = true;
+    log.mark = mark_of(entry.key);
+    if (!expect_map(entry, "access_log")) return;
+    Entries fields = entries(entry.value, {"path", "format", "buffer"});
+    if (const Entry* path = require(fields, "path", entry.value)) {
+      if (auto text = scalar(*path, "path")) {
+        if (*text == "stdout") {
+          log.to_stdout = true;
+          log.path = "stdout";
+        } else {
+          log.path = resolved_path(file_, *text);
+        }
+      }
+    }
+    if (const Entry* format = find(fields, "format")) {
+      if (auto text = scalar(*format, "format")) {
+        if (*text == "combined") {
+          log.format = AccessLogFormat::kCombined;
+        } else if (*text == "json") {
+          log.format = AccessLogFormat::kJson;
+        } else {
+          fail(*format, "bad format '" + *text + "': expected combined or json");
+        }
+      }
+    }
+    read_size(find(fields, "buffer"), "buffer", 4096, log.buffer);
   }
 
   // A host name or a list of them, lower-cased; a `*.domain` wildcard keeps its `*.`; `*` is

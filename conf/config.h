@@ -329,6 +329,20 @@ struct Cluster {
   Mark mark;  // the `cluster` key; line 0 when the file has none
 };
 
+// The access log (top-level `access_log:` map); no access log when the file has none.
+enum class AccessLogFormat { kCombined, kJson };
+struct AccessLog {
+  bool enabled = false;  // true when the `access_log` key is present
+  // `path`: required; a file, relative to the configuration file, or `stdout`.
+  std::string path;
+  bool to_stdout = false;  // `path: stdout`
+  AccessLogFormat format = AccessLogFormat::kCombined;  // `format: combined|json`
+  // `buffer`: the bytes of lines queued for the writer thread; past it lines are dropped and
+  // counted. At least 4k.
+  uint64_t buffer = 1024 * 1024;
+  Mark mark;  // the `access_log` key; line 0 when the file has none
+};
+
 struct Config {
   int workers = 0;  // 0 until resolved: `auto` resolves to the number of cores
   std::vector<Listen> listen;  // never empty
@@ -342,6 +356,7 @@ struct Config {
   // `shutdown_timeout`: on SIGTERM or SIGINT, the longest edge waits for the requests in flight
   // to finish before it closes what is left; > 0.
   Duration shutdown_timeout{std::chrono::seconds(30)};
+  AccessLog access_log;
   std::string file;  // the path it was loaded from
 
   int backend_index(std::string_view name) const;  // -1 when absent

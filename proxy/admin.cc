@@ -641,6 +641,7 @@ ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& wor
     figures.upstream_failures += worker->upstream_failures.load(std::memory_order_relaxed);
     figures.tls_handshakes += worker->tls_handshakes.load(std::memory_order_relaxed);
     figures.tls_resumed += worker->tls_resumed.load(std::memory_order_relaxed);
+    figures.access_log_dropped += worker->access_log_dropped.load(std::memory_order_relaxed);
     for (size_t r = 0; r < kCloseReasonCount; ++r) figures.closes[r] += worker->closes[r].load(std::memory_order_relaxed);
   }
   return figures;
@@ -695,6 +696,8 @@ std::string render_stats_json(const CacheFigures& figures) {
     append_unsigned(out, figures.connections->tls_handshakes);
     out.append(",\"tls_resumed\":");
     append_unsigned(out, figures.connections->tls_resumed);
+    out.append(",\"access_log_dropped\":");
+    append_unsigned(out, figures.connections->access_log_dropped);
     out.append(",\"closes\":{");
     for (size_t r = 0; r < kCloseReasonCount; ++r) {
       if (r > 0) out.push_back(',');
@@ -810,6 +813,8 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
     m.sample({}, figures.connections->tls_handshakes);
     m.family("edge_tls_resumed_total", "counter", "TLS handshakes that resumed a session");
     m.sample({}, figures.connections->tls_resumed);
+    m.family("edge_access_log_dropped_total", "counter", "Access log lines dropped because the log's queue was full");
+    m.sample({}, figures.connections->access_log_dropped);
     std::string closes_help = "Client connections closed, each once, by reason:";
     for (size_t r = 0; r < kCloseReasonCount; ++r) closes_help.append(r == 0 ? " " : ", ").append(close_reason_key(static_cast<CloseReason>(r)));
     m.family("edge_connection_closes_total", "counter", closes_help);

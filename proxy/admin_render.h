@@ -114,6 +114,7 @@ struct ConnectionFigures {
   uint64_t upstream_failures = 0;
   uint64_t tls_handshakes = 0;
   uint64_t tls_resumed = 0;
+  uint64_t access_log_dropped = 0;
   std::array<uint64_t, kCloseReasonCount> closes{};  // by CloseReason
 };
 ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& workers);

@@ -63,6 +63,7 @@ class ClientConn final : public http::ServerConn, Request::Client {
   void broke_off(CloseReason reason) override { close_for(reason); }
   std::string_view client_ip() override;
   bool secure() override { return tls_ != nullptr; }
+  uint64_t bytes_sent() override { return bytes_written(); }
 
   // Answers `status` and closes the connection, counted under `reason`.
   void reject(int status, CloseReason reason);

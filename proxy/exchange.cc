@@ -47,6 +47,7 @@ void Exchange::start(const Request& request) {
   trace_ = request.trace;
   delivering_ = false;
   x_cache_ = "PASS";
+  facts_ = {};
   const conf::Config& config = worker_.shared().config;
   const conf::Host& host = config.hosts[static_cast<size_t>(route_.host)];
   policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
@@ -211,6 +212,8 @@ void Exchange::deliver(const cache::ObjectRef& object, const char* x_cache) {
 void Exchange::on_fill_event() {
   if (!fill_) return;
   const Fill::Snapshot snap = fill_->snapshot();
+  // Only the fill this request started is its backend exchange; one it joined was another's.
+  if (fill_initiator_ && snap.fetch.backend >= 0) facts_ = snap.fetch;
   switch (snap.state) {
     case Fill::State::kFetching:
       return;
@@ -296,12 +299,14 @@ void Exchange::start_pass() {
 }
 
 void Exchange::on_fetch_failed(Fetch& fetch, int status) {
+  facts_ = fetch.facts();
   if (fetch_.get() == &fetch) fetch_.release();  // finished just below
   fetch.finish();
   owner_->on_exchange_failed(status);
 }
 
 void Exchange::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  facts_ = fetch.facts();
   if (!delivering_) {
     delivering_ = true;
     invalidate_after(head);

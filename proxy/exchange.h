@@ -81,6 +81,9 @@ class Exchange final : Fetch::Owner, FillSubscriber {
 
   uint64_t id() const { return id_; }
   const char* x_cache() const { return x_cache_; }
+  // The backend exchange this request caused (its own fetch, or the fill it started), as far as
+  // it went; backend -1 when none was asked. Kept after end(), until the next start().
+  const Fetch::Facts& fetch_facts() const { return facts_; }
   const conf::CachePolicy* policy() const { return policy_; }
   // Waiting for another request's fill (the owner bounds that with coalesce_timeout and then
   // calls stop_waiting(), which passes the request to the backend alone).
@@ -125,6 +128,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   bool delivering_ = false;  // the owner has an object from the fill
   bool active_ = false;
   const char* x_cache_ = "PASS";
+  Fetch::Facts facts_;
   std::string cache_host_;  // lower case, no port
   std::string cache_key_;
   std::string key_extra_;   // the key-cookie part of the variant

@@ -9,6 +9,7 @@ namespace edge::proxy {
 Fetch::Fetch(Worker& worker, Owner* owner, Request request)
     : worker_(worker), owner_(owner), request_(std::move(request)) {
   response_body_.set_options(worker.body_options(false));
+  facts_.backend = request_.backend;
   deadline_.init(worker.loop(), [](void* self) noexcept { static_cast<Fetch*>(self)->on_queue_timeout(); }, this);
 }
 
@@ -123,6 +124,9 @@ void Fetch::on_queue_timeout() {
 }
 
 void Fetch::forward_to(int server, bool fresh) {
+  // A fresh connection to the same server is a repeat, not another server.
+  if (!fresh && facts_.server >= 0) ++facts_.retries;
+  facts_.server = server;
   slot_server_ = server;
   tried_servers_ |= uint64_t{1} << (static_cast<unsigned>(server) % 64);
   response_body_.clear();
@@ -215,6 +219,7 @@ void Fetch::on_upstream_response(const http::ResponseHead& head, bool complete) 
     ended_ = true;
   }
   response_started_ = true;
+  if (!facts_.first_byte_ns) facts_.first_byte_ns = uv_hrtime();
   if (owner_) owner_->on_fetch_response(*this, head, complete);
 }
 

@@ -41,6 +41,13 @@ class Worker;
 
 class Fetch final : UpstreamConn::Owner, balancer::Waiter {
  public:
+  // What the access log says of the backend exchange: copied by whoever asked, as it goes.
+  struct Facts {
+    int backend = -1;
+    int server = -1;             // the last server tried; -1: none yet
+    uint32_t retries = 0;        // servers tried after the first
+    uint64_t first_byte_ns = 0;  // uv_hrtime() when the response head was read; 0: not yet
+  };
   class Owner {
    public:
     // The head is complete; the Body holds what has arrived. Called again on every read that
@@ -74,6 +81,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   const std::string& request_head() const { return request_.head; }
   bool response_started() const { return response_started_; }
   uint64_t id() const { return id_; }
+  const Facts& facts() const { return facts_; }
 
   // The queue granted a slot (through the worker, on this fetch's loop).
   void on_granted(int server);
@@ -106,6 +114,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   http::Body response_body_;
   UpstreamConn* upstream_ = nullptr;
   uint64_t id_ = 0;              // unique on this worker: grants find the fetch by it
+  Facts facts_;
   uint64_t tried_servers_ = 0;   // bit per server index (mod 64)
   int slot_server_ = -1;         // the server whose balancer slot this fetch holds
   int last_failure_status_ = 0;  // the answer if no server is left to try (0: 503)

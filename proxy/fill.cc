@@ -258,6 +258,7 @@ Fill::Snapshot Fill::snapshot() const {
   s.revalidated = revalidated_;
   s.from_tier = from_tier_;
   s.stale_from_tier = stale_from_tier_;
+  s.fetch = facts_;
   return s;
 }
 
@@ -297,7 +298,13 @@ void Fill::end() {
 }
 
 void Fill::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
-  if (!decided_) return decide(fetch, head, complete);
+  if (!decided_) {
+    {
+      std::lock_guard lock(mutex_);
+      facts_ = fetch.facts();
+    }
+    return decide(fetch, head, complete);
+  }
   if (filling_) copy_body(fetch, complete);
 }
 
@@ -444,6 +451,7 @@ void Fill::on_fetch_failed(Fetch& fetch, int status) {
     std::lock_guard lock(mutex_);
     if (state_ != State::kStreaming) state_ = State::kFailed;
     status_ = status;
+    facts_ = fetch.facts();
   }
   fetch.finish();
   end();

@@ -99,6 +99,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     bool revalidated = false; // kStreaming from a 304
     bool from_tier = false;   // kStreaming: found in memcached, no backend asked
     bool stale_from_tier = false;  // from_tier, stale but within grace: refreshed in the background
+    Fetch::Facts fetch;       // the backend exchange so far (backend -1: none asked)
   };
 
   // Starts the fetch on `worker`'s loop, and returns the fill. `initiator` (null: none, a
@@ -172,6 +173,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   bool revalidated_ = false;
   bool from_tier_ = false;
   bool stale_from_tier_ = false;
+  Fetch::Facts facts_;
   bool over_ = false;  // no more events
   uint64_t initiator_ = 0;  // its id; 0 once it left
   uint64_t departures_ = 0;  // unsubscriptions from this fill's worker (only it writes it)

@@ -1,5 +1,6 @@
 #include "proxy/request.h"
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -48,11 +49,15 @@ int Request::recv(http::RequestHead& head) {
   done();
   active_ = true;
   head_ = &head;
+  host_.clear();
+  target_.clear();
   responding_ = false;
   head_sent_ = false;
   early_status_ = 0;
   early_fields_.clear();
   x_cache_ = "PASS";
+  status_ = 0;
+  exchanged_ = false;
   trace_.start();
   trace_.add(Step::kRecv);
   // A reverse proxy opens no tunnels.
@@ -89,7 +94,13 @@ int Request::recv(http::RequestHead& head) {
 
 void Request::refuse(const http::RequestHead& head, int status) {
   if (!active_) {
+    // Refused before recv() read its identity: nothing of an earlier request may show.
     active_ = true;
+    host_.clear();
+    target_.clear();
+    x_cache_ = "PASS";
+    status_ = 0;
+    exchanged_ = false;
     trace_.start();
   }
   head_ = &head;
@@ -111,6 +122,7 @@ void Request::start(const http::RequestHead& head, const http::Body& body) {
   request.client_ip = client_.client_ip();
   request.https = client_.secure();
   request.trace = &trace_;
+  exchanged_ = true;
   exchange_.start(request);
 }
 
@@ -359,6 +371,7 @@ void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool rel
       build_response_head(response_head_, spec, client_.framing(may_keep_alive), worker_.date());
   response_head_.append(inline_body);
   head_sent_ = true;
+  status_ = spec.status;
   Client::Response response;
   response.head = &response_head_;
   response.body = body;
@@ -378,6 +391,53 @@ void Request::done() {
   exchange_.end();
   object_.reset();
   trace_.add(Step::kDone);
+  if (worker_.shared().access_log) log_access();
+}
+
+void Request::log_access() {
+  const conf::Config& config = worker_.shared().config;
+  log::AccessRecord record;
+  record.time_ms = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  record.client = client_.client_ip();
+  record.host = host_;
+  if (head_) {
+    record.method = head_->method;
+    // The canonical target when recv() read one, else what the client sent.
+    record.target = target_.empty() ? std::string_view(head_->target) : std::string_view(target_);
+    record.http_minor = head_->version_minor;
+    record.referer = head_->headers.get("Referer").value_or(std::string_view());
+    record.user_agent = head_->headers.get("User-Agent").value_or(std::string_view());
+  }
+  record.status = status_;
+  record.bytes = status_ ? client_.bytes_sent() : 0;
+  const uint64_t now_ns = uv_hrtime();
+  record.total_ms = static_cast<double>(now_ns - trace_.started_ns()) / 1e6;
+  // An answer edge made before any lookup (a refusal, a 404 for an unknown host) has no cache
+  // status and no backend.
+  record.cache = exchanged_ ? std::string_view(x_cache_) : std::string_view();
+  const Fetch::Facts& fetch = exchange_.fetch_facts();
+  std::string server;
+  if (exchanged_ && fetch.backend >= 0 && static_cast<size_t>(fetch.backend) < config.backends.size()) {
+    const conf::Backend& backend = config.backends[static_cast<size_t>(fetch.backend)];
+    record.backend = backend.name;
+    if (fetch.server >= 0 && static_cast<size_t>(fetch.server) < backend.servers.size()) {
+      server = backend.servers[static_cast<size_t>(fetch.server)].address.text();
+      record.server = server;
+    }
+    record.retries = fetch.retries;
+    if (fetch.first_byte_ns)
+      record.ttfb_ms = fetch.first_byte_ns > trace_.started_ns()
+                           ? static_cast<double>(fetch.first_byte_ns - trace_.started_ns()) / 1e6
+                           : 0.0;
+  }
+  record.worker = worker_.index();
+  std::string line;
+  line.reserve(384);
+  log::format_line(line, config.access_log.format, record);
+  if (!worker_.shared().access_log->push(line))
+    worker_.stats().access_log_dropped.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace edge::proxy

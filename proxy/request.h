@@ -13,7 +13,8 @@
 //   relay     relay()                   a passed response's head, its body streamed
 //   assemble  assemble()                an ESI/SSI page from its includes (proxy/assembly.cc)
 //   synth     synth()                   an answer edge makes itself (errors, rejections)
-//   done      done()                    written, or abandoned: everything held is let go
+//   done      done()                    written, or abandoned: everything held is let go, and
+//                                       the access log gets the request's line (log/access_log)
 // Every head goes through proxy/heads' build_response_head(); the request's trace records each
 // step with its time, for the access log and debug output.
 //
@@ -67,6 +68,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
     virtual void broke_off(CloseReason reason) = 0;
     virtual std::string_view client_ip() = 0;
     virtual bool secure() = 0;  // the connection is TLS (https)
+    // Bytes of the current response written to the client so far, head included.
+    virtual uint64_t bytes_sent() = 0;
 
    protected:
     ~Client() = default;
@@ -117,6 +120,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
   void on_exchange_failed(int status) override;
   void on_assembly_progress() override;
   void on_assembly_failed() override;
+  // The request's access log line, formatted here and queued for the log's writer thread.
+  void log_access();
 
   Worker& worker_;
   Client& client_;
@@ -135,6 +140,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
   bool assembly_failed_ = false;    // it failed while starting
   http::BodyWindow window_;         // the part of object_'s body a range asks for
   const char* x_cache_ = "PASS";
+  int status_ = 0;           // of the response sent; 0: none
+  bool exchanged_ = false;   // the request went through exchange_ (its facts are this request's)
   bool active_ = false;      // between recv() and done()
   bool responding_ = false;  // a response is being sent (or its head decided, for an object)
   bool head_sent_ = false;

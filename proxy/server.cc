@@ -89,6 +89,15 @@ Server::~Server() {
 }
 
 bool Server::open(std::string& error) {
+  if (const conf::AccessLog& log = shared_->config.access_log; log.enabled) {
+    auto access_log = std::make_unique<log::AccessLog>(log.path, log.to_stdout, log.buffer);
+    if (!access_log->open(error)) {
+      error = conf::Error{log.mark, error}.text();
+      return false;
+    }
+    access_log->start();
+    shared_->access_log = std::move(access_log);
+  }
   for (size_t i = 0; i < shared_->config.listen.size(); ++i) {
     conf::Listen& listen = shared_->config.listen[i];
     const tls::ServerContext* tls = i < shared_->tls.by_listener.size() ? shared_->tls.by_listener[i].get() : nullptr;
@@ -235,6 +244,17 @@ int Server::run() {
   uv_signal_start(
       &hangup, [](uv_signal_t* handle, int) noexcept { static_cast<Server*>(handle->data)->reload_certificates(); },
       SIGHUP);
+  // SIGUSR1: the access log's file is reopened (after logrotate moved it). Without an access
+  // log the signal is ignored rather than fatal.
+  uv_signal_t usr1;
+  uv_signal_init(&loop, &usr1);
+  usr1.data = this;
+  uv_signal_start(
+      &usr1,
+      [](uv_signal_t* handle, int) noexcept {
+        if (auto& log = static_cast<Server*>(handle->data)->shared_->access_log) log->reopen();
+      },
+      SIGUSR1);
   int code = 0;
   if (shared_->config.admin.enabled) {
     std::vector<const cache::Counters*> counters;
@@ -280,6 +300,7 @@ int Server::run() {
   if (admin_) admin_->close();
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&hangup), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&usr1), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&ban_sweep), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&log_flush), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drained_async_), nullptr);

@@ -36,6 +36,7 @@ class Server {
   int run();
 
  private:
+  // SIGUSR1: the access log reopens its file (log/access_log.h).
   // SIGHUP: the certificates of the TLS listeners are read again from the configuration file;
   // connections accepted afterwards use them. Anything wrong, and the current ones stay (the
   // reasons go to stderr). Until edge reloads its whole configuration, only certificates change.

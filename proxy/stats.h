@@ -45,6 +45,7 @@ struct Stats {
   std::atomic<uint64_t> upstream_failures{0};  // backend exchanges that failed
   std::atomic<uint64_t> tls_handshakes{0};     // completed: at the first request, else at the close
   std::atomic<uint64_t> tls_resumed{0};        // of which resumed a session
+  std::atomic<uint64_t> access_log_dropped{0};  // access log lines dropped: its queue was full
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
   void count_close(CloseReason r) { closes[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
 };

@@ -57,6 +57,7 @@ class Trace {
     const uint64_t us = (uv_hrtime() - started_ns_) / 1000;
     entries_[count_++] = Entry{step, us > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(us)};
   }
+  uint64_t started_ns() const { return started_ns_; }  // uv_hrtime() at start()
   size_t size() const { return count_; }
   const Entry& operator[](size_t i) const { return entries_[i]; }
   bool took(Step step) const {

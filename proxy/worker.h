@@ -24,6 +24,7 @@
 #include "cache/counters.h"
 #include "cache/store.h"
 #include "conf/config.h"
+#include "log/access_log.h"
 #include "proxy/bounds.h"
 #include "proxy/fill.h"
 #include "proxy/loop_tasks.h"
@@ -50,6 +51,7 @@ struct Shared {
   Bounds bounds;  // the temp-file space and the bounds' counters
   std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop
   tls::Contexts tls;  // the listeners' and backends' TLS contexts; outlive the workers
+  std::unique_ptr<log::AccessLog> access_log;  // with access_log; outlives the workers
 };
 
 class Worker {
@@ -80,6 +82,7 @@ class Worker {
   void join();
 
   uv_loop_t* loop() { return &loop_; }
+  int index() const { return index_; }
   Shared& shared() { return shared_; }
   const conf::Limits& limits() const { return shared_.config.limits; }
   Bounds& bounds() { return shared_.bounds; }

@@ -2089,3 +2089,39 @@ TEST_CASE("tls: a backend's tls map: verification on by default, a name, a CA fi
   CHECK(checked.config->backends[0].tls.enabled);
   CHECK(checked.config->backends[0].health.enabled);
 }
+
+TEST_CASE("access_log: absent, a file relative to the configuration, stdout, its format and buffer") {
+  LoadResult none = load(minimal);
+  REQUIRE(none.config);
+  CHECK_FALSE(none.config->access_log.enabled);
+
+  LoadResult file = load_string(minimal + "access_log:\n  path: logs/access.log\n", "/etc/edge/edge.yaml");
+  REQUIRE_MESSAGE(file.config, joined(file));
+  const AccessLog& log = file.config->access_log;
+  CHECK(log.enabled);
+  CHECK(log.path == "/etc/edge/logs/access.log");
+  CHECK_FALSE(log.to_stdout);
+  CHECK(log.format == AccessLogFormat::kCombined);
+  CHECK(log.buffer == 1024 * 1024);
+  CHECK(log.mark.line == 9);
+
+  LoadResult out = load(minimal + "access_log: { path: stdout, format: json, buffer: 64k }\n");
+  REQUIRE_MESSAGE(out.config, joined(out));
+  CHECK(out.config->access_log.to_stdout);
+  CHECK(out.config->access_log.format == AccessLogFormat::kJson);
+  CHECK(out.config->access_log.buffer == 64 * 1024);
+  CHECK(load(minimal + "access_log: { path: /var/log/a.log }\n").config->access_log.path == "/var/log/a.log");
+}
+
+TEST_CASE("access_log: bad values are errors at their position") {
+  CHECK(only_error(minimal + "access_log:\n  format: json\n") == "test.yaml:10:3: missing required key 'path'");
+  CHECK(only_error(minimal + "access_log:\n  path: a.log\n  format: xml\n") ==
+        "test.yaml:11:11: bad format 'xml': expected combined or json");
+  CHECK(only_error(minimal + "access_log:\n  path: a.log\n  buffer: 1k\n") ==
+        "test.yaml:11:11: 'buffer' must be at least 4096");
+  CHECK(only_error(minimal + "access_log:\n  path: a.log\n  buffer: lots\n").find("test.yaml:11:11: bad size 'lots'") == 0);
+  CHECK(only_error(minimal + "access_log:\n  path: \"\"\n") ==
+        "test.yaml:10:9: 'path' must be a non-empty scalar, not an empty string");
+  CHECK(only_error(minimal + "access_log:\n  path: a.log\n  rotate: daily\n") == "test.yaml:11:3: unknown key 'rotate'");
+  CHECK(only_error(minimal + "access_log: /var/log/a.log\n") == "test.yaml:9:13: 'access_log' must be a map, not a scalar");
+}

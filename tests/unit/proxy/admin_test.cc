@@ -398,12 +398,13 @@ TEST_CASE("GET /stats and /metrics show the connections when the admin port has 
   connections.upstream_failures = 1;
   connections.tls_handshakes = 7;
   connections.tls_resumed = 4;
+  connections.access_log_dropped = 6;
   connections.closes[static_cast<size_t>(proxy::CloseReason::kHeaderTimeout)] = 3;
   connections.closes[static_cast<size_t>(proxy::CloseReason::kShutdown)] = 5;
   const std::string json = admin::render_stats_json(figures);
   CAPTURE(json);
   CHECK(json.find(",\"connections\":{\"requests\":12,\"upstream_failures\":1,\"tls_handshakes\":7,"
-                  "\"tls_resumed\":4,\"closes\":{\"client_closed\":0,"
+                  "\"tls_resumed\":4,\"access_log_dropped\":6,\"closes\":{\"client_closed\":0,"
                   "\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":3,\"body_timeout\":0,"
                   "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
                   "\"upstream_broken\":0,\"too_many_connections\":0,\"tls_handshake_failed\":0,"
@@ -418,6 +419,8 @@ TEST_CASE("GET /stats and /metrics show the connections when the admin port has 
   CHECK(text.find("# TYPE edge_upstream_failures_total counter\nedge_upstream_failures_total 1\n") != std::string::npos);
   CHECK(text.find("# TYPE edge_tls_handshakes_total counter\nedge_tls_handshakes_total 7\n") != std::string::npos);
   CHECK(text.find("# TYPE edge_tls_resumed_total counter\nedge_tls_resumed_total 4\n") != std::string::npos);
+  CHECK(text.find("# TYPE edge_access_log_dropped_total counter\nedge_access_log_dropped_total 6\n") !=
+        std::string::npos);
   CHECK(text.find("# TYPE edge_connection_closes_total counter\n") != std::string::npos);
   CHECK(text.find("edge_connection_closes_total{reason=\"header_timeout\"} 3\n") != std::string::npos);
   CHECK(text.find("edge_connection_closes_total{reason=\"shutdown\"} 5\n") != std::string::npos);

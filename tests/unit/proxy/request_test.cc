@@ -39,6 +39,7 @@ struct FakeClient final : Request::Client {
   void broke_off(proxy::CloseReason reason) override { broken = reason; }
   std::string_view client_ip() override { return "192.0.2.7"; }
   bool secure() override { return false; }
+  uint64_t bytes_sent() override { return head.size(); }
 
   bool body_complete() const { return !body || body->complete(); }
   std::string body_text() const {
