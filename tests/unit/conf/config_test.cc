@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/temp_dir.h"
+
 using namespace edge::conf;
 using namespace std::chrono_literals;
 
@@ -644,29 +646,7 @@ TEST_CASE("load_file reads a file and names it in errors") {
 
 namespace {
 
-// A fresh directory under /tmp, removed with everything in it at the end of the test.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/edge_conf_dirXXXXXX";
-    const char* made = mkdtemp(pattern);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string write(const std::string& name, const std::string& content) const {
-    std::string file = path + "/" + name;
-    std::ofstream out(file, std::ios::binary);
-    out << content;
-    return file;
-  }
-};
+using edge::testing::TempDir;
 
 // The servers line, then `rest`: errors in `rest` start at line 6.
 std::string with_backend_keys(const std::string& rest) {

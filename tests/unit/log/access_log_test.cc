@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "tests/unit/temp_dir.h"
+
 using namespace edge;
 using log::AccessRecord;
 using conf::AccessLogFormat;
@@ -123,21 +125,7 @@ std::optional<std::map<std::string, std::string>> parse_json_line(const std::str
   }
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/edge_log_dirXXXXXX";
-    const char* made = mkdtemp(pattern);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using edge::testing::TempDir;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
