@@ -253,10 +253,8 @@ bool AccessLog::push(std::string_view line) {
   bool was_empty = false;
   {
     std::lock_guard lock(mutex_);
-    if (queue_.size() + line.size() > capacity_) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
+    // The caller counts the drop (a worker's Stats).
+    if (queue_.size() + line.size() > capacity_) return false;
     was_empty = queue_.empty();
     queue_.append(line);
     queued_total_ += line.size();

@@ -24,7 +24,6 @@
 // push() and reopen() may be called from any thread; open() and start() once, before that.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -81,8 +80,6 @@ class AccessLog {
   // Waits until every line pushed before the call is written (tests, shutdown). Needs start().
   void flush();
 
-  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-
  private:
   void run();
   void write_batch(const std::string& batch);
@@ -103,8 +100,6 @@ class AccessLog {
   bool reopen_ = false;
   bool stop_ = false;
   std::thread thread_;
-
-  std::atomic<uint64_t> dropped_{0};
 };
 
 }  // namespace edge::log

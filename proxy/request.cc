@@ -433,8 +433,9 @@ void Request::log_access() {
                            : 0.0;
   }
   record.worker = worker_.index();
-  std::string line;
-  line.reserve(384);
+  // Reused by every request of this worker: no allocation per line once it has grown.
+  static thread_local std::string line;
+  line.clear();
   log::format_line(line, config.access_log.format, record);
   if (!worker_.shared().access_log->push(line))
     worker_.stats().access_log_dropped.fetch_add(1, std::memory_order_relaxed);
