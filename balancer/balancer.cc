@@ -27,6 +27,17 @@ const char* mode_name(ServerMode mode) {
 
 // ---- one server ----
 
+namespace {
+std::atomic<uint64_t> last_server_id{0};
+}
+
+ServerState::ServerState() : id_(last_server_id.fetch_add(1, std::memory_order_relaxed) + 1) {}
+
+void ServerState::forget_health() {
+  health_down_.store(false, std::memory_order_relaxed);
+  checked_.store(false, std::memory_order_relaxed);
+}
+
 ServerMode ServerState::mode(int64_t now, conf::Duration slow_start) const {
   if (draining_.load(std::memory_order_relaxed)) return ServerMode::kDraining;
   if (health_down_.load(std::memory_order_relaxed)) return ServerMode::kDown;
@@ -75,13 +86,26 @@ ServerState::CheckResult ServerState::last_check() const {
 
 // ---- a backend ----
 
-BackendState::BackendState(const conf::Backend& config) : config_(config) {
-  for (const conf::Server& server : config.servers) servers_.push_back(std::make_unique<ServerState>(server));
+BackendState::BackendState(const conf::Backend& config, const BackendState* previous) : config_(config) {
+  // An address listed twice is two entries, each with a state of its own: each previous
+  // state goes to one new entry at most.
+  std::vector<bool> taken(previous ? previous->size() : 0, false);
+  for (const conf::Server& server : config.servers) {
+    std::shared_ptr<ServerState> state;
+    for (size_t i = 0; i < taken.size() && !state; ++i) {
+      if (taken[i] || previous->server_config(i).address.text() != server.address.text()) continue;
+      taken[i] = true;
+      state = previous->servers_[i];
+    }
+    if (!state) state = std::make_shared<ServerState>();
+    else if (!config.health.enabled) state->forget_health();
+    servers_.push_back(std::move(state));
+  }
 }
 
 bool BackendState::reserve(size_t i) {
   ServerState& s = *servers_[i];
-  const int limit = static_cast<int>(s.config().max_conns);
+  const int limit = static_cast<int>(config_.servers[i].max_conns);
   int current = s.in_flight_.load(std::memory_order_relaxed);
   do {
     if (limit > 0 && current >= limit) return false;
@@ -89,8 +113,9 @@ bool BackendState::reserve(size_t i) {
   return true;
 }
 
-double BackendState::effective_weight(const ServerState& s, int64_t now) const {
-  double weight = s.config().weight;
+double BackendState::effective_weight(size_t i, int64_t now) const {
+  const ServerState& s = *servers_[i];
+  double weight = config_.servers[i].weight;
   const int64_t ramp = config_.slow_start.count();
   const int64_t up_for = now - s.up_since_ms_.load(std::memory_order_relaxed);
   // A server back from failure starts at a tenth of its share and grows linearly to all of it.
@@ -132,13 +157,14 @@ BackendState::Pick BackendState::choose_among(uint64_t tried, int64_t now, bool 
       if (!s.available(ignore_ejection ? INT64_MAX : now)) continue;
       any_available = true;
       const int in_flight = s.in_flight();
-      if (s.config().max_conns > 0 && in_flight >= static_cast<int>(s.config().max_conns)) continue;
+      const uint32_t max_conns = config_.servers[i].max_conns;
+      if (max_conns > 0 && in_flight >= static_cast<int>(max_conns)) continue;
       if (config_.balance == conf::Balance::kRoundRobin) {
         best = static_cast<int>(i);
         break;
       }
       // Strictly less: among equals the first in this turn's rotation wins, so ties rotate.
-      const double load = (in_flight + 1) / effective_weight(s, now);
+      const double load = (in_flight + 1) / effective_weight(i, now);
       if (load < best_load) {
         best_load = load;
         best = static_cast<int>(i);
@@ -153,6 +179,7 @@ BackendState::Pick BackendState::choose_among(uint64_t tried, int64_t now, bool 
 
 void BackendState::release(int server, Outcome outcome, int64_t now) {
   ServerState& s = *servers_[static_cast<size_t>(server)];
+  const std::string& address = config_.servers[static_cast<size_t>(server)].address.text();
   s.in_flight_.fetch_sub(1, std::memory_order_acq_rel);
   switch (outcome) {
     case Outcome::kSuccess:
@@ -163,7 +190,7 @@ void BackendState::release(int server, Outcome outcome, int64_t now) {
         if (servers_.size() > 1)
           edge::log::info("edge: backend %s server %s returned after passive ejection",
                           http::escape_for_log(config_.name).c_str(),
-                          http::escape_for_log(s.config().address.text()).c_str());
+                          http::escape_for_log(address).c_str());
       }
       break;
     case Outcome::kConnectFailed:
@@ -177,7 +204,7 @@ void BackendState::release(int server, Outcome outcome, int64_t now) {
         if (s.ejected_until_ms_.exchange(until, std::memory_order_relaxed) <= now)
           edge::log::warn("edge: backend %s server %s ejected for %lld ms after %d failures in a row",
                           http::escape_for_log(config_.name).c_str(),
-                          http::escape_for_log(s.config().address.text()).c_str(),
+                          http::escape_for_log(address).c_str(),
                           static_cast<long long>(config_.eject.cooldown.count()), failures);
       }
       break;
@@ -224,8 +251,13 @@ void BackendState::grant_waiters(int64_t now) {
 
 // ---- all backends ----
 
-Balancer::Balancer(const conf::Config& config) {
-  for (const conf::Backend& backend : config.backends) backends_.push_back(std::make_unique<BackendState>(backend));
+Balancer::Balancer(const conf::Config& config, const Balancer* previous) {
+  for (const conf::Backend& backend : config.backends) {
+    const BackendState* same = nullptr;
+    for (size_t i = 0; previous && i < previous->size() && !same; ++i)
+      if (previous->backend(i).config().name == backend.name) same = &previous->backend(i);
+    backends_.push_back(std::make_unique<BackendState>(backend, same));
+  }
 }
 
 }  // namespace edge::balancer

@@ -55,10 +55,16 @@ enum class ServerMode {
 };
 const char* mode_name(ServerMode mode);
 
+// A server's live state. It belongs to no one configuration: a reload that keeps the server
+// (same backend name, same address) hands the same ServerState to the new Balancer, so its
+// requests in flight, health, ejection and draining carry over (shared_ptr: every Balancer that
+// names it). Its settings (weight, max_conns) are the BackendState's configuration's.
 class ServerState {
  public:
-  explicit ServerState(const conf::Server& config) : config_(config) {}
-  const conf::Server& config() const { return config_; }
+  ServerState();
+  // Unique in the process, never reused: what per-server resources elsewhere (a worker's
+  // connection pools) are keyed by.
+  uint64_t id() const { return id_; }
 
   int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   uint64_t served() const { return served_.load(std::memory_order_relaxed); }
@@ -86,7 +92,11 @@ class ServerState {
   bool available(int64_t now_ms) const;
   void became_up(int64_t now_ms) { up_since_ms_.store(now_ms, std::memory_order_relaxed); }
 
-  const conf::Server& config_;
+  // Called when a reload hands this state to a backend without health checks: a server they
+  // had marked down would stay down for good.
+  void forget_health();
+
+  const uint64_t id_;
   std::atomic<int> in_flight_{0};
   std::atomic<uint64_t> served_{0};
   std::atomic<uint64_t> failed_{0};
@@ -115,7 +125,9 @@ class Waiter {
 
 class BackendState {
  public:
-  explicit BackendState(const conf::Backend& config);
+  // `previous`: the same-named backend of the configuration being replaced, whose servers with
+  // an address this one keeps lend their ServerState; null at start.
+  explicit BackendState(const conf::Backend& config, const BackendState* previous = nullptr);
   BackendState(const BackendState&) = delete;
   BackendState& operator=(const BackendState&) = delete;
 
@@ -123,6 +135,7 @@ class BackendState {
   size_t size() const { return servers_.size(); }
   ServerState& server(size_t i) { return *servers_[i]; }
   const ServerState& server(size_t i) const { return *servers_[i]; }
+  const conf::Server& server_config(size_t i) const { return config_.servers[i]; }
 
   struct Pick {
     enum Kind {
@@ -150,22 +163,25 @@ class BackendState {
   Pick choose_among(uint64_t tried, int64_t now_ms, bool ignore_ejection);
   // Tries to reserve a slot on server i, honouring max_conns.
   bool reserve(size_t i);
-  double effective_weight(const ServerState& s, int64_t now_ms) const;
+  double effective_weight(size_t i, int64_t now_ms) const;
   // With the queue lock held: hands free slots to waiters while both exist.
   void grant_waiters(int64_t now_ms);
 
   const conf::Backend& config_;
-  std::vector<std::unique_ptr<ServerState>> servers_;
+  std::vector<std::shared_ptr<ServerState>> servers_;
   std::atomic<uint64_t> rotation_{0};
   std::mutex queue_mutex_;
   std::deque<Waiter*> queue_;
   std::atomic<size_t> queued_{0};
 };
 
-// Every backend's state, in Config::backends order.
+// Every backend's state, in Config::backends order. Built anew for each configuration a reload
+// brings, from `previous` (the Balancer it replaces; null at start): see ServerState. Waiters
+// queued in a previous Balancer are granted by its own releases (the requests in flight it
+// started), not by the new one's.
 class Balancer {
  public:
-  explicit Balancer(const conf::Config& config);
+  explicit Balancer(const conf::Config& config, const Balancer* previous = nullptr);
   BackendState& backend(size_t i) { return *backends_[i]; }
   const BackendState& backend(size_t i) const { return *backends_[i]; }
   size_t size() const { return backends_.size(); }

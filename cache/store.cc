@@ -168,9 +168,10 @@ struct Store::Impl {
   Impl(uint64_t memory_, uint64_t max_object_, uint32_t max_variants_)
       : memory(memory_), max_object(max_object_), max_variants(std::max<uint32_t>(1, max_variants_)) {}
 
-  const uint64_t memory;
-  const uint64_t max_object;
-  const size_t max_variants;
+  // Set at construction and by resize(); atomics because inserts read them without ev.mu.
+  std::atomic<uint64_t> memory;
+  std::atomic<uint64_t> max_object;
+  std::atomic<size_t> max_variants;
   Stripe stripes[kStripes];
   mutable Eviction ev;
 
@@ -267,8 +268,9 @@ struct Store::Impl {
   }
 
   void evict_to_fit_locked(std::vector<EntryPtr>& victims) {
-    const uint64_t small_target = memory / 10;
-    while (ev.stats.bytes > memory) {
+    const uint64_t limit = memory.load(std::memory_order_relaxed);
+    const uint64_t small_target = limit / 10;
+    while (ev.stats.bytes > limit) {
       if (ev.small_live == 0 && ev.main_live == 0) break;  // cannot happen: bytes > 0
       if ((ev.small_bytes > small_target && ev.small_live > 0) || ev.main_live == 0) {
         evict_small(victims);
@@ -530,7 +532,7 @@ bool Store::insert(std::shared_ptr<CachedObject> object) {
   if (!object) return false;
   Impl& im = *impl_;
   const uint64_t charge = object->charge();
-  if (charge > im.max_object || charge > im.memory) {
+  if (charge > im.max_object.load(std::memory_order_relaxed) || charge > im.memory.load(std::memory_order_relaxed)) {
     std::lock_guard ev_lock(im.ev.mu);
     ++im.ev.stats.refused_too_large;
     return false;
@@ -556,7 +558,7 @@ bool Store::insert(std::shared_ptr<CachedObject> object) {
       old = std::exchange(*same, entry);
     } else {
       entries.push_back(entry);
-      if (entries.size() > im.max_variants) {
+      if (entries.size() > im.max_variants.load(std::memory_order_relaxed)) {
         // Oldest first: a dead one awaiting removal, else one nobody read, else the oldest.
         const auto others = entries.end() - 1;
         auto victim = std::find_if(entries.begin(), others, [](const Impl::EntryPtr& e) {
@@ -594,6 +596,19 @@ bool Store::insert(std::shared_ptr<CachedObject> object) {
   }
   im.remove_from_stripes(victims);
   return true;
+}
+
+void Store::resize(uint64_t memory, uint64_t max_object, uint32_t max_variants) {
+  Impl& im = *impl_;
+  im.max_object.store(max_object, std::memory_order_relaxed);
+  im.max_variants.store(std::max<uint32_t>(1, max_variants), std::memory_order_relaxed);
+  std::vector<Impl::EntryPtr> victims;
+  {
+    std::lock_guard ev_lock(im.ev.mu);
+    im.memory.store(memory, std::memory_order_relaxed);
+    im.evict_to_fit_locked(victims);
+  }
+  im.remove_from_stripes(victims);
 }
 
 void Store::mark_hit_for_pass(std::string_view key, Seconds until, Seconds now) {

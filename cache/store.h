@@ -136,6 +136,11 @@ class Store {
   // nothing is stored then.
   bool insert(std::shared_ptr<CachedObject> object);
 
+  // New bounds, in place (a reload): a smaller memory evicts at once, by the usual rule, until
+  // what is stored fits; a larger one lets more in. Stored objects over a new max_object, and
+  // keys over a new max_variants, stay until replaced or evicted.
+  void resize(uint64_t memory, uint64_t max_object, uint32_t max_variants);
+
   // Remembers, until `until` (seconds, the caller's clock), that the key's responses are not
   // storable: lookups say hit_for_pass, so requests go to the backend in parallel instead of
   // queueing behind one fetch. Bounded in number (about 100k); the oldest marks go first.

@@ -75,6 +75,7 @@ Route parse_route(std::string_view path) {
   if (path == "/ban") route.kind = Route::kBan;
   if (path == "/stats") route.kind = Route::kStats;
   if (path == "/metrics") route.kind = Route::kMetrics;
+  if (path == "/reload") route.kind = Route::kReload;
   if (route.kind != Route::kNotFound) return route;
   constexpr std::string_view kPrefix = "/backends";
   if (!path.starts_with(kPrefix)) return route;
@@ -124,6 +125,7 @@ std::string_view allowed_methods(Route::Kind kind) {
     case Route::kEnable:
     case Route::kPurge:
     case Route::kBan:
+    case Route::kReload:
       return "POST";
     case Route::kNotFound:
       break;
@@ -142,6 +144,7 @@ bool method_allowed(Route::Kind kind, std::string_view method) {
     case Route::kEnable:
     case Route::kPurge:
     case Route::kBan:
+    case Route::kReload:
       return method == "POST";
     case Route::kNotFound:
       break;
@@ -228,7 +231,7 @@ std::string render_backends_json(const balancer::Balancer& balancer, int64_t now
     for (size_t s = 0; s < backend.size(); ++s) {
       const balancer::ServerState& server = backend.server(s);
       if (s > 0) out.push_back(',');
-      out.append("{\"address\":").append(json_string(server.config().address.text()));
+      out.append("{\"address\":").append(json_string(backend.server_config(s).address.text()));
       out.append(",\"state\":").append(json_string(balancer::mode_name(server.mode(now_ms, config.slow_start))));
       out.append(",\"in_flight\":");
       append_number(out, server.in_flight());
@@ -237,9 +240,9 @@ std::string render_backends_json(const balancer::Balancer& balancer, int64_t now
       out.append(",\"failed\":");
       append_unsigned(out, server.failed());
       out.append(",\"weight\":");
-      append_unsigned(out, server.config().weight);
+      append_unsigned(out, backend.server_config(s).weight);
       out.append(",\"max_conns\":");
-      append_unsigned(out, server.config().max_conns);
+      append_unsigned(out, backend.server_config(s).max_conns);
       out.append(",\"last_check\":");
       if (!server.checked()) {
         out.append("null");
@@ -270,7 +273,7 @@ std::string render_backends_text(const balancer::Balancer& balancer, int64_t now
     for (size_t s = 0; s < backend.size(); ++s) {
       const balancer::ServerState& server = backend.server(s);
       out.append(config.name).push_back(' ');
-      out.append(server.config().address.text()).push_back(' ');
+      out.append(backend.server_config(s).address.text()).push_back(' ');
       out.append(balancer::mode_name(server.mode(now_ms, config.slow_start)));
       out.append(" in_flight=");
       append_number(out, server.in_flight());
@@ -589,7 +592,7 @@ std::vector<ServerFigures> server_figures(const balancer::BackendState& backend,
   std::vector<ServerFigures> servers;
   for (size_t s = 0; s < backend.size(); ++s) {
     const balancer::ServerState& server = backend.server(s);
-    const std::string& address = server.config().address.text();
+    const std::string& address = backend.server_config(s).address.text();
     auto same = std::find_if(servers.begin(), servers.end(), [&](const ServerFigures& f) { return f.address == address; });
     if (same == servers.end()) {
       ServerFigures f;
@@ -602,16 +605,16 @@ std::vector<ServerFigures> server_figures(const balancer::BackendState& backend,
     same->in_flight += static_cast<uint64_t>(std::max(0, server.in_flight()));
     same->served += server.served();
     same->failed += server.failed();
-    same->weight += server.config().weight;
-    same->max_conns += server.config().max_conns;
+    same->weight += backend.server_config(s).weight;
+    same->max_conns += backend.server_config(s).max_conns;
   }
   return servers;
 }
 
 }  // namespace
 
-CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<const cache::Counters*>& counters,
-                                  const cache::StoreStats& store) {
+CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<int>& host_slots,
+                                  const std::vector<const cache::Counters*>& counters, const cache::StoreStats& store) {
   CacheFigures figures;
   figures.store = store;
   figures.memory = config.cache.memory;
@@ -619,9 +622,11 @@ CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<
   for (size_t h = 0; h < config.hosts.size(); ++h) {
     HostFigures& host = figures.hosts[h];
     if (!config.hosts[h].match.empty()) host.host = config.hosts[h].match.front();
+    const int slot = h < host_slots.size() ? host_slots[h] : -1;
     for (const cache::Counters* worker : counters) {
-      if (!worker || h >= worker->hosts()) continue;
-      for (size_t e = 0; e < cache::kEventCount; ++e) host.events[e] += worker->get(h, static_cast<cache::Event>(e));
+      if (!worker || slot < 0 || static_cast<size_t>(slot) >= worker->hosts()) continue;
+      for (size_t e = 0; e < cache::kEventCount; ++e)
+        host.events[e] += worker->get(static_cast<size_t>(slot), static_cast<cache::Event>(e));
     }
   }
   return figures;
@@ -912,21 +917,21 @@ class Conn;
 // The AdminServer's state; AdminServer::Impl is this under another name.
 class Admin {
  public:
-  Admin(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
-        std::vector<const cache::Counters*> counters, Tier* tier, const Router& router, const Bounds* bounds,
-        std::vector<const Stats*> worker_stats)
+  Admin(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
+        std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
+        std::vector<const Stats*> worker_stats, AdminServer::Reload reload)
       : loop_(loop),
-        config_(config),
-        balancer_(balancer),
+        generation_(generation),
+        settings_(generation->config.admin),
         store_(store),
         counters_(std::move(counters)),
         tier_(tier),
-        router_(router),
         bounds_(bounds),
         worker_stats_(std::move(worker_stats)),
-        token_(admin::digest_token(config.admin.token)),
+        reload_(std::move(reload)),
+        token_(admin::digest_token(settings_.token)),
         tasks_(loop),
-        peers_(loop, config.cluster) {}
+        peers_(loop, generation->config.cluster) {}
   ~Admin() { close(); }
 
   bool open(std::string& error);
@@ -936,7 +941,7 @@ class Admin {
   uv_loop_t* loop() const { return loop_; }
   bool closing() const { return closed_; }
   uint64_t header_timeout_ms() const {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(config_.admin.header_timeout).count());
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(settings_.header_timeout).count());
   }
   // Whether the head carries the admin token; evaluated in constant time.
   bool authorized(const http::RequestHead& head) const;
@@ -967,15 +972,20 @@ class Admin {
   void spread_done(uint64_t ticket, const std::shared_ptr<Spread>& spread);
   admin::CacheFigures cache_figures() const;
 
+  std::optional<Reply> reload(Conn* conn);
+  static Reply reload_reply(const Reloaded& outcome);
+  const conf::Config& config() const { return generation_->config; }
+  balancer::Balancer& balancer() const { return generation_->balancer; }
+
   uv_loop_t* loop_;
-  const conf::Config& config_;
-  balancer::Balancer& balancer_;
+  const GenerationRef& generation_;  // the current one, replaced by reloads on this loop
+  const conf::Admin settings_;       // the port's own, from the start (a reload leaves them)
   cache::Store& store_;
   std::vector<const cache::Counters*> counters_;  // one per worker
   Tier* tier_;  // null without cache.memcached
-  const Router& router_;
   const Bounds* bounds_;  // null in tests without one
   std::vector<const Stats*> worker_stats_;  // one per worker; empty in tests without workers
+  AdminServer::Reload reload_;
   admin::TokenDigest token_;
   LoopTasks tasks_;
   PeerNotifier peers_;
@@ -1029,7 +1039,7 @@ class Conn final : public http::ServerConn {
 // ---- Admin ----
 
 bool Admin::open(std::string& error) {
-  const conf::Address& address = config_.admin.address;
+  const conf::Address& address = settings_.address;
   const sockaddr_storage storage = address.to_sockaddr();
   listener_ = new uv_tcp_t;
   uv_tcp_init(loop_, listener_);
@@ -1037,13 +1047,13 @@ bool Admin::open(std::string& error) {
   int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&storage), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, &Admin::on_connection);
   if (rc == 0) return true;
-  error = conf::Error{config_.admin.mark, "cannot listen on " + address.text() + ": " + uv_strerror(rc)}.text();
+  error = conf::Error{settings_.mark, "cannot listen on " + address.text() + ": " + uv_strerror(rc)}.text();
   close();
   return false;
 }
 
 conf::Address Admin::address() const {
-  conf::Address bound = config_.admin.address;
+  conf::Address bound = settings_.address;
   sockaddr_storage storage{};
   int len = sizeof storage;
   if (!listener_ || uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&storage), &len) != 0) return bound;
@@ -1068,7 +1078,7 @@ void Admin::close() {
 void Admin::on_connection(uv_stream_t* listener, int status) noexcept {
   auto* admin = static_cast<Admin*>(listener->data);
   if (status < 0 || admin->closed_) return;
-  if (admin->conn_count_ >= admin->config_.admin.max_connections) {
+  if (admin->conn_count_ >= admin->settings_.max_connections) {
     // Idle or unauthorised connections must not lock an operator out: the oldest connection
     // that never showed the token makes room. Those that did are kept; if every one did, the
     // newcomer is the one closed.
@@ -1088,7 +1098,7 @@ void Admin::on_connection(uv_stream_t* listener, int status) noexcept {
   const int rc = transport->accept(listener);
   c->start(std::move(transport));  // the first request's clock starts at accept
   if (rc != 0) c->close(http::ServerConn::Close::kPeerClosed);
-  if (admin->conn_count_ > admin->config_.admin.max_connections) c->close(http::ServerConn::Close::kHandler);
+  if (admin->conn_count_ > admin->settings_.max_connections) c->close(http::ServerConn::Close::kHandler);
 }
 
 void Admin::unlink(Conn* c) {
@@ -1104,7 +1114,7 @@ bool Admin::authorized(const http::RequestHead& head) const {
   if (head.headers.count("Authorization") != 1) return false;
   std::optional<std::string_view> token = admin::bearer_token(*head.headers.get("Authorization"));
   // Evaluated whatever the header held, so a malformed one takes as long as a wrong one.
-  return admin::token_matches(token.value_or(std::string_view{}), token_) && token && !config_.admin.token.empty();
+  return admin::token_matches(token.value_or(std::string_view{}), token_) && token && !settings_.token.empty();
 }
 
 std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
@@ -1127,15 +1137,17 @@ std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
       return purge(query, target, conn);
     case admin::Route::kBan:
       return ban(query, target, conn);
+    case admin::Route::kReload:
+      return reload(conn);
     case admin::Route::kStats:
       return Reply{200, kJson, admin::render_stats_json(cache_figures()), {}};
     case admin::Route::kMetrics:
-      return Reply{200, kPrometheus, admin::render_metrics(cache_figures(), balancer_, now), {}};
+      return Reply{200, kPrometheus, admin::render_metrics(cache_figures(), balancer(), now), {}};
     case admin::Route::kBackendsText:
-      return Reply{200, kText, admin::render_backends_text(balancer_, now), {}};
+      return Reply{200, kText, admin::render_backends_text(balancer(), now), {}};
     case admin::Route::kBackends:
     default:  // kNotFound, kDrain and kEnable were answered above
-      return Reply{200, kJson, admin::render_backends_json(balancer_, now), {}};
+      return Reply{200, kJson, admin::render_backends_json(balancer(), now), {}};
   }
 }
 
@@ -1158,9 +1170,9 @@ std::optional<Reply> Admin::purge(std::string_view query, std::string_view targe
   if (!by_tag && !request->soft) {
     // Every variant is in the log; the plain one, and a static route's value, go at once.
     remove_keys.push_back(Tier::http_key(request->key, {}));
-    const RouteMatch match = router_.match(request->host, request->target.substr(0, request->target.find('?')));
+    const RouteMatch match = generation_->router.match(request->host, request->target.substr(0, request->target.find('?')));
     if (match.host >= 0) {
-      const conf::Host& host = config_.hosts[static_cast<size_t>(match.host)];
+      const conf::Host& host = config().hosts[static_cast<size_t>(match.host)];
       const conf::CachePolicy& policy =
           match.route >= 0 ? host.routes[static_cast<size_t>(match.route)].cache : host.cache;
       if (policy.static_source == conf::StaticSource::kMemcached)
@@ -1249,7 +1261,7 @@ void Admin::spread_done(uint64_t ticket, const std::shared_ptr<Spread>& state) {
 }
 
 admin::CacheFigures Admin::cache_figures() const {
-  admin::CacheFigures figures = admin::gather_cache_figures(config_, counters_, store_.stats());
+  admin::CacheFigures figures = admin::gather_cache_figures(config(), generation_->host_slots, counters_, store_.stats());
   if (tier_) figures.memcached = tier_->counters();
   if (bounds_) {
     admin::LimitFigures& limits = figures.limits.emplace();
@@ -1262,14 +1274,46 @@ admin::CacheFigures Admin::cache_figures() const {
   return figures;
 }
 
+std::optional<Reply> Admin::reload(Conn* conn) {
+  const uint64_t ticket = ++last_ticket_;
+  awaiting_.emplace(ticket, conn);
+  conn->await(ticket);
+  reload_([this, ticket](const Reloaded& outcome) {
+    auto it = awaiting_.find(ticket);
+    if (it == awaiting_.end()) return;  // the client left
+    Conn* waiting = it->second;
+    awaiting_.erase(it);
+    waiting->finish(reload_reply(outcome));
+  });
+  return std::nullopt;
+}
+
+Reply Admin::reload_reply(const Reloaded& outcome) {
+  std::string body = "{\"reloaded\":";
+  body.append(outcome.ok ? "true" : "false");
+  if (outcome.ok) body.append(",\"generation\":").append(std::to_string(outcome.generation));
+  auto append_list = [&body](const char* name, const std::vector<std::string>& lines) {
+    body.append(",\"").append(name).append("\":[");
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (i > 0) body.push_back(',');
+      body.append(admin::json_string(lines[i]));
+    }
+    body.push_back(']');
+  };
+  append_list(outcome.ok ? "changes" : "errors", outcome.ok ? outcome.changes : outcome.errors);
+  body.append("}\n");
+  // 422: the request was fine; the file it asked to apply was not.
+  return {outcome.ok ? 200 : 422, kJson, std::move(body), {}};
+}
+
 Reply Admin::server_action(const admin::Route& route, std::string_view method) {
-  const int b = config_.backend_index(route.backend);
+  const int b = config().backend_index(route.backend);
   if (b < 0) return json_error(404, "unknown backend");
-  balancer::BackendState& backend = balancer_.backend(static_cast<size_t>(b));
+  balancer::BackendState& backend = balancer().backend(static_cast<size_t>(b));
   // The same address listed twice in a backend is one server to an operator: both change.
   std::vector<size_t> matches;
   for (size_t s = 0; s < backend.size(); ++s)
-    if (backend.server(s).config().address.text() == route.server) matches.push_back(s);
+    if (backend.server_config(s).address.text() == route.server) matches.push_back(s);
   if (matches.empty()) return json_error(404, "unknown server");
   if (!admin::method_allowed(route.kind, method)) {
     Reply reply = json_error(405, "method not allowed");
@@ -1403,11 +1447,11 @@ struct AdminServer::Impl : Admin {
   using Admin::Admin;
 };
 
-AdminServer::AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer,
-                         cache::Store& store, std::vector<const cache::Counters*> counters, Tier* tier,
-                         const Router& router, const Bounds* bounds, std::vector<const Stats*> worker_stats)
-    : impl_(std::make_unique<Impl>(loop, config, balancer, store, std::move(counters), tier, router, bounds,
-                     std::move(worker_stats))) {}
+AdminServer::AdminServer(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
+                         std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
+                         std::vector<const Stats*> worker_stats, AdminServer::Reload reload)
+    : impl_(std::make_unique<Impl>(loop, generation, store, std::move(counters), tier, bounds,
+                                   std::move(worker_stats), std::move(reload))) {}
 
 AdminServer::~AdminServer() = default;
 

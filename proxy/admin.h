@@ -28,6 +28,11 @@
 //                                          the bounds on hostile input (proxy/bounds.h), the
 //                                          client connections (proxy/stats.h)
 //   GET  /metrics                          the same, and the backends, in Prometheus text format
+//   POST /reload                           the configuration file read again and applied, as on
+//                                          SIGHUP (proxy/server.h) -> 200 {"reloaded": true,
+//                                          "generation": n, "changes": [...]}, or 422
+//                                          {"reloaded": false, "errors": ["file:line:col: ..."]}
+//                                          with the running configuration kept
 //
 // <server> is the server's address as configured (127.0.0.1:8210).
 // Query values are percent-decoded ('+' stays '+': URLs and regular expressions use it). A
@@ -40,13 +45,19 @@
 // so active_bans drops back once no stored object predates them.
 // The exact bodies of /stats and /metrics are in proxy/admin_render.h.
 //
-// Ownership: the AdminServer borrows the configuration, the Balancer, the Store, the workers'
-// cache Counters and Stats and the Bounds for its whole life; it owns its listener and connections and frees them through
-// close callbacks after close().
+// The port's own settings (address, token, limits) and the cluster's peers are those of the
+// configuration it started with: a reload does not change them. Everything else it shows or acts
+// on (backends, hosts) is the current generation's.
+//
+// Ownership: the AdminServer borrows the reference to the current generation (which reloads
+// replace, on this loop), the Store, the workers' cache Counters and Stats and the Bounds for its
+// whole life; it owns its listener and connections and frees them through close callbacks after
+// close().
 #pragma once
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,19 +66,31 @@
 #include "cache/counters.h"
 #include "cache/store.h"
 #include "conf/config.h"
+#include "proxy/generation.h"
 
 namespace edge::proxy {
 
 struct Bounds;
 struct Stats;
-class Router;
 class Tier;
+
+// What a reload did: applied (the new generation's number and what changed, a line each), or
+// refused (each reason, `file:line:col: message` where the file says where).
+struct Reloaded {
+  bool ok = false;
+  uint64_t generation = 0;
+  std::vector<std::string> changes;
+  std::vector<std::string> errors;
+};
 
 class AdminServer {
  public:
-  AdminServer(uv_loop_t* loop, const conf::Config& config, balancer::Balancer& balancer, cache::Store& store,
-              std::vector<const cache::Counters*> counters, Tier* tier, const Router& router,
-              const Bounds* bounds = nullptr, std::vector<const Stats*> worker_stats = {});
+  // `reload`: what POST /reload runs, on this loop; it calls back (later, on this loop) with
+  // the outcome.
+  using Reload = std::function<void(std::function<void(const Reloaded&)>)>;
+  AdminServer(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
+              std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
+              std::vector<const Stats*> worker_stats, Reload reload);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

@@ -31,6 +31,7 @@ struct Route {
     kBan,           // /ban
     kStats,         // /stats
     kMetrics,       // /metrics
+    kReload,        // /reload
   } kind = kNotFound;
   std::string backend;  // percent-decoded; for kDrain and kEnable
   std::string server;
@@ -128,9 +129,10 @@ struct CacheFigures {
 };
 // The memcached tier's figures by name, in the order /stats and /metrics show them.
 std::vector<std::pair<const char*, uint64_t>> memcached_figures(const TierCounters& tier);
-// Every worker's counters summed per configured host, with the store's figures.
-CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<const cache::Counters*>& counters,
-                                  const cache::StoreStats& store);
+// Every worker's counters summed per configured host, with the store's figures. `host_slots`:
+// where each host's counters are (Generation::host_slots).
+CacheFigures gather_cache_figures(const conf::Config& config, const std::vector<int>& host_slots,
+                                  const std::vector<const cache::Counters*>& counters, const cache::StoreStats& store);
 
 // (hits + stale) / (hits + stale + misses + passes + hit_for_pass); 0 when that is 0.
 double hit_ratio(const EventCounts& events);

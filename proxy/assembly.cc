@@ -148,7 +148,7 @@ void Assembly::begin() {
   // Includes found in the cache have resolved already; only a page still waiting needs a clock.
   for (auto& slot : slots_)
     if (!output_.parts[slot->part].resolved) {
-      deadline_.set(static_cast<uint64_t>(worker_.shared().config.esi.include_timeout.count()));
+      deadline_.set(static_cast<uint64_t>(page_->generation->config.esi.include_timeout.count()));
       break;
     }
 }
@@ -166,7 +166,7 @@ bool host_allowed(std::string_view host, std::string_view page_host, const std::
 }  // namespace
 
 void Assembly::start_include(Slot& slot, const std::string& src) {
-  const conf::Config& config = worker_.shared().config;
+  const conf::Config& config = page_->generation->config;
   // Where the src points: an absolute URL (its host must be allowed), an absolute path, or a
   // path relative to the page's directory. The slot's key is host, then target.
   std::string& key = slot.key;
@@ -204,7 +204,7 @@ void Assembly::start_include(Slot& slot, const std::string& src) {
     return include_failed(slot);
   --page_->includes_left;
   const std::string_view path_only = std::string_view(target).substr(0, target.find('?'));
-  const RouteMatch route = worker_.shared().router.match(host, path_only);
+  const RouteMatch route = page_->generation->router.match(host, path_only);
   if (route.host < 0) return include_failed(slot);
 
   slot.host = host;
@@ -224,6 +224,7 @@ void Assembly::start_include(Slot& slot, const std::string& src) {
     head = &own;
   }
   Exchange::Request request;
+  request.generation = page_->generation;
   request.head = head;
   request.authority = slot.host;
   request.origin_target = slot.path;
@@ -234,13 +235,13 @@ void Assembly::start_include(Slot& slot, const std::string& src) {
 }
 
 void Assembly::include_failed(Slot& slot) {
-  worker_.cache_counters().count(page_->host_index, cache::Event::kEsiFailed);
+  worker_.cache_counters().count(page_->generation->host_slot(page_->host_index), cache::Event::kEsiFailed);
   if (!slot.tried_alt && !slot.include.alt.empty()) {
     slot.tried_alt = true;
-    if (!deadline_.armed()) deadline_.set(static_cast<uint64_t>(worker_.shared().config.esi.include_timeout.count()));
+    if (!deadline_.armed()) deadline_.set(static_cast<uint64_t>(page_->generation->config.esi.include_timeout.count()));
     return start_include(slot, slot.include.alt);
   }
-  if (slot.include.continue_on_error || worker_.shared().config.esi.on_error == conf::EsiOnError::kContinue) {
+  if (slot.include.continue_on_error || page_->generation->config.esi.on_error == conf::EsiOnError::kContinue) {
     Output::Part& part = output_.parts[slot.part];
     part.source = nullptr;
     part.length = 0;

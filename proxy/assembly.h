@@ -26,6 +26,7 @@
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/message.h"
+#include "proxy/generation.h"
 #include "ssi/template.h"
 
 namespace edge::proxy {
@@ -63,11 +64,12 @@ class Assembly {
 
   // What every level of one page shares.
   struct Page {
+    GenerationRef generation;  // the page request's: every include routes by it
     const http::RequestHead* client = nullptr;  // the client's request, borrowed
     std::string client_ip;
     bool https = false;  // the client's connection is TLS
     uint32_t includes_left = 0;  // esi.max_includes, counted down across levels
-    int host_index = -1;         // the page's host entry, for the counters
+    int host_index = -1;         // the page's host entry (in generation), for the counters
   };
 
   // `object` must carry a CompiledPage. `host` and `path` locate it (relative srcs resolve

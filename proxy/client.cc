@@ -173,7 +173,7 @@ void ClientConn::on_request(http::RequestHead& head) {
   worker_.stats().requests.fetch_add(1, std::memory_order_relaxed);
   request_.start(head, request_body_);
   // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
-  if (!closed() && request_.waiting_for_fill()) set_timer(ms(worker_.shared().config.cache.coalesce_timeout));
+  if (!closed() && request_.waiting_for_fill()) set_timer(ms(worker_.generation()->config.cache.coalesce_timeout));
 }
 
 void ClientConn::on_timer() {

@@ -37,6 +37,7 @@ void Exchange::start(const Request& request) {
   end();
   active_ = true;
   id_ = worker_.next_connection_id();
+  generation_ = request.generation;
   head_ = request.head;
   body_ = request.body;
   route_ = request.route;
@@ -48,8 +49,7 @@ void Exchange::start(const Request& request) {
   delivering_ = false;
   x_cache_ = "PASS";
   facts_ = {};
-  const conf::Config& config = worker_.shared().config;
-  const conf::Host& host = config.hosts[static_cast<size_t>(route_.host)];
+  const conf::Host& host = generation_->config.hosts[static_cast<size_t>(route_.host)];
   policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
   if (policy_->enabled && (head_->method == "GET" || head_->is_head())) return serve_from_cache();
   count(cache::Event::kPass);
@@ -61,9 +61,12 @@ void Exchange::end() {
   active_ = false;
   fetch_.reset();
   leave_fill();
+  generation_.reset();
 }
 
-void Exchange::count(cache::Event event) { worker_.cache_counters().count(route_.host, event); }
+void Exchange::count(cache::Event event) {
+  worker_.cache_counters().count(generation_->host_slot(route_.host), event);
+}
 
 void Exchange::serve_from_cache() {
   step(Step::kLookup);
@@ -139,9 +142,10 @@ Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
   params.host_index = route_.host;
   params.policy = policy_;
   params.request = *head_;
+  params.generation = generation_;
   params.backend = route_.backend;
   build_upstream_head(params.upstream_head, *head_, authority_, origin_target_, client_ip_, https_, 0,
-                      worker_.shared().config, route_.backend, true, stale.get());
+                      generation_->config, route_.backend, true, stale.get());
   params.stale = std::move(stale);
   params.coalesced = coalesced;
   params.ram = policy_->ram;
@@ -286,10 +290,11 @@ void Exchange::start_pass() {
   x_cache_ = "PASS";
   step(Step::kPass);
   Fetch::Request request;
+  request.generation = generation_;
   request.backend = route_.backend;
   // Built only now: a request answered from the cache never needs it.
   build_upstream_head(request.head, *head_, authority_, origin_target_, client_ip_, https_, body_ ? body_->size() : 0,
-                      worker_.shared().config, route_.backend, false, nullptr);
+                      generation_->config, route_.backend, false, nullptr);
   request.body = body_;
   request.head_request = head_->is_head();
   request.idempotent = head_->idempotent();

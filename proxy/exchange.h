@@ -58,6 +58,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   };
 
   struct Request {
+    GenerationRef generation;                 // the configuration route's indexes belong to
     const http::RequestHead* head = nullptr;  // borrowed until end()
     const http::Body* body = nullptr;         // borrowed until end(); null: none
     RouteMatch route;
@@ -112,6 +113,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
 
   Worker& worker_;
   Owner* owner_;
+  GenerationRef generation_;  // from start() to end()
   uint64_t id_ = 0;  // unique on this worker for each start(): fills' events find it by this
   const http::RequestHead* head_ = nullptr;
   const http::Body* body_ = nullptr;

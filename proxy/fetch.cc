@@ -56,7 +56,7 @@ bool Fetch::holds_busy_server() {
 void Fetch::let_go() {
   if (queued_) {
     // If a grant is already on its way, the worker releases it when it finds us gone.
-    backend_state().cancel(this);
+    if (!backend_state().cancel(this)) worker_.expect_orphan_grant(id_, request_.generation);
     queued_ = false;
   }
   worker_.remove_fetch(this);
@@ -75,7 +75,7 @@ void Fetch::shutdown() {
 }
 
 balancer::BackendState& Fetch::backend_state() {
-  return worker_.shared().balancer.backend(static_cast<size_t>(request_.backend));
+  return request_.generation->balancer.backend(static_cast<size_t>(request_.backend));
 }
 
 void Fetch::fail(int status) {
@@ -130,7 +130,7 @@ void Fetch::forward_to(int server, bool fresh) {
   slot_server_ = server;
   tried_servers_ |= uint64_t{1} << (static_cast<unsigned>(server) % 64);
   response_body_.clear();
-  upstream_ = worker_.pool(request_.backend, server).acquire(fresh);
+  upstream_ = worker_.pool(request_.generation, request_.backend, server).acquire(fresh);
   http::Body* body = request_.body && request_.body->size() > 0 ? const_cast<http::Body*>(request_.body) : nullptr;
   upstream_->start(this, &request_.head, body, &response_body_, request_.head_request);
 }

@@ -26,6 +26,7 @@
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
+#include "proxy/generation.h"
 #include "proxy/upstream.h"
 
 namespace edge::proxy {
@@ -62,7 +63,8 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   };
 
   struct Request {
-    int backend = -1;
+    GenerationRef generation;  // whose backend, servers and balancer; required
+    int backend = -1;          // index into generation's backends
     std::string head;                   // the request head as sent upstream
     const http::Body* body = nullptr;   // borrowed; null or empty: no body
     bool head_request = false;          // the response has no body whatever it says

@@ -139,6 +139,7 @@ bool Fill::ask_tier(std::string key) {
 void Fill::start_fetch() {
   self_ = shared_from_this();
   Fetch::Request request;
+  request.generation = params_.generation;
   request.backend = params_.backend;
   request.head = std::move(params_.upstream_head);
   request.idempotent = true;
@@ -311,7 +312,7 @@ void Fill::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool 
 void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   decided_ = true;
   Shared& shared = worker_.shared();
-  const conf::Cache& config = shared.config.cache;
+  const conf::Cache& config = params_.generation->config.cache;
   const cache::Seconds now = wall_now();
   const cache::StoreOptions options = store_options(*params_.policy, config);
 
@@ -433,11 +434,11 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   }
   Shared& shared = worker_.shared();
   write_through(*filling_);
-  if (params_.ram && !shared.store.insert(filling_) && shared.config.cache.hit_for_pass.count() > 0) {
+  if (params_.ram && !shared.store.insert(filling_) && params_.generation->config.cache.hit_for_pass.count() > 0) {
     // Larger than max_object, which only the end of a body of unknown length can show: it was
     // streamed to the requests that waited for it; the next ones pass.
     const cache::Seconds now = wall_now();
-    shared.store.mark_hit_for_pass(params_.key, now + seconds(shared.config.cache.hit_for_pass), now);
+    shared.store.mark_hit_for_pass(params_.key, now + seconds(params_.generation->config.cache.hit_for_pass), now);
   }
   filling_.reset();
   fetch.finish();

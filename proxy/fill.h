@@ -45,6 +45,7 @@
 #include "conf/config.h"
 #include "http/message.h"
 #include "proxy/fetch.h"
+#include "proxy/generation.h"
 #include "proxy/tier.h"
 #include "ssi/template.h"
 
@@ -70,8 +71,9 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     std::string key;
     std::string host;           // the key's host part
     std::string variant_extra;  // the key-cookie part of the variant
+    GenerationRef generation;  // the configuration host_index, policy and backend belong to
     int host_index = -1;
-    const conf::CachePolicy* policy = nullptr;  // borrowed from the configuration
+    const conf::CachePolicy* policy = nullptr;  // borrowed from generation
     http::RequestHead request;  // the initiator's request (storability, Vary selection)
     cache::ObjectRef stale;     // the stored object being revalidated, or null
     int backend = -1;

@@ -48,6 +48,7 @@ Request::Request(Worker& worker, Client& client) : worker_(worker), client_(clie
 int Request::recv(http::RequestHead& head) {
   done();
   active_ = true;
+  generation_ = worker_.generation();
   head_ = &head;
   host_.clear();
   target_.clear();
@@ -67,14 +68,14 @@ int Request::recv(http::RequestHead& head) {
   if (!http::read_request_identity(head, host_, target_)) return 400;
   if (const std::optional<std::string_view> expect = head.headers.get(http::FieldId::kExpect))
     if (!iequals(*expect, "100-continue")) return 417;
-  route_ = worker_.shared().router.match(host_, std::string_view(target_).substr(0, target_.find('?')));
+  route_ = generation_->router.match(host_, std::string_view(target_).substr(0, target_.find('?')));
   if (route_.host < 0) {
     early_status_ = 404;
     return 0;
   }
   // Fields a backend may act on that the cache key does not describe: the route's list, and
   // X-Forwarded-Host, which edge sets itself from the host it routed by.
-  const conf::Host& host = worker_.shared().config.hosts[static_cast<size_t>(route_.host)];
+  const conf::Host& host = generation_->config.hosts[static_cast<size_t>(route_.host)];
   if (host.redirect_https && !client_.secure()) {
     // The same host and target on the default https port; 308 keeps the method and the body.
     early_status_ = 308;
@@ -96,6 +97,7 @@ void Request::refuse(const http::RequestHead& head, int status) {
   if (!active_) {
     // Refused before recv() read its identity: nothing of an earlier request may show.
     active_ = true;
+    generation_ = worker_.generation();
     host_.clear();
     target_.clear();
     x_cache_ = "PASS";
@@ -114,6 +116,7 @@ void Request::start(const http::RequestHead& head, const http::Body& body) {
   responding_ = false;
   if (early_status_) return synth(early_status_, true, early_fields_);
   Exchange::Request request;
+  request.generation = generation_;
   request.head = &head;
   request.body = &body;
   request.route = route_;
@@ -278,7 +281,8 @@ void Request::assemble() {
   page->client = head_;
   page->client_ip = client_.client_ip();
   page->https = client_.secure();
-  page->includes_left = worker_.shared().config.esi.max_includes;
+  page->generation = generation_;
+  page->includes_left = generation_->config.esi.max_includes;
   page->host_index = route_.host;
   // Includes found in the cache resolve while the assembly starts: their news is taken in once
   // it has started.
@@ -290,7 +294,7 @@ void Request::assemble() {
   if (assembly_failed_) return on_assembly_failed();
   // With on_error: fail, nothing is said until every include has answered, so a failure can
   // still be a 502; otherwise the page streams from the first byte.
-  holding_head_ = worker_.shared().config.esi.on_error == conf::EsiOnError::kFail && !assembly_->resolved();
+  holding_head_ = generation_->config.esi.on_error == conf::EsiOnError::kFail && !assembly_->resolved();
   if (!holding_head_) send_assembled();
 }
 
@@ -360,7 +364,7 @@ void Request::synth(int status, bool may_keep_alive, std::string_view extra_fiel
 void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool release, bool may_keep_alive,
                    bool synthetic, std::string_view inline_body) {
   ResponseSpec spec = spec_in;
-  const conf::Cache& config = worker_.shared().config.cache;
+  const conf::Cache& config = generation_->config.cache;
   if (config.x_cache && !synthetic) spec.x_cache = x_cache_;
   std::string trace;
   if (config.x_trace) {
@@ -392,10 +396,11 @@ void Request::done() {
   object_.reset();
   trace_.add(Step::kDone);
   if (worker_.shared().access_log) log_access();
+  generation_.reset();
 }
 
 void Request::log_access() {
-  const conf::Config& config = worker_.shared().config;
+  const conf::Config& config = generation_->config;
   log::AccessRecord record;
   record.time_ms = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch())

@@ -125,6 +125,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
 
   Worker& worker_;
   Client& client_;
+  GenerationRef generation_;  // the configuration this request runs on, from recv() to done()
   Trace trace_;
   const http::RequestHead* head_ = nullptr;  // borrowed from recv() until done()
   RouteMatch route_;

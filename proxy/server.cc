@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -12,8 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <utility>
 
-#include "balancer/health.h"
 #include "log/error_log.h"
 #include "proxy/version.h"
 
@@ -78,110 +79,314 @@ void sweep_step(uv_timer_t* timer) noexcept {
 }
 }  // namespace
 
-Server::Server(conf::Config config, tls::Contexts tls)
-    : shared_(std::make_unique<Shared>(std::move(config))) {
-  shared_->tls = std::move(tls);
-  for (int i = 0; i < shared_->config.workers; ++i) workers_.push_back(std::make_unique<Worker>(*shared_, i));
-}
+Server::Server(conf::Config config, tls::Contexts tls) : pending_config_(std::move(config)), pending_tls_(std::move(tls)) {}
 
 Server::~Server() {
   workers_.clear();
 }
 
+namespace {
+// The sockets a reload or start opened for one address, one per worker; those nobody adopted
+// are closed with the set (a task dropped by a stopping worker, a refused reload).
+struct OpenedSockets {
+  std::vector<int> fds;
+  OpenedSockets() = default;
+  OpenedSockets(const OpenedSockets&) = delete;
+  OpenedSockets& operator=(const OpenedSockets&) = delete;
+  ~OpenedSockets() {
+    for (int fd : fds)
+      if (fd >= 0) ::close(fd);
+  }
+  int take(size_t worker) { return std::exchange(fds[worker], -1); }
+};
+
+// Binds `listen` once per worker, after the in-use probe; fills in the kernel's port for a port
+// 0. False with `error` (the entry's position and why).
+bool open_sockets(conf::Listen& listen, size_t workers, OpenedSockets& out, std::string& error) {
+  // A port 0 is the kernel's choice, never in use. A binary upgrade taking over the previous
+  // process's sockets will skip this check for the addresses it inherits.
+  if (listen.address.port != 0 && served_by_another_process(listen.address)) {
+    error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() +
+                                         ": address already in use by another process"}
+                .text();
+    return false;
+  }
+  for (size_t w = 0; w < workers; ++w) {
+    std::string why;
+    int fd = open_listener(listen.address, why);
+    if (fd < 0) {
+      error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() + ": " + why}.text();
+      return false;
+    }
+    // For port 0 the first worker's socket takes the kernel's choice; the others must join it
+    // on that port, or each worker would get a port of its own.
+    if (listen.address.port == 0) listen.address.port = bound_port(fd);
+    out.fds.push_back(fd);
+  }
+  return true;
+}
+}  // namespace
+
 bool Server::open(std::string& error) {
-  if (const conf::AccessLog& log = shared_->config.access_log; log.enabled) {
-    auto access_log = std::make_unique<log::AccessLog>(log.path, log.to_stdout, log.buffer);
+  conf::Config& config = pending_config_;
+  std::unique_ptr<log::AccessLog> access_log;
+  if (const conf::AccessLog& log = config.access_log; log.enabled) {
+    access_log = std::make_unique<log::AccessLog>(log.path, log.to_stdout, log.buffer);
     if (!access_log->open(error)) {
       error = conf::Error{log.mark, error}.text();
       return false;
     }
+  }
+  const size_t workers = static_cast<size_t>(config.workers);
+  std::vector<OpenedSockets> sockets(config.listen.size());
+  for (size_t i = 0; i < config.listen.size(); ++i) {
+    const bool kernel_port = config.listen[i].address.port == 0;
+    if (!open_sockets(config.listen[i], workers, sockets[i], error)) return false;
+    if (kernel_port) kernel_ports_.push_back(config.listen[i].address.text());
+  }
+  shared_ = std::make_unique<Shared>(std::move(config), std::move(pending_tls_));
+  if (access_log) {
     access_log->start();
     shared_->access_log = std::move(access_log);
   }
-  for (size_t i = 0; i < shared_->config.listen.size(); ++i) {
-    conf::Listen& listen = shared_->config.listen[i];
+  for (size_t w = 0; w < workers; ++w) workers_.push_back(std::make_unique<Worker>(*shared_, static_cast<int>(w)));
+  const std::vector<conf::Listen>& listen = shared_->generation->config.listen;
+  for (size_t i = 0; i < listen.size(); ++i) {
     const tls::ServerContext* tls = i < shared_->tls.by_listener.size() ? shared_->tls.by_listener[i].get() : nullptr;
-    // A port 0 is the kernel's choice, never in use. A binary upgrade taking over the previous
-    // process's sockets will skip this check for the addresses it inherits.
-    if (listen.address.port != 0 && served_by_another_process(listen.address)) {
-      error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() +
-                                           ": address already in use by another process"}
-                  .text();
-      return false;
-    }
-    for (auto& worker : workers_) {
-      std::string why;
-      int fd = open_listener(listen.address, why);
-      if (fd < 0) {
-        error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() + ": " + why}.text();
-        return false;
-      }
-      // For port 0 the first worker's socket takes the kernel's choice; the others must join it
-      // on that port, or each worker would get a port of its own.
-      if (listen.address.port == 0) listen.address.port = bound_port(fd);
-      worker->adopt_listener(fd, tls);
-    }
+    for (size_t w = 0; w < workers; ++w) workers_[w]->adopt_listener(listen[i].address.text(), sockets[i].take(w), tls);
   }
   return true;
 }
 
-void Server::reload_certificates() {
-  const conf::LoadResult loaded = conf::load_file(shared_->config.file);
-  if (!loaded.config) {
-    for (const conf::Error& error : loaded.errors) edge::log::error("edge: reload: %s", error.text().c_str());
-    edge::log::error("edge: reload refused: the configuration has errors; the certificates in use stay");
-    return;
-  }
-  const std::vector<conf::Listen>& fresh = loaded.config->listen;
-  const std::vector<conf::Listen>& current = shared_->config.listen;
-  if (fresh.size() != current.size()) {
-    edge::log::error("edge: reload refused: listen entries were added or removed; only certificates are reloaded");
-    return;
-  }
-  tls::Contexts& tls = shared_->tls;
-  std::vector<conf::Error> errors;
-  std::vector<conf::Error> warnings;
-  std::vector<std::unique_ptr<tls::ServerContext>> built(current.size());
-  for (size_t i = 0; i < current.size(); ++i) {
-    if (!current[i].tls.enabled) continue;
-    if (!fresh[i].tls.enabled) {
-      errors.push_back({fresh[i].mark, "a listener cannot stop speaking TLS on reload"});
+namespace {
+// What a reload would change that only a restart applies, as lines for the answer and the log.
+std::vector<std::string> restart_only_changes(const conf::Config& running, const conf::Config& fresh) {
+  std::vector<std::string> out;
+  auto note = [&out](bool changed, const char* what) {
+    if (changed) out.push_back(std::string(what) + " changed: applied at the next restart");
+  };
+  note(running.workers != fresh.workers, "workers");
+  note(running.admin.enabled != fresh.admin.enabled || running.admin.address.text() != fresh.admin.address.text() ||
+           running.admin.token != fresh.admin.token || running.admin.max_connections != fresh.admin.max_connections ||
+           running.admin.header_timeout != fresh.admin.header_timeout,
+       "admin");
+  auto peers = [](const conf::Cluster& cluster) {
+    std::string text;
+    for (const conf::Peer& peer : cluster.peers) text.append(peer.address.text()).push_back(' ');
+    return text;
+  };
+  note(peers(running.cluster) != peers(fresh.cluster) || running.cluster.timeout != fresh.cluster.timeout, "cluster");
+  auto memcached = [](const conf::Memcached& m) {
+    std::string text = m.enabled ? "on " : "off ";
+    for (const conf::Address& server : m.servers) text.append(server.text()).push_back(' ');
+    return text + std::to_string(m.timeout.count()) + " " + std::to_string(m.threads) + " " +
+           std::to_string(m.retry.count()) + " " + std::to_string(m.max_item);
+  };
+  note(memcached(running.cache.memcached) != memcached(fresh.cache.memcached), "cache.memcached");
+  note(running.access_log.enabled != fresh.access_log.enabled || running.access_log.path != fresh.access_log.path ||
+           running.access_log.to_stdout != fresh.access_log.to_stdout ||
+           running.access_log.buffer != fresh.access_log.buffer,
+       "access_log (file or buffer)");
+  note(running.limits.max_temp_total != fresh.limits.max_temp_total, "limits.max_temp_total");
+  return out;
+}
+
+// Names of host entries (their first match), backends and servers, for the list of changes.
+std::vector<std::string> host_labels(const conf::Config& config) {
+  std::vector<std::string> out;
+  for (const conf::Host& host : config.hosts) out.push_back(HostSlots::label(host));
+  return out;
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+void describe_changes(const conf::Config& running, const conf::Config& fresh, std::vector<std::string>& out) {
+  const std::vector<std::string> old_hosts = host_labels(running), new_hosts = host_labels(fresh);
+  for (const std::string& host : new_hosts)
+    if (!contains(old_hosts, host)) out.push_back("host added: " + host);
+  for (const std::string& host : old_hosts)
+    if (!contains(new_hosts, host)) out.push_back("host removed: " + host);
+  for (const conf::Backend& backend : fresh.backends) {
+    const int old_index = running.backend_index(backend.name);
+    if (old_index < 0) {
+      out.push_back("backend added: " + backend.name);
       continue;
     }
-    if (fresh[i].tls.session_tickets && !tls.ticket_keys)
-      tls.ticket_keys = std::make_unique<tls::TicketKeys>(fresh[i].tls.ticket_rotation);
-    built[i] = tls::ServerContext::build(fresh[i].tls, tls.ticket_keys.get(), errors, warnings);
+    const conf::Backend& old = running.backends[static_cast<size_t>(old_index)];
+    std::vector<std::string> old_servers, new_servers;
+    for (const conf::Server& server : old.servers) old_servers.push_back(server.address.text());
+    for (const conf::Server& server : backend.servers) new_servers.push_back(server.address.text());
+    for (const std::string& server : new_servers)
+      if (!contains(old_servers, server)) out.push_back("backend " + backend.name + ": server added: " + server);
+    for (const std::string& server : old_servers)
+      if (!contains(new_servers, server)) out.push_back("backend " + backend.name + ": server removed: " + server);
   }
+  for (const conf::Backend& backend : running.backends)
+    if (fresh.backend_index(backend.name) < 0) out.push_back("backend removed: " + backend.name);
+  if (running.cache.memory != fresh.cache.memory)
+    out.push_back("cache.memory: " + std::to_string(running.cache.memory) + " -> " + std::to_string(fresh.cache.memory));
+}
+}  // namespace
+
+void Server::reload(const char* cause, std::function<void(const Reloaded&)> done) {
+  Reloaded outcome;
+  auto refuse = [&](const char* why) {
+    for (const std::string& error : outcome.errors) edge::log::error("edge: reload: %s", error.c_str());
+    edge::log::error("edge: reload refused (%s): %s; the running configuration stays", cause, why);
+    if (done) main_tasks_->post([done = std::move(done), outcome] { done(outcome); });
+  };
+  if (draining_) {
+    outcome.errors.push_back("edge is stopping");
+    return refuse("edge is stopping");
+  }
+  const Generation& current = *shared_->generation;
+  conf::LoadResult loaded = conf::load_file(current.config.file);
+  if (!loaded.config) {
+    for (const conf::Error& error : loaded.errors) outcome.errors.push_back(error.text());
+    return refuse("the configuration has errors");
+  }
+  conf::Config& fresh = *loaded.config;
+  // A port 0 in the file means the port the kernel gave that host's listener at start.
+  std::vector<bool> matched(kernel_ports_.size(), false);
+  for (conf::Listen& listen : fresh.listen) {
+    if (listen.address.port != 0) continue;
+    for (size_t k = 0; k < kernel_ports_.size(); ++k) {
+      const conf::Listen* old = nullptr;
+      for (const conf::Listen& candidate : current.config.listen)
+        if (candidate.address.text() == kernel_ports_[k]) old = &candidate;
+      if (matched[k] || !old || old->address.host != listen.address.host) continue;
+      matched[k] = true;
+      listen.address.port = old->address.port;
+      break;
+    }
+  }
+  tls::Contexts& tls = shared_->tls;
+  std::vector<conf::Error> errors, warnings;
+  std::vector<std::unique_ptr<tls::ServerContext>> listener_tls;
+  for (const conf::Listen& listen : fresh.listen) {
+    if (listen.tls.enabled && listen.tls.session_tickets && !tls.ticket_keys)
+      tls.ticket_keys = std::make_unique<tls::TicketKeys>(listen.tls.ticket_rotation);
+    listener_tls.push_back(listen.tls.enabled ? tls::ServerContext::build(listen.tls, tls.ticket_keys.get(), errors, warnings)
+                                              : nullptr);
+  }
+  std::vector<std::unique_ptr<tls::ClientContext>> backend_tls;
+  for (const conf::Backend& backend : fresh.backends)
+    backend_tls.push_back(backend.tls.enabled ? tls::ClientContext::build(backend.tls, errors) : nullptr);
   for (const conf::Error& warning : warnings)
     edge::log::warn("edge: reload: %s:%d:%d: warning: %s", warning.mark.file.c_str(), warning.mark.line,
                     warning.mark.col, warning.message.c_str());
-  if (!errors.empty()) {
-    for (const conf::Error& error : errors) edge::log::error("edge: reload: %s", error.text().c_str());
-    edge::log::error("edge: reload refused: the certificates in use stay");
-    return;
+  for (const conf::Error& error : errors) outcome.errors.push_back(error.text());
+  if (!outcome.errors.empty()) return refuse("certificates or keys could not be used");
+  // The process's settings stay as they are; the fields that follow them are kept too, so the
+  // new generation never disagrees with what runs.
+  std::vector<std::string> restart_only = restart_only_changes(current.config, fresh);
+  fresh.workers = current.config.workers;
+  fresh.admin = current.config.admin;
+  fresh.cluster = current.config.cluster;
+  fresh.cache.memcached = current.config.cache.memcached;
+  fresh.access_log.enabled = current.config.access_log.enabled;
+  fresh.access_log.path = current.config.access_log.path;
+  fresh.access_log.to_stdout = current.config.access_log.to_stdout;
+  fresh.access_log.buffer = current.config.access_log.buffer;
+  fresh.limits.max_temp_total = current.config.limits.max_temp_total;
+
+  // New addresses are bound before anything changes, so a busy port refuses the whole reload.
+  std::vector<std::string> old_addresses, new_addresses;
+  for (const conf::Listen& listen : current.config.listen) old_addresses.push_back(listen.address.text());
+  const size_t workers = workers_.size();
+  std::vector<std::shared_ptr<OpenedSockets>> sockets(fresh.listen.size());
+  for (size_t i = 0; i < fresh.listen.size(); ++i) {
+    conf::Listen& listen = fresh.listen[i];
+    if (contains(old_addresses, listen.address.text())) {
+      new_addresses.push_back(listen.address.text());
+      continue;
+    }
+    sockets[i] = std::make_shared<OpenedSockets>();
+    std::string error;
+    const bool kernel_port = listen.address.port == 0;
+    if (!open_sockets(listen, workers, *sockets[i], error)) {
+      outcome.errors.push_back(error);
+      return refuse("a new listen address could not be bound");
+    }
+    if (kernel_port) kernel_ports_.push_back(listen.address.text());
+    new_addresses.push_back(listen.address.text());
   }
-  std::vector<std::pair<size_t, const tls::ServerContext*>> swaps;
-  for (size_t i = 0; i < built.size(); ++i) {
-    if (!built[i]) continue;
-    swaps.emplace_back(i, built[i].get());
-    tls.retired.push_back(std::move(tls.by_listener[i]));
-    tls.by_listener[i] = std::move(built[i]);
-  }
-  // Said once every worker has taken them: from then on every new connection gets them.
-  auto workers_left = std::make_shared<std::atomic<size_t>>(workers_.size());
-  for (auto& worker : workers_) {
-    worker->poster()([worker = worker.get(), swaps, workers_left] {
-      for (const auto& [index, context] : swaps) worker->use_tls(index, context);
-      if (workers_left->fetch_sub(1) == 1)
-        edge::log::info("edge: certificates reloaded for %zu listener%s", swaps.size(), swaps.size() == 1 ? "" : "s");
+
+  describe_changes(current.config, fresh, outcome.changes);
+  for (size_t i = 0; i < new_addresses.size(); ++i)
+    if (!contains(old_addresses, new_addresses[i])) outcome.changes.push_back("listener added: " + new_addresses[i]);
+  std::vector<std::string> removed;
+  for (const std::string& address : old_addresses)
+    if (!contains(new_addresses, address)) {
+      removed.push_back(address);
+      outcome.changes.push_back("listener removed: " + address);
+    }
+  std::erase_if(kernel_ports_, [&](const std::string& address) { return contains(removed, address); });
+  outcome.changes.insert(outcome.changes.end(), restart_only.begin(), restart_only.end());
+
+  const conf::Cache& cache = fresh.cache;
+  if (cache.memory != current.config.cache.memory || cache.max_object != current.config.cache.max_object ||
+      cache.max_variants != current.config.cache.max_variants)
+    shared_->store.resize(cache.memory, cache.max_object, cache.max_variants);
+  auto generation = std::make_shared<const Generation>(std::move(fresh), std::move(backend_tls),
+                                                       shared_->generation.get(), shared_->host_slots);
+  // The listeners' contexts: a handshake begun with an old one may still call into it, so those
+  // live on (tls::Contexts::retired).
+  for (auto& context : tls.by_listener)
+    if (context) tls.retired.push_back(std::move(context));
+  tls.by_listener = std::move(listener_tls);
+  struct ListenerChange {
+    std::string address;
+    const tls::ServerContext* tls;
+    std::shared_ptr<OpenedSockets> sockets;  // null: the address was listened on already
+  };
+  std::vector<ListenerChange> listeners;
+  for (size_t i = 0; i < new_addresses.size(); ++i)
+    listeners.push_back({new_addresses[i], tls.by_listener[i].get(), sockets[i]});
+  shared_->generation = generation;
+  restart_health_checks();
+  outcome.ok = true;
+  outcome.generation = generation->number;
+  // Said, and answered, once every worker runs it: a request that starts afterwards sees it.
+  auto told = [outcome, done = std::move(done), cause = std::string(cause), file = generation->config.file] {
+    edge::log::info("edge: reloaded (%s): configuration %s, generation %llu%s", cause.c_str(), file.c_str(),
+                    static_cast<unsigned long long>(outcome.generation),
+                    outcome.changes.empty() ? "; no listener, host, backend or server added or removed" : "");
+    for (const std::string& change : outcome.changes) edge::log::info("edge: reload: %s", change.c_str());
+    if (done) done(outcome);
+  };
+  auto workers_left = std::make_shared<std::atomic<size_t>>(workers);
+  auto last = std::make_shared<decltype(told)>(std::move(told));
+  const LoopTasks::Poster main = main_tasks_->poster();
+  for (size_t w = 0; w < workers; ++w) {
+    workers_[w]->poster()([worker = workers_[w].get(), w, generation, listeners, removed, workers_left, last, main] {
+      worker->use_generation(generation);
+      for (const std::string& address : removed) worker->close_listener(address);
+      for (const ListenerChange& change : listeners) {
+        if (change.sockets)
+          worker->adopt_listener(change.address, change.sockets->take(w), change.tls);
+        else
+          worker->use_tls(change.address, change.tls);
+      }
+      if (workers_left->fetch_sub(1) == 1) main([last] { (*last)(); });
     });
   }
+}
+
+void Server::restart_health_checks() {
+  if (health_) health_->stop();
+  health_generation_ = shared_->generation;
+  health_ = std::make_unique<balancer::HealthChecker>(health_generation_->config, health_generation_->balancer,
+                                                      health_generation_->backend_contexts);
+  health_->start();
 }
 
 void Server::begin_drain(const char* signal_name) {
   draining_ = true;
   edge::log::info("edge: stopping (%s): waiting up to %lld ms for the requests in progress (a second signal stops now)",
-                  signal_name, static_cast<long long>(shared_->config.shutdown_timeout.count()));
+                  signal_name, static_cast<long long>(shared_->generation->config.shutdown_timeout.count()));
   for (size_t i = 0; i < workers_.size(); ++i) {
     workers_[i]->request_drain([this, i] {
       drained_[i].store(true, std::memory_order_release);
@@ -194,7 +399,7 @@ void Server::begin_drain(const char* signal_name) {
         edge::log::warn("edge: shutdown_timeout passed: closing the connections left");
         static_cast<Server*>(timer->data)->stop_workers(true);
       },
-      static_cast<uint64_t>(shared_->config.shutdown_timeout.count()), 0);
+      static_cast<uint64_t>(shared_->generation->config.shutdown_timeout.count()), 0);
 }
 
 void Server::stop_workers(bool all) {
@@ -220,6 +425,7 @@ int Server::run() {
     s.data = this;
   }
   loop_ = &loop;
+  main_tasks_ = std::make_unique<LoopTasks>(&loop);
   drained_ = std::make_unique<std::atomic<bool>[]>(workers_.size());
   stop_sent_.assign(workers_.size(), false);
   uv_async_init(&loop, &drained_async_, [](uv_async_t* async) noexcept {
@@ -242,7 +448,7 @@ int Server::run() {
   uv_signal_init(&loop, &hangup);
   hangup.data = this;
   uv_signal_start(
-      &hangup, [](uv_signal_t* handle, int) noexcept { static_cast<Server*>(handle->data)->reload_certificates(); },
+      &hangup, [](uv_signal_t* handle, int) noexcept { static_cast<Server*>(handle->data)->reload("SIGHUP", nullptr); },
       SIGHUP);
   // SIGUSR1: the access log's file is reopened (after logrotate moved it). Without an access
   // log the signal is ignored rather than fatal.
@@ -256,15 +462,16 @@ int Server::run() {
       },
       SIGUSR1);
   int code = 0;
-  if (shared_->config.admin.enabled) {
+  const conf::Config& config = shared_->generation->config;
+  if (config.admin.enabled) {
     std::vector<const cache::Counters*> counters;
     std::vector<const Stats*> worker_stats;
     for (auto& worker : workers_) {
       counters.push_back(&worker->cache_counters());
       worker_stats.push_back(&worker->stats());
     }
-    admin_ = std::make_unique<AdminServer>(&loop, shared_->config, shared_->balancer, shared_->store, counters,
-                                           shared_->tier.get(), shared_->router, &shared_->bounds, worker_stats);
+    admin_ = std::make_unique<AdminServer>(&loop, shared_->generation, shared_->store, counters, shared_->tier.get(),
+                                           &shared_->bounds, worker_stats, [this](std::function<void(const Reloaded&)> done) { reload("admin", std::move(done)); });
     std::string error;
     if (!admin_->open(error)) {
       std::fprintf(stderr, "%s\n", error.c_str());
@@ -284,18 +491,17 @@ int Server::run() {
   uv_timer_start(
       &log_flush, [](uv_timer_t*) noexcept { edge::log::flush(); }, 1000, 1000);
   if (code == 0) {
-    edge::log::info("edge: starting edge %s (config %s, %zu workers)", version(), shared_->config.file.c_str(),
+    edge::log::info("edge: starting edge %s (config %s, %zu workers)", version(), config.file.c_str(),
                      workers_.size());
-    balancer::HealthChecker health(shared_->config, shared_->balancer, shared_->tls.by_backend);
-    health.start();
+    restart_health_checks();
     for (auto& worker : workers_) worker->start();
-    for (const conf::Listen& listen : shared_->config.listen)
+    for (const conf::Listen& listen : config.listen)
       edge::log::info("edge: listening on %s%s", listen.address.text().c_str(), listen.tls.enabled ? " (tls)" : "");
     if (admin_) edge::log::info("edge: admin listening on %s", admin_->address().text().c_str());
-    edge::log::info("edge: serving (config %s, %zu workers)", shared_->config.file.c_str(), workers_.size());
+    edge::log::info("edge: serving (config %s, %zu workers)", config.file.c_str(), workers_.size());
     uv_run(&loop, UV_RUN_DEFAULT);
     for (auto& worker : workers_) worker->join();
-    health.stop();
+    health_->stop();
   }
   if (admin_) admin_->close();
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
@@ -305,9 +511,11 @@ int Server::run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&log_flush), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drained_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+  main_tasks_->close();
   uv_run(&loop, UV_RUN_DEFAULT);
   loop_ = nullptr;
   admin_.reset();
+  main_tasks_.reset();
   uv_loop_close(&loop);
   return code;
 }

@@ -223,9 +223,25 @@ void UpstreamConn::on_closed() { deadline_.close_and_delete<UpstreamConn>(); }
 
 // ---- pool ----
 
-Pool::Pool(uv_loop_t* loop, const conf::Backend& backend, const conf::Server& server,
-           const sockaddr_storage& address, const tls::ClientContext* tls)
-    : loop_(loop), backend_(backend), server_(server), address_(address), tls_(tls) {}
+UpstreamConn::~UpstreamConn() { --pool_.open_; }
+
+Pool::Pool(uv_loop_t* loop, GenerationRef generation, size_t backend, size_t server) : loop_(loop) {
+  rebind(std::move(generation), backend, server);
+}
+
+void Pool::rebind(GenerationRef generation, size_t backend, size_t server) {
+  const tls::ClientContext* tls = generation->backend_tls(backend);
+  if (tls_ && tls != tls_) {
+    std::vector<UpstreamConn*> idle;
+    idle.swap(idle_);
+    for (UpstreamConn* conn : idle) conn->close();
+  }
+  backend_ = &generation->config.backends[backend];
+  server_ = &backend_->servers[server];
+  address_ = generation->server_addresses[backend][server];
+  tls_ = tls;
+  generation_ = std::move(generation);
+}
 
 Pool::~Pool() { shutdown(); }
 
@@ -239,12 +255,13 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
   }
   std::unique_ptr<http::Transport> transport =
       std::make_unique<http::TcpTransport>(loop_, Worker::of(loop_).read_buffer());
-  SSL* ssl = tls_ ? tls_->new_ssl(server_.address.host, &session_slot_) : nullptr;
+  SSL* ssl = tls_ ? tls_->new_ssl(server_->address.host, &session_slot_) : nullptr;
   if (ssl) {
     transport = std::make_unique<tls::TlsTransport>(std::move(transport), ssl, loop_, Worker::of(loop_).tls_buffer(),
                                                     tls::TlsTransport::Role::kClient);
   }
   auto* conn = new UpstreamConn(*this, std::move(transport));
+  ++open_;
   conn->reused_ = false;
   if (tls_ && !ssl) {
     // Never in plain text to a TLS backend: the connection fails as one that was refused.
@@ -256,9 +273,9 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
 }
 
 void Pool::release(UpstreamConn* conn) {
-  if (shut_down_ || idle_.size() >= backend_.pool.max_idle) return conn->close();
+  if (shut_down_ || idle_.size() >= backend_->pool.max_idle) return conn->close();
   conn->state_ = UpstreamConn::State::kIdle;
-  conn->arm_timer(backend_.pool.idle_timeout);
+  conn->arm_timer(backend_->pool.idle_timeout);
   idle_.push_back(conn);
 }
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "proxy/generation.h"
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
@@ -82,7 +83,7 @@ class UpstreamConn final : http::StreamWriter::Owner,
   enum class State { kConnecting, kIdle, kBusy, kClosing };
 
   UpstreamConn(Pool& pool, std::unique_ptr<http::Transport> transport);
-  ~UpstreamConn() = default;
+  ~UpstreamConn();
   void connect(const sockaddr* address);
   void close();
   void fail(UpstreamFailure failure);
@@ -115,12 +116,11 @@ class UpstreamConn final : http::StreamWriter::Owner,
   bool request_written_ = false;
 };
 
-// One server's keep-alive pool on one worker loop.
+// One server's keep-alive pool on one worker loop. It reads the server's settings from the
+// generation it is bound to, which it keeps alive; a reload that keeps the server rebinds it.
 class Pool {
  public:
-  // `tls` (borrowed, outlives the pool): the backend's TLS context; null for plain TCP.
-  Pool(uv_loop_t* loop, const conf::Backend& backend, const conf::Server& server, const sockaddr_storage& address,
-       const tls::ClientContext* tls = nullptr);
+  Pool(uv_loop_t* loop, GenerationRef generation, size_t backend, size_t server);
   ~Pool();  // closes idle connections; busy ones close themselves
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -131,23 +131,32 @@ class Pool {
   void release(UpstreamConn* conn);
   void forget(UpstreamConn* conn);  // a connection closing itself leaves the idle list
 
-  const conf::Backend& backend() const { return backend_; }
-  const conf::Server& server() const { return server_; }
+  // The same server in another generation (a reload kept it). Idle connections stay, unless
+  // the server is reached over TLS: they were made with the old generation's context.
+  void rebind(GenerationRef generation, size_t backend, size_t server);
+  const GenerationRef& generation() const { return generation_; }
+  const conf::Backend& backend() const { return *backend_; }
+  const conf::Server& server() const { return *server_; }
   uv_loop_t* loop() const { return loop_; }
+  size_t open_connections() const { return open_; }  // idle, busy or closing
 
-  // Closes every idle connection and stops the pool handing out any (worker shutdown).
+  // Closes every idle connection and stops the pool keeping any (worker shutdown, or a server
+  // a reload removed); acquire() still connects.
   void shutdown();
 
  private:
+  friend class UpstreamConn;
   uv_loop_t* loop_;
-  const conf::Backend& backend_;
-  const conf::Server& server_;
-  sockaddr_storage address_;
-  const tls::ClientContext* tls_;
+  GenerationRef generation_;
+  const conf::Backend* backend_ = nullptr;
+  const conf::Server* server_ = nullptr;
+  sockaddr_storage address_{};
+  const tls::ClientContext* tls_ = nullptr;
   // The last TLS session this server gave this worker, offered by the next connection; the
   // pool outlives its connections, whose SSL objects point at it.
   tls::ClientContext::SessionSlot session_slot_;
   std::vector<UpstreamConn*> idle_;
+  size_t open_ = 0;
   bool shut_down_ = false;
 };
 

@@ -25,47 +25,40 @@ const char* close_reason_key(CloseReason reason) {
 }
 
 
-Shared::Shared(conf::Config config_in)
-    : config(std::move(config_in)),
-      router(config),
-      balancer(config),
+namespace {
+// Host label slots for the cache counters: room for the start's hosts twice over, and never
+// fewer than this, so reloads can add hosts.
+constexpr size_t kMinHostSlots = 256;
+}  // namespace
+
+Shared::Shared(conf::Config config, tls::Contexts tls_in)
+    : host_slots(std::max(kMinHostSlots, 2 * config.hosts.size())),
       store(config.cache.memory, config.cache.max_object, config.cache.max_variants),
-      bounds(config.limits.max_temp_total) {
+      bounds(config.limits.max_temp_total),
+      tls(std::move(tls_in)) {
   if (config.cache.memcached.enabled) tier = std::make_unique<Tier>(config);
-  for (const conf::Backend& backend : config.backends) {
-    std::vector<sockaddr_storage> addresses;
-    for (const conf::Server& server : backend.servers) addresses.push_back(server.address.to_sockaddr());
-    server_addresses.push_back(std::move(addresses));
-  }
+  generation = std::make_shared<const Generation>(std::move(config), std::move(tls.by_backend), nullptr, host_slots);
 }
 
 Worker::Worker(Shared& shared, int index)
     : shared_(shared),
       index_(index),
       read_buffer_(new char[kReadBufferSize]),
-      cache_counters_(shared.config.hosts.size()) {
+      cache_counters_(shared.host_slots.capacity()) {
   uv_loop_init(&loop_);
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
   stop_async_.data = this;
   tasks_ = std::make_unique<LoopTasks>(&loop_, &Worker::on_note, this);
   poster_ = tasks_->poster();
-  const conf::Config& config = shared.config;
-  for (size_t b = 0; b < config.backends.size(); ++b) {
-    std::vector<std::unique_ptr<Pool>> pools;
-    const tls::ClientContext* tls = b < shared.tls.by_backend.size() ? shared.tls.by_backend[b].get() : nullptr;
-    for (size_t s = 0; s < config.backends[b].servers.size(); ++s)
-      pools.push_back(std::make_unique<Pool>(&loop_, config.backends[b], config.backends[b].servers[s],
-                                             shared.server_addresses[b][s], tls));
-    pools_.push_back(std::move(pools));
-  }
+  use_generation(shared.generation);
 }
 
 Worker::~Worker() {
   // Whatever is still open (a worker that never ran, idle pool connections) is closed here, and
   // the loop runs until every close callback has freed its owner.
-  for (auto& pools : pools_)
-    for (auto& pool : pools) pool->shutdown();
+  for (auto& [id, pool] : pools_) pool->shutdown();
+  for (auto& [id, pool] : retired_pools_) pool->shutdown();
   tasks_->close();
   uv_walk(
       &loop_,
@@ -75,17 +68,87 @@ Worker::~Worker() {
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   pools_.clear();
+  retired_pools_.clear();
   uv_loop_close(&loop_);
 }
 
-void Worker::adopt_listener(int fd, const tls::ServerContext* tls) {
+void Worker::use_generation(GenerationRef generation) {
+  // A reference of this worker's own: every request copies it, and a count shared with the
+  // other workers would bounce between their cores.
+  const Generation* raw = generation.get();
+  generation_ = GenerationRef(raw, [keep = std::move(generation)](const Generation*) {});
+  std::unordered_map<uint64_t, std::unique_ptr<Pool>> pools;
+  const balancer::Balancer& balancer = raw->balancer;
+  for (size_t b = 0; b < balancer.size(); ++b) {
+    for (size_t s = 0; s < balancer.backend(b).size(); ++s) {
+      const uint64_t id = balancer.backend(b).server(s).id();
+      auto it = pools_.find(id);
+      if (it == pools_.end()) {
+        pools.emplace(id, std::make_unique<Pool>(&loop_, generation_, b, s));
+      } else {
+        it->second->rebind(generation_, b, s);
+        pools.emplace(id, std::move(it->second));
+        pools_.erase(it);
+      }
+    }
+  }
+  for (auto& [id, pool] : pools_) {
+    pool->shutdown();
+    retired_pools_.emplace(id, std::move(pool));
+  }
+  pools_ = std::move(pools);
+  prune_retired_pools();
+}
+
+void Worker::prune_retired_pools() {
+  std::erase_if(retired_pools_, [](const auto& entry) {
+    return entry.second->open_connections() == 0 && entry.second->generation().use_count() == 1;
+  });
+}
+
+Pool& Worker::pool(const GenerationRef& generation, int backend, int server) {
+  const uint64_t id = generation->balancer.backend(static_cast<size_t>(backend)).server(static_cast<size_t>(server)).id();
+  if (auto it = pools_.find(id); it != pools_.end()) return *it->second;
+  if (auto it = retired_pools_.find(id); it != retired_pools_.end()) return *it->second;
+  // Unreachable while generations reach this worker only through use_generation; a pool all
+  // the same rather than a crash.
+  auto pool = std::make_unique<Pool>(&loop_, generation, static_cast<size_t>(backend), static_cast<size_t>(server));
+  return *retired_pools_.emplace(id, std::move(pool)).first->second;
+}
+
+void Worker::adopt_listener(const std::string& address, int fd, const tls::ServerContext* tls) {
   auto listener = std::make_unique<Listener>();
   listener->worker = this;
+  listener->address = address;
   listener->tls = tls;
   uv_tcp_init(&loop_, &listener->tcp);
   uv_tcp_open(&listener->tcp, fd);
   listener->tcp.data = listener.get();
+  if (running_ && !stopping_) listen_on(*listener);
   listeners_.push_back(std::move(listener));
+}
+
+void Worker::listen_on(Listener& listener) {
+  uv_listen(reinterpret_cast<uv_stream_t*>(&listener.tcp), 4096, &Worker::on_connection);
+}
+
+void Worker::use_tls(const std::string& address, const tls::ServerContext* tls) {
+  for (auto& listener : listeners_)
+    if (listener->address == address) listener->tls = tls;
+}
+
+void Worker::free_listener(uv_handle_t* handle) noexcept { delete static_cast<Listener*>(handle->data); }
+
+void Worker::close_listener(const std::string& address) {
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    if ((*it)->address != address) {
+      ++it;
+      continue;
+    }
+    Listener* listener = it->release();
+    it = listeners_.erase(it);
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener->tcp), &Worker::free_listener);
+  }
 }
 
 uv_buf_t Worker::tls_buffer() {
@@ -98,8 +161,8 @@ void Worker::start() {
 }
 
 void Worker::run() {
-  for (auto& listener : listeners_)
-    uv_listen(reinterpret_cast<uv_stream_t*>(&listener->tcp), 4096, &Worker::on_connection);
+  running_ = true;
+  for (auto& listener : listeners_) listen_on(*listener);
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
@@ -153,8 +216,8 @@ void Worker::stop_now() {
   std::vector<Fetch*> fetches;
   for (auto& [id, fetch] : fetches_) fetches.push_back(fetch);
   for (Fetch* fetch : fetches) fetch->shutdown();
-  for (auto& pools : pools_)
-    for (auto& pool : pools) pool->shutdown();
+  for (auto& [id, pool] : pools_) pool->shutdown();
+  for (auto& [id, pool] : retired_pools_) pool->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
   tasks_->close();
 }
@@ -186,13 +249,13 @@ void Worker::on_note(void* worker, const LoopTasks::Note& note) {
     return;
   }
   auto it = w->fetches_.find(note.target);
-  if (it != w->fetches_.end()) {
-    it->second->on_granted(note.b);
-  } else {
-    // The fetch ended while its grant was on the way: the slot goes back.
-    w->shared_.balancer.backend(static_cast<size_t>(note.a)).release(note.b, balancer::Outcome::kCancelled,
-                                                                     balancer::now_ms());
-  }
+  if (it != w->fetches_.end()) return it->second->on_granted(note.b);
+  // The fetch ended while its grant was on the way: the slot goes back to its generation.
+  auto orphan = w->orphan_grants_.find(note.target);
+  if (orphan == w->orphan_grants_.end()) return;
+  orphan->second->balancer.backend(static_cast<size_t>(note.a)).release(note.b, balancer::Outcome::kCancelled,
+                                                                        balancer::now_ms());
+  w->orphan_grants_.erase(orphan);
 }
 
 void Worker::on_connection(uv_stream_t* listener, int status) noexcept {

@@ -1,9 +1,9 @@
 // proxy/worker: one thread, one libuv loop, its own listening sockets (SO_REUSEPORT), and
 // everything that lives on that loop: client connections and upstream pools.
 //
-// Shared (process-wide, read-only after start unless atomic): the configuration, the router, the
-// backends' round-robin counters and the count of client connections. A connection never leaves
-// the worker that accepted it.
+// Shared (process-wide): the RAM cache, the count of client connections, the current
+// configuration's Generation (proxy/generation.h) and what outlives configurations. A
+// connection never leaves the worker that accepted it.
 #pragma once
 
 #include <netinet/in.h>
@@ -27,6 +27,7 @@
 #include "log/access_log.h"
 #include "proxy/bounds.h"
 #include "proxy/fill.h"
+#include "proxy/generation.h"
 #include "proxy/loop_tasks.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
@@ -40,17 +41,19 @@ class ClientConn;
 class Fetch;
 
 struct Shared {
-  explicit Shared(conf::Config config);
-  conf::Config config;
-  Router router;                // borrows config
-  balancer::Balancer balancer;  // borrows config
-  cache::Store store;           // the RAM cache, every worker's
-  Coalescer coalescer;          // the cache fills running, by key
-  std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
+  // Builds the first generation from `config`, with the backends' contexts of `tls`; keeps the
+  // listeners' contexts.
+  Shared(conf::Config config, tls::Contexts tls);
+  // The current generation. Main thread only: the workers get theirs through their inbox
+  // (Worker::use_generation), so a reload publishes it to each in turn.
+  GenerationRef generation;
+  HostSlots host_slots;        // before store: the first generation takes its slots
+  cache::Store store;          // the RAM cache, every worker's; resized in place by a reload
+  Coalescer coalescer;         // the cache fills running, by key
   std::atomic<uint64_t> client_connections{0};
   Bounds bounds;  // the temp-file space and the bounds' counters
   std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop
-  tls::Contexts tls;  // the listeners' and backends' TLS contexts; outlive the workers
+  tls::Contexts tls;  // the listeners' TLS contexts and ticket keys; outlive the workers
   std::unique_ptr<log::AccessLog> access_log;  // with access_log; outlives the workers
 };
 
@@ -63,12 +66,19 @@ class Worker {
 
   static Worker& of(uv_loop_t* loop) { return *static_cast<Worker*>(loop->data); }
 
-  // Takes ownership of a bound, listening, non-blocking socket, whose connections speak TLS
-  // with `tls` (borrowed, outlives the worker) unless it is null. Before start().
-  void adopt_listener(int fd, const tls::ServerContext* tls);
-  // Connections accepted from now on by the `index`th listener use `tls` (reloaded
-  // certificates). On the worker's loop (post it through poster()).
-  void use_tls(size_t index, const tls::ServerContext* tls) { listeners_.at(index)->tls = tls; }
+  // Takes ownership of a bound, listening, non-blocking socket for `address` (a listen
+  // entry's Address::text()), whose connections speak TLS with `tls` (borrowed, outlives the
+  // worker) unless it is null. Before start(), or on the worker's loop (a reload adds it; it
+  // listens at once).
+  void adopt_listener(const std::string& address, int fd, const tls::ServerContext* tls);
+  // On the worker's loop (post it through poster()), for a reload: connections accepted from
+  // now on by the listener of `address` use `tls`; close_listener() stops accepting there.
+  void use_tls(const std::string& address, const tls::ServerContext* tls);
+  void close_listener(const std::string& address);
+  // On the worker's loop: requests that start from now on run on `generation`; those in
+  // progress keep theirs. Connection pools of servers the generation keeps carry over with their
+  // idle connections; the others stop pooling and go once nothing here uses them.
+  void use_generation(GenerationRef generation);
   void start();
   // A graceful stop (any thread): the listeners close, idle connections close at once, and a
   // connection with a request in progress closes once its response is written (which says
@@ -84,13 +94,18 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   int index() const { return index_; }
   Shared& shared() { return shared_; }
-  const conf::Limits& limits() const { return shared_.config.limits; }
+  // The generation requests starting now take (this worker's own reference: copying it touches
+  // no counter another thread writes).
+  const GenerationRef& generation() const { return generation_; }
+  const conf::Limits& limits() const { return generation_->config.limits; }
   Bounds& bounds() { return shared_.bounds; }
   // Options for a buffered body: a request's (kept whole) or a response's (streamed).
   http::Body::Options body_options(bool whole);
   Stats& stats() { return stats_; }
   cache::Counters& cache_counters() { return cache_counters_; }
-  Pool& pool(int backend, int server) { return *pools_[static_cast<size_t>(backend)][static_cast<size_t>(server)]; }
+  // The connection pool of a server of `generation`, one this worker took (every request,
+  // fetch and fill on this worker runs on one).
+  Pool& pool(const GenerationRef& generation, int backend, int server);
 
   // The loop's one read buffer: every read callback on this loop consumes its bytes before
   // returning, so one buffer serves every connection and an idle connection holds none.
@@ -107,6 +122,11 @@ class Worker {
   // News from other threads, through this loop's one inbox (tasks_): a queued fetch's slot was
   // granted; a fill that `subscriber` (subscribed from this loop) waits on has an event.
   void post_grant(uint64_t fetch, int backend, int server);  // any thread
+  // A fetch that left its backend's queue while a grant was on its way: the grant, when it
+  // comes, is given back to `generation`'s balancer.
+  void expect_orphan_grant(uint64_t fetch, GenerationRef generation) {
+    orphan_grants_.emplace(fetch, std::move(generation));
+  }
   void post_fill_event(uint64_t subscriber);                // any thread
   // Runs a task on this loop (any thread; dropped once the worker stops): how the memcached
   // tier's answers come back.
@@ -139,11 +159,23 @@ class Worker {
   struct Listener {
     uv_tcp_t tcp;
     Worker* worker;
+    std::string address;
     const tls::ServerContext* tls;  // null: plain HTTP
   };
-  std::vector<std::unique_ptr<Listener>> listeners_;
+  void listen_on(Listener& listener);
+  static void free_listener(uv_handle_t* handle) noexcept;
+  // Pools whose generation nothing on this worker uses any more, and no connection, go.
+  void prune_retired_pools();
+
+  GenerationRef generation_;
+  std::vector<std::unique_ptr<Listener>> listeners_;  // closed ones leave through free_listener
+  bool running_ = false;  // the loop runs: adopted listeners listen at once
   std::unique_ptr<char[]> tls_buffer_;
-  std::vector<std::vector<std::unique_ptr<Pool>>> pools_;
+  // By balancer::ServerState::id: the current generation's servers, and those a reload removed
+  // while something here may still use them.
+  std::unordered_map<uint64_t, std::unique_ptr<Pool>> pools_;
+  std::unordered_map<uint64_t, std::unique_ptr<Pool>> retired_pools_;
+  std::unordered_map<uint64_t, GenerationRef> orphan_grants_;  // by fetch id
   std::unique_ptr<char[]> read_buffer_;
   std::vector<ClientConn*> clients_;  // for shutdown; unordered
   uint64_t last_connection_id_ = 0;

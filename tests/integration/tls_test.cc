@@ -624,7 +624,7 @@ hosts:
   copy(certificates.pem("b.test"), "site.pem");
   copy(certificates.key("b.test"), "site.key");
   edge.process.kill(SIGHUP);
-  wait_for_line(edge.process, "edge: certificates reloaded for 1 listener", "edge");
+  wait_for_line(edge.process, "edge: reloaded (SIGHUP)", "edge");
   // Each worker takes the new contexts from its inbox; a few connections reach both.
   for (int i = 0; i < 8; ++i) CHECK(subject() == "b.test");
 

@@ -317,18 +317,20 @@ TEST_CASE("hit ratio: hits and stale over everything but coalesced and revalidat
   CHECK(admin::hit_ratio({1, 0, 0, 0, 0, 0, 0}) == 1.0);
 }
 
-TEST_CASE("cache figures: the workers' counters summed per host entry") {
+TEST_CASE("cache figures: the workers' counters summed per host entry, from its slot") {
   conf::Config config = make_config();
-  cache::Counters one(config.hosts.size());
-  cache::Counters two(config.hosts.size());
-  one.count(0, cache::Event::kHit);
-  one.count(0, cache::Event::kMiss);
+  cache::Counters one(4);
+  cache::Counters two(4);
+  // The host's counters are in slot 2 (a reload put it there); slot 0 is another's.
+  one.count(2, cache::Event::kHit);
+  one.count(2, cache::Event::kMiss);
+  two.count(2, cache::Event::kHit);
+  two.count(2, cache::Event::kStale);
   two.count(0, cache::Event::kHit);
-  two.count(0, cache::Event::kStale);
-  two.count(5, cache::Event::kHit);  // no such host: ignored
+  two.count(5, cache::Event::kHit);  // no such slot: ignored
   cache::StoreStats store;
   store.objects = 7;
-  admin::CacheFigures figures = admin::gather_cache_figures(config, {&one, &two}, store);
+  admin::CacheFigures figures = admin::gather_cache_figures(config, {2}, {&one, &two}, store);
   REQUIRE(figures.hosts.size() == 1);
   CHECK(figures.hosts[0].host == "*");
   CHECK(figures.hosts[0].events[static_cast<size_t>(cache::Event::kHit)] == 2);

@@ -171,7 +171,7 @@ struct Rig {
                              "], balance: round_robin}\n" + hosts;
     conf::LoadResult loaded = conf::load_string(yaml, "test.yaml");
     REQUIRE(loaded.errors.empty());
-    shared = std::make_unique<proxy::Shared>(std::move(*loaded.config));
+    shared = std::make_unique<proxy::Shared>(std::move(*loaded.config), tls::Contexts{});
     worker = std::make_unique<proxy::Worker>(*shared, 0);
     other = std::make_unique<proxy::Worker>(*shared, 1);
     backend.serve_on(worker->loop());
@@ -197,7 +197,8 @@ struct Rig {
     p.host = "test.example";
     p.key = cache::cache_key(p.host, path);
     p.host_index = 0;
-    p.policy = &shared->config.hosts[0].cache;
+    p.generation = shared->generation;
+    p.policy = &shared->generation->config.hosts[0].cache;
     p.request.method = "GET";
     p.request.target = path;
     p.request.headers.add("Host", "test.example");

@@ -19,8 +19,9 @@ using testing::LoopbackPort;
 
 namespace {
 
-Fetch::Request request_for(const std::string& method, const std::string& path) {
+Fetch::Request request_for(const Rig& rig, const std::string& method, const std::string& path) {
   Fetch::Request request;
+  request.generation = rig.shared->generation;
   request.backend = 0;
   request.head = method + " " + path + " HTTP/1.1\r\nHost: test.example\r\n" +
                  (method == "POST" ? "Content-Length: 0\r\n" : "") + "\r\n";
@@ -38,11 +39,11 @@ TEST_CASE("fetch: the response is read into its body and the server's slot relea
   Rig rig;
   rig.backend.script({ok("payload"), "", false, false});
   PassOwner owner;
-  Fetch::start(*rig.worker, &owner, request_for("GET", "/f"));
+  Fetch::start(*rig.worker, &owner, request_for(rig, "GET", "/f"));
   rig.run_until([&] { return owner.complete; });
   CHECK(owner.status == 200);
   CHECK(owner.body == "payload");
-  const balancer::ServerState& server = rig.shared->balancer.backend(0).server(0);
+  const balancer::ServerState& server = rig.shared->generation->balancer.backend(0).server(0);
   CHECK(server.in_flight() == 0);
   CHECK(server.served() == 1);
   CHECK(rig.backend.request(0).rfind("GET /f HTTP/1.1\r\n", 0) == 0);
@@ -55,12 +56,12 @@ TEST_CASE("fetch: a server that refuses is skipped for the next one") {
   for (int i = 0; i < 2; ++i) {
     rig.backend.script({ok("fine"), "", false, false});
     PassOwner owner;
-    Fetch::start(*rig.worker, &owner, request_for("GET", "/r" + std::to_string(i)));
+    Fetch::start(*rig.worker, &owner, request_for(rig, "GET", "/r" + std::to_string(i)));
     rig.run_until([&] { return owner.complete || owner.status >= 500; });
     CHECK(owner.status == 200);
     CHECK(owner.body == "fine");
   }
-  CHECK(rig.shared->balancer.backend(0).server(0).failed() >= 1);
+  CHECK(rig.shared->generation->balancer.backend(0).server(0).failed() >= 1);
   CHECK(rig.backend.requests() == 2);
 }
 
@@ -69,7 +70,7 @@ TEST_CASE("fetch: a pooled connection the backend dropped is retried once for a 
   {
     rig.backend.script({ok("one"), "", false, false});
     PassOwner owner;
-    Fetch::start(*rig.worker, &owner, request_for("GET", "/first"));
+    Fetch::start(*rig.worker, &owner, request_for(rig, "GET", "/first"));
     rig.run_until([&] { return owner.complete; });
   }
   // The kept-alive connection is reset at the next request: a GET goes again on a new one.
@@ -77,7 +78,7 @@ TEST_CASE("fetch: a pooled connection the backend dropped is retried once for a 
   rig.backend.script({ok("two"), "", false, false});
   {
     PassOwner owner;
-    Fetch::start(*rig.worker, &owner, request_for("GET", "/again"));
+    Fetch::start(*rig.worker, &owner, request_for(rig, "GET", "/again"));
     rig.run_until([&] { return owner.complete || owner.status >= 500; });
     CHECK(owner.status == 200);
     CHECK(owner.body == "two");
@@ -86,7 +87,7 @@ TEST_CASE("fetch: a pooled connection the backend dropped is retried once for a 
   // Pooled again; a POST whose connection is reset is not sent twice.
   rig.backend.script({"", "", false, true});
   PassOwner post;
-  Fetch::start(*rig.worker, &post, request_for("POST", "/form"));
+  Fetch::start(*rig.worker, &post, request_for(rig, "POST", "/form"));
   rig.run_until([&] { return post.status != 0; });
   CHECK(post.status == 502);
   CHECK(rig.backend.requests() == 4);
@@ -95,7 +96,7 @@ TEST_CASE("fetch: a pooled connection the backend dropped is retried once for a 
 TEST_CASE("fetch: one finished while its connection is still connecting closes it without a request") {
   Rig rig;
   PassOwner owner;
-  Fetch* fetch = Fetch::start(*rig.worker, &owner, request_for("GET", "/gone"));
+  Fetch* fetch = Fetch::start(*rig.worker, &owner, request_for(rig, "GET", "/gone"));
   REQUIRE(fetch != nullptr);
   fetch->finish();
   // The connect is cancelled with the connection; the fetch and the connection free themselves
@@ -103,5 +104,5 @@ TEST_CASE("fetch: one finished while its connection is still connecting closes i
   for (int turns = 0; turns < 20; ++turns) uv_run(rig.worker->loop(), UV_RUN_NOWAIT);
   CHECK(owner.status == 0);
   CHECK(rig.backend.requests() == 0);
-  CHECK(rig.shared->balancer.backend(0).server(0).in_flight() == 0);
+  CHECK(rig.shared->generation->balancer.backend(0).server(0).in_flight() == 0);
 }

@@ -1,0 +1,73 @@
+// proxy/generation: one configuration as the proxy runs it, with what is built from it.
+//
+// A Generation is immutable once built and shared (std::shared_ptr<const Generation>): the
+// process has a current one, and each request, fetch, fill and assembly holds the one it started
+// with until it ends, so a reload never changes the configuration under a request in progress
+// (its host, route and backend indexes stay those of its generation). Start-up builds the first;
+// each successful reload builds the next from the file and the current one (proxy/server.h).
+//
+// What lives longer than one configuration is not here: the RAM cache, the coalescer, the
+// memcached tier, the listeners' TLS contexts and the access log are the process's (Shared); a
+// server's live state (balancer::ServerState) passes from one generation's Balancer to the next
+// while the server keeps its backend and address.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "balancer/balancer.h"
+#include "conf/config.h"
+#include "proxy/router.h"
+#include "tls/context.h"
+
+namespace edge::proxy {
+
+// Where each host's cache counters go (cache::Counters), kept across reloads by the host's
+// label (its first `match` name), so a host's figures survive a reload that reorders, adds or
+// removes others. Written while a generation is built and read by the admin port, both on the
+// main thread.
+class HostSlots {
+ public:
+  explicit HostSlots(size_t capacity) : capacity_(capacity) {}
+  size_t capacity() const { return capacity_; }
+  // The label's slot, a new one for a new label; -1 when every slot is taken (its events are
+  // then not counted).
+  int slot(const std::string& label);
+  static std::string label(const conf::Host& host) { return host.match.empty() ? std::string() : host.match.front(); }
+
+ private:
+  size_t capacity_;
+  std::unordered_map<std::string, int> slots_;
+};
+
+struct Generation {
+  // `backend_tls`: the backends' client contexts, in Config::backends order (null without tls).
+  // `previous`: the generation being replaced (null at start): its servers' states carry over.
+  Generation(conf::Config config, std::vector<std::unique_ptr<tls::ClientContext>> backend_tls,
+             const Generation* previous, HostSlots& slots);
+  Generation(const Generation&) = delete;
+  Generation& operator=(const Generation&) = delete;
+
+  const tls::ClientContext* backend_tls(size_t backend) const {
+    return backend < backend_contexts.size() ? backend_contexts[backend].get() : nullptr;
+  }
+  int host_slot(int host) const { return host >= 0 ? host_slots[static_cast<size_t>(host)] : -1; }
+
+  const uint64_t number;  // 1 at start, one more for each reload
+  const conf::Config config;
+  const Router router;  // borrows config
+  // Mutable state inside (atomics, queues) but the same object for the generation's life.
+  mutable balancer::Balancer balancer;  // borrows config
+  std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
+  std::vector<int> host_slots;                                   // [host] -> HostSlots slot
+  std::vector<std::unique_ptr<tls::ClientContext>> backend_contexts;  // [backend], null without tls
+};
+
+using GenerationRef = std::shared_ptr<const Generation>;
+
+}  // namespace edge::proxy
