@@ -141,7 +141,8 @@ void Worker::free_listener(uv_handle_t* handle) noexcept { delete static_cast<Li
 
 void Worker::close_listener(const std::string& address) {
   for (auto it = listeners_.begin(); it != listeners_.end();) {
-    if ((*it)->address != address) {
+    // Closed by a drain already: the list keeps it until the worker goes.
+    if ((*it)->address != address || uv_is_closing(reinterpret_cast<uv_handle_t*>(&(*it)->tcp))) {
       ++it;
       continue;
     }
@@ -190,11 +191,18 @@ void Worker::on_stop(uv_async_t* async) noexcept {
 void Worker::drain() {
   if (stopping_) return;
   stopping_ = true;
-  for (auto& listener : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&listener->tcp), nullptr);
+  close_listeners();
   // Closing a client removes it from the list: work on a copy.
   std::vector<ClientConn*> clients = clients_;
   for (ClientConn* conn : clients) conn->drain();
   check_drained();
+}
+
+void Worker::close_listeners() {
+  for (auto& listener : listeners_) {
+    uv_handle_t* handle = reinterpret_cast<uv_handle_t*>(&listener->tcp);
+    if (!uv_is_closing(handle)) uv_close(handle, nullptr);
+  }
 }
 
 void Worker::check_drained() {
@@ -207,7 +215,7 @@ void Worker::stop_now() {
   if (stopped_) return;
   if (!stopping_) {
     stopping_ = true;
-    for (auto& listener : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&listener->tcp), nullptr);
+    close_listeners();
   }
   stopped_ = true;
   std::vector<ClientConn*> clients = clients_;

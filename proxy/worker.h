@@ -163,6 +163,7 @@ class Worker {
     const tls::ServerContext* tls;  // null: plain HTTP
   };
   void listen_on(Listener& listener);
+  void close_listeners();  // those not closed yet (drain, stop)
   static void free_listener(uv_handle_t* handle) noexcept;
   // Pools whose generation nothing on this worker uses any more, and no connection, go.
   void prune_retired_pools();

@@ -237,3 +237,32 @@ TEST_CASE("slow start: a server back from down takes a small, growing share") {
   CHECK(count[0] == 2);
   CHECK(count[1] == 20);
 }
+
+TEST_CASE("a reload's BackendState keeps the state of servers that keep their address") {
+  conf::Backend before = make_backend({{1, 0}, {1, 0}});
+  BackendState old_state(before);
+  const int first = pick_server(old_state);
+  old_state.server(1).set_draining(true);
+  old_state.release(first, Outcome::kSuccess, 1000);
+  const int in_flight = pick_server(old_state);  // still running when the reload comes
+  // The new configuration: the second server first, a new one, and the first gone.
+  conf::Backend after = make_backend({{1, 0}, {1, 0}, {1, 0}});
+  after.servers[0].address = before.servers[1].address;
+  after.servers[1].address.port = 9100;
+  after.servers[2].address.port = 9101;
+  BackendState state(after, &old_state);
+  CHECK(&state.server(0) == &old_state.server(1));
+  CHECK(state.server(0).mode(1000, conf::Duration(0)) == balancer::ServerMode::kDraining);
+  CHECK(state.server(1).id() != old_state.server(0).id());
+  CHECK(state.server(1).served() == 0);
+  // The old configuration's request releases its slot through its own BackendState.
+  old_state.release(in_flight, Outcome::kSuccess, 1000);
+  CHECK(old_state.server(static_cast<size_t>(in_flight)).in_flight() == 0);
+  // An address listed twice gets a state per entry.
+  conf::Backend twice = make_backend({{1, 0}, {1, 0}});
+  twice.servers[1].address = twice.servers[0].address;
+  BackendState doubled(twice);
+  BackendState again(twice, &doubled);
+  CHECK(&again.server(0) == &doubled.server(0));
+  CHECK(&again.server(1) == &doubled.server(1));
+}

@@ -173,6 +173,30 @@ TEST_CASE("store: memory bound holds after every insert") {
   CHECK(objects == st.objects);
 }
 
+TEST_CASE("store: resize shrinks in place, read objects last, and a larger bound lets more in") {
+  Store store(100000, 20000);
+  for (int i = 0; i < 20; ++i) REQUIRE(store.insert(make(numbered("rs", i), 4000)));
+  const uint64_t charge = store.stats().bytes / 20;
+  // Read the first five: on the way out, those are kept (S3-FIFO moves them to main).
+  for (int i = 0; i < 5; ++i) REQUIRE(find(store, numbered("rs", i), kNoHeaders));
+  store.resize(6 * charge, 20000, 32);
+  StoreStats st = store.stats();
+  CHECK(st.bytes <= 6 * charge);
+  CHECK(st.evictions >= 14);
+  for (int i = 0; i < 5; ++i) CHECK(find(store, numbered("rs", i), kNoHeaders));
+  auto [bytes, objects] = held(store);
+  CHECK(bytes == st.bytes);
+  CHECK(objects == st.objects);
+  // Larger again: nothing is evicted to make room for ten more.
+  store.resize(100000, 20000, 32);
+  const uint64_t evictions = store.stats().evictions;
+  for (int i = 100; i < 110; ++i) REQUIRE(store.insert(make(numbered("rs", i), 4000)));
+  CHECK(store.stats().evictions == evictions);
+  // A smaller max_object refuses what it no longer allows.
+  store.resize(100000, 1000, 32);
+  CHECK_FALSE(store.insert(make("rs-big", 4000)));
+}
+
 TEST_CASE("store: objects too large are refused") {
   Store store(10000, 2000);
   CHECK_FALSE(store.insert(make("big", 3000)));
