@@ -11,7 +11,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <memory>
+#include <utility>
 
 #include "balancer/health.h"
 #include "log/error_log.h"
@@ -57,6 +59,18 @@ bool served_by_another_process(const conf::Address& address) {
   return in_use;
 }
 
+bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET6) {
+    const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+    return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+  }
+  const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+  const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+  return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+}
+
 uint16_t bound_port(int fd) {
   sockaddr_storage storage{};
   socklen_t len = sizeof storage;
@@ -86,6 +100,65 @@ Server::Server(conf::Config config, tls::Contexts tls)
 
 Server::~Server() {
   workers_.clear();
+  if (inherited_admin_ >= 0) ::close(inherited_admin_);
+}
+
+void Server::take_over(handoff::Takeover takeover) { takeover_ = std::move(takeover); }
+
+std::vector<int> Server::take_inherited(const conf::Address& address, handoff::Kind kind) {
+  std::vector<int> fds;
+  if (address.port == 0) return fds;
+  const sockaddr_storage wanted = address.to_sockaddr();
+  auto& sockets = takeover_.sockets();
+  for (auto it = sockets.begin(); it != sockets.end();) {
+    if (it->kind == kind && same_address(it->storage, wanted)) {
+      fds.push_back(it->fd);
+      it = sockets.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return fds;
+}
+
+bool Server::open_upgrade(std::string& error) {
+  const conf::Config& config = shared_->config;
+  if (config.admin.enabled) {
+    std::vector<int> admin = take_inherited(config.admin.address, handoff::Kind::kAdmin);
+    for (size_t i = 0; i < admin.size(); ++i) {
+      if (i == 0) {
+        inherited_admin_ = admin[i];
+      } else {
+        ::close(admin[i]);
+      }
+    }
+  }
+  // Connections already queued in these are lost: the operator removed their addresses.
+  for (handoff::Inherited& socket : takeover_.sockets()) {
+    edge::log::warn("edge: upgrade: %s%s is not in the configuration any more: its socket is closed",
+                    socket.kind == handoff::Kind::kAdmin ? "admin " : "", socket.address.c_str());
+    ::close(socket.fd);
+  }
+  takeover_.sockets().clear();
+  if (config.upgrade_socket.empty()) return true;
+  offer_ = std::make_unique<handoff::Offer>([this] { return offered_sockets(); },
+                                            [this] {
+                                              if (!draining_) begin_drain("upgrade");
+                                            });
+  std::string why;
+  if (!offer_->bind(config.upgrade_socket, takeover_.active(), why)) {
+    error = conf::Error{config.upgrade_socket_mark, "upgrade_socket: " + why}.text();
+    return false;
+  }
+  return true;
+}
+
+std::vector<handoff::Offered> Server::offered_sockets() const {
+  std::vector<handoff::Offered> offered;
+  if (draining_) return offered;
+  for (int fd : listener_fds_) offered.push_back({handoff::Kind::kListen, fd});
+  if (admin_ && admin_->fd() >= 0) offered.push_back({handoff::Kind::kAdmin, admin_->fd()});
+  return offered;
 }
 
 bool Server::open(std::string& error) {
@@ -101,28 +174,37 @@ bool Server::open(std::string& error) {
   for (size_t i = 0; i < shared_->config.listen.size(); ++i) {
     conf::Listen& listen = shared_->config.listen[i];
     const tls::ServerContext* tls = i < shared_->tls.by_listener.size() ? shared_->tls.by_listener[i].get() : nullptr;
-    // A port 0 is the kernel's choice, never in use. A binary upgrade taking over the previous
-    // process's sockets will skip this check for the addresses it inherits.
-    if (listen.address.port != 0 && served_by_another_process(listen.address)) {
+    // Sockets taken over from the previous process are that process's own use of the port,
+    // which is why they skip the check; a port 0 is the kernel's choice, never in use.
+    std::vector<int> inherited = take_inherited(listen.address, handoff::Kind::kListen);
+    if (inherited.empty() && listen.address.port != 0 && served_by_another_process(listen.address)) {
       error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() +
-                                           ": address already in use by another process"}
+                                           ": address already in use by another process (to take it over from "
+                                           "a running edge, start with --takeover)"}
                   .text();
       return false;
     }
-    for (auto& worker : workers_) {
-      std::string why;
-      int fd = open_listener(listen.address, why);
+    // Every inherited socket is kept, even beyond one per worker: each has its own accept queue
+    // (SO_REUSEPORT), and closing one would drop the connections waiting in it.
+    const size_t count = std::max(workers_.size(), inherited.size());
+    for (size_t w = 0; w < count; ++w) {
+      int fd = w < inherited.size() ? inherited[w] : -1;
       if (fd < 0) {
-        error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() + ": " + why}.text();
-        return false;
+        std::string why;
+        fd = open_listener(listen.address, why);
+        if (fd < 0) {
+          error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() + ": " + why}.text();
+          return false;
+        }
       }
       // For port 0 the first worker's socket takes the kernel's choice; the others must join it
       // on that port, or each worker would get a port of its own.
       if (listen.address.port == 0) listen.address.port = bound_port(fd);
-      worker->adopt_listener(fd, tls);
+      workers_[w % workers_.size()]->adopt_listener(fd, tls, i);
+      listener_fds_.push_back(fd);
     }
   }
-  return true;
+  return open_upgrade(error);
 }
 
 void Server::reload_certificates() {
@@ -178,8 +260,21 @@ void Server::reload_certificates() {
   }
 }
 
+void Server::finish_takeover() {
+  // Published before "ready", so the next upgrade finds this process at the path.
+  if (offer_) offer_->publish();
+  std::string why;
+  if (takeover_.ready(why)) {
+    edge::log::info("edge: upgrade: serving in place of the previous process, which drains now");
+  } else {
+    edge::log::warn("edge: upgrade: the previous process could not be told to drain (%s); stop it with SIGTERM",
+                    why.c_str());
+  }
+}
+
 void Server::begin_drain(const char* signal_name) {
   draining_ = true;
+  if (offer_) offer_->close();
   edge::log::info("edge: stopping (%s): waiting up to %lld ms for the requests in progress (a second signal stops now)",
                   signal_name, static_cast<long long>(shared_->config.shutdown_timeout.count()));
   for (size_t i = 0; i < workers_.size(); ++i) {
@@ -266,7 +361,7 @@ int Server::run() {
     admin_ = std::make_unique<AdminServer>(&loop, shared_->config, shared_->balancer, shared_->store, counters,
                                            shared_->tier.get(), shared_->router, &shared_->bounds, worker_stats);
     std::string error;
-    if (!admin_->open(error)) {
+    if (!admin_->open(error, std::exchange(inherited_admin_, -1))) {
       std::fprintf(stderr, "%s\n", error.c_str());
       code = 1;
     }
@@ -293,11 +388,14 @@ int Server::run() {
       edge::log::info("edge: listening on %s%s", listen.address.text().c_str(), listen.tls.enabled ? " (tls)" : "");
     if (admin_) edge::log::info("edge: admin listening on %s", admin_->address().text().c_str());
     edge::log::info("edge: serving (config %s, %zu workers)", shared_->config.file.c_str(), workers_.size());
+    if (offer_) offer_->start(&loop);
+    if (takeover_.active()) finish_takeover();
     uv_run(&loop, UV_RUN_DEFAULT);
     for (auto& worker : workers_) worker->join();
     health.stop();
   }
   if (admin_) admin_->close();
+  if (offer_) offer_->close();
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&hangup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&usr1), nullptr);

@@ -78,10 +78,11 @@ Worker::~Worker() {
   uv_loop_close(&loop_);
 }
 
-void Worker::adopt_listener(int fd, const tls::ServerContext* tls) {
+void Worker::adopt_listener(int fd, const tls::ServerContext* tls, size_t listen) {
   auto listener = std::make_unique<Listener>();
   listener->worker = this;
   listener->tls = tls;
+  listener->listen = listen;
   uv_tcp_init(&loop_, &listener->tcp);
   uv_tcp_open(&listener->tcp, fd);
   listener->tcp.data = listener.get();

@@ -63,12 +63,17 @@ class Worker {
 
   static Worker& of(uv_loop_t* loop) { return *static_cast<Worker*>(loop->data); }
 
-  // Takes ownership of a bound, listening, non-blocking socket, whose connections speak TLS
-  // with `tls` (borrowed, outlives the worker) unless it is null. Before start().
-  void adopt_listener(int fd, const tls::ServerContext* tls);
-  // Connections accepted from now on by the `index`th listener use `tls` (reloaded
-  // certificates). On the worker's loop (post it through poster()).
-  void use_tls(size_t index, const tls::ServerContext* tls) { listeners_.at(index)->tls = tls; }
+  // Takes ownership of a bound, listening, non-blocking socket of the `listen`th listen entry,
+  // whose connections speak TLS with `tls` (borrowed, outlives the worker) unless it is null.
+  // Before start(). A worker may hold several sockets of one entry (taken over from a process
+  // that had more workers, proxy/handoff.h).
+  void adopt_listener(int fd, const tls::ServerContext* tls, size_t listen);
+  // Connections accepted from now on by the sockets of the `listen`th listen entry use `tls`
+  // (reloaded certificates). On the worker's loop (post it through poster()).
+  void use_tls(size_t listen, const tls::ServerContext* tls) {
+    for (auto& listener : listeners_)
+      if (listener->listen == listen) listener->tls = tls;
+  }
   void start();
   // A graceful stop (any thread): the listeners close, idle connections close at once, and a
   // connection with a request in progress closes once its response is written (which says
@@ -140,6 +145,7 @@ class Worker {
     uv_tcp_t tcp;
     Worker* worker;
     const tls::ServerContext* tls;  // null: plain HTTP
+    size_t listen;                  // the listen entry's index
   };
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unique_ptr<char[]> tls_buffer_;
