@@ -179,8 +179,7 @@ bool Server::open(std::string& error) {
     std::vector<int> inherited = take_inherited(listen.address, handoff::Kind::kListen);
     if (inherited.empty() && listen.address.port != 0 && served_by_another_process(listen.address)) {
       error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() +
-                                           ": address already in use by another process (to take it over from "
-                                           "a running edge, start with --takeover)"}
+                                           ": address already in use by another process"}
                   .text();
       return false;
     }
