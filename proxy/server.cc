@@ -5,13 +5,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <memory>
 #include <utility>
 
@@ -141,10 +141,11 @@ bool Server::open_upgrade(std::string& error) {
   }
   takeover_.sockets().clear();
   if (config.upgrade_socket.empty()) return true;
-  offer_ = std::make_unique<handoff::Offer>([this] { return offered_sockets(); },
-                                            [this] {
-                                              if (!draining_) begin_drain("upgrade");
-                                            });
+  auto offered = [this] { return offered_sockets(); };
+  auto on_ready = [this] {
+    if (!draining_) begin_drain("upgrade");
+  };
+  offer_ = std::make_unique<handoff::Offer>(offered, on_ready);
   std::string why;
   if (!offer_->bind(config.upgrade_socket, takeover_.active(), why)) {
     error = conf::Error{config.upgrade_socket_mark, "upgrade_socket: " + why}.text();

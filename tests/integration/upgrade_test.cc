@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -239,4 +240,16 @@ TEST_CASE("a new process that fails before it is ready leaves the old one servin
   CHECK(old_edge.process.running());
   CHECK(get(old_edge.port, "a", "/bytes?n=10").status == 200);
   CHECK_FALSE(contains(old_edge.process.output(), "edge: stopping"));
+  // The failed process left nothing at the path but the old one's socket, which still answers.
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(old_edge.dir.path()))
+    if (contains(entry.path().filename().string(), "upgrade.sock")) files.push_back(entry.path().filename().string());
+  CHECK(files == std::vector<std::string>{"upgrade.sock"});
+  const std::string good = old_edge.dir.write("good.yaml", with_port(config_template(app.port, 1), old_edge.port));
+  Process next(edge_bin(), {"--config", good, "--takeover", old_edge.dir.path() + "/upgrade.sock"});
+  wait_for_line(next, "edge: upgrade: serving in place of the previous process", "new edge");
+  CHECK(old_edge.process.wait(std::chrono::seconds(40)) == 0);
+  CHECK(get(old_edge.port, "a", "/bytes?n=10").status == 200);
+  next.kill(SIGTERM);
+  CHECK(next.wait(std::chrono::seconds(40)) == 0);
 }
