@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <utility>
 
@@ -134,12 +135,15 @@ bool Server::open_upgrade(std::string& error) {
     }
   }
   // Connections already queued in these are lost: the operator removed their addresses.
+  std::map<std::string, size_t> closed;  // "ADDR" or "admin ADDR": sockets
   for (handoff::Inherited& socket : takeover_.sockets()) {
-    edge::log::warn("edge: upgrade: %s%s is not in the configuration any more: its socket is closed",
-                    socket.kind == handoff::Kind::kAdmin ? "admin " : "", socket.address.c_str());
+    ++closed[(socket.kind == handoff::Kind::kAdmin ? "admin " : "") + socket.address];
     ::close(socket.fd);
   }
   takeover_.sockets().clear();
+  for (const auto& [what, count] : closed)
+    edge::log::warn("edge: upgrade: %s is not in the configuration any more: its %zu socket%s closed", what.c_str(),
+                    count, count == 1 ? " is" : "s are");
   if (config.upgrade_socket.empty()) return true;
   auto offered = [this] { return offered_sockets(); };
   auto on_ready = [this] {

@@ -253,3 +253,43 @@ TEST_CASE("a new process that fails before it is ready leaves the old one servin
   next.kill(SIGTERM);
   CHECK(next.wait(std::chrono::seconds(40)) == 0);
 }
+
+TEST_CASE("a takeover keeps the admin port and the addresses still configured, binds new ones, closes the others") {
+  App app("a");
+  ReservedPort admin_port;
+  TempDir secrets;
+  const std::string token_path = secrets.write("admin.token", "a-token-long-enough-for-the-admin-port\n");
+  const std::string backend = single_backend_config(yaml_address(app.port), "", "", 2);
+  const std::string admin = "admin:\n  address: 127.0.0.1:" + std::to_string(admin_port.port()) +
+                            "\n  token_file: " + token_path + "\n";
+  const std::string listen_line = "listen: [{address: \"127.0.0.1:{{port}}\"}]\n";
+  const std::string both = "listen: [{address: \"127.0.0.1:{{port}}\"}, {address: \"127.0.0.1:0\"}]\n";
+  std::string old_config = "upgrade_socket: upgrade.sock\n" + backend + admin;
+  old_config.replace(old_config.find(listen_line), listen_line.size(), both);
+  Edge old_edge(old_config);
+  REQUIRE(old_edge.ports.size() == 2);
+  const uint16_t kept = old_edge.ports[0];
+  const uint16_t dropped = old_edge.ports[1];
+
+  // The new one keeps the first address, drops the second and adds one of port 0.
+  std::string new_config = "upgrade_socket: upgrade.sock\n" + backend + admin;
+  new_config.replace(new_config.find(listen_line), listen_line.size(),
+                     "listen: [{address: \"127.0.0.1:" + std::to_string(kept) + "\"}, {address: \"127.0.0.1:0\"}]\n");
+  const std::string path = old_edge.dir.write("new.yaml", new_config);
+  Process new_edge(edge_bin(), {"--config", path, "--takeover", old_edge.dir.path() + "/upgrade.sock"});
+  wait_for_line(new_edge, "edge: upgrade: serving in place of the previous process", "new edge");
+  CHECK(old_edge.process.wait(std::chrono::seconds(40)) == 0);
+  const std::string said = new_edge.output();
+  CHECK(contains(said, "edge: upgrade: 5 listening sockets taken over"));
+  CHECK(contains(said, "edge: upgrade: 127.0.0.1:" + std::to_string(dropped) +
+                           " is not in the configuration any more: its 2 sockets are closed"));
+  CHECK(contains(said, "edge: admin listening on 127.0.0.1:" + std::to_string(admin_port.port())));
+  CHECK(get(kept, "a", "/bytes?n=10").status == 200);
+  CHECK_FALSE(Client(dropped, std::chrono::seconds(1)).connected());
+  Client admin_client(admin_port.port());
+  REQUIRE(admin_client.connected());
+  admin_client.send("GET /stats HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a-token-long-enough-for-the-admin-port\r\n\r\n");
+  CHECK(admin_client.read_response().status == 200);
+  new_edge.kill(SIGTERM);
+  CHECK(new_edge.wait(std::chrono::seconds(40)) == 0);
+}
