@@ -315,16 +315,13 @@ struct Offer::Impl {
   void drop_peer(const char* why);
 };
 
-Offer::Offer(std::function<std::vector<Offered>()> sockets, std::function<void()> on_ready) : impl_(new Impl) {
+Offer::Offer(std::function<std::vector<Offered>()> sockets, std::function<void()> on_ready)
+    : impl_(std::make_unique<Impl>()) {
   impl_->sockets = std::move(sockets);
   impl_->on_ready = std::move(on_ready);
 }
 
-Offer::~Offer() {
-  close();
-  // A started listener is freed by its close callback; the loop has run since close().
-  if (!impl_->started) delete impl_;
-}
+Offer::~Offer() { close(); }
 
 bool Offer::bind(const std::string& path, bool takeover, std::string& error) {
   path_ = path;
@@ -374,7 +371,7 @@ void Offer::start(uv_loop_t* loop) {
   if (impl_->fd < 0 || impl_->started) return;
   uv_pipe_init(loop, &impl_->listener, 0);
   uv_pipe_open(&impl_->listener, impl_->fd);
-  impl_->listener.data = impl_;
+  impl_->listener.data = impl_.get();
   impl_->started = true;
   impl_->fd = -1;
   if (const int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&impl_->listener), 8, &Impl::on_connection); rc != 0)
@@ -401,10 +398,7 @@ void Offer::close() {
     ::unlink(impl_->bound_path.c_str());
   if (impl_->fd >= 0) close_quietly(impl_->fd);
   if (impl_->peer) impl_->drop_peer(nullptr);
-  if (impl_->started) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&impl_->listener),
-             [](uv_handle_t* handle) noexcept { delete static_cast<Impl*>(handle->data); });
-  }
+  if (impl_->started) uv_close(reinterpret_cast<uv_handle_t*>(&impl_->listener), nullptr);
 }
 
 void Offer::Impl::on_connection(uv_stream_t* server, int status) noexcept {

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -120,13 +121,14 @@ class Offer {
   void start(uv_loop_t* loop);
   // After a takeover: this process's socket replaces the old process's at `path` (rename).
   void publish();
-  // Stops offering: the listener and any connection close; the loop must run afterwards.
+  // Stops offering: the listener and any connection close; the loop must run afterwards, and
+  // before the Offer is destroyed.
   void close();
   const std::string& path() const { return path_; }
 
  private:
   struct Impl;
-  Impl* impl_;  // freed by the last close callback, or by the destructor when never started
+  std::unique_ptr<Impl> impl_;
   std::string path_;
 };
 
