@@ -19,6 +19,9 @@ namespace edge::proxy::handoff {
 namespace {
 
 constexpr int kSendWaitMs = 5000;
+// A peer holds the one place at the upgrade socket: one that neither takes over nor leaves
+// within this time (from its connection to its "ready") is let go.
+constexpr uint64_t kPeerWaitMs = 60000;
 // How long a new process waits on each message of a running one before it gives up.
 constexpr int kReceiveWaitSeconds = 10;
 
@@ -299,6 +302,7 @@ struct Offer::Impl {
   dev_t dev = 0;             // the socket file's identity, to remove only our own
   ino_t ino = 0;
   uv_pipe_t listener{};
+  uv_timer_t peer_timer{};
   bool started = false;
   bool closed = false;
   // The one connection served at a time.
@@ -372,6 +376,8 @@ void Offer::start(uv_loop_t* loop) {
   uv_pipe_init(loop, &impl_->listener, 0);
   uv_pipe_open(&impl_->listener, impl_->fd);
   impl_->listener.data = impl_.get();
+  uv_timer_init(loop, &impl_->peer_timer);
+  impl_->peer_timer.data = impl_.get();
   impl_->started = true;
   impl_->fd = -1;
   if (const int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&impl_->listener), 8, &Impl::on_connection); rc != 0)
@@ -398,7 +404,10 @@ void Offer::close() {
     ::unlink(impl_->bound_path.c_str());
   if (impl_->fd >= 0) close_quietly(impl_->fd);
   if (impl_->peer) impl_->drop_peer(nullptr);
-  if (impl_->started) uv_close(reinterpret_cast<uv_handle_t*>(&impl_->listener), nullptr);
+  if (impl_->started) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&impl_->listener), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&impl_->peer_timer), nullptr);
+  }
 }
 
 void Offer::Impl::on_connection(uv_stream_t* server, int status) noexcept {
@@ -430,6 +439,14 @@ void Offer::Impl::on_connection(uv_stream_t* server, int status) noexcept {
   }
   self->peer = peer;
   self->peer_pid = cred.pid;
+  uv_timer_start(
+      &self->peer_timer,
+      [](uv_timer_t* timer) noexcept {
+        auto* impl = static_cast<Impl*>(timer->data);
+        impl->asked = true;  // told even when it never said anything
+        impl->drop_peer(("it was not ready within " + std::to_string(kPeerWaitMs / 1000) + " s").c_str());
+      },
+      kPeerWaitMs, 0);
   self->offered = false;
   self->asked = false;
   self->decoder = Decoder();
@@ -494,6 +511,7 @@ void Offer::Impl::handle(const std::string& message) {
 
 void Offer::Impl::drop_peer(const char* why) {
   if (!peer) return;
+  uv_timer_stop(&peer_timer);
   // A peer that left without asking anything was only looking (another edge's probe).
   if (why && (offered || asked))
     edge::log::warn("edge: upgrade: pid %ld did not take over (%s); this process serves on",

@@ -101,8 +101,9 @@ class Takeover {
 };
 
 // The running process's side: the Unix socket where it offers its listening sockets, on the
-// main loop. One connection at a time is served; the socket file is created with mode 0600 and
-// removed by close() (unless another process has put its own there since).
+// main loop. One connection at a time is served, and let go when it is not ready within 60 s;
+// the socket file is created with mode 0600 and removed by close() (unless another process has
+// put its own there since).
 class Offer {
  public:
   // `sockets` is called for each request and returns the descriptors to offer (the caller keeps
