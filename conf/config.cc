@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -354,11 +355,13 @@ class Loader {
       return std::nullopt;
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
-                                 "cache", "esi", "cluster", "shutdown_timeout", "access_log"});
+                                 "cache", "esi", "cluster", "shutdown_timeout", "access_log",
+                                 "upgrade_socket"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_duration(find(top, "shutdown_timeout"), "shutdown_timeout", config.shutdown_timeout);
     read_listen(require(top, "listen", root), config);
+    if (const Entry* upgrade = find(top, "upgrade_socket")) read_upgrade_socket(*upgrade, config);
     if (const Entry* admin = find(top, "admin")) read_admin(*admin, config);
     // After admin, whose address a peer must not be.
     if (const Entry* cluster = find(top, "cluster")) read_cluster(*cluster, config);
@@ -949,6 +952,22 @@ class Loader {
       }
     }
     read_count(find(fields, "max_includes"), "max_includes", 1, 10000, esi.max_includes);
+  }
+
+  void read_upgrade_socket(const Entry& entry, Config& config) {
+    config.upgrade_socket_mark = mark_of(entry.value);
+    auto text = scalar(entry, "upgrade_socket");
+    if (!text) return;
+    std::string path = resolved_path(file_, *text);
+    // sun_path's room, less what a takeover adds for the socket it binds beside this one
+    // (".<pid>", proxy/handoff.h).
+    constexpr size_t kMaxPath = sizeof(sockaddr_un{}.sun_path) - 1 - 12;
+    if (path.size() > kMaxPath) {
+      fail(entry, "upgrade_socket '" + path + "' is too long for a Unix socket (" + std::to_string(path.size()) +
+                      " bytes, at most " + std::to_string(kMaxPath) + ")");
+      return;
+    }
+    config.upgrade_socket = std::move(path);
   }
 
   void read_access_log(const Entry& entry, AccessLog& log) {

@@ -357,6 +357,10 @@ struct Config {
   // to finish before it closes what is left; > 0.
   Duration shutdown_timeout{std::chrono::seconds(30)};
   AccessLog access_log;
+  // `upgrade_socket`: the Unix socket (resolved path) where this process offers its listening
+  // sockets to a new edge started with `--takeover` (proxy/handoff.h); empty: none.
+  std::string upgrade_socket;
+  Mark upgrade_socket_mark;
   std::string file;  // the path it was loaded from
 
   int backend_index(std::string_view name) const;  // -1 when absent

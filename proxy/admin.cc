@@ -934,8 +934,9 @@ class Admin {
         peers_(loop, generation->config.cluster) {}
   ~Admin() { close(); }
 
-  bool open(std::string& error);
+  bool open(std::string& error, int inherited_fd);
   conf::Address address() const;
+  int fd() const;
   void close();
 
   uv_loop_t* loop() const { return loop_; }
@@ -1038,13 +1039,14 @@ class Conn final : public http::ServerConn {
 
 // ---- Admin ----
 
-bool Admin::open(std::string& error) {
+bool Admin::open(std::string& error, int inherited_fd) {
   const conf::Address& address = settings_.address;
   const sockaddr_storage storage = address.to_sockaddr();
   listener_ = new uv_tcp_t;
   uv_tcp_init(loop_, listener_);
   listener_->data = this;
-  int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&storage), 0);
+  int rc = inherited_fd >= 0 ? uv_tcp_open(listener_, inherited_fd)
+                             : uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&storage), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, &Admin::on_connection);
   if (rc == 0) return true;
   error = conf::Error{settings_.mark, "cannot listen on " + address.text() + ": " + uv_strerror(rc)}.text();
@@ -1060,6 +1062,12 @@ conf::Address Admin::address() const {
   bound.port = ntohs(storage.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
                                                    : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
   return bound;
+}
+
+int Admin::fd() const {
+  uv_os_fd_t fd = -1;
+  if (!listener_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(listener_), &fd) != 0) return -1;
+  return fd;
 }
 
 void Admin::close() {
@@ -1455,7 +1463,9 @@ AdminServer::AdminServer(uv_loop_t* loop, const GenerationRef& generation, cache
 
 AdminServer::~AdminServer() = default;
 
-bool AdminServer::open(std::string& error) { return impl_->open(error); }
+bool AdminServer::open(std::string& error, int inherited_fd) { return impl_->open(error, inherited_fd); }
+
+int AdminServer::fd() const { return impl_->fd(); }
 
 conf::Address AdminServer::address() const { return impl_->address(); }
 

@@ -95,11 +95,14 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  // Binds and listens on config.admin.address; on failure `error` says why, with the position
-  // of the admin section.
-  bool open(std::string& error);
+  // Binds and listens on config.admin.address, or takes ownership of `inherited_fd`, a socket
+  // already listening there (a binary upgrade's, proxy/handoff.h); on failure `error` says why,
+  // with the position of the admin section.
+  bool open(std::string& error, int inherited_fd = -1);
   // The address open() bound: config.admin.address with the kernel's choice for a port 0.
   conf::Address address() const;
+  // The listening socket (still owned here), -1 once closed: what a binary upgrade offers.
+  int fd() const;
   // Closes the listener and every connection; the loop must run afterwards to free them.
   void close();
 

@@ -83,7 +83,11 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::Server
 }
 
 void ClientConn::drain() {
-  if (phase() == Phase::kWaiting) return close_for(CloseReason::kShutdown);
+  // A connection that has carried no request yet was accepted a moment ago and its client is
+  // sending one (during a binary upgrade, it is one the new process did not take first): cutting
+  // it would fail that request, so it is read and answered, with Connection: close, within
+  // header_timeout. Between two requests a connection is idle and closes now.
+  if (phase() == Phase::kWaiting && requests() > 0) return close_for(CloseReason::kShutdown);
   // A response not yet begun says Connection: close (framing() sees the worker stopping); one
   // already under way ends the connection after it. A lingering one is left to end its linger.
   close_after_response();

@@ -36,7 +36,8 @@ class ClientConn final : public http::ServerConn, Request::Client {
   // `tls`: the listener's TLS contexts, null for plain HTTP.
   static void accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls);
   // The worker drains: an idle connection (no byte of a next request) closes now; one with a
-  // request in progress closes once its response is written.
+  // request in progress, or a fresh one that has not sent its first request yet (within
+  // header_timeout), closes once its response is written.
   void drain();
   void shutdown();  // the worker is stopping: close now
 

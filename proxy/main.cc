@@ -15,11 +15,14 @@ namespace {
 void usage(FILE* out) {
   std::fputs(
       "usage: edge --config FILE [--check]\n"
+      "       edge --config FILE --takeover PATH\n"
       "       edge --version\n"
       "       edge assets --config FILE --route PREFIX [--host NAME] [--max-age AGE] DIR   (see edge assets --help)\n"
       "\n"
       "  --config FILE   the YAML configuration to run\n"
       "  --check         validate the configuration and exit (0 valid, 2 invalid)\n"
+      "  --takeover PATH a binary upgrade: take the listening sockets over from the edge that\n"
+      "                  offers them at PATH (its upgrade_socket); it drains once this one serves\n"
       "  --version       the version and build options (build type, sanitizers, OpenSSL, libuv)\n"
       "  --help          this text\n"
       "\n"
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "assets") == 0) return edge::proxy::run_assets(argc, argv);
   std::string config_path;
   bool check = false;
+  std::string takeover_path;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -50,6 +54,10 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (arg.starts_with("--config=")) {
       config_path = arg.substr(9);
+    } else if (arg == "--takeover" && i + 1 < argc) {
+      takeover_path = argv[++i];
+    } else if (arg.starts_with("--takeover=")) {
+      takeover_path = arg.substr(11);
     } else {
       std::fprintf(stderr, "edge: unknown argument '%s'\n", edge::http::escape_for_log(arg).c_str());
       usage(stderr);
@@ -87,6 +95,16 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   edge::proxy::Server server(std::move(*loaded.config), std::move(tls));
   std::string error;
+  if (!takeover_path.empty()) {
+    edge::proxy::handoff::Takeover takeover;
+    if (!takeover.connect(takeover_path, error)) {
+      std::fprintf(stderr, "edge: %s\n", error.c_str());
+      return 1;
+    }
+    edge::log::info("edge: upgrade: %zu listening sockets taken over from %s", takeover.sockets().size(),
+                    takeover_path.c_str());
+    server.take_over(std::move(takeover));
+  }
   if (!server.open(error)) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;

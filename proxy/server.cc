@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <utility>
 
@@ -58,6 +59,18 @@ bool served_by_another_process(const conf::Address& address) {
   return in_use;
 }
 
+bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET6) {
+    const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+    return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+  }
+  const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+  const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+  return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+}
+
 uint16_t bound_port(int fd) {
   sockaddr_storage storage{};
   socklen_t len = sizeof storage;
@@ -83,6 +96,70 @@ Server::Server(conf::Config config, tls::Contexts tls) : pending_config_(std::mo
 
 Server::~Server() {
   workers_.clear();
+  if (inherited_admin_ >= 0) ::close(inherited_admin_);
+}
+
+void Server::take_over(handoff::Takeover takeover) { takeover_ = std::move(takeover); }
+
+std::vector<int> Server::take_inherited(const conf::Address& address, handoff::Kind kind) {
+  std::vector<int> fds;
+  if (address.port == 0) return fds;
+  const sockaddr_storage wanted = address.to_sockaddr();
+  auto& sockets = takeover_.sockets();
+  for (auto it = sockets.begin(); it != sockets.end();) {
+    if (it->kind == kind && same_address(it->storage, wanted)) {
+      fds.push_back(it->fd);
+      it = sockets.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return fds;
+}
+
+bool Server::open_upgrade(std::string& error) {
+  const conf::Config& config = shared_->generation->config;
+  if (config.admin.enabled) {
+    std::vector<int> admin = take_inherited(config.admin.address, handoff::Kind::kAdmin);
+    for (size_t i = 0; i < admin.size(); ++i) {
+      if (i == 0) {
+        inherited_admin_ = admin[i];
+      } else {
+        ::close(admin[i]);
+      }
+    }
+  }
+  // Connections already queued in these are lost: the operator removed their addresses.
+  std::map<std::string, size_t> closed;  // "ADDR" or "admin ADDR": sockets
+  for (handoff::Inherited& socket : takeover_.sockets()) {
+    ++closed[(socket.kind == handoff::Kind::kAdmin ? "admin " : "") + socket.address];
+    ::close(socket.fd);
+  }
+  takeover_.sockets().clear();
+  for (const auto& [what, count] : closed)
+    edge::log::warn("edge: upgrade: %s is not in the configuration any more: its %zu socket%s closed", what.c_str(),
+                    count, count == 1 ? " is" : "s are");
+  if (config.upgrade_socket.empty()) return true;
+  auto offered = [this] { return offered_sockets(); };
+  auto on_ready = [this] {
+    if (!draining_) begin_drain("upgrade");
+  };
+  offer_ = std::make_unique<handoff::Offer>(offered, on_ready);
+  std::string why;
+  if (!offer_->bind(config.upgrade_socket, takeover_.active(), why)) {
+    error = conf::Error{config.upgrade_socket_mark, "upgrade_socket: " + why}.text();
+    return false;
+  }
+  return true;
+}
+
+std::vector<handoff::Offered> Server::offered_sockets() const {
+  std::vector<handoff::Offered> offered;
+  if (draining_) return offered;
+  for (const auto& [address, fds] : listener_fds_)
+    for (int fd : fds) offered.push_back({handoff::Kind::kListen, fd});
+  if (admin_ && admin_->fd() >= 0) offered.push_back({handoff::Kind::kAdmin, admin_->fd()});
+  return offered;
 }
 
 namespace {
@@ -101,17 +178,22 @@ struct OpenedSockets {
 };
 
 // Binds `listen` once per worker, after the in-use probe; fills in the kernel's port for a port
-// 0. False with `error` (the entry's position and why).
-bool open_sockets(conf::Listen& listen, size_t workers, OpenedSockets& out, std::string& error) {
-  // A port 0 is the kernel's choice, never in use. A binary upgrade taking over the previous
-  // process's sockets will skip this check for the addresses it inherits.
-  if (listen.address.port != 0 && served_by_another_process(listen.address)) {
+// 0. False with `error` (the entry's position and why). `inherited`: sockets of the address
+// taken over from the previous process (a binary upgrade), used first and all kept, even beyond
+// one per worker: each has its own accept queue (SO_REUSEPORT), and closing one would drop the
+// connections waiting in it.
+bool open_sockets(conf::Listen& listen, size_t workers, const std::vector<int>& inherited, OpenedSockets& out,
+                  std::string& error) {
+  out.fds = inherited;
+  // Inherited sockets are the previous process's own use of the port, which is why they skip
+  // the check; a port 0 is the kernel's choice, never in use.
+  if (inherited.empty() && listen.address.port != 0 && served_by_another_process(listen.address)) {
     error = conf::Error{listen.mark, "cannot listen on " + listen.address.text() +
                                          ": address already in use by another process"}
                 .text();
     return false;
   }
-  for (size_t w = 0; w < workers; ++w) {
+  for (size_t w = inherited.size(); w < workers; ++w) {
     std::string why;
     int fd = open_listener(listen.address, why);
     if (fd < 0) {
@@ -141,7 +223,8 @@ bool Server::open(std::string& error) {
   std::vector<OpenedSockets> sockets(config.listen.size());
   for (size_t i = 0; i < config.listen.size(); ++i) {
     const bool kernel_port = config.listen[i].address.port == 0;
-    if (!open_sockets(config.listen[i], workers, sockets[i], error)) return false;
+    const std::vector<int> inherited = take_inherited(config.listen[i].address, handoff::Kind::kListen);
+    if (!open_sockets(config.listen[i], workers, inherited, sockets[i], error)) return false;
     if (kernel_port) kernel_ports_.push_back(config.listen[i].address.text());
   }
   shared_ = std::make_unique<Shared>(std::move(config), std::move(pending_tls_));
@@ -153,9 +236,14 @@ bool Server::open(std::string& error) {
   const std::vector<conf::Listen>& listen = shared_->generation->config.listen;
   for (size_t i = 0; i < listen.size(); ++i) {
     const tls::ServerContext* tls = i < shared_->tls.by_listener.size() ? shared_->tls.by_listener[i].get() : nullptr;
-    for (size_t w = 0; w < workers; ++w) workers_[w]->adopt_listener(listen[i].address.text(), sockets[i].take(w), tls);
+    const std::string address = listen[i].address.text();
+    // More sockets than workers when the previous process had more: a worker takes several.
+    for (size_t k = 0; k < sockets[i].fds.size(); ++k) {
+      listener_fds_[address].push_back(sockets[i].fds[k]);
+      workers_[k % workers]->adopt_listener(address, sockets[i].take(k), tls);
+    }
   }
-  return true;
+  return open_upgrade(error);
 }
 
 namespace {
@@ -188,6 +276,7 @@ std::vector<std::string> restart_only_changes(const conf::Config& running, const
            running.access_log.buffer != fresh.access_log.buffer,
        "access_log (file or buffer)");
   note(running.limits.max_temp_total != fresh.limits.max_temp_total, "limits.max_temp_total");
+  note(running.upgrade_socket != fresh.upgrade_socket, "upgrade_socket");
   return out;
 }
 
@@ -291,6 +380,7 @@ void Server::reload(const char* cause, std::function<void(const Reloaded&)> done
   fresh.access_log.to_stdout = current.config.access_log.to_stdout;
   fresh.access_log.buffer = current.config.access_log.buffer;
   fresh.limits.max_temp_total = current.config.limits.max_temp_total;
+  fresh.upgrade_socket = current.config.upgrade_socket;
 
   // New addresses are bound before anything changes, so a busy port refuses the whole reload.
   std::vector<std::string> old_addresses, new_addresses;
@@ -306,7 +396,7 @@ void Server::reload(const char* cause, std::function<void(const Reloaded&)> done
     sockets[i] = std::make_shared<OpenedSockets>();
     std::string error;
     const bool kernel_port = listen.address.port == 0;
-    if (!open_sockets(listen, workers, *sockets[i], error)) {
+    if (!open_sockets(listen, workers, {}, *sockets[i], error)) {
       outcome.errors.push_back(error);
       return refuse("a new listen address could not be bound");
     }
@@ -343,8 +433,11 @@ void Server::reload(const char* cause, std::function<void(const Reloaded&)> done
     std::shared_ptr<OpenedSockets> sockets;  // null: the address was listened on already
   };
   std::vector<ListenerChange> listeners;
-  for (size_t i = 0; i < new_addresses.size(); ++i)
+  for (size_t i = 0; i < new_addresses.size(); ++i) {
     listeners.push_back({new_addresses[i], tls.by_listener[i].get(), sockets[i]});
+    if (sockets[i]) listener_fds_[new_addresses[i]] = sockets[i]->fds;
+  }
+  for (const std::string& address : removed) listener_fds_.erase(address);
   shared_->generation = generation;
   restart_health_checks();
   outcome.ok = true;
@@ -383,8 +476,21 @@ void Server::restart_health_checks() {
   health_->start();
 }
 
+void Server::finish_takeover() {
+  // Published before "ready", so the next upgrade finds this process at the path.
+  if (offer_) offer_->publish();
+  std::string why;
+  if (takeover_.ready(why)) {
+    edge::log::info("edge: upgrade: serving in place of the previous process, which drains now");
+  } else {
+    edge::log::warn("edge: upgrade: the previous process could not be told to drain (%s); stop it with SIGTERM",
+                    why.c_str());
+  }
+}
+
 void Server::begin_drain(const char* signal_name) {
   draining_ = true;
+  if (offer_) offer_->close();
   edge::log::info("edge: stopping (%s): waiting up to %lld ms for the requests in progress (a second signal stops now)",
                   signal_name, static_cast<long long>(shared_->generation->config.shutdown_timeout.count()));
   for (size_t i = 0; i < workers_.size(); ++i) {
@@ -473,7 +579,7 @@ int Server::run() {
     admin_ = std::make_unique<AdminServer>(&loop, shared_->generation, shared_->store, counters, shared_->tier.get(),
                                            &shared_->bounds, worker_stats, [this](std::function<void(const Reloaded&)> done) { reload("admin", std::move(done)); });
     std::string error;
-    if (!admin_->open(error)) {
+    if (!admin_->open(error, std::exchange(inherited_admin_, -1))) {
       std::fprintf(stderr, "%s\n", error.c_str());
       code = 1;
     }
@@ -499,11 +605,14 @@ int Server::run() {
       edge::log::info("edge: listening on %s%s", listen.address.text().c_str(), listen.tls.enabled ? " (tls)" : "");
     if (admin_) edge::log::info("edge: admin listening on %s", admin_->address().text().c_str());
     edge::log::info("edge: serving (config %s, %zu workers)", config.file.c_str(), workers_.size());
+    if (offer_) offer_->start(&loop);
+    if (takeover_.active()) finish_takeover();
     uv_run(&loop, UV_RUN_DEFAULT);
     for (auto& worker : workers_) worker->join();
     health_->stop();
   }
   if (admin_) admin_->close();
+  if (offer_) offer_->close();
   for (uv_signal_t& s : signals) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&hangup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&usr1), nullptr);

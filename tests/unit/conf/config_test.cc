@@ -2105,3 +2105,24 @@ TEST_CASE("access_log: bad values are errors at their position") {
   CHECK(only_error(minimal + "access_log:\n  path: a.log\n  rotate: daily\n") == "test.yaml:11:3: unknown key 'rotate'");
   CHECK(only_error(minimal + "access_log: /var/log/a.log\n") == "test.yaml:9:13: 'access_log' must be a map, not a scalar");
 }
+
+TEST_CASE("upgrade_socket: absent, relative to the configuration, absolute, and refused when too long or empty") {
+  LoadResult none = load(minimal);
+  REQUIRE(none.config);
+  CHECK(none.config->upgrade_socket.empty());
+
+  LoadResult relative = load_string(minimal + "upgrade_socket: run/edge.upgrade\n", "/etc/edge/edge.yaml");
+  REQUIRE_MESSAGE(relative.config, joined(relative));
+  CHECK(relative.config->upgrade_socket == "/etc/edge/run/edge.upgrade");
+  CHECK(relative.config->upgrade_socket_mark.line == 9);
+
+  LoadResult absolute = load_string(minimal + "upgrade_socket: /run/edge/upgrade.sock\n", "/etc/edge/edge.yaml");
+  REQUIRE_MESSAGE(absolute.config, joined(absolute));
+  CHECK(absolute.config->upgrade_socket == "/run/edge/upgrade.sock");
+
+  const std::string long_path = "/" + std::string(100, 'a');
+  CHECK(only_error(minimal + "upgrade_socket: " + long_path + "\n") ==
+        "test.yaml:9:17: upgrade_socket '" + long_path + "' is too long for a Unix socket (101 bytes, at most 95)");
+  CHECK(only_error(minimal + "upgrade_socket: \"\"\n") ==
+        "test.yaml:9:17: 'upgrade_socket' must be a non-empty scalar, not an empty string");
+}
