@@ -282,10 +282,9 @@ void AccessLog::reopen() {
 void AccessLog::flush() {
   std::unique_lock lock(mutex_);
   const uint64_t target = queued_total_;
-  ++flushing_;
+  flush_to_ = std::max(flush_to_, target);
   wake_.notify_one();
   written_.wait(lock, [&] { return written_total_ >= target || !thread_.joinable(); });
-  --flushing_;
 }
 
 void AccessLog::run() {
@@ -293,11 +292,13 @@ void AccessLog::run() {
   std::unique_lock lock(mutex_);
   for (;;) {
     writer_idle_ = true;
-    wake_.wait(lock, [&] { return !queue_.empty() || reopen_ || stop_ || flushing_; });
+    wake_.wait(lock, [&] { return !queue_.empty() || reopen_ || stop_; });
     writer_idle_ = false;
-    // Let the batch grow: see the header.
-    wake_.wait_for(lock, kLinger,
-                   [&] { return queue_.size() >= wake_bytes_ || reopen_ || stop_ || flushing_; });
+    // Let the batch grow: see the header. Between batches, written_total_ + queue_.size() is
+    // queued_total_, so a flush() still waiting means lines in the queue.
+    wake_.wait_for(lock, kLinger, [&] {
+      return queue_.size() >= wake_bytes_ || reopen_ || stop_ || flush_to_ > written_total_;
+    });
     batch.swap(queue_);
     const bool reopen = reopen_;
     const bool stop = stop_;

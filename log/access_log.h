@@ -109,7 +109,7 @@ class AccessLog {
   bool reopen_ = false;
   bool stop_ = false;
   bool writer_idle_ = false;  // the writer sleeps until a line comes: the next push() wakes it
-  int flushing_ = 0;          // flush() calls waiting: the writer does not linger
+  uint64_t flush_to_ = 0;     // flush() waits for the bytes up to here: no lingering until written
   std::thread thread_;
 };
 
