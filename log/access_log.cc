@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -222,7 +223,10 @@ void format_line(std::string& out, conf::AccessLogFormat format, const AccessRec
 }
 
 AccessLog::AccessLog(std::string path, bool to_stdout, uint64_t buffer)
-    : path_(std::move(path)), to_stdout_(to_stdout), capacity_(buffer) {}
+    : path_(std::move(path)),
+      to_stdout_(to_stdout),
+      capacity_(buffer),
+      wake_bytes_(std::min<uint64_t>(64 * 1024, std::max<uint64_t>(buffer / 4, 1))) {}
 
 AccessLog::~AccessLog() {
   {
@@ -250,18 +254,20 @@ bool AccessLog::open(std::string& error) {
 void AccessLog::start() { thread_ = std::thread([this] { run(); }); }
 
 bool AccessLog::push(std::string_view line) {
-  bool was_empty = false;
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     // The caller counts the drop (a worker's Stats).
     if (queue_.size() + line.size() > capacity_) return false;
-    was_empty = queue_.empty();
+    const size_t before = queue_.size();
     queue_.append(line);
     queued_total_ += line.size();
+    // Wake the writer when it sleeps for want of lines, or when this line makes the batch big
+    // enough to write before the linger is over; any other line finds it lingering.
+    wake = writer_idle_ || (before < wake_bytes_ && queue_.size() >= wake_bytes_);
+    writer_idle_ = false;
   }
-  // The writer sleeps only on an empty queue: a line added to a non-empty one finds it awake or
-  // already woken.
-  if (was_empty) wake_.notify_one();
+  if (wake) wake_.notify_one();
   return true;
 }
 
@@ -276,6 +282,8 @@ void AccessLog::reopen() {
 void AccessLog::flush() {
   std::unique_lock lock(mutex_);
   const uint64_t target = queued_total_;
+  flush_to_ = std::max(flush_to_, target);
+  wake_.notify_one();
   written_.wait(lock, [&] { return written_total_ >= target || !thread_.joinable(); });
 }
 
@@ -283,7 +291,14 @@ void AccessLog::run() {
   std::string batch;
   std::unique_lock lock(mutex_);
   for (;;) {
+    writer_idle_ = true;
     wake_.wait(lock, [&] { return !queue_.empty() || reopen_ || stop_; });
+    writer_idle_ = false;
+    // Let the batch grow: see the header. Between batches, written_total_ + queue_.size() is
+    // queued_total_, so a flush() still waiting means lines in the queue.
+    wake_.wait_for(lock, kLinger, [&] {
+      return queue_.size() >= wake_bytes_ || reopen_ || stop_ || flush_to_ > written_total_;
+    });
     batch.swap(queue_);
     const bool reopen = reopen_;
     const bool stop = stop_;
