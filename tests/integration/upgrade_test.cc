@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -290,6 +291,45 @@ TEST_CASE("a takeover keeps the admin port and the addresses still configured, b
   REQUIRE(admin_client.connected());
   admin_client.send("GET /stats HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a-token-long-enough-for-the-admin-port\r\n\r\n");
   CHECK(admin_client.read_response().status == 200);
+  new_edge.kill(SIGTERM);
+  CHECK(new_edge.wait(std::chrono::seconds(40)) == 0);
+}
+
+TEST_CASE("a takeover after reloads: the listener a reload added is offered, the one it removed is not") {
+  App app("a");
+  const uint16_t added = free_port();
+  const uint16_t dropped = free_port();
+  auto listening_on = [&](uint16_t main_port, std::vector<uint16_t> extra) {
+    std::string text = with_port(config_template(app.port, 2), main_port);
+    std::string entries = "[{address: \"127.0.0.1:" + std::to_string(main_port) + "\"}";
+    for (uint16_t port : extra) entries += ", {address: \"127.0.0.1:" + std::to_string(port) + "\"}";
+    entries += "]";
+    const std::string old_list = "[{address: \"127.0.0.1:" + std::to_string(main_port) + "\"}]";
+    text.replace(text.find(old_list), old_list.size(), entries);
+    return text;
+  };
+  Edge old_edge(config_template(app.port, 2));
+  auto reload = [&](const std::string& text) {
+    std::ofstream(old_edge.config_path, std::ios::trunc) << text;
+    old_edge.process.kill(SIGHUP);
+  };
+  reload(listening_on(old_edge.port, {dropped}));
+  wait_for_line(old_edge.process, "edge: reload: listener added: 127.0.0.1:" + std::to_string(dropped), "edge");
+  REQUIRE(get(dropped, "a", "/bytes?n=5").status == 200);
+  reload(listening_on(old_edge.port, {added}));
+  wait_for_line(old_edge.process, "edge: reload: listener removed: 127.0.0.1:" + std::to_string(dropped), "edge");
+  REQUIRE(get(added, "a", "/bytes?n=5").status == 200);
+
+  const std::string new_config = old_edge.dir.write("new.yaml", listening_on(old_edge.port, {added}));
+  Process new_edge(edge_bin(), {"--config", new_config, "--takeover", old_edge.dir.path() + "/upgrade.sock"});
+  wait_for_line(new_edge, "edge: upgrade: serving in place of the previous process", "new edge");
+  CHECK(old_edge.process.wait(std::chrono::seconds(40)) == 0);
+  // Two workers' sockets for each of the two addresses, and none for the one removed.
+  CHECK(contains(new_edge.output(), "edge: upgrade: 4 listening sockets taken over from"));
+  CHECK_FALSE(contains(new_edge.output(), "is not in the configuration any more"));
+  CHECK(get(added, "a", "/bytes?n=5").status == 200);
+  CHECK(get(old_edge.port, "a", "/bytes?n=5").status == 200);
+  CHECK_FALSE(Client(dropped, std::chrono::seconds(2)).connected());
   new_edge.kill(SIGTERM);
   CHECK(new_edge.wait(std::chrono::seconds(40)) == 0);
 }
