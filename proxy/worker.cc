@@ -110,8 +110,8 @@ Pool& Worker::pool(const GenerationRef& generation, int backend, int server) {
   const uint64_t id = generation->balancer.backend(static_cast<size_t>(backend)).server(static_cast<size_t>(server)).id();
   if (auto it = pools_.find(id); it != pools_.end()) return *it->second;
   if (auto it = retired_pools_.find(id); it != retired_pools_.end()) return *it->second;
-  // Unreachable while generations reach this worker only through use_generation; a pool all
-  // the same rather than a crash.
+  // A request of a generation older than the pool's last one (a retry, after the pool of a
+  // removed server was pruned): a pool of its own, bound to that generation.
   auto pool = std::make_unique<Pool>(&loop_, generation, static_cast<size_t>(backend), static_cast<size_t>(server));
   return *retired_pools_.emplace(id, std::move(pool)).first->second;
 }
