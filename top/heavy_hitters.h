@@ -1,0 +1,72 @@
+// top/heavy_hitters: the most frequent (or heaviest) keys of a stream in bounded memory.
+//
+// SpaceSaving holds at most `capacity` keys, each with a count and an error. A key it holds has
+// its weight added; a new key, once it is full, takes the place of the key with the smallest
+// count and starts from that count, which becomes its error (Metwally, Agrawal and El Abbadi's
+// Space-Saving, with weights). So every count is an upper bound of the key's true weight and
+// count - error a lower bound; a key whose true weight exceeds total/capacity is always held, and
+// the heaviest keys' counts are exact while they never left. One add is a hash lookup and a
+// sift in a min-heap: O(log capacity), no allocation once a key's string has its place.
+//
+// merge() folds several summaries (the workers', the time slots of a window) into a ranking:
+// counts add up; a key absent from a full summary may have had up to that summary's smallest
+// count there, which goes to its error.
+//
+// Not thread-safe: one owner (a worker) writes; readers get copies from it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace edge::top {
+
+struct Hitter {
+  std::string key;
+  uint64_t count = 0;  // an upper bound of the key's weight
+  uint64_t error = 0;  // count - error is a lower bound
+};
+
+class SpaceSaving {
+ public:
+  explicit SpaceSaving(size_t capacity);
+
+  void add(std::string_view key, uint64_t weight = 1);
+  void clear();
+
+  size_t capacity() const { return capacity_; }
+  size_t size() const { return heap_.size(); }
+  bool full() const { return heap_.size() >= capacity_; }
+  uint64_t total() const { return total_; }  // every weight added since clear()
+  // The smallest count held; 0 while not full (a key not held then has weight 0).
+  uint64_t floor() const { return full() ? heap_.front().count : 0; }
+  std::vector<Hitter> hitters() const;  // in no particular order
+
+ private:
+  struct Slot {
+    std::string key;
+    uint64_t count = 0;
+    uint64_t error = 0;
+  };
+  void sift_down(size_t i);
+  void swap_slots(size_t a, size_t b);
+
+  size_t capacity_;
+  uint64_t total_ = 0;
+  std::vector<Slot> heap_;                          // min-heap by count
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, size_t, Hash, std::equal_to<>> where_;  // key -> index in heap_
+};
+
+// The heaviest `n` keys of several summaries together, heaviest first (ties by key). `total`,
+// when given, gets the sum of their totals.
+std::vector<Hitter> merge(const std::vector<const SpaceSaving*>& summaries, size_t n, uint64_t* total = nullptr);
+
+}  // namespace edge::top
