@@ -76,6 +76,7 @@ Route parse_route(std::string_view path) {
   if (path == "/stats") route.kind = Route::kStats;
   if (path == "/metrics") route.kind = Route::kMetrics;
   if (path == "/reload") route.kind = Route::kReload;
+  if (path == "/top") route.kind = Route::kTop;
   if (route.kind != Route::kNotFound) return route;
   constexpr std::string_view kPrefix = "/backends";
   if (!path.starts_with(kPrefix)) return route;
@@ -120,6 +121,7 @@ std::string_view allowed_methods(Route::Kind kind) {
     case Route::kBackendsText:
     case Route::kStats:
     case Route::kMetrics:
+    case Route::kTop:
       return "GET, HEAD";
     case Route::kDrain:
     case Route::kEnable:
@@ -139,6 +141,7 @@ bool method_allowed(Route::Kind kind, std::string_view method) {
     case Route::kBackendsText:
     case Route::kStats:
     case Route::kMetrics:
+    case Route::kTop:
       return method == "GET" || method == "HEAD";
     case Route::kDrain:
     case Route::kEnable:
@@ -395,6 +398,67 @@ std::optional<std::string> url_cache_key(std::string_view url) {
   std::optional<UrlParts> parts = split_url(url);
   if (!parts) return std::nullopt;
   return cache::cache_key(parts->host, parts->target);
+}
+
+std::optional<top::Query> parse_top(std::string_view query, std::string& error) {
+  std::optional<QueryParams> params = parse_query(query);
+  if (!params) {
+    error = "bad percent-encoding in the query";
+    return std::nullopt;
+  }
+  if (!check_names(*params, {"window", "by", "host", "n"}, error)) return std::nullopt;
+  top::Query out;
+  if (const std::string* window = find_param(*params, "window"); window && !top::parse_window(*window, out.window)) {
+    error = "window must be 10s, 1m, 10m or 1h";
+    return std::nullopt;
+  }
+  if (const std::string* by = find_param(*params, "by"); by && !top::parse_by(*by, out.by)) {
+    error = "by must be requests, bytes, misses or backend_time";
+    return std::nullopt;
+  }
+  if (const std::string* host = find_param(*params, "host")) {
+    out.host = key_host(*host);
+    if (out.host.empty()) {
+      error = "host must be a host name or address";
+      return std::nullopt;
+    }
+  }
+  if (const std::string* n = find_param(*params, "n")) {
+    size_t value = 0;
+    const auto [end, ec] = std::from_chars(n->data(), n->data() + n->size(), value);
+    if (ec != std::errc() || end != n->data() + n->size() || value < 1 || value > 1000) {
+      error = "n must be a number from 1 to 1000";
+      return std::nullopt;
+    }
+    out.n = value;
+  }
+  return out;
+}
+
+std::string render_top_json(const top::Query& query, const top::Ranking& ranking) {
+  static constexpr const char* kWindows[] = {"10s", "1m", "10m", "1h"};
+  static constexpr const char* kBy[] = {"requests", "bytes", "misses", "backend_time"};
+  std::string out = "{\"window\":\"";
+  out.append(kWindows[static_cast<size_t>(query.window)]).append("\",\"by\":\"");
+  out.append(kBy[static_cast<size_t>(query.by)]).append("\",\"total\":");
+  append_unsigned(out, ranking.total);
+  out.append(",\"top\":[");
+  for (size_t i = 0; i < ranking.hitters.size() && i < query.n; ++i) {
+    const top::Hitter& hitter = ranking.hitters[i];
+    // Keys are the host, then the target (which starts with '/').
+    const size_t slash = hitter.key.find('/');
+    const std::string_view key = hitter.key;
+    if (i > 0) out.push_back(',');
+    out.append("{\"host\":").append(json_string(key.substr(0, slash)));
+    out.append(",\"target\":").append(json_string(slash == std::string_view::npos ? "" : key.substr(slash)));
+    out.append(",\"count\":");
+    append_unsigned(out, hitter.count);
+    out.append(",\"error\":");
+    append_unsigned(out, hitter.error);
+    out.push_back('}');
+  }
+  out.append("]}\n");
+  return out;
 }
 
 std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error) {
@@ -919,7 +983,7 @@ class Admin {
  public:
   Admin(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
         std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
-        std::vector<const Stats*> worker_stats, AdminServer::Reload reload)
+        std::vector<const Stats*> worker_stats, AdminServer::Reload reload, AdminServer::Top top)
       : loop_(loop),
         generation_(generation),
         settings_(generation->config.admin),
@@ -929,6 +993,7 @@ class Admin {
         bounds_(bounds),
         worker_stats_(std::move(worker_stats)),
         reload_(std::move(reload)),
+        top_(std::move(top)),
         token_(admin::digest_token(settings_.token)),
         tasks_(loop),
         peers_(loop, generation->config.cluster) {}
@@ -974,6 +1039,7 @@ class Admin {
   admin::CacheFigures cache_figures() const;
 
   std::optional<Reply> reload(Conn* conn);
+  std::optional<Reply> top(std::string_view query, Conn* conn);
   static Reply reload_reply(const Reloaded& outcome);
   const conf::Config& config() const { return generation_->config; }
   balancer::Balancer& balancer() const { return generation_->balancer; }
@@ -987,6 +1053,7 @@ class Admin {
   const Bounds* bounds_;  // null in tests without one
   std::vector<const Stats*> worker_stats_;  // one per worker; empty in tests without workers
   AdminServer::Reload reload_;
+  AdminServer::Top top_;
   admin::TokenDigest token_;
   LoopTasks tasks_;
   PeerNotifier peers_;
@@ -1147,6 +1214,8 @@ std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
       return ban(query, target, conn);
     case admin::Route::kReload:
       return reload(conn);
+    case admin::Route::kTop:
+      return top(query, conn);
     case admin::Route::kStats:
       return Reply{200, kJson, admin::render_stats_json(cache_figures()), {}};
     case admin::Route::kMetrics:
@@ -1280,6 +1349,25 @@ admin::CacheFigures Admin::cache_figures() const {
   }
   if (!worker_stats_.empty()) figures.connections = admin::gather_connection_figures(worker_stats_);
   return figures;
+}
+
+std::optional<Reply> Admin::top(std::string_view query, Conn* conn) {
+  std::string error;
+  std::optional<top::Query> parsed = admin::parse_top(query, error);
+  if (!parsed) return json_error(400, error);
+  if (!top_) return json_error(503, "no workers");
+  const uint64_t ticket = ++last_ticket_;
+  awaiting_.emplace(ticket, conn);
+  conn->await(ticket);
+  top_(*parsed, [this, ticket, request = *parsed](std::optional<top::Ranking> ranking) {
+    auto it = awaiting_.find(ticket);
+    if (it == awaiting_.end()) return;  // the client left
+    Conn* waiting = it->second;
+    awaiting_.erase(it);
+    waiting->finish(ranking ? Reply{200, kJson, admin::render_top_json(request, *ranking), {}}
+                            : json_error(503, "edge is stopping"));
+  });
+  return std::nullopt;
 }
 
 std::optional<Reply> Admin::reload(Conn* conn) {
@@ -1457,9 +1545,9 @@ struct AdminServer::Impl : Admin {
 
 AdminServer::AdminServer(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
                          std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
-                         std::vector<const Stats*> worker_stats, AdminServer::Reload reload)
+                         std::vector<const Stats*> worker_stats, Reload reload, Top top)
     : impl_(std::make_unique<Impl>(loop, generation, store, std::move(counters), tier, bounds,
-                                   std::move(worker_stats), std::move(reload))) {}
+                                   std::move(worker_stats), std::move(reload), std::move(top))) {}
 
 AdminServer::~AdminServer() = default;
 

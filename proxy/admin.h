@@ -28,6 +28,12 @@
 //                                          the bounds on hostile input (proxy/bounds.h), the
 //                                          client connections (proxy/stats.h)
 //   GET  /metrics                          the same, and the backends, in Prometheus text format
+//   GET  /top?window=10s|1m|10m|1h&by=requests|bytes|misses|backend_time&host=H&n=20
+//                                          the heaviest URLs of the window, every worker's
+//                                          summaries merged (top/heavy_hitters.h): JSON
+//                                          {"window","by","total","top":[{"host","target",
+//                                          "count","error"}]}; count is an upper bound and
+//                                          count - error a lower one. Defaults 1m, requests, 20.
 //   POST /reload                           the configuration file read again and applied, as on
 //                                          SIGHUP (proxy/server.h) -> 200 {"reloaded": true,
 //                                          "generation": n, "changes": [...]}, or 422
@@ -59,6 +65,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +74,8 @@
 #include "cache/store.h"
 #include "conf/config.h"
 #include "proxy/generation.h"
+#include "top/heavy_hitters.h"
+#include "top/windows.h"
 
 namespace edge::proxy {
 
@@ -88,9 +97,12 @@ class AdminServer {
   // `reload`: what POST /reload runs, on this loop; it calls back (later, on this loop) with
   // the outcome.
   using Reload = std::function<void(std::function<void(const Reloaded&)>)>;
+  // `top`: what GET /top runs, on this loop; it calls back (later, on this loop) with every
+  // worker's ranking merged, or nullopt while edge stops.
+  using Top = std::function<void(const top::Query&, std::function<void(std::optional<top::Ranking>)>)>;
   AdminServer(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
               std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
-              std::vector<const Stats*> worker_stats, Reload reload);
+              std::vector<const Stats*> worker_stats, Reload reload, Top top = {});
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

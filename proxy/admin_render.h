@@ -16,6 +16,8 @@
 #include "proxy/stats.h"
 #include "proxy/tier.h"
 #include "conf/config.h"
+#include "top/heavy_hitters.h"
+#include "top/windows.h"
 
 namespace edge::proxy::admin {
 
@@ -32,6 +34,7 @@ struct Route {
     kStats,         // /stats
     kMetrics,       // /metrics
     kReload,        // /reload
+    kTop,           // /top
   } kind = kNotFound;
   std::string backend;  // percent-decoded; for kDrain and kEnable
   std::string server;
@@ -41,6 +44,12 @@ Route parse_route(std::string_view path);
 // The methods a route answers (for 405 and Allow): "GET, HEAD" or "POST"; "" for kNotFound.
 std::string_view allowed_methods(Route::Kind kind);
 bool method_allowed(Route::Kind kind, std::string_view method);
+
+// GET /top's query (window, by, host, n: 1 to 1000); nullopt with `error` for an unknown, repeated
+// or bad parameter.
+std::optional<top::Query> parse_top(std::string_view query, std::string& error);
+// Its answer.
+std::string render_top_json(const top::Query& query, const top::Ranking& ranking);
 
 // Percent-decoding of one path segment; nullopt for a bad escape or an encoded NUL or '/'.
 std::optional<std::string> percent_decode(std::string_view segment);

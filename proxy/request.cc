@@ -396,6 +396,14 @@ void Request::done() {
   object_.reset();
   trace_.add(Step::kDone);
   if (worker_.shared().access_log) log_access();
+  if (status_ && !target_.empty()) {
+    const Fetch::Facts& fetch = exchange_.fetch_facts();
+    const uint64_t started = trace_.started_ns();
+    const uint64_t backend_us =
+        exchanged_ && fetch.first_byte_ns > started ? (fetch.first_byte_ns - started) / 1000 : 0;
+    worker_.record_top(host_, target_, client_.bytes_sent(), exchanged_ && std::string_view(x_cache_) == "MISS",
+                       backend_us);
+  }
   generation_.reset();
 }
 

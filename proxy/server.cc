@@ -468,6 +468,28 @@ void Server::reload(const char* cause, std::function<void(const Reloaded&)> done
   }
 }
 
+void Server::gather_top(const top::Query& query, std::function<void(std::optional<top::Ranking>)> done) {
+  // A stopping worker drops what is posted to it: nobody would answer.
+  if (draining_) return main_tasks_->post([done = std::move(done)] { done(std::nullopt); });
+  struct Gathering {
+    std::vector<top::Ranking> rankings;
+    std::atomic<size_t> left;
+    std::function<void(std::optional<top::Ranking>)> done;
+  };
+  auto gathering = std::make_shared<Gathering>();
+  gathering->rankings.resize(workers_.size());
+  gathering->left.store(workers_.size());
+  gathering->done = std::move(done);
+  const LoopTasks::Poster main = main_tasks_->poster();
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    workers_[w]->poster()([worker = workers_[w].get(), w, query, gathering, main] {
+      gathering->rankings[w] = worker->top_ranking(query);
+      if (gathering->left.fetch_sub(1) != 1) return;
+      main([gathering, n = query.n] { gathering->done(top::merge_rankings(gathering->rankings, n)); });
+    });
+  }
+}
+
 void Server::restart_health_checks() {
   if (health_) health_->stop();
   health_generation_ = shared_->generation;
@@ -577,7 +599,10 @@ int Server::run() {
       worker_stats.push_back(&worker->stats());
     }
     admin_ = std::make_unique<AdminServer>(&loop, shared_->generation, shared_->store, counters, shared_->tier.get(),
-                                           &shared_->bounds, worker_stats, [this](std::function<void(const Reloaded&)> done) { reload("admin", std::move(done)); });
+                                           &shared_->bounds, worker_stats, [this](std::function<void(const Reloaded&)> done) { reload("admin", std::move(done)); },
+        [this](const top::Query& query, std::function<void(std::optional<top::Ranking>)> done) {
+          gather_top(query, std::move(done));
+        });
     std::string error;
     if (!admin_->open(error, std::exchange(inherited_admin_, -1))) {
       std::fprintf(stderr, "%s\n", error.c_str());

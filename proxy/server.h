@@ -83,6 +83,9 @@ class Server {
   // all are, run()'s loop ends.
   void stop_workers(bool all);
 
+  // GET /top: each worker's ranking, gathered through the inboxes and merged; `done` hears it on
+  // the main loop (nullopt while stopping).
+  void gather_top(const top::Query& query, std::function<void(std::optional<top::Ranking>)> done);
   // Starts the health checks of the current generation (stopping those of the previous one).
   void restart_health_checks();
 

@@ -29,6 +29,9 @@ namespace {
 // Host label slots for the cache counters: room for the start's hosts twice over, and never
 // fewer than this, so reloads can add hosts.
 constexpr size_t kMinHostSlots = 256;
+// Keys per time slot and weight in /top's summaries: a key heavier than 1/64th of a slot's
+// traffic is always held.
+constexpr size_t kTopCapacity = 64;
 }  // namespace
 
 Shared::Shared(conf::Config config, tls::Contexts tls_in)
@@ -44,7 +47,8 @@ Worker::Worker(Shared& shared, int index)
     : shared_(shared),
       index_(index),
       read_buffer_(new char[kReadBufferSize]),
-      cache_counters_(shared.host_slots.capacity()) {
+      cache_counters_(shared.host_slots.capacity()),
+      top_(top::kByCount, top::Windows(kTopCapacity)) {
   uv_loop_init(&loop_);
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
@@ -114,6 +118,32 @@ Pool& Worker::pool(const GenerationRef& generation, int backend, int server) {
   // removed server was pruned): a pool of its own, bound to that generation.
   auto pool = std::make_unique<Pool>(&loop_, generation, static_cast<size_t>(backend), static_cast<size_t>(server));
   return *retired_pools_.emplace(id, std::move(pool)).first->second;
+}
+
+void Worker::record_top(std::string_view host, std::string_view target, uint64_t bytes, bool miss,
+                        uint64_t backend_us) {
+  const int64_t now = static_cast<int64_t>(uv_now(&loop_));
+  top_key_.assign(host).append(target);
+  top_[static_cast<size_t>(top::By::kRequests)].add(now, top_key_, 1);
+  if (bytes) top_[static_cast<size_t>(top::By::kBytes)].add(now, top_key_, bytes);
+  if (miss) top_[static_cast<size_t>(top::By::kMisses)].add(now, top_key_, 1);
+  if (backend_us) top_[static_cast<size_t>(top::By::kBackendTime)].add(now, top_key_, backend_us);
+}
+
+top::Ranking Worker::top_ranking(const top::Query& query) {
+  top::Windows& windows = top_[static_cast<size_t>(query.by)];
+  std::vector<top::Ranking> slots;
+  for (const top::SpaceSaving* slot : windows.covering(static_cast<int64_t>(uv_now(&loop_)), query.window))
+    slots.push_back(top::ranking_of(*slot));
+  top::Ranking ranking = top::merge_rankings(slots, SIZE_MAX);
+  if (!query.host.empty()) {
+    // Keys are the host, then the target, which starts with '/'.
+    std::erase_if(ranking.hitters, [&](const top::Hitter& hitter) {
+      return !hitter.key.starts_with(query.host) || hitter.key.size() == query.host.size() ||
+             hitter.key[query.host.size()] != '/';
+    });
+  }
+  return ranking;
 }
 
 void Worker::adopt_listener(const std::string& address, int fd, const tls::ServerContext* tls) {

@@ -34,6 +34,7 @@
 #include "proxy/tier.h"
 #include "proxy/upstream.h"
 #include "tls/context.h"
+#include "top/windows.h"
 
 namespace edge::proxy {
 
@@ -138,6 +139,12 @@ class Worker {
   // fill on this worker tells its subscribers directly). Fill::subscribe keeps it.
   void add_subscriber(uint64_t id, FillSubscriber* subscriber);
   void remove_subscriber(uint64_t id);
+  // A response written (or abandoned) for `host` and `target`, for GET /top: `bytes` sent,
+  // whether the cache missed, microseconds to the backend's first byte (0: none asked).
+  void record_top(std::string_view host, std::string_view target, uint64_t bytes, bool miss, uint64_t backend_us);
+  // This worker's part of a /top answer (on its loop): every key it holds for the query's
+  // window and weight, of the query's host when set.
+  top::Ranking top_ranking(const top::Query& query);
   // Draining or stopped: no response is kept alive any more.
   bool stopping() const { return stopping_; }
 
@@ -186,6 +193,8 @@ class Worker {
   LoopTasks::Poster poster_;
   Stats stats_;
   cache::Counters cache_counters_;
+  std::vector<top::Windows> top_;  // [top::By]
+  std::string top_key_;            // reused: host, then target
   std::thread thread_;
   // What other threads asked for through stop_async_ (a send may carry both).
   std::atomic<bool> drain_requested_{false};

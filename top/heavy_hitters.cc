@@ -70,39 +70,57 @@ std::vector<Hitter> SpaceSaving::hitters() const {
   return out;
 }
 
-std::vector<Hitter> merge(const std::vector<const SpaceSaving*>& summaries, size_t n, uint64_t* total) {
+Ranking ranking_of(const SpaceSaving& summary) {
+  Ranking out{summary.hitters(), summary.floor(), summary.total()};
+  std::sort(out.hitters.begin(), out.hitters.end(), [](const Hitter& a, const Hitter& b) {
+    return a.count != b.count ? a.count > b.count : a.key < b.key;
+  });
+  return out;
+}
+
+Ranking merge_rankings(const std::vector<Ranking>& rankings, size_t n) {
   struct Merged {
     Hitter hitter;
-    uint64_t floors_present = 0;  // the floors of the full summaries that hold the key
+    uint64_t floors_present = 0;  // the floors of the rankings that show the key
   };
   std::unordered_map<std::string, Merged> merged;
-  uint64_t sum = 0;
-  uint64_t floors = 0;  // a key absent from a full summary may have had up to its floor there
-  for (const SpaceSaving* summary : summaries) {
-    sum += summary->total();
-    floors += summary->floor();
-    for (Hitter& hitter : summary->hitters()) {
+  Ranking out;
+  for (const Ranking& ranking : rankings) {
+    out.total += ranking.total;
+    out.floor += ranking.floor;
+    for (const Hitter& hitter : ranking.hitters) {
       Merged& into = merged[hitter.key];
       into.hitter.count += hitter.count;
       into.hitter.error += hitter.error;
-      into.floors_present += summary->floor();
+      into.floors_present += ranking.floor;
     }
   }
-  std::vector<Hitter> out;
-  out.reserve(merged.size());
+  out.hitters.reserve(merged.size());
   for (auto& [key, entry] : merged) {
     Hitter hitter = entry.hitter;
     hitter.key = key;
-    hitter.count += floors - entry.floors_present;
-    hitter.error += floors - entry.floors_present;
-    out.push_back(std::move(hitter));
+    hitter.count += out.floor - entry.floors_present;
+    hitter.error += out.floor - entry.floors_present;
+    out.hitters.push_back(std::move(hitter));
   }
-  std::sort(out.begin(), out.end(), [](const Hitter& a, const Hitter& b) {
+  std::sort(out.hitters.begin(), out.hitters.end(), [](const Hitter& a, const Hitter& b) {
     return a.count != b.count ? a.count > b.count : a.key < b.key;
   });
-  if (out.size() > n) out.resize(n);
-  if (total) *total = sum;
+  if (out.hitters.size() > n) {
+    // What is cut off may come back in a later merge: the floor covers it.
+    out.floor = std::max(out.floor, out.hitters[n].count);
+    out.hitters.resize(n);
+  }
   return out;
+}
+
+std::vector<Hitter> merge(const std::vector<const SpaceSaving*>& summaries, size_t n, uint64_t* total) {
+  std::vector<Ranking> rankings;
+  rankings.reserve(summaries.size());
+  for (const SpaceSaving* summary : summaries) rankings.push_back(ranking_of(*summary));
+  Ranking merged = merge_rankings(rankings, n);
+  if (total) *total = merged.total;
+  return std::move(merged.hitters);
 }
 
 }  // namespace edge::top

@@ -65,8 +65,19 @@ class SpaceSaving {
   std::unordered_map<std::string, size_t, Hash, std::equal_to<>> where_;  // key -> index in heap_
 };
 
-// The heaviest `n` keys of several summaries together, heaviest first (ties by key). `total`,
-// when given, gets the sum of their totals.
+// A summary's content as a value, to be carried to another thread and merged there: its keys,
+// the most a key it does not show may weigh (its floor), and its total.
+struct Ranking {
+  std::vector<Hitter> hitters;  // heaviest first (ties by key)
+  uint64_t floor = 0;
+  uint64_t total = 0;
+};
+Ranking ranking_of(const SpaceSaving& summary);
+// Several rankings together: counts add up, a key absent from one gets that one's floor added
+// to its count and error; the heaviest `n` are kept, and the result's floor is the sum of the
+// floors (what a key shown by none may weigh).
+Ranking merge_rankings(const std::vector<Ranking>& rankings, size_t n);
+// The same for summaries.
 std::vector<Hitter> merge(const std::vector<const SpaceSaving*>& summaries, size_t n, uint64_t* total = nullptr);
 
 }  // namespace edge::top

@@ -11,6 +11,15 @@ bool parse_window(std::string_view text, Window& out) {
   return true;
 }
 
+bool parse_by(std::string_view text, By& out) {
+  if (text == "requests") out = By::kRequests;
+  else if (text == "bytes") out = By::kBytes;
+  else if (text == "misses") out = By::kMisses;
+  else if (text == "backend_time") out = By::kBackendTime;
+  else return false;
+  return true;
+}
+
 Windows::Windows(size_t capacity)
     : levels_{Level{10'000, std::vector<SpaceSaving>(7, SpaceSaving(capacity))},
               Level{60'000, std::vector<SpaceSaving>(11, SpaceSaving(capacity))},

@@ -12,7 +12,9 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -23,6 +25,22 @@ namespace edge::top {
 enum class Window { k10s, k1m, k10m, k1h };
 // "10s", "1m", "10m", "1h"; false for anything else.
 bool parse_window(std::string_view text, Window& out);
+
+// What a ranking weighs: requests, bytes sent to clients, cache misses, or microseconds to the
+// backend's first byte.
+enum class By { kRequests, kBytes, kMisses, kBackendTime };
+constexpr size_t kByCount = 4;
+// "requests", "bytes", "misses", "backend_time"; false for anything else.
+bool parse_by(std::string_view text, By& out);
+
+// GET /top's question: the heaviest `n` keys (host, then target) of a window, by one weight,
+// of one host when `host` is set.
+struct Query {
+  Window window = Window::k1m;
+  By by = By::kRequests;
+  std::string host;
+  size_t n = 20;
+};
 
 class Windows {
  public:
