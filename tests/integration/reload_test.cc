@@ -63,10 +63,7 @@ void rewrite(const Edge& edge, std::string yaml) {
 }
 
 Response admin(uint16_t port, const std::string& method, const std::string& target) {
-  return exchange(port,
-                  method + " " + target + " HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " + kToken +
-                      "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                  method);
+  return admin_request(port, kToken, method, target);
 }
 
 Response get_on(uint16_t port, const std::string& host, const std::string& target) {

@@ -803,4 +803,11 @@ long memcached_stat(uint16_t port, const std::string& name) {
   return std::stol(answer.substr(at + prefix.size()));
 }
 
+Response admin_request(uint16_t port, const std::string& token, const std::string& method, const std::string& target) {
+  return exchange(port,
+                  method + " " + target + " HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " + token +
+                      "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                  method);
+}
+
 }  // namespace edge::testkit

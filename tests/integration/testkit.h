@@ -226,5 +226,8 @@ class RecordingBackend {
 Response get(uint16_t port, const std::string& host, const std::string& target);
 // Sends raw bytes on a fresh connection and reads one response.
 Response exchange(uint16_t port, std::string_view raw, std::string_view method = "GET");
+// One request to an admin port with its bearer token, on a fresh connection (a POST with an
+// empty body).
+Response admin_request(uint16_t port, const std::string& token, const std::string& method, const std::string& target);
 
 }  // namespace edge::testkit

@@ -12,10 +12,7 @@ namespace {
 constexpr const char* kToken = "top-test-token";
 
 Response admin_get(uint16_t port, const std::string& target, const std::string& method = "GET") {
-  return exchange(port,
-                  method + " " + target + " HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " + kToken +
-                      "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                  method);
+  return admin_request(port, kToken, method, target);
 }
 
 Response get_on(uint16_t port, const std::string& host, const std::string& target) {
