@@ -335,3 +335,22 @@ TEST_CASE("reload: a smaller cache.memory evicts in place down to it; what stays
   // The newest objects were the last to go.
   CHECK(x_cache(get_on(site.edge.port, "site.test", "/cache/big?cc=max-age%3D600&size=400000&i=7")) == "HIT");
 }
+
+TEST_CASE("reload: refused while edge stops; the admin port says so and the stop goes on") {
+  Site site;
+  Client slow(site.edge.port, std::chrono::seconds(30));
+  REQUIRE(slow.send("GET /wait?ms=1500 HTTP/1.1\r\nHost: site.test\r\n\r\n"));
+  for (int i = 0; i < 2000 && app_count(site.a.port, "/wait?ms=1500") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(app_count(site.a.port, "/wait?ms=1500") == 1);
+  site.edge.process.kill(SIGTERM);
+  wait_for_line(site.edge.process, "edge: stopping (SIGTERM)", "edge");
+  Response r = admin(site.edge.admin_port, "POST", "/reload");
+  CHECK(r.status == 422);
+  CHECK_MESSAGE(r.body.find("edge is stopping") != std::string::npos, r.body);
+  // /top asks the workers, which no longer take news: it says why instead of waiting.
+  r = admin(site.edge.admin_port, "GET", "/top");
+  CHECK(r.status == 503);
+  CHECK(slow.read_response().status == 200);
+  CHECK(site.edge.process.wait(std::chrono::seconds(20)) == 0);
+}
