@@ -30,6 +30,7 @@ header.top { display: flex; align-items: center; justify-content: space-between;
 main > section, main > article, aside > section { margin-bottom: 2rem; }
 h1 { font-size: 1.9rem; line-height: 1.2; margin: 0 0 .5rem; }
 h2 { font-size: 1.2rem; margin: 0 0 .75rem; border-bottom: 1px solid var(--line); padding-bottom: .25rem; }
+h3 { font-size: 1rem; margin: .75rem 0 .25rem; font-family: system-ui, sans-serif; }
 .byline, .meta, .count, .hint, .year, .empty { color: var(--muted); }
 .meta, .hint, .count, .pager, aside { font-family: system-ui, sans-serif; font-size: .9rem; }
 .blurb { font-size: 1.1rem; }
@@ -339,16 +340,26 @@ Reply picks_fragment(const DemoData& data) {
   return fragment_reply(std::move(body), "public, max-age=3600", "picks");
 }
 
-Reply most_viewed_fragment(const DemoData& data, std::span<const ViewCount> top) {
+namespace {
+
+std::string view_list(const DemoData& data, std::span<const ViewCount> top, std::string_view title, std::string_view none) {
+  std::string body = "<h3>" + std::string(title) + "</h3>\n";
+  if (top.empty()) return body + "<p class=\"empty\">" + std::string(none) + "</p>\n";
+  body += "<ol class=\"books\">\n";
+  for (const ViewCount& v : top)
+    body += "<li>" + book_link(data, v.book) + " <span class=\"count\">" + plural(v.views, "view", "views") + "</span></li>\n";
+  return body + "</ol>\n";
+}
+
+}  // namespace
+
+Reply most_viewed_fragment(const DemoData& data, std::span<const ViewCount> last_hour, std::span<const ViewCount> last_day) {
   std::string body = "<section class=\"mostviewed\">\n<h2>Most viewed</h2>\n";
-  if (top.empty()) {
+  if (last_day.empty()) {
     body += "<p class=\"empty\">Nothing viewed yet.</p>\n";
   } else {
-    body += "<ol class=\"books\">\n";
-    for (const ViewCount& v : top)
-      body += "<li>" + book_link(data, v.book) + " <span class=\"count\">" + plural(v.views, "view", "views") +
-              "</span></li>\n";
-    body += "</ol>\n";
+    body += view_list(data, last_hour, "In the last hour", "Nothing viewed in the last hour.");
+    body += view_list(data, last_day, "In the last day", "");
   }
   body += "</section>\n";
   return fragment_reply(std::move(body), "public, max-age=10", "mostviewed");

@@ -22,7 +22,8 @@
 //   tag/<id>[?page=N]   public, max-age=3600  tag-<id>     the tag's books, kTagPageSize a page
 //   tagcloud            public, max-age=3600  tagcloud     the kTagCloudSize biggest tags
 //   picks               public, max-age=3600  picks        kPicks books chosen by the seed
-//   mostviewed          public, max-age=10    mostviewed   the top kMostViewed by views
+//   mostviewed          public, max-age=10    mostviewed   the kMostViewed most viewed books of
+//                                             the last hour and of the last day
 //   view/<id>           no-store, empty body  (counts a view of book <id>: app/demo_site.h)
 // The stylesheet, stylesheet_path(): text/css, public, max-age=31536000, immutable, with a strong
 // ETag (its name carries a hash of its content, so a new stylesheet is a new URL).
@@ -83,7 +84,7 @@ Reply tag_fragment(const DemoData& data, uint32_t tag, uint32_t page);
 Reply tagcloud_fragment(const DemoData& data);
 Reply picks_fragment(const DemoData& data);
 // `top` most viewed first.
-Reply most_viewed_fragment(const DemoData& data, std::span<const ViewCount> top);
+Reply most_viewed_fragment(const DemoData& data, std::span<const ViewCount> last_hour, std::span<const ViewCount> last_day);
 Reply view_fragment();
 
 // Plain pages, never cached (no-store). `next` is where a successful login goes (a local path:

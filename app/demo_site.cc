@@ -107,7 +107,7 @@ std::optional<ReviewForm> parse_review_form(std::string_view body, std::string& 
 }
 
 DemoSite::DemoSite(uint64_t seed, TokenSource tokens, DemoSizes sizes)
-    : data_(seed, sizes), tokens_(std::move(tokens)), views_(static_cast<size_t>(data_.sizes().books) + 1, 0) {}
+    : data_(seed, sizes), tokens_(std::move(tokens)) {}
 
 std::optional<Reply> DemoSite::handle(const http::RequestHead& head, const http::Body& body, int64_t now) {
   const std::string_view path = head.path();
@@ -124,7 +124,7 @@ std::optional<Reply> DemoSite::handle(const http::RequestHead& head, const http:
     return login_page(data_, safe_local_path(query_get(*query, "next").value_or("/")));
   }
   if (path == "/logout") return post ? logout(head) : method_not_allowed("POST");
-  if (starts_with(path, "/fragments/")) return read ? fragment(head, path.substr(11)) : method_not_allowed("GET, HEAD");
+  if (starts_with(path, "/fragments/")) return read ? fragment(head, path.substr(11), now) : method_not_allowed("GET, HEAD");
 
   if (starts_with(path, "/book/")) {
     const std::string_view rest = path.substr(6);
@@ -153,14 +153,13 @@ std::optional<Reply> DemoSite::handle(const http::RequestHead& head, const http:
   return std::nullopt;
 }
 
-Reply DemoSite::fragment(const http::RequestHead& head, std::string_view rest) {
+Reply DemoSite::fragment(const http::RequestHead& head, std::string_view rest, int64_t now) {
   if (rest == "userbar") return userbar_fragment(data_, request_user(head));
   if (rest == "tagcloud") return tagcloud_fragment(data_);
   if (rest == "picks") return picks_fragment(data_);
-  if (rest == "mostviewed") {
-    const std::vector<ViewCount> top = most_viewed(kMostViewed);
-    return most_viewed_fragment(data_, top);
-  }
+  if (rest == "mostviewed")
+    return most_viewed_fragment(data_, most_viewed(now, ViewWindow::kHour, kMostViewed),
+                                most_viewed(now, ViewWindow::kDay, kMostViewed));
 
   const size_t slash = rest.find('/');
   if (slash == std::string_view::npos) return not_found_page();
@@ -173,7 +172,7 @@ Reply DemoSite::fragment(const http::RequestHead& head, std::string_view rest) {
     if (!book) return not_found_page();
     if (kind == "book") return book_fragment(data_, *book);
     if (kind == "reviews") return reviews_fragment(data_, *book, posted_reviews(*book));
-    if (head.method == "GET" && views_[*book]++ == 0) viewed_.push_back(*book);
+    if (head.method == "GET") views_.add(now, *book);
     return view_fragment();
   }
   if (kind == "author") {
@@ -259,17 +258,6 @@ std::span<const PostedReview> DemoSite::posted_reviews(uint32_t book) const {
   auto it = posted_.find(book);
   if (it == posted_.end()) return {};
   return it->second;
-}
-
-std::vector<ViewCount> DemoSite::most_viewed(size_t n) const {
-  std::vector<ViewCount> all;
-  all.reserve(viewed_.size());
-  for (uint32_t book : viewed_) all.push_back({book, views_[book]});
-  n = std::min(n, all.size());
-  std::partial_sort(all.begin(), all.begin() + static_cast<ptrdiff_t>(n), all.end(),
-                    [](const ViewCount& a, const ViewCount& b) { return a.views != b.views ? a.views > b.views : a.book < b.book; });
-  all.resize(n);
-  return all;
 }
 
 }  // namespace edge::app

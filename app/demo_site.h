@@ -20,7 +20,9 @@
 //                             that is not application/x-www-form-urlencoded: 400 (413 over
 //                             kMaxFormBytes, 415 for another type), nothing stored; 503 once
 //                             kMaxPostedReviews are stored.
-//   GET  /fragments/view/<id> counts one view of the book (HEAD does not).
+//   GET  /fragments/view/<id> counts one view of the book (HEAD does not), in the views of the
+//                             last hour and the last day (app/view_windows.h) that the
+//                             mostviewed fragment lists.
 // Every answer to a POST, and every login page, is Cache-Control: no-store.
 //
 // Sessions: an opaque token from the TokenSource maps to a user, in memory; at most kMaxSessions,
@@ -40,6 +42,7 @@
 #include "app/demo_data.h"
 #include "app/demo_pages.h"
 #include "app/routes.h"
+#include "app/view_windows.h"
 #include "http/body.h"
 #include "http/message.h"
 
@@ -79,9 +82,11 @@ class DemoSite {
   std::optional<Reply> handle(const http::RequestHead& head, const http::Body& body, int64_t now);
 
   const DemoData& data() const { return data_; }
-  uint64_t views(uint32_t book) const { return data_.has_book(book) ? views_[book] : 0; }
-  // The n most viewed books, most first (ties: lower id first); books never viewed are left out.
-  std::vector<ViewCount> most_viewed(size_t n) const;
+  // The n most viewed books of the last hour or day before `now`, most first (ties: lower id
+  // first); books not viewed then are left out.
+  std::vector<ViewCount> most_viewed(int64_t now, ViewWindow window, size_t n) const {
+    return views_.most_viewed(now, window, n);
+  }
   // Reviews posted to this book, oldest first; borrowed until the next handle().
   std::span<const PostedReview> posted_reviews(uint32_t book) const;
   size_t posted_review_count() const { return posted_count_; }
@@ -93,12 +98,11 @@ class DemoSite {
   Reply login(const http::RequestHead& head, const http::Body& body);
   Reply logout(const http::RequestHead& head);
   Reply post_review(const http::RequestHead& head, const http::Body& body, uint32_t book, int64_t now);
-  Reply fragment(const http::RequestHead& head, std::string_view rest);
+  Reply fragment(const http::RequestHead& head, std::string_view rest, int64_t now);
 
   DemoData data_;
   TokenSource tokens_;
-  std::vector<uint64_t> views_;  // by book id (index 0 unused)
-  std::vector<uint32_t> viewed_;  // books with at least one view, in the order first viewed
+  ViewWindows views_;
   std::unordered_map<uint32_t, std::vector<PostedReview>> posted_;
   size_t posted_count_ = 0;
   std::unordered_map<std::string, uint32_t> sessions_;  // token -> user

@@ -160,14 +160,22 @@ TEST_CASE("listing fragments: author, tag pages, tag cloud, picks") {
 }
 
 TEST_CASE("most viewed and the view counter") {
-  Reply none = most_viewed_fragment(data(), {});
+  Reply none = most_viewed_fragment(data(), {}, {});
   check_fragment(none, "public, max-age=10", "mostviewed");
   CHECK(none.body.find("Nothing viewed yet") != std::string::npos);
-  std::vector<ViewCount> top = {{5, 1234}, {9, 1}};
-  Reply some = most_viewed_fragment(data(), top);
+  std::vector<ViewCount> hour = {{5, 1234}, {9, 1}};
+  std::vector<ViewCount> day = {{9, 4000}, {5, 1234}};
+  Reply some = most_viewed_fragment(data(), hour, day);
+  const size_t day_at = some.body.find("In the last day");
+  REQUIRE(day_at != std::string::npos);
+  CHECK(some.body.find("In the last hour") < day_at);
   CHECK(some.body.find("href=\"/book/5\"") < some.body.find("href=\"/book/9\""));
+  CHECK(some.body.find("href=\"/book/9\"", day_at) < some.body.find("href=\"/book/5\"", day_at));
   CHECK(some.body.find("1,234 views") != std::string::npos);
+  CHECK(some.body.find("4,000 views") > day_at);
   CHECK(some.body.find("1 view<") != std::string::npos);
+  Reply quiet_hour = most_viewed_fragment(data(), {}, day);
+  CHECK(quiet_hour.body.find("Nothing viewed in the last hour") != std::string::npos);
 
   Reply view = view_fragment();
   CHECK(view.status == 200);

@@ -96,22 +96,28 @@ TEST_CASE("demo site: methods") {
   CHECK(s.send("HEAD", "/book/1")->status == 200);
 }
 
-TEST_CASE("demo site: views are counted by GET of the view fragment, and ranked") {
+TEST_CASE("demo site: views are counted by GET of the view fragment, and ranked per window") {
   Site s;
   for (int i = 0; i < 3; ++i) s.get("/fragments/view/7");
   s.get("/fragments/view/9");
   s.get("/fragments/view/5");
   s.send("HEAD", "/fragments/view/9");  // not a view
-  CHECK(s.site.views(7) == 3);
-  CHECK(s.site.views(9) == 1);
-  CHECK(s.site.views(1) == 0);
-  auto top = s.site.most_viewed(10);
-  REQUIRE(top.size() == 3);
-  CHECK(top[0].book == 7);
-  CHECK(top[1].book == 5);  // ties: lower id first
-  CHECK(top[2].book == 9);
-  CHECK(s.site.most_viewed(1).size() == 1);
+  const int64_t now = 1700000000;
+  for (ViewWindow window : {ViewWindow::kHour, ViewWindow::kDay}) {
+    auto top = s.site.most_viewed(now, window, 10);
+    REQUIRE(top.size() == 3);
+    CHECK(top[0].book == 7);
+    CHECK(top[0].views == 3);
+    CHECK(top[1].book == 5);  // ties: lower id first
+    CHECK(top[2].book == 9);
+    CHECK(top[2].views == 1);
+    CHECK(s.site.most_viewed(now, window, 1).size() == 1);
+  }
+  CHECK(s.site.most_viewed(now + 2 * 3600, ViewWindow::kHour, 10).empty());
+  CHECK(s.site.most_viewed(now + 2 * 3600, ViewWindow::kDay, 10).size() == 3);
+  CHECK(s.site.most_viewed(now + 25 * 3600, ViewWindow::kDay, 10).empty());
   Reply list = s.get("/fragments/mostviewed");
+  CHECK(list.body.find("In the last hour") < list.body.find("In the last day"));
   CHECK(list.body.find("href=\"/book/7\"") < list.body.find("href=\"/book/5\""));
   CHECK(list.body.find("3 views") != std::string::npos);
 }
