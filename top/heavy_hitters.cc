@@ -7,19 +7,27 @@ namespace edge::top {
 
 SpaceSaving::SpaceSaving(size_t capacity) : capacity_(std::max<size_t>(1, capacity)) {
   heap_.reserve(capacity_);
-  where_.reserve(capacity_);
+  index_.reserve(capacity_);
+}
+
+SpaceSaving::SpaceSaving(const SpaceSaving& other) : SpaceSaving(other.capacity_) {
+  total_ = other.total_;
+  for (const Slot& slot : other.heap_) {
+    auto [it, inserted] = index_.emplace(slot.entry->first, heap_.size());
+    heap_.push_back(Slot{&*it, slot.count, slot.error});
+  }
 }
 
 void SpaceSaving::clear() {
   heap_.clear();
-  where_.clear();
+  index_.clear();
   total_ = 0;
 }
 
 void SpaceSaving::swap_slots(size_t a, size_t b) {
   std::swap(heap_[a], heap_[b]);
-  where_[heap_[a].key] = a;
-  where_[heap_[b].key] = b;
+  heap_[a].entry->second = a;
+  heap_[b].entry->second = b;
 }
 
 // Counts only grow, so a slot only ever moves down.
@@ -37,15 +45,15 @@ void SpaceSaving::sift_down(size_t i) {
 
 void SpaceSaving::add(std::string_view key, uint64_t weight) {
   total_ += weight;
-  if (auto it = where_.find(key); it != where_.end()) {
+  if (auto it = index_.find(key); it != index_.end()) {
     heap_[it->second].count += weight;
     return sift_down(it->second);
   }
   if (!full()) {
     // A new slot may weigh less than its parent: it moves up.
-    heap_.push_back(Slot{std::string(key), weight, 0});
-    size_t i = heap_.size() - 1;
-    where_.emplace(heap_.back().key, i);
+    size_t i = heap_.size();
+    auto [it, inserted] = index_.emplace(std::string(key), i);
+    heap_.push_back(Slot{&*it, weight, 0});
     while (i > 0) {
       const size_t parent = (i - 1) / 2;
       if (heap_[parent].count <= heap_[i].count) break;
@@ -55,18 +63,19 @@ void SpaceSaving::add(std::string_view key, uint64_t weight) {
     return;
   }
   Slot& smallest = heap_.front();
-  where_.erase(smallest.key);
+  Index::node_type node = index_.extract(smallest.entry->first);
+  node.key().assign(key);  // keeps the string's capacity when it fits
+  node.mapped() = 0;
+  smallest.entry = &*index_.insert(std::move(node)).position;
   smallest.error = smallest.count;
   smallest.count += weight;
-  smallest.key.assign(key);  // keeps the string's capacity when it fits
-  where_.emplace(smallest.key, 0);
   sift_down(0);
 }
 
 std::vector<Hitter> SpaceSaving::hitters() const {
   std::vector<Hitter> out;
   out.reserve(heap_.size());
-  for (const Slot& slot : heap_) out.push_back({slot.key, slot.count, slot.error});
+  for (const Slot& slot : heap_) out.push_back({slot.entry->first, slot.count, slot.error});
   return out;
 }
 

@@ -6,7 +6,8 @@
 // Space-Saving, with weights). So every count is an upper bound of the key's true weight and
 // count - error a lower bound; a key whose true weight exceeds total/capacity is always held, and
 // the heaviest keys' counts are exact while they never left. One add is a hash lookup and a
-// sift in a min-heap: O(log capacity), no allocation once a key's string has its place.
+// sift in a min-heap: O(log capacity), no allocation once the summary is full (the evicted key's
+// map node is reused for the new one).
 //
 // merge() folds several summaries (the workers', the time slots of a window) into a ranking:
 // counts add up; a key absent from a full summary may have had up to that summary's smallest
@@ -34,6 +35,10 @@ struct Hitter {
 class SpaceSaving {
  public:
   explicit SpaceSaving(size_t capacity);
+  SpaceSaving(const SpaceSaving& other);
+  SpaceSaving& operator=(const SpaceSaving&) = delete;
+  SpaceSaving(SpaceSaving&&) = default;
+  SpaceSaving& operator=(SpaceSaving&&) = default;
 
   void add(std::string_view key, uint64_t weight = 1);
   void clear();
@@ -47,8 +52,15 @@ class SpaceSaving {
   std::vector<Hitter> hitters() const;  // in no particular order
 
  private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Index = std::unordered_map<std::string, size_t, Hash, std::equal_to<>>;  // key -> its place in heap_
   struct Slot {
-    std::string key;
+    // The key and this slot's place, in index_: map nodes never move, so a slot that moves in
+    // the heap updates its place without hashing its key again.
+    Index::value_type* entry = nullptr;
     uint64_t count = 0;
     uint64_t error = 0;
   };
@@ -57,12 +69,8 @@ class SpaceSaving {
 
   size_t capacity_;
   uint64_t total_ = 0;
-  std::vector<Slot> heap_;                          // min-heap by count
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, size_t, Hash, std::equal_to<>> where_;  // key -> index in heap_
+  std::vector<Slot> heap_;  // min-heap by count
+  Index index_;
 };
 
 // A summary's content as a value, to be carried to another thread and merged there: its keys,

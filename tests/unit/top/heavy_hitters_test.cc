@@ -71,6 +71,31 @@ TEST_CASE("space-saving: heavy hitters of a skewed stream are held, with bounds 
   for (int k = 0; k < 20; ++k) CHECK(count_of(top, "/hot/" + std::to_string(k)) >= truth["/hot/" + std::to_string(k)]);
 }
 
+TEST_CASE("space-saving: a copy holds the same keys and counts, and each goes on alone") {
+  SpaceSaving s(3);
+  s.add("/a", 4);
+  s.add("/b", 2);
+  s.add("/c", 1);
+  s.add("/d");  // evicts /c: a reused slot
+  SpaceSaving copy(s);
+  s.add("/b", 10);
+  copy.add("/a", 1);
+  CHECK(count_of(copy.hitters(), "/b") == 2);
+  CHECK(count_of(copy.hitters(), "/a") == 5);
+  copy.add("/e");  // evicts the copy's smallest, never a slot of s
+  CHECK(count_of(s.hitters(), "/b") == 12);
+  CHECK(count_of(s.hitters(), "/d") == 2);
+  CHECK(count_of(copy.hitters(), "/e") == 3);
+  CHECK(copy.size() == 3);
+  CHECK(s.total() == 18);
+  CHECK(copy.total() == 10);
+  // Every key is found where the heap says it is: adding to each again moves the right count.
+  for (const Hitter& h : copy.hitters()) {
+    copy.add(h.key, 100);
+    CHECK(count_of(copy.hitters(), h.key) == h.count + 100);
+  }
+}
+
 TEST_CASE("merge: counts add up across summaries, and a full summary's floor bounds what it dropped") {
   SpaceSaving one(2), two(2);
   one.add("/a", 10);
