@@ -8,7 +8,7 @@ namespace edge::app {
 namespace {
 
 // The text parameters of /cache and the response fields they become, in the order written.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 10> kTextFields = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 11> kTextFields = {{
     {"type", "Content-Type"},
     {"cc", "Cache-Control"},
     {"etag", "ETag"},
@@ -19,6 +19,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 10> kTextFie
     {"location", "Location"},
     {"content_location", "Content-Location"},
     {"surrogate", "Surrogate-Control"},
+    {"age", "Age"},
 }};
 
 // The request fields /cache reports back, and how several fields of one name are joined.
@@ -86,13 +87,12 @@ std::string http_date(int64_t unix_seconds) {
 
 Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const RouteContext& context) {
   constexpr auto kMaxOffset = static_cast<uint64_t>(kMaxCacheOffsetSeconds);
-  std::optional<uint64_t> status, delay, size, age, lm;
+  std::optional<uint64_t> status, delay, size, lm;
   std::optional<int64_t> date;
   if (!read_uint(q, "status", 599, status) || (status && *status < 200))
     return bad_request("status must be a number from 200 to 599");
   if (!read_uint(q, "delay", kMaxWaitMs, delay)) return bad_request("delay must be a number from 0 to 600000");
   if (!read_uint(q, "size", kMaxPatternBytes, size)) return bad_request("size must be a number from 0 to 1073741824");
-  if (!read_uint(q, "age", UINT64_MAX, age)) return bad_request("age must be a number of seconds");
   if (!read_uint(q, "lm", kMaxOffset, lm)) return bad_request("lm must be a number of seconds from 0 to 3153600000");
   if (!read_int(q, "date", kMaxCacheOffsetSeconds, date))
     return bad_request("date must be a number of seconds from -3153600000 to 3153600000");
@@ -122,7 +122,6 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
   if (lm) r.headers.add("Last-Modified", http_date(last_modified));
   if (expires) r.headers.add("Expires", *expires);
   if (date) r.headers.add("Date", http_date(context.now + *date));
-  if (age) r.headers.add("Age", std::to_string(*age));
   r.headers.add("X-Count", std::to_string(context.count));
   for (const EchoedField& echoed : kEchoedFields) {
     if (auto value = joined_fields(head.headers, echoed.request_name, echoed.separator))

@@ -11,7 +11,7 @@
 //   expires=N            Expires: now + N seconds (N may be negative); expires=bad gives the
 //                        literal (invalid) Expires: 0
 //   date=N               Date: now + N seconds, instead of the server's own Date
-//   age=N                Age: N
+//   age=T                Age: T (a test of bad or listed Ages sends them as it likes)
 //   vary=T               Vary: T
 //   tag=T                Surrogate-Key: T
 //   xkey=T               xkey: T

@@ -562,9 +562,15 @@ AgeBasis age_basis(const http::ResponseHead& response, Seconds request_time, Sec
   auto date = response.headers.get(http::FieldId::kDate);
   std::optional<Seconds> parsed = date ? parse_http_date(*date) : std::nullopt;
   b.date_value = parsed.value_or(b.response_time);
-  // Age is a single delta-seconds; a list, several fields, a sign or a fraction are invalid and
-  // count as absent (0), as the contract says.
-  if (response.headers.count("age") == 1) b.age_value = parse_delta(*response.headers.get("age")).value_or(0);
+  // Age is a single delta-seconds. A list (`Age: 7200, 0`, or one field per line) is not valid,
+  // but taking it as absent would serve a two-hour-old response as fresh: its first member is the
+  // one the cache nearest the origin wrote, so it counts. A first member with a sign, a fraction
+  // or anything but digits counts as absent (0).
+  if (auto age = response.headers.get("age")) {
+    std::string_view first = age->substr(0, age->find(','));
+    while (!first.empty() && (first.back() == ' ' || first.back() == '\t')) first.remove_suffix(1);
+    b.age_value = parse_delta(first).value_or(0);
+  }
   return b;
 }
 

@@ -98,7 +98,7 @@ struct AgeBasis {
   Seconds request_time = 0;   // when the request was sent
   Seconds response_time = 0;  // when the response was received
   Seconds date_value = 0;     // the response's Date (response_time when absent or invalid)
-  Seconds age_value = 0;      // the response's Age (0 when absent or invalid)
+  Seconds age_value = 0;      // the response's Age: its first member (0 when absent or invalid)
   Seconds corrected_initial_age() const;
   Seconds current_age(Seconds now) const;
 };

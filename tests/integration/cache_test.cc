@@ -132,6 +132,22 @@ TEST_CASE("cache: the Age received from upstream counts") {
   CHECK(backend_count(s.app, t) == 1);
 }
 
+TEST_CASE("cache: a listed Age counts as its first member, on one line or several (RFC 9111 5.1)") {
+  Site s;
+  // Two hours old by the upstream cache's count, with an hour's freshness: never served as fresh.
+  for (const std::string t : {"/cache/aged-list?cc=max-age%3D3600&age=7200%2C%200",
+                              "/cache/aged-lines?cc=max-age%3D3600&age=7200&age=0"}) {
+    CAPTURE(t);
+    get_with(s.edge.port, t);
+    Response r = get_with(s.edge.port, t);
+    CHECK(x_cache(r) != "HIT");
+    CHECK(backend_count(s.app, t) == 2);
+  }
+  const std::string young = "/cache/aged-young?cc=max-age%3D3600&age=60%2C%207200";
+  get_with(s.edge.port, young);
+  CHECK(x_cache(get_with(s.edge.port, young)) == "HIT");
+}
+
 TEST_CASE("cache: no-store, private, Set-Cookie and Vary: * are never stored; the key is then passed") {
   Site s;
   for (const std::string t : {"/cache/ns?cc=no-store", "/cache/priv?cc=private%2C%20max-age%3D60",
