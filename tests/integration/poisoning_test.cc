@@ -167,3 +167,20 @@ TEST_CASE("a client's no-cache does not replace a fresh object for everyone") {
   CHECK(site.victim_get("/cached/news", "Pragma: no-cache\r\n").body == "poisoned");
   check_clean(site.victim_get("/cached/news"), "/cached/news");
 }
+
+TEST_CASE("fields a response's Connection nominates are never stored nor replayed (RFC 9110 7.6.1)") {
+  Site site;
+  site.victim.answer_once("/cached/hop",
+                          "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nConnection: X-Hop, keep-alive\r\n"
+                          "X-Hop: for this hop\r\nX-Kept: end to end\r\nContent-Length: 2\r\n\r\nok");
+  Response first = site.victim_get("/cached/hop");
+  CHECK(first.body == "ok");
+  CHECK_FALSE(first.header("X-Hop"));
+  CHECK(first.header("X-Kept") == std::string_view("end to end"));
+  Response hit = site.victim_get("/cached/hop");
+  CHECK(hit.header("X-Cache") == std::string_view("HIT"));
+  CHECK(hit.body == "ok");
+  CHECK_FALSE(hit.header("X-Hop"));
+  CHECK(hit.header("X-Kept") == std::string_view("end to end"));
+  CHECK(hit.header("Connection") != std::string_view("X-Hop, keep-alive"));
+}
