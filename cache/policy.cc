@@ -1,6 +1,7 @@
 #include "cache/policy.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "http/uri.h"
 
@@ -415,6 +416,80 @@ void append_normalised(std::string& out, std::string_view v, bool& first_item) {
     if (end >= v.size()) break;
     i = end + 1;
   }
+}
+
+// A weight's qvalue (RFC 9110 12.4.2: "0" to "1" with up to three decimals) in thousandths.
+std::optional<int> parse_qvalue(std::string_view q) {
+  if (q.empty() || q.size() > 5 || (q[0] != '0' && q[0] != '1')) return std::nullopt;
+  int thousandths = (q[0] - '0') * 1000;
+  if (q.size() > 1) {
+    if (q[1] != '.') return std::nullopt;
+    int scale = 100;
+    for (char c : q.substr(2)) {
+      if (!is_digit(c)) return std::nullopt;
+      thousandths += (c - '0') * scale;
+      scale /= 10;
+    }
+  }
+  return thousandths <= 1000 ? std::optional<int>(thousandths) : std::nullopt;
+}
+
+// Accept-Language and Accept-Encoding name a set of weighted choices: their order among equal
+// weights, the case of a language range or coding, the white space and the spelling of a weight
+// (1, 1.0, q=0.50) change nothing a server may do with them, so such requests share a variant.
+// The items become "range" (weight 1) or "range;q=0.5", sorted by weight, heaviest first, then
+// by name. An item with another parameter or a weight that is not a qvalue is kept as received
+// (lower case, without white space;
+// as received exactly when it quotes a string): it is never taken for a valid item, since a server may read
+// it differently, and a variant under the valid item's key would then hold another answer.
+std::string normalised_preferences(const http::Headers& request, std::string_view name) {
+  struct Item {
+    int weight;
+    std::string text;
+  };
+  std::vector<Item> items;
+  for_each_field(request, name, [&](std::string_view v) {
+    size_t i = 0;
+    while (i <= v.size()) {
+      const size_t end = skip_element(v, i);
+      const std::string_view raw = trim(v.substr(i, end - i));
+      std::string compact;
+      for (char c : raw)
+        if (!is_ows(c)) compact.push_back(lower(c));
+      if (raw.find('"') != std::string_view::npos) {
+        items.push_back({-1, std::string(raw)});  // quoted strings are data, spaces and case included
+      } else if (!compact.empty()) {
+        const size_t semi = compact.find(';');
+        std::optional<int> weight = 1000;
+        if (semi != std::string::npos)
+          weight = compact.compare(semi, 3, ";q=") == 0 ? parse_qvalue(std::string_view(compact).substr(semi + 3)) : std::nullopt;
+        if (!weight) {
+          items.push_back({-1, std::move(compact)});
+        } else {
+          std::string text = compact.substr(0, semi);
+          if (*weight < 1000) {
+            char digits[8];
+            const int n = std::snprintf(digits, sizeof digits, "%d.%03d", *weight / 1000, *weight % 1000);
+            std::string_view q(digits, static_cast<size_t>(n));
+            while (q.back() == '0') q.remove_suffix(1);
+            if (q.back() == '.') q.remove_suffix(1);
+            text.append(";q=").append(q);
+          }
+          items.push_back({*weight, std::move(text)});
+        }
+      }
+      if (end >= v.size()) break;
+      i = end + 1;
+    }
+  });
+  std::sort(items.begin(), items.end(),
+            [](const Item& a, const Item& b) { return a.weight != b.weight ? a.weight > b.weight : a.text < b.text; });
+  std::string out;
+  for (const Item& item : items) {
+    if (!out.empty()) out.push_back(',');
+    out.append(item.text);
+  }
+  return out;
 }
 
 // Makes a present value unambiguous against the "<absent>" marker and the "\n" separator.
@@ -900,7 +975,10 @@ std::optional<std::string> vary_key(const http::Headers& response, const http::H
     } else {
       std::string value;
       bool first_item = true;
-      for_each_field(request, name, [&](std::string_view v) { append_normalised(value, v, first_item); });
+      if (name == "accept-language" || name == "accept-encoding")
+        value = normalised_preferences(request, name);
+      else
+        for_each_field(request, name, [&](std::string_view v) { append_normalised(value, v, first_item); });
       append_escaped(key, value);
     }
     key.push_back('\n');

@@ -179,8 +179,9 @@ std::vector<std::string> invalidated_targets(const http::RequestHead& request, c
 std::string cache_key(std::string_view host, std::string_view target);
 
 // The request-header values named by the stored response's Vary, normalised (names lower case,
-// white space around and between list items collapsed), as one string; two requests with the
-// same string share a variant. nullopt for `Vary: *`.
+// white space around and between list items collapsed; Accept-Language and Accept-Encoding as
+// weighted sets: case, order among equal weights and the spelling of q normalised), as one
+// string; two requests with the same string share a variant. nullopt for `Vary: *`.
 std::optional<std::string> vary_key(const http::Headers& response, const http::Headers& request);
 
 }  // namespace edge::cache

@@ -148,6 +148,17 @@ TEST_CASE("cache: a listed Age counts as its first member, on one line or severa
   CHECK(x_cache(get_with(s.edge.port, young)) == "HIT");
 }
 
+TEST_CASE("cache: equivalent Accept-Language values share a variant; different ones do not") {
+  Site s;
+  const std::string t = "/cache/lang?cc=max-age%3D600&vary=Accept-Language";
+  CHECK(x_cache(get_with(s.edge.port, t, "Accept-Language: en-US, fr;q=0.5\r\n")) == "MISS");
+  CHECK(x_cache(get_with(s.edge.port, t, "Accept-Language: fr;q=0.50, EN-us\r\n")) == "HIT");
+  CHECK(x_cache(get_with(s.edge.port, t, "Accept-Language: en-us;q=1.0,fr; q=0.5\r\n")) == "HIT");
+  CHECK(x_cache(get_with(s.edge.port, t, "Accept-Language: fr, en-US;q=0.5\r\n")) == "MISS");
+  CHECK(x_cache(get_with(s.edge.port, t, "Accept-Language: en-US, fr;q=abc\r\n")) == "MISS");
+  CHECK(backend_count(s.app, t) == 3);
+}
+
 TEST_CASE("cache: no-store, private, Set-Cookie and Vary: * are never stored; the key is then passed") {
   Site s;
   for (const std::string t : {"/cache/ns?cc=no-store", "/cache/priv?cc=private%2C%20max-age%3D60",

@@ -1014,6 +1014,32 @@ TEST_CASE("vary_key: the request's values of the fields the response's Vary name
     // a newline in a value cannot forge another name's entry
     CHECK(key({{"Vary", "a, b"}}, {{"a", "x\nb:y"}}) != key({{"Vary", "a, b"}}, {{"a", "x"}, {"b", "y\nb:<absent>"}}));
   }
+  SUBCASE("Accept-Language and Accept-Encoding: case, order, white space and weights normalised") {
+    auto lang = [&](Fields request) { return key({{"Vary", "Accept-Language"}}, request); };
+    std::optional<std::string> k = lang({{"Accept-Language", "en-US, fr;q=0.5"}});
+    CHECK(k == std::string("accept-language:en-us,fr;q=0.5\n"));
+    CHECK(lang({{"Accept-Language", "fr;q=0.5, en-US"}}) == k);
+    CHECK(lang({{"Accept-Language", "EN-us , FR; q=0.50"}}) == k);
+    CHECK(lang({{"Accept-Language", "en-US;q=1.000,fr;Q=0.500"}}) == k);
+    CHECK(lang({{"Accept-Language", "fr;q=0.5"}, {"Accept-Language", "en-US"}}) == k);
+    CHECK(lang({{"Accept-Language", "de, fr, en"}}) == lang({{"Accept-Language", "en, fr, de"}}));  // equal weights
+    CHECK(lang({{"Accept-Language", "en, fr;q=0.9"}}) != lang({{"Accept-Language", "fr, en;q=0.9"}}));
+    CHECK(lang({{"Accept-Language", "en, fr;q=0"}}) == std::string("accept-language:en,fr;q=0\n"));
+    CHECK(lang({{"Accept-Language", "en, fr;q=0"}}) != lang({{"Accept-Language", "en, fr"}}));
+    CHECK(lang({{"Accept-Language", ""}}) == std::string("accept-language:\n"));
+    CHECK(lang({{"Accept-Language", ""}}) != lang({}));
+    // Weights that are not qvalues, or other parameters, are never taken for a valid item.
+    for (std::string_view odd : {"de;q=abc", "de;q=2", "de;q=0.5000", "de;q=.5", "de;q=", "de;level=1", "de;q=1;x=y"}) {
+      CAPTURE(odd);
+      CHECK(lang({{"Accept-Language", std::string(odd)}}) != lang({{"Accept-Language", "de"}}));
+      CHECK(lang({{"Accept-Language", std::string(odd)}}) != lang({{"Accept-Language", "de;q=0.5"}}));
+    }
+    CHECK(lang({{"Accept-Language", "de;x=\"a b\""}}) != lang({{"Accept-Language", "de;x=\"ab\""}}));
+    auto enc = [&](Fields request) { return key({{"Vary", "Accept-Encoding"}}, request); };
+    CHECK(enc({{"Accept-Encoding", "gzip, br"}}) == enc({{"Accept-Encoding", "BR,gzip"}}));
+    CHECK(enc({{"Accept-Encoding", "gzip;q=1.0, identity; q=0"}}) == enc({{"Accept-Encoding", "identity;q=0, gzip"}}));
+    CHECK(enc({{"Accept-Encoding", "gzip"}}) != enc({{"Accept-Encoding", "gzip, br"}}));
+  }
   SUBCASE("values: list white space normalised, fields combined (vary-normalise-*)") {
     std::optional<std::string> k = key({{"Vary", "Foo"}}, {{"Foo", "1,2"}});
     CHECK(k == std::string("foo:1,2\n"));
