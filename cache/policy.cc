@@ -599,7 +599,8 @@ StoreVerdict can_store(const http::RequestHead& request, const http::ResponseHea
     });
   });
   if (vary_star) return StoreVerdict::kVaryStar;
-  if (!options.store_set_cookie && (response.headers.count("set-cookie") > 0 || response.headers.count("set-cookie2") > 0))
+  // Only Set-Cookie: Set-Cookie2 (RFC 2965, obsoleted by RFC 6265) is an ordinary field now.
+  if (!options.store_set_cookie && response.headers.count("set-cookie") > 0)
     return StoreVerdict::kSetCookie;
 
   const bool explicit_freshness = rcc.s_maxage || rcc.max_age || response.headers.count("expires") > 0;

@@ -159,6 +159,22 @@ TEST_CASE("cache: equivalent Accept-Language values share a variant; different o
   CHECK(backend_count(s.app, t) == 3);
 }
 
+TEST_CASE("cache: If-Modified-Since against a stored response without Last-Modified uses its Date (RFC 9111 4.3.2)") {
+  Site s;
+  // Dated a minute ago, without Last-Modified.
+  const std::string t = "/cache/ims-date?cc=max-age%3D600&date=-60";
+  Response stored = get_with(s.edge.port, t);
+  REQUIRE(stored.header("Date"));
+  CHECK_FALSE(stored.header("Last-Modified"));
+  const std::string date(*stored.header("Date"));
+  Response same = get_with(s.edge.port, t, "If-Modified-Since: " + date + "\r\n");
+  CHECK(same.status == 304);
+  CHECK(x_cache(same) == "HIT");
+  Response older = get_with(s.edge.port, t, "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n");
+  CHECK(older.status == 200);
+  CHECK(backend_count(s.app, t) == 1);
+}
+
 TEST_CASE("cache: no-store, private, Set-Cookie and Vary: * are never stored; the key is then passed") {
   Site s;
   for (const std::string t : {"/cache/ns?cc=no-store", "/cache/priv?cc=private%2C%20max-age%3D60",

@@ -305,8 +305,11 @@ TEST_CASE("can_store: what the request and response forbid") {
     auto r = response(200, {{"Cache-Control", "max-age=60"}, {"Set-Cookie", "a=b"}});
     CHECK(can_store(get(), r, {}) == StoreVerdict::kSetCookie);
     CHECK(can_store(get(), r, StoreOptions{.store_set_cookie = true}) == StoreVerdict::kStore);
-    CHECK(can_store(get(), response(200, {{"Cache-Control", "max-age=60"}, {"set-cookie2", "a=b"}}), {}) ==
+    CHECK(can_store(get(), response(200, {{"Cache-Control", "max-age=60"}, {"set-cookie", "a=b"}}), {}) ==
           StoreVerdict::kSetCookie);
+    // Set-Cookie2 (RFC 2965) is obsolete (RFC 6265): an ordinary field.
+    CHECK(can_store(get(), response(200, {{"Cache-Control", "max-age=60"}, {"Set-Cookie2", "a=b"}}), {}) ==
+          StoreVerdict::kStore);
   }
   SUBCASE("Vary: * (cache-tests vary-parse)") {
     for (Fields vary : {Fields{{"Vary", "*"}}, Fields{{"Vary", "*, *"}}, Fields{{"Vary", "*"}, {"Vary", "*"}},
