@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <future>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/invalidation.h"
 #include "cache/memcached.h"
 #include "cache/policy.h"
 #include "http/log_text.h"
@@ -31,6 +33,7 @@
 #include "http/shared_body.h"
 #include "http/uri.h"
 #include "proxy/router.h"
+#include "proxy/tier.h"
 #include "proxy/tier_config.h"
 
 namespace edge::proxy {
@@ -559,6 +562,17 @@ int run_assets(int argc, char** argv) {
   pool_settings.failure_limit = std::numeric_limits<int>::max();
   cache::MemcachedPool pool(pool_settings);
   const cache::MemcachedPool::Post inline_post = [](std::function<void()> task) { task(); };
+
+  // A memcached with no invalidation log yet (a new deploy, baked before any edge started): the
+  // log is made now, dated before the records that follow. The first edge would otherwise make it
+  // itself, dated after them, and count every one as stored before a purge it cannot see. An
+  // existing log is kept.
+  {
+    std::promise<void> made;
+    const bool queued = pool.add(std::string(Tier::kLogKey), cache::invalidation_log_header(std::time(nullptr) - 1), 0,
+                                 inline_post, [&made](cache::McStatus) { made.set_value(); });
+    if (queued) made.get_future().wait();
+  }
 
   const std::string& key_template = target->route->cache.static_key;
   const uint64_t limit = std::min<uint64_t>(memcached.max_item, kMaxRead);

@@ -22,7 +22,9 @@
 // when at least a second; else a day), a strong ETag (the first 16 hex digits of the content's
 // SHA-256) and Last-Modified (the file's mtime), stored as received now, with the route's grace.
 // The items never expire in memcached: the record's own freshness decides when the proxy
-// revalidates them. A file whose item would exceed cache.memcached.max_item is counted too large
+// revalidates them. A memcached without the invalidation log (proxy/tier.h) gets one first,
+// dated before the records, so that baking before any edge has started is a normal deploy: an
+// existing log is kept. A file whose item would exceed cache.memcached.max_item is counted too large
 // and kept out (it is not read at all when the file alone exceeds it). At most 64 sets are in
 // flight; a failing server is never taken out of the ring, so no key lands on a server the
 // proxy would not ask for it.

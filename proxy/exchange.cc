@@ -123,6 +123,9 @@ void Exchange::serve_from_cache() {
   if (request_cc_.only_if_cached) return owner_->on_exchange_failed(504);
   if (found.hit_for_pass) {
     count(cache::Event::kHitForPass);
+    // A static route's value may have reached memcached since the mark (baked after a request
+    // for it): memcached is still asked, only nobody waits for another request's fetch.
+    if (policy_->static_source == conf::StaticSource::kMemcached && worker_.shared().tier) return start_fill(nullptr, false);
     return start_pass();
   }
   // A request that may not be stored (no-store) still passes; one with credentials fetches

@@ -453,3 +453,52 @@ TEST_CASE("tier: every Vary variant is shared, not only the last one stored") {
   CHECK(x_cache(fetch(cl.c.port(), page, english)) == "MISS");
   CHECK(cl.count(page) == 3);
 }
+
+TEST_CASE("tier: assets baked into a fresh memcached before any edge started are served") {
+  App app{"origin"};
+  MemcachedServer m;
+  TempDir dir;
+  const std::string token_file = dir.write("token", kToken);
+  const std::string routes = "      - {path: /static/, static: memcached, key: \"{path}\"}\n";
+  Node a;
+  // The same configuration, with a listen address of its own: edge is not running yet.
+  std::string baking = node_config(app, servers_yaml({&m}), a, {}, token_file, "", routes);
+  baking.replace(baking.find("{{port}}"), 8, "1");
+  const std::string baking_config = dir.write("baking.yaml", baking);
+  TempDir site;
+  site.write("first.css", "p { margin: 0 }\n");
+  Process assets(edge_bin(), {"assets", "--config", baking_config, "--route", "/static/", site.path()});
+  REQUIRE(assets.wait(30s) == 0);
+  CHECK(assets.output().find("1 files stored") != std::string::npos);
+
+  a.edge = std::make_unique<Edge>(node_config(app, servers_yaml({&m}), a, {}, token_file, "", routes));
+  REQUIRE(wait_for_port(a.admin_port));
+  Response css = fetch(a.port(), "/static/first.css");
+  CHECK(css.status == 200);
+  CHECK(css.body == "p { margin: 0 }\n");
+  CHECK(app_count(app.port, "/static/first.css") == 0);
+  CHECK(tier_stat(a, "purged") == 0);
+}
+
+TEST_CASE("tier: an asset asked for before it was baked is served from memcached once it is") {
+  App app{"origin"};
+  MemcachedServer m;
+  TempDir dir;
+  const std::string token_file = dir.write("token", kToken);
+  Node a;
+  a.edge = std::make_unique<Edge>(node_config(app, servers_yaml({&m}), a, {}, token_file, "",
+                                              "      - {path: /static/, static: memcached, key: \"{path}\"}\n"));
+  REQUIRE(wait_for_port(a.admin_port));
+  // Not baked yet: the backend answers (its 404 is not stored), and nothing of it may keep the
+  // route from memcached once the file is there.
+  Response early = fetch(a.port(), "/static/late.txt");
+  CHECK(early.status == 404);
+  TempDir site;
+  site.write("late.txt", "not yet, then baked\n");
+  Process assets(edge_bin(), {"assets", "--config", a.edge->config_path, "--route", "/static/", site.path()});
+  REQUIRE(assets.wait(30s) == 0);
+  Response css = fetch(a.port(), "/static/late.txt");
+  CHECK(css.status == 200);
+  CHECK(css.body == "not yet, then baked\n");
+  CHECK(app_count(app.port, "/static/late.txt") == 1);
+}
