@@ -252,12 +252,22 @@ void Exchange::on_fill_event() {
       if (snap.object->body->complete()) leave_fill();
       return deliver(snap.object, label);
     }
-    case Fill::State::kPass:
+    case Fill::State::kPass: {
+      // A revalidation answered 5xx: the stale object where this request allows it, else the
+      // backend's answer, not an error of edge's own.
+      const bool trouble = snap.status != 0;
+      if (trouble && stale_may_stand_in(snap.stale)) {
+        leave_fill();
+        count(cache::Event::kStale);
+        step(Step::kStale);
+        return deliver(snap.stale, "STALE");
+      }
       if (fill_initiator_) return take_pass();
       // Not storable, and not ours (the initiator took the response): to the backend, in parallel.
       leave_fill();
-      count(cache::Event::kHitForPass);
+      count(trouble ? cache::Event::kPass : cache::Event::kHitForPass);
       return start_pass();
+    }
     case Fill::State::kFailed: {
       const bool broke_off = delivering_;
       leave_fill();
@@ -267,8 +277,12 @@ void Exchange::on_fill_event() {
   }
 }
 
+bool Exchange::stale_may_stand_in(const cache::ObjectRef& stale) const {
+  return stale && cache::may_serve_stale_on_error(request_cc_, cache::stored_view(*stale, wall_now()));
+}
+
 void Exchange::serve_stale_or_error(const cache::ObjectRef& stale, int status) {
-  if (stale && cache::may_serve_stale_on_error(request_cc_, cache::stored_view(*stale, wall_now()))) {
+  if (stale_may_stand_in(stale)) {
     count(cache::Event::kStale);
     step(Step::kStale);
     return deliver(stale, "STALE");

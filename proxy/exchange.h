@@ -102,6 +102,8 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   void refresh_in_background(const cache::ObjectRef& stale);
   Fill::Params fill_params(cache::ObjectRef stale, bool coalesced);
   void deliver(const cache::ObjectRef& object, const char* x_cache);
+  // Whether this request lets `stale` answer for a backend in trouble (stale-if-error, grace).
+  bool stale_may_stand_in(const cache::ObjectRef& stale) const;
   void serve_stale_or_error(const cache::ObjectRef& stale, int status);
   void invalidate_after(const http::ResponseHead& head);
   void count(cache::Event event);

@@ -351,13 +351,16 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   }
 
   if (params_.stale && backend_trouble(head.status)) {
-    // Subscribers decide, each by its own request, whether the stale object may stand in.
+    // Subscribers decide, each by its own request, whether the stale object may stand in; where
+    // it may not, the backend's own answer is theirs (the initiator takes this one over), as a
+    // pass: nothing stored, nothing marked.
     {
       std::lock_guard lock(mutex_);
-      state_ = State::kFailed;
+      state_ = State::kPass;
       status_ = head.status;
     }
-    fetch.finish();
+    fetch.set_owner(nullptr);
+    pass_ = Pass{FetchHandle(&fetch), &head, complete};
     return end();
   }
 

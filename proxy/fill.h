@@ -96,8 +96,8 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   struct Snapshot {
     State state = State::kFetching;
     cache::ObjectRef object;  // kStreaming
-    cache::ObjectRef stale;   // kFailed: what may be served instead
-    int status = 0;           // kFailed
+    cache::ObjectRef stale;   // kFailed, and kPass with a status: what may be served instead
+    int status = 0;           // kFailed; kPass: the backend's 5xx to a revalidation (else 0)
     bool revalidated = false; // kStreaming from a 304
     bool from_tier = false;   // kStreaming: found in memcached, no backend asked
     bool stale_from_tier = false;  // from_tier, stale but within grace: refreshed in the background

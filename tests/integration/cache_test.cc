@@ -175,6 +175,30 @@ TEST_CASE("cache: If-Modified-Since against a stored response without Last-Modif
   CHECK(backend_count(s.app, t) == 1);
 }
 
+TEST_CASE("cache: a revalidation answered 5xx, with no stale-if-error or grace, gives the backend's answer") {
+  RecordingBackend backend;
+  Edge edge("workers: 1\n"
+            "listen: [{address: 127.0.0.1:{{port}}}]\n"
+            "backends: {app: {servers: [" + yaml_address(backend.port()) + "]}}\n"
+            "hosts: [{match: [\"*\"], backend: app}]\n");
+  // Stored, and stale at once (no-cache): every later request revalidates it.
+  backend.answer_once("/cached/busy", "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nETag: \"v1\"\r\n"
+                                      "Content-Length: 6\r\n\r\nstored");
+  CHECK(get_with(edge.port, "/cached/busy").body == "stored");
+  backend.answer_once("/cached/busy", "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n"
+                                      "Content-Type: text/plain\r\nContent-Length: 17\r\n\r\nbackend says busy");
+  Response busy = get_with(edge.port, "/cached/busy");
+  CHECK(busy.status == 503);
+  CHECK(busy.body == "backend says busy");
+  CHECK(busy.header("Retry-After") == std::string_view("7"));
+  // Nothing was stored or marked: the next request revalidates the stored object again.
+  backend.answer_once("/cached/busy", "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n");
+  Response again = get_with(edge.port, "/cached/busy");
+  CHECK(again.status == 200);
+  CHECK(again.body == "stored");
+  CHECK(x_cache(again) == "REVALIDATED");
+}
+
 TEST_CASE("cache: no-store, private, Set-Cookie and Vary: * are never stored; the key is then passed") {
   Site s;
   for (const std::string t : {"/cache/ns?cc=no-store", "/cache/priv?cc=private%2C%20max-age%3D60",
