@@ -6,6 +6,8 @@
 // /cache/<anything>, any method. Query parameters, all optional, percent-decoded; unknown ones
 // are ignored (a test may add its own to vary the target); a bad value gives 400:
 //   cc=T                 Cache-Control: T
+//   cdn_cc=T             CDN-Cache-Control: T
+//   edge_cc=T            Edge-Cache-Control: T
 //   etag=T               ETag: T, exactly as given ("v1" or W/"v1", quotes included)
 //   lm=N                 Last-Modified: N seconds before now (0 <= N <= kMaxCacheOffsetSeconds)
 //   expires=N            Expires: now + N seconds (N may be negative); expires=bad gives the

@@ -321,7 +321,7 @@ using Entries = std::map<std::string, Entry, std::less<>>;
 // The cache keys a host entry or a route may carry (CachePolicy).
 constexpr std::string_view kCachePolicyKeys[] = {
     "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies",
-    "key_scheme", "esi", "ram", "static", "key", "drop_request_fields"};
+    "key_scheme", "forward_targeted", "esi", "ram", "static", "key", "drop_request_fields"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
@@ -875,7 +875,7 @@ class Loader {
     if (!expect_map(entry, "cache")) return;
     Entries fields = entries(entry.value, {"memory", "max_object", "coalesce_timeout",
                                            "hit_for_pass", "heuristic_max", "x_cache", "x_trace",
-                                           "memcached", "max_variants"});
+                                           "memcached", "max_variants", "targeted_field"});
     const Entry* memory = find(fields, "memory");
     const Entry* max_object = find(fields, "max_object");
     size_t errors_before = errors_.size();
@@ -894,6 +894,23 @@ class Loader {
     read_switch(find(fields, "x_cache"), "x_cache", cache.x_cache);
     read_switch(find(fields, "x_trace"), "x_trace", cache.x_trace);
     read_count(find(fields, "max_variants"), "max_variants", 1, 10000, cache.max_variants);
+    if (const Entry* targeted = find(fields, "targeted_field")) {
+      if (auto name = scalar(*targeted, "targeted_field")) {
+        static constexpr std::string_view kTaken[] = {
+            "cache-control", "cdn-cache-control", "surrogate-control", "expires", "pragma", "age",
+            "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+            "upgrade", "content-length"};
+        std::string lower = *name;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!is_token(*name)) {
+          fail(*targeted, "bad targeted_field '" + *name + "': expected a field name (letters, digits and !#$%&'*+-.^_`|~)");
+        } else if (std::find(std::begin(kTaken), std::end(kTaken), lower) != std::end(kTaken)) {
+          fail(*targeted, "bad targeted_field '" + *name + "': that field already means something else");
+        } else {
+          cache.targeted_field = *name;
+        }
+      }
+    }
     if (const Entry* memcached = find(fields, "memcached")) {
       read_memcached(*memcached, cache.memcached);
     }
@@ -1079,6 +1096,7 @@ class Loader {
                       policy.bypass_on_cookie);
     read_cookie_names(find(fields, "key_cookies"), "key_cookies", policy.key_cookies);
     read_switch(find(fields, "key_scheme"), "key_scheme", policy.key_scheme);
+    read_switch(find(fields, "forward_targeted"), "forward_targeted", policy.forward_targeted);
     read_token_list(find(fields, "drop_request_fields"), "drop_request_fields", "field name",
                     policy.drop_request_fields);
     read_switch(find(fields, "esi"), "esi", policy.esi);

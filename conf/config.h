@@ -214,6 +214,9 @@ struct CachePolicy {
   std::vector<std::string> bypass_on_cookie;
   std::vector<std::string> key_cookies;
   bool key_scheme = false;
+  // `forward_targeted: on|off`: whether cache.targeted_field and CDN-Cache-Control reach clients
+  // (RFC 9213 lets a cache remove the fields it obeys); off by default.
+  bool forward_targeted = false;
   bool esi = false;
   bool ram = true;
   StaticSource static_source = StaticSource::kNone;
@@ -276,6 +279,10 @@ struct Cache {
   // `max_variants`: Vary variants kept per URL, 1..10000; a new one past it replaces the oldest
   // that was never read (else the oldest).
   uint32_t max_variants = 32;
+  // `targeted_field`: the name of a response field whose directives are for edge alone (RFC
+  // 9213, e.g. Edge-Cache-Control), obeyed before Surrogate-Control, CDN-Cache-Control and
+  // Cache-Control (cache/targeted.h); "" none. A token, and none of those names.
+  std::string targeted_field;
   Memcached memcached;  // `memcached`: optional; absent: no memcached tier
   Mark mark;            // the `cache` key; line 0 when the file has none
 };

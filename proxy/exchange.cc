@@ -49,8 +49,7 @@ void Exchange::start(const Request& request) {
   delivering_ = false;
   x_cache_ = "PASS";
   facts_ = {};
-  const conf::Host& host = generation_->config.hosts[static_cast<size_t>(route_.host)];
-  policy_ = route_.route >= 0 ? &host.routes[static_cast<size_t>(route_.route)].cache : &host.cache;
+  policy_ = &policy_of(generation_->config, route_);
   if (policy_->enabled && (head_->method == "GET" || head_->is_head())) return serve_from_cache();
   count(cache::Event::kPass);
   start_pass();

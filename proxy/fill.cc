@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "cache/policy.h"
+#include "cache/targeted.h"
 #include "proxy/assembly.h"
 #include "proxy/exchange.h"
 #include "proxy/heads.h"
@@ -150,6 +151,10 @@ void Fill::start_fetch() {
 void Fill::on_tier_found(Tier::Found found) {
   std::shared_ptr<cache::CachedObject> object = std::move(found.object);
   if (object && found.kind == Tier::Found::Kind::kRecord) {
+    // A record's directives are read again from its fields: a targeted field among them rules.
+    if (std::optional<cache::CacheControl> targeted =
+            cache::targeted_directives(object->headers, params_.generation->config.cache.targeted_field))
+      object->cc = *targeted;
     const http::Headers& request = params_.request.headers;
     // Keys are hashed when long: the record says whose it is. A static key is the route's
     // choice, whatever wrote it.
@@ -327,11 +332,12 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->vary_names = stale.vary_names;
     object->status = stale.status;
     object->reason = stale.reason;
-    object->headers = cache::stored_headers(cache::merge_not_modified(stale.headers, head.headers));
-    object->body = stale.body;
     http::ResponseHead merged;
     merged.status = stale.status;
-    merged.headers = object->headers;
+    merged.headers = cache::merge_not_modified(stale.headers, head.headers);
+    object->headers = cache::stored_headers(merged.headers);
+    object->body = stale.body;
+    if (std::optional<http::ResponseHead> view = cache::targeted_view(merged, config.targeted_field)) merged = std::move(*view);
     object->age = cache::age_basis(head, request_time_, now);
     object->cc = cache::parse_cache_control(merged.headers, false);
     object->lifetime = cache::freshness_lifetime(merged, object->cc, object->age, options);
@@ -364,7 +370,11 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     return end();
   }
 
-  const cache::StoreVerdict verdict = cache::can_store(params_.request, head, options);
+  // What this cache obeys: a targeted field's directives when one applies (cache/targeted.h).
+  // The stored fields stay as received, so a later 304 is read the same way.
+  const std::optional<http::ResponseHead> targeted = cache::targeted_view(head, config.targeted_field);
+  const http::ResponseHead& policy_head = targeted ? *targeted : head;
+  const cache::StoreVerdict verdict = cache::can_store(params_.request, policy_head, options);
   const bool too_large = head.content_length && *head.content_length > config.max_object;
   if (!params_.replaces || verdict != cache::StoreVerdict::kStore || too_large) {
     if (params_.replaces && (too_large || cache::marks_hit_for_pass(verdict, head.status)))
@@ -392,8 +402,8 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   object->reason = head.reason;
   object->headers = cache::stored_headers(head.headers);
   object->age = cache::age_basis(head, request_time_, now);
-  object->cc = cache::parse_cache_control(head.headers, false);
-  object->lifetime = cache::freshness_lifetime(head, object->cc, object->age, options);
+  object->cc = cache::parse_cache_control(policy_head.headers, false);
+  object->lifetime = cache::freshness_lifetime(policy_head, object->cc, object->age, options);
   object->grace = seconds(params_.policy->grace);
   object->tags = surrogate_tags(head.headers);
   body_ = std::make_shared<http::SharedBody>(head.content_length.value_or(0));

@@ -2,13 +2,20 @@
 
 #include <algorithm>
 
+#include "cache/targeted.h"
+
 namespace edge::proxy {
 
 namespace {
 using http::iequals;
 
-bool relayed(ResponseOrigin origin, const http::Headers& fields, size_t i) {
-  switch (origin) {
+bool relayed(const ResponseSpec& spec, const http::Headers& fields, size_t i) {
+  if (spec.drop_targeted && spec.origin != ResponseOrigin::kSynthetic) {
+    const std::string_view name = fields.name(i);
+    if (iequals(name, cache::kCdnCacheControl) || (!spec.targeted_field.empty() && iequals(name, spec.targeted_field)))
+      return false;
+  }
+  switch (spec.origin) {
     case ResponseOrigin::kBackend: {
       const http::FieldId id = fields.id(i);
       if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) return false;
@@ -47,7 +54,7 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
   if (spec.fields) {
     const http::Headers& fields = *spec.fields;
     for (size_t i = 0; i < fields.size(); ++i) {
-      if (!relayed(spec.origin, fields, i)) continue;
+      if (!relayed(spec, fields, i)) continue;
       if (fields.id(i) == http::FieldId::kDate) has_date = true;
       append_field(out, fields.name(i), fields.value(i));
     }

@@ -64,6 +64,10 @@ struct ResponseSpec {
   std::string_view content_type;          // kSynthetic
   bool no_store = false;                  // kSynthetic: Cache-Control: no-store
   std::string_view extra_fields;          // whole field lines (Content-Range, Retry-After, ...)
+  // kBackend, kStored, kAssembled: the targeted fields edge obeys (cache/targeted.h) are left
+  // out: CDN-Cache-Control and `targeted_field` (cache.targeted_field; "" none).
+  bool drop_targeted = false;
+  std::string_view targeted_field;
   // Framing: whether a body follows the head, and its length when known. A body of unknown
   // length is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0). With
   // `length_without_body`, a head without a body still declares `length` (HEAD, 304, 416).

@@ -82,8 +82,7 @@ int Request::recv(http::RequestHead& head) {
     early_fields_.append("Location: https://").append(host_).append(target_).append("\r\n");
     return 0;
   }
-  const conf::CachePolicy& policy =
-      route_.route >= 0 ? host.routes[static_cast<size_t>(route_.route)].cache : host.cache;
+  const conf::CachePolicy& policy = policy_of(generation_->config, route_);
   head.headers.remove_if([&](std::string_view name, http::FieldId id) {
     if (id == http::FieldId::kXForwardedHost) return true;
     for (const std::string& dropped : policy.drop_request_fields)
@@ -366,6 +365,10 @@ void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool rel
   ResponseSpec spec = spec_in;
   const conf::Cache& config = generation_->config.cache;
   if (config.x_cache && !synthetic) spec.x_cache = x_cache_;
+  if (!synthetic && route_.host >= 0) {
+    spec.drop_targeted = !policy_of(generation_->config, route_).forward_targeted;
+    spec.targeted_field = config.targeted_field;
+  }
   std::string trace;
   if (config.x_trace) {
     trace = trace_.text();

@@ -20,6 +20,12 @@ struct RouteMatch {
   int backend = -1;  // index into Config::backends
 };
 
+// The cache policy a match runs under: its route's, else its host's. `match.host` must be >= 0.
+inline const conf::CachePolicy& policy_of(const conf::Config& config, const RouteMatch& match) {
+  const conf::Host& host = config.hosts[static_cast<size_t>(match.host)];
+  return match.route >= 0 ? host.routes[static_cast<size_t>(match.route)].cache : host.cache;
+}
+
 class Router {
  public:
   explicit Router(const conf::Config& config);

@@ -33,6 +33,7 @@ hosts:
       - {path: /cache/user/, key_cookies: [user]}
       - {path: /cache/off/, cache: off}
       - {path: /cache/grace/, grace: 60s}
+      - {path: /cache/forward/, forward_targeted: on}
 )";
 }
 
@@ -197,6 +198,42 @@ TEST_CASE("cache: a revalidation answered 5xx, with no stale-if-error or grace, 
   CHECK(again.status == 200);
   CHECK(again.body == "stored");
   CHECK(x_cache(again) == "REVALIDATED");
+}
+
+TEST_CASE("cache: targeted fields rule this cache over Cache-Control, most specific first (RFC 9213)") {
+  App app{"origin"};
+  Edge edge{config_for(app, "{memory: 64m, max_object: 1m, targeted_field: Edge-Cache-Control}")};
+  auto twice = [&](const std::string& t) {
+    get_with(edge.port, t);
+    return get_with(edge.port, t);
+  };
+  // Browsers are told not to keep it; the CDN field says edge may, for ten minutes.
+  const std::string cdn = "/cache/t-cdn?cc=no-store&cdn_cc=max-age%3D600";
+  Response hit = twice(cdn);
+  CHECK(x_cache(hit) == "HIT");
+  CHECK(hit.header("Cache-Control") == std::string_view("no-store"));  // clients still get theirs
+  CHECK_FALSE(hit.header("CDN-Cache-Control"));                        // the field edge obeyed is not
+  CHECK(backend_count(app, cdn) == 1);
+  // edge's own field outranks the CDN one.
+  const std::string own = "/cache/t-own?cc=max-age%3D600&cdn_cc=max-age%3D600&edge_cc=no-store";
+  CHECK(x_cache(twice(own)) != "HIT");
+  CHECK(backend_count(app, own) == 2);
+  // An invalid targeted field is ignored: Cache-Control decides.
+  const std::string invalid = "/cache/t-bad?cc=no-store&cdn_cc=max-age%3D600%2C";
+  CHECK(x_cache(twice(invalid)) != "HIT");
+  // Expires is ignored too when a targeted field applies.
+  const std::string expires = "/cache/t-exp?expires=3600&cdn_cc=no-cache";
+  CHECK(x_cache(twice(expires)) != "HIT");
+  // Surrogate-Control's max-age is a targeted field, and never reaches clients.
+  const std::string surrogate = "/cache/t-sc?cc=private&surrogate=max-age%3D60";
+  Response sc = twice(surrogate);
+  CHECK(x_cache(sc) == "HIT");
+  CHECK_FALSE(sc.header("Surrogate-Control"));
+  // A route may forward the targeted fields.
+  Response forwarded = twice("/cache/forward/t?cc=no-store&cdn_cc=max-age%3D600&edge_cc=max-age%3D60");
+  CHECK(x_cache(forwarded) == "HIT");
+  CHECK(forwarded.header("CDN-Cache-Control") == std::string_view("max-age=600"));
+  CHECK(forwarded.header("Edge-Cache-Control") == std::string_view("max-age=60"));
 }
 
 TEST_CASE("cache: no-store, private, Set-Cookie and Vary: * are never stored; the key is then passed") {

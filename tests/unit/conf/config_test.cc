@@ -338,6 +338,26 @@ TEST_CASE("the hostile-input bounds: defaults, values, zero where it means none,
         "test.yaml:9:24: bad max_variants '0': expected an integer from 1 to 10000");
 }
 
+TEST_CASE("targeted cache control: cache.targeted_field and forward_targeted") {
+  const Config defaults = *load(minimal).config;
+  CHECK(defaults.cache.targeted_field.empty());
+  CHECK_FALSE(defaults.hosts.at(0).cache.forward_targeted);
+  LoadResult set = load(minimal + "    forward_targeted: on\n" + "cache: { targeted_field: Edge-Cache-Control }\n");
+  INFO(joined(set));
+  REQUIRE(set.config);
+  CHECK(set.config->cache.targeted_field == "Edge-Cache-Control");
+  CHECK(set.config->hosts.at(0).cache.forward_targeted);
+  CHECK(only_error(minimal + "cache: { targeted_field: \"Edge Cache\" }\n").starts_with(
+      "test.yaml:9:26: bad targeted_field 'Edge Cache': expected a field name"));
+  for (std::string taken : {"Cache-Control", "cdn-cache-control", "Surrogate-Control", "Expires", "Connection"}) {
+    CAPTURE(taken);
+    CHECK(only_error(minimal + "cache: { targeted_field: " + taken + " }\n") ==
+          "test.yaml:9:26: bad targeted_field '" + taken + "': that field already means something else");
+  }
+  CHECK(only_error(minimal + "    forward_targeted: maybe\n") ==
+        "test.yaml:9:23: bad forward_targeted 'maybe': expected on, off, true or false");
+}
+
 TEST_CASE("Error::text is file:line:col: message") {
   Error error{{"edge.yaml", 3, 7}, "unknown key 'x'"};
   CHECK(error.text() == "edge.yaml:3:7: unknown key 'x'");

@@ -161,7 +161,7 @@ TEST_CASE("request: a stored object answers the client's conditions and ranges i
 
 TEST_CASE("request: a response that may not be stored is relayed to its requester and marks the key") {
   Rig rig;
-  rig.backend.script({ok("no-store", "mine", "Surrogate-Control: max-age=5\r\nKeep-Alive: timeout=5\r\n"), "", false,
+  rig.backend.script({ok("no-store", "mine", "Surrogate-Control: no-store-remote\r\nKeep-Alive: timeout=5\r\n"), "", false,
                       false});
   Run pass(rig, get("/private"));
   CHECK(pass.client.status() == 200);
