@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,39 +73,34 @@ std::string shell_word(const std::string& text) {
   return word + "'";
 }
 
-// A tmux server on a socket of the test's own: nothing else's sessions are seen or touched, and
-// the server is killed with the object.
+// `edge top` in a tmux server on a socket of the test's own: nothing else's sessions are seen or
+// touched, and the server is killed with the object. The pane runs a shell that writes the
+// program's pid, runs it and writes its exit status to files in `dir`: the test reads them there
+// rather than from tmux, which may mark a pane dead before it has reaped its process.
 class Tmux {
  public:
-  explicit Tmux(const TempDir& dir) : socket_(dir.path() + "/tmux.sock") {}
+  Tmux(const TempDir& dir, const std::vector<std::string>& top_args, int width, int height)
+      : socket_(dir.path() + "/tmux.sock"), pid_file_(dir.path() + "/top.pid"), exit_file_(dir.path() + "/top.exit") {
+    std::string top = "exec " + shell_word(std::filesystem::absolute(edge_bin()).string()) + " top";
+    for (const std::string& arg : top_args) top.append(" ").append(shell_word(arg));
+    const std::string pane = "sh -c " + shell_word("echo $$ > " + shell_word(pid_file_) + "; " + top) +
+                             "; echo $? > " + shell_word(exit_file_ + ".part") + "; mv " + shell_word(exit_file_ + ".part") +
+                             " " + shell_word(exit_file_);
+    started_ = command({"new-session", "-d", "-s", "top", "-x", std::to_string(width), "-y", std::to_string(height),
+                        pane});
+    // Kept once the program exits, so the test can read the screen it leaves.
+    if (started_.code == 0) command({"set-option", "-t", "top", "remain-on-exit", "on"});
+  }
   ~Tmux() { run({"tmux", "-S", socket_, "kill-server"}); }
   Tmux(const Tmux&) = delete;
   Tmux& operator=(const Tmux&) = delete;
 
+  const Ran& started() const { return started_; }
   Ran command(std::vector<std::string> args) const {
     args.insert(args.begin(), {"tmux", "-S", socket_, "-f", "/dev/null"});
     return run(args);
   }
   std::string screen() const { return command({"capture-pane", "-p", "-t", "top"}).output; }
-  // How the pane's program ended ("exit 0", "signal 15"), once tmux has its status (the pane
-  // is dead a moment before that); "running" if it has not within 20 s.
-  std::string wait_for_exit() const {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      const std::string state =
-          command({"display-message", "-p", "-t", "top", "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"})
-              .output;
-      const size_t status = state.find('|');
-      const size_t signal = state.find('|', status + 1);
-      const size_t end = state.find('\n');
-      if (state.starts_with("1|") && signal != std::string::npos && end != std::string::npos) {
-        if (signal > status + 1) return "exit " + state.substr(status + 1, signal - status - 1);
-        if (end > signal + 1) return "signal " + state.substr(signal + 1, end - signal - 1);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return "running";
-  }
   // Polls the screen until `wanted` holds (at most 20 s); the last screen read.
   template <typename Wanted>
   std::string wait_for_screen(Wanted wanted) const {
@@ -115,9 +112,34 @@ class Tmux {
     }
     return text;
   }
+  // The program's pid, once the pane's shell has written it; 0 if it has not within 20 s.
+  pid_t pid() const {
+    const std::string text = wait_for_file(pid_file_);
+    return text.empty() ? 0 : static_cast<pid_t>(std::stol(text));
+  }
+  // How the program ended ("exit 0"; a signal as the shell says it: "exit 143" for SIGTERM), or
+  // "running" if it has not within 20 s.
+  std::string wait_for_exit() const {
+    const std::string text = wait_for_file(exit_file_);
+    return text.empty() ? "running" : "exit " + text.substr(0, text.find('\n'));
+  }
 
  private:
+  static std::string wait_for_file(const std::string& path) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream file(path);
+      std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+      if (text.ends_with('\n')) return text;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return "";
+  }
+
   std::string socket_;
+  std::string pid_file_;
+  std::string exit_file_;
+  Ran started_;
 };
 
 struct Site {
@@ -228,13 +250,8 @@ TEST_CASE("edge top live in a terminal: the ranking refreshed in place, keys, an
   Site site;
   site.send_traffic();
   TempDir dir;
-  Tmux tmux(dir);
-  const std::string command = "exec " + shell_word(std::filesystem::absolute(edge_bin()).string()) + " top --admin " +
-                              site.admin + " --token-file " + shell_word(site.token_file) + " --interval 0.2";
-  Ran ran = tmux.command({"new-session", "-d", "-s", "top", "-x", "120", "-y", "30", command});
-  REQUIRE_MESSAGE(ran.code == 0, ran.output);
-  // Kept once it exits, so the test can read how it ended.
-  REQUIRE(tmux.command({"set-option", "-t", "top", "remain-on-exit", "on"}).code == 0);
+  Tmux tmux(dir, {"--admin", site.admin, "--token-file", site.token_file, "--interval", "0.2"}, 120, 30);
+  REQUIRE_MESSAGE(tmux.started().code == 0, tmux.started().output);
 
   auto shows_hot = [](const std::string& text) {
     return text.find("   1     30   83.3%  site.test  /hot") != std::string::npos;
@@ -264,7 +281,7 @@ TEST_CASE("edge top live in a terminal: the ranking refreshed in place, keys, an
   CHECK_MESSAGE(screen.find("(n 15)") != std::string::npos, screen);
 
   REQUIRE(tmux.command({"send-keys", "-t", "top", "q"}).code == 0);
-  CHECK(tmux.wait_for_exit() == "exit 0");
+  CHECK_MESSAGE(tmux.wait_for_exit() == "exit 0", tmux.screen());
   // The alternate screen is gone: the pane shows what it showed before, not the ranking.
   screen = tmux.screen();
   CHECK_MESSAGE(screen.find("/hot") == std::string::npos, screen);
@@ -275,12 +292,9 @@ TEST_CASE("edge top live keeps going while the admin port fails, and shows why")
   TempDir secrets;
   const std::string token_file = secrets.write("admin.token", kToken);
   ReservedPort nobody;  // bound, never listening: connections are refused
-  Tmux tmux(dir);
   const std::string admin = "127.0.0.1:" + std::to_string(nobody.port());
-  const std::string command = "exec " + shell_word(std::filesystem::absolute(edge_bin()).string()) + " top --admin " + admin +
-                              " --token-file " + shell_word(token_file) + " --interval 0.2";
-  REQUIRE(tmux.command({"new-session", "-d", "-s", "top", "-x", "100", "-y", "20", command}).code == 0);
-  REQUIRE(tmux.command({"set-option", "-t", "top", "remain-on-exit", "on"}).code == 0);
+  Tmux tmux(dir, {"--admin", admin, "--token-file", token_file, "--interval", "0.2"}, 100, 20);
+  REQUIRE_MESSAGE(tmux.started().code == 0, tmux.started().output);
   auto refused = [](const std::string& text) {
     return text.find("cannot connect: connection refused (asking again every 0.2 s)") != std::string::npos;
   };
@@ -299,8 +313,37 @@ TEST_CASE("edge top live keeps going while the admin port fails, and shows why")
   }
   CHECK_MESSAGE(screen.find("edge top  " + admin) != std::string::npos, screen);
   // SIGTERM ends it as `q` does.
-  const std::string pid = tmux.command({"display-message", "-p", "-t", "top", "#{pane_pid}"}).output;
-  REQUIRE(!pid.empty());
-  REQUIRE(::kill(static_cast<pid_t>(std::stol(pid)), SIGTERM) == 0);
+  const pid_t pid = tmux.pid();
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  CHECK(tmux.wait_for_exit() == "exit 0");
+}
+
+TEST_CASE("edge top live against a hostile, then broken, port: escaped rows kept, the failure said") {
+  RecordingBackend port;
+  TempDir dir;
+  TempDir secrets;
+  const std::string token_file = secrets.write("admin.token", kToken);
+  const std::string admin = "127.0.0.1:" + std::to_string(port.port());
+  // The first answer would clear the screen and set the window title; every later one is the
+  // test server's plain text, not JSON.
+  port.answer_once("/top?window=1m&by=requests&n=20",
+                   raw_answer("200 OK",
+                              "{\"window\":\"1m\",\"by\":\"requests\",\"total\":3,\"top\":[{\"host\":"
+                              "\"h\\u001b[2J\",\"target\":\"/\\u001b]0;owned\\u0007\\u009b2J\",\"count\":3,\"error\":0}]}"));
+  Tmux tmux(dir, {"--admin", admin, "--token-file", token_file, "--interval", "0.2"}, 120, 20);
+  REQUIRE_MESSAGE(tmux.started().code == 0, tmux.started().output);
+  auto failing = [](const std::string& text) {
+    return text.find("a bad answer: an unexpected character at byte 0") != std::string::npos;
+  };
+  const std::string screen = tmux.wait_for_screen(failing);
+  CHECK_MESSAGE(failing(screen), screen);
+  CHECK(screen.find("[failing]") != std::string::npos);
+  // The last good ranking stays, every byte of it printable.
+  CHECK_MESSAGE(screen.find("   1      3  100.0%  h\\x1b[2J  /\\x1b]0;owned\\x07\\xc2\\x9b2J") != std::string::npos,
+                screen);
+  CHECK(tmux.command({"display-message", "-p", "-t", "top", "#{pane_title}"}).output.find("owned") ==
+        std::string::npos);
+  REQUIRE(tmux.command({"send-keys", "-t", "top", "q"}).code == 0);
   CHECK(tmux.wait_for_exit() == "exit 0");
 }
