@@ -8,8 +8,10 @@
 // file's content trimmed of white space as admin.token_file is) and draws the answer in the
 // terminal's alternate screen, in place (cli/top_view.h lays it out, escaping whatever a client
 // chose). The terminal is in cbreak mode while it runs, and given back as it was on every way
-// out: `q`, SIGINT, SIGTERM, SIGHUP, an error. Keys: q quits, w cycles the window, b the weight,
-// + and - change the number of rows asked. SIGWINCH redraws at the new size. A failed request
+// out: `q`, SIGINT, SIGTERM, SIGHUP (each an exit 0), an error; the suspend key is off meanwhile,
+// so a stopped view cannot leave the shell in those modes. Keys: q quits, w cycles the window, b
+// the weight, + and - change the number of rows asked (by 5; by 1 below 5). SIGWINCH redraws at
+// the new size. A failed request
 // (refused, timed out, 401, 503 while edge stops, an answer that does not parse) is said on the
 // status line with the last good ranking kept, and asked again at the next interval.
 //
