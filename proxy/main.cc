@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "cli/top_command.h"
 #include "conf/config.h"
 #include "http/log_text.h"
 #include "log/error_log.h"
@@ -18,6 +19,8 @@ void usage(FILE* out) {
       "       edge --config FILE --takeover PATH\n"
       "       edge --version\n"
       "       edge assets --config FILE --route PREFIX [--host NAME] [--max-age AGE] DIR   (see edge assets --help)\n"
+      "       edge top --admin HOST:PORT --token-file FILE [--window W] [--by WEIGHT] [--host H] [-n N]\n"
+      "                [--interval SECONDS] [--once]   (see edge top --help)\n"
       "\n"
       "  --config FILE   the YAML configuration to run\n"
       "  --check         validate the configuration and exit (0 valid, 2 invalid)\n"
@@ -37,6 +40,7 @@ void usage(FILE* out) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "assets") == 0) return edge::proxy::run_assets(argc, argv);
+  if (argc > 1 && std::strcmp(argv[1], "top") == 0) return edge::cli::run_top(argc, argv);
   std::string config_path;
   bool check = false;
   std::string takeover_path;
