@@ -80,6 +80,12 @@ const char* cross_origin_refusal(const http::Headers& headers) {
     if (!equals_lower(*site, "same-origin") && !equals_lower(*site, "none")) return "a request from another site";
   }
   if (std::optional<std::string_view> origin = headers.get("Origin")) {
+    // A page under Referrer-Policy: no-referrer (as these are) posts with "Origin: null"; the
+    // browser's own Sec-Fetch-Site, which no page can set, then says where it came from.
+    if (*origin == "null") {
+      const std::optional<std::string_view> site = headers.get("Sec-Fetch-Site");
+      return site && equals_lower(*site, "same-origin") ? nullptr : "a request from an unknown origin";
+    }
     const std::optional<std::string_view> host = headers.get(http::FieldId::kHost);
     // The origin a browser names is scheme://host[:port], as the Host it sent the request to.
     if (!host || host->empty() || *origin != "http://" + std::string(*host)) return "a request from another origin";

@@ -206,7 +206,8 @@ function renderBackends(data) {
       const check = server.last_check;
       const checkCell = check
         ? el("td", {class: "wrap"}, el("span", {class: check.ok ? "ok" : "bad"}, check.ok ? "ok" : "failed"),
-             " " + age(check.age_ms) + (check.status ? " \u00b7 " + check.status : "") + (check.detail ? " \u00b7 " + check.detail : ""))
+             " " + age(check.age_ms) + (check.status ? " \u00b7 " + check.status : "") +
+               (check.detail && check.detail !== String(check.status) ? " \u00b7 " + check.detail : ""))
         : el("td", {class: "muted"}, "no check yet");
       const action = (what) => el("button", {"data-action": what, onclick: () => act(backend.name, server.address, what)},
                                   what === "drain" ? "Drain" : "Enable");
@@ -283,7 +284,7 @@ function renderEvents(data) {
   const events = (data && data.events) || [];
   replace("events-body", events.length
     ? table(["when", "what", "detail"], events.map((e) => el("tr", {"data-kind": e.kind},
-        el("td", {}, isNumber(e.at) ? new Date(e.at).toLocaleTimeString() : dash),
+        el("td", {}, isNumber(e.at) ? new Date(e.at).toLocaleTimeString([], {hour12: false}) : dash),
         el("td", {}, e.kind), el("td", {class: "wrap"}, e.detail))))
     : el("p", {class: "muted"}, "none since edge started"));
 }
@@ -306,7 +307,7 @@ async function refresh() {
     use(top, renderTop);
     use(events, renderEvents);
     showError(failures.length ? "Could not refresh: " + failures.join("; ") : "");
-    if (failures.length < 4) $("last-updated").textContent = new Date().toLocaleTimeString();
+    if (failures.length < 4) $("last-updated").textContent = new Date().toLocaleTimeString([], {hour12: false});
   } finally {
     refreshing = false;
   }

@@ -101,7 +101,12 @@ def wait(driver, condition, what):
             banner = driver.find_element(By.ID, "error-banner").text
         except WebDriverException:
             pass
-        raise AssertionError("waited in vain for: %s (error banner: %r)" % (what, banner))
+        page = ""
+        try:
+            page = "%s: %s" % (driver.current_url, driver.find_element(By.TAG_NAME, "body").text[:2000])
+        except WebDriverException:
+            pass
+        raise AssertionError("waited in vain for: %s (error banner: %r; page %s)" % (what, banner, page))
 
 
 def server_state(address):
@@ -230,6 +235,14 @@ hosts:
         wait(driver, lambda d: d.find_element(By.ID, "last-updated").text != "never", "a refresh")
         driver.save_screenshot(screenshot)
         print("screenshot: " + screenshot)
+        # At phone width the page fits: wide tables scroll inside their sections.
+        driver.set_window_size(390, 2400)
+        wait(driver, lambda d: d.execute_script(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"),
+            "the page to fit a phone's width")
+        phone = os.path.join(output_dir, "status-page-phone.png")
+        driver.save_screenshot(phone)
+        print("screenshot: " + phone)
 
         # Signing out ends the session: the page goes back to the form.
         driver.find_element(By.ID, "sign-out").click()

@@ -197,6 +197,8 @@ TEST_CASE("a session cookie: GETs as the bearer token, POSTs only with its CSRF 
   // Signing in from another origin is refused too (a forced sign-in into the attacker's session).
   CHECK(sign_in(s, kToken, "Origin: http://evil.test\r\n").status == 403);
   CHECK(sign_in(s, kToken, "Origin: http://" + s.host() + "\r\n").status == 303);
+  CHECK(sign_in(s, kToken, "Origin: null\r\n").status == 403);
+  CHECK(sign_in(s, kToken, "Origin: null\r\nSec-Fetch-Site: same-origin\r\n").status == 303);
 
   // Signing out needs the CSRF token too, then ends the session.
   CHECK(send(s, "POST", "/logout", session.cookie).status == 403);

@@ -86,6 +86,13 @@ TEST_CASE("requests for a signed-in browser must come from the port's own page")
   CHECK(admin::cross_origin_refusal(headers({{"Host", "127.0.0.1:9090"}, {"Origin", "http://127.0.0.1:9091"}})) != nullptr);
   CHECK(admin::cross_origin_refusal(headers({{"Host", "127.0.0.1:9090"}, {"Origin", "https://127.0.0.1:9090"}})) != nullptr);
   CHECK(admin::cross_origin_refusal(headers({{"Host", "127.0.0.1:9090"}, {"Origin", "null"}})) != nullptr);
+  CHECK(admin::cross_origin_refusal(headers({{"Host", "127.0.0.1:9090"}, {"Origin", "null"}, {"Sec-Fetch-Site", "none"}})) !=
+        nullptr);
+  CHECK(admin::cross_origin_refusal(
+            headers({{"Host", "127.0.0.1:9090"}, {"Origin", "null"}, {"Sec-Fetch-Site", "cross-site"}})) != nullptr);
+  // What the status page's own POSTs carry, under its no-referrer policy.
+  CHECK(admin::cross_origin_refusal(
+            headers({{"Host", "127.0.0.1:9090"}, {"Origin", "null"}, {"Sec-Fetch-Site", "same-origin"}})) == nullptr);
   CHECK(admin::cross_origin_refusal(headers({{"Origin", "http://127.0.0.1:9090"}})) != nullptr);  // no Host
   CHECK(admin::cross_origin_refusal(headers({{"Host", "127.0.0.1:9090"}, {"Sec-Fetch-Site", "cross-site"}})) != nullptr);
   CHECK(admin::cross_origin_refusal(headers({{"Host", "127.0.0.1:9090"}, {"Sec-Fetch-Site", "same-site"}})) != nullptr);
