@@ -289,10 +289,14 @@ function renderEvents(data) {
     : el("p", {class: "muted"}, "none since edge started"));
 }
 
+// One refresh at a time; one asked for meanwhile (after a button) runs when it ends, so what
+// the page shows is never older than the action.
 let refreshing = false;
+let again = false;
 async function refresh() {
-  if (refreshing) return;
+  if (refreshing) { again = true; return; }
   refreshing = true;
+  again = false;
   try {
     const topQuery = "/top?window=" + encodeURIComponent($("top-window").value) + "&by=" + encodeURIComponent($("top-by").value);
     const [backends, stats, top, events] = await Promise.allSettled(
@@ -310,6 +314,7 @@ async function refresh() {
     if (failures.length < 4) $("last-updated").textContent = new Date().toLocaleTimeString([], {hour12: false});
   } finally {
     refreshing = false;
+    if (again) refresh();
   }
 }
 
