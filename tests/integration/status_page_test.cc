@@ -312,3 +312,33 @@ TEST_CASE("a URL with markup in /top stays data: the page never inserts it as ma
   CHECK(page.body.find("innerHTML") == std::string::npos);
   CHECK(page.body.find("textContent") != std::string::npos);
 }
+
+TEST_CASE("at admin.max_connections, a signed-in browser's connection is kept as a token's is") {
+  Site s("  max_connections: 3\n");
+  Session session = signed_in(s);
+  auto ask = [&](Client& c, const std::string& path, const std::string& headers) {
+    c.send("GET " + path + " HTTP/1.1\r\nHost: " + s.host() + "\r\n" + headers + "\r\n");
+    return c.read_response();
+  };
+  // A browser's kept-alive connection, and one that signed in (and has shown nothing else).
+  Client browser(s.admin_port);
+  REQUIRE(ask(browser, "/stats", session.cookie).status == 200);
+  Client signing_in(s.admin_port);
+  const std::string form = "token=" + percent_encode(kToken);
+  signing_in.send("POST /login HTTP/1.1\r\nHost: " + s.host() + "\r\nContent-Length: " + std::to_string(form.size()) +
+                  "\r\n\r\n" + form);
+  REQUIRE(signing_in.read_response().status == 303);
+  // One looked at the sign-in page only: it showed nothing, so it is the one let go.
+  Client visitor(s.admin_port);
+  REQUIRE(ask(visitor, "/", "").status == 200);
+  Client newcomer(s.admin_port);
+  CHECK(visitor.wait_closed());
+  CHECK(ask(browser, "/backends", session.cookie).status == 200);
+  CHECK(ask(signing_in, "/backends", session.cookie).status == 200);
+  // Every place is now held by a trusted connection (the newcomer took the visitor's and
+  // showed the cookie): the next one is closed.
+  CHECK(ask(newcomer, "/events", session.cookie).status == 200);
+  Client late(s.admin_port);
+  CHECK(late.wait_closed());
+  CHECK(ask(browser, "/stats", session.cookie).status == 200);
+}
