@@ -8,12 +8,13 @@
 // Nobody without the token can stall the port or lock operators out of it:
 //   - a request without the token is answered 401 as soon as its head is read (a body it
 //     announces is never waited for, nor one over the port's 64 KiB limit) and its connection
-//     is closed;
+//     is closed; the sign-in form alone is read, up to 4 KiB with a Content-Length, and a wrong
+//     token in it closes the connection too;
 //   - a connection that has not completed a head within admin.header_timeout (5 s) is closed;
 //   - at admin.max_connections (64), a new connection takes the place of the oldest one that
 //     has not yet made a request with the token (or a live session's cookie, or signed in with
-//     the token); connections that have are kept, and when every
-//     place is theirs the newcomer is closed. A flood of idle or refused connections thus only
+//     the token); connections that have are kept, and when every place is theirs the newcomer
+//     is closed. A flood of idle or refused connections thus only
 //     ever displaces itself. (A flood faster than an operator's round trip could still push out
 //     the operator's own new connection before its head arrives: the port belongs on loopback
 //     or a management network.)
