@@ -5,7 +5,8 @@ Starts two edge-app servers and an edge in front of them with an admin port, the
 would: signs in with the token, sees both servers up, sees one go down when its process is
 stopped and come back when it is started again, drains a server and enables it with the
 page's buttons, and purges a cached URL with the page's form (the next fetch through edge is a
-MISS). A screenshot of the page is written to the output directory.
+MISS), signs out, and, signed in again, sees the error banner once edge stops. Screenshots of
+the page (desktop and phone width) are written to the output directory.
 
 Usage: status_page.py EDGE_BIN EDGE_APP_BIN OUTPUT_DIR
 Everything listens on 127.0.0.1, on ports the kernel chose; every process started here is
@@ -247,6 +248,16 @@ hosts:
         # Signing out ends the session: the page goes back to the form.
         driver.find_element(By.ID, "sign-out").click()
         wait(driver, lambda d: d.find_elements(By.ID, "token"), "the sign-in form after signing out")
+        assert driver.get_cookie("edge_admin_session") is None
+
+        # Signed in again, the page says so when edge stops answering.
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "sign-in").click()
+        wait(driver, state_is(a_address, "up"), "the status page again")
+        assert edge.stop() == 0, edge.output()
+        processes.remove(edge)
+        wait(driver, lambda d: d.find_element(By.ID, "error-banner").is_displayed() and
+             "Could not refresh" in d.find_element(By.ID, "error-banner").text, "the error banner once edge stopped")
     finally:
         if driver is not None:
             try:
