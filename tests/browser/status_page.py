@@ -231,8 +231,10 @@ hosts:
         os.makedirs(output_dir, exist_ok=True)
         screenshot = os.path.join(output_dir, "status-page.png")
         # The whole page: as tall as its content.
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, min(max(height + 40, 800), 4000))
+        height = driver.execute_script(
+            "return Math.ceil(document.querySelector('main').getBoundingClientRect().bottom + window.scrollY)")
+        chrome = driver.execute_script("return window.outerHeight - window.innerHeight")
+        driver.set_window_size(1280, min(max(height + chrome + 12, 600), 4000))
         wait(driver, lambda d: d.find_element(By.ID, "last-updated").text != "never", "a refresh")
         driver.save_screenshot(screenshot)
         print("screenshot: " + screenshot)
