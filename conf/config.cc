@@ -730,9 +730,14 @@ class Loader {
     admin.enabled = true;
     admin.mark = mark_of(entry.key);
     if (!expect_map(entry, "admin")) return;
-    Entries fields = entries(entry.value, {"address", "token_file", "max_connections", "header_timeout"});
+    Entries fields =
+        entries(entry.value, {"address", "token_file", "max_connections", "header_timeout", "session_ttl"});
     read_count(find(fields, "max_connections"), "max_connections", 1, 65536, admin.max_connections);
     read_duration(find(fields, "header_timeout"), "header_timeout", admin.header_timeout);
+    if (const Entry* ttl = find(fields, "session_ttl")) {
+      read_duration(ttl, "session_ttl", admin.session_ttl);
+      if (admin.session_ttl > std::chrono::hours(24 * 30)) fail(*ttl, "'session_ttl' must be at most 720h (30 days)");
+    }
     const Entry* address_entry = find(fields, "address");
     bool address_ok = true;
     if (address_entry) {

@@ -319,6 +319,9 @@ struct Admin {
   // made an authorised request (proxy/admin.h).
   uint64_t max_connections = 64;
   Duration header_timeout{std::chrono::seconds(5)};  // a request head, from accept or its first byte
+  // How long a browser session signed in with the token lasts (proxy/admin_session.h), from
+  // the sign-in on: more than zero, at most 30 days.
+  Duration session_ttl{std::chrono::hours(8)};
   Mark mark;
 };
 

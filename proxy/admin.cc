@@ -23,12 +23,15 @@
 #include "http/server_conn.h"
 #include "http/tcp_transport.h"
 #include "log/error_log.h"
+#include "proxy/admin_events.h"
 #include "proxy/admin_render.h"
+#include "proxy/admin_session.h"
 #include "proxy/bounds.h"
 #include "proxy/heads.h"
 #include "proxy/loop_tasks.h"
 #include "proxy/peers.h"
 #include "proxy/router.h"
+#include "proxy/status_page.h"
 #include "proxy/tier.h"
 
 namespace edge::proxy {
@@ -77,6 +80,10 @@ Route parse_route(std::string_view path) {
   if (path == "/metrics") route.kind = Route::kMetrics;
   if (path == "/reload") route.kind = Route::kReload;
   if (path == "/top") route.kind = Route::kTop;
+  if (path == "/") route.kind = Route::kPage;
+  if (path == "/login") route.kind = Route::kLogin;
+  if (path == "/logout") route.kind = Route::kLogout;
+  if (path == "/events") route.kind = Route::kEvents;
   if (route.kind != Route::kNotFound) return route;
   constexpr std::string_view kPrefix = "/backends";
   if (!path.starts_with(kPrefix)) return route;
@@ -122,12 +129,16 @@ std::string_view allowed_methods(Route::Kind kind) {
     case Route::kStats:
     case Route::kMetrics:
     case Route::kTop:
+    case Route::kPage:
+    case Route::kEvents:
       return "GET, HEAD";
     case Route::kDrain:
     case Route::kEnable:
     case Route::kPurge:
     case Route::kBan:
     case Route::kReload:
+    case Route::kLogin:
+    case Route::kLogout:
       return "POST";
     case Route::kNotFound:
       break;
@@ -142,12 +153,16 @@ bool method_allowed(Route::Kind kind, std::string_view method) {
     case Route::kStats:
     case Route::kMetrics:
     case Route::kTop:
+    case Route::kPage:
+    case Route::kEvents:
       return method == "GET" || method == "HEAD";
     case Route::kDrain:
     case Route::kEnable:
     case Route::kPurge:
     case Route::kBan:
     case Route::kReload:
+    case Route::kLogin:
+    case Route::kLogout:
       return method == "POST";
     case Route::kNotFound:
       break;
@@ -964,13 +979,19 @@ constexpr http::RequestParser::Limits kLimits{8 * 1024, 8 * 1024, 64 * 1024};
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
+constexpr std::string_view kHtml = "text/html; charset=utf-8";
 
 struct Reply {
   int status = 200;
   std::string_view content_type = kJson;
   std::string body;
   std::string extra_headers;  // whole lines, CRLF included
+  bool close_connection = false;  // the connection closes after it
 };
+
+// Who sent a request: the bearer token, a signed-in browser's session cookie
+// (proxy/admin_session.h), or nobody known.
+enum class Access { kNone, kBearer, kSession };
 
 Reply json_error(int status, std::string_view message) {
   return {status, kJson, "{\"error\":" + admin::json_string(message) + "}\n", {}};
@@ -995,6 +1016,7 @@ class Admin {
         reload_(std::move(reload)),
         top_(std::move(top)),
         token_(admin::digest_token(settings_.token)),
+        sessions_(std::chrono::duration_cast<std::chrono::milliseconds>(settings_.session_ttl).count()),
         tasks_(loop),
         peers_(loop, generation->config.cluster) {}
   ~Admin() { close(); }
@@ -1011,6 +1033,11 @@ class Admin {
   }
   // Whether the head carries the admin token; evaluated in constant time.
   bool authorized(const http::RequestHead& head) const;
+  // The bearer token, else a live session's cookie (then `session` is its id and `csrf` its
+  // CSRF token), else nobody.
+  Access access_of(const http::RequestHead& head, std::string& session, std::string& csrf);
+  // A reload, whoever asked for it, for GET /events.
+  void note_reload(std::string_view cause, const Reloaded& outcome);
   uv_buf_t read_buffer() { return uv_buf_init(read_buffer_, sizeof read_buffer_); }
   void unlink(Conn* c);
   void forget(uint64_t ticket) { awaiting_.erase(ticket); }
@@ -1040,6 +1067,10 @@ class Admin {
 
   std::optional<Reply> reload(Conn* conn);
   std::optional<Reply> top(std::string_view query, Conn* conn);
+  // GET /, POST /login and /logout, GET /events: what a browser uses; nullopt for other routes.
+  std::optional<Reply> answer_browser(const admin::Route& route, const http::RequestHead& head, Conn* conn);
+  Reply login(Conn* conn);
+  Reply logout(Conn* conn);
   static Reply reload_reply(const Reloaded& outcome);
   const conf::Config& config() const { return generation_->config; }
   balancer::Balancer& balancer() const { return generation_->balancer; }
@@ -1055,6 +1086,9 @@ class Admin {
   AdminServer::Reload reload_;
   AdminServer::Top top_;
   admin::TokenDigest token_;
+  admin::Sessions sessions_;
+  admin::EventRing events_;
+  uint64_t refused_sign_ins_ = 0;
   LoopTasks tasks_;
   PeerNotifier peers_;
   uint64_t last_ticket_ = 0;
@@ -1076,9 +1110,16 @@ class Conn final : public http::ServerConn {
   // The answer that was not ready when the request was read; `ticket` says it is still awaited.
   void await(uint64_t ticket) { awaiting_ticket_ = ticket; }
   void finish(const Reply& reply);
-  // Whether a request on this connection carried the token; until then it may be let go when
-  // the port is at its cap.
+  // Whether a request on this connection carried the token (or a session cookie, or signed in
+  // with it); until then it may be let go when the port is at its cap.
   bool trusted() const { return trusted_; }
+  void trust() { trusted_ = true; }
+  // The current request's sender, and its session's id and CSRF token when it is a session.
+  Access access() const { return access_; }
+  const std::string& session() const { return session_; }
+  const std::string& csrf() const { return csrf_; }
+  // The body of a POST /login: the sign-in form.
+  std::string form() const { return form_.to_string(); }
 
   Conn* prev = nullptr;
   Conn* next = nullptr;
@@ -1093,6 +1134,7 @@ class Conn final : public http::ServerConn {
 
   void respond_error(int status, std::string_view detail);
   void refuse_unauthorized();
+  http::Body* read_sign_in_form(const http::RequestHead& head);
   void send(const Reply& reply, bool head_request, bool http10);
 
   Admin* admin_;  // borrowed until on_close()
@@ -1102,6 +1144,10 @@ class Conn final : public http::ServerConn {
   bool http10_ = false;
   bool trusted_ = false;
   uint64_t awaiting_ticket_ = 0;  // a spread this connection waits for, else 0
+  Access access_ = Access::kNone;
+  std::string session_;
+  std::string csrf_;
+  http::Body form_;  // a POST /login's body, at most 64 KiB (the port's limit), in RAM
 };
 
 // ---- Admin ----
@@ -1193,8 +1239,9 @@ bool Admin::authorized(const http::RequestHead& head) const {
 }
 
 std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
-  // The head was authorised when it arrived (Conn::drive).
+  // The head was authorised when it arrived (Conn::on_head), or is one of the sign-in page's.
   const admin::Route route = admin::parse_route(head.path());
+  if (std::optional<Reply> reply = answer_browser(route, head, conn)) return reply;
   if (route.kind == admin::Route::kNotFound) return json_error(404, "not found");
   if (route.kind == admin::Route::kDrain || route.kind == admin::Route::kEnable)
     return server_action(route, head.method);
@@ -1237,6 +1284,9 @@ std::optional<Reply> Admin::purge(std::string_view query, std::string_view targe
   const std::string& what = by_tag ? request->tag : request->key;
   edge::log::info("edge: admin: %s%spurge %s %s: %zu objects", request->local ? "peer's " : "",
                   request->soft ? "soft " : "", by_tag ? "tag" : "key", http::escape_for_log(what).c_str(), n);
+  events_.add(admin::unix_now_ms(), "purge",
+              std::string(request->local ? "peer's " : "") + (request->soft ? "soft" : "hard") + " purge of " +
+                  (by_tag ? "tag " : "URL ") + what + ": " + std::to_string(n) + (n == 1 ? " object" : " objects"));
   std::string result = "\"purged\":" + std::to_string(n);
   if (request->local) return Reply{200, kJson, "{" + result + "}\n", {}};
   cache::Invalidation entry;
@@ -1276,6 +1326,9 @@ std::optional<Reply> Admin::ban(std::string_view query, std::string_view target,
   const size_t active = store_.active_bans();
   edge::log::info("edge: admin: %s%sban %llu %s", local ? "peer's " : "", entry.soft ? "soft " : "",
                   static_cast<unsigned long long>(id), http::escape_for_log(description).c_str());
+  events_.add(admin::unix_now_ms(), "ban",
+              std::string(local ? "peer's " : "") + (entry.soft ? "soft" : "hard") + " ban " + std::to_string(id) + ": " +
+                  description);
   std::string result = "\"ban\":" + std::to_string(id) + ",\"active_bans\":" + std::to_string(active);
   if (local) return Reply{200, kJson, "{" + result + "}\n", {}};
   return spread(std::move(result), std::move(entry), {}, target, conn);
@@ -1375,6 +1428,7 @@ std::optional<Reply> Admin::reload(Conn* conn) {
   awaiting_.emplace(ticket, conn);
   conn->await(ticket);
   reload_([this, ticket](const Reloaded& outcome) {
+    note_reload("admin", outcome);
     auto it = awaiting_.find(ticket);
     if (it == awaiting_.end()) return;  // the client left
     Conn* waiting = it->second;
@@ -1400,6 +1454,120 @@ Reply Admin::reload_reply(const Reloaded& outcome) {
   body.append("}\n");
   // 422: the request was fine; the file it asked to apply was not.
   return {outcome.ok ? 200 : 422, kJson, std::move(body), {}};
+}
+
+Access Admin::access_of(const http::RequestHead& head, std::string& session, std::string& csrf) {
+  session.clear();
+  csrf.clear();
+  if (authorized(head)) return Access::kBearer;
+  std::optional<std::string_view> cookie = admin::cookie_value(head.headers, admin::kSessionCookie);
+  if (!cookie) return Access::kNone;
+  std::optional<std::string> token = sessions_.csrf_of(*cookie, balancer::now_ms());
+  if (!token) return Access::kNone;
+  session.assign(*cookie);
+  csrf = std::move(*token);
+  return Access::kSession;
+}
+
+void Admin::note_reload(std::string_view cause, const Reloaded& outcome) {
+  std::string detail(cause);
+  const std::vector<std::string>& lines = outcome.ok ? outcome.changes : outcome.errors;
+  if (outcome.ok)
+    detail.append(": generation ").append(std::to_string(outcome.generation));
+  else
+    detail.append(": refused, the running configuration kept");
+  if (outcome.ok && lines.empty()) detail.append(", nothing added or removed");
+  for (size_t i = 0; i < lines.size(); ++i) detail.append(i == 0 ? ": " : "; ").append(lines[i]);
+  events_.add(admin::unix_now_ms(), "reload", detail);
+}
+
+namespace {
+std::string peer_text(http::Transport* transport) {
+  sockaddr_storage storage{};
+  char text[64] = "unknown";
+  if (transport && transport->peer_address(&storage) == 0) {
+    if (storage.ss_family == AF_INET)
+      uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&storage), text, sizeof text);
+    else if (storage.ss_family == AF_INET6)
+      uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&storage), text, sizeof text);
+  }
+  return text;
+}
+
+Reply page_reply(int status, const std::string& nonce, std::string page) {
+  return Reply{status, kHtml, std::move(page), admin::page_headers(nonce), false};
+}
+}  // namespace
+
+std::optional<Reply> Admin::answer_browser(const admin::Route& route, const http::RequestHead& head, Conn* conn) {
+  switch (route.kind) {
+    case admin::Route::kPage:
+    case admin::Route::kLogin:
+    case admin::Route::kLogout:
+    case admin::Route::kEvents:
+      break;
+    default:
+      return std::nullopt;
+  }
+  if (!admin::method_allowed(route.kind, head.method)) {
+    Reply reply = json_error(405, "method not allowed");
+    reply.extra_headers = "Allow: " + std::string(admin::allowed_methods(route.kind)) + "\r\n";
+    return reply;
+  }
+  switch (route.kind) {
+    case admin::Route::kLogin:
+      return login(conn);
+    case admin::Route::kLogout:
+      return logout(conn);
+    case admin::Route::kEvents:
+      return Reply{200, kJson, events_.render_json(), {}, false};
+    default: {
+      // The status page needs a session: its script signs its POSTs with the session's CSRF
+      // token. A bearer token alone gets the form, as nobody does.
+      const std::string nonce = admin::random_hex(16);
+      if (nonce.empty()) return json_error(500, "no random bytes for the page's nonce");
+      if (conn->access() == Access::kSession)
+        return page_reply(200, nonce, admin::render_status_page(conn->csrf(), nonce));
+      return page_reply(200, nonce, admin::render_sign_in_page("", nonce));
+    }
+  }
+}
+
+Reply Admin::login(Conn* conn) {
+  const std::string form = conn->form();
+  if (form.size() > admin::kMaxLoginBody) return json_error(413, "the sign-in form is too large");
+  std::optional<std::string> token = admin::form_value(form, "token");
+  // Compared whatever the form held, so a malformed one takes as long as a wrong one.
+  const bool matches = admin::token_matches(token.value_or(std::string{}), token_) && token && !settings_.token.empty();
+  const std::string peer = peer_text(conn->transport());
+  if (!matches) {
+    // The token is long and random: guessing it is hopeless, but each attempt is said, and the
+    // connection closed, so one is costly and visible.
+    ++refused_sign_ins_;
+    edge::log::warn("edge: admin: sign-in refused from %s: %s (%llu refused since start)", peer.c_str(),
+                    token ? "wrong token" : "no token in the form", static_cast<unsigned long long>(refused_sign_ins_));
+    const std::string nonce = admin::random_hex(16);
+    Reply reply = page_reply(401, nonce, admin::render_sign_in_page("Wrong token.", nonce));
+    reply.close_connection = true;
+    return reply;
+  }
+  std::optional<admin::Sessions::Opened> opened = sessions_.open(balancer::now_ms());
+  if (!opened) return json_error(500, "no random bytes for a session id");
+  conn->trust();
+  edge::log::info("edge: admin: signed in from %s (%zu sessions)", peer.c_str(), sessions_.size());
+  const int64_t max_age = std::max<int64_t>(1, sessions_.ttl_ms() / 1000);
+  // No Secure attribute: the port speaks plain HTTP, and a browser would not send the cookie back.
+  std::string headers = "Location: /\r\nSet-Cookie: " + std::string(admin::kSessionCookie) + "=" + opened->id +
+                        "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(max_age) + "\r\n";
+  return Reply{303, kText, "signed in: see /\n", std::move(headers), false};
+}
+
+Reply Admin::logout(Conn* conn) {
+  const bool ended = conn->access() == Access::kSession && sessions_.close(conn->session());
+  if (ended) edge::log::info("edge: admin: signed out (%zu sessions)", sessions_.size());
+  std::string headers = "Set-Cookie: " + std::string(admin::kSessionCookie) +
+                        "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n";
+  return Reply{200, kJson, ended ? "{\"signed_out\":true}\n" : "{\"signed_out\":false}\n", std::move(headers), false};
 }
 
 Reply Admin::server_action(const admin::Route& route, std::string_view method) {
@@ -1459,14 +1627,50 @@ http::Body* Conn::on_head(http::RequestHead& head) {
     respond_error(405, "CONNECT is not served here");
     return nullptr;
   }
-  // Refused as soon as the head is known: a body announced without the token is never waited
-  // for, so it cannot hold the connection.
-  if (!admin_->authorized(head)) {
+  access_ = admin_->access_of(head, session_, csrf_);
+  if (access_ != Access::kNone) trusted_ = true;
+  const admin::Route::Kind kind = admin::parse_route(head.path()).kind;
+  // Whoever posts the sign-in form: the token in it decides.
+  if (kind == admin::Route::kLogin && head.method == "POST") return read_sign_in_form(head);
+  if (access_ == Access::kNone) {
+    if (kind == admin::Route::kPage && (head.method == "GET" || head.is_head())) return nullptr;  // the sign-in page
+    // Refused as soon as the head is known: a body announced without the token is never
+    // waited for, so it cannot hold the connection.
     refuse_unauthorized();
     return nullptr;
   }
-  trusted_ = true;
+  // A cookie comes with every request a browser sends, whichever page asked for it: one that
+  // changes something must show it comes from the status page itself.
+  if (access_ == Access::kSession && head.method != "GET" && head.method != "HEAD") {
+    if (const char* why = admin::cross_origin_refusal(head.headers)) {
+      respond_error(403, why);
+      return nullptr;
+    }
+    const std::optional<std::string_view> presented = head.headers.get(admin::kCsrfHeader);
+    if (head.headers.count(admin::kCsrfHeader) != 1 || !admin::secret_equals(*presented, csrf_)) {
+      respond_error(403, "a signed-in browser's request must carry the session's X-Edge-CSRF token");
+      return nullptr;
+    }
+  }
   return nullptr;
+}
+
+http::Body* Conn::read_sign_in_form(const http::RequestHead& head) {
+  if (const char* why = admin::cross_origin_refusal(head.headers)) {
+    respond_error(403, why);
+    return nullptr;
+  }
+  // Read before anyone is known: only a small body of a declared length is waited for.
+  if (!head.content_length) {
+    respond_error(411, "the sign-in form needs a Content-Length");
+    return nullptr;
+  }
+  if (*head.content_length > admin::kMaxLoginBody) {
+    respond_error(413, "the sign-in form is too large");
+    return nullptr;
+  }
+  form_.clear();
+  return &form_;
 }
 
 void Conn::on_refuse(int status, Close why) {
@@ -1518,6 +1722,7 @@ void Conn::respond_error(int status, std::string_view detail) {
 }
 
 void Conn::send(const Reply& reply, bool head_request, bool http10) {
+  if (reply.close_connection) keep_alive_ = false;
   char date[32];
   const size_t date_len = http::format_http_date(static_cast<int64_t>(std::time(nullptr)), date);
   ResponseSpec spec;
@@ -1558,5 +1763,7 @@ int AdminServer::fd() const { return impl_->fd(); }
 conf::Address AdminServer::address() const { return impl_->address(); }
 
 void AdminServer::close() { impl_->close(); }
+
+void AdminServer::note_reload(std::string_view cause, const Reloaded& outcome) { impl_->note_reload(cause, outcome); }
 
 }  // namespace edge::proxy

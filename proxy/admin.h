@@ -1,15 +1,20 @@
 // proxy/admin: the admin port. A separate listener (never reachable through the client
 // listeners), on the main thread's loop; every request must carry `Authorization: Bearer
-// <token>` (compared in constant time), else 401.
+// <token>` (compared in constant time) or the cookie of a session signed in with that token
+// (proxy/admin_session.h), else 401; only the sign-in page (GET / without a session) and its
+// form (POST /login) are answered to anyone. A POST authenticated by the cookie must also carry
+// the session's X-Edge-CSRF token and must not come from another origin, else 403.
 //
 // Nobody without the token can stall the port or lock operators out of it:
 //   - a request without the token is answered 401 as soon as its head is read (a body it
 //     announces is never waited for, nor one over the port's 64 KiB limit) and its connection
-//     is closed;
+//     is closed; the sign-in form alone is read, up to 4 KiB with a Content-Length, and a wrong
+//     token in it closes the connection too;
 //   - a connection that has not completed a head within admin.header_timeout (5 s) is closed;
 //   - at admin.max_connections (64), a new connection takes the place of the oldest one that
-//     has not yet made a request with the token; connections that have are kept, and when every
-//     place is theirs the newcomer is closed. A flood of idle or refused connections thus only
+//     has not yet made a request with the token (or a live session's cookie, or signed in with
+//     the token); connections that have are kept, and when every place is theirs the newcomer
+//     is closed. A flood of idle or refused connections thus only
 //     ever displaces itself. (A flood faster than an operator's round trip could still push out
 //     the operator's own new connection before its head arrives: the port belongs on loopback
 //     or a management network.)
@@ -40,6 +45,17 @@
 //                                          {"reloaded": false, "errors": ["file:line:col: ..."]}
 //                                          with the running configuration kept
 //
+//   GET  /                                 with a session: the status page (proxy/status_page.h);
+//                                          else the sign-in form
+//   POST /login                            form field token=<the admin token> -> 303 to / with
+//                                          the session cookie; a wrong one -> 401 and the form
+//                                          again, logged, the connection closed; a body over
+//                                          4 KiB -> 413, one without Content-Length -> 411
+//   POST /logout                           ends the cookie's session -> {"signed_out": bool}
+//   GET  /events                           the recent purges, bans and reloads (SIGHUP's through
+//                                          note_reload), newest first (proxy/admin_events.h):
+//                                          {"events":[{"at","kind","detail"}]}
+//
 // <server> is the server's address as configured (127.0.0.1:8210).
 // Query values are percent-decoded ('+' stays '+': URLs and regular expressions use it). A
 // missing, unknown, repeated or bad parameter (a URL that is not absolute http(s), a regex
@@ -55,6 +71,9 @@
 // configuration it started with: a reload does not change them. Everything else it shows or acts
 // on (backends, hosts) is the current generation's.
 //
+// Sessions and events live in memory on this loop and end with the process; a session lasts
+// admin.session_ttl from its sign-in.
+//
 // Ownership: the AdminServer borrows the reference to the current generation (which reloads
 // replace, on this loop), the Store, the workers' cache Counters and Stats and the Bounds for its
 // whole life; it owns its listener and connections and frees them through close callbacks after
@@ -67,6 +86,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "balancer/balancer.h"
@@ -117,6 +137,8 @@ class AdminServer {
   int fd() const;
   // Closes the listener and every connection; the loop must run afterwards to free them.
   void close();
+  // A reload that did not come through the port (SIGHUP), for GET /events; on this loop.
+  void note_reload(std::string_view cause, const Reloaded& outcome);
 
  private:
   struct Impl;

@@ -35,6 +35,10 @@ struct Route {
     kMetrics,       // /metrics
     kReload,        // /reload
     kTop,           // /top
+    kPage,          // /: the status page, or the sign-in page (proxy/status_page.h)
+    kLogin,         // /login
+    kLogout,        // /logout
+    kEvents,        // /events
   } kind = kNotFound;
   std::string backend;  // percent-decoded; for kDrain and kEnable
   std::string server;

@@ -576,7 +576,13 @@ int Server::run() {
   uv_signal_init(&loop, &hangup);
   hangup.data = this;
   uv_signal_start(
-      &hangup, [](uv_signal_t* handle, int) noexcept { static_cast<Server*>(handle->data)->reload("SIGHUP", nullptr); },
+      &hangup,
+      [](uv_signal_t* handle, int) noexcept {
+        auto* server = static_cast<Server*>(handle->data);
+        server->reload("SIGHUP", [server](const Reloaded& outcome) {
+          if (server->admin_) server->admin_->note_reload("SIGHUP", outcome);
+        });
+      },
       SIGHUP);
   // SIGUSR1: the access log's file is reopened (after logrotate moved it). Without an access
   // log the signal is ignored rather than fatal.

@@ -313,7 +313,7 @@ TEST_CASE("unknown backends and servers get 404, wrong methods 405 with Allow") 
   Response no_server = admin(site.admin_port, "POST", "/backends/books/127.0.0.1:1/drain");
   CHECK(no_server.status == 404);
   CHECK(no_server.body == "{\"error\":\"unknown server\"}\n");
-  CHECK(admin(site.admin_port, "GET", "/").status == 404);
+  CHECK(admin(site.admin_port, "GET", "/nowhere").status == 404);
   CHECK(admin(site.admin_port, "GET", "/backends/books").status == 404);
   CHECK(admin(site.admin_port, "POST", "/backends/books/" + server(site.a) + "/reboot").status == 404);
 

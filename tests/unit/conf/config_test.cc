@@ -889,6 +889,23 @@ TEST_CASE("admin's connection cap and header timeout") {
   CHECK(only_error(head + "  header_timeout: soon\n").starts_with("test.yaml:11:19: bad duration 'soon'"));
 }
 
+TEST_CASE("admin's session_ttl") {
+  TempDir dir;
+  std::string token_path = dir.write("admin.token", "t\n");
+  const std::string head = minimal + "admin:\n  token_file: " + token_path + "\n";
+  LoadResult defaults = load(head);
+  INFO(joined(defaults));
+  REQUIRE(defaults.config);
+  CHECK(defaults.config->admin.session_ttl == std::chrono::hours(8));
+  LoadResult result = load(head + "  session_ttl: 90m\n");
+  REQUIRE(result.config);
+  CHECK(result.config->admin.session_ttl == std::chrono::minutes(90));
+  CHECK(load(head + "  session_ttl: 720h\n").config);
+  CHECK(only_error(head + "  session_ttl: 0s\n") == "test.yaml:11:16: 'session_ttl' must be greater than zero");
+  CHECK(only_error(head + "  session_ttl: 721h\n") == "test.yaml:11:16: 'session_ttl' must be at most 720h (30 days)");
+  CHECK(only_error(head + "  session_ttl: later\n").starts_with("test.yaml:11:16: bad duration 'later'"));
+}
+
 TEST_CASE("a relative token_file is resolved against the configuration file's directory") {
   TempDir dir;
   std::filesystem::create_directory(dir.path + "/secrets");

@@ -44,7 +44,7 @@ TEST_CASE("routes: the listing, its text form, and the per-server actions") {
   CHECK(enable.kind == Route::kEnable);
   CHECK(enable.server == "[::1]:8211");
 
-  for (const char* path : {"/", "", "/backends/", "/backends.json", "/backendsx", "/backends/books_en",
+  for (const char* path : {"", "/index.html", "/backends/", "/backends.json", "/backendsx", "/backends/books_en",
                            "/backends/books_en/127.0.0.1:8210", "/backends/books_en/127.0.0.1:8210/",
                            "/backends/books_en/127.0.0.1:8210/reboot", "/backends//127.0.0.1:8210/drain",
                            "/backends/books_en//drain", "/backends/a/b/c/drain", "/backends/a/b%zz/drain",
