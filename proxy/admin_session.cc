@@ -80,8 +80,9 @@ const char* cross_origin_refusal(const http::Headers& headers) {
     if (!equals_lower(*site, "same-origin") && !equals_lower(*site, "none")) return "a request from another site";
   }
   if (std::optional<std::string_view> origin = headers.get("Origin")) {
-    // A page under Referrer-Policy: no-referrer (as these are) posts with "Origin: null"; the
-    // browser's own Sec-Fetch-Site, which no page can set, then says where it came from.
+    // A page under Referrer-Policy: no-referrer (a privacy extension may impose it) posts with
+    // "Origin: null"; the browser's own Sec-Fetch-Site, which no page can set, then says where it
+    // came from.
     if (*origin == "null") {
       const std::optional<std::string_view> site = headers.get("Sec-Fetch-Site");
       return site && equals_lower(*site, "same-origin") ? nullptr : "a request from an unknown origin";

@@ -48,7 +48,7 @@ std::optional<std::string> form_value(std::string_view body, std::string_view na
 
 // Why a request must not act for a signed-in browser, or nullptr when it may: Origin, when
 // present, must be this port's own (http:// and the Host the request was sent to), or "null"
-// (what a page under Referrer-Policy: no-referrer sends) with Sec-Fetch-Site: same-origin; and
+// (what a page under a no-referrer policy sends) with Sec-Fetch-Site: same-origin; and
 // Sec-Fetch-Site, when present, "same-origin" or "none" (typed or bookmarked): "cross-site" and
 // "same-site" (another port of the same host is the same site) are refused.
 const char* cross_origin_refusal(const http::Headers& headers);

@@ -57,7 +57,7 @@ constexpr std::string_view kSignIn = R"html(<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>edge: sign in</title>
 <style nonce="{{nonce}}">{{style}}</style>
 </head>
@@ -79,7 +79,7 @@ constexpr std::string_view kStatus = R"html(<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <meta name="edge-csrf" content="{{csrf}}">
 <title>edge status</title>
 <style nonce="{{nonce}}">{{style}}</style>
@@ -409,7 +409,7 @@ std::string page_headers(std::string_view nonce) {
          "'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
          "base-uri 'none'\r\n"
          "X-Frame-Options: DENY\r\n"
-         "Referrer-Policy: no-referrer\r\n"
+         "Referrer-Policy: same-origin\r\n"
          "X-Content-Type-Options: nosniff\r\n";
 }
 

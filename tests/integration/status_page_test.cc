@@ -148,7 +148,7 @@ TEST_CASE("signing in: a wrong token gets the form again, the right one a sessio
   CHECK(csp.starts_with("default-src 'none'; script-src 'nonce-"));
   CHECK(csp.find("frame-ancestors 'none'") != std::string::npos);
   CHECK(page.header("X-Frame-Options") == "DENY");
-  CHECK(page.header("Referrer-Policy") == "no-referrer");
+  CHECK(page.header("Referrer-Policy") == "same-origin");
   CHECK(page.header("X-Content-Type-Options") == "nosniff");
   CHECK(page.header("Cache-Control") == "no-store");
   // The nonce in the policy is the script's, and fresh for each response.
