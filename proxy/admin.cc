@@ -482,14 +482,23 @@ std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& err
     error = "bad percent-encoding in the query";
     return std::nullopt;
   }
-  if (!check_names(*params, {"url", "tag", "soft", "local"}, error)) return std::nullopt;
+  if (!check_names(*params, {"url", "tag", "soft", "local", "every_query"}, error)) return std::nullopt;
   const std::string* url = find_param(*params, "url");
   const std::string* tag = find_param(*params, "tag");
   const std::string* soft = find_param(*params, "soft");
   const std::string* local = find_param(*params, "local");
+  const std::string* every_query = find_param(*params, "every_query");
   PurgeRequest request;
   if (soft && !parse_flag(*soft, request.soft)) {
     error = "soft must be 0 or 1";
+    return std::nullopt;
+  }
+  if (every_query && !parse_flag(*every_query, request.every_query)) {
+    error = "every_query must be 0 or 1";
+    return std::nullopt;
+  }
+  if (request.every_query && tag) {
+    error = "every_query goes with a url, not a tag";
     return std::nullopt;
   }
   if (local && !parse_flag(*local, request.local)) {
@@ -517,6 +526,23 @@ std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& err
   request.host = parts->host;
   request.target.assign(parts->target);
   return request;
+}
+
+std::optional<cache::Store::Ban> every_query_ban(const PurgeRequest& request, std::string& error) {
+  cache::Store::Ban ban;
+  ban.host = request.host;
+  ban.soft = request.soft;
+  ban.prefix = cache::cache_key("", request.target.substr(0, request.target.find('?')));
+  // The path, every byte but letters and digits escaped, then an optional query.
+  std::string regex = "^";
+  for (char c : ban.prefix) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) regex.push_back('\\');
+    regex.push_back(c);
+  }
+  regex.append("(\\?.*)?$");
+  ban.regex = cache::BanRegex::compile(regex, error);
+  if (!ban.regex) return std::nullopt;
+  return ban;
 }
 
 std::optional<cache::Store::Ban> parse_ban(std::string_view query, std::string& error, bool* local) {
@@ -1060,6 +1086,8 @@ class Admin {
   Reply server_action(const admin::Route& route, std::string_view method);
   std::optional<Reply> purge(std::string_view query, std::string_view target, Conn* conn);
   std::optional<Reply> ban(std::string_view query, std::string_view target, Conn* conn);
+  // Records `ban` here, then in memcached's log and on the peers (unless `local`: a peer's).
+  std::optional<Reply> apply_ban(cache::Store::Ban ban, bool local, std::string_view target, Conn* conn);
   std::optional<Reply> spread(std::string result, cache::Invalidation entry,
                               std::vector<std::string> remove_keys, std::string_view target, Conn* conn);
   void spread_done(uint64_t ticket, const std::shared_ptr<Spread>& spread);
@@ -1279,6 +1307,11 @@ std::optional<Reply> Admin::purge(std::string_view query, std::string_view targe
   std::string error;
   std::optional<admin::PurgeRequest> request = admin::parse_purge(query, error);
   if (!request) return json_error(400, error);
+  if (request->every_query) {
+    std::optional<cache::Store::Ban> ban = admin::every_query_ban(*request, error);
+    if (!ban) return json_error(400, error);
+    return apply_ban(std::move(*ban), request->local, target, conn);
+  }
   const bool by_tag = !request->tag.empty();
   const size_t n = by_tag ? store_.purge_tag(request->tag, request->soft) : store_.purge(request->key, request->soft);
   const std::string& what = by_tag ? request->tag : request->key;
@@ -1314,15 +1347,19 @@ std::optional<Reply> Admin::ban(std::string_view query, std::string_view target,
   bool local = false;
   std::optional<cache::Store::Ban> ban = admin::parse_ban(query, error, &local);
   if (!ban) return json_error(400, error);
-  const std::string description = "host=" + (ban->host.empty() ? std::string("*") : ban->host) +
-                                  " prefix=" + ban->prefix + " regex=" + (ban->regex ? ban->regex->text() : "");
+  return apply_ban(std::move(*ban), local, target, conn);
+}
+
+std::optional<Reply> Admin::apply_ban(cache::Store::Ban ban, bool local, std::string_view target, Conn* conn) {
+  const std::string description = "host=" + (ban.host.empty() ? std::string("*") : ban.host) +
+                                  " prefix=" + ban.prefix + " regex=" + (ban.regex ? ban.regex->text() : "");
   cache::Invalidation entry;
   entry.kind = cache::Invalidation::Kind::kBan;
-  entry.soft = ban->soft;
-  entry.host = ban->host;
-  entry.prefix = ban->prefix;
-  entry.regex = ban->regex ? ban->regex->text() : "";
-  const uint64_t id = store_.ban(std::move(*ban));
+  entry.soft = ban.soft;
+  entry.host = ban.host;
+  entry.prefix = ban.prefix;
+  entry.regex = ban.regex ? ban.regex->text() : "";
+  const uint64_t id = store_.ban(std::move(ban));
   const size_t active = store_.active_bans();
   edge::log::info("edge: admin: %s%sban %llu %s", local ? "peer's " : "", entry.soft ? "soft " : "",
                   static_cast<unsigned long long>(id), http::escape_for_log(description).c_str());

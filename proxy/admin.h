@@ -24,6 +24,9 @@
 //   POST /backends/<backend>/<server>/drain   out of rotation; requests in flight finish
 //   POST /backends/<backend>/<server>/enable  back into rotation
 //   POST /purge?url=<absolute URL>[&soft=1]   every variant of that URL   -> {"purged": n}
+//   POST /purge?url=<absolute URL>&every_query=1[&soft=1]
+//                                          the URL's path with any query string or none: a ban
+//                                          (admin::every_query_ban), answered as /ban is
 //   POST /purge?tag=<tag>[&soft=1]            every object with that Surrogate-Key/xkey tag
 //                                             -> {"purged": n}
 //   POST /ban?[host=<host>&]prefix=<path>[&regex=<RE2 regex>][&soft=1]

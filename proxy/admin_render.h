@@ -88,7 +88,8 @@ std::optional<QueryParams> parse_query(std::string_view query);
 // target its path and query (fragment dropped). nullopt when it is not such a URL.
 std::optional<std::string> url_cache_key(std::string_view url);
 
-// POST /purge?url=<URL>[&soft=1] or ?tag=<tag>[&soft=1]. Exactly one of url and tag; soft is 0
+// POST /purge?url=<URL>[&soft=1][&every_query=1] or ?tag=<tag>[&soft=1]. Exactly one of url and
+// tag; soft is 0
 // or 1 (also true/false); any other or repeated parameter is refused, so a typo never turns a
 // soft purge into a hard one. nullopt with `error` (the 400's message) when refused.
 // local=1 (purges and bans): this node's RAM tier only; what a node sends its cluster peers.
@@ -99,8 +100,13 @@ struct PurgeRequest {
   std::string target;  // a URL's path and query as given ("/" when none)
   bool soft = false;
   bool local = false;
+  bool every_query = false;  // every_query=1 (a URL only): the path with any query, or none
 };
 std::optional<PurgeRequest> parse_purge(std::string_view query, std::string& error);
+// The ban that purges every query variant of a URL's path (what every_query=1 asks): on the
+// URL's host, objects whose path is exactly the URL's normalised path, with or without a query.
+// nullopt with `error` if the regex is refused (a path over the regex's limits).
+std::optional<cache::Store::Ban> every_query_ban(const PurgeRequest& request, std::string& error);
 
 // POST /ban?[host=<host>&][prefix=<path prefix>&][regex=<RE2>&][soft=1]: at least one of
 // prefix and regex. The host is lower-cased and loses its port, as in cache keys ("" every

@@ -81,6 +81,24 @@ TEST_CASE("purge by URL removes every variant of that URL and nothing else") {
   CHECK(backend_count(s.app, page) == 4);
 }
 
+TEST_CASE("purge of every query variant of a path, and of nothing else") {
+  Site s;
+  const std::string a = "/cache/list?cc=max-age%3D600&page=1";
+  const std::string b = "/cache/list?cc=max-age%3D600&page=2";
+  const std::string other = "/cache/listing?cc=max-age%3D600";
+  warm(s, "books.test", a);
+  warm(s, "books.test", b);
+  warm(s, "books.test", other);
+  warm(s, "authors.test", a);
+  Response r = admin(s, "POST", "/purge?every_query=1&url=" + percent_encode("http://books.test/cache/list"));
+  CHECK(r.status == 200);
+  CHECK(json(r).starts_with("{\"ban\":"));
+  CHECK(x_cache(fetch(s, "books.test", a)) == "MISS");
+  CHECK(x_cache(fetch(s, "books.test", b)) == "MISS");
+  CHECK(x_cache(fetch(s, "books.test", other)) == "HIT");
+  CHECK(x_cache(fetch(s, "authors.test", a)) == "HIT");
+}
+
 TEST_CASE("purge by tag removes the objects carrying it in Surrogate-Key or xkey") {
   Site s;
   const std::string a = "/cache/a?cc=max-age%3D600&tag=book-1%20author-7";

@@ -227,12 +227,44 @@ TEST_CASE("purge parameters: url or tag, soft, nothing else") {
                          Bad{"url=", "url must be an absolute http or https URL"}, Bad{"tag=", "empty tag"},
                          Bad{"tag=t&soft=yes", "soft must be 0 or 1"}, Bad{"tag=t&sotf=1", "unknown parameter: sotf"},
                          Bad{"tag=a&tag=b", "repeated parameter: tag"},
+                         Bad{"tag=t&every_query=1", "every_query goes with a url, not a tag"},
+                         Bad{"url=http://a.com/&every_query=all", "every_query must be 0 or 1"},
                          Bad{"tag=%zz", "bad percent-encoding in the query"}}) {
     CAPTURE(bad.query);
     error.clear();
     CHECK(admin::parse_purge(bad.query, error) == std::nullopt);
     CHECK(error == bad.error);
   }
+}
+
+TEST_CASE("purge of every query variant: a ban on the URL's exact path, with any query or none") {
+  std::string error;
+  auto request = admin::parse_purge("url=http%3A%2F%2FShop.Test%2Fa%2Fb.c%3Fignored%3D1&every_query=1&soft=1", error);
+  REQUIRE(request);
+  CHECK(request->every_query);
+  std::optional<cache::Store::Ban> ban = admin::every_query_ban(*request, error);
+  REQUIRE(ban);
+  CHECK(ban->host == "shop.test");
+  CHECK(ban->prefix == "/a/b.c");
+  CHECK(ban->soft);
+  REQUIRE(ban->regex);
+  for (std::string_view path : {"/a/b.c", "/a/b.c?", "/a/b.c?x=1", "/a/b.c?x=1&y=%2F"}) {
+    CAPTURE(path);
+    CHECK(ban->regex->matches(path));
+  }
+  // Not another path that starts the same, and the '.' is no wildcard.
+  for (std::string_view path : {"/a/b.cc", "/a/b.c/d", "/a/bxc", "/a/b.c#x", "/z/a/b.c"}) {
+    CAPTURE(path);
+    CHECK_FALSE(ban->regex->matches(path));
+  }
+  // The path is normalised as cache keys are; regex characters in it are literal.
+  auto odd = admin::parse_purge("url=http%3A%2F%2Fa.com%2F%2541%2F(x%2B)%2F.%2F*&every_query=1", error);
+  REQUIRE(odd);
+  std::optional<cache::Store::Ban> odd_ban = admin::every_query_ban(*odd, error);
+  REQUIRE(odd_ban);
+  CHECK(odd_ban->prefix == "/A/(x+)/*");
+  CHECK(odd_ban->regex->matches("/A/(x+)/*?q"));
+  CHECK_FALSE(odd_ban->regex->matches("/A/xx/*"));
 }
 
 TEST_CASE("ban parameters: host, prefix, regex, soft") {
