@@ -209,3 +209,23 @@ TEST_CASE("a reload that reorders the hosts and adds one keeps each host's and s
   CHECK(sample(body, "edge_backend_first_byte_seconds_count{backend=\"app\",server=\"" + server + "\"}") == 6.0);
   CHECK(promtool_problems(body) == "");
 }
+
+TEST_CASE("/metrics times the memcached tier's gets and sets, and promtool finds nothing to say") {
+  App app("a");
+  MemcachedServer memcached;
+  TempDir secrets;
+  const std::string token = secrets.write("admin.token", std::string(kToken) + "\n");
+  Edge edge{config_for(app.port, token, "cache: {memcached: {servers: [" + memcached.address() + "]}}\n")};
+  // A miss: a lookup in memcached, then the backend, then a write-through.
+  REQUIRE(get(edge.port, "site.test", "/cache/m?cc=max-age%3D60&body=m").status == 200);
+
+  const std::string body = metrics_when(edge.admin_port, [](const std::string& b) {
+    return sample(b, "edge_memcached_operation_seconds_count{op=\"set\"}") >= 1.0;
+  });
+  INFO(body);
+  CHECK(sample(body, "edge_memcached_operation_seconds_count{op=\"get\"}") >= 1.0);
+  CHECK(sample(body, "edge_memcached_operation_seconds_count{op=\"set\"}") >= 1.0);
+  CHECK(sample(body, "edge_memcached_operation_seconds_bucket{op=\"get\",le=\"+Inf\"}") ==
+        sample(body, "edge_memcached_operation_seconds_count{op=\"get\"}"));
+  CHECK(promtool_problems(body) == "");
+}
