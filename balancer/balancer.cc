@@ -69,8 +69,10 @@ ServerState::Change ServerState::report_check(const CheckResult& result, int ris
         consecutive_failures_.store(0, std::memory_order_relaxed);
         ejected_until_ms_.store(0, std::memory_order_relaxed);
         became_up(now);
+        came_up_.fetch_add(1, std::memory_order_relaxed);
         return Change::kCameUp;
       }
+      went_down_.fetch_add(1, std::memory_order_relaxed);
       return Change::kWentDown;
     }
   } else {

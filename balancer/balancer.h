@@ -86,6 +86,9 @@ class ServerState {
   Change report_check(const CheckResult& result, int rise, int fall, int64_t now_ms);
   CheckResult last_check() const;  // copy, under a small lock
   bool checked() const { return checked_.load(std::memory_order_relaxed); }
+  // How often the active checks took the server down and brought it back up, since it exists.
+  uint64_t went_down() const { return went_down_.load(std::memory_order_relaxed); }
+  uint64_t came_up() const { return came_up_.load(std::memory_order_relaxed); }
 
  private:
   friend class BackendState;
@@ -106,6 +109,8 @@ class ServerState {
   std::atomic<int> consecutive_failures_{0};
   std::atomic<int64_t> up_since_ms_{INT64_MIN / 2};  // long ago: no slow start at boot
   std::atomic<bool> checked_{false};
+  std::atomic<uint64_t> went_down_{0};
+  std::atomic<uint64_t> came_up_{0};
   // Owned by the health checker's thread: consecutive results in the current direction.
   int check_streak_ = 0;
   mutable std::mutex check_mutex_;

@@ -356,7 +356,7 @@ class Loader {
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
                                  "cache", "esi", "cluster", "shutdown_timeout", "access_log",
-                                 "upgrade_socket"});
+                                 "upgrade_socket", "metrics"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_duration(find(top, "shutdown_timeout"), "shutdown_timeout", config.shutdown_timeout);
@@ -371,6 +371,7 @@ class Loader {
     memcached_ = config.cache.memcached.enabled;
     if (const Entry* esi = find(top, "esi")) read_esi(*esi, config.esi);
     if (const Entry* access_log = find(top, "access_log")) read_access_log(*access_log, config.access_log);
+    if (const Entry* metrics = find(top, "metrics")) read_metrics(*metrics, config.metrics);
     read_backends(require(top, "backends", root), config);
     read_hosts(require(top, "hosts", root), config);
     if (!errors_.empty()) return std::nullopt;
@@ -1019,6 +1020,14 @@ class Loader {
       }
     }
     read_size(find(fields, "buffer"), "buffer", 4096, log.buffer);
+  }
+
+  void read_metrics(const Entry& entry, Metrics& metrics) {
+    metrics.mark = mark_of(entry.key);
+    if (!expect_map(entry, "metrics")) return;
+    Entries fields = entries(entry.value, {"histograms", "top"});
+    read_switch(find(fields, "histograms"), "histograms", metrics.histograms);
+    read_switch(find(fields, "top"), "top", metrics.top);
   }
 
   // A host name or a list of them, lower-cased; a `*.domain` wildcard keeps its `*.`; `*` is

@@ -353,6 +353,14 @@ struct AccessLog {
   Mark mark;  // the `access_log` key; line 0 when the file has none
 };
 
+// What the workers record per request beyond the counters (top-level `metrics:` map), for
+// /metrics and /top; switched off to measure what the recording costs.
+struct Metrics {
+  bool histograms = true;  // `histograms`: the duration histograms (the counters stay)
+  bool top = true;         // `top`: the heaviest URLs for GET /top (empty without it)
+  Mark mark;  // the `metrics` key; line 0 when the file has none
+};
+
 struct Config {
   int workers = 0;  // 0 until resolved: `auto` resolves to the number of cores
   std::vector<Listen> listen;  // never empty
@@ -367,6 +375,7 @@ struct Config {
   // to finish before it closes what is left; > 0.
   Duration shutdown_timeout{std::chrono::seconds(30)};
   AccessLog access_log;
+  Metrics metrics;
   // `upgrade_socket`: the Unix socket (resolved path) where this process offers its listening
   // sockets to a new edge started with `--takeover` (proxy/handoff.h); empty: none.
   std::string upgrade_socket;

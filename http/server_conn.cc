@@ -57,6 +57,7 @@ void ServerConn::set_reading(bool on) {
 // ---- input ----
 
 void ServerConn::on_data(const char* data, size_t len) {
+  bytes_read_ += len;
   switch (phase_) {
     case Phase::kClosed:
     case Phase::kClosing:

@@ -131,6 +131,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   uint64_t head_ended_at() const { return head_ended_at_; }  // now() of the last head's end
   uint64_t now() const { return deadline_.now(); }  // the loop's time (a ManualClock's in tests)
   uint64_t bytes_written() const { return writer_.bytes_written(); }  // of the current message
+  uint64_t bytes_read() const { return bytes_read_; }  // from the transport, since start
   RequestParser& parser() { return parser_; }
   uv_loop_t* loop() const { return loop_; }
   Transport* transport() { return transport_.get(); }
@@ -187,6 +188,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   bool written_again_ = false;
   int open_handles_ = 0;
   uint64_t requests_ = 0;
+  uint64_t bytes_read_ = 0;
   uint64_t head_ended_at_ = 0;
   uint64_t progress_mark_ = 0;  // bytes written at the last send check
   size_t queued_mark_ = 0;      // bytes the transport still held then

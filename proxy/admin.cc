@@ -54,6 +54,17 @@ void append_unsigned(std::string& out, uint64_t n) {
   out.append(digits, static_cast<size_t>(end - digits));
 }
 
+// A duration in nanoseconds as milliseconds with three decimals; null for none.
+void append_ms(std::string& out, std::optional<double> ns) {
+  if (!ns) {
+    out.append("null");
+    return;
+  }
+  char digits[32];
+  auto end = std::to_chars(digits, digits + sizeof digits, *ns / 1e6, std::chars_format::fixed, 3).ptr;
+  out.append(digits, static_cast<size_t>(end - digits));
+}
+
 const char* balance_name(conf::Balance balance) {
   switch (balance) {
     case conf::Balance::kLeastConn:
@@ -235,7 +246,24 @@ std::string json_string(std::string_view text) {
   return out;
 }
 
-std::string render_backends_json(const balancer::Balancer& balancer, int64_t now_ms) {
+ServerLatencies gather_server_latencies(const std::vector<std::vector<int>>& server_slots,
+                                        const std::vector<const WorkerMetrics*>& workers) {
+  ServerLatencies latencies;
+  for (const std::vector<int>& backend : server_slots) {
+    std::vector<ServerHistograms>& servers = latencies.emplace_back(backend.size());
+    for (size_t s = 0; s < backend.size(); ++s)
+      for (const WorkerMetrics* worker : workers) {
+        if (const ServerMetrics* metrics = worker->server(backend[s])) {
+          metrics->first_byte.read_into(servers[s].first_byte);
+          metrics->connect.read_into(servers[s].connect);
+        }
+      }
+  }
+  return latencies;
+}
+
+std::string render_backends_json(const balancer::Balancer& balancer, int64_t now_ms,
+                                 const ServerLatencies* latencies) {
   std::string out = "{\"backends\":[";
   for (size_t b = 0; b < balancer.size(); ++b) {
     const balancer::BackendState& backend = balancer.backend(b);
@@ -261,7 +289,15 @@ std::string render_backends_json(const balancer::Balancer& balancer, int64_t now
       append_unsigned(out, backend.server_config(s).weight);
       out.append(",\"max_conns\":");
       append_unsigned(out, backend.server_config(s).max_conns);
-      out.append(",\"last_check\":");
+      const HistogramCounts* first_byte =
+          latencies && b < latencies->size() && s < (*latencies)[b].size() ? &(*latencies)[b][s].first_byte : nullptr;
+      out.append(",\"response_ms\":{\"p50\":");
+      append_ms(out, first_byte ? first_byte->quantile_ns(0.5) : std::nullopt);
+      out.append(",\"p90\":");
+      append_ms(out, first_byte ? first_byte->quantile_ns(0.9) : std::nullopt);
+      out.append(",\"p99\":");
+      append_ms(out, first_byte ? first_byte->quantile_ns(0.99) : std::nullopt);
+      out.append("},\"last_check\":");
       if (!server.checked()) {
         out.append("null");
       } else {
@@ -647,23 +683,51 @@ class Exposition {
     out_.append(type).push_back('\n');
     name_ = name;
   }
+  using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
   // labels: name/value pairs; values are escaped here.
-  void sample(std::initializer_list<std::pair<std::string_view, std::string_view>> labels, uint64_t value) {
-    begin(labels);
+  void sample(Labels labels, uint64_t value) {
+    begin("", labels, {});
     append_unsigned(out_, value);
     out_.push_back('\n');
   }
-  void sample_ratio(std::initializer_list<std::pair<std::string_view, std::string_view>> labels, double value) {
-    begin(labels);
+  void sample_ratio(Labels labels, double value) {
+    begin("", labels, {});
     append_ratio(out_, value);
+    out_.push_back('\n');
+  }
+  // A histogram's series: cumulative _bucket{le} lines, _sum in seconds, _count.
+  void histogram(Labels labels, const HistogramCounts& counts) {
+    static const std::array<std::string, kBucketCount> kLe = [] {
+      std::array<std::string, kBucketCount> le;
+      for (size_t i = 0; i < kBucketBoundsNs.size(); ++i) {
+        char digits[32];
+        auto end = std::to_chars(digits, digits + sizeof digits, static_cast<double>(kBucketBoundsNs[i]) / 1e9,
+                                 std::chars_format::fixed).ptr;
+        le[i].assign(digits, end);
+      }
+      le.back() = "+Inf";
+      return le;
+    }();
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kBucketCount; ++i) {
+      cumulative += counts.buckets[i];
+      begin("_bucket", labels, kLe[i]);
+      append_unsigned(out_, cumulative);
+      out_.push_back('\n');
+    }
+    begin("_sum", labels, {});
+    append_ratio(out_, static_cast<double>(counts.sum_ns) / 1e9);
+    out_.push_back('\n');
+    begin("_count", labels, {});
+    append_unsigned(out_, cumulative);
     out_.push_back('\n');
   }
   std::string take() { return std::move(out_); }
 
  private:
-  void begin(std::initializer_list<std::pair<std::string_view, std::string_view>> labels) {
-    out_.append(name_);
-    if (labels.size() > 0) {
+  void begin(std::string_view suffix, Labels labels, std::string_view le) {
+    out_.append(name_).append(suffix);
+    if (labels.size() > 0 || !le.empty()) {
       out_.push_back('{');
       bool first = true;
       for (const auto& [label, value] : labels) {
@@ -671,6 +735,7 @@ class Exposition {
         first = false;
         out_.append(label).append("=\"").append(prometheus_label(value)).push_back('"');
       }
+      if (!le.empty()) out_.append(first ? "" : ",").append("le=\"").append(le).push_back('"');
       out_.push_back('}');
     }
     out_.push_back(' ');
@@ -689,11 +754,14 @@ constexpr balancer::ServerMode kModes[] = {balancer::ServerMode::kUp, balancer::
 struct ServerFigures {
   std::string address;
   balancer::ServerMode mode;
-  uint64_t in_flight = 0, served = 0, failed = 0, weight = 0, max_conns = 0;
+  uint64_t in_flight = 0, served = 0, failed = 0, weight = 0, max_conns = 0, went_down = 0, came_up = 0;
   std::optional<balancer::ServerState::CheckResult> check;  // the first listing's
+  ServerHistograms histograms;  // the first listing's: every listing has the same slot
 };
 
-std::vector<ServerFigures> server_figures(const balancer::BackendState& backend, int64_t now_ms) {
+// `histograms`: the backend's, by server index (null: none).
+std::vector<ServerFigures> server_figures(const balancer::BackendState& backend, int64_t now_ms,
+                                          const std::vector<ServerHistograms>* histograms) {
   std::vector<ServerFigures> servers;
   for (size_t s = 0; s < backend.size(); ++s) {
     const balancer::ServerState& server = backend.server(s);
@@ -704,6 +772,7 @@ std::vector<ServerFigures> server_figures(const balancer::BackendState& backend,
       f.address = address;
       f.mode = server.mode(now_ms, backend.config().slow_start);
       if (server.checked()) f.check = server.last_check();
+      if (histograms && s < histograms->size()) f.histograms = (*histograms)[s];
       servers.push_back(std::move(f));
       same = std::prev(servers.end());
     }
@@ -712,6 +781,8 @@ std::vector<ServerFigures> server_figures(const balancer::BackendState& backend,
     same->failed += server.failed();
     same->weight += backend.server_config(s).weight;
     same->max_conns += backend.server_config(s).max_conns;
+    same->went_down += server.went_down();
+    same->came_up += server.came_up();
   }
   return servers;
 }
@@ -744,9 +815,45 @@ double hit_ratio(const EventCounts& events) {
   return all == 0 ? 0.0 : static_cast<double>(served) / static_cast<double>(all);
 }
 
+std::vector<HostTraffic> gather_host_traffic(const conf::Config& config, const std::vector<int>& host_slots,
+                                             const std::vector<const WorkerMetrics*>& workers) {
+  std::vector<HostTraffic> traffic;
+  std::vector<int> slots;  // of the entries in `traffic`
+  auto add = [&](std::string label, int slot) {
+    HostTraffic& host = traffic.emplace_back();
+    host.host = std::move(label);
+    slots.push_back(slot);
+    for (const WorkerMetrics* worker : workers) {
+      const HostMetrics& metrics = worker->host(slot);
+      for (size_t c = 0; c < kStatusClassCount; ++c) host.responses[c] += metrics.responses[c].load(std::memory_order_relaxed);
+      metrics.duration.read_into(host.duration);
+      metrics.first_byte.read_into(host.first_byte);
+    }
+  };
+  for (size_t h = 0; h < config.hosts.size(); ++h) {
+    const int slot = h < host_slots.size() ? host_slots[h] : -1;
+    // A host without a slot counts with "": no two samples share their labels.
+    if (slot < 0 || std::find(slots.begin(), slots.end(), slot) != slots.end()) continue;
+    add(LabelSlots::label(config.hosts[h]), slot);
+  }
+  add("", -1);
+  return traffic;
+}
+
 ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& workers) {
   ConnectionFigures figures;
   for (const Stats* worker : workers) {
+    WorkerFigures& w = figures.workers.emplace_back();
+    w.connections = worker->client_connections.load(std::memory_order_relaxed);
+    w.requests_in_progress = worker->requests_in_progress.load(std::memory_order_relaxed);
+    // Read apart, the two may disagree for a moment.
+    w.waiting = w.connections > w.requests_in_progress ? w.connections - w.requests_in_progress : 0;
+    figures.open += w.connections;
+    figures.backend_open += worker->backend_connections.load(std::memory_order_relaxed);
+    figures.bytes_in += worker->client_bytes_received.load(std::memory_order_relaxed);
+    figures.bytes_out += worker->client_bytes_sent.load(std::memory_order_relaxed);
+    figures.backend_bytes_in += worker->backend_bytes_received.load(std::memory_order_relaxed);
+    figures.backend_bytes_out += worker->backend_bytes_sent.load(std::memory_order_relaxed);
     figures.requests += worker->requests.load(std::memory_order_relaxed);
     figures.upstream_failures += worker->upstream_failures.load(std::memory_order_relaxed);
     figures.tls_handshakes += worker->tls_handshakes.load(std::memory_order_relaxed);
@@ -798,7 +905,18 @@ std::string render_stats_json(const CacheFigures& figures) {
     out.append("}");
   }
   if (figures.connections) {
-    out.append(",\"connections\":{\"requests\":");
+    const ConnectionFigures& c = *figures.connections;
+    const std::pair<const char*, uint64_t> open_figures[] = {
+        {"open", c.open},         {"backend_open", c.backend_open},         {"bytes_in", c.bytes_in},
+        {"bytes_out", c.bytes_out}, {"backend_bytes_in", c.backend_bytes_in}, {"backend_bytes_out", c.backend_bytes_out},
+    };
+    out.append(",\"connections\":{");
+    for (const auto& [name, value] : open_figures) {
+      out.append("\"").append(name).append("\":");
+      append_unsigned(out, value);
+      out.push_back(',');
+    }
+    out.append("\"requests\":");
     append_unsigned(out, figures.connections->requests);
     out.append(",\"upstream_failures\":");
     append_unsigned(out, figures.connections->upstream_failures);
@@ -814,7 +932,18 @@ std::string render_stats_json(const CacheFigures& figures) {
       out.append("\"").append(close_reason_key(static_cast<CloseReason>(r))).append("\":");
       append_unsigned(out, figures.connections->closes[r]);
     }
-    out.append("}}");
+    out.append("}},\"workers\":[");
+    for (size_t w = 0; w < c.workers.size(); ++w) {
+      if (w > 0) out.push_back(',');
+      out.append("{\"connections\":");
+      append_unsigned(out, c.workers[w].connections);
+      out.append(",\"requests_in_progress\":");
+      append_unsigned(out, c.workers[w].requests_in_progress);
+      out.append(",\"waiting\":");
+      append_unsigned(out, c.workers[w].waiting);
+      out.push_back('}');
+    }
+    out.append("]");
   }
   if (figures.memcached) {
     out.append(",\"memcached\":{");
@@ -930,6 +1059,50 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
     m.family("edge_connection_closes_total", "counter", closes_help);
     for (size_t r = 0; r < kCloseReasonCount; ++r)
       m.sample({{"reason", close_reason_key(static_cast<CloseReason>(r))}}, figures.connections->closes[r]);
+
+    const ConnectionFigures& c = *figures.connections;
+    m.family("edge_client_connections", "gauge", "Client connections open");
+    m.sample({}, c.open);
+    m.family("edge_backend_connections", "gauge", "Backend connections open (connecting, busy or idle in a pool)");
+    m.sample({}, c.backend_open);
+    using WorkerField = uint64_t WorkerFigures::*;
+    const std::tuple<const char*, const char*, WorkerField> worker_families[] = {
+        {"edge_worker_client_connections", "Client connections open on the worker", &WorkerFigures::connections},
+        {"edge_worker_requests_in_progress", "Requests whose head was read and whose response is not yet written",
+         &WorkerFigures::requests_in_progress},
+        {"edge_worker_waiting_connections",
+         "Client connections without a request in progress (idle between requests, or reading a head)",
+         &WorkerFigures::waiting},
+    };
+    for (const auto& [name, help, field] : worker_families) {
+      m.family(name, "gauge", help);
+      for (size_t w = 0; w < c.workers.size(); ++w) m.sample({{"worker", std::to_string(w)}}, c.workers[w].*field);
+    }
+    const std::tuple<const char*, const char*, uint64_t> byte_families[] = {
+        {"edge_client_received_bytes_total", "Bytes received from clients (HTTP, after TLS)", c.bytes_in},
+        {"edge_client_sent_bytes_total", "Bytes of responses sent to clients, heads included (HTTP, before TLS)",
+         c.bytes_out},
+        {"edge_backend_received_bytes_total", "Bytes received from backends (HTTP, after TLS)", c.backend_bytes_in},
+        {"edge_backend_sent_bytes_total", "Bytes of requests sent to backends (HTTP, before TLS)", c.backend_bytes_out},
+    };
+    for (const auto& [name, help, value] : byte_families) {
+      m.family(name, "counter", help);
+      m.sample({}, value);
+    }
+  }
+  if (!figures.traffic.empty()) {
+    m.family("edge_responses_total", "counter",
+             "Responses by status class (code: 1xx to 5xx) and host entry (\"\": none matched)");
+    for (const HostTraffic& host : figures.traffic)
+      for (size_t k = 0; k < kStatusClassCount; ++k)
+        m.sample({{"host", host.host}, {"code", status_class_name(k)}}, host.responses[k]);
+    m.family("edge_request_duration_seconds", "histogram",
+             "From a request's head read to its response written (or abandoned), by host entry");
+    for (const HostTraffic& host : figures.traffic) m.histogram({{"host", host.host}}, host.duration);
+    m.family("edge_request_first_byte_seconds", "histogram",
+             "From a request's head read to its backend's response head, for requests that went to a backend, "
+             "by host entry");
+    for (const HostTraffic& host : figures.traffic) m.histogram({{"host", host.host}}, host.first_byte);
   }
   if (figures.memcached) {
     m.family("edge_memcached_total", "counter",
@@ -937,6 +1110,11 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
              "too_large, invalidations, invalidation_failures, log_reads, keys_asked, round_trips, errors, timeouts, "
              "refused)");
     for (const auto& [name, value] : memcached_figures(*figures.memcached)) m.sample({{"what", name}}, value);
+    m.family("edge_memcached_operation_seconds", "histogram",
+             "From asking the memcached tier to its answer (pool queueing included), by operation: get (a lookup's "
+             "multi-get), set (a write-through)");
+    m.histogram({{"op", "get"}}, figures.memcached->get_latency);
+    m.histogram({{"op", "set"}}, figures.memcached->set_latency);
   }
 
   // The backends: gathered once, then written family by family.
@@ -948,7 +1126,8 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
   std::vector<BackendFigures> backends;
   for (size_t b = 0; b < balancer.size(); ++b) {
     const balancer::BackendState& backend = balancer.backend(b);
-    backends.push_back({backend.config().name, backend.queued(), server_figures(backend, now_ms)});
+    backends.push_back({backend.config().name, backend.queued(),
+                        server_figures(backend, now_ms, b < figures.latencies.size() ? &figures.latencies[b] : nullptr)});
   }
   m.family("edge_backend_queued", "gauge", "Requests waiting for a free server of the backend");
   for (const BackendFigures& b : backends) m.sample({{"backend", b.name}}, b.queued);
@@ -975,6 +1154,25 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
       for (balancer::ServerMode mode : kModes)
         m.sample({{"backend", b.name}, {"server", s.address}, {"state", balancer::mode_name(mode)}},
                  s.mode == mode ? 1 : 0);
+
+  m.family("edge_backend_server_health_transitions_total", "counter",
+           "Times the active health checks took the server down (to=\"down\") or back up (to=\"up\")");
+  for (const BackendFigures& b : backends)
+    for (const ServerFigures& s : b.servers) {
+      m.sample({{"backend", b.name}, {"server", s.address}, {"to", "down"}}, s.went_down);
+      m.sample({{"backend", b.name}, {"server", s.address}, {"to", "up"}}, s.came_up);
+    }
+  if (!figures.latencies.empty()) {
+    m.family("edge_backend_first_byte_seconds", "histogram",
+             "From a request sent to the server to its response head read");
+    for (const BackendFigures& b : backends)
+      for (const ServerFigures& s : b.servers)
+        m.histogram({{"backend", b.name}, {"server", s.address}}, s.histograms.first_byte);
+    m.family("edge_backend_connect_seconds", "histogram",
+             "From a connect to the server started to the connection ready (TLS handshake included)");
+    for (const BackendFigures& b : backends)
+      for (const ServerFigures& s : b.servers) m.histogram({{"backend", b.name}, {"server", s.address}}, s.histograms.connect);
+  }
 
   m.family("edge_backend_server_check_ok", "gauge",
            "1 if the server's last active health check passed, 0 if not; absent before the first");
@@ -1030,7 +1228,8 @@ class Admin {
  public:
   Admin(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
         std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
-        std::vector<const Stats*> worker_stats, AdminServer::Reload reload, AdminServer::Top top)
+        std::vector<const Stats*> worker_stats, AdminServer::Reload reload, AdminServer::Top top,
+        std::vector<const WorkerMetrics*> worker_metrics)
       : loop_(loop),
         generation_(generation),
         settings_(generation->config.admin),
@@ -1039,6 +1238,7 @@ class Admin {
         tier_(tier),
         bounds_(bounds),
         worker_stats_(std::move(worker_stats)),
+        worker_metrics_(std::move(worker_metrics)),
         reload_(std::move(reload)),
         top_(std::move(top)),
         token_(admin::digest_token(settings_.token)),
@@ -1111,6 +1311,7 @@ class Admin {
   Tier* tier_;  // null without cache.memcached
   const Bounds* bounds_;  // null in tests without one
   std::vector<const Stats*> worker_stats_;  // one per worker; empty in tests without workers
+  std::vector<const WorkerMetrics*> worker_metrics_;  // likewise
   AdminServer::Reload reload_;
   AdminServer::Top top_;
   admin::TokenDigest token_;
@@ -1299,7 +1500,11 @@ std::optional<Reply> Admin::answer(const http::RequestHead& head, Conn* conn) {
       return Reply{200, kText, admin::render_backends_text(balancer(), now), {}};
     case admin::Route::kBackends:
     default:  // kNotFound, kDrain and kEnable were answered above
-      return Reply{200, kJson, admin::render_backends_json(balancer(), now), {}};
+    {
+      const admin::ServerLatencies latencies = admin::gather_server_latencies(generation_->server_slots, worker_metrics_);
+      return Reply{200, kJson, admin::render_backends_json(balancer(), now, worker_metrics_.empty() ? nullptr : &latencies),
+                   {}};
+    }
   }
 }
 
@@ -1438,6 +1643,10 @@ admin::CacheFigures Admin::cache_figures() const {
     limits.temp_bytes_peak = bounds_->temp_space.peak();
   }
   if (!worker_stats_.empty()) figures.connections = admin::gather_connection_figures(worker_stats_);
+  if (!worker_metrics_.empty()) {
+    figures.traffic = admin::gather_host_traffic(config(), generation_->host_slots, worker_metrics_);
+    figures.latencies = admin::gather_server_latencies(generation_->server_slots, worker_metrics_);
+  }
   return figures;
 }
 
@@ -1787,9 +1996,11 @@ struct AdminServer::Impl : Admin {
 
 AdminServer::AdminServer(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
                          std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
-                         std::vector<const Stats*> worker_stats, Reload reload, Top top)
+                         std::vector<const Stats*> worker_stats, Reload reload, Top top,
+                         std::vector<const WorkerMetrics*> worker_metrics)
     : impl_(std::make_unique<Impl>(loop, generation, store, std::move(counters), tier, bounds,
-                                   std::move(worker_stats), std::move(reload), std::move(top))) {}
+                                   std::move(worker_stats), std::move(reload), std::move(top),
+                                   std::move(worker_metrics))) {}
 
 AdminServer::~AdminServer() = default;
 

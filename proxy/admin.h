@@ -78,7 +78,7 @@
 // admin.session_ttl from its sign-in.
 //
 // Ownership: the AdminServer borrows the reference to the current generation (which reloads
-// replace, on this loop), the Store, the workers' cache Counters and Stats and the Bounds for its
+// replace, on this loop), the Store, the workers' cache Counters, Stats and metrics and the Bounds for its
 // whole life; it owns its listener and connections and frees them through close callbacks after
 // close().
 #pragma once
@@ -97,6 +97,7 @@
 #include "cache/store.h"
 #include "conf/config.h"
 #include "proxy/generation.h"
+#include "proxy/metrics.h"
 #include "top/heavy_hitters.h"
 #include "top/windows.h"
 
@@ -123,9 +124,11 @@ class AdminServer {
   // `top`: what GET /top runs, on this loop; it calls back (later, on this loop) with every
   // worker's ranking merged, or nullopt while edge stops.
   using Top = std::function<void(const top::Query&, std::function<void(std::optional<top::Ranking>)>)>;
+  // `worker_metrics`: each worker's (proxy/metrics.h), for /metrics, /backends' response_ms.
   AdminServer(uv_loop_t* loop, const GenerationRef& generation, cache::Store& store,
               std::vector<const cache::Counters*> counters, Tier* tier, const Bounds* bounds,
-              std::vector<const Stats*> worker_stats, Reload reload, Top top = {});
+              std::vector<const Stats*> worker_stats, Reload reload, Top top = {},
+              std::vector<const WorkerMetrics*> worker_metrics = {});
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

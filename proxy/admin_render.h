@@ -13,6 +13,7 @@
 #include "balancer/balancer.h"
 #include "cache/counters.h"
 #include "cache/store.h"
+#include "proxy/metrics.h"
 #include "proxy/stats.h"
 #include "proxy/tier.h"
 #include "conf/config.h"
@@ -73,8 +74,21 @@ bool token_matches(std::string_view presented, const TokenDigest& expected);
 // A JSON string literal, quotes included.
 std::string json_string(std::string_view text);
 
-// GET /backends and /backends.txt, read from the live counters at `now_ms`.
-std::string render_backends_json(const balancer::Balancer& balancer, int64_t now_ms);
+// Every backend server's histograms, summed over the workers: [backend][server] in the
+// generation's order (an address listed twice shares its figures).
+struct ServerHistograms {
+  HistogramCounts first_byte;  // request sent to the response head
+  HistogramCounts connect;
+};
+using ServerLatencies = std::vector<std::vector<ServerHistograms>>;
+ServerLatencies gather_server_latencies(const std::vector<std::vector<int>>& server_slots,
+                                        const std::vector<const WorkerMetrics*>& workers);
+
+// GET /backends and /backends.txt, read from the live counters at `now_ms`. The JSON gives each
+// server "response_ms":{"p50","p90","p99"} from `latencies` (its first-byte histogram,
+// estimated from the buckets), each null without a sample or without `latencies`.
+std::string render_backends_json(const balancer::Balancer& balancer, int64_t now_ms,
+                                 const ServerLatencies* latencies = nullptr);
 std::string render_backends_text(const balancer::Balancer& balancer, int64_t now_ms);
 
 // ---- purge and ban ----
@@ -128,8 +142,22 @@ struct LimitFigures {
   uint64_t temp_bytes = 0;
   uint64_t temp_bytes_peak = 0;
 };
+// One worker's open connections (proxy/stats.h); `waiting`: those without a request in
+// progress (idle between requests, or reading a head).
+struct WorkerFigures {
+  uint64_t connections = 0;
+  uint64_t requests_in_progress = 0;
+  uint64_t waiting = 0;
+};
 // The client connections (proxy/stats.h), summed over the workers.
 struct ConnectionFigures {
+  uint64_t open = 0;          // client connections open now
+  uint64_t backend_open = 0;  // backend connections open now (connecting, busy, idle)
+  uint64_t bytes_in = 0;      // received from clients
+  uint64_t bytes_out = 0;     // sent to clients
+  uint64_t backend_bytes_in = 0;   // received from backends
+  uint64_t backend_bytes_out = 0;  // sent to backends
+  std::vector<WorkerFigures> workers;  // one per worker, in order
   uint64_t requests = 0;
   uint64_t upstream_failures = 0;
   uint64_t tls_handshakes = 0;
@@ -138,6 +166,17 @@ struct ConnectionFigures {
   std::array<uint64_t, kCloseReasonCount> closes{};  // by CloseReason
 };
 ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& workers);
+// Responses and their durations for one host label, summed over the workers (proxy/metrics.h).
+struct HostTraffic {
+  std::string host;  // "" for requests that matched no host entry
+  std::array<uint64_t, kStatusClassCount> responses{};  // by status class
+  HistogramCounts duration;
+  HistogramCounts first_byte;
+};
+// The configured hosts in Config::hosts order (a label listed twice is shown once), then "".
+std::vector<HostTraffic> gather_host_traffic(const conf::Config& config, const std::vector<int>& host_slots,
+                                             const std::vector<const WorkerMetrics*>& workers);
+
 struct CacheFigures {
   std::vector<HostFigures> hosts;  // in Config::hosts order
   cache::StoreStats store;
@@ -145,6 +184,8 @@ struct CacheFigures {
   std::optional<TierCounters> memcached;  // with cache.memcached
   std::optional<LimitFigures> limits;     // set by the admin port; absent in tests without one
   std::optional<ConnectionFigures> connections;  // set by the admin port given the workers' Stats
+  std::vector<HostTraffic> traffic;  // set by the admin port given the workers' metrics
+  ServerLatencies latencies;         // likewise
 };
 // The memcached tier's figures by name, in the order /stats and /metrics show them.
 std::vector<std::pair<const char*, uint64_t>> memcached_figures(const TierCounters& tier);
@@ -162,16 +203,21 @@ double hit_ratio(const EventCounts& events);
 //    "store":{"objects","bytes","memory","inserts","evictions","refused_too_large","purged",
 //             "bans","hit_for_pass_marks"},
 //    "limits":{<LimitFigures events>, "temp_bytes", "temp_bytes_peak"},   (when set)
-//    "connections":{"requests","upstream_failures","tls_handshakes","tls_resumed",
-//                   "closes":{<every close reason key>: n}}
-//                                                                         (when set)
+//    "connections":{"open","backend_open","bytes_in","bytes_out","backend_bytes_in",
+//                   "backend_bytes_out","requests","upstream_failures","tls_handshakes",
+//                   "tls_resumed","access_log_dropped","closes":{<every close reason key>: n}},
+//    "workers":[{"connections","requests_in_progress","waiting"}, ...]   (both when set)
 //    "memcached":{<memcached_figures>}}   (only with cache.memcached)
 std::string render_stats_json(const CacheFigures& figures);
 
 // GET /metrics: Prometheus text exposition (version 0.0.4) of the cache figures and of what
 // render_backends_json shows; the connections as edge_requests_total,
 // edge_upstream_failures_total, edge_tls_handshakes_total, edge_tls_resumed_total and
-// edge_connection_closes_total{reason=<close reason key>}.
+// edge_connection_closes_total{reason=<close reason key>}; the traffic as
+// edge_responses_total{host,code="2xx"}, the histograms edge_request_duration_seconds{host},
+// edge_request_first_byte_seconds{host}, edge_backend_first_byte_seconds{backend,server},
+// edge_backend_connect_seconds{backend,server}, edge_memcached_operation_seconds{op}; the open
+// connections and bytes (README lists every family).
 std::string render_metrics(const CacheFigures& figures, const balancer::Balancer& balancer, int64_t now_ms);
 // A label value escaped for the exposition format (backslash, double quote, line feed), without
 // its quotes.

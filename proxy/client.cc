@@ -54,6 +54,7 @@ ClientConn::ClientConn(Worker& worker)
 void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls) {
   auto* conn = new ClientConn(worker);
   worker.add_client(conn);
+  bump(worker.stats().client_connections);
   Shared& shared = worker.shared();
   shared.client_connections.fetch_add(1, std::memory_order_relaxed);
   auto tcp = std::make_unique<http::TcpTransport>(worker.loop(), worker.read_buffer());
@@ -115,6 +116,8 @@ void ClientConn::on_close(Close why) {
   }
   if (reason == CloseReason::kSendTimeout) worker_.bounds().count(worker_.bounds().send_timeouts);
   worker_.stats().count_close(reason);
+  count_bytes_read();
+  drop(worker_.stats().client_connections);
   request_.done();
   worker_.remove_client(this);
   worker_.shared().client_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -122,11 +125,17 @@ void ClientConn::on_close(Close why) {
 
 // ---- a request arrives ----
 
+void ClientConn::count_bytes_read() {
+  // Counted per request and at the close, not per read: a read costs nothing more.
+  bump(worker_.stats().client_bytes_received, bytes_read() - bytes_counted_);
+  bytes_counted_ = bytes_read();
+}
+
 void ClientConn::count_handshake() {
   if (handshake_counted_ || !tls_ || !tls_->handshake_done()) return;
   handshake_counted_ = true;
-  worker_.stats().tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-  if (tls_->resumed()) worker_.stats().tls_resumed.fetch_add(1, std::memory_order_relaxed);
+  bump(worker_.stats().tls_handshakes);
+  if (tls_->resumed()) bump(worker_.stats().tls_resumed);
 }
 
 http::Body* ClientConn::on_head(http::RequestHead& head) {
@@ -174,7 +183,8 @@ void ClientConn::on_refuse(int status, Close) {
 }
 
 void ClientConn::on_request(http::RequestHead& head) {
-  worker_.stats().requests.fetch_add(1, std::memory_order_relaxed);
+  bump(worker_.stats().requests);
+  count_bytes_read();
   request_.start(head, request_body_);
   // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
   if (!closed() && request_.waiting_for_fill()) set_timer(ms(worker_.generation()->config.cache.coalesce_timeout));

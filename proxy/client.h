@@ -73,6 +73,8 @@ class ClientConn final : public http::ServerConn, Request::Client {
   bool upload_too_slow();
   // Counts the TLS handshake once: at the first request, else when the connection closes.
   void count_handshake();
+  // Adds the bytes read since the last call to the worker's Stats.
+  void count_bytes_read();
 
   Worker& worker_;
   size_t registry_index_ = 0;
@@ -82,6 +84,7 @@ class ClientConn final : public http::ServerConn, Request::Client {
   char client_ip_[48] = {};
   tls::TlsTransport* tls_ = nullptr;  // the transport, when the connection is TLS
   bool handshake_counted_ = false;
+  uint64_t bytes_counted_ = 0;  // of bytes_read(), in the worker's Stats already
 };
 
 }  // namespace edge::proxy

@@ -164,7 +164,7 @@ void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
     release_slot(outcome_of(failure));
     return let_go();
   }
-  worker_.stats().upstream_failures.fetch_add(1, std::memory_order_relaxed);
+  bump(worker_.stats().upstream_failures);
   const int server = slot_server_;
   const conf::Backend& backend = backend_state().config();
   // Names from the configuration, escaped all the same: a log line is one event, whoever wrote it.

@@ -2,7 +2,7 @@
 
 namespace edge::proxy {
 
-int HostSlots::slot(const std::string& label) {
+int LabelSlots::slot(const std::string& label) {
   if (auto it = slots_.find(label); it != slots_.end()) return it->second;
   if (slots_.size() >= capacity_) return -1;
   const int slot = static_cast<int>(slots_.size());
@@ -11,7 +11,8 @@ int HostSlots::slot(const std::string& label) {
 }
 
 Generation::Generation(conf::Config config_in, std::vector<std::unique_ptr<tls::ClientContext>> backend_tls,
-                       const Generation* previous, HostSlots& slots)
+                       const Generation* previous, LabelSlots& host_label_slots,
+                       LabelSlots& server_label_slots)
     : number(previous ? previous->number + 1 : 1),
       config(std::move(config_in)),
       router(config),
@@ -21,8 +22,11 @@ Generation::Generation(conf::Config config_in, std::vector<std::unique_ptr<tls::
     std::vector<sockaddr_storage> addresses;
     for (const conf::Server& server : backend.servers) addresses.push_back(server.address.to_sockaddr());
     server_addresses.push_back(std::move(addresses));
+    std::vector<int> slots;
+    for (const conf::Server& server : backend.servers) slots.push_back(server_label_slots.slot(LabelSlots::label(backend, server)));
+    server_slots.push_back(std::move(slots));
   }
-  for (const conf::Host& host : config.hosts) host_slots.push_back(slots.slot(HostSlots::label(host)));
+  for (const conf::Host& host : config.hosts) host_slots.push_back(host_label_slots.slot(LabelSlots::label(host)));
 }
 
 }  // namespace edge::proxy

@@ -27,18 +27,22 @@
 
 namespace edge::proxy {
 
-// Where each host's cache counters go (cache::Counters), kept across reloads by the host's
-// label (its first `match` name), so a host's figures survive a reload that reorders, adds or
-// removes others. Written while a generation is built and read by the admin port, both on the
-// main thread.
-class HostSlots {
+// Where each host's figures go (cache::Counters, proxy/metrics.h), kept across reloads by the
+// host's label (its first `match` name), so a host's figures survive a reload that reorders,
+// adds or removes others; a backend server's likewise by its backend's name and its address.
+// Written while a generation is built and read by the admin port, both on the main thread.
+class LabelSlots {
  public:
-  explicit HostSlots(size_t capacity) : capacity_(capacity) {}
+  explicit LabelSlots(size_t capacity) : capacity_(capacity) {}
   size_t capacity() const { return capacity_; }
   // The label's slot, a new one for a new label; -1 when every slot is taken (its events are
   // then not counted).
   int slot(const std::string& label);
   static std::string label(const conf::Host& host) { return host.match.empty() ? std::string() : host.match.front(); }
+  // A server's: its backend's name and its address (an address listed twice is one server).
+  static std::string label(const conf::Backend& backend, const conf::Server& server) {
+    return backend.name + '\n' + server.address.text();
+  }
 
  private:
   size_t capacity_;
@@ -49,7 +53,7 @@ struct Generation {
   // `backend_tls`: the backends' client contexts, in Config::backends order (null without tls).
   // `previous`: the generation being replaced (null at start): its servers' states carry over.
   Generation(conf::Config config, std::vector<std::unique_ptr<tls::ClientContext>> backend_tls,
-             const Generation* previous, HostSlots& slots);
+             const Generation* previous, LabelSlots& host_slots, LabelSlots& server_slots);
   Generation(const Generation&) = delete;
   Generation& operator=(const Generation&) = delete;
 
@@ -57,6 +61,9 @@ struct Generation {
     return backend < backend_contexts.size() ? backend_contexts[backend].get() : nullptr;
   }
   int host_slot(int host) const { return host >= 0 ? host_slots[static_cast<size_t>(host)] : -1; }
+  int server_slot(int backend, int server) const {
+    return backend >= 0 && server >= 0 ? server_slots[static_cast<size_t>(backend)][static_cast<size_t>(server)] : -1;
+  }
 
   const uint64_t number;  // 1 at start, one more for each reload
   const conf::Config config;
@@ -64,7 +71,8 @@ struct Generation {
   // Mutable state inside (atomics, queues) but the same object for the generation's life.
   mutable balancer::Balancer balancer;  // borrows config
   std::vector<std::vector<sockaddr_storage>> server_addresses;  // [backend][server]
-  std::vector<int> host_slots;                                   // [host] -> HostSlots slot
+  std::vector<int> host_slots;                                   // [host] -> LabelSlots slot
+  std::vector<std::vector<int>> server_slots;                    // [backend][server] -> slot
   std::vector<std::unique_ptr<tls::ClientContext>> backend_contexts;  // [backend], null without tls
 };
 

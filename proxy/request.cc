@@ -48,8 +48,10 @@ Request::Request(Worker& worker, Client& client) : worker_(worker), client_(clie
 int Request::recv(http::RequestHead& head) {
   done();
   active_ = true;
+  bump(worker_.stats().requests_in_progress);
   generation_ = worker_.generation();
   head_ = &head;
+  route_ = RouteMatch{};
   host_.clear();
   target_.clear();
   responding_ = false;
@@ -96,7 +98,9 @@ void Request::refuse(const http::RequestHead& head, int status) {
   if (!active_) {
     // Refused before recv() read its identity: nothing of an earlier request may show.
     active_ = true;
+    bump(worker_.stats().requests_in_progress);
     generation_ = worker_.generation();
+    route_ = RouteMatch{};
     host_.clear();
     target_.clear();
     x_cache_ = "PASS";
@@ -398,14 +402,20 @@ void Request::done() {
   exchange_.end();
   object_.reset();
   trace_.add(Step::kDone);
+  drop(worker_.stats().requests_in_progress);
   if (worker_.shared().access_log) log_access();
-  if (status_ && !target_.empty()) {
+  if (status_) {
+    const conf::Metrics& recording = generation_->config.metrics;
     const Fetch::Facts& fetch = exchange_.fetch_facts();
     const uint64_t started = trace_.started_ns();
-    const uint64_t backend_us =
-        exchanged_ && fetch.first_byte_ns > started ? (fetch.first_byte_ns - started) / 1000 : 0;
-    worker_.record_top(host_, target_, client_.bytes_sent(), exchanged_ && std::string_view(x_cache_) == "MISS",
-                       backend_us);
+    const uint64_t backend_ns = exchanged_ && fetch.first_byte_ns > started ? fetch.first_byte_ns - started : 0;
+    const uint64_t sent = client_.bytes_sent();
+    bump(worker_.stats().client_bytes_sent, sent);
+    worker_.metrics().record_response(generation_->host_slot(route_.host), status_,
+                                      recording.histograms ? uv_hrtime() - started : 0, backend_ns,
+                                      recording.histograms);
+    if (recording.top && !target_.empty())
+      worker_.record_top(host_, target_, sent, exchanged_ && std::string_view(x_cache_) == "MISS", backend_ns / 1000);
   }
   generation_.reset();
 }
@@ -454,7 +464,7 @@ void Request::log_access() {
   line.clear();
   log::format_line(line, config.access_log.format, record);
   if (!worker_.shared().access_log->push(line))
-    worker_.stats().access_log_dropped.fetch_add(1, std::memory_order_relaxed);
+    bump(worker_.stats().access_log_dropped);
 }
 
 }  // namespace edge::proxy

@@ -283,7 +283,7 @@ std::vector<std::string> restart_only_changes(const conf::Config& running, const
 // Names of host entries (their first match), backends and servers, for the list of changes.
 std::vector<std::string> host_labels(const conf::Config& config) {
   std::vector<std::string> out;
-  for (const conf::Host& host : config.hosts) out.push_back(HostSlots::label(host));
+  for (const conf::Host& host : config.hosts) out.push_back(LabelSlots::label(host));
   return out;
 }
 
@@ -421,7 +421,8 @@ void Server::reload(const char* cause, std::function<void(const Reloaded&)> done
       cache.max_variants != current.config.cache.max_variants)
     shared_->store.resize(cache.memory, cache.max_object, cache.max_variants);
   auto generation = std::make_shared<const Generation>(std::move(fresh), std::move(backend_tls),
-                                                       shared_->generation.get(), shared_->host_slots);
+                                                       shared_->generation.get(), shared_->host_slots,
+                                                       shared_->server_slots);
   // The listeners' contexts: a handshake begun with an old one may still call into it, so those
   // live on (tls::Contexts::retired).
   for (auto& context : tls.by_listener)
@@ -600,15 +601,18 @@ int Server::run() {
   if (config.admin.enabled) {
     std::vector<const cache::Counters*> counters;
     std::vector<const Stats*> worker_stats;
+    std::vector<const WorkerMetrics*> worker_metrics;
     for (auto& worker : workers_) {
       counters.push_back(&worker->cache_counters());
       worker_stats.push_back(&worker->stats());
+      worker_metrics.push_back(&worker->metrics());
     }
     admin_ = std::make_unique<AdminServer>(&loop, shared_->generation, shared_->store, counters, shared_->tier.get(),
                                            &shared_->bounds, worker_stats, [this](std::function<void(const Reloaded&)> done) { reload("admin", std::move(done)); },
         [this](const top::Query& query, std::function<void(std::optional<top::Ranking>)> done) {
           gather_top(query, std::move(done));
-        });
+        },
+        worker_metrics);
     std::string error;
     if (!admin_->open(error, std::exchange(inherited_admin_, -1))) {
       std::fprintf(stderr, "%s\n", error.c_str());

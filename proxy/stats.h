@@ -1,7 +1,9 @@
-// proxy/stats: a worker's connection counters, and every reason a client connection ends.
+// proxy/stats: a worker's connection counters and gauges, and every reason a client connection
+// ends.
 //
 // Each Worker owns one Stats and is its only writer; anyone may read it (relaxed atomics). The
-// admin port sums them over the workers for GET /stats and /metrics.
+// one writer changes a value with a load and a store (bump, drop), never a locked instruction.
+// The admin port sums them over the workers for GET /stats and /metrics.
 #pragma once
 
 #include <array>
@@ -40,14 +42,29 @@ constexpr size_t kCloseReasonCount = static_cast<size_t>(CloseReason::kCount);
 // The reason's key ("header_timeout"), as /stats and /metrics name it.
 const char* close_reason_key(CloseReason reason);
 
+// The single writer's increment and decrement of a Stats field.
+inline void bump(std::atomic<uint64_t>& n, uint64_t by = 1) {
+  n.store(n.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+inline void drop(std::atomic<uint64_t>& n) { n.store(n.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed); }
+
 struct Stats {
+  // Gauges: what is open now on this worker.
+  std::atomic<uint64_t> client_connections{0};    // accepted and not yet closed
+  std::atomic<uint64_t> requests_in_progress{0};  // head read, response not yet written
+  std::atomic<uint64_t> backend_connections{0};   // to backends: connecting, busy or idle
+  // Bytes of HTTP (after TLS's decryption, before its encryption), heads included.
+  std::atomic<uint64_t> client_bytes_received{0};
+  std::atomic<uint64_t> client_bytes_sent{0};
+  std::atomic<uint64_t> backend_bytes_received{0};
+  std::atomic<uint64_t> backend_bytes_sent{0};
   std::atomic<uint64_t> requests{0};           // complete requests read from clients
   std::atomic<uint64_t> upstream_failures{0};  // backend exchanges that failed
   std::atomic<uint64_t> tls_handshakes{0};     // completed: at the first request, else at the close
   std::atomic<uint64_t> tls_resumed{0};        // of which resumed a session
   std::atomic<uint64_t> access_log_dropped{0};  // access log lines dropped: its queue was full
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
-  void count_close(CloseReason r) { closes[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  void count_close(CloseReason r) { bump(closes[static_cast<size_t>(r)]); }
 };
 
 }  // namespace edge::proxy

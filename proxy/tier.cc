@@ -7,6 +7,8 @@
 #include <ctime>
 #include <random>
 
+#include <uv.h>
+
 #include "cache/record.h"
 #include "http/mime.h"
 #include "proxy/tier_config.h"
@@ -69,6 +71,7 @@ struct Tier::Impl {
 
   std::atomic<uint64_t> lookups{0}, hits{0}, foreign{0}, misses{0}, purged{0}, unparsable{0}, stores{0},
       too_large{0}, invalidations{0}, invalidation_failures{0}, log_reads{0};
+  Histogram get_latency, set_latency;  // written by the pool's threads
 
   std::string new_token() { return token_prefix + "-" + std::to_string(++token_counter); }
 
@@ -211,7 +214,9 @@ bool Tier::lookup(Lookup lookup, Post post, FoundCallback done) {
   if (!cache::MemcachedPool::valid_key(lookup.key)) return false;
   impl.lookups.fetch_add(1, std::memory_order_relaxed);
   std::vector<std::string> keys{lookup.key, std::string(kTokenKey)};
-  auto answer = [&impl, lookup = std::move(lookup), post, done](cache::McGetResult result) mutable {
+  const uint64_t asked_ns = uv_hrtime();
+  auto answer = [&impl, lookup = std::move(lookup), post, done, asked_ns](cache::McGetResult result) mutable {
+    impl.get_latency.record_shared(uv_hrtime() - asked_ns);
     if (result.values.size() < 2 || !result.values[0]) return impl.found(Found::Kind::kMiss, nullptr, post, done);
     std::string& value = *result.values[0];
     if (!cache::is_record(value)) {
@@ -252,7 +257,9 @@ void Tier::store(const cache::CachedObject& object, std::string key) {
   const Seconds ttl = usable_for(object, now);
   if (ttl <= 0 || !cache::MemcachedPool::valid_key(key)) return;
   std::string record = cache::encode(object, now);
-  impl.pool.set(std::move(key), std::move(record), static_cast<uint32_t>(ttl), run_here, [&impl](McStatus status) {
+  const uint64_t asked_ns = uv_hrtime();
+  impl.pool.set(std::move(key), std::move(record), static_cast<uint32_t>(ttl), run_here, [&impl, asked_ns](McStatus status) {
+    impl.set_latency.record_shared(uv_hrtime() - asked_ns);
     if (status == McStatus::kOk) impl.stores.fetch_add(1, std::memory_order_relaxed);
     if (status == McStatus::kTooLarge) impl.too_large.fetch_add(1, std::memory_order_relaxed);
   });
@@ -281,6 +288,8 @@ TierCounters Tier::counters() const {
   c.invalidation_failures = impl.invalidation_failures.load(std::memory_order_relaxed);
   c.log_reads = impl.log_reads.load(std::memory_order_relaxed);
   c.pool = impl.pool.counters();
+  impl.get_latency.read_into(c.get_latency);
+  impl.set_latency.read_into(c.set_latency);
   return c;
 }
 

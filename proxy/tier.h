@@ -40,6 +40,7 @@
 #include "cache/memcached.h"
 #include "cache/store.h"
 #include "conf/config.h"
+#include "proxy/metrics.h"
 
 namespace edge::proxy {
 
@@ -56,6 +57,10 @@ struct TierCounters {
   uint64_t invalidation_failures = 0;
   uint64_t log_reads = 0;     // times the log was fetched (its token changed)
   cache::McCounters pool;
+  // From the ask to memcached's answer (queueing on the pool included): a lookup's multi-get,
+  // a write-through's set.
+  HistogramCounts get_latency;
+  HistogramCounts set_latency;
 };
 
 class Tier {

@@ -25,10 +25,13 @@ const char* failure_name(UpstreamFailure failure) {
 UpstreamConn::UpstreamConn(Pool& pool, std::unique_ptr<http::Transport> transport)
     : pool_(pool), transport_(std::move(transport)), writer_(this) {
   deadline_.init(pool.loop(), [](void* owner) noexcept { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
+  ++pool_.open_;
+  bump(pool_.stats().backend_connections);
 }
 
 void UpstreamConn::connect(const sockaddr* address) {
   state_ = State::kConnecting;
+  connect_started_ns_ = uv_hrtime();
   if (transport_->connect(address, this) < 0) {
     // No callback will come; start() reports it once there is an owner to tell.
     connect_failed_ = true;
@@ -58,6 +61,8 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
 
 void UpstreamConn::send_request() {
   arm_timer(pool_.backend().response_timeout);
+  sent_ns_ = uv_hrtime();
+  bump(pool_.stats().backend_bytes_sent, request_head_->size() + (request_body_ ? request_body_->size() : 0));
   // The request body is kept whole: a retry on another connection sends it again.
   writer_.start(transport_.get(), request_head_, request_body_, false, /*release=*/false);
 }
@@ -77,6 +82,7 @@ void UpstreamConn::on_connected(int status) {
   // are the connect's.
   if (status == UV_EPROTO) return fail(UpstreamFailure::kTlsHandshake);
   if (status < 0) return fail(UpstreamFailure::kConnectRefused);
+  if (ServerMetrics* metrics = pool_.metrics()) metrics->connect.record(uv_hrtime() - connect_started_ns_);
   state_ = State::kBusy;
   start_reading();
   if (state_ == State::kBusy) send_request();
@@ -128,6 +134,7 @@ void UpstreamConn::let_go_of_body() {
 }
 
 void UpstreamConn::on_data(const char* data, size_t len) {
+  bump(pool_.stats().backend_bytes_received, len);
   if (state_ != State::kBusy) {
     // An idle connection has nothing to say; bytes here are a broken server.
     pool_.forget(this);
@@ -147,6 +154,10 @@ void UpstreamConn::on_data(const char* data, size_t len) {
   // Progress resets the clock: response_timeout bounds silence, not a long download.
   if (!complete) arm_timer(pool_.backend().response_timeout);
   if (!parser_.head_complete() && !complete) return;
+  if (sent_ns_) {
+    if (ServerMetrics* metrics = pool_.metrics()) metrics->first_byte.record(uv_hrtime() - sent_ns_);
+    sent_ns_ = 0;  // once per exchange
+  }
 
   Owner* owner = owner_;
   const http::ResponseHead& head = parser_.head();
@@ -223,7 +234,10 @@ void UpstreamConn::on_closed() { deadline_.close_and_delete<UpstreamConn>(); }
 
 // ---- pool ----
 
-UpstreamConn::~UpstreamConn() { --pool_.open_; }
+UpstreamConn::~UpstreamConn() {
+  --pool_.open_;
+  drop(pool_.stats().backend_connections);
+}
 
 Pool::Pool(uv_loop_t* loop, GenerationRef generation, size_t backend, size_t server) : loop_(loop) {
   rebind(std::move(generation), backend, server);
@@ -239,6 +253,10 @@ void Pool::rebind(GenerationRef generation, size_t backend, size_t server) {
   backend_ = &generation->config.backends[backend];
   server_ = &backend_->servers[server];
   address_ = generation->server_addresses[backend][server];
+  Worker& worker = Worker::of(loop_);
+  stats_ = &worker.stats();
+  const int slot = generation->server_slot(static_cast<int>(backend), static_cast<int>(server));
+  metrics_ = generation->config.metrics.histograms ? worker.metrics().server(slot) : nullptr;
   tls_ = tls;
   generation_ = std::move(generation);
 }
@@ -261,7 +279,6 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
                                                     tls::TlsTransport::Role::kClient);
   }
   auto* conn = new UpstreamConn(*this, std::move(transport));
-  ++open_;
   conn->reused_ = false;
   if (tls_ && !ssl) {
     // Never in plain text to a TLS backend: the connection fails as one that was refused.

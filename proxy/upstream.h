@@ -24,6 +24,8 @@
 
 #include "conf/config.h"
 #include "proxy/generation.h"
+#include "proxy/metrics.h"
+#include "proxy/stats.h"
 #include "http/body.h"
 #include "http/deadline.h"
 #include "http/parser.h"
@@ -111,6 +113,8 @@ class UpstreamConn final : http::StreamWriter::Owner,
   http::Body* response_body_ = nullptr;
   bool reading_ = false;
   uint64_t ends_at_ = 0;  // loop time (ms) set by finish_within; 0: none
+  uint64_t connect_started_ns_ = 0;
+  uint64_t sent_ns_ = 0;  // uv_hrtime() when the request went out; 0 once its head is read
   bool reused_ = false;
   bool connect_failed_ = false;
   bool request_written_ = false;
@@ -139,6 +143,10 @@ class Pool {
   const conf::Server& server() const { return *server_; }
   uv_loop_t* loop() const { return loop_; }
   size_t open_connections() const { return open_; }  // idle, busy or closing
+  // The worker's Stats (bytes, open connections), and the server's histograms on this worker
+  // (null when the configuration records none, or the server has no slot).
+  Stats& stats() const { return *stats_; }
+  ServerMetrics* metrics() const { return metrics_; }
 
   // Closes every idle connection and stops the pool keeping any (worker shutdown, or a server
   // a reload removed); acquire() still connects.
@@ -155,6 +163,8 @@ class Pool {
   // The last TLS session this server gave this worker, offered by the next connection; the
   // pool outlives its connections, whose SSL objects point at it.
   tls::ClientContext::SessionSlot session_slot_;
+  Stats* stats_ = nullptr;
+  ServerMetrics* metrics_ = nullptr;
   std::vector<UpstreamConn*> idle_;
   size_t open_ = 0;
   bool shut_down_ = false;

@@ -26,9 +26,16 @@ const char* close_reason_key(CloseReason reason) {
 
 
 namespace {
-// Host label slots for the cache counters: room for the start's hosts twice over, and never
-// fewer than this, so reloads can add hosts.
+// Label slots for the per-host and per-server figures: room for the start's hosts (servers)
+// twice over, and never fewer than this, so reloads can add some.
 constexpr size_t kMinHostSlots = 256;
+constexpr size_t kMinServerSlots = 256;
+
+size_t server_count(const conf::Config& config) {
+  size_t n = 0;
+  for (const conf::Backend& backend : config.backends) n += backend.servers.size();
+  return n;
+}
 // Keys per time slot and weight in /top's summaries: a key heavier than 1/64th of a slot's
 // traffic is always held.
 constexpr size_t kTopCapacity = 64;
@@ -36,11 +43,13 @@ constexpr size_t kTopCapacity = 64;
 
 Shared::Shared(conf::Config config, tls::Contexts tls_in)
     : host_slots(std::max(kMinHostSlots, 2 * config.hosts.size())),
+      server_slots(std::max(kMinServerSlots, 2 * server_count(config))),
       store(config.cache.memory, config.cache.max_object, config.cache.max_variants),
       bounds(config.limits.max_temp_total),
       tls(std::move(tls_in)) {
   if (config.cache.memcached.enabled) tier = std::make_unique<Tier>(config);
-  generation = std::make_shared<const Generation>(std::move(config), std::move(tls.by_backend), nullptr, host_slots);
+  generation = std::make_shared<const Generation>(std::move(config), std::move(tls.by_backend), nullptr, host_slots,
+                                                      server_slots);
 }
 
 Worker::Worker(Shared& shared, int index)
@@ -48,6 +57,7 @@ Worker::Worker(Shared& shared, int index)
       index_(index),
       read_buffer_(new char[kReadBufferSize]),
       cache_counters_(shared.host_slots.capacity()),
+      metrics_(shared.host_slots.capacity(), shared.server_slots.capacity()),
       top_(top::kByCount, top::Windows(kTopCapacity)) {
   uv_loop_init(&loop_);
   loop_.data = this;

@@ -29,6 +29,7 @@
 #include "proxy/fill.h"
 #include "proxy/generation.h"
 #include "proxy/loop_tasks.h"
+#include "proxy/metrics.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
 #include "proxy/tier.h"
@@ -48,7 +49,8 @@ struct Shared {
   // The current generation. Main thread only: the workers get theirs through their inbox
   // (Worker::use_generation), so a reload publishes it to each in turn.
   GenerationRef generation;
-  HostSlots host_slots;        // before store: the first generation takes its slots
+  LabelSlots host_slots;       // before store: the first generation takes its slots
+  LabelSlots server_slots;
   cache::Store store;          // the RAM cache, every worker's; resized in place by a reload
   Coalescer coalescer;         // the cache fills running, by key
   std::atomic<uint64_t> client_connections{0};
@@ -104,6 +106,7 @@ class Worker {
   http::Body::Options body_options(bool whole);
   Stats& stats() { return stats_; }
   cache::Counters& cache_counters() { return cache_counters_; }
+  WorkerMetrics& metrics() { return metrics_; }
   // The connection pool of a server of `generation`, one this worker took (every request,
   // fetch and fill on this worker runs on one).
   Pool& pool(const GenerationRef& generation, int backend, int server);
@@ -139,7 +142,8 @@ class Worker {
   // fill on this worker tells its subscribers directly). Fill::subscribe keeps it.
   void add_subscriber(uint64_t id, FillSubscriber* subscriber);
   void remove_subscriber(uint64_t id);
-  // A response written (or abandoned) for `host` and `target`, for GET /top: `bytes` sent,
+  // A response written (or abandoned) for `host` and `target`, for GET /top (unless the
+  // configuration's metrics.top is off): `bytes` sent,
   // whether the cache missed, microseconds to the backend's first byte (0: none asked).
   void record_top(std::string_view host, std::string_view target, uint64_t bytes, bool miss, uint64_t backend_us);
   // This worker's part of a /top answer (on its loop): every key it holds for the query's
@@ -193,6 +197,7 @@ class Worker {
   LoopTasks::Poster poster_;
   Stats stats_;
   cache::Counters cache_counters_;
+  WorkerMetrics metrics_;
   std::vector<top::Windows> top_;  // [top::By]
   std::string top_key_;            // reused: host, then target
   std::thread thread_;

@@ -2143,6 +2143,28 @@ TEST_CASE("access_log: bad values are errors at their position") {
   CHECK(only_error(minimal + "access_log: /var/log/a.log\n") == "test.yaml:9:13: 'access_log' must be a map, not a scalar");
 }
 
+TEST_CASE("metrics: both recordings on by default, each switched off by itself") {
+  LoadResult none = load(minimal);
+  REQUIRE(none.config);
+  CHECK(none.config->metrics.histograms);
+  CHECK(none.config->metrics.top);
+  LoadResult off = load(minimal + "metrics: { histograms: false, top: off }\n");
+  REQUIRE(off.config);
+  CHECK_FALSE(off.config->metrics.histograms);
+  CHECK_FALSE(off.config->metrics.top);
+  LoadResult one = load(minimal + "metrics:\n  top: false\n");
+  REQUIRE(one.config);
+  CHECK(one.config->metrics.histograms);
+  CHECK_FALSE(one.config->metrics.top);
+}
+
+TEST_CASE("metrics: bad values and unknown keys are errors at their position") {
+  CHECK(only_error(minimal + "metrics:\n  histograms: maybe\n") ==
+        "test.yaml:10:15: bad histograms 'maybe': expected on, off, true or false");
+  CHECK(only_error(minimal + "metrics:\n  top: false\n  buckets: 10\n") == "test.yaml:11:3: unknown key 'buckets'");
+  CHECK(only_error(minimal + "metrics: off\n") == "test.yaml:9:10: 'metrics' must be a map, not a scalar");
+}
+
 TEST_CASE("upgrade_socket: absent, relative to the configuration, absolute, and refused when too long or empty") {
   LoadResult none = load(minimal);
   REQUIRE(none.config);

@@ -116,12 +116,12 @@ TEST_CASE("the listing, as JSON and as text, follows the live state") {
         "{\"backends\":["
         "{\"name\":\"books_en\",\"balance\":\"least_conn\",\"queued\":0,\"servers\":["
         "{\"address\":\"127.0.0.1:8210\",\"state\":\"up\",\"in_flight\":0,\"served\":0,\"failed\":0,\"weight\":3,"
-        "\"max_conns\":2,\"last_check\":null},"
+        "\"max_conns\":2,\"response_ms\":{\"p50\":null,\"p90\":null,\"p99\":null},\"last_check\":null},"
         "{\"address\":\"[::1]:8211\",\"state\":\"up\",\"in_flight\":0,\"served\":0,\"failed\":0,\"weight\":1,"
-        "\"max_conns\":0,\"last_check\":null}]},"
+        "\"max_conns\":0,\"response_ms\":{\"p50\":null,\"p90\":null,\"p99\":null},\"last_check\":null}]},"
         "{\"name\":\"we\\\"ird\",\"balance\":\"round_robin\",\"queued\":0,\"servers\":["
         "{\"address\":\"127.0.0.1:8110\",\"state\":\"up\",\"in_flight\":0,\"served\":0,\"failed\":0,\"weight\":1,"
-        "\"max_conns\":0,\"last_check\":null}]}]}\n");
+        "\"max_conns\":0,\"response_ms\":{\"p50\":null,\"p90\":null,\"p99\":null},\"last_check\":null}]}]}\n");
   CHECK(admin::render_backends_text(balancer, now) ==
         "books_en 127.0.0.1:8210 up in_flight=0 queued=0 served=0 failed=0 check=-\n"
         "books_en [::1]:8211 up in_flight=0 queued=0 served=0 failed=0 check=-\n"
@@ -140,10 +140,12 @@ TEST_CASE("the listing, as JSON and as text, follows the live state") {
 
   json = admin::render_backends_json(balancer, now);
   CHECK(json.find("{\"address\":\"127.0.0.1:8210\",\"state\":\"up\",\"in_flight\":1,\"served\":1,\"failed\":0,"
-                  "\"weight\":3,\"max_conns\":2,\"last_check\":{\"ok\":true,\"status\":200,\"detail\":\"200\","
+                  "\"weight\":3,\"max_conns\":2,\"response_ms\":{\"p50\":null,\"p90\":null,\"p99\":null},"
+                  "\"last_check\":{\"ok\":true,\"status\":200,\"detail\":\"200\","
                   "\"age_ms\":120}}") != std::string::npos);
   CHECK(json.find("{\"address\":\"[::1]:8211\",\"state\":\"draining\",\"in_flight\":0,\"served\":0,\"failed\":0,"
-                  "\"weight\":1,\"max_conns\":0,\"last_check\":{\"ok\":false,\"status\":0,"
+                  "\"weight\":1,\"max_conns\":0,\"response_ms\":{\"p50\":null,\"p90\":null,\"p99\":null},"
+                  "\"last_check\":{\"ok\":false,\"status\":0,"
                   "\"detail\":\"connection refused\",\"age_ms\":50}}") != std::string::npos);
   std::string text = admin::render_backends_text(balancer, now);
   CHECK(text.find("books_en 127.0.0.1:8210 up in_flight=1 queued=0 served=1 failed=0 check=200\n") !=
@@ -435,14 +437,24 @@ TEST_CASE("GET /stats and /metrics show the connections when the admin port has 
   connections.access_log_dropped = 6;
   connections.closes[static_cast<size_t>(proxy::CloseReason::kHeaderTimeout)] = 3;
   connections.closes[static_cast<size_t>(proxy::CloseReason::kShutdown)] = 5;
+  connections.open = 3;
+  connections.backend_open = 2;
+  connections.bytes_in = 100;
+  connections.bytes_out = 200;
+  connections.backend_bytes_in = 150;
+  connections.backend_bytes_out = 90;
+  connections.workers = {{2, 1, 1}, {1, 0, 1}};
   const std::string json = admin::render_stats_json(figures);
   CAPTURE(json);
-  CHECK(json.find(",\"connections\":{\"requests\":12,\"upstream_failures\":1,\"tls_handshakes\":7,"
+  CHECK(json.find(",\"connections\":{\"open\":3,\"backend_open\":2,\"bytes_in\":100,\"bytes_out\":200,"
+                  "\"backend_bytes_in\":150,\"backend_bytes_out\":90,\"requests\":12,\"upstream_failures\":1,\"tls_handshakes\":7,"
                   "\"tls_resumed\":4,\"access_log_dropped\":6,\"closes\":{\"client_closed\":0,"
                   "\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":3,\"body_timeout\":0,"
                   "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
                   "\"upstream_broken\":0,\"too_many_connections\":0,\"tls_handshake_failed\":0,"
-                  "\"plain_http_on_tls\":0,\"shutdown\":5}}}\n") != std::string::npos);
+                  "\"plain_http_on_tls\":0,\"shutdown\":5}},\"workers\":[{\"connections\":2,"
+                  "\"requests_in_progress\":1,\"waiting\":1},{\"connections\":1,\"requests_in_progress\":0,"
+                  "\"waiting\":1}]}\n") != std::string::npos);
   CHECK(admin::render_stats_json({}).find("connections") == std::string::npos);
 
   conf::Config config = make_config();
@@ -459,7 +471,57 @@ TEST_CASE("GET /stats and /metrics show the connections when the admin port has 
   CHECK(text.find("edge_connection_closes_total{reason=\"header_timeout\"} 3\n") != std::string::npos);
   CHECK(text.find("edge_connection_closes_total{reason=\"shutdown\"} 5\n") != std::string::npos);
   CHECK(text.find("edge_connection_closes_total{reason=\"client_closed\"} 0\n") != std::string::npos);
+  CHECK(text.find("# TYPE edge_client_connections gauge\nedge_client_connections 3\n") != std::string::npos);
+  CHECK(text.find("# TYPE edge_backend_connections gauge\nedge_backend_connections 2\n") != std::string::npos);
+  CHECK(text.find("edge_worker_requests_in_progress{worker=\"0\"} 1\nedge_worker_requests_in_progress{worker=\"1\"} 0\n") !=
+        std::string::npos);
+  CHECK(text.find("edge_worker_waiting_connections{worker=\"1\"} 1\n") != std::string::npos);
+  CHECK(text.find("# TYPE edge_client_received_bytes_total counter\nedge_client_received_bytes_total 100\n") !=
+        std::string::npos);
+  CHECK(text.find("edge_backend_sent_bytes_total 90\n") != std::string::npos);
   CHECK(admin::render_metrics({}, balancer, 0).find("edge_requests_total") == std::string::npos);
+}
+
+TEST_CASE("GET /metrics: responses by class and host, and histograms with cumulative buckets in seconds") {
+  admin::CacheFigures figures;
+  admin::HostTraffic& host = figures.traffic.emplace_back();
+  host.host = "shop.example";
+  host.responses = {0, 7, 0, 3, 1};
+  for (int i = 0; i < 4; ++i) host.duration.buckets[proxy::bucket_of(3'000'000)]++;  // 3 ms
+  host.duration.buckets[proxy::kBucketCount - 1]++;                                   // past 30 s
+  host.duration.sum_ns = 4 * 3'000'000 + 40'000'000'000;
+  figures.traffic.emplace_back();  // "": no host entry
+  conf::Config config = make_config();
+  balancer::Balancer balancer(config);
+  figures.latencies = {{{}, {}}, {{}}};
+  figures.latencies[0][0].first_byte.buckets[0] = 2;
+  figures.latencies[0][0].first_byte.sum_ns = 600'000;
+  const std::string text = admin::render_metrics(figures, balancer, 0);
+  CAPTURE(text);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  CHECK(has("# TYPE edge_responses_total counter"));
+  CHECK(has("edge_responses_total{host=\"shop.example\",code=\"2xx\"} 7"));
+  CHECK(has("edge_responses_total{host=\"shop.example\",code=\"4xx\"} 3"));
+  CHECK(has("edge_responses_total{host=\"shop.example\",code=\"5xx\"} 1"));
+  CHECK(has("edge_responses_total{host=\"\",code=\"1xx\"} 0"));
+  CHECK(has("# TYPE edge_request_duration_seconds histogram"));
+  CHECK(has("edge_request_duration_seconds_bucket{host=\"shop.example\",le=\"0.0005\"} 0"));
+  CHECK(has("edge_request_duration_seconds_bucket{host=\"shop.example\",le=\"0.002\"} 0"));
+  CHECK(has("edge_request_duration_seconds_bucket{host=\"shop.example\",le=\"0.005\"} 4"));
+  CHECK(has("edge_request_duration_seconds_bucket{host=\"shop.example\",le=\"30\"} 4"));
+  CHECK(has("edge_request_duration_seconds_bucket{host=\"shop.example\",le=\"+Inf\"} 5"));
+  CHECK(has("edge_request_duration_seconds_sum{host=\"shop.example\"} 40.012"));
+  CHECK(has("edge_request_duration_seconds_count{host=\"shop.example\"} 5"));
+  CHECK(has("edge_request_first_byte_seconds_count{host=\"\"} 0"));
+  CHECK(has("# TYPE edge_backend_first_byte_seconds histogram"));
+  CHECK(has("edge_backend_first_byte_seconds_bucket{backend=\"books_en\",server=\"127.0.0.1:8210\",le=\"0.0005\"} 2"));
+  CHECK(has("edge_backend_first_byte_seconds_sum{backend=\"books_en\",server=\"127.0.0.1:8210\"} 6e-04"));
+  CHECK(has("edge_backend_connect_seconds_count{backend=\"we\\\"ird\",server=\"127.0.0.1:8110\"} 0"));
+  CHECK(has("edge_backend_server_health_transitions_total{backend=\"books_en\",server=\"127.0.0.1:8210\",to=\"down\"} 0"));
+
+  // /backends: the server's percentiles from the same histogram, in milliseconds.
+  const std::string json = admin::render_backends_json(balancer, 0, &figures.latencies);
+  CHECK(json.find("\"response_ms\":{\"p50\":0.250,\"p90\":0.450,\"p99\":0.495}") != std::string::npos);
 }
 
 TEST_CASE("Prometheus label values are escaped") {
