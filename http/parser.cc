@@ -435,6 +435,7 @@ void ResponseParser::expect_response(bool to_head_request) {
   to_head_request_ = to_head_request;
   started_ = false;
   head_complete_ = false;
+  interims_ = 0;
   head_bytes_ = 0;
   body_bytes_ = 0;
   head_.clear();
@@ -548,7 +549,10 @@ int ResponseParser::on_body(llhttp_t* p, const char* at, size_t len) {
 int ResponseParser::on_message_complete(llhttp_t* p) {
   auto* r = self<ResponseParser>(p);
   if (r->interim_) {
-    // A 1xx is not the answer: forget it and wait for the final response.
+    // A 1xx is not the answer: handed to the sink (103 Early Hints, 102), then forgotten, and
+    // the final response awaited. 100 Continue answers an Expect the proxy dealt with itself.
+    if (r->interim_sink_ && r->head_.status != 100 && r->interims_++ < kMaxInterims)
+      r->interim_sink_->push_back(std::move(r->head_));
     r->interim_ = false;
     r->head_.clear();
     r->started_ = false;

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "http/body.h"
 #include "http/message.h"
@@ -144,7 +145,11 @@ class ResponseParser {
   void expect_response(bool to_head_request);
 
   // Interim 1xx responses are skipped: kHead and kMessage refer to the final response only.
+  // With a sink set, the interim heads but 100 Continue (at most kMaxInterims a response; more
+  // are dropped) are appended to it as they end, for the caller to take after feed().
   ParseResult feed(std::string_view data);
+  static constexpr size_t kMaxInterims = 8;
+  void set_interim_sink(std::vector<ResponseHead>* sink) { interim_sink_ = sink; }
   // The peer closed: completes a response delimited by the close, or reports truncation.
   ParseEvent finish();
   bool head_complete() const { return head_complete_; }
@@ -183,6 +188,8 @@ class ResponseParser {
   bool paused_at_head_ = false;
   bool message_done_ = false;
   bool interim_ = false;
+  std::vector<ResponseHead>* interim_sink_ = nullptr;
+  size_t interims_ = 0;  // interim heads of this response seen
   const char* error_reason_ = "";
 };
 

@@ -199,6 +199,14 @@ void ServerConn::send_continue() {
   transport_->write(&buf, 1, nullptr);  // a failing socket shows at the next read or write
 }
 
+void ServerConn::send_interim(std::string head) {
+  if (closed() || !transport_ || responding_) return;
+  interim_heads_.push_back(std::move(head));
+  const std::string& kept = interim_heads_.back();
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(kept.data()), static_cast<unsigned>(kept.size()));
+  transport_->write(&buf, 1, nullptr);  // a failing socket shows at the next read or write
+}
+
 void ServerConn::on_write_done(int status) {
   if (closed()) return;
   if (status < 0) return close(Close::kWriteError);
@@ -220,6 +228,7 @@ void ServerConn::on_write_done(int status) {
 
 void ServerConn::end_exchange() {
   responding_ = false;
+  interim_heads_.clear();  // written: the response that followed them is
   if (!keep_alive_ || refused_ || peer_ended_) return linger();
   phase_ = Phase::kWaiting;
   if (settings_.idle_timeout_ms)

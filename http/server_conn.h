@@ -59,6 +59,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -115,6 +116,9 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   void kick() { writer_.kick(); }
   // Writes "HTTP/1.1 100 Continue" ahead of everything else (from on_head).
   void send_continue();
+  // Writes an interim response's head (103 Early Hints) before the response starts; nothing
+  // once it has. Kept until the exchange ends, as the transport writes from it.
+  void send_interim(std::string head);
   // The connection closes (lingering) once the response in progress is written.
   void close_after_response() { keep_alive_ = false; }
   // The handler's deadline while it handles a request, before its response starts.
@@ -175,6 +179,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   RequestParser parser_;
   StreamWriter writer_;
   std::string pending_;  // received while a request was handled: parsed once it is answered
+  std::deque<std::string> interim_heads_;  // written by send_interim; a deque never moves them
   Phase phase_ = Phase::kWaiting;
   Close reason_ = Close::kHandler;  // a refusal's reason, decided before its response is written
   bool refused_ = false;

@@ -60,6 +60,7 @@ class ClientConn final : public http::ServerConn, Request::Client {
   // Request::Client
   ClientFraming framing(bool may_keep_alive) override;
   void send(const Response& response) override;
+  void send_interim(std::string head) override { ServerConn::send_interim(std::move(head)); }
   void kick() override { ServerConn::kick(); }
   void broke_off(CloseReason reason) override { close_for(reason); }
   std::string_view client_ip() override;

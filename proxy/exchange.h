@@ -52,6 +52,9 @@ class Exchange final : Fetch::Owner, FillSubscriber {
     virtual void on_exchange_progress() = 0;
     // No response could be had (status), or the one being delivered broke off.
     virtual void on_exchange_failed(int status) = 0;
+    // An interim response (103 Early Hints, 102) from the backend this request asked, ahead of
+    // the final one.
+    virtual void on_exchange_interim(const http::ResponseHead&) {}
 
    protected:
     ~Owner() = default;
@@ -98,6 +101,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   void join_fill(std::shared_ptr<Fill> fill);
   void leave_fill();
   void on_fill_event() override;
+  void on_fill_interim(const http::ResponseHead& interim) override { owner_->on_exchange_interim(interim); }
   void take_pass();
   void refresh_in_background(const cache::ObjectRef& stale);
   Fill::Params fill_params(cache::ObjectRef stale, bool coalesced);
@@ -112,6 +116,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   }
   void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
   void on_fetch_failed(Fetch& fetch, int status) override;
+  void on_fetch_interim(Fetch&, const http::ResponseHead& interim) override { owner_->on_exchange_interim(interim); }
 
   Worker& worker_;
   Owner* owner_;

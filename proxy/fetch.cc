@@ -206,6 +206,10 @@ void Fetch::on_upstream_failed(UpstreamFailure failure, bool reused) {
   }
 }
 
+void Fetch::on_upstream_interim(const http::ResponseHead& interim) {
+  if (owner_ && !draining_) owner_->on_fetch_interim(*this, interim);
+}
+
 void Fetch::on_upstream_response(const http::ResponseHead& head, bool complete) {
   if (draining_) {
     if (!complete) return response_body_.release_before(response_body_.size());

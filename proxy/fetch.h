@@ -57,6 +57,8 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
     // No response could be had: the status to answer with (502, 503, 504 or 500). If the
     // response had started, the Body holds its part and `response_started()` is true.
     virtual void on_fetch_failed(Fetch& fetch, int status) = 0;
+    // An interim response (103 Early Hints, 102) ahead of the final one: to pass on, or not.
+    virtual void on_fetch_interim(Fetch&, const http::ResponseHead&) {}
 
    protected:
     ~Owner() = default;
@@ -107,6 +109,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   void granted(int server) override;
   void on_upstream_response(const http::ResponseHead& head, bool complete) override;
   void on_upstream_failed(UpstreamFailure failure, bool reused) override;
+  void on_upstream_interim(const http::ResponseHead& interim) override;
   void on_queue_timeout();
 
   Worker& worker_;

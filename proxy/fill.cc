@@ -303,6 +303,16 @@ void Fill::end() {
   self_.reset();  // may free the fill: nothing after this
 }
 
+void Fill::on_fetch_interim(Fetch&, const http::ResponseHead& interim) {
+  FillSubscriber* initiator = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    for (const Subscriber& s : subscribers_)
+      if (s.worker == &worker_ && s.id == initiator_ && initiator_) initiator = s.subscriber;
+  }
+  if (initiator) initiator->on_fill_interim(interim);
+}
+
 void Fill::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   if (!decided_) {
     {

@@ -58,6 +58,9 @@ class FillSubscriber {
  public:
   // The fill's state changed: read it with snapshot().
   virtual void on_fill_event() = 0;
+  // An interim response (103 Early Hints, 102) from the backend, told to the initiator only,
+  // on its loop, as it arrives: never stored, never told to the others.
+  virtual void on_fill_interim(const http::ResponseHead&) {}
 
  protected:
   ~FillSubscriber() = default;
@@ -134,6 +137,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   Fill(Worker& worker, Params params) : worker_(worker), params_(std::move(params)) {}
   void on_fetch_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
   void on_fetch_failed(Fetch& fetch, int status) override;
+  void on_fetch_interim(Fetch& fetch, const http::ResponseHead& interim) override;
   void start_fetch();
   bool ask_tier(std::string key);  // false: memcached cannot be asked now
   void write_through(const cache::CachedObject& object);

@@ -41,6 +41,21 @@ bool conditional_field(std::string_view name) {
 }
 }  // namespace
 
+std::string build_interim_head(const http::ResponseHead& interim) {
+  std::string out = "HTTP/1.1 ";
+  append_number(out, static_cast<uint64_t>(interim.status));
+  out.append(" ");
+  out.append(interim.reason.empty() ? http::reason_phrase(interim.status) : std::string_view(interim.reason));
+  out.append("\r\n");
+  for (size_t i = 0; i < interim.headers.size(); ++i) {
+    const http::FieldId id = interim.headers.id(i);
+    if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength) continue;
+    append_field(out, interim.headers.name(i), interim.headers.value(i));
+  }
+  out.append("\r\n");
+  return out;
+}
+
 ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, ClientFraming client,
                                     std::string_view date) {
   out.clear();

@@ -1,6 +1,7 @@
 // proxy/heads: every message head edge writes, in both directions, built here and nowhere else.
 //
-// Towards clients, build_response_head() writes the head of every delivery: a response passed
+// Towards clients, build_response_head() writes the head of every delivery (and
+// build_interim_head() a backend's 1xx relayed ahead of it): a response passed
 // through from a backend, a stored object (whole, 304, 206 or 416), an assembled page, and an
 // answer edge makes itself (errors, the admin port's replies). What each kind keeps of its
 // fields, and what edge adds (Date when absent, Age, Via, X-Cache, the framing and Connection),
@@ -92,6 +93,10 @@ struct ResponseFraming {
 // `date` is the current HTTP date, used when the fields carry none.
 ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, ClientFraming client,
                                     std::string_view date);
+
+// An interim response's head (103 Early Hints, 102) as relayed to an HTTP/1.1 client: its
+// status line and fields, without the hop-by-hop ones and framing.
+std::string build_interim_head(const http::ResponseHead& interim);
 
 // The upstream head for a request (pass-through, or a GET for the cache with the client's
 // conditions and ranges left out and `validators`' added).

@@ -150,6 +150,12 @@ void Request::on_exchange_progress() {
   client_.kick();
 }
 
+void Request::on_exchange_interim(const http::ResponseHead& interim) {
+  // Never to an HTTP/1.0 client (RFC 9110 15.2), nor once the response has begun.
+  if (head_sent_ || responding_ || !head_ || head_->version_minor == 0) return;
+  client_.send_interim(build_interim_head(interim));
+}
+
 void Request::on_exchange_failed(int status) {
   if (responding_) return client_.broke_off(CloseReason::kUpstreamBroken);
   synth(status, true);
@@ -401,9 +407,9 @@ void Request::done() {
   assembly_.reset();
   exchange_.end();
   object_.reset();
-  trace_.add(Step::kDone);
+  const uint64_t done_ns = trace_.add(Step::kDone);
   drop(worker_.stats().requests_in_progress);
-  if (worker_.shared().access_log) log_access();
+  if (worker_.shared().access_log) log_access(done_ns);
   if (status_) {
     const conf::Metrics& recording = generation_->config.metrics;
     const Fetch::Facts& fetch = exchange_.fetch_facts();
@@ -412,7 +418,7 @@ void Request::done() {
     const uint64_t sent = client_.bytes_sent();
     bump(worker_.stats().client_bytes_sent, sent);
     worker_.metrics().record_response(generation_->host_slot(route_.host), status_,
-                                      recording.histograms ? uv_hrtime() - started : 0, backend_ns,
+                                      recording.histograms ? done_ns - started : 0, backend_ns,
                                       recording.histograms);
     if (recording.top && !target_.empty())
       worker_.record_top(host_, target_, sent, exchanged_ && std::string_view(x_cache_) == "MISS", backend_ns / 1000);
@@ -420,7 +426,7 @@ void Request::done() {
   generation_.reset();
 }
 
-void Request::log_access() {
+void Request::log_access(uint64_t done_ns) {
   const conf::Config& config = generation_->config;
   log::AccessRecord record;
   record.time_ms = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -438,8 +444,7 @@ void Request::log_access() {
   }
   record.status = status_;
   record.bytes = status_ ? client_.bytes_sent() : 0;
-  const uint64_t now_ns = uv_hrtime();
-  record.total_ms = static_cast<double>(now_ns - trace_.started_ns()) / 1e6;
+  record.total_ms = static_cast<double>(done_ns - trace_.started_ns()) / 1e6;
   // An answer edge made before any lookup (a refusal, a 404 for an unknown host) has no cache
   // status and no backend.
   record.cache = exchanged_ ? std::string_view(x_cache_) : std::string_view();

@@ -63,6 +63,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
     };
     // Writes the response; the Client calls the Request's done() once it is written.
     virtual void send(const Response& response) = 0;
+    // Writes an interim response's head (103 Early Hints) ahead of the response.
+    virtual void send_interim(std::string head) = 0;
     virtual void kick() = 0;  // the body being written grew, completed or failed
     // The response cannot be completed (it started, and its source broke off): close.
     virtual void broke_off(CloseReason reason) = 0;
@@ -118,10 +120,11 @@ class Request final : Exchange::Owner, Assembly::Owner {
   void on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) override;
   void on_exchange_progress() override;
   void on_exchange_failed(int status) override;
+  void on_exchange_interim(const http::ResponseHead& interim) override;
   void on_assembly_progress() override;
   void on_assembly_failed() override;
   // The request's access log line, formatted here and queued for the log's writer thread.
-  void log_access();
+  void log_access(uint64_t done_ns);  // done_ns: uv_hrtime() when the request ended
 
   Worker& worker_;
   Client& client_;

@@ -49,13 +49,16 @@ class Trace {
     count_ = 0;
     dropped_ = 0;
   }
-  void add(Step step) {
+  // Returns the time it read (uv_hrtime()), for the caller's own figures.
+  uint64_t add(Step step) {
+    const uint64_t now_ns = uv_hrtime();
     if (count_ == kMaxEntries) {
       ++dropped_;
-      return;
+      return now_ns;
     }
-    const uint64_t us = (uv_hrtime() - started_ns_) / 1000;
+    const uint64_t us = (now_ns - started_ns_) / 1000;
     entries_[count_++] = Entry{step, us > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(us)};
+    return now_ns;
   }
   uint64_t started_ns() const { return started_ns_; }  // uv_hrtime() at start()
   size_t size() const { return count_; }

@@ -24,6 +24,7 @@ const char* failure_name(UpstreamFailure failure) {
 
 UpstreamConn::UpstreamConn(Pool& pool, std::unique_ptr<http::Transport> transport)
     : pool_(pool), transport_(std::move(transport)), writer_(this) {
+  parser_.set_interim_sink(&interims_);
   deadline_.init(pool.loop(), [](void* owner) noexcept { static_cast<UpstreamConn*>(owner)->on_timeout(); }, this);
   ++pool_.open_;
   bump(pool_.stats().backend_connections);
@@ -51,6 +52,7 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
   response_body->set_producer(this);
   parser_.expect_response(head_request);
   parser_.set_body_sink(response_body);
+  interims_.clear();
   if (connect_failed_) return fail(UpstreamFailure::kConnectRefused);
   if (state_ == State::kIdle) {
     state_ = State::kBusy;
@@ -150,6 +152,12 @@ void UpstreamConn::on_data(const char* data, size_t len) {
       complete = true;
       break;
     }
+  }
+  if (!interims_.empty()) {
+    // Told before the final head they precede; the owner stays ours (it only passes them on).
+    for (const http::ResponseHead& interim : interims_)
+      if (owner_) owner_->on_upstream_interim(interim);
+    interims_.clear();
   }
   // Progress resets the clock: response_timeout bounds silence, not a long download.
   if (!complete) arm_timer(pool_.backend().response_timeout);

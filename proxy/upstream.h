@@ -61,6 +61,8 @@ class UpstreamConn final : http::StreamWriter::Owner,
     virtual void on_upstream_response(const http::ResponseHead& head, bool complete) = 0;
     // `reused`: the failure happened on a connection taken from the pool.
     virtual void on_upstream_failed(UpstreamFailure failure, bool reused) = 0;
+    // An interim response (103 Early Hints, 102) arrived ahead of the final one; not 100.
+    virtual void on_upstream_interim(const http::ResponseHead& interim) = 0;
 
    protected:
     ~Owner() = default;
@@ -107,6 +109,7 @@ class UpstreamConn final : http::StreamWriter::Owner,
   http::Deadline deadline_;
   http::StreamWriter writer_;
   http::ResponseParser parser_;
+  std::vector<http::ResponseHead> interims_;  // the parser's, taken after each read
   Owner* owner_ = nullptr;
   const std::string* request_head_ = nullptr;
   http::Body* request_body_ = nullptr;

@@ -134,10 +134,11 @@ void Worker::record_top(std::string_view host, std::string_view target, uint64_t
                         uint64_t backend_us) {
   const int64_t now = static_cast<int64_t>(uv_now(&loop_));
   top_key_.assign(host).append(target);
-  top_[static_cast<size_t>(top::By::kRequests)].add(now, top_key_, 1);
-  if (bytes) top_[static_cast<size_t>(top::By::kBytes)].add(now, top_key_, bytes);
-  if (miss) top_[static_cast<size_t>(top::By::kMisses)].add(now, top_key_, 1);
-  if (backend_us) top_[static_cast<size_t>(top::By::kBackendTime)].add(now, top_key_, backend_us);
+  const top::HashedKey key(top_key_);  // hashed once for the two to four summaries
+  top_[static_cast<size_t>(top::By::kRequests)].add(now, key, 1);
+  if (bytes) top_[static_cast<size_t>(top::By::kBytes)].add(now, key, bytes);
+  if (miss) top_[static_cast<size_t>(top::By::kMisses)].add(now, key, 1);
+  if (backend_us) top_[static_cast<size_t>(top::By::kBackendTime)].add(now, key, backend_us);
 }
 
 top::Ranking Worker::top_ranking(const top::Query& query) {

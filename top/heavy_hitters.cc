@@ -43,7 +43,7 @@ void SpaceSaving::sift_down(size_t i) {
   }
 }
 
-void SpaceSaving::add(std::string_view key, uint64_t weight) {
+void SpaceSaving::add(const HashedKey& key, uint64_t weight) {
   total_ += weight;
   if (auto it = index_.find(key); it != index_.end()) {
     heap_[it->second].count += weight;
@@ -52,7 +52,7 @@ void SpaceSaving::add(std::string_view key, uint64_t weight) {
   if (!full()) {
     // A new slot may weigh less than its parent: it moves up.
     size_t i = heap_.size();
-    auto [it, inserted] = index_.emplace(std::string(key), i);
+    auto [it, inserted] = index_.emplace(std::string(key.text), i);
     heap_.push_back(Slot{&*it, weight, 0});
     while (i > 0) {
       const size_t parent = (i - 1) / 2;
@@ -64,7 +64,7 @@ void SpaceSaving::add(std::string_view key, uint64_t weight) {
   }
   Slot& smallest = heap_.front();
   Index::node_type node = index_.extract(smallest.entry->first);
-  node.key().assign(key);  // keeps the string's capacity when it fits
+  node.key().assign(key.text);  // keeps the string's capacity when it fits
   node.mapped() = 0;
   smallest.entry = &*index_.insert(std::move(node)).position;
   smallest.error = smallest.count;

@@ -32,6 +32,13 @@ struct Hitter {
   uint64_t error = 0;  // count - error is a lower bound
 };
 
+// A key with its hash computed once, for adding it to several summaries.
+struct HashedKey {
+  explicit HashedKey(std::string_view key) : text(key), hash(std::hash<std::string_view>{}(key)) {}
+  std::string_view text;
+  size_t hash;
+};
+
 class SpaceSaving {
  public:
   explicit SpaceSaving(size_t capacity);
@@ -40,7 +47,8 @@ class SpaceSaving {
   SpaceSaving(SpaceSaving&&) = default;
   SpaceSaving& operator=(SpaceSaving&&) = default;
 
-  void add(std::string_view key, uint64_t weight = 1);
+  void add(const HashedKey& key, uint64_t weight = 1);
+  void add(std::string_view key, uint64_t weight = 1) { add(HashedKey(key), weight); }
   void clear();
 
   size_t capacity() const { return capacity_; }
@@ -55,8 +63,15 @@ class SpaceSaving {
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    size_t operator()(const HashedKey& k) const { return k.hash; }
   };
-  using Index = std::unordered_map<std::string, size_t, Hash, std::equal_to<>>;  // key -> its place in heap_
+  struct Equal {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+    bool operator()(const HashedKey& a, std::string_view b) const { return a.text == b; }
+    bool operator()(std::string_view a, const HashedKey& b) const { return a == b.text; }
+  };
+  using Index = std::unordered_map<std::string, size_t, Hash, Equal>;  // key -> its place in heap_
   struct Slot {
     // The key and this slot's place, in index_: map nodes never move, so a slot that moves in
     // the heap updates its place without hashing its key again.

@@ -51,7 +51,7 @@ void Windows::advance(size_t index, int64_t time_ms) {
   }
 }
 
-void Windows::add(int64_t now_ms, std::string_view key, uint64_t weight) {
+void Windows::add(int64_t now_ms, const HashedKey& key, uint64_t weight) {
   advance(0, now_ms);
   levels_[0].slot(levels_[0].current).add(key, weight);
 }

@@ -46,7 +46,8 @@ class Windows {
  public:
   explicit Windows(size_t capacity);
 
-  void add(int64_t now_ms, std::string_view key, uint64_t weight = 1);
+  void add(int64_t now_ms, const HashedKey& key, uint64_t weight = 1);
+  void add(int64_t now_ms, std::string_view key, uint64_t weight = 1) { add(now_ms, HashedKey(key), weight); }
   // The summaries that together cover `window` at now_ms (borrowed until the next add()).
   std::vector<const SpaceSaving*> covering(int64_t now_ms, Window window);
 

@@ -236,6 +236,46 @@ TEST_CASE("cache: targeted fields rule this cache over Cache-Control, most speci
   CHECK(forwarded.header("Edge-Cache-Control") == std::string_view("max-age=60"));
 }
 
+TEST_CASE("cache: a backend's 103 Early Hints reach the HTTP/1.1 client that asked, never a hit or HTTP/1.0") {
+  RecordingBackend backend;
+  Edge edge("workers: 1\n"
+            "listen: [{address: 127.0.0.1:{{port}}}]\n"
+            "backends: {app: {servers: [" + yaml_address(backend.port()) + "]}}\n"
+            "hosts: [{match: [\"*\"], backend: app}]\n");
+  const std::string hints = "HTTP/1.1 103 Early Hints\r\nLink: </site.css>; rel=preload; as=style\r\n\r\n"
+                            "HTTP/1.1 100 Continue\r\n\r\n";
+  auto ask = [&](const std::string& target, std::string_view version = "HTTP/1.1") {
+    Client client(edge.port);
+    client.send("GET " + target + " " + std::string(version) + "\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    return client.read_response();
+  };
+  // A pass: the hint, then the answer (the 100 stays between edge and the backend).
+  backend.answer_once("/page", hints + "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 4\r\n\r\npage");
+  Response passed = ask("/page");
+  CHECK(passed.status == 200);
+  CHECK(passed.body == "page");
+  REQUIRE(passed.interims.size() == 1);
+  CHECK(passed.interims[0].status == 103);
+  CHECK(passed.interims[0].headers.get("Link") == std::string_view("</site.css>; rel=preload; as=style"));
+  // A miss: the client whose request reached the backend gets the hint; the hit after it does not.
+  backend.answer_once("/cached/page", hints + "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 6\r\n\r\ncached");
+  Response miss = ask("/cached/page");
+  CHECK(miss.body == "cached");
+  REQUIRE(miss.interims.size() == 1);
+  CHECK(miss.interims[0].status == 103);
+  Response hit = ask("/cached/page");
+  CHECK(hit.status == 200);
+  CHECK(x_cache(hit) == "HIT");
+  CHECK(hit.interims.empty());
+  CHECK_FALSE(hit.header("Link"));
+  // Never to an HTTP/1.0 client (RFC 9110 15.2).
+  backend.answer_once("/old", hints + "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 3\r\n\r\nold");
+  Response old = ask("/old", "HTTP/1.0");
+  CHECK(old.status == 200);
+  CHECK(old.body == "old");
+  CHECK(old.interims.empty());
+}
+
 TEST_CASE("cache: no-store, private, Set-Cookie and Vary: * are never stored; the key is then passed") {
   Site s;
   for (const std::string t : {"/cache/ns?cc=no-store", "/cache/priv?cc=private%2C%20max-age%3D60",

@@ -507,6 +507,7 @@ Response Client::read_response(std::string_view method) {
   parser.expect_response(method == "HEAD");
   http::Body body;
   parser.set_body_sink(&body);
+  parser.set_interim_sink(&out.interims);
 
   std::string data = std::move(pending_);
   pending_.clear();

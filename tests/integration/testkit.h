@@ -163,6 +163,7 @@ struct Response {
   http::Headers headers;
   std::string body;
   bool complete = false;  // a whole message was read
+  std::vector<http::ResponseHead> interims;  // 1xx heads before it (100 Continue left out)
   std::optional<std::string_view> header(std::string_view name) const { return headers.get(name); }
 };
 

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 using namespace edge::http;
 
@@ -462,6 +463,41 @@ TEST_CASE("a response's Connection-nominated fields are removed; a 100 then a so
     CHECK(p.head().status == 200);
     CHECK(body.to_string() == "ok");
     CHECK_FALSE(p.head().headers.get("X-Private"));
+  }
+}
+
+TEST_CASE("interim responses but 100 reach the sink in order, bounded, at every split") {
+  std::string input =
+      "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n"
+      "HTTP/1.1 100 Continue\r\n\r\n"
+      "HTTP/1.1 102 Processing\r\n\r\n";
+  for (int i = 0; i < 10; ++i) input += "HTTP/1.1 103 Early Hints\r\nLink: </" + std::to_string(i) + ">\r\n\r\n";
+  input += "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (size_t step : {input.size(), size_t{1}, size_t{7}}) {
+    CAPTURE(step);
+    ResponseParser p;
+    Body body;
+    std::vector<ResponseHead> interims;
+    p.set_interim_sink(&interims);
+    p.expect_response(false);
+    p.set_body_sink(&body);
+    std::string_view rest = input;
+    ParseEvent last = ParseEvent::kNeedMore;
+    while (!rest.empty() && last != ParseEvent::kMessage && last != ParseEvent::kError) {
+      ParseResult r = p.feed(rest.substr(0, step));
+      rest.remove_prefix(r.consumed);
+      last = r.event;
+    }
+    CHECK(last == ParseEvent::kMessage);
+    CHECK(p.head().status == 200);
+    CHECK(body.to_string() == "ok");
+    REQUIRE(interims.size() == ResponseParser::kMaxInterims);
+    CHECK(interims[0].status == 103);
+    CHECK(interims[0].headers.get("Link") == std::string_view("</a.css>; rel=preload"));
+    CHECK_FALSE(interims[0].headers.get("X-Hop"));
+    CHECK(interims[1].status == 102);
+    CHECK(interims[2].headers.get("Link") == std::string_view("</0>"));
+    CHECK_FALSE(p.head().headers.get("Link"));
   }
 }
 

@@ -35,6 +35,8 @@ struct FakeClient final : Request::Client {
     body = response.body;
     keep_alive = response.keep_alive;
   }
+  void send_interim(std::string interim) override { interims.push_back(std::move(interim)); }
+  std::vector<std::string> interims;
   void kick() override { ++kicks; }
   void broke_off(proxy::CloseReason reason) override { broken = reason; }
   std::string_view client_ip() override { return "192.0.2.7"; }
