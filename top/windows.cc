@@ -52,8 +52,13 @@ void Windows::advance(size_t index, int64_t time_ms) {
 }
 
 void Windows::add(int64_t now_ms, const HashedKey& key, uint64_t weight) {
-  advance(0, now_ms);
-  levels_[0].slot(levels_[0].current).add(key, weight);
+  if (!adding_ || now_ms >= adding_until_ms_) {
+    advance(0, now_ms);
+    Level& level = levels_[0];
+    adding_ = &level.slot(level.current);
+    adding_until_ms_ = (level.current + 1) * level.slot_ms;
+  }
+  adding_->add(key, weight);
 }
 
 std::vector<const SpaceSaving*> Windows::covering(int64_t now_ms, Window window) {

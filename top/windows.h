@@ -45,6 +45,8 @@ struct Query {
 class Windows {
  public:
   explicit Windows(size_t capacity);
+  Windows(const Windows& other) : levels_(other.levels_) {}  // adds to its own slots
+  Windows& operator=(const Windows&) = delete;
 
   void add(int64_t now_ms, const HashedKey& key, uint64_t weight = 1);
   void add(int64_t now_ms, std::string_view key, uint64_t weight = 1) { add(now_ms, HashedKey(key), weight); }
@@ -63,6 +65,9 @@ class Windows {
   void advance(size_t level, int64_t time_ms);
 
   std::array<Level, 3> levels_;
+  // The current 10-second slot and where it ends: an add within it neither divides nor calls.
+  SpaceSaving* adding_ = nullptr;
+  int64_t adding_until_ms_ = 0;
 };
 
 }  // namespace edge::top
