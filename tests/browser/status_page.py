@@ -17,6 +17,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common import utils as selenium_utils
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -131,6 +133,18 @@ def click_action(driver, address, action):
     wait(driver, press, "the %s button of %s" % (action, address))
 
 
+class LoopbackService(Service):
+    """chromedriver, reached at 127.0.0.1 rather than "localhost": a machine whose /etc/hosts does
+    not name localhost (a bare debootstrap root, a container) runs the test all the same."""
+
+    @property
+    def service_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def is_connectable(self):
+        return selenium_utils.is_connectable(self.port, "127.0.0.1")
+
+
 def browser():
     options = Options()
     options.binary_location = CHROMIUM
@@ -139,7 +153,7 @@ def browser():
         options.add_argument(flag)
     if os.geteuid() == 0:
         options.add_argument("--no-sandbox")
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=LoopbackService(CHROMEDRIVER), options=options)
 
 
 def run(edge_bin, app_bin, output_dir, work):
@@ -280,6 +294,12 @@ def main():
         print(__doc__)
         return 2
     edge_bin, app_bin, output_dir = sys.argv[1:]
+    try:
+        socket.getaddrinfo("localhost", None)
+    except OSError:
+        # chromedriver reaches the browser it starts by that name, whatever the test asks.
+        print("FAILED: this machine cannot resolve localhost (no localhost line in /etc/hosts)")
+        return 1
     with tempfile.TemporaryDirectory(prefix="edge-status-page-") as work:
         try:
             run(edge_bin, app_bin, output_dir, work)

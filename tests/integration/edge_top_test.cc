@@ -90,6 +90,7 @@ class Tmux {
                         pane});
     // Kept once the program exits, so the test can read the screen it leaves.
     if (started_.code == 0) command({"set-option", "-t", "top", "remain-on-exit", "on"});
+    else started_.output += "\n(tmux needs pseudo-terminals: is devpts mounted on /dev/pts?)";
   }
   ~Tmux() { run({"tmux", "-S", socket_, "kill-server"}); }
   Tmux(const Tmux&) = delete;
