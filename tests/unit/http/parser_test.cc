@@ -442,6 +442,19 @@ TEST_CASE("hostile responses are errors, whole and split at every byte") {
   }
 }
 
+namespace {
+// Feeds `input` `step` bytes at a time until a message ends or an error; the last event.
+ParseEvent feed_in_steps(ResponseParser& p, std::string_view input, size_t step) {
+  ParseEvent last = ParseEvent::kNeedMore;
+  while (!input.empty() && last != ParseEvent::kMessage && last != ParseEvent::kError) {
+    ParseResult r = p.feed(input.substr(0, step));
+    input.remove_prefix(r.consumed);
+    last = r.event;
+  }
+  return last;
+}
+}  // namespace
+
 TEST_CASE("a response's Connection-nominated fields are removed; a 100 then a sound head parses at every split") {
   const std::string input =
       "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
@@ -452,13 +465,7 @@ TEST_CASE("a response's Connection-nominated fields are removed; a 100 then a so
     Body body;
     p.expect_response(false);
     p.set_body_sink(&body);
-    std::string_view rest = input;
-    ParseEvent last = ParseEvent::kNeedMore;
-    while (!rest.empty() && last != ParseEvent::kMessage && last != ParseEvent::kError) {
-      ParseResult r = p.feed(rest.substr(0, step));
-      rest.remove_prefix(r.consumed);
-      last = r.event;
-    }
+    const ParseEvent last = feed_in_steps(p, input, step);
     CHECK(last == ParseEvent::kMessage);
     CHECK(p.head().status == 200);
     CHECK(body.to_string() == "ok");
@@ -481,13 +488,7 @@ TEST_CASE("interim responses but 100 reach the sink in order, bounded, at every 
     p.set_interim_sink(&interims);
     p.expect_response(false);
     p.set_body_sink(&body);
-    std::string_view rest = input;
-    ParseEvent last = ParseEvent::kNeedMore;
-    while (!rest.empty() && last != ParseEvent::kMessage && last != ParseEvent::kError) {
-      ParseResult r = p.feed(rest.substr(0, step));
-      rest.remove_prefix(r.consumed);
-      last = r.event;
-    }
+    const ParseEvent last = feed_in_steps(p, input, step);
     CHECK(last == ParseEvent::kMessage);
     CHECK(p.head().status == 200);
     CHECK(body.to_string() == "ok");
