@@ -806,37 +806,63 @@ bool if_range_holds(const http::Headers& request, const http::Headers& stored) {
 }
 }  // namespace
 
-RangeDecision decide_range(const http::RequestHead& request, const http::Headers& stored, uint64_t size) {
-  RangeDecision full;
-  if (request.method != "GET") return full;
+namespace {
+struct RangeSpec {
+  bool suffix = false;
+  std::optional<uint64_t> first;
+  std::optional<uint64_t> last;  // the suffix length, for a suffix range
+};
+
+// The one range of a GET's Range field (RFC 9110 14.1.1): nullopt for none, another unit,
+// several ranges or bad syntax, which are all answered with the whole representation.
+std::optional<RangeSpec> single_range_spec(const http::RequestHead& request) {
+  if (request.method != "GET") return std::nullopt;
   const http::Headers& h = request.headers;
-  if (h.count("range") != 1) return full;
+  if (h.count("range") != 1) return std::nullopt;
   std::string_view spec = trim(*h.get("range"));
   size_t eq = spec.find('=');
-  if (eq == std::string_view::npos || !iequals(spec.substr(0, eq), "bytes")) return full;
+  if (eq == std::string_view::npos || !iequals(spec.substr(0, eq), "bytes")) return std::nullopt;
   std::string_view only;
   int count = 0;
   http::for_each_token(spec.substr(eq + 1), [&](std::string_view item) {
     ++count;
     only = item;
   });
-  if (count != 1) return full;  // none, or several ranges: we answer one range only
+  if (count != 1) return std::nullopt;  // none, or several ranges: we answer one range only
 
   size_t dash = only.find('-');
-  if (dash == std::string_view::npos) return full;
-  bool suffix = dash == 0;
-  std::optional<uint64_t> first, last;
-  if (suffix) {
-    last = parse_u64(only.substr(1));  // the suffix length
-    if (!last) return full;
+  if (dash == std::string_view::npos) return std::nullopt;
+  RangeSpec range;
+  range.suffix = dash == 0;
+  if (range.suffix) {
+    range.last = parse_u64(only.substr(1));  // the suffix length
+    if (!range.last) return std::nullopt;
   } else {
-    first = parse_u64(only.substr(0, dash));
-    if (!first) return full;
+    range.first = parse_u64(only.substr(0, dash));
+    if (!range.first) return std::nullopt;
     if (dash + 1 < only.size()) {
-      last = parse_u64(only.substr(dash + 1));
-      if (!last || *last < *first) return full;
+      range.last = parse_u64(only.substr(dash + 1));
+      if (!range.last || *range.last < *range.first) return std::nullopt;
     }
   }
+  return range;
+}
+}  // namespace
+
+std::optional<ByteRange> requested_range(const http::RequestHead& request) {
+  const std::optional<RangeSpec> spec = single_range_spec(request);
+  if (!spec || spec->suffix || request.headers.count("if-range") > 0) return std::nullopt;
+  return ByteRange{*spec->first, spec->last.value_or(UINT64_MAX)};
+}
+
+RangeDecision decide_range(const http::RequestHead& request, const http::Headers& stored, uint64_t size) {
+  RangeDecision full;
+  const std::optional<RangeSpec> spec = single_range_spec(request);
+  if (!spec) return full;
+  const bool suffix = spec->suffix;
+  const std::optional<uint64_t> first = spec->first;
+  const std::optional<uint64_t> last = spec->last;
+  const http::Headers& h = request.headers;
   if (h.count("if-range") > 0 && !if_range_holds(h, stored)) return full;
 
   RangeDecision d;
@@ -857,6 +883,20 @@ RangeDecision decide_range(const http::RequestHead& request, const http::Headers
   d.kind = RangeDecision::kPartial;
   d.range = {*first, last ? std::min(*last, size - 1) : size - 1};
   return d;
+}
+
+std::string strong_validator(const http::Headers& response) {
+  if (response.count("etag") == 1) {
+    const std::string_view etag = trim(*response.get("etag"));
+    const Tag tag = parse_single_tag(etag);
+    if (tag.valid && !tag.weak) return std::string(etag);
+  }
+  if (response.count("last-modified") != 1 || response.count("date") != 1) return {};
+  const std::string_view lm_field = trim(*response.get("last-modified"));
+  const auto lm = parse_http_date(lm_field);
+  const auto served = parse_http_date(*response.get(http::FieldId::kDate));
+  if (!lm || !served || *lm > *served - 60) return {};
+  return std::string(lm_field);
 }
 
 // ---- revalidation and invalidation ----

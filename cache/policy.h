@@ -161,6 +161,17 @@ struct RangeDecision {
 // not match the stored validator give the full response; a range past the end gives 416.
 RangeDecision decide_range(const http::RequestHead& request, const http::Headers& stored, uint64_t size);
 
+// The range a GET asks for before anything is known of the representation: one `first-last` or
+// `first-` range (last UINT64_MAX: to the end) without If-Range. Nullopt otherwise: no Range, one
+// decide_range() answers with the whole, several ranges, or a suffix range (it needs the length).
+std::optional<ByteRange> requested_range(const http::RequestHead& request);
+
+// The strong validator of a response, for combining its parts with others (RFC 9111 3.4) and for
+// an If-Range of edge's own (RFC 9110 13.1.5): a strong entity tag, else a Last-Modified at least
+// 60 seconds before the response's Date (RFC 9110 8.8.2.2), as the field has it. "" when the
+// response has neither.
+std::string strong_validator(const http::Headers& response);
+
 // ---- revalidation and invalidation ----
 
 // The stored headers updated by a 304 (RFC 9111 3.2): every field of the 304 replaces the stored

@@ -122,7 +122,12 @@ std::string Store::variant_string(std::string_view vary_part, std::string_view e
 
 uint64_t CachedObject::charge() const {
   uint64_t bytes = kObjectOverhead + key.size() + host.size() + path.size() + variant.size() + reason.size() +
-                   (body ? body->capacity() : 0) + (attachment ? attachment->memory() : 0);
+                   (attachment ? attachment->memory() : 0);
+  if (parts.empty()) {
+    bytes += body ? body->capacity() : 0;
+  } else {
+    for (const Part& part : parts) bytes += sizeof(Part) + (part.body ? part.body->capacity() : 0);
+  }
   for (size_t i = 0; i < headers.size(); ++i) bytes += headers.name(i).size() + headers.value(i).size();
   for (const std::string& tag : tags) bytes += tag.size();
   for (const std::string& name : vary_names) bytes += name.size();

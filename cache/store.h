@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "cache/ban_regex.h"
+#include "cache/partial.h"
 #include "cache/policy.h"
 #include "http/message.h"
 #include "http/shared_body.h"
@@ -76,6 +77,12 @@ struct CachedObject {
   std::string reason;
   http::Headers headers;  // as stored: hop-by-hop fields already removed
   std::shared_ptr<const http::SharedBody> body;  // never null in the store; shared by deliveries
+  // A partial object (cache/partial.h): the parts it holds, sorted, of a representation of
+  // `complete_length` bytes; `body` is then the newest part's (also among the parts) and stands
+  // for nothing more. Empty for a complete object.
+  std::vector<Part> parts;
+  uint64_t complete_length = 0;
+  bool partial() const { return !parts.empty(); }
   AgeBasis age;
   Seconds lifetime = 0;
   Seconds grace = 0;              // the route's grace when it was stored

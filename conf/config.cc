@@ -321,7 +321,8 @@ using Entries = std::map<std::string, Entry, std::less<>>;
 // The cache keys a host entry or a route may carry (CachePolicy).
 constexpr std::string_view kCachePolicyKeys[] = {
     "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies",
-    "key_scheme", "forward_targeted", "esi", "ram", "static", "key", "drop_request_fields"};
+    "key_scheme", "forward_targeted", "esi", "ram", "static", "key", "drop_request_fields",
+    "range_fetch_from"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
@@ -1115,6 +1116,15 @@ class Loader {
                     policy.drop_request_fields);
     read_switch(find(fields, "esi"), "esi", policy.esi);
     read_switch(find(fields, "ram"), "ram", policy.ram);
+    if (const Entry* from = find(fields, "range_fetch_from")) {
+      if (auto text = scalar(*from, "range_fetch_from")) {
+        if (*text == "off") {
+          policy.range_fetch_from = UINT64_MAX;
+        } else {
+          read_size(from, "range_fetch_from", 0, policy.range_fetch_from);
+        }
+      }
+    }
     if (const Entry* source_entry = find(fields, "static")) {
       if (auto text = scalar(*source_entry, "static")) {
         if (*text != "memcached") {

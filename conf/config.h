@@ -219,6 +219,12 @@ struct CachePolicy {
   bool forward_targeted = false;
   bool esi = false;
   bool ram = true;
+  // `range_fetch_from: <size>|off`: on a miss, a request for one byte range starting at or past
+  // this offset is fetched from the backend with that range, and the 206 stored as part of the
+  // object (cache/partial.h); below it (or off), the whole response is fetched and stored, and
+  // the range answered from it. Once part of an object is stored, what a request lacks is always
+  // fetched by range. Default 1 MiB: a seek into a video does not wait for what precedes it.
+  uint64_t range_fetch_from = 1024 * 1024;
   StaticSource static_source = StaticSource::kNone;
   std::string static_key = "{host}{path}";
   // Request fields removed before anything reads the request (the cache's Vary and directives,

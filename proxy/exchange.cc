@@ -94,6 +94,7 @@ void Exchange::serve_from_cache() {
   cache::Store::Lookup found = worker_.shared().store.lookup(cache_key_, head.headers, key_extra_);
   if (found.object && (!authorized || cache::shareable_with_authorization(found.object->cc))) {
     const cache::ObjectRef& object = found.object;
+    if (object->partial()) return serve_partial(object);
     switch (cache::decide(request_cc_, cache::stored_view(*object, wall_now()))) {
       case cache::Use::kFresh:
         count(cache::Event::kHit);
@@ -133,7 +134,68 @@ void Exchange::serve_from_cache() {
     count(cache::Event::kPass);
     return start_pass();
   }
+  // A range far into the representation is fetched as it is asked, not after all that precedes it.
+  if (!policy_->esi && policy_->ram) {
+    const std::optional<cache::ByteRange> range = cache::requested_range(head);
+    if (range && range->first >= policy_->range_fetch_from) return start_range_fill(nullptr, *range, true);
+  }
   start_fill(nullptr, !authorized);
+}
+
+cache::ByteRange Exchange::wanted_bytes(const http::Headers& stored, uint64_t size) const {
+  const cache::RangeDecision range = cache::decide_range(*head_, stored, size);
+  if (range.kind == cache::RangeDecision::kPartial) return range.range;
+  return {0, size - 1};
+}
+
+void Exchange::serve_partial(const cache::ObjectRef& object) {
+  const cache::CachedObject& stored = *object;
+  const http::RequestHead& head = *head_;
+  const cache::Use use = cache::decide(request_cc_, cache::stored_view(stored, wall_now()));
+  const cache::ByteRange wanted = wanted_bytes(stored.headers, stored.complete_length);
+  const bool client_range = cache::decide_range(head, stored.headers, stored.complete_length).kind ==
+                            cache::RangeDecision::kPartial;
+  if (use == cache::Use::kFresh || use == cache::Use::kStaleAllowed) {
+    // What the parts answer alone: a HEAD, a condition, a range past the end, bytes they hold.
+    const bool answered = head.is_head() ||
+                          cache::evaluate_preconditions(head, stored.headers) != cache::Precondition::kProceed ||
+                          cache::decide_range(head, stored.headers, stored.complete_length).kind ==
+                              cache::RangeDecision::kUnsatisfiable ||
+                          cache::parts_cover(stored.parts, wanted.first, wanted.last);
+    if (answered) {
+      const bool fresh = use == cache::Use::kFresh;
+      count(fresh ? cache::Event::kHit : cache::Event::kStale);
+      step(fresh ? Step::kHit : Step::kStale);
+      return deliver(object, fresh ? "HIT" : "STALE");
+    }
+    const std::optional<cache::ByteRange> missing = cache::missing_span(stored.parts, wanted.first, wanted.last);
+    return start_range_fill(object, *missing, client_range && missing->first == wanted.first &&
+                                                  missing->last == wanted.last);
+  }
+  if (request_cc_.only_if_cached) return owner_->on_exchange_failed(504);
+  // Stale: all the request wants is fetched, with If-Range on the stored validator; the stored
+  // parts join the new one if it is unchanged (RFC 9111 3.4), and a 200 replaces them if not.
+  start_range_fill(object, wanted, client_range);
+}
+
+void Exchange::start_range_fill(cache::ObjectRef partial, cache::ByteRange range, bool range_is_request) {
+  Fill::Params params = fill_params(nullptr, false);
+  params.tier_lookup = false;  // memcached holds complete responses only
+  std::string fields = "Range: bytes=";
+  append_number(fields, range.first);
+  fields.push_back('-');
+  if (range.last != UINT64_MAX) append_number(fields, range.last);
+  fields.append("\r\n");
+  if (partial) append_field(fields, "If-Range", cache::strong_validator(partial->headers));
+  params.upstream_head.insert(params.upstream_head.size() - 2, fields);
+  params.range = range;
+  params.partial = std::move(partial);
+  params.range_is_request = range_is_request;
+  bool started = false;
+  fill_ = Fill::start(worker_, std::move(params), id_, this, &started);
+  fill_initiator_ = true;
+  step(Step::kMiss);
+  on_fill_event();  // it may have failed at once
 }
 
 Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
@@ -227,6 +289,16 @@ void Exchange::on_fill_event() {
       if (delivering_) {
         if (snap.object->body->complete() || snap.object->body->failed()) leave_fill();
         return owner_->on_exchange_progress();
+      }
+      if (snap.object->partial()) {
+        // A part that does not hold what this request wants (the backend sent less, or the
+        // representation changed under the stored parts): the request goes as it came.
+        const cache::ByteRange wanted = wanted_bytes(snap.object->headers, snap.object->complete_length);
+        if (!cache::parts_cover(snap.object->parts, wanted.first, wanted.last)) {
+          leave_fill();
+          count(cache::Event::kPass);
+          return start_pass();
+        }
       }
       if (!fill_initiator_ && !cache::Store::variant_matches(*snap.object, head_->headers, key_extra_)) {
         // Another variant was fetched: this request needs its own.

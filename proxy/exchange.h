@@ -98,6 +98,13 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   void serve_from_cache();
   void start_pass();
   void start_fill(cache::ObjectRef stale, bool coalesced, bool replaces = true);
+  // A partial object found (cache/partial.h): answered from its parts when they hold what the
+  // request wants and are fresh, else the bytes missing (stale: all it wants, with If-Range)
+  // fetched by range.
+  void serve_partial(const cache::ObjectRef& object);
+  void start_range_fill(cache::ObjectRef partial, cache::ByteRange range, bool range_is_request);
+  // The bytes of a representation of `size` bytes this request wants: its range, or all of it.
+  cache::ByteRange wanted_bytes(const http::Headers& stored, uint64_t size) const;
   void join_fill(std::shared_ptr<Fill> fill);
   void leave_fill();
   void on_fill_event() override;

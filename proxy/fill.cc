@@ -74,6 +74,37 @@ void add_validators(std::string& head, const cache::CachedObject& stored) {
   head.insert(head.size() - 2, fields);
 }
 
+// Parts of the same representation: the same strong validator and length (RFC 9111 3.4).
+bool same_representation(const cache::CachedObject& a, const cache::CachedObject& b) {
+  const uint64_t a_length = a.partial() ? a.complete_length : a.body->size();
+  const uint64_t b_length = b.partial() ? b.complete_length : b.body->size();
+  const std::string validator = cache::strong_validator(a.headers);
+  return !validator.empty() && a_length == b_length && validator == cache::strong_validator(b.headers);
+}
+
+// A copy to change before it is stored (a stored object never changes).
+std::shared_ptr<cache::CachedObject> copy_object(const cache::CachedObject& from) {
+  auto to = std::make_shared<cache::CachedObject>();
+  to->key = from.key;
+  to->host = from.host;
+  to->path = from.path;
+  to->variant = from.variant;
+  to->vary_names = from.vary_names;
+  to->status = from.status;
+  to->reason = from.reason;
+  to->headers = from.headers;
+  to->body = from.body;
+  to->parts = from.parts;
+  to->complete_length = from.complete_length;
+  to->age = from.age;
+  to->lifetime = from.lifetime;
+  to->grace = from.grace;
+  to->cc = from.cc;
+  to->tags = from.tags;
+  to->attachment = from.attachment;
+  return to;
+}
+
 // A page read back whole (from memcached) compiled as a fill compiles one as it arrives.
 void attach_template(cache::CachedObject& object) {
   ssi::Parser parser(ssi::Syntax::kBoth);
@@ -384,6 +415,22 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   // The stored fields stay as received, so a later 304 is read the same way.
   const std::optional<http::ResponseHead> targeted = cache::targeted_view(head, config.targeted_field);
   const http::ResponseHead& policy_head = targeted ? *targeted : head;
+  // A range fill's 206 (or 416) says nothing of the key as a whole: it is a part, or it passes
+  // without a mark.
+  if (params_.range && (head.status == 206 || head.status == 416)) {
+    if (head.status == 206 && decide_part(fetch, head, policy_head, complete)) return;
+    {
+      std::lock_guard lock(mutex_);
+      state_ = State::kPass;
+    }
+    if (params_.range_is_request) {
+      fetch.set_owner(nullptr);
+      pass_ = Pass{FetchHandle(&fetch), &head, complete};
+    } else {
+      fetch.finish();  // bytes the client did not ask for alone: it fetches its own request
+    }
+    return end();
+  }
   const cache::StoreVerdict verdict = cache::can_store(params_.request, policy_head, options);
   const bool too_large = head.content_length && *head.content_length > config.max_object;
   if (!params_.replaces || verdict != cache::StoreVerdict::kStore || too_large) {
@@ -401,21 +448,10 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     return end();
   }
 
-  auto object = std::make_shared<cache::CachedObject>();
-  object->key = params_.key;
-  object->host = params_.host;
-  object->path = params_.key.substr(std::min(params_.host.size(), params_.key.size()));
-  object->vary_names = vary_names(head.headers);
-  const std::optional<std::string> vary_part = cache::vary_key(head.headers, params_.request.headers);
-  object->variant = cache::Store::variant_string(vary_part.value_or(""), params_.variant_extra);
+  std::shared_ptr<cache::CachedObject> object = new_object(head, policy_head, now);
   object->status = head.status;
   object->reason = head.reason;
   object->headers = cache::stored_headers(head.headers);
-  object->age = cache::age_basis(head, request_time_, now);
-  object->cc = cache::parse_cache_control(policy_head.headers, false);
-  object->lifetime = cache::freshness_lifetime(policy_head, object->cc, object->age, options);
-  object->grace = seconds(params_.policy->grace);
-  object->tags = surrogate_tags(head.headers);
   body_ = std::make_shared<http::SharedBody>(head.content_length.value_or(0));
   object->body = body_;
   filling_ = object;
@@ -427,6 +463,85 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object_ = object;
   }
   copy_body(fetch, complete);
+}
+
+std::shared_ptr<cache::CachedObject> Fill::new_object(const http::ResponseHead& head,
+                                                       const http::ResponseHead& policy_head,
+                                                       cache::Seconds now) const {
+  const cache::StoreOptions options = store_options(*params_.policy, params_.generation->config.cache);
+  auto object = std::make_shared<cache::CachedObject>();
+  object->key = params_.key;
+  object->host = params_.host;
+  object->path = params_.key.substr(std::min(params_.host.size(), params_.key.size()));
+  object->vary_names = vary_names(head.headers);
+  const std::optional<std::string> vary_part = cache::vary_key(head.headers, params_.request.headers);
+  object->variant = cache::Store::variant_string(vary_part.value_or(""), params_.variant_extra);
+  object->age = cache::age_basis(head, request_time_, now);
+  object->cc = cache::parse_cache_control(policy_head.headers, false);
+  object->lifetime = cache::freshness_lifetime(policy_head, object->cc, object->age, options);
+  object->grace = seconds(params_.policy->grace);
+  object->tags = surrogate_tags(head.headers);
+  return object;
+}
+
+bool Fill::decide_part(Fetch& fetch, const http::ResponseHead& head, const http::ResponseHead& policy_head,
+                       bool complete) {
+  const conf::Cache& config = params_.generation->config.cache;
+  if (head.headers.count("content-range") != 1) return false;  // none, or a multipart answer
+  const std::optional<cache::ContentRange> range = cache::parse_content_range(*head.headers.get("Content-Range"));
+  if (!range || range->first != params_.range->first || range->last > params_.range->last) return false;
+  const uint64_t length = range->last - range->first + 1;
+  if ((head.content_length && *head.content_length != length) || length > config.max_object) return false;
+  // Parts combine only by a strong validator (RFC 9111 3.4); a page to assemble is kept whole.
+  if (cache::strong_validator(head.headers).empty() || params_.policy->esi || wants_esi(head.headers)) return false;
+  // Storable as the complete response would be (RFC 9111 3.3).
+  http::ResponseHead whole = policy_head;
+  whole.status = 200;
+  if (cache::can_store(params_.request, whole, store_options(*params_.policy, config)) != cache::StoreVerdict::kStore)
+    return false;
+
+  std::shared_ptr<cache::CachedObject> object = new_object(head, whole, wall_now());
+  object->status = 200;
+  object->reason = "OK";
+  object->headers = cache::stored_part_headers(head.headers);
+  object->complete_length = range->complete_length;
+  body_ = std::make_shared<http::SharedBody>(length);
+  part_ = cache::Part{range->first, length, body_};
+  const cache::CachedObject* stored = params_.partial.get();
+  object->parts = stored && same_representation(*stored, *object) ? cache::add_part(stored->parts, *part_)
+                                                                   : std::vector<cache::Part>{*part_};
+  object->body = body_;
+  filling_ = object;
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::kStreaming;
+    object_ = object;
+  }
+  copy_body(fetch, complete);
+  return true;
+}
+
+void Fill::store_part() {
+  Shared& shared = worker_.shared();
+  std::shared_ptr<cache::CachedObject> object = filling_;
+  // Parts another fill stored meanwhile stay, when they are of the same representation; a
+  // complete response of it stored meanwhile is better than any part.
+  const cache::ObjectRef now_stored =
+      shared.store.lookup(params_.key, params_.request.headers, params_.variant_extra).object;
+  if (now_stored && now_stored != params_.partial && same_representation(*now_stored, *object)) {
+    if (!now_stored->partial()) return;
+    object = copy_object(*object);
+    object->parts = cache::add_part(now_stored->parts, *part_);
+  }
+  if (std::shared_ptr<http::SharedBody> joined = cache::join_parts(object->parts, object->complete_length)) {
+    // The parts meet: stored from now on as the complete response.
+    object = copy_object(*object);
+    object->parts.clear();
+    object->complete_length = 0;
+    object->body = std::move(joined);
+    write_through(*object);
+  }
+  if (params_.ram) shared.store.insert(object);
 }
 
 void Fill::copy_body(Fetch& fetch, bool complete) {
@@ -447,7 +562,25 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     if (!esi_parser_) notify_all();
     return;
   }
+  if (part_ && body_->size() != part_->length) {
+    // The 206's body is not the part its Content-Range announced: nothing of it is kept.
+    body_->fail();
+    {
+      std::lock_guard lock(mutex_);
+      state_ = State::kFailed;
+      status_ = 502;
+    }
+    filling_.reset();
+    fetch.finish();
+    return end();
+  }
   body_->finish();
+  if (part_) {
+    store_part();
+    filling_.reset();
+    fetch.finish();
+    return end();
+  }
   if (esi_parser_) {
     ssi::Template compiled = esi_parser_->finish();
     if (!compiled.is_verbatim()) filling_->attachment = std::make_shared<CompiledPage>(std::move(compiled));

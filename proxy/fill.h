@@ -94,6 +94,16 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     bool tier_lookup = true;  // false: written through only (a refresh of what memcached gave)
     bool static_route = false;
     std::string static_path;
+    // A fill of a byte range (cache/partial.h): upstream_head asks for `range` (last UINT64_MAX:
+    // to the end), with an If-Range on `partial`'s validator when part of the object is stored.
+    // A usable 206 becomes part of a partial object (its parts and `partial`'s, when the
+    // validators agree), published as kStreaming while the part arrives; a 200 is stored as any
+    // full response. Never coalesced, never asks memcached. `range_is_request`: the range is
+    // exactly the client's, so a 206 that cannot be stored is passed through to it; otherwise
+    // (a part of what the client asked) the initiator is told kPass with nothing to take.
+    std::optional<cache::ByteRange> range;
+    cache::ObjectRef partial;
+    bool range_is_request = false;
   };
 
   struct Snapshot {
@@ -145,6 +155,14 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   void publish_from_tier(std::shared_ptr<cache::CachedObject> object);
   void refresh_from_backend();  // a stale record served from memcached, by a fill of its own
   void decide(Fetch& fetch, const http::ResponseHead& head, bool complete);
+  // A 206 to a range fill: stored as a part, or passed (false: not usable as a part).
+  bool decide_part(Fetch& fetch, const http::ResponseHead& head, const http::ResponseHead& policy_head, bool complete);
+  // The end of a part's body: the part joins what is stored now (or the whole, once complete).
+  void store_part();
+  // A new object for the key from a response: identity, variant, freshness and tags; the caller
+  // sets status, fields and body.
+  std::shared_ptr<cache::CachedObject> new_object(const http::ResponseHead& head, const http::ResponseHead& policy_head,
+                                                  cache::Seconds now) const;
   void copy_body(Fetch& fetch, bool complete);
   void end();  // on the fill's loop: leaves the coalescer, tells the last event, drops the self reference
   void notify_all();  // tells every subscriber
@@ -164,6 +182,7 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   bool decided_ = false;
   std::shared_ptr<cache::CachedObject> filling_;  // kStreaming: being filled, inserted at the end
   std::shared_ptr<http::SharedBody> body_;
+  std::optional<cache::Part> part_;  // a range fill's part, as its Content-Range announced it
   uint64_t copied_ = 0;
   // A page with ESI/SSI is compiled as it arrives and published only whole, with its template.
   std::optional<ssi::Parser> esi_parser_;

@@ -185,31 +185,47 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
       break;
   }
   const bool has_body = response_has_body(object->status, head_request);
-  std::optional<uint64_t> length;
-  if (body.complete()) length = body.size();
-  if (object->status == 200 && body.complete() && request.headers.get("Range")) {
-    const cache::RangeDecision range = cache::decide_range(request, object->headers, body.size());
+  const bool partial = object->partial();
+  if (partial || (object->status == 200 && body.complete() && request.headers.get("Range"))) {
+    // A partial object answers from its parts (cache/partial.h): a range of them, or the whole
+    // representation they hold together.
+    const uint64_t size = partial ? object->complete_length : body.size();
+    const cache::RangeDecision range = cache::decide_range(request, object->headers, size);
     std::string extra = "Content-Range: bytes ";
     if (range.kind == cache::RangeDecision::kUnsatisfiable) {
       extra.append("*/");
-      append_number(extra, body.size());
+      append_number(extra, size);
       extra.append("\r\n");
       deliver_head(*object, 416, extra, false, 0, true, nullptr);
       object_.reset();
       return;
     }
-    if (range.kind == cache::RangeDecision::kPartial) {
-      const uint64_t count = range.range.last - range.range.first + 1;
-      window_.reset(&body, range.range.first, count);
-      append_number(extra, range.range.first);
-      extra.append("-");
-      append_number(extra, range.range.last);
-      extra.append("/");
-      append_number(extra, body.size());
-      extra.append("\r\n");
-      return deliver_head(*object, 206, extra, has_body, count, head_request, has_body ? &window_ : nullptr);
+    const bool ranged = range.kind == cache::RangeDecision::kPartial;
+    const cache::ByteRange bytes = ranged ? range.range : cache::ByteRange{0, size - 1};
+    http::BodySource* source = &window_;
+    if (partial) {
+      if (has_body && !cache::parts_cover(object->parts, bytes.first, bytes.last)) {
+        responding_ = false;  // never a body with a hole: the exchange fetches what is missing
+        object_.reset();
+        return synth(502, true);
+      }
+      parts_body_.reset(&object->parts, bytes.first, bytes.last);
+      source = &parts_body_;
+    } else {
+      window_.reset(&body, bytes.first, bytes.last - bytes.first + 1);
     }
+    const uint64_t count = bytes.last - bytes.first + 1;
+    if (!ranged) return deliver_head(*object, 200, {}, has_body, count, head_request, has_body ? source : nullptr);
+    append_number(extra, bytes.first);
+    extra.append("-");
+    append_number(extra, bytes.last);
+    extra.append("/");
+    append_number(extra, size);
+    extra.append("\r\n");
+    return deliver_head(*object, 206, extra, has_body, count, head_request, has_body ? source : nullptr);
   }
+  std::optional<uint64_t> length;
+  if (body.complete()) length = body.size();
   deliver_head(*object, object->status, {}, has_body, length, head_request,
                has_body ? const_cast<http::SharedBody*>(&body) : nullptr);
 }

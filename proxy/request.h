@@ -143,6 +143,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
   bool assembly_starting_ = false;  // inside Assembly::start: its news waits
   bool assembly_failed_ = false;    // it failed while starting
   http::BodyWindow window_;         // the part of object_'s body a range asks for
+  cache::PartsBody parts_body_;     // what a request wants of a partial object_'s parts
   const char* x_cache_ = "PASS";
   int status_ = 0;           // of the response sent; 0: none
   bool exchanged_ = false;   // the request went through exchange_ (its facts are this request's)
