@@ -30,7 +30,8 @@
 //                        were held together when this one was let go (M, or fewer at the time
 //                        limit), so a test sees whether its requests reached the server at
 //                        once. A delay starts when it is let go.
-//   size=N               a body of N pattern bytes (<= kMaxPatternBytes); else
+//   size=N               a body of N pattern bytes (<= kMaxPatternBytes), with chunk=K (1 to
+//                        kMaxChunkBytes) in chunks of K bytes, no Content-Length; else
 //   body=T               the body T (any bytes, percent-decoded: an ESI template, say); else
 //   include_self=1       the body `self:<esi:include src="<this target>"/>`, a template that
 //                        includes itself; else

@@ -128,3 +128,18 @@ TEST_CASE("herd: the streak is per route; 5xx do not count; route_pass_after 0 a
   CHECK(coalesced.ok == kClients);
   CHECK(coalesced.all_together == 0);
 }
+
+TEST_CASE("herd: a chunked response that outgrows max_object at its end counts as not storable") {
+  App app("origin");
+  // Storable by their fields, but chunked and larger than max_object, which only their end shows.
+  Edge edge(config_for(app, ", max_object: 1k"));
+  for (int i = 0; i < 4; ++i) {
+    Response r = get_with(edge.port, "/cache/api/big" + std::to_string(i) + "?cc=max-age%3D60&size=5000&chunk=1000");
+    REQUIRE(r.status == 200);
+    REQUIRE(r.body.size() == 5000);
+    CHECK(r.header("X-Cache").value_or("") == "MISS");
+  }
+  Herd learned = herd(edge, app, "/cache/api/k1?cc=no-store", 3000);
+  CHECK(learned.ok == kClients);
+  CHECK(learned.all_together == kClients);
+}

@@ -107,6 +107,13 @@ TEST_CASE("cache route: status, size and delay") {
   CHECK(big.generated_bytes == 5000);
   CHECK(big.body.empty());
   CHECK(call("/cache/x?size=0").body_size() == 0);
+  CHECK_FALSE(big.chunked);
+  Reply chunked = call("/cache/x?size=5000&chunk=1000");
+  CHECK(chunked.chunked);
+  CHECK(chunked.chunk_size == 1000u);
+  CHECK(chunked.generated_bytes == 5000u);
+  CHECK(call("/cache/x?size=1&chunk=0").status == 400);
+  CHECK(call("/cache/x?size=1&chunk=65537").status == 400);
 
   CHECK(call("/cache/x?delay=250").delay_ms == 250);
   CHECK(call("/cache/x?delay=600000").delay_ms == kMaxWaitMs);
