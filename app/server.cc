@@ -51,11 +51,11 @@ class Connection final : public http::ServerConn {
 
  private:
   enum class State {
-    kIdle,     // no request being answered
-    kWaiting,  // a Reply waits for its delay (/wait), on the connection's deadline
+    kIdle,       // no request being answered
+    kWaiting,    // a Reply waits for its delay (/wait), on the connection's deadline
     kGathering,  // a Reply waits for others to its target (gather), at most until the deadline
-    kPurging,  // a Reply waits for its purge at the edge's admin port
-    kWriting,  // the response is being written
+    kPurging,    // a Reply waits for its purge at the edge's admin port
+    kWriting,    // the response is being written
   };
 
   http::Body* on_head(http::RequestHead& head) override;
