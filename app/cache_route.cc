@@ -89,12 +89,18 @@ std::string http_date(int64_t unix_seconds) {
 
 Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const RouteContext& context) {
   constexpr auto kMaxOffset = static_cast<uint64_t>(kMaxCacheOffsetSeconds);
-  std::optional<uint64_t> status, delay, size, lm;
+  std::optional<uint64_t> status, delay, size, lm, gather, gather_ms, chunk;
   std::optional<int64_t> date;
   if (!read_uint(q, "status", 599, status) || (status && *status < 200))
     return bad_request("status must be a number from 200 to 599");
   if (!read_uint(q, "delay", kMaxWaitMs, delay)) return bad_request("delay must be a number from 0 to 600000");
+  if (!read_uint(q, "gather", kMaxGather, gather) || (gather && *gather < 1))
+    return bad_request("gather must be a number from 1 to 1000");
+  if (!read_uint(q, "gather_ms", kMaxWaitMs, gather_ms))
+    return bad_request("gather_ms must be a number from 0 to 600000");
   if (!read_uint(q, "size", kMaxPatternBytes, size)) return bad_request("size must be a number from 0 to 1073741824");
+  if (!read_uint(q, "chunk", kMaxChunkBytes, chunk) || (chunk && *chunk < 1))
+    return bad_request("chunk must be a number from 1 to 65536");
   if (!read_uint(q, "lm", kMaxOffset, lm)) return bad_request("lm must be a number of seconds from 0 to 3153600000");
   if (!read_int(q, "date", kMaxCacheOffsetSeconds, date))
     return bad_request("date must be a number of seconds from -3153600000 to 3153600000");
@@ -112,6 +118,8 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
   Reply r;
   r.status = static_cast<int>(status.value_or(200));
   r.delay_ms = delay.value_or(0);
+  r.gather = static_cast<uint32_t>(gather.value_or(0));
+  if (gather) r.gather_ms = gather_ms.value_or(5000);
   if (!query_get(q, "type")) r.headers.add("Content-Type", "text/plain");
   for (const auto& [param, field] : kTextFields) {
     for (const auto& [name, value] : q) {
@@ -150,6 +158,8 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
   if (size) {
     r.generated = true;
     r.generated_bytes = *size;
+    r.chunked = chunk.has_value();
+    r.chunk_size = chunk.value_or(0);
     return r;
   }
   if (auto body = query_get(q, "body")) {

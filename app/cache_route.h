@@ -24,7 +24,14 @@
 //   type=T               Content-Type: T (default text/plain)
 //   status=N             status N (200..599; default 200)
 //   delay=MS             nothing is sent for MS ms (<= kMaxWaitMs), as /wait
-//   size=N               a body of N pattern bytes (<= kMaxPatternBytes); else
+//   gather=M             held until M requests for this same target (as received) are held
+//                        together (1 <= M <= kMaxGather), or until gather_ms (default 5000,
+//                        <= kMaxWaitMs) have passed; then answered with X-Gathered: N, how many
+//                        were held together when this one was let go (M, or fewer at the time
+//                        limit), so a test sees whether its requests reached the server at
+//                        once. A delay starts when it is let go.
+//   size=N               a body of N pattern bytes (<= kMaxPatternBytes), with chunk=K (1 to
+//                        kMaxChunkBytes) in chunks of K bytes, no Content-Length; else
 //   body=T               the body T (any bytes, percent-decoded: an ESI template, say); else
 //   include_self=1       the body `self:<esi:include src="<this target>"/>`, a template that
 //                        includes itself; else
@@ -55,6 +62,9 @@
 #include "http/message.h"
 
 namespace edge::app {
+
+// The most requests a gather parameter may ask to hold together.
+inline constexpr uint64_t kMaxGather = 1000;
 
 // lm, expires and date offsets: a hundred years either way.
 inline constexpr int64_t kMaxCacheOffsetSeconds = 100ll * 365 * 24 * 3600;

@@ -120,6 +120,10 @@ struct Reply {
   // Content-Length to announce instead of the real size (/truncate); implies close.
   std::optional<uint64_t> declared_length;
   uint64_t delay_ms = 0;  // answer after this long, on a timer
+  // Non-zero: held first until this many requests for the same target are held together, or
+  // gather_ms have passed; the answer then says how many were (X-Gathered). app/cache_route.h.
+  uint32_t gather = 0;
+  uint64_t gather_ms = 0;
   uint64_t cpu_ms = 0;    // busy-loop this long before answering
   bool close = false;     // close the connection after this response
   // Non-empty: purge this Surrogate-Key tag at the edge's admin port (app/admin_client.h) and

@@ -51,10 +51,11 @@ class Connection final : public http::ServerConn {
 
  private:
   enum class State {
-    kIdle,     // no request being answered
-    kWaiting,  // a Reply waits for its delay (/wait), on the connection's deadline
-    kPurging,  // a Reply waits for its purge at the edge's admin port
-    kWriting,  // the response is being written
+    kIdle,       // no request being answered
+    kWaiting,    // a Reply waits for its delay (/wait), on the connection's deadline
+    kGathering,  // a Reply waits for others to its target (gather), at most until the deadline
+    kPurging,    // a Reply waits for its purge at the edge's admin port
+    kWriting,    // the response is being written
   };
 
   http::Body* on_head(http::RequestHead& head) override;
@@ -64,8 +65,11 @@ class Connection final : public http::ServerConn {
   void on_response_written() override;
   void on_close(Close why) override;
 
+  friend class Server;  // gather() lets a held request go
   void count_request();
   void fail_request(int status);
+  // Held no longer: says how many were held together, then goes on with the reply's delay.
+  void gathered(size_t together);
   bool start_purge();
   void on_purged();
   void begin_write();
@@ -80,6 +84,7 @@ class Connection final : public http::ServerConn {
   bool counted_ = false;  // the current request is counted in Stats::in_progress
   uint64_t target_count_ = 0;  // the current request's count in Server::counts_
   uint64_t purge_ticket_ = 0;  // the AdminClient's ticket while kPurging
+  std::string gather_target_;  // while kGathering
 
   http::Body request_body_;
 
@@ -176,6 +181,24 @@ void Server::request_finished(bool served) {
   if (served) ++stats_.served;
 }
 
+void Server::gather(Connection* c, const std::string& target, uint32_t want) {
+  std::vector<Connection*>& group = gathering_[target];
+  group.push_back(c);
+  if (group.size() < want) return;
+  std::vector<Connection*> released = std::move(group);
+  gathering_.erase(target);
+  for (Connection* member : released) member->gathered(released.size());
+}
+
+size_t Server::leave_gathering(Connection* c, const std::string& target) {
+  auto it = gathering_.find(target);
+  if (it == gathering_.end()) return 0;
+  const size_t together = it->second.size();
+  std::erase(it->second, c);
+  if (it->second.empty()) gathering_.erase(it);
+  return together;
+}
+
 void Server::link(Connection* c) {
   c->next = connections_;
   if (connections_) connections_->prev = c;
@@ -208,6 +231,10 @@ Connection::Connection(Server* server)
     : http::ServerConn(server->loop_, connection_settings(server->options_)), server_(server) {}
 
 void Connection::on_close(Close) {
+  if (state_ == State::kGathering) {
+    server_->leave_gathering(this, gather_target_);
+    state_ = State::kIdle;
+  }
   if (purge_ticket_ && server_->admin_) server_->admin_->cancel(purge_ticket_);
   purge_ticket_ = 0;
   if (counted_) {
@@ -236,7 +263,21 @@ http::Body* Connection::on_head(http::RequestHead& head) {
 // its client left only once the work is done (its answer then fails to write, or goes to a client
 // that only half-closed), and counts it in progress until then.
 void Connection::on_timer() {
-  if (state_ == State::kWaiting) begin_write();
+  if (state_ == State::kWaiting) return begin_write();
+  if (state_ == State::kGathering) gathered(server_->leave_gathering(this, gather_target_));
+}
+
+void Connection::gathered(size_t together) {
+  if (state_ != State::kGathering) return;
+  gather_target_.clear();
+  reply_.headers.add("X-Gathered", std::to_string(together));
+  if (reply_.delay_ms > 0) {
+    uv_update_time(server_->loop_);
+    set_timer(reply_.delay_ms);
+    state_ = State::kWaiting;
+    return;
+  }
+  begin_write();
 }
 
 void Connection::on_request(http::RequestHead& head) {
@@ -257,6 +298,13 @@ void Connection::on_request(http::RequestHead& head) {
   if (purging) {
     state_ = State::kPurging;
     return;
+  }
+  if (reply_.kind == Reply::Kind::kRespond && reply_.gather > 0) {
+    state_ = State::kGathering;
+    gather_target_ = head.target;
+    uv_update_time(server_->loop_);
+    set_timer(reply_.gather_ms);
+    return server_->gather(this, gather_target_, reply_.gather);
   }
   if (reply_.kind == Reply::Kind::kRespond && reply_.delay_ms > 0) {
     // Measure the delay from now, not from the loop's cached time at the start of this turn.

@@ -13,6 +13,10 @@
 //   generated bodies written piece by piece (a 1 GiB /bytes never sits in memory).
 // - Every request head parsed is counted in counts() under its target (counts_request() decides),
 //   before it is routed, so /cache reports its own count and /count sees every earlier request.
+// - A Reply with `gather` is held (the loop goes on serving) until that many requests for its
+//   target are held together or its gather_ms have passed, and then carried out with
+//   X-Gathered: how many were held together at that moment. A connection the server sees
+//   closed meanwhile leaves the group (like /wait, it may notice only when it answers).
 // - Idle keep-alive connections are closed after Options::idle_timeout_ms.
 // - The demo site (app/demo_site.h) is generated from Options::seed when the Server is made and
 //   lives as long as it. With Options::admin, a Reply that names a purge_tag is held until the
@@ -31,6 +35,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "app/admin_client.h"
 #include "app/demo_site.h"
@@ -75,6 +81,10 @@ class Server {
   void request_finished(bool served);
   void link(Connection* c);
   void unlink(Connection* c);
+  // Holds `c` with the others held for `target`; once `want` are held, lets them all go.
+  void gather(Connection* c, const std::string& target, uint32_t want);
+  // Takes `c` out of `target`'s group; returns how many the group held with it.
+  size_t leave_gathering(Connection* c, const std::string& target);
 
   uv_loop_t* loop_;
   Options options_;
@@ -87,6 +97,7 @@ class Server {
   bool listener_open_ = false;
   bool stopped_ = false;
   Connection* connections_ = nullptr;  // intrusive list of open connections
+  std::unordered_map<std::string, std::vector<Connection*>> gathering_;  // by target
   char read_buffer_[64 * 1024];        // shared: a read callback consumes it before the next read
   std::time_t date_second_ = -1;
   char date_[32] = {};

@@ -882,7 +882,8 @@ class Loader {
     if (!expect_map(entry, "cache")) return;
     Entries fields = entries(entry.value, {"memory", "max_object", "coalesce_timeout",
                                            "hit_for_pass", "heuristic_max", "x_cache", "x_trace",
-                                           "memcached", "max_variants", "targeted_field"});
+                                           "memcached", "max_variants", "targeted_field",
+                                           "route_pass_after"});
     const Entry* memory = find(fields, "memory");
     const Entry* max_object = find(fields, "max_object");
     size_t errors_before = errors_.size();
@@ -897,6 +898,8 @@ class Loader {
     read_duration(find(fields, "coalesce_timeout"), "coalesce_timeout", cache.coalesce_timeout);
     // Zero is meaningful here: a key whose response was not storable is never marked.
     read_duration_or_none(find(fields, "hit_for_pass"), "hit_for_pass", cache.hit_for_pass);
+    // Zero is meaningful here too: routes never stop coalescing.
+    read_count(find(fields, "route_pass_after"), "route_pass_after", 0, 1000, cache.route_pass_after);
     read_duration(find(fields, "heuristic_max"), "heuristic_max", cache.heuristic_max);
     read_switch(find(fields, "x_cache"), "x_cache", cache.x_cache);
     read_switch(find(fields, "x_trace"), "x_trace", cache.x_trace);

@@ -276,6 +276,11 @@ struct Cache {
   Duration coalesce_timeout{std::chrono::seconds(5)};
   // `hit_for_pass`: how long a key stays passed; 0: keys are never marked.
   Duration hit_for_pass{std::chrono::seconds(120)};
+  // `route_pass_after`: after this many fills in a row on one route whose responses were not
+  // storable for their own reasons (what marks a key hit-for-pass), with no storable one in
+  // between, a new key on that route no longer makes concurrent requests wait for one fetch
+  // (proxy/herd.h); 0..1000, 0: requests always wait.
+  uint32_t route_pass_after = 4;
   // `heuristic_max`: cap on the Last-Modified heuristic's freshness; > 0.
   Duration heuristic_max{std::chrono::hours(24)};
   bool x_cache = true;  // `x_cache: on|off`: the X-Cache response header

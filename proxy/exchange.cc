@@ -212,6 +212,7 @@ Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
                       generation_->config, route_.backend, true, stale.get());
   params.stale = std::move(stale);
   params.coalesced = coalesced;
+  params.streak = generation_->route_streak(route_);
   params.ram = policy_->ram;
   if (worker_.shared().tier) {
     if (policy_->static_source == conf::StaticSource::kMemcached) {
@@ -227,8 +228,13 @@ Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
 }
 
 void Exchange::start_fill(cache::ObjectRef stale, bool coalesced, bool replaces) {
-  // `ram: off` reads memcached for every request: no fill is shared, as no object stays.
+  // `ram: off` reads memcached for every request: no fill is shared, as no object stays. A
+  // route whose recent responses were none storable makes nobody wait (proxy/herd.h).
   coalesced = coalesced && policy_->ram;
+  if (coalesced) {
+    const RouteStreak* streak = generation_->route_streak(route_);
+    if (streak && streak->passes(generation_->config.cache.route_pass_after)) coalesced = false;
+  }
   if (coalesced) {
     if (std::shared_ptr<Fill> running = worker_.shared().coalescer.find(cache_key_)) return join_fill(std::move(running));
   }

@@ -238,6 +238,7 @@ void Fill::write_through(const cache::CachedObject& object) {
 void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
   // A foreign value has no freshness of its own: it goes into RAM only for the route's ttl.
   if (params_.ram && object->lifetime > 0) worker_.shared().store.insert(object);
+  if (params_.streak) params_.streak->storable();
   {
     std::lock_guard lock(mutex_);
     state_ = State::kStreaming;
@@ -387,6 +388,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->attachment = stale.attachment;  // same body, same compiled template
     if (params_.ram) shared.store.insert(object);
     write_through(*object);
+    if (params_.streak) params_.streak->storable();
     {
       std::lock_guard lock(mutex_);
       state_ = State::kStreaming;
@@ -434,9 +436,12 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   const cache::StoreVerdict verdict = cache::can_store(params_.request, policy_head, options);
   const bool too_large = head.content_length && *head.content_length > config.max_object;
   if (!params_.replaces || verdict != cache::StoreVerdict::kStore || too_large) {
-    if (params_.replaces && (too_large || cache::marks_hit_for_pass(verdict, head.status)))
+    if (params_.replaces && (too_large || cache::marks_hit_for_pass(verdict, head.status))) {
+      // A 5xx marks the key when its own fields refuse storing, but says nothing about the route.
+      if (params_.streak && !backend_trouble(head.status)) params_.streak->not_storable(config.route_pass_after);
       if (config.hit_for_pass.count() > 0)
         shared.store.mark_hit_for_pass(params_.key, now + seconds(config.hit_for_pass), now);
+    }
     {
       std::lock_guard lock(mutex_);
       state_ = State::kPass;
@@ -590,7 +595,12 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   }
   Shared& shared = worker_.shared();
   write_through(*filling_);
-  if (params_.ram && !shared.store.insert(filling_) && params_.generation->config.cache.hit_for_pass.count() > 0) {
+  const bool stored = !params_.ram || shared.store.insert(filling_);
+  if (params_.streak) {
+    if (stored) params_.streak->storable();
+    else params_.streak->not_storable(params_.generation->config.cache.route_pass_after);
+  }
+  if (!stored && params_.generation->config.cache.hit_for_pass.count() > 0) {
     // Larger than max_object, which only the end of a body of unknown length can show: it was
     // streamed to the requests that waited for it; the next ones pass.
     const cache::Seconds now = wall_now();

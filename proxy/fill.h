@@ -27,6 +27,9 @@
 //               passes the response through (if it has left, the fill finishes the fetch);
 //               every other subscriber goes to the backend itself, in parallel.
 //   kFailed     no usable response (`status`); `stale` may be served instead where allowed.
+// The route's streak (Params::streak) is told what the response proved: reset once an object is
+// stored (or refreshed by a 304, or found in memcached), lengthened by a response that marks the
+// key (a 5xx aside), untouched by a failure.
 //
 // Ownership: shared (std::shared_ptr) by the Coalescer while it runs, by its subscribers, and by
 // itself while its Fetch is in flight. The Fetch is the fill's until take_pass() hands it over
@@ -46,6 +49,7 @@
 #include "http/message.h"
 #include "proxy/fetch.h"
 #include "proxy/generation.h"
+#include "proxy/herd.h"
 #include "proxy/tier.h"
 #include "ssi/template.h"
 
@@ -82,6 +86,9 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
     int backend = -1;
     std::string upstream_head;  // a GET, with the stale object's validators when revalidating
     bool coalesced = true;      // registered in the Coalescer (false: a private fill)
+    // The route's streak of not-storable fills (proxy/herd.h), told what this fill's response
+    // proved to be; borrowed from generation. Null: nobody is told.
+    RouteStreak* streak = nullptr;
     bool ram = true;            // the RAM tier stores the object (the route's `ram`)
     // False for a revalidation only the initiator's own directives asked for (no-cache on an
     // object fresh for everyone): a 304 refreshes the stored object, but a full response goes

@@ -27,6 +27,12 @@ Generation::Generation(conf::Config config_in, std::vector<std::unique_ptr<tls::
     server_slots.push_back(std::move(slots));
   }
   for (const conf::Host& host : config.hosts) host_slots.push_back(host_label_slots.slot(LabelSlots::label(host)));
+  size_t streaks = 0;
+  for (const conf::Host& host : config.hosts) {
+    route_streak_base.push_back(streaks);
+    streaks += host.routes.size() + 1;
+  }
+  route_streaks = std::make_unique<RouteStreak[]>(streaks);
 }
 
 }  // namespace edge::proxy

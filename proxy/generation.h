@@ -22,6 +22,7 @@
 
 #include "balancer/balancer.h"
 #include "conf/config.h"
+#include "proxy/herd.h"
 #include "proxy/router.h"
 #include "tls/context.h"
 
@@ -61,6 +62,13 @@ struct Generation {
     return backend < backend_contexts.size() ? backend_contexts[backend].get() : nullptr;
   }
   int host_slot(int host) const { return host >= 0 ? host_slots[static_cast<size_t>(host)] : -1; }
+  // The not-storable streak of the fills under a match's cache policy (its route's, or its
+  // host's own settings), shared by every worker; a reload starts every route afresh. Null when
+  // match.host < 0.
+  RouteStreak* route_streak(const RouteMatch& match) const {
+    if (match.host < 0) return nullptr;
+    return &route_streaks[route_streak_base[static_cast<size_t>(match.host)] + static_cast<size_t>(match.route + 1)];
+  }
   int server_slot(int backend, int server) const {
     return backend >= 0 && server >= 0 ? server_slots[static_cast<size_t>(backend)][static_cast<size_t>(server)] : -1;
   }
@@ -74,6 +82,9 @@ struct Generation {
   std::vector<int> host_slots;                                   // [host] -> LabelSlots slot
   std::vector<std::vector<int>> server_slots;                    // [backend][server] -> slot
   std::vector<std::unique_ptr<tls::ClientContext>> backend_contexts;  // [backend], null without tls
+  // [route_streak_base[host] + route + 1]: a host's own settings, then its routes.
+  std::vector<size_t> route_streak_base;
+  std::unique_ptr<RouteStreak[]> route_streaks;
 };
 
 using GenerationRef = std::shared_ptr<const Generation>;

@@ -736,3 +736,24 @@ TEST_CASE("testkit: processes, temp dirs and ports") {
   Client nobody(port);
   CHECK_FALSE(nobody.connected());
 }
+
+TEST_CASE("cache: gather holds answers until that many requests for the target are held together") {
+  App app("g");
+  const std::string target = "/cache/g?gather=3";
+  // Two held, on connections of their own: neither is answered while the third is missing.
+  Client a(app.port), b(app.port);
+  REQUIRE(a.send(request("GET", target)));
+  REQUIRE(b.send(request("GET", target)));
+  // Another target's group is its own: this one goes alone, at its time limit.
+  Response alone = get(app.port, "app.test", "/cache/other?gather=3&gather_ms=1");
+  CHECK(alone.status == 200);
+  CHECK(header(alone, "X-Gathered") == "1");
+  CHECK(app_count(app.port, target) == 2);
+  CHECK_FALSE(readable_now(a.fd()));
+  CHECK_FALSE(readable_now(b.fd()));
+  // The third lets all three go, each told how many were held together.
+  Response c = get(app.port, "app.test", target);
+  CHECK(header(c, "X-Gathered") == "3");
+  CHECK(header(a.read_response(), "X-Gathered") == "3");
+  CHECK(header(b.read_response(), "X-Gathered") == "3");
+}

@@ -107,9 +107,32 @@ TEST_CASE("cache route: status, size and delay") {
   CHECK(big.generated_bytes == 5000);
   CHECK(big.body.empty());
   CHECK(call("/cache/x?size=0").body_size() == 0);
+  CHECK_FALSE(big.chunked);
+  Reply chunked = call("/cache/x?size=5000&chunk=1000");
+  CHECK(chunked.chunked);
+  CHECK(chunked.chunk_size == 1000u);
+  CHECK(chunked.generated_bytes == 5000u);
+  CHECK(call("/cache/x?size=1&chunk=0").status == 400);
+  CHECK(call("/cache/x?size=1&chunk=65537").status == 400);
 
   CHECK(call("/cache/x?delay=250").delay_ms == 250);
   CHECK(call("/cache/x?delay=600000").delay_ms == kMaxWaitMs);
+}
+
+TEST_CASE("cache route: gather holds a reply for others to its target, 5 s at most unless told") {
+  CHECK(call("/cache/x").gather == 0u);
+  Reply held = call("/cache/x?gather=8");
+  CHECK(held.gather == 8u);
+  CHECK(held.gather_ms == 5000u);
+  Reply both = call("/cache/x?gather=1000&gather_ms=250&delay=10");
+  CHECK(both.gather == kMaxGather);
+  CHECK(both.gather_ms == 250u);
+  CHECK(both.delay_ms == 10u);
+  for (std::string_view target : {"/cache/x?gather=0", "/cache/x?gather=1001", "/cache/x?gather=",
+                                  "/cache/x?gather=2&gather_ms=600001", "/cache/x?gather=2&gather_ms=x"}) {
+    CAPTURE(target);
+    CHECK(call(target).status == 400);
+  }
 }
 
 TEST_CASE("cache route: bad values are 400") {

@@ -338,6 +338,21 @@ TEST_CASE("the hostile-input bounds: defaults, values, zero where it means none,
         "test.yaml:9:24: bad max_variants '0': expected an integer from 1 to 10000");
 }
 
+TEST_CASE("cache.route_pass_after: 4 by default, 0 turns it off, errors at the value") {
+  CHECK(load(minimal).config->cache.route_pass_after == 4u);
+  LoadResult off = load(minimal + "cache: { route_pass_after: 0 }\n");
+  INFO(joined(off));
+  REQUIRE(off.config);
+  CHECK(off.config->cache.route_pass_after == 0u);
+  CHECK(load(minimal + "cache: { route_pass_after: 1000 }\n").config->cache.route_pass_after == 1000u);
+  CHECK(only_error(minimal + "cache: { route_pass_after: 1001 }\n") ==
+        "test.yaml:9:28: bad route_pass_after '1001': expected an integer from 0 to 1000");
+  CHECK(only_error(minimal + "cache: { route_pass_after: -1 }\n") ==
+        "test.yaml:9:28: bad route_pass_after '-1': expected an integer from 0 to 1000");
+  CHECK(only_error(minimal + "cache:\n  route_pass_after: [4]\n") ==
+        "test.yaml:10:21: 'route_pass_after' must be a non-empty scalar, not a list");
+}
+
 TEST_CASE("targeted cache control: cache.targeted_field and forward_targeted") {
   const Config defaults = *load(minimal).config;
   CHECK(defaults.cache.targeted_field.empty());

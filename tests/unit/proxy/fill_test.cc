@@ -230,3 +230,36 @@ TEST_CASE("fill: a subscriber that left is never told again, even by a fill tell
   CHECK(dropped.events == 0);
   CHECK(stays.last.state == Fill::State::kStreaming);
 }
+
+TEST_CASE("fill: the route's streak hears what each response proved") {
+  proxy::RouteStreak streak;
+  // One fill on a fresh rig, its answer `reply`; a pass is left to the fill, which finishes it.
+  auto fill_once = [&](const std::string& path, const std::string& reply, cache::ObjectRef stale = nullptr) {
+    Rig rig;
+    rig.backend.script({reply});
+    Reader initiator;
+    initiator.then = [&](Reader& r) {
+      if (r.last.state == Fill::State::kPass) r.fill->unsubscribe(*rig.worker, r.id);
+    };
+    Fill::Params params = rig.params(path, std::move(stale));
+    params.streak = &streak;
+    start(rig, std::move(params), &initiator);
+    rig.run_until([&] { return initiator.over(); });
+  };
+  fill_once("/a", ok("no-store", "x"));
+  CHECK(streak.count() == 1u);
+  fill_once("/b", ok("private, max-age=60", "x"));
+  CHECK(streak.count() == 2u);
+  fill_once("/c", ok("max-age=60", "x", "Set-Cookie: id=1\r\n"));
+  CHECK(streak.count() == 3u);
+  // Backend trouble says nothing about the route, even when its fields refuse storing.
+  fill_once("/d", "HTTP/1.1 503 Service Unavailable\r\nCache-Control: no-store\r\nContent-Length: 4\r\n\r\ndown");
+  CHECK(streak.count() == 3u);
+  // A stored object resets it, and so does a 304 that refreshes one.
+  fill_once("/e", ok("max-age=60", "stored"));
+  CHECK(streak.count() == 0u);
+  fill_once("/f", ok("no-store", "x"));
+  REQUIRE(streak.count() == 1u);
+  fill_once("/r", "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=300\r\n\r\n", stale_object("/r", "old"));
+  CHECK(streak.count() == 0u);
+}
