@@ -30,10 +30,12 @@ struct EchoedField {
   std::string_view response_name;
   std::string_view separator;
 };
-constexpr std::array<EchoedField, 3> kEchoedFields = {{
+constexpr std::array<EchoedField, 5> kEchoedFields = {{
     {"If-None-Match", "X-Got-If-None-Match", ", "},
     {"If-Modified-Since", "X-Got-If-Modified-Since", ", "},
     {"Cookie", "X-Got-Cookie", "; "},
+    {"Range", "X-Got-Range", ", "},
+    {"If-Range", "X-Got-If-Range", ", "},
 }};
 
 // Every field named `name`, joined with `separator`; nullopt when there is none.
@@ -86,6 +88,59 @@ std::string http_date(int64_t unix_seconds) {
   char buf[32];
   return std::string(buf, http::format_http_date(unix_seconds, buf));
 }
+
+namespace {
+// ranges=1: one `bytes=first-[last]` or `bytes=-suffix` range of a generated body answered 206
+// (416 past its end), unless an If-Range names another validator than etag or Last-Modified.
+void answer_range(const http::RequestHead& head, const QueryParams& q, Reply& r) {
+  const auto range = head.headers.get("Range");
+  if (!range || head.headers.count("Range") != 1 || !range->starts_with("bytes=")) return;
+  if (auto if_range = head.headers.get("If-Range")) {
+    const auto etag = query_get(q, "etag");
+    const auto lm = r.headers.get("Last-Modified");
+    if (!(etag && *if_range == *etag) && !(lm && *if_range == *lm)) return;
+  }
+  const std::string_view spec = range->substr(6);
+  const size_t dash = spec.find('-');
+  if (dash == std::string_view::npos || spec.find(',') != std::string_view::npos) return;
+  auto number = [](std::string_view text) -> std::optional<uint64_t> {
+    uint64_t value = 0;
+    if (text.empty() || text.size() > 18) return std::nullopt;
+    for (char c : text) {
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return value;
+  };
+  const uint64_t size = r.generated_bytes;
+  uint64_t first = 0, last = size ? size - 1 : 0;
+  if (dash == 0) {
+    const auto suffix = number(spec.substr(1));
+    if (!suffix || *suffix == 0) return;
+    first = *suffix >= size ? 0 : size - *suffix;
+  } else {
+    const auto from = number(spec.substr(0, dash));
+    if (!from) return;
+    first = *from;
+    if (dash + 1 < spec.size()) {
+      const auto to = number(spec.substr(dash + 1));
+      if (!to || *to < first) return;
+      last = std::min(last, *to);
+    }
+  }
+  if (first >= size) {
+    r.status = 416;
+    r.headers.add("Content-Range", "bytes */" + std::to_string(size));
+    r.generated_bytes = 0;
+    return;
+  }
+  r.status = 206;
+  r.headers.add("Content-Range",
+                "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size));
+  r.generated_offset = first;
+  r.generated_bytes = last - first + 1;
+}
+}  // namespace
 
 Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const RouteContext& context) {
   constexpr auto kMaxOffset = static_cast<uint64_t>(kMaxCacheOffsetSeconds);
@@ -158,6 +213,7 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
   if (size) {
     r.generated = true;
     r.generated_bytes = *size;
+    if (query_get(q, "ranges") && head.method == "GET" && r.status == 200) answer_range(head, q, r);
     r.chunked = chunk.has_value();
     r.chunk_size = chunk.value_or(0);
     return r;

@@ -31,7 +31,9 @@
 //                        limit), so a test sees whether its requests reached the server at
 //                        once. A delay starts when it is let go.
 //   size=N               a body of N pattern bytes (<= kMaxPatternBytes), with chunk=K (1 to
-//                        kMaxChunkBytes) in chunks of K bytes, no Content-Length; else
+//                        kMaxChunkBytes) in chunks of K bytes, no Content-Length; with
+//                        ranges=1, a GET's single Range is answered 206 with Content-Range
+//                        (416 past the end) unless its If-Range matches neither etag nor lm; else
 //   body=T               the body T (any bytes, percent-decoded: an ESI template, say); else
 //   include_self=1       the body `self:<esi:include src="<this target>"/>`, a template that
 //                        includes itself; else
@@ -40,7 +42,7 @@
 // occurrence, in order; the first one counts for the 304 decision. A numeric one uses its first.
 //
 // Every /cache response also carries X-Count: <this request's count>, and X-Got-If-None-Match,
-// X-Got-If-Modified-Since and X-Got-Cookie with the request's fields (several of one name joined
+// X-Got-If-Modified-Since, X-Got-Cookie, X-Got-Range and X-Got-If-Range with the request's fields (several of one name joined
 // with ", ", or "; " for Cookie) when it had them, so a test sees what a proxy sent upstream.
 //
 // A GET or HEAD gets 304 with the same fields and no body when status is 200 (given or by

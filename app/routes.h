@@ -113,6 +113,7 @@ struct Reply {
   // Instead of `body`: this many pattern bytes, produced as they are written.
   bool generated = false;
   uint64_t generated_bytes = 0;
+  uint64_t generated_offset = 0;  // the pattern offset of the first byte (a range of it)
   // Chunked transfer coding in chunks of chunk_size bytes (HTTP/1.1 clients only; an HTTP/1.0
   // client gets the same bytes with a Content-Length).
   bool chunked = false;

@@ -390,7 +390,7 @@ void Connection::begin_write() {
 
   if (has_body && !head_request_) {
     if (reply_.generated) {
-      gen_offset_ = 0;
+      gen_offset_ = reply_.generated_offset;
       gen_remaining_ = reply_.generated_bytes;
       gen_chunked_ = chunked;
       gen_chunk_ = reply_.chunk_size ? reply_.chunk_size : kMaxChunkBytes;

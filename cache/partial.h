@@ -51,8 +51,8 @@ bool parts_cover(const std::vector<Part>& parts, uint64_t first, uint64_t last);
 // parts cover it all.
 std::optional<ByteRange> missing_span(const std::vector<Part>& parts, uint64_t first, uint64_t last);
 // `parts` with `added` among them, sorted by first: parts that `added` contains entirely go, and
-// past kMaxParts the smallest others go. Parts that overlap stay; readers take each byte from the
-// first part holding it.
+// past kMaxParts the smallest others go. Parts that overlap stay (they hold the same bytes);
+// readers read on from the part that holds the most bytes from where they are.
 std::vector<Part> add_part(const std::vector<Part>& parts, Part added);
 // The bytes the parts hold (overlaps counted once per part).
 uint64_t parts_bytes(const std::vector<Part>& parts);

@@ -512,10 +512,10 @@ bool Fill::decide_part(Fetch& fetch, const http::ResponseHead& head, const http:
   object->complete_length = range->complete_length;
   body_ = std::make_shared<http::SharedBody>(length);
   part_ = cache::Part{range->first, length, body_};
-  const cache::CachedObject* stored = params_.partial.get();
-  object->parts = stored && same_representation(*stored, *object) ? cache::add_part(stored->parts, *part_)
-                                                                   : std::vector<cache::Part>{*part_};
+  object->parts = {*part_};
   object->body = body_;
+  const cache::CachedObject* stored = params_.partial.get();
+  if (stored && same_representation(*stored, *object)) object->parts = cache::add_part(stored->parts, *part_);
   filling_ = object;
   {
     std::lock_guard lock(mutex_);

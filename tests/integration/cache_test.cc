@@ -34,6 +34,7 @@ hosts:
       - {path: /cache/off/, cache: off}
       - {path: /cache/grace/, grace: 60s}
       - {path: /cache/forward/, forward_targeted: on}
+      - {path: /cache/ranges/, ttl: 60s, range_fetch_from: 100}
 )";
 }
 
@@ -612,4 +613,117 @@ TEST_CASE("cache: a HEAD that misses judges storability as the GET it fetches") 
   CHECK(request(s.edge.port, "HEAD", t).status == 200);
   CHECK(x_cache(get_with(s.edge.port, t)) == "PASS");
   CHECK(backend_count(s.app, t) == 2);
+}
+
+namespace {
+// edge-app's pattern bytes [first, last].
+std::string pattern(uint64_t first, uint64_t last) {
+  std::string out;
+  for (uint64_t i = first; i <= last; ++i) out.push_back(static_cast<char>('a' + i % 26));
+  return out;
+}
+}  // namespace
+
+// RFC 9111 3.3 and 3.4: 206 responses stored as parts of one representation, answered from, the
+// missing bytes fetched with a range of their own (and If-Range), parts joined once they meet.
+TEST_CASE("cache: partial content is stored, answered from its parts, completed by range and joined") {
+  Site s;
+  const std::string t = "/cache/ranges/video?etag=%22r1%22&size=1000&ranges=1";
+  Response first = get_with(s.edge.port, t, "Range: bytes=500-599\r\n");
+  CHECK(first.status == 206);
+  CHECK(first.header("Content-Range").value_or("") == "bytes 500-599/1000");
+  CHECK(first.body == pattern(500, 599));
+  CHECK(first.header("X-Got-Range").value_or("") == "bytes=500-599");  // the range, not the whole
+  CHECK(x_cache(first) == "MISS");
+
+  Response again = get_with(s.edge.port, t, "Range: bytes=510-520\r\n");
+  CHECK(again.status == 206);
+  CHECK(again.header("Content-Range").value_or("") == "bytes 510-520/1000");
+  CHECK(again.body == pattern(510, 520));
+  CHECK(x_cache(again) == "HIT");
+  CHECK(backend_count(s.app, t) == 1);
+
+  // Half stored, half not: only the missing half is asked for, on the stored validator.
+  Response overlap = get_with(s.edge.port, t, "Range: bytes=550-649\r\n");
+  CHECK(overlap.status == 206);
+  CHECK(overlap.header("Content-Range").value_or("") == "bytes 550-649/1000");
+  CHECK(overlap.body == pattern(550, 649));
+  CHECK(overlap.header("X-Got-Range").value_or("") == "bytes=600-649");
+  CHECK(overlap.header("X-Got-If-Range").value_or("") == "\"r1\"");
+  CHECK(backend_count(s.app, t) == 2);
+
+  Response across = get_with(s.edge.port, t, "Range: bytes=520-640\r\n");
+  CHECK(across.body == pattern(520, 640));
+  CHECK(x_cache(across) == "HIT");
+  CHECK(backend_count(s.app, t) == 2);
+
+  Response head = request(s.edge.port, "HEAD", t);
+  CHECK(head.status == 200);
+  CHECK(head.header("Content-Length").value_or("") == "1000");
+  CHECK(backend_count(s.app, t) == 2);
+
+  Response past = get_with(s.edge.port, t, "Range: bytes=1000-\r\n");
+  CHECK(past.status == 416);
+  CHECK(past.header("Content-Range").value_or("") == "bytes */1000");
+
+  // The whole: what is missing around the parts comes in one range, and the parts join.
+  Response whole = get_with(s.edge.port, t);
+  CHECK(whole.status == 200);
+  CHECK(whole.header("Content-Length").value_or("") == "1000");
+  CHECK(whole.body == pattern(0, 999));
+  CHECK(backend_count(s.app, t) == 3);
+  Response joined = get_with(s.edge.port, t);
+  CHECK(joined.status == 200);
+  CHECK(x_cache(joined) == "HIT");
+  CHECK(joined.body == pattern(0, 999));
+  CHECK(joined.header("Content-Range") == std::nullopt);
+  Response early = get_with(s.edge.port, t, "Range: bytes=0-9\r\n");
+  CHECK(early.body == pattern(0, 9));
+  CHECK(x_cache(early) == "HIT");
+  CHECK(backend_count(s.app, t) == 3);
+}
+
+TEST_CASE("cache: a range below range_fetch_from fetches the whole response, one past it only the range") {
+  Site s;
+  const std::string low = "/cache/ranges/low?etag=%22r1%22&size=1000&ranges=1";
+  Response near = get_with(s.edge.port, low, "Range: bytes=10-19\r\n");
+  CHECK(near.status == 206);
+  CHECK(near.body == pattern(10, 19));
+  CHECK(near.header("X-Got-Range") == std::nullopt);
+  CHECK(x_cache(get_with(s.edge.port, low, "Range: bytes=900-\r\n")) == "HIT");
+  CHECK(backend_count(s.app, low) == 1);
+
+  // Open to the end, past the offset: the part runs to the end and is stored as such.
+  const std::string tail = "/cache/ranges/tail?etag=%22r1%22&size=1000&ranges=1";
+  Response end = get_with(s.edge.port, tail, "Range: bytes=900-\r\n");
+  CHECK(end.status == 206);
+  CHECK(end.header("Content-Range").value_or("") == "bytes 900-999/1000");
+  CHECK(end.header("X-Got-Range").value_or("") == "bytes=900-");
+  CHECK(end.body == pattern(900, 999));
+  Response suffix = get_with(s.edge.port, tail, "Range: bytes=-50\r\n");
+  CHECK(suffix.body == pattern(950, 999));
+  CHECK(x_cache(suffix) == "HIT");
+  CHECK(backend_count(s.app, tail) == 1);
+}
+
+TEST_CASE("cache: a 206 without a strong validator, or a backend that ignores ranges, is never stored as a part") {
+  Site s;
+  // No ETag, no Last-Modified: parts could never be told to belong together (RFC 9111 3.4).
+  const std::string weak = "/cache/ranges/weak?etag=W%2F%22w%22&size=1000&ranges=1";
+  Response one = get_with(s.edge.port, weak, "Range: bytes=500-599\r\n");
+  CHECK(one.status == 206);
+  CHECK(one.body == pattern(500, 599));
+  Response two = get_with(s.edge.port, weak, "Range: bytes=500-599\r\n");
+  CHECK(two.body == pattern(500, 599));
+  CHECK(backend_count(s.app, weak) == 2);
+
+  // A 200 to a range fetch is the whole response: stored, and later ranges are hits.
+  const std::string whole = "/cache/ranges/whole?etag=%22r1%22&size=1000";
+  Response full = get_with(s.edge.port, whole, "Range: bytes=500-599\r\n");
+  CHECK(full.body.size() >= 100);
+  Response hit = get_with(s.edge.port, whole, "Range: bytes=500-599\r\n");
+  CHECK(hit.status == 206);
+  CHECK(hit.body == pattern(500, 599));
+  CHECK(x_cache(hit) == "HIT");
+  CHECK(backend_count(s.app, whole) == 1);
 }

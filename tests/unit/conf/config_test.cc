@@ -373,6 +373,16 @@ TEST_CASE("targeted cache control: cache.targeted_field and forward_targeted") {
         "test.yaml:9:23: bad forward_targeted 'maybe': expected on, off, true or false");
 }
 
+TEST_CASE("range_fetch_from: a size or off, per host and route") {
+  CHECK(load(minimal).config->hosts.at(0).cache.range_fetch_from == 1024u * 1024u);
+  CHECK(load(minimal + "    range_fetch_from: 0\n").config->hosts.at(0).cache.range_fetch_from == 0u);
+  CHECK(load(minimal + "    range_fetch_from: 4m\n").config->hosts.at(0).cache.range_fetch_from == 4u * 1024u * 1024u);
+  CHECK(load(minimal + "    range_fetch_from: off\n").config->hosts.at(0).cache.range_fetch_from == UINT64_MAX);
+  CHECK(only_error(minimal + "    range_fetch_from: soon\n").starts_with("test.yaml:9:23: bad size 'soon'"));
+  CHECK(only_error(minimal + "    range_fetch_from: [1]\n") ==
+        "test.yaml:9:23: 'range_fetch_from' must be a non-empty scalar, not a list");
+}
+
 TEST_CASE("Error::text is file:line:col: message") {
   Error error{{"edge.yaml", 3, 7}, "unknown key 'x'"};
   CHECK(error.text() == "edge.yaml:3:7: unknown key 'x'");
