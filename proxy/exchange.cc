@@ -152,15 +152,14 @@ void Exchange::serve_partial(const cache::ObjectRef& object) {
   const cache::CachedObject& stored = *object;
   const http::RequestHead& head = *head_;
   const cache::Use use = cache::decide(request_cc_, cache::stored_view(stored, wall_now()));
-  const cache::ByteRange wanted = wanted_bytes(stored.headers, stored.complete_length);
-  const bool client_range = cache::decide_range(head, stored.headers, stored.complete_length).kind ==
-                            cache::RangeDecision::kPartial;
+  const cache::RangeDecision range = cache::decide_range(head, stored.headers, stored.complete_length);
+  const bool client_range = range.kind == cache::RangeDecision::kPartial;
+  const cache::ByteRange wanted = client_range ? range.range : cache::ByteRange{0, stored.complete_length - 1};
   if (use == cache::Use::kFresh || use == cache::Use::kStaleAllowed) {
     // What the parts answer alone: a HEAD, a condition, a range past the end, bytes they hold.
     const bool answered = head.is_head() ||
                           cache::evaluate_preconditions(head, stored.headers) != cache::Precondition::kProceed ||
-                          cache::decide_range(head, stored.headers, stored.complete_length).kind ==
-                              cache::RangeDecision::kUnsatisfiable ||
+                          range.kind == cache::RangeDecision::kUnsatisfiable ||
                           cache::parts_cover(stored.parts, wanted.first, wanted.last);
     if (answered) {
       const bool fresh = use == cache::Use::kFresh;
