@@ -183,6 +183,7 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
       r.headers.add(field, value);
     }
   }
+  if (query_get(q, "content_location_self")) r.headers.add("Content-Location", head.target);
   const int64_t last_modified = context.now - static_cast<int64_t>(lm.value_or(0));
   if (lm) r.headers.add("Last-Modified", http_date(last_modified));
   if (expires) r.headers.add("Expires", *expires);

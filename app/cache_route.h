@@ -20,6 +20,7 @@
 //   cookie=T             Set-Cookie: T
 //   location=T           Location: T
 //   content_location=T   Content-Location: T
+//   content_location_self=1  Content-Location: the request's target, as received
 //   surrogate=T          Surrogate-Control: T (content="ESI/1.0" asks the edge to assemble it)
 //   type=T               Content-Type: T (default text/plain)
 //   status=N             status N (200..599; default 200)

@@ -615,6 +615,23 @@ StoreVerdict can_store(const http::RequestHead& request, const http::ResponseHea
   return StoreVerdict::kStore;
 }
 
+bool post_answers_get(const http::RequestHead& post, std::string_view target, const http::ResponseHead& response,
+                      std::string_view host, const StoreOptions& options) {
+  if (post.method != "POST" || (response.status != 200 && response.status != 203)) return false;
+  if (response.headers.count("content-location") != 1) return false;
+  const CacheControl rcc = parse_cache_control(response.headers, false);
+  if (!rcc.s_maxage && !rcc.max_age && response.headers.count("expires") == 0) return false;
+  if (target.empty() || target.front() != '/') return false;
+  const std::string own = clean_path_query(target);
+  const std::string_view base_path = target.substr(0, target.find('?'));
+  const std::optional<std::string> named =
+      resolve_same_host(*response.headers.get("content-location"), base_path, host);
+  if (named != own) return false;
+  http::RequestHead get = post;
+  get.method = "GET";
+  return can_store(get, response, options) == StoreVerdict::kStore;
+}
+
 // ---- age and freshness ----
 
 Seconds AgeBasis::corrected_initial_age() const {

@@ -87,6 +87,13 @@ http::Headers stored_headers(const http::Headers& response);
 StoreVerdict can_store(const http::RequestHead& request, const http::ResponseHead& response,
                        const StoreOptions& options);
 
+// RFC 9110 9.3.3 and 8.7: a 200 or 203 to a POST, with explicit freshness and one
+// Content-Location naming the POST's own target (on `host`), is a representation of that target:
+// true when it may be stored as the answer to a GET of it (can_store judging it as a GET's).
+// `target` is the POST's target as the cache key reads it.
+bool post_answers_get(const http::RequestHead& post, std::string_view target, const http::ResponseHead& response,
+                      std::string_view host, const StoreOptions& options);
+
 // Status codes whose responses are cacheable by default (RFC 9110 15.1): heuristic freshness may
 // apply to them.
 bool heuristically_cacheable(int status);

@@ -59,6 +59,8 @@ void Exchange::end() {
   if (!active_) return;
   active_ = false;
   fetch_.reset();
+  post_object_.reset();
+  post_body_.reset();
   leave_fill();
   generation_.reset();
 }
@@ -76,17 +78,7 @@ void Exchange::serve_from_cache() {
       return start_pass();
     }
   }
-  cache_host_.assign(authority_);
-  const std::string_view target = origin_target_.empty() ? std::string_view(head.target) : origin_target_;
-  cache_key_ = cache::cache_key(cache_host_, target);
-  key_extra_.clear();
-  // A cookie's part always has '=': "https;" never reads as one.
-  if (policy_->key_scheme) key_extra_.append(https_ ? "https;" : "http;");
-  for (const std::string& name : policy_->key_cookies) {
-    key_extra_.append(name).append("=");
-    if (auto value = cookie_value(head.headers, name)) key_extra_.append(*value);
-    key_extra_.append(";");
-  }
+  compute_key();
   request_cc_ = cache::parse_cache_control(head.headers, true);
   const bool authorized = head.headers.get("Authorization").has_value();
 
@@ -140,6 +132,20 @@ void Exchange::serve_from_cache() {
     if (range && range->first >= policy_->range_fetch_from) return start_range_fill(nullptr, *range, true);
   }
   start_fill(nullptr, !authorized);
+}
+
+void Exchange::compute_key() {
+  cache_host_.assign(authority_);
+  const std::string_view target = origin_target_.empty() ? std::string_view(head_->target) : origin_target_;
+  cache_key_ = cache::cache_key(cache_host_, target);
+  key_extra_.clear();
+  // A cookie's part always has '=': "https;" never reads as one.
+  if (policy_->key_scheme) key_extra_.append(https_ ? "https;" : "http;");
+  for (const std::string& name : policy_->key_cookies) {
+    key_extra_.append(name).append("=");
+    if (auto value = cookie_value(head_->headers, name)) key_extra_.append(*value);
+    key_extra_.append(";");
+  }
 }
 
 cache::ByteRange Exchange::wanted_bytes(const http::Headers& stored, uint64_t size) const {
@@ -391,6 +397,7 @@ void Exchange::start_pass() {
   request.body = body_;
   request.head_request = head_->is_head();
   request.idempotent = head_->idempotent();
+  pass_sent_at_ = wall_now();
   // A fetch that fails at once calls back (and the owner may already have moved on to its next
   // request, starting this exchange again): only one still running is ours to keep.
   if (Fetch* fetch = Fetch::start(worker_, this, std::move(request))) fetch_.reset(fetch);
@@ -398,6 +405,8 @@ void Exchange::start_pass() {
 
 void Exchange::on_fetch_failed(Fetch& fetch, int status) {
   facts_ = fetch.facts();
+  post_object_.reset();
+  post_body_.reset();
   if (fetch_.get() == &fetch) fetch_.release();  // finished just below
   fetch.finish();
   owner_->on_exchange_failed(status);
@@ -408,8 +417,43 @@ void Exchange::on_fetch_response(Fetch& fetch, const http::ResponseHead& head, b
   if (!delivering_) {
     delivering_ = true;
     invalidate_after(head);
+    if (head_->method == "POST" && policy_->enabled && policy_->ram) start_storing_post(head);
   }
+  // Copied before the owner writes it out and lets it go.
+  if (post_object_) copy_post_body(fetch, complete);
   owner_->on_exchange_response(fetch, head, complete);
+}
+
+void Exchange::start_storing_post(const http::ResponseHead& head) {
+  // What a GET would bypass the cache for is not stored for it either.
+  for (const std::string& name : policy_->bypass_on_cookie)
+    if (cookie_value(head_->headers, name)) return;
+  compute_key();
+  const std::string_view target = origin_target_.empty() ? std::string_view(head_->target) : origin_target_;
+  post_object_ = object_for_post(fill_params(nullptr, false), target, head, pass_sent_at_);
+  if (!post_object_) return;
+  post_body_ = std::make_shared<http::SharedBody>(head.content_length.value_or(0));
+  post_object_->body = post_body_;
+}
+
+void Exchange::copy_post_body(Fetch& fetch, bool complete) {
+  const http::Body& body = fetch.response_body();
+  std::string scratch;
+  http::IoSlice slices[16];
+  while (post_body_->size() < body.size()) {
+    const int n = body.peek(post_body_->size(), slices, 16, SIZE_MAX, scratch);
+    if (n <= 0) break;
+    for (int i = 0; i < n; ++i) post_body_->append({slices[i].data, slices[i].len});
+  }
+  if (post_body_->size() > generation_->config.cache.max_object) {
+    post_object_.reset();
+    post_body_.reset();
+    return;
+  }
+  if (!complete) return;
+  post_body_->finish();
+  worker_.shared().store.insert(std::move(post_object_));
+  post_body_.reset();
 }
 
 void Exchange::invalidate_after(const http::ResponseHead& head) {

@@ -6,7 +6,8 @@
 // a revalidation) joins the fill running for its key or starts one; a hit-for-pass key, a
 // no-store request or a bypass cookie passes. Everything else passes: a Fetch of its own, whose
 // response is handed to the owner as it arrives. A successful unsafe request invalidates what it
-// changed.
+// changed; a POST's response that says it is the current representation of the POST's target
+// (RFC 9110 9.3.3) is stored for later GETs of it as it passes.
 //
 // A fill's events are read here, on the owner's loop: told directly by a fill on this worker
 // (from inside that fill's fetch callbacks), through the worker's inbox by another's. A fill
@@ -117,6 +118,12 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   bool stale_may_stand_in(const cache::ObjectRef& stale) const;
   void serve_stale_or_error(const cache::ObjectRef& stale, int status);
   void invalidate_after(const http::ResponseHead& head);
+  // The key, host and variant part a GET of this request's target is stored under.
+  void compute_key();
+  // A POST whose response answers later GETs of its target (proxy/fill.h object_for_post) is
+  // copied as it passes and stored under the GET's key once whole.
+  void start_storing_post(const http::ResponseHead& head);
+  void copy_post_body(Fetch& fetch, bool complete);
   void count(cache::Event event);
   void step(Step step) {
     if (trace_) trace_->add(step);
@@ -149,6 +156,9 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   std::string cache_key_;
   std::string key_extra_;   // the key-cookie part of the variant
   cache::CacheControl request_cc_;
+  cache::Seconds pass_sent_at_ = 0;  // when the pass-through fetch started (wall clock)
+  std::shared_ptr<cache::CachedObject> post_object_;  // a POST's response being stored
+  std::shared_ptr<http::SharedBody> post_body_;
 };
 
 }  // namespace edge::proxy

@@ -123,7 +123,44 @@ void attach_template(cache::CachedObject& object) {
   if (!compiled.is_verbatim()) object.attachment = std::make_shared<CompiledPage>(std::move(compiled));
 }
 
+// A new object for params.key from a response: identity, variant, freshness and tags; the
+// caller sets status, fields and body.
+std::shared_ptr<cache::CachedObject> new_object(const Fill::Params& params, const http::ResponseHead& head,
+                                                const http::ResponseHead& policy_head, cache::Seconds request_time,
+                                                cache::Seconds now) {
+  const cache::StoreOptions options = store_options(*params.policy, params.generation->config.cache);
+  auto object = std::make_shared<cache::CachedObject>();
+  object->key = params.key;
+  object->host = params.host;
+  object->path = params.key.substr(std::min(params.host.size(), params.key.size()));
+  object->vary_names = vary_names(head.headers);
+  const std::optional<std::string> vary_part = cache::vary_key(head.headers, params.request.headers);
+  object->variant = cache::Store::variant_string(vary_part.value_or(""), params.variant_extra);
+  object->age = cache::age_basis(head, request_time, now);
+  object->cc = cache::parse_cache_control(policy_head.headers, false);
+  object->lifetime = cache::freshness_lifetime(policy_head, object->cc, object->age, options);
+  object->grace = seconds(params.policy->grace);
+  object->tags = surrogate_tags(head.headers);
+  return object;
+}
+
 }  // namespace
+
+std::shared_ptr<cache::CachedObject> object_for_post(const Fill::Params& params, std::string_view target,
+                                                     const http::ResponseHead& head, cache::Seconds request_time) {
+  const conf::Cache& config = params.generation->config.cache;
+  if (params.policy->esi || wants_esi(head.headers)) return nullptr;
+  if (head.content_length && *head.content_length > config.max_object) return nullptr;
+  const std::optional<http::ResponseHead> targeted = cache::targeted_view(head, config.targeted_field);
+  const http::ResponseHead& policy_head = targeted ? *targeted : head;
+  if (!cache::post_answers_get(params.request, target, policy_head, params.host, store_options(*params.policy, config)))
+    return nullptr;
+  std::shared_ptr<cache::CachedObject> object = new_object(params, head, policy_head, request_time, wall_now());
+  object->status = head.status;
+  object->reason = head.reason;
+  object->headers = cache::stored_headers(head.headers);
+  return object;
+}
 
 std::shared_ptr<Fill> Fill::start(Worker& worker, Params params, uint64_t initiator_id, FillSubscriber* initiator,
                                   bool* started) {
@@ -453,7 +490,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     return end();
   }
 
-  std::shared_ptr<cache::CachedObject> object = new_object(head, policy_head, now);
+  std::shared_ptr<cache::CachedObject> object = new_object(params_, head, policy_head, request_time_, now);
   object->status = head.status;
   object->reason = head.reason;
   object->headers = cache::stored_headers(head.headers);
@@ -468,25 +505,6 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object_ = object;
   }
   copy_body(fetch, complete);
-}
-
-std::shared_ptr<cache::CachedObject> Fill::new_object(const http::ResponseHead& head,
-                                                       const http::ResponseHead& policy_head,
-                                                       cache::Seconds now) const {
-  const cache::StoreOptions options = store_options(*params_.policy, params_.generation->config.cache);
-  auto object = std::make_shared<cache::CachedObject>();
-  object->key = params_.key;
-  object->host = params_.host;
-  object->path = params_.key.substr(std::min(params_.host.size(), params_.key.size()));
-  object->vary_names = vary_names(head.headers);
-  const std::optional<std::string> vary_part = cache::vary_key(head.headers, params_.request.headers);
-  object->variant = cache::Store::variant_string(vary_part.value_or(""), params_.variant_extra);
-  object->age = cache::age_basis(head, request_time_, now);
-  object->cc = cache::parse_cache_control(policy_head.headers, false);
-  object->lifetime = cache::freshness_lifetime(policy_head, object->cc, object->age, options);
-  object->grace = seconds(params_.policy->grace);
-  object->tags = surrogate_tags(head.headers);
-  return object;
 }
 
 bool Fill::decide_part(Fetch& fetch, const http::ResponseHead& head, const http::ResponseHead& policy_head,
@@ -505,7 +523,7 @@ bool Fill::decide_part(Fetch& fetch, const http::ResponseHead& head, const http:
   if (cache::can_store(params_.request, whole, store_options(*params_.policy, config)) != cache::StoreVerdict::kStore)
     return false;
 
-  std::shared_ptr<cache::CachedObject> object = new_object(head, whole, wall_now());
+  std::shared_ptr<cache::CachedObject> object = new_object(params_, head, whole, request_time_, wall_now());
   object->status = 200;
   object->reason = "OK";
   object->headers = cache::stored_part_headers(head.headers);

@@ -166,10 +166,6 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   bool decide_part(Fetch& fetch, const http::ResponseHead& head, const http::ResponseHead& policy_head, bool complete);
   // The end of a part's body: the part joins what is stored now (or the whole, once complete).
   void store_part();
-  // A new object for the key from a response: identity, variant, freshness and tags; the caller
-  // sets status, fields and body.
-  std::shared_ptr<cache::CachedObject> new_object(const http::ResponseHead& head, const http::ResponseHead& policy_head,
-                                                  cache::Seconds now) const;
   void copy_body(Fetch& fetch, bool complete);
   void end();  // on the fill's loop: leaves the coalescer, tells the last event, drops the self reference
   void notify_all();  // tells every subscriber
@@ -211,6 +207,13 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   uint64_t departures_ = 0;  // unsubscriptions from this fill's worker (only it writes it)
   std::vector<Subscriber> subscribers_;
 };
+
+// The object a POST's response becomes when it answers later GETs of its target
+// (cache::post_answers_get, judged by `params`' policy): to be stored under params.key, its
+// status, fields and freshness set, its body for the caller to fill. Null when it is not one
+// (or is a page to assemble, or larger than max_object). `target`: the POST's, as keyed.
+std::shared_ptr<cache::CachedObject> object_for_post(const Fill::Params& params, std::string_view target,
+                                                     const http::ResponseHead& head, cache::Seconds request_time);
 
 // The fills running, by key. Any thread.
 class Coalescer {

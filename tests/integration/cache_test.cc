@@ -727,3 +727,53 @@ TEST_CASE("cache: a 206 without a strong validator, or a backend that ignores ra
   CHECK(x_cache(hit) == "HIT");
   CHECK(backend_count(s.app, whole) == 1);
 }
+
+TEST_CASE("cache: RFC 9110 9.3.3, a POST's fresh response naming its own target answers the next GET") {
+  Site s;
+  const std::string t = "/cache/post?cc=max-age%3D60&content_location_self=1";
+  Response post = request(s.edge.port, "POST", t, "Content-Length: 0\r\n");
+  CHECK(post.status == 200);
+  CHECK(x_cache(post) == "PASS");
+  Response get = get_with(s.edge.port, t);
+  CHECK(get.status == 200);
+  CHECK(x_cache(get) == "HIT");
+  CHECK(get.body.find("origin POST " + t + " 1\n") != std::string::npos);
+  CHECK(get.body == post.body);
+  CHECK(backend_count(s.app, t) == 1);
+
+  // The next POST invalidates what the first stored (RFC 9111 4.4) and stores its own answer.
+  Response again = request(s.edge.port, "POST", t, "Content-Length: 0\r\n");
+  Response replaced = get_with(s.edge.port, t);
+  CHECK(x_cache(replaced) == "HIT");
+  CHECK(replaced.body == again.body);
+  CHECK(replaced.body.find("origin POST " + t + " 2\n") != std::string::npos);
+  CHECK(backend_count(s.app, t) == 2);
+}
+
+TEST_CASE("cache: a POST's response is not stored for GETs unless it names its target, is fresh, 200 and allowed") {
+  Site s;
+  // True when the GET after the POST was answered by the backend.
+  auto get_reaches_backend = [&](const std::string& target, const std::string& headers = "") {
+    request(s.edge.port, "POST", target, "Content-Length: 0\r\n" + headers);
+    Response get = get_with(s.edge.port, target);
+    return x_cache(get) != "HIT" && backend_count(s.app, target) == 2;
+  };
+  // Content-Location names another resource: the response is that one's, not the target's.
+  const std::string elsewhere = "/cache/post-elsewhere?cc=max-age%3D60&content_location=%2Fcache%2Fother";
+  CHECK(get_reaches_backend(elsewhere));
+  CHECK(x_cache(get_with(s.edge.port, "/cache/other")) != "HIT");
+  // No Content-Location at all.
+  CHECK(get_reaches_backend("/cache/post-plain?cc=max-age%3D60"));
+  // Only heuristic freshness (Last-Modified): a POST's response needs explicit freshness.
+  CHECK(get_reaches_backend("/cache/post-lm?lm=3600&content_location_self=1"));
+  // RFC 9110 8.7: a 201's Content-Location is not a representation of the target.
+  CHECK(get_reaches_backend("/cache/post-created?cc=max-age%3D60&content_location_self=1&status=201"));
+  CHECK(get_reaches_backend("/cache/post-private?cc=private%2C%20max-age%3D60&content_location_self=1"));
+  CHECK(get_reaches_backend("/cache/post-auth?cc=max-age%3D60&content_location_self=1",
+                            "Authorization: Basic dTpw\r\n"));
+  // A session's POST is bypassed like its GET would be: another client must not get its answer.
+  CHECK(get_reaches_backend("/cache/bypass/post?cc=max-age%3D60&content_location_self=1",
+                            "Cookie: session=abc\r\n"));
+  // A route with the cache off stores nothing.
+  CHECK(get_reaches_backend("/cache/off/post?cc=max-age%3D60&content_location_self=1"));
+}

@@ -924,6 +924,69 @@ TEST_CASE("invalidated_targets: unsafe methods with 2xx/3xx, Location and Conten
   }
 }
 
+TEST_CASE("post_answers_get: RFC 9110 9.3.3, a POST's response naming its own target answers a later GET") {
+  const std::string fresh_until = date(T0 + 60);
+  auto answers = [](Fields response_fields, int status = 200, Fields request_fields = {},
+                    std::string_view method = "POST", std::string_view target = "/a/b?x=1",
+                    std::string_view host = "www.example.com") {
+    return post_answers_get(request(std::string(method), std::string(target), request_fields), target,
+                            response(status, response_fields), host, {});
+  };
+  SUBCASE("Content-Location equal to the target, relative or absolute, with explicit freshness") {
+    CHECK(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/a/b?x=1"}}));
+    CHECK(answers({{"Cache-Control", "s-maxage=60"}, {"Content-Location", "b?x=1"}}));
+    CHECK(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "./c/../b?x=1"}}));
+    CHECK(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "http://WWW.example.com:8080/a/b?x=1"}}));
+    CHECK(answers({{"Date", date(T0)}, {"Expires", fresh_until}, {"Content-Location", "/a/b?x=1"}}));
+    CHECK(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/a/b?x=1"}}, 203));
+  }
+  SUBCASE("Content-Location naming anything else: another path, query, host or several") {
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/a/b"}}));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/a/b?x=2"}}));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/a/c?x=1"}}));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "http://evil.example/a/b?x=1"}}));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "//evil.example/a/b?x=1"}}));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", ""}}));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}}));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"},
+                         {"Content-Location", "/a/b?x=1"},
+                         {"Content-Location", "/a/b?x=1"}}));
+  }
+  SUBCASE("explicit freshness only: no heuristic for a POST's response") {
+    CHECK_FALSE(answers({{"Content-Location", "/a/b?x=1"}, {"Last-Modified", date(T0 - 3600)}}));
+    CHECK_FALSE(answers({{"Cache-Control", "public"}, {"Content-Location", "/a/b?x=1"}}));
+  }
+  SUBCASE("RFC 9110 8.7: only a 200 or 203 is a representation of the target") {
+    for (int status : {201, 204, 206, 301, 303, 404, 500}) {
+      CAPTURE(status);
+      CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/a/b?x=1"}}, status));
+    }
+  }
+  SUBCASE("what keeps a GET's response out of the cache keeps this one out too") {
+    const Fields named = {{"Content-Location", "/a/b?x=1"}};
+    auto with = [&](std::string_view cc_value) {
+      Fields f = named;
+      f.push_back({"Cache-Control", cc_value});
+      return f;
+    };
+    CHECK_FALSE(answers(with("max-age=60, no-store")));
+    CHECK_FALSE(answers(with("max-age=60, private")));
+    CHECK_FALSE(answers(with("max-age=60"), 200, {{"Authorization", "Basic dTpw"}}));
+    CHECK_FALSE(answers(with("max-age=60"), 200, {{"Cache-Control", "no-store"}}));
+    Fields cookie = with("max-age=60");
+    cookie.push_back({"Set-Cookie", "s=1"});
+    CHECK_FALSE(answers(cookie));
+  }
+  SUBCASE("only a POST, only an origin-form target") {
+    for (std::string_view method : {"GET", "PUT", "PATCH", "DELETE"}) {
+      CAPTURE(method);
+      CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/a/b?x=1"}}, 200, {}, method));
+    }
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "*"}}, 200, {}, "POST", "*"));
+    CHECK_FALSE(answers({{"Cache-Control", "max-age=60"}, {"Content-Location", "/"}}, 200, {}, "POST", ""));
+  }
+}
+
 // ---- keys ----
 
 TEST_CASE("cache_key: host, normalised path, query as received") {
