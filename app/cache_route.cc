@@ -8,7 +8,7 @@ namespace edge::app {
 namespace {
 
 // The text parameters of /cache and the response fields they become, in the order written.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kTextFields = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 14> kTextFields = {{
     {"type", "Content-Type"},
     {"cc", "Cache-Control"},
     {"etag", "ETag"},
@@ -22,6 +22,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kTextFie
     {"age", "Age"},
     {"cdn_cc", "CDN-Cache-Control"},
     {"edge_cc", "Edge-Cache-Control"},
+    {"content_encoding", "Content-Encoding"},
 }};
 
 // The request fields /cache reports back, and how several fields of one name are joined.

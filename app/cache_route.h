@@ -23,6 +23,7 @@
 //   content_location_self=1  Content-Location: the request's target, as received
 //   surrogate=T          Surrogate-Control: T (content="ESI/1.0" asks the edge to assemble it)
 //   type=T               Content-Type: T (default text/plain)
+//   content_encoding=T   Content-Encoding: T (the body is not encoded: a label to be relayed)
 //   status=N             status N (200..599; default 200)
 //   delay=MS             nothing is sent for MS ms (<= kMaxWaitMs), as /wait
 //   gather=M             held until M requests for this same target (as received) are held

@@ -128,10 +128,34 @@ uint64_t CachedObject::charge() const {
   } else {
     for (const Part& part : parts) bytes += sizeof(Part) + (part.body ? part.body->capacity() : 0);
   }
+  for (const Encoded& encoded : encodings) bytes += sizeof(Encoded) + encoded.body->capacity();
   for (size_t i = 0; i < headers.size(); ++i) bytes += headers.name(i).size() + headers.value(i).size();
   for (const std::string& tag : tags) bytes += tag.size();
   for (const std::string& name : vary_names) bytes += name.size();
   return bytes;
+}
+
+std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
+  auto to = std::make_shared<CachedObject>();
+  to->key = from.key;
+  to->host = from.host;
+  to->path = from.path;
+  to->variant = from.variant;
+  to->vary_names = from.vary_names;
+  to->status = from.status;
+  to->reason = from.reason;
+  to->headers = from.headers;
+  to->body = from.body;
+  to->parts = from.parts;
+  to->complete_length = from.complete_length;
+  to->encodings = from.encodings;
+  to->age = from.age;
+  to->lifetime = from.lifetime;
+  to->grace = from.grace;
+  to->cc = from.cc;
+  to->tags = from.tags;
+  to->attachment = from.attachment;
+  return to;
 }
 
 struct Store::Impl {

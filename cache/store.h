@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "cache/ban_regex.h"
+#include "compress/coding.h"
 #include "cache/partial.h"
 #include "cache/policy.h"
 #include "http/message.h"
@@ -82,6 +83,19 @@ struct CachedObject {
   // for nothing more. Empty for a complete object.
   std::vector<Part> parts;
   uint64_t complete_length = 0;
+  // The body in other content codings (compress/), each whole and complete, made once when the
+  // object was stored; `body` is always the identity one. Empty when the route compresses
+  // nothing of it (or has not yet).
+  struct Encoded {
+    compress::Coding coding;
+    std::shared_ptr<const http::SharedBody> body;
+  };
+  std::vector<Encoded> encodings;
+  const http::SharedBody* encoded(compress::Coding coding) const {
+    for (const Encoded& e : encodings)
+      if (e.coding == coding) return e.body.get();
+    return nullptr;
+  }
   bool partial() const { return !parts.empty(); }
   AgeBasis age;
   Seconds lifetime = 0;
@@ -96,6 +110,10 @@ struct CachedObject {
   uint64_t charge() const;  // bytes counted against the store's memory
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
+
+// A copy to change before it is stored (a stored object never changes): everything but
+// ban_epoch (insert() sets it) and `invalidated`; bodies are shared, not copied.
+std::shared_ptr<CachedObject> copy_of(const CachedObject& from);
 
 // How a stored object looks to decide() at `now`: a soft-purged object is stale from then on
 // (no lifetime, at least a second old), whatever its freshness said.

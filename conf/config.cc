@@ -322,7 +322,7 @@ using Entries = std::map<std::string, Entry, std::less<>>;
 constexpr std::string_view kCachePolicyKeys[] = {
     "cache", "ttl", "max_ttl", "grace", "store_set_cookie", "bypass_on_cookie", "key_cookies",
     "key_scheme", "forward_targeted", "esi", "ram", "static", "key", "drop_request_fields",
-    "range_fetch_from"};
+    "range_fetch_from", "compress"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
@@ -1128,6 +1128,7 @@ class Loader {
         }
       }
     }
+    read_compress(find(fields, "compress"), policy.compress);
     if (const Entry* source_entry = find(fields, "static")) {
       if (auto text = scalar(*source_entry, "static")) {
         if (*text != "memcached") {
@@ -1143,6 +1144,73 @@ class Loader {
     if (const Entry* key = find(fields, "key")) {
       read_static_key(*key, policy.static_key);
       if (source) source->key = mark_of(key->key);
+    }
+  }
+
+  // `compress: on|off` or a map of the rules' keys (a map turns it on); keys not given keep the
+  // host's value (or the default).
+  void read_compress(const Entry* entry, compress::Rules& rules) {
+    if (!entry) return;
+    if (!entry->value.IsMap()) return read_switch(entry, "compress", rules.enabled);
+    rules.enabled = true;
+    const Entries fields =
+        entries(entry->value, {"types", "min_length", "encodings", "level", "stream_level"});
+    if (const Entry* types = find(fields, "types"); types && expect_list(*types, "types")) {
+      std::vector<std::string> listed;
+      std::map<std::string, int> seen;  // type -> line
+      for (const YAML::Node& item : types->value) {
+        const Entry at{types->key, item};
+        std::string type = item.IsScalar() ? lowered(item.Scalar()) : std::string();
+        const size_t slash = type.find('/');
+        const bool valid = slash != std::string::npos && is_token(type.substr(0, slash)) && type[0] != '*' &&
+                           (type.substr(slash + 1) == "*" || is_token(type.substr(slash + 1)));
+        if (!valid) {
+          fail(at, "bad media type '" + (item.IsScalar() ? item.Scalar() : describe(item)) +
+                       "': expected type/subtype or type/*");
+          continue;
+        }
+        auto [first, inserted] = seen.try_emplace(type, mark_of(at).line);
+        if (!inserted) {
+          fail(at, "duplicate media type '" + type + "' (first at line " + std::to_string(first->second) + ")");
+          continue;
+        }
+        listed.push_back(std::move(type));
+      }
+      rules.types = std::move(listed);
+    }
+    read_size(find(fields, "min_length"), "min_length", 0, rules.min_length);
+    if (const Entry* encodings = find(fields, "encodings"); encodings && expect_list(*encodings, "encodings")) {
+      std::vector<compress::Coding> codings;
+      for (const YAML::Node& item : encodings->value) {
+        const Entry at{encodings->key, item};
+        std::optional<compress::Coding> coding;
+        if (item.IsScalar() && item.Scalar() != "identity" && item.Scalar() != "x-gzip")
+          coding = compress::parse_coding(item.Scalar());
+        if (!coding || !item.IsScalar() || lowered(item.Scalar()) != item.Scalar()) {
+          fail(at, "bad encoding '" + (item.IsScalar() ? item.Scalar() : describe(item)) +
+                       "': expected br, zstd or gzip");
+        } else if (std::find(codings.begin(), codings.end(), *coding) != codings.end()) {
+          fail(at, "duplicate encoding '" + item.Scalar() + "'");
+        } else {
+          codings.push_back(*coding);
+        }
+      }
+      rules.codings = std::move(codings);
+    }
+    read_levels(find(fields, "level"), "level", rules.level);
+    read_levels(find(fields, "stream_level"), "stream_level", rules.stream_level);
+  }
+
+  // {br: N, zstd: N, gzip: N}, each within its library's range.
+  void read_levels(const Entry* entry, std::string_view what, int (&levels)[compress::kCodings]) {
+    if (!entry || !expect_map(*entry, what)) return;
+    const Entries fields = entries(entry->value, {"br", "zstd", "gzip"});
+    for (const auto& [name, field] : fields) {
+      const auto index = static_cast<size_t>(*compress::parse_coding(name));
+      uint64_t level = static_cast<uint64_t>(levels[index]);
+      read_count(&field, std::string(what) + " " + name, static_cast<uint64_t>(compress::kMinLevel[index]),
+                 static_cast<uint64_t>(compress::kMaxLevel[index]), level);
+      levels[index] = static_cast<int>(level);
     }
   }
 

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "compress/coding.h"
+
 namespace edge::conf {
 
 using Duration = std::chrono::milliseconds;
@@ -225,6 +227,11 @@ struct CachePolicy {
   // the range answered from it. Once part of an object is stored, what a request lacks is always
   // fetched by range. Default 1 MiB: a seek into a video does not wait for what precedes it.
   uint64_t range_fetch_from = 1024 * 1024;
+  // `compress: on|off` or a map: {types: [media types], min_length: <size>, encodings: [br, zstd,
+  // gzip] (preference order), level: {br: 0..11, zstd: 1..19, gzip: 1..9} for stored objects,
+  // stream_level: {...} for responses compressed as they stream}. On by default (compress/coding.h
+  // has the defaults); a map's keys override the host's one by one.
+  compress::Rules compress;
   StaticSource static_source = StaticSource::kNone;
   std::string static_key = "{host}{path}";
   // Request fields removed before anything reads the request (the cache's Vary and directives,

@@ -860,6 +860,11 @@ ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& wor
     figures.tls_resumed += worker->tls_resumed.load(std::memory_order_relaxed);
     figures.access_log_dropped += worker->access_log_dropped.load(std::memory_order_relaxed);
     for (size_t r = 0; r < kCloseReasonCount; ++r) figures.closes[r] += worker->closes[r].load(std::memory_order_relaxed);
+    for (size_t c = 0; c < compress::kCodings; ++c) {
+      figures.coded[c].responses += worker->coded_responses[c].load(std::memory_order_relaxed);
+      figures.coded[c].bytes_before += worker->coded_bytes_before[c].load(std::memory_order_relaxed);
+      figures.coded[c].bytes_after += worker->coded_bytes_after[c].load(std::memory_order_relaxed);
+    }
   }
   return figures;
 }
@@ -926,7 +931,19 @@ std::string render_stats_json(const CacheFigures& figures) {
     append_unsigned(out, figures.connections->tls_resumed);
     out.append(",\"access_log_dropped\":");
     append_unsigned(out, figures.connections->access_log_dropped);
-    out.append(",\"closes\":{");
+    out.append(",\"compression\":{");
+    for (size_t c = 1; c < compress::kCodings; ++c) {
+      const ConnectionFigures::Coded& coded = figures.connections->coded[c];
+      if (c > 1) out.push_back(',');
+      out.append("\"").append(compress::coding_name(static_cast<compress::Coding>(c))).append("\":{\"responses\":");
+      append_unsigned(out, coded.responses);
+      out.append(",\"bytes_before\":");
+      append_unsigned(out, coded.bytes_before);
+      out.append(",\"bytes_after\":");
+      append_unsigned(out, coded.bytes_after);
+      out.append("}");
+    }
+    out.append("},\"closes\":{");
     for (size_t r = 0; r < kCloseReasonCount; ++r) {
       if (r > 0) out.push_back(',');
       out.append("\"").append(close_reason_key(static_cast<CloseReason>(r))).append("\":");
@@ -1054,6 +1071,19 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
     m.sample({}, figures.connections->tls_resumed);
     m.family("edge_access_log_dropped_total", "counter", "Access log lines dropped because the log's queue was full");
     m.sample({}, figures.connections->access_log_dropped);
+    const std::pair<const char*, const char*> coded_families[] = {
+        {"edge_compressed_responses_total", "Responses edge sent in a content coding, by coding"},
+        {"edge_compressed_bytes_before_total", "Body bytes of coded responses before their coding, by coding"},
+        {"edge_compressed_bytes_after_total", "Body bytes of coded responses as sent, by coding"},
+    };
+    for (size_t family = 0; family < 3; ++family) {
+      m.family(coded_families[family].first, "counter", coded_families[family].second);
+      for (size_t c = 1; c < compress::kCodings; ++c) {
+        const ConnectionFigures::Coded& coded = figures.connections->coded[c];
+        const uint64_t value = family == 0 ? coded.responses : family == 1 ? coded.bytes_before : coded.bytes_after;
+        m.sample({{"encoding", compress::coding_name(static_cast<compress::Coding>(c))}}, value);
+      }
+    }
     std::string closes_help = "Client connections closed, each once, by reason:";
     for (size_t r = 0; r < kCloseReasonCount; ++r) closes_help.append(r == 0 ? " " : ", ").append(close_reason_key(static_cast<CloseReason>(r)));
     m.family("edge_connection_closes_total", "counter", closes_help);

@@ -164,6 +164,12 @@ struct ConnectionFigures {
   uint64_t tls_resumed = 0;
   uint64_t access_log_dropped = 0;
   std::array<uint64_t, kCloseReasonCount> closes{};  // by CloseReason
+  struct Coded {
+    uint64_t responses = 0;
+    uint64_t bytes_before = 0;
+    uint64_t bytes_after = 0;
+  };
+  std::array<Coded, compress::kCodings> coded{};  // by compress::Coding (identity unused)
 };
 ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& workers);
 // Responses and their durations for one host label, summed over the workers (proxy/metrics.h).

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "cache/static_key.h"
+#include "proxy/compression.h"
 #include "proxy/heads.h"
 #include "proxy/worker.h"
 
@@ -452,6 +453,8 @@ void Exchange::copy_post_body(Fetch& fetch, bool complete) {
   }
   if (!complete) return;
   post_body_->finish();
+  if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*post_object_, policy_->compress))
+    post_object_ = std::move(encoded);
   worker_.shared().store.insert(std::move(post_object_));
   post_body_.reset();
 }

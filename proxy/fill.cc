@@ -7,6 +7,7 @@
 #include "cache/policy.h"
 #include "cache/targeted.h"
 #include "proxy/assembly.h"
+#include "proxy/compression.h"
 #include "proxy/exchange.h"
 #include "proxy/heads.h"
 #include "proxy/worker.h"
@@ -80,29 +81,6 @@ bool same_representation(const cache::CachedObject& a, const cache::CachedObject
   const uint64_t b_length = b.partial() ? b.complete_length : b.body->size();
   const std::string validator = cache::strong_validator(a.headers);
   return !validator.empty() && a_length == b_length && validator == cache::strong_validator(b.headers);
-}
-
-// A copy to change before it is stored (a stored object never changes).
-std::shared_ptr<cache::CachedObject> copy_object(const cache::CachedObject& from) {
-  auto to = std::make_shared<cache::CachedObject>();
-  to->key = from.key;
-  to->host = from.host;
-  to->path = from.path;
-  to->variant = from.variant;
-  to->vary_names = from.vary_names;
-  to->status = from.status;
-  to->reason = from.reason;
-  to->headers = from.headers;
-  to->body = from.body;
-  to->parts = from.parts;
-  to->complete_length = from.complete_length;
-  to->age = from.age;
-  to->lifetime = from.lifetime;
-  to->grace = from.grace;
-  to->cc = from.cc;
-  to->tags = from.tags;
-  to->attachment = from.attachment;
-  return to;
 }
 
 // A page read back whole (from memcached) compiled as a fill compiles one as it arrives.
@@ -273,6 +251,8 @@ void Fill::write_through(const cache::CachedObject& object) {
 }
 
 void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
+  if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*object, params_.policy->compress))
+    object = std::move(encoded);
   // A foreign value has no freshness of its own: it goes into RAM only for the route's ttl.
   if (params_.ram && object->lifetime > 0) worker_.shared().store.insert(object);
   if (params_.streak) params_.streak->storable();
@@ -422,7 +402,8 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->lifetime = cache::freshness_lifetime(merged, object->cc, object->age, options);
     object->grace = stale.grace;
     object->tags = stale.tags;
-    object->attachment = stale.attachment;  // same body, same compiled template
+    object->attachment = stale.attachment;  // same body, same compiled template and encodings
+    object->encodings = stale.encodings;
     if (params_.ram) shared.store.insert(object);
     write_through(*object);
     if (params_.streak) params_.streak->storable();
@@ -553,12 +534,12 @@ void Fill::store_part() {
       shared.store.lookup(params_.key, params_.request.headers, params_.variant_extra).object;
   if (now_stored && now_stored != params_.partial && same_representation(*now_stored, *object)) {
     if (!now_stored->partial()) return;
-    object = copy_object(*object);
+    object = cache::copy_of(*object);
     object->parts = cache::add_part(now_stored->parts, *part_);
   }
   if (std::shared_ptr<http::SharedBody> joined = cache::join_parts(object->parts, object->complete_length)) {
     // The parts meet: stored from now on as the complete response.
-    object = copy_object(*object);
+    object = cache::copy_of(*object);
     object->parts.clear();
     object->complete_length = 0;
     object->body = std::move(joined);
@@ -613,7 +594,11 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   }
   Shared& shared = worker_.shared();
   write_through(*filling_);
-  const bool stored = !params_.ram || shared.store.insert(filling_);
+  // Those who streamed it have the object without encodings; the store gets them (a copy: an
+  // object others hold never changes).
+  std::shared_ptr<cache::CachedObject> encoded =
+      params_.ram ? with_encodings(*filling_, params_.policy->compress) : nullptr;
+  const bool stored = !params_.ram || shared.store.insert(encoded ? std::move(encoded) : filling_);
   if (params_.streak) {
     if (stored) params_.streak->storable();
     else params_.streak->not_storable(params_.generation->config.cache.route_pass_after);

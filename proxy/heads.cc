@@ -66,15 +66,30 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
   out.append("\r\n");
 
   bool has_date = false;
+  bool varies_by_encoding = false;
   if (spec.fields) {
     const http::Headers& fields = *spec.fields;
     for (size_t i = 0; i < fields.size(); ++i) {
       if (!relayed(spec, fields, i)) continue;
+      const std::string_view name = fields.name(i);
+      const std::string_view value = fields.value(i);
       if (fields.id(i) == http::FieldId::kDate) has_date = true;
-      append_field(out, fields.name(i), fields.value(i));
+      if (!spec.content_coding.empty() && iequals(name, "Content-Encoding")) continue;
+      if (spec.weak_etag && iequals(name, "ETag") && value.starts_with('"')) {
+        out.append(name).append(": W/").append(value).append("\r\n");
+        continue;
+      }
+      if (spec.vary_accept_encoding && iequals(name, "Vary")) {
+        http::for_each_token(value, [&](std::string_view member) {
+          if (iequals(member, "Accept-Encoding") || member == "*") varies_by_encoding = true;
+        });
+      }
+      append_field(out, name, value);
     }
   }
   if (!has_date) append_field(out, "Date", date);
+  if (spec.vary_accept_encoding && !varies_by_encoding) out.append("Vary: Accept-Encoding\r\n");
+  if (!spec.content_coding.empty()) append_field(out, "Content-Encoding", spec.content_coding);
   if (spec.origin == ResponseOrigin::kSynthetic) {
     if (!spec.content_type.empty()) append_field(out, "Content-Type", spec.content_type);
     if (spec.no_store) out.append("Cache-Control: no-store\r\n");

@@ -69,6 +69,16 @@ struct ResponseSpec {
   // out: CDN-Cache-Control and `targeted_field` (cache.targeted_field; "" none).
   bool drop_targeted = false;
   std::string_view targeted_field;
+  // A content coding edge applied (compress/): Content-Encoding names it (a backend's own
+  // Content-Encoding field is left out). With weak_etag a strong ETag is sent weak, since the
+  // bytes are not the origin's (RFC 9110 8.8.3): set with a coding, and alone on a 304 for a
+  // representation edge would send coded (a 304 names no Content-Encoding, which a client's
+  // cache would copy onto what it holds).
+  std::string_view content_coding;
+  bool weak_etag = false;
+  // The response is one edge compresses for clients that accept it: Vary names Accept-Encoding
+  // (added unless the fields' Vary already names it or is `*`).
+  bool vary_accept_encoding = false;
   // Framing: whether a body follows the head, and its length when known. A body of unknown
   // length is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0). With
   // `length_without_body`, a head without a body still declares `length` (HEAD, 304, 416).

@@ -59,6 +59,7 @@ int Request::recv(http::RequestHead& head) {
   early_status_ = 0;
   early_fields_.clear();
   x_cache_ = "PASS";
+  vary_accept_encoding_ = false;
   status_ = 0;
   exchanged_ = false;
   trace_.start();
@@ -104,6 +105,7 @@ void Request::refuse(const http::RequestHead& head, int status) {
     host_.clear();
     target_.clear();
     x_cache_ = "PASS";
+    vary_accept_encoding_ = false;
     status_ = 0;
     exchanged_ = false;
     trace_.start();
@@ -172,9 +174,18 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
   trace_.add(Step::kDeliver);
   const http::SharedBody& body = *object->body;
   const bool head_request = request.is_head();
+  // Once stored encodings exist, they are what is offered: a coding that did not shrink the body
+  // was left out on purpose.
+  std::vector<compress::Coding> stored_codings;
+  for (const cache::CachedObject::Encoded& encoded : object->encodings) stored_codings.push_back(encoded.coding);
+  const compress::Coding coding =
+      object->partial() ? compress::Coding::kIdentity
+                        : decide_coding(object->status, object->headers,
+                                        body.complete() ? std::optional<uint64_t>(body.size()) : std::nullopt,
+                                        stored_codings);
   switch (cache::evaluate_preconditions(request, object->headers)) {
     case cache::Precondition::kNotModified:
-      deliver_head(*object, 304, {}, false, std::nullopt, false, nullptr);
+      deliver_head(*object, 304, {}, false, std::nullopt, false, nullptr, coding);
       object_.reset();
       return;
     case cache::Precondition::kFailed:
@@ -227,11 +238,12 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
   std::optional<uint64_t> length;
   if (body.complete()) length = body.size();
   deliver_head(*object, object->status, {}, has_body, length, head_request,
-               has_body ? const_cast<http::SharedBody*>(&body) : nullptr);
+               has_body ? const_cast<http::SharedBody*>(&body) : nullptr, coding);
 }
 
 void Request::deliver_head(const cache::CachedObject& object, int status, std::string_view extra, bool has_body,
-                           std::optional<uint64_t> length, bool length_without_body, http::BodySource* body) {
+                           std::optional<uint64_t> length, bool length_without_body, http::BodySource* body,
+                           compress::Coding coding) {
   ResponseSpec spec;
   spec.status = status;
   spec.reason = status == object.status ? std::string_view(object.reason) : std::string_view();
@@ -242,7 +254,55 @@ void Request::deliver_head(const cache::CachedObject& object, int status, std::s
   spec.has_body = has_body;
   spec.length = length;
   spec.length_without_body = length_without_body;
-  send(spec, body, false);
+  bool release = false;
+  if (coding != compress::Coding::kIdentity) {
+    spec.weak_etag = true;
+    if (status != 304) {
+      if (const http::SharedBody* encoded = object.encoded(coding)) {
+        spec.content_coding = compress::coding_name(coding);
+        spec.length = encoded->size();
+        if (body) {
+          body = const_cast<http::SharedBody*>(encoded);
+          sent_coding_ = coding;
+          coded_before_ = object.body->size();
+          coded_after_ = encoded->size();
+        }
+      } else {
+        body = stream_coded(spec, coding, body, false);
+        release = body != nullptr;
+      }
+    }
+  }
+  send(spec, body, release);
+}
+
+compress::Coding Request::decide_coding(int status, const http::Headers& fields, std::optional<uint64_t> length,
+                                        std::span<const compress::Coding> offered) {
+  vary_accept_encoding_ = false;
+  if (route_.host < 0) return compress::Coding::kIdentity;
+  const compress::Rules& rules = policy_of(generation_->config, route_).compress;
+  if (!compress::compressible(rules, status, fields, length)) return compress::Coding::kIdentity;
+  vary_accept_encoding_ = true;
+  // A range is of the identity representation, as stored and as the backend sends it.
+  if (head_->headers.get("Range")) return compress::Coding::kIdentity;
+  return compress::choose_coding(head_->headers, offered.empty() ? std::span<const compress::Coding>(rules.codings)
+                                                                  : offered);
+}
+
+http::BodySource* Request::stream_coded(ResponseSpec& spec, compress::Coding coding, http::BodySource* body,
+                                        bool release_inner) {
+  const compress::Rules& rules = policy_of(generation_->config, route_).compress;
+  if (body &&
+      !compressing_.start(body, coding, rules.stream_level[static_cast<size_t>(coding)], release_inner)) {
+    spec.weak_etag = false;  // the encoder could not be made: sent as it is
+    return body;
+  }
+  spec.content_coding = compress::coding_name(coding);
+  spec.weak_etag = true;
+  spec.length.reset();  // known once compressed, which is too late for the head
+  if (!body) return nullptr;
+  sent_coding_ = coding;
+  return &compressing_;
 }
 
 // ---- relay: a passed response ----
@@ -267,7 +327,13 @@ void Request::relay(Fetch& fetch, const http::ResponseHead& head, bool complete)
   } else if (head.content_length || complete) {
     spec.length = head.content_length ? *head.content_length : fetch.response_body().size();
   }
-  send(spec, spec.has_body ? &fetch.response_body() : nullptr, true);
+  http::BodySource* body = spec.has_body ? &fetch.response_body() : nullptr;
+  std::optional<uint64_t> length = head.content_length;  // a HEAD's too
+  if (!length && complete) length = fetch.response_body().size();
+  const compress::Coding coding = decide_coding(head.status, head.headers, length, {});
+  if (coding != compress::Coding::kIdentity && (spec.has_body || spec.length_without_body))
+    body = stream_coded(spec, coding, body, true);
+  send(spec, body, true);
 }
 
 // ---- assemble: a page from its includes ----
@@ -335,7 +401,14 @@ void Request::send_assembled() {
   spec.has_body = response_has_body(page.status, head_request);
   if (body.complete()) spec.length = body.size();
   spec.length_without_body = head_request;
-  send(spec, spec.has_body ? const_cast<http::BodySource*>(&body) : nullptr, false);
+  http::BodySource* out = spec.has_body ? const_cast<http::BodySource*>(&body) : nullptr;
+  bool release = false;
+  const compress::Coding coding = decide_coding(page.status, page.headers, spec.length, {});
+  if (coding != compress::Coding::kIdentity) {
+    out = stream_coded(spec, coding, out, false);
+    release = out != nullptr;
+  }
+  send(spec, out, release);
 }
 
 void Request::on_assembly_progress() {
@@ -391,6 +464,7 @@ void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool rel
   ResponseSpec spec = spec_in;
   const conf::Cache& config = generation_->config.cache;
   if (config.x_cache && !synthetic) spec.x_cache = x_cache_;
+  if (!synthetic) spec.vary_accept_encoding = vary_accept_encoding_;
   if (!synthetic && route_.host >= 0) {
     spec.drop_targeted = !policy_of(generation_->config, route_).forward_targeted;
     spec.targeted_field = config.targeted_field;
@@ -420,6 +494,16 @@ void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool rel
 void Request::done() {
   if (!active_) return;
   active_ = false;
+  if (sent_coding_ != compress::Coding::kIdentity) {
+    Stats& stats = worker_.stats();
+    const auto c = static_cast<size_t>(sent_coding_);
+    const bool streamed = compressing_.size() > 0;
+    bump(stats.coded_responses[c]);
+    bump(stats.coded_bytes_before[c], streamed ? compressing_.bytes_in() : coded_before_);
+    bump(stats.coded_bytes_after[c], streamed ? compressing_.size() : coded_after_);
+    sent_coding_ = compress::Coding::kIdentity;
+  }
+  compressing_.reset();
   assembly_.reset();
   exchange_.end();
   object_.reset();

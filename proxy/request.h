@@ -29,10 +29,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "cache/store.h"
+#include "compress/stream.h"
 #include "http/body.h"
 #include "http/message.h"
 #include "proxy/assembly.h"
@@ -107,7 +109,18 @@ class Request final : Exchange::Owner, Assembly::Owner {
  private:
   void deliver(const cache::ObjectRef& object, const char* x_cache);
   void deliver_head(const cache::CachedObject& object, int status, std::string_view extra, bool has_body,
-                    std::optional<uint64_t> length, bool length_without_body, http::BodySource* body);
+                    std::optional<uint64_t> length, bool length_without_body, http::BodySource* body,
+                    compress::Coding coding = compress::Coding::kIdentity);
+  // The coding a response with these fields goes out in: the client's choice (Accept-Encoding)
+  // among `offered` (the route's codings when empty) when the route compresses it, which also
+  // makes the response say Vary: Accept-Encoding; identity otherwise, and for a range request.
+  compress::Coding decide_coding(int status, const http::Headers& fields, std::optional<uint64_t> length,
+                                 std::span<const compress::Coding> offered);
+  // `body` (null for a head alone) compressed as it streams, at the route's stream level; sets
+  // the spec's Content-Encoding and weak ETag and forgets its length. The writer must release
+  // what it wrote of the returned source.
+  http::BodySource* stream_coded(ResponseSpec& spec, compress::Coding coding, http::BodySource* body,
+                                 bool release_inner);
   void relay(Fetch& fetch, const http::ResponseHead& head, bool complete);
   void compile_passed_page(Fetch& fetch, const http::ResponseHead& head, bool complete);
   void assemble();
@@ -143,6 +156,11 @@ class Request final : Exchange::Owner, Assembly::Owner {
   bool assembly_starting_ = false;  // inside Assembly::start: its news waits
   bool assembly_failed_ = false;    // it failed while starting
   http::BodyWindow window_;         // the part of object_'s body a range asks for
+  compress::CompressingSource compressing_;  // the body being sent, compressed as it streams
+  bool vary_accept_encoding_ = false;        // the response varies by the client's Accept-Encoding
+  compress::Coding sent_coding_ = compress::Coding::kIdentity;  // of the body being sent
+  uint64_t coded_before_ = 0;  // a stored encoding's identity and coded sizes, for the stats
+  uint64_t coded_after_ = 0;
   cache::PartsBody parts_body_;     // what a request wants of a partial object_'s parts
   const char* x_cache_ = "PASS";
   int status_ = 0;           // of the response sent; 0: none

@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "compress/coding.h"
+
 namespace edge::proxy {
 
 // Every reason a client connection ends, declared once: its enumerator, its key in /stats and
@@ -65,6 +67,12 @@ struct Stats {
   std::atomic<uint64_t> access_log_dropped{0};  // access log lines dropped: its queue was full
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
   void count_close(CloseReason r) { bump(closes[static_cast<size_t>(r)]); }
+  // Responses edge sent in a content coding (compress/), by coding (kIdentity unused): how many,
+  // and their body bytes before and after the coding (a stored encoding's, or what the stream
+  // compressed of a body that broke off).
+  std::array<std::atomic<uint64_t>, compress::kCodings> coded_responses{};
+  std::array<std::atomic<uint64_t>, compress::kCodings> coded_bytes_before{};
+  std::array<std::atomic<uint64_t>, compress::kCodings> coded_bytes_after{};
 };
 
 }  // namespace edge::proxy

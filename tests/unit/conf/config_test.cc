@@ -383,6 +383,74 @@ TEST_CASE("range_fetch_from: a size or off, per host and route") {
         "test.yaml:9:23: 'range_fetch_from' must be a non-empty scalar, not a list");
 }
 
+TEST_CASE("compress: on by default, off, or a map whose keys override the host's one by one") {
+  using edge::compress::Coding;
+  const edge::compress::Rules defaults;
+  const LoadResult plain = load(minimal);
+  REQUIRE(plain.config);
+  CHECK(plain.config->hosts.at(0).cache.compress.enabled);
+  CHECK(plain.config->hosts.at(0).cache.compress.codings == defaults.codings);
+  CHECK_FALSE(load(minimal + "    compress: off\n").config->hosts.at(0).cache.compress.enabled);
+
+  const LoadResult set = load(minimal +
+                              "    compress:\n"
+                              "      types: [Text/HTML, \"text/*\"]\n"
+                              "      min_length: 1k\n"
+                              "      encodings: [gzip, br]\n"
+                              "      level: {br: 11, gzip: 1}\n"
+                              "      stream_level: {zstd: 19}\n"
+                              "    routes:\n"
+                              "      - {path: /a/, compress: {encodings: [zstd]}}\n"
+                              "      - {path: /b/, compress: off}\n");
+  INFO(joined(set));
+  REQUIRE(set.config);
+  const edge::compress::Rules& host = set.config->hosts.at(0).cache.compress;
+  CHECK(host.types == std::vector<std::string>{"text/html", "text/*"});
+  CHECK(host.min_length == 1024u);
+  CHECK(host.codings == std::vector<Coding>{Coding::kGzip, Coding::kBr});
+  CHECK(host.level[static_cast<size_t>(Coding::kBr)] == 11);
+  CHECK(host.level[static_cast<size_t>(Coding::kGzip)] == 1);
+  CHECK(host.level[static_cast<size_t>(Coding::kZstd)] == defaults.level[static_cast<size_t>(Coding::kZstd)]);
+  CHECK(host.stream_level[static_cast<size_t>(Coding::kZstd)] == 19);
+  const edge::compress::Rules& a = set.config->hosts.at(0).routes.at(0).cache.compress;
+  CHECK(a.enabled);
+  CHECK(a.codings == std::vector<Coding>{Coding::kZstd});
+  CHECK(a.min_length == 1024u);  // the host's
+  CHECK(a.types == host.types);
+  CHECK_FALSE(set.config->hosts.at(0).routes.at(1).cache.compress.enabled);
+}
+
+TEST_CASE("compress: every bad value is reported where it is") {
+  CHECK(only_error(minimal + "    compress: maybe\n") ==
+        "test.yaml:9:15: bad compress 'maybe': expected on, off, true or false");
+  CHECK(only_error(minimal + "    compress: {level: 3}\n") == "test.yaml:9:23: 'level' must be a map, not a scalar");
+  CHECK(only_error(minimal + "    compress: {enabled: on}\n") == "test.yaml:9:16: unknown key 'enabled'");
+  CHECK(only_error(minimal + "    compress: {encodings: [br, deflate]}\n") ==
+        "test.yaml:9:32: bad encoding 'deflate': expected br, zstd or gzip");
+  CHECK(only_error(minimal + "    compress: {encodings: [identity]}\n") ==
+        "test.yaml:9:28: bad encoding 'identity': expected br, zstd or gzip");
+  CHECK(only_error(minimal + "    compress: {encodings: [GZIP]}\n") ==
+        "test.yaml:9:28: bad encoding 'GZIP': expected br, zstd or gzip");
+  CHECK(only_error(minimal + "    compress: {encodings: [br, br]}\n") == "test.yaml:9:32: duplicate encoding 'br'");
+  CHECK(only_error(minimal + "    compress: {encodings: []}\n") == "test.yaml:9:27: 'encodings' must not be empty");
+  CHECK(only_error(minimal + "    compress: {types: [html]}\n") ==
+        "test.yaml:9:24: bad media type 'html': expected type/subtype or type/*");
+  CHECK(only_error(minimal + "    compress: {types: [\"text/ html\"]}\n") ==
+        "test.yaml:9:24: bad media type 'text/ html': expected type/subtype or type/*");
+  CHECK(only_error(minimal + "    compress: {types: [\"*/*\"]}\n") ==
+        "test.yaml:9:24: bad media type '*/*': expected type/subtype or type/*");
+  CHECK(only_error(minimal + "    compress: {types: [text/css, Text/CSS]}\n") ==
+        "test.yaml:9:34: duplicate media type 'text/css' (first at line 9)");
+  CHECK(only_error(minimal + "    compress: {min_length: lots}\n").starts_with("test.yaml:9:28: bad size 'lots'"));
+  CHECK(only_error(minimal + "    compress: {level: {br: 12}}\n") ==
+        "test.yaml:9:28: bad level br '12': expected an integer from 0 to 11");
+  CHECK(only_error(minimal + "    compress: {level: {gzip: 0}}\n") ==
+        "test.yaml:9:30: bad level gzip '0': expected an integer from 1 to 9");
+  CHECK(only_error(minimal + "    compress: {stream_level: {zstd: -1}}\n") ==
+        "test.yaml:9:37: bad stream_level zstd '-1': expected an integer from 1 to 19");
+  CHECK(only_error(minimal + "    compress: {level: {deflate: 1}}\n") == "test.yaml:9:24: unknown key 'deflate'");
+}
+
 TEST_CASE("Error::text is file:line:col: message") {
   Error error{{"edge.yaml", 3, 7}, "unknown key 'x'"};
   CHECK(error.text() == "edge.yaml:3:7: unknown key 'x'");
