@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "compress/codec.h"
+
 namespace edge::app {
 
 namespace {
@@ -31,12 +33,13 @@ struct EchoedField {
   std::string_view response_name;
   std::string_view separator;
 };
-constexpr std::array<EchoedField, 5> kEchoedFields = {{
+constexpr std::array<EchoedField, 6> kEchoedFields = {{
     {"If-None-Match", "X-Got-If-None-Match", ", "},
     {"If-Modified-Since", "X-Got-If-Modified-Since", ", "},
     {"Cookie", "X-Got-Cookie", "; "},
     {"Range", "X-Got-Range", ", "},
     {"If-Range", "X-Got-If-Range", ", "},
+    {"Accept-Encoding", "X-Got-Accept-Encoding", ", "},
 }};
 
 // Every field named `name`, joined with `separator`; nullopt when there is none.
@@ -141,9 +144,8 @@ void answer_range(const http::RequestHead& head, const QueryParams& q, Reply& r)
   r.generated_offset = first;
   r.generated_bytes = last - first + 1;
 }
-}  // namespace
-
-Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const RouteContext& context) {
+// The reply before `coded` applies.
+Reply uncoded_reply(const http::RequestHead& head, const QueryParams& q, const RouteContext& context) {
   constexpr auto kMaxOffset = static_cast<uint64_t>(kMaxCacheOffsetSeconds);
   std::optional<uint64_t> status, delay, size, lm, gather, gather_ms, chunk;
   std::optional<int64_t> date;
@@ -233,6 +235,30 @@ Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const Rou
   const std::string_view method = head.is_head() ? std::string_view("GET") : std::string_view(head.method);
   r.body.append(context.name).append(" ").append(method).append(" ").append(head.target);
   r.body.append(" ").append(std::to_string(context.count)).append("\n");
+  return r;
+}
+
+}  // namespace
+
+Reply cache_reply(const http::RequestHead& head, const QueryParams& q, const RouteContext& context) {
+  std::optional<compress::Coding> coding;
+  if (auto name = query_get(q, "coded")) {
+    coding = compress::parse_coding(*name);
+    if (!coding || coding == compress::Coding::kIdentity) return bad_request("coded must be br, zstd or gzip");
+  }
+  Reply r = uncoded_reply(head, q, context);
+  if (!coding || r.kind != Reply::Kind::kRespond || r.status == 400) return r;
+  if (r.generated) {
+    if (r.generated_bytes > kMaxCodedBytes) return bad_request("coded takes a size of at most 16777216");
+    r.body.clear();
+    for (uint64_t i = 0; i < r.generated_bytes; ++i) r.body.push_back(pattern_byte(r.generated_offset + i));
+    r.generated = false;
+    r.chunked = false;
+  }
+  std::optional<std::string> encoded = compress::encode_all(*coding, 6, r.body);
+  if (!encoded) return text_reply(500, "encoding failed\n");
+  r.body = std::move(*encoded);
+  r.headers.add("Content-Encoding", compress::coding_name(*coding));
   return r;
 }
 

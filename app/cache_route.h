@@ -24,6 +24,9 @@
 //   surrogate=T          Surrogate-Control: T (content="ESI/1.0" asks the edge to assemble it)
 //   type=T               Content-Type: T (default text/plain)
 //   content_encoding=T   Content-Encoding: T (the body is not encoded: a label to be relayed)
+//   coded=C              the body (text, or size=N pattern bytes, at most kMaxCodedBytes, sent
+//                        with a Content-Length) encoded in C (br, zstd or gzip), with
+//                        Content-Encoding: C
 //   status=N             status N (200..599; default 200)
 //   delay=MS             nothing is sent for MS ms (<= kMaxWaitMs), as /wait
 //   gather=M             held until M requests for this same target (as received) are held
@@ -44,7 +47,8 @@
 // occurrence, in order; the first one counts for the 304 decision. A numeric one uses its first.
 //
 // Every /cache response also carries X-Count: <this request's count>, and X-Got-If-None-Match,
-// X-Got-If-Modified-Since, X-Got-Cookie, X-Got-Range and X-Got-If-Range with the request's fields (several of one name joined
+// X-Got-If-Modified-Since, X-Got-Cookie, X-Got-Range, X-Got-If-Range and X-Got-Accept-Encoding
+// with the request's fields (several of one name joined
 // with ", ", or "; " for Cookie) when it had them, so a test sees what a proxy sent upstream.
 //
 // A GET or HEAD gets 304 with the same fields and no body when status is 200 (given or by
@@ -74,6 +78,9 @@ inline constexpr uint64_t kMaxGather = 1000;
 inline constexpr int64_t kMaxCacheOffsetSeconds = 100ll * 365 * 24 * 3600;
 
 // The /cache reply for `head` and its decoded query.
+// A coded body is built whole: `coded` with `size` takes at most this many bytes.
+inline constexpr uint64_t kMaxCodedBytes = 16ull << 20;
+
 Reply cache_reply(const http::RequestHead& head, const QueryParams& query, const RouteContext& context);
 // The /count reply for its decoded query.
 Reply count_reply(const QueryParams& query, const RouteContext& context);

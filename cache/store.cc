@@ -149,6 +149,7 @@ std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
   to->parts = from.parts;
   to->complete_length = from.complete_length;
   to->encodings = from.encodings;
+  to->decoded = from.decoded;
   to->age = from.age;
   to->lifetime = from.lifetime;
   to->grace = from.grace;

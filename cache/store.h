@@ -91,6 +91,9 @@ struct CachedObject {
     std::shared_ptr<const http::SharedBody> body;
   };
   std::vector<Encoded> encodings;
+  // `body` was decoded from the coding the backend applied (kept among the encodings): its
+  // strong ETag is sent weak, since the bytes are not the origin's.
+  bool decoded = false;
   const http::SharedBody* encoded(compress::Coding coding) const {
     for (const Encoded& e : encodings)
       if (e.coding == coding) return e.body.get();

@@ -106,6 +106,32 @@ Coding choose_coding(const http::Headers& request, std::span<const Coding> offer
   return best;
 }
 
+std::optional<Coding> applied_coding(const http::Headers& response) {
+  if (response.count("content-encoding") != 1) return std::nullopt;
+  const std::string_view value = http::trim(*response.get("content-encoding"));
+  std::optional<Coding> coding = parse_coding(value);
+  if (coding == Coding::kIdentity) return std::nullopt;
+  return coding;
+}
+
+http::Headers without_vary_accept_encoding(const http::Headers& response) {
+  http::Headers out;
+  for (size_t i = 0; i < response.size(); ++i) {
+    if (!http::iequals(response.name(i), "vary")) {
+      out.add(response.name(i), response.value(i));
+      continue;
+    }
+    std::string kept;
+    http::for_each_token(response.value(i), [&](std::string_view member) {
+      if (http::iequals(member, "accept-encoding")) return;
+      if (!kept.empty()) kept.append(", ");
+      kept.append(member);
+    });
+    if (!kept.empty()) out.add(response.name(i), kept);
+  }
+  return out;
+}
+
 bool type_listed(std::span<const std::string> types, std::string_view content_type) {
   std::string_view media = http::trim(content_type.substr(0, content_type.find(';')));
   const size_t slash = media.find('/');
@@ -120,25 +146,31 @@ bool type_listed(std::span<const std::string> types, std::string_view content_ty
   return false;
 }
 
+bool no_transform(const http::Headers& response) {
+  bool found = false;
+  for (size_t i = 0; i < response.size() && !found; ++i) {
+    if (!http::iequals(response.name(i), "cache-control")) continue;
+    http::for_each_token(response.value(i), [&](std::string_view directive) {
+      if (http::iequals(directive, "no-transform")) found = true;
+    });
+  }
+  return found;
+}
+
 bool compressible(const Rules& rules, int status, const http::Headers& response, std::optional<uint64_t> length) {
   if (!rules.enabled || rules.codings.empty()) return false;
   if (status != 200 && status != 203 && status < 400) return false;
   if (length && *length < rules.min_length) return false;
   if (response.count("content-type") != 1 || !type_listed(rules.types, *response.get("content-type"))) return false;
-  if (response.get("content-range")) return false;
-  bool transformed = false;
-  for (size_t i = 0; i < response.size() && !transformed; ++i) {
-    if (http::iequals(response.name(i), "content-encoding")) {
-      http::for_each_token(response.value(i), [&](std::string_view coding) {
-        if (!http::iequals(coding, "identity")) transformed = true;
-      });
-    } else if (http::iequals(response.name(i), "cache-control")) {
-      http::for_each_token(response.value(i), [&](std::string_view directive) {
-        if (http::iequals(directive, "no-transform")) transformed = true;
-      });
-    }
+  if (response.get("content-range") || no_transform(response)) return false;
+  bool coded = false;
+  for (size_t i = 0; i < response.size() && !coded; ++i) {
+    if (!http::iequals(response.name(i), "content-encoding")) continue;
+    http::for_each_token(response.value(i), [&](std::string_view coding) {
+      if (!http::iequals(coding, "identity")) coded = true;
+    });
   }
-  return !transformed;
+  return !coded;
 }
 
 }  // namespace edge::compress

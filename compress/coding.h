@@ -64,6 +64,17 @@ inline constexpr int kMaxLevel[kCodings] = {0, 11, 19, 9};
 // itself) are compressed, and error pages (4xx, 5xx) when they carry a listed type.
 bool compressible(const Rules& rules, int status, const http::Headers& response, std::optional<uint64_t> length);
 
+// Whether Cache-Control says no-transform (RFC 9110 7.7): no coding may be applied or undone.
+bool no_transform(const http::Headers& response);
+
+// The coding a backend applied, when edge can undo it: one Content-Encoding field naming one of
+// br, zstd or gzip (x-gzip). nullopt for none, identity, a list, or a coding edge does not know.
+std::optional<Coding> applied_coding(const http::Headers& response);
+
+// The fields with Accept-Encoding taken out of every Vary (a Vary left empty goes): a response
+// whose codings edge negotiates itself, fetched without the client's Accept-Encoding.
+http::Headers without_vary_accept_encoding(const http::Headers& response);
+
 // Whether a Content-Type value names one of `types` (its parameters ignored, case-insensitive).
 bool type_listed(std::span<const std::string> types, std::string_view content_type);
 

@@ -214,8 +214,10 @@ Fill::Params Exchange::fill_params(cache::ObjectRef stale, bool coalesced) {
   params.request = *head_;
   params.generation = generation_;
   params.backend = route_.backend;
+  // A route that compresses stores identity (or what the backend sends anyway, decoded) and
+  // makes its codings itself: the backend is spared the work, and one object serves everyone.
   build_upstream_head(params.upstream_head, *head_, authority_, origin_target_, client_ip_, https_, 0,
-                      generation_->config, route_.backend, true, stale.get());
+                      generation_->config, route_.backend, true, stale.get(), policy_->compress.enabled);
   params.stale = std::move(stale);
   params.coalesced = coalesced;
   params.streak = generation_->route_streak(route_);

@@ -404,6 +404,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->tags = stale.tags;
     object->attachment = stale.attachment;  // same body, same compiled template and encodings
     object->encodings = stale.encodings;
+    object->decoded = stale.decoded;
     if (params_.ram) shared.store.insert(object);
     write_through(*object);
     if (params_.streak) params_.streak->storable();
@@ -471,11 +472,33 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     return end();
   }
 
-  std::shared_ptr<cache::CachedObject> object = new_object(params_, head, policy_head, request_time_, now);
+  // A route that makes its own codings asked the backend for none: its Vary on Accept-Encoding
+  // tells nothing apart that edge keys on (edge says it again when it sends a coding), and a
+  // coding it applied anyway is undone as the body arrives, kept as sent besides.
+  const compress::Rules& rules = params_.policy->compress;
+  std::optional<http::ResponseHead> negotiated;
+  if (rules.enabled) {
+    const std::optional<compress::Coding> applied = compress::applied_coding(head.headers);
+    if (applied && !compress::no_transform(head.headers)) {
+      decoder_ = compress::Decoder::make(*applied);
+      coded_ = std::make_shared<http::SharedBody>(head.content_length.value_or(0));
+      coded_as_ = *applied;
+    }
+    if (decoder_ || head.headers.has_token("vary", "accept-encoding")) {
+      negotiated = head;
+      negotiated->headers = compress::without_vary_accept_encoding(head.headers);
+      if (decoder_) negotiated->headers.remove_if([](std::string_view name, http::FieldId) {
+        return http::iequals(name, "content-encoding");
+      });
+    }
+  }
+  const http::ResponseHead& stored_head = negotiated ? *negotiated : head;
+  std::shared_ptr<cache::CachedObject> object = new_object(params_, stored_head, policy_head, request_time_, now);
   object->status = head.status;
   object->reason = head.reason;
-  object->headers = cache::stored_headers(head.headers);
-  body_ = std::make_shared<http::SharedBody>(head.content_length.value_or(0));
+  object->headers = cache::stored_headers(stored_head.headers);
+  object->decoded = decoder_ != nullptr;
+  body_ = std::make_shared<http::SharedBody>(decoder_ ? 0 : head.content_length.value_or(0));
   object->body = body_;
   filling_ = object;
   if (params_.policy->esi || wants_esi(head.headers)) {
@@ -556,9 +579,20 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     int n = body.peek(copied_, slices, 16, SIZE_MAX, scratch);
     if (n <= 0) break;
     for (int i = 0; i < n; ++i) {
-      body_->append({slices[i].data, slices[i].len});
-      if (esi_parser_) esi_parser_->feed({slices[i].data, slices[i].len});
+      std::string_view bytes{slices[i].data, slices[i].len};
       copied_ += slices[i].len;
+      if (decoder_) {
+        coded_->append(bytes);
+        decoded_.clear();
+        const uint64_t room = params_.generation->config.cache.max_object - std::min(body_->size(), params_.generation->config.cache.max_object);
+        const compress::Decoder::Result result = decoder_->decode(bytes, decoded_, body_->size() + room);
+        if (result == compress::Decoder::Result::kCorrupt || result == compress::Decoder::Result::kTooLarge)
+          return abandon_body(fetch);
+        decoded_whole_ = result == compress::Decoder::Result::kEnd;
+        bytes = decoded_;
+      }
+      body_->append(bytes);
+      if (esi_parser_) esi_parser_->feed(bytes);
     }
   }
   body.release_before(copied_);
@@ -566,18 +600,9 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     if (!esi_parser_) notify_all();
     return;
   }
-  if (part_ && body_->size() != part_->length) {
-    // The 206's body is not the part its Content-Range announced: nothing of it is kept.
-    body_->fail();
-    {
-      std::lock_guard lock(mutex_);
-      state_ = State::kFailed;
-      status_ = 502;
-    }
-    filling_.reset();
-    fetch.finish();
-    return end();
-  }
+  // A 206 whose body is not the part its Content-Range announced, or a coded body cut short:
+  // nothing of it is kept.
+  if ((part_ && body_->size() != part_->length) || (decoder_ && !decoded_whole_)) return abandon_body(fetch);
   body_->finish();
   if (part_) {
     store_part();
@@ -596,9 +621,17 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   write_through(*filling_);
   // Those who streamed it have the object without encodings; the store gets them (a copy: an
   // object others hold never changes).
-  std::shared_ptr<cache::CachedObject> encoded =
-      params_.ram ? with_encodings(*filling_, params_.policy->compress) : nullptr;
-  const bool stored = !params_.ram || shared.store.insert(encoded ? std::move(encoded) : filling_);
+  std::shared_ptr<cache::CachedObject> stored_object = filling_;
+  if (params_.ram && coded_) {
+    coded_->finish();
+    stored_object = cache::copy_of(*filling_);
+    stored_object->encodings.push_back({coded_as_, coded_});
+  }
+  if (params_.ram) {
+    if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*stored_object, params_.policy->compress))
+      stored_object = std::move(encoded);
+  }
+  const bool stored = !params_.ram || shared.store.insert(std::move(stored_object));
   if (params_.streak) {
     if (stored) params_.streak->storable();
     else params_.streak->not_storable(params_.generation->config.cache.route_pass_after);
@@ -608,6 +641,18 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     // streamed to the requests that waited for it; the next ones pass.
     const cache::Seconds now = wall_now();
     shared.store.mark_hit_for_pass(params_.key, now + seconds(params_.generation->config.cache.hit_for_pass), now);
+  }
+  filling_.reset();
+  fetch.finish();
+  end();
+}
+
+void Fill::abandon_body(Fetch& fetch) {
+  body_->fail();
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::kFailed;
+    status_ = 502;
   }
   filling_.reset();
   fetch.finish();

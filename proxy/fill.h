@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "cache/store.h"
+#include "compress/codec.h"
 #include "conf/config.h"
 #include "http/message.h"
 #include "proxy/fetch.h"
@@ -167,6 +168,9 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   // The end of a part's body: the part joins what is stored now (or the whole, once complete).
   void store_part();
   void copy_body(Fetch& fetch, bool complete);
+  // The body cannot be what it says (a 206 shorter or longer than its part, a coding that does
+  // not decode): readers stop, the fill fails with 502 and nothing is stored.
+  void abandon_body(Fetch& fetch);
   void end();  // on the fill's loop: leaves the coalescer, tells the last event, drops the self reference
   void notify_all();  // tells every subscriber
   bool subscribed(uint64_t id) const;  // a subscriber on this fill's worker
@@ -187,6 +191,13 @@ class Fill final : public Fetch::Owner, public std::enable_shared_from_this<Fill
   std::shared_ptr<http::SharedBody> body_;
   std::optional<cache::Part> part_;  // a range fill's part, as its Content-Range announced it
   uint64_t copied_ = 0;
+  // A response the backend coded although asked for none, on a route that compresses: body_
+  // gets it decoded, `coded_` keeps it as sent (one of the object's encodings once whole).
+  std::unique_ptr<compress::Decoder> decoder_;
+  std::shared_ptr<http::SharedBody> coded_;
+  compress::Coding coded_as_ = compress::Coding::kIdentity;
+  bool decoded_whole_ = false;  // the decoder saw its stream's end
+  std::string decoded_;         // scratch
   // A page with ESI/SSI is compiled as it arrives and published only whole, with its template.
   std::optional<ssi::Parser> esi_parser_;
   cache::ObjectRef refresh_after_publish_;  // a stale record served from memcached, to refresh

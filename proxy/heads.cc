@@ -135,7 +135,7 @@ void append_validators(std::string& out, const cache::CachedObject& stored) {
 void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
                          std::string_view origin_target, std::string_view client_ip, bool https, uint64_t body_size,
                          const conf::Config& config, int backend_index, bool for_cache,
-                         const cache::CachedObject* validators) {
+                         const cache::CachedObject* validators, bool no_accept_encoding) {
   out.clear();
   out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
   out.append(origin_target.empty() ? head.target : origin_target);
@@ -147,7 +147,7 @@ void build_upstream_head(std::string& out, const http::RequestHead& head, std::s
     std::string_view name = head.headers.name(i);
     if (http::is_hop_by_hop(id) || id == http::FieldId::kContentLength || id == http::FieldId::kExpect ||
         id == http::FieldId::kXForwardedProto || id == http::FieldId::kXForwardedHost ||
-        (for_cache && conditional_field(name)))
+        (for_cache && conditional_field(name)) || (no_accept_encoding && iequals(name, "Accept-Encoding")))
       continue;
     if (id == http::FieldId::kXForwardedFor && forwarded_for.empty()) {
       // Several fields would confuse backends that read one: fold the first into ours.

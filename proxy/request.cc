@@ -255,6 +255,7 @@ void Request::deliver_head(const cache::CachedObject& object, int status, std::s
   spec.length = length;
   spec.length_without_body = length_without_body;
   bool release = false;
+  spec.weak_etag = object.decoded;
   if (coding != compress::Coding::kIdentity) {
     spec.weak_etag = true;
     if (status != 304) {

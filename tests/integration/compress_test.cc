@@ -150,8 +150,8 @@ TEST_CASE("compress: what is left alone: no-transform, coded, short, unlisted ty
   CHECK(field(no_transform, "Content-Encoding") == "");
   CHECK(field(no_transform, "Vary") == "");
   CHECK(no_transform.body == pattern(5000));
-  // Already coded by the backend: relayed as it came, never coded twice.
-  Response coded = twice(std::string("/cache/coded?cc=max-age%3D60&size=5000&content_encoding=gzip&") + kHtml);
+  // Already coded by the backend and passed: relayed as it came, never coded twice.
+  Response coded = twice(std::string("/cache/pass/coded?size=5000&content_encoding=gzip&") + kHtml);
   CHECK(field(coded, "Content-Encoding") == "gzip");
   CHECK(coded.body == pattern(5000));
   Response short_body = twice(std::string("/cache/short?cc=max-age%3D60&size=100&") + kHtml);
@@ -253,4 +253,79 @@ TEST_CASE("compress: /stats and /metrics count coded responses and their bytes b
   CHECK(metrics.find("edge_compressed_bytes_before_total{encoding=\"gzip\"} 9000\n") != std::string::npos);
   CHECK(metrics.find("edge_compressed_bytes_after_total{encoding=\"br\"} " + std::to_string(br_after) + "\n") !=
         std::string::npos);
+}
+
+TEST_CASE("compress: a fill asks for no coding; one the backend applies anyway is stored as sent and decoded") {
+  Site s;
+  const std::string body = pattern(8000);
+  for (const char* coding : {"gzip", "br", "zstd"}) {
+    CAPTURE(coding);
+    const std::string t = std::string("/cache/sent-") + coding + "?cc=max-age%3D60&etag=%22s1%22&size=8000&coded=" +
+                          coding + "&" + kHtml;
+    // The fill streams the decoded body to its client, coded again as that client prefers.
+    Response first = fetch(s.edge.port, t, "Accept-Encoding: gzip, br, zstd\r\n");
+    CHECK(first.status == 200);
+    CHECK(field(first, "X-Got-Accept-Encoding") == "");  // the backend was asked for no coding
+    CHECK(decoded(first) == body);
+    Response plain = fetch(s.edge.port, t);
+    CHECK(field(plain, "X-Cache") == "HIT");
+    CHECK(field(plain, "Content-Encoding") == "");
+    CHECK(field(plain, "Content-Length") == "8000");
+    CHECK(field(plain, "ETag") == "W/\"s1\"");  // decoded: not the backend's bytes
+    CHECK(plain.body == body);
+    for (const char* wanted : {"gzip", "br", "zstd"}) {
+      CAPTURE(wanted);
+      Response hit = fetch(s.edge.port, t, std::string("Accept-Encoding: ") + wanted + "\r\n");
+      CHECK(field(hit, "Content-Encoding") == wanted);
+      CHECK(decoded(hit) == body);
+    }
+    CHECK(app_count(s.app.port, t) == 1);
+  }
+  // A body that does not decode as its coding says: nothing stored, the client told it failed.
+  const std::string corrupt = std::string("/cache/corrupt?cc=max-age%3D60&size=5000&content_encoding=gzip&") + kHtml;
+  for (int i = 0; i < 2; ++i) {
+    Response r = fetch(s.edge.port, corrupt, "Accept-Encoding: gzip\r\n");
+    CHECK((r.status == 502 || !r.complete));
+  }
+  CHECK(app_count(s.app.port, corrupt) == 2);
+  // no-transform: the backend's coding is left as it is, for everyone.
+  const std::string kept = std::string("/cache/kept?cc=max-age%3D60%2C%20no-transform&size=5000&coded=gzip&") + kHtml;
+  fetch(s.edge.port, kept);
+  Response as_sent = fetch(s.edge.port, kept);
+  CHECK(field(as_sent, "Content-Encoding") == "gzip");
+  CHECK(decoded(as_sent) == pattern(5000));
+}
+
+TEST_CASE("compress: a backend's Vary on Accept-Encoding makes no variants where edge makes the codings") {
+  Site s;
+  const std::string t = std::string("/cache/varied?cc=max-age%3D60&vary=Accept-Encoding&size=3000&") + kHtml;
+  for (const char* accept : {"gzip", "br, gzip", "identity", "zstd;q=0.5, gzip;q=0.4"}) {
+    CAPTURE(accept);
+    Response r = fetch(s.edge.port, t, std::string("Accept-Encoding: ") + accept + "\r\n");
+    CHECK(decoded(r) == pattern(3000));
+    CHECK(field(r, "Vary") == "Accept-Encoding");
+  }
+  CHECK(app_count(s.app.port, t) == 1);
+  // Where the route does not compress, the backend's variants are kept apart as before.
+  const std::string off = std::string("/cache/off/varied?cc=max-age%3D60&vary=Accept-Encoding&size=3000&") + kHtml;
+  fetch(s.edge.port, off, "Accept-Encoding: gzip\r\n");
+  Response other = fetch(s.edge.port, off, "Accept-Encoding: br\r\n");
+  CHECK(field(other, "X-Got-Accept-Encoding") == "br");
+  CHECK(app_count(s.app.port, off) == 2);
+}
+
+TEST_CASE("compress: a small passed page arriving in chunks of every size decodes to the same bytes") {
+  Site s;
+  const std::string body = pattern(700);
+  for (int chunk = 1; chunk <= 700; chunk = chunk < 40 ? chunk + 1 : chunk * 3 / 2) {
+    CAPTURE(chunk);
+    for (const char* coding : {"br", "zstd", "gzip"}) {
+      CAPTURE(coding);
+      const std::string t = "/cache/pass/small?size=700&chunk=" + std::to_string(chunk) + "&" + kHtml;
+      Response r = fetch(s.edge.port, t, std::string("Accept-Encoding: ") + coding + "\r\n");
+      REQUIRE(r.complete);
+      CHECK(field(r, "Content-Encoding") == coding);
+      CHECK(decoded(r) == body);
+    }
+  }
 }

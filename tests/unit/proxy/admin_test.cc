@@ -444,11 +444,15 @@ TEST_CASE("GET /stats and /metrics show the connections when the admin port has 
   connections.backend_bytes_in = 150;
   connections.backend_bytes_out = 90;
   connections.workers = {{2, 1, 1}, {1, 0, 1}};
+  connections.coded[static_cast<size_t>(edge::compress::Coding::kBr)] = {2, 1000, 100};
   const std::string json = admin::render_stats_json(figures);
   CAPTURE(json);
   CHECK(json.find(",\"connections\":{\"open\":3,\"backend_open\":2,\"bytes_in\":100,\"bytes_out\":200,"
                   "\"backend_bytes_in\":150,\"backend_bytes_out\":90,\"requests\":12,\"upstream_failures\":1,\"tls_handshakes\":7,"
-                  "\"tls_resumed\":4,\"access_log_dropped\":6,\"closes\":{\"client_closed\":0,"
+                  "\"tls_resumed\":4,\"access_log_dropped\":6,\"compression\":{\"br\":{\"responses\":2,"
+                  "\"bytes_before\":1000,\"bytes_after\":100},\"zstd\":{\"responses\":0,\"bytes_before\":0,"
+                  "\"bytes_after\":0},\"gzip\":{\"responses\":0,\"bytes_before\":0,\"bytes_after\":0}},"
+                  "\"closes\":{\"client_closed\":0,"
                   "\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":3,\"body_timeout\":0,"
                   "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
                   "\"upstream_broken\":0,\"too_many_connections\":0,\"tls_handshake_failed\":0,"
