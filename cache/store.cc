@@ -558,7 +558,13 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
   return result;
 }
 
-bool Store::insert(std::shared_ptr<CachedObject> object) {
+bool Store::insert(std::shared_ptr<CachedObject> object) { return insert_replacing(std::move(object), nullptr); }
+
+bool Store::replace(const CachedObject& current, std::shared_ptr<CachedObject> object) {
+  return insert_replacing(std::move(object), &current);
+}
+
+bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedObject* current) {
   if (!object) return false;
   Impl& im = *impl_;
   const uint64_t charge = object->charge();
@@ -575,11 +581,26 @@ bool Store::insert(std::shared_ptr<CachedObject> object) {
   {
     Impl::Stripe& s = im.stripe_for(entry->key_hash);
     std::lock_guard lock(s.mu);
-    // Read under the stripe mutex: see "Bans" above.
-    object->ban_epoch = im.ban_epoch.load(std::memory_order_acquire);
-    entry->bans_checked = object->ban_epoch;
+    std::vector<Impl::EntryPtr>* listed = nullptr;
+    if (current) {
+      // Only in place of `current`, as it is now: with its bans and soft purge carried over, so
+      // what befell the object meanwhile befalls its replacement.
+      auto found = s.map.find(object->key);
+      if (found == s.map.end()) return false;
+      listed = &found->second;
+      auto at = std::find_if(listed->begin(), listed->end(),
+                             [&](const Impl::EntryPtr& e) { return e->obj.get() == current; });
+      if (at == listed->end()) return false;
+      object->ban_epoch = current->ban_epoch;
+      entry->bans_checked = (*at)->bans_checked;
+      object->invalidated.store(current->invalidated.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    } else {
+      // Read under the stripe mutex: see "Bans" above.
+      object->ban_epoch = im.ban_epoch.load(std::memory_order_acquire);
+      entry->bans_checked = object->ban_epoch;
+    }
     entry->obj = std::move(object);
-    std::vector<Impl::EntryPtr>& entries = s.map[entry->obj->key];
+    std::vector<Impl::EntryPtr>& entries = listed ? *listed : s.map[entry->obj->key];
     Impl::EntryPtr old;
     auto same = std::find_if(entries.begin(), entries.end(),
                              [&](const Impl::EntryPtr& e) { return e->obj->variant == entry->obj->variant; });

@@ -163,6 +163,10 @@ class Store {
   // hit-for-pass mark. False when it is larger than max_object or than the whole memory;
   // nothing is stored then.
   bool insert(std::shared_ptr<CachedObject> object);
+  // insert(), but only in place of `current` (same key and variant) while it is still stored:
+  // false, and nothing stored, once it was replaced, evicted or purged. The new object keeps
+  // `current`'s ban epoch and soft purge. For a stored object's later additions (its encodings).
+  bool replace(const CachedObject& current, std::shared_ptr<CachedObject> object);
 
   // New bounds, in place (a reload): a smaller memory evicts at once, by the usual rule, until
   // what is stored fits; a larger one lets more in. Stored objects over a new max_object, and
@@ -216,6 +220,7 @@ class Store {
 
  private:
   struct Impl;
+  bool insert_replacing(std::shared_ptr<CachedObject> object, const CachedObject* current);
   std::unique_ptr<Impl> impl_;
 };
 

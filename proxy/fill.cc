@@ -631,7 +631,9 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*stored_object, params_.policy->compress))
       stored_object = std::move(encoded);
   }
-  const bool stored = !params_.ram || shared.store.insert(std::move(stored_object));
+  const bool stored = !params_.ram || shared.store.insert(stored_object);
+  if (params_.ram && stored && compress_later(*stored_object, params_.policy->compress))
+    shared.compressor.submit(std::move(stored_object), params_.policy->compress);
   if (params_.streak) {
     if (stored) params_.streak->storable();
     else params_.streak->not_storable(params_.generation->config.cache.route_pass_after);

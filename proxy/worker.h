@@ -26,6 +26,7 @@
 #include "conf/config.h"
 #include "log/access_log.h"
 #include "proxy/bounds.h"
+#include "proxy/compression.h"
 #include "proxy/fill.h"
 #include "proxy/generation.h"
 #include "proxy/loop_tasks.h"
@@ -53,6 +54,7 @@ struct Shared {
   LabelSlots server_slots;
   cache::Store store;          // the RAM cache, every worker's; resized in place by a reload
   Coalescer coalescer;         // the cache fills running, by key
+  Compressor compressor{store};  // the encodings of large stored objects; stops before the store goes
   std::atomic<uint64_t> client_connections{0};
   Bounds bounds;  // the temp-file space and the bounds' counters
   std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop

@@ -329,3 +329,57 @@ TEST_CASE("compress: a small passed page arriving in chunks of every size decode
     }
   }
 }
+
+TEST_CASE("compress: a large object is stored at once and gets its encodings in the background") {
+  Site s;
+  const std::string t = std::string("/cache/large?cc=max-age%3D60&size=400000&") + kHtml;
+  Response first = fetch(s.edge.port, t, "Accept-Encoding: br\r\n");
+  CHECK(field(first, "Content-Encoding") == "br");
+  CHECK(decoded(first) == pattern(400000));
+  // Meanwhile the identity object serves, compressed as it streams; then the stored encoding,
+  // with its length.
+  Response coded;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    coded = fetch(s.edge.port, t, "Accept-Encoding: br\r\n");
+    if (!field(coded, "Content-Length").empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(field(coded, "X-Cache") == "HIT");
+  CHECK(field(coded, "Content-Encoding") == "br");
+  CHECK(field(coded, "Content-Length") == std::to_string(coded.body.size()));
+  CHECK(decoded(coded) == pattern(400000));
+  Response gzip = fetch(s.edge.port, t, "Accept-Encoding: gzip\r\n");
+  CHECK(field(gzip, "Content-Length") == std::to_string(gzip.body.size()));
+  CHECK(decoded(gzip) == pattern(400000));
+  CHECK(app_count(s.app.port, t) == 1);
+}
+
+TEST_CASE("compress: the encodings are counted in the cache's memory") {
+  App app("origin");
+  TempDir secrets;
+  const std::string token = "compress-test-token";
+  const std::string token_file = secrets.write("admin.token", token + "\n");
+  Edge edge{config_for(app, "admin: {address: \"127.0.0.1:0\", token_file: \"" + token_file + "\"}\n")};
+  auto store_bytes = [&] {
+    const std::string stats = admin_request(edge.admin_port, token, "GET", "/stats").body;
+    const size_t at = stats.find("\"store\":{\"objects\":");
+    REQUIRE(at != std::string::npos);
+    const size_t bytes = stats.find("\"bytes\":", at);
+    return std::stoull(stats.substr(bytes + 8));
+  };
+  // Two objects alike but for their route (keys of one length): one without encodings, one with.
+  const std::string query = std::string("?cc=max-age%3D60&size=30000&") + kHtml;
+  fetch(edge.port, "/cache/off/a" + query);
+  const uint64_t identity_only = store_bytes();
+  fetch(edge.port, "/cache/xyz/a" + query);
+  const uint64_t both = store_bytes();
+  uint64_t coded = 0;
+  for (const char* coding : {"br", "zstd", "gzip"}) {
+    Response r = fetch(edge.port, "/cache/xyz/a" + query, std::string("Accept-Encoding: ") + coding + "\r\n");
+    REQUIRE(field(r, "Content-Encoding") == coding);
+    coded += r.body.size();
+  }
+  const uint64_t added = both - 2 * identity_only;
+  CHECK(added >= coded);
+  CHECK(added <= coded + 3 * 64);
+}

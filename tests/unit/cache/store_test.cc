@@ -823,3 +823,39 @@ TEST_CASE("stored_view: an object's freshness as decide() sees it; a soft purge 
   CHECK(view.current_age == 1);
   CHECK(decide(CacheControl{}, view) != Use::kFresh);
 }
+
+TEST_CASE("Store::replace: only in place of the object still stored, keeping its bans and soft purge") {
+  Store store(1 << 20, 1 << 20);
+  std::shared_ptr<CachedObject> first = make("h/a");
+  REQUIRE(store.insert(first));
+  std::shared_ptr<CachedObject> richer = copy_of(*first);
+  richer->encodings.push_back({compress::Coding::kGzip, body_of("gz")});
+  CHECK(richer->charge() > first->charge());
+  CHECK(store.replace(*first, richer));
+  ObjectRef now = store.lookup("h/a", kNoHeaders).object;
+  CHECK(now.get() == richer.get());
+  CHECK(now->encoded(compress::Coding::kGzip) != nullptr);
+  CHECK(store.stats().objects == 1);
+  CHECK(store.stats().bytes == richer->charge());
+
+  // Once replaced by something else, or gone, the late copy is dropped.
+  std::shared_ptr<CachedObject> late = copy_of(*first);
+  CHECK_FALSE(store.replace(*first, late));
+  CHECK(store.lookup("h/a", kNoHeaders).object.get() == richer.get());
+  store.purge("h/a", false);
+  CHECK_FALSE(store.replace(*richer, copy_of(*richer)));
+  CHECK(store.lookup("h/a", kNoHeaders).object == nullptr);
+
+  // A soft purge and a ban that came meanwhile still apply to the replacement.
+  std::shared_ptr<CachedObject> soft = make("h/b");
+  REQUIRE(store.insert(soft));
+  store.purge("h/b", true);
+  std::shared_ptr<CachedObject> soft_copy = copy_of(*soft);
+  CHECK(store.replace(*soft, soft_copy));
+  CHECK(store.lookup("h/b", kNoHeaders).object->invalidated.load());
+  std::shared_ptr<CachedObject> banned = make("h/c");
+  REQUIRE(store.insert(banned));
+  store.ban({"h", "/c", nullptr, false});
+  CHECK(store.replace(*banned, copy_of(*banned)));
+  CHECK(store.lookup("h/c", kNoHeaders).object == nullptr);
+}
