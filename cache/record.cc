@@ -123,9 +123,16 @@ std::string encode(const CachedObject& object, Seconds stored_at) {
   w.i64(object.lifetime);
   w.i64(object.grace);
   w.i64(stored_at);
-  w.u8(object.attachment ? 1 : 0);
+  w.u8((object.attachment ? 1 : 0) | (object.decoded ? 2 : 0));
   write_list(w, object.tags);
   write_list(w, object.vary_names);
+  w.u32(static_cast<uint32_t>(object.encodings.size()));
+  for (const CachedObject::Encoded& encoded : object.encodings) {
+    const std::string bytes = encoded.body->to_string();
+    w.u8(static_cast<uint8_t>(encoded.coding));
+    w.u64(bytes.size());
+    w.raw(bytes);
+  }
   w.u64(body.size());
   w.raw(body);
   return out;
@@ -134,7 +141,8 @@ std::string encode(const CachedObject& object, Seconds stored_at) {
 std::optional<DecodedRecord> decode(std::string_view value) {
   if (!is_record(value)) return std::nullopt;
   Reader r(value.substr(kRecordMagic.size()));
-  if (r.u8() != kRecordVersion) return std::nullopt;
+  const uint8_t version = r.u8();
+  if (version != 1 && version != kRecordVersion) return std::nullopt;
 
   auto object = std::make_shared<CachedObject>();
   object->key = r.str();
@@ -161,14 +169,24 @@ std::optional<DecodedRecord> decode(std::string_view value) {
   object->grace = r.i64();
   Seconds stored_at = r.i64();
   const uint8_t flags = r.u8();
-  if (flags > 1) return std::nullopt;
+  if (flags > (version == 1 ? 1 : 3)) return std::nullopt;
   if (!read_list(r, object->tags) || !read_list(r, object->vary_names)) return std::nullopt;
+  object->decoded = (flags & 2) != 0;
+  const uint32_t encodings = version == 1 ? 0 : r.count(9);
+  for (uint32_t i = 0; i < encodings && r.ok(); ++i) {
+    const uint8_t coding = r.u8();
+    const std::string_view bytes = r.bytes(r.u64());
+    if (coding == 0 || coding >= compress::kCodings ||
+        object->encoded(static_cast<compress::Coding>(coding)) != nullptr)
+      return std::nullopt;
+    if (r.ok()) object->encodings.push_back({static_cast<compress::Coding>(coding), http::SharedBody::from(bytes)});
+  }
 
   uint64_t body_size = r.u64();
   if (!r.ok() || body_size != r.left()) return std::nullopt;
   object->body = http::SharedBody::from(r.bytes(body_size));
   object->cc = parse_cache_control(object->headers, false);
-  return DecodedRecord{std::move(object), stored_at, flags == 1};
+  return DecodedRecord{std::move(object), stored_at, (flags & 1) != 0};
 }
 
 }  // namespace edge::cache

@@ -618,19 +618,17 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
     object_ = filling_;
   }
   Shared& shared = worker_.shared();
-  write_through(*filling_);
-  // Those who streamed it have the object without encodings; the store gets them (a copy: an
+  // Those who streamed it have the object without encodings; the tiers get them (a copy: an
   // object others hold never changes).
   std::shared_ptr<cache::CachedObject> stored_object = filling_;
-  if (params_.ram && coded_) {
+  if (coded_) {
     coded_->finish();
     stored_object = cache::copy_of(*filling_);
     stored_object->encodings.push_back({coded_as_, coded_});
   }
-  if (params_.ram) {
-    if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*stored_object, params_.policy->compress))
-      stored_object = std::move(encoded);
-  }
+  if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*stored_object, params_.policy->compress))
+    stored_object = std::move(encoded);
+  write_through(*stored_object);
   const bool stored = !params_.ram || shared.store.insert(stored_object);
   if (params_.ram && stored && compress_later(*stored_object, params_.policy->compress))
     shared.compressor.submit(std::move(stored_object), params_.policy->compress);

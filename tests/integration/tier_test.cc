@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "compress/codec.h"
 #include "tests/integration/testkit.h"
 
 using namespace edge::testkit;
@@ -501,4 +502,28 @@ TEST_CASE("tier: an asset asked for before it was baked is served from memcached
   CHECK(css.status == 200);
   CHECK(css.body == "not yet, then baked\n");
   CHECK(app_count(app.port, "/static/late.txt") == 1);
+}
+
+TEST_CASE("tier: a record carries the body's encodings, which the node that reads it serves") {
+  Cluster cl;
+  const std::string page = "/cache/coded-shared?cc=max-age%3D600&size=30000&type=text%2Fhtml";
+  std::string identity;
+  for (int i = 0; i < 30000; ++i) identity.push_back(static_cast<char>('a' + i % 26));
+  Response first = fetch(cl.a.port(), page, "Accept-Encoding: br\r\n");
+  CHECK(first.header("Content-Encoding").value_or("") == "br");
+  wait_for_stores(cl.a, 1);
+  const std::string key = "edge:shop.test" + page;
+  const std::string raw = memcached_get(cl.m1.port, key) + memcached_get(cl.m2.port, key);
+  CHECK(raw.find("EDGE\x02") != std::string::npos);
+  for (const char* coding : {"br", "zstd", "gzip"}) {
+    CAPTURE(coding);
+    Response on_c = fetch(cl.c.port(), page, std::string("Accept-Encoding: ") + coding + "\r\n");
+    CHECK(x_cache(on_c) == "HIT");
+    CHECK(on_c.header("Content-Encoding").value_or("") == coding);
+    CHECK(on_c.header("Content-Length").value_or("") == std::to_string(on_c.body.size()));
+    const auto decoded =
+        edge::compress::decode_all(*edge::compress::parse_coding(coding), on_c.body, identity.size());
+    CHECK(decoded == identity);
+  }
+  CHECK(cl.count(page) == 1);
 }

@@ -133,3 +133,55 @@ TEST_CASE("record: fields encode() could not have written are refused") {
   one[value_at] = ' ';
   CHECK(!decode(one));
 }
+
+TEST_CASE("record: version 2 keeps the encodings and the decoded flag; version 1 is still read") {
+  CachedObject original;
+  sample(original);
+  original.decoded = true;
+  original.encodings.push_back({compress::Coding::kBr, http::SharedBody::from("br bytes")});
+  original.encodings.push_back({compress::Coding::kGzip, http::SharedBody::from(std::string("gz\0ip", 5))});
+  const std::string bytes = encode(original, 5);
+  auto decoded = decode(bytes);
+  REQUIRE(decoded);
+  const CachedObject& o = *decoded->object;
+  CHECK(o.decoded);
+  REQUIRE(o.encodings.size() == 2);
+  CHECK(o.encoded(compress::Coding::kBr)->to_string() == "br bytes");
+  CHECK(o.encoded(compress::Coding::kGzip)->to_string() == std::string("gz\0ip", 5));
+  CHECK(o.encoded(compress::Coding::kZstd) == nullptr);
+  CHECK(o.body->to_string() == original.body->to_string());
+  CHECK(encode(o, 5) == bytes);
+  for (size_t n = 0; n < bytes.size(); ++n) CHECK_MESSAGE(!decode(std::string_view(bytes).substr(0, n)), n);
+
+  // Version 1, as an older node wrote it: no encodings list, flags 0 or 1.
+  CachedObject plain;
+  sample(plain);
+  std::string v2 = encode(plain, 9);
+  const std::string empty_list("\0\0\0\0", 4);
+  const size_t body_at = v2.size() - plain.body->size() - 8;
+  REQUIRE(v2.substr(body_at - 4, 4) == empty_list);
+  std::string v1 = v2.substr(0, body_at - 4) + v2.substr(body_at);
+  v1[kRecordMagic.size()] = 1;
+  auto old = decode(v1);
+  REQUIRE(old);
+  CHECK(old->object->encodings.empty());
+  CHECK(old->object->body->to_string() == plain.body->to_string());
+  CHECK(encode(*old->object, 9) == v2);
+}
+
+TEST_CASE("record: an encoding of an unknown coding, identity, or a coding twice is refused") {
+  CachedObject original;
+  sample(original);
+  original.encodings.push_back({compress::Coding::kZstd, http::SharedBody::from("z")});
+  const std::string bytes = encode(original, 5);
+  // The coding byte sits after the list's count, before the 8-byte length and the byte "z".
+  const size_t coding_at = bytes.size() - original.body->size() - 8 - 1 - 8 - 1;
+  REQUIRE(bytes[coding_at] == static_cast<char>(compress::Coding::kZstd));
+  for (char coding : {'\0', '\4', '\xff'}) {
+    std::string bad = bytes;
+    bad[coding_at] = coding;
+    CHECK(!decode(bad));
+  }
+  original.encodings.push_back({compress::Coding::kZstd, http::SharedBody::from("z")});
+  CHECK(!decode(encode(original, 5)));
+}
