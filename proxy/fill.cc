@@ -251,10 +251,17 @@ void Fill::write_through(const cache::CachedObject& object) {
 }
 
 void Fill::publish_from_tier(std::shared_ptr<cache::CachedObject> object) {
-  if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*object, params_.policy->compress))
-    object = std::move(encoded);
+  // Kept in RAM, it gets its encodings once (a record may carry them already); else each
+  // delivery compresses as it streams.
+  if (params_.ram) {
+    if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*object, params_.policy->compress))
+      object = std::move(encoded);
+  }
   // A foreign value has no freshness of its own: it goes into RAM only for the route's ttl.
-  if (params_.ram && object->lifetime > 0) worker_.shared().store.insert(object);
+  Shared& shared = worker_.shared();
+  if (params_.ram && object->lifetime > 0 && shared.store.insert(object) &&
+      compress_later(*object, params_.policy->compress))
+    shared.compressor.submit(object, params_.policy->compress);
   if (params_.streak) params_.streak->storable();
   {
     std::lock_guard lock(mutex_);
@@ -584,8 +591,9 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
       if (decoder_) {
         coded_->append(bytes);
         decoded_.clear();
-        const uint64_t room = params_.generation->config.cache.max_object - std::min(body_->size(), params_.generation->config.cache.max_object);
-        const compress::Decoder::Result result = decoder_->decode(bytes, decoded_, body_->size() + room);
+        // Decoded past max_object, it could not be stored: a bomb stops there.
+        const compress::Decoder::Result result =
+            decoder_->decode(bytes, decoded_, params_.generation->config.cache.max_object);
         if (result == compress::Decoder::Result::kCorrupt || result == compress::Decoder::Result::kTooLarge)
           return abandon_body(fetch);
         decoded_whole_ = result == compress::Decoder::Result::kEnd;

@@ -176,13 +176,15 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
   const bool head_request = request.is_head();
   // Once stored encodings exist, they are what is offered: a coding that did not shrink the body
   // was left out on purpose.
-  std::vector<compress::Coding> stored_codings;
-  for (const cache::CachedObject::Encoded& encoded : object->encodings) stored_codings.push_back(encoded.coding);
+  compress::Coding stored_codings[compress::kCodings];
+  size_t stored_count = 0;
+  for (const cache::CachedObject::Encoded& encoded : object->encodings)
+    if (stored_count < compress::kCodings) stored_codings[stored_count++] = encoded.coding;
   const compress::Coding coding =
       object->partial() ? compress::Coding::kIdentity
                         : decide_coding(object->status, object->headers,
                                         body.complete() ? std::optional<uint64_t>(body.size()) : std::nullopt,
-                                        stored_codings);
+                                        {stored_codings, stored_count});
   switch (cache::evaluate_preconditions(request, object->headers)) {
     case cache::Precondition::kNotModified:
       deliver_head(*object, 304, {}, false, std::nullopt, false, nullptr, coding);
@@ -265,6 +267,7 @@ void Request::deliver_head(const cache::CachedObject& object, int status, std::s
         if (body) {
           body = const_cast<http::SharedBody*>(encoded);
           sent_coding_ = coding;
+          coded_streamed_ = false;
           coded_before_ = object.body->size();
           coded_after_ = encoded->size();
         }
@@ -303,6 +306,7 @@ http::BodySource* Request::stream_coded(ResponseSpec& spec, compress::Coding cod
   spec.length.reset();  // known once compressed, which is too late for the head
   if (!body) return nullptr;
   sent_coding_ = coding;
+  coded_streamed_ = true;
   return &compressing_;
 }
 
@@ -498,10 +502,9 @@ void Request::done() {
   if (sent_coding_ != compress::Coding::kIdentity) {
     Stats& stats = worker_.stats();
     const auto c = static_cast<size_t>(sent_coding_);
-    const bool streamed = compressing_.size() > 0;
     bump(stats.coded_responses[c]);
-    bump(stats.coded_bytes_before[c], streamed ? compressing_.bytes_in() : coded_before_);
-    bump(stats.coded_bytes_after[c], streamed ? compressing_.size() : coded_after_);
+    bump(stats.coded_bytes_before[c], coded_streamed_ ? compressing_.bytes_in() : coded_before_);
+    bump(stats.coded_bytes_after[c], coded_streamed_ ? compressing_.size() : coded_after_);
     sent_coding_ = compress::Coding::kIdentity;
   }
   compressing_.reset();

@@ -159,7 +159,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
   compress::CompressingSource compressing_;  // the body being sent, compressed as it streams
   bool vary_accept_encoding_ = false;        // the response varies by the client's Accept-Encoding
   compress::Coding sent_coding_ = compress::Coding::kIdentity;  // of the body being sent
-  uint64_t coded_before_ = 0;  // a stored encoding's identity and coded sizes, for the stats
+  bool coded_streamed_ = false;  // by compressing_; else a stored encoding of these sizes:
+  uint64_t coded_before_ = 0;
   uint64_t coded_after_ = 0;
   cache::PartsBody parts_body_;     // what a request wants of a partial object_'s parts
   const char* x_cache_ = "PASS";
