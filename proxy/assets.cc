@@ -32,6 +32,7 @@
 #include "http/mime.h"
 #include "http/shared_body.h"
 #include "http/uri.h"
+#include "proxy/compression.h"
 #include "proxy/router.h"
 #include "proxy/tier.h"
 #include "proxy/tier_config.h"
@@ -517,6 +518,9 @@ std::string make_record(const Target& target, const std::string& key, const std:
   object.cc = cache::parse_cache_control(object.headers, false);
   object.lifetime = max_age;
   object.grace = std::chrono::duration_cast<std::chrono::seconds>(target.route->cache.grace).count();
+  // Baked once, compressed once: the route's encodings travel in the record.
+  if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(object, target.route->cache.compress, UINT64_MAX))
+    return cache::encode(*encoded, now);
   return cache::encode(object, now);
 }
 

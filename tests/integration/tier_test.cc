@@ -365,9 +365,21 @@ TEST_CASE("tier: edge assets bakes a directory that the static route then serves
   std::filesystem::create_directories(site.path() + "/css");
   site.write("css/site.css", "h1 { font-weight: bold }\n");
   site.write("app.js", "console.log('hi');\n");
+  std::string script;
+  for (int i = 0; i < 200; ++i) script += "function f" + std::to_string(i) + "() { return " + std::to_string(i) + "; }\n";
+  site.write("big.js", script);
   Process assets(edge_bin(), {"assets", "--config", a.edge->config_path, "--route", "/static/", site.path()});
   REQUIRE(assets.wait(30s) == 0);
-  CHECK(assets.output().find("2 files stored") != std::string::npos);
+  CHECK(assets.output().find("3 files stored") != std::string::npos);
+  // Compressed once, when baked: the record carries the route's encodings.
+  const std::string raw = memcached_get(m.port, "/static/big.js");
+  CHECK(raw.find("EDGE\x02") != std::string::npos);
+  CHECK(raw.size() > script.size() + 200);
+  Response coded = fetch(a.port(), "/static/big.js", "Accept-Encoding: zstd\r\n");
+  CHECK(coded.header("Content-Encoding").value_or("") == "zstd");
+  CHECK(coded.header("Content-Length").value_or("") == std::to_string(coded.body.size()));
+  CHECK(edge::compress::decode_all(edge::compress::Coding::kZstd, coded.body, script.size()) == script);
+  CHECK(fetch(a.port(), "/static/big.js").body == script);
 
   Response css = fetch(a.port(), "/static/css/site.css");
   CHECK(css.status == 200);
