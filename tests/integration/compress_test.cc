@@ -37,6 +37,15 @@ struct Site {
   Edge edge{config_for(app)};
 };
 
+// A Site whose edge has an admin port, for /stats and /metrics.
+struct AdminSite {
+  App app{"origin"};
+  TempDir secrets;
+  std::string token = "compress-test-token";
+  std::string token_file = secrets.write("admin.token", token + "\n");
+  Edge edge{config_for(app, "admin: {address: \"127.0.0.1:0\", token_file: \"" + token_file + "\"}\n")};
+};
+
 Response fetch(uint16_t port, const std::string& target, const std::string& headers = "", const std::string& method = "GET") {
   return exchange(port, method + " " + target + " HTTP/1.1\r\nHost: site.test\r\n" + headers + "Connection: close\r\n\r\n",
                   method);
@@ -220,11 +229,9 @@ TEST_CASE("compress: an assembled page is compressed once assembled; its fragmen
 }
 
 TEST_CASE("compress: /stats and /metrics count coded responses and their bytes before and after, by coding") {
-  App app("origin");
-  TempDir secrets;
-  const std::string token = "compress-test-token";
-  const std::string token_file = secrets.write("admin.token", token + "\n");
-  Edge edge{config_for(app, "admin: {address: \"127.0.0.1:0\", token_file: \"" + token_file + "\"}\n")};
+  AdminSite site;
+  Edge& edge = site.edge;
+  const std::string& token = site.token;
   const std::string stored = std::string("/cache/counted?cc=max-age%3D60&size=20000&") + kHtml;
   uint64_t br_after = 0;
   for (int i = 0; i < 3; ++i) br_after += fetch(edge.port, stored, "Accept-Encoding: br\r\n").body.size();
@@ -355,11 +362,9 @@ TEST_CASE("compress: a large object is stored at once and gets its encodings in 
 }
 
 TEST_CASE("compress: the encodings are counted in the cache's memory") {
-  App app("origin");
-  TempDir secrets;
-  const std::string token = "compress-test-token";
-  const std::string token_file = secrets.write("admin.token", token + "\n");
-  Edge edge{config_for(app, "admin: {address: \"127.0.0.1:0\", token_file: \"" + token_file + "\"}\n")};
+  AdminSite site;
+  Edge& edge = site.edge;
+  const std::string& token = site.token;
   auto store_bytes = [&] {
     const std::string stats = admin_request(edge.admin_port, token, "GET", "/stats").body;
     const size_t at = stats.find("\"store\":{\"objects\":");
