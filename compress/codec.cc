@@ -24,8 +24,10 @@ std::pair<char*, size_t> grow(std::string& out, size_t want) {
 
 class GzipEncoder final : public Encoder {
  public:
-  bool init(int level) {
-    ok_ = deflateInit2(&z_, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+  bool init(int level, int window_log) {
+    // deflate's window is at most 32 KiB; a smaller one and a smaller hash for a bounded stream.
+    const int bits = window_log == 0 ? 15 : std::clamp(window_log, 9, 15);
+    ok_ = deflateInit2(&z_, level, Z_DEFLATED, bits + 16, window_log == 0 ? 8 : 7, Z_DEFAULT_STRATEGY) == Z_OK;
     return ok_;
   }
   ~GzipEncoder() override {
@@ -100,9 +102,11 @@ class GzipDecoder final : public Decoder {
 
 class BrotliEncoder final : public Encoder {
  public:
-  bool init(int level) {
+  bool init(int level, int window_log) {
     state_ = BrotliEncoderCreateInstance(nullptr, nullptr, nullptr);
-    return state_ && BrotliEncoderSetParameter(state_, BROTLI_PARAM_QUALITY, static_cast<uint32_t>(level));
+    if (!state_ || !BrotliEncoderSetParameter(state_, BROTLI_PARAM_QUALITY, static_cast<uint32_t>(level))) return false;
+    return window_log == 0 ||
+           BrotliEncoderSetParameter(state_, BROTLI_PARAM_LGWIN, static_cast<uint32_t>(std::clamp(window_log, 10, 24)));
   }
   ~BrotliEncoder() override {
     if (state_) BrotliEncoderDestroyInstance(state_);
@@ -172,10 +176,17 @@ class BrotliDecoder final : public Decoder {
 
 class ZstdEncoder final : public Encoder {
  public:
-  bool init(int level) {
+  bool init(int level, int window_log) {
     context_ = ZSTD_createCCtx();
-    return context_ && !ZSTD_isError(ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, level)) &&
-           !ZSTD_isError(ZSTD_CCtx_setParameter(context_, ZSTD_c_checksumFlag, 1));
+    if (!context_ || ZSTD_isError(ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, level)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(context_, ZSTD_c_checksumFlag, 1)))
+      return false;
+    if (window_log == 0) return true;
+    // The hash and chain tables follow the window down, which is where zstd's memory goes.
+    const int bits = std::clamp(window_log, 10, 24);
+    return !ZSTD_isError(ZSTD_CCtx_setParameter(context_, ZSTD_c_windowLog, bits)) &&
+           !ZSTD_isError(ZSTD_CCtx_setParameter(context_, ZSTD_c_hashLog, bits - 2)) &&
+           !ZSTD_isError(ZSTD_CCtx_setParameter(context_, ZSTD_c_chainLog, bits - 2));
   }
   ~ZstdEncoder() override { ZSTD_freeCCtx(context_); }
   bool encode(std::string_view in, Mode mode, std::string& out) override {
@@ -236,21 +247,21 @@ class ZstdDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Encoder> Encoder::make(Coding coding, int level) {
+std::unique_ptr<Encoder> Encoder::make(Coding coding, int level, int window_log) {
   const auto index = static_cast<size_t>(coding);
   if (coding == Coding::kIdentity || level < kMinLevel[index] || level > kMaxLevel[index]) return nullptr;
   switch (coding) {
     case Coding::kGzip: {
       auto encoder = std::make_unique<GzipEncoder>();
-      return encoder->init(level) ? std::move(encoder) : nullptr;
+      return encoder->init(level, window_log) ? std::move(encoder) : nullptr;
     }
     case Coding::kBr: {
       auto encoder = std::make_unique<BrotliEncoder>();
-      return encoder->init(level) ? std::move(encoder) : nullptr;
+      return encoder->init(level, window_log) ? std::move(encoder) : nullptr;
     }
     case Coding::kZstd: {
       auto encoder = std::make_unique<ZstdEncoder>();
-      return encoder->init(level) ? std::move(encoder) : nullptr;
+      return encoder->init(level, window_log) ? std::move(encoder) : nullptr;
     }
     case Coding::kIdentity: break;
   }

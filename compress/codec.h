@@ -24,7 +24,9 @@ class Encoder {
     kFinish,   // the end: the stream's trailer is output; the encoder takes nothing more
   };
   // Null for identity, a level outside kMinLevel..kMaxLevel, or when the library refuses.
-  static std::unique_ptr<Encoder> make(Coding coding, int level);
+  // `window_log` (10..24; 0: the library's choice for the level) bounds how far back a match may
+  // reach, and with it the encoder's memory: what a stream kept open per client costs.
+  static std::unique_ptr<Encoder> make(Coding coding, int level, int window_log = 0);
   virtual ~Encoder() = default;
   // False when the library fails (the stream is then unusable).
   virtual bool encode(std::string_view in, Mode mode, std::string& out) = 0;
@@ -41,6 +43,10 @@ class Decoder {
   // its end are kCorrupt); kTooLarge: the output would pass `max_out` bytes since the stream began.
   virtual Result decode(std::string_view in, std::string& out, uint64_t max_out) = 0;
 };
+
+// The window of encoders that stay open while a response streams: 64 KiB reaches far enough for
+// pages, and holds zstd and br to a few hundred KB per stream instead of megabytes.
+inline constexpr int kStreamWindowLog = 16;
 
 // A whole body at once. encode_all: nullopt when the library fails.
 std::optional<std::string> encode_all(Coding coding, int level, std::string_view in);

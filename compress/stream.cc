@@ -8,7 +8,7 @@ bool CompressingSource::start(http::BodySource* inner, Coding coding, int level,
   reset();
   inner_ = inner;
   release_inner_ = release_inner;
-  encoder_ = Encoder::make(coding, level);
+  encoder_ = Encoder::make(coding, level, kStreamWindowLog);
   return encoder_ != nullptr;
 }
 
@@ -23,6 +23,7 @@ void CompressingSource::reset() {
 }
 
 int CompressingSource::pump() const {
+  if (finished_) return 0;
   if (!encoder_ || !inner_) return -EINVAL;
   http::IoSlice slices[16];
   while (!finished_ && out_.size() < kPending) {
@@ -32,6 +33,7 @@ int CompressingSource::pump() const {
       if (inner_->complete() && in_offset_ == inner_->size()) {
         if (!encoder_->encode({}, Encoder::Mode::kFinish, out_)) return -EIO;
         finished_ = true;
+        encoder_.reset();  // its state is most of what a stream costs; a slow reader keeps only the output
       } else if (unflushed_) {
         // Nothing more yet: what came so far goes out now rather than waiting in the encoder.
         if (!encoder_->encode({}, Encoder::Mode::kFlush, out_)) return -EIO;

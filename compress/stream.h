@@ -6,6 +6,10 @@
 // whenever the inner source has nothing more yet, so a slow backend's bytes still reach the
 // client as they come. The writer's back-pressure thus reaches the inner source unchanged.
 //
+// Memory: the encoder (compress::kStreamWindowLog bounds it: about 200 KB for gzip, 600-800 KB
+// for zstd and br at the stream levels) lives until the inner source is compressed to its end,
+// and the output waiting for the writer is bounded by kPending.
+//
 // Ownership: the inner source is borrowed until reset(); the writer must be started with
 // `release` (compressed bytes are freed once written), whatever the inner source allows, which
 // `release_inner` says. One loop thread.

@@ -156,3 +156,19 @@ TEST_CASE("CompressingSource: a growing body is compressed as the writer reads, 
     CHECK(compress::decode_all(coding, sent, text.size()) == text);
   }
 }
+
+TEST_CASE("codec: a bounded window still round trips, at the stream window and the smallest") {
+  const std::string text = page(300000);
+  for (Coding coding : kCodings) {
+    CAPTURE(compress::coding_name(coding));
+    for (int window_log : {compress::kStreamWindowLog, 10, 30}) {
+      CAPTURE(window_log);
+      auto encoder = compress::Encoder::make(coding, 3, window_log);
+      REQUIRE(encoder);
+      std::string encoded;
+      REQUIRE(encoder->encode(text, compress::Encoder::Mode::kFinish, encoded));
+      CHECK(encoded.size() < text.size() / 4);
+      CHECK(compress::decode_all(coding, encoded, text.size()) == text);
+    }
+  }
+}
