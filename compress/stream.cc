@@ -4,17 +4,28 @@
 
 namespace edge::compress {
 
-bool CompressingSource::start(http::BodySource* inner, Coding coding, int level, bool release_inner) {
+bool CompressingSource::start(http::BodySource* inner, Coding coding, int level, bool release_inner,
+                              uint32_t* live) {
   reset();
   inner_ = inner;
   release_inner_ = release_inner;
   encoder_ = Encoder::make(coding, level, kStreamWindowLog);
+  if (encoder_ && live) {
+    live_ = live;
+    ++*live_;
+  }
   return encoder_ != nullptr;
+}
+
+void CompressingSource::free_encoder() const {
+  encoder_.reset();
+  if (live_) --*live_;
+  live_ = nullptr;
 }
 
 void CompressingSource::reset() {
   inner_ = nullptr;
-  encoder_.reset();
+  free_encoder();
   out_.clear();
   out_start_ = 0;
   in_offset_ = 0;
@@ -33,7 +44,7 @@ int CompressingSource::pump() const {
       if (inner_->complete() && in_offset_ == inner_->size()) {
         if (!encoder_->encode({}, Encoder::Mode::kFinish, out_)) return -EIO;
         finished_ = true;
-        encoder_.reset();  // its state is most of what a stream costs; a slow reader keeps only the output
+        free_encoder();  // its state is most of what a stream costs; a slow reader keeps only the output
       } else if (unflushed_) {
         // Nothing more yet: what came so far goes out now rather than waiting in the encoder.
         if (!encoder_->encode({}, Encoder::Mode::kFlush, out_)) return -EIO;

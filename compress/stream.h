@@ -26,8 +26,10 @@ namespace edge::compress {
 
 class CompressingSource final : public http::BodySource {
  public:
-  // False when the encoder cannot be made (the source is then unusable).
-  bool start(http::BodySource* inner, Coding coding, int level, bool release_inner);
+  // False when the encoder cannot be made (the source is then unusable). `live`, when given,
+  // counts the encoders alive: one more from here until this one is freed (its stream compressed
+  // to the end, or reset()).
+  bool start(http::BodySource* inner, Coding coding, int level, bool release_inner, uint32_t* live = nullptr);
   void reset();
 
   int peek(uint64_t offset, http::IoSlice* out, int max, size_t max_bytes, std::string& scratch) const override;
@@ -40,12 +42,14 @@ class CompressingSource final : public http::BodySource {
  private:
   // Compresses what the inner source has, until `kPending` bytes of output wait.
   int pump() const;
+  void free_encoder() const;
 
   static constexpr size_t kPending = 64 * 1024;
 
   http::BodySource* inner_ = nullptr;
   bool release_inner_ = false;
   mutable std::unique_ptr<Encoder> encoder_;
+  mutable uint32_t* live_ = nullptr;
   mutable std::string out_;        // compressed bytes not yet released
   mutable uint64_t out_start_ = 0;  // the offset of out_[0]
   mutable uint64_t in_offset_ = 0;

@@ -259,10 +259,12 @@ void Request::deliver_head(const cache::CachedObject& object, int status, std::s
   bool release = false;
   spec.weak_etag = object.decoded;
   if (coding != compress::Coding::kIdentity) {
-    spec.weak_etag = true;
-    if (status != 304) {
+    if (status == 304) {
+      spec.weak_etag = true;
+    } else {
       if (const http::SharedBody* encoded = object.encoded(coding)) {
         spec.content_coding = compress::coding_name(coding);
+        spec.weak_etag = true;
         spec.length = encoded->size();
         if (body) {
           body = const_cast<http::SharedBody*>(encoded);
@@ -296,11 +298,12 @@ compress::Coding Request::decide_coding(int status, const http::Headers& fields,
 http::BodySource* Request::stream_coded(ResponseSpec& spec, compress::Coding coding, http::BodySource* body,
                                         bool release_inner) {
   const compress::Rules& rules = policy_of(generation_->config, route_).compress;
-  if (body &&
-      !compressing_.start(body, coding, rules.stream_level[static_cast<size_t>(coding)], release_inner)) {
-    spec.weak_etag = false;  // the encoder could not be made: sent as it is
+  // Encoders are the memory a stream holds: past the worker's bound (many slow readers at
+  // once), or when one cannot be made, the body goes as it is.
+  if (body && (worker_.compressing_streams() >= Worker::kMaxCompressingStreams ||
+               !compressing_.start(body, coding, rules.stream_level[static_cast<size_t>(coding)], release_inner,
+                                   &worker_.compressing_streams())))
     return body;
-  }
   spec.content_coding = compress::coding_name(coding);
   spec.weak_etag = true;
   spec.length.reset();  // known once compressed, which is too late for the head

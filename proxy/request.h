@@ -118,7 +118,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
                                  std::span<const compress::Coding> offered);
   // `body` (null for a head alone) compressed as it streams, at the route's stream level; sets
   // the spec's Content-Encoding and weak ETag and forgets its length. The writer must release
-  // what it wrote of the returned source.
+  // what it wrote of the returned source. `body` itself, and the spec unchanged, when the worker
+  // is at Worker::kMaxCompressingStreams or the encoder cannot be made.
   http::BodySource* stream_coded(ResponseSpec& spec, compress::Coding coding, http::BodySource* body,
                                  bool release_inner);
   void relay(Fetch& fetch, const http::ResponseHead& head, bool complete);

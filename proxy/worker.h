@@ -107,6 +107,11 @@ class Worker {
   // Options for a buffered body: a request's (kept whole) or a response's (streamed).
   http::Body::Options body_options(bool whole);
   Stats& stats() { return stats_; }
+  // Responses of this worker being compressed as they stream (compress::CompressingSource): each
+  // holds an encoder of a few hundred KB until its body is compressed to the end. At
+  // kMaxCompressingStreams, further responses are sent as they are.
+  uint32_t& compressing_streams() { return compressing_streams_; }
+  static constexpr uint32_t kMaxCompressingStreams = 128;
   cache::Counters& cache_counters() { return cache_counters_; }
   WorkerMetrics& metrics() { return metrics_; }
   // The connection pool of a server of `generation`, one this worker took (every request,
@@ -198,6 +203,7 @@ class Worker {
   std::unique_ptr<LoopTasks> tasks_;  // the inbox
   LoopTasks::Poster poster_;
   Stats stats_;
+  uint32_t compressing_streams_ = 0;
   cache::Counters cache_counters_;
   WorkerMetrics metrics_;
   std::vector<top::Windows> top_;  // [top::By]

@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "compress/codec.h"
 #include "tests/integration/testkit.h"
@@ -214,11 +216,11 @@ TEST_CASE("compress: an assembled page is compressed once assembled; its fragmen
                            percent_encode("<html>" + std::string(400, 'x') + "<esi:include src=\"" + fragment +
                                           "\"/></html>");
   const std::string expected = "<html>" + std::string(400, 'x') + pattern(3000) + "</html>";
-  for (int round = 0; round < 2; ++round) {
-    CAPTURE(round);
-    Response coded = fetch(s.edge.port, page, "Accept-Encoding: zstd\r\n");
+  for (const char* coding : {"br", "zstd", "gzip"}) {
+    CAPTURE(coding);
+    Response coded = fetch(s.edge.port, page, std::string("Accept-Encoding: ") + coding + "\r\n");
     CHECK(coded.status == 200);
-    CHECK(field(coded, "Content-Encoding") == "zstd");
+    CHECK(field(coded, "Content-Encoding") == coding);
     CHECK(decoded(coded) == expected);
     Response plain = fetch(s.edge.port, page);
     CHECK(field(plain, "Content-Encoding") == "");
@@ -387,4 +389,43 @@ TEST_CASE("compress: the encodings are counted in the cache's memory") {
   const uint64_t added = both - 2 * identity_only;
   CHECK(added >= coded);
   CHECK(added <= coded + 3 * 64);
+}
+
+TEST_CASE("compress: a worker compresses at most 128 streams at once; past that, responses go as they are") {
+  App app("origin");
+  Edge edge{"workers: 1" + config_for(app).substr(config_for(app).find("\nlisten"))};
+  // A page whose include answers after 2 s: its response is coded and open until then.
+  const std::string slow = "/cache/slowfrag?cc=no-store&delay=2000&body=SLOW";
+  const std::string page = "/cache/esi/held?cc=max-age%3D60&" + std::string(kHtml) + "&body=" +
+                           percent_encode("<html>" + std::string(400, 'x') + "<esi:include src=\"" + slow +
+                                          "\"/></html>");
+  fetch(edge.port, page);  // the template, stored
+  const std::string request = "GET " + page + " HTTP/1.1\r\nHost: site.test\r\nAccept-Encoding: gzip\r\n\r\n";
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 128; ++i) {
+    auto client = std::make_unique<Client>(edge.port);
+    REQUIRE(client->send(request));
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      const std::string more = client->read_some();
+      REQUIRE(!more.empty());
+      head += more;
+    }
+    CHECK(head.find("Content-Encoding: gzip") != std::string::npos);
+    held.push_back(std::move(client));
+  }
+  const std::string passed = std::string("/cache/pass/held?size=5000&") + kHtml;
+  Response plain = fetch(edge.port, passed, "Accept-Encoding: gzip\r\n");
+  CHECK(field(plain, "Content-Encoding") == "");
+  CHECK(field(plain, "Vary") == "Accept-Encoding");
+  CHECK(plain.body == pattern(5000));
+  held.clear();  // their encoders go with them
+  Response coded;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    coded = fetch(edge.port, passed, "Accept-Encoding: gzip\r\n");
+    if (field(coded, "Content-Encoding") == "gzip") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(field(coded, "Content-Encoding") == "gzip");
+  CHECK(decoded(coded) == pattern(5000));
 }
