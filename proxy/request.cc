@@ -275,7 +275,7 @@ void Request::deliver_head(const cache::CachedObject& object, int status, std::s
         }
       } else {
         body = stream_coded(spec, coding, body, false);
-        release = body != nullptr;
+        release = body == &compressing_;
       }
     }
   }
@@ -414,7 +414,7 @@ void Request::send_assembled() {
   const compress::Coding coding = decide_coding(page.status, page.headers, spec.length, {});
   if (coding != compress::Coding::kIdentity) {
     out = stream_coded(spec, coding, out, false);
-    release = out != nullptr;
+    release = out == &compressing_;
   }
   send(spec, out, release);
 }
