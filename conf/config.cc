@@ -357,7 +357,7 @@ class Loader {
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
                                  "cache", "esi", "cluster", "shutdown_timeout", "access_log",
-                                 "upgrade_socket", "metrics"});
+                                 "upgrade_socket", "metrics", "http2"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_duration(find(top, "shutdown_timeout"), "shutdown_timeout", config.shutdown_timeout);
@@ -367,6 +367,7 @@ class Loader {
     // After admin, whose address a peer must not be.
     if (const Entry* cluster = find(top, "cluster")) read_cluster(*cluster, config);
     if (const Entry* limits = find(top, "limits")) read_limits(*limits, config.limits);
+    if (const Entry* http2 = find(top, "http2")) read_http2(*http2, config.http2);
     if (const Entry* cache = find(top, "cache")) read_cache(*cache, config.cache);
     // Before the hosts, whose `static: memcached` needs it.
     memcached_ = config.cache.memcached.enabled;
@@ -591,10 +592,15 @@ class Loader {
     std::map<std::string, int> seen;  // address text -> line
     for (const YAML::Node& item : entry->value) {
       if (!expect_map(item, "listen entry")) continue;
-      Entries fields = entries(item, {"address", "tls"});
+      Entries fields = entries(item, {"address", "tls", "h2c"});
       const Entry* address_entry = require(fields, "address", item);
       ListenTls tls;
       if (const Entry* tls_entry = find(fields, "tls")) read_listen_tls(*tls_entry, tls);
+      bool h2c = false;
+      if (const Entry* h2c_entry = find(fields, "h2c")) {
+        read_switch(h2c_entry, "h2c", h2c);
+        if (h2c && tls.enabled) fail(*h2c_entry, "h2c is HTTP/2 in cleartext: a tls listener offers h2 through its alpn");
+      }
       auto address = read_address(address_entry, "address", PortZero::kAllowed);
       if (!address) continue;
       Mark mark = mark_of(*address_entry);
@@ -604,7 +610,7 @@ class Loader {
         fail_at(mark, "duplicate listen address '" + address->text() + "' (first at line " +
                           std::to_string(first->second) + ")");
       }
-      config.listen.push_back({*address, std::move(tls), mark_of(item)});
+      config.listen.push_back({*address, std::move(tls), h2c, mark_of(item)});
     }
   }
 
@@ -714,8 +720,8 @@ class Loader {
       const Entry item{entry.key, node};
       auto text = scalar(item, "an alpn protocol");
       if (!text) continue;
-      if (*text != "http/1.1") {
-        fail(item, "unknown alpn protocol '" + *text + "': only http/1.1 is served");
+      if (*text != "http/1.1" && *text != "h2") {
+        fail(item, "unknown alpn protocol '" + *text + "': expected h2 or http/1.1");
         continue;
       }
       if (std::find(protocols.begin(), protocols.end(), *text) != protocols.end()) {
@@ -875,6 +881,35 @@ class Loader {
     if (const Entry* temp_dir = find(fields, "temp_dir")) {
       if (auto text = scalar(*temp_dir, "temp_dir")) limits.temp_dir = *text;
     }
+  }
+
+  void read_http2(const Entry& entry, Http2& http2) {
+    if (!expect_map(entry, "http2")) return;
+    Entries fields = entries(entry.value, {"max_concurrent_streams", "max_header_list_size", "max_frame_size",
+                                           "initial_window_size", "connection_window_size", "idle_timeout",
+                                           "header_timeout"});
+    read_count(find(fields, "max_concurrent_streams"), "max_concurrent_streams", 1, 10000, http2.max_concurrent_streams);
+    read_bounded_size(find(fields, "max_header_list_size"), "max_header_list_size", 1024, 1024 * 1024,
+                      http2.max_header_list_size);
+    // RFC 9113 6.5.2's bounds.
+    read_bounded_size(find(fields, "max_frame_size"), "max_frame_size", 16 * 1024, (1u << 24) - 1, http2.max_frame_size);
+    read_bounded_size(find(fields, "initial_window_size"), "initial_window_size", 1, (1ull << 31) - 1,
+                      http2.initial_window_size);
+    read_bounded_size(find(fields, "connection_window_size"), "connection_window_size", 65535, (1ull << 31) - 1,
+                      http2.connection_window_size);
+    read_duration(find(fields, "idle_timeout"), "idle_timeout", http2.idle_timeout);
+    read_duration(find(fields, "header_timeout"), "header_timeout", http2.header_timeout);
+  }
+
+  void read_bounded_size(const Entry* entry, std::string_view what, uint64_t min, uint64_t max, uint64_t& out) {
+    if (!entry) return;
+    uint64_t value = out;
+    read_size(entry, what, min, value);
+    if (value > max) {
+      fail(*entry, std::string(what) + " must be at most " + std::to_string(max) + " bytes");
+      return;
+    }
+    out = value;
   }
 
   void read_cache(const Entry& entry, Cache& cache) {

@@ -74,8 +74,8 @@ struct ListenTls {
   // AES-GCM or ChaCha20-Poly1305 only). TLS 1.3's suites are OpenSSL's defaults.
   std::string ciphers;
   Mark ciphers_mark;
-  // `alpn`: protocols offered in preference order; only `http/1.1` is known today.
-  std::vector<std::string> alpn = {"http/1.1"};
+  // `alpn`: protocols offered in preference order, `h2` and `http/1.1`; both by default, h2 first.
+  std::vector<std::string> alpn = {"h2", "http/1.1"};
   // `session_tickets: on|off`: resumption by tickets whose keys all workers share.
   bool session_tickets = true;
   // `ticket_rotation`: how long a ticket key encrypts new tickets; tickets stay valid for one
@@ -87,7 +87,21 @@ struct ListenTls {
 struct Listen {
   Address address;
   ListenTls tls;
+  // `h2c: on`: a cleartext listener also takes HTTP/2 from clients that start with its preface
+  // (prior knowledge, RFC 9113 3.3); off by default. A TLS listener offers h2 through `alpn`.
+  bool h2c = false;
   Mark mark;
+};
+
+// HTTP/2 towards clients (top-level `http2:` map): what every HTTP/2 connection may hold.
+struct Http2 {
+  uint32_t max_concurrent_streams = 100;
+  uint64_t max_header_list_size = 16 * 1024;   // decoded: name + value + 32 per field, else 431
+  uint64_t max_frame_size = 16 * 1024;         // 16k to 16m - 1
+  uint64_t initial_window_size = 256 * 1024;   // a stream's upload window, at most 2g - 1
+  uint64_t connection_window_size = 1024 * 1024;  // the connection's, at least 64k - 1
+  Duration idle_timeout{std::chrono::seconds(60)};    // no stream open
+  Duration header_timeout{std::chrono::seconds(10)};  // one header block, from its first frame
 };
 
 struct Limits {
@@ -383,6 +397,7 @@ struct Config {
   int workers = 0;  // 0 until resolved: `auto` resolves to the number of cores
   std::vector<Listen> listen;  // never empty
   Limits limits;
+  Http2 http2;
   std::vector<Backend> backends;
   std::vector<Host> hosts;
   Cache cache;

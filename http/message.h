@@ -112,6 +112,8 @@ struct RequestHead {
 
   void clear();
   bool is_head() const { return method == "HEAD"; }
+  bool http10() const { return version_major == 1 && version_minor == 0; }
+  bool http2() const { return version_major == 2; }
   bool idempotent() const;  // GET, HEAD, PUT, DELETE, OPTIONS, TRACE
   std::string_view path() const;   // target up to '?'
   std::string_view host() const;   // Host, lower-cased comparison is the caller's; "" if absent

@@ -66,9 +66,42 @@ void ServerConn::on_data(const char* data, size_t len) {
       pending_.append(data, len);
       if (pending_.size() > settings_.max_pending) set_reading(false);
       return;
+    case Phase::kTaken:
+      return on_taken_data({data, len});
     default:
+      if (sniffing_) return sniff_then_process(data, len);
       return process({data, len});
   }
+}
+
+void ServerConn::sniff_then_process(const char* data, size_t len) {
+  std::string_view seen(data, len);
+  if (!pending_.empty()) {
+    pending_.append(data, len);
+    seen = pending_;
+  }
+  switch (sniff(seen)) {
+    case Sniff::kMore:
+      if (pending_.empty()) pending_.assign(data, len);
+      if (pending_.size() > settings_.max_pending) close(Close::kBadRequest);
+      return;
+    case Sniff::kTake: {
+      phase_ = Phase::kTaken;
+      sniffing_ = false;
+      deadline_.clear();
+      std::string taken = std::move(pending_);
+      pending_.clear();
+      on_taken_data(taken.empty() ? std::string_view(data, len) : std::string_view(taken));
+      return;
+    }
+    case Sniff::kHttp1:
+      break;
+  }
+  sniffing_ = false;
+  if (pending_.empty()) return process(seen);
+  std::string input = std::move(pending_);
+  pending_.clear();
+  process(input);
 }
 
 void ServerConn::on_end(int status) {
@@ -77,6 +110,8 @@ void ServerConn::on_end(int status) {
   switch (phase_) {
     case Phase::kClosed:
       return;
+    case Phase::kTaken:
+      return on_taken_end(status);
     case Phase::kHandling:
       // Nothing more can be read: this response is the last. Whether a peer that left before
       // its answer started still gets it is the handler's call.
@@ -274,6 +309,8 @@ void ServerConn::on_deadline() {
       return;
     case Phase::kClosing:
       return close(Close::kKeepAliveDone);
+    case Phase::kTaken:
+      return on_timer();
     case Phase::kClosed:
       return;
   }

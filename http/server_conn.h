@@ -13,6 +13,8 @@
 //   kClosing  -> the last response is written: half-closed, the peer's leftovers drained for
 //                linger_ms, then closed
 //   kClosed   -> close() ran; the object is freed once its transport and timer have closed
+//   kTaken    -> the handler took the connection for another protocol (HTTP/2) before its first
+//                request: see sniff() below
 //
 // The handler is the derived class: it implements the pure virtual functions below and may
 // override the others. The core calls them from the libuv callbacks it receives, and also from
@@ -38,6 +40,12 @@
 //                      connection goes on to the next request or closes).
 //   on_close(why)      once, from close(): the connection is over. Nothing of the core may be
 //                      used from then on, except that the object stays alive until freed.
+//
+// Another protocol: before the first request's first byte, sniff(data) sees the bytes read so
+// far (kept while it answers kMore, within header_timeout, at most max_pending). kTake hands the
+// connection over: those bytes and every later read go to on_taken_data(), the peer's end to
+// on_taken_end(), the deadline to on_timer(); the handler writes through transport() and ends with
+// close() as ever. kHttp1 parses them as HTTP/1.1, and sniff() is not asked again.
 //
 // Responses: respond(head, body, chunked, release, keep_alive) hands the writer (http/writer.h)
 // a head and a body source, both borrowed until on_response_written() or close(); kick() when
@@ -73,7 +81,8 @@ namespace edge::http {
 
 class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
  public:
-  enum class Phase { kWaiting, kHead, kBody, kHandling, kClosing, kClosed };
+  enum class Phase { kWaiting, kHead, kBody, kHandling, kClosing, kClosed, kTaken };
+  enum class Sniff { kHttp1, kMore, kTake };
   // Why a connection ended, as far as the core can tell. kHandler: the handler closed it for a
   // reason of its own (it knows which).
   enum class Close {
@@ -151,6 +160,9 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   virtual void on_timer() {}
   virtual void on_response_written() {}
   virtual void on_close(Close why) = 0;
+  virtual Sniff sniff(std::string_view) { return Sniff::kHttp1; }
+  virtual void on_taken_data(std::string_view) {}
+  virtual void on_taken_end(int) {}
 
  private:
   // Transport::Reader, Transport::Closed, StreamWriter::Owner
@@ -160,6 +172,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   void on_write_done(int status) override;
 
   void process(std::string_view data);
+  void sniff_then_process(const char* data, size_t len);
   void parse(std::string_view data);
   void refuse(int status, Close why);
   void begin_response(bool keep_alive);
@@ -188,6 +201,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   bool responding_ = false;
   bool keep_alive_ = true;
   bool in_process_ = false;
+  bool sniffing_ = true;  // no byte has been parsed yet: sniff() decides first
   bool process_again_ = false;
   bool in_written_ = false;
   bool written_again_ = false;

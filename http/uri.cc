@@ -150,7 +150,7 @@ bool canonical_target(std::string_view path_query, std::string& out) {
 bool read_request_identity(const RequestHead& head, std::string& host, std::string& target) {
   host.clear();
   const size_t hosts = head.headers.count(FieldId::kHost);
-  if (hosts > 1 || (hosts == 0 && head.version_minor >= 1)) return false;
+  if (hosts > 1 || (hosts == 0 && !head.http10())) return false;
   const std::optional<RequestTarget> split = split_request_target(head.method, head.target, false);
   if (!split) return false;
   // Both must be sound, even where the target's authority wins.

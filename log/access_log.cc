@@ -134,7 +134,7 @@ void format_combined(std::string& out, const AccessRecord& r) {
   append_escaped(out, r.method);
   out.push_back(' ');
   append_escaped(out, r.target);
-  out.append(r.http_minor == 0 ? " HTTP/1.0\"" : " HTTP/1.1\"");
+  out.append(r.http_major == 2 ? " HTTP/2.0\"" : r.http_minor == 0 ? " HTTP/1.0\"" : " HTTP/1.1\"");
   out.push_back(' ');
   append_uint(out, static_cast<uint64_t>(r.status < 0 ? 0 : r.status));
   out.push_back(' ');
@@ -195,7 +195,9 @@ void format_json(std::string& out, const AccessRecord& r) {
   append_json_string(out, r.method);
   out.append(",\"target\":");
   append_json_string(out, r.target);
-  out.append(r.http_minor == 0 ? ",\"protocol\":\"HTTP/1.0\"" : ",\"protocol\":\"HTTP/1.1\"");
+  out.append(r.http_major == 2    ? ",\"protocol\":\"HTTP/2.0\""
+           : r.http_minor == 0 ? ",\"protocol\":\"HTTP/1.0\""
+                               : ",\"protocol\":\"HTTP/1.1\"");
   out.append(",\"status\":");
   append_uint(out, static_cast<uint64_t>(r.status < 0 ? 0 : r.status));
   out.append(",\"bytes\":");

@@ -48,7 +48,8 @@ struct AccessRecord {
   std::string_view host;          // canonical host ("" : none)
   std::string_view method;
   std::string_view target;
-  int http_minor = 1;             // HTTP/1.x
+  int http_major = 1;
+  int http_minor = 1;
   int status = 0;                 // 0: no response was started (the client left first)
   uint64_t bytes = 0;             // bytes of the response written to the client, head included
   std::string_view referer;       // "" : none

@@ -1,5 +1,6 @@
 #include "proxy/client.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "http/tcp_transport.h"
@@ -51,8 +52,11 @@ ClientConn::ClientConn(Worker& worker)
   request_body_.set_options(worker.body_options(true));
 }
 
-void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls) {
+ClientConn::~ClientConn() = default;
+
+void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls, bool h2c) {
   auto* conn = new ClientConn(worker);
+  conn->h2c_ = h2c;
   worker.add_client(conn);
   bump(worker.stats().client_connections);
   Shared& shared = worker.shared();
@@ -84,6 +88,7 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::Server
 }
 
 void ClientConn::drain() {
+  if (h2_) return h2_->drain();
   // A connection that has carried no request yet was accepted a moment ago and its client is
   // sending one (during a binary upgrade, it is one the new process did not take first): cutting
   // it would fail that request, so it is read and answered, with Connection: close, within
@@ -109,6 +114,10 @@ void ClientConn::reject(int status, CloseReason reason) {
 void ClientConn::on_close(Close why) {
   // A rejected request's connection ends for the rejection, however its last write goes.
   CloseReason reason = close_reason_.value_or(reason_of(why));
+  if (h2_) {
+    reason = h2_->close_reason(reason);
+    h2_->release_streams();
+  }
   if (tls_) {
     if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kPlainHttp) reason = CloseReason::kPlainHttpOnTls;
     if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kHandshake) reason = CloseReason::kTlsHandshakeFailed;
@@ -190,7 +199,28 @@ void ClientConn::on_request(http::RequestHead& head) {
   if (!closed() && request_.waiting_for_fill()) set_timer(ms(worker_.generation()->config.cache.coalesce_timeout));
 }
 
+http::ServerConn::Sniff ClientConn::sniff(std::string_view data) {
+  if (tls_) return tls_->alpn() == "h2" ? Sniff::kTake : Sniff::kHttp1;
+  if (!h2c_) return Sniff::kHttp1;
+  const size_t n = std::min(data.size(), h2::kPreface.size());
+  if (data.substr(0, n) != h2::kPreface.substr(0, n)) return Sniff::kHttp1;
+  return n < h2::kPreface.size() ? Sniff::kMore : Sniff::kTake;
+}
+
+void ClientConn::on_taken_data(std::string_view data) {
+  if (!h2_) {
+    count_handshake();
+    h2_ = std::make_unique<H2Client>(worker_, *this);
+  }
+  h2_->on_data(data);
+}
+
+void ClientConn::on_taken_end(int status) {
+  if (h2_) h2_->on_end(status);
+}
+
 void ClientConn::on_timer() {
+  if (h2_) return h2_->on_timer();
   // Waited coalesce_timeout for another request's fetch: go to the backend alone.
   if (request_.waiting_for_fill() && !request_.responding()) request_.stop_waiting();
 }

@@ -19,11 +19,13 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string_view>
 
 #include "http/body.h"
 #include "http/server_conn.h"
+#include "proxy/h2_client.h"
 #include "proxy/request.h"
 #include "proxy/stats.h"
 #include "proxy/worker.h"
@@ -34,7 +36,8 @@ namespace edge::proxy {
 class ClientConn final : public http::ServerConn, Request::Client {
  public:
   // `tls`: the listener's TLS contexts, null for plain HTTP.
-  static void accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls);
+  // `h2c`: the listener also takes HTTP/2 by prior knowledge.
+  static void accept(Worker& worker, uv_stream_t* listener, const tls::ServerContext* tls, bool h2c);
   // The worker drains: an idle connection (no byte of a next request) closes now; one with a
   // request in progress, or a fresh one that has not sent its first request yet (within
   // header_timeout), closes once its response is written.
@@ -43,9 +46,10 @@ class ClientConn final : public http::ServerConn, Request::Client {
 
  private:
   friend class Worker;
+  friend class H2Client;
 
   explicit ClientConn(Worker& worker);
-  ~ClientConn() override = default;
+  ~ClientConn() override;
 
   // http::ServerConn
   http::Body* on_head(http::RequestHead& head) override;
@@ -56,6 +60,10 @@ class ClientConn final : public http::ServerConn, Request::Client {
   void on_timer() override;
   void on_response_written() override;
   void on_close(Close why) override;
+  // HTTP/2: by ALPN on TLS, by its preface on an h2c listener.
+  Sniff sniff(std::string_view data) override;
+  void on_taken_data(std::string_view data) override;
+  void on_taken_end(int status) override;
 
   // Request::Client
   ClientFraming framing(bool may_keep_alive) override;
@@ -84,6 +92,8 @@ class ClientConn final : public http::ServerConn, Request::Client {
   std::optional<CloseReason> close_reason_;  // decided by edge; wins over how the close happens
   char client_ip_[48] = {};
   tls::TlsTransport* tls_ = nullptr;  // the transport, when the connection is TLS
+  bool h2c_ = false;
+  std::unique_ptr<H2Client> h2_;  // the connection speaks HTTP/2
   bool handshake_counted_ = false;
   uint64_t bytes_counted_ = 0;  // of bytes_read(), in the worker's Stats already
 };

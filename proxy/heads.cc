@@ -99,7 +99,7 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
       append_number(out, static_cast<uint64_t>(std::max<cache::Seconds>(0, *spec.age)));
       out.append("\r\n");
     }
-    out.append("Via: 1.1 edge\r\n");
+    out.append(client.h2 ? "Via: 2 edge\r\n" : "Via: 1.1 edge\r\n");
   }
   if (!spec.x_cache.empty()) append_field(out, "X-Cache", spec.x_cache);
   if (!spec.trace.empty()) append_field(out, "X-Edge-Trace", spec.trace);
@@ -111,7 +111,7 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
     out.append("Content-Length: ");
     append_number(out, *spec.length);
     out.append("\r\n");
-  } else if (spec.has_body && !spec.length) {
+  } else if (spec.has_body && !spec.length && !client.h2) {
     if (client.http10)
       framing.keep_alive = false;  // the end of the body is the end of the connection
     else {
@@ -119,7 +119,9 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
       framing.chunked = true;
     }
   }
-  if (!framing.keep_alive)
+  if (client.h2)
+    ;  // HTTP/2 frames its messages itself and has no Connection field
+  else if (!framing.keep_alive)
     out.append("Connection: close\r\n");
   else if (client.http10)
     out.append("Connection: keep-alive\r\n");
@@ -174,7 +176,7 @@ void build_upstream_head(std::string& out, const http::RequestHead& head, std::s
   // The host edge routed and keyed by, never one the client sent: what the backend reads here is
   // what the cache key describes.
   if (!authority.empty()) append_field(out, "X-Forwarded-Host", authority);
-  out.append(head.version_minor == 0 ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
+  out.append(head.http2() ? "Via: 2 edge\r\n" : head.http10() ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
   if (validators) append_validators(out, *validators);
   uint64_t body = body_size;
   if (for_cache) {

@@ -91,6 +91,7 @@ struct ResponseSpec {
 struct ClientFraming {
   bool http10 = false;
   bool keep_alive = true;
+  bool h2 = false;  // an HTTP/2 stream: no chunked coding, no Connection field
 };
 
 // How the response goes out once its head is written.

@@ -154,7 +154,7 @@ void Request::on_exchange_progress() {
 
 void Request::on_exchange_interim(const http::ResponseHead& interim) {
   // Never to an HTTP/1.0 client (RFC 9110 15.2), nor once the response has begun.
-  if (head_sent_ || responding_ || !head_ || head_->version_minor == 0) return;
+  if (head_sent_ || responding_ || !head_ || head_->http10()) return;
   client_.send_interim(build_interim_head(interim));
 }
 
@@ -545,6 +545,7 @@ void Request::log_access(uint64_t done_ns) {
     record.method = head_->method;
     // The canonical target when recv() read one, else what the client sent.
     record.target = target_.empty() ? std::string_view(head_->target) : std::string_view(target_);
+    record.http_major = head_->version_major;
     record.http_minor = head_->version_minor;
     record.referer = head_->headers.get("Referer").value_or(std::string_view());
     record.user_agent = head_->headers.get("User-Agent").value_or(std::string_view());

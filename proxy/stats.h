@@ -32,7 +32,9 @@ namespace edge::proxy {
   X(kTooManyConnections, "too_many_connections", "over max_connections")            \
   X(kTlsHandshakeFailed, "tls_handshake_failed", "TLS handshake failed")            \
   X(kPlainHttpOnTls, "plain_http_on_tls", "plain HTTP sent to a TLS port")          \
-  X(kShutdown, "shutdown", "edge shutting down")
+  X(kShutdown, "shutdown", "edge shutting down")                                    \
+  X(kH2ProtocolError, "h2_protocol_error", "HTTP/2 connection error")               \
+  X(kH2Flood, "h2_flood", "HTTP/2 frames or resets past their bounds")
 
 enum class CloseReason {
 #define EDGE_ENUM(name, key, text) name,

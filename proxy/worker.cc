@@ -10,6 +10,7 @@
 #include "http/message.h"
 #include "proxy/client.h"
 #include "proxy/fetch.h"
+#include "proxy/h2_client.h"
 
 namespace edge::proxy {
 
@@ -63,6 +64,8 @@ Worker::Worker(Shared& shared, int index)
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
   stop_async_.data = this;
+  uv_prepare_init(&loop_, &flush_prepare_);
+  flush_prepare_.data = this;
   tasks_ = std::make_unique<LoopTasks>(&loop_, &Worker::on_note, this);
   poster_ = tasks_->poster();
   use_generation(shared.generation);
@@ -268,7 +271,31 @@ void Worker::stop_now() {
   for (auto& [id, pool] : pools_) pool->shutdown();
   for (auto& [id, pool] : retired_pools_) pool->shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
+  flushes_.clear();
   tasks_->close();
+}
+
+void Worker::defer_flush(H2Client* client) {
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&flush_prepare_))) return;
+  if (flushes_.empty()) uv_prepare_start(&flush_prepare_, &Worker::on_flush_prepare);
+  flushes_.push_back(client);
+}
+
+void Worker::cancel_flush(H2Client* client) {
+  std::erase(flushes_, client);
+  // One being flushed now is skipped: flushing_ is walked by index and checked.
+  for (H2Client*& c : flushing_)
+    if (c == client) c = nullptr;
+}
+
+void Worker::on_flush_prepare(uv_prepare_t* prepare) noexcept {
+  auto* self = static_cast<Worker*>(prepare->data);
+  self->flushing_.swap(self->flushes_);
+  for (size_t i = 0; i < self->flushing_.size(); ++i)
+    if (H2Client* client = self->flushing_[i]) client->run_deferred_flush();
+  self->flushing_.clear();
+  if (self->flushes_.empty()) uv_prepare_stop(prepare);
 }
 
 void Worker::add_fetch(Fetch* fetch) { fetches_.emplace(fetch->id(), fetch); }
@@ -310,7 +337,13 @@ void Worker::on_note(void* worker, const LoopTasks::Note& note) {
 void Worker::on_connection(uv_stream_t* listener, int status) noexcept {
   if (status < 0) return;
   const auto* entry = static_cast<const Listener*>(listener->data);
-  ClientConn::accept(*entry->worker, listener, entry->tls);
+  // Whether the listener takes h2c is its configuration's: a reload may switch it.
+  bool h2c = false;
+  if (!entry->tls) {
+    for (const conf::Listen& listen : entry->worker->generation()->config.listen)
+      if (listen.h2c && listen.address.text() == entry->address) h2c = true;
+  }
+  ClientConn::accept(*entry->worker, listener, entry->tls, h2c);
 }
 
 http::Body::Options Worker::body_options(bool whole) {

@@ -42,6 +42,7 @@ namespace edge::proxy {
 
 class ClientConn;
 class Fetch;
+class H2Client;
 
 struct Shared {
   // Builds the first generation from `config`, with the backends' contexts of `tls`; keeps the
@@ -126,6 +127,12 @@ class Worker {
   // The current time as an HTTP date, refreshed at most once a second.
   std::string_view date();
 
+  // An HTTP/2 connection with frames to write from outside its own reads (a backend's bytes, a
+  // fill's news): it writes them once before the loop next waits (a uv_prepare), so the frames
+  // of everything that happened in one turn of the loop leave in one write.
+  void defer_flush(H2Client* client);
+  void cancel_flush(H2Client* client);
+
   void add_client(ClientConn* conn);
   void remove_client(ClientConn* conn);
   uint64_t next_connection_id() { return ++last_connection_id_; }
@@ -161,6 +168,7 @@ class Worker {
 
  private:
   static void on_connection(uv_stream_t* listener, int status) noexcept;
+  static void on_flush_prepare(uv_prepare_t* prepare) noexcept;
   static void on_stop(uv_async_t* async) noexcept;
   void drain();
   void stop_now();
@@ -174,6 +182,9 @@ class Worker {
   int index_;
   uv_loop_t loop_;
   uv_async_t stop_async_;
+  uv_prepare_t flush_prepare_;
+  std::vector<H2Client*> flushes_;  // waiting for flush_prepare_
+  std::vector<H2Client*> flushing_;  // being flushed (a swap keeps both allocations)
   struct Listener {
     uv_tcp_t tcp;
     Worker* worker;

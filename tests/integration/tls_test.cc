@@ -289,7 +289,7 @@ TEST_CASE("tls: curl and openssl s_client, as a user would run them") {
   const std::string curl = output_of("curl -sS --resolve b.test:" + port + ":127.0.0.1 --cacert '" +
                                      site.certificates.pem("b.test") + "' -w ' %{http_code} %{http_version}' " +
                                      "https://b.test:" + port + "/health");
-  CHECK(curl == "ok\n 200 1.1");
+  CHECK(curl == "ok\n 200 2");  // h2, by ALPN
   // The same name without its CA: curl refuses the certificate, edge serves nobody by mistake.
   const std::string untrusted = output_of("curl -sS --resolve b.test:" + port + ":127.0.0.1 https://b.test:" + port + "/health");
   CHECK(untrusted.find("certificate") != std::string::npos);
@@ -307,7 +307,7 @@ TEST_CASE("tls: curl and openssl s_client, as a user would run them") {
   CHECK(old.find("alert") != std::string::npos);
 }
 
-TEST_CASE("tls: ALPN answers http/1.1, and a client offering only h2 still connects without ALPN") {
+TEST_CASE("tls: ALPN answers http/1.1 or h2, and a client offering neither still connects without ALPN") {
   Site site;
   TlsOptions options;
   options.server_name = "a.test";
@@ -316,6 +316,11 @@ TEST_CASE("tls: ALPN answers http/1.1, and a client offering only h2 still conne
   REQUIRE(offered.handshake);
   CHECK(offered.alpn == "http/1.1");
   options.alpn = "h2";
+  TlsOutcome h2;
+  run_tls(site.tls(), options, h2);
+  REQUIRE(h2.handshake);
+  CHECK(h2.alpn == "h2");
+  options.alpn = "spdy/3";
   TlsOutcome other;
   run_tls(site.tls(), options, other);
   REQUIRE(other.handshake);

@@ -2124,7 +2124,7 @@ TEST_CASE("tls: a listen entry's tls map is read, with defaults, and every mista
   CHECK(tls.certificates[1].names == std::vector<std::string>{"b.example", "*.b.example"});
   CHECK(tls.certificates[1].is_default);
   CHECK(tls.min_version == TlsVersion::k1_3);
-  CHECK(tls.alpn == std::vector<std::string>{"http/1.1"});
+  CHECK(tls.alpn == std::vector<std::string>{"h2", "http/1.1"});
   CHECK(tls.session_tickets);
   CHECK(tls.ticket_rotation == std::chrono::minutes(10));
   CHECK_FALSE(load(minimal).config->listen[0].tls.enabled);
@@ -2141,8 +2141,15 @@ TEST_CASE("tls: a listen entry's tls map is read, with defaults, and every mista
   CHECK(only_error(with_tls(one + "      min_version: \"1.1\"\n")) ==
         "test.yaml:5:20: TLS 1.1 is not offered: min_version may be 1.2 or 1.3");
   CHECK(only_error(with_tls(one + "      min_version: tls13\n")) == "test.yaml:5:20: bad min_version 'tls13': expected 1.2 or 1.3");
-  CHECK(only_error(with_tls(one + "      alpn: [http/1.1, h2]\n")) ==
-        "test.yaml:5:24: unknown alpn protocol 'h2': only http/1.1 is served");
+  CHECK(only_error(with_tls(one + "      alpn: [http/1.1, spdy/3]\n")) ==
+        "test.yaml:5:24: unknown alpn protocol 'spdy/3': expected h2 or http/1.1");
+  CHECK(only_error(with_tls(one + "      alpn: [h2, h2]\n")) == "test.yaml:5:18: duplicate alpn protocol 'h2'");
+  {
+    LoadResult defaults = load(with_tls(one));
+    REQUIRE(defaults.config);
+    CHECK(defaults.config->listen[0].tls.alpn == std::vector<std::string>{"h2", "http/1.1"});
+    CHECK_FALSE(defaults.config->listen[0].h2c);
+  }
   CHECK(only_error(with_tls(one + "      ticket_rotation: 0s\n")) == "test.yaml:5:24: 'ticket_rotation' must be greater than zero");
   CHECK(only_error(with_tls(one + "      session_tickets: maybe\n")) ==
         "test.yaml:5:24: bad session_tickets 'maybe': expected on, off, true or false");

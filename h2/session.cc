@@ -1,0 +1,505 @@
+#include "h2/session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace edge::h2 {
+
+namespace {
+
+std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
+
+// A field's cost in a header list (RFC 9113 6.5.2).
+constexpr uint32_t kFieldOverhead = 32;
+
+}  // namespace
+
+const char* error_name(uint32_t code) {
+  static constexpr const char* kNames[] = {
+      "NO_ERROR",       "PROTOCOL_ERROR", "INTERNAL_ERROR",    "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+      "STREAM_CLOSED",  "FRAME_SIZE_ERROR", "REFUSED_STREAM",  "CANCEL",             "COMPRESSION_ERROR",
+      "CONNECT_ERROR",  "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"};
+  return code < std::size(kNames) ? kNames[code] : "UNKNOWN";
+}
+
+struct Session::Callbacks {
+  static Session& of(void* user) { return *static_cast<Session*>(user); }
+  static Stream* stream_of(nghttp2_session* session, int32_t id) {
+    return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
+  }
+
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+    Session& self = of(user);
+    // Frames that ask nothing of a server but cost it a wake-up each: a flood of them is an
+    // attack whatever their kind.
+    bool idle = false;
+    switch (hd->type) {
+      case NGHTTP2_HEADERS:
+      case NGHTTP2_RST_STREAM:  // nghttp2's own bucket
+      case NGHTTP2_GOAWAY:
+        break;
+      case NGHTTP2_DATA:
+        idle = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+        break;
+      case NGHTTP2_CONTINUATION:
+        idle = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_HEADERS);
+        break;
+      default:  // SETTINGS, PING, PRIORITY, WINDOW_UPDATE, PUSH_PROMISE and unknown types
+        idle = true;
+    }
+    if (idle && !self.take_idle_frame()) self.terminate(Error::kEnhanceYourCalm);
+    return 0;
+  }
+
+  static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    Session& self = of(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST || self.fatal_) return 0;
+    Stream* stream = self.handler_.open_stream(frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
+    stream->progress_at_ = self.now_;
+    self.streams_.push_back(stream);
+    ++self.open_streams_;
+    return 0;
+  }
+
+  static int on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                       const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+    Stream* stream = stream_of(session, frame->hd.stream_id);
+    if (!stream) return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      of(user).header(*stream, view(name, namelen), view(value, valuelen));
+      return 0;
+    }
+    // Trailers are read and dropped, as HTTP/1.1's are, within the same bound.
+    stream->list_bytes_ += static_cast<uint32_t>(std::min<size_t>(namelen + valuelen + kFieldOverhead, 1u << 20));
+    if (stream->list_bytes_ > of(user).limits_.max_header_list_size) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
+    Session& self = of(user);
+    Stream* stream = stream_of(session, id);
+    if (!stream) return 0;
+    stream->body_received_ += len;
+    stream->progress_at_ = self.now_;
+    if (!stream->sink_) {
+      // Discarded (an answer given at the head), within the same bound.
+      if (stream->body_received_ > self.max_body_bytes_ && !stream->refused_) {
+        stream->refused_ = true;
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      }
+      return 0;
+    }
+    if (stream->body_received_ > self.max_body_bytes_) {
+      stream->sink_ = nullptr;
+      stream->refused_ = true;
+      self.handler_.on_stream_refused(*stream, 413);
+      return 0;
+    }
+    if (stream->sink_->append(view(data, len)) != 0) {
+      stream->sink_ = nullptr;
+      stream->refused_ = true;
+      self.handler_.on_stream_refused(*stream, 500);
+      return 0;
+    }
+    self.handler_.on_stream_body(*stream);
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    Session& self = of(user);
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      self.remember_error(frame->goaway.error_code, false);
+      return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    Stream* stream = stream_of(session, frame->hd.stream_id);
+    if (!stream) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      if (!self.finish_head(*stream)) return 0;
+    }
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || stream->request_complete_) return 0;
+    stream->request_complete_ = true;
+    if (stream->sink_) stream->sink_->set_complete();
+    if (stream->head_done_ && !stream->refused_) self.handler_.on_stream_request(*stream);
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    Session& self = of(user);
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      self.remember_error(frame->goaway.error_code, true);
+      return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    Stream* stream = stream_of(session, frame->hd.stream_id);
+    if (!stream) return 0;
+    stream->bytes_sent_ += frame->hd.length + 9;
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || stream->response_done_) return 0;
+    stream->response_done_ = true;
+    // A response given before the request ended: the rest of the upload is not wanted
+    // (RFC 9113 8.1).
+    if (!stream->request_complete_)
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream->id_, NGHTTP2_NO_ERROR);
+    self.handler_.on_stream_written(*stream);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error, void* user) {
+    Session& self = of(user);
+    auto it = std::find_if(self.streams_.begin(), self.streams_.end(), [id](Stream* s) { return s->id_ == id; });
+    if (it == self.streams_.end()) return 0;
+    Stream* stream = *it;
+    *it = self.streams_.back();
+    self.streams_.pop_back();
+    --self.open_streams_;
+    self.handler_.on_stream_close(*stream, error);
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                           nghttp2_data_source* source, void* user) {
+    Session& self = of(user);
+    Stream& stream = *static_cast<Stream*>(source->ptr);
+    http::IoSlice slices[16];
+    const int n = stream.body_->peek(stream.offset_, slices, 16, length, stream.scratch_);
+    if (n < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
+    size_t copied = 0;
+    for (int i = 0; i < n; ++i) {
+      std::memcpy(buf + copied, slices[i].data, slices[i].len);
+      copied += slices[i].len;
+    }
+    stream.offset_ += copied;
+    if (stream.release_ && copied) stream.body_->release_before(stream.offset_);
+    stream.progress_at_ = self.now_;
+    if (stream.body_->complete() && stream.offset_ >= stream.body_->size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (copied == 0) {
+      stream.deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(copied);
+  }
+};
+
+Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes)
+    : handler_(handler), limits_(limits), max_body_bytes_(max_body_bytes), idle_tokens_(limits.idle_frames_burst) {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, &Callbacks::on_begin_frame);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &Callbacks::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, &Callbacks::on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &Callbacks::on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &Callbacks::on_frame_recv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &Callbacks::on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &Callbacks::on_stream_close);
+
+  nghttp2_option* options = nullptr;
+  nghttp2_option_new(&options);
+  nghttp2_option_set_no_closed_streams(options, 1);
+  nghttp2_option_set_max_continuations(options, limits.max_continuations);
+  nghttp2_option_set_stream_reset_rate_limit(options, limits.resets_burst, limits.resets_per_second);
+  nghttp2_option_set_max_outbound_ack(options, 100);
+  nghttp2_option_set_max_settings(options, 32);
+  nghttp2_session_server_new2(&session_, callbacks, this, options);
+  nghttp2_option_del(options);
+  nghttp2_session_callbacks_del(callbacks);
+
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_window_size},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, limits.max_frame_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  const int32_t window = static_cast<int32_t>(limits.connection_window_size);
+  if (window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, window);
+}
+
+Session::~Session() { nghttp2_session_del(session_); }
+
+bool Session::take_idle_frame() {
+  const uint64_t elapsed = now_ - idle_refilled_at_;
+  if (elapsed > 0) {
+    idle_tokens_ = std::min<double>(limits_.idle_frames_burst,
+                                    idle_tokens_ + static_cast<double>(elapsed) * limits_.idle_frames_per_second / 1000.0);
+    idle_refilled_at_ = now_;
+  }
+  if (idle_tokens_ < 1) return false;
+  idle_tokens_ -= 1;
+  return true;
+}
+
+void Session::terminate(Error error) {
+  if (fatal_) return;
+  fatal_ = true;
+  going_away_ = true;
+  nghttp2_session_terminate_session(session_, static_cast<uint32_t>(error));
+}
+
+void Session::remember_error(uint32_t code, bool sent) {
+  if (end_error_ != 0) return;
+  end_error_ = code;
+  end_sent_ = sent;
+}
+
+bool Session::receive(const char* data, size_t len) {
+  if (fatal_) return false;
+  const ssize_t r = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
+  if (r < 0) {
+    // nghttp2 queued the GOAWAY its error calls for (a bad preface gets none: not HTTP/2).
+    fatal_ = true;
+    going_away_ = true;
+    if (end_error_ == 0) end_error_ = static_cast<uint32_t>(r == NGHTTP2_ERR_FLOODED ? Error::kEnhanceYourCalm : Error::kProtocol);
+    return false;
+  }
+  return !fatal_;
+}
+
+bool Session::produce(std::string& out, size_t max) {
+  while (out.size() < max) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      fatal_ = true;
+      return false;
+    }
+    if (n == 0) break;
+    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool Session::finished() const {
+  return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+}
+
+bool Session::wants_write() const { return nghttp2_session_want_write(session_) != 0; }
+
+void Session::header(Stream& stream, std::string_view name, std::string_view value) {
+  stream.list_bytes_ += static_cast<uint32_t>(std::min<size_t>(name.size() + value.size() + kFieldOverhead, 1u << 20));
+  if (stream.too_large_ || stream.malformed_) return;
+  if (stream.list_bytes_ > limits_.max_header_list_size || stream.head_.headers.size() >= limits_.max_header_fields) {
+    stream.too_large_ = true;
+    return;
+  }
+  if (!name.empty() && name[0] == ':') {
+    // nghttp2 has checked that each comes once, before the regular fields, with a sound value.
+    if (name == ":method")
+      stream.head_.method.assign(value);
+    else if (name == ":path")
+      stream.head_.target.assign(value);
+    else if (name == ":scheme")
+      stream.scheme_.assign(value);
+    else if (name == ":authority")
+      stream.authority_.assign(value);
+    else
+      stream.malformed_ = true;
+    return;
+  }
+  if (name == "cookie") {
+    // One Cookie field, as HTTP/1.1 carries it (RFC 9113 8.2.3), for key_cookies and the backend.
+    if (!stream.cookies_.empty()) stream.cookies_.append("; ");
+    stream.cookies_.append(value);
+    return;
+  }
+  stream.head_.headers.add(name, value);
+}
+
+bool Session::finish_head(Stream& stream) {
+  auto malformed = [&] {
+    stream.refused_ = true;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id_, NGHTTP2_PROTOCOL_ERROR);
+    return false;
+  };
+  if (stream.too_large_) {
+    // As an HTTP/1.1 connection closes after its 431: the streams taken end, no new one starts.
+    stream.refused_ = true;
+    handler_.on_stream_refused(stream, 431);
+    goaway(Error::kEnhanceYourCalm);
+    return false;
+  }
+  if (stream.malformed_) return malformed();
+  http::RequestHead& head = stream.head_;
+  if (head.method != "CONNECT" && stream.scheme_ != "http" && stream.scheme_ != "https") return malformed();
+  if (!stream.authority_.empty()) {
+    // The same host both ways, or the request is malformed (RFC 9113 8.3.1); the backend and
+    // the key then read it from Host alone.
+    const size_t hosts = head.headers.count(http::FieldId::kHost);
+    if (hosts > 1) return malformed();
+    if (hosts == 1) {
+      if (!http::iequals(*head.headers.get(http::FieldId::kHost), stream.authority_)) return malformed();
+    } else {
+      head.headers.add("host", stream.authority_);
+    }
+  }
+  if (!stream.cookies_.empty()) {
+    head.headers.add("cookie", stream.cookies_);
+    stream.cookies_.clear();
+    stream.cookies_.shrink_to_fit();
+  }
+  head.version_major = 2;
+  head.version_minor = 0;
+  head.keep_alive = true;
+  head.chunked = false;
+  head.content_length.reset();
+  if (auto length = head.headers.get(http::FieldId::kContentLength)) {
+    uint64_t n = 0;
+    for (char c : *length) n = n * 10 + static_cast<uint64_t>(c - '0');  // digits: nghttp2 checked
+    head.content_length = n;
+  } else if (!stream.request_complete_ && !(head.method == "GET" || head.method == "HEAD")) {
+    // A body without a length: the head says chunked to whoever reads it as HTTP/1.1.
+    head.chunked = true;
+  }
+  stream.head_done_ = true;
+  if (head.content_length.value_or(0) > max_body_bytes_) {
+    stream.refused_ = true;
+    handler_.on_stream_refused(stream, 413);
+    return false;
+  }
+  handler_.on_stream_head(stream);
+  return !stream.refused_;
+}
+
+void Session::respond(Stream& stream, std::string_view head, http::BodySource* body, bool release) {
+  if (stream.response_started_) return;
+  int status = 0;
+  stream.field_storage_.clear();
+  if (!response_fields(head, status, stream.field_storage_)) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id_, NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(stream.field_storage_.size() + 1);
+  char status_text[4];
+  std::snprintf(status_text, sizeof status_text, "%03d", status);
+  stream.field_storage_.push_back(std::string(":status\0", 8) + status_text);
+  auto add = [&](std::string& field) {
+    const size_t split = field.find('\0');
+    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(field.data()), reinterpret_cast<uint8_t*>(field.data() + split + 1),
+                            split, field.size() - split - 1, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
+  };
+  add(stream.field_storage_.back());
+  for (size_t i = 0; i + 1 < stream.field_storage_.size(); ++i) add(stream.field_storage_[i]);
+  stream.response_started_ = true;
+  stream.progress_at_ = now_;
+  if (!body) {
+    nghttp2_submit_response(session_, stream.id_, nv.data(), nv.size(), nullptr);
+    return;
+  }
+  stream.body_ = body;
+  stream.release_ = release;
+  stream.offset_ = 0;
+  nghttp2_data_provider provider;
+  provider.source.ptr = &stream;
+  provider.read_callback = &Callbacks::read_body;
+  nghttp2_submit_response(session_, stream.id_, nv.data(), nv.size(), &provider);
+}
+
+void Session::respond_interim(Stream& stream, std::string_view head) {
+  if (stream.response_started_) return;
+  int status = 0;
+  std::vector<std::string> fields;
+  if (!response_fields(head, status, fields) || status < 100 || status > 199 || status == 101) return;
+  std::vector<nghttp2_nv> nv;
+  char status_text[4];
+  std::snprintf(status_text, sizeof status_text, "%03d", status);
+  nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
+                          reinterpret_cast<uint8_t*>(status_text), 7, 3, NGHTTP2_NV_FLAG_NONE});
+  for (std::string& field : fields) {
+    const size_t split = field.find('\0');
+    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(field.data()), reinterpret_cast<uint8_t*>(field.data() + split + 1),
+                            split, field.size() - split - 1, NGHTTP2_NV_FLAG_NONE});
+  }
+  // Copied by nghttp2 (no NO_COPY flags): the fields die here.
+  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream.id_, nullptr, nv.data(), nv.size(), nullptr);
+}
+
+void Session::resume(Stream& stream) {
+  if (!stream.deferred_) return;
+  stream.deferred_ = false;
+  stream.progress_at_ = now_;
+  nghttp2_session_resume_data(session_, stream.id_);
+}
+
+void Session::reset(Stream& stream, Error error) {
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id_, static_cast<uint32_t>(error));
+}
+
+void Session::goaway(Error error) {
+  if (going_away_) return;
+  going_away_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        static_cast<uint32_t>(error), nullptr, 0);
+}
+
+bool Session::waits_on_window(const Stream& stream) const {
+  if (!stream.body_ || stream.deferred_ || stream.response_done_) return false;
+  return nghttp2_session_get_stream_remote_window_size(session_, stream.id_) <= 0 ||
+         nghttp2_session_get_remote_window_size(session_) <= 0;
+}
+
+void Session::forget_streams() {
+  streams_.clear();
+  open_streams_ = 0;
+  fatal_ = true;
+}
+
+void Session::shutdown_notice() {
+  if (!going_away_) nghttp2_submit_shutdown_notice(session_);
+}
+
+bool response_fields(std::string_view head, int& status, std::vector<std::string>& fields) {
+  const size_t line_end = head.find("\r\n");
+  if (line_end == std::string_view::npos || line_end < 12 || head.substr(0, 5) != "HTTP/") return false;
+  const size_t space = head.find(' ');
+  if (space == std::string_view::npos || space + 4 > line_end) return false;
+  status = 0;
+  for (size_t i = space + 1; i < space + 4; ++i) {
+    if (head[i] < '0' || head[i] > '9') return false;
+    status = status * 10 + (head[i] - '0');
+  }
+  std::string_view rest = head.substr(line_end + 2);
+  std::string connection_tokens;  // fields Connection names go too
+  while (!rest.empty()) {
+    const size_t end = rest.find("\r\n");
+    if (end == std::string_view::npos) return false;
+    std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end + 2);
+    if (line.empty()) break;
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    const std::string_view name = line.substr(0, colon);
+    const std::string_view value = http::trim(line.substr(colon + 1));
+    const http::FieldId id = http::field_id(name);
+    if (id == http::FieldId::kConnection) {
+      connection_tokens.append(value).push_back(',');
+      continue;
+    }
+    if (id == http::FieldId::kKeepAlive || id == http::FieldId::kTransferEncoding || id == http::FieldId::kUpgrade ||
+        id == http::FieldId::kProxyConnection)
+      continue;
+    std::string field;
+    field.reserve(name.size() + 1 + value.size());
+    for (char c : name) field.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+    field.push_back('\0');
+    field.append(value);
+    fields.push_back(std::move(field));
+  }
+  if (!connection_tokens.empty()) {
+    http::for_each_token(connection_tokens, [&](std::string_view token) {
+      if (http::iequals(token, "close") || http::iequals(token, "keep-alive")) return;
+      std::erase_if(fields, [&](const std::string& f) {
+        return http::iequals(std::string_view(f).substr(0, f.find('\0')), token);
+      });
+    });
+  }
+  return true;
+}
+
+}  // namespace edge::h2
