@@ -38,8 +38,13 @@ struct Session::Callbacks {
     bool idle = false;
     switch (hd->type) {
       case NGHTTP2_HEADERS:
-      case NGHTTP2_RST_STREAM:  // nghttp2's own bucket
       case NGHTTP2_GOAWAY:
+        break;
+      case NGHTTP2_RST_STREAM:
+        // Rapid reset: every stream opened and cancelled at once costs a server the work it
+        // started. (nghttp2's own limiter, set looser, would say INTERNAL_ERROR.)
+        if (!self.resets_.take(self.now_, self.limits_.resets_burst, self.limits_.resets_per_second))
+          self.terminate(Error::kEnhanceYourCalm);
         break;
       case NGHTTP2_DATA:
         idle = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
@@ -50,7 +55,8 @@ struct Session::Callbacks {
       default:  // SETTINGS, PING, PRIORITY, WINDOW_UPDATE, PUSH_PROMISE and unknown types
         idle = true;
     }
-    if (idle && !self.take_idle_frame()) self.terminate(Error::kEnhanceYourCalm);
+    if (idle && !self.idle_frames_.take(self.now_, self.limits_.idle_frames_burst, self.limits_.idle_frames_per_second))
+      self.terminate(Error::kEnhanceYourCalm);
     return 0;
   }
 
@@ -186,7 +192,11 @@ struct Session::Callbacks {
 };
 
 Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes)
-    : handler_(handler), limits_(limits), max_body_bytes_(max_body_bytes), idle_tokens_(limits.idle_frames_burst) {
+    : handler_(handler),
+      limits_(limits),
+      max_body_bytes_(max_body_bytes),
+      idle_frames_{static_cast<double>(limits.idle_frames_burst)},
+      resets_{static_cast<double>(limits.resets_burst)} {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
   nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, &Callbacks::on_begin_frame);
@@ -201,7 +211,7 @@ Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes
   nghttp2_option_new(&options);
   nghttp2_option_set_no_closed_streams(options, 1);
   nghttp2_option_set_max_continuations(options, limits.max_continuations);
-  nghttp2_option_set_stream_reset_rate_limit(options, limits.resets_burst, limits.resets_per_second);
+  nghttp2_option_set_stream_reset_rate_limit(options, 2ull * limits.resets_burst, 2ull * limits.resets_per_second);
   nghttp2_option_set_max_outbound_ack(options, 100);
   nghttp2_option_set_max_settings(options, 32);
   nghttp2_session_server_new2(&session_, callbacks, this, options);
@@ -223,15 +233,13 @@ Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes
 
 Session::~Session() { nghttp2_session_del(session_); }
 
-bool Session::take_idle_frame() {
-  const uint64_t elapsed = now_ - idle_refilled_at_;
-  if (elapsed > 0) {
-    idle_tokens_ = std::min<double>(limits_.idle_frames_burst,
-                                    idle_tokens_ + static_cast<double>(elapsed) * limits_.idle_frames_per_second / 1000.0);
-    idle_refilled_at_ = now_;
+bool Session::Bucket::take(uint64_t now, uint32_t burst, uint32_t per_second) {
+  if (now > refilled_at) {
+    tokens = std::min<double>(burst, tokens + static_cast<double>(now - refilled_at) * per_second / 1000.0);
+    refilled_at = now;
   }
-  if (idle_tokens_ < 1) return false;
-  idle_tokens_ -= 1;
+  if (tokens < 1) return false;
+  tokens -= 1;
   return true;
 }
 
@@ -252,10 +260,10 @@ bool Session::receive(const char* data, size_t len) {
   if (fatal_) return false;
   const ssize_t r = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
   if (r < 0) {
-    // nghttp2 queued the GOAWAY its error calls for (a bad preface gets none: not HTTP/2).
-    fatal_ = true;
-    going_away_ = true;
-    if (end_error_ == 0) end_error_ = static_cast<uint32_t>(r == NGHTTP2_ERR_FLOODED ? Error::kEnhanceYourCalm : Error::kProtocol);
+    // The library's own limits (ACKs piling up, too many CONTINUATION frames) and a bad preface
+    // end the session without a GOAWAY queued: the client is told why all the same.
+    const bool abuse = r == NGHTTP2_ERR_FLOODED || r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+    terminate(abuse ? Error::kEnhanceYourCalm : Error::kProtocol);
     return false;
   }
   return !fatal_;

@@ -209,7 +209,12 @@ class Session {
 
   void header(Stream& stream, std::string_view name, std::string_view value);
   bool finish_head(Stream& stream);
-  bool take_idle_frame();
+  // A token bucket: `burst` tokens, refilled at `per_second`.
+  struct Bucket {
+    double tokens;
+    uint64_t refilled_at = 0;
+    bool take(uint64_t now, uint32_t burst, uint32_t per_second);
+  };
   void append_cookies(Stream& stream);
   void remember_error(uint32_t code, bool sent);
 
@@ -218,8 +223,8 @@ class Session {
   uint64_t max_body_bytes_;
   nghttp2_session* session_ = nullptr;
   uint64_t now_ = 0;
-  double idle_tokens_;
-  uint64_t idle_refilled_at_ = 0;
+  Bucket idle_frames_;
+  Bucket resets_;
   size_t open_streams_ = 0;
   bool going_away_ = false;
   bool fatal_ = false;
