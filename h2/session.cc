@@ -211,7 +211,7 @@ Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes
   nghttp2_option_new(&options);
   nghttp2_option_set_no_closed_streams(options, 1);
   nghttp2_option_set_max_continuations(options, limits.max_continuations);
-  nghttp2_option_set_stream_reset_rate_limit(options, 2ull * limits.resets_burst, 2ull * limits.resets_per_second);
+  nghttp2_option_set_stream_reset_rate_limit(options, 10ull * limits.resets_burst, 10ull * limits.resets_per_second);
   nghttp2_option_set_max_outbound_ack(options, 100);
   nghttp2_option_set_max_settings(options, 32);
   nghttp2_session_server_new2(&session_, callbacks, this, options);

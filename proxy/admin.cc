@@ -859,6 +859,8 @@ ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& wor
     figures.tls_handshakes += worker->tls_handshakes.load(std::memory_order_relaxed);
     figures.tls_resumed += worker->tls_resumed.load(std::memory_order_relaxed);
     figures.access_log_dropped += worker->access_log_dropped.load(std::memory_order_relaxed);
+    figures.h2_connections += worker->h2_connections.load(std::memory_order_relaxed);
+    figures.h2_streams += worker->h2_streams.load(std::memory_order_relaxed);
     for (size_t r = 0; r < kCloseReasonCount; ++r) figures.closes[r] += worker->closes[r].load(std::memory_order_relaxed);
     for (size_t c = 0; c < compress::kCodings; ++c) {
       figures.coded[c].responses += worker->coded_responses[c].load(std::memory_order_relaxed);
@@ -931,6 +933,10 @@ std::string render_stats_json(const CacheFigures& figures) {
     append_unsigned(out, figures.connections->tls_resumed);
     out.append(",\"access_log_dropped\":");
     append_unsigned(out, figures.connections->access_log_dropped);
+    out.append(",\"h2_connections\":");
+    append_unsigned(out, figures.connections->h2_connections);
+    out.append(",\"h2_streams\":");
+    append_unsigned(out, figures.connections->h2_streams);
     out.append(",\"compression\":{");
     for (size_t c = 1; c < compress::kCodings; ++c) {
       const ConnectionFigures::Coded& coded = figures.connections->coded[c];
@@ -1071,6 +1077,10 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
     m.sample({}, figures.connections->tls_resumed);
     m.family("edge_access_log_dropped_total", "counter", "Access log lines dropped because the log's queue was full");
     m.sample({}, figures.connections->access_log_dropped);
+    m.family("edge_h2_connections_total", "counter", "Client connections that spoke HTTP/2");
+    m.sample({}, figures.connections->h2_connections);
+    m.family("edge_h2_streams_total", "counter", "HTTP/2 streams clients opened");
+    m.sample({}, figures.connections->h2_streams);
     const std::pair<const char*, const char*> coded_families[] = {
         {"edge_compressed_responses_total", "Responses edge sent in a content coding, by coding"},
         {"edge_compressed_bytes_before_total", "Body bytes of coded responses before their coding, by coding"},

@@ -86,6 +86,7 @@ H2Client::H2Client(Worker& worker, ClientConn& conn) : worker_(worker), conn_(co
     if (d.count() > 0) shortest = std::min(shortest, ms(d));
   tick_ms_ = std::clamp<uint64_t>(shortest / 4, 1, 1000);
   idle_since_ = now();
+  bump(worker.stats().h2_connections);
 }
 
 H2Client::~H2Client() {
@@ -131,7 +132,7 @@ void H2Client::on_end(int) {
 // ---- streams ----
 
 h2::Stream* H2Client::open_stream(int32_t id) {
-  // A new stream ends the wait of an idle connection.
+  bump(worker_.stats().h2_streams);
   return new Stream(*this, id);
 }
 
@@ -144,8 +145,21 @@ void H2Client::on_stream_head(h2::Stream& base) {
     return;
   }
   stream.body().clear();
-  // An answer decided at the head (404) is given once the request ends, its body discarded.
-  stream.set_body_sink(stream.request().early_status() ? nullptr : &stream.body());
+  const http::RequestHead& head = stream.head();
+  const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
+  const bool expect = has_body && head.headers.get(http::FieldId::kExpect).has_value();
+  if (stream.request().early_status()) {
+    // An answer decided at the head (404) is given once the request ends, its body discarded;
+    // at once to a client that waits for our word before sending it.
+    stream.set_body_sink(nullptr);
+    if (expect) {
+      stream.answered = true;
+      stream.request().start(head, stream.body());
+    }
+    return;
+  }
+  stream.set_body_sink(&stream.body());
+  if (expect) session_->respond_interim(stream, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
 void H2Client::on_stream_refused(h2::Stream& base, int status) {

@@ -67,6 +67,8 @@ struct Stats {
   std::atomic<uint64_t> tls_handshakes{0};     // completed: at the first request, else at the close
   std::atomic<uint64_t> tls_resumed{0};        // of which resumed a session
   std::atomic<uint64_t> access_log_dropped{0};  // access log lines dropped: its queue was full
+  std::atomic<uint64_t> h2_connections{0};  // client connections that spoke HTTP/2
+  std::atomic<uint64_t> h2_streams{0};      // streams they opened
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
   void count_close(CloseReason r) { bump(closes[static_cast<size_t>(r)]); }
   // Responses edge sent in a content coding (compress/), by coding (kIdentity unused): how many,

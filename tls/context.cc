@@ -250,10 +250,11 @@ std::unique_ptr<ServerContext> ServerContext::build(const conf::ListenTls& confi
                        [&](const Name& known) { return known.name == name; });
   };
   std::vector<Name> automatic;
-  for (auto& [name, index] : automatic_names) {
+  for (auto& entry : automatic_names) {
+    std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
     if (taken(name) || std::any_of(automatic.begin(), automatic.end(), [&](const Name& n) { return n.name == name; }))
       continue;
-    automatic.push_back({std::move(name), index});
+    automatic.push_back({std::move(name), entry.second});
   }
   context->exact_.insert(context->exact_.end(), automatic.begin(), automatic.end());
   std::vector<Name> exact;

@@ -147,14 +147,14 @@ TEST_CASE("GET /stats: cache events per host entry, totals and the store, as JSO
   // once edge has seen it go.
   auto connections_with = [](int client_closed) {
     return "\"requests\":0,\"upstream_failures\":0,\"tls_handshakes\":0,\"tls_resumed\":0,"
-           "\"access_log_dropped\":0,\"compression\":{\"br\":{\"responses\":0,\"bytes_before\":0,\"bytes_after\":0},"
+           "\"access_log_dropped\":0,\"h2_connections\":0,\"h2_streams\":0,\"compression\":{\"br\":{\"responses\":0,\"bytes_before\":0,\"bytes_after\":0},"
            "\"zstd\":{\"responses\":0,\"bytes_before\":0,\"bytes_after\":0},"
            "\"gzip\":{\"responses\":0,\"bytes_before\":0,\"bytes_after\":0}},\"closes\":{\"client_closed\":" +
            std::to_string(client_closed) +
            ",\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":0,\"body_timeout\":0,"
            "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
            "\"upstream_broken\":0,\"too_many_connections\":0,\"tls_handshake_failed\":0,"
-           "\"plain_http_on_tls\":0,\"shutdown\":0}},\"workers\":[{\"connections\":";
+           "\"plain_http_on_tls\":0,\"shutdown\":0,\"h2_protocol_error\":0,\"h2_flood\":0}},\"workers\":[{\"connections\":";
   };
   // What is open and the bytes, then the counters, then each worker's connections.
   const std::string rest = r.body.substr(connections);

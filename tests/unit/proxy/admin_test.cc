@@ -449,7 +449,7 @@ TEST_CASE("GET /stats and /metrics show the connections when the admin port has 
   CAPTURE(json);
   CHECK(json.find(",\"connections\":{\"open\":3,\"backend_open\":2,\"bytes_in\":100,\"bytes_out\":200,"
                   "\"backend_bytes_in\":150,\"backend_bytes_out\":90,\"requests\":12,\"upstream_failures\":1,\"tls_handshakes\":7,"
-                  "\"tls_resumed\":4,\"access_log_dropped\":6,\"compression\":{\"br\":{\"responses\":2,"
+                  "\"tls_resumed\":4,\"access_log_dropped\":6,\"h2_connections\":0,\"h2_streams\":0,\"compression\":{\"br\":{\"responses\":2,"
                   "\"bytes_before\":1000,\"bytes_after\":100},\"zstd\":{\"responses\":0,\"bytes_before\":0,"
                   "\"bytes_after\":0},\"gzip\":{\"responses\":0,\"bytes_before\":0,\"bytes_after\":0}},"
                   "\"closes\":{\"client_closed\":0,"
