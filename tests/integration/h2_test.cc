@@ -688,3 +688,30 @@ TEST_CASE("h2: the access log says HTTP/2.0") {
   }
   CHECK(line.find("\"GET /bytes?n=7 HTTP/2.0\" 200") != std::string::npos);
 }
+
+TEST_CASE("h2: a binary upgrade sends GOAWAY; the old process finishes the streams it took, the new one serves") {
+  App app("app");
+  const std::string config = "upgrade_socket: upgrade.sock\n" + h2c_config(app);
+  Edge old_edge(config);
+  std::string new_config = config;
+  new_config.replace(new_config.find("{{port}}"), 8, std::to_string(old_edge.port));
+  const std::string new_path = old_edge.dir.write("new.yaml", new_config);
+  H2 h2(old_edge.port);
+  const int32_t slow = h2.get("/wait?ms=1500");
+  REQUIRE(h2.run([] { return true; }));
+  for (int i = 0; i < 500 && app_stat(app.port, "in_progress") != 2; ++i) usleep(10000);
+  REQUIRE(app_stat(app.port, "in_progress") == 2);
+  Process new_edge(edge_bin(), {"--config", new_path, "--takeover", old_edge.dir.path() + "/upgrade.sock"});
+  wait_for_line(new_edge, "edge: upgrade: serving in place of the previous process", "new edge");
+  REQUIRE(h2.finish(slow));
+  CHECK(h2.streams[slow].status == 200);
+  REQUIRE(h2.goaway);
+  CHECK(*h2.goaway == 0);
+  CHECK(old_edge.process.wait(std::chrono::seconds(40)) == 0);
+  H2 next(old_edge.port);
+  const int32_t id = next.get("/bytes?n=10");
+  REQUIRE(next.finish(id));
+  CHECK(next.streams[id].status == 200);
+  new_edge.kill(SIGTERM);
+  CHECK(new_edge.wait(std::chrono::seconds(40)) == 0);
+}
