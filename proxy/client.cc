@@ -213,6 +213,8 @@ void ClientConn::on_taken_data(std::string_view data) {
     h2_ = std::make_unique<H2Client>(worker_, *this);
   }
   h2_->on_data(data);
+  // Accepted before a drain and taken after it: its streams are answered, then it goes.
+  if (!closed() && worker_.stopping()) h2_->drain();
 }
 
 void ClientConn::on_taken_end(int status) {
