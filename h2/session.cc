@@ -3,7 +3,6 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 namespace edge::h2 {
@@ -233,6 +232,21 @@ Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes
 
 Session::~Session() { nghttp2_session_del(session_); }
 
+void Stream::reuse(int32_t id) {
+  id_ = id;
+  head_.clear();
+  authority_.clear();
+  scheme_.clear();
+  cookies_.clear();
+  sink_ = nullptr;
+  list_bytes_ = 0;
+  too_large_ = malformed_ = head_done_ = refused_ = request_complete_ = response_started_ = response_done_ = false;
+  body_ = nullptr;
+  release_ = true;
+  deferred_ = false;
+  offset_ = body_received_ = bytes_sent_ = progress_at_ = 0;
+}
+
 bool Session::Bucket::take(uint64_t now, uint32_t burst, uint32_t per_second) {
   if (now > refilled_at) {
     tokens = std::min<double>(burst, tokens + static_cast<double>(now - refilled_at) * per_second / 1000.0);
@@ -349,7 +363,6 @@ bool Session::finish_head(Stream& stream) {
   if (!stream.cookies_.empty()) {
     head.headers.add("cookie", stream.cookies_);
     stream.cookies_.clear();
-    stream.cookies_.shrink_to_fit();
   }
   head.version_major = 2;
   head.version_minor = 0;
@@ -374,30 +387,36 @@ bool Session::finish_head(Stream& stream) {
   return !stream.refused_;
 }
 
+namespace {
+
+// The nghttp2 form of `fields`, borrowing its bytes (nghttp2 copies them only without NO_COPY).
+void to_nv(const ResponseFields& fields, std::vector<nghttp2_nv>& nv, uint8_t flags) {
+  nv.clear();
+  nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
+                          reinterpret_cast<uint8_t*>(const_cast<char*>(fields.status_text)), 7, 3, flags});
+  for (size_t i = 0; i < fields.fields.size(); ++i) {
+    const std::string_view name = fields.name(i);
+    const std::string_view value = fields.value(i);
+    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                            reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                            flags});
+  }
+}
+
+}  // namespace
+
 void Session::respond(Stream& stream, std::string_view head, http::BodySource* body, bool release) {
   if (stream.response_started_) return;
-  int status = 0;
-  stream.field_storage_.clear();
-  if (!response_fields(head, status, stream.field_storage_)) {
+  if (!response_fields(head, stream.response_)) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id_, NGHTTP2_INTERNAL_ERROR);
     return;
   }
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(stream.field_storage_.size() + 1);
-  char status_text[4];
-  std::snprintf(status_text, sizeof status_text, "%03d", status);
-  stream.field_storage_.push_back(std::string(":status\0", 8) + status_text);
-  auto add = [&](std::string& field) {
-    const size_t split = field.find('\0');
-    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(field.data()), reinterpret_cast<uint8_t*>(field.data() + split + 1),
-                            split, field.size() - split - 1, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
-  };
-  add(stream.field_storage_.back());
-  for (size_t i = 0; i + 1 < stream.field_storage_.size(); ++i) add(stream.field_storage_[i]);
+  // The stream keeps the bytes until it is freed: HEADERS are serialised later.
+  to_nv(stream.response_, nv_, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE);
   stream.response_started_ = true;
   stream.progress_at_ = now_;
   if (!body) {
-    nghttp2_submit_response(session_, stream.id_, nv.data(), nv.size(), nullptr);
+    nghttp2_submit_response(session_, stream.id_, nv_.data(), nv_.size(), nullptr);
     return;
   }
   stream.body_ = body;
@@ -406,26 +425,15 @@ void Session::respond(Stream& stream, std::string_view head, http::BodySource* b
   nghttp2_data_provider provider;
   provider.source.ptr = &stream;
   provider.read_callback = &Callbacks::read_body;
-  nghttp2_submit_response(session_, stream.id_, nv.data(), nv.size(), &provider);
+  nghttp2_submit_response(session_, stream.id_, nv_.data(), nv_.size(), &provider);
 }
 
 void Session::respond_interim(Stream& stream, std::string_view head) {
   if (stream.response_started_) return;
-  int status = 0;
-  std::vector<std::string> fields;
-  if (!response_fields(head, status, fields) || status < 100 || status > 199 || status == 101) return;
-  std::vector<nghttp2_nv> nv;
-  char status_text[4];
-  std::snprintf(status_text, sizeof status_text, "%03d", status);
-  nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
-                          reinterpret_cast<uint8_t*>(status_text), 7, 3, NGHTTP2_NV_FLAG_NONE});
-  for (std::string& field : fields) {
-    const size_t split = field.find('\0');
-    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(field.data()), reinterpret_cast<uint8_t*>(field.data() + split + 1),
-                            split, field.size() - split - 1, NGHTTP2_NV_FLAG_NONE});
-  }
-  // Copied by nghttp2 (no NO_COPY flags): the fields die here.
-  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream.id_, nullptr, nv.data(), nv.size(), nullptr);
+  ResponseFields fields;
+  if (!response_fields(head, fields) || fields.status < 100 || fields.status > 199 || fields.status == 101) return;
+  to_nv(fields, nv_, NGHTTP2_NV_FLAG_NONE);  // copied by nghttp2: `fields` dies here
+  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream.id_, nullptr, nv_.data(), nv_.size(), nullptr);
 }
 
 void Session::resume(Stream& stream) {
@@ -462,51 +470,61 @@ void Session::shutdown_notice() {
   if (!going_away_) nghttp2_submit_shutdown_notice(session_);
 }
 
-bool response_fields(std::string_view head, int& status, std::vector<std::string>& fields) {
+bool response_fields(std::string_view head, ResponseFields& out) {
+  out.text.clear();
+  out.fields.clear();
   const size_t line_end = head.find("\r\n");
   if (line_end == std::string_view::npos || line_end < 12 || head.substr(0, 5) != "HTTP/") return false;
   const size_t space = head.find(' ');
   if (space == std::string_view::npos || space + 4 > line_end) return false;
-  status = 0;
-  for (size_t i = space + 1; i < space + 4; ++i) {
-    if (head[i] < '0' || head[i] > '9') return false;
-    status = status * 10 + (head[i] - '0');
+  out.status = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    const char c = head[space + 1 + i];
+    if (c < '0' || c > '9') return false;
+    out.status = out.status * 10 + (c - '0');
+    out.status_text[i] = c;
   }
   std::string_view rest = head.substr(line_end + 2);
-  std::string connection_tokens;  // fields Connection names go too
+  std::string_view connection;  // the fields it names go too
+  size_t connections = 0;
   while (!rest.empty()) {
     const size_t end = rest.find("\r\n");
     if (end == std::string_view::npos) return false;
-    std::string_view line = rest.substr(0, end);
+    const std::string_view line = rest.substr(0, end);
     rest.remove_prefix(end + 2);
     if (line.empty()) break;
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) return false;
     const std::string_view name = line.substr(0, colon);
     const std::string_view value = http::trim(line.substr(colon + 1));
-    const http::FieldId id = http::field_id(name);
-    if (id == http::FieldId::kConnection) {
-      connection_tokens.append(value).push_back(',');
-      continue;
+    switch (http::field_id(name)) {
+      case http::FieldId::kConnection:
+        connection = value;
+        ++connections;
+        continue;
+      case http::FieldId::kKeepAlive:
+      case http::FieldId::kTransferEncoding:
+      case http::FieldId::kUpgrade:
+      case http::FieldId::kProxyConnection:
+        continue;
+      default:
+        break;
     }
-    if (id == http::FieldId::kKeepAlive || id == http::FieldId::kTransferEncoding || id == http::FieldId::kUpgrade ||
-        id == http::FieldId::kProxyConnection)
-      continue;
-    std::string field;
-    field.reserve(name.size() + 1 + value.size());
-    for (char c : name) field.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
-    field.push_back('\0');
-    field.append(value);
-    fields.push_back(std::move(field));
+    ResponseFields::Field field;
+    field.name = static_cast<uint32_t>(out.text.size());
+    field.name_len = static_cast<uint32_t>(name.size());
+    for (char c : name) out.text.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+    field.value = static_cast<uint32_t>(out.text.size());
+    field.value_len = static_cast<uint32_t>(value.size());
+    out.text.append(value);
+    out.fields.push_back(field);
   }
-  if (!connection_tokens.empty()) {
-    http::for_each_token(connection_tokens, [&](std::string_view token) {
-      if (http::iequals(token, "close") || http::iequals(token, "keep-alive")) return;
-      std::erase_if(fields, [&](const std::string& f) {
-        return http::iequals(std::string_view(f).substr(0, f.find('\0')), token);
-      });
+  if (connections > 1) return false;  // edge writes one at most
+  http::for_each_token(connection, [&](std::string_view token) {
+    std::erase_if(out.fields, [&](const ResponseFields::Field& f) {
+      return http::iequals(std::string_view(out.text.data() + f.name, f.name_len), token);
     });
-  }
+  });
   return true;
 }
 

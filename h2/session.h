@@ -34,6 +34,8 @@
 // Bodies and heads handed to respond() are borrowed until on_stream_written or on_stream_close.
 #pragma once
 
+#include <nghttp2/nghttp2.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -43,9 +45,26 @@
 #include "http/body.h"
 #include "http/message.h"
 
-struct nghttp2_session;
-
 namespace edge::h2 {
+
+// The fields of an HTTP/1.1 response head as HTTP/2 sends them (response_fields()): the status,
+// then each field with its name lower-cased, without the hop-by-hop ones. One string holds every
+// name and value, so a response costs no allocation once the buffers have grown.
+struct ResponseFields {
+  struct Field {
+    uint32_t name, name_len, value, value_len;  // offsets in `text`
+  };
+  int status = 0;
+  char status_text[4] = {};
+  std::string text;
+  std::vector<Field> fields;
+  std::string_view name(size_t i) const { return {text.data() + fields[i].name, fields[i].name_len}; }
+  std::string_view value(size_t i) const { return {text.data() + fields[i].value, fields[i].value_len}; }
+};
+// Reads a head as proxy/heads writes it (status line, field lines, the empty line) into `out`:
+// Connection and the fields it names, Keep-Alive, Transfer-Encoding, Upgrade and
+// Proxy-Connection are left out. false: not a response head.
+bool response_fields(std::string_view head, ResponseFields& out);
 
 // RFC 9113 7.
 enum class Error : uint32_t {
@@ -93,6 +112,8 @@ class Stream {
   Stream& operator=(const Stream&) = delete;
 
   int32_t id() const { return id_; }
+  // Ready to carry another stream: nothing of the last one is left but the buffers' capacity.
+  void reuse(int32_t id);
   http::RequestHead& head() { return head_; }
   // Where the request body goes (set by the handler at on_stream_head; null: discarded).
   void set_body_sink(http::Body* body) { sink_ = body; }
@@ -126,7 +147,7 @@ class Stream {
   bool response_started_ = false;
   bool response_done_ = false;
   // The response being written.
-  std::vector<std::string> field_storage_;
+  ResponseFields response_;
   http::BodySource* body_ = nullptr;
   bool release_ = true;
   bool deferred_ = false;  // DATA waits for the body to grow
@@ -231,6 +252,7 @@ class Session {
   uint32_t end_error_ = 0;
   bool end_sent_ = false;
   std::vector<Stream*> streams_;  // open ones, unordered
+  std::vector<nghttp2_nv> nv_;    // a response's fields as nghttp2 takes them
 };
 
 template <typename Fn>
@@ -239,11 +261,5 @@ void Session::for_each_stream(Fn&& fn) {
   std::vector<Stream*> streams = streams_;
   for (Stream* stream : streams) fn(*stream);
 }
-
-// The fields of an HTTP/1.1 response head as HTTP/2 sends them: `:status`, then each field with
-// its name lower-cased, without the hop-by-hop ones (Connection and those it names,
-// Keep-Alive, Transfer-Encoding, Upgrade, Proxy-Connection). Each string is "name\0value"; the
-// status is in `status`. false: the head is not a response head.
-bool response_fields(std::string_view head, int& status, std::vector<std::string>& fields);
 
 }  // namespace edge::h2

@@ -42,6 +42,12 @@ class H2Client::Stream final : public h2::Stream, public Request::Client {
 
   Request& request() { return request_; }
   http::Body& body() { return body_; }
+  void reuse(int32_t id) {
+    h2::Stream::reuse(id);
+    body_.clear();
+    answered = false;
+    waiting_since = 0;
+  }
   bool answered = false;      // refused or answered at its head: its end starts nothing
   uint64_t waiting_since = 0;  // on another request's fill, for coalesce_timeout
 
@@ -91,6 +97,7 @@ H2Client::H2Client(Worker& worker, ClientConn& conn) : worker_(worker), conn_(co
 
 H2Client::~H2Client() {
   release_streams();
+  for (Stream* stream : spare_) delete stream;
   if (flush_deferred_) worker_.cancel_flush(this);
 }
 
@@ -133,7 +140,11 @@ void H2Client::on_end(int) {
 
 h2::Stream* H2Client::open_stream(int32_t id) {
   bump(worker_.stats().h2_streams);
-  return new Stream(*this, id);
+  if (spare_.empty()) return new Stream(*this, id);
+  Stream* stream = spare_.back();
+  spare_.pop_back();
+  stream->reuse(id);
+  return stream;
 }
 
 void H2Client::on_stream_head(h2::Stream& base) {
@@ -186,7 +197,13 @@ void H2Client::on_stream_written(h2::Stream& base) {
 }
 
 void H2Client::on_stream_close(h2::Stream& base, uint32_t) {
-  delete &static_cast<Stream&>(base);
+  auto& stream = static_cast<Stream&>(base);
+  stream.request().done();
+  stream.body().clear();
+  if (spare_.size() < kMaxSpare)
+    spare_.push_back(&stream);
+  else
+    delete &stream;
   if (session_->open_streams() == 0) idle_since_ = now();
 }
 
@@ -260,6 +277,10 @@ void H2Client::finish(CloseReason reason) {
 // ---- time ----
 
 void H2Client::arm_timer() {
+  if (session_->open_streams() == 0 && !spare_.empty()) {
+    conn_.set_timer(tick_ms_);  // the spares go at the next tick if nothing takes them
+    return;
+  }
   if (session_->open_streams() == 0 && !draining_) {
     const uint64_t idle = ms(worker_.generation()->config.http2.idle_timeout);
     const uint64_t elapsed = now() - idle_since_;
@@ -287,6 +308,8 @@ void H2Client::on_timer() {
     session_->goaway();
   }
   if (session_->open_streams() == 0) {
+    for (Stream* stream : spare_) delete stream;
+    spare_.clear();
     if (!draining_ && t - idle_since_ >= ms(config.http2.idle_timeout)) {
       reason_ = CloseReason::kIdleTimeout;
       session_->goaway();

@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "h2/session.h"
 #include "http/transport.h"
@@ -84,6 +85,10 @@ class H2Client final : h2::Session::Handler, http::Output::WriteDone {
   Worker& worker_;
   ClientConn& conn_;
   std::unique_ptr<h2::Session> session_;
+  // Streams closed, kept for the next ones (their buffers grown); let go once the connection
+  // has been idle for a tick.
+  std::vector<Stream*> spare_;
+  static constexpr size_t kMaxSpare = 8;
   std::string out_;  // the write in flight, or being filled
   bool writing_ = false;
   bool in_session_ = false;     // inside receive() or produce(): flush when it returns

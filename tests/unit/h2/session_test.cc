@@ -113,18 +113,26 @@ class Pair final : public h2::Session::Handler {
 }  // namespace
 
 TEST_CASE("h2 response_fields: an HTTP/1.1 head as HTTP/2 fields, hop-by-hop ones dropped") {
-  int status = 0;
-  std::vector<std::string> fields;
+  h2::ResponseFields out;
   REQUIRE(h2::response_fields("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close, X-Hop\r\n"
                               "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-Kept: a b\r\n\r\n",
-                              status, fields));
-  CHECK(status == 404);
-  CHECK(fields == std::vector<std::string>{std::string("content-type\0text/plain", 23), std::string("x-kept\0a b", 10)});
-  fields.clear();
-  CHECK_FALSE(h2::response_fields("", status, fields));
-  CHECK_FALSE(h2::response_fields("HTTP/1.1 2x0 OK\r\n\r\n", status, fields));
-  CHECK_FALSE(h2::response_fields("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", status, fields));
-  CHECK_FALSE(h2::response_fields("HTTP/1.1 200 OK\r\nX: 1", status, fields));
+                              out));
+  CHECK(out.status == 404);
+  CHECK(std::string_view(out.status_text, 3) == "404");
+  REQUIRE(out.fields.size() == 2);
+  CHECK(out.name(0) == "content-type");
+  CHECK(out.value(0) == "text/plain");
+  CHECK(out.name(1) == "x-kept");
+  CHECK(out.value(1) == "a b");
+  // The buffers are reused: a second head leaves nothing of the first.
+  REQUIRE(h2::response_fields("HTTP/1.1 204 No Content\r\n\r\n", out));
+  CHECK(out.status == 204);
+  CHECK(out.fields.empty());
+  CHECK_FALSE(h2::response_fields("", out));
+  CHECK_FALSE(h2::response_fields("HTTP/1.1 2x0 OK\r\n\r\n", out));
+  CHECK_FALSE(h2::response_fields("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", out));
+  CHECK_FALSE(h2::response_fields("HTTP/1.1 200 OK\r\nX: 1", out));
+  CHECK_FALSE(h2::response_fields("HTTP/1.1 200 OK\r\nConnection: a\r\nConnection: b\r\n\r\n", out));
 }
 
 TEST_CASE("h2 session: a request head reads as HTTP/1.1's would; the response's hop-by-hop fields are gone") {
