@@ -2285,3 +2285,52 @@ TEST_CASE("upgrade_socket: absent, relative to the configuration, absolute, and 
   CHECK(only_error(minimal + "upgrade_socket: \"\"\n") ==
         "test.yaml:9:17: 'upgrade_socket' must be a non-empty scalar, not an empty string");
 }
+
+TEST_CASE("http2: the top-level map, its defaults and bounds; h2c on cleartext listeners only") {
+  LoadResult defaults = load(minimal);
+  REQUIRE(defaults.config);
+  const Http2& d = defaults.config->http2;
+  CHECK(d.max_concurrent_streams == 100);
+  CHECK(d.max_header_list_size == 16 * 1024);
+  CHECK(d.max_frame_size == 16 * 1024);
+  CHECK(d.initial_window_size == 256 * 1024);
+  CHECK(d.connection_window_size == 1024 * 1024);
+  CHECK(d.idle_timeout == std::chrono::seconds(60));
+  CHECK(d.header_timeout == std::chrono::seconds(10));
+
+  LoadResult set = load("http2:\n  max_concurrent_streams: 250\n  max_header_list_size: 64k\n  max_frame_size: 1m\n"
+                        "  initial_window_size: 1m\n  connection_window_size: 16m\n  idle_timeout: 5m\n"
+                        "  header_timeout: 3s\n" + minimal);
+  REQUIRE(set.config);
+  const Http2& s = set.config->http2;
+  CHECK(s.max_concurrent_streams == 250);
+  CHECK(s.max_header_list_size == 64 * 1024);
+  CHECK(s.max_frame_size == 1024 * 1024);
+  CHECK(s.initial_window_size == 1024 * 1024);
+  CHECK(s.connection_window_size == 16 * 1024 * 1024);
+  CHECK(s.idle_timeout == std::chrono::minutes(5));
+  CHECK(s.header_timeout == std::chrono::seconds(3));
+
+  CHECK(only_error("http2:\n  max_concurrent_streams: 0\n" + minimal) ==
+        "test.yaml:2:27: bad max_concurrent_streams '0': expected an integer from 1 to 10000");
+  CHECK(only_error("http2:\n  max_frame_size: 1k\n" + minimal) == "test.yaml:2:19: 'max_frame_size' must be at least 16384");
+  CHECK(only_error("http2:\n  max_frame_size: 16m\n" + minimal) ==
+        "test.yaml:2:19: max_frame_size must be at most 16777215 bytes");
+  CHECK(only_error("http2:\n  initial_window_size: 2g\n" + minimal) ==
+        "test.yaml:2:24: initial_window_size must be at most 2147483647 bytes");
+  CHECK(only_error("http2:\n  connection_window_size: 1k\n" + minimal) ==
+        "test.yaml:2:27: 'connection_window_size' must be at least 65535");
+  CHECK(only_error("http2:\n  max_header_list_size: lots\n" + minimal).starts_with("test.yaml:2:25: bad size 'lots'"));
+  CHECK(only_error("http2:\n  idle_timeout: 10\n" + minimal).starts_with("test.yaml:2:17: "));
+  CHECK(only_error("http2:\n  push: on\n" + minimal).starts_with("test.yaml:2:3: unknown key 'push'"));
+  CHECK(only_error("http2: [1]\n" + minimal).starts_with("test.yaml:1:8: "));
+
+  LoadResult h2c = load("listen:\n  - {address: 127.0.0.1:8080, h2c: on}\n" + minimal.substr(minimal.find("backends:")));
+  REQUIRE(h2c.config);
+  CHECK(h2c.config->listen[0].h2c);
+  CHECK(only_error("listen:\n  - {address: 127.0.0.1:8080, h2c: maybe}\n" + minimal.substr(minimal.find("backends:"))) ==
+        "test.yaml:2:36: bad h2c 'maybe': expected on, off, true or false");
+  CHECK(only_error("listen:\n  - address: 127.0.0.1:8443\n    h2c: on\n    tls: {certificates: [{cert: a.pem, key: a.key}]}\n" +
+                   minimal.substr(minimal.find("backends:"))) ==
+        "test.yaml:3:10: h2c is HTTP/2 in cleartext: a tls listener offers h2 through its alpn");
+}
