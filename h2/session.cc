@@ -324,6 +324,15 @@ void Session::header(Stream& stream, std::string_view name, std::string_view val
       stream.malformed_ = true;
     return;
   }
+  // HTTP/2 forbids only NUL, CR and LF in a value (nghttp2 checks those); the HTTP/1.1 head it
+  // becomes takes nothing but visible characters, space, tab and obs-text.
+  for (char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && byte != '\t') || byte == 0x7f) {
+      stream.malformed_ = true;
+      return;
+    }
+  }
   if (name == "cookie") {
     // One Cookie field, as HTTP/1.1 carries it (RFC 9113 8.2.3), for key_cookies and the backend.
     if (!stream.cookies_.empty()) stream.cookies_.append("; ");

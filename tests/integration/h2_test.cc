@@ -590,6 +590,8 @@ TEST_CASE("h2: requests HTTP/2 forbids are reset as malformed, each on its own s
       request_block("/") + literal("X-Upper", "1"),
       request_block("/") + literal("host", "other.example"),  // :authority says example.com
       request_block("/") + literal("x-crlf", "a\r\nb"),
+      request_block("/") + literal("x-ctl", "a\x01b"),  // HTTP/2 allows it; the HTTP/1.1 head would not
+      request_block("/") + literal("x-del", "a\x7f"),
       literal(":method", "GET") + literal(":path", "/") + literal(":authority", "example.com"),  // no :scheme
       request_block("/") + literal(":method", "GET"),  // twice
       literal(":method", "GET") + literal(":scheme", "ftp") + literal(":path", "/") + literal(":authority", "a"),
