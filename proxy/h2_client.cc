@@ -47,9 +47,11 @@ class H2Client::Stream final : public h2::Stream, public Request::Client {
     body_.clear();
     answered = false;
     waiting_since = 0;
+    head_at = 0;
   }
   bool answered = false;      // refused or answered at its head: its end starts nothing
   uint64_t waiting_since = 0;  // on another request's fill, for coalesce_timeout
+  uint64_t head_at = 0;        // when its head was read, for min_upload_rate
 
   // Request::Client
   ClientFraming framing(bool) override {
@@ -149,6 +151,7 @@ h2::Stream* H2Client::open_stream(int32_t id) {
 
 void H2Client::on_stream_head(h2::Stream& base) {
   auto& stream = static_cast<Stream&>(base);
+  stream.head_at = now();
   conn_.count_handshake();
   if (const int refused = stream.request().recv(stream.head())) {
     stream.answered = true;
@@ -318,6 +321,8 @@ void H2Client::on_timer() {
     const uint64_t header_timeout = ms(config.http2.header_timeout);
     const uint64_t body_timeout = ms(config.limits.body_timeout);
     const uint64_t coalesce_timeout = ms(config.cache.coalesce_timeout);
+    const uint64_t min_rate = config.limits.min_upload_rate;
+    const uint64_t grace = ms(config.limits.upload_rate_grace);
     bool header_expired = false;
     in_session_ = true;
     session_->for_each_stream([&](h2::Stream& base) {
@@ -327,10 +332,14 @@ void H2Client::on_timer() {
         header_expired = header_expired || quiet >= header_timeout;
         return;
       }
-      if (!stream.request_complete() && !stream.answered && !stream.responding() && body_timeout &&
-          quiet >= body_timeout) {
-        on_stream_refused(stream, 408);
-        return;
+      if (!stream.request_complete() && !stream.answered && !stream.responding()) {
+        if (body_timeout && quiet >= body_timeout) return on_stream_refused(stream, 408);
+        // As for HTTP/1.1: past the grace, the upload must have averaged min_upload_rate.
+        const uint64_t elapsed = t - stream.head_at;
+        if (min_rate && elapsed > grace && stream.body_bytes_received() * 1000 < min_rate * elapsed) {
+          worker_.bounds().count(worker_.bounds().slow_uploads);
+          return on_stream_refused(stream, 408);
+        }
       }
       if (stream.waiting_since && stream.request().waiting_for_fill() && !stream.request().responding() &&
           t - stream.waiting_since >= coalesce_timeout) {
