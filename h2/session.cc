@@ -110,7 +110,6 @@ struct Session::Callbacks {
       self.handler_.on_stream_refused(*stream, 500);
       return 0;
     }
-    self.handler_.on_stream_body(*stream);
     return 0;
   }
 

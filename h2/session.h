@@ -167,7 +167,6 @@ class Session {
     virtual void on_stream_head(Stream& stream) = 0;
     // The head cannot be served: answer `status` (431) on the stream; the connection then goes.
     virtual void on_stream_refused(Stream& stream, int status) = 0;
-    virtual void on_stream_body(Stream&) {}  // body bytes arrived
     virtual void on_stream_request(Stream& stream) = 0;  // the request is complete
     // The last frame of the response (END_STREAM) is out of the session.
     virtual void on_stream_written(Stream& stream) = 0;

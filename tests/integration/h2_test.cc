@@ -575,33 +575,20 @@ TEST_CASE("h2: SETTINGS and PING floods end the connection with ENHANCE_YOUR_CAL
 TEST_CASE("h2: oversized and malformed frames end the connection with the right error") {
   App app("app");
   Edge edge(h2c_config(app));
-  {
+  const std::vector<std::pair<std::string, uint32_t>> cases = {
+      // FRAME_SIZE_ERROR: past SETTINGS_MAX_FRAME_SIZE.
+      {frame(kHeaders, kEndHeaders | kEndStream, 1, request_block("/") + literal("x", std::string(20000, 'a'))), 0x6},
+      {frame(kData, 0, 0, "stream zero"), 0x1},  // PROTOCOL_ERROR
+      {frame(kWindowUpdate, 0, 0, u32(0)), 0x1},
+      {frame(kHeaders, kEndHeaders, 1, "\xff\xff\xff\xff"), 0x9},  // an index past any table: COMPRESSION_ERROR
+  };
+  for (const auto& [bytes, expected] : cases) {
+    CAPTURE(expected);
     RawH2 raw(edge.port);
-    raw.send(frame(kHeaders, kEndHeaders | kEndStream, 1, request_block("/") + literal("x", std::string(20000, 'a'))));
+    raw.send(bytes);
     const auto error = raw.goaway();
     REQUIRE(error);
-    CHECK(*error == 0x6);  // FRAME_SIZE_ERROR: past SETTINGS_MAX_FRAME_SIZE
-  }
-  {
-    RawH2 raw(edge.port);
-    raw.send(frame(kData, 0, 0, "stream zero"));
-    const auto error = raw.goaway();
-    REQUIRE(error);
-    CHECK(*error == 0x1);  // PROTOCOL_ERROR
-  }
-  {
-    RawH2 raw(edge.port);
-    raw.send(frame(kWindowUpdate, 0, 0, u32(0)));
-    const auto error = raw.goaway();
-    REQUIRE(error);
-    CHECK(*error == 0x1);
-  }
-  {
-    RawH2 raw(edge.port);
-    raw.send(frame(kHeaders, kEndHeaders, 1, "\xff\xff\xff\xff"));  // an index past any table
-    const auto error = raw.goaway();
-    REQUIRE(error);
-    CHECK(*error == 0x9);  // COMPRESSION_ERROR
+    CHECK(*error == expected);
   }
   Response r = get(edge.port, "example.com", "/bytes?n=3");
   CHECK(r.status == 200);
