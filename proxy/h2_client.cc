@@ -311,8 +311,10 @@ void H2Client::on_timer() {
     session_->goaway();
   }
   if (session_->open_streams() == 0) {
+    // Idle: what the streams and the writes grew is given back.
     for (Stream* stream : spare_) delete stream;
     spare_.clear();
+    if (!writing_) std::string().swap(out_);
     if (!draining_ && t - idle_since_ >= ms(config.http2.idle_timeout)) {
       reason_ = CloseReason::kIdleTimeout;
       session_->goaway();
