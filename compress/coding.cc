@@ -161,16 +161,25 @@ bool compressible(const Rules& rules, int status, const http::Headers& response,
   if (!rules.enabled || rules.codings.empty()) return false;
   if (status != 200 && status != 203 && status < 400) return false;
   if (length && *length < rules.min_length) return false;
-  if (response.count("content-type") != 1 || !type_listed(rules.types, *response.get("content-type"))) return false;
-  if (response.get("content-range") || no_transform(response)) return false;
+  // One pass over the fields (this runs for every hit and pass): names told apart by length first.
+  std::string_view type;
+  int types = 0;
   bool coded = false;
-  for (size_t i = 0; i < response.size() && !coded; ++i) {
-    if (!http::iequals(response.name(i), "content-encoding")) continue;
-    http::for_each_token(response.value(i), [&](std::string_view coding) {
-      if (!http::iequals(coding, "identity")) coded = true;
-    });
+  for (size_t i = 0; i < response.size(); ++i) {
+    const std::string_view name = response.name(i);
+    if (name.size() == 12 && http::iequals(name, "content-type")) {
+      type = response.value(i);
+      ++types;
+    } else if (name.size() == 13 && http::iequals(name, "content-range")) {
+      return false;
+    } else if (name.size() == 16 && http::iequals(name, "content-encoding")) {
+      http::for_each_token(response.value(i), [&](std::string_view coding) {
+        if (!http::iequals(coding, "identity")) coded = true;
+      });
+    }
   }
-  return !coded;
+  if (coded || types != 1 || !type_listed(rules.types, type)) return false;
+  return !no_transform(response);
 }
 
 }  // namespace edge::compress

@@ -478,6 +478,27 @@ void Session::shutdown_notice() {
   if (!going_away_) nghttp2_submit_shutdown_notice(session_);
 }
 
+namespace {
+
+// The fields HTTP/2 has no place for (RFC 9113 8.2.2), by length first: a response head has a
+// dozen fields, and this runs for every one.
+bool hop_by_hop(std::string_view name) {
+  switch (name.size()) {
+    case 7:
+      return http::iequals(name, "Upgrade");
+    case 10:
+      return http::iequals(name, "Connection") || http::iequals(name, "Keep-Alive");
+    case 16:
+      return http::iequals(name, "Proxy-Connection");
+    case 17:
+      return http::iequals(name, "Transfer-Encoding");
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 bool response_fields(std::string_view head, ResponseFields& out) {
   out.text.clear();
   out.fields.clear();
@@ -495,6 +516,7 @@ bool response_fields(std::string_view head, ResponseFields& out) {
   std::string_view rest = head.substr(line_end + 2);
   std::string_view connection;  // the fields it names go too
   size_t connections = 0;
+  out.text.reserve(head.size());  // never more than the head: the views below stay put
   while (!rest.empty()) {
     const size_t end = rest.find("\r\n");
     if (end == std::string_view::npos) return false;
@@ -505,23 +527,19 @@ bool response_fields(std::string_view head, ResponseFields& out) {
     if (colon == std::string_view::npos || colon == 0) return false;
     const std::string_view name = line.substr(0, colon);
     const std::string_view value = http::trim(line.substr(colon + 1));
-    switch (http::field_id(name)) {
-      case http::FieldId::kConnection:
+    if (hop_by_hop(name)) {
+      if (name.size() == 10 && (name[0] == 'C' || name[0] == 'c')) {
         connection = value;
         ++connections;
-        continue;
-      case http::FieldId::kKeepAlive:
-      case http::FieldId::kTransferEncoding:
-      case http::FieldId::kUpgrade:
-      case http::FieldId::kProxyConnection:
-        continue;
-      default:
-        break;
+      }
+      continue;
     }
     ResponseFields::Field field;
     field.name = static_cast<uint32_t>(out.text.size());
     field.name_len = static_cast<uint32_t>(name.size());
-    for (char c : name) out.text.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+    out.text.append(name);
+    char* lower = out.text.data() + field.name;
+    for (size_t i = 0; i < name.size(); ++i) lower[i] = static_cast<char>(lower[i] | ((lower[i] >= 'A' && lower[i] <= 'Z') << 5));
     field.value = static_cast<uint32_t>(out.text.size());
     field.value_len = static_cast<uint32_t>(value.size());
     out.text.append(value);
