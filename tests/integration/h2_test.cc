@@ -753,3 +753,30 @@ TEST_CASE("h2: an upload silent past body_timeout, or slower than min_upload_rat
   CHECK(raw.stream_end(3));
   CHECK(app_count(app.port, "/echo") == 0);
 }
+
+TEST_CASE("h2: a connection idle past http2.idle_timeout, or a header block left unfinished, gets GOAWAY") {
+  App app("app");
+  Edge edge(h2c_config(app, "http2: {idle_timeout: 1s, header_timeout: 1s}"));
+  {
+    // Served, then idle: NO_ERROR, and the connection closes.
+    RawH2 raw(edge.port);
+    raw.send(frame(kHeaders, kEndHeaders | kEndStream, 1, request_block("/bytes?n=3")));
+    REQUIRE(raw.stream_end(1));
+    const auto error = raw.goaway();
+    REQUIRE(error);
+    CHECK(*error == 0);
+    CHECK(raw.wait_closed());
+  }
+  {
+    // A HEADERS without END_HEADERS holds the whole connection (no other frame may come between
+    // it and its CONTINUATIONs): past header_timeout the connection ends.
+    RawH2 raw(edge.port);
+    raw.send(frame(kHeaders, 0, 1, request_block("/bytes?n=3")));
+    const auto error = raw.goaway();
+    REQUIRE(error);
+    CHECK(*error == 0x1);
+    CHECK(raw.wait_closed());
+  }
+  Response r = get(edge.port, "example.com", "/bytes?n=3");
+  CHECK(r.status == 200);
+}
