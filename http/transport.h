@@ -1,5 +1,5 @@
 // http/transport: the byte stream under an HTTP connection, as an interface, so the same
-// connection code runs over plain TCP today and over TLS (or an HTTP/2 stream) later.
+// connection code runs over plain TCP and over TLS.
 //
 // Two halves:
 // - Output: writing. The StreamWriter (http/writer.h) needs only this half (an HTTP/2 stream

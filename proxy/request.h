@@ -19,8 +19,8 @@
 // step with its time, for the access log and debug output.
 //
 // The Request does not know how bytes reach the client: its Client (an HTTP/1.1 connection,
-// proxy/client; an HTTP/2 stream later) sends a head and a body source, kicks the writer as the
-// body grows, and closes when a response breaks off.
+// proxy/client; an HTTP/2 stream, proxy/h2_client) sends a head and a body source, kicks the
+// writer as the body grows, and closes (or resets the stream) when a response breaks off.
 //
 // Ownership: the Client embeds the Request and calls done() before the next request or before it
 // goes. Between start() and done() the Request borrows the request head and body; it owns its
