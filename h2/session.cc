@@ -16,14 +16,6 @@ constexpr uint32_t kFieldOverhead = 32;
 
 }  // namespace
 
-const char* error_name(uint32_t code) {
-  static constexpr const char* kNames[] = {
-      "NO_ERROR",       "PROTOCOL_ERROR", "INTERNAL_ERROR",    "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
-      "STREAM_CLOSED",  "FRAME_SIZE_ERROR", "REFUSED_STREAM",  "CANCEL",             "COMPRESSION_ERROR",
-      "CONNECT_ERROR",  "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"};
-  return code < std::size(kNames) ? kNames[code] : "UNKNOWN";
-}
-
 struct Session::Callbacks {
   static Session& of(void* user) { return *static_cast<Session*>(user); }
   static Stream* stream_of(nghttp2_session* session, int32_t id) {

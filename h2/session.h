@@ -83,7 +83,6 @@ enum class Error : uint32_t {
   kInadequateSecurity = 0xc,
   kHttp11Required = 0xd,
 };
-const char* error_name(uint32_t code);
 
 // The client connection preface (RFC 9113 3.4).
 inline constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
