@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <limits>
@@ -94,6 +95,9 @@ void Worker::use_generation(GenerationRef generation) {
   // other workers would bounce between their cores.
   const Generation* raw = generation.get();
   generation_ = GenerationRef(raw, [keep = std::move(generation)](const Generation*) {});
+  h2c_addresses_.clear();
+  for (const conf::Listen& listen : raw->config.listen)
+    if (listen.h2c) h2c_addresses_.push_back(listen.address.text());
   std::unordered_map<uint64_t, std::unique_ptr<Pool>> pools;
   const balancer::Balancer& balancer = raw->balancer;
   for (size_t b = 0; b < balancer.size(); ++b) {
@@ -338,12 +342,9 @@ void Worker::on_connection(uv_stream_t* listener, int status) noexcept {
   if (status < 0) return;
   const auto* entry = static_cast<const Listener*>(listener->data);
   // Whether the listener takes h2c is its configuration's: a reload may switch it.
-  bool h2c = false;
-  if (!entry->tls) {
-    for (const conf::Listen& listen : entry->worker->generation()->config.listen)
-      if (listen.h2c && listen.address.text() == entry->address) h2c = true;
-  }
-  ClientConn::accept(*entry->worker, listener, entry->tls, h2c);
+  const std::vector<std::string>& h2c = entry->worker->h2c_addresses_;
+  const bool takes_h2c = !entry->tls && std::find(h2c.begin(), h2c.end(), entry->address) != h2c.end();
+  ClientConn::accept(*entry->worker, listener, entry->tls, takes_h2c);
 }
 
 http::Body::Options Worker::body_options(bool whole) {

@@ -198,6 +198,7 @@ class Worker {
   void prune_retired_pools();
 
   GenerationRef generation_;
+  std::vector<std::string> h2c_addresses_;  // listen addresses of generation_ with `h2c: on`
   std::vector<std::unique_ptr<Listener>> listeners_;  // closed ones leave through free_listener
   bool running_ = false;  // the loop runs: adopted listeners listen at once
   std::unique_ptr<char[]> tls_buffer_;
