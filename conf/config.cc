@@ -47,6 +47,12 @@ std::string Address::text() const {
   return out + ":" + std::to_string(port);
 }
 
+std::string cidr_text(const Cidr& cidr) {
+  char buffer[INET6_ADDRSTRLEN];
+  if (!inet_ntop(cidr.v6 ? AF_INET6 : AF_INET, cidr.bytes.data(), buffer, sizeof buffer)) return {};
+  return std::string(buffer) + '/' + std::to_string(cidr.bits);
+}
+
 std::string Error::text() const {
   return mark.file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.col) + ": " +
          message;
@@ -324,6 +330,10 @@ constexpr std::string_view kCachePolicyKeys[] = {
     "key_scheme", "forward_targeted", "esi", "ram", "static", "key", "drop_request_fields",
     "range_fetch_from", "compress"};
 
+// The rule keys a host entry or a route may carry (Rules).
+constexpr std::string_view kRuleKeys[] = {"access", "rate_limit", "maintenance", "redirect",
+                                          "request_headers", "response_headers", "error_pages"};
+
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
   int ttl_line = 0;  // 0: not set on the host
@@ -357,7 +367,7 @@ class Loader {
     }
     Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
                                  "cache", "esi", "cluster", "shutdown_timeout", "access_log",
-                                 "upgrade_socket", "metrics", "http2"});
+                                 "upgrade_socket", "metrics", "http2", "trusted_proxies", "error_pages"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
     read_duration(find(top, "shutdown_timeout"), "shutdown_timeout", config.shutdown_timeout);
@@ -374,6 +384,9 @@ class Loader {
     if (const Entry* esi = find(top, "esi")) read_esi(*esi, config.esi);
     if (const Entry* access_log = find(top, "access_log")) read_access_log(*access_log, config.access_log);
     if (const Entry* metrics = find(top, "metrics")) read_metrics(*metrics, config.metrics);
+    if (const Entry* trusted = find(top, "trusted_proxies")) read_cidr_list(*trusted, "trusted_proxies", config.trusted_proxies);
+    // Before the hosts, which start from these pages.
+    if (const Entry* pages = find(top, "error_pages")) read_error_pages(*pages, config.error_pages);
     read_backends(require(top, "backends", root), config);
     read_hosts(require(top, "hosts", root), config);
     if (!errors_.empty()) return std::nullopt;
@@ -418,6 +431,7 @@ class Loader {
       std::initializer_list<std::string_view> known) {
     std::vector<std::string_view> out(known);
     out.insert(out.end(), std::begin(kCachePolicyKeys), std::end(kCachePolicyKeys));
+    out.insert(out.end(), std::begin(kRuleKeys), std::end(kRuleKeys));
     return out;
   }
 
@@ -739,7 +753,8 @@ class Loader {
     admin.mark = mark_of(entry.key);
     if (!expect_map(entry, "admin")) return;
     Entries fields =
-        entries(entry.value, {"address", "token_file", "max_connections", "header_timeout", "session_ttl"});
+        entries(entry.value, {"address", "token_file", "max_connections", "header_timeout", "session_ttl", "access"});
+    if (const Entry* access = find(fields, "access")) read_access(*access, admin.access);
     read_count(find(fields, "max_connections"), "max_connections", 1, 65536, admin.max_connections);
     read_duration(find(fields, "header_timeout"), "header_timeout", admin.header_timeout);
     if (const Entry* ttl = find(fields, "session_ttl")) {
@@ -860,7 +875,9 @@ class Loader {
                                            "max_body_bytes", "max_connections", "buffer_memory",
                                            "temp_dir", "max_header_fields", "min_upload_rate",
                                            "upload_rate_grace", "max_temp_file_size",
-                                           "max_temp_total"});
+                                           "max_temp_total", "max_conns_per_client", "rate_limit_clients"});
+    read_count(find(fields, "max_conns_per_client"), "max_conns_per_client", 0, 1000000, limits.max_conns_per_client);
+    read_count(find(fields, "rate_limit_clients"), "rate_limit_clients", 1024, 100000000, limits.rate_limit_clients);
     read_duration(find(fields, "header_timeout"), "header_timeout", limits.header_timeout);
     read_duration(find(fields, "idle_timeout"), "idle_timeout", limits.idle_timeout);
     read_duration(find(fields, "body_timeout"), "body_timeout", limits.body_timeout);
@@ -1498,6 +1515,7 @@ class Loader {
       Host& host = config.hosts.emplace_back();
       host.mark = mark_of(item);
       Entries fields = entries(item, with_cache_keys({"match", "backend", "routes", "redirect_https"}));
+      host.rules.error_pages = config.error_pages;
       if (const Entry* redirect = find(fields, "redirect_https")) {
         read_switch(redirect, "redirect_https", host.redirect_https);
         const bool any_tls = std::any_of(config.listen.begin(), config.listen.end(),
@@ -1506,7 +1524,12 @@ class Loader {
         if (host.redirect_https && !any_tls) fail(*redirect, "'redirect_https' needs a listen entry with 'tls'");
       }
       if (const Entry* match = require(fields, "match", item)) read_match(*match, host);
-      if (const Entry* backend = require(fields, "backend", item)) {
+      const std::string zone = host.match.empty() ? std::string() : host.match.front();
+      read_rules(fields, host.rules, zone);
+      // A host that redirects every request needs no backend of its own.
+      if (host.rules.redirect.enabled && !find(fields, "backend") && !config.backends.empty()) {
+        host.backend = 0;
+      } else if (const Entry* backend = require(fields, "backend", item)) {
         host.backend = read_backend_name(*backend, config);
       }
       // Before the routes, which start from the host's policy.
@@ -1583,7 +1606,11 @@ class Loader {
       Route route;
       route.mark = mark_of(item);
       route.cache = host.cache;
+      route.rules = host.rules;
       Entries fields = entries(item, with_cache_keys({"path", "backend"}));
+      if (const Entry* path = find(fields, "path"); path && path->value.IsScalar()) {
+        read_rules(fields, route.rules, (host.match.empty() ? std::string() : host.match.front()) + ' ' + path->value.Scalar());
+      }
       if (const Entry* backend = find(fields, "backend")) {
         route.backend = read_backend_name(*backend, config);
       }
@@ -1609,6 +1636,421 @@ class Loader {
       route.path_prefix = *text;
       host.routes.push_back(std::move(route));
     }
+  }
+
+  // ---- rules (struct Rules): access lists, rate limits, maintenance, redirects, header rules,
+  // error pages ----
+
+  // One prefix: `a.b.c.d[/n]`, `x:y::z[/n]`; nullopt after an error at `entry`.
+  std::optional<Cidr> read_cidr(const Entry& entry) {
+    if (!entry.value.IsScalar()) {
+      fail(entry, std::string("an address prefix must be a scalar, not ") + describe(entry.value));
+      return std::nullopt;
+    }
+    const std::string& text = entry.value.Scalar();
+    auto bad = [&](const std::string& why) {
+      fail(entry, "bad address prefix '" + text + "': " + why);
+      return std::nullopt;
+    };
+    const size_t slash = text.find('/');
+    const std::string address = text.substr(0, slash);
+    Cidr cidr;
+    if (inet_pton(AF_INET, address.c_str(), cidr.bytes.data()) == 1) {
+      cidr.bits = 32;
+    } else if (inet_pton(AF_INET6, address.c_str(), cidr.bytes.data()) == 1) {
+      cidr.v6 = true;
+      cidr.bits = 128;
+    } else {
+      return bad("expected an IPv4 or IPv6 address, with /bits or without");
+    }
+    if (slash != std::string::npos) {
+      const std::string digits = text.substr(slash + 1);
+      const auto bits = leading_digits(digits) == digits.size() ? parse_unsigned(digits) : std::nullopt;
+      if (!bits || *bits > cidr.bits) return bad("the prefix length must be 0 to " + std::to_string(cidr.bits));
+      cidr.bits = static_cast<uint8_t>(*bits);
+    }
+    for (size_t bit = cidr.bits; bit < cidr.bytes.size() * 8; ++bit)
+      if (cidr.bytes[bit / 8] & (0x80 >> (bit % 8))) return bad("bits are set past the prefix length");
+    return cidr;
+  }
+
+  // A prefix or a list of them; `all` (alone or in a list) is every IPv4 and IPv6 address.
+  bool read_cidr_list(const Entry& entry, std::string_view what, std::vector<Cidr>& out) {
+    std::vector<Cidr> list;
+    bool ok = true;
+    auto add = [&](const Entry& item) {
+      if (item.value.IsScalar() && item.value.Scalar() == "all") {
+        list.push_back(Cidr{});
+        Cidr v6;
+        v6.v6 = true;
+        list.push_back(v6);
+      } else if (auto cidr = read_cidr(item)) {
+        list.push_back(*cidr);
+      } else {
+        ok = false;
+      }
+    };
+    if (entry.value.IsSequence()) {
+      for (const YAML::Node& item : entry.value) add({entry.key, item});
+    } else if (entry.value.IsScalar()) {
+      add(entry);
+    } else {
+      fail(entry, "'" + std::string(what) + "' must be an address prefix or a list of them, not " +
+                      describe(entry.value));
+      return false;
+    }
+    if (ok) out = std::move(list);
+    return ok;
+  }
+
+  void read_access(const Entry& entry, AccessList& access) {
+    access = AccessList{};
+    access.mark = mark_of(entry.key);
+    if (!expect_map(entry, "access")) return;
+    const size_t errors_before = errors_.size();
+    Entries fields = entries(entry.value, {"allow", "deny"});
+    const Entry* allow = find(fields, "allow");
+    const Entry* deny = find(fields, "deny");
+    if (!allow && !deny) {
+      if (errors_.size() > errors_before) return;  // a misspelt key says it already
+      fail(entry, "'access' needs 'allow', 'deny' or both");
+      return;
+    }
+    if (allow && !read_cidr_list(*allow, "allow", access.allow)) return;
+    if (deny && !read_cidr_list(*deny, "deny", access.deny)) return;
+    for (const Cidr& a : access.allow)
+      for (const Cidr& d : access.deny)
+        if (a.v6 == d.v6 && a.bits == d.bits && a.bytes == d.bytes) {
+          fail(*deny, "'" + cidr_text(d) + "' is both allowed and denied");
+          return;
+        }
+    access.enabled = true;
+  }
+
+  // `placeholders`: the names this template may use; every other `{name}` is an error.
+  std::optional<Template> read_template(const Entry& entry, std::string_view what,
+                                        std::initializer_list<std::pair<std::string_view, Placeholder>> placeholders) {
+    auto text = scalar(entry, what);
+    if (!text) return std::nullopt;
+    Template out;
+    out.text = *text;
+    auto literal = [&](char c) {
+      if (out.parts.empty() || out.parts.back().kind != Placeholder::kLiteral) out.parts.push_back({});
+      out.parts.back().literal.push_back(c);
+    };
+    for (size_t i = 0; i < text->size(); ++i) {
+      const char c = (*text)[i];
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        fail(entry, "bad " + std::string(what) + " '" + *text + "': a control character at character " +
+                        std::to_string(i + 1));
+        return std::nullopt;
+      }
+      if (c != '{') {
+        literal(c);
+        continue;
+      }
+      if (i + 1 < text->size() && (*text)[i + 1] == '{') {
+        literal('{');
+        ++i;
+        continue;
+      }
+      const size_t close = text->find('}', i);
+      const std::string name = close == std::string::npos ? std::string() : text->substr(i + 1, close - i - 1);
+      auto known = std::find_if(placeholders.begin(), placeholders.end(), [&](const auto& p) { return p.first == name; });
+      if (known == placeholders.end()) {
+        std::string expected;
+        for (const auto& p : placeholders) expected += (expected.empty() ? "{" : ", {") + std::string(p.first) + "}";
+        fail(entry, "bad " + std::string(what) + " '" + *text + "': " +
+                        (close == std::string::npos ? std::string("'{' without '}'")
+                                                    : "unknown placeholder '{" + name + "}'") +
+                        " at character " + std::to_string(i + 1) + " (expected " + expected + "; '{{' is a '{')");
+        return std::nullopt;
+      }
+      out.parts.push_back({known->second, {}});
+      i = close;
+    }
+    return out;
+  }
+
+  static constexpr std::pair<std::string_view, Placeholder> kRequestPlaceholders[] = {
+      {"host", Placeholder::kHost},     {"path", Placeholder::kPath},       {"query", Placeholder::kQuery},
+      {"target", Placeholder::kTarget}, {"rest", Placeholder::kRest},       {"scheme", Placeholder::kScheme},
+      {"method", Placeholder::kMethod}, {"client_ip", Placeholder::kClientIp}, {"backend", Placeholder::kBackend}};
+
+  std::optional<Template> read_request_template(const Entry& entry, std::string_view what) {
+    return read_template(entry, what,
+                         {kRequestPlaceholders[0], kRequestPlaceholders[1], kRequestPlaceholders[2],
+                          kRequestPlaceholders[3], kRequestPlaceholders[4], kRequestPlaceholders[5],
+                          kRequestPlaceholders[6], kRequestPlaceholders[7], kRequestPlaceholders[8]});
+  }
+
+  std::optional<Template> read_response_template(const Entry& entry, std::string_view what) {
+    return read_template(entry, what,
+                         {kRequestPlaceholders[0], kRequestPlaceholders[1], kRequestPlaceholders[2],
+                          kRequestPlaceholders[3], kRequestPlaceholders[4], kRequestPlaceholders[5],
+                          kRequestPlaceholders[6], kRequestPlaceholders[7], kRequestPlaceholders[8],
+                          {"cache", Placeholder::kCache}, {"status", Placeholder::kStatus}});
+  }
+
+  // Fields a header rule may not touch: the message's framing and hop-by-hop fields, and on a
+  // request its identity and what edge writes itself.
+  static bool rule_may_edit(std::string_view name, bool request) {
+    static constexpr std::string_view kNever[] = {"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+                                                  "Proxy-Connection", "Upgrade", "TE", "Trailer"};
+    static constexpr std::string_view kNeverOnRequest[] = {"Host", "X-Forwarded-Host", "X-Forwarded-Proto", "Expect"};
+    auto named = [&](std::string_view n) { return lowered(n) == lowered(name); };
+    if (std::any_of(std::begin(kNever), std::end(kNever), named)) return false;
+    return !(request && std::any_of(std::begin(kNeverOnRequest), std::end(kNeverOnRequest), named));
+  }
+
+  // `request_headers` / `response_headers`, flattened onto `edits` (the host's, for a route).
+  void read_header_rules(const Entry& entry, bool request, HeaderEdits& edits) {
+    const std::string what = request ? "request_headers" : "response_headers";
+    if (!expect_map(entry, what)) return;
+    Entries fields = entries(entry.value, {"remove", "set", "append"});
+    auto checked_name = [&](const Entry& at, const std::string& name) {
+      if (!is_token(name)) {
+        fail(at, "bad field name '" + name + "': expected a token (letters, digits and !#$%&'*+-.^_`|~)");
+        return false;
+      }
+      if (!rule_may_edit(name, request)) {
+        fail(at, "'" + name + "' may not be changed by a rule: " +
+                     (request ? "edge writes it, or it frames the message" : "it frames the message"));
+        return false;
+      }
+      return true;
+    };
+    auto drop = [&](const std::string& name) {
+      const std::string low = lowered(name);
+      std::erase_if(edits.added, [&](const HeaderRule& rule) { return lowered(rule.name) == low; });
+      if (std::none_of(edits.dropped.begin(), edits.dropped.end(), [&](const std::string& d) { return lowered(d) == low; }))
+        edits.dropped.push_back(name);
+    };
+    if (const Entry* remove = find(fields, "remove")) {
+      std::vector<std::string> names;
+      read_token_list(remove, "remove", "field name", names);
+      for (const std::string& name : names)
+        if (checked_name(*remove, name)) drop(name);
+    }
+    for (const HeaderRule::Kind kind : {HeaderRule::Kind::kSet, HeaderRule::Kind::kAppend}) {
+      const char* key = kind == HeaderRule::Kind::kSet ? "set" : "append";
+      const Entry* list = find(fields, key);
+      if (!list || !expect_map(*list, key)) continue;
+      std::map<std::string, int> seen;  // lower-cased name -> line
+      for (const auto& pair : list->value) {
+        const Entry item{pair.first, pair.second};
+        if (!pair.first.IsScalar()) {
+          fail(pair.first, "a field name must be a scalar");
+          continue;
+        }
+        const std::string& name = pair.first.Scalar();
+        if (!checked_name({pair.first, pair.first}, name)) continue;
+        auto [first, inserted] = seen.try_emplace(lowered(name), mark_of(pair.first).line);
+        if (!inserted) {
+          fail(pair.first, "duplicate field name '" + name + "' (first at line " + std::to_string(first->second) + ")");
+          continue;
+        }
+        if (pair.second.IsScalar() && pair.second.Scalar().empty()) {
+          fail(item, "the value of '" + name + "' is empty: to remove a field, name it in 'remove'");
+          continue;
+        }
+        auto value = request ? read_request_template(item, "field value") : read_response_template(item, "field value");
+        if (!value) continue;
+        if (kind == HeaderRule::Kind::kSet) drop(name);
+        edits.added.push_back({kind, name, std::move(*value)});
+      }
+    }
+  }
+
+  void read_redirect(const Entry& entry, Redirect& redirect) {
+    redirect = Redirect{};
+    redirect.mark = mark_of(entry.key);
+    if (!expect_map(entry, "redirect")) return;
+    Entries fields = entries(entry.value, {"to", "status"});
+    if (const Entry* status = find(fields, "status")) {
+      uint64_t code = 0;
+      read_count(status, "status", 301, 308, code);
+      if (code == 304 || code == 305 || code == 306) {
+        fail(*status, "bad status '" + std::to_string(code) + "': expected 301, 302, 303, 307 or 308");
+      }
+      if (code) redirect.status = static_cast<int>(code);
+    }
+    const Entry* to = require(fields, "to", entry.value);
+    if (!to) return;
+    auto location = read_request_template(*to, "to");
+    if (!location) return;
+    if (!check_location(*to, *location)) return;
+    redirect.to = std::move(*location);
+    redirect.enabled = true;
+  }
+
+  // A Location template's host is its own: an absolute one names it with literal text or
+  // {host}, and the path after it starts with '/' (a literal, {path} or {target}); a relative
+  // one starts with '/' but not '//'. So no request can send the client to another site.
+  bool check_location(const Entry& at, const Template& location) {
+    auto bad = [&](const std::string& why) {
+      fail(at, "bad redirect 'to' '" + location.text + "': " + why);
+      return false;
+    };
+    auto starts_path = [](const Template::Part& part) {
+      return part.kind == Placeholder::kPath || part.kind == Placeholder::kTarget ||
+             (part.kind == Placeholder::kLiteral && (part.literal.front() == '/' || part.literal.front() == '?'));
+    };
+    if (location.parts.empty()) return bad("it is empty");
+    for (const Template::Part& part : location.parts)
+      if (part.kind == Placeholder::kLiteral && part.literal.find_first_of(" \\") != std::string::npos)
+        return bad("a space or '\\' (write it percent-encoded)");
+    const Template::Part& first = location.parts.front();
+    if (first.kind == Placeholder::kLiteral && first.literal.starts_with("//"))
+      return bad("a relative target must not start with '//'");
+    if (starts_path(first)) return true;
+    // Absolute: scheme "://" authority, then the path.
+    size_t part = 0;
+    std::string_view rest;
+    if (first.kind == Placeholder::kScheme) {
+      if (location.parts.size() < 2 || location.parts[1].kind != Placeholder::kLiteral ||
+          !location.parts[1].literal.starts_with("://"))
+        return bad("{scheme} must be followed by '://'");
+      part = 1;
+      rest = std::string_view(location.parts[1].literal).substr(3);
+    } else if (first.kind == Placeholder::kLiteral &&
+               (first.literal.starts_with("http://") || first.literal.starts_with("https://"))) {
+      rest = std::string_view(first.literal).substr(first.literal.find("://") + 3);
+    } else {
+      return bad("expected a path starting with '/', or an absolute http:// or https:// URL");
+    }
+    bool authority = false;
+    for (;;) {
+      const size_t end = rest.find_first_of("/?#");
+      if (end != std::string_view::npos) {
+        if (end == 0 && !authority) return bad("it names no host");
+        if (rest.substr(0, end).find('@') != std::string_view::npos) return bad("user information ('@') in its host");
+        return true;
+      }
+      if (rest.find('@') != std::string_view::npos) return bad("user information ('@') in its host");
+      authority = authority || !rest.empty();
+      if (++part >= location.parts.size()) return authority ? true : bad("it names no host");
+      const Template::Part& next = location.parts[part];
+      if (next.kind == Placeholder::kHost) {
+        authority = true;
+        rest = {};
+        continue;
+      }
+      if (next.kind == Placeholder::kLiteral) {
+        rest = next.literal;
+        continue;
+      }
+      if (!authority) return bad("it names no host");
+      if (starts_path(next)) return true;
+      return bad("only {host} may be part of its host, and {" + placeholder_name(next.kind) +
+                 "} must come after a '/'");
+    }
+  }
+
+  static std::string placeholder_name(Placeholder kind) {
+    for (const auto& [name, value] : kRequestPlaceholders)
+      if (value == kind) return std::string(name);
+    return kind == Placeholder::kCache ? "cache" : "status";
+  }
+
+  void read_rate_limit(const Entry& entry, RateLimit& limit, const std::string& zone) {
+    limit = RateLimit{};
+    limit.mark = mark_of(entry.key);
+    if (entry.value.IsScalar() && (entry.value.Scalar() == "off" || entry.value.Scalar() == "false")) return;
+    if (!expect_map(entry, "rate_limit")) return;
+    Entries fields = entries(entry.value, {"rate", "burst"});
+    const Entry* rate = require(fields, "rate", entry.value);
+    if (!rate) return;
+    auto text = scalar(*rate, "rate");
+    if (!text) return;
+    const size_t slash = text->find('/');
+    const std::string count = text->substr(0, slash);
+    const std::string unit = slash == std::string::npos ? std::string() : text->substr(slash + 1);
+    const auto n = leading_digits(count) == count.size() ? parse_unsigned(count) : std::nullopt;
+    if (!n || *n == 0 || *n > 1000000 || (unit != "s" && unit != "m")) {
+      fail(*rate, "bad rate '" + *text + "': expected requests per second or minute, 1 to 1000000 ('10/s', '30/m')");
+      return;
+    }
+    limit.per_second = unit == "s" ? static_cast<double>(*n) : static_cast<double>(*n) / 60.0;
+    uint64_t burst = *n;
+    read_count(find(fields, "burst"), "burst", 1, 1000000, burst);
+    limit.burst = static_cast<double>(burst);
+    limit.zone = zone;
+    limit.enabled = true;
+  }
+
+  std::shared_ptr<const ErrorPage> read_page_file(const Entry& entry, std::string_view what) {
+    constexpr size_t kMaxPageBytes = 64 * 1024;
+    auto text = scalar(entry, what);
+    if (!text) return nullptr;
+    auto page = std::make_shared<ErrorPage>();
+    page->file = resolved_path(file_, *text);
+    if (int error = read_whole_file(page->file, page->body, kMaxPageBytes); error != 0) {
+      fail(entry, "cannot read page '" + page->file + "': " + std::strerror(error));
+      return nullptr;
+    }
+    if (page->body.size() > kMaxPageBytes) {
+      fail(entry, "page '" + page->file + "' is larger than 64k");
+      return nullptr;
+    }
+    const std::string extension = lowered(page->file.substr(page->file.rfind('.') + 1));
+    page->content_type = extension == "json"  ? "application/json"
+                         : extension == "txt" ? "text/plain; charset=utf-8"
+                                              : "text/html; charset=utf-8";
+    return page;
+  }
+
+  // Over `pages` (the top level's, or a host's for a route): status by status.
+  void read_error_pages(const Entry& entry, ErrorPages& pages) {
+    if (!expect_map(entry, "error_pages")) return;
+    for (const auto& pair : entry.value) {
+      const Entry item{pair.first, pair.second};
+      const std::string key = pair.first.IsScalar() ? pair.first.Scalar() : std::string();
+      if (key == "backend_errors") {
+        read_switch(&item, "backend_errors", pages.backend_errors);
+        continue;
+      }
+      const auto status = leading_digits(key) == key.size() ? parse_unsigned(key) : std::nullopt;
+      if (!status || *status < 400 || *status > 599) {
+        fail(pair.first, "bad error_pages key '" + key + "': expected a status from 400 to 599, or 'backend_errors'");
+        continue;
+      }
+      auto page = read_page_file(item, "error page");
+      if (!page) continue;
+      const int code = static_cast<int>(*status);
+      auto held = std::find_if(pages.pages.begin(), pages.pages.end(), [&](const auto& p) { return p.first == code; });
+      if (held != pages.pages.end())
+        held->second = std::move(page);
+      else
+        pages.pages.emplace_back(code, std::move(page));
+    }
+  }
+
+  void read_maintenance(const Entry& entry, Maintenance& maintenance) {
+    maintenance = Maintenance{};
+    maintenance.mark = mark_of(entry.key);
+    if (entry.value.IsScalar()) {
+      read_switch(&entry, "maintenance", maintenance.enabled);
+      return;
+    }
+    if (!expect_map(entry, "maintenance")) return;
+    Entries fields = entries(entry.value, {"page", "retry_after", "allow"});
+    if (const Entry* page = find(fields, "page")) maintenance.page = read_page_file(*page, "page");
+    read_duration(find(fields, "retry_after"), "retry_after", maintenance.retry_after);
+    if (const Entry* allow = find(fields, "allow")) read_cidr_list(*allow, "allow", maintenance.allow);
+    maintenance.enabled = true;
+  }
+
+  // The rule keys of a host entry or a route, over `rules` (the host's, for a route). `zone`
+  // names the entry for a rate limit it declares.
+  void read_rules(const Entries& fields, Rules& rules, const std::string& zone) {
+    if (const Entry* access = find(fields, "access")) read_access(*access, rules.access);
+    if (const Entry* limit = find(fields, "rate_limit")) read_rate_limit(*limit, rules.rate_limit, zone);
+    if (const Entry* maintenance = find(fields, "maintenance")) read_maintenance(*maintenance, rules.maintenance);
+    if (const Entry* redirect = find(fields, "redirect")) read_redirect(*redirect, rules.redirect);
+    if (const Entry* headers = find(fields, "request_headers")) read_header_rules(*headers, true, rules.request_headers);
+    if (const Entry* headers = find(fields, "response_headers")) read_header_rules(*headers, false, rules.response_headers);
+    if (const Entry* pages = find(fields, "error_pages")) read_error_pages(*pages, rules.error_pages);
   }
 
   std::string file_;

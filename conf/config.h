@@ -15,8 +15,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -125,6 +127,12 @@ struct Limits {
   // 0: nothing goes to disk.
   uint64_t max_temp_file_size = 1024ull * 1024 * 1024;
   uint64_t max_temp_total = 4096ull * 1024 * 1024;
+  // Client connections open at once from one address (an IPv6 client by its /64), all workers
+  // together; past it a new connection is closed at accept. 0: no cap.
+  uint64_t max_conns_per_client = 0;
+  // Client addresses the rate limits track, all zones together; when full the least recently
+  // seen is forgotten (a bucket that is full first). Read at start.
+  uint64_t rate_limit_clients = 100000;
 };
 
 struct Server {
@@ -255,10 +263,128 @@ struct CachePolicy {
                                                   "X-HTTP-Method", "X-Method-Override"};
 };
 
+// An address prefix (`10.0.0.0/8`, `2001:db8::/32`; a bare address is all of its bits).
+struct Cidr {
+  std::array<uint8_t, 16> bytes{};  // network order, the bits past `bits` zero; IPv4 uses 4
+  uint8_t bits = 0;
+  bool v6 = false;
+};
+std::string cidr_text(const Cidr& cidr);
+
+// `access: {allow: [prefixes], deny: [prefixes]}`: the longest prefix that names a client
+// decides (a prefix in both lists is an error); a client no prefix names is allowed, unless
+// `allow` is given, then it is denied (403). `all` stands for 0.0.0.0/0 and ::/0.
+struct AccessList {
+  bool enabled = false;
+  std::vector<Cidr> allow;
+  std::vector<Cidr> deny;
+  Mark mark;
+};
+
+// A text with placeholders, compiled at load: `{host}` (canonical, no port), `{path}`,
+// `{query}` (without its `?`), `{target}` (path and query), `{rest}` (the target past the
+// route's prefix), `{scheme}`, `{method}`, `{client_ip}`, `{backend}` (the backend's name), and
+// in response headers `{cache}` (the X-Cache value: HIT, MISS, PASS, ...) and `{status}`.
+// `{{` is a literal `{`.
+enum class Placeholder : uint8_t {
+  kLiteral, kHost, kPath, kQuery, kTarget, kRest, kScheme, kMethod, kClientIp, kBackend, kCache, kStatus,
+};
+struct Template {
+  struct Part {
+    Placeholder kind = Placeholder::kLiteral;
+    std::string literal;  // kLiteral
+  };
+  std::vector<Part> parts;
+  std::string text;  // as written
+};
+
+// `request_headers:` / `response_headers:` maps: `remove: [names]`, `set: {name: value}`,
+// `append: {name: value}`, applied in that order, a host's before its route's. Set replaces every
+// field of its name (those an earlier rule added included), append adds a field line, remove
+// drops every field of its name. Values are templates. Framing and hop-by-hop fields, and on
+// requests Host and the X-Forwarded-Host/Proto fields edge writes itself, are refused.
+struct HeaderRule {
+  enum class Kind : uint8_t { kRemove, kSet, kAppend } kind = Kind::kSet;
+  std::string name;
+  Template value;  // kSet, kAppend
+};
+// The rules flattened for one host or route: the names of the fields whose incoming lines are
+// dropped, and the lines added after, in order.
+struct HeaderEdits {
+  std::vector<std::string> dropped;
+  std::vector<HeaderRule> added;  // kind kSet or kAppend
+  bool empty() const { return dropped.empty() && added.empty(); }
+};
+
+// `redirect: {to: template, status: 301|302|303|307|308}` (302 by default): every request of the
+// host or route is answered with it. An absolute `to` names its host literally (or `{host}`);
+// a relative one that would start with `//` starts with one `/`.
+struct Redirect {
+  bool enabled = false;
+  int status = 302;
+  Template to;
+  Mark mark;
+};
+
+// `rate_limit: {rate: 10/s, burst: 20}` (`N/s` or `N/m`; burst defaults to rate's N, at least 1):
+// requests per client address (an IPv6 client by its /64), a token bucket shared by every worker;
+// past it 429 with Retry-After. `off` on a route clears its host's. Every route that inherits a
+// host's limit shares its buckets; `zone` names the entry that declared it.
+struct RateLimit {
+  bool enabled = false;
+  double per_second = 0;
+  double burst = 0;
+  std::string zone;  // the declaring host's first match name, and its route's path
+  Mark mark;
+};
+
+// An error page (`error_pages: {404: file, ...}`), read at load; at most 64k.
+struct ErrorPage {
+  std::string body;
+  std::string content_type;  // from the file's extension
+  std::string file;          // resolved path
+};
+// `error_pages:` at the top level, on a host, on a route: status (400..599) -> file; a route's
+// pages override its host's, a host's the top level's, status by status. `backend_errors: on`
+// also replaces a backend's 5xx that has a page (its body is not sent).
+struct ErrorPages {
+  std::vector<std::pair<int, std::shared_ptr<const ErrorPage>>> pages;
+  bool backend_errors = false;
+  const ErrorPage* find(int status) const {
+    for (const auto& [code, page] : pages)
+      if (code == status) return page.get();
+    return nullptr;
+  }
+};
+
+// `maintenance: on` or `{page: file, retry_after: 30s, allow: [prefixes]}`: every request of the
+// host or route is answered 503 with the page (the 503 error page, else edge's own) and
+// Retry-After, except from `allow`ed addresses, which are served.
+struct Maintenance {
+  bool enabled = false;
+  std::shared_ptr<const ErrorPage> page;  // null: the 503 error page
+  Duration retry_after{std::chrono::seconds(60)};
+  std::vector<Cidr> allow;
+  Mark mark;
+};
+
+// What a host or route does with a request before the cache, and to its response; a route
+// takes what it does not set from its host (header rules add to the host's).
+struct Rules {
+  AccessList access;
+  RateLimit rate_limit;
+  Maintenance maintenance;
+  Redirect redirect;
+  HeaderEdits request_headers;
+  HeaderEdits response_headers;
+  ErrorPages error_pages;
+};
+
 struct Route {
   std::string path_prefix;  // starts with '/'
   int backend = -1;         // index into Config::backends; -1: the host's backend
   CachePolicy cache;        // the host's, overridden by the route's own keys
+  Rules rules;              // likewise
   Mark mark;
 };
 
@@ -269,6 +395,7 @@ struct Host {
   int backend = -1;           // index into Config::backends; never -1 after loading
   std::vector<Route> routes;  // in file order; lookup takes the longest matching prefix
   CachePolicy cache;
+  Rules rules;
   // `redirect_https: on|off`: a request that came over plain HTTP is answered 308 with the same
   // host and target on https (default port); requests over TLS are served.
   bool redirect_https = false;
@@ -354,6 +481,8 @@ struct Admin {
   // How long a browser session signed in with the token lasts (proxy/admin_session.h), from
   // the sign-in on: more than zero, at most 30 days.
   Duration session_ttl{std::chrono::hours(8)};
+  // `access`: which client addresses the admin port serves (403 for others), as a host's.
+  AccessList access;
   Mark mark;
 };
 
@@ -400,6 +529,10 @@ struct Config {
   Http2 http2;
   std::vector<Backend> backends;
   std::vector<Host> hosts;
+  // `trusted_proxies`: the peers whose X-Forwarded-For names the client (rules/address.h), for
+  // access lists, rate limits, `{client_ip}` and the access log. Empty: the peer is the client.
+  std::vector<Cidr> trusted_proxies;
+  ErrorPages error_pages;  // `error_pages` at the top level: every host's unless it sets its own
   Cache cache;
   Esi esi;
   Admin admin;

@@ -33,6 +33,7 @@
 #include "proxy/router.h"
 #include "proxy/status_page.h"
 #include "proxy/tier.h"
+#include "rules/address.h"
 
 namespace edge::proxy {
 
@@ -862,6 +863,7 @@ ConnectionFigures gather_connection_figures(const std::vector<const Stats*>& wor
     figures.h2_connections += worker->h2_connections.load(std::memory_order_relaxed);
     figures.h2_streams += worker->h2_streams.load(std::memory_order_relaxed);
     for (size_t r = 0; r < kCloseReasonCount; ++r) figures.closes[r] += worker->closes[r].load(std::memory_order_relaxed);
+    for (size_t a = 0; a < kRuleActionCount; ++a) figures.rules[a] += worker->rule_actions[a].load(std::memory_order_relaxed);
     for (size_t c = 0; c < compress::kCodings; ++c) {
       figures.coded[c].responses += worker->coded_responses[c].load(std::memory_order_relaxed);
       figures.coded[c].bytes_before += worker->coded_bytes_before[c].load(std::memory_order_relaxed);
@@ -954,6 +956,12 @@ std::string render_stats_json(const CacheFigures& figures) {
       if (r > 0) out.push_back(',');
       out.append("\"").append(close_reason_key(static_cast<CloseReason>(r))).append("\":");
       append_unsigned(out, figures.connections->closes[r]);
+    }
+    out.append("},\"rules\":{");
+    for (size_t a = 0; a < kRuleActionCount; ++a) {
+      if (a > 0) out.push_back(',');
+      out.append("\"").append(rule_action_key(static_cast<RuleAction>(a))).append("\":");
+      append_unsigned(out, figures.connections->rules[a]);
     }
     out.append("}},\"workers\":[");
     for (size_t w = 0; w < c.workers.size(); ++w) {
@@ -1099,6 +1107,11 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
     m.family("edge_connection_closes_total", "counter", closes_help);
     for (size_t r = 0; r < kCloseReasonCount; ++r)
       m.sample({{"reason", close_reason_key(static_cast<CloseReason>(r))}}, figures.connections->closes[r]);
+    std::string rules_help = "Requests the hosts' and routes' rules answered, by action:";
+    for (size_t a = 0; a < kRuleActionCount; ++a) rules_help.append(a == 0 ? " " : ", ").append(rule_action_key(static_cast<RuleAction>(a)));
+    m.family("edge_rule_actions_total", "counter", rules_help);
+    for (size_t a = 0; a < kRuleActionCount; ++a)
+      m.sample({{"action", rule_action_key(static_cast<RuleAction>(a))}}, figures.connections->rules[a]);
 
     const ConnectionFigures& c = *figures.connections;
     m.family("edge_client_connections", "gauge", "Client connections open");
@@ -1487,7 +1500,19 @@ void Admin::on_connection(uv_stream_t* listener, int status) noexcept {
   auto transport = std::make_unique<http::TcpTransport>(admin->loop_, admin->read_buffer());
   const int rc = transport->accept(listener);
   c->start(std::move(transport));  // the first request's clock starts at accept
-  if (rc != 0) c->close(http::ServerConn::Close::kPeerClosed);
+  if (rc != 0) return c->close(http::ServerConn::Close::kPeerClosed);
+  if (admin->settings_.access.enabled) {
+    sockaddr_storage peer{};
+    const std::optional<rules::IpAddress> address =
+        c->transport()->peer_address(&peer) == 0 ? rules::from_sockaddr(peer) : std::nullopt;
+    if (!address || !rules::allowed(admin->settings_.access, *address)) {
+      static constexpr std::string_view kForbidden =
+          "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      uv_buf_t buf = uv_buf_init(const_cast<char*>(kForbidden.data()), static_cast<unsigned>(kForbidden.size()));
+      c->transport()->write(&buf, 1, nullptr);
+      return c->close(http::ServerConn::Close::kHandler);
+    }
+  }
   if (admin->conn_count_ > admin->settings_.max_connections) c->close(http::ServerConn::Close::kHandler);
 }
 

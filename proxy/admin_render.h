@@ -166,6 +166,7 @@ struct ConnectionFigures {
   uint64_t h2_connections = 0;
   uint64_t h2_streams = 0;
   std::array<uint64_t, kCloseReasonCount> closes{};  // by CloseReason
+  std::array<uint64_t, kRuleActionCount> rules{};    // by RuleAction
   struct Coded {
     uint64_t responses = 0;
     uint64_t bytes_before = 0;
@@ -213,7 +214,8 @@ double hit_ratio(const EventCounts& events);
 //    "limits":{<LimitFigures events>, "temp_bytes", "temp_bytes_peak"},   (when set)
 //    "connections":{"open","backend_open","bytes_in","bytes_out","backend_bytes_in",
 //                   "backend_bytes_out","requests","upstream_failures","tls_handshakes",
-//                   "tls_resumed","access_log_dropped","h2_connections","h2_streams","closes":{<every close reason key>: n}},
+//                   "tls_resumed","access_log_dropped","h2_connections","h2_streams","closes":{<every close reason key>: n},
+//                   "rules":{<every rule action key>: n}},
 //    "workers":[{"connections","requests_in_progress","waiting"}, ...]   (both when set)
 //    "memcached":{<memcached_figures>}}   (only with cache.memcached)
 std::string render_stats_json(const CacheFigures& figures);

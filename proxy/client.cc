@@ -47,6 +47,12 @@ CloseReason reason_of(http::ServerConn::Close why) {
 
 }  // namespace
 
+namespace {
+// A connection over max_conns_per_client, written before any request is read.
+constexpr std::string_view kTooManyFromClient =
+    "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+}  // namespace
+
 ClientConn::ClientConn(Worker& worker)
     : ServerConn(worker.loop(), settings_for(worker)), worker_(worker), request_(worker, *this) {
   request_body_.set_options(worker.body_options(true));
@@ -78,6 +84,20 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::Server
   conn->start(std::move(transport));
   if (conn->closed()) return;
   if (accepted != 0) return conn->close(Close::kPeerClosed);
+  if (const uint64_t per_client = worker.limits().max_conns_per_client) {
+    sockaddr_storage peer{};
+    std::optional<rules::IpAddress> address;
+    if (conn->transport()->peer_address(&peer) == 0) address = rules::from_sockaddr(peer);
+    if (address) {
+      if (!shared.client_conns.try_open(*address, static_cast<uint32_t>(per_client))) {
+        if (conn->tls_) return conn->close_for(CloseReason::kClientConnLimit);
+        uv_buf_t buf = uv_buf_init(const_cast<char*>(kTooManyFromClient.data()), static_cast<unsigned>(kTooManyFromClient.size()));
+        conn->transport()->write(&buf, 1, nullptr);
+        return conn->close_for(CloseReason::kClientConnLimit);
+      }
+      conn->counted_client_ = address;
+    }
+  }
   if (shared.client_connections.load(std::memory_order_relaxed) > worker.limits().max_connections) {
     // A TLS client cannot read a plain answer before its handshake: it is only closed.
     if (conn->tls_) return conn->close_for(CloseReason::kTooManyConnections);
@@ -130,6 +150,7 @@ void ClientConn::on_close(Close why) {
   request_.done();
   worker_.remove_client(this);
   worker_.shared().client_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (counted_client_) worker_.shared().client_conns.close(*counted_client_);
 }
 
 // ---- a request arrives ----

@@ -91,6 +91,8 @@ class ClientConn final : public http::ServerConn, Request::Client {
   Request request_;  // the request in progress
   std::optional<CloseReason> close_reason_;  // decided by edge; wins over how the close happens
   char client_ip_[48] = {};
+  // The address counted in Shared::client_conns (max_conns_per_client), let go at the close.
+  std::optional<rules::IpAddress> counted_client_;
   tls::TlsTransport* tls_ = nullptr;  // the transport, when the connection is TLS
   bool h2c_ = false;
   std::unique_ptr<H2Client> h2_;  // the connection speaks HTTP/2

@@ -58,6 +58,9 @@ int Request::recv(http::RequestHead& head) {
   head_sent_ = false;
   early_status_ = 0;
   early_fields_.clear();
+  early_page_ = nullptr;
+  rules_ = nullptr;
+  client_read_ = false;
   x_cache_ = "PASS";
   vary_accept_encoding_ = false;
   status_ = 0;
@@ -76,8 +79,8 @@ int Request::recv(http::RequestHead& head) {
     early_status_ = 404;
     return 0;
   }
-  // Fields a backend may act on that the cache key does not describe: the route's list, and
-  // X-Forwarded-Host, which edge sets itself from the host it routed by.
+  rules_ = &rules_of(generation_->config, route_);
+  if ((early_status_ = apply_rules(*rules_))) return 0;
   const conf::Host& host = generation_->config.hosts[static_cast<size_t>(route_.host)];
   if (host.redirect_https && !client_.secure()) {
     // The same host and target on the default https port; 308 keeps the method and the body.
@@ -85,6 +88,8 @@ int Request::recv(http::RequestHead& head) {
     early_fields_.append("Location: https://").append(host_).append(target_).append("\r\n");
     return 0;
   }
+  // Fields a backend may act on that the cache key does not describe: the route's list, and
+  // X-Forwarded-Host, which edge sets itself from the host it routed by.
   const conf::CachePolicy& policy = policy_of(generation_->config, route_);
   head.headers.remove_if([&](std::string_view name, http::FieldId id) {
     if (id == http::FieldId::kXForwardedHost) return true;
@@ -92,7 +97,79 @@ int Request::recv(http::RequestHead& head) {
       if (iequals(dropped, name)) return true;
     return false;
   });
+  // Before anything reads the request: the cache's Vary and the upstream head see the result.
+  if (!rules_->request_headers.empty()) rules::edit_request_fields(rules_->request_headers, template_values(), head.headers);
   return 0;
+}
+
+// In the order the rules document: who may ask, how often, whether the host is open, where to.
+int Request::apply_rules(const conf::Rules& rules) {
+  Stats& stats = worker_.stats();
+  if (rules.access.enabled || rules.rate_limit.enabled || rules.maintenance.enabled) read_client();
+  if (rules.access.enabled && !rules::allowed(rules.access, client_address_)) {
+    stats.count_rule(RuleAction::kDenied);
+    return 403;
+  }
+  if (rules.rate_limit.enabled) {
+    const rules::RateLimiter::Verdict verdict = worker_.shared().rate_limiter.take(
+        rules::RateLimiter::zone_id(rules.rate_limit.zone), client_address_, rules.rate_limit.per_second,
+        rules.rate_limit.burst, uv_now(worker_.loop()));
+    if (!verdict.allowed) {
+      stats.count_rule(RuleAction::kRateLimited);
+      early_fields_.append("Retry-After: ");
+      append_number(early_fields_, (verdict.retry_after_ms + 999) / 1000);
+      early_fields_.append("\r\n");
+      return 429;
+    }
+  }
+  if (rules.maintenance.enabled && !rules::matches_any(rules.maintenance.allow, client_address_)) {
+    stats.count_rule(RuleAction::kMaintenance);
+    early_fields_.append("Retry-After: ");
+    append_number(early_fields_, static_cast<uint64_t>((rules.maintenance.retry_after.count() + 999) / 1000));
+    early_fields_.append("\r\n");
+    early_page_ = rules.maintenance.page.get();
+    return 503;
+  }
+  if (rules.redirect.enabled) {
+    stats.count_rule(RuleAction::kRedirected);
+    append_field(early_fields_, "Location", rules::redirect_location(rules.redirect, template_values()));
+    return rules.redirect.status;
+  }
+  return 0;
+}
+
+void Request::read_client() {
+  if (client_read_) return;
+  client_read_ = true;
+  const std::string_view peer = client_.client_ip();
+  client_ip_.assign(peer);
+  const std::optional<rules::IpAddress> address = rules::parse_ip(peer);
+  client_address_ = address.value_or(rules::IpAddress{});
+  const std::vector<conf::Cidr>& trusted = generation_->config.trusted_proxies;
+  if (!address || !head_ || !rules::matches_any(trusted, *address)) return;
+  std::string forwarded_for;
+  for (size_t i = 0; i < head_->headers.size(); ++i) {
+    if (head_->headers.id(i) != http::FieldId::kXForwardedFor) continue;
+    if (!forwarded_for.empty()) forwarded_for.push_back(',');
+    forwarded_for.append(head_->headers.value(i));
+  }
+  client_address_ = rules::real_client(*address, forwarded_for, trusted);
+  client_ip_ = rules::ip_text(client_address_);
+}
+
+rules::TemplateValues Request::template_values() {
+  read_client();
+  rules::TemplateValues values;
+  values.host = host_;
+  values.target = target_;
+  if (route_.host >= 0 && route_.route >= 0)
+    values.route_prefix =
+        generation_->config.hosts[static_cast<size_t>(route_.host)].routes[static_cast<size_t>(route_.route)].path_prefix.size();
+  values.scheme = client_.secure() ? "https" : "http";
+  if (head_) values.method = head_->method;
+  values.client_ip = client_ip_;
+  if (route_.backend >= 0) values.backend = generation_->config.backends[static_cast<size_t>(route_.backend)].name;
+  return values;
 }
 
 void Request::refuse(const http::RequestHead& head, int status) {
@@ -102,6 +179,8 @@ void Request::refuse(const http::RequestHead& head, int status) {
     bump(worker_.stats().requests_in_progress);
     generation_ = worker_.generation();
     route_ = RouteMatch{};
+    rules_ = nullptr;
+    client_read_ = false;
     host_.clear();
     target_.clear();
     x_cache_ = "PASS";
@@ -119,7 +198,7 @@ void Request::refuse(const http::RequestHead& head, int status) {
 void Request::start(const http::RequestHead& head, const http::Body& body) {
   head_ = &head;
   responding_ = false;
-  if (early_status_) return synth(early_status_, true, early_fields_);
+  if (early_status_) return synth(early_status_, true, early_fields_, early_page_);
   Exchange::Request request;
   request.generation = generation_;
   request.head = &head;
@@ -140,6 +219,13 @@ void Request::on_exchange_object(const cache::ObjectRef& object, const char* x_c
 
 void Request::on_exchange_response(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   if (responding_) return client_.kick();
+  if (head.status >= 500 && rules_ && rules_->error_pages.backend_errors) {
+    // The backend's own page is not sent: the route's page for its status is.
+    if (const conf::ErrorPage* page = rules_->error_pages.find(head.status)) {
+      x_cache_ = exchange_.x_cache();
+      return synth(head.status, true, {}, page);
+    }
+  }
   if ((exchange_.policy()->esi || wants_esi(head.headers)) && response_has_body(head.status, false)) {
     fetch.response_body().keep_whole();  // compiled only once complete
     return compile_passed_page(fetch, head, complete);
@@ -444,8 +530,9 @@ void Request::on_assembly_failed() {
 
 // ---- synth: an answer edge makes ----
 
-void Request::synth(int status, bool may_keep_alive, std::string_view extra_fields) {
+void Request::synth(int status, bool may_keep_alive, std::string_view extra_fields, const conf::ErrorPage* page) {
   trace_.add(Step::kSynth);
+  if (!page) page = (rules_ ? rules_->error_pages : generation_->config.error_pages).find(status);
   const std::string_view reason = http::reason_phrase(status);
   char body[256];
   const int body_len =
@@ -456,13 +543,14 @@ void Request::synth(int status, bool may_keep_alive, std::string_view extra_fiel
   ResponseSpec spec;
   spec.status = status;
   spec.origin = ResponseOrigin::kSynthetic;
-  spec.content_type = "text/html";
-  spec.extra_fields = status == 503 ? std::string_view("Retry-After: 1\r\n") : extra_fields;
+  spec.content_type = page ? std::string_view(page->content_type) : std::string_view("text/html");
+  spec.extra_fields = status == 503 && extra_fields.empty() ? std::string_view("Retry-After: 1\r\n") : extra_fields;
   spec.has_body = !head_request;
-  spec.length = static_cast<uint64_t>(body_len);
+  const std::string_view text = page ? std::string_view(page->body) : std::string_view(body, static_cast<size_t>(body_len));
+  spec.length = text.size();
   spec.length_without_body = true;
   responding_ = true;
-  send(spec, nullptr, false, may_keep_alive, true, head_request ? std::string_view() : std::string_view(body, static_cast<size_t>(body_len)));
+  send(spec, nullptr, false, may_keep_alive, true, head_request ? std::string_view() : text);
 }
 
 // ---- every response goes out here ----
@@ -484,6 +572,12 @@ void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool rel
   }
   const ResponseFraming framing =
       build_response_head(response_head_, spec, client_.framing(may_keep_alive), worker_.date());
+  if (rules_ && !rules_->response_headers.empty()) {
+    rules::TemplateValues values = template_values();
+    values.cache = synthetic ? std::string_view() : std::string_view(x_cache_);
+    values.status = spec.status;
+    rules::edit_response_head(rules_->response_headers, values, response_head_);
+  }
   response_head_.append(inline_body);
   head_sent_ = true;
   status_ = spec.status;
@@ -539,7 +633,8 @@ void Request::log_access(uint64_t done_ns) {
   record.time_ms = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch())
                                             .count());
-  record.client = client_.client_ip();
+  read_client();
+  record.client = client_ip_;
   record.host = host_;
   if (head_) {
     record.method = head_->method;

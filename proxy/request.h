@@ -1,8 +1,10 @@
 // proxy/request: one client request, as named steps, from its head to its last byte written.
 //
 // The steps (proxy/trace.h names them; each is a function, in this file unless said):
-//   recv      recv()                    at the head: identity, route, Expect, fields the key does
-//                                       not describe; an answer decided here waits for the body
+//   recv      recv()                    at the head: identity, route, Expect, the route's rules
+//                                       (access list, rate limit, maintenance, redirect: an
+//                                       answer decided here waits for the body), fields the key
+//                                       does not describe, the request's header rules
 //   lookup    Exchange::lookup()        proxy/exchange.cc: the store asked for the key
 //   hit/stale Exchange::lookup()        a usable stored object, fresh or within its stale rules
 //   miss      Exchange::start_fill()    a fill started for the key (proxy/fill.cc fetches)
@@ -43,6 +45,8 @@
 #include "proxy/router.h"
 #include "proxy/stats.h"
 #include "proxy/trace.h"
+#include "rules/address.h"
+#include "rules/template.h"
 
 namespace edge::proxy {
 
@@ -93,7 +97,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
   void start(const http::RequestHead& head, const http::Body& body);
   // An answer edge makes itself.
   // `extra_fields`: whole field lines (a redirect's Location).
-  void synth(int status, bool may_keep_alive, std::string_view extra_fields = {});
+  // The body is `page`, else the route's error page for the status, else edge's own.
+  void synth(int status, bool may_keep_alive, std::string_view extra_fields = {}, const conf::ErrorPage* page = nullptr);
   // The connection refuses what it read of `head` (malformed, too slow): synth, then close.
   void refuse(const http::RequestHead& head, int status);
   // The response is written, the client left, or the connection closes: let everything go.
@@ -107,6 +112,10 @@ class Request final : Exchange::Owner, Assembly::Owner {
   const Trace& trace() const { return trace_; }
 
  private:
+  // The route's rules (conf::Rules) that answer at the head: an early status, or 0.
+  int apply_rules(const conf::Rules& rules);
+  void read_client();  // client_address_ and client_ip_, once per request
+  rules::TemplateValues template_values();
   void deliver(const cache::ObjectRef& object, const char* x_cache);
   void deliver_head(const cache::CachedObject& object, int status, std::string_view extra, bool has_body,
                     std::optional<uint64_t> length, bool length_without_body, http::BodySource* body,
@@ -150,6 +159,13 @@ class Request final : Exchange::Owner, Assembly::Owner {
   std::string target_;  // canonical, in origin form
   int early_status_ = 0;
   std::string early_fields_;  // field lines of the early answer (a redirect's Location)
+  const conf::ErrorPage* early_page_ = nullptr;  // the early answer's body (maintenance)
+  const conf::Rules* rules_ = nullptr;  // the route's; null before routing or without a route
+  // The client as the rules and the access log see it (rules/address.h): the peer, or behind a
+  // trusted proxy the address X-Forwarded-For names. Read when first needed.
+  bool client_read_ = false;
+  rules::IpAddress client_address_;
+  std::string client_ip_;
   Exchange exchange_;             // the request through the cache and to a backend
   cache::ObjectRef object_;       // being delivered from the cache
   AssemblyHandle assembly_;  // the page being assembled from object_

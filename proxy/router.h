@@ -26,6 +26,12 @@ inline const conf::CachePolicy& policy_of(const conf::Config& config, const Rout
   return match.route >= 0 ? host.routes[static_cast<size_t>(match.route)].cache : host.cache;
 }
 
+// The rules a match runs under: its route's, else its host's. `match.host` must be >= 0.
+inline const conf::Rules& rules_of(const conf::Config& config, const RouteMatch& match) {
+  const conf::Host& host = config.hosts[static_cast<size_t>(match.host)];
+  return match.route >= 0 ? host.routes[static_cast<size_t>(match.route)].rules : host.rules;
+}
+
 class Router {
  public:
   explicit Router(const conf::Config& config);

@@ -254,7 +254,15 @@ std::vector<std::string> restart_only_changes(const conf::Config& running, const
     if (changed) out.push_back(std::string(what) + " changed: applied at the next restart");
   };
   note(running.workers != fresh.workers, "workers");
-  note(running.admin.enabled != fresh.admin.enabled || running.admin.address.text() != fresh.admin.address.text() ||
+  auto access = [](const conf::AccessList& list) {
+    std::string text = list.enabled ? "on" : "off";
+    for (const conf::Cidr& cidr : list.allow) text.append(" +").append(conf::cidr_text(cidr));
+    for (const conf::Cidr& cidr : list.deny) text.append(" -").append(conf::cidr_text(cidr));
+    return text;
+  };
+  note(running.limits.rate_limit_clients != fresh.limits.rate_limit_clients, "limits.rate_limit_clients");
+  note(access(running.admin.access) != access(fresh.admin.access) ||
+           running.admin.enabled != fresh.admin.enabled || running.admin.address.text() != fresh.admin.address.text() ||
            running.admin.token != fresh.admin.token || running.admin.max_connections != fresh.admin.max_connections ||
            running.admin.header_timeout != fresh.admin.header_timeout,
        "admin");

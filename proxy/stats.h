@@ -30,6 +30,7 @@ namespace edge::proxy {
   X(kWriteError, "write_error", "write to client failed")                           \
   X(kUpstreamBroken, "upstream_broken", "backend failed mid-response")              \
   X(kTooManyConnections, "too_many_connections", "over max_connections")            \
+  X(kClientConnLimit, "client_conn_limit", "over max_conns_per_client")             \
   X(kTlsHandshakeFailed, "tls_handshake_failed", "TLS handshake failed")            \
   X(kPlainHttpOnTls, "plain_http_on_tls", "plain HTTP sent to a TLS port")          \
   X(kShutdown, "shutdown", "edge shutting down")                                    \
@@ -45,6 +46,23 @@ enum class CloseReason {
 constexpr size_t kCloseReasonCount = static_cast<size_t>(CloseReason::kCount);
 // The reason's key ("header_timeout"), as /stats and /metrics name it.
 const char* close_reason_key(CloseReason reason);
+
+// What the hosts' and routes' rules (conf::Rules) did to requests, declared once: its
+// enumerator, its key in /stats and /metrics, and what it means.
+#define EDGE_RULE_ACTIONS(X)                                              \
+  X(kDenied, "denied", "refused by an access list (403)")                 \
+  X(kRateLimited, "rate_limited", "over a rate limit (429)")              \
+  X(kMaintenance, "maintenance", "answered by a host in maintenance (503)") \
+  X(kRedirected, "redirected", "answered by a redirect rule")
+
+enum class RuleAction {
+#define EDGE_ENUM(name, key, text) name,
+  EDGE_RULE_ACTIONS(EDGE_ENUM)
+#undef EDGE_ENUM
+      kCount
+};
+constexpr size_t kRuleActionCount = static_cast<size_t>(RuleAction::kCount);
+const char* rule_action_key(RuleAction action);
 
 // The single writer's increment and decrement of a Stats field.
 inline void bump(std::atomic<uint64_t>& n, uint64_t by = 1) {
@@ -71,6 +89,8 @@ struct Stats {
   std::atomic<uint64_t> h2_streams{0};      // streams they opened
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closes{};
   void count_close(CloseReason r) { bump(closes[static_cast<size_t>(r)]); }
+  std::array<std::atomic<uint64_t>, kRuleActionCount> rule_actions{};
+  void count_rule(RuleAction a) { bump(rule_actions[static_cast<size_t>(a)]); }
   // Responses edge sent in a content coding (compress/), by coding (kIdentity unused): how many,
   // and their body bytes before and after the coding (a stored encoding's, or what the stream
   // compressed of a body that broke off).

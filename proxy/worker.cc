@@ -26,6 +26,17 @@ const char* close_reason_key(CloseReason reason) {
   return "?";
 }
 
+const char* rule_action_key(RuleAction action) {
+  switch (action) {
+#define EDGE_KEY(name, key, text) \
+  case RuleAction::name: return key;
+    EDGE_RULE_ACTIONS(EDGE_KEY)
+#undef EDGE_KEY
+    case RuleAction::kCount: break;
+  }
+  return "?";
+}
+
 
 namespace {
 // Label slots for the per-host and per-server figures: room for the start's hosts (servers)
@@ -48,7 +59,8 @@ Shared::Shared(conf::Config config, tls::Contexts tls_in)
       server_slots(std::max(kMinServerSlots, 2 * server_count(config))),
       store(config.cache.memory, config.cache.max_object, config.cache.max_variants),
       bounds(config.limits.max_temp_total),
-      tls(std::move(tls_in)) {
+      tls(std::move(tls_in)),
+      rate_limiter(config.limits.rate_limit_clients) {
   if (config.cache.memcached.enabled) tier = std::make_unique<Tier>(config);
   generation = std::make_shared<const Generation>(std::move(config), std::move(tls.by_backend), nullptr, host_slots,
                                                       server_slots);

@@ -33,6 +33,7 @@
 #include "proxy/metrics.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
+#include "rules/rate_limit.h"
 #include "proxy/tier.h"
 #include "proxy/upstream.h"
 #include "tls/context.h"
@@ -61,6 +62,10 @@ struct Shared {
   std::unique_ptr<Tier> tier;  // with cache.memcached; outlives the workers and the admin loop
   tls::Contexts tls;  // the listeners' TLS contexts and ticket keys; outlive the workers
   std::unique_ptr<log::AccessLog> access_log;  // with access_log; outlives the workers
+  // The rules' shared state: every zone's token buckets (limits.rate_limit_clients of them, so a
+  // reload keeps them), and the connections each client address has open.
+  rules::RateLimiter rate_limiter;
+  rules::ClientConnCounter client_conns;
 };
 
 class Worker {

@@ -447,9 +447,18 @@ Edge::Edge(const std::string& yaml_template)
 
 // ---- Client ----
 
-Client::Client(uint16_t port, std::chrono::milliseconds timeout) {
+Client::Client(uint16_t port, std::chrono::milliseconds timeout, const char* source) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
+  if (source) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) < 0) {
+      ::close(fd);
+      return;
+    }
+  }
   sockaddr_in addr = loopback(port);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
     ::close(fd);

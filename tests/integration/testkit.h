@@ -167,10 +167,12 @@ struct Response {
   std::optional<std::string_view> header(std::string_view name) const { return headers.get(name); }
 };
 
-// A client connection to 127.0.0.1:port.
+// A client connection to 127.0.0.1:port, from `source` (another loopback address, such as
+// 127.0.0.2, for a test of what edge does by client address) when given.
 class Client {
  public:
-  explicit Client(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  explicit Client(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                  const char* source = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
