@@ -331,7 +331,7 @@ constexpr std::string_view kCachePolicyKeys[] = {
     "range_fetch_from", "compress"};
 
 // The rule keys a host entry or a route may carry (Rules).
-constexpr std::string_view kRuleKeys[] = {"access", "rate_limit", "maintenance", "redirect",
+constexpr std::string_view kRuleKeys[] = {"access", "rate_limit", "purge", "maintenance", "redirect",
                                           "request_headers", "response_headers", "error_pages"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
@@ -2026,6 +2026,16 @@ class Loader {
     }
   }
 
+  void read_purge(const Entry& entry, PurgeAccess& purge) {
+    purge = PurgeAccess{};
+    purge.mark = mark_of(entry.key);
+    if (entry.value.IsScalar() && (entry.value.Scalar() == "off" || entry.value.Scalar() == "false")) return;
+    if (!expect_map(entry, "purge")) return;
+    Entries fields = entries(entry.value, {"allow"});
+    const Entry* allow = require(fields, "allow", entry.value);
+    if (allow && read_cidr_list(*allow, "allow", purge.allow)) purge.enabled = true;
+  }
+
   void read_maintenance(const Entry& entry, Maintenance& maintenance) {
     maintenance = Maintenance{};
     maintenance.mark = mark_of(entry.key);
@@ -2046,6 +2056,7 @@ class Loader {
   void read_rules(const Entries& fields, Rules& rules, const std::string& zone) {
     if (const Entry* access = find(fields, "access")) read_access(*access, rules.access);
     if (const Entry* limit = find(fields, "rate_limit")) read_rate_limit(*limit, rules.rate_limit, zone);
+    if (const Entry* purge = find(fields, "purge")) read_purge(*purge, rules.purge);
     if (const Entry* maintenance = find(fields, "maintenance")) read_maintenance(*maintenance, rules.maintenance);
     if (const Entry* redirect = find(fields, "redirect")) read_redirect(*redirect, rules.redirect);
     if (const Entry* headers = find(fields, "request_headers")) read_header_rules(*headers, true, rules.request_headers);

@@ -368,11 +368,22 @@ struct Maintenance {
   Mark mark;
 };
 
+// `purge: {allow: [prefixes]}`: PURGE requests to the host or route are edge's to answer, from
+// the allowed addresses only (403 for others): every variant of the URL, or with
+// `X-Purge-Method: prefix` or `regex` a ban on the host's paths that start with or match the
+// request's path (proxy/request.h). Without it a PURGE passes to the backend like any method.
+struct PurgeAccess {
+  bool enabled = false;
+  std::vector<Cidr> allow;
+  Mark mark;
+};
+
 // What a host or route does with a request before the cache, and to its response; a route
 // takes what it does not set from its host (header rules add to the host's).
 struct Rules {
   AccessList access;
   RateLimit rate_limit;
+  PurgeAccess purge;
   Maintenance maintenance;
   Redirect redirect;
   HeaderEdits request_headers;

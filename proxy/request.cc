@@ -5,7 +5,10 @@
 #include <ctime>
 
 #include "cache/policy.h"
+#include "http/log_text.h"
 #include "http/uri.h"
+#include "log/error_log.h"
+#include "proxy/tier.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -60,6 +63,7 @@ int Request::recv(http::RequestHead& head) {
   early_fields_.clear();
   early_page_ = nullptr;
   rules_ = nullptr;
+  purging_ = false;
   client_read_ = false;
   x_cache_ = "PASS";
   vary_accept_encoding_ = false;
@@ -105,7 +109,7 @@ int Request::recv(http::RequestHead& head) {
 // In the order the rules document: who may ask, how often, whether the host is open, where to.
 int Request::apply_rules(const conf::Rules& rules) {
   Stats& stats = worker_.stats();
-  if (rules.access.enabled || rules.rate_limit.enabled || rules.maintenance.enabled) read_client();
+  if (rules.access.enabled || rules.rate_limit.enabled || rules.maintenance.enabled || rules.purge.enabled) read_client();
   if (rules.access.enabled && !rules::allowed(rules.access, client_address_)) {
     stats.count_rule(RuleAction::kDenied);
     return 403;
@@ -121,6 +125,14 @@ int Request::apply_rules(const conf::Rules& rules) {
       early_fields_.append("\r\n");
       return 429;
     }
+  }
+  if (rules.purge.enabled && head_->method == "PURGE") {
+    if (!rules::matches_any(rules.purge.allow, client_address_)) {
+      stats.count_rule(RuleAction::kDenied);
+      return 403;
+    }
+    purging_ = true;
+    return 0;
   }
   if (rules.maintenance.enabled && !rules::matches_any(rules.maintenance.allow, client_address_)) {
     stats.count_rule(RuleAction::kMaintenance);
@@ -199,6 +211,7 @@ void Request::start(const http::RequestHead& head, const http::Body& body) {
   head_ = &head;
   responding_ = false;
   if (early_status_) return synth(early_status_, true, early_fields_, early_page_);
+  if (purging_) return purge();
   Exchange::Request request;
   request.generation = generation_;
   request.head = &head;
@@ -528,6 +541,75 @@ void Request::on_assembly_failed() {
   client_.broke_off(CloseReason::kUpstreamBroken);
 }
 
+// ---- purge: a PURGE or BAN on the main port ----
+
+void Request::purge() {
+  trace_.add(Step::kPurge);
+  Shared& shared = worker_.shared();
+  read_client();
+  cache::Invalidation entry;
+  std::vector<std::string> remove_keys;
+  std::string& answer = purge_answer_.body;
+  purge_answer_.content_type = "application/json";
+  // How the cache plugins of Varnish's users ask (BAN is not a method the parser takes):
+  // X-Purge-Method absent or `exact`, the URL; `prefix` or `regex`, a ban on the host's paths.
+  const std::string_view how = head_->headers.get("X-Purge-Method").value_or("exact");
+  const std::string path = target_.substr(0, target_.find('?'));
+  if (iequals(how, "exact")) {
+    // Every variant of the URL, as the admin port's purge by URL.
+    const std::string key = cache::cache_key(host_, target_);
+    const size_t n = shared.store.purge(key, false);
+    log::info("edge: PURGE %s from %s: %zu objects", http::escape_for_log(key).c_str(), client_ip_.c_str(), n);
+    answer = "{\"purged\":" + std::to_string(n);
+    entry.kind = cache::Invalidation::Kind::kUrl;
+    entry.key = key;
+    remove_keys.push_back(Tier::http_key(key, {}));
+  } else if (iequals(how, "prefix") || iequals(how, "regex")) {
+    // Every object of the host whose path starts with, or matches, the request's path.
+    cache::Store::Ban ban;
+    ban.host = host_;
+    if (iequals(how, "prefix")) {
+      ban.prefix = path;
+    } else {
+      std::string error;
+      ban.regex = cache::BanRegex::compile(path, error);
+      if (!ban.regex) {
+        answer = "{\"error\":\"" + http::escape_for_log(error) + "\"}\n";
+        return synth(400, true, {}, &purge_answer_);
+      }
+    }
+    entry.kind = cache::Invalidation::Kind::kBan;
+    entry.host = ban.host;
+    entry.prefix = ban.prefix;
+    entry.regex = ban.regex ? ban.regex->text() : std::string();
+    const uint64_t id = shared.store.ban(std::move(ban));
+    log::info("edge: PURGE ban host=%s %s=%s from %s: ban %llu", host_.c_str(), iequals(how, "prefix") ? "prefix" : "regex",
+              http::escape_for_log(path).c_str(), client_ip_.c_str(), static_cast<unsigned long long>(id));
+    answer = "{\"ban\":" + std::to_string(id);
+  } else {
+    answer = "{\"error\":\"X-Purge-Method must be exact, prefix or regex\"}\n";
+    return synth(400, true, {}, &purge_answer_);
+  }
+  worker_.stats().count_rule(RuleAction::kPurged);
+  if (!shared.tier) {
+    answer.append("}\n");
+    return synth(200, true, {}, &purge_answer_);
+  }
+  // Answered once memcached's log has it: after the answer, no node can fill from a stale record.
+  purge_wait_ = std::make_shared<Request*>(this);
+  shared.tier->record(std::move(entry), std::move(remove_keys), worker_.poster(),
+                      [wait = std::weak_ptr<Request*>(purge_wait_)](bool ok, std::string error) {
+                        if (const std::shared_ptr<Request*> request = wait.lock()) (*request)->purge_recorded(ok, error);
+                      });
+}
+
+void Request::purge_recorded(bool ok, const std::string& error) {
+  purge_wait_.reset();
+  purge_answer_.body.append(ok ? ",\"memcached\":\"ok\"}\n" : ",\"memcached\":\"failed\"}\n");
+  if (!ok) log::warn("edge: a purge on the main port was not recorded in memcached: %s", error.c_str());
+  synth(ok ? 200 : 502, true, {}, &purge_answer_);
+}
+
 // ---- synth: an answer edge makes ----
 
 void Request::synth(int status, bool may_keep_alive, std::string_view extra_fields, const conf::ErrorPage* page) {
@@ -606,6 +688,7 @@ void Request::done() {
   }
   compressing_.reset();
   assembly_.reset();
+  purge_wait_.reset();
   exchange_.end();
   object_.reset();
   const uint64_t done_ns = trace_.add(Step::kDone);

@@ -15,6 +15,9 @@
 //   relay     relay()                   a passed response's head, its body streamed
 //   assemble  assemble()                an ESI/SSI page from its includes (proxy/assembly.cc)
 //   synth     synth()                   an answer edge makes itself (errors, rejections)
+//   purge     purge()                   a PURGE from an allowed address (of a URL, or with
+//                                       X-Purge-Method a ban by prefix or regex): the RAM cache
+//                                       at once, the memcached tier's log before the answer
 //   done      done()                    written, or abandoned: everything held is let go, and
 //                                       the access log gets the request's line (log/access_log)
 // Every head goes through proxy/heads' build_response_head(); the request's trace records each
@@ -115,6 +118,8 @@ class Request final : Exchange::Owner, Assembly::Owner {
   // The route's rules (conf::Rules) that answer at the head: an early status, or 0.
   int apply_rules(const conf::Rules& rules);
   void read_client();  // client_address_ and client_ip_, once per request
+  void purge();
+  void purge_recorded(bool ok, const std::string& error);
   rules::TemplateValues template_values();
   void deliver(const cache::ObjectRef& object, const char* x_cache);
   void deliver_head(const cache::CachedObject& object, int status, std::string_view extra, bool has_body,
@@ -161,6 +166,11 @@ class Request final : Exchange::Owner, Assembly::Owner {
   std::string early_fields_;  // field lines of the early answer (a redirect's Location)
   const conf::ErrorPage* early_page_ = nullptr;  // the early answer's body (maintenance)
   const conf::Rules* rules_ = nullptr;  // the route's; null before routing or without a route
+  bool purging_ = false;                // a PURGE for purge(), once its body is read
+  conf::ErrorPage purge_answer_;        // what purge() answers (JSON)
+  // Held while the memcached tier records a purge; its callback finds the request through it
+  // only while it lives (done() lets it go).
+  std::shared_ptr<Request*> purge_wait_;
   // The client as the rules and the access log see it (rules/address.h): the peer, or behind a
   // trusted proxy the address X-Forwarded-For names. Read when first needed.
   bool client_read_ = false;

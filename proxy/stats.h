@@ -53,7 +53,8 @@ const char* close_reason_key(CloseReason reason);
   X(kDenied, "denied", "refused by an access list (403)")                 \
   X(kRateLimited, "rate_limited", "over a rate limit (429)")              \
   X(kMaintenance, "maintenance", "answered by a host in maintenance (503)") \
-  X(kRedirected, "redirected", "answered by a redirect rule")
+  X(kRedirected, "redirected", "answered by a redirect rule")             \
+  X(kPurged, "purged", "PURGE requests carried out")
 
 enum class RuleAction {
 #define EDGE_ENUM(name, key, text) name,

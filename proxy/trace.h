@@ -26,6 +26,7 @@ namespace edge::proxy {
   X(kRelay, "relay")        /* a passed response's head written */                   \
   X(kAssemble, "assemble")  /* an ESI/SSI page assembled from its includes */        \
   X(kSynth, "synth")        /* an answer edge makes itself */                        \
+  X(kPurge, "purge")        /* a PURGE carried out (conf::PurgeAccess) */             \
   X(kDone, "done")          /* the response written, or the request abandoned */
 
 enum class Step : uint8_t {

@@ -422,3 +422,90 @@ TEST_CASE("the admin port serves only the addresses its access list allows") {
   CHECK(r.status == 200);
   CHECK(r.body.find("\"rules\":{\"denied\":0") != std::string::npos);
 }
+
+TEST_CASE("PURGE on the main port, of a URL or as a ban by prefix or regex, from the allowed addresses only") {
+  Site site(R"(hosts:
+  - match: [shop.example]
+    backend: app
+    purge: {allow: [127.0.0.2]}
+  - match: ["*"]
+    backend: app
+)");
+  const uint16_t port = site.edge.port;
+  const std::string cc = "&cc=" + percent_encode("public, max-age=600");
+  const std::string a = "/cache/x/a?size=5" + cc, b = "/cache/x/b?size=5" + cc, other = "/cache/y/c?size=5" + cc;
+  auto x_cache = [&](const std::string& host, const std::string& target) {
+    return std::string(from(port, "127.0.0.1", host, target).header("X-Cache").value_or("none"));
+  };
+  auto purge = [&](const char* source, const std::string& host, const std::string& target, const std::string& how = "") {
+    Client client(port, std::chrono::seconds(10), source);
+    client.send("PURGE " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" +
+                (how.empty() ? "" : "X-Purge-Method: " + how + "\r\n") + "Connection: close\r\n\r\n");
+    return client.read_response();
+  };
+  auto fill = [&] {
+    for (const std::string& target : {a, b, other}) {
+      x_cache("shop.example", target);
+      CHECK(x_cache("shop.example", target) == "HIT");
+    }
+  };
+  fill();
+  Response r = purge("127.0.0.1", "shop.example", a);
+  CHECK(r.status == 403);
+  CHECK(x_cache("shop.example", a) == "HIT");
+
+  r = purge("127.0.0.2", "shop.example", a);
+  CHECK(r.status == 200);
+  CHECK(r.header("Content-Type") == std::string_view("application/json"));
+  CHECK(r.body == "{\"purged\":1}\n");
+  CHECK(x_cache("shop.example", a) == "MISS");
+  CHECK(x_cache("shop.example", b) == "HIT");
+
+  fill();
+  r = purge("127.0.0.2", "shop.example", "/cache/x/", "prefix");
+  CHECK(r.status == 200);
+  CHECK(r.body.starts_with("{\"ban\":"));
+  CHECK(x_cache("shop.example", a) == "MISS");
+  CHECK(x_cache("shop.example", b) == "MISS");
+  CHECK(x_cache("shop.example", other) == "HIT");  // outside the banned path
+
+  fill();
+  r = purge("127.0.0.2", "shop.example", "/cache/.*/c", "regex");  // as WordPress's Varnish plugin sends it
+  CHECK(r.status == 200);
+  CHECK(x_cache("shop.example", other) == "MISS");
+  CHECK(x_cache("shop.example", a) == "HIT");
+
+  CHECK(purge("127.0.0.2", "shop.example", "/cache/(", "regex").status == 400);
+  CHECK(purge("127.0.0.2", "shop.example", "/cache/", "everything").status == 400);
+
+  // A host without `purge` passes PURGE to its backend, like any other method (which, being
+  // unsafe, also invalidates the URL it names: RFC 9111 4.4).
+  x_cache("www.example", a);
+  const long before = app_count(site.app.port, a);
+  purge("127.0.0.2", "www.example", a);
+  CHECK(app_count(site.app.port, a) == before + 1);
+  CHECK(stat(site.edge.admin_port, "rules", "purged") == 3);
+  CHECK(stat(site.edge.admin_port, "rules", "denied") == 1);
+}
+
+TEST_CASE("a PURGE on the main port reaches the memcached tier before it is answered") {
+  MemcachedServer memcached;
+  Site site(R"(hosts:
+  - match: ["*"]
+    backend: app
+    purge: {allow: [127.0.0.1]}
+)",
+            "cache:\n  memcached: {servers: [\"" + memcached.address() + "\"]}\n");
+  const uint16_t port = site.edge.port;
+  const std::string target = "/cache/m?size=5&cc=" + percent_encode("public, max-age=600");
+  CHECK(from(port, "127.0.0.1", "a", target).header("X-Cache") == std::string_view("MISS"));
+  Client client(port);
+  client.send("PURGE " + target + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  Response r = client.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.body == "{\"purged\":1,\"memcached\":\"ok\"}\n");
+  // Neither tier answers it any more: the backend does.
+  const long before = app_count(site.app.port, target);
+  CHECK(from(port, "127.0.0.1", "a", target).header("X-Cache") == std::string_view("MISS"));
+  CHECK(app_count(site.app.port, target) == before + 1);
+}
