@@ -108,13 +108,17 @@ std::string echo_json(const http::RequestHead& head, const http::Body& body) {
 }
 
 std::string stats_json(std::string_view name, uint64_t received, uint64_t served, uint64_t in_progress,
-                       uint64_t peak_in_progress) {
+                       uint64_t peak_in_progress, uint64_t websockets, uint64_t websockets_opened) {
   std::string out = "{\"name\":";
   append_json_string(out, name);
   out += ",\"received\":" + std::to_string(received);
   out += ",\"served\":" + std::to_string(served);
   out += ",\"in_progress\":" + std::to_string(in_progress);
   out += ",\"peak_in_progress\":" + std::to_string(peak_in_progress);
+  if (websockets_opened > 0) {
+    out += ",\"websockets\":" + std::to_string(websockets);
+    out += ",\"websockets_opened\":" + std::to_string(websockets_opened);
+  }
   out += "}";
   return out;
 }

@@ -28,8 +28,10 @@ inline constexpr uint64_t kEchoBodyLimit = 64 * 1024;
 // body is at most kEchoBodyLimit bytes (so an empty body gives "body":"").
 std::string echo_json(const http::RequestHead& head, const http::Body& body);
 
-// {"name":"a1","served":3,"in_progress":1,"peak_in_progress":2}
+// {"name":"a1","received":5,"served":3,"in_progress":1,"peak_in_progress":2}, and then
+// ,"websockets":1,"websockets_opened":4 when websockets_opened is not 0: a server that never
+// spoke WebSocket reports what it always did.
 std::string stats_json(std::string_view name, uint64_t received, uint64_t served, uint64_t in_progress,
-                       uint64_t peak_in_progress);
+                       uint64_t peak_in_progress, uint64_t websockets = 0, uint64_t websockets_opened = 0);
 
 }  // namespace edge::app

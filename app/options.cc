@@ -142,7 +142,8 @@ std::string usage() {
          "  --admin-token-file P   the admin port's bearer token (with --admin)\n"
          "One thread, one libuv loop. Endpoints: /health /echo /stats /bytes?n= /wait?ms= /cpu?ms=\n"
          "/static/<name>.css|js|png /status?code= /headers?k=v /chunked?n= /slowhead?ms= /close\n"
-         "/garbage /truncate, and the demo site at / (pages made of ESI fragments under /fragments/).\n"
+         "/garbage /truncate /ws (a WebSocket echo; ?close_after=N&greeting=TEXT), and the demo site\n"
+         "at / (pages made of ESI fragments under /fragments/).\n"
          "SIGTERM or SIGINT stops it cleanly.\n";
 }
 

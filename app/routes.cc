@@ -8,6 +8,7 @@
 #include "app/demo_site.h"
 #include "app/json.h"
 #include "app/query.h"
+#include "app/websocket.h"
 
 namespace edge::app {
 
@@ -142,7 +143,10 @@ Reply route(const http::RequestHead& head, const http::Body& body, const RouteCo
 
   if (path == "/health") return text_reply(200, "ok\n");
   if (path == "/echo") return json_reply(echo_json(head, body));
-  if (path == "/stats") return json_reply(stats_json(context.name, stats.received, stats.served, stats.in_progress, stats.peak_in_progress));
+  if (path == "/stats")
+    return json_reply(stats_json(context.name, stats.received, stats.served, stats.in_progress, stats.peak_in_progress,
+                                 stats.websockets, stats.websockets_opened));
+  if (path == "/ws") return ws::handshake_reply(head, q, body);
 
   if (path == "/bytes" || path == "/chunked") {
     auto text = query_get(q, "n");
@@ -226,7 +230,8 @@ std::string format_head(const Reply& reply, const Framing& framing) {
   out += "HTTP/1.1 ";
   out += std::to_string(reply.status);
   out.push_back(' ');
-  out += http::reason_phrase(reply.status);
+  // The shared table has only the statuses a proxy answers with; /ws answers 101 too.
+  out += reply.status == 101 ? std::string_view("Switching Protocols") : http::reason_phrase(reply.status);
   out += "\r\n";
   if (!reply.headers.get("Date")) {
     out += "Date: ";

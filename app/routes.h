@@ -5,7 +5,8 @@
 // Endpoints (any method; bodies are read and, except by /echo, ignored):
 //   /health                 200 "ok\n"
 //   /echo                   200, the request head and body as JSON (see app/json.h)
-//   /stats                  200, {"name","served","in_progress","peak_in_progress"} (app/json.h)
+//   /stats                  200, {"name","received","served","in_progress","peak_in_progress"},
+//                           and "websockets","websockets_opened" once any was (app/json.h)
 //   /bytes?n=N              N bytes of the pattern below (N <= 1 GiB)
 //   /wait?ms=N              200 "waited N ms\n" after N ms, without blocking the loop (N <= 10 min);
 //                           a client that leaves meanwhile is noticed only then (the request
@@ -25,6 +26,8 @@
 //                           conditional requests with 304 (app/cache_route.h has the parameters)
 //   /count?url=T            200 "N\n": how many requests for target T (percent-encoded) the
 //                           server has received (RequestCounts below)
+//   /ws[?close_after=N&greeting=T]  a WebSocket echo: the opening handshake (101, or 400/426
+//                           when it is not a valid one) and then the echo (app/websocket.h)
 //   the demo site           /, /book/, /author/, /tag/, /fragments/, /login, /logout and the
 //                           demo stylesheet under /static/, when the context lends a DemoSite
 //                           (app/demo_site.h; it changes that site's state, and nothing else)
@@ -64,11 +67,17 @@ std::string_view pattern_view(uint64_t offset, size_t len);
 // does not). /stats reports the counters as they are while it runs, so it counts itself in
 // in_progress (and in the peak) and not yet in served. received counts every request head,
 // including those answered by closing: what reached the server, whatever came of it.
+// A WebSocket's opening handshake is a request like any other: in progress until its 101 is
+// written, then served. From then on the connection is counted in `websockets` (open now) until
+// it closes, never in in_progress; websockets_opened counts every 101 written on a connection
+// that went on to speak WebSocket.
 struct Stats {
   uint64_t received = 0;  // request heads parsed, answered or not
   uint64_t served = 0;
   uint64_t in_progress = 0;
   uint64_t peak_in_progress = 0;
+  uint64_t websockets = 0;
+  uint64_t websockets_opened = 0;
 };
 
 // Requests received per target, keyed by the target exactly as received (path and query), so a
@@ -103,6 +112,9 @@ struct Reply {
     kRespond,  // a response as described below
     kDrop,     // close the connection at once, answering nothing
     kRaw,      // write `body` as raw bytes (no head at all), then close
+    // write the head of `status` (101) with `headers` and no body; once it is written the
+    // connection speaks WebSocket (app/websocket.h), with the ws_ parameters below
+    kWebSocket,
   };
   Kind kind = Kind::kRespond;
   int status = 200;
@@ -130,6 +142,9 @@ struct Reply {
   // Non-empty: purge this Surrogate-Key tag at the edge's admin port (app/admin_client.h) and
   // answer once the purge has answered or failed. A server without an admin port answers at once.
   std::string purge_tag;
+  // kWebSocket: the session's close_after (0: never) and the greeting sent after the 101.
+  uint64_t ws_close_after = 0;
+  std::optional<std::string> ws_greeting;
 
   uint64_t body_size() const { return generated ? generated_bytes : body.size(); }
 };

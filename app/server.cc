@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "app/websocket.h"
 #include "http/body.h"
 #include "http/parser.h"
 #include "http/server_conn.h"
@@ -41,7 +42,8 @@ std::string new_session_token() {
 }  // namespace
 
 // One client connection: the HTTP side is the server connection core's; this is what a request
-// gets (a Reply carried out: at once, after a delay, after a purge, or in generated pieces).
+// gets (a Reply carried out: at once, after a delay, after a purge, or in generated pieces), and,
+// after a 101, the WebSocket echo.
 class Connection final : public http::ServerConn {
  public:
   explicit Connection(Server* server);
@@ -64,6 +66,8 @@ class Connection final : public http::ServerConn {
   void on_timer() override;
   void on_response_written() override;
   void on_close(Close why) override;
+  void on_taken_data(std::string_view data) override;
+  void on_taken_end(int status) override;
 
   friend class Server;  // gather() lets a held request go
   void count_request();
@@ -78,6 +82,32 @@ class Connection final : public http::ServerConn {
   bool more_pieces() const { return gen_remaining_ > 0 || (gen_chunked_ && !gen_terminated_); }
   void fill_piece();
   void finish_response();
+
+  // The WebSocket after its 101 (see server.h).
+  struct WebSocket {
+    explicit WebSocket(ws::EchoSession::Settings settings) : session(settings) {}
+    ws::EchoSession session;
+    std::string in;     // read, not yet taken by the session from in_pos on
+    size_t in_pos = 0;
+    std::string out;      // answers not yet handed to the transport
+    std::string writing;  // handed to the transport, until its write completes
+    bool paused = false;  // reading stopped: too much queued
+    bool peer_ended = false;
+    bool timer_armed = false;  // the wait for the last answers to be taken
+  };
+  class WebSocketWritten final : public http::Output::WriteDone {
+   public:
+    explicit WebSocketWritten(Connection* c) : c_(c) {}
+    void on_written(int status) override { c_->websocket_written(status); }
+
+   private:
+    Connection* c_;
+  };
+  void start_websocket(ws::EchoSession::Settings settings, const std::optional<std::string>& greeting);
+  void run_websocket();
+  void flush_websocket();
+  void websocket_written(int status);
+  size_t websocket_queued() const { return ws_->out.size() + ws_->writing.size(); }
 
   Server* server_;
   State state_ = State::kIdle;
@@ -103,6 +133,9 @@ class Connection final : public http::ServerConn {
   uint64_t gen_chunk_ = 0;
   bool gen_chunked_ = false;
   bool gen_terminated_ = false;
+
+  std::unique_ptr<WebSocket> ws_;  // from the 101 on; kept until the object is freed
+  WebSocketWritten ws_written_{this};
 };
 
 // ---- Server ----
@@ -181,6 +214,13 @@ void Server::request_finished(bool served) {
   if (served) ++stats_.served;
 }
 
+void Server::websocket_opened() {
+  ++stats_.websockets;
+  ++stats_.websockets_opened;
+}
+
+void Server::websocket_closed() { --stats_.websockets; }
+
 void Server::gather(Connection* c, const std::string& target, uint32_t want) {
   std::vector<Connection*>& group = gathering_[target];
   group.push_back(c);
@@ -241,6 +281,7 @@ void Connection::on_close(Close) {
     counted_ = false;
     server_->request_finished(false);
   }
+  if (ws_) server_->websocket_closed();
   server_->unlink(this);
 }
 
@@ -263,6 +304,7 @@ http::Body* Connection::on_head(http::RequestHead& head) {
 // its client left only once the work is done (its answer then fails to write, or goes to a client
 // that only half-closed), and counts it in progress until then.
 void Connection::on_timer() {
+  if (ws_) return close(Close::kHandler);  // its answers were not taken in time
   if (state_ == State::kWaiting) return begin_write();
   if (state_ == State::kGathering) gathered(server_->leave_gathering(this, gather_target_));
 }
@@ -361,6 +403,16 @@ void Connection::begin_write() {
     return write_message(&head_, nullptr);
   }
 
+  if (reply_.kind == Reply::Kind::kWebSocket) {
+    Framing framing;
+    framing.date = server_->date();
+    framing.backend = server_->options_.name;
+    head_ = format_head(reply_, framing);
+    close_after_ = false;
+    take_after_response();
+    return write_message(&head_, nullptr);
+  }
+
   if (reply_.cpu_ms > 0) {
     // The point of /cpu: hold the loop, as a CPU-bound page holds a single-threaded app server.
     const uint64_t end = uv_hrtime() + reply_.cpu_ms * 1000000ull;
@@ -454,7 +506,12 @@ void Connection::fill_piece() {
 
 void Connection::on_response_written() {
   if (more_pieces()) return write_piece(nullptr);
+  if (reply_.kind != Reply::Kind::kWebSocket) return finish_response();
+  const ws::EchoSession::Settings settings{ws::kMaxMessageBytes, reply_.ws_close_after};
+  const std::optional<std::string> greeting = std::move(reply_.ws_greeting);
   finish_response();
+  // The core hands over a connection whose peer has not ended; one that has ended lingers.
+  if (!peer_ended()) start_websocket(settings, greeting);
 }
 
 void Connection::finish_response() {
@@ -465,6 +522,90 @@ void Connection::finish_response() {
   if (counted_) {
     counted_ = false;
     server_->request_finished(true);
+  }
+}
+
+// ---- WebSocket ----
+
+namespace {
+// Empties a WebSocket buffer; one that held a large message gives its memory back, so an idle
+// WebSocket costs little whatever it once carried.
+void empty(std::string& buffer) {
+  if (buffer.capacity() > 64 * 1024)
+    std::string().swap(buffer);
+  else
+    buffer.clear();
+}
+}  // namespace
+
+void Connection::start_websocket(ws::EchoSession::Settings settings, const std::optional<std::string>& greeting) {
+  ws_ = std::make_unique<WebSocket>(settings);
+  server_->websocket_opened();
+  if (greeting) ws::append_frame(ws_->out, ws::kText, *greeting);
+  flush_websocket();
+}
+
+void Connection::on_taken_data(std::string_view data) {
+  // After the server's close frame, the client's bytes are not read (RFC 6455 5.5.1 asks
+  // nothing more of them).
+  if (!ws_ || ws_->session.closed()) return;
+  ws_->in.append(data);
+  run_websocket();
+}
+
+void Connection::on_taken_end(int status) {
+  if (!ws_ || status != UV_EOF) return close(Close::kPeerClosed);
+  ws_->peer_ended = true;
+  run_websocket();
+}
+
+void Connection::websocket_written(int status) {
+  if (closed()) return;  // cancelled by the close
+  if (status < 0) return close(Close::kWriteError);
+  empty(ws_->writing);
+  run_websocket();
+}
+
+// Answers what is buffered as far as the queue allows, writes, and decides reading and the end.
+void Connection::run_websocket() {
+  WebSocket& w = *ws_;
+  while (!w.session.closed() && websocket_queued() <= kMaxWebSocketQueue) {
+    const size_t taken = w.session.consume(std::string_view(w.in).substr(w.in_pos), w.out);
+    if (taken == 0) break;
+    w.in_pos += taken;
+  }
+  if (w.in_pos == w.in.size()) {
+    empty(w.in);
+    w.in_pos = 0;
+  } else if (w.in_pos > 0) {
+    w.in.erase(0, w.in_pos);
+    w.in_pos = 0;
+  }
+  flush_websocket();
+  if (closed()) return;
+
+  const bool over = websocket_queued() > kMaxWebSocketQueue;
+  if (over != w.paused) {
+    w.paused = over;
+    pause_reading(over);
+  }
+  if (!w.session.closed() && !w.peer_ended) return;
+  if (websocket_queued() == 0) return finish_taken();
+  if (!w.timer_armed) {
+    w.timer_armed = true;
+    set_timer(kLingerMs);
+  }
+}
+
+void Connection::flush_websocket() {
+  WebSocket& w = *ws_;
+  // One write at a time: what is answered meanwhile gathers in `out` and goes in the next.
+  while (w.writing.empty() && !w.out.empty()) {
+    w.writing.swap(w.out);
+    uv_buf_t buf = uv_buf_init(w.writing.data(), static_cast<unsigned>(w.writing.size()));
+    const int written = transport()->write(&buf, 1, &ws_written_);
+    if (written < 0) return close(Close::kWriteError);
+    if (static_cast<size_t>(written) == w.writing.size()) empty(w.writing);
   }
 }
 

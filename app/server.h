@@ -18,13 +18,33 @@
 //   X-Gathered: how many were held together at that moment. A connection the server sees
 //   closed meanwhile leaves the group (like /wait, it may notice only when it answers).
 // - Idle keep-alive connections are closed after Options::idle_timeout_ms.
+// - A Reply of kind kWebSocket (/ws, app/websocket.h) is a 101; once it is written the server
+//   connection core hands the connection over (take_after_response) and it speaks WebSocket:
+//   the greeting, if any, goes out first, then every frame the client sends is read into a
+//   buffer and answered by the connection's ws::EchoSession, however the reads split it. Bytes
+//   a client sent after its handshake before it had the 101 (RFC 6455 forbids it) are read as
+//   frames too.
+//   Back-pressure: while more than kMaxWebSocketQueue bytes of answers wait to be written (the
+//   client reads slowly or not at all), the connection stops reading and answering; it resumes
+//   once they are written. So a connection holds at most about kMaxWebSocketQueue plus one
+//   message of answers, and one frame of input, whatever the client does.
+//   The end: once the server's close frame (an echoed close, close_after, an error in the
+//   client's frames) or, after the client ended its side, every answer is written, the
+//   connection half-closes and lingers as after a last response. If those last answers are
+//   not taken within 2 s, the connection is closed. A reset ends it at once. Otherwise there
+//   is no time limit (idle_timeout_ms is for HTTP); Server::stop() closes it without a close
+//   frame.
+//   Stats: the handshake is a request, in progress until the 101 is written and then served;
+//   the open WebSocket counts in Stats::websockets (and websockets_opened) until its connection
+//   closes, never in in_progress.
 // - The demo site (app/demo_site.h) is generated from Options::seed when the Server is made and
 //   lives as long as it. With Options::admin, a Reply that names a purge_tag is held until the
 //   purge at the edge's admin port has answered or failed (app/admin_client.h); the loop goes on
 //   serving other connections meanwhile. Without it, the reply goes out at once.
 //
 // Ownership: the Server owns its listener, every Connection, the DemoSite and the AdminClient; a
-// Connection frees itself by the server connection core's rule (http/server_conn.h). stop()
+// Connection frees itself by the server connection core's rule (http/server_conn.h), and keeps a
+// WebSocket's session and buffers until then (a write in flight borrows them). stop()
 // closes them all (and the admin client's purges in flight); the owner then runs the loop until
 // it has no more handles, and only then destroys the Server.
 #pragma once
@@ -46,6 +66,9 @@
 namespace edge::app {
 
 class Connection;
+
+// The most bytes of WebSocket answers a connection queues before it stops reading.
+inline constexpr size_t kMaxWebSocketQueue = 1024 * 1024;
 
 class Server {
  public:
@@ -79,6 +102,8 @@ class Server {
   // Counts a request for `target` in counts_; returns its count (0 when not counted).
   uint64_t count_request(std::string_view target);
   void request_finished(bool served);
+  void websocket_opened();
+  void websocket_closed();
   void link(Connection* c);
   void unlink(Connection* c);
   // Holds `c` with the others held for `target`; once `want` are held, lets them all go.

@@ -332,7 +332,7 @@ constexpr std::string_view kCachePolicyKeys[] = {
 
 // The rule keys a host entry or a route may carry (Rules).
 constexpr std::string_view kRuleKeys[] = {"access", "rate_limit", "purge", "maintenance", "redirect",
-                                          "request_headers", "response_headers", "error_pages"};
+                                          "request_headers", "response_headers", "error_pages", "upgrade"};
 
 // Where a host set ttl and max_ttl, so that a route's conflicting value can name the line.
 struct TtlSource {
@@ -875,7 +875,9 @@ class Loader {
                                            "max_body_bytes", "max_connections", "buffer_memory",
                                            "temp_dir", "max_header_fields", "min_upload_rate",
                                            "upload_rate_grace", "max_temp_file_size",
-                                           "max_temp_total", "max_conns_per_client", "rate_limit_clients"});
+                                           "max_temp_total", "max_conns_per_client", "rate_limit_clients",
+                                           "tunnel_idle_timeout"});
+    read_duration(find(fields, "tunnel_idle_timeout"), "tunnel_idle_timeout", limits.tunnel_idle_timeout);
     read_count(find(fields, "max_conns_per_client"), "max_conns_per_client", 0, 1000000, limits.max_conns_per_client);
     read_count(find(fields, "rate_limit_clients"), "rate_limit_clients", 1024, 100000000, limits.rate_limit_clients);
     read_duration(find(fields, "header_timeout"), "header_timeout", limits.header_timeout);
@@ -2062,6 +2064,19 @@ class Loader {
     if (const Entry* headers = find(fields, "request_headers")) read_header_rules(*headers, true, rules.request_headers);
     if (const Entry* headers = find(fields, "response_headers")) read_header_rules(*headers, false, rules.response_headers);
     if (const Entry* pages = find(fields, "error_pages")) read_error_pages(*pages, rules.error_pages);
+    if (const Entry* upgrade = find(fields, "upgrade")) {
+      if (upgrade->value.IsScalar() && (upgrade->value.Scalar() == "off" || upgrade->value.Scalar() == "false")) {
+        rules.upgrade.clear();
+      } else {
+        std::vector<std::string> protocols;
+        read_token_list(upgrade, "upgrade", "protocol", protocols);
+        for (std::string& protocol : protocols) {
+          protocol = lowered(protocol);
+          if (protocol == "h2c") fail(*upgrade, "'h2c' cannot be tunnelled: HTTP/2 is edge's own (listen: h2c)");
+        }
+        if (!has_errors()) rules.upgrade = std::move(protocols);
+      }
+    }
   }
 
   std::string file_;

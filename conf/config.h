@@ -133,6 +133,8 @@ struct Limits {
   // Client addresses the rate limits track, all zones together; when full the least recently
   // seen is forgotten (a bucket that is full first). Read at start.
   uint64_t rate_limit_clients = 100000;
+  // An upgraded connection (a WebSocket) with no byte either way for this long is closed.
+  Duration tunnel_idle_timeout{std::chrono::minutes(5)};
 };
 
 struct Server {
@@ -389,6 +391,11 @@ struct Rules {
   HeaderEdits request_headers;
   HeaderEdits response_headers;
   ErrorPages error_pages;
+  // `upgrade: [protocols]`: the Upgrade protocols (lower case) a request may switch to through
+  // a tunnel (proxy/tunnel.h); `[]` or `off`: none. A request asking for another is served as
+  // plain HTTP (Upgrade is hop-by-hop: the backend never sees it), so `h2c` can never be
+  // smuggled past the rules.
+  std::vector<std::string> upgrade = {"websocket"};
 };
 
 struct Route {

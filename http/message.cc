@@ -220,6 +220,7 @@ void RequestHead::clear() {
   keep_alive = true;
   chunked = false;
   content_length.reset();
+  upgrade.clear();
 }
 
 bool RequestHead::idempotent() const {
@@ -242,6 +243,7 @@ void ResponseHead::clear() {
   keep_alive = true;
   chunked = false;
   content_length.reset();
+  upgrade.clear();
 }
 
 std::string_view reason_phrase(int status) {

@@ -109,6 +109,9 @@ struct RequestHead {
   bool keep_alive = true;  // what the client asked for, by version and Connection
   bool chunked = false;
   std::optional<uint64_t> content_length;
+  // The protocols an HTTP/1.1 request asks to switch to: its one Upgrade field, when Connection
+  // names `upgrade` (the field itself is hop-by-hop and gone from `headers`); "" otherwise.
+  std::string upgrade;
 
   void clear();
   bool is_head() const { return method == "HEAD"; }
@@ -128,6 +131,7 @@ struct ResponseHead {
   bool keep_alive = true;  // the server will keep the connection open after this message
   bool chunked = false;
   std::optional<uint64_t> content_length;
+  std::string upgrade;  // a 101's Upgrade field (the protocol switched to), as for a request
 
   void clear();
 };

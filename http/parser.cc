@@ -81,6 +81,16 @@ bool protected_from_connection(std::string_view name) {
 // the head here, once, so that nothing after the parser (the cache's Vary, request directives,
 // the upstream head, storage) sees a field the next hop will not. False: a protected field is
 // nominated.
+// The Upgrade field's value when Connection names `upgrade` and there is exactly one; "".
+std::string upgrade_asked(const Headers& headers) {
+  bool named = false;
+  for (size_t i = 0; i < headers.size(); ++i)
+    if (headers.id(i) == FieldId::kConnection)
+      for_each_token(headers.value(i), [&](std::string_view token) { named = named || iequals(token, "upgrade"); });
+  if (!named || headers.count("Upgrade") != 1) return {};
+  return std::string(*headers.get("Upgrade"));
+}
+
 bool remove_connection_nominated(Headers& headers) {
   std::vector<std::string_view> nominated;
   bool refused = false;
@@ -121,7 +131,7 @@ HeadScanner::Result HeadScanner::scan(std::string_view data) {
         } else {
           state_ = kInLine;
           line_offset_ = 1;
-          status_digit_ = 0;
+          status_ = 0;
         }
         break;
       case kBeforeStartCr:
@@ -150,7 +160,8 @@ HeadScanner::Result HeadScanner::scan(std::string_view data) {
         } else if (c == '\n') {
           return {kBad, i};  // a bare LF ends a line for some readers only
         } else if (line_offset_ >= 0) {
-          if (line_offset_ == 9) status_digit_ = c;  // "HTTP/1.1 1xx": the status's first digit
+          // "HTTP/1.1 101": the status's digits
+          if (line_offset_ >= 9 && line_offset_ <= 11 && c >= '0' && c <= '9') status_ = status_ * 10 + (c - '0');
           // A request line has exactly one SP between its parts; a reason phrase may hold more.
           if (!responses_ && (c == ' ' || c == '\t') && (previous == ' ' || previous == '\t')) return {kBad, i};
           ++line_offset_;
@@ -175,7 +186,7 @@ HeadScanner::Result HeadScanner::scan(std::string_view data) {
         break;
       case kEmptyLineCr:
         if (c != '\n') return {kBad, i};
-        if (responses_ && status_digit_ == '1') {
+        if (responses_ && status_ >= 100 && status_ <= 199 && !(switch_on_101_ && status_ == 101)) {
           state_ = kBeforeStart;  // an interim response: the final one's head follows
           break;
         }
@@ -308,6 +319,7 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
     r->error_reason_ = status == 501 ? "transfer coding not implemented" : "invalid Transfer-Encoding";
     return HPE_USER;
   }
+  h.upgrade = upgrade_asked(h.headers);
   if (!remove_connection_nominated(h.headers)) {
     r->error_status_ = 400;
     r->error_reason_ = "Connection nominates a framing or routing field";
@@ -430,16 +442,18 @@ ResponseParser::ResponseParser(uint64_t max_header_bytes) : max_header_bytes_(ma
   parser_.data = this;
 }
 
-void ResponseParser::expect_response(bool to_head_request) {
+void ResponseParser::expect_response(bool to_head_request, bool upgrade_asked) {
   if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
   to_head_request_ = to_head_request;
+  upgrade_asked_ = upgrade_asked;
+  switched_ = false;
   started_ = false;
   head_complete_ = false;
   interims_ = 0;
   head_bytes_ = 0;
   body_bytes_ = 0;
   head_.clear();
-  scanner_.reset(true);
+  scanner_.reset(true, upgrade_asked);
 }
 
 int ResponseParser::on_message_begin(llhttp_t* p) {
@@ -512,7 +526,7 @@ int ResponseParser::on_headers_complete(llhttp_t* p) {
     r->error_reason_ = "status code outside 100-599";
     return -1;
   }
-  if (h.status == 101) {
+  if (h.status == 101 && !r->upgrade_asked_) {
     r->error_reason_ = "unexpected 101 Switching Protocols";
     return -1;
   }
@@ -524,11 +538,27 @@ int ResponseParser::on_headers_complete(llhttp_t* p) {
     r->error_reason_ = "invalid Transfer-Encoding";
     return -1;
   }
+  if (h.status == 101) {
+    // The answer to an upgrade: the last HTTP message on the connection; what follows is the
+    // other protocol's, for the caller to take (feed() stops right after this head).
+    h.upgrade = upgrade_asked(h.headers);
+    if (h.upgrade.empty()) {
+      r->error_reason_ = "101 Switching Protocols without Connection: upgrade and one Upgrade field";
+      return -1;
+    }
+    r->interim_ = false;
+  }
   if (!remove_connection_nominated(h.headers)) {
     r->error_reason_ = "Connection nominates a framing field";
     return -1;
   }
   if (r->interim_) return 0;
+  if (h.status == 101) {
+    h.keep_alive = false;
+    r->head_complete_ = true;
+    r->switched_ = true;
+    return 0;
+  }
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
   h.chunked = (p->flags & F_CHUNKED) != 0;
   if (p->flags & F_CONTENT_LENGTH) h.content_length = p->content_length;
@@ -548,6 +578,11 @@ int ResponseParser::on_body(llhttp_t* p, const char* at, size_t len) {
 
 int ResponseParser::on_message_complete(llhttp_t* p) {
   auto* r = self<ResponseParser>(p);
+  if (r->switched_) {
+    r->message_done_ = true;
+    if (r->body_) r->body_->set_complete();
+    return HPE_PAUSED;
+  }
   if (r->interim_) {
     // A 1xx is not the answer: handed to the sink (103 Early Hints, 102), then forgotten, and
     // the final response awaited. 100 Continue answers an Expect the proxy dealt with itself.
@@ -584,10 +619,11 @@ ParseResult ResponseParser::feed(std::string_view data) {
   }
   llhttp_errno_t err = llhttp_execute(&parser_, begin, window);
   size_t consumed = window;
-  if (err == HPE_PAUSED) consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - begin);
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
+    consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - begin);
   if (!head_was_complete && !head_complete_) head_bytes_ += consumed;
 
-  if (err == HPE_PAUSED && message_done_) return {ParseEvent::kMessage, consumed};
+  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && message_done_) return {ParseEvent::kMessage, consumed};
   if (err != HPE_OK) {
     if (err != HPE_USER) error_reason_ = llhttp_get_error_reason(&parser_);
     return {ParseEvent::kError, consumed};

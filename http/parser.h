@@ -60,17 +60,21 @@ class HeadScanner {
     Verdict verdict;
     size_t offset;  // kEnd: where the head ended in `data`; kBad: the offending byte
   };
-  explicit HeadScanner(bool responses) : responses_(responses) {}
-  void reset(bool responses) { *this = HeadScanner(responses); }
+  // `switch_on_101`: a 101 is a final head (the request asked to upgrade); other 1xx heads are
+  // followed by another.
+  explicit HeadScanner(bool responses, bool switch_on_101 = false)
+      : responses_(responses), switch_on_101_(switch_on_101) {}
+  void reset(bool responses, bool switch_on_101 = false) { *this = HeadScanner(responses, switch_on_101); }
   Result scan(std::string_view data);
 
  private:
   enum State { kBeforeStart, kBeforeStartCr, kInLine, kAfterCr, kLineStart, kEmptyLineCr, kDone };
   State state_ = kBeforeStart;
   int line_offset_ = 0;  // in the start line: bytes seen; after it: -1
-  char status_digit_ = 0;
+  int status_ = 0;  // a response's status code, from its start line's digits
   char previous_ = 0;
   bool responses_;
+  bool switch_on_101_;
 };
 
 class RequestParser {
@@ -141,8 +145,12 @@ class ResponseParser {
   ResponseParser(const ResponseParser&) = delete;
   ResponseParser& operator=(const ResponseParser&) = delete;
 
-  // Before each response: whether it answers a HEAD request (no body, whatever the head says).
-  void expect_response(bool to_head_request);
+  // Before each response: whether it answers a HEAD request (no body, whatever the head says),
+  // and whether the request asked to upgrade: only then is a 101 taken, as the final response
+  // (head().upgrade names the protocol; kMessage's `consumed` ends at its head, and the bytes
+  // after it are the new protocol's). Otherwise a 101 is an error.
+  void expect_response(bool to_head_request, bool upgrade_asked = false);
+  bool switched() const { return switched_; }  // the response was a 101
 
   // Interim 1xx responses are skipped: kHead and kMessage refer to the final response only.
   // With a sink set, the interim heads but 100 Continue (at most kMaxInterims a response; more
@@ -181,6 +189,8 @@ class ResponseParser {
   uint64_t head_bytes_ = 0;
   uint64_t body_bytes_ = 0;
   bool to_head_request_ = false;
+  bool upgrade_asked_ = false;
+  bool switched_ = false;
   bool started_ = false;
   bool in_value_ = false;
   bool field_open_ = false;

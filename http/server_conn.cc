@@ -264,6 +264,16 @@ void ServerConn::on_write_done(int status) {
 void ServerConn::end_exchange() {
   responding_ = false;
   interim_heads_.clear();  // written: the response that followed them is
+  if (take_after_response_ && !refused_ && !peer_ended_) {
+    phase_ = Phase::kTaken;
+    deadline_.clear();
+    set_reading(true);
+    std::string taken = std::move(pending_);
+    pending_.clear();
+    on_taken();
+    if (!taken.empty() && !closed()) on_taken_data(taken);
+    return;
+  }
   if (!keep_alive_ || refused_ || peer_ended_) return linger();
   phase_ = Phase::kWaiting;
   if (settings_.idle_timeout_ms)

@@ -13,8 +13,9 @@
 //   kClosing  -> the last response is written: half-closed, the peer's leftovers drained for
 //                linger_ms, then closed
 //   kClosed   -> close() ran; the object is freed once its transport and timer have closed
-//   kTaken    -> the handler took the connection for another protocol (HTTP/2) before its first
-//                request: see sniff() below
+//   kTaken    -> the handler took the connection for another protocol: HTTP/2 before its first
+//                request (see sniff() below), or a tunnel once a 101 is written
+//                (take_after_response())
 //
 // The handler is the derived class: it implements the pure virtual functions below and may
 // override the others. The core calls them from the libuv callbacks it receives, and also from
@@ -130,6 +131,15 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   void send_interim(std::string head);
   // The connection closes (lingering) once the response in progress is written.
   void close_after_response() { keep_alive_ = false; }
+  // Once the response in progress (a 101) is written, the connection is the handler's, as
+  // after sniff()'s kTake: the bytes read past the request, then every later read, go to
+  // on_taken_data(), the peer's end to on_taken_end(); no deadline runs until set_timer().
+  void take_after_response() { take_after_response_ = true; }
+  // While taken: stop or resume reading (the handler's back-pressure).
+  void pause_reading(bool paused) { set_reading(!paused); }
+  // While taken: half-close after what is queued, drain the peer's leftovers for linger_ms,
+  // then close (kKeepAliveDone), as after a last response.
+  void finish_taken() { linger(); }
   // The handler's deadline while it handles a request, before its response starts.
   void set_timer(uint64_t ms) { deadline_.set(ms); }
   void clear_timer() { deadline_.clear(); }
@@ -161,6 +171,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   virtual void on_response_written() {}
   virtual void on_close(Close why) = 0;
   virtual Sniff sniff(std::string_view) { return Sniff::kHttp1; }
+  virtual void on_taken() {}  // take_after_response(): the connection is the handler's now
   virtual void on_taken_data(std::string_view) {}
   virtual void on_taken_end(int) {}
 
@@ -196,6 +207,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   Phase phase_ = Phase::kWaiting;
   Close reason_ = Close::kHandler;  // a refusal's reason, decided before its response is written
   bool refused_ = false;
+  bool take_after_response_ = false;
   bool reading_ = false;
   bool peer_ended_ = false;
   bool responding_ = false;

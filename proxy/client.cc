@@ -109,6 +109,8 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::Server
 
 void ClientConn::drain() {
   if (h2_) return h2_->drain();
+  // A tunnel has no request boundary to wait for: it ends now, both sides closed in order.
+  if (tunnel_) return close_for(CloseReason::kShutdown);
   // A connection that has carried no request yet was accepted a moment ago and its client is
   // sending one (during a binary upgrade, it is one the new process did not take first): cutting
   // it would fail that request, so it is read and answered, with Connection: close, within
@@ -138,6 +140,7 @@ void ClientConn::on_close(Close why) {
     reason = h2_->close_reason(reason);
     h2_->release_streams();
   }
+  if (tunnel_) std::exchange(tunnel_, nullptr)->detach();
   if (tls_) {
     if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kPlainHttp) reason = CloseReason::kPlainHttpOnTls;
     if (!close_reason_ && tls_->failure() == tls::TlsTransport::Failure::kHandshake) reason = CloseReason::kTlsHandshakeFailed;
@@ -229,6 +232,7 @@ http::ServerConn::Sniff ClientConn::sniff(std::string_view data) {
 }
 
 void ClientConn::on_taken_data(std::string_view data) {
+  if (tunnel_) return tunnel_->from_client(data);
   if (!h2_) {
     count_handshake();
     h2_ = std::make_unique<H2Client>(worker_, *this);
@@ -239,10 +243,37 @@ void ClientConn::on_taken_data(std::string_view data) {
 }
 
 void ClientConn::on_taken_end(int status) {
+  if (tunnel_) return status == UV_EOF ? tunnel_->client_ended() : close_for(CloseReason::kClientClosed);
   if (h2_) h2_->on_end(status);
 }
 
+bool ClientConn::start_tunnel(Fetch::Upgraded upstream) {
+  tunnel_ = new Tunnel(worker_, *this, std::move(upstream));
+  take_after_response();
+  return true;
+}
+
+void ClientConn::on_taken() {
+  if (!tunnel_) return;
+  tunnel_->start();
+  if (tunnel_) set_timer(static_cast<uint64_t>(worker_.limits().tunnel_idle_timeout.count()));
+}
+
+void ClientConn::tunnel_over(bool clean) {
+  Tunnel* tunnel = std::exchange(tunnel_, nullptr);
+  tunnel->detach();
+  if (!clean) return close_for(CloseReason::kUpstreamBroken);
+  if (!close_reason_) close_reason_ = CloseReason::kTunnelDone;
+  finish_taken();
+}
+
 void ClientConn::on_timer() {
+  if (tunnel_) {
+    const uint64_t idle = static_cast<uint64_t>(worker_.limits().tunnel_idle_timeout.count());
+    const uint64_t quiet = now() - tunnel_->last_activity_ms();
+    if (quiet < idle) return set_timer(idle - quiet);
+    return close_for(CloseReason::kIdleTimeout);
+  }
   if (h2_) return h2_->on_timer();
   // Waited coalesce_timeout for another request's fetch: go to the backend alone.
   if (request_.waiting_for_fill() && !request_.responding()) request_.stop_waiting();

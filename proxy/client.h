@@ -28,12 +28,13 @@
 #include "proxy/h2_client.h"
 #include "proxy/request.h"
 #include "proxy/stats.h"
+#include "proxy/tunnel.h"
 #include "proxy/worker.h"
 #include "tls/transport.h"
 
 namespace edge::proxy {
 
-class ClientConn final : public http::ServerConn, Request::Client {
+class ClientConn final : public http::ServerConn, Request::Client, Tunnel::Client {
  public:
   // `tls`: the listener's TLS contexts, null for plain HTTP.
   // `h2c`: the listener also takes HTTP/2 by prior knowledge.
@@ -74,6 +75,12 @@ class ClientConn final : public http::ServerConn, Request::Client {
   std::string_view client_ip() override;
   bool secure() override { return tls_ != nullptr; }
   uint64_t bytes_sent() override { return bytes_written(); }
+  bool start_tunnel(Fetch::Upgraded upstream) override;
+  // Tunnel::Client
+  http::Transport& client_transport() override { return *transport(); }
+  void pause_client(bool paused) override { pause_reading(paused); }
+  void tunnel_over(bool clean) override;
+  void on_taken() override;
 
   // Answers `status` and closes the connection, counted under `reason`.
   void reject(int status, CloseReason reason);
@@ -96,6 +103,7 @@ class ClientConn final : public http::ServerConn, Request::Client {
   tls::TlsTransport* tls_ = nullptr;  // the transport, when the connection is TLS
   bool h2c_ = false;
   std::unique_ptr<H2Client> h2_;  // the connection speaks HTTP/2
+  Tunnel* tunnel_ = nullptr;      // the connection is a tunnel (it detaches it at the close)
   bool handshake_counted_ = false;
   uint64_t bytes_counted_ = 0;  // of bytes_read(), in the worker's Stats already
 };

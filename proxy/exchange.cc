@@ -46,12 +46,13 @@ void Exchange::start(const Request& request) {
   origin_target_ = request.origin_target;
   client_ip_ = request.client_ip;
   https_ = request.https;
+  upgrade_ = request.upgrade;
   trace_ = request.trace;
   delivering_ = false;
   x_cache_ = "PASS";
   facts_ = {};
   policy_ = &policy_of(generation_->config, route_);
-  if (policy_->enabled && (head_->method == "GET" || head_->is_head())) return serve_from_cache();
+  if (policy_->enabled && upgrade_.empty() && (head_->method == "GET" || head_->is_head())) return serve_from_cache();
   count(cache::Event::kPass);
   start_pass();
 }
@@ -396,7 +397,8 @@ void Exchange::start_pass() {
   request.backend = route_.backend;
   // Built only now: a request answered from the cache never needs it.
   build_upstream_head(request.head, *head_, authority_, origin_target_, client_ip_, https_, body_ ? body_->size() : 0,
-                      generation_->config, route_.backend, false, nullptr);
+                      generation_->config, route_.backend, false, nullptr, false, upgrade_);
+  request.upgrade = !upgrade_.empty();
   request.body = body_;
   request.head_request = head_->is_head();
   request.idempotent = head_->idempotent();

@@ -72,6 +72,8 @@ class Exchange final : Fetch::Owner, FillSubscriber {
     std::string_view origin_target;  // the target in origin form
     std::string_view client_ip;      // for X-Forwarded-For
     bool https = false;              // came over TLS: X-Forwarded-Proto
+    // The protocol the request switches to (an allowed Upgrade): passed, never cached.
+    std::string_view upgrade;
     Trace* trace = nullptr;          // the steps taken are added here; null: not traced
   };
 
@@ -142,6 +144,7 @@ class Exchange final : Fetch::Owner, FillSubscriber {
   std::string_view authority_;
   std::string_view origin_target_;
   std::string_view client_ip_;
+  std::string_view upgrade_;  // borrowed like the head
   bool https_ = false;
   Trace* trace_ = nullptr;
   const conf::CachePolicy* policy_ = nullptr;

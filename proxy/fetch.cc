@@ -2,6 +2,7 @@
 
 #include "http/log_text.h"
 #include "log/error_log.h"
+#include "proxy/tunnel.h"
 #include "proxy/worker.h"
 
 namespace edge::proxy {
@@ -44,9 +45,26 @@ void Fetch::finish() {
     upstream_->abandon();
     upstream_ = nullptr;
   }
+  if (upgraded_.transport) {
+    close_transport(std::move(upgraded_.transport));
+    release_slot(balancer::Outcome::kSuccess);
+  }
   release_slot(balancer::Outcome::kCancelled);
   let_go();
 }
+
+Fetch::Upgraded Fetch::take_upgraded() {
+  Upgraded out;
+  out.conn = std::move(upgraded_);
+  upgraded_ = {};
+  out.generation = request_.generation;
+  out.backend = request_.backend;
+  out.server = out.conn.transport ? slot_server_ : -1;
+  if (out.conn.transport) slot_server_ = -1;  // the tunnel's to release
+  return out;
+}
+
+void Fetch::on_upstream_upgraded(UpgradedConn conn) { upgraded_ = std::move(conn); }
 
 bool Fetch::holds_busy_server() {
   if (!upstream_ || slot_server_ < 0 || !upstream_->request_written()) return false;
@@ -132,7 +150,7 @@ void Fetch::forward_to(int server, bool fresh) {
   response_body_.clear();
   upstream_ = worker_.pool(request_.generation, request_.backend, server).acquire(fresh);
   http::Body* body = request_.body && request_.body->size() > 0 ? const_cast<http::Body*>(request_.body) : nullptr;
-  upstream_->start(this, &request_.head, body, &response_body_, request_.head_request);
+  upstream_->start(this, &request_.head, body, &response_body_, request_.head_request, request_.upgrade);
 }
 
 void Fetch::release_slot(balancer::Outcome outcome) {
@@ -214,12 +232,14 @@ void Fetch::on_upstream_response(const http::ResponseHead& head, bool complete) 
   if (draining_) {
     if (!complete) return response_body_.release_before(response_body_.size());
     upstream_ = nullptr;
+    if (upgraded_.transport) close_transport(std::move(upgraded_.transport));  // nobody to tunnel for
     release_slot(balancer::Outcome::kSuccess);
     return let_go();
   }
   if (complete) {
     upstream_ = nullptr;
-    release_slot(balancer::Outcome::kSuccess);
+    // A 101's slot stays taken while its tunnel is open (take_upgraded()).
+    if (!upgraded_.transport) release_slot(balancer::Outcome::kSuccess);
     ended_ = true;
   }
   response_started_ = true;

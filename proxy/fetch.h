@@ -71,6 +71,15 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
     const http::Body* body = nullptr;   // borrowed; null or empty: no body
     bool head_request = false;          // the response has no body whatever it says
     bool idempotent = true;             // may be repeated on another server after a reset
+    bool upgrade = false;               // asks to switch protocols: a 101 is its answer
+  };
+  // A 101's connection and the balancer slot it holds, for a tunnel: the taker releases the
+  // slot (generation->balancer) when the tunnel ends.
+  struct Upgraded {
+    UpgradedConn conn;
+    GenerationRef generation;
+    int backend = -1;
+    int server = -1;
   };
 
   // Starts at once; the owner may be called back before this returns. Null when the owner
@@ -82,6 +91,9 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   void set_owner(Owner* owner) { owner_ = owner; }
 
   http::Body& response_body() { return response_body_; }
+  // After a 101 (on_fetch_response's complete call): its connection and slot, once; the fetch
+  // keeps neither. A fetch finished without it closes the connection and releases the slot.
+  Upgraded take_upgraded();
   const std::string& request_head() const { return request_.head; }
   bool response_started() const { return response_started_; }
   uint64_t id() const { return id_; }
@@ -110,6 +122,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   void on_upstream_response(const http::ResponseHead& head, bool complete) override;
   void on_upstream_failed(UpstreamFailure failure, bool reused) override;
   void on_upstream_interim(const http::ResponseHead& interim) override;
+  void on_upstream_upgraded(UpgradedConn conn) override;
   void on_queue_timeout();
 
   Worker& worker_;
@@ -118,6 +131,7 @@ class Fetch final : UpstreamConn::Owner, balancer::Waiter {
   http::Deadline deadline_;  // the queue timeout; its close frees the fetch
   http::Body response_body_;
   UpstreamConn* upstream_ = nullptr;
+  UpgradedConn upgraded_;  // a 101's connection until take_upgraded()
   uint64_t id_ = 0;              // unique on this worker: grants find the fetch by it
   Facts facts_;
   uint64_t tried_servers_ = 0;   // bit per server index (mod 64)

@@ -1,4 +1,5 @@
 #include "proxy/h2_client.h"
+#include "proxy/tunnel.h"
 
 #include <algorithm>
 
@@ -78,6 +79,11 @@ class H2Client::Stream final : public h2::Stream, public Request::Client {
   std::string_view client_ip() override { return owner_.conn_.client_ip(); }
   bool secure() override { return owner_.conn_.tls_ != nullptr; }
   uint64_t bytes_sent() override { return h2::Stream::bytes_sent(); }
+  // HTTP/2 heads carry no Upgrade (RFC 9113 8.2.2), so no stream asks to switch.
+  bool start_tunnel(Fetch::Upgraded upstream) override {
+    abandon_upgraded(std::move(upstream));
+    return false;
+  }
 
  private:
   H2Client& owner_;

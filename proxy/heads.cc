@@ -137,7 +137,7 @@ void append_validators(std::string& out, const cache::CachedObject& stored) {
 void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
                          std::string_view origin_target, std::string_view client_ip, bool https, uint64_t body_size,
                          const conf::Config& config, int backend_index, bool for_cache,
-                         const cache::CachedObject* validators, bool no_accept_encoding) {
+                         const cache::CachedObject* validators, bool no_accept_encoding, std::string_view upgrade) {
   out.clear();
   out.append(for_cache ? std::string_view("GET") : std::string_view(head.method)).append(" ");
   out.append(origin_target.empty() ? head.target : origin_target);
@@ -178,6 +178,10 @@ void build_upstream_head(std::string& out, const http::RequestHead& head, std::s
   if (!authority.empty()) append_field(out, "X-Forwarded-Host", authority);
   out.append(head.http2() ? "Via: 2 edge\r\n" : head.http10() ? "Via: 1.0 edge\r\n" : "Via: 1.1 edge\r\n");
   if (validators) append_validators(out, *validators);
+  if (!upgrade.empty()) {
+    append_field(out, "Upgrade", upgrade);
+    out.append("Connection: upgrade\r\n");
+  }
   uint64_t body = body_size;
   if (for_cache) {
     out.append("\r\n");

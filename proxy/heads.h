@@ -111,11 +111,12 @@ std::string build_interim_head(const http::ResponseHead& interim);
 
 // The upstream head for a request (pass-through, or a GET for the cache with the client's
 // conditions and ranges left out and `validators`' added). With `no_accept_encoding` the client's
-// Accept-Encoding is left out: a fill for a route whose codings edge makes itself.
+// Accept-Encoding is left out: a fill for a route whose codings edge makes itself. `upgrade`:
+// the protocol the request switches to (a tunnel), sent as Upgrade with Connection: upgrade.
 void build_upstream_head(std::string& out, const http::RequestHead& head, std::string_view authority,
                          std::string_view origin_target, std::string_view client_ip, bool https, uint64_t body_size,
                          const conf::Config& config, int backend, bool for_cache, const cache::CachedObject* validators,
-                         bool no_accept_encoding = false);
+                         bool no_accept_encoding = false, std::string_view upgrade = {});
 // If-None-Match / If-Modified-Since from a stored response's validators (RFC 9111 4.3.1).
 void append_validators(std::string& out, const cache::CachedObject& stored);
 

@@ -64,6 +64,7 @@ int Request::recv(http::RequestHead& head) {
   early_page_ = nullptr;
   rules_ = nullptr;
   purging_ = false;
+  upgrade_.clear();
   client_read_ = false;
   x_cache_ = "PASS";
   vary_accept_encoding_ = false;
@@ -103,6 +104,16 @@ int Request::recv(http::RequestHead& head) {
   });
   // Before anything reads the request: the cache's Vary and the upstream head see the result.
   if (!rules_->request_headers.empty()) rules::edit_request_fields(rules_->request_headers, template_values(), head.headers);
+  // A tunnel only for a GET asking for a protocol the route allows; any other Upgrade is
+  // ignored, as a server may (RFC 9110 7.8), and never reaches the backend.
+  if (!head.upgrade.empty() && head.method == "GET" && !rules_->upgrade.empty()) {
+    http::for_each_token(head.upgrade, [&](std::string_view offered) {
+      const std::string_view name = offered.substr(0, offered.find('/'));
+      if (upgrade_.empty())
+        for (const std::string& allowed : rules_->upgrade)
+          if (iequals(allowed, name)) upgrade_.assign(offered);
+    });
+  }
   return 0;
 }
 
@@ -221,6 +232,7 @@ void Request::start(const http::RequestHead& head, const http::Body& body) {
   request.origin_target = target_;
   request.client_ip = client_.client_ip();
   request.https = client_.secure();
+  request.upgrade = upgrade_;
   request.trace = &trace_;
   exchanged_ = true;
   exchange_.start(request);
@@ -415,6 +427,7 @@ http::BodySource* Request::stream_coded(ResponseSpec& spec, compress::Coding cod
 // ---- relay: a passed response ----
 
 void Request::relay(Fetch& fetch, const http::ResponseHead& head, bool complete) {
+  if (head.status == 101) return switch_protocols(fetch, head);
   responding_ = true;
   x_cache_ = exchange_.x_cache();
   trace_.add(Step::kRelay);
@@ -441,6 +454,24 @@ void Request::relay(Fetch& fetch, const http::ResponseHead& head, bool complete)
   if (coding != compress::Coding::kIdentity && (spec.has_body || spec.length_without_body))
     body = stream_coded(spec, coding, body, true);
   send(spec, body, true);
+}
+
+void Request::switch_protocols(Fetch& fetch, const http::ResponseHead& head) {
+  responding_ = true;
+  x_cache_ = exchange_.x_cache();
+  trace_.add(Step::kRelay);
+  Fetch::Upgraded upstream = fetch.take_upgraded();
+  if (!upstream.conn.transport || !client_.start_tunnel(std::move(upstream)))
+    return client_.broke_off(CloseReason::kUpstreamBroken);
+  ResponseSpec spec;
+  spec.status = 101;
+  spec.reason = head.reason;
+  spec.origin = ResponseOrigin::kBackend;
+  spec.fields = &head.headers;
+  // Hop-by-hop, so out of the relayed fields: the switch itself says them again.
+  const std::string switched = "Upgrade: " + head.upgrade + "\r\nConnection: upgrade\r\n";
+  spec.extra_fields = switched;
+  send(spec, nullptr, false);
 }
 
 // ---- assemble: a page from its includes ----
@@ -640,6 +671,9 @@ void Request::synth(int status, bool may_keep_alive, std::string_view extra_fiel
 void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool release, bool may_keep_alive,
                    bool synthetic, std::string_view inline_body) {
   ResponseSpec spec = spec_in;
+  // A request that asked to switch and was not switched may be followed by the other
+  // protocol's bytes: nothing after it is read as HTTP.
+  if (head_ && !head_->upgrade.empty() && spec.status != 101) may_keep_alive = false;
   const conf::Cache& config = generation_->config.cache;
   if (config.x_cache && !synthetic) spec.x_cache = x_cache_;
   if (!synthetic) spec.vary_accept_encoding = vary_accept_encoding_;

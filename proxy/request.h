@@ -81,6 +81,9 @@ class Request final : Exchange::Owner, Assembly::Owner {
     virtual bool secure() = 0;  // the connection is TLS (https)
     // Bytes of the current response written to the client so far, head included.
     virtual uint64_t bytes_sent() = 0;
+    // The backend switched protocols (101): the connection becomes a tunnel to `upstream` once
+    // the 101 is written. False when this client cannot (the upstream is let go).
+    virtual bool start_tunnel(Fetch::Upgraded upstream) = 0;
 
    protected:
     ~Client() = default;
@@ -137,6 +140,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
   http::BodySource* stream_coded(ResponseSpec& spec, compress::Coding coding, http::BodySource* body,
                                  bool release_inner);
   void relay(Fetch& fetch, const http::ResponseHead& head, bool complete);
+  void switch_protocols(Fetch& fetch, const http::ResponseHead& head);
   void compile_passed_page(Fetch& fetch, const http::ResponseHead& head, bool complete);
   void assemble();
   void send_assembled();
@@ -167,6 +171,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
   const conf::ErrorPage* early_page_ = nullptr;  // the early answer's body (maintenance)
   const conf::Rules* rules_ = nullptr;  // the route's; null before routing or without a route
   bool purging_ = false;                // a PURGE for purge(), once its body is read
+  std::string upgrade_;  // the protocol the request switches to, that its route allows; "" none
   conf::ErrorPage purge_answer_;        // what purge() answers (JSON)
   // Held while the memcached tier records a purge; its callback finds the request through it
   // only while it lives (done() lets it go).

@@ -35,7 +35,8 @@ namespace edge::proxy {
   X(kPlainHttpOnTls, "plain_http_on_tls", "plain HTTP sent to a TLS port")          \
   X(kShutdown, "shutdown", "edge shutting down")                                    \
   X(kH2ProtocolError, "h2_protocol_error", "HTTP/2 connection error")               \
-  X(kH2Flood, "h2_flood", "HTTP/2 frames or resets past their bounds")
+  X(kH2Flood, "h2_flood", "HTTP/2 frames or resets past their bounds")             \
+  X(kTunnelDone, "tunnel_done", "an upgraded connection (WebSocket) ended")
 
 enum class CloseReason {
 #define EDGE_ENUM(name, key, text) name,

@@ -42,7 +42,7 @@ void UpstreamConn::connect(const sockaddr* address) {
 }
 
 void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* request_body,
-                         http::Body* response_body, bool head_request) {
+                         http::Body* response_body, bool head_request, bool upgrade) {
   owner_ = owner;
   request_head_ = head;
   request_body_ = request_body;
@@ -50,7 +50,7 @@ void UpstreamConn::start(Owner* owner, const std::string* head, http::Body* requ
   ends_at_ = 0;
   response_body_ = response_body;
   response_body->set_producer(this);
-  parser_.expect_response(head_request);
+  parser_.expect_response(head_request, upgrade);
   parser_.set_body_sink(response_body);
   interims_.clear();
   if (connect_failed_) return fail(UpstreamFailure::kConnectRefused);
@@ -182,11 +182,23 @@ void UpstreamConn::on_data(const char* data, size_t len) {
     return;
   }
 
-  // Reusable only if both sides meant to keep the connection and nothing trails the response.
-  bool reusable = head.keep_alive && rest.empty() && request_written_;
   owner_ = nullptr;
   let_go_of_body();
   deadline_.clear();
+  if (parser_.switched()) {
+    // The connection is the tunnel's now, with whatever came after the 101; this object goes
+    // (after the owner's calls below: the head stays ours until then).
+    reading_ = false;
+    transport_->read_stop();
+    writer_.abort();
+    state_ = State::kClosing;
+    owner->on_upstream_upgraded(UpgradedConn{std::move(transport_), std::string(rest)});
+    deadline_.close_and_delete<UpstreamConn>();
+    owner->on_upstream_response(head, true);
+    return;
+  }
+  // Reusable only if both sides meant to keep the connection and nothing trails the response.
+  bool reusable = head.keep_alive && rest.empty() && request_written_;
   if (reusable) {
     pool_.release(this);
   } else {

@@ -48,6 +48,13 @@ enum class UpstreamFailure {
 };
 const char* failure_name(UpstreamFailure failure);
 
+// A backend connection that switched protocols (its 101 read): the transport, no longer read,
+// and the bytes that came after the 101's head, for a tunnel (proxy/tunnel.h).
+struct UpgradedConn {
+  std::unique_ptr<http::Transport> transport;
+  std::string leftover;
+};
+
 class UpstreamConn final : http::StreamWriter::Owner,
                            http::BodyProducer,
                            http::Transport::Reader,
@@ -63,15 +70,19 @@ class UpstreamConn final : http::StreamWriter::Owner,
     virtual void on_upstream_failed(UpstreamFailure failure, bool reused) = 0;
     // An interim response (103 Early Hints, 102) arrived ahead of the final one; not 100.
     virtual void on_upstream_interim(const http::ResponseHead& interim) = 0;
+    // The request asked to upgrade and the server answered 101: the connection, told just
+    // before on_upstream_response(complete=true); it is never pooled.
+    virtual void on_upstream_upgraded(UpgradedConn conn) = 0;
 
    protected:
     ~Owner() = default;
   };
 
   // Starts one exchange. `head` and `request_body` (may be null) are borrowed until the request
-  // is written or the exchange ends; `response_body` until the exchange ends.
+  // is written or the exchange ends; `response_body` until the exchange ends. `upgrade`: the
+  // request asks to switch protocols, so a 101 is its answer (else a 101 is a bad response).
   void start(Owner* owner, const std::string* head, http::Body* request_body,
-             http::Body* response_body, bool head_request);
+             http::Body* response_body, bool head_request, bool upgrade = false);
   // The owner is gone or no longer wants the response: the connection closes.
   void abandon();
   // The exchange must end within `limit` from now, whatever the server's pace: then it fails

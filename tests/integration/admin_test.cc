@@ -154,7 +154,7 @@ TEST_CASE("GET /stats: cache events per host entry, totals and the store, as JSO
            ",\"keep_alive_done\":0,\"idle_timeout\":0,\"header_timeout\":0,\"body_timeout\":0,"
            "\"slow_upload\":0,\"send_timeout\":0,\"bad_request\":0,\"client_abort\":0,\"write_error\":0,"
            "\"upstream_broken\":0,\"too_many_connections\":0,\"client_conn_limit\":0,\"tls_handshake_failed\":0,"
-           "\"plain_http_on_tls\":0,\"shutdown\":0,\"h2_protocol_error\":0,\"h2_flood\":0},"
+           "\"plain_http_on_tls\":0,\"shutdown\":0,\"h2_protocol_error\":0,\"h2_flood\":0,\"tunnel_done\":0},"
            "\"rules\":{\"denied\":0,\"rate_limited\":0,\"maintenance\":0,\"redirected\":0,\"purged\":0}},\"workers\":[{\"connections\":";
   };
   // What is open and the bytes, then the counters, then each worker's connections.

@@ -4,8 +4,11 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "tests/integration/testkit.h"
 
@@ -756,4 +759,342 @@ TEST_CASE("cache: gather holds answers until that many requests for the target a
   CHECK(header(c, "X-Gathered") == "3");
   CHECK(header(a.read_response(), "X-Gathered") == "3");
   CHECK(header(b.read_response(), "X-Gathered") == "3");
+}
+
+// ---- /ws: the WebSocket echo ----
+
+namespace {
+
+constexpr uint8_t kText = 0x1;
+constexpr uint8_t kBinary = 0x2;
+constexpr uint8_t kContinuation = 0x0;
+constexpr uint8_t kClose = 0x8;
+constexpr uint8_t kPing = 0x9;
+constexpr uint8_t kPong = 0xA;
+
+// Sends the handshake for `target` and reads the answer.
+Response open_ws(Client& c, const std::string& target = "/ws") {
+  if (!c.send(ws_handshake("app.test", target))) return {};
+  return c.read_response();
+}
+
+std::string close_payload(uint16_t code) { return {static_cast<char>(code >> 8), static_cast<char>(code & 0xff)}; }
+
+int close_code(const std::optional<WsFrame>& frame) {
+  if (!frame || frame->opcode != kClose || frame->payload.size() < 2) return -1;
+  return (static_cast<unsigned char>(frame->payload[0]) << 8) | static_cast<unsigned char>(frame->payload[1]);
+}
+
+// The next frame's opcode and payload, or "<none>" when none came.
+std::string next_message(Client& c) {
+  std::optional<WsFrame> f = read_ws_frame(c);
+  if (!f) return "<none>";
+  return std::to_string(f->opcode) + (f->fin ? "" : " not fin") + (f->masked ? " masked" : "") + ": " + f->payload;
+}
+
+}  // namespace
+
+TEST_CASE("ws: the handshake is a 101 with the exact Sec-WebSocket-Accept") {
+  App app("wsa");
+  Client c(app.port);
+  Response r = open_ws(c);
+  CHECK(r.complete);
+  CHECK(r.status == 101);
+  CHECK(r.reason == "Switching Protocols");
+  CHECK(r.upgrade == "websocket");
+  CHECK(header(r, "Connection") == "Upgrade");
+  CHECK(header(r, "Sec-WebSocket-Accept") == std::string(kWsAccept));
+  CHECK(header(r, "X-Backend") == "wsa");
+  CHECK(header(r, "Content-Length") == "<absent>");
+  CHECK(r.body.empty());
+  // Nothing follows the 101 until the client speaks.
+  CHECK_FALSE(readable_now(c.fd()));
+  REQUIRE(c.send(ws_frame(kText, "hi")));
+  CHECK(next_message(c) == "1: hi");
+}
+
+TEST_CASE("ws: text and binary echoes in every length form; a fragmented message is echoed whole") {
+  App app("wse");
+  Client c(app.port);
+  REQUIRE(open_ws(c).status == 101);
+
+  REQUIRE(c.send(ws_frame(kText, "hello")));
+  CHECK(next_message(c) == "1: hello");
+
+  // 200 bytes: the 16-bit length form, both ways.
+  const std::string text200 = pattern(3, 200);
+  REQUIRE(c.send(ws_frame(kText, text200)));
+  CHECK(c.read_exact(4) == std::string("\x81\x7e\x00\xc8", 4));
+  CHECK(c.read_exact(200) == text200);
+
+  // 70000 bytes: the 64-bit form.
+  std::string binary(70000, '\0');
+  for (size_t i = 0; i < binary.size(); ++i) binary[i] = static_cast<char>(i * 7 % 256);
+  REQUIRE(c.send(ws_frame(kBinary, binary)));
+  CHECK(c.read_exact(10) == std::string("\x82\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10));
+  CHECK(c.read_exact(binary.size()) == binary);
+
+  // Two frames, one message, one echo.
+  REQUIRE(c.send(ws_frame(kText, "frag", false) + ws_frame(kContinuation, "mented")));
+  CHECK(next_message(c) == "1: fragmented");
+  REQUIRE(c.send(ws_frame(kBinary, "ab", false)));
+  REQUIRE(c.send(ws_frame(kPing, "in between")));
+  CHECK(next_message(c) == "10: in between");
+  REQUIRE(c.send(ws_frame(kContinuation, "c")));
+  CHECK(next_message(c) == "2: abc");
+
+  // Empty messages are messages too.
+  REQUIRE(c.send(ws_frame(kBinary, "")));
+  CHECK(next_message(c) == "2: ");
+}
+
+TEST_CASE("ws: frames split across reads anywhere, and several in one read") {
+  App app("wss");
+  Client c(app.port);
+  REQUIRE(open_ws(c).status == 101);
+  const std::string frame = ws_frame(kText, "one byte at a time");
+  for (char byte : frame) {
+    REQUIRE(c.send(std::string(1, byte)));
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(next_message(c) == "1: one byte at a time");
+
+  std::string big(5000, 'q');
+  const std::string both = ws_frame(kBinary, big) + ws_frame(kText, "tail");
+  REQUIRE(c.send(both.substr(0, 1)));
+  std::this_thread::sleep_for(20ms);
+  REQUIRE(c.send(both.substr(1, 2000)));
+  std::this_thread::sleep_for(20ms);
+  REQUIRE(c.send(both.substr(2001)));
+  CHECK(next_message(c) == "2: " + big);
+  CHECK(next_message(c) == "1: tail");
+
+  std::string burst;
+  for (int i = 0; i < 50; ++i) burst += ws_frame(kText, "m" + std::to_string(i));
+  REQUIRE(c.send(burst));
+  for (int i = 0; i < 50; ++i) REQUIRE(next_message(c) == "1: m" + std::to_string(i));
+}
+
+TEST_CASE("ws: ping gets its pong; a close gets the same close back, then the TCP close") {
+  App app("wsp");
+  Client c(app.port);
+  REQUIRE(open_ws(c).status == 101);
+  REQUIRE(c.send(ws_frame(kPing, "are you there")));
+  CHECK(next_message(c) == "10: are you there");
+  REQUIRE(c.send(ws_frame(kPong, "unsolicited")));  // ignored
+  REQUIRE(c.send(ws_frame(kClose, close_payload(4001) + "bye")));
+  std::optional<WsFrame> close = read_ws_frame(c);
+  REQUIRE(close);
+  CHECK(close->fin);
+  CHECK_FALSE(close->masked);
+  CHECK(close->payload == close_payload(4001));
+  CHECK(c.wait_closed());
+
+  // A close without a code gets one without a code.
+  Client bare(app.port);
+  REQUIRE(open_ws(bare).status == 101);
+  REQUIRE(bare.send(ws_frame(kClose, "")));
+  CHECK(next_message(bare) == "8: ");
+  CHECK(bare.wait_closed());
+}
+
+TEST_CASE("ws: protocol errors close with 1002, an oversized message with 1009") {
+  App app("wsx");
+  {
+    Client c(app.port);
+    REQUIRE(open_ws(c).status == 101);
+    REQUIRE(c.send(ws_frame(kText, "not masked", true, false)));
+    CHECK(close_code(read_ws_frame(c)) == 1002);
+    CHECK(c.wait_closed());
+  }
+  {
+    Client c(app.port);
+    REQUIRE(open_ws(c).status == 101);
+    REQUIRE(c.send(ws_frame(kPing, std::string(126, 'p'))));  // a control frame over 125 bytes
+    CHECK(close_code(read_ws_frame(c)) == 1002);
+    CHECK(c.wait_closed());
+  }
+  {
+    Client c(app.port);
+    REQUIRE(open_ws(c).status == 101);
+    REQUIRE(c.send(ws_frame(kPing, "x", false)));  // a fragmented control frame
+    CHECK(close_code(read_ws_frame(c)) == 1002);
+    CHECK(c.wait_closed());
+  }
+  {
+    // Refused at its header: the megabyte it announces is never sent.
+    Client c(app.port);
+    REQUIRE(open_ws(c).status == 101);
+    const std::string frame = ws_frame(kBinary, std::string(1024 * 1024 + 1, 'z'));
+    REQUIRE(c.send(frame.substr(0, 14)));
+    CHECK(close_code(read_ws_frame(c)) == 1009);
+    CHECK(c.wait_closed());
+  }
+  {
+    // Exactly 1 MiB, in two fragments, is fine.
+    Client c(app.port);
+    REQUIRE(open_ws(c).status == 101);
+    const std::string half(512 * 1024, 'h');
+    REQUIRE(c.send(ws_frame(kBinary, half, false) + ws_frame(kContinuation, half)));
+    std::optional<WsFrame> echo = read_ws_frame(c);
+    REQUIRE(echo);
+    CHECK(echo->payload.size() == 1024 * 1024);
+    REQUIRE(c.send(ws_frame(kBinary, half, false) + ws_frame(kContinuation, half + "!")));
+    CHECK(close_code(read_ws_frame(c)) == 1009);
+  }
+}
+
+TEST_CASE("ws: bad handshakes are answered over HTTP, not upgraded") {
+  App app("wsb");
+  auto without = [](std::string raw, std::string_view field) {
+    const size_t at = raw.find(field);
+    raw.erase(at, raw.find("\r\n", at) + 2 - at);
+    return raw;
+  };
+  const std::string good = ws_handshake("app.test", "/ws");
+
+  Client c(app.port);
+  REQUIRE(c.send(without(good, "Sec-WebSocket-Key:")));
+  Response no_key = c.read_response();
+  CHECK(no_key.status == 400);
+  CHECK(header(no_key, "Sec-WebSocket-Accept") == "<absent>");
+  CHECK(no_key.body.find("Sec-WebSocket-Key") != std::string::npos);
+
+  // The connection is still HTTP.
+  std::string v8 = good;
+  v8.replace(v8.find("Version: 13"), 11, "Version: 8");
+  REQUIRE(c.send(v8));
+  Response old = c.read_response();
+  CHECK(old.status == 426);
+  CHECK(header(old, "Sec-WebSocket-Version") == "13");
+  CHECK(header(old, "Sec-WebSocket-Accept") == "<absent>");
+
+  std::string post = good;
+  post.replace(0, 3, "POST");
+  REQUIRE(c.send(post));
+  Response posted = c.read_response();
+  CHECK(posted.status == 400);
+  CHECK(posted.upgrade.empty());
+
+  CHECK(exchange(app.port, without(good, "Upgrade:")).status == 400);
+  CHECK(exchange(app.port, without(good, "Connection:")).status == 400);
+  CHECK(exchange(app.port, without(good, "Sec-WebSocket-Version:")).status == 400);
+  std::string short_key = good;
+  short_key.replace(short_key.find(kWsKey), kWsKey.size(), "c2hvcnQ=");
+  CHECK(exchange(app.port, short_key).status == 400);
+  CHECK(get(app.port, "app.test", "/ws").status == 400);
+
+  // And after all that, on the same keep-alive connection, a good handshake upgrades it.
+  REQUIRE(c.send(request("GET", "/health")));
+  CHECK(c.read_response().status == 200);
+  Response r = open_ws(c);
+  CHECK(r.status == 101);
+  CHECK(header(r, "Sec-WebSocket-Accept") == std::string(kWsAccept));
+  REQUIRE(c.send(ws_frame(kText, "upgraded late")));
+  CHECK(next_message(c) == "1: upgraded late");
+}
+
+TEST_CASE("ws: close_after=2 closes with 1000 after two echoes") {
+  App app("wsc");
+  Client c(app.port);
+  REQUIRE(open_ws(c, "/ws?close_after=2").status == 101);
+  REQUIRE(c.send(ws_frame(kText, "one")));
+  CHECK(next_message(c) == "1: one");
+  REQUIRE(c.send(ws_frame(kPing, "")));  // not a message
+  CHECK(next_message(c) == "10: ");
+  REQUIRE(c.send(ws_frame(kBinary, "two")));
+  c.send(ws_frame(kText, "three"));  // the server may have closed already
+  CHECK(next_message(c) == "2: two");
+  CHECK(close_code(read_ws_frame(c)) == 1000);
+  CHECK(c.wait_closed());
+}
+
+TEST_CASE("ws: greeting=hi is sent right after the 101") {
+  App app("wsg");
+  Client c(app.port);
+  Response r = open_ws(c, "/ws?greeting=hi");
+  REQUIRE(r.status == 101);
+  CHECK(next_message(c) == "1: hi");
+  REQUIRE(c.send(ws_frame(kText, "and back")));
+  CHECK(next_message(c) == "1: and back");
+
+  Client words(app.port);
+  REQUIRE(open_ws(words, "/ws?greeting=hello%20there&close_after=1").status == 101);
+  CHECK(next_message(words) == "1: hello there");
+  REQUIRE(words.send(ws_frame(kText, "x")));
+  CHECK(next_message(words) == "1: x");
+  CHECK(close_code(read_ws_frame(words)) == 1000);
+}
+
+TEST_CASE("ws: /stats counts the handshake as served and open WebSockets in a gauge") {
+  App app("wsst");
+  // A server that never upgraded reports what it always did.
+  CHECK(get(app.port, "app.test", "/stats").body ==
+        R"({"name":"wsst","received":1,"served":0,"in_progress":1,"peak_in_progress":1})");
+  {
+    Client a(app.port), b(app.port);
+    REQUIRE(open_ws(a).status == 101);
+    REQUIRE(open_ws(b, "/ws?greeting=x").status == 101);
+    CHECK(next_message(b) == "1: x");
+    // The two 101s are served; in progress is this /stats alone.
+    CHECK(get(app.port, "app.test", "/stats").body ==
+          R"({"name":"wsst","received":4,"served":3,"in_progress":1,"peak_in_progress":1,"websockets":2,"websockets_opened":2})");
+    REQUIRE(a.send(ws_frame(kClose, close_payload(1000))));
+    CHECK(close_code(read_ws_frame(a)) == 1000);
+    CHECK(a.wait_closed());
+    for (int i = 0; i < 200 && app_stat(app.port, "websockets") != 1; ++i) std::this_thread::sleep_for(10ms);
+    CHECK(app_stat(app.port, "websockets") == 1);
+  }
+  // b went away without a close frame.
+  for (int i = 0; i < 200 && app_stat(app.port, "websockets") != 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(app_stat(app.port, "websockets") == 0);
+  CHECK(app_stat(app.port, "websockets_opened") == 2);
+  CHECK(app_stat(app.port, "in_progress") == 1);
+}
+
+TEST_CASE("ws: a client that does not read holds the echo back; nothing is lost once it reads") {
+  App app("wsslow");
+  Client c(app.port, 30s);
+  c.set_receive_buffer(64 * 1024);
+  REQUIRE(open_ws(c).status == 101);
+  constexpr int kMessages = 1024;
+  std::string payload(64 * 1024, 'w');
+  std::atomic<int> sent{0};
+  std::thread writer([&] {
+    std::string p = payload;
+    for (int i = 0; i < kMessages; ++i) {
+      const std::string tag = std::to_string(i);
+      p.replace(0, tag.size() + 1, tag + ":");
+      if (!c.send(ws_frame(kBinary, p))) return;
+      sent.store(i + 1);
+    }
+  });
+  // 64 MiB is more than every buffer between here and the server's queue: the writer stalls.
+  std::this_thread::sleep_for(1500ms);
+  const int stalled_at = sent.load();
+  CHECK(stalled_at < kMessages);
+  // The server still answers others meanwhile.
+  CHECK(get(app.port, "app.test", "/health").status == 200);
+
+  int wrong = -1;  // the first echo that is not the message sent
+  for (int i = 0; i < kMessages && wrong < 0; ++i) {
+    std::optional<WsFrame> echo = read_ws_frame(c);
+    const std::string tag = std::to_string(i) + ":";
+    if (!echo || echo->opcode != kBinary || echo->payload.size() != payload.size() ||
+        echo->payload.compare(0, tag.size(), tag) != 0)
+      wrong = i;
+  }
+  writer.join();
+  CHECK(wrong == -1);
+  CHECK(sent.load() == kMessages);
+}
+
+TEST_CASE("ws: SIGTERM with WebSockets open still stops cleanly") {
+  App app("wsterm");
+  Client c(app.port);
+  REQUIRE(open_ws(c).status == 101);
+  REQUIRE(c.send(ws_frame(kText, std::string(100, 'a'), false)));  // a message half sent
+  app.process.kill(SIGTERM);
+  CHECK(app.process.wait(10s) == std::optional<int>(0));
+  CHECK(c.wait_closed());
 }

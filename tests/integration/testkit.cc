@@ -504,6 +504,7 @@ void read_into(Response& out, http::ResponseParser& parser, const http::Body& bo
     out.version_minor = head.version_minor;
     out.reason = head.reason;
     out.headers = head.headers;
+    out.upgrade = head.upgrade;
   }
   out.body = body.to_string();
 }
@@ -513,7 +514,8 @@ Response Client::read_response(std::string_view method) {
   Response out;
   if (fd_ < 0) return out;
   http::ResponseParser parser;
-  parser.expect_response(method == "HEAD");
+  // A test that reads a 101 asked for an upgrade; no other request gets one from a sane server.
+  parser.expect_response(method == "HEAD", true);
   http::Body body;
   parser.set_body_sink(&body);
   parser.set_interim_sink(&out.interims);
@@ -573,6 +575,16 @@ std::string Client::read_some(size_t n) {
   return out;
 }
 
+std::string Client::read_exact(size_t n) {
+  std::string out;
+  while (out.size() < n) {
+    std::string part = read_some(n - out.size());
+    if (part.empty()) break;
+    out += part;
+  }
+  return out;
+}
+
 bool Client::wait_closed() {
   pending_.clear();
   if (fd_ < 0) return true;
@@ -584,6 +596,69 @@ bool Client::wait_closed() {
     if (errno == EINTR) continue;
     return errno == ECONNRESET || errno == EPIPE;  // EAGAIN: the receive time-out passed
   }
+}
+
+// ---- WebSocket ----
+
+std::string ws_handshake(const std::string& host, const std::string& target) {
+  std::string out = "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n";
+  out += "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+  out += "Sec-WebSocket-Key: ";
+  out += kWsKey;
+  out += "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  return out;
+}
+
+std::string ws_frame(uint8_t opcode, std::string_view payload, bool fin, bool masked) {
+  static constexpr unsigned char kMask[4] = {0x37, 0xfa, 0x21, 0x3d};
+  std::string out;
+  out.push_back(static_cast<char>((fin ? 0x80 : 0) | (opcode & 0x0f)));
+  const unsigned char mask_bit = masked ? 0x80 : 0;
+  const uint64_t length = payload.size();
+  if (length <= 125) {
+    out.push_back(static_cast<char>(mask_bit | length));
+  } else if (length <= 0xffff) {
+    out.push_back(static_cast<char>(mask_bit | 126));
+    out.push_back(static_cast<char>(length >> 8));
+    out.push_back(static_cast<char>(length & 0xff));
+  } else {
+    out.push_back(static_cast<char>(mask_bit | 127));
+    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((length >> shift) & 0xff));
+  }
+  if (!masked) return out.append(payload);
+  out.append(reinterpret_cast<const char*>(kMask), 4);
+  for (size_t i = 0; i < payload.size(); ++i) out.push_back(static_cast<char>(payload[i] ^ kMask[i % 4]));
+  return out;
+}
+
+std::optional<WsFrame> read_ws_frame(Client& client) {
+  const std::string start = client.read_exact(2);
+  if (start.size() < 2) return std::nullopt;
+  WsFrame frame;
+  const auto b0 = static_cast<unsigned char>(start[0]);
+  const auto b1 = static_cast<unsigned char>(start[1]);
+  frame.fin = (b0 & 0x80) != 0;
+  frame.opcode = static_cast<uint8_t>(b0 & 0x0f);
+  frame.masked = (b1 & 0x80) != 0;
+  uint64_t length = b1 & 0x7f;
+  if (length >= 126) {
+    const size_t size = length == 126 ? 2 : 8;
+    const std::string extended = client.read_exact(size);
+    if (extended.size() < size) return std::nullopt;
+    length = 0;
+    for (char c : extended) length = (length << 8) | static_cast<unsigned char>(c);
+  }
+  if (length > (1ull << 30)) return std::nullopt;
+  std::string mask;
+  if (frame.masked) {
+    mask = client.read_exact(4);
+    if (mask.size() < 4) return std::nullopt;
+  }
+  frame.payload = client.read_exact(static_cast<size_t>(length));
+  if (frame.payload.size() < length) return std::nullopt;
+  if (frame.masked)
+    for (size_t i = 0; i < frame.payload.size(); ++i) frame.payload[i] = static_cast<char>(frame.payload[i] ^ mask[i % 4]);
+  return frame;
 }
 
 // ---- one-shot helpers ----

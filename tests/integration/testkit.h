@@ -164,6 +164,8 @@ struct Response {
   std::string body;
   bool complete = false;  // a whole message was read
   std::vector<http::ResponseHead> interims;  // 1xx heads before it (100 Continue left out)
+  // A 101's Upgrade field: Connection nominates it, so the parser keeps it here, not in headers.
+  std::string upgrade;
   std::optional<std::string_view> header(std::string_view name) const { return headers.get(name); }
 };
 
@@ -183,10 +185,14 @@ class Client {
 
   bool send(std::string_view bytes);  // false if the peer is gone
   // Reads one response (for a request with `method`: HEAD has no body). complete=false if the
-  // connection closed or timed out first.
+  // connection closed or timed out first. A 101 Switching Protocols is a whole response at the
+  // end of its head: the bytes after it (the new protocol's) are kept for the reads below.
   Response read_response(std::string_view method = "GET");
   // Reads up to n bytes as they come (raw); empty when closed or timed out.
   std::string read_some(size_t n = 65536);
+  // Reads exactly n bytes, those kept past the previous response first; fewer (what came) when
+  // the connection closed or timed out first.
+  std::string read_exact(size_t n);
   // True if the peer closes the connection (EOF or reset) within the timeout; bytes that
   // arrive before the close are discarded.
   bool wait_closed();
@@ -195,6 +201,32 @@ class Client {
   int fd_ = -1;
   std::string pending_;  // bytes read past the previous response
 };
+
+// ---- WebSocket (RFC 6455), the client's side ----
+
+// The handshake's fixed Sec-WebSocket-Key, and the Sec-WebSocket-Accept a server owes it.
+inline constexpr std::string_view kWsKey = "dGhlIHNhbXBsZSBub25jZQ==";
+inline constexpr std::string_view kWsAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+// "GET <target> HTTP/1.1" with Host, Upgrade: websocket, Connection: Upgrade,
+// Sec-WebSocket-Key: kWsKey and Sec-WebSocket-Version: 13.
+std::string ws_handshake(const std::string& host, const std::string& target);
+
+// One frame as a client sends it: FIN as given, the shortest of the three length forms (7-bit,
+// 16-bit, 64-bit), and, when `masked`, the fixed masking key 37 fa 21 3d with the payload masked.
+std::string ws_frame(uint8_t opcode, std::string_view payload, bool fin = true, bool masked = true);
+
+struct WsFrame {
+  uint8_t opcode = 0;
+  bool fin = false;
+  bool masked = false;
+  std::string payload;  // unmasked
+};
+
+// Reads exactly one frame (any length form; unmasked if it was masked), starting with the bytes
+// the client kept past the 101. nullopt when the connection closes or times out first, or when
+// the frame claims more than 1 GiB.
+std::optional<WsFrame> read_ws_frame(Client& client);
 
 // A backend inside the test process that records the exact bytes of every request it receives
 // (head and body), so a test can assert what edge forwarded. It reads requests the simple way

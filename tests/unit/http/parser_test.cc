@@ -528,3 +528,51 @@ TEST_CASE("a response's trailer fields never change its head, and are bounded") 
   }
   CHECK(last == ParseEvent::kError);
 }
+
+TEST_CASE("an upgrade request keeps the protocol it asks for; the field itself goes with Connection") {
+  RequestParser p(limits());
+  Body body;
+  // (The bytes after it are never fed to the parser: the connection keeps them for the tunnel.)
+  const std::string req = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  Outcome out = run(p, &body, req, req.size());
+  CHECK(out.messages == 1);
+  CHECK(p.head().upgrade == "websocket");
+  CHECK_FALSE(p.head().headers.get("Upgrade"));
+
+  RequestParser q(limits());
+  for (const char* shape : {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",  // Connection does not name it
+                            "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: a\r\nUpgrade: b\r\n\r\n"}) {
+    CAPTURE(shape);
+    RequestParser r(limits());
+    run(r, &body, shape, 1000);
+    CHECK(r.head().upgrade.empty());
+  }
+}
+
+TEST_CASE("a 101 is the final answer only to a request that asked to upgrade, and ends the HTTP bytes") {
+  const std::string switched =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02h\n";
+  ResponseParser asked;
+  asked.expect_response(false, true);
+  ParseResult r = asked.feed(switched);
+  CHECK(r.event == ParseEvent::kMessage);
+  CHECK(r.consumed == switched.size() - 4);
+  CHECK(asked.switched());
+  CHECK(asked.head().status == 101);
+  CHECK(asked.head().upgrade == "websocket");
+  CHECK_FALSE(asked.head().keep_alive);
+
+  ResponseParser not_asked;
+  not_asked.expect_response(false, false);
+  CHECK(not_asked.feed(switched).event == ParseEvent::kError);
+
+  ResponseParser no_upgrade_field;
+  no_upgrade_field.expect_response(false, true);
+  CHECK(no_upgrade_field.feed("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n").event == ParseEvent::kError);
+
+  // Asked, but answered otherwise: an ordinary response.
+  ResponseParser refused;
+  refused.expect_response(false, true);
+  CHECK(refused.feed("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n").event == ParseEvent::kMessage);
+  CHECK_FALSE(refused.switched());
+}

@@ -2,6 +2,7 @@
 // becomes (hit, miss, wait, pass, deliver, relay, synth), the head it is answered with, what
 // reached the backend, and the trace of its steps.
 #include "proxy/request.h"
+#include "proxy/tunnel.h"
 
 #include <doctest/doctest.h>
 
@@ -42,6 +43,10 @@ struct FakeClient final : Request::Client {
   std::string_view client_ip() override { return "192.0.2.7"; }
   bool secure() override { return false; }
   uint64_t bytes_sent() override { return head.size(); }
+  bool start_tunnel(proxy::Fetch::Upgraded upstream) override {
+    proxy::abandon_upgraded(std::move(upstream));
+    return false;
+  }
 
   bool body_complete() const { return !body || body->complete(); }
   std::string body_text() const {
