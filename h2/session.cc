@@ -233,6 +233,7 @@ void Stream::reuse(int32_t id) {
   list_bytes_ = 0;
   too_large_ = malformed_ = head_done_ = refused_ = request_complete_ = response_started_ = response_done_ = false;
   body_ = nullptr;
+  inline_body_.bytes = {};
   release_ = true;
   deferred_ = false;
   offset_ = body_received_ = bytes_sent_ = progress_at_ = 0;
@@ -407,6 +408,11 @@ void to_nv(const ResponseFields& fields, std::vector<nghttp2_nv>& nv, uint8_t fl
 
 void Session::respond(Stream& stream, std::string_view head, http::BodySource* body, bool release) {
   if (stream.response_started_) return;
+  if (const size_t end = head.find("\r\n\r\n"); !body && end != std::string_view::npos && end + 4 < head.size()) {
+    stream.inline_body_.bytes = head.substr(end + 4);
+    body = &stream.inline_body_;
+    release = false;
+  }
   if (!response_fields(head, stream.response_)) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id_, NGHTTP2_INTERNAL_ERROR);
     return;

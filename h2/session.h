@@ -36,6 +36,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -155,6 +156,17 @@ class Stream {
   uint64_t bytes_sent_ = 0;
   uint64_t progress_at_ = 0;
   std::string scratch_;
+  // A body written inline after the head (respond()), as a source.
+  struct InlineBody final : http::BodySource {
+    std::string_view bytes;
+    int peek(uint64_t offset, http::IoSlice* out, int max, size_t max_bytes, std::string&) const override {
+      if (offset >= bytes.size() || max < 1) return 0;
+      out[0] = {bytes.data() + offset, std::min<size_t>(bytes.size() - offset, max_bytes)};
+      return 1;
+    }
+    uint64_t size() const override { return bytes.size(); }
+    bool complete() const override { return true; }
+  } inline_body_;
 };
 
 class Session {
@@ -194,8 +206,9 @@ class Session {
   bool finished() const;
   bool wants_write() const;
 
-  // A response for a stream (see above). `body` null: no body. With `release`, bytes sent are
-  // released from the body.
+  // A response for a stream (see above). `body` null: no body, unless `head` carries bytes past
+  // its empty line (an answer edge makes, its body inline): those are the body, borrowed like the
+  // head until the stream ends. With `release`, bytes sent are released from the body.
   void respond(Stream& stream, std::string_view head, http::BodySource* body, bool release);
   // An interim response (103) before the final one, from an HTTP/1.1 head text.
   void respond_interim(Stream& stream, std::string_view head);

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -508,4 +509,36 @@ TEST_CASE("a PURGE on the main port reaches the memcached tier before it is answ
   const long before = app_count(site.app.port, target);
   CHECK(from(port, "127.0.0.1", "a", target).header("X-Cache") == std::string_view("MISS"));
   CHECK(app_count(site.app.port, target) == before + 1);
+}
+
+TEST_CASE("the rules run for HTTP/2 streams as for HTTP/1.1 requests") {
+  App app("rules-app");
+  Edge edge("workers: 1\nlisten: [{address: \"127.0.0.1:{{port}}\", h2c: on}]\nbackends:\n  app:\n    servers: [" +
+            yaml_address(app.port) + "]\nhosts:\n  - match: [\"*\"]\n    backend: app\n"
+            "    response_headers: {set: {X-Served: \"{cache} {status}\"}, remove: [X-Backend]}\n"
+            "    routes:\n      - {path: /old/, redirect: {to: \"/new/{rest}\", status: 301}}\n"
+            "      - {path: /private/, access: {deny: all}}\n");
+  auto curl = [&](const std::string& target, const char* body_to = "/dev/null") {
+    const std::string command = "curl -s --http2-prior-knowledge -D - -o " + std::string(body_to) +
+                                " 'http://127.0.0.1:" + std::to_string(edge.port) + target + "'";
+    std::string out;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe);
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+    ::pclose(pipe);
+    return out;
+  };
+  std::string head = curl("/health");
+  CHECK(head.starts_with("HTTP/2 200"));
+  CHECK(head.find("x-served: PASS 200") != std::string::npos);
+  CHECK(head.find("x-backend") == std::string::npos);
+  head = curl("/old/a?b=1");
+  CHECK(head.starts_with("HTTP/2 301"));
+  CHECK(head.find("location: /new/a?b=1") != std::string::npos);
+  CHECK(curl("/private/x").starts_with("HTTP/2 403"));
+  // edge's own answer carries its body in DATA frames, as its Content-Length says.
+  const std::string page = curl("/private/x", "-");
+  CHECK(page.find("<h1>403 Forbidden</h1>") != std::string::npos);
 }

@@ -238,3 +238,21 @@ TEST_CASE("trusted_proxies, max_conns_per_client and the admin port's access lis
   CHECK(only_error("trusted_proxies: {a: b}\n" + head) ==
         "test.yaml:1:18: 'trusted_proxies' must be an address prefix or a list of them, not a map");
 }
+
+TEST_CASE("upgrade: the protocols a route tunnels, websocket by default, never h2c") {
+  const LoadResult result = load("limits: {tunnel_idle_timeout: 30s}\n" + head +
+                                 "    routes:\n"
+                                 "      - {path: /a, upgrade: off}\n"
+                                 "      - {path: /b, upgrade: [WebSocket, my-proto]}\n");
+  const Host& host = only_host(result);
+  CHECK(result.config->limits.tunnel_idle_timeout == std::chrono::seconds(30));
+  CHECK(host.rules.upgrade == std::vector<std::string>{"websocket"});
+  CHECK(host.routes[0].rules.upgrade.empty());
+  CHECK(host.routes[1].rules.upgrade == std::vector<std::string>{"websocket", "my-proto"});
+  CHECK(only_error(head + "    upgrade: [websocket, h2c]\n") ==
+        "test.yaml:8:14: 'h2c' cannot be tunnelled: HTTP/2 is edge's own (listen: h2c)");
+  CHECK(only_error(head + "    upgrade: [\"web socket\"]\n") ==
+        "test.yaml:8:15: bad protocol 'web socket': expected a token (letters, digits and !#$%&'*+-.^_`|~)");
+  CHECK(only_error("limits: {tunnel_idle_timeout: 0s}\n" + head) ==
+        "test.yaml:1:31: 'tunnel_idle_timeout' must be greater than zero");
+}
