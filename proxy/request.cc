@@ -750,8 +750,9 @@ void Request::log_access(uint64_t done_ns) {
   record.time_ms = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch())
                                             .count());
-  read_client();
-  record.client = client_ip_;
+  // The peer itself unless a trusted proxy may name another (read_client() parses it then).
+  if (!config.trusted_proxies.empty()) read_client();
+  record.client = config.trusted_proxies.empty() ? client_.client_ip() : std::string_view(client_ip_);
   record.host = host_;
   if (head_) {
     record.method = head_->method;

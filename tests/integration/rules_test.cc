@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -240,6 +241,25 @@ TEST_CASE("trusted proxies: their X-Forwarded-For names the client, anyone else'
   // The access list sees the client the trusted proxy names, and a spoof from elsewhere fails.
   CHECK(real_ip("127.0.0.2", "10.9.9.9") == "status 403");
   CHECK(real_ip("127.0.0.4", "192.0.2.7") == "status 403");
+}
+
+TEST_CASE("the access log names the client a trusted proxy names, and the peer otherwise") {
+  TempDir logs;
+  const std::string log = logs.path() + "/access.log";
+  Site site("hosts:\n  - match: [\"*\"]\n    backend: app\n",
+            "trusted_proxies: [127.0.0.2]\naccess_log: {path: " + log + ", format: json}\n");
+  CHECK(from(site.edge.port, "127.0.0.2", "a", "/health", "X-Forwarded-For: 192.0.2.9\r\n").status == 200);
+  CHECK(from(site.edge.port, "127.0.0.3", "a", "/health", "X-Forwarded-For: 192.0.2.9\r\n").status == 200);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 1000 && lines.size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream in(log);
+    lines.clear();
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].find("\"client\":\"192.0.2.9\"") != std::string::npos);
+  CHECK(lines[1].find("\"client\":\"127.0.0.3\"") != std::string::npos);
 }
 
 TEST_CASE("rate limits: a burst, then 429 with Retry-After, shared by every worker, per client and per zone") {
