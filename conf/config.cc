@@ -1978,6 +1978,9 @@ class Loader {
     read_count(find(fields, "burst"), "burst", 1, 1000000, burst);
     limit.burst = static_cast<double>(burst);
     limit.zone = zone;
+    // FNV-1a, as rules::RateLimiter::zone_id() (checked by its tests): computed once here.
+    limit.zone_id = 0xcbf29ce484222325;
+    for (unsigned char c : zone) limit.zone_id = (limit.zone_id ^ c) * 0x100000001b3;
     limit.enabled = true;
   }
 

@@ -337,6 +337,7 @@ struct RateLimit {
   double per_second = 0;
   double burst = 0;
   std::string zone;  // the declaring host's first match name, and its route's path
+  uint64_t zone_id = 0;  // FNV-1a of `zone`, as rules::RateLimiter::zone_id() makes it
   Mark mark;
 };
 

@@ -127,7 +127,7 @@ int Request::apply_rules(const conf::Rules& rules) {
   }
   if (rules.rate_limit.enabled) {
     const rules::RateLimiter::Verdict verdict = worker_.shared().rate_limiter.take(
-        rules::RateLimiter::zone_id(rules.rate_limit.zone), client_address_, rules.rate_limit.per_second,
+        rules.rate_limit.zone_id, client_address_, rules.rate_limit.per_second,
         rules.rate_limit.burst, uv_now(worker_.loop()));
     if (!verdict.allowed) {
       stats.count_rule(RuleAction::kRateLimited);

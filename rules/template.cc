@@ -72,7 +72,8 @@ std::string redirect_location(const conf::Redirect& redirect, const TemplateValu
 void edit_request_fields(const conf::HeaderEdits& edits, const TemplateValues& values, http::Headers& fields) {
   if (!edits.dropped.empty())
     fields.remove_if([&](std::string_view name, http::FieldId) { return dropped(edits, name); });
-  std::string value;
+  // One buffer per thread: the fields copy what they are given.
+  thread_local std::string value;
   for (const conf::HeaderRule& rule : edits.added) {
     value.clear();
     expand(rule.value, values, value);
@@ -99,13 +100,14 @@ void edit_response_head(const conf::HeaderEdits& edits, const TemplateValues& va
     head.erase(write, read - write);
   }
   if (edits.added.empty()) return;
-  std::string lines;
+  // The head ends with the empty line: the lines go in its place, and it after them.
+  head.resize(head.size() - 2);
   for (const conf::HeaderRule& rule : edits.added) {
-    lines.append(rule.name).append(": ");
-    expand(rule.value, values, lines);
-    lines.append("\r\n");
+    head.append(rule.name).append(": ");
+    expand(rule.value, values, head);
+    head.append("\r\n");
   }
-  head.insert(head.size() - 2, lines);
+  head.append("\r\n");
 }
 
 }  // namespace edge::rules

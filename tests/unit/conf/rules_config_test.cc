@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "rules/rate_limit.h"
 #include "tests/unit/temp_dir.h"
 
 using namespace edge::conf;
@@ -183,6 +184,7 @@ TEST_CASE("rate limits: per second or minute, burst, off, and the zone each rout
   CHECK(host.rules.rate_limit.zone == "*");
   CHECK(host.routes[0].rules.rate_limit.zone == "*");  // inherited: the host's buckets
   CHECK(host.routes[1].rules.rate_limit.zone == "* /b");
+  CHECK(host.routes[1].rules.rate_limit.zone_id == edge::rules::RateLimiter::zone_id("* /b"));
   CHECK(host.routes[1].rules.rate_limit.burst == 20);
   CHECK(host.routes[1].rules.rate_limit.per_second == 5);
   CHECK_FALSE(host.routes[2].rules.rate_limit.enabled);
