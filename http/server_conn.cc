@@ -271,7 +271,7 @@ void ServerConn::end_exchange() {
     std::string taken = std::move(pending_);
     pending_.clear();
     on_taken();
-    if (!taken.empty() && !closed()) on_taken_data(taken);
+    if (!taken.empty() && phase_ == Phase::kTaken) on_taken_data(taken);  // not if it ended at once
     return;
   }
   if (!keep_alive_ || refused_ || peer_ended_) return linger();

@@ -255,6 +255,7 @@ bool ClientConn::start_tunnel(Fetch::Upgraded upstream) {
 
 void ClientConn::on_taken() {
   if (!tunnel_) return;
+  if (worker_.stopping()) return close_for(CloseReason::kShutdown);  // opened as the drain began
   tunnel_->start();
   if (tunnel_) set_timer(static_cast<uint64_t>(worker_.limits().tunnel_idle_timeout.count()));
 }
