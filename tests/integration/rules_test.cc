@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -541,14 +540,7 @@ TEST_CASE("the rules run for HTTP/2 streams as for HTTP/1.1 requests") {
   auto curl = [&](const std::string& target, const char* body_to = "/dev/null") {
     const std::string command = "curl -s --http2-prior-knowledge -D - -o " + std::string(body_to) +
                                 " 'http://127.0.0.1:" + std::to_string(edge.port) + target + "'";
-    std::string out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe);
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-    ::pclose(pipe);
-    return out;
+    return run_command(command);
   };
   std::string head = curl("/health");
   CHECK(head.starts_with("HTTP/2 200"));

@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -400,6 +401,17 @@ long app_stat(uint16_t port, const std::string& name) {
   size_t at = r.body.find("\"" + name + "\":");
   if (at == std::string::npos) throw std::runtime_error("no " + name + " in /stats: " + r.body);
   return std::stol(r.body.substr(at + name.size() + 3));
+}
+
+std::string run_command(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run: " + command);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  ::pclose(pipe);
+  return out;
 }
 
 std::string percent_encode(std::string_view text) {

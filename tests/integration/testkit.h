@@ -155,6 +155,8 @@ long app_stat(uint16_t port, const std::string& name);
 long app_count(uint16_t port, const std::string& target);
 // Percent-encodes everything but letters, digits and "/-_.": for a target inside a query.
 std::string percent_encode(std::string_view text);
+// What a shell command (a real client: curl, nghttp, h2load) writes on its standard output.
+std::string run_command(const std::string& command);
 
 struct Response {
   int status = 0;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 
 #include "tests/integration/testkit.h"
 
@@ -15,7 +16,7 @@ using namespace edge::testkit;
 namespace {
 
 std::string config(uint16_t app_port, const std::string& extra = "", const std::string& server_extra = "") {
-  return "workers: 1\nlisten: [{address: \"127.0.0.1:{{port}}\"}]\nlimits: {tunnel_idle_timeout: 1s}\n" + extra +
+  return "workers: 1\nlisten: [{address: \"127.0.0.1:{{port}}\"}]\nlimits: {tunnel_idle_timeout: 2s}\n" + extra +
          "backends:\n  app:\n    queue: {max: 8, timeout: 300ms}\n    servers: [{address: \"127.0.0.1:" +
          std::to_string(app_port) + "\"" + server_extra +
          "}]\nhosts:\n  - match: [\"*\"]\n    backend: app\n    routes:\n      - {path: /plain/, upgrade: off}\n";
@@ -94,13 +95,13 @@ TEST_CASE("an idle tunnel is closed after tunnel_idle_timeout, and a busy one is
   Edge edge(config(app.port));
   Client busy(edge.port);
   open_socket(busy, "/ws");
-  // Traffic more often than the timeout keeps it open past several timeouts.
-  for (int i = 0; i < 6; ++i) {
+  // Traffic far more often than the timeout keeps it open past two of them.
+  for (int i = 0; i < 20; ++i) {
     REQUIRE(busy.send(ws_frame(1, "tick")));
     std::optional<WsFrame> echo = read_ws_frame(busy);
     REQUIRE(echo);
     CHECK(echo->payload == "tick");
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   Client idle(edge.port);
   open_socket(idle, "/ws");
