@@ -1,8 +1,10 @@
 #include "app/demo_site.h"
 
-#include <algorithm>
+#include <cstdio>
+#include <vector>
 
 #include "app/query.h"
+#include "app/websocket.h"
 
 namespace edge::app {
 
@@ -82,6 +84,12 @@ std::optional<ReviewForm> parse_review_form(std::string_view body, std::string& 
   }
   ReviewForm out;
   std::string text;
+  // Both stores keep text as UTF-8 (PostgreSQL's text can hold nothing else), so it is refused
+  // here rather than changed there.
+  if (!ws::valid_utf8(query_get(*form, "text").value_or(""))) {
+    error = "A review is text in UTF-8.";
+    return std::nullopt;
+  }
   for (char c : query_get(*form, "text").value_or("")) {
     if (c == '\r') continue;
     text.push_back(static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' ? ' ' : c);
@@ -106,8 +114,17 @@ std::optional<ReviewForm> parse_review_form(std::string_view body, std::string& 
   return out;
 }
 
-DemoSite::DemoSite(uint64_t seed, TokenSource tokens, DemoSizes sizes)
-    : data_(seed, sizes), tokens_(std::move(tokens)) {}
+DemoSite::DemoSite(uint64_t seed, TokenSource tokens, std::unique_ptr<Store> store, DemoSizes sizes)
+    : data_(seed, sizes), tokens_(std::move(tokens)), store_(std::move(store)) {}
+
+Reply DemoSite::store_unavailable(StoreStatus status) const {
+  std::fprintf(stderr, "edge-app: store %s: %s\n", status == StoreStatus::kBusy ? "busy" : "failed",
+               store_->last_error().c_str());
+  Reply r = text_reply(503, "The site's store is not answering; try again in a moment.\n");
+  r.headers.add("Retry-After", "1");
+  r.headers.add("Cache-Control", "no-store");
+  return r;
+}
 
 std::optional<Reply> DemoSite::handle(const http::RequestHead& head, const http::Body& body, int64_t now) {
   const std::string_view path = head.path();
@@ -117,7 +134,7 @@ std::optional<Reply> DemoSite::handle(const http::RequestHead& head, const http:
   if (path == "/") return read ? home_page() : method_not_allowed("GET, HEAD");
   if (path == stylesheet_path()) return read ? stylesheet(head.headers.get("If-None-Match")) : method_not_allowed("GET, HEAD");
   if (path == "/login") {
-    if (post) return login(head, body);
+    if (post) return login(head, body, now);
     if (!read) return method_not_allowed("GET, HEAD, POST");
     auto query = parse_query(query_of(head.target));
     if (!query) return bad_request("malformed query string");
@@ -154,12 +171,20 @@ std::optional<Reply> DemoSite::handle(const http::RequestHead& head, const http:
 }
 
 Reply DemoSite::fragment(const http::RequestHead& head, std::string_view rest, int64_t now) {
-  if (rest == "userbar") return userbar_fragment(data_, request_user(head));
+  if (rest == "userbar") {
+    std::optional<uint32_t> user;
+    if (StoreStatus s = request_user(head, user); s != StoreStatus::kOk) return store_unavailable(s);
+    return userbar_fragment(data_, user);
+  }
   if (rest == "tagcloud") return tagcloud_fragment(data_);
   if (rest == "picks") return picks_fragment(data_);
-  if (rest == "mostviewed")
-    return most_viewed_fragment(data_, most_viewed(now, ViewWindow::kHour, kMostViewed),
-                                most_viewed(now, ViewWindow::kDay, kMostViewed));
+  if (rest == "mostviewed") {
+    std::vector<ViewCount> hour, day;
+    StoreStatus s = store_->most_viewed(now, ViewWindow::kHour, kMostViewed, hour);
+    if (s == StoreStatus::kOk) s = store_->most_viewed(now, ViewWindow::kDay, kMostViewed, day);
+    if (s != StoreStatus::kOk) return store_unavailable(s);
+    return most_viewed_fragment(data_, hour, day);
+  }
 
   const size_t slash = rest.find('/');
   if (slash == std::string_view::npos) return not_found_page();
@@ -171,8 +196,15 @@ Reply DemoSite::fragment(const http::RequestHead& head, std::string_view rest, i
     const auto book = parse_id(id_text, sizes.books);
     if (!book) return not_found_page();
     if (kind == "book") return book_fragment(data_, *book);
-    if (kind == "reviews") return reviews_fragment(data_, *book, posted_reviews(*book));
-    if (head.method == "GET") views_.add(now, *book);
+    if (kind == "reviews") {
+      std::vector<PostedReview> posted;
+      if (StoreStatus s = store_->posted_reviews(*book, posted); s != StoreStatus::kOk) return store_unavailable(s);
+      // The store numbers its reviews from 1; on the page they follow the generated ones.
+      for (PostedReview& r : posted) r.id += sizes.reviews;
+      return reviews_fragment(data_, *book, posted);
+    }
+    if (head.method == "GET")
+      if (StoreStatus s = store_->add_view(*book, now); s != StoreStatus::kOk) return store_unavailable(s);
     return view_fragment();
   }
   if (kind == "author") {
@@ -190,19 +222,14 @@ Reply DemoSite::fragment(const http::RequestHead& head, std::string_view rest, i
   return not_found_page();
 }
 
-std::optional<uint32_t> DemoSite::request_user(const http::RequestHead& head) const {
+StoreStatus DemoSite::request_user(const http::RequestHead& head, std::optional<uint32_t>& user) {
+  user.reset();
   auto token = cookie_value(head.headers, kSessionCookie);
-  return token ? session_user(*token) : std::nullopt;
+  if (!token || token->empty()) return StoreStatus::kOk;
+  return store_->session_user(*token, user);
 }
 
-std::optional<uint32_t> DemoSite::session_user(std::string_view token) const {
-  if (token.empty()) return std::nullopt;
-  auto it = sessions_.find(std::string(token));
-  if (it == sessions_.end()) return std::nullopt;
-  return it->second;
-}
-
-Reply DemoSite::login(const http::RequestHead& head, const http::Body& body) {
+Reply DemoSite::login(const http::RequestHead& head, const http::Body& body, int64_t now) {
   if (auto refused = refuse_form(head, body)) return std::move(*refused);
   auto form = parse_query(body.to_string());
   if (!form) return login_page(data_, "/", "The form could not be read.", 400);
@@ -211,20 +238,16 @@ Reply DemoSite::login(const http::RequestHead& head, const http::Body& body) {
   const auto user = data_.find_user(name);
   if (!user) return login_page(data_, next, name.empty() ? "Who are you?" : "There is no user called \"" + std::string(name) + "\".", 403);
 
-  while (sessions_.size() >= kMaxSessions && !session_order_.empty()) {
-    sessions_.erase(session_order_.front());
-    session_order_.pop_front();
-  }
   std::string token = tokens_();
-  sessions_[token] = *user;
-  session_order_.push_back(token);
+  if (StoreStatus s = store_->open_session(token, *user, now); s != StoreStatus::kOk) return store_unavailable(s);
   Reply r = redirect(next);
   r.headers.add("Set-Cookie", std::string(kSessionCookie) + "=" + token + "; Path=/; HttpOnly; SameSite=Lax");
   return r;
 }
 
 Reply DemoSite::logout(const http::RequestHead& head) {
-  if (auto token = cookie_value(head.headers, kSessionCookie)) sessions_.erase(std::string(*token));
+  if (auto token = cookie_value(head.headers, kSessionCookie); token && !token->empty())
+    if (StoreStatus s = store_->end_session(*token); s != StoreStatus::kOk) return store_unavailable(s);
   Reply r = redirect("/");
   r.headers.add("Set-Cookie", std::string(kSessionCookie) + "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
   return r;
@@ -232,32 +255,27 @@ Reply DemoSite::logout(const http::RequestHead& head) {
 
 Reply DemoSite::post_review(const http::RequestHead& head, const http::Body& body, uint32_t book, int64_t now) {
   const std::string page = "/book/" + std::to_string(book);
-  const auto user = request_user(head);
+  std::optional<uint32_t> user;
+  if (StoreStatus s = request_user(head, user); s != StoreStatus::kOk) return store_unavailable(s);
   if (!user) return redirect("/login?next=" + page);
   if (auto refused = refuse_form(head, body)) return std::move(*refused);
   std::string error;
   auto form = parse_review_form(body.to_string(), error);
   if (!form) return message_page(400, "Review not posted", error, page);
-  if (posted_count_ >= kMaxPostedReviews)
-    return message_page(503, "Review not posted", "This demo holds no more reviews until it restarts.", page);
-
   PostedReview review;
-  review.id = data_.sizes().reviews + static_cast<uint32_t>(++posted_count_);
   review.user = *user;
   review.rating = form->rating;
   review.time = now;
   review.text = std::move(form->text);
-  posted_[book].push_back(std::move(review));
+  uint32_t id = 0;
+  const StoreStatus stored = store_->add_review(book, review, id);
+  if (stored == StoreStatus::kFull)
+    return message_page(503, "Review not posted", "This demo's store holds no more reviews.", page);
+  if (stored != StoreStatus::kOk) return store_unavailable(stored);
 
   Reply r = redirect(page);
   r.purge_tag = "book-" + std::to_string(book);
   return r;
-}
-
-std::span<const PostedReview> DemoSite::posted_reviews(uint32_t book) const {
-  auto it = posted_.find(book);
-  if (it == posted_.end()) return {};
-  return it->second;
 }
 
 }  // namespace edge::app

@@ -1,7 +1,7 @@
-// app/demo_site: the demo site's run-time state (sessions, posted reviews, view counts) and the
-// decision of what answers each of its requests. No I/O, no clock (the time comes in), no loop:
-// a request goes in, a Reply comes out, and the state changes as it says below, so everything is
-// unit-testable. The HTML itself is app/demo_pages.h; the data app/demo_data.h.
+// app/demo_site: the decision of what answers each of the demo site's requests, and the changes
+// they make to its run-time state (sessions, posted reviews, view counts: app/store.h). No clock
+// (the time comes in) and no loop: a request goes in, a Reply comes out, so everything is
+// unit-testable (with a private SQLite store). The HTML itself is app/demo_pages.h; the data app/demo_data.h.
 //
 // Requests it answers (anything else: handle() returns nullopt and the caller routes on). GET
 // and HEAD for the pages and fragments of app/demo_pages.h; a wrong method gets 405 with Allow.
@@ -16,41 +16,39 @@
 //                             /login?next=/book/<id>, nothing stored. With one: stores the review
 //                             and answers 303 to /book/<id> with Reply::purge_tag = "book-<id>"
 //                             (the server purges that tag at the edge before answering).
-//                             Empty or too long text (kMaxReviewBytes), a bad rating or a form
+//                             Empty, too long (kMaxReviewBytes) or non-UTF-8 text, a bad rating or a form
 //                             that is not application/x-www-form-urlencoded: 400 (413 over
 //                             kMaxFormBytes, 415 for another type), nothing stored; 503 once
 //                             kMaxPostedReviews are stored.
 //   GET  /fragments/view/<id> counts one view of the book (HEAD does not), in the views of the
-//                             last hour and the last day (app/view_windows.h) that the
+//                             last hour and the last day (app/store.h) that the
 //                             mostviewed fragment lists.
 // Every answer to a POST, and every login page, is Cache-Control: no-store.
 //
-// Sessions: an opaque token from the TokenSource maps to a user, in memory; at most kMaxSessions,
-// the oldest forgotten first. The session cookie is read from every Cookie field of the request.
+// The state lives in a Store (app/store.h) that other servers may share, so a session opened
+// here works on every server of the store, and a review posted here shows on pages they render.
+// The session cookie is read from every Cookie field of the request. A store still busy after
+// its busy_timeout, or broken, makes the request's answer 503 with Retry-After: 1 (no-store),
+// never a 500; the store's message goes to stderr, not to the client.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <vector>
 
 #include "app/demo_data.h"
 #include "app/demo_pages.h"
 #include "app/routes.h"
-#include "app/view_windows.h"
+#include "app/store.h"
 #include "http/body.h"
 #include "http/message.h"
 
 namespace edge::app {
 
 inline constexpr std::string_view kSessionCookie = "session";
-inline constexpr size_t kMaxSessions = 100000;
-inline constexpr size_t kMaxPostedReviews = 20000;
 inline constexpr size_t kMaxFormBytes = 16 * 1024;
 
 // Makes a new session token: unguessable in production, anything unique in tests. Must return
@@ -73,40 +71,30 @@ std::optional<ReviewForm> parse_review_form(std::string_view body, std::string& 
 
 class DemoSite {
  public:
-  DemoSite(uint64_t seed, TokenSource tokens, DemoSizes sizes = {});
+  DemoSite(uint64_t seed, TokenSource tokens, std::unique_ptr<Store> store, DemoSizes sizes = {});
   DemoSite(const DemoSite&) = delete;
   DemoSite& operator=(const DemoSite&) = delete;
 
   // The answer for a request to one of the demo's paths, or nullopt for any other path. `now`
-  // is the current Unix time (it dates posted reviews).
+  // is the current Unix time (it dates posted reviews and counts views).
   std::optional<Reply> handle(const http::RequestHead& head, const http::Body& body, int64_t now);
 
   const DemoData& data() const { return data_; }
-  // The n most viewed books of the last hour or day before `now`, most first (ties: lower id
-  // first); books not viewed then are left out.
-  std::vector<ViewCount> most_viewed(int64_t now, ViewWindow window, size_t n) const {
-    return views_.most_viewed(now, window, n);
-  }
-  // Reviews posted to this book, oldest first; borrowed until the next handle().
-  std::span<const PostedReview> posted_reviews(uint32_t book) const;
-  size_t posted_review_count() const { return posted_count_; }
-  std::optional<uint32_t> session_user(std::string_view token) const;
-  size_t session_count() const { return sessions_.size(); }
+  Store& store() { return *store_; }
 
  private:
-  std::optional<uint32_t> request_user(const http::RequestHead& head) const;
-  Reply login(const http::RequestHead& head, const http::Body& body);
+  // The user of the request's session cookie (nullopt: none or unknown).
+  StoreStatus request_user(const http::RequestHead& head, std::optional<uint32_t>& user);
+  Reply login(const http::RequestHead& head, const http::Body& body, int64_t now);
   Reply logout(const http::RequestHead& head);
   Reply post_review(const http::RequestHead& head, const http::Body& body, uint32_t book, int64_t now);
   Reply fragment(const http::RequestHead& head, std::string_view rest, int64_t now);
+  // The 503 for a store that did not answer kOk.
+  Reply store_unavailable(StoreStatus status) const;
 
   DemoData data_;
   TokenSource tokens_;
-  ViewWindows views_;
-  std::unordered_map<uint32_t, std::vector<PostedReview>> posted_;
-  size_t posted_count_ = 0;
-  std::unordered_map<std::string, uint32_t> sessions_;  // token -> user
-  std::deque<std::string> session_order_;                 // tokens, oldest first (some already gone)
+  std::unique_ptr<Store> store_;
 };
 
 }  // namespace edge::app

@@ -108,7 +108,8 @@ std::string echo_json(const http::RequestHead& head, const http::Body& body) {
 }
 
 std::string stats_json(std::string_view name, uint64_t received, uint64_t served, uint64_t in_progress,
-                       uint64_t peak_in_progress, uint64_t websockets, uint64_t websockets_opened) {
+                       uint64_t peak_in_progress, uint64_t websockets, uint64_t websockets_opened,
+                       const NamedCounts& demo) {
   std::string out = "{\"name\":";
   append_json_string(out, name);
   out += ",\"received\":" + std::to_string(received);
@@ -118,6 +119,15 @@ std::string stats_json(std::string_view name, uint64_t received, uint64_t served
   if (websockets_opened > 0) {
     out += ",\"websockets\":" + std::to_string(websockets);
     out += ",\"websockets_opened\":" + std::to_string(websockets_opened);
+  }
+  if (!demo.empty()) {
+    out += ",\"demo\":{";
+    for (size_t i = 0; i < demo.size(); ++i) {
+      if (i) out.push_back(',');
+      append_json_string(out, demo[i].first);
+      out += ":" + std::to_string(demo[i].second);
+    }
+    out += "}";
   }
   out += "}";
   return out;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "http/body.h"
 #include "http/message.h"
@@ -30,8 +32,11 @@ std::string echo_json(const http::RequestHead& head, const http::Body& body);
 
 // {"name":"a1","received":5,"served":3,"in_progress":1,"peak_in_progress":2}, and then
 // ,"websockets":1,"websockets_opened":4 when websockets_opened is not 0: a server that never
-// spoke WebSocket reports what it always did.
+// spoke WebSocket reports what it always did; then ,"demo":{"book":3,...} when `demo` is not
+// empty (the counts by kind of demo request, in the order given).
+using NamedCounts = std::vector<std::pair<std::string_view, uint64_t>>;
 std::string stats_json(std::string_view name, uint64_t received, uint64_t served, uint64_t in_progress,
-                       uint64_t peak_in_progress, uint64_t websockets = 0, uint64_t websockets_opened = 0);
+                       uint64_t peak_in_progress, uint64_t websockets = 0, uint64_t websockets_opened = 0,
+                       const NamedCounts& demo = {});
 
 }  // namespace edge::app

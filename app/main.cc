@@ -1,12 +1,16 @@
 // edge-app: the companion app server (see app/server.h and app/routes.h).
 #include <uv.h>
 
+#include <chrono>
 #include <csignal>
+#include <memory>
+#include <string>
 #include <cstdio>
 
 #include "app/admin_client.h"
 #include "app/options.h"
 #include "app/server.h"
+#include "app/store.h"
 
 namespace {
 struct Signals {
@@ -14,6 +18,16 @@ struct Signals {
   uv_signal_t intr;
   edge::app::Server* server;
 };
+
+// The store as the start-up line shows it: a PostgreSQL URI without its password.
+std::string store_shown(const std::string& spec) {
+  const size_t scheme_end = spec.find("://");
+  const size_t at = spec.find('@');
+  if (scheme_end == std::string::npos || at == std::string::npos) return spec;
+  const size_t colon = spec.find(':', scheme_end + 3);
+  if (colon == std::string::npos || colon > at) return spec;
+  return spec.substr(0, colon) + ":***" + spec.substr(at);
+}
 
 void on_signal(uv_signal_t* handle, int) noexcept {
   auto* s = static_cast<Signals*>(handle->data);
@@ -43,6 +57,13 @@ int main(int argc, char** argv) {
     }
     admin_token = std::move(*token);
   }
+  std::string store_error;
+  std::unique_ptr<edge::app::Store> store =
+      edge::app::open_store(flags.options.store, std::chrono::milliseconds(flags.options.store_busy_timeout_ms), store_error);
+  if (!store) {
+    std::fprintf(stderr, "edge-app: --store %s: %s\n", flags.options.store.c_str(), store_error.c_str());
+    return 1;
+  }
   // A client that goes away mid-write must give us EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -54,7 +75,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   {
     const uint64_t started = uv_hrtime();
-    edge::app::Server server(&loop, flags.options, std::move(admin_token));
+    edge::app::Server server(&loop, flags.options, std::move(store), std::move(admin_token));
     const double generated_ms = static_cast<double>(uv_hrtime() - started) / 1e6;
     Signals signals{};
     signals.server = &server;
@@ -75,10 +96,10 @@ int main(int argc, char** argv) {
       std::printf("edge-app %s listening on %s:%u\n", flags.options.name.c_str(), flags.options.host.c_str(),
                   static_cast<unsigned>(server.port()));
       std::printf("edge-app %s demo data (seed %llu): %u books, %u authors, %u tags, %u reviews, %u users; "
-                  "%.1f MB, made in %.0f ms%s\n",
+                  "%.1f MB, made in %.0f ms; store %s%s\n",
                   flags.options.name.c_str(), static_cast<unsigned long long>(data.seed()), sizes.books, sizes.authors,
                   sizes.tags, sizes.reviews, sizes.users, static_cast<double>(data.memory_bytes()) / 1e6, generated_ms,
-                  flags.options.admin ? "; purges go to the admin port" : "");
+                  store_shown(flags.options.store).c_str(), flags.options.admin ? "; purges go to the admin port" : "");
       std::fflush(stdout);
     }
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -25,7 +25,8 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
       has_value = true;
     }
     const bool known = flag == "--host" || flag == "--port" || flag == "--name" || flag == "--idle-timeout-ms" ||
-                       flag == "--drop-after" || flag == "--seed" || flag == "--admin" || flag == "--admin-token-file";
+                       flag == "--drop-after" || flag == "--seed" || flag == "--admin" || flag == "--admin-token-file" ||
+                       flag == "--store" || flag == "--store-busy-timeout-ms";
     if (!known) {
       out.error = "unknown flag: " + std::string(arg);
       return out;
@@ -89,6 +90,19 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
         return out;
       }
       out.options.admin_token_file = value;
+    } else if (flag == "--store") {
+      if (!value.starts_with("sqlite:") && !value.starts_with("postgresql://") && !value.starts_with("postgres://")) {
+        out.error = "--store needs sqlite:PATH or postgresql://..., not '" + std::string(value) + "'";
+        return out;
+      }
+      out.options.store = value;
+    } else if (flag == "--store-busy-timeout-ms") {
+      auto ms = parse_uint(value, 10 * 60 * 1000);
+      if (!ms) {
+        out.error = "--store-busy-timeout-ms needs a number of milliseconds up to 600000, not '" + std::string(value) + "'";
+        return out;
+      }
+      out.options.store_busy_timeout_ms = *ms;
     } else {
       auto ms = parse_uint(value, UINT32_MAX);
       if (!ms) {
@@ -130,7 +144,8 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
 
 std::string usage() {
   return "usage: edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N] [--drop-after N]\n"
-         "                [--seed N] [--admin HOST:PORT --admin-token-file PATH]\n"
+         "                [--seed N] [--admin HOST:PORT --admin-token-file PATH] [--store SPEC]\n"
+         "                [--store-busy-timeout-ms N]\n"
          "  --host ADDR            address to listen on (default 127.0.0.1)\n"
          "  --port N               port to listen on (default 8080; 0 picks a free one)\n"
          "  --name NAME            sent back in X-Backend on every response (default edge-app)\n"
@@ -140,6 +155,12 @@ std::string usage() {
          "  --seed N               the demo site's data set (default 1)\n"
          "  --admin HOST:PORT      the edge's admin port: posting a review purges its tag there\n"
          "  --admin-token-file P   the admin port's bearer token (with --admin)\n"
+         "  --store SPEC           where sessions, posted reviews and views live, shared by every\n"
+         "                         server given the same one: sqlite:PATH (a SQLite file, WAL mode) or\n"
+         "                         postgresql://USER@HOST:PORT/DB (default sqlite::memory:, this\n"
+         "                         server's own)\n"
+         "  --store-busy-timeout-ms N  how long a write waits for a busy store before the request\n"
+         "                         gets 503 (default 5000)\n"
          "One thread, one libuv loop. Endpoints: /health /echo /stats /bytes?n= /wait?ms= /cpu?ms=\n"
          "/static/<name>.css|js|png /status?code= /headers?k=v /chunked?n= /slowhead?ms= /close\n"
          "/garbage /truncate /ws (a WebSocket echo; ?close_after=N&greeting=TEXT), and the demo site\n"

@@ -1,7 +1,8 @@
 // app/options: edge-app's command line.
 //
 //   edge-app [--host ADDR] [--port N] [--name NAME] [--idle-timeout-ms N] [--drop-after N]
-//            [--seed N] [--admin HOST:PORT --admin-token-file PATH] [--help]
+//            [--seed N] [--admin HOST:PORT --admin-token-file PATH] [--store SPEC]
+//            [--store-busy-timeout-ms N] [--help]
 //
 // Each flag takes its value as the next argument or after '=' (--port=8210). --admin and
 // --admin-token-file come together or not at all; the token file is read by main, not here.
@@ -37,6 +38,10 @@ struct Options {
   // purges are attempted.
   std::optional<HostPort> admin;
   std::string admin_token_file;  // the bearer token for `admin`; set exactly when admin is
+  // The demo's store (app/store.h: "sqlite:PATH" or "postgresql://..."); main opens it. Only the
+  // scheme is checked here.
+  std::string store = "sqlite::memory:";
+  uint64_t store_busy_timeout_ms = 5000;
 };
 
 struct ParsedFlags {

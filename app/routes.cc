@@ -128,6 +128,23 @@ uint64_t RequestCounts::get(std::string_view target) const {
   return it == counts_.end() ? 0 : it->second;
 }
 
+size_t demo_kind(std::string_view path) {
+  auto index = [](std::string_view kind) {
+    for (size_t i = 0; i < kDemoKinds.size(); ++i)
+      if (kDemoKinds[i] == kind) return i;
+    return kDemoKinds.size();
+  };
+  auto first_segment = [](std::string_view rest) { return rest.substr(0, rest.find('/')); };
+  if (path == "/") return index("home");
+  if (path == "/login") return index("login");
+  if (path == "/logout") return index("logout");
+  if (path.starts_with("/book/")) return index(path.ends_with("/reviews") ? "review_post" : "book");
+  if (path.starts_with("/author/")) return index("author");
+  if (path.starts_with("/tag/")) return index("tag");
+  if (path.starts_with("/fragments/")) return index(std::string("fragment/") += first_segment(path.substr(11)));
+  return kDemoKinds.size();
+}
+
 bool counts_request(std::string_view target) { return target.substr(0, target.find('?')) != "/count"; }
 
 Reply route(const http::RequestHead& head, const http::Body& body, const RouteContext& context) {
@@ -143,9 +160,13 @@ Reply route(const http::RequestHead& head, const http::Body& body, const RouteCo
 
   if (path == "/health") return text_reply(200, "ok\n");
   if (path == "/echo") return json_reply(echo_json(head, body));
-  if (path == "/stats")
+  if (path == "/stats") {
+    NamedCounts demo;
+    for (size_t i = 0; i < kDemoKinds.size(); ++i)
+      if (stats.demo[i] > 0) demo.emplace_back(kDemoKinds[i], stats.demo[i]);
     return json_reply(stats_json(context.name, stats.received, stats.served, stats.in_progress, stats.peak_in_progress,
-                                 stats.websockets, stats.websockets_opened));
+                                 stats.websockets, stats.websockets_opened, demo));
+  }
   if (path == "/ws") return ws::handshake_reply(head, q, body);
 
   if (path == "/bytes" || path == "/chunked") {

@@ -6,7 +6,8 @@
 //   /health                 200 "ok\n"
 //   /echo                   200, the request head and body as JSON (see app/json.h)
 //   /stats                  200, {"name","received","served","in_progress","peak_in_progress"},
-//                           and "websockets","websockets_opened" once any was (app/json.h)
+//                           and "websockets","websockets_opened" once any was, and "demo":
+//                           requests received by demo kind (below) once any was (app/json.h)
 //   /bytes?n=N              N bytes of the pattern below (N <= 1 GiB)
 //   /wait?ms=N              200 "waited N ms\n" after N ms, without blocking the loop (N <= 10 min);
 //                           a client that leaves meanwhile is noticed only then (the request
@@ -35,6 +36,7 @@
 // A bad or missing parameter gives 400.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -71,6 +73,16 @@ std::string_view pattern_view(uint64_t offset, size_t len);
 // written, then served. From then on the connection is counted in `websockets` (open now) until
 // it closes, never in in_progress; websockets_opened counts every 101 written on a connection
 // that went on to speak WebSocket.
+// The demo site's kinds of request, by path (whatever the method and the answer): pages, the
+// review form's post, login and logout, and each fragment. /stats counts them, so a load run
+// (load/) can divide what reached the app servers by what its pages used at the edge.
+inline constexpr std::array<std::string_view, 16> kDemoKinds = {
+    "home", "book", "author", "tag", "review_post", "login", "logout", "fragment/userbar", "fragment/book",
+    "fragment/reviews", "fragment/view", "fragment/author", "fragment/tag", "fragment/tagcloud", "fragment/picks",
+    "fragment/mostviewed"};
+// The index in kDemoKinds of a request for `path`, or kDemoKinds.size() when it is not one.
+size_t demo_kind(std::string_view path);
+
 struct Stats {
   uint64_t received = 0;  // request heads parsed, answered or not
   uint64_t served = 0;
@@ -78,6 +90,7 @@ struct Stats {
   uint64_t peak_in_progress = 0;
   uint64_t websockets = 0;
   uint64_t websockets_opened = 0;
+  std::array<uint64_t, kDemoKinds.size()> demo{};  // received, by demo_kind()
 };
 
 // Requests received per target, keyed by the target exactly as received (path and query), so a

@@ -140,8 +140,8 @@ class Connection final : public http::ServerConn {
 
 // ---- Server ----
 
-Server::Server(uv_loop_t* loop, Options options, std::string admin_token)
-    : loop_(loop), options_(std::move(options)), demo_(options_.seed, &new_session_token) {
+Server::Server(uv_loop_t* loop, Options options, std::unique_ptr<Store> store, std::string admin_token)
+    : loop_(loop), options_(std::move(options)), demo_(options_.seed, &new_session_token, std::move(store)) {
   if (options_.admin) admin_ = std::make_unique<AdminClient>(loop_, *options_.admin, std::move(admin_token));
 }
 
@@ -206,6 +206,7 @@ void Server::request_started() {
 }
 
 uint64_t Server::count_request(std::string_view target) {
+  if (const size_t kind = demo_kind(target.substr(0, target.find('?'))); kind < kDemoKinds.size()) ++stats_.demo[kind];
   return counts_request(target) ? counts_.add(target) : 0;
 }
 

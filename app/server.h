@@ -72,8 +72,9 @@ inline constexpr size_t kMaxWebSocketQueue = 1024 * 1024;
 
 class Server {
  public:
-  // `admin_token` is the bearer token for options.admin (main reads it from the token file).
-  Server(uv_loop_t* loop, Options options, std::string admin_token = {});
+  // `store` is the demo's (main opens it from options.store); `admin_token` is the bearer token
+  // for options.admin (main reads it from the token file).
+  Server(uv_loop_t* loop, Options options, std::unique_ptr<Store> store, std::string admin_token = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -88,7 +89,7 @@ class Server {
   const Options& options() const { return options_; }
   const Stats& stats() const { return stats_; }
   const RequestCounts& counts() const { return counts_; }
-  const DemoSite& demo() const { return demo_; }
+  DemoSite& demo() { return demo_; }
   uv_loop_t* loop() const { return loop_; }
 
  private:

@@ -288,7 +288,12 @@ std::unique_ptr<Decoder> Decoder::make(Coding coding) {
 }
 
 std::optional<std::string> encode_all(Coding coding, int level, std::string_view in) {
-  std::unique_ptr<Encoder> encoder = Encoder::make(coding, level);
+  // No match reaches further back than the whole body: a window just big enough compresses the
+  // same, and spares the encoder the tables of a large one (megabytes for brotli and zstd,
+  // allocated and faulted in afresh for every small object stored).
+  int window_log = 10;
+  while (window_log < 24 && (uint64_t{1} << window_log) < in.size()) ++window_log;
+  std::unique_ptr<Encoder> encoder = Encoder::make(coding, level, window_log);
   std::string out;
   if (!encoder || !encoder->encode(in, Encoder::Mode::kFinish, out)) return std::nullopt;
   return out;

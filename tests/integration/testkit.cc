@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -898,6 +899,91 @@ long memcached_stat(uint16_t port, const std::string& name) {
   const size_t at = answer.find(prefix);
   if (at == std::string::npos) throw std::runtime_error("no " + name + " in memcached's stats");
   return std::stol(answer.substr(at + prefix.size()));
+}
+
+namespace {
+// The bin directory of the newest PostgreSQL under Debian's /usr/lib/postgresql/<version>.
+std::string postgres_bin_dir() {
+  std::string best;
+  long best_version = -1;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql", ec)) {
+    const std::string name = entry.path().filename().string();
+    char* end = nullptr;
+    const long version = std::strtol(name.c_str(), &end, 10);
+    if (end == name.c_str() || version <= best_version) continue;
+    if (!std::filesystem::exists(entry.path() / "bin" / "postgres", ec)) continue;
+    best_version = version;
+    best = (entry.path() / "bin").string();
+  }
+  if (best.empty()) throw std::runtime_error("no PostgreSQL server under /usr/lib/postgresql (package postgresql)");
+  return best;
+}
+
+// A PostgreSQL program as a Process: as the postgres system user when the test runs as root.
+std::unique_ptr<Process> start_postgres_program(const std::string& binary, const std::vector<std::string>& args) {
+  if (::geteuid() != 0) return std::make_unique<Process>(binary, args);
+  std::vector<std::string> wrapped = {"--reuid=postgres", "--regid=postgres", "--init-groups", "--pdeathsig", "keep",
+                                      "--", binary};
+  wrapped.insert(wrapped.end(), args.begin(), args.end());
+  return std::make_unique<Process>("/usr/bin/setpriv", wrapped);
+}
+}  // namespace
+
+PostgresServer::PostgresServer() {
+  if (::geteuid() == 0) {
+    const passwd* user = ::getpwnam("postgres");
+    if (!user) throw std::runtime_error("running as root, and there is no postgres user to run PostgreSQL as");
+    if (::chown(dir.path().c_str(), user->pw_uid, user->pw_gid) != 0)
+      throw std::runtime_error("chown " + dir.path() + ": " + std::strerror(errno));
+  }
+  auto initdb = start_postgres_program(postgres_bin_dir() + "/initdb",
+                                       {"-D", dir.path() + "/data", "-U", "edge", "--auth=trust", "--no-sync",
+                                        "--encoding=UTF8", "--locale=C"});
+  if (initdb->wait(std::chrono::seconds(120)) != 0) throw std::runtime_error("initdb failed: " + initdb->output());
+  for (int tries = 0; tries < 5; ++tries) {
+    port = free_port();
+    if (launch()) return;
+  }
+  throw std::runtime_error("postgres found no free port to listen on");
+}
+
+PostgresServer::~PostgresServer() { stop(); }
+
+void PostgresServer::stop() {
+  if (!process) return;
+  process->kill(SIGINT);
+  process->wait(std::chrono::seconds(30));
+  process.reset();  // SIGTERM, then SIGKILL, if it still runs
+}
+
+void PostgresServer::start() {
+  if (process) return;
+  if (!launch()) throw std::runtime_error("postgres cannot listen on its port " + std::to_string(port) + " again");
+}
+
+std::string PostgresServer::uri(const std::string& database) const {
+  return "postgresql://edge@127.0.0.1:" + std::to_string(port) + "/" + database;
+}
+
+bool PostgresServer::launch() {
+  process = start_postgres_program(postgres_bin_dir() + "/postgres",
+                                   {"-D", dir.path() + "/data", "-k", dir.path(), "-h", "127.0.0.1", "-p",
+                                    std::to_string(port), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
+                                    "full_page_writes=off"});
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    // Printed once the listening sockets are open and recovery (after a restart) is done.
+    if (process->output().find("database system is ready to accept connections") != std::string::npos) return true;
+    if (!process->running()) {
+      const std::string output = process->output();  // all of it, now that it has exited
+      process.reset();
+      if (output.find("could not create any TCP/IP sockets") != std::string::npos) return false;
+      throw std::runtime_error("postgres exited while starting: " + output);
+    }
+    if (Clock::now() >= deadline) throw std::runtime_error("postgres not ready after 60 s: " + process->output());
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 Response admin_request(uint16_t port, const std::string& token, const std::string& method, const std::string& target) {

@@ -2,7 +2,8 @@
 //
 // Everything binds to 127.0.0.1. The binaries under test bind port 0 and the test reads the port
 // they report (nothing can take it in between); memcached binds an ephemeral port too and
-// reports it in a file. Processes are started by the test
+// reports it in a file. PostgreSQL cannot report one: it gets a port free_port() found, and
+// another when that was taken by then. Processes are started by the test
 // and stopped by it (by pid) when their handle goes out of scope. A Client uses blocking sockets
 // with receive timeouts; get() and exchange() are one http::OneShot each, run on a loop of their
 // own and bounded by 30 s. Either way a hung server fails the test instead of hanging it.
@@ -12,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -140,6 +142,33 @@ struct MemcachedServer {
 std::string memcached_command(uint16_t port, const std::string& command, const std::string& terminator);
 // One "STAT <name> <value>" figure of the server's `stats`; throws if it is missing.
 long memcached_stat(uint16_t port, const std::string& name);
+
+// A PostgreSQL server of its own, ready when constructed: Debian's binaries (the newest version
+// under /usr/lib/postgresql), a cluster made by initdb in `dir` (superuser "edge", trust
+// authentication, UTF8, C locale), listening on 127.0.0.1 at a port that was free (another one
+// is tried when it is taken by then) and on a socket in `dir`, with fsync, synchronous commit and
+// full-page writes off: nothing here has to survive a crash. PostgreSQL refuses to run as root:
+// run by root, initdb and postgres run as the postgres system user through setpriv, which execs
+// (`process` is the postmaster itself), keeping the parent-death signal a Process sets.
+// stop() is a fast shutdown (SIGINT: clients disconnected, transactions rolled back; the
+// postmaster waits for nothing), as is the destructor; start() starts it again on the same data
+// and port.
+struct PostgresServer {
+  PostgresServer();
+  ~PostgresServer();
+  PostgresServer(const PostgresServer&) = delete;
+  PostgresServer& operator=(const PostgresServer&) = delete;
+  void stop();
+  void start();
+  // libpq's URI for `database` ("postgres" is made by initdb).
+  std::string uri(const std::string& database = "postgres") const;
+  TempDir dir;  // data/ is the cluster
+  uint16_t port = 0;
+  std::unique_ptr<Process> process;  // null while stopped
+
+ private:
+  bool launch();  // false when the port was taken
+};
 
 // "127.0.0.1:<port>" as a quoted YAML string, for a list of servers.
 std::string yaml_address(uint16_t port);

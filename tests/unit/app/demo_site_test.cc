@@ -1,20 +1,53 @@
 #include "app/demo_site.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "app/routes.h"
+#include "app/sqlite_store.h"
 
 using namespace edge::app;
 
 namespace {
 constexpr DemoSizes kSmall{300, 100, 40, 200, 20};
 
-// A site whose session tokens are t1, t2, ...
+std::unique_ptr<Store> private_store() {
+  std::string error;
+  auto store = open_sqlite_store(":memory:", kDefaultBusyTimeout, error);
+  REQUIRE_MESSAGE(store, error);
+  return store;
+}
+
+// A site whose session tokens are t1, t2, ..., on a store of its own.
 struct Site {
   int tokens = 0;
-  DemoSite site{3, [this] { return "t" + std::to_string(++tokens); }, kSmall};
+  DemoSite site{3, [this] { return "t" + std::to_string(++tokens); }, private_store(), kSmall};
+
+  std::optional<uint32_t> user_of(std::string_view token) {
+    std::optional<uint32_t> user;
+    REQUIRE(site.store().session_user(token, user) == StoreStatus::kOk);
+    return user;
+  }
+  uint64_t review_count() {
+    uint64_t n = 0;
+    REQUIRE(site.store().posted_review_count(n) == StoreStatus::kOk);
+    return n;
+  }
+  std::vector<PostedReview> reviews_of(uint32_t book) {
+    std::vector<PostedReview> out;
+    REQUIRE(site.store().posted_reviews(book, out) == StoreStatus::kOk);
+    return out;
+  }
+  std::vector<ViewCount> most_viewed(int64_t now, ViewWindow window, size_t n) {
+    std::vector<ViewCount> out;
+    REQUIRE(site.store().most_viewed(now, window, n, out) == StoreStatus::kOk);
+    return out;
+  }
 
   std::optional<Reply> send(std::string_view method, std::string_view target, std::string_view cookie = {},
                             std::string_view body = {}, std::string_view content_type = "application/x-www-form-urlencoded") {
@@ -104,18 +137,18 @@ TEST_CASE("demo site: views are counted by GET of the view fragment, and ranked 
   s.send("HEAD", "/fragments/view/9");  // not a view
   const int64_t now = 1700000000;
   for (ViewWindow window : {ViewWindow::kHour, ViewWindow::kDay}) {
-    auto top = s.site.most_viewed(now, window, 10);
+    auto top = s.most_viewed(now, window, 10);
     REQUIRE(top.size() == 3);
     CHECK(top[0].book == 7);
     CHECK(top[0].views == 3);
     CHECK(top[1].book == 5);  // ties: lower id first
     CHECK(top[2].book == 9);
     CHECK(top[2].views == 1);
-    CHECK(s.site.most_viewed(now, window, 1).size() == 1);
+    CHECK(s.most_viewed(now, window, 1).size() == 1);
   }
-  CHECK(s.site.most_viewed(now + 2 * 3600, ViewWindow::kHour, 10).empty());
-  CHECK(s.site.most_viewed(now + 2 * 3600, ViewWindow::kDay, 10).size() == 3);
-  CHECK(s.site.most_viewed(now + 25 * 3600, ViewWindow::kDay, 10).empty());
+  CHECK(s.most_viewed(now + 2 * 3600, ViewWindow::kHour, 10).empty());
+  CHECK(s.most_viewed(now + 2 * 3600, ViewWindow::kDay, 10).size() == 3);
+  CHECK(s.most_viewed(now + 25 * 3600, ViewWindow::kDay, 10).empty());
   Reply list = s.get("/fragments/mostviewed");
   CHECK(list.body.find("In the last hour") < list.body.find("In the last day"));
   CHECK(list.body.find("href=\"/book/7\"") < list.body.find("href=\"/book/5\""));
@@ -130,7 +163,7 @@ TEST_CASE("demo site: login by name or number opens a session; logout ends it") 
   CHECK(field(r, "Location") == "/book/3");
   CHECK(field(r, "Set-Cookie") == "session=t1; Path=/; HttpOnly; SameSite=Lax");
   CHECK(field(r, "Cache-Control") == "no-store");
-  CHECK(s.site.session_user("t1") == 4u);
+  CHECK(s.user_of("t1") == 4u);
 
   Reply bar = s.get("/fragments/userbar", "theme=dark; session=t1");
   CHECK(bar.body.find(name) != std::string::npos);
@@ -138,16 +171,15 @@ TEST_CASE("demo site: login by name or number opens a session; logout ends it") 
   CHECK(s.get("/fragments/userbar", "session=nope").body.find("href=\"/login\"") != std::string::npos);
 
   CHECK(s.login("12") == "session=t2");
-  CHECK(s.site.session_user("t2") == 12u);
-  CHECK(s.site.session_count() == 2);
+  CHECK(s.user_of("t2") == 12u);
 
   Reply out = s.post("/logout", "", "session=t1");
   CHECK(out.status == 303);
   CHECK(field(out, "Location") == "/");
   CHECK(field(out, "Set-Cookie").find("session=;") == 0);
   CHECK(field(out, "Set-Cookie").find("Max-Age=0") != std::string::npos);
-  CHECK_FALSE(s.site.session_user("t1"));
-  CHECK(s.site.session_user("t2") == 12u);
+  CHECK_FALSE(s.user_of("t1"));
+  CHECK(s.user_of("t2") == 12u);
   CHECK(s.get("/fragments/userbar", "session=t1").body.find("href=\"/login\"") != std::string::npos);
 }
 
@@ -163,7 +195,6 @@ TEST_CASE("demo site: a failed login opens nothing") {
   CHECK(s.post("/login", "user=%zz").status == 400);
   CHECK(s.send("POST", "/login", "", "{\"user\":\"1\"}", "application/json")->status == 415);
   CHECK(s.post("/login", "user=1&pad=" + std::string(kMaxFormBytes, 'x')).status == 413);
-  CHECK(s.site.session_count() == 0);
   CHECK(s.tokens == 0);
   // A login never sends anyone off the site.
   CHECK(field(s.post("/login", "user=1&next=//evil.example/"), "Location") == "/");
@@ -176,7 +207,7 @@ TEST_CASE("demo site: posting a review needs a session, stores it, and asks for 
   CHECK(anonymous.status == 303);
   CHECK(field(anonymous, "Location") == "/login?next=/book/3");
   CHECK(anonymous.purge_tag.empty());
-  CHECK(s.site.posted_review_count() == 0);
+  CHECK(s.review_count() == 0);
 
   const std::string cookie = s.login("5");
   Reply posted = s.post("/book/3/reviews", "text=Loved+it+%3Cb%3E&rating=4", cookie);
@@ -184,13 +215,13 @@ TEST_CASE("demo site: posting a review needs a session, stores it, and asks for 
   CHECK(field(posted, "Location") == "/book/3");
   CHECK(field(posted, "Cache-Control") == "no-store");
   CHECK(posted.purge_tag == "book-3");
-  auto reviews = s.site.posted_reviews(3);
+  auto reviews = s.reviews_of(3);
   REQUIRE(reviews.size() == 1);
   CHECK(reviews[0].text == "Loved it <b>");
   CHECK(reviews[0].rating == 4);
   CHECK(reviews[0].user == 5);
   CHECK(reviews[0].time == 1700000000);
-  CHECK(reviews[0].id == kSmall.reviews + 1);
+  CHECK(reviews[0].id == 1);  // the store's own number; the page shows kSmall.reviews + 1
 
   Reply fragment = s.get("/fragments/reviews/3");
   CHECK(fragment.body.find("Loved it &lt;b&gt;") != std::string::npos);
@@ -205,7 +236,7 @@ TEST_CASE("demo site: posting a review needs a session, stores it, and asks for 
   }
   CHECK(s.post("/book/3/reviews", "text=" + std::string(kMaxReviewBytes + 1, 'x'), cookie).status == 400);
   CHECK(s.post("/book/301/reviews", "text=x", cookie).status == 404);
-  CHECK(s.site.posted_review_count() == 1);
+  CHECK(s.review_count() == 1);
 }
 
 TEST_CASE("review form parsing") {
@@ -223,6 +254,9 @@ TEST_CASE("review form parsing") {
   CHECK_FALSE(parse_review_form("", error));
   CHECK(error == "Write something first.");
   CHECK(parse_review_form("text=" + std::string(kMaxReviewBytes, 'x'), error));
+  CHECK_FALSE(parse_review_form("text=caf%E9", error));  // Latin-1, not UTF-8
+  CHECK(error == "A review is text in UTF-8.");
+  CHECK(parse_review_form("text=caf%C3%A9", error)->text == "caf\xC3\xA9");
 }
 
 TEST_CASE("cookies and redirect targets") {
@@ -256,4 +290,46 @@ TEST_CASE("the demo through route(): reached only when the context lends a site"
   CHECK(route(head, body, with).status == 200);
   head.target = "/health";
   CHECK(route(head, body, with).body == "ok\n");
+}
+
+TEST_CASE("demo site: a store that stays busy gives 503 with Retry-After, never a 500") {
+  char dir_template[] = "/tmp/edge-site-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  const std::string dir = dir_template;
+  const std::string path = dir + "/store.db";
+  std::string error;
+  auto store = open_sqlite_store(path, std::chrono::milliseconds(20), error);
+  REQUIRE_MESSAGE(store, error);
+  int tokens = 0;
+  DemoSite site{3, [&] { return "t" + std::to_string(++tokens); }, std::move(store), kSmall};
+  {
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    edge::http::RequestHead head;
+    head.method = "GET";
+    head.target = "/fragments/view/3";
+    edge::http::Body body;
+    auto r = site.handle(head, body, 1700000000);
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK(field(*r, "Retry-After") == "1");
+    CHECK(field(*r, "Cache-Control") == "no-store");
+    head.method = "POST";
+    head.target = "/login";
+    body.append("user=1");
+    body.set_complete();
+    r = site.handle(head, body, 1700000000);
+    REQUIRE(r);
+    CHECK(r->status == 503);
+    CHECK(field(*r, "Set-Cookie") == "<absent>");
+    sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(other);
+  }
+  edge::http::RequestHead head;
+  head.method = "GET";
+  head.target = "/fragments/view/3";
+  edge::http::Body body;
+  CHECK(site.handle(head, body, 1700000000)->status == 200);
+  std::filesystem::remove_all(dir);
 }

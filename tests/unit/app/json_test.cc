@@ -79,4 +79,6 @@ TEST_CASE("stats_json") {
         R"({"name":"a1","received":5,"served":3,"in_progress":1,"peak_in_progress":2})");
   CHECK(stats_json("q\"", 0, 0, 0, 0) ==
         R"({"name":"q\"","received":0,"served":0,"in_progress":0,"peak_in_progress":0})");
+  CHECK(stats_json("a", 1, 1, 0, 1, 0, 0, {{"book", 3}, {"fragment/view", 1}}) ==
+        R"({"name":"a","received":1,"served":1,"in_progress":0,"peak_in_progress":1,"demo":{"book":3,"fragment/view":1}})");
 }
