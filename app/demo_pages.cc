@@ -1,6 +1,7 @@
 #include "app/demo_pages.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "app/assets.h"
@@ -148,6 +149,39 @@ std::string tag_page_href(uint32_t tag, uint32_t page) {
   return href;
 }
 
+// A query's text for a URL: letters and digits as they are, a space as '+', the rest %XX.
+std::string form_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (std::isalnum(b) || c == '-' || c == '_' || c == '.')
+      out.push_back(c);
+    else if (c == ' ')
+      out.push_back('+');
+    else
+      out.append({'%', kHex[b >> 4], kHex[b & 15]});
+  }
+  return out;
+}
+
+bool contains_folded(std::string_view haystack, std::string_view lower_needle) {
+  if (lower_needle.size() > haystack.size()) return false;
+  for (size_t i = 0; i + lower_needle.size() <= haystack.size(); ++i) {
+    size_t k = 0;
+    while (k < lower_needle.size() &&
+           std::tolower(static_cast<unsigned char>(haystack[i + k])) == static_cast<unsigned char>(lower_needle[k]))
+      ++k;
+    if (k == lower_needle.size()) return true;
+  }
+  return false;
+}
+
+std::string search_form(std::string_view query) {
+  return "<form class=\"search\" method=\"get\" action=\"/search\"><input name=\"q\" value=\"" + html_escape(query) +
+         "\" maxlength=\"" + std::to_string(kMaxSearchQuery) + "\"><button type=\"submit\">Search</button></form>\n";
+}
+
 }  // namespace
 
 std::string html_escape(std::string_view text) {
@@ -199,6 +233,32 @@ uint32_t tag_pages(const DemoData& data, uint32_t tag) {
 Reply tag_page(const DemoData& data, uint32_t tag, uint32_t page) {
   std::string src = "/fragments" + tag_page_href(tag, page);
   return template_reply("Tag: " + data.tag_name(tag), include(src), include("/fragments/tagcloud"));
+}
+
+std::string search_query(std::string_view query) {
+  std::string out;
+  for (char c : query) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+      continue;
+    }
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (!out.empty() && out.back() == ' ') out.pop_back();
+  if (out.size() > kMaxSearchQuery) {
+    size_t cut = kMaxSearchQuery;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    out.resize(cut);
+    if (!out.empty() && out.back() == ' ') out.pop_back();
+  }
+  return out;
+}
+
+Reply search_page(std::string_view query) {
+  std::string main_html = "<section class=\"intro\">\n<h1>Search</h1>\n" + search_form(query) + "</section>\n";
+  if (!query.empty()) main_html += include("/fragments/search?q=" + form_encode(query));
+  return template_reply(query.empty() ? "Search" : "Search: " + std::string(query), main_html,
+                        include("/fragments/tagcloud"));
 }
 
 // ---- fragments ----
@@ -363,6 +423,23 @@ Reply most_viewed_fragment(const DemoData& data, std::span<const ViewCount> last
   }
   body += "</section>\n";
   return fragment_reply(std::move(body), "public, max-age=10", "mostviewed");
+}
+
+Reply search_fragment(const DemoData& data, std::string_view query) {
+  std::string list;
+  size_t found = 0;
+  for (uint32_t book = 1; book <= data.sizes().books; ++book) {
+    if (!contains_folded(data.book_title(book), query) && !contains_folded(data.author_name(data.book_author(book)), query))
+      continue;
+    if (found++ < kSearchResults) list += "<li>" + book_link(data, book) + "</li>";
+  }
+  std::string body = "<section class=\"results\">\n<h2>" + plural(found, "book", "books") + " for \u201c" +
+                     html_escape(query) + "\u201d</h2>\n";
+  if (!list.empty()) body += "<ul class=\"books\">" + list + "</ul>\n";
+  if (found > kSearchResults)
+    body += "<p class=\"count\">the first " + std::to_string(kSearchResults) + " shown</p>\n";
+  body += "</section>\n";
+  return fragment_reply(std::move(body), "public, max-age=300", "search");
 }
 
 Reply view_fragment() {

@@ -9,6 +9,8 @@
 //   /book/<id>          userbar, book/<id>, reviews/<id>, view/<id>, mostviewed
 //   /author/<id>        userbar, author/<id>, mostviewed
 //   /tag/<id>[?page=N]  userbar, tag/<id>[?page=N], tagcloud
+//   /search?q=WORDS     userbar, search?q=<the query as search_query() keeps it>, tagcloud; a
+//                       missing or empty query shows the form alone (no results include)
 // Fragments under /fragments/ (GET, HEAD), text/html; Cache-Control and Surrogate-Key:
 //   userbar             public, max-age=60    userbar [user-<uid>]   who is logged in, from the
 //                                             session cookie: the edge keys it by that cookie
@@ -24,6 +26,10 @@
 //   picks               public, max-age=3600  picks        kPicks books chosen by the seed
 //   mostviewed          public, max-age=10    mostviewed   the kMostViewed most viewed books of
 //                                             the last hour and of the last day
+//   search?q=WORDS      public, max-age=300   search       the first kSearchResults books whose
+//                                             title or author's name holds the query (any case),
+//                                             by id, and how many there are in all: a scan of the
+//                                             whole catalogue, the site's one expensive answer
 //   view/<id>           no-store, empty body  (counts a view of book <id>: app/demo_site.h)
 // The stylesheet, stylesheet_path(): text/css, public, max-age=31536000, immutable, with a strong
 // ETag (its name carries a hash of its content, so a new stylesheet is a new URL).
@@ -51,6 +57,8 @@ inline constexpr size_t kMostViewed = 10;
 inline constexpr size_t kReviewsShown = 50;     // newest first; the count says how many in all
 inline constexpr size_t kAuthorBooksShown = 200;
 inline constexpr size_t kMaxReviewBytes = 4000;  // of a posted review's text
+inline constexpr size_t kSearchResults = 50;
+inline constexpr size_t kMaxSearchQuery = 64;     // bytes, after search_query()
 
 // A review posted at run time (its id follows the generated ones).
 struct PostedReview {
@@ -73,6 +81,10 @@ Reply book_page(const DemoData& data, uint32_t book);
 Reply author_page(const DemoData& data, uint32_t author);
 Reply tag_page(const DemoData& data, uint32_t tag, uint32_t page);
 uint32_t tag_pages(const DemoData& data, uint32_t tag);  // at least 1
+// `query` as kept: spaces at either end trimmed, runs of spaces made one, ASCII letters lower
+// case, at most kMaxSearchQuery bytes (cut at a character's start). One query, one cache key.
+std::string search_query(std::string_view query);
+Reply search_page(std::string_view query);  // the query as search_query() keeps it
 
 // Fragments, with the same preconditions.
 Reply userbar_fragment(const DemoData& data, std::optional<uint32_t> user);
@@ -86,6 +98,7 @@ Reply picks_fragment(const DemoData& data);
 // `top` most viewed first.
 Reply most_viewed_fragment(const DemoData& data, std::span<const ViewCount> last_hour, std::span<const ViewCount> last_day);
 Reply view_fragment();
+Reply search_fragment(const DemoData& data, std::string_view query);  // as search_query() keeps it
 
 // Plain pages, never cached (no-store). `next` is where a successful login goes (a local path:
 // see safe_local_path); `error` is shown above the form when not empty.

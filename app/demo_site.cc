@@ -152,6 +152,12 @@ std::optional<Reply> DemoSite::handle(const http::RequestHead& head, const http:
     if (rest.substr(slash) != "/reviews") return not_found_page();
     return post ? post_review(head, body, *book, now) : method_not_allowed("POST");
   }
+  if (path == "/search") {
+    if (!read) return method_not_allowed("GET, HEAD");
+    auto query = parse_query(query_of(head.target));
+    if (!query) return bad_request("malformed query string");
+    return search_page(search_query(query_get(*query, "q").value_or("")));
+  }
   if (starts_with(path, "/author/")) {
     const auto author = parse_id(path.substr(8), data_.sizes().authors);
     if (!author) return not_found_page();
@@ -178,6 +184,12 @@ Reply DemoSite::fragment(const http::RequestHead& head, std::string_view rest, i
   }
   if (rest == "tagcloud") return tagcloud_fragment(data_);
   if (rest == "picks") return picks_fragment(data_);
+  if (rest == "search") {
+    auto query = parse_query(query_of(head.target));
+    if (!query) return bad_request("malformed query string");
+    const std::string q = search_query(query_get(*query, "q").value_or(""));
+    return q.empty() ? not_found_page() : search_fragment(data_, q);
+  }
   if (rest == "mostviewed") {
     std::vector<ViewCount> hour, day;
     StoreStatus s = store_->most_viewed(now, ViewWindow::kHour, kMostViewed, hour);

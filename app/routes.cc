@@ -141,6 +141,7 @@ size_t demo_kind(std::string_view path) {
   if (path.starts_with("/book/")) return index(path.ends_with("/reviews") ? "review_post" : "book");
   if (path.starts_with("/author/")) return index("author");
   if (path.starts_with("/tag/")) return index("tag");
+  if (path == "/search") return index("search");
   if (path.starts_with("/fragments/")) return index(std::string("fragment/") += first_segment(path.substr(11)));
   return kDemoKinds.size();
 }

@@ -76,10 +76,10 @@ std::string_view pattern_view(uint64_t offset, size_t len);
 // The demo site's kinds of request, by path (whatever the method and the answer): pages, the
 // review form's post, login and logout, and each fragment. /stats counts them, so a load run
 // (load/) can divide what reached the app servers by what its pages used at the edge.
-inline constexpr std::array<std::string_view, 16> kDemoKinds = {
-    "home", "book", "author", "tag", "review_post", "login", "logout", "fragment/userbar", "fragment/book",
+inline constexpr std::array<std::string_view, 18> kDemoKinds = {
+    "home", "book", "author", "tag", "search", "review_post", "login", "logout", "fragment/userbar", "fragment/book",
     "fragment/reviews", "fragment/view", "fragment/author", "fragment/tag", "fragment/tagcloud", "fragment/picks",
-    "fragment/mostviewed"};
+    "fragment/mostviewed", "fragment/search"};
 // The index in kDemoKinds of a request for `path`, or kDemoKinds.size() when it is not one.
 size_t demo_kind(std::string_view path);
 

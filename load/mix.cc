@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <unordered_set>
 #include <utility>
 
 namespace edge::load {
@@ -15,6 +17,7 @@ namespace {
 constexpr uint64_t kBookStream = 0xB00C5ull;
 constexpr uint64_t kAuthorStream = 0xA0740Bull;
 constexpr uint64_t kTagStream = 0x7A65ull;
+constexpr uint64_t kWordStream = 0x3053ull;
 
 uint64_t stream_seed(uint64_t seed, uint64_t stream) {
   app::Rng rng{seed ^ (stream * 0x9E3779B97F4A7C15ull)};
@@ -60,7 +63,11 @@ Mix::Mix(Catalogue catalogue, MixOptions options)
       picks_(std::move(catalogue.picks)),
       books_(catalogue.books, options.alpha, stream_seed(options.seed, kBookStream)),
       authors_(catalogue.authors, options.alpha, stream_seed(options.seed, kAuthorStream)),
-      tags_(catalogue.tags, options.alpha, stream_seed(options.seed, kTagStream)) {}
+      tags_(catalogue.tags, options.alpha, stream_seed(options.seed, kTagStream)),
+      word_ranks_(static_cast<uint32_t>(std::max<size_t>(1, catalogue.words.size())), options.alpha,
+                  stream_seed(options.seed, kWordStream)) {
+  words_ = std::move(catalogue.words);
+}
 
 PlannedRequest Mix::next(app::Rng& rng, size_t sessions) const {
   PlannedRequest out;
@@ -107,9 +114,37 @@ PlannedRequest Mix::next(app::Rng& rng, size_t sessions) const {
       out.kind = RequestKind::kTag;
       out.target = "/tag/" + std::to_string(tags_.sample(rng));
       break;
+    case PagePick::kSearch: {
+      const auto word = [&]() -> std::string_view {
+        if (words_.empty()) return "the";
+        return words_[word_ranks_.sample(rng) - 1];
+      };
+      std::string query(word());
+      if (rng.below(2) == 1) query.append(" ").append(word());
+      out.kind = RequestKind::kSearch;
+      out.target = "/search?q=" + form_encode(query);
+      break;
+    }
   }
   if (rng.unit() < options_.signed_in) out.session = any_session();
   return out;
+}
+
+std::vector<std::string> search_words(const std::function<std::string(uint32_t)>& title, uint32_t books) {
+  std::vector<std::string> words;
+  std::unordered_set<std::string> seen;
+  for (uint32_t book = 1; book <= books; ++book) {
+    std::string word;
+    for (char c : title(book) + " ") {
+      if (std::isalpha(static_cast<unsigned char>(c))) {
+        word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+        continue;
+      }
+      if (word.size() >= 4 && seen.insert(word).second) words.push_back(word);
+      word.clear();
+    }
+  }
+  return words;
 }
 
 std::vector<uint32_t> spread_users(uint32_t count, uint32_t users) {

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -47,41 +48,47 @@ class Zipf {
 };
 
 // The pages counted, and their names in the report.
-enum class PageKind : uint8_t { kHome, kBook, kAuthor, kTag };
-inline constexpr size_t kPageKinds = 4;
-inline constexpr std::array<std::string_view, kPageKinds> kPageNames = {"home", "book", "author", "tag"};
+enum class PageKind : uint8_t { kHome, kBook, kAuthor, kTag, kSearch };
+inline constexpr size_t kPageKinds = 5;
+inline constexpr std::array<std::string_view, kPageKinds> kPageNames = {"home", "book", "author", "tag", "search"};
 
 // What a request is: one of the pages, or a posted review.
-enum class RequestKind : uint8_t { kHome, kBook, kAuthor, kTag, kPost };
+enum class RequestKind : uint8_t { kHome, kBook, kAuthor, kTag, kSearch, kPost };
 inline constexpr PageKind page_of(RequestKind kind) { return static_cast<PageKind>(kind); }  // not kPost
 
 // The page requests (all but the posts), as shares of them. A hot book is one of the home page's
-// picks, uniformly; the other books, authors and tags follow their Zipf; tag pages are page 1.
-enum class PagePick : uint8_t { kHome, kHotBook, kBook, kAuthor, kTag };
+// picks, uniformly; the other books, authors and tags follow their Zipf; tag pages are page 1. A
+// search asks for one word of the titles' vocabulary, or two (half the time), each by a Zipf over
+// the words: popular queries repeat, the long tail does not, and each new query costs its app
+// server a scan of the whole catalogue (the site's one expensive answer, which is what makes a
+// server busy for a while and the balancer's choice matter).
+enum class PagePick : uint8_t { kHome, kHotBook, kBook, kAuthor, kTag, kSearch };
 struct PageShare {
   PagePick pick;
   double share;
 };
-inline constexpr std::array<PageShare, 5> kPageMix = {{
+inline constexpr std::array<PageShare, 6> kPageMix = {{
     {PagePick::kHome, 0.05},
     {PagePick::kHotBook, 0.10},
-    {PagePick::kBook, 0.50},
+    {PagePick::kBook, 0.49},
+    {PagePick::kSearch, 0.01},
     {PagePick::kAuthor, 0.20},
     {PagePick::kTag, 0.15},
 }};
 
 // The fragments a page template includes. This table mirrors the list at the top of
 // app/demo_pages.h: change both together.
-enum class Fragment : uint8_t { kUserbar, kPicks, kTagcloud, kMostviewed, kBook, kReviews, kView, kAuthor, kTag };
-inline constexpr size_t kFragmentKinds = 9;
+enum class Fragment : uint8_t { kUserbar, kPicks, kTagcloud, kMostviewed, kBook, kReviews, kView, kAuthor, kTag, kSearch };
+inline constexpr size_t kFragmentKinds = 10;
 inline constexpr std::array<std::string_view, kFragmentKinds> kFragmentNames = {
-    "userbar", "picks", "tagcloud", "mostviewed", "book", "reviews", "view", "author", "tag"};
+    "userbar", "picks", "tagcloud", "mostviewed", "book", "reviews", "view", "author", "tag", "search"};
 inline constexpr std::array<std::array<uint8_t, kFragmentKinds>, kPageKinds> kPageFragments = {{
-    // userbar picks tagcloud mostviewed book reviews view author tag
-    {{1, 1, 1, 1, 0, 0, 0, 0, 0}},  // home
-    {{1, 0, 0, 1, 1, 1, 1, 0, 0}},  // book
-    {{1, 0, 0, 1, 0, 0, 0, 1, 0}},  // author
-    {{1, 0, 1, 0, 0, 0, 0, 0, 1}},  // tag
+    // userbar picks tagcloud mostviewed book reviews view author tag search
+    {{1, 1, 1, 1, 0, 0, 0, 0, 0, 0}},  // home
+    {{1, 0, 0, 1, 1, 1, 1, 0, 0, 0}},  // book
+    {{1, 0, 0, 1, 0, 0, 0, 1, 0, 0}},  // author
+    {{1, 0, 1, 0, 0, 0, 0, 0, 1, 0}},  // tag
+    {{1, 0, 1, 0, 0, 0, 0, 0, 0, 1}},  // search
 }};
 
 struct MixOptions {
@@ -98,17 +105,24 @@ struct PlannedRequest {
   std::optional<size_t> session;  // which signed-in user's cookie it carries
 };
 
-// The catalogue's sizes (DemoData::sizes()) and the home page's picks (DemoData::picks(kPicks)).
+// The catalogue's sizes (DemoData::sizes()), the home page's picks (DemoData::picks(kPicks)) and
+// the words searched for (search_words()).
 struct Catalogue {
   uint32_t books = 1;
   uint32_t authors = 1;
   uint32_t tags = 1;
   std::vector<uint32_t> picks;
+  std::vector<std::string> words;
 };
+
+// The distinct words of at least 4 letters in the titles of books 1..books, lower case, in the
+// order first seen.
+std::vector<std::string> search_words(const std::function<std::string(uint32_t)>& title, uint32_t books);
 
 class Mix {
  public:
-  // Every size must be at least 1; an empty `picks` makes hot books ordinary Zipf books.
+  // Every size must be at least 1; an empty `picks` makes hot books ordinary Zipf books, and
+  // empty `words` make every search ask for "the".
   Mix(Catalogue catalogue, MixOptions options);
 
   // The next request, drawn with `rng`. `sessions` is how many signed-in users there are:
@@ -124,9 +138,11 @@ class Mix {
  private:
   MixOptions options_;
   std::vector<uint32_t> picks_;
+  std::vector<std::string> words_;
   Zipf books_;
   Zipf authors_;
   Zipf tags_;
+  Zipf word_ranks_;
 };
 
 // `count` distinct user ids spread evenly over 1..users (count <= users).

@@ -48,7 +48,7 @@ TEST_CASE("demo-load: a short run with and without the cache gives sane figures"
     CHECK(run["latency_ms"]["p50"].as<double>() > 0);
     CHECK(run["latency_ms"]["p99"].as<double>() >= run["latency_ms"]["p50"].as<double>());
     long pages = 0;
-    for (const char* page : {"home", "book", "author", "tag"}) pages += run["pages"][page].as<long>();
+    for (const char* page : {"home", "book", "author", "tag", "search"}) pages += run["pages"][page].as<long>();
     CHECK(pages + run["posts"].as<long>() == run["status"]["2xx"].as<long>() + run["status"]["3xx"].as<long>());
     CHECK(run["fragment_uses"]["userbar"].as<long>() == pages);  // every page has the userbar
     for (const auto& entry : run["hit_ratio"]) {

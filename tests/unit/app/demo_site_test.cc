@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -332,4 +333,49 @@ TEST_CASE("demo site: a store that stays busy gives 503 with Retry-After, never 
   edge::http::Body body;
   CHECK(site.handle(head, body, 1700000000)->status == 200);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("demo site: search scans every title and author for the query, in any case") {
+  Site s;
+  const std::string title = s.site.data().book_title(7);
+  const std::string word = title.substr(title.rfind(' ') + 1);  // the title's last word
+  Reply page = s.get("/search?q=++" + word + "++");
+  CHECK(page.status == 200);
+  CHECK(field(page, "Surrogate-Control") == "content=\"ESI/1.0\"");
+  std::string lower;
+  for (char c : word) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  CHECK(page.body.find("<esi:include src=\"/fragments/search?q=" + lower + "\"/>") != std::string::npos);
+
+  Reply results = s.get("/fragments/search?q=" + word);
+  CHECK(results.status == 200);
+  CHECK(field(results, "Surrogate-Key") == "search");
+  CHECK(field(results, "Cache-Control") == "public, max-age=300");
+  CHECK(results.body.find("href=\"/book/7\"") != std::string::npos);
+  size_t matches = 0;
+  for (uint32_t b = 1; b <= kSmall.books; ++b) {
+    std::string t = s.site.data().book_title(b) + "|" + s.site.data().author_name(s.site.data().book_author(b));
+    for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    matches += t.find(lower) != std::string::npos;
+  }
+  CHECK(results.body.find(std::to_string(matches) + (matches == 1 ? " book " : " books ")) != std::string::npos);
+  CHECK(s.get("/fragments/search?q=" + lower).body == results.body);
+
+  Reply none = s.get("/fragments/search?q=%3Cscript%3Ezzzz");
+  CHECK(none.body.find("0 books for \u201c&lt;script&gt;zzzz\u201d") != std::string::npos);
+  CHECK(s.get("/fragments/search?q=+").status == 404);
+  Reply form_only = s.get("/search");
+  CHECK(form_only.status == 200);
+  CHECK(form_only.body.find("/fragments/search") == std::string::npos);
+  CHECK(s.send("POST", "/search", "", "q=x")->status == 405);
+  CHECK(s.get("/search?q=%zz").status == 400);
+}
+
+TEST_CASE("search queries are kept in one form: trimmed, spaces folded, lower case, bounded") {
+  CHECK(search_query("  The\t GARDEN \r\n") == "the garden");
+  CHECK(search_query("") == "");
+  CHECK(search_query("   ") == "");
+  CHECK(search_query(std::string(100, 'x')) == std::string(kMaxSearchQuery, 'x'));
+  // Cut at a character's start, never inside one: 63 ASCII bytes and a two-byte character.
+  const std::string cut = search_query(std::string(63, 'a') + "\xC3\xA9" + "tail");
+  CHECK(cut == std::string(63, 'a'));
 }

@@ -32,6 +32,13 @@ size_t count_of(const std::string& text, char c) {
 }
 }  // namespace
 
+TEST_CASE("load search_words: the titles' distinct words of four letters or more, lower case, first seen first") {
+  const std::vector<std::string> titles = {"The Gentle Garden", "A Garden in Riga", "When the Tide's Clock Turns"};
+  const auto words = search_words([&](uint32_t book) { return titles[book - 1]; }, 3);
+  CHECK(words == std::vector<std::string>{"gentle", "garden", "riga", "when", "tide", "clock", "turns"});
+  CHECK(search_words([&](uint32_t book) { return titles[book - 1]; }, 0).empty());
+}
+
 TEST_CASE("load zipf: rank 1 draws its share 1/H(n, alpha), and popularity falls with rank") {
   const uint32_t n = 1000;
   for (double alpha : {1.0, 0.8}) {
@@ -105,7 +112,7 @@ TEST_CASE("load mix: the shares of posts and of each page over 100k draws") {
   const std::set<uint32_t> picks = {3, 14, 15, 92, 65, 358, 979, 323};
   Rng rng{1};
   const int draws = 100000;
-  int posts = 0, home = 0, book = 0, hot = 0, author = 0, tag = 0, signed_pages = 0;
+  int posts = 0, home = 0, book = 0, hot = 0, author = 0, tag = 0, search = 0, signed_pages = 0;
   for (int i = 0; i < draws; ++i) {
     const PlannedRequest r = mix.next(rng, 50);
     if (r.session) REQUIRE(*r.session < 50);
@@ -148,6 +155,11 @@ TEST_CASE("load mix: the shares of posts and of each page over 100k draws") {
         REQUIRE(id <= 500);
         break;
       }
+      case RequestKind::kSearch:
+        ++search;
+        REQUIRE(starts_with(r.target, "/search?q="));
+        REQUIRE(r.target.find(' ') == std::string::npos);
+        break;
       case RequestKind::kTag: {
         ++tag;
         REQUIRE(starts_with(r.target, "/tag/"));
@@ -163,7 +175,8 @@ TEST_CASE("load mix: the shares of posts and of each page over 100k draws") {
   const double pages = draws - posts;
   CHECK(posts / static_cast<double>(draws) == doctest::Approx(0.01).epsilon(0.15));
   CHECK(home / pages == doctest::Approx(0.05).epsilon(0.06));
-  CHECK(book / pages == doctest::Approx(0.60).epsilon(0.02));
+  CHECK(book / pages == doctest::Approx(0.59).epsilon(0.02));
+  CHECK(search / pages == doctest::Approx(0.01).epsilon(0.2));
   CHECK(author / pages == doctest::Approx(0.20).epsilon(0.03));
   CHECK(tag / pages == doctest::Approx(0.15).epsilon(0.04));
   CHECK(hot / pages >= 0.10 * 0.95);  // the picks, plus whatever the Zipf draws of them
@@ -323,7 +336,7 @@ TEST_CASE("load results: counting answers, fragment uses, the summary and the JS
   CHECK(r.requests == 7);
   CHECK(r.requests_per_second() == doctest::Approx(3.5));
   CHECK(r.status == std::array<uint64_t, 4>{2, 2, 2, 1});
-  CHECK(r.pages == std::array<uint64_t, kPageKinds>{1, 1, 0, 0});
+  CHECK(r.pages == std::array<uint64_t, kPageKinds>{1, 1, 0, 0, 0});
   CHECK(r.posts == 1);
   CHECK(r.posts_to_login == 1);
   CHECK(r.signed_in_requests == 4);
@@ -332,10 +345,11 @@ TEST_CASE("load results: counting answers, fragment uses, the summary and the JS
 
   // home: userbar picks tagcloud mostviewed; book: userbar book reviews view mostviewed.
   const auto uses = fragment_uses(r);
-  CHECK(uses == std::array<uint64_t, kFragmentKinds>{2, 1, 1, 2, 1, 1, 1, 0, 0});
-  r.pages = {10, 100, 1000, 10000};
-  CHECK(fragment_uses(r) == std::array<uint64_t, kFragmentKinds>{11110, 10, 10010, 1110, 100, 100, 100, 1000, 10000});
-  r.pages = {1, 1, 0, 0};
+  CHECK(uses == std::array<uint64_t, kFragmentKinds>{2, 1, 1, 2, 1, 1, 1, 0, 0, 0});
+  r.pages = {10, 100, 1000, 10000, 100000};
+  CHECK(fragment_uses(r) ==
+        std::array<uint64_t, kFragmentKinds>{111110, 10, 110010, 1110, 100, 100, 100, 1000, 10000, 100000});
+  r.pages = {1, 1, 0, 0, 0};
 
   const std::string json = results_json(r);
   CHECK(json.front() == '{');
@@ -351,11 +365,11 @@ TEST_CASE("load results: counting answers, fragment uses, the summary and the JS
   CHECK(json.find("\"errors\": 2,") != std::string::npos);
   CHECK(json.find("\"latency_ms\": {\"p50\": 4.0") != std::string::npos);
   CHECK(json.find("\"max\": 7.000}") != std::string::npos);
-  CHECK(json.find("\"pages\": {\"home\": 1, \"book\": 1, \"author\": 0, \"tag\": 0}") != std::string::npos);
+  CHECK(json.find("\"pages\": {\"home\": 1, \"book\": 1, \"author\": 0, \"tag\": 0, \"search\": 0}") != std::string::npos);
   CHECK(json.find("\"posts\": 1, \"posts_to_login\": 1,") != std::string::npos);
   CHECK(json.find("\"signed_in_requests\": 4") != std::string::npos);
   CHECK(json.find("\"fragment_uses\": {\"userbar\": 2, \"picks\": 1, \"tagcloud\": 1, \"mostviewed\": 2, \"book\": 1, "
-                  "\"reviews\": 1, \"view\": 1, \"author\": 0, \"tag\": 0}") != std::string::npos);
+                  "\"reviews\": 1, \"view\": 1, \"author\": 0, \"tag\": 0, \"search\": 0}") != std::string::npos);
 
   const std::string text = summary_text(r);
   CHECK(text.find("requests:      7 (3.5 req/s)") != std::string::npos);
