@@ -2,42 +2,51 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <string_view>
 
 #include "app/query.h"
 
 namespace edge::app {
 
+std::optional<Flag> next_flag(int argc, const char* const* argv, int& i, std::span<const std::string_view> known,
+                              std::string& error) {
+  const std::string_view arg = argv[i];
+  if (arg == "--help" || arg == "-h") return Flag{"--help", {}};
+  Flag flag{arg, {}};
+  bool has_value = false;
+  if (size_t eq = arg.find('='); arg.substr(0, 2) == "--" && eq != std::string_view::npos) {
+    flag = {arg.substr(0, eq), arg.substr(eq + 1)};
+    has_value = true;
+  }
+  if (std::find(known.begin(), known.end(), flag.name) == known.end()) {
+    error = "unknown flag: " + std::string(arg);
+    return std::nullopt;
+  }
+  if (!has_value) {
+    if (i + 1 >= argc) {
+      error = "missing value for " + std::string(flag.name);
+      return std::nullopt;
+    }
+    flag.value = argv[++i];
+  }
+  return flag;
+}
+
 ParsedFlags parse_flags(int argc, const char* const* argv) {
+  static constexpr std::string_view kFlags[] = {"--host",         "--port",   "--name",  "--idle-timeout-ms",
+                                                "--drop-after",   "--seed",   "--admin", "--admin-token-file",
+                                                "--store",        "--store-busy-timeout-ms"};
   ParsedFlags out;
   for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
+    const std::optional<Flag> next = next_flag(argc, argv, i, kFlags, out.error);
+    if (!next) return out;
+    if (next->name == "--help") {
       out.help = true;
       continue;
     }
-    std::string_view flag = arg;
-    std::string_view value;
-    bool has_value = false;
-    if (size_t eq = arg.find('='); arg.substr(0, 2) == "--" && eq != std::string_view::npos) {
-      flag = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    const bool known = flag == "--host" || flag == "--port" || flag == "--name" || flag == "--idle-timeout-ms" ||
-                       flag == "--drop-after" || flag == "--seed" || flag == "--admin" || flag == "--admin-token-file" ||
-                       flag == "--store" || flag == "--store-busy-timeout-ms";
-    if (!known) {
-      out.error = "unknown flag: " + std::string(arg);
-      return out;
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        out.error = "missing value for " + std::string(flag);
-        return out;
-      }
-      value = argv[++i];
-    }
+    const std::string_view flag = next->name;
+    const std::string_view value = next->value;
     if (flag == "--host") {
       if (value.empty()) {
         out.error = "--host needs an address";

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -52,5 +53,16 @@ struct ParsedFlags {
 
 ParsedFlags parse_flags(int argc, const char* const* argv);
 std::string usage();
+
+// One flag of a command line, as edge-app's and edge-demo-load's take them: "--flag value" or
+// "--flag=value", and --help or -h alone (returned as "--help", no value).
+struct Flag {
+  std::string_view name;
+  std::string_view value;
+};
+// The flag at argv[i], one of `known`; `i` moves past its value. nullopt with `error` set for a
+// flag not known or a value missing.
+std::optional<Flag> next_flag(int argc, const char* const* argv, int& i, std::span<const std::string_view> known,
+                              std::string& error);
 
 }  // namespace edge::app

@@ -43,26 +43,14 @@ ParsedFlags parse_flags(int argc, const char* const* argv) {
     return out;
   };
   for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
+    const std::optional<app::Flag> next = app::next_flag(argc, argv, i, kFlags, out.error);
+    if (!next) return out;
+    if (next->name == "--help") {
       out.help = true;
       continue;
     }
-    std::string_view flag = arg;
-    std::string_view value;
-    bool has_value = false;
-    if (size_t eq = arg.find('='); arg.substr(0, 2) == "--" && eq != std::string_view::npos) {
-      flag = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    bool known = false;
-    for (std::string_view name : kFlags) known = known || flag == name;
-    if (!known) return fail("unknown flag: " + std::string(arg));
-    if (!has_value) {
-      if (i + 1 >= argc) return fail("missing value for " + std::string(flag));
-      value = argv[++i];
-    }
+    const std::string_view flag = next->name;
+    const std::string_view value = next->value;
     const std::string quoted = "'" + std::string(value) + "'";
     if (flag == "--target") {
       auto target = app::parse_host_port(value);

@@ -18,18 +18,8 @@ std::string header(const Response& r, std::string_view name) {
   return v ? std::string(*v) : std::string("<absent>");
 }
 
-// One request on a fresh connection; `extra` is whole header lines.
-Response send(uint16_t port, std::string_view method, const std::string& target, const std::string& extra = "",
-              const std::string& body = "") {
-  std::string raw = std::string(method) + " " + target + " HTTP/1.1\r\nHost: books.test\r\n" + extra;
-  if (method == "POST")
-    raw += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  raw += "Connection: close\r\n\r\n" + body;
-  return exchange(port, raw, method);
-}
-
 Response fetch(uint16_t port, const std::string& target, const std::string& cookie = "") {
-  return send(port, "GET", target, cookie.empty() ? "" : "Cookie: " + cookie + "\r\n");
+  return demo_request(port, "GET", target, cookie.empty() ? "" : "Cookie: " + cookie + "\r\n");
 }
 
 // The src of every <esi:include/>, in order.
@@ -41,15 +31,6 @@ std::vector<std::string> includes(const std::string& body) {
     out.push_back(body.substr(start, body.find('"', start) - start));
   }
   return out;
-}
-
-// Logs in and returns "session=<token>" for a Cookie field.
-std::string login(uint16_t port, const std::string& user) {
-  Response r = send(port, "POST", "/login", "", "user=" + user);
-  REQUIRE(r.status == 303);
-  const std::string set_cookie = header(r, "Set-Cookie");
-  REQUIRE(set_cookie.rfind("session=", 0) == 0);
-  return set_cookie.substr(0, set_cookie.find(';'));
 }
 
 // The author of a book, as its details fragment names it.
@@ -100,7 +81,7 @@ TEST_CASE("demo pages are templates of ESI includes, cacheable for five minutes"
   CHECK(sheet.status == 200);
   CHECK(header(sheet, "Content-Type") == "text/css; charset=utf-8");
   CHECK(header(sheet, "Cache-Control") == "public, max-age=31536000, immutable");
-  CHECK(send(app.port, "GET", css, "If-None-Match: " + header(sheet, "ETag") + "\r\n").status == 304);
+  CHECK(demo_request(app.port, "GET", css, "If-None-Match: " + header(sheet, "ETag") + "\r\n").status == 304);
 
   // The test endpoints are untouched.
   CHECK(fetch(app.port, "/health").body == "ok\n");
@@ -153,7 +134,7 @@ TEST_CASE("views counted by the view fragment make the most-viewed list") {
 TEST_CASE("login sets a session cookie, the userbar shows the user, logout ends it") {
   App app("site");
   CHECK(fetch(app.port, "/login").status == 200);
-  Response r = send(app.port, "POST", "/login", "", "user=17&next=%2Fbook%2F3");
+  Response r = demo_request(app.port, "POST", "/login", "", "user=17&next=%2Fbook%2F3");
   CHECK(r.status == 303);
   CHECK(header(r, "Location") == "/book/3");
   const std::string set_cookie = header(r, "Set-Cookie");
@@ -168,10 +149,10 @@ TEST_CASE("login sets a session cookie, the userbar shows the user, logout ends 
   // The same user, by name.
   const size_t at = bar.body.find("<strong>") + 8;
   const std::string name = bar.body.substr(at, bar.body.find('<', at) - at);
-  CHECK(fetch(app.port, "/fragments/userbar", login(app.port, name)).body == bar.body);
+  CHECK(fetch(app.port, "/fragments/userbar", demo_login(app.port, name)).body == bar.body);
 
-  CHECK(send(app.port, "POST", "/login", "", "user=nobody").status == 403);
-  Response out = send(app.port, "POST", "/logout", "Cookie: " + cookie + "\r\n");
+  CHECK(demo_request(app.port, "POST", "/login", "", "user=nobody").status == 403);
+  Response out = demo_request(app.port, "POST", "/logout", "Cookie: " + cookie + "\r\n");
   CHECK(out.status == 303);
   CHECK(header(out, "Set-Cookie").find("Max-Age=0") != std::string::npos);
   CHECK(fetch(app.port, "/fragments/userbar", cookie).body.find("href=\"/login\"") != std::string::npos);
@@ -179,19 +160,19 @@ TEST_CASE("login sets a session cookie, the userbar shows the user, logout ends 
 
 TEST_CASE("a review posted with a session is stored and shown; without one, login comes first") {
   App app("site");
-  Response anonymous = send(app.port, "POST", "/book/3/reviews", "", "text=anonymous+words");
+  Response anonymous = demo_request(app.port, "POST", "/book/3/reviews", "", "text=anonymous+words");
   CHECK(anonymous.status == 303);
   CHECK(header(anonymous, "Location") == "/login?next=/book/3");
 
-  const std::string cookie = login(app.port, "5");
-  Response posted = send(app.port, "POST", "/book/3/reviews", "Cookie: " + cookie + "\r\n",
+  const std::string cookie = demo_login(app.port, "5");
+  Response posted = demo_request(app.port, "POST", "/book/3/reviews", "Cookie: " + cookie + "\r\n",
                          "text=A+review+%3Cwith%3E+markup&rating=4");
   CHECK(posted.status == 303);
   CHECK(header(posted, "Location") == "/book/3");
   const std::string reviews = fetch(app.port, "/fragments/reviews/3").body;
   CHECK(reviews.find("A review &lt;with&gt; markup") != std::string::npos);
   CHECK(reviews.find("anonymous words") == std::string::npos);
-  CHECK(send(app.port, "POST", "/book/3/reviews", "Cookie: " + cookie + "\r\n", "text=").status == 400);
+  CHECK(demo_request(app.port, "POST", "/book/3/reviews", "Cookie: " + cookie + "\r\n", "text=").status == 400);
 }
 
 TEST_CASE("a purge that fails is logged and does not hold up the answer or the server") {
@@ -199,8 +180,8 @@ TEST_CASE("a purge that fails is logged and does not hold up the answer or the s
   const uint16_t nobody = free_port();  // nothing listens there
   App app("site", {"--admin", "127.0.0.1:" + std::to_string(nobody), "--admin-token-file",
                    secrets.write("admin.token", kToken)});
-  const std::string cookie = login(app.port, "9");
-  Response posted = send(app.port, "POST", "/book/11/reviews", "Cookie: " + cookie + "\r\n", "text=still+here");
+  const std::string cookie = demo_login(app.port, "9");
+  Response posted = demo_request(app.port, "POST", "/book/11/reviews", "Cookie: " + cookie + "\r\n", "text=still+here");
   CHECK(posted.status == 303);
   CHECK(fetch(app.port, "/fragments/reviews/11").body.find("still here") != std::string::npos);
   CHECK(fetch(app.port, "/health").body == "ok\n");
@@ -248,8 +229,8 @@ TEST_CASE("through edge: posting a review purges book-<id>, and nothing else") {
   warm(s, "/fragments/reviews/4");
   const long fetched = app_count(s.app.port, "/fragments/reviews/3");
 
-  const std::string cookie = login(s.edge.port, "5");
-  Response posted = send(s.edge.port, "POST", "/book/3/reviews", "Cookie: " + cookie + "\r\n",
+  const std::string cookie = demo_login(s.edge.port, "5");
+  Response posted = demo_request(s.edge.port, "POST", "/book/3/reviews", "Cookie: " + cookie + "\r\n",
                          "text=Purged+in+time&rating=5");
   CHECK(posted.status == 303);
   CHECK(header(posted, "Location") == "/book/3");
@@ -266,8 +247,8 @@ TEST_CASE("through edge: posting a review purges book-<id>, and nothing else") {
 
 TEST_CASE("through edge: the userbar is cached once per session, the view counter never") {
   Site s;
-  const std::string first = login(s.edge.port, "1");
-  const std::string second = login(s.edge.port, "2");
+  const std::string first = demo_login(s.edge.port, "1");
+  const std::string second = demo_login(s.edge.port, "2");
   Response a = fetch(s.edge.port, "/fragments/userbar", first);
   Response b = fetch(s.edge.port, "/fragments/userbar", second);
   Response nobody = fetch(s.edge.port, "/fragments/userbar");

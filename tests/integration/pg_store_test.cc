@@ -445,22 +445,14 @@ TEST_CASE("edge-app servers on one PostgreSQL database: sessions and reviews wor
   App b("pg-b", {"--store", uri, "--seed", "5"});
   CHECK(a.process.output().find("store postgresql://edge@127.0.0.1") != std::string::npos);
 
-  auto send = [](uint16_t port, const std::string& method, const std::string& target, const std::string& cookie,
-                 const std::string& body) {
-    std::string raw = method + " " + target + " HTTP/1.1\r\nHost: books.test\r\n";
-    if (!cookie.empty()) raw += "Cookie: " + cookie + "\r\n";
-    if (method == "POST")
-      raw += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-    return edge::testkit::exchange(port, raw + "Connection: close\r\n\r\n" + body, method);
+  const std::string cookie = demo_login(a.port, "9");
+  auto send = [&](uint16_t port, std::string_view method, const std::string& target, const std::string& form = "") {
+    return demo_request(port, method, target, "Cookie: " + cookie + "\r\n", form);
   };
-  Response login = send(a.port, "POST", "/login", "", "user=9");
-  REQUIRE(login.status == 303);
-  const std::string set_cookie(login.header("Set-Cookie").value_or(""));
-  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
-  CHECK(send(b.port, "GET", "/fragments/userbar", cookie, "").body.find("Signed in as") != std::string::npos);
-  CHECK(send(b.port, "POST", "/book/17/reviews", cookie, "text=Stored+in+PostgreSQL&rating=3").status == 303);
-  CHECK(send(a.port, "GET", "/fragments/reviews/17", "", "").body.find("Stored in PostgreSQL") != std::string::npos);
-  for (int i = 0; i < 3; ++i) CHECK(send(i % 2 ? a.port : b.port, "GET", "/fragments/view/18", "", "").status == 200);
-  CHECK(send(a.port, "GET", "/fragments/mostviewed", "", "").body.find("3 views") != std::string::npos);
+  CHECK(send(b.port, "GET", "/fragments/userbar").body.find("Signed in as") != std::string::npos);
+  CHECK(send(b.port, "POST", "/book/17/reviews", "text=Stored+in+PostgreSQL&rating=3").status == 303);
+  CHECK(send(a.port, "GET", "/fragments/reviews/17").body.find("Stored in PostgreSQL") != std::string::npos);
+  for (int i = 0; i < 3; ++i) CHECK(send(i % 2 ? a.port : b.port, "GET", "/fragments/view/18").status == 200);
+  CHECK(send(a.port, "GET", "/fragments/mostviewed").body.find("3 views") != std::string::npos);
   CHECK(Sql(uri).number("SELECT count(*) FROM reviews") == 1);
 }

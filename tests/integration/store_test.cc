@@ -25,22 +25,10 @@ std::string header(const Response& r, std::string_view name) {
   return v ? std::string(*v) : std::string("<absent>");
 }
 
+// A request with the session's cookie, when there is one.
 Response send(uint16_t port, std::string_view method, const std::string& target, const std::string& cookie = "",
-              const std::string& body = "") {
-  std::string raw = std::string(method) + " " + target + " HTTP/1.1\r\nHost: books.test\r\n";
-  if (!cookie.empty()) raw += "Cookie: " + cookie + "\r\n";
-  if (method == "POST")
-    raw += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  raw += "Connection: close\r\n\r\n" + body;
-  return edge::testkit::exchange(port, raw, method);
-}
-
-std::string login(uint16_t port, const std::string& user) {
-  Response r = send(port, "POST", "/login", "", "user=" + user);
-  REQUIRE(r.status == 303);
-  const std::string set_cookie = header(r, "Set-Cookie");
-  REQUIRE(set_cookie.rfind("session=", 0) == 0);
-  return set_cookie.substr(0, set_cookie.find(';'));
+              const std::string& form = "") {
+  return demo_request(port, method, target, cookie.empty() ? "" : "Cookie: " + cookie + "\r\n", form);
 }
 
 // The views the most-viewed fragment gives the book in its first list (the last hour), or 0.
@@ -70,7 +58,7 @@ struct Servers {
 
 TEST_CASE("one store: a session opened on one server works on the others, and ends everywhere") {
   Servers s;
-  const std::string cookie = login(s.port(0), "7");
+  const std::string cookie = demo_login(s.port(0), "7");
   for (size_t i : {1, 2}) {
     Response bar = send(s.port(i), "GET", "/fragments/userbar", cookie);
     CHECK(bar.status == 200);
@@ -83,7 +71,7 @@ TEST_CASE("one store: a session opened on one server works on the others, and en
 
 TEST_CASE("one store: a review posted on one server is on the pages the others render") {
   Servers s;
-  const std::string cookie = login(s.port(2), "3");
+  const std::string cookie = demo_login(s.port(2), "3");
   Response posted = send(s.port(0), "POST", "/book/11/reviews", cookie, "text=Seen+everywhere&rating=5");
   CHECK(posted.status == 303);
   CHECK(header(posted, "Location") == "/book/11");
@@ -95,7 +83,7 @@ TEST_CASE("one store: a review posted on one server is on the pages the others r
 
 TEST_CASE("one store: concurrent writers on three servers lose no view and no review") {
   Servers s;
-  const std::string cookie = login(s.port(0), "2");
+  const std::string cookie = demo_login(s.port(0), "2");
   constexpr int kThreads = 6, kViews = 60, kReviewsEach = 5;
   std::atomic<int> bad{0};
   std::vector<std::thread> writers;
@@ -121,7 +109,7 @@ TEST_CASE("one store: concurrent writers on three servers lose no view and no re
 TEST_CASE("one store: a locked store is waited for; past the busy timeout the answer is 503, not 500") {
   Servers s({"--store-busy-timeout-ms", "30000"});
   App hasty("hasty", {"--store", "sqlite:" + s.store_path, "--seed", "5", "--store-busy-timeout-ms", "100"});
-  const std::string cookie = login(s.port(0), "4");
+  const std::string cookie = demo_login(s.port(0), "4");
 
   sqlite3* holder = nullptr;
   REQUIRE(sqlite3_open(s.store_path.c_str(), &holder) == SQLITE_OK);
@@ -176,7 +164,7 @@ hosts:
   REQUIRE(wait_for_port(admin.port()));
 
   // Logins, posts, views and fragments all go to whichever server is least busy.
-  const std::string cookie = login(edge.port, "5");
+  const std::string cookie = demo_login(edge.port, "5");
   for (int book = 40; book < 70; ++book) {
     CHECK(send(edge.port, "GET", "/fragments/view/" + std::to_string(book)).status == 200);
     CHECK(send(edge.port, "GET", "/fragments/userbar", cookie).body.find("Signed in as") != std::string::npos);

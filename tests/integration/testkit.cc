@@ -993,4 +993,21 @@ Response admin_request(uint16_t port, const std::string& token, const std::strin
                   method);
 }
 
+Response demo_request(uint16_t port, std::string_view method, const std::string& target, const std::string& extra,
+                      const std::string& form) {
+  std::string raw = std::string(method) + " " + target + " HTTP/1.1\r\nHost: books.test\r\n" + extra;
+  if (method == "POST")
+    raw += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " + std::to_string(form.size()) + "\r\n";
+  raw += "Connection: close\r\n\r\n" + form;
+  return exchange(port, raw, method);
+}
+
+std::string demo_login(uint16_t port, const std::string& user) {
+  Response r = demo_request(port, "POST", "/login", "", "user=" + user);
+  const std::string set_cookie(r.header("Set-Cookie").value_or(""));
+  if (r.status != 303 || set_cookie.rfind("session=", 0) != 0)
+    throw std::runtime_error("login as " + user + " refused: " + std::to_string(r.status));
+  return set_cookie.substr(0, set_cookie.find(';'));
+}
+
 }  // namespace edge::testkit

@@ -200,6 +200,15 @@ struct Response {
   std::optional<std::string_view> header(std::string_view name) const { return headers.get(name); }
 };
 
+// A request to the demo site on a fresh connection (Host: books.test, Connection: close): `extra`
+// is whole header lines ("Cookie: session=x\r\n"); a POST's `form` goes as
+// application/x-www-form-urlencoded.
+Response demo_request(uint16_t port, std::string_view method, const std::string& target, const std::string& extra = "",
+                      const std::string& form = "");
+// Logs in to the demo site as `user` (a name or number): "session=<token>" for a Cookie field.
+// Throws if the login is refused.
+std::string demo_login(uint16_t port, const std::string& user);
+
 // A client connection to 127.0.0.1:port, from `source` (another loopback address, such as
 // 127.0.0.2, for a test of what edge does by client address) when given.
 class Client {
