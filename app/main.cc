@@ -3,9 +3,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <memory>
 #include <string>
-#include <cstdio>
 
 #include "app/admin_client.h"
 #include "app/options.h"

@@ -218,3 +218,25 @@ TEST_CASE("format_head writes the server's fields around the reply's") {
         "HTTP/1.1 200 OK\r\nX-Backend: b1\r\nDate: Sun, 31 Dec 2023 00:00:00 GMT\r\n"
         "Content-Length: 0\r\nConnection: keep-alive\r\n\r\n");
 }
+
+TEST_CASE("demo_kind names the demo's requests by path, and nothing else") {
+  auto kind = [](std::string_view path) {
+    const size_t i = demo_kind(path);
+    return i < kDemoKinds.size() ? std::string(kDemoKinds[i]) : std::string("-");
+  };
+  CHECK(kind("/") == "home");
+  CHECK(kind("/book/7") == "book");
+  CHECK(kind("/book/7/reviews") == "review_post");
+  CHECK(kind("/author/3") == "author");
+  CHECK(kind("/tag/9") == "tag");
+  CHECK(kind("/search") == "search");
+  CHECK(kind("/login") == "login");
+  CHECK(kind("/logout") == "logout");
+  CHECK(kind("/fragments/userbar") == "fragment/userbar");
+  CHECK(kind("/fragments/reviews/7") == "fragment/reviews");
+  CHECK(kind("/fragments/search") == "fragment/search");
+  CHECK(kind("/fragments/nonsense/1") == "-");
+  CHECK(kind("/health") == "-");
+  CHECK(kind("/stats") == "-");
+  CHECK(kind("") == "-");
+}
