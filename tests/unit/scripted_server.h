@@ -11,11 +11,34 @@
 #include <doctest/doctest.h>
 #include <uv.h>
 
+#include <csignal>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace edge::testing {
+
+// A test's own loop. It ignores SIGPIPE (a peer that closes must give EPIPE, not end the test),
+// and at the end runs what is left and checks every handle was closed.
+struct TestLoop {
+  uv_loop_t loop;
+  TestLoop() {
+    std::signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+  }
+  ~TestLoop() {
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+  TestLoop(const TestLoop&) = delete;
+  TestLoop& operator=(const TestLoop&) = delete;
+  // Runs until `done` is set (or nothing is left to run).
+  template <class Flag>
+  void run_until(const Flag& done) {
+    while (!done && uv_run(&loop, UV_RUN_ONCE) != 0) {
+    }
+  }
+};
 
 class ScriptedServer {
  public:

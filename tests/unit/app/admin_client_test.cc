@@ -20,22 +20,9 @@
 using namespace edge::app;
 using edge::testing::LoopbackPort;
 using edge::testing::ScriptedServer;
+using Loop = edge::testing::TestLoop;
 
 namespace {
-
-struct Loop {
-  uv_loop_t loop;
-  Loop() { uv_loop_init(&loop); }
-  ~Loop() {
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);  // every handle was closed and freed
-  }
-  // Runs until `done` is set (or nothing is left to run).
-  void run_until(const std::optional<bool>& done) {
-    while (!done && uv_run(&loop, UV_RUN_ONCE) != 0) {
-    }
-  }
-};
 
 constexpr char kOk[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"purged\":2}\n";
 }  // namespace

@@ -23,19 +23,9 @@ using http::OneShot;
 using testing::LoopbackPort;
 using testing::ScriptedServer;
 
-namespace {
+using Loop = edge::testing::TestLoop;
 
-struct Loop {
-  uv_loop_t loop;
-  Loop() {
-    std::signal(SIGPIPE, SIG_IGN);
-    uv_loop_init(&loop);
-  }
-  ~Loop() {
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);  // every handle was closed
-  }
-};
+namespace {
 
 // What done saw, copied out of the borrowed Outcome.
 struct Seen {

@@ -13,17 +13,9 @@
 using namespace edge::load;
 using edge::testing::LoopbackPort;
 using edge::testing::ScriptedServer;
+using Loop = edge::testing::TestLoop;
 
 namespace {
-struct Loop {
-  uv_loop_t loop;
-  Loop() { uv_loop_init(&loop); }
-  ~Loop() {
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_loop_close(&loop);
-  }
-};
-
 Mix small_mix() { return Mix(Catalogue{100, 50, 10, {1, 2, 3}}, MixOptions{1.0, 0.1, 0.05, 1}); }
 
 RunConfig config_for(const sockaddr* target, double seconds) {

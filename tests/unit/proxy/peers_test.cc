@@ -21,17 +21,9 @@ using namespace edge;
 using proxy::PeerNotifier;
 using edge::testing::LoopbackPort;
 using edge::testing::ScriptedServer;
+using Loop = edge::testing::TestLoop;
 
 namespace {
-
-struct Loop {
-  uv_loop_t loop;
-  Loop() { uv_loop_init(&loop); }
-  ~Loop() {
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);  // every handle was closed
-  }
-};
 
 conf::Peer peer(uint16_t port, std::string token = "tok") {
   conf::Peer p;
