@@ -129,20 +129,25 @@ uint64_t RequestCounts::get(std::string_view target) const {
 }
 
 size_t demo_kind(std::string_view path) {
-  auto index = [](std::string_view kind) {
+  // Compared in place, without building a name: this runs for every request the server reads.
+  auto index = [](std::string_view prefix, std::string_view name) {
     for (size_t i = 0; i < kDemoKinds.size(); ++i)
-      if (kDemoKinds[i] == kind) return i;
+      if (kDemoKinds[i].size() == prefix.size() + name.size() && kDemoKinds[i].starts_with(prefix) &&
+          kDemoKinds[i].ends_with(name))
+        return i;
     return kDemoKinds.size();
   };
-  auto first_segment = [](std::string_view rest) { return rest.substr(0, rest.find('/')); };
-  if (path == "/") return index("home");
-  if (path == "/login") return index("login");
-  if (path == "/logout") return index("logout");
-  if (path.starts_with("/book/")) return index(path.ends_with("/reviews") ? "review_post" : "book");
-  if (path.starts_with("/author/")) return index("author");
-  if (path.starts_with("/tag/")) return index("tag");
-  if (path == "/search") return index("search");
-  if (path.starts_with("/fragments/")) return index(std::string("fragment/") += first_segment(path.substr(11)));
+  if (path == "/") return index("", "home");
+  if (path == "/login") return index("", "login");
+  if (path == "/logout") return index("", "logout");
+  if (path.starts_with("/book/")) return index("", path.ends_with("/reviews") ? "review_post" : "book");
+  if (path.starts_with("/author/")) return index("", "author");
+  if (path.starts_with("/tag/")) return index("", "tag");
+  if (path == "/search") return index("", "search");
+  if (path.starts_with("/fragments/")) {
+    const std::string_view rest = path.substr(11);
+    return index("fragment/", rest.substr(0, rest.find('/')));
+  }
   return kDemoKinds.size();
 }
 

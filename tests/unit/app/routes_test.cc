@@ -236,6 +236,8 @@ TEST_CASE("demo_kind names the demo's requests by path, and nothing else") {
   CHECK(kind("/fragments/reviews/7") == "fragment/reviews");
   CHECK(kind("/fragments/search") == "fragment/search");
   CHECK(kind("/fragments/nonsense/1") == "-");
+  CHECK(kind("/fragments/") == "-");
+  CHECK(kind("/fragments/fragment/book") == "-");
   CHECK(kind("/health") == "-");
   CHECK(kind("/stats") == "-");
   CHECK(kind("") == "-");
