@@ -390,35 +390,46 @@ bool Session::finish_head(Stream& stream) {
 
 namespace {
 
-// The nghttp2 form of `fields`, borrowing its bytes (nghttp2 copies them only without NO_COPY).
-void to_nv(const ResponseFields& fields, std::vector<nghttp2_nv>& nv, uint8_t flags) {
+uint8_t* bytes(const char* p) { return reinterpret_cast<uint8_t*>(const_cast<char*>(p)); }
+
+// The nghttp2 form of a response's fields, borrowing their bytes from `text` (nghttp2 copies them
+// only without NO_COPY).
+void to_nv(const char* status, const char* text, const std::vector<http::HeadIndex::Field>& fields,
+           std::vector<nghttp2_nv>& nv, uint8_t flags) {
   nv.clear();
-  nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
-                          reinterpret_cast<uint8_t*>(const_cast<char*>(fields.status_text)), 7, 3, flags});
-  for (size_t i = 0; i < fields.fields.size(); ++i) {
-    const std::string_view name = fields.name(i);
-    const std::string_view value = fields.value(i);
-    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                            reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                            flags});
-  }
+  nv.push_back(nghttp2_nv{bytes(":status"), bytes(status), 7, 3, flags});
+  for (const http::HeadIndex::Field& field : fields)
+    nv.push_back(nghttp2_nv{bytes(text + field.name), bytes(text + field.value), field.name_len, field.value_len, flags});
+}
+
+// "HTTP/1.1 200 ...": the status digits of a head proxy/heads wrote.
+bool status_digits(std::string_view head) {
+  return head.size() >= 12 && head.starts_with("HTTP/1.1 ") && head[9] >= '1' && head[9] <= '5' &&
+         head[10] >= '0' && head[10] <= '9' && head[11] >= '0' && head[11] <= '9';
 }
 
 }  // namespace
 
-void Session::respond(Stream& stream, std::string_view head, http::BodySource* body, bool release) {
+void Session::respond(Stream& stream, std::string_view head, const http::HeadIndex* index, http::BodySource* body,
+                      bool release) {
   if (stream.response_started_) return;
-  if (const size_t end = head.find("\r\n\r\n"); !body && end != std::string_view::npos && end + 4 < head.size()) {
+  if (index && (index->size < 16 || index->size > head.size() || !status_digits(head))) index = nullptr;
+  const size_t end = index ? index->size - 4 : head.find("\r\n\r\n");
+  if (!body && end != std::string_view::npos && end + 4 < head.size()) {
     stream.inline_body_.bytes = head.substr(end + 4);
     body = &stream.inline_body_;
     release = false;
   }
-  if (!response_fields(head, stream.response_)) {
+  // The bytes stay put until the stream is freed: HEADERS are serialised later.
+  constexpr uint8_t kBorrowed = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+  if (index) {
+    to_nv(head.data() + 9, head.data(), index->fields, nv_, kBorrowed);
+  } else if (response_fields(head, stream.response_)) {
+    to_nv(stream.response_.status_text, stream.response_.text.data(), stream.response_.fields, nv_, kBorrowed);
+  } else {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id_, NGHTTP2_INTERNAL_ERROR);
     return;
   }
-  // The stream keeps the bytes until it is freed: HEADERS are serialised later.
-  to_nv(stream.response_, nv_, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE);
   stream.response_started_ = true;
   stream.progress_at_ = now_;
   if (!body) {
@@ -438,7 +449,7 @@ void Session::respond_interim(Stream& stream, std::string_view head) {
   if (stream.response_started_) return;
   ResponseFields fields;
   if (!response_fields(head, fields) || fields.status < 100 || fields.status > 199 || fields.status == 101) return;
-  to_nv(fields, nv_, NGHTTP2_NV_FLAG_NONE);  // copied by nghttp2: `fields` dies here
+  to_nv(fields.status_text, fields.text.data(), fields.fields, nv_, NGHTTP2_NV_FLAG_NONE);  // copied: `fields` dies here
   nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream.id_, nullptr, nv_.data(), nv_.size(), nullptr);
 }
 

@@ -52,9 +52,7 @@ namespace edge::h2 {
 // then each field with its name lower-cased, without the hop-by-hop ones. One string holds every
 // name and value, so a response costs no allocation once the buffers have grown.
 struct ResponseFields {
-  struct Field {
-    uint32_t name, name_len, value, value_len;  // offsets in `text`
-  };
+  using Field = http::HeadIndex::Field;  // offsets in `text`
   int status = 0;
   char status_text[4] = {};
   std::string text;
@@ -208,8 +206,10 @@ class Session {
 
   // A response for a stream (see above). `body` null: no body, unless `head` carries bytes past
   // its empty line (an answer edge makes, its body inline): those are the body, borrowed like the
-  // head until the stream ends. With `release`, bytes sent are released from the body.
-  void respond(Stream& stream, std::string_view head, http::BodySource* body, bool release);
+  // head until the stream ends. With `release`, bytes sent are released from the body. With
+  // `index` (borrowed as the head), the fields are where it says and the head is not read again.
+  void respond(Stream& stream, std::string_view head, const http::HeadIndex* index, http::BodySource* body,
+               bool release);
   // An interim response (103) before the final one, from an HTTP/1.1 head text.
   void respond_interim(Stream& stream, std::string_view head);
   // The body of the stream's response grew or completed.

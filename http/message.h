@@ -141,6 +141,22 @@ std::string_view reason_phrase(int status);
 
 bool is_hop_by_hop(std::string_view name);
 
+// Where a response head's fields lie in its text, for a head written for an HTTP/2 stream (names
+// lower-case, no connection-specific field): HEADERS are made from it without reading the text
+// again. Offsets are into the head's text; `size` is the head's length, its empty line included
+// (bytes past it are a body written inline).
+struct HeadIndex {
+  struct Field {
+    uint32_t name, name_len, value, value_len;
+  };
+  std::vector<Field> fields;
+  uint32_t size = 0;  // 0: no index (the head must be read)
+  void clear() {
+    fields.clear();
+    size = 0;
+  }
+};
+
 // Percent-decodes `in` ("%41" -> "A"; with `plus_is_space`, "+" -> " "). Returns nullopt for a
 // '%' not followed by two hex digits.
 std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space);

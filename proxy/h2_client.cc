@@ -61,7 +61,7 @@ class H2Client::Stream final : public h2::Stream, public Request::Client {
     return framing;
   }
   void send(const Response& response) override {
-    owner_.session_->respond(*this, *response.head, response.body, response.release);
+    owner_.session_->respond(*this, *response.head, response.index, response.body, response.release);
     owner_.want_flush();
   }
   void send_interim(std::string head) override {

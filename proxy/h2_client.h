@@ -88,7 +88,7 @@ class H2Client final : h2::Session::Handler, http::Output::WriteDone {
   // Streams closed, kept for the next ones (their buffers grown); let go once the connection
   // has been idle for a tick.
   std::vector<Stream*> spare_;
-  static constexpr size_t kMaxSpare = 8;
+  static constexpr size_t kMaxSpare = 32;  // a browser's burst of requests, reused whole
   std::string out_;  // the write in flight, or being filled
   bool writing_ = false;
   bool in_session_ = false;     // inside receive() or produce(): flush when it returns

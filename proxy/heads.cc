@@ -56,9 +56,70 @@ std::string build_interim_head(const http::ResponseHead& interim) {
   return out;
 }
 
+namespace {
+
+// The fields HTTP/2 has no place for (RFC 9113 8.2.2).
+bool connection_specific(http::FieldId id) {
+  return id == http::FieldId::kConnection || id == http::FieldId::kKeepAlive ||
+         id == http::FieldId::kProxyConnection || id == http::FieldId::kTransferEncoding ||
+         id == http::FieldId::kUpgrade;
+}
+
+// Appends field lines to a head; for an HTTP/2 stream with an index, names lower-case and each
+// field's place recorded.
+struct HeadWriter {
+  std::string& out;
+  http::HeadIndex* index;
+
+  void field(std::string_view name, std::string_view value, std::string_view value_prefix = {}) {
+    if (!index) {
+      out.append(name).append(": ").append(value_prefix).append(value).append("\r\n");
+      return;
+    }
+    http::HeadIndex::Field at;
+    at.name = static_cast<uint32_t>(out.size());
+    at.name_len = static_cast<uint32_t>(name.size());
+    out.append(name);
+    char* lower = out.data() + at.name;
+    for (size_t i = 0; i < name.size(); ++i)
+      lower[i] = static_cast<char>(lower[i] | ((lower[i] >= 'A' && lower[i] <= 'Z') << 5));
+    out.append(": ");
+    at.value = static_cast<uint32_t>(out.size());
+    at.value_len = static_cast<uint32_t>(value_prefix.size() + value.size());
+    out.append(value_prefix).append(value).append("\r\n");
+    index->fields.push_back(at);
+  }
+  void number(std::string_view name, uint64_t n) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+    field(name, std::string_view(digits, static_cast<size_t>(end - digits)));
+  }
+  // Whole field lines ("Name: value\r\n"...), as a spec's extra_fields carries them.
+  void lines(std::string_view text) {
+    if (!index) {
+      out.append(text);
+      return;
+    }
+    while (!text.empty()) {
+      const size_t end = text.find("\r\n");
+      const std::string_view line = text.substr(0, end);
+      text.remove_prefix(end == std::string_view::npos ? text.size() : end + 2);
+      const size_t colon = line.find(':');
+      if (colon == std::string_view::npos || colon == 0) continue;
+      if (!connection_specific(http::field_id(line.substr(0, colon))))
+        field(line.substr(0, colon), http::trim(line.substr(colon + 1)));
+    }
+  }
+};
+
+}  // namespace
+
 ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, ClientFraming client,
-                                    std::string_view date) {
+                                    std::string_view date, http::HeadIndex* index) {
   out.clear();
+  if (index) index->clear();
+  if (!client.h2) index = nullptr;
+  HeadWriter head{out, index};
   out.append("HTTP/1.1 ");
   append_number(out, static_cast<uint64_t>(spec.status));
   out.append(" ");
@@ -73,10 +134,12 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
       if (!relayed(spec, fields, i)) continue;
       const std::string_view name = fields.name(i);
       const std::string_view value = fields.value(i);
-      if (fields.id(i) == http::FieldId::kDate) has_date = true;
+      const http::FieldId id = fields.id(i);
+      if (id == http::FieldId::kDate) has_date = true;
+      if (index && connection_specific(id)) continue;
       if (!spec.content_coding.empty() && iequals(name, "Content-Encoding")) continue;
       if (spec.weak_etag && iequals(name, "ETag") && value.starts_with('"')) {
-        out.append(name).append(": W/").append(value).append("\r\n");
+        head.field(name, value, "W/");
         continue;
       }
       if (spec.vary_accept_encoding && iequals(name, "Vary")) {
@@ -84,33 +147,27 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
           if (iequals(member, "Accept-Encoding") || member == "*") varies_by_encoding = true;
         });
       }
-      append_field(out, name, value);
+      head.field(name, value);
     }
   }
-  if (!has_date) append_field(out, "Date", date);
-  if (spec.vary_accept_encoding && !varies_by_encoding) out.append("Vary: Accept-Encoding\r\n");
-  if (!spec.content_coding.empty()) append_field(out, "Content-Encoding", spec.content_coding);
+  if (!has_date) head.field("Date", date);
+  if (spec.vary_accept_encoding && !varies_by_encoding) head.field("Vary", "Accept-Encoding");
+  if (!spec.content_coding.empty()) head.field("Content-Encoding", spec.content_coding);
   if (spec.origin == ResponseOrigin::kSynthetic) {
-    if (!spec.content_type.empty()) append_field(out, "Content-Type", spec.content_type);
-    if (spec.no_store) out.append("Cache-Control: no-store\r\n");
+    if (!spec.content_type.empty()) head.field("Content-Type", spec.content_type);
+    if (spec.no_store) head.field("Cache-Control", "no-store");
   } else {
-    if (spec.age) {
-      out.append("Age: ");
-      append_number(out, static_cast<uint64_t>(std::max<cache::Seconds>(0, *spec.age)));
-      out.append("\r\n");
-    }
-    out.append(client.h2 ? "Via: 2 edge\r\n" : "Via: 1.1 edge\r\n");
+    if (spec.age) head.number("Age", static_cast<uint64_t>(std::max<cache::Seconds>(0, *spec.age)));
+    head.field("Via", client.h2 ? "2 edge" : "1.1 edge");
   }
-  if (!spec.x_cache.empty()) append_field(out, "X-Cache", spec.x_cache);
-  if (!spec.trace.empty()) append_field(out, "X-Edge-Trace", spec.trace);
-  out.append(spec.extra_fields);
+  if (!spec.x_cache.empty()) head.field("X-Cache", spec.x_cache);
+  if (!spec.trace.empty()) head.field("X-Edge-Trace", spec.trace);
+  head.lines(spec.extra_fields);
 
   ResponseFraming framing;
   framing.keep_alive = client.keep_alive;
   if (spec.length && (spec.has_body || spec.length_without_body)) {
-    out.append("Content-Length: ");
-    append_number(out, *spec.length);
-    out.append("\r\n");
+    head.number("Content-Length", *spec.length);
   } else if (spec.has_body && !spec.length && !client.h2) {
     if (client.http10)
       framing.keep_alive = false;  // the end of the body is the end of the connection
@@ -126,6 +183,7 @@ ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, 
   else if (client.http10)
     out.append("Connection: keep-alive\r\n");
   out.append("\r\n");
+  if (index) index->size = static_cast<uint32_t>(out.size());
   return framing;
 }
 

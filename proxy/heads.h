@@ -101,9 +101,11 @@ struct ResponseFraming {
 };
 
 // Writes the whole head (status line to the empty line) into `out`, replacing what it held.
-// `date` is the current HTTP date, used when the fields carry none.
+// `date` is the current HTTP date, used when the fields carry none. For an HTTP/2 stream with
+// `index`, names are written lower-case, connection-specific fields left out, and `index` says
+// where each field lies (cleared otherwise).
 ResponseFraming build_response_head(std::string& out, const ResponseSpec& spec, ClientFraming client,
-                                    std::string_view date);
+                                    std::string_view date, http::HeadIndex* index = nullptr);
 
 // An interim response's head (103 Early Hints, 102) as relayed to an HTTP/1.1 client: its
 // status line and fields, without the hop-by-hop ones and framing.

@@ -70,8 +70,7 @@ int Request::recv(http::RequestHead& head) {
   vary_accept_encoding_ = false;
   status_ = 0;
   exchanged_ = false;
-  trace_.start();
-  trace_.add(Step::kRecv);
+  trace_.start(Step::kRecv);
   // A reverse proxy opens no tunnels.
   if (head.method == "CONNECT") return 405;
   // One reading of the request's identity (http/uri): the host it names and its target, both
@@ -687,18 +686,20 @@ void Request::send(const ResponseSpec& spec_in, http::BodySource* body, bool rel
     spec.trace = trace;
   }
   const ResponseFraming framing =
-      build_response_head(response_head_, spec, client_.framing(may_keep_alive), worker_.date());
+      build_response_head(response_head_, spec, client_.framing(may_keep_alive), worker_.date(), &head_index_);
   if (rules_ && !rules_->response_headers.empty()) {
     rules::TemplateValues values = template_values();
     values.cache = synthetic ? std::string_view() : std::string_view(x_cache_);
     values.status = spec.status;
     rules::edit_response_head(rules_->response_headers, values, response_head_);
+    head_index_.clear();  // the fields moved: the head is read again
   }
   response_head_.append(inline_body);
   head_sent_ = true;
   status_ = spec.status;
   Client::Response response;
   response.head = &response_head_;
+  response.index = head_index_.size ? &head_index_ : nullptr;
   response.body = body;
   response.chunked = body && framing.chunked;
   response.release = release;

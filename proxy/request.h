@@ -64,6 +64,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
     virtual ClientFraming framing(bool may_keep_alive) = 0;
     struct Response {
       const std::string* head = nullptr;    // borrowed until the write is done
+      const http::HeadIndex* index = nullptr;  // an HTTP/2 stream's head located; borrowed as `head`
       http::BodySource* body = nullptr;     // null: none; borrowed until the write is done
       bool chunked = false;
       bool release = true;                  // written body parts may be freed (a passed body)
@@ -202,6 +203,7 @@ class Request final : Exchange::Owner, Assembly::Owner {
   bool responding_ = false;  // a response is being sent (or its head decided, for an object)
   bool head_sent_ = false;
   std::string response_head_;
+  http::HeadIndex head_index_;  // where response_head_'s fields lie, for an HTTP/2 stream
 };
 
 }  // namespace edge::proxy

@@ -50,6 +50,11 @@ class Trace {
     count_ = 0;
     dropped_ = 0;
   }
+  // start() with `first` taken at once, on the same reading of the clock.
+  void start(Step first) {
+    start();
+    entries_[count_++] = Entry{first, 0};
+  }
   // Returns the time it read (uv_hrtime()), for the caller's own figures.
   uint64_t add(Step step) {
     const uint64_t now_ns = uv_hrtime();

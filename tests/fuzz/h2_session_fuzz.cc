@@ -76,14 +76,14 @@ class Handler final : public h2::Session::Handler {
         return answer(stream, 200, "a body sent at once");
       case 1: {
         // A body that grows later: resumed on the next input piece.
-        session->respond(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", &stream.response_body, true);
+        session->respond(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", nullptr, &stream.response_body, true);
         growing_.push_back(stream.id());
         return;
       }
       case 2:
         return session->reset(stream, h2::Error::kInternal);
       default:
-        session->respond(stream, "HTTP/1.1 204 No Content\r\nConnection: x-gone\r\nX-Gone: 1\r\n\r\n", nullptr, true);
+        session->respond(stream, "HTTP/1.1 204 No Content\r\nConnection: x-gone\r\nX-Gone: 1\r\n\r\n", nullptr, nullptr, true);
     }
   }
   void on_stream_written(h2::Stream& base) override { live(base); }
@@ -126,7 +126,7 @@ class Handler final : public h2::Session::Handler {
     session->respond(stream,
                      "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " + std::to_string(text.size()) +
                          "\r\n\r\n",
-                     &stream.response_body, true);
+                     nullptr, &stream.response_body, true);
   }
 
   const uint8_t* choices_;

@@ -92,7 +92,8 @@ class Pair final : public h2::Session::Handler {
     auto& s = static_cast<TestStream&>(stream);
     s.response.append("hello");
     s.response.set_complete();
-    server.respond(s, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\nKeep-Alive: x\r\n\r\n", &s.response,
+    server.respond(s, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\nKeep-Alive: x\r\n\r\n", nullptr,
+                   &s.response,
                    true);
   }
   void on_stream_written(h2::Stream&) override {}
