@@ -66,6 +66,11 @@ constexpr size_t kSweepSliceEntries = 256;
 constexpr auto kSweepSliceHold = std::chrono::microseconds(500);
 
 size_t hash_key(std::string_view key) { return std::hash<std::string_view>{}(key); }
+// Lets a stripe's map be asked with a view: a lookup builds no string.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view key) const { return hash_key(key); }
+};
 
 // The Vary part of the variant a request selects from an object stored with these Vary names,
 // computed as cache::vary_key does it from the response.
@@ -178,7 +183,7 @@ struct Store::Impl {
 
   struct Stripe {
     std::mutex mu;
-    std::unordered_map<std::string, std::vector<EntryPtr>> map;
+    std::unordered_map<std::string, std::vector<EntryPtr>, KeyHash, std::equal_to<>> map;
     std::unordered_map<std::string, HitForPass> hfp;
     // Marks by age, for the bound; an entry whose seq no longer matches its mark is stale.
     std::deque<std::pair<std::string, uint64_t>> hfp_order;
@@ -516,12 +521,12 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
                             std::optional<Seconds> now) {
   Impl& im = *impl_;
   Impl::Stripe& s = im.stripe_for(hash_key(key));
-  const std::string k(key);
   Lookup result;
   std::lock_guard lock(s.mu);
-  auto it = s.map.find(k);
+  auto it = s.map.find(key);
   if (it != s.map.end()) {
-    Impl::EntryPtr found;
+    // Borrowed under the stripe's lock: no reference count is touched but the result's.
+    const Impl::EntryPtr* found = nullptr;
     // The request's variant is worked out once per set of Vary names, not once per variant.
     const std::vector<std::string>* names = nullptr;
     std::optional<std::string> wanted;
@@ -533,28 +538,30 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
         wanted = vary ? std::optional(variant_string(*vary, variant_extra)) : std::nullopt;
       }
       if (wanted && e->obj->variant == *wanted) {
-        found = e;
+        found = &e;
         break;
       }
     }
-    if (found && found->bans_checked < im.ban_epoch.load(std::memory_order_acquire)) {
+    if (found && (*found)->bans_checked < im.ban_epoch.load(std::memory_order_acquire)) {
       size_t marked = 0;
-      if (im.apply_bans_locked(*found, *im.ban_snapshot(), marked) == Impl::BanVerdict::kRemove) {
-        if (im.remove_entry_locked(s, found)) ++marked;
-        found.reset();  // `it` may be gone with it
+      Impl::EntryPtr entry = *found;  // removing it changes the list `found` points into
+      if (im.apply_bans_locked(*entry, *im.ban_snapshot(), marked) == Impl::BanVerdict::kRemove) {
+        if (im.remove_entry_locked(s, entry)) ++marked;
+        found = nullptr;  // `it` may be gone with it
       }
       if (marked > 0) im.purged.fetch_add(marked, std::memory_order_relaxed);
     }
     if (found) {
-      uint8_t f = found->freq.load(std::memory_order_relaxed);
+      Impl::Entry& entry = **found;
+      uint8_t f = entry.freq.load(std::memory_order_relaxed);
       while (f < kMaxFreq &&
-             !found->freq.compare_exchange_weak(f, static_cast<uint8_t>(f + 1), std::memory_order_relaxed)) {
+             !entry.freq.compare_exchange_weak(f, static_cast<uint8_t>(f + 1), std::memory_order_relaxed)) {
       }
-      result.object = found->obj;
+      result.object = entry.obj;
       return result;
     }
   }
-  if (!s.hfp.empty()) result.hit_for_pass = im.hfp_marked_locked(s, k, now ? *now : std::time(nullptr));
+  if (!s.hfp.empty()) result.hit_for_pass = im.hfp_marked_locked(s, std::string(key), now ? *now : std::time(nullptr));
   return result;
 }
 

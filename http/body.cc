@@ -42,12 +42,12 @@ uint64_t TempSpace::reserve(uint64_t bytes) {
 }
 
 Body::~Body() {
-  if (options_.space) options_.space->give_back(file_size_);
+  if (options_.space && file_size_) options_.space->give_back(file_size_);
   if (fd_ >= 0) ::close(fd_);
 }
 
 void Body::clear() {
-  if (options_.space) options_.space->give_back(file_size_);
+  if (options_.space && file_size_) options_.space->give_back(file_size_);
   segments_.clear();
   first_live_ = 0;
   size_ = 0;
@@ -143,7 +143,7 @@ void Body::empty_file() {
   // Every byte of the file was released: the next spill starts it again from nothing, so a slow
   // reader's file never holds more than file_limit however long the body.
   if (::ftruncate(fd_, 0) != 0) return;
-  if (options_.space) options_.space->give_back(file_size_);
+  if (options_.space && file_size_) options_.space->give_back(file_size_);
   file_size_ = 0;
 }
 

@@ -1,6 +1,8 @@
 #include "proxy/heads.h"
 
 #include <algorithm>
+#include <cstring>
+#include <cstring>
 
 #include "cache/targeted.h"
 
@@ -71,23 +73,26 @@ struct HeadWriter {
   std::string& out;
   http::HeadIndex* index;
 
+  // One resize and plain copies: a head is a dozen of these per response.
+  // One resize and plain copies: a head is a dozen of these per response.
   void field(std::string_view name, std::string_view value, std::string_view value_prefix = {}) {
-    if (!index) {
-      out.append(name).append(": ").append(value_prefix).append(value).append("\r\n");
-      return;
-    }
-    http::HeadIndex::Field at;
-    at.name = static_cast<uint32_t>(out.size());
-    at.name_len = static_cast<uint32_t>(name.size());
-    out.append(name);
-    char* lower = out.data() + at.name;
-    for (size_t i = 0; i < name.size(); ++i)
-      lower[i] = static_cast<char>(lower[i] | ((lower[i] >= 'A' && lower[i] <= 'Z') << 5));
-    out.append(": ");
-    at.value = static_cast<uint32_t>(out.size());
-    at.value_len = static_cast<uint32_t>(value_prefix.size() + value.size());
-    out.append(value_prefix).append(value).append("\r\n");
-    index->fields.push_back(at);
+    const size_t at = out.size();
+    const size_t value_at = at + name.size() + 2;
+    const size_t value_len = value_prefix.size() + value.size();
+    out.resize(value_at + value_len + 2);
+    char* p = out.data();
+    std::memcpy(p + at, name.data(), name.size());
+    p[value_at - 2] = ':';
+    p[value_at - 1] = ' ';
+    if (!value_prefix.empty()) std::memcpy(p + value_at, value_prefix.data(), value_prefix.size());
+    if (!value.empty()) std::memcpy(p + value_at + value_prefix.size(), value.data(), value.size());
+    p[value_at + value_len] = '\r';
+    p[value_at + value_len + 1] = '\n';
+    if (!index) return;
+    for (size_t i = at; i < at + name.size(); ++i)
+      p[i] = static_cast<char>(p[i] | (static_cast<unsigned char>(p[i] - 'A') < 26) << 5);
+    index->fields.push_back({static_cast<uint32_t>(at), static_cast<uint32_t>(name.size()),
+                             static_cast<uint32_t>(value_at), static_cast<uint32_t>(value_len)});
   }
   void number(std::string_view name, uint64_t n) {
     char digits[24];
