@@ -3,6 +3,9 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace edge::h2 {
@@ -16,11 +19,97 @@ constexpr uint32_t kFieldOverhead = 32;
 
 }  // namespace
 
+// nghttp2's allocations: a request costs it a dozen small blocks (the stream, the frames queued,
+// the fields' copies) taken and given back within microseconds. Blocks are kept by size class
+// for the session's next ones, a few of each, instead of going back to malloc each time.
+class Session::Pool {
+ public:
+  Pool() = default;
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  ~Pool() { trim(); }
+
+  void* allocate(size_t n) {
+    const size_t c = size_class(n);
+    if (c < kClasses && free_[c]) {
+      Header* h = free_[c];
+      free_[c] = h->next;
+      --kept_[c];
+      h->size = n;
+      return h + 1;
+    }
+    auto* h = static_cast<Header*>(std::malloc(sizeof(Header) + (c < kClasses ? capacity(c) : n)));
+    if (!h) return nullptr;
+    h->size_class = c;
+    h->size = n;
+    return h + 1;
+  }
+  void release(void* p) {
+    if (!p) return;
+    Header* h = static_cast<Header*>(p) - 1;
+    const size_t c = h->size_class;
+    if (c >= kClasses || kept_[c] >= kMaxKept) return std::free(h);
+    h->next = free_[c];
+    free_[c] = h;
+    ++kept_[c];
+  }
+  void* resize(void* p, size_t n) {
+    if (!p) return allocate(n);
+    Header* h = static_cast<Header*>(p) - 1;
+    if (h->size_class < kClasses && n <= capacity(h->size_class)) {
+      h->size = n;
+      return p;
+    }
+    void* moved = allocate(n);
+    if (!moved) return nullptr;
+    std::memcpy(moved, p, std::min(h->size, n));
+    release(p);
+    return moved;
+  }
+  void trim() {
+    for (size_t c = 0; c < kClasses; ++c) {
+      while (Header* h = free_[c]) {
+        free_[c] = h->next;
+        std::free(h);
+      }
+      kept_[c] = 0;
+    }
+  }
+
+  static void* malloc_fn(size_t n, void* pool) { return static_cast<Pool*>(pool)->allocate(n); }
+  static void free_fn(void* p, void* pool) { static_cast<Pool*>(pool)->release(p); }
+  static void* calloc_fn(size_t count, size_t n, void* pool) {
+    if (n && count > SIZE_MAX / n) return nullptr;
+    void* p = static_cast<Pool*>(pool)->allocate(count * n);
+    if (p) std::memset(p, 0, count * n);
+    return p;
+  }
+  static void* realloc_fn(void* p, size_t n, void* pool) { return static_cast<Pool*>(pool)->resize(p, n); }
+
+ private:
+  static constexpr size_t kClasses = 6;  // 64 bytes to 2 KB
+#if defined(__SANITIZE_ADDRESS__)
+  static constexpr uint32_t kMaxKept = 0;  // every block back to malloc, where ASan watches it
+#else
+  static constexpr uint32_t kMaxKept = 16;
+#endif
+  struct alignas(16) Header {
+    union {
+      Header* next;  // while kept
+      size_t size;   // while in use: what was asked for
+    };
+    size_t size_class;
+  };
+  static size_t size_class(size_t n) { return n > 2048 ? kClasses : std::bit_width((std::max<size_t>(n, 1) - 1) | 63) - 6; }
+  static size_t capacity(size_t c) { return size_t{64} << c; }
+
+  Header* free_[kClasses] = {};
+  uint32_t kept_[kClasses] = {};
+};
+
 struct Session::Callbacks {
   static Session& of(void* user) { return *static_cast<Session*>(user); }
-  static Stream* stream_of(nghttp2_session* session, int32_t id) {
-    return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
-  }
+  static Stream* stream_of(void* user, int32_t id) { return of(user).find_stream(id); }
 
   static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
     Session& self = of(user);
@@ -56,15 +145,17 @@ struct Session::Callbacks {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST || self.fatal_) return 0;
     Stream* stream = self.handler_.open_stream(frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
+    self.last_id_ = frame->hd.stream_id;
+    self.last_stream_ = stream;
     stream->progress_at_ = self.now_;
     self.streams_.push_back(stream);
     ++self.open_streams_;
     return 0;
   }
 
-  static int on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
                        const uint8_t* value, size_t valuelen, uint8_t, void* user) {
-    Stream* stream = stream_of(session, frame->hd.stream_id);
+    Stream* stream = stream_of(user, frame->hd.stream_id);
     if (!stream) return 0;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       of(user).header(*stream, view(name, namelen), view(value, valuelen));
@@ -78,7 +169,7 @@ struct Session::Callbacks {
 
   static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
     Session& self = of(user);
-    Stream* stream = stream_of(session, id);
+    Stream* stream = stream_of(user, id);
     if (!stream) return 0;
     stream->body_received_ += len;
     stream->progress_at_ = self.now_;
@@ -105,14 +196,14 @@ struct Session::Callbacks {
     return 0;
   }
 
-  static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     Session& self = of(user);
     if (frame->hd.type == NGHTTP2_GOAWAY) {
       self.remember_error(frame->goaway.error_code, false);
       return 0;
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
-    Stream* stream = stream_of(session, frame->hd.stream_id);
+    Stream* stream = stream_of(user, frame->hd.stream_id);
     if (!stream) return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       if (!self.finish_head(*stream)) return 0;
@@ -131,7 +222,7 @@ struct Session::Callbacks {
       return 0;
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
-    Stream* stream = stream_of(session, frame->hd.stream_id);
+    Stream* stream = stream_of(user, frame->hd.stream_id);
     if (!stream) return 0;
     stream->bytes_sent_ += frame->hd.length + 9;
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || stream->response_done_) return 0;
@@ -146,6 +237,7 @@ struct Session::Callbacks {
 
   static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error, void* user) {
     Session& self = of(user);
+    if (id == self.last_id_) self.last_stream_ = nullptr;
     auto it = std::find_if(self.streams_.begin(), self.streams_.end(), [id](Stream* s) { return s->id_ == id; });
     if (it == self.streams_.end()) return 0;
     Stream* stream = *it;
@@ -182,7 +274,8 @@ struct Session::Callbacks {
 };
 
 Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes)
-    : handler_(handler),
+    : pool_(std::make_unique<Pool>()),
+      handler_(handler),
       limits_(limits),
       max_body_bytes_(max_body_bytes),
       idle_frames_{static_cast<double>(limits.idle_frames_burst)},
@@ -204,7 +297,8 @@ Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes
   nghttp2_option_set_stream_reset_rate_limit(options, 10ull * limits.resets_burst, 10ull * limits.resets_per_second);
   nghttp2_option_set_max_outbound_ack(options, 100);
   nghttp2_option_set_max_settings(options, 32);
-  nghttp2_session_server_new2(&session_, callbacks, this, options);
+  nghttp2_mem mem{pool_.get(), &Pool::malloc_fn, &Pool::free_fn, &Pool::calloc_fn, &Pool::realloc_fn};
+  nghttp2_session_server_new3(&session_, callbacks, this, options, &mem);
   nghttp2_option_del(options);
   nghttp2_session_callbacks_del(callbacks);
 
@@ -477,7 +571,19 @@ bool Session::waits_on_window(const Stream& stream) const {
          nghttp2_session_get_remote_window_size(session_) <= 0;
 }
 
+Stream* Session::find_stream(int32_t id) {
+  // The frames of one request and of one response come one after another: their stream is the
+  // one asked for last, and nghttp2's map is asked once for them all.
+  if (id == last_id_) return last_stream_;
+  last_id_ = id;
+  last_stream_ = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id));
+  return last_stream_;
+}
+
+void Session::trim() { pool_->trim(); }
+
 void Session::forget_streams() {
+  last_stream_ = nullptr;
   streams_.clear();
   open_streams_ = 0;
   fatal_ = true;

@@ -39,6 +39,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -224,6 +225,8 @@ class Session {
   bool waits_on_window(const Stream& stream) const;
   // The handler freed every stream (the connection closed): the session calls nobody again.
   void forget_streams();
+  // Gives back the memory kept for the next streams (the connection is idle).
+  void trim();
   // A notice that a GOAWAY follows (RFC 9113 6.8's two steps), for a graceful stop.
   void shutdown_notice();
   bool going_away() const { return going_away_; }
@@ -238,6 +241,7 @@ class Session {
  private:
   struct Callbacks;
   friend struct Callbacks;
+  class Pool;
 
   void header(Stream& stream, std::string_view name, std::string_view value);
   bool finish_head(Stream& stream);
@@ -248,8 +252,10 @@ class Session {
     bool take(uint64_t now, uint32_t burst, uint32_t per_second);
   };
   void append_cookies(Stream& stream);
+  Stream* find_stream(int32_t id);  // the handler's stream of `id`, null if none
   void remember_error(uint32_t code, bool sent);
 
+  std::unique_ptr<Pool> pool_;  // nghttp2's allocations; outlives session_ (freed in ~Session)
   Handler& handler_;
   Limits limits_;
   uint64_t max_body_bytes_;
@@ -263,6 +269,8 @@ class Session {
   uint32_t end_error_ = 0;
   bool end_sent_ = false;
   std::vector<Stream*> streams_;  // open ones, unordered
+  int32_t last_id_ = 0;           // find_stream's last answer (0: none, the connection's id)
+  Stream* last_stream_ = nullptr;
   std::vector<nghttp2_nv> nv_;    // a response's fields as nghttp2 takes them
 };
 
