@@ -21,77 +21,20 @@ constexpr uint32_t kFieldOverhead = 32;
 
 // nghttp2's allocations: a request costs it a dozen small blocks (the stream, the frames queued,
 // the fields' copies) taken and given back within microseconds. Blocks are kept by size class
-// for the session's next ones, a few of each, instead of going back to malloc each time.
-class Session::Pool {
- public:
-  Pool() = default;
-  Pool(const Pool&) = delete;
-  Pool& operator=(const Pool&) = delete;
-  ~Pool() { trim(); }
+// for the thread's next ones, a bounded number of each, instead of going back to malloc each
+// time. One pool per thread: a session lives on its worker's thread, and a connection that
+// closes leaves its blocks to the next one there. A block freed on another thread than the one
+// that took it joins that thread's pool, which is as good.
+namespace {
 
-  void* allocate(size_t n) {
-    const size_t c = size_class(n);
-    if (c < kClasses && free_[c]) {
-      Header* h = free_[c];
-      free_[c] = h->next;
-      --kept_[c];
-      h->size = n;
-      return h + 1;
-    }
-    auto* h = static_cast<Header*>(std::malloc(sizeof(Header) + (c < kClasses ? capacity(c) : n)));
-    if (!h) return nullptr;
-    h->size_class = c;
-    h->size = n;
-    return h + 1;
-  }
-  void release(void* p) {
-    if (!p) return;
-    Header* h = static_cast<Header*>(p) - 1;
-    const size_t c = h->size_class;
-    if (c >= kClasses || kept_[c] >= kMaxKept) return std::free(h);
-    h->next = free_[c];
-    free_[c] = h;
-    ++kept_[c];
-  }
-  void* resize(void* p, size_t n) {
-    if (!p) return allocate(n);
-    Header* h = static_cast<Header*>(p) - 1;
-    if (h->size_class < kClasses && n <= capacity(h->size_class)) {
-      h->size = n;
-      return p;
-    }
-    void* moved = allocate(n);
-    if (!moved) return nullptr;
-    std::memcpy(moved, p, std::min(h->size, n));
-    release(p);
-    return moved;
-  }
-  void trim() {
-    for (size_t c = 0; c < kClasses; ++c) {
-      while (Header* h = free_[c]) {
-        free_[c] = h->next;
-        std::free(h);
-      }
-      kept_[c] = 0;
-    }
-  }
-
-  static void* malloc_fn(size_t n, void* pool) { return static_cast<Pool*>(pool)->allocate(n); }
-  static void free_fn(void* p, void* pool) { static_cast<Pool*>(pool)->release(p); }
-  static void* calloc_fn(size_t count, size_t n, void* pool) {
-    if (n && count > SIZE_MAX / n) return nullptr;
-    void* p = static_cast<Pool*>(pool)->allocate(count * n);
-    if (p) std::memset(p, 0, count * n);
-    return p;
-  }
-  static void* realloc_fn(void* p, size_t n, void* pool) { return static_cast<Pool*>(pool)->resize(p, n); }
-
- private:
+// Trivially destructible, so it stays usable while the thread's other objects are destroyed;
+// BlockPoolTrimmer gives its blocks back when the thread ends.
+struct BlockPool {
   static constexpr size_t kClasses = 6;  // 64 bytes to 2 KB
 #if defined(__SANITIZE_ADDRESS__)
   static constexpr uint32_t kMaxKept = 0;  // every block back to malloc, where ASan watches it
 #else
-  static constexpr uint32_t kMaxKept = 16;
+  static constexpr uint32_t kMaxKept = 128;  // at most 516 KB a thread
 #endif
   struct alignas(16) Header {
     union {
@@ -100,12 +43,98 @@ class Session::Pool {
     };
     size_t size_class;
   };
-  static size_t size_class(size_t n) { return n > 2048 ? kClasses : std::bit_width((std::max<size_t>(n, 1) - 1) | 63) - 6; }
+
+  Header* free[kClasses];
+  uint32_t kept[kClasses];
+  uint32_t max_kept;
+
+  static size_t size_class(size_t n) {
+    return n > 2048 ? kClasses : static_cast<size_t>(std::bit_width((std::max<size_t>(n, 1) - 1) | 63)) - 6;
+  }
   static size_t capacity(size_t c) { return size_t{64} << c; }
 
-  Header* free_[kClasses] = {};
-  uint32_t kept_[kClasses] = {};
+  void* allocate(size_t n);
+  void release(void* p);
+  void* resize(void* p, size_t n);
+  void trim() {
+    for (size_t c = 0; c < kClasses; ++c) {
+      while (Header* h = free[c]) {
+        free[c] = h->next;
+        std::free(h);
+      }
+      kept[c] = 0;
+    }
+  }
 };
+
+thread_local constinit BlockPool t_pool{{}, {}, BlockPool::kMaxKept};
+
+struct BlockPoolTrimmer {
+  ~BlockPoolTrimmer() {
+    t_pool.max_kept = 0;  // blocks freed later (other thread_local objects) go to malloc
+    t_pool.trim();
+  }
+};
+thread_local BlockPoolTrimmer t_trimmer;
+
+void* BlockPool::allocate(size_t n) {
+  const size_t c = size_class(n);
+  if (c < kClasses && free[c]) {
+    Header* h = free[c];
+    free[c] = h->next;
+    --kept[c];
+    h->size = n;
+    return h + 1;
+  }
+  auto* h = static_cast<Header*>(std::malloc(sizeof(Header) + (c < kClasses ? capacity(c) : n)));
+  if (!h) return nullptr;
+  h->size_class = c;
+  h->size = n;
+  return h + 1;
+}
+
+void BlockPool::release(void* p) {
+  if (!p) return;
+  Header* h = static_cast<Header*>(p) - 1;
+  const size_t c = h->size_class;
+  if (c >= kClasses || kept[c] >= max_kept) return std::free(h);
+  if (kept[c] == 0) (void)&t_trimmer;  // made on first use: the thread's end trims what is kept
+  h->next = free[c];
+  free[c] = h;
+  ++kept[c];
+}
+
+void* BlockPool::resize(void* p, size_t n) {
+  if (!p) return allocate(n);
+  Header* h = static_cast<Header*>(p) - 1;
+  if (h->size_class < kClasses && n <= capacity(h->size_class)) {
+    h->size = n;
+    return p;
+  }
+  void* moved = allocate(n);
+  if (!moved) return nullptr;
+  std::memcpy(moved, p, std::min(h->size, n));
+  release(p);
+  return moved;
+}
+
+// nghttp2's allocations: a request costs it a dozen small blocks (the stream, the frames queued,
+// the fields' copies) taken and given back within microseconds. Blocks are kept by size class
+// for the thread's next ones, a bounded number of each, instead of going back to malloc each
+// time. One pool per thread: a session lives on its worker's thread, and a connection that
+// closes leaves its blocks to the next one there. A block freed on another thread than the one
+// that took it joins that thread's pool, which is as good.
+void* pool_malloc(size_t n, void*) { return t_pool.allocate(n); }
+void pool_free(void* p, void*) { t_pool.release(p); }
+void* pool_calloc(size_t count, size_t n, void*) {
+  if (n && count > SIZE_MAX / n) return nullptr;
+  void* p = t_pool.allocate(count * n);
+  if (p) std::memset(p, 0, count * n);
+  return p;
+}
+void* pool_realloc(void* p, size_t n, void*) { return t_pool.resize(p, n); }
+
+}  // namespace
 
 struct Session::Callbacks {
   static Session& of(void* user) { return *static_cast<Session*>(user); }
@@ -274,8 +303,7 @@ struct Session::Callbacks {
 };
 
 Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes)
-    : pool_(std::make_unique<Pool>()),
-      handler_(handler),
+    : handler_(handler),
       limits_(limits),
       max_body_bytes_(max_body_bytes),
       idle_frames_{static_cast<double>(limits.idle_frames_burst)},
@@ -297,7 +325,7 @@ Session::Session(Handler& handler, const Limits& limits, uint64_t max_body_bytes
   nghttp2_option_set_stream_reset_rate_limit(options, 10ull * limits.resets_burst, 10ull * limits.resets_per_second);
   nghttp2_option_set_max_outbound_ack(options, 100);
   nghttp2_option_set_max_settings(options, 32);
-  nghttp2_mem mem{pool_.get(), &Pool::malloc_fn, &Pool::free_fn, &Pool::calloc_fn, &Pool::realloc_fn};
+  nghttp2_mem mem{nullptr, &pool_malloc, &pool_free, &pool_calloc, &pool_realloc};
   nghttp2_session_server_new3(&session_, callbacks, this, options, &mem);
   nghttp2_option_del(options);
   nghttp2_session_callbacks_del(callbacks);
@@ -579,8 +607,6 @@ Stream* Session::find_stream(int32_t id) {
   last_stream_ = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, id));
   return last_stream_;
 }
-
-void Session::trim() { pool_->trim(); }
 
 void Session::forget_streams() {
   last_stream_ = nullptr;

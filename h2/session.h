@@ -39,7 +39,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -225,8 +224,6 @@ class Session {
   bool waits_on_window(const Stream& stream) const;
   // The handler freed every stream (the connection closed): the session calls nobody again.
   void forget_streams();
-  // Gives back the memory kept for the next streams (the connection is idle).
-  void trim();
   // A notice that a GOAWAY follows (RFC 9113 6.8's two steps), for a graceful stop.
   void shutdown_notice();
   bool going_away() const { return going_away_; }
@@ -241,7 +238,6 @@ class Session {
  private:
   struct Callbacks;
   friend struct Callbacks;
-  class Pool;
 
   void header(Stream& stream, std::string_view name, std::string_view value);
   bool finish_head(Stream& stream);
@@ -255,7 +251,6 @@ class Session {
   Stream* find_stream(int32_t id);  // the handler's stream of `id`, null if none
   void remember_error(uint32_t code, bool sent);
 
-  std::unique_ptr<Pool> pool_;  // nghttp2's allocations; outlives session_ (freed in ~Session)
   Handler& handler_;
   Limits limits_;
   uint64_t max_body_bytes_;

@@ -320,7 +320,6 @@ void H2Client::on_timer() {
     // Idle: what the streams and the writes grew is given back.
     for (Stream* stream : spare_) delete stream;
     spare_.clear();
-    session_->trim();
     if (!writing_) std::string().swap(out_);
     if (!draining_ && t - idle_since_ >= ms(config.http2.idle_timeout)) {
       reason_ = CloseReason::kIdleTimeout;
