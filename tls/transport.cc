@@ -8,6 +8,12 @@
 namespace edge::tls {
 
 namespace {
+
+// OpenSSL's error queue must be empty before a call whose errors are read; emptying it walks every
+// slot, looking at it does not.
+void clear_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
 // One TLS record's worth of plaintext per SSL_write: the bound on what is encrypted ahead is
 // checked between records.
 constexpr size_t kRecordPlaintext = 16 * 1024;
@@ -181,7 +187,7 @@ bool TlsTransport::encrypt_ahead() {
       }
       record = gathered_.get();
     }
-    ERR_clear_error();
+    clear_errors();
     // Our BIO always takes the whole record, so a positive result is the whole length.
     const int written = SSL_write(ssl_, record, static_cast<int>(length));
     if (written <= 0) {
@@ -381,7 +387,7 @@ void TlsTransport::advance() {
 }
 
 void TlsTransport::step_handshake() {
-  ERR_clear_error();
+  clear_errors();
   const int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
     handshake_done_ = true;
@@ -433,7 +439,11 @@ void TlsTransport::deliver() {
       return reader_->on_end(end_status_);
     }
     if (!handshake_done_) return;
-    ERR_clear_error();
+    // Nothing left to decrypt: a read would only say so, at the cost of a call into OpenSSL for
+    // every delivery.
+    if (inner_end_status_ == 0 && saved_in_.size() == saved_at_ && delivering_length_ == 0 && !SSL_has_pending(ssl_))
+      break;
+    clear_errors();
     const int n = SSL_read(ssl_, plaintext_buffer_.base, static_cast<int>(plaintext_buffer_.len));
     if (n > 0) {
       // The reader may stop, write or close from inside: the loop condition checks. What it
@@ -478,7 +488,7 @@ void TlsTransport::record_error(const char* fallback) {
   } else {
     error_text_ = fallback;
   }
-  ERR_clear_error();
+  clear_errors();
 }
 
 int TlsTransport::connect(const sockaddr* address, Connected* done) {
