@@ -68,7 +68,7 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <string>
 
@@ -203,7 +203,9 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   RequestParser parser_;
   StreamWriter writer_;
   std::string pending_;  // received while a request was handled: parsed once it is answered
-  std::deque<std::string> interim_heads_;  // written by send_interim; a deque never moves them
+  // Written by send_interim; a list never moves them, and costs nothing while empty (a deque
+  // allocates at once).
+  std::list<std::string> interim_heads_;
   Phase phase_ = Phase::kWaiting;
   Close reason_ = Close::kHandler;  // a refusal's reason, decided before its response is written
   bool refused_ = false;

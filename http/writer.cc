@@ -60,10 +60,11 @@ void StreamWriter::pump() {
       int n = body_->peek(body_offset_, slices, kMaxSlices, release_ ? kMaxWriteBytes : kMaxSharedWriteBytes,
                           file_scratch_);
       if (n < 0) return finish(n);
+      if (chunked_ && n > 0 && !chunk_lines_) chunk_lines_ = std::make_unique<char[]>(kMaxSlices * kChunkLine);
       for (int i = 0; i < n; ++i) {
         if (chunked_) {
-          char* line = chunk_lines_[i];
-          char* end = std::to_chars(line, line + sizeof chunk_lines_[i] - 2, slices[i].len, 16).ptr;
+          char* line = chunk_lines_.get() + static_cast<size_t>(i) * kChunkLine;
+          char* end = std::to_chars(line, line + kChunkLine - 2, slices[i].len, 16).ptr;
           *end++ = '\r';
           *end++ = '\n';
           frame.add(line, static_cast<size_t>(end - line));

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "http/body.h"
@@ -71,8 +72,10 @@ class StreamWriter final : Output::WriteDone {
   uint64_t total_written_ = 0;
   // What the write in flight covers, to advance once it completes.
   size_t pending_bytes_ = 0;
-  // Chunk-size lines for the slices in flight; they must outlive the write.
-  char chunk_lines_[kMaxSlices][20];
+  // Chunk-size lines for the slices in flight; they must outlive the write. Made for the first
+  // chunked body: most connections never send one.
+  static constexpr size_t kChunkLine = 20;
+  std::unique_ptr<char[]> chunk_lines_;
   std::string file_scratch_;
 };
 

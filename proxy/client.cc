@@ -54,7 +54,7 @@ constexpr std::string_view kTooManyFromClient =
 }  // namespace
 
 ClientConn::ClientConn(Worker& worker)
-    : ServerConn(worker.loop(), settings_for(worker)), worker_(worker), request_(worker, *this) {
+    : ServerConn(worker.loop(), settings_for(worker)), worker_(worker) {
   request_body_.set_options(worker.body_options(true));
 }
 
@@ -123,6 +123,11 @@ void ClientConn::drain() {
 
 void ClientConn::shutdown() { close_for(CloseReason::kShutdown); }
 
+Request& ClientConn::request() {
+  if (!request_) request_ = std::make_unique<Request>(worker_, static_cast<Request::Client&>(*this));
+  return *request_;
+}
+
 void ClientConn::close_for(CloseReason reason) {
   if (!close_reason_) close_reason_ = reason;
   close(Close::kHandler);
@@ -130,7 +135,7 @@ void ClientConn::close_for(CloseReason reason) {
 
 void ClientConn::reject(int status, CloseReason reason) {
   close_reason_ = reason;
-  request_.refuse(parser().head(), status);
+  request().refuse(parser().head(), status);
 }
 
 void ClientConn::on_close(Close why) {
@@ -150,7 +155,7 @@ void ClientConn::on_close(Close why) {
   worker_.stats().count_close(reason);
   count_bytes_read();
   drop(worker_.stats().client_connections);
-  request_.done();
+  if (request_) request_->done();
   worker_.remove_client(this);
   worker_.shared().client_connections.fetch_sub(1, std::memory_order_relaxed);
   if (counted_client_) worker_.shared().client_conns.close(*counted_client_);
@@ -174,17 +179,17 @@ void ClientConn::count_handshake() {
 http::Body* ClientConn::on_head(http::RequestHead& head) {
   // At the first request, before its answer: a client that saw the answer sees the count.
   count_handshake();
-  if (const int refused = request_.recv(head)) {
+  if (const int refused = request().recv(head)) {
     reject(refused, CloseReason::kBadRequest);
     return nullptr;
   }
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
   const bool expect = head.headers.get(http::FieldId::kExpect).has_value();
-  const int early_status = request_.early_status();
+  const int early_status = request_->early_status();
   if (early_status && has_body && expect) {
     // The client waits for our word before sending its body: answer now, and close, since the
     // body may still come.
-    request_.synth(early_status, false);
+    request_->synth(early_status, false);
     return nullptr;
   }
   request_body_.clear();
@@ -212,15 +217,15 @@ void ClientConn::on_refuse(int status, Close) {
   // The core keeps the reason as the close's.
   if (status == 431 && parser().head().headers.size() >= worker_.limits().max_header_fields)
     worker_.bounds().count(worker_.bounds().too_many_fields);
-  request_.refuse(parser().head(), status);
+  request().refuse(parser().head(), status);
 }
 
 void ClientConn::on_request(http::RequestHead& head) {
   bump(worker_.stats().requests);
   count_bytes_read();
-  request_.start(head, request_body_);
+  request().start(head, request_body_);
   // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
-  if (!closed() && request_.waiting_for_fill()) set_timer(ms(worker_.generation()->config.cache.coalesce_timeout));
+  if (!closed() && request_->waiting_for_fill()) set_timer(ms(worker_.generation()->config.cache.coalesce_timeout));
 }
 
 http::ServerConn::Sniff ClientConn::sniff(std::string_view data) {
@@ -277,13 +282,13 @@ void ClientConn::on_timer() {
   }
   if (h2_) return h2_->on_timer();
   // Waited coalesce_timeout for another request's fetch: go to the backend alone.
-  if (request_.waiting_for_fill() && !request_.responding()) request_.stop_waiting();
+  if (request_ && request_->waiting_for_fill() && !request_->responding()) request_->stop_waiting();
 }
 
 void ClientConn::on_peer_end(int) {
   // A client that leaves before the answer frees the backend; one that only half-closed after
   // its answer started still gets the rest of it.
-  if (!request_.responding()) close(Close::kPeerAbort);
+  if (!request_ || !request_->responding()) close(Close::kPeerAbort);
 }
 
 // ---- the response ----
@@ -301,7 +306,7 @@ void ClientConn::send(const Response& response) {
 }
 
 void ClientConn::on_response_written() {
-  request_.done();
+  if (request_) request_->done();
   request_body_.clear();
   if (worker_.stopping()) close_after_response();
 }

@@ -12,8 +12,8 @@
 //     (coalesce_timeout), and the counting of every close under one reason (proxy/stats.h).
 //
 // Ownership: a ClientConn owns itself: made by accept(), freed by the core's deletion rule once
-// closed. It borrows its Worker. It embeds its Request (done before the next request or when the
-// connection closes).
+// closed. It borrows its Worker. It owns its Request, made at the first head and reused for the
+// next ones (done before the next request or when the connection closes).
 #pragma once
 
 #include <uv.h>
@@ -95,7 +95,10 @@ class ClientConn final : public http::ServerConn, Request::Client, Tunnel::Clien
   Worker& worker_;
   size_t registry_index_ = 0;
   http::Body request_body_;
-  Request request_;  // the request in progress
+  // The request in progress, made at the first head: a connection that has sent none (a slow or
+  // idle one, or HTTP/2's) holds no Request.
+  std::unique_ptr<Request> request_;
+  Request& request();
   std::optional<CloseReason> close_reason_;  // decided by edge; wins over how the close happens
   char client_ip_[48] = {};
   // The address counted in Shared::client_conns (max_conns_per_client), let go at the close.
