@@ -20,7 +20,11 @@ int TcpTransport::write(const uv_buf_t* bufs, unsigned count, WriteDone* done) {
   rest[0].base += sent;
   rest[0].len -= static_cast<unsigned>(sent);
 
-  uv_write_t* request = &write_request_;
+  if (done && !write_request_) {
+    write_request_ = std::make_unique<uv_write_t>();
+    write_request_->data = this;
+  }
+  uv_write_t* request = write_request_.get();
   if (!done) {
     // Rare (a full socket before anything else was said): a request of its own, freed when done.
     request = new uv_write_t;
@@ -52,9 +56,7 @@ TcpTransport::TcpTransport(uv_loop_t* loop, uv_buf_t read_buffer)
     : read_buffer_(read_buffer) {
   uv_tcp_init(loop, &tcp_);
   tcp_.data = this;
-  write_request_.data = this;
-  shutdown_request_.data = this;
-  connect_request_.data = this;
+  connect_request_.data = this;  // set again before a shutdown: they share their place
 }
 
 int TcpTransport::accept(uv_stream_t* listener) {
@@ -93,7 +95,8 @@ void TcpTransport::on_connect(uv_connect_t* req, int status) noexcept {
 }
 
 int TcpTransport::shutdown() {
-  if (closing_) return UV_EINVAL;
+  if (closing_ || connected_) return UV_EINVAL;
+  shutdown_request_.data = this;
   return uv_shutdown(&shutdown_request_, stream(), &TcpTransport::on_shutdown);
 }
 

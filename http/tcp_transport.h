@@ -8,6 +8,8 @@
 
 #include <uv.h>
 
+#include <memory>
+
 #include "http/transport.h"
 
 namespace edge::http {
@@ -44,11 +46,17 @@ class TcpTransport final : public Transport {
   static void on_close(uv_handle_t* handle) noexcept;
 
   uv_tcp_t tcp_;
-  uv_write_t write_request_;  // the one queued write with a completion
+  // The one queued write with a completion, made for the first write that waits: most
+  // connections (and every idle one) never need it.
+  std::unique_ptr<uv_write_t> write_request_;
   WriteDone* write_done_ = nullptr;
   uv_buf_t read_buffer_;
-  uv_shutdown_t shutdown_request_;
-  uv_connect_t connect_request_;
+  // A connect ends before a shutdown can start (shutdown() refuses while connecting): one place
+  // for both.
+  union {
+    uv_shutdown_t shutdown_request_;
+    uv_connect_t connect_request_;
+  };
   Reader* reader_ = nullptr;
   Closed* closed_ = nullptr;
   Connected* connected_ = nullptr;

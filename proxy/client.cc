@@ -54,9 +54,7 @@ constexpr std::string_view kTooManyFromClient =
 }  // namespace
 
 ClientConn::ClientConn(Worker& worker)
-    : ServerConn(worker.loop(), settings_for(worker)), worker_(worker) {
-  request_body_.set_options(worker.body_options(true));
-}
+    : ServerConn(worker.loop(), settings_for(worker)), worker_(worker) {}
 
 ClientConn::~ClientConn() = default;
 
@@ -124,7 +122,11 @@ void ClientConn::drain() {
 void ClientConn::shutdown() { close_for(CloseReason::kShutdown); }
 
 Request& ClientConn::request() {
-  if (!request_) request_ = std::make_unique<Request>(worker_, static_cast<Request::Client&>(*this));
+  if (!request_) {
+    request_body_ = std::make_unique<http::Body>();
+    request_body_->set_options(worker_.body_options(true));
+    request_ = std::make_unique<Request>(worker_, static_cast<Request::Client&>(*this));
+  }
   return *request_;
 }
 
@@ -192,9 +194,9 @@ http::Body* ClientConn::on_head(http::RequestHead& head) {
     request_->synth(early_status, false);
     return nullptr;
   }
-  request_body_.clear();
+  request_body_->clear();
   if (has_body && head.version_minor >= 1 && expect) send_continue();
-  return early_status ? nullptr : &request_body_;
+  return early_status ? nullptr : request_body_.get();
 }
 
 void ClientConn::on_body_read() {
@@ -223,7 +225,7 @@ void ClientConn::on_refuse(int status, Close) {
 void ClientConn::on_request(http::RequestHead& head) {
   bump(worker_.stats().requests);
   count_bytes_read();
-  request().start(head, request_body_);
+  request().start(head, *request_body_);
   // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
   if (!closed() && request_->waiting_for_fill()) set_timer(ms(worker_.generation()->config.cache.coalesce_timeout));
 }
@@ -307,7 +309,7 @@ void ClientConn::send(const Response& response) {
 
 void ClientConn::on_response_written() {
   if (request_) request_->done();
-  request_body_.clear();
+  if (request_body_) request_body_->clear();
   if (worker_.stopping()) close_after_response();
 }
 

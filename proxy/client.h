@@ -94,9 +94,9 @@ class ClientConn final : public http::ServerConn, Request::Client, Tunnel::Clien
 
   Worker& worker_;
   size_t registry_index_ = 0;
-  http::Body request_body_;
-  // The request in progress, made at the first head: a connection that has sent none (a slow or
-  // idle one, or HTTP/2's) holds no Request.
+  // The request in progress and its body, made at the first head: a connection that has sent
+  // none (a slow or idle one, or HTTP/2's) holds neither.
+  std::unique_ptr<http::Body> request_body_;  // outlives request_, which reads it
   std::unique_ptr<Request> request_;
   Request& request();
   std::optional<CloseReason> close_reason_;  // decided by edge; wins over how the close happens
