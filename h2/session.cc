@@ -19,16 +19,16 @@ constexpr uint32_t kFieldOverhead = 32;
 
 }  // namespace
 
+namespace {
+
 // nghttp2's allocations: a request costs it a dozen small blocks (the stream, the frames queued,
 // the fields' copies) taken and given back within microseconds. Blocks are kept by size class
 // for the thread's next ones, a bounded number of each, instead of going back to malloc each
 // time. One pool per thread: a session lives on its worker's thread, and a connection that
 // closes leaves its blocks to the next one there. A block freed on another thread than the one
 // that took it joins that thread's pool, which is as good.
-namespace {
-
-// Trivially destructible, so it stays usable while the thread's other objects are destroyed;
-// BlockPoolTrimmer gives its blocks back when the thread ends.
+// The pool is trivially destructible, so it stays usable while the thread's other objects are
+// destroyed; BlockPoolTrimmer gives its blocks back when the thread ends.
 struct BlockPool {
   static constexpr size_t kClasses = 6;  // 64 bytes to 2 KB
 #if defined(__SANITIZE_ADDRESS__)
@@ -118,12 +118,6 @@ void* BlockPool::resize(void* p, size_t n) {
   return moved;
 }
 
-// nghttp2's allocations: a request costs it a dozen small blocks (the stream, the frames queued,
-// the fields' copies) taken and given back within microseconds. Blocks are kept by size class
-// for the thread's next ones, a bounded number of each, instead of going back to malloc each
-// time. One pool per thread: a session lives on its worker's thread, and a connection that
-// closes leaves its blocks to the next one there. A block freed on another thread than the one
-// that took it joins that thread's pool, which is as good.
 void* pool_malloc(size_t n, void*) { return t_pool.allocate(n); }
 void pool_free(void* p, void*) { t_pool.release(p); }
 void* pool_calloc(size_t count, size_t n, void*) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <cstring>
 
 #include "cache/targeted.h"
 
@@ -73,7 +72,6 @@ struct HeadWriter {
   std::string& out;
   http::HeadIndex* index;
 
-  // One resize and plain copies: a head is a dozen of these per response.
   // One resize and plain copies: a head is a dozen of these per response.
   void field(std::string_view name, std::string_view value, std::string_view value_prefix = {}) {
     const size_t at = out.size();
