@@ -312,7 +312,7 @@ int TlsTransport::read_start(Reader* reader) {
   reading_ = true;
   if (role_ == Role::kServer) handshake_started_ = true;
   // What is already buffered (or an end already decided) reaches the reader from the loop.
-  if (SSL_has_pending(ssl_) || saved_at_ < saved_in_.size() || end_status_ != 0 || inner_end_status_ != 0) {
+  if (ciphertext_left() || end_status_ != 0 || inner_end_status_ != 0) {
     defer();
   }
   update_inner_reading();
@@ -441,8 +441,7 @@ void TlsTransport::deliver() {
     if (!handshake_done_) return;
     // Nothing left to decrypt: a read would only say so, at the cost of a call into OpenSSL for
     // every delivery.
-    if (inner_end_status_ == 0 && saved_in_.size() == saved_at_ && delivering_length_ == 0 && !SSL_has_pending(ssl_))
-      break;
+    if (inner_end_status_ == 0 && !ciphertext_left()) break;
     clear_errors();
     const int n = SSL_read(ssl_, plaintext_buffer_.base, static_cast<int>(plaintext_buffer_.len));
     if (n > 0) {

@@ -133,6 +133,11 @@ class TlsTransport final : public http::Transport,
   void drop_plaintext(int status);
   void refuse_plain_http();
   void update_inner_reading();
+  // Ciphertext not yet decrypted: in OpenSSL's buffer, left by an earlier delivery, or being
+  // delivered.
+  bool ciphertext_left() const {
+    return SSL_has_pending(ssl_) || saved_at_ < saved_in_.size() || delivering_length_ > 0;
+  }
   void defer();
   void record_error(const char* fallback);
   void handle_closed();
