@@ -1,16 +1,27 @@
-// http/deadline: a timeout that moves often and rarely fires, over one uv_timer_t.
+// http/deadline: a timeout that moves often and rarely fires, in one queue per loop.
 //
-// Connections re-arm their timeout on every request (header, body, idle, response). Moving a
-// libuv timer is a heap operation; here moving the deadline later only writes a field, and the
-// timer, when it fires early, re-arms itself for the remainder. Only an earlier deadline touches
-// the timer.
+// Connections re-arm their timeout on every request (header, body, idle, response), and a held
+// connection must cost little. So a Deadline is not a libuv handle: the Deadlines of a loop share
+// one uv_timer_t, due at the earliest of them, through a heap keyed by when each is due. Moving a
+// deadline later only writes a field; when its turn comes early it goes back in at the new time.
+// Only an earlier deadline touches the heap at once.
 //
 // Time: a Deadline reads its loop's time (uv_now), unless a ManualClock was made for that loop
 // before the Deadline's init(): then it reads that clock, and fires when a test advances the
 // clock past it, never by itself. Tests of timeouts move the clock instead of sleeping.
 //
-// Ownership: the owner embeds the Deadline, calls init() once, and closes handle() with its
-// other handles; the handle's data points at the Deadline, whose owner() gives the owner back.
+// Ownership: the owner embeds the Deadline, calls init() once and close() once (before freeing
+// it). close() takes an optional completion, called from the loop, never from inside close():
+// the deferred-deletion rule for owners (close_and_delete) and a handle count for those with
+// other handles. The loop's shared timer is made by the first init() on it and closed once no
+// Deadline there is open and no completion is pending, so a loop whose owners all closed runs to
+// its end and closes as before.
+//
+// A loop's owner that closes every handle it finds (uv_walk) first calls stop_all(), so that no
+// Deadline of an owner whose handles it closes fires, leaves the shared timer alone
+// (is_shared_timer) so that the completions of owners closing still come, and once the loop ran
+// out calls release_loop(): Deadlines still open there (owners it leaked) no longer hold the
+// timer, which closes on the next run.
 #pragma once
 
 #include <uv.h>
@@ -43,12 +54,14 @@ class ManualClock {
   std::vector<Deadline*> deadlines_;
 };
 
+class DeadlineQueue;
+
 class Deadline {
  public:
   using Callback = void (*)(void* owner);
 
   Deadline() = default;
-  ~Deadline();
+  ~Deadline();  // closes it if the owner did not (without a completion)
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
 
@@ -57,30 +70,35 @@ class Deadline {
   void clear() { deadline_ = 0; }
   bool armed() const { return deadline_ != 0; }
   // The time deadlines are measured in: the loop's, or its ManualClock's.
-  uint64_t now() const { return clock_ ? clock_->now() : uv_now(timer_.loop); }
+  uint64_t now() const;
 
-  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&timer_); }
-  // The deferred-deletion rule for an owner whose only handle is this timer: the timer is
-  // closed and the owner deleted from its close callback, so never under a call on the stack.
+  // Never fires again; `closed(owner())`, if given, follows once from the loop. The Deadline
+  // itself may be freed as soon as close() returns.
+  void close(Callback closed = nullptr);
+  // The deferred-deletion rule for an owner with no other handle: freed from the loop, never
+  // under a call on the stack.
   template <class Owner>
   void close_and_delete() {
-    uv_close(handle(), [](uv_handle_t* timer) noexcept {
-      delete static_cast<Owner*>(static_cast<Deadline*>(timer->data)->owner());
-    });
+    close([](void* owner) noexcept { delete static_cast<Owner*>(owner); });
   }
   void* owner() const { return owner_; }
 
+  // For a loop's teardown (see above).
+  static void stop_all(uv_loop_t* loop);
+  static bool is_shared_timer(const uv_handle_t* handle);
+  static void release_loop(uv_loop_t* loop);
+
  private:
-  static void on_timer(uv_timer_t* timer) noexcept;
-
   friend class ManualClock;
+  friend class DeadlineQueue;
 
-  uv_timer_t timer_;
+  DeadlineQueue* queue_ = nullptr;  // null until init() and after close()
   ManualClock* clock_ = nullptr;
   uint64_t deadline_ = 0;   // loop time in ms; 0: none
-  uint64_t fires_at_ = 0;   // when the libuv timer is due; 0: not started
+  uint64_t fires_at_ = 0;   // its key in the queue's heap; 0: not in the heap
   Callback callback_ = nullptr;
   void* owner_ = nullptr;
+  uint32_t heap_index_ = 0;
 };
 
 }  // namespace edge::http

@@ -31,14 +31,12 @@ void ServerConn::close(Close why) {
   deadline_.clear();
   on_close(refused_ ? reason_ : why);
   if (transport_) transport_->close(this);
-  uv_close(deadline_.handle(), &ServerConn::on_timer_closed);
+  deadline_.close(&ServerConn::on_deadline_closed);
 }
 
 void ServerConn::on_closed() { release_one(); }
 
-void ServerConn::on_timer_closed(uv_handle_t* handle) noexcept {
-  static_cast<ServerConn*>(static_cast<Deadline*>(handle->data)->owner())->release_one();
-}
+void ServerConn::on_deadline_closed(void* self) noexcept { static_cast<ServerConn*>(self)->release_one(); }
 
 void ServerConn::release_one() {
   if (--open_handles_ == 0) delete this;

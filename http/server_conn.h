@@ -193,7 +193,7 @@ class ServerConn : Transport::Reader, Transport::Closed, StreamWriter::Owner {
   void on_deadline();
   void check_send_progress();
   uint64_t send_check_interval() const;
-  static void on_timer_closed(uv_handle_t* handle) noexcept;
+  static void on_deadline_closed(void* self) noexcept;
   void release_one();
 
   uv_loop_t* loop_;

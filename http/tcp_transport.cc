@@ -56,7 +56,6 @@ TcpTransport::TcpTransport(uv_loop_t* loop, uv_buf_t read_buffer)
     : read_buffer_(read_buffer) {
   uv_tcp_init(loop, &tcp_);
   tcp_.data = this;
-  connect_request_.data = this;  // set again before a shutdown: they share their place
 }
 
 int TcpTransport::accept(uv_stream_t* listener) {
@@ -79,7 +78,9 @@ void TcpTransport::read_stop() {
 
 int TcpTransport::connect(const sockaddr* address, Connected* done) {
   if (closing_) return UV_EINVAL;
-  int rc = uv_tcp_connect(&connect_request_, &tcp_, address, &TcpTransport::on_connect);
+  if (!stream_request_) stream_request_ = std::make_unique<StreamRequest>();
+  stream_request_->connect.data = this;
+  int rc = uv_tcp_connect(&stream_request_->connect, &tcp_, address, &TcpTransport::on_connect);
   if (rc == 0) connected_ = done;
   return rc;
 }
@@ -96,8 +97,9 @@ void TcpTransport::on_connect(uv_connect_t* req, int status) noexcept {
 
 int TcpTransport::shutdown() {
   if (closing_ || connected_) return UV_EINVAL;
-  shutdown_request_.data = this;
-  return uv_shutdown(&shutdown_request_, stream(), &TcpTransport::on_shutdown);
+  if (!stream_request_) stream_request_ = std::make_unique<StreamRequest>();
+  stream_request_->shutdown.data = this;
+  return uv_shutdown(&stream_request_->shutdown, stream(), &TcpTransport::on_shutdown);
 }
 
 void TcpTransport::close(Closed* done) {

@@ -52,11 +52,13 @@ class TcpTransport final : public Transport {
   WriteDone* write_done_ = nullptr;
   uv_buf_t read_buffer_;
   // A connect ends before a shutdown can start (shutdown() refuses while connecting): one place
-  // for both.
-  union {
-    uv_shutdown_t shutdown_request_;
-    uv_connect_t connect_request_;
+  // for both, made at the first of them (a client's connection that never ends cleanly, such as
+  // one held open by a slow client, needs neither).
+  union StreamRequest {
+    uv_shutdown_t shutdown;
+    uv_connect_t connect;
   };
+  std::unique_ptr<StreamRequest> stream_request_;
   Reader* reader_ = nullptr;
   Closed* closed_ = nullptr;
   Connected* connected_ = nullptr;

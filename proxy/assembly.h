@@ -11,7 +11,7 @@
 //
 // Ownership: the owner (a request, or the parent assembly of a nested one) holds the Assembly
 // through the AssemblyHandle start() returns; letting it go calls finish(), and the Assembly
-// then frees itself (after its timer closes). It shares the page object and every include's
+// then frees itself (after its deadline's close completion). It shares the page object and every include's
 // object, owns its includes' Exchanges and nested assemblies, and borrows the client's request
 // head (the owner keeps it alive).
 #pragma once

@@ -10,7 +10,7 @@
 //
 // Ownership: a Fetch lives on one worker loop and owns itself: it is created by start() and
 // freed after its owner calls finish(), once the calls on the stack have returned (from its
-// timer's close callback). A fetch finished while a server
+// deadline's close completion). A fetch finished while a server
 // with max_conns works on its request lives on, with nobody to tell, until that server has
 // answered (the response is dropped) or response_timeout has passed: the server's slot is held
 // until then, so the next request never finds it busy. The owner is

@@ -10,7 +10,7 @@
 // Bytes go through an http::Transport (TCP today; TLS to backends sits on the same seam).
 //
 // Ownership: the Pool owns idle connections; a busy connection is owned by itself (it closes its
-// transport, then its timer, and is deleted from the timer's close callback) and borrows its Owner, which must call abandon()
+// transport, then its deadline, and is deleted from the deadline's close completion) and borrows its Owner, which must call abandon()
 // before going away. Callbacks to the Owner stop after on_upstream_failed(), after
 // on_upstream_response(complete=true), and after abandon().
 #pragma once
@@ -94,7 +94,7 @@ class UpstreamConn final : http::StreamWriter::Owner,
 
  private:
   friend class Pool;
-  friend class http::Deadline;  // frees it once transport and timer have closed
+  friend class http::Deadline;  // frees it once transport and deadline have closed
   enum class State { kConnecting, kIdle, kBusy, kClosing };
 
   UpstreamConn(Pool& pool, std::unique_ptr<http::Transport> transport);

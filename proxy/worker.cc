@@ -90,12 +90,15 @@ Worker::~Worker() {
   for (auto& [id, pool] : pools_) pool->shutdown();
   for (auto& [id, pool] : retired_pools_) pool->shutdown();
   tasks_->close();
+  http::Deadline::stop_all(&loop_);
   uv_walk(
       &loop_,
       [](uv_handle_t* handle, void*) noexcept {
-        if (!uv_is_closing(handle)) uv_close(handle, nullptr);
+        if (!uv_is_closing(handle) && !http::Deadline::is_shared_timer(handle)) uv_close(handle, nullptr);
       },
       nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  http::Deadline::release_loop(&loop_);
   uv_run(&loop_, UV_RUN_DEFAULT);
   pools_.clear();
   retired_pools_.clear();
