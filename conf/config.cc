@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
@@ -365,11 +366,12 @@ class Loader {
       fail(root, std::string("the configuration must be a map, not ") + describe(root));
       return std::nullopt;
     }
-    Entries top = entries(root, {"workers", "listen", "admin", "limits", "backends", "hosts",
+    Entries top = entries(root, {"workers", "io", "listen", "admin", "limits", "backends", "hosts",
                                  "cache", "esi", "cluster", "shutdown_timeout", "access_log",
                                  "upgrade_socket", "metrics", "http2", "trusted_proxies", "error_pages"});
     // Backends first, whatever the file order, so that hosts can resolve their names at once.
     read_workers(find(top, "workers"), config);
+    read_io(find(top, "io"), config);
     read_duration(find(top, "shutdown_timeout"), "shutdown_timeout", config.shutdown_timeout);
     read_listen(require(top, "listen", root), config);
     if (const Entry* upgrade = find(top, "upgrade_socket")) read_upgrade_socket(*upgrade, config);
@@ -599,6 +601,19 @@ class Loader {
     read_count(entry, "workers", 1, max_workers, workers);
     if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
     config.workers = static_cast<int>(workers);
+  }
+
+  void read_io(const Entry* entry, Config& config) {
+    if (!entry) return;
+    auto text = scalar(*entry, "io");
+    if (!text) return;
+    if (*text == "epoll") {
+      config.io = Io::kEpoll;
+    } else if (*text == "uring") {
+      config.io = Io::kUring;
+    } else {
+      fail(*entry, "bad io '" + *text + "': expected epoll or uring");
+    }
   }
 
   void read_listen(const Entry* entry, Config& config) {
@@ -2201,7 +2216,20 @@ LoadResult load_file(const std::string& path) {
       result.errors.push_back(error_at_file(path, std::string("cannot read: ") + std::strerror(error)));
       return result;
     }
-    return load_string(text, path);
+    result = load_string(text, path);
+    // The environment's EDGE_IO runs a file on either I/O path without editing it (a test
+    // suite, say); the same for a start and its reloads.
+    if (const char* io = std::getenv("EDGE_IO"); io && result.config) {
+      if (std::string_view(io) == "epoll") {
+        result.config->io = Io::kEpoll;
+      } else if (std::string_view(io) == "uring") {
+        result.config->io = Io::kUring;
+      } else {
+        result.errors.push_back(error_at_file(path, std::string("bad EDGE_IO '") + io + "' in the environment: expected epoll or uring"));
+        result.config.reset();
+      }
+    }
+    return result;
   } catch (...) {
     result.errors.push_back(error_at_file(path, "cannot read: out of memory"));
     return result;

@@ -541,8 +541,14 @@ struct Metrics {
   Mark mark;  // the `metrics` key; line 0 when the file has none
 };
 
+// `io`: how the workers move socket bytes. epoll: libuv's reads and writes, one system call each;
+// uring: an io_uring per worker (uring/ring.h), falling back to epoll with a log line where the
+// kernel refuses it. Applied at start only.
+enum class Io { kEpoll, kUring };
+
 struct Config {
   int workers = 0;  // 0 until resolved: `auto` resolves to the number of cores
+  Io io = Io::kEpoll;
   std::vector<Listen> listen;  // never empty
   Limits limits;
   Http2 http2;
@@ -581,6 +587,7 @@ struct LoadResult {
   std::vector<Error> errors;
 };
 
+// The environment's EDGE_IO (epoll or uring), when set, overrides the file's `io`.
 LoadResult load_file(const std::string& path);
 LoadResult load_string(std::string_view yaml, const std::string& name);
 

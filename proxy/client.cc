@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "http/tcp_transport.h"
 #include "proxy/heads.h"
 
 namespace edge::proxy {
@@ -65,9 +64,8 @@ void ClientConn::accept(Worker& worker, uv_stream_t* listener, const tls::Server
   bump(worker.stats().client_connections);
   Shared& shared = worker.shared();
   shared.client_connections.fetch_add(1, std::memory_order_relaxed);
-  auto tcp = std::make_unique<http::TcpTransport>(worker.loop(), worker.read_buffer());
-  int accepted = tcp->accept(listener);
-  std::unique_ptr<http::Transport> transport = std::move(tcp);
+  int accepted = 0;
+  std::unique_ptr<http::Transport> transport = worker.accept_transport(listener, &accepted);
   if (tls && accepted == 0) {
     SSL* ssl = tls->new_ssl();
     if (!ssl) accepted = UV_ENOMEM;

@@ -254,6 +254,7 @@ std::vector<std::string> restart_only_changes(const conf::Config& running, const
     if (changed) out.push_back(std::string(what) + " changed: applied at the next restart");
   };
   note(running.workers != fresh.workers, "workers");
+  note(running.io != fresh.io, "io");
   auto access = [](const conf::AccessList& list) {
     std::string text = list.enabled ? "on" : "off";
     for (const conf::Cidr& cidr : list.allow) text.append(" +").append(conf::cidr_text(cidr));
@@ -380,6 +381,7 @@ void Server::reload(const char* cause, std::function<void(const Reloaded&)> done
   // new generation never disagrees with what runs.
   std::vector<std::string> restart_only = restart_only_changes(current.config, fresh);
   fresh.workers = current.config.workers;
+  fresh.io = current.config.io;
   fresh.admin = current.config.admin;
   fresh.cluster = current.config.cluster;
   fresh.cache.memcached = current.config.cache.memcached;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "http/tcp_transport.h"
 #include "proxy/worker.h"
 #include "tls/transport.h"
 
@@ -291,8 +290,7 @@ UpstreamConn* Pool::acquire(bool fresh_only) {
     conn->reused_ = true;
     return conn;
   }
-  std::unique_ptr<http::Transport> transport =
-      std::make_unique<http::TcpTransport>(loop_, Worker::of(loop_).read_buffer());
+  std::unique_ptr<http::Transport> transport = Worker::of(loop_).new_transport();
   SSL* ssl = tls_ ? tls_->new_ssl(server_->address.host, &session_slot_) : nullptr;
   if (ssl) {
     transport = std::make_unique<tls::TlsTransport>(std::move(transport), ssl, loop_, Worker::of(loop_).tls_buffer(),

@@ -9,6 +9,9 @@
 #include <limits>
 
 #include "http/message.h"
+#include "http/tcp_transport.h"
+#include "log/error_log.h"
+#include "uring/transport.h"
 #include "proxy/client.h"
 #include "proxy/fetch.h"
 #include "proxy/h2_client.h"
@@ -77,6 +80,11 @@ Worker::Worker(Shared& shared, int index)
   loop_.data = this;
   uv_async_init(&loop_, &stop_async_, &Worker::on_stop);
   stop_async_.data = this;
+  if (shared.generation->config.io == conf::Io::kUring) {
+    std::string error;
+    ring_ = uring::Ring::create(&loop_, &error);
+    if (!ring_ && index == 0) edge::log::warn("edge: io: uring refused (%s): using epoll", error.c_str());
+  }
   uv_prepare_init(&loop_, &flush_prepare_);
   flush_prepare_.data = this;
   tasks_ = std::make_unique<LoopTasks>(&loop_, &Worker::on_note, this);
@@ -91,13 +99,17 @@ Worker::~Worker() {
   for (auto& [id, pool] : retired_pools_) pool->shutdown();
   tasks_->close();
   http::Deadline::stop_all(&loop_);
+  // The deadlines' timer and the ring stay until the closes under way have completed.
   uv_walk(
       &loop_,
-      [](uv_handle_t* handle, void*) noexcept {
-        if (!uv_is_closing(handle) && !http::Deadline::is_shared_timer(handle)) uv_close(handle, nullptr);
+      [](uv_handle_t* handle, void* ring) noexcept {
+        if (uv_is_closing(handle) || http::Deadline::is_shared_timer(handle)) return;
+        if (ring && static_cast<uring::Ring*>(ring)->owns(handle)) return;
+        uv_close(handle, nullptr);
       },
-      nullptr);
+      ring_);
   uv_run(&loop_, UV_RUN_DEFAULT);
+  if (ring_) ring_->close();
   http::Deadline::release_loop(&loop_);
   uv_run(&loop_, UV_RUN_DEFAULT);
   pools_.clear();
@@ -218,6 +230,22 @@ void Worker::close_listener(const std::string& address) {
 uv_buf_t Worker::tls_buffer() {
   if (!tls_buffer_) tls_buffer_ = std::make_unique<char[]>(kReadBufferSize);
   return uv_buf_init(tls_buffer_.get(), kReadBufferSize);
+}
+
+std::unique_ptr<http::Transport> Worker::accept_transport(uv_stream_t* listener, int* accepted) {
+  if (ring_) {
+    auto socket = std::make_unique<uring::UringTransport>(*ring_);
+    *accepted = socket->accept(listener);
+    return socket;
+  }
+  auto tcp = std::make_unique<http::TcpTransport>(&loop_, read_buffer());
+  *accepted = tcp->accept(listener);
+  return tcp;
+}
+
+std::unique_ptr<http::Transport> Worker::new_transport() {
+  if (ring_) return std::make_unique<uring::UringTransport>(*ring_);
+  return std::make_unique<http::TcpTransport>(&loop_, read_buffer());
 }
 
 void Worker::start() {

@@ -37,6 +37,7 @@
 #include "proxy/tier.h"
 #include "proxy/upstream.h"
 #include "tls/context.h"
+#include "uring/ring.h"
 #include "top/windows.h"
 
 namespace edge::proxy {
@@ -129,6 +130,12 @@ class Worker {
   uv_buf_t read_buffer() { return uv_buf_init(read_buffer_.get(), kReadBufferSize); }
   // Likewise for the plaintext TLS connections decrypt into (allocated on first use).
   uv_buf_t tls_buffer();
+  // Sockets, on the worker's I/O path (`io`): a client's connection, taken from `listener`
+  // inside its connection callback (`accepted`: 0 or a libuv error, then only close() remains),
+  // and a backend connection's, not yet connected.
+  std::unique_ptr<http::Transport> accept_transport(uv_stream_t* listener, int* accepted);
+  std::unique_ptr<http::Transport> new_transport();
+  bool uses_uring() const { return ring_ != nullptr; }
   // The current time as an HTTP date, refreshed at most once a second.
   std::string_view date();
 
@@ -213,6 +220,7 @@ class Worker {
   std::unordered_map<uint64_t, std::unique_ptr<Pool>> retired_pools_;
   std::unordered_map<uint64_t, GenerationRef> orphan_grants_;  // by fetch id
   std::unique_ptr<char[]> read_buffer_;
+  uring::Ring* ring_ = nullptr;  // with `io: uring` when the kernel allowed it; closed by ~Worker
   std::vector<ClientConn*> clients_;  // for shutdown; unordered
   uint64_t last_connection_id_ = 0;
   std::unordered_map<uint64_t, Fetch*> fetches_;

@@ -290,6 +290,38 @@ TEST_CASE("workers takes 1 to 256 or auto") {
         "test.yaml:1:10: 'workers' must be a non-empty scalar, not a list");
 }
 
+TEST_CASE("io is epoll or uring, epoll by default; EDGE_IO overrides a file's") {
+  CHECK(load(minimal).config->io == edge::conf::Io::kEpoll);
+  CHECK(load("io: uring\n" + minimal).config->io == edge::conf::Io::kUring);
+  CHECK(load("io: epoll\n" + minimal).config->io == edge::conf::Io::kEpoll);
+  CHECK(only_error("io: poll\n" + minimal) == "test.yaml:1:5: bad io 'poll': expected epoll or uring");
+  CHECK(only_error("io: Uring\n" + minimal) == "test.yaml:1:5: bad io 'Uring': expected epoll or uring");
+  CHECK(only_error("io: [uring]\n" + minimal) == "test.yaml:1:5: 'io' must be a non-empty scalar, not a list");
+
+  char path[] = "/tmp/edge_conf_testXXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream(path) << "io: epoll\n" << minimal;
+  const char* before = std::getenv("EDGE_IO");
+  const std::string saved = before ? before : "";
+  setenv("EDGE_IO", "uring", 1);
+  CHECK(load_file(path).config->io == edge::conf::Io::kUring);
+  setenv("EDGE_IO", "epoll", 1);
+  CHECK(load_file(path).config->io == edge::conf::Io::kEpoll);
+  setenv("EDGE_IO", "fast", 1);
+  LoadResult bad = load_file(path);
+  CHECK_FALSE(bad.config);
+  CHECK(error_texts(bad) ==
+        std::vector<std::string>{std::string(path) + ":0:0: bad EDGE_IO 'fast' in the environment: expected epoll or uring"});
+  if (before) {
+    setenv("EDGE_IO", saved.c_str(), 1);
+  } else {
+    unsetenv("EDGE_IO");
+  }
+  std::remove(path);
+}
+
 TEST_CASE("shutdown_timeout is a top-level duration, 30s by default, errors at the value") {
   CHECK(load(minimal).config->shutdown_timeout == std::chrono::seconds(30));
   CHECK(load("shutdown_timeout: 1500ms\n" + minimal).config->shutdown_timeout == std::chrono::milliseconds(1500));

@@ -98,7 +98,7 @@ TEST_CASE("deadline: on the loop's own time, many share one timer and fire earli
     CHECK_FALSE(all[0]->deadline.armed());
     // A deadline moved earlier than the one the timer waits for.
     order.clear();
-    all[0]->deadline.set(10'000);
+    all[0]->deadline.set(3'600'000);  // an hour: never due while the test runs, however slow
     all[1]->deadline.set(1);
     uv_run(&loop, UV_RUN_ONCE);
     CHECK(order == "d");
@@ -117,7 +117,7 @@ TEST_CASE("deadline: a close's completion comes from the loop, never from inside
   auto* b = new Counted{{}, &freed};
   a->deadline.init(&loop, [](void*) noexcept {}, a);
   b->deadline.init(&loop, [](void*) noexcept {}, b);
-  a->deadline.set(60'000);  // armed for a minute: closing it must not keep the loop that long
+  a->deadline.set(3'600'000);  // armed for an hour: closed, it must not hold the loop (ctest's timeout)
   a->deadline.close_and_delete<Counted>();
   b->deadline.close_and_delete<Counted>();
   CHECK(freed == 0);
