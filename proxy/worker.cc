@@ -99,6 +99,7 @@ Worker::~Worker() {
   for (auto& [id, pool] : retired_pools_) pool->shutdown();
   tasks_->close();
   http::Deadline::stop_all(&loop_);
+  if (ring_) ring_->stop_holding_loop();
   // The deadlines' timer and the ring stay until the closes under way have completed.
   uv_walk(
       &loop_,

@@ -142,12 +142,12 @@ void Ring::update_ref() {
   // deferred work waits for it.
   auto* poll = reinterpret_cast<uv_handle_t*>(&poll_);
   auto* prepare = reinterpret_cast<uv_handle_t*>(&prepare_);
-  if (ops_in_flight_ > 0) {
+  if (ops_in_flight_ > 0 && holding_loop_) {
     uv_ref(poll);
   } else {
     uv_unref(poll);
   }
-  if (!deferred_.empty()) {
+  if (!deferred_.empty() && holding_loop_) {
     uv_ref(prepare);
   } else {
     uv_unref(prepare);

@@ -46,6 +46,13 @@ class Ring {
   Ring& operator=(const Ring&) = delete;
 
   uv_loop_t* loop() const { return loop_; }
+  // For the loop's teardown: the ring still works, but no longer holds the loop open, so that
+  // the sockets of owners the teardown leaked (an idle connection's receive) cannot keep it
+  // running; the closes under way still finish in the turns the rest of the loop runs.
+  void stop_holding_loop() {
+    holding_loop_ = false;
+    update_ref();
+  }
   bool owns(const uv_handle_t* handle) const {
     return handle == reinterpret_cast<const uv_handle_t*>(&prepare_) ||
            handle == reinterpret_cast<const uv_handle_t*>(&idle_) ||
@@ -94,6 +101,7 @@ class Ring {
   std::vector<UringTransport*> running_;  // the deferred work of the round running (reused)
   size_t ops_in_flight_ = 0;
   bool flushing_ = false;
+  bool holding_loop_ = true;
   bool closing_ = false;
 };
 
