@@ -70,7 +70,8 @@ int Ring::init(std::string* error) {
     *error = std::string("registering provided buffers (kernel before 5.19?): ") + strerror(-rc);
     return rc;
   }
-  buffers_ = std::make_unique<char[]>(static_cast<size_t>(kBufferCount) * kBufferSize);
+  // Not value-initialised: a page costs memory only once a receive has used it.
+  buffers_.reset(new char[static_cast<size_t>(kBufferCount) * kBufferSize]);
   io_uring_buf_ring_init(buffer_ring_);
   for (unsigned id = 0; id < kBufferCount; ++id)
     io_uring_buf_ring_add(buffer_ring_, buffers_.get() + static_cast<size_t>(id) * kBufferSize, kBufferSize,
@@ -206,8 +207,8 @@ void Ring::on_idle(uv_idle_t* idle) noexcept {
 
 bool Ring::reap() {
   bool any = false;
-  // A few at a time, copied out first: a completion's handler may submit (which can reap
-  // nothing but moves the queue) or free its transport.
+  // A few at a time, copied out first: a completion's handler may submit, and the kernel work
+  // that runs then can add completions behind these.
   struct Completion {
     uint64_t user_data;
     int result;
