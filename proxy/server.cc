@@ -642,8 +642,11 @@ int Server::run() {
   uv_timer_start(
       &log_flush, [](uv_timer_t*) noexcept { edge::log::flush(); }, 1000, 1000);
   if (code == 0) {
-    edge::log::info("edge: starting edge %s (config %s, %zu workers)", version(), config.file.c_str(),
-                     workers_.size());
+    // io_uring is named when the workers run on it (a kernel that refused it left them on epoll,
+    // and said so when each worker started).
+    const auto on_uring = std::count_if(workers_.begin(), workers_.end(), [](const auto& w) { return w->uses_uring(); });
+    edge::log::info("edge: starting edge %s (config %s, %zu workers%s)", version(), config.file.c_str(),
+                    workers_.size(), on_uring > 0 ? ", io_uring" : "");
     restart_health_checks();
     for (auto& worker : workers_) worker->start();
     for (const conf::Listen& listen : config.listen)

@@ -3,8 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "tests/integration/testkit.h"
@@ -66,6 +68,20 @@ TEST_CASE("every line edge writes while it runs carries the time and a level") {
   CHECK(contains(output, " info edge: serving (config "));
   CHECK(contains(output, " info edge: stopping (SIGTERM)"));
   CHECK(contains(output, " info edge: stopped (exit code 0)\n"));
+}
+
+TEST_CASE("the start line says when the workers run on io_uring") {
+  App app("backend");
+  const char* forced = std::getenv("EDGE_IO");  // overrides the file's io
+  const bool want_uring = !forced || std::string_view(forced) == "uring";
+  Edge edge("io: uring\n" + single_backend_config(yaml_address(app.port)));
+  CHECK(get(edge.port, "x", "/").status == 200);
+  edge.process.kill(SIGTERM);
+  REQUIRE(edge.process.wait(std::chrono::seconds(20)) == std::optional<int>(0));
+  const std::string output = edge.process.output();
+  CAPTURE(output);
+  const bool refused = contains(output, " warn edge: io: uring refused (");
+  CHECK(contains(output, "workers, io_uring)\n") == (want_uring && !refused));
 }
 
 TEST_CASE("a second edge on a port the first one serves is refused, and the first keeps serving") {
