@@ -11,10 +11,10 @@
 #include "http/message.h"
 #include "http/tcp_transport.h"
 #include "log/error_log.h"
-#include "uring/transport.h"
 #include "proxy/client.h"
 #include "proxy/fetch.h"
 #include "proxy/h2_client.h"
+#include "uring/transport.h"
 
 namespace edge::proxy {
 

@@ -37,8 +37,8 @@
 #include "proxy/tier.h"
 #include "proxy/upstream.h"
 #include "tls/context.h"
-#include "uring/ring.h"
 #include "top/windows.h"
+#include "uring/ring.h"
 
 namespace edge::proxy {
 
