@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "http/body_arena.h"
+
 namespace edge::http {
 
 namespace {
@@ -11,13 +13,27 @@ constexpr uint64_t kLargestBlock = 1024 * 1024;
 }  // namespace
 
 SharedBody::SharedBody(uint64_t expected) {
-  if (expected > 0) {
-    blocks_.push_back(Block{std::unique_ptr<char[]>(new char[expected]), 0, expected});
-    capacity_ = expected;
+  if (expected > 0) add_block(expected);
+}
+
+SharedBody::~SharedBody() {
+  for (const Block& block : blocks_) {
+    if (block.in_arena)
+      BodyArena::shared().release(block.data, block.capacity);
+    else
+      delete[] block.data;
   }
 }
 
-SharedBody::~SharedBody() = default;
+void SharedBody::add_block(uint64_t capacity) {
+  char* data = nullptr;
+  if (capacity >= BodyArena::kMinBlock) data = BodyArena::shared().allocate(capacity);
+  const bool in_arena = data != nullptr;
+  if (!data) data = new char[capacity];
+  std::lock_guard lock(mutex_);
+  blocks_.push_back(Block{data, capacity_, capacity, in_arena});
+  capacity_ += capacity;
+}
 
 std::shared_ptr<SharedBody> SharedBody::from(std::string_view bytes) {
   auto body = std::make_shared<SharedBody>(bytes.size());
@@ -34,16 +50,14 @@ void SharedBody::append(std::string_view bytes) {
       // large body costs few allocations and little slack.
       uint64_t grow = blocks_.empty() ? kFirstBlock : std::min(kLargestBlock, blocks_.back().capacity * 2);
       grow = std::max<uint64_t>(grow, std::min<uint64_t>(bytes.size(), kLargestBlock));
-      std::lock_guard lock(mutex_);
-      blocks_.push_back(Block{std::unique_ptr<char[]>(new char[grow]), capacity_, grow});
-      capacity_ += grow;
+      add_block(grow);
     }
     // Only the producer touches blocks_.back() and the bytes past size_, so this needs no lock:
     // readers never look past the published size.
     Block& block = blocks_.back();
     const uint64_t room = block.start + block.capacity - size;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(room, bytes.size()));
-    std::memcpy(block.data.get() + (size - block.start), bytes.data(), n);
+    std::memcpy(block.data + (size - block.start), bytes.data(), n);
     bytes.remove_prefix(n);
     size += n;
     size_.store(size, std::memory_order_release);
@@ -56,8 +70,9 @@ void SharedBody::fail() { state_.store(kFailed, std::memory_order_release); }
 
 int SharedBody::peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string&) const {
   const bool done = complete();
-  const uint64_t end = std::min<uint64_t>(size(), offset + max_bytes);
-  if (offset >= end) return 0;
+  const uint64_t available = size();
+  if (offset >= available) return 0;
+  const uint64_t end = offset + std::min<uint64_t>(available - offset, max_bytes);  // max_bytes may be SIZE_MAX
   std::unique_lock lock(mutex_, std::defer_lock);
   if (!done) lock.lock();  // blocks_ may still grow; a complete body's never does
   // The block holding `offset`: blocks are few (one when the size was known), so a scan is fine.
@@ -67,7 +82,7 @@ int SharedBody::peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, s
   while (count < max && offset < end && i < blocks_.size()) {
     const Block& block = blocks_[i];
     const uint64_t block_end = std::min(end, block.start + block.capacity);
-    out[count++] = IoSlice{block.data.get() + (offset - block.start), static_cast<size_t>(block_end - offset)};
+    out[count++] = IoSlice{block.data + (offset - block.start), static_cast<size_t>(block_end - offset)};
     offset = block_end;
     ++i;
   }

@@ -9,6 +9,9 @@
 // - Bytes never move once appended: they live in blocks that are only ever added, so a reader
 //   holding a slice is never invalidated by a later append. A body whose size is known in advance
 //   (`expected`) gets one block of that size, so a stored object is contiguous.
+// - Blocks of BodyArena::kMinBlock and more come from the process's body arena when it has room
+//   (http/body_arena.h), so the transports can send them without copying; smaller ones, and all
+//   of them where there is no arena, from the heap.
 // - Ownership: shared (std::shared_ptr) by the cached object, the fetch filling it and every
 //   delivery writing it; the last one frees it. Nothing is ever copied per delivery.
 #pragma once
@@ -49,10 +52,12 @@ class SharedBody final : public BodySource {
 
  private:
   struct Block {
-    std::unique_ptr<char[]> data;
+    char* data;
     uint64_t start;  // absolute offset of data[0]
     uint64_t capacity;
+    bool in_arena;
   };
+  void add_block(uint64_t capacity);
   enum State : int { kGrowing, kComplete, kFailed };
 
   // Guards `blocks_` (the vector, not the bytes) while the body grows; a complete body is read

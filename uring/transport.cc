@@ -9,6 +9,8 @@
 #include <climits>
 #include <cstring>
 
+#include "http/body_arena.h"
+
 namespace edge::uring {
 
 namespace {
@@ -43,20 +45,33 @@ int UringTransport::write(const uv_buf_t* bufs, unsigned count, WriteDone* done)
   if (closing_) return UV_EINVAL;
   if (write_status_ < 0) return write_status_;
   if (shutdown_wanted_ || fd_ < 0) return UV_EPIPE;
-  size_t total = 0;
-  for (unsigned i = 0; i < count; ++i) {
-    if (bufs[i].len == 0) continue;
-    queued_.push_back({bufs[i].base, bufs[i].len});
-    total += bufs[i].len;
+  // Bytes of the body arena go out by sendfile(2) at once when nothing of ours is on the way, as
+  // on epoll; what the socket does not take then is sent (copied) by the ring as any other.
+  size_t sent_at_once = 0;
+  if (!sending_now_ && queued_.empty() && sending_front_ == sending_.size() && http::any_in_arena(bufs, count)) {
+    const ssize_t sent = http::send_now(fd_, bufs, count);
+    if (sent < 0) return static_cast<int>(sent);
+    sent_at_once = static_cast<size_t>(sent);
   }
-  if (total == 0) return 0;
+  size_t total = 0;
+  size_t skip = sent_at_once;
+  for (unsigned i = 0; i < count; ++i) {
+    if (skip >= bufs[i].len) {
+      skip -= bufs[i].len;
+      continue;
+    }
+    queued_.push_back({bufs[i].base + skip, bufs[i].len - skip});
+    total += bufs[i].len - skip;
+    skip = 0;
+  }
+  if (total == 0) return static_cast<int>(sent_at_once);
   accepted_ += total;
   if (done) {
     done_ = done;
     done_end_ = accepted_;
   }
   if (!sending_now_) send_next();
-  return 0;
+  return static_cast<int>(sent_at_once);
 }
 
 void UringTransport::send_next() {
