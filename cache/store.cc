@@ -3,8 +3,9 @@
 // Layout
 //   - kStripes stripes, chosen by std::hash of the key. Each has a mutex, a map key -> entries
 //     (one Entry per variant) and the hit-for-pass marks of its keys.
-//   - One eviction state behind its own mutex: the small and main FIFOs (of entries), the ghost
-//     FIFO (of key hashes), the byte and object counts and the statistics.
+//   - One eviction state behind its own mutex: the small (window) and main FIFOs (of entries),
+//     the byte and object counts and the statistics.
+//   - The frequency sketch: lock-free, counted by every lookup before it takes a stripe lock.
 //   - The tag index (tag -> the entries carrying it) behind its own mutex.
 //   - The bans: an immutable list, replaced whole (copy on write) under its own mutex, and the
 //     epoch (the id of the latest ban).
@@ -30,7 +31,7 @@
 //     atomic because readers check it under the stripe mutex only. An entry is released (bytes,
 //     object count) exactly once: by whoever turns `dead` from false to true.
 //   - Entry::freq: atomic; bumped by lookups, consumed by eviction.
-//   - Entry::in_main, the FIFOs, the ghost and every counter: the eviction mutex.
+//   - Entry::in_main, the FIFOs and every counter: the eviction mutex.
 //   - The tag index: the tag mutex. An entry is indexed when it enters its stripe's map and
 //     unindexed when it leaves it, both under the stripe mutex, so the index holds exactly the
 //     entries in the maps (dead ones awaiting removal included).
@@ -50,6 +51,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "cache/frequency_sketch.h"
+
 namespace edge::cache {
 
 namespace {
@@ -57,7 +60,18 @@ namespace {
 constexpr size_t kStripes = 16;
 constexpr uint64_t kObjectOverhead = 256;
 constexpr uint8_t kMaxFreq = 3;
-constexpr size_t kMinGhost = 64;
+// The window (the small FIFO) is 1/kWindowShare of the memory; main holds the rest.
+constexpr uint64_t kWindowShare = 100;
+// A refused candidate as popular as this, by the sketch, still gets in once in 128 tries: an
+// attacker cannot keep a victim in by raising its count (TinyLFU's defence against that, as
+// Caffeine has it).
+constexpr uint32_t kLuckyCount = 6;
+// A candidate is weighed against at most this many of main's objects: one larger than that many
+// unread ones together is refused.
+constexpr size_t kMaxDisplaced = 1024;
+// The sketch is sized for objects of this size on average (16 bytes of counters per object: 0.8%
+// of the memory).
+constexpr uint64_t kSketchObjectSize = 2048;
 constexpr size_t kCompactMin = 1024;
 constexpr size_t kMaxHitForPassPerStripe = 100'000 / kStripes;
 constexpr char kVariantSeparator = '\x1f';
@@ -125,19 +139,21 @@ std::string Store::variant_string(std::string_view vary_part, std::string_view e
   return variant;
 }
 
-uint64_t CachedObject::charge() const {
-  uint64_t bytes = kObjectOverhead + key.size() + host.size() + path.size() + variant.size() + reason.size() +
-                   (attachment ? attachment->memory() : 0);
+CachedObject::Charge CachedObject::charge_parts() const {
+  Charge charge;
+  charge.overhead = kObjectOverhead + key.size() + host.size() + path.size() + variant.size();
+  charge.head = reason.size();
+  for (size_t i = 0; i < headers.size(); ++i) charge.head += headers.name(i).size() + headers.value(i).size();
+  for (const std::string& tag : tags) charge.head += tag.size();
+  for (const std::string& name : vary_names) charge.head += name.size();
+  charge.body = attachment ? attachment->memory() : 0;
   if (parts.empty()) {
-    bytes += body ? body->capacity() : 0;
+    charge.body += body ? body->capacity() : 0;
   } else {
-    for (const Part& part : parts) bytes += sizeof(Part) + (part.body ? part.body->capacity() : 0);
+    for (const Part& part : parts) charge.body += sizeof(Part) + (part.body ? part.body->capacity() : 0);
   }
-  for (const Encoded& encoded : encodings) bytes += sizeof(Encoded) + encoded.body->capacity();
-  for (size_t i = 0; i < headers.size(); ++i) bytes += headers.name(i).size() + headers.value(i).size();
-  for (const std::string& tag : tags) bytes += tag.size();
-  for (const std::string& name : vary_names) bytes += name.size();
-  return bytes;
+  for (const Encoded& encoded : encodings) charge.body += sizeof(Encoded) + encoded.body->capacity();
+  return charge;
 }
 
 std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
@@ -168,6 +184,8 @@ struct Store::Impl {
   struct Entry {
     ObjectRef obj;  // guarded by the stripe mutex
     uint64_t charge = 0;
+    uint32_t head_charge = 0;      // of `charge`: the head's part
+    uint32_t overhead_charge = 0;  // and the bookkeeping's; the rest is the body's
     size_t key_hash = 0;
     uint64_t bans_checked = 0;  // stripe mutex: bans up to this epoch no longer concern it
     std::atomic<uint8_t> freq{0};
@@ -193,15 +211,16 @@ struct Store::Impl {
   struct Eviction {
     std::mutex mu;
     std::deque<EntryPtr> small, main;
-    std::deque<size_t> ghost;
-    std::unordered_map<size_t, uint32_t> ghost_count;
     uint64_t small_bytes = 0, main_bytes = 0;
     size_t small_live = 0, main_live = 0;
     StoreStats stats;
   };
 
   Impl(uint64_t memory_, uint64_t max_object_, uint32_t max_variants_)
-      : memory(memory_), max_object(max_object_), max_variants(std::max<uint32_t>(1, max_variants_)) {}
+      : memory(memory_),
+        max_object(max_object_),
+        max_variants(std::max<uint32_t>(1, max_variants_)),
+        sketch(static_cast<size_t>(memory_ / kSketchObjectSize)) {}
 
   // Set at construction and by resize(); atomics because inserts read them without ev.mu.
   std::atomic<uint64_t> memory;
@@ -217,6 +236,11 @@ struct Store::Impl {
   std::shared_ptr<const BanList> bans = std::make_shared<const BanList>();  // bans_mu
   std::atomic<uint64_t> ban_epoch{0};  // written under bans_mu, after `bans` holds the ban
 
+  // How often each key was looked up lately, held or not: what admission decides by.
+  FrequencySketch sketch;
+  uint64_t lucky_draws = 0;           // ev.mu
+  std::vector<EntryPtr> displaced;  // ev.mu: evict_small()'s, kept for its capacity
+
   std::atomic<uint64_t> purged{0};
   std::atomic<uint64_t> hfp_marks{0};
   std::atomic<uint64_t> variants_replaced{0};
@@ -230,6 +254,9 @@ struct Store::Impl {
     if (e.dead.load(std::memory_order_relaxed)) return false;
     e.dead.store(true, std::memory_order_relaxed);
     ev.stats.bytes -= e.charge;
+    ev.stats.head_bytes -= e.head_charge;
+    ev.stats.overhead_bytes -= e.overhead_charge;
+    ev.stats.body_bytes -= e.charge - e.head_charge - e.overhead_charge;
     ev.stats.objects -= 1;
     if (e.in_main) {
       ev.main_bytes -= e.charge;
@@ -246,69 +273,107 @@ struct Store::Impl {
     std::erase_if(fifo, [](const EntryPtr& e) { return e->dead.load(std::memory_order_relaxed); });
   }
 
-  void ghost_add(size_t key_hash) {
-    ev.ghost.push_back(key_hash);
-    ++ev.ghost_count[key_hash];
-    size_t cap = std::max<size_t>(kMinGhost, static_cast<size_t>(ev.stats.objects));
-    while (ev.ghost.size() > cap) {
-      auto it = ev.ghost_count.find(ev.ghost.front());
-      if (--it->second == 0) ev.ghost_count.erase(it);
-      ev.ghost.pop_front();
-    }
-  }
-
   void evict(EntryPtr e, std::vector<EntryPtr>& victims) {
     release_locked(*e);
     ++ev.stats.evictions;
     victims.push_back(std::move(e));
   }
 
-  // Pops one live entry from the small FIFO: to main if it was read, else evicted into the ghost.
-  void evict_small(std::vector<EntryPtr>& victims) {
-    while (!ev.small.empty()) {
-      EntryPtr e = std::move(ev.small.front());
-      ev.small.pop_front();
-      if (e->dead.load(std::memory_order_relaxed)) continue;
-      if (e->freq.load(std::memory_order_relaxed) > 0) {
-        e->in_main = true;
-        ev.small_bytes -= e->charge;
-        ev.small_live -= 1;
-        ev.main_bytes += e->charge;
-        ev.main_live += 1;
-        ev.main.push_back(std::move(e));
-      } else {
-        ghost_add(e->key_hash);
-        evict(std::move(e), victims);
-      }
-      return;
+  // Pops the first live entry of `fifo`, or null.
+  static EntryPtr pop_live(std::deque<EntryPtr>& fifo) {
+    while (!fifo.empty()) {
+      EntryPtr e = std::move(fifo.front());
+      fifo.pop_front();
+      if (!e->dead.load(std::memory_order_relaxed)) return e;
     }
+    return nullptr;
   }
 
-  // Pops one live entry from the main FIFO: another round if it was read, else evicted.
-  void evict_main(std::vector<EntryPtr>& victims) {
-    while (!ev.main.empty()) {
-      EntryPtr e = std::move(ev.main.front());
-      ev.main.pop_front();
-      if (e->dead.load(std::memory_order_relaxed)) continue;
+  // The entry evict_main() would take next, left at main's front: entries read since their last
+  // pass are sent round again first, their count lowered. Null when main holds nothing live.
+  Entry* main_victim() {
+    while (EntryPtr e = pop_live(ev.main)) {
       uint8_t f = e->freq.load(std::memory_order_relaxed);
-      if (f > 0) {
-        // A concurrent lookup may bump it meanwhile; losing that bump is harmless.
-        e->freq.store(static_cast<uint8_t>(f - 1), std::memory_order_relaxed);
-        ev.main.push_back(std::move(e));
-      } else {
-        evict(std::move(e), victims);
+      if (f == 0) {
+        ev.main.push_front(std::move(e));
+        return ev.main.front().get();
       }
-      return;
+      // A concurrent lookup may bump it meanwhile; losing that bump is harmless.
+      e->freq.store(static_cast<uint8_t>(f - 1), std::memory_order_relaxed);
+      ev.main.push_back(std::move(e));
     }
+    return nullptr;
+  }
+
+  // Main's unread live entries from its front (after main_victim() sent the read ones round)
+  // until they free `room` bytes, into `displaced`; at most kMaxDisplaced of them. False when
+  // those do not free enough.
+  bool victims_for(uint64_t room, std::vector<EntryPtr>& displaced) {
+    displaced.clear();
+    if (!main_victim()) return false;
+    uint64_t freed = 0;
+    for (size_t i = 0; i < ev.main.size() && displaced.size() < kMaxDisplaced; ++i) {
+      const EntryPtr& e = ev.main[i];
+      if (e->dead.load(std::memory_order_relaxed) || e->freq.load(std::memory_order_relaxed) > 0) continue;
+      displaced.push_back(e);
+      freed += e->charge;
+      if (freed >= room) return true;
+    }
+    return false;
+  }
+
+  // TinyLFU, by requests saved: the window's candidate takes the victims' places only if the
+  // sketch counts it more than all of them together (so a large object must be wanted more than
+  // the many small ones it would push out). On a tie the victims stay, so a scan of new keys
+  // cannot flush the objects main holds.
+  bool admitted(const Entry& candidate, const std::vector<EntryPtr>& displaced) {
+    const uint32_t wanted = sketch.estimate(candidate.key_hash);
+    uint64_t held = 0;
+    for (const EntryPtr& e : displaced) held += sketch.estimate(e->key_hash);
+    if (wanted > held) return true;
+    if (wanted < kLuckyCount) return false;
+    return (++lucky_draws * 0x9e3779b97f4a7c15ULL) >> 57 == 0;
+  }
+
+  void to_main(EntryPtr e) {
+    e->in_main = true;
+    ev.small_bytes -= e->charge;
+    ev.small_live -= 1;
+    ev.main_bytes += e->charge;
+    ev.main_live += 1;
+    ev.main.push_back(std::move(e));
+  }
+
+  // Takes one live entry out of the window: into main if main has room for it or it wins
+  // admission against the victims it would displace (which are then evicted), else evicted.
+  void evict_small(std::vector<EntryPtr>& victims, uint64_t main_room) {
+    EntryPtr candidate = pop_live(ev.small);
+    if (!candidate) return;
+    if (ev.main_bytes + candidate->charge > main_room) {
+      const uint64_t room = ev.main_bytes + candidate->charge - main_room;
+      if (victims_for(room, displaced) && admitted(*candidate, displaced)) {
+        for (EntryPtr& e : displaced) evict(std::move(e), victims);
+      } else if (!displaced.empty()) {
+        displaced.clear();
+        ++ev.stats.admission_refusals;
+        return evict(std::move(candidate), victims);
+      }
+    }
+    to_main(std::move(candidate));
+  }
+
+  // Evicts main's victim (see main_victim()).
+  void evict_main(std::vector<EntryPtr>& victims) {
+    if (main_victim()) evict(pop_live(ev.main), victims);
   }
 
   void evict_to_fit_locked(std::vector<EntryPtr>& victims) {
     const uint64_t limit = memory.load(std::memory_order_relaxed);
-    const uint64_t small_target = limit / 10;
+    const uint64_t small_target = limit / kWindowShare;
     while (ev.stats.bytes > limit) {
       if (ev.small_live == 0 && ev.main_live == 0) break;  // cannot happen: bytes > 0
       if ((ev.small_bytes > small_target && ev.small_live > 0) || ev.main_live == 0) {
-        evict_small(victims);
+        evict_small(victims, limit - small_target);
       } else {
         evict_main(victims);
       }
@@ -520,7 +585,9 @@ Store::~Store() = default;
 Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_headers, std::string_view variant_extra,
                             std::optional<Seconds> now) {
   Impl& im = *impl_;
-  Impl::Stripe& s = im.stripe_for(hash_key(key));
+  const size_t key_hash = hash_key(key);
+  im.sketch.increment(key_hash);
+  Impl::Stripe& s = im.stripe_for(key_hash);
   Lookup result;
   std::lock_guard lock(s.mu);
   auto it = s.map.find(key);
@@ -574,7 +641,9 @@ bool Store::replace(const CachedObject& current, std::shared_ptr<CachedObject> o
 bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedObject* current) {
   if (!object) return false;
   Impl& im = *impl_;
-  const uint64_t charge = object->charge();
+  object->headers.shrink_to_fit();  // kept for as long as the object: no slack from its growth
+  const CachedObject::Charge parts = object->charge_parts();
+  const uint64_t charge = parts.total();
   if (charge > im.max_object.load(std::memory_order_relaxed) || charge > im.memory.load(std::memory_order_relaxed)) {
     std::lock_guard ev_lock(im.ev.mu);
     ++im.ev.stats.refused_too_large;
@@ -582,6 +651,9 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
   }
   auto entry = std::make_shared<Impl::Entry>();
   entry->charge = charge;
+  // Heads and keys are bounded far below 4 GB (the parser's and the key's limits).
+  entry->head_charge = static_cast<uint32_t>(parts.head);
+  entry->overhead_charge = static_cast<uint32_t>(parts.overhead);
   entry->key_hash = hash_key(object->key);
 
   std::vector<Impl::EntryPtr> victims;
@@ -638,16 +710,12 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
       ++ev.stats.inserts;
       ++ev.stats.objects;
       ev.stats.bytes += charge;
-      if (ev.ghost_count.contains(entry->key_hash)) {
-        entry->in_main = true;
-        ev.main_bytes += charge;
-        ev.main_live += 1;
-        ev.main.push_back(entry);
-      } else {
-        ev.small_bytes += charge;
-        ev.small_live += 1;
-        ev.small.push_back(entry);
-      }
+      ev.stats.head_bytes += entry->head_charge;
+      ev.stats.overhead_bytes += entry->overhead_charge;
+      ev.stats.body_bytes += charge - entry->head_charge - entry->overhead_charge;
+      ev.small_bytes += charge;
+      ev.small_live += 1;
+      ev.small.push_back(entry);
       im.evict_to_fit_locked(victims);
     }
     if (old) old->obj.reset();  // already unindexed above
@@ -837,6 +905,7 @@ StoreStats Store::stats() const {
     st = impl_->ev.stats;
   }
   st.purged = impl_->purged.load(std::memory_order_relaxed);
+  st.sketch_bytes = impl_->sketch.memory();
   st.bans = active_bans();
   st.hit_for_pass_marks = impl_->hfp_marks.load(std::memory_order_relaxed);
   st.variants_replaced = impl_->variants_replaced.load(std::memory_order_relaxed);

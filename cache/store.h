@@ -1,5 +1,5 @@
 // cache/store: the RAM tier of the HTTP cache: stored responses, shared by every worker thread,
-// bounded in memory, evicted by S3-FIFO.
+// bounded in memory, admitted by TinyLFU and evicted from FIFOs.
 //
 // Objects: a CachedObject is built once (by the fetch that stored it) and never changed after
 // insert(), except for its `invalidated` flag (a soft purge). A revalidation stores a new object
@@ -18,12 +18,17 @@
 // Memory: every object is charged its head, body, key and a fixed overhead; the sum never stays
 // above `memory` after insert() returns. Objects over `max_object` are refused.
 //
-// Eviction (S3-FIFO): new objects enter a small FIFO (a tenth of the memory); an object leaving
-// the small FIFO goes to the main FIFO if it was read since it came in, else it is evicted and
-// its key remembered in a ghost FIFO; an object whose key is in the ghost FIFO enters the main
-// FIFO directly. The main FIFO gives an object that was read another round (up to 3 reads
-// remembered) before evicting it. One-hit wonders thus leave quickly without disturbing the
-// popular objects, which a plain LRU lets a scan flush out.
+// Admission and eviction (W-TinyLFU over FIFOs, after Caffeine's and S3-FIFO's designs): every
+// lookup, hit or miss, counts its key in a frequency sketch (cache/frequency_sketch.h), which
+// remembers keys the store does not hold. New objects enter a window FIFO (1% of the memory).
+// An object leaving the window enters main while main has room; once main is full, it takes
+// the place of main's next victim only if the sketch says it was asked for more often lately,
+// else it is evicted (an admission refusal; a tie keeps the victim). Main is a FIFO that gives
+// an object read since its last pass another round (up to 3 reads remembered): its victim is
+// the first unread one. A scan of new keys therefore never displaces what is popular, and
+// under independent requests the store holds close to the most popular objects that fit. An
+// attacker who raises a victim's count cannot keep it forever: counts halve over time, and a
+// candidate counted 6 or more wins one draw in 128 even when it loses the comparison.
 //
 // Tags, bans, hit-for-pass: a tag index (tag -> objects) follows objects in and out, so
 // purge_tag() touches only the tagged objects. A ban is only recorded when issued; lookup()
@@ -32,7 +37,7 @@
 // mark.
 //
 // Threads: every public function may be called from any thread. The store is lock-striped by
-// key for lookups; insertion and eviction take the stripe's lock and, briefly, the FIFO lock;
+// key for lookups; insertion and eviction take the stripe's lock and, briefly, the eviction lock;
 // the tag index and the ban list have a lock each, taken briefly (store.cc has the lock order).
 // purge_if() and sweep_bans() lock one stripe at a time; sweep_bans() a slice of it at a time.
 #pragma once
@@ -110,7 +115,18 @@ struct CachedObject {
   // Set by a soft purge or soft ban: the object stays, but is treated as stale from then on.
   mutable std::atomic<bool> invalidated{false};
 
-  uint64_t charge() const;  // bytes counted against the store's memory
+  // Bytes counted against the store's memory, by part: the head (reason, fields, Vary names,
+  // tags), the body (every coding of it, the parts of a partial one, what a module derived from
+  // it) and the bookkeeping (the key, its host and path, the variant, and a fixed share for the
+  // object's structures).
+  struct Charge {
+    uint64_t head = 0;
+    uint64_t body = 0;
+    uint64_t overhead = 0;
+    uint64_t total() const { return head + body + overhead; }
+  };
+  Charge charge_parts() const;
+  uint64_t charge() const { return charge_parts().total(); }
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
 
@@ -128,6 +144,12 @@ struct StoreStats {
   uint64_t inserts = 0;
   uint64_t evictions = 0;
   uint64_t refused_too_large = 0;
+  uint64_t admission_refusals = 0;  // window objects that lost to main's victim (TinyLFU)
+  // `bytes` by part (CachedObject::Charge).
+  uint64_t head_bytes = 0;
+  uint64_t body_bytes = 0;
+  uint64_t overhead_bytes = 0;
+  uint64_t sketch_bytes = 0;  // the admission's frequency sketch (not in `bytes`)
   uint64_t purged = 0;  // removed or marked by purge, purge_tag, purge_if and bans
   uint64_t bans = 0;    // active bans
   uint64_t hit_for_pass_marks = 0;

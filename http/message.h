@@ -88,6 +88,11 @@ class Headers {
   void append_value(std::string_view piece);
   void end_field();  // trims the value's surrounding white space
   size_t arena_bytes() const { return arena_.size(); }
+  // Gives back what growing left unused: for heads that are kept (a stored object's).
+  void shrink_to_fit() {
+    arena_.shrink_to_fit();
+    fields_.shrink_to_fit();
+  }
 
  private:
   struct Field {

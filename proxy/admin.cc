@@ -890,6 +890,11 @@ std::string render_stats_json(const CacheFigures& figures) {
       {"evictions", st.evictions}, {"refused_too_large", st.refused_too_large},
       {"purged", st.purged},       {"bans", st.bans},
       {"hit_for_pass_marks", st.hit_for_pass_marks},
+      {"admission_refusals", st.admission_refusals},
+      {"head_bytes", st.head_bytes},
+      {"body_bytes", st.body_bytes},
+      {"overhead_bytes", st.overhead_bytes},
+      {"sketch_bytes", st.sketch_bytes},
   };
   out.append("},\"store\":{");
   bool first = true;
@@ -899,7 +904,15 @@ std::string render_stats_json(const CacheFigures& figures) {
     out.append("\"").append(name).append("\":");
     append_unsigned(out, value);
   }
-  out.append("}");
+  // What one object costs on average, by part: the figures above over `objects`.
+  const auto per_object = [&](uint64_t part) { return st.objects ? (part + st.objects / 2) / st.objects : 0; };
+  out.append(",\"per_object\":{\"head\":");
+  append_unsigned(out, per_object(st.head_bytes));
+  out.append(",\"body\":");
+  append_unsigned(out, per_object(st.body_bytes));
+  out.append(",\"overhead\":");
+  append_unsigned(out, per_object(st.overhead_bytes));
+  out.append("}}");
   if (figures.limits) {
     out.append(",\"limits\":{");
     for (const auto& [name, value] : figures.limits->events) {
@@ -1064,6 +1077,15 @@ std::string render_metrics(const CacheFigures& figures, const balancer::Balancer
   m.sample({}, st.bans);
   m.family("edge_cache_hit_for_pass_marks", "gauge", "Keys currently marked hit-for-pass");
   m.sample({}, st.hit_for_pass_marks);
+  m.family("edge_cache_admission_refusals_total", "counter",
+           "Objects that left the admission window without taking a stored object's place");
+  m.sample({}, st.admission_refusals);
+  m.family("edge_cache_part_bytes", "gauge", "Bytes the stored objects are charged, by part");
+  m.sample({{"part", "head"}}, st.head_bytes);
+  m.sample({{"part", "body"}}, st.body_bytes);
+  m.sample({{"part", "overhead"}}, st.overhead_bytes);
+  m.family("edge_cache_sketch_bytes", "gauge", "The admission's frequency sketch (outside cache.memory)");
+  m.sample({}, st.sketch_bytes);
   if (figures.limits) {
     m.family("edge_limit_events_total", "counter",
              "Times a bound on hostile input was hit (too_many_fields, slow_uploads, send_timeouts, "

@@ -210,7 +210,8 @@ double hit_ratio(const EventCounts& events);
 //   {"hosts":[{"host":..., <every event key>: n, "hit_ratio": r}, ...],
 //    "totals":{<every event key>: n, "hit_ratio": r},
 //    "store":{"objects","bytes","memory","inserts","evictions","refused_too_large","purged",
-//             "bans","hit_for_pass_marks"},
+//             "bans","hit_for_pass_marks","admission_refusals","head_bytes","body_bytes",
+//             "overhead_bytes","sketch_bytes","per_object":{"head","body","overhead"}},
 //    "limits":{<LimitFigures events>, "temp_bytes", "temp_bytes_peak"},   (when set)
 //    "connections":{"open","backend_open","bytes_in","bytes_out","backend_bytes_in",
 //                   "backend_bytes_out","requests","upstream_failures","tls_handshakes",

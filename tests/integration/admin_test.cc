@@ -139,7 +139,9 @@ TEST_CASE("GET /stats: cache events per host entry, totals and the store, as JSO
   CHECK(r.body.substr(0, connections) ==
         "{\"hosts\":[{\"host\":\"*\"," + zero_events + "}],\"totals\":{" + zero_events +
             "},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":268435456,\"inserts\":0,\"evictions\":0,"
-            "\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0},"
+            "\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0,"
+            "\"admission_refusals\":0,\"head_bytes\":0,\"body_bytes\":0,\"overhead_bytes\":0,"
+            "\"sketch_bytes\":2097152,\"per_object\":{\"head\":0,\"body\":0,\"overhead\":0}},"
             "\"limits\":{\"too_many_fields\":0,\"slow_uploads\":0,\"send_timeouts\":0,\"paused_at_file_cap\":0,"
             "\"paused_at_temp_total\":0,\"slots_held\":0,\"variants_replaced\":0,\"temp_bytes\":0,"
             "\"temp_bytes_peak\":0}");

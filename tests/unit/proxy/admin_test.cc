@@ -331,6 +331,11 @@ admin::CacheFigures sample_figures() {
   figures.store.purged = 3;
   figures.store.bans = 1;
   figures.store.hit_for_pass_marks = 4;
+  figures.store.admission_refusals = 5;
+  figures.store.head_bytes = 1005;
+  figures.store.body_bytes = 8340;
+  figures.store.overhead_bytes = 3000;
+  figures.store.sketch_bytes = 16384;
   figures.memory = 1 << 20;
   return figures;
 }
@@ -385,11 +390,15 @@ TEST_CASE("GET /stats renders hosts, totals and the store") {
         "\"totals\":{\"hits\":6,\"misses\":2,\"passes\":1,\"coalesced\":4,\"hit_for_pass\":1,\"stale\":2,"
         "\"revalidated\":3,\"esi_failed\":0,\"hit_ratio\":0.6666666666666666},"
         "\"store\":{\"objects\":10,\"bytes\":12345,\"memory\":1048576,\"inserts\":12,\"evictions\":1,"
-        "\"refused_too_large\":2,\"purged\":3,\"bans\":1,\"hit_for_pass_marks\":4}}\n");
+        "\"refused_too_large\":2,\"purged\":3,\"bans\":1,\"hit_for_pass_marks\":4,\"admission_refusals\":5,"
+        "\"head_bytes\":1005,\"body_bytes\":8340,\"overhead_bytes\":3000,\"sketch_bytes\":16384,"
+        "\"per_object\":{\"head\":101,\"body\":834,\"overhead\":300}}}\n");
   CHECK(admin::render_stats_json({}) ==
         "{\"hosts\":[],\"totals\":{\"hits\":0,\"misses\":0,\"passes\":0,\"coalesced\":0,\"hit_for_pass\":0,"
         "\"stale\":0,\"revalidated\":0,\"esi_failed\":0,\"hit_ratio\":0},\"store\":{\"objects\":0,\"bytes\":0,\"memory\":0,"
-        "\"inserts\":0,\"evictions\":0,\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0}}\n");
+        "\"inserts\":0,\"evictions\":0,\"refused_too_large\":0,\"purged\":0,\"bans\":0,\"hit_for_pass_marks\":0,"
+        "\"admission_refusals\":0,\"head_bytes\":0,\"body_bytes\":0,\"overhead_bytes\":0,\"sketch_bytes\":0,"
+        "\"per_object\":{\"head\":0,\"body\":0,\"overhead\":0}}}\n");
 }
 
 TEST_CASE("GET /stats and /metrics show the bounds on hostile input when the admin port has them") {
@@ -561,6 +570,11 @@ TEST_CASE("GET /metrics: the cache and the backends in the text exposition forma
   CHECK(has("edge_cache_purged_total 3"));
   CHECK(has("edge_cache_bans 1"));
   CHECK(has("edge_cache_hit_for_pass_marks 4"));
+  CHECK(has("edge_cache_admission_refusals_total 5"));
+  CHECK(has("edge_cache_part_bytes{part=\"head\"} 1005"));
+  CHECK(has("edge_cache_part_bytes{part=\"body\"} 8340"));
+  CHECK(has("edge_cache_part_bytes{part=\"overhead\"} 3000"));
+  CHECK(has("edge_cache_sketch_bytes 16384"));
 
   CHECK(has("edge_backend_queued{backend=\"books_en\"} 0"));
   CHECK(has("edge_backend_queued{backend=\"we\\\"ird\"} 0"));
