@@ -20,8 +20,10 @@ constexpr uint64_t kSharedReserve = uint64_t{64} << 30;
 }  // namespace
 
 BodyArena& BodyArena::shared() {
-  static BodyArena arena(kSharedReserve);
-  return arena;
+  // Never destroyed: a body freed during the process's exit (a static's destructor, a thread
+  // still ending) must still find its arena.
+  static BodyArena* const arena = new BodyArena(kSharedReserve);
+  return *arena;
 }
 
 BodyArena::BodyArena(uint64_t reserve) {

@@ -39,7 +39,7 @@ class BodyArena {
   // sending it apart from its head would.
   static constexpr size_t kMinBlock = 64 * 1024;
 
-  static BodyArena& shared();  // the process's, made at first use
+  static BodyArena& shared();  // the process's, made at first use and never destroyed
 
   explicit BodyArena(uint64_t reserve);
   BodyArena(const BodyArena&) = delete;
