@@ -187,7 +187,10 @@ Reply uncoded_reply(const http::RequestHead& head, const QueryParams& q, const R
     }
   }
   if (query_get(q, "content_location_self")) r.headers.add("Content-Location", head.target);
-  const int64_t last_modified = context.now - static_cast<int64_t>(lm.value_or(0));
+  // Whole hours: a Last-Modified that moved with every second would make a revalidation made in
+  // the next second a 200, not a 304.
+  int64_t last_modified = context.now - static_cast<int64_t>(lm.value_or(0));
+  last_modified -= ((last_modified % 3600) + 3600) % 3600;
   if (lm) r.headers.add("Last-Modified", http_date(last_modified));
   if (expires) r.headers.add("Expires", *expires);
   if (date) r.headers.add("Date", http_date(context.now + *date));

@@ -9,7 +9,8 @@
 //   cdn_cc=T             CDN-Cache-Control: T
 //   edge_cc=T            Edge-Cache-Control: T
 //   etag=T               ETag: T, exactly as given ("v1" or W/"v1", quotes included)
-//   lm=N                 Last-Modified: N seconds before now (0 <= N <= kMaxCacheOffsetSeconds)
+//   lm=N                 Last-Modified: N seconds before now, down to the whole hour (0 <= N <=
+//                        kMaxCacheOffsetSeconds), so requests a moment apart get the same one
 //   expires=N            Expires: now + N seconds (N may be negative); expires=bad gives the
 //                        literal (invalid) Expires: 0
 //   date=N               Date: now + N seconds, instead of the server's own Date
