@@ -306,13 +306,16 @@ struct Store::Impl {
   }
 
   // Main's unread live entries from its front (after main_victim() sent the read ones round)
-  // until they free `room` bytes, into `displaced`; at most kMaxDisplaced of them. False when
-  // those do not free enough.
+  // until they free `room` bytes, into `displaced`; at most kMaxDisplaced of them, among at most
+  // 4 x kMaxDisplaced entries looked at (read and dead ones are passed over), so the work under
+  // the eviction lock stays bounded however many objects main holds. False when those do not
+  // free enough.
   bool victims_for(uint64_t room, std::vector<EntryPtr>& displaced) {
     displaced.clear();
     if (!main_victim()) return false;
     uint64_t freed = 0;
-    for (size_t i = 0; i < ev.main.size() && displaced.size() < kMaxDisplaced; ++i) {
+    const size_t looked_at = std::min(ev.main.size(), 4 * kMaxDisplaced);
+    for (size_t i = 0; i < looked_at && displaced.size() < kMaxDisplaced; ++i) {
       const EntryPtr& e = ev.main[i];
       if (e->dead.load(std::memory_order_relaxed) || e->freq.load(std::memory_order_relaxed) > 0) continue;
       displaced.push_back(e);
