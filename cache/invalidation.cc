@@ -153,16 +153,16 @@ bool matches(const Invalidation& entry, const BanRegex* regex, bool bad_regex,
              const CachedObject& object) {
   switch (entry.kind) {
     case Invalidation::Kind::kUrl:
-      return object.key == entry.key;
+      return object.key() == entry.key;
     case Invalidation::Kind::kTag:
       return std::find(object.tags.begin(), object.tags.end(), entry.key) != object.tags.end();
     case Invalidation::Kind::kBan:
-      if (!entry.host.empty() && object.host != entry.host) return false;
+      if (!entry.host.empty() && object.host() != entry.host) return false;
       // A ban that cannot be judged whole is applied to the whole host, prefix or not: it is
       // not known what the operator meant to remove.
       if (bad_regex) return true;
-      if (!object.path.starts_with(entry.prefix)) return false;
-      return !regex || regex->matches(object.path);
+      if (!object.path().starts_with(entry.prefix)) return false;
+      return !regex || regex->matches(object.path());
   }
   return false;
 }

@@ -152,7 +152,7 @@ void for_each_directive(std::string_view v, Fn&& fn) {
 
 // Combines numeric directives given more than once: `lower` keeps the smallest value (max-age,
 // s-maxage, max-stale, stale-*: smaller is more restrictive), otherwise the largest (min-fresh).
-void merge(std::optional<Seconds>& slot, Seconds v, bool lower) {
+void merge(MaybeSeconds& slot, Seconds v, bool lower) {
   if (!slot) slot = v;
   else slot = lower ? std::min(*slot, v) : std::max(*slot, v);
 }
@@ -699,7 +699,7 @@ Seconds freshness_lifetime(const http::ResponseHead& response, const CacheContro
 
 namespace {
 // A stale-serving window of N seconds covers staleness 0..N; N = 0 is no window.
-bool within(const std::optional<Seconds>& window, Seconds staleness) {
+bool within(MaybeSeconds window, Seconds staleness) {
   return window && *window > 0 && staleness <= *window;
 }
 }  // namespace

@@ -30,6 +30,29 @@ std::string format_http_date(Seconds unix_time);
 
 // ---- Cache-Control ----
 
+// A number of seconds or none: std::optional<Seconds>'s use in half its size (no time is
+// INT64_MIN), since every stored object keeps six of them.
+class MaybeSeconds {
+ public:
+  constexpr MaybeSeconds() = default;
+  constexpr MaybeSeconds(std::nullopt_t) {}
+  constexpr MaybeSeconds(Seconds value) : value_(value) {}
+  constexpr MaybeSeconds(std::optional<Seconds> value) : value_(value ? *value : kNone) {}
+  constexpr bool has_value() const { return value_ != kNone; }
+  constexpr explicit operator bool() const { return has_value(); }
+  constexpr Seconds operator*() const { return value_; }
+  constexpr Seconds value_or(Seconds otherwise) const { return has_value() ? value_ : otherwise; }
+  constexpr void reset() { value_ = kNone; }
+  constexpr operator std::optional<Seconds>() const { return has_value() ? std::optional(value_) : std::nullopt; }
+  friend constexpr bool operator==(MaybeSeconds a, MaybeSeconds b) { return a.value_ == b.value_; }
+  friend constexpr bool operator==(MaybeSeconds a, Seconds b) { return a.has_value() && a.value_ == b; }
+  friend constexpr bool operator==(MaybeSeconds a, std::nullopt_t) { return !a.has_value(); }
+
+ private:
+  static constexpr Seconds kNone = INT64_MIN;
+  Seconds value_ = kNone;
+};
+
 struct CacheControl {
   // Response and request directives we act on. A directive given twice with different values,
   // or with an invalid value, counts as the most restrictive reading (RFC 9111 4.2.1, 5.2).
@@ -41,12 +64,12 @@ struct CacheControl {
   bool proxy_revalidate = false;
   bool only_if_cached = false;
   bool immutable = false;
-  std::optional<Seconds> max_age;
-  std::optional<Seconds> s_maxage;
-  std::optional<Seconds> max_stale;  // kForever for a bare `max-stale`
-  std::optional<Seconds> min_fresh;
-  std::optional<Seconds> stale_while_revalidate;
-  std::optional<Seconds> stale_if_error;
+  MaybeSeconds max_age;
+  MaybeSeconds s_maxage;
+  MaybeSeconds max_stale;  // kForever for a bare `max-stale`
+  MaybeSeconds min_fresh;
+  MaybeSeconds stale_while_revalidate;
+  MaybeSeconds stale_if_error;
 };
 
 // All Cache-Control fields of a head, combined. `request` enables the Pragma fallback.

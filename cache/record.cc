@@ -105,9 +105,9 @@ std::string encode(const CachedObject& object, Seconds stored_at) {
   Writer w(out);
   w.raw(kRecordMagic);
   w.u8(kRecordVersion);
-  w.str(object.key);
-  w.str(object.host);
-  w.str(object.path);
+  w.str(object.key());
+  w.str(object.host());
+  w.str(object.path());
   w.str(object.variant);
   w.u16(static_cast<uint16_t>(object.status));
   w.str(object.reason);
@@ -145,9 +145,10 @@ std::optional<DecodedRecord> decode(std::string_view value) {
   if (version != 1 && version != kRecordVersion) return std::nullopt;
 
   auto object = std::make_shared<CachedObject>();
-  object->key = r.str();
-  object->host = r.str();
-  object->path = r.str();
+  const std::string_view key = r.str();
+  const std::string_view host = r.str();
+  const std::string_view path = r.str();
+  object->set_key(key, host, path);
   object->variant = r.str();
   object->status = r.u16();
   object->reason = r.str();

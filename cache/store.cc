@@ -1,8 +1,10 @@
 // cache/store: see store.h.
 //
 // Layout
-//   - kStripes stripes, chosen by std::hash of the key. Each has a mutex, a map key -> entries
-//     (one Entry per variant) and the hit-for-pass marks of its keys.
+//   - kStripes stripes, chosen by std::hash of the key. Each has a mutex, a map from the key's
+//     hash to its entries (one Entry per variant; entries of another key with the same hash, if
+//     any, share the list, and readers compare the objects' keys) and the hit-for-pass marks of
+//     its keys. The map holds no copy of the key: an object's key is stored once, in it.
 //   - One eviction state behind its own mutex: the small (window) and main FIFOs (of entries),
 //     the byte and object counts and the statistics.
 //   - The frequency sketch: lock-free, counted by every lookup before it takes a stripe lock.
@@ -52,13 +54,13 @@
 #include <utility>
 
 #include "cache/frequency_sketch.h"
+#include "http/heap.h"
 
 namespace edge::cache {
 
 namespace {
 
 constexpr size_t kStripes = 16;
-constexpr uint64_t kObjectOverhead = 256;
 constexpr uint8_t kMaxFreq = 3;
 // The window (the small FIFO) is 1/kWindowShare of the memory; main holds the rest.
 constexpr uint64_t kWindowShare = 100;
@@ -80,11 +82,6 @@ constexpr size_t kSweepSliceEntries = 256;
 constexpr auto kSweepSliceHold = std::chrono::microseconds(500);
 
 size_t hash_key(std::string_view key) { return std::hash<std::string_view>{}(key); }
-// Lets a stripe's map be asked with a view: a lookup builds no string.
-struct KeyHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view key) const { return hash_key(key); }
-};
 
 // The Vary part of the variant a request selects from an object stored with these Vary names,
 // computed as cache::vary_key does it from the response.
@@ -120,9 +117,9 @@ struct BanRecord {
   Store::Ban ban;
 
   bool matches(const CachedObject& o) const {
-    if (!ban.host.empty() && o.host != ban.host) return false;
-    if (!ban.prefix.empty() && !o.path.starts_with(ban.prefix)) return false;
-    return !ban.regex || ban.regex->matches(o.path);
+    if (!ban.host.empty() && o.host() != ban.host) return false;
+    if (!ban.prefix.empty() && !o.path().starts_with(ban.prefix)) return false;
+    return !ban.regex || ban.regex->matches(o.path());
   }
 };
 // Oldest first; never changed once published.
@@ -139,28 +136,25 @@ std::string Store::variant_string(std::string_view vary_part, std::string_view e
   return variant;
 }
 
-CachedObject::Charge CachedObject::charge_parts() const {
-  Charge charge;
-  charge.overhead = kObjectOverhead + key.size() + host.size() + path.size() + variant.size();
-  charge.head = reason.size();
-  for (size_t i = 0; i < headers.size(); ++i) charge.head += headers.name(i).size() + headers.value(i).size();
-  for (const std::string& tag : tags) charge.head += tag.size();
-  for (const std::string& name : vary_names) charge.head += name.size();
-  charge.body = attachment ? attachment->memory() : 0;
-  if (parts.empty()) {
-    charge.body += body ? body->capacity() : 0;
-  } else {
-    for (const Part& part : parts) charge.body += sizeof(Part) + (part.body ? part.body->capacity() : 0);
+void CachedObject::set_key(std::string_view key, std::string_view host, std::string_view path) {
+  // Built before anything is replaced (the views may be this object's own), and swapped in, so
+  // that a shorter key gives back the longer one's chunk.
+  std::string new_key(key);
+  std::unique_ptr<std::string> apart;
+  if (key.size() != host.size() + path.size() || !key.starts_with(host) || !key.ends_with(path)) {
+    apart = std::make_unique<std::string>();
+    apart->reserve(host.size() + path.size());
+    apart->append(host).append(path);
   }
-  for (const Encoded& encoded : encodings) charge.body += sizeof(Encoded) + encoded.body->capacity();
-  return charge;
+  key_.swap(new_key);
+  apart_ = std::move(apart);
+  host_length_ = host.size();
 }
+
 
 std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
   auto to = std::make_shared<CachedObject>();
-  to->key = from.key;
-  to->host = from.host;
-  to->path = from.path;
+  to->set_key(from.key(), from.host(), from.path());
   to->variant = from.variant;
   to->vary_names = from.vary_names;
   to->status = from.status;
@@ -201,7 +195,9 @@ struct Store::Impl {
 
   struct Stripe {
     std::mutex mu;
-    std::unordered_map<std::string, std::vector<EntryPtr>, KeyHash, std::equal_to<>> map;
+    // By the key's hash: the entries (variants) of the keys with that hash, which is one key
+    // unless two collide. The key itself is the objects' own, not a copy.
+    std::unordered_map<size_t, std::vector<EntryPtr>> map;
     std::unordered_map<std::string, HitForPass> hfp;
     // Marks by age, for the bound; an entry whose seq no longer matches its mark is stale.
     std::deque<std::pair<std::string, uint64_t>> hfp_order;
@@ -419,7 +415,7 @@ struct Store::Impl {
       Stripe& s = stripe_for(e->key_hash);
       std::lock_guard lock(s.mu);
       if (!e->obj) continue;  // already removed (replaced or purged)
-      auto it = s.map.find(e->obj->key);
+      auto it = s.map.find(e->key_hash);
       if (it != s.map.end()) {
         std::erase(it->second, e);
         if (it->second.empty()) s.map.erase(it);
@@ -444,7 +440,7 @@ struct Store::Impl {
   // Removes one live entry from its stripe (whose mutex the caller holds); true if it was live.
   bool remove_entry_locked(Stripe& s, const EntryPtr& e) {
     if (!e->obj) return false;
-    auto it = s.map.find(e->obj->key);
+    auto it = s.map.find(e->key_hash);
     if (it != s.map.end()) {
       std::erase(it->second, e);
       if (it->second.empty()) s.map.erase(it);
@@ -458,7 +454,7 @@ struct Store::Impl {
     std::lock_guard lock(s.mu);
     size_t n = 0;
     if (soft) {
-      for (auto& [key, entries] : s.map) {
+      for (auto& [key_hash, entries] : s.map) {
         for (const EntryPtr& e : entries) {
           if (e->dead.load(std::memory_order_relaxed) || !match(*e->obj)) continue;
           e->obj->invalidated.store(true);
@@ -538,7 +534,7 @@ struct Store::Impl {
     size_t affected = 0;
     size_t examined = 0;
     std::vector<EntryPtr> removed;
-    std::vector<std::string> emptied;
+    std::vector<size_t> emptied;
     while (cursor.bucket < cursor.bucket_count) {
       for (auto it = s.map.begin(cursor.bucket); it != s.map.end(cursor.bucket); ++it) {
         std::erase_if(it->second, [&](const EntryPtr& e) {
@@ -551,7 +547,7 @@ struct Store::Impl {
         if (it->second.empty()) emptied.push_back(it->first);
       }
       // Erasing never rehashes: the cursor stays valid.
-      for (const std::string& key : emptied) s.map.erase(key);
+      for (size_t key_hash : emptied) s.map.erase(key_hash);
       emptied.clear();
       ++cursor.bucket;
       if (examined >= kSweepSliceEntries || std::chrono::steady_clock::now() - start >= kSweepSliceHold) break;
@@ -581,6 +577,48 @@ struct Store::Impl {
   }
 };
 
+namespace {
+
+uint64_t strings_memory(const std::vector<std::string>& strings) {
+  uint64_t bytes = http::heap_bytes(strings.capacity() * sizeof(std::string));
+  for (const std::string& s : strings) bytes += http::heap_bytes_of(s);
+  return bytes;
+}
+
+}  // namespace
+
+// What the heap holds for a stored object, as the heap counts it (http/heap.h): the object, the
+// store's entry and its places in the index and a FIFO, then what each part holds beside them.
+// A body or encoding shared with another object is counted with each.
+CachedObject::Charge CachedObject::charge_parts() const {
+  // The object, and the store's entry, index node (and its bucket), list of variants (one) and
+  // FIFO slot.
+  using Entry = Store::Impl::Entry;
+  using EntryPtr = Store::Impl::EntryPtr;
+  constexpr uint64_t kFixed = http::shared_object_bytes<CachedObject>() + http::shared_object_bytes<Entry>() +
+                              http::heap_bytes(sizeof(void*) + sizeof(std::pair<const size_t, std::vector<EntryPtr>>)) +
+                              sizeof(void*) + http::heap_bytes(sizeof(EntryPtr)) + sizeof(EntryPtr);
+  Charge charge;
+  charge.overhead = kFixed + http::heap_bytes_of(key_) + http::heap_bytes_of(variant);
+  if (apart_) charge.overhead += http::heap_bytes(sizeof(std::string)) + http::heap_bytes_of(*apart_);
+  charge.head = http::heap_bytes_of(reason) + headers.memory() + strings_memory(tags) + strings_memory(vary_names);
+  charge.body = attachment ? attachment->memory() : 0;
+  const auto body_memory = [&charge](const std::shared_ptr<const http::SharedBody>& b) {
+    if (!b) return;
+    charge.overhead += http::shared_object_bytes<http::SharedBody>();
+    charge.body += b->memory();
+  };
+  if (parts.empty()) {
+    body_memory(body);
+  } else {
+    charge.overhead += http::heap_bytes(parts.capacity() * sizeof(Part));
+    for (const Part& part : parts) body_memory(part.body);
+  }
+  charge.overhead += http::heap_bytes(encodings.capacity() * sizeof(Encoded));
+  for (const Encoded& encoded : encodings) body_memory(encoded.body);
+  return charge;
+}
+
 Store::Store(uint64_t memory, uint64_t max_object, uint32_t max_variants)
     : impl_(std::make_unique<Impl>(memory, max_object, max_variants)) {}
 Store::~Store() = default;
@@ -593,7 +631,7 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
   Impl::Stripe& s = im.stripe_for(key_hash);
   Lookup result;
   std::lock_guard lock(s.mu);
-  auto it = s.map.find(key);
+  auto it = s.map.find(key_hash);
   if (it != s.map.end()) {
     // Borrowed under the stripe's lock: no reference count is touched but the result's.
     const Impl::EntryPtr* found = nullptr;
@@ -601,7 +639,7 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
     const std::vector<std::string>* names = nullptr;
     std::optional<std::string> wanted;
     for (const Impl::EntryPtr& e : it->second) {
-      if (e->dead.load(std::memory_order_relaxed)) continue;
+      if (e->dead.load(std::memory_order_relaxed) || e->obj->key() != key) continue;
       if (!names || e->obj->vary_names != *names) {
         names = &e->obj->vary_names;
         std::optional<std::string> vary = vary_part_for(*e->obj, request_headers);
@@ -657,7 +695,7 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
   // Heads and keys are bounded far below 4 GB (the parser's and the key's limits).
   entry->head_charge = static_cast<uint32_t>(parts.head);
   entry->overhead_charge = static_cast<uint32_t>(parts.overhead);
-  entry->key_hash = hash_key(object->key);
+  entry->key_hash = hash_key(object->key());
 
   std::vector<Impl::EntryPtr> victims;
   {
@@ -667,7 +705,7 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
     if (current) {
       // Only in place of `current`, as it is now: with its bans and soft purge carried over, so
       // what befell the object meanwhile befalls its replacement.
-      auto found = s.map.find(object->key);
+      auto found = s.map.find(entry->key_hash);
       if (found == s.map.end()) return false;
       listed = &found->second;
       auto at = std::find_if(listed->begin(), listed->end(),
@@ -682,22 +720,27 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
       entry->bans_checked = object->ban_epoch;
     }
     entry->obj = std::move(object);
-    std::vector<Impl::EntryPtr>& entries = listed ? *listed : s.map[entry->obj->key];
+    std::vector<Impl::EntryPtr>& entries = listed ? *listed : s.map[entry->key_hash];
+    const std::string& key = entry->obj->key();
     Impl::EntryPtr old;
-    auto same = std::find_if(entries.begin(), entries.end(),
-                             [&](const Impl::EntryPtr& e) { return e->obj->variant == entry->obj->variant; });
+    auto same = std::find_if(entries.begin(), entries.end(), [&](const Impl::EntryPtr& e) {
+      return e->obj->variant == entry->obj->variant && e->obj->key() == key;
+    });
     Impl::EntryPtr pushed_out;
     if (same != entries.end()) {
       old = std::exchange(*same, entry);
     } else {
       entries.push_back(entry);
-      if (entries.size() > im.max_variants.load(std::memory_order_relaxed)) {
+      const auto others = entries.end() - 1;
+      const auto of_key = [&](const Impl::EntryPtr& e) { return e->obj->key() == key; };
+      if (static_cast<size_t>(std::count_if(entries.begin(), others, of_key)) >=
+          im.max_variants.load(std::memory_order_relaxed)) {
         // Oldest first: a dead one awaiting removal, else one nobody read, else the oldest.
-        const auto others = entries.end() - 1;
-        auto victim = std::find_if(entries.begin(), others, [](const Impl::EntryPtr& e) {
-          return e->dead.load(std::memory_order_relaxed) || e->freq.load(std::memory_order_relaxed) == 0;
+        auto victim = std::find_if(entries.begin(), others, [&](const Impl::EntryPtr& e) {
+          return of_key(e) &&
+                 (e->dead.load(std::memory_order_relaxed) || e->freq.load(std::memory_order_relaxed) == 0);
         });
-        if (victim == others) victim = entries.begin();
+        if (victim == others) victim = std::find_if(entries.begin(), others, of_key);
         pushed_out = *victim;
         entries.erase(victim);
       }
@@ -705,7 +748,7 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
     if (pushed_out && im.release_removed_locked({pushed_out}) == 1)
       im.variants_replaced.fetch_add(1, std::memory_order_relaxed);
     im.index_tags(entry, old);
-    if (!s.hfp.empty()) im.hfp_clear_locked(s, entry->obj->key);
+    if (!s.hfp.empty()) im.hfp_clear_locked(s, entry->obj->key());
     {
       std::lock_guard ev_lock(im.ev.mu);  // stripe -> eviction
       auto& ev = im.ev;
@@ -777,21 +820,25 @@ void Store::mark_hit_for_pass(std::string_view key, Seconds until, Seconds now) 
 size_t Store::purge(std::string_view key, bool soft) {
   Impl& im = *impl_;
   Impl::Stripe& s = im.stripe_for(hash_key(key));
-  const std::string k(key);
   size_t n = 0;
   {
     std::lock_guard lock(s.mu);
-    auto it = s.map.find(k);
+    auto it = s.map.find(hash_key(key));
     if (it == s.map.end()) return 0;
     if (soft) {
       for (const Impl::EntryPtr& e : it->second) {
-        if (e->dead.load(std::memory_order_relaxed)) continue;
+        if (e->dead.load(std::memory_order_relaxed) || e->obj->key() != key) continue;
         e->obj->invalidated.store(true);
         ++n;
       }
     } else {
-      std::vector<Impl::EntryPtr> removed = std::move(it->second);
-      s.map.erase(it);
+      std::vector<Impl::EntryPtr> removed;
+      std::erase_if(it->second, [&](const Impl::EntryPtr& e) {
+        if (e->obj->key() != key) return false;
+        removed.push_back(e);
+        return true;
+      });
+      if (it->second.empty()) s.map.erase(it);
       n = im.release_removed_locked(removed);
     }
   }

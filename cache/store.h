@@ -71,9 +71,15 @@ struct Attachment {
 };
 
 struct CachedObject {
-  std::string key;      // cache_key(host, target)
-  std::string host;     // the key's host part (lower case, no port): bans and per-host stats
-  std::string path;     // the rest of the key (normalised path, "?" and query): bans
+  // The key (cache_key(host, target), or a static asset's key), the host it was stored for (lower
+  // case, no port: bans and per-host figures) and the path (normalised path, "?" and query:
+  // bans), set together. A key of cache_key's form is the host followed by the path, and holds
+  // both: only a key of another form keeps them apart.
+  void set_key(std::string_view key, std::string_view host, std::string_view path);
+  const std::string& key() const { return key_; }
+  std::string_view host() const { return names().substr(0, host_length_); }
+  std::string_view path() const { return names().substr(host_length_); }
+
   // Which variant of the key this is: the vary_key of the request that fetched it (over
   // vary_names), then, when the route has key_scheme or key_cookies, "\x1f" and the key-extra
   // string (the scheme, the key cookies' values).
@@ -127,6 +133,12 @@ struct CachedObject {
   };
   Charge charge_parts() const;
   uint64_t charge() const { return charge_parts().total(); }
+
+ private:
+  std::string_view names() const { return apart_ ? std::string_view(*apart_) : std::string_view(key_); }
+  std::string key_;
+  std::unique_ptr<std::string> apart_;  // host then path, when the key is not the two together
+  size_t host_length_ = 0;
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
 
@@ -241,6 +253,7 @@ class Store {
   StoreStats stats() const;
 
  private:
+  friend struct CachedObject;  // its charge counts the store's bookkeeping for it
   struct Impl;
   bool insert_replacing(std::shared_ptr<CachedObject> object, const CachedObject* current);
   std::unique_ptr<Impl> impl_;

@@ -217,7 +217,7 @@ void append_directive(std::string& out, std::string_view text) {
   out.append(text);
 }
 
-void append_seconds(std::string& out, std::string_view name, const std::optional<Seconds>& value) {
+void append_seconds(std::string& out, std::string_view name, MaybeSeconds value) {
   if (!value) return;
   append_directive(out, name);
   out.push_back('=');
@@ -234,7 +234,7 @@ std::optional<CacheControl> parse_targeted_field(const http::Headers& headers, s
   const std::optional<std::string> value = joined_field(headers, name);
   if (!value) return std::nullopt;
   CacheControl cc;
-  auto seconds = [](const Item& item, std::optional<Seconds>& out) {
+  auto seconds = [](const Item& item, MaybeSeconds& out) {
     if (item.kind == Item::kInteger && item.integer >= 0) out = item.integer;
   };
   auto flag = [](const Item& item, bool& out) {

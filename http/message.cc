@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "http/heap.h"
+
 namespace edge::http {
 
 namespace {
@@ -139,6 +141,8 @@ bool is_hop_by_hop(FieldId id) {
       return false;
   }
 }
+
+uint64_t Headers::memory() const { return heap_bytes_of(arena_) + heap_bytes(fields_.capacity() * sizeof(Field)); }
 
 void Headers::add(std::string_view name, std::string_view value) {
   begin_field();

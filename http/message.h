@@ -88,6 +88,8 @@ class Headers {
   void append_value(std::string_view piece);
   void end_field();  // trims the value's surrounding white space
   size_t arena_bytes() const { return arena_.size(); }
+  // The heap the fields hold (http/heap.h): their text and their table.
+  uint64_t memory() const;
   // Gives back what growing left unused: for heads that are kept (a stored object's).
   void shrink_to_fit() {
     arena_.shrink_to_fit();

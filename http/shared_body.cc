@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "http/body_arena.h"
+#include "http/heap.h"
 
 namespace edge::http {
 
@@ -17,12 +19,24 @@ SharedBody::SharedBody(uint64_t expected) {
 }
 
 SharedBody::~SharedBody() {
-  for (const Block& block : blocks_) {
-    if (block.in_arena)
-      BodyArena::shared().release(block.data, block.capacity);
+  for (size_t i = 0; i < block_count(); ++i) {
+    const Block& b = block(i);
+    if (b.in_arena)
+      BodyArena::shared().release(b.data, b.capacity);
     else
-      delete[] block.data;
+      delete[] b.data;
   }
+}
+
+uint64_t SharedBody::memory() const {
+  uint64_t bytes = heap_bytes(more_.capacity() * sizeof(Block));
+  for (size_t i = 0; i < block_count(); ++i) bytes += block(i).in_arena ? block(i).capacity : heap_bytes(block(i).capacity);
+  return bytes;
+}
+
+void SharedBody::lock() const {
+  // Held for a push or a scan of a few blocks: spinning is shorter than sleeping.
+  while (locked_.test_and_set(std::memory_order_acquire)) std::this_thread::yield();
 }
 
 void SharedBody::add_block(uint64_t capacity) {
@@ -30,8 +44,16 @@ void SharedBody::add_block(uint64_t capacity) {
   if (capacity >= BodyArena::kMinBlock) data = BodyArena::shared().allocate(capacity);
   const bool in_arena = data != nullptr;
   if (!data) data = new char[capacity];
-  std::lock_guard lock(mutex_);
-  blocks_.push_back(Block{data, capacity_, capacity, in_arena});
+  const Block added{data, capacity_, capacity, in_arena};
+  if (!first_.data) {
+    // Readers look at no block before size() says a byte is there, and the size is published
+    // (release) after this.
+    first_ = added;
+  } else {
+    lock();
+    more_.push_back(added);
+    unlock();
+  }
   capacity_ += capacity;
 }
 
@@ -48,13 +70,13 @@ void SharedBody::append(std::string_view bytes) {
     if (size == capacity_) {
       // A body longer than announced, or of unknown length: blocks double up to a bound, so a
       // large body costs few allocations and little slack.
-      uint64_t grow = blocks_.empty() ? kFirstBlock : std::min(kLargestBlock, blocks_.back().capacity * 2);
+      uint64_t grow = first_.data ? std::min(kLargestBlock, last_block().capacity * 2) : kFirstBlock;
       grow = std::max<uint64_t>(grow, std::min<uint64_t>(bytes.size(), kLargestBlock));
       add_block(grow);
     }
-    // Only the producer touches blocks_.back() and the bytes past size_, so this needs no lock:
+    // Only the producer touches the last block and the bytes past size_, so this needs no lock:
     // readers never look past the published size.
-    Block& block = blocks_.back();
+    Block& block = last_block();
     const uint64_t room = block.start + block.capacity - size;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(room, bytes.size()));
     std::memcpy(block.data + (size - block.start), bytes.data(), n);
@@ -73,19 +95,20 @@ int SharedBody::peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, s
   const uint64_t available = size();
   if (offset >= available) return 0;
   const uint64_t end = offset + std::min<uint64_t>(available - offset, max_bytes);  // max_bytes may be SIZE_MAX
-  std::unique_lock lock(mutex_, std::defer_lock);
-  if (!done) lock.lock();  // blocks_ may still grow; a complete body's never does
+  if (!done) lock();  // more_ may still grow; a complete body's never does
   // The block holding `offset`: blocks are few (one when the size was known), so a scan is fine.
+  const size_t blocks = block_count();
   size_t i = 0;
-  while (i + 1 < blocks_.size() && blocks_[i + 1].start <= offset) ++i;
+  while (i + 1 < blocks && block(i + 1).start <= offset) ++i;
   int count = 0;
-  while (count < max && offset < end && i < blocks_.size()) {
-    const Block& block = blocks_[i];
-    const uint64_t block_end = std::min(end, block.start + block.capacity);
-    out[count++] = IoSlice{block.data + (offset - block.start), static_cast<size_t>(block_end - offset)};
+  while (count < max && offset < end && i < blocks) {
+    const Block& b = block(i);
+    const uint64_t block_end = std::min(end, b.start + b.capacity);
+    out[count++] = IoSlice{b.data + (offset - b.start), static_cast<size_t>(block_end - offset)};
     offset = block_end;
     ++i;
   }
+  if (!done) unlock();
   return count;
 }
 

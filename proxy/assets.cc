@@ -504,9 +504,7 @@ FileRead read_file(const std::string& path, uint64_t limit) {
 std::string make_record(const Target& target, const std::string& key, const std::string& path,
                         std::string_view relative, const FileRead& file, cache::Seconds max_age, cache::Seconds now) {
   cache::CachedObject object;
-  object.key = key;
-  object.host = target.host;
-  object.path = path;
+  object.set_key(key, target.host, path);
   object.status = 200;
   object.reason = "OK";
   object.headers.add("Content-Type", http::content_type_for_path(relative));

@@ -108,9 +108,8 @@ std::shared_ptr<cache::CachedObject> new_object(const Fill::Params& params, cons
                                                 cache::Seconds now) {
   const cache::StoreOptions options = store_options(*params.policy, params.generation->config.cache);
   auto object = std::make_shared<cache::CachedObject>();
-  object->key = params.key;
-  object->host = params.host;
-  object->path = params.key.substr(std::min(params.host.size(), params.key.size()));
+  const std::string_view key = params.key;
+  object->set_key(key, params.host, key.substr(std::min(params.host.size(), key.size())));
   object->vary_names = vary_names(head.headers);
   const std::optional<std::string> vary_part = cache::vary_key(head.headers, params.request.headers);
   object->variant = cache::Store::variant_string(vary_part.value_or(""), params.variant_extra);
@@ -204,7 +203,7 @@ void Fill::on_tier_found(Tier::Found found) {
     const http::Headers& request = params_.request.headers;
     // Keys are hashed when long: the record says whose it is. A static key is the route's
     // choice, whatever wrote it.
-    if (!params_.static_route && object->key != params_.key) object.reset();
+    if (!params_.static_route && object->key() != params_.key) object.reset();
     if (object && !params_.static_route && !cache::Store::variant_matches(*object, request, params_.variant_extra)) {
       // The URL's key holds its latest variant; each variant also has a key of its own.
       const std::optional<std::string> vary_part = cache::vary_key(object->headers, request);
@@ -391,9 +390,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     // The stored response is still good: its head is refreshed, its body kept (RFC 9111 4.3.4).
     auto object = std::make_shared<cache::CachedObject>();
     const cache::CachedObject& stale = *params_.stale;
-    object->key = stale.key;
-    object->host = stale.host;
-    object->path = stale.path;
+    object->set_key(stale.key(), stale.host(), stale.path());
     object->variant = stale.variant;
     object->vary_names = stale.vary_names;
     object->status = stale.status;

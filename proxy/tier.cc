@@ -226,8 +226,7 @@ bool Tier::lookup(Lookup lookup, Post post, FoundCallback done) {
       }
       auto object = std::make_shared<cache::CachedObject>();
       const Seconds now = wall_now();
-      object->key = lookup.key;
-      object->path = lookup.path;
+      object->set_key(lookup.key, "", lookup.path);
       object->status = 200;
       object->reason = "OK";
       object->headers.add("Content-Type", http::content_type_for_path(lookup.path));

@@ -33,9 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Matching (prefixes, regexes that did not compile, RE2 searches) must not throw either.
   static CachedObject* object = [] {
     auto* o = new CachedObject;
-    o->host = "www.example.com";
-    o->path = "/img/a-1.png?v=2";
-    o->key = o->host + o->path;
+    o->set_key("www.example.com/img/a-1.png?v=2", "www.example.com", "/img/a-1.png?v=2");
     o->tags = {"t", "-", "a b"};
     return o;
   }();

@@ -151,9 +151,9 @@ TEST_CASE("assets: a tree is stored under the route's keys, as records the proxy
   MemcachedPool pool(MemcachedConfig{{server.address()}, 2s});
   DecodedRecord css = get_record(pool, "a.test/static/css/site.css");
   const CachedObject& object = *css.object;
-  CHECK(object.key == "a.test/static/css/site.css");
-  CHECK(object.host == "a.test");
-  CHECK(object.path == "/static/css/site.css");
+  CHECK(object.key() == "a.test/static/css/site.css");
+  CHECK(object.host() == "a.test");
+  CHECK(object.path() == "/static/css/site.css");
   CHECK(object.variant.empty());
   CHECK(object.status == 200);
   CHECK(object.reason == "OK");
@@ -184,7 +184,7 @@ TEST_CASE("assets: a tree is stored under the route's keys, as records the proxy
   CHECK(header(*png.object, "ETag") != header(object, "ETag"));
 
   DecodedRecord spaced = get_record(pool, "a.test/static/docs/a%20b.txt");
-  CHECK(spaced.object->path == "/static/docs/a%20b.txt");
+  CHECK(spaced.object->path() == "/static/docs/a%20b.txt");
   CHECK(spaced.object->body->to_string() == "spaced");
   CHECK(header(*spaced.object, "Content-Type") == "text/plain; charset=utf-8");
   CHECK(get_record(pool, "a.test/static/js/deep/er/app.js").object->body->to_string() == "let x = 1;\n");
@@ -207,7 +207,7 @@ TEST_CASE("assets: a tree is stored under the route's keys, as records the proxy
     DecodedRecord week = get_record(pool, "www.a.test/static/css/site.css");
     CHECK(header(*week.object, "Cache-Control") == "max-age=604800");
     CHECK(week.object->lifetime == 604800);
-    CHECK(week.object->host == "www.a.test");
+    CHECK(week.object->host() == "www.a.test");
     CHECK(header(*week.object, "ETag") == header(object, "ETag"));  // same content, same validator
   }
 }
@@ -235,7 +235,7 @@ TEST_CASE("assets: the host entry and {host} are chosen or asked for") {
   Run other = run_assets({"--config", config, "--route", "/static/", "--host", "other.test", files.path()});
   INFO(other.output);
   CHECK(other.code == 0);
-  CHECK(get_record(pool, "other.test/static/x.css").object->host == "other.test");
+  CHECK(get_record(pool, "other.test/static/x.css").object->host() == "other.test");
   CHECK(header(*get_record(pool, "other.test/static/x.css").object, "Cache-Control") == "max-age=86400");
 
   Run missing = run_assets({"--config", config, "--route", "/shared/", "--host", "a.test", files.path()});
@@ -247,7 +247,7 @@ TEST_CASE("assets: the host entry and {host} are chosen or asked for") {
   INFO(shared.output);
   CHECK(shared.code == 0);
   CHECK(contains(shared.output, "1 files stored (1 bytes) under /shared/ for host (any) in memcached"));
-  CHECK(get_record(pool, "shared/shared/x.css").object->host.empty());
+  CHECK(get_record(pool, "shared/shared/x.css").object->host().empty());
 
   TempDir only_star;
   const std::string star_config = only_star.write(

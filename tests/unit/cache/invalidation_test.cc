@@ -52,9 +52,7 @@ InvalidationLog parsed(Seconds created, const std::vector<Invalidation>& entries
 // On the heap: a CachedObject cannot be moved (its atomic flag).
 std::unique_ptr<CachedObject> object(std::string host, std::string path, std::vector<std::string> tags = {}) {
   auto o = std::make_unique<CachedObject>();
-  o->host = std::move(host);
-  o->path = std::move(path);
-  o->key = o->host + o->path;
+  o->set_key(host + path, host, path);
   o->tags = std::move(tags);
   return o;
 }

@@ -10,9 +10,7 @@ using namespace edge::cache;
 namespace {
 
 CachedObject& sample(CachedObject& o) {
-  o.key = "www.example.com/books/1?lang=en";
-  o.host = "www.example.com";
-  o.path = "/books/1?lang=en";
+  o.set_key("www.example.com/books/1?lang=en", "www.example.com", "/books/1?lang=en");
   o.variant = "gzip";
   o.vary_names = {"accept-encoding"};
   o.status = 203;
@@ -39,9 +37,9 @@ TEST_CASE("record: a round trip keeps every stored field") {
   REQUIRE(decoded);
   CHECK(decoded->stored_at == 1003);
   const CachedObject& o = *decoded->object;
-  CHECK(o.key == original.key);
-  CHECK(o.host == original.host);
-  CHECK(o.path == original.path);
+  CHECK(o.key() == original.key());
+  CHECK(o.host() == original.host());
+  CHECK(o.path() == original.path());
   CHECK(o.variant == "gzip");
   CHECK(o.vary_names == original.vary_names);
   CHECK(o.status == 203);

@@ -63,9 +63,7 @@ std::string ok(std::string_view cache_control, std::string_view body, std::strin
 
 cache::ObjectRef stale_object(const std::string& path, std::string_view body) {
   auto object = std::make_shared<cache::CachedObject>();
-  object->key = cache::cache_key("test.example", path);
-  object->host = "test.example";
-  object->path = path;
+  object->set_key(cache::cache_key("test.example", path), "test.example", path);
   object->status = 200;
   object->reason = "OK";
   object->headers.add("ETag", "\"v1\"");
