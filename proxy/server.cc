@@ -529,6 +529,11 @@ void Server::begin_drain(const char* signal_name) {
   for (size_t i = 0; i < workers_.size(); ++i) {
     workers_[i]->request_drain([this, i] {
       drained_[i].store(true, std::memory_order_release);
+      // uv_async_send() skips the wake-up when it reads the handle as pending, and that read is
+      // not fenced: without this fence the flag could still sit in this core's store buffer
+      // while the main loop's callback, already under way for another worker, reads it. The
+      // worker would then never be stopped (seen: a stop that waited for shutdown_timeout).
+      std::atomic_thread_fence(std::memory_order_seq_cst);
       uv_async_send(&drained_async_);
     });
   }

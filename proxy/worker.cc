@@ -262,11 +262,13 @@ void Worker::run() {
 void Worker::request_drain(std::function<void()> on_drained) {
   on_drained_ = std::move(on_drained);
   drain_requested_.store(true, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see Server::begin_drain
   uv_async_send(&stop_async_);
 }
 
 void Worker::request_stop() {
   stop_requested_.store(true, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see Server::begin_drain
   uv_async_send(&stop_async_);
 }
 
