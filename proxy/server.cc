@@ -540,8 +540,19 @@ void Server::begin_drain(const char* signal_name) {
   uv_timer_start(
       &shutdown_timer_,
       [](uv_timer_t* timer) noexcept {
-        edge::log::warn("edge: shutdown_timeout passed: closing the connections left");
-        static_cast<Server*>(timer->data)->stop_workers(true);
+        auto* server = static_cast<Server*>(timer->data);
+        // Which workers held up the stop, and with how many client connections: a worker with
+        // none left that was never stopped is a lost message, not a slow client.
+        std::string left;
+        for (size_t i = 0; i < server->workers_.size(); ++i) {
+          if (server->stop_sent_[i]) continue;
+          if (!left.empty()) left += ", ";
+          left += "worker " + std::to_string(i) + ": connections " +
+                  std::to_string(server->workers_[i]->stats().client_connections.load(std::memory_order_relaxed)) +
+                  (server->drained_[i].load(std::memory_order_acquire) ? ", drained" : "");
+        }
+        edge::log::warn("edge: shutdown_timeout passed: closing the connections left (%s)", left.c_str());
+        server->stop_workers(true);
       },
       static_cast<uint64_t>(shared_->generation->config.shutdown_timeout.count()), 0);
 }
