@@ -151,7 +151,6 @@ void CachedObject::set_key(std::string_view key, std::string_view host, std::str
   host_length_ = host.size();
 }
 
-
 std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
   auto to = std::make_shared<CachedObject>();
   to->set_key(from.key(), from.host(), from.path());
