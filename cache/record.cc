@@ -87,10 +87,12 @@ void write_list(Writer& w, const std::vector<std::string>& items) {
   for (const std::string& item : items) w.str(item);
 }
 
-bool read_list(Reader& r, std::vector<std::string>& out) {
+bool read_list(Reader& r, SparseVector<std::string>& out) {
   uint32_t n = r.count(4);
-  out.reserve(n);
-  for (uint32_t i = 0; i < n && r.ok(); ++i) out.emplace_back(r.str());
+  std::vector<std::string> list;
+  list.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) list.emplace_back(r.str());
+  out = std::move(list);
   return r.ok();
 }
 

@@ -137,18 +137,18 @@ std::string Store::variant_string(std::string_view vary_part, std::string_view e
 }
 
 void CachedObject::set_key(std::string_view key, std::string_view host, std::string_view path) {
-  // Built before anything is replaced (the views may be this object's own), and swapped in, so
-  // that a shorter key gives back the longer one's chunk.
-  std::string new_key(key);
-  std::unique_ptr<std::string> apart;
+  // Built before anything is replaced: the views may be this object's own.
+  PackedString new_key(key);
+  PackedString apart;
   if (key.size() != host.size() + path.size() || !key.starts_with(host) || !key.ends_with(path)) {
-    apart = std::make_unique<std::string>();
-    apart->reserve(host.size() + path.size());
-    apart->append(host).append(path);
+    std::string names;
+    names.reserve(host.size() + path.size());
+    names.append(host).append(path);
+    apart = names;
   }
-  key_.swap(new_key);
+  key_ = std::move(new_key);
   apart_ = std::move(apart);
-  host_length_ = host.size();
+  host_length_ = static_cast<uint32_t>(host.size());
 }
 
 std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
@@ -187,6 +187,46 @@ struct Store::Impl {
   };
   using EntryPtr = std::shared_ptr<Entry>;
 
+  // The entries of one key hash, oldest first: nearly always one, kept without a vector's block.
+  class Variants {
+   public:
+    EntryPtr* begin() { return many_ ? many_->data() : &one_; }
+    EntryPtr* end() { return many_ ? many_->data() + many_->size() : &one_ + (one_ ? 1 : 0); }
+    bool empty() const { return many_ ? many_->empty() : !one_; }
+    void push_back(EntryPtr e) {
+      if (!many_ && !one_) {
+        one_ = std::move(e);
+        return;
+      }
+      if (!many_) {
+        many_ = std::make_unique<std::vector<EntryPtr>>();
+        many_->push_back(std::move(one_));
+      }
+      many_->push_back(std::move(e));
+    }
+    void erase(EntryPtr* at) {
+      if (!many_) {
+        one_.reset();
+        return;
+      }
+      many_->erase(many_->begin() + (at - many_->data()));
+      if (many_->empty()) many_.reset();
+    }
+    template <typename Pred>
+    void erase_if(Pred&& pred) {
+      if (many_) {
+        std::erase_if(*many_, pred);
+        if (many_->empty()) many_.reset();
+      } else if (one_ && pred(one_)) {
+        one_.reset();
+      }
+    }
+
+   private:
+    EntryPtr one_;  // the only entry, while there is no `many_`
+    std::unique_ptr<std::vector<EntryPtr>> many_;
+  };
+
   struct HitForPass {
     Seconds until;
     uint64_t seq;  // which entry of `order` is this mark's
@@ -196,7 +236,7 @@ struct Store::Impl {
     std::mutex mu;
     // By the key's hash: the entries (variants) of the keys with that hash, which is one key
     // unless two collide. The key itself is the objects' own, not a copy.
-    std::unordered_map<size_t, std::vector<EntryPtr>> map;
+    std::unordered_map<size_t, Variants> map;
     std::unordered_map<std::string, HitForPass> hfp;
     // Marks by age, for the bound; an entry whose seq no longer matches its mark is stale.
     std::deque<std::pair<std::string, uint64_t>> hfp_order;
@@ -416,7 +456,7 @@ struct Store::Impl {
       if (!e->obj) continue;  // already removed (replaced or purged)
       auto it = s.map.find(e->key_hash);
       if (it != s.map.end()) {
-        std::erase(it->second, e);
+        it->second.erase_if([&](const EntryPtr& listed) { return listed == e; });
         if (it->second.empty()) s.map.erase(it);
       }
       detach_locked(e);
@@ -441,7 +481,7 @@ struct Store::Impl {
     if (!e->obj) return false;
     auto it = s.map.find(e->key_hash);
     if (it != s.map.end()) {
-      std::erase(it->second, e);
+      it->second.erase_if([&](const EntryPtr& listed) { return listed == e; });
       if (it->second.empty()) s.map.erase(it);
     }
     return release_removed_locked({e}) == 1;
@@ -465,7 +505,7 @@ struct Store::Impl {
     std::vector<EntryPtr> removed;
     for (auto it = s.map.begin(); it != s.map.end();) {
       auto& entries = it->second;
-      std::erase_if(entries, [&](const EntryPtr& e) {
+      entries.erase_if([&](const EntryPtr& e) {
         // Dead entries still here are evicted ones awaiting removal: drop them too.
         if (!e->dead.load(std::memory_order_relaxed) && !match(*e->obj)) return false;
         removed.push_back(e);
@@ -536,7 +576,7 @@ struct Store::Impl {
     std::vector<size_t> emptied;
     while (cursor.bucket < cursor.bucket_count) {
       for (auto it = s.map.begin(cursor.bucket); it != s.map.end(cursor.bucket); ++it) {
-        std::erase_if(it->second, [&](const EntryPtr& e) {
+        it->second.erase_if([&](const EntryPtr& e) {
           ++examined;
           if (e->dead.load(std::memory_order_relaxed)) return false;  // eviction removes it
           if (apply_bans_locked(*e, list, affected) == BanVerdict::kKeep) return false;
@@ -578,8 +618,8 @@ struct Store::Impl {
 
 namespace {
 
-uint64_t strings_memory(const std::vector<std::string>& strings) {
-  uint64_t bytes = http::heap_bytes(strings.capacity() * sizeof(std::string));
+uint64_t strings_memory(const SparseVector<std::string>& strings) {
+  uint64_t bytes = strings.memory();
   for (const std::string& s : strings) bytes += http::heap_bytes_of(s);
   return bytes;
 }
@@ -590,17 +630,16 @@ uint64_t strings_memory(const std::vector<std::string>& strings) {
 // store's entry and its places in the index and a FIFO, then what each part holds beside them.
 // A body or encoding shared with another object is counted with each.
 CachedObject::Charge CachedObject::charge_parts() const {
-  // The object, and the store's entry, index node (and its bucket), list of variants (one) and
-  // FIFO slot.
+  // The object, and the store's entry, index node (and its bucket) and FIFO slot. (A key with
+  // several variants also holds a vector of their entries: 16 bytes each, not counted.)
   using Entry = Store::Impl::Entry;
   using EntryPtr = Store::Impl::EntryPtr;
   constexpr uint64_t kFixed = http::shared_object_bytes<CachedObject>() + http::shared_object_bytes<Entry>() +
-                              http::heap_bytes(sizeof(void*) + sizeof(std::pair<const size_t, std::vector<EntryPtr>>)) +
-                              sizeof(void*) + http::heap_bytes(sizeof(EntryPtr)) + sizeof(EntryPtr);
+                              http::heap_bytes(sizeof(void*) + sizeof(std::pair<const size_t, Store::Impl::Variants>)) +
+                              sizeof(void*) + sizeof(EntryPtr);
   Charge charge;
-  charge.overhead = kFixed + http::heap_bytes_of(key_) + http::heap_bytes_of(variant);
-  if (apart_) charge.overhead += http::heap_bytes(sizeof(std::string)) + http::heap_bytes_of(*apart_);
-  charge.head = http::heap_bytes_of(reason) + headers.memory() + strings_memory(tags) + strings_memory(vary_names);
+  charge.overhead = kFixed + key_.memory() + apart_.memory() + variant.memory();
+  charge.head = reason.memory() + headers.memory() + strings_memory(tags) + strings_memory(vary_names);
   charge.body = attachment ? attachment->memory() : 0;
   const auto body_memory = [&charge](const std::shared_ptr<const http::SharedBody>& b) {
     if (!b) return;
@@ -610,10 +649,10 @@ CachedObject::Charge CachedObject::charge_parts() const {
   if (parts.empty()) {
     body_memory(body);
   } else {
-    charge.overhead += http::heap_bytes(parts.capacity() * sizeof(Part));
+    charge.overhead += parts.memory();
     for (const Part& part : parts) body_memory(part.body);
   }
-  charge.overhead += http::heap_bytes(encodings.capacity() * sizeof(Encoded));
+  charge.overhead += encodings.memory();
   for (const Encoded& encoded : encodings) body_memory(encoded.body);
   return charge;
 }
@@ -640,7 +679,7 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
     for (const Impl::EntryPtr& e : it->second) {
       if (e->dead.load(std::memory_order_relaxed) || e->obj->key() != key) continue;
       if (!names || e->obj->vary_names != *names) {
-        names = &e->obj->vary_names;
+        names = &e->obj->vary_names.get();
         std::optional<std::string> vary = vary_part_for(*e->obj, request_headers);
         wanted = vary ? std::optional(variant_string(*vary, variant_extra)) : std::nullopt;
       }
@@ -700,7 +739,7 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
   {
     Impl::Stripe& s = im.stripe_for(entry->key_hash);
     std::lock_guard lock(s.mu);
-    std::vector<Impl::EntryPtr>* listed = nullptr;
+    Impl::Variants* listed = nullptr;
     if (current) {
       // Only in place of `current`, as it is now: with its bans and soft purge carried over, so
       // what befell the object meanwhile befalls its replacement.
@@ -719,8 +758,8 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
       entry->bans_checked = object->ban_epoch;
     }
     entry->obj = std::move(object);
-    std::vector<Impl::EntryPtr>& entries = listed ? *listed : s.map[entry->key_hash];
-    const std::string& key = entry->obj->key();
+    Impl::Variants& entries = listed ? *listed : s.map[entry->key_hash];
+    const std::string_view key = entry->obj->key();
     Impl::EntryPtr old;
     auto same = std::find_if(entries.begin(), entries.end(), [&](const Impl::EntryPtr& e) {
       return e->obj->variant == entry->obj->variant && e->obj->key() == key;
@@ -747,7 +786,7 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
     if (pushed_out && im.release_removed_locked({pushed_out}) == 1)
       im.variants_replaced.fetch_add(1, std::memory_order_relaxed);
     im.index_tags(entry, old);
-    if (!s.hfp.empty()) im.hfp_clear_locked(s, entry->obj->key());
+    if (!s.hfp.empty()) im.hfp_clear_locked(s, std::string(entry->obj->key()));
     {
       std::lock_guard ev_lock(im.ev.mu);  // stripe -> eviction
       auto& ev = im.ev;
@@ -832,7 +871,7 @@ size_t Store::purge(std::string_view key, bool soft) {
       }
     } else {
       std::vector<Impl::EntryPtr> removed;
-      std::erase_if(it->second, [&](const Impl::EntryPtr& e) {
+      it->second.erase_if([&](const Impl::EntryPtr& e) {
         if (e->obj->key() != key) return false;
         removed.push_back(e);
         return true;

@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "cache/ban_regex.h"
+#include "cache/compact.h"
 #include "compress/coding.h"
 #include "cache/partial.h"
 #include "cache/policy.h"
@@ -76,23 +77,31 @@ struct CachedObject {
   // bans), set together. A key of cache_key's form is the host followed by the path, and holds
   // both: only a key of another form keeps them apart.
   void set_key(std::string_view key, std::string_view host, std::string_view path);
-  const std::string& key() const { return key_; }
+  std::string_view key() const { return key_; }
   std::string_view host() const { return names().substr(0, host_length_); }
   std::string_view path() const { return names().substr(host_length_); }
+
+  // The fields below are laid out for size (cache/compact.h): a store holds many objects, and
+  // most of their lists are empty.
 
   // Which variant of the key this is: the vary_key of the request that fetched it (over
   // vary_names), then, when the route has key_scheme or key_cookies, "\x1f" and the key-extra
   // string (the scheme, the key cookies' values).
-  std::string variant;
-  std::vector<std::string> vary_names;  // lower-case names from the response's Vary, sorted
+  PackedString variant;
+  SparseVector<std::string> vary_names;  // lower-case names from the response's Vary, sorted
   int status = 200;
-  std::string reason;
+  // `body` was decoded from the coding the backend applied (kept among the encodings): its
+  // strong ETag is sent weak, since the bytes are not the origin's.
+  bool decoded = false;
+  // Set by a soft purge or soft ban: the object stays, but is treated as stale from then on.
+  mutable std::atomic<bool> invalidated{false};
+  PackedString reason;    // empty: the status's standard phrase
   http::Headers headers;  // as stored: hop-by-hop fields already removed
   std::shared_ptr<const http::SharedBody> body;  // never null in the store; shared by deliveries
   // A partial object (cache/partial.h): the parts it holds, sorted, of a representation of
   // `complete_length` bytes; `body` is then the newest part's (also among the parts) and stands
   // for nothing more. Empty for a complete object.
-  std::vector<Part> parts;
+  SparseVector<Part> parts;
   uint64_t complete_length = 0;
   // The body in other content codings (compress/), each whole and complete, made once when the
   // object was stored; `body` is always the identity one. Empty when the route compresses
@@ -100,11 +109,9 @@ struct CachedObject {
   struct Encoded {
     compress::Coding coding;
     std::shared_ptr<const http::SharedBody> body;
+    bool operator==(const Encoded&) const = default;
   };
-  std::vector<Encoded> encodings;
-  // `body` was decoded from the coding the backend applied (kept among the encodings): its
-  // strong ETag is sent weak, since the bytes are not the origin's.
-  bool decoded = false;
+  SparseVector<Encoded> encodings;
   const http::SharedBody* encoded(compress::Coding coding) const {
     for (const Encoded& e : encodings)
       if (e.coding == coding) return e.body.get();
@@ -115,11 +122,9 @@ struct CachedObject {
   Seconds lifetime = 0;
   Seconds grace = 0;              // the route's grace when it was stored
   CacheControl cc;                // the response's directives
-  std::vector<std::string> tags;  // Surrogate-Key / xkey values
+  SparseVector<std::string> tags;  // Surrogate-Key / xkey values
   uint64_t ban_epoch = 0;         // set by insert(): bans after this one apply to the object
   std::shared_ptr<const Attachment> attachment;  // null unless a module compiled one
-  // Set by a soft purge or soft ban: the object stays, but is treated as stale from then on.
-  mutable std::atomic<bool> invalidated{false};
 
   // Bytes counted against the store's memory, by part: the head (reason, fields, Vary names,
   // tags), the body (every coding of it, the parts of a partial one, what a module derived from
@@ -135,10 +140,10 @@ struct CachedObject {
   uint64_t charge() const { return charge_parts().total(); }
 
  private:
-  std::string_view names() const { return apart_ ? std::string_view(*apart_) : std::string_view(key_); }
-  std::string key_;
-  std::unique_ptr<std::string> apart_;  // host then path, when the key is not the two together
-  size_t host_length_ = 0;
+  std::string_view names() const { return apart_.empty() ? key_.view() : apart_.view(); }
+  PackedString key_;
+  PackedString apart_;  // host then path, when the key is not the two together
+  uint32_t host_length_ = 0;
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
 

@@ -28,8 +28,15 @@ SharedBody::~SharedBody() {
   }
 }
 
+uint64_t SharedBody::capacity() const {
+  if (!first_.data) return 0;
+  // The producer's view, or a finished body's: no lock.
+  const Block& last = more_ ? more_->back() : first_;
+  return last.start + last.capacity;
+}
+
 uint64_t SharedBody::memory() const {
-  uint64_t bytes = heap_bytes(more_.capacity() * sizeof(Block));
+  uint64_t bytes = more_ ? heap_bytes(sizeof(std::vector<Block>)) + heap_bytes(more_->capacity() * sizeof(Block)) : 0;
   for (size_t i = 0; i < block_count(); ++i) bytes += block(i).in_arena ? block(i).capacity : heap_bytes(block(i).capacity);
   return bytes;
 }
@@ -44,17 +51,17 @@ void SharedBody::add_block(uint64_t capacity) {
   if (capacity >= BodyArena::kMinBlock) data = BodyArena::shared().allocate(capacity);
   const bool in_arena = data != nullptr;
   if (!data) data = new char[capacity];
-  const Block added{data, capacity_, capacity, in_arena};
+  const Block added{data, this->capacity(), capacity, in_arena};
   if (!first_.data) {
     // Readers look at no block before size() says a byte is there, and the size is published
     // (release) after this.
     first_ = added;
   } else {
     lock();
-    more_.push_back(added);
+    if (!more_) more_ = std::make_unique<std::vector<Block>>();
+    more_->push_back(added);
     unlock();
   }
-  capacity_ += capacity;
 }
 
 std::shared_ptr<SharedBody> SharedBody::from(std::string_view bytes) {
@@ -67,7 +74,7 @@ std::shared_ptr<SharedBody> SharedBody::from(std::string_view bytes) {
 void SharedBody::append(std::string_view bytes) {
   uint64_t size = size_.load(std::memory_order_relaxed);
   while (!bytes.empty()) {
-    if (size == capacity_) {
+    if (size == capacity()) {
       // A body longer than announced, or of unknown length: blocks double up to a bound, so a
       // large body costs few allocations and little slack.
       uint64_t grow = first_.data ? std::min(kLargestBlock, last_block().capacity * 2) : kFirstBlock;

@@ -47,7 +47,7 @@ class SharedBody final : public BodySource {
   bool failed() const { return state_.load(std::memory_order_acquire) == kFailed; }
   int peek(uint64_t offset, IoSlice* out, int max, size_t max_bytes, std::string& scratch) const override;
   std::string to_string() const;  // tests and small bodies
-  uint64_t capacity() const { return capacity_; }  // bytes allocated for the body
+  uint64_t capacity() const;  // bytes allocated for the body; the producer's, or once complete
   // What the body holds beside this object, for memory accounting: its blocks (heap blocks as
   // the heap counts them, http/heap.h) and their list. Not to be called while it grows.
   uint64_t memory() const;
@@ -56,24 +56,23 @@ class SharedBody final : public BodySource {
   struct Block {
     char* data = nullptr;
     uint64_t start = 0;  // absolute offset of data[0]
-    uint64_t capacity = 0;
-    bool in_arena = false;
+    uint64_t capacity : 63 = 0;
+    uint64_t in_arena : 1 = 0;
   };
   void add_block(uint64_t capacity);
-  size_t block_count() const { return first_.data ? 1 + more_.size() : 0; }
-  const Block& block(size_t i) const { return i == 0 ? first_ : more_[i - 1]; }
-  Block& last_block() { return more_.empty() ? first_ : more_.back(); }
+  size_t block_count() const { return first_.data ? 1 + (more_ ? more_->size() : 0) : 0; }
+  const Block& block(size_t i) const { return i == 0 ? first_ : (*more_)[i - 1]; }
+  Block& last_block() { return more_ ? more_->back() : first_; }
   void lock() const;
   void unlock() const { locked_.clear(std::memory_order_release); }
   enum State : uint8_t { kGrowing, kComplete, kFailed };
 
   // The first block is kept here, the others in `more_`: most bodies have one, and a stored
-  // object pays for no list. The lock guards `more_` (the vector, not the bytes) while the body
-  // grows, for as long as a scan of it takes; a complete body is read without it. A whole mutex
-  // would cost more than most of the rest of the object.
+  // object pays for no list. The lock guards `more_` (the pointer and the vector, not the bytes)
+  // while the body grows, for as long as a scan of it takes; a complete body is read without
+  // it. A whole mutex would cost more than most of the rest of the object.
   Block first_;
-  std::vector<Block> more_;
-  uint64_t capacity_ = 0;
+  std::unique_ptr<std::vector<Block>> more_;
   std::atomic<uint64_t> size_{0};
   std::atomic<State> state_{kGrowing};
   mutable std::atomic_flag locked_;

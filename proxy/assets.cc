@@ -506,7 +506,6 @@ std::string make_record(const Target& target, const std::string& key, const std:
   cache::CachedObject object;
   object.set_key(key, target.host, path);
   object.status = 200;
-  object.reason = "OK";
   object.headers.add("Content-Type", http::content_type_for_path(relative));
   object.headers.add("Cache-Control", "max-age=" + std::to_string(max_age));
   object.headers.add("ETag", strong_etag(file.content));

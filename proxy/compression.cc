@@ -34,7 +34,8 @@ std::shared_ptr<cache::CachedObject> with_encodings(const cache::CachedObject& o
   }
   if (encodings.empty()) return nullptr;
   std::shared_ptr<cache::CachedObject> copy = cache::copy_of(object);
-  copy->encodings.insert(copy->encodings.end(), encodings.begin(), encodings.end());
+  std::vector<cache::CachedObject::Encoded>& all = copy->encodings.mutate();
+  all.insert(all.end(), encodings.begin(), encodings.end());
   return copy;
 }
 

@@ -101,8 +101,8 @@ void attach_template(cache::CachedObject& object) {
   if (!compiled.is_verbatim()) object.attachment = std::make_shared<CompiledPage>(std::move(compiled));
 }
 
-// A new object for params.key from a response: identity, variant, freshness and tags; the
-// caller sets status, fields and body.
+// A new object for params.key from a response: identity, status, variant, freshness and tags;
+// the caller sets fields and body. A standard reason phrase is not kept: it is the default.
 std::shared_ptr<cache::CachedObject> new_object(const Fill::Params& params, const http::ResponseHead& head,
                                                 const http::ResponseHead& policy_head, cache::Seconds request_time,
                                                 cache::Seconds now) {
@@ -110,6 +110,8 @@ std::shared_ptr<cache::CachedObject> new_object(const Fill::Params& params, cons
   auto object = std::make_shared<cache::CachedObject>();
   const std::string_view key = params.key;
   object->set_key(key, params.host, key.substr(std::min(params.host.size(), key.size())));
+  object->status = head.status;
+  if (head.reason != http::reason_phrase(head.status)) object->reason = head.reason;
   object->vary_names = vary_names(head.headers);
   const std::optional<std::string> vary_part = cache::vary_key(head.headers, params.request.headers);
   object->variant = cache::Store::variant_string(vary_part.value_or(""), params.variant_extra);
@@ -133,8 +135,6 @@ std::shared_ptr<cache::CachedObject> object_for_post(const Fill::Params& params,
   if (!cache::post_answers_get(params.request, target, policy_head, params.host, store_options(*params.policy, config)))
     return nullptr;
   std::shared_ptr<cache::CachedObject> object = new_object(params, head, policy_head, request_time, wall_now());
-  object->status = head.status;
-  object->reason = head.reason;
   object->headers = cache::stored_headers(head.headers);
   return object;
 }
@@ -498,8 +498,6 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
   }
   const http::ResponseHead& stored_head = negotiated ? *negotiated : head;
   std::shared_ptr<cache::CachedObject> object = new_object(params_, stored_head, policy_head, request_time_, now);
-  object->status = head.status;
-  object->reason = head.reason;
   object->headers = cache::stored_headers(stored_head.headers);
   object->decoded = decoder_ != nullptr;
   body_ = std::make_shared<http::SharedBody>(decoder_ ? 0 : head.content_length.value_or(0));
@@ -532,8 +530,8 @@ bool Fill::decide_part(Fetch& fetch, const http::ResponseHead& head, const http:
     return false;
 
   std::shared_ptr<cache::CachedObject> object = new_object(params_, head, whole, request_time_, wall_now());
-  object->status = 200;
-  object->reason = "OK";
+  object->status = 200;  // what the parts are of: the whole representation
+  object->reason = cache::PackedString();
   object->headers = cache::stored_part_headers(head.headers);
   object->complete_length = range->complete_length;
   body_ = std::make_shared<http::SharedBody>(length);

@@ -332,7 +332,7 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
         object_.reset();
         return synth(502, true);
       }
-      parts_body_.reset(&object->parts, bytes.first, bytes.last);
+      parts_body_.reset(&object->parts.get(), bytes.first, bytes.last);
       source = &parts_body_;
     } else {
       window_.reset(&body, bytes.first, bytes.last - bytes.first + 1);

@@ -228,7 +228,6 @@ bool Tier::lookup(Lookup lookup, Post post, FoundCallback done) {
       const Seconds now = wall_now();
       object->set_key(lookup.key, "", lookup.path);
       object->status = 200;
-      object->reason = "OK";
       object->headers.add("Content-Type", http::content_type_for_path(lookup.path));
       auto body = std::make_shared<http::SharedBody>(value.size());
       body->append(value);

@@ -39,7 +39,6 @@ void set_key(CachedObject& o, std::string key) {
 std::shared_ptr<CachedObject> make(std::string key, size_t body_size = 100, std::vector<std::string> tags = {}) {
   auto o = std::make_shared<CachedObject>();
   set_key(*o, std::move(key));
-  o->reason = "OK";
   o->headers.add("Content-Type", "text/plain");
   o->body = body_of(std::string(body_size, 'x'));
   o->tags = std::move(tags);
@@ -102,12 +101,12 @@ TEST_CASE("store: the charge grows with what the key, head, body and tags hold o
   auto o = std::make_shared<CachedObject>();
   const uint64_t empty = o->charge();
   CHECK(empty >= sizeof(CachedObject));
-  // A short key lives in the object; a long one costs its heap chunk. Host and path cost
-  // nothing more when the key is the two together, and a copy of both when it is not.
+  // The key costs its heap chunk (its length and its text). Host and path cost nothing more
+  // when the key is the two together, and a copy of both when it is not.
   const std::string host = "www.example.com", path = "/a/rather/long/path?with=a&query=string";
   o->set_key(host + path, host, path);
   const uint64_t keyed = o->charge();
-  CHECK(keyed == empty + http::heap_bytes(host.size() + path.size() + 1));
+  CHECK(keyed == empty + http::heap_bytes(4 + host.size() + path.size()));
   CHECK(o->host() == host);
   CHECK(o->path() == path);
   o->set_key("static:" + host + path, host, path);
@@ -115,6 +114,8 @@ TEST_CASE("store: the charge grows with what the key, head, body and tags hold o
   CHECK(o->host() == host);
   CHECK(o->path() == path);
   o->set_key("h/p", "h", "/p");  // the long key's chunk is given back
+  CHECK(o->charge() == empty + http::heap_bytes(4 + 3));
+  o->set_key("", "", "");
   CHECK(o->charge() == empty);
 
   o->headers.add("Etag", "\"x\"");
@@ -251,7 +252,7 @@ TEST_CASE("store: the charge by part, in and out of the figures") {
   Store store(1 << 20, 1 << 20);
   REQUIRE(store.insert(object));  // which gives back the slack of the head's growth
   const CachedObject::Charge charge = object->charge_parts();
-  CHECK(charge.head == object->headers.memory());  // "OK" lives in the object
+  CHECK(charge.head == object->headers.memory());  // no reason: "OK" is the default
   CHECK(charge.body == http::heap_bytes(1000));
   CHECK(charge.overhead > sizeof(CachedObject));
   CHECK(object->charge() == charge.total());
