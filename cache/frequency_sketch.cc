@@ -6,8 +6,8 @@
 namespace edge::cache {
 
 namespace {
-// The store's key hash is std::hash; this spreads its bits over all 64 before they pick a block
-// and four counters (splitmix64's finaliser).
+// Hashes come from callers (the store's is SipHash, a test's may be std::hash): this spreads their
+// bits over all 64 before they pick a block and four counters (splitmix64's finaliser).
 uint64_t mix(uint64_t x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ULL;

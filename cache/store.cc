@@ -1,9 +1,10 @@
 // cache/store: see store.h.
 //
 // Layout
-//   - kStripes stripes, chosen by std::hash of the key. Each has a mutex, a map from the key's
-//     hash to its entries (one Entry per variant; entries of another key with the same hash, if
-//     any, share the list, and readers compare the objects' keys) and the hit-for-pass marks of
+//   - kStripes stripes, chosen by the key's hash (keyed: cache/keyed_hash.h, so clients cannot
+//     aim keys at one stripe or one list). Each has a mutex, a map from the key's hash to its
+//     entries (one Entry per variant; entries of another key with the same hash, if any, share
+//     the list, and readers compare the objects' keys) and the hit-for-pass marks of
 //     its keys. The map holds no copy of the key: an object's key is stored once, in it.
 //   - One eviction state behind its own mutex: the small (window) and main FIFOs (of entries),
 //     the byte and object counts and the statistics.
@@ -54,6 +55,7 @@
 #include <utility>
 
 #include "cache/frequency_sketch.h"
+#include "cache/keyed_hash.h"
 #include "http/heap.h"
 
 namespace edge::cache {
@@ -81,7 +83,7 @@ constexpr char kVariantSeparator = '\x1f';
 constexpr size_t kSweepSliceEntries = 256;
 constexpr auto kSweepSliceHold = std::chrono::microseconds(500);
 
-size_t hash_key(std::string_view key) { return std::hash<std::string_view>{}(key); }
+size_t hash_key(std::string_view key) { return static_cast<size_t>(keyed_hash(key)); }
 
 // The Vary part of the variant a request selects from an object stored with these Vary names,
 // computed as cache::vary_key does it from the response.
@@ -237,7 +239,7 @@ struct Store::Impl {
     // By the key's hash: the entries (variants) of the keys with that hash, which is one key
     // unless two collide. The key itself is the objects' own, not a copy.
     std::unordered_map<size_t, Variants> map;
-    std::unordered_map<std::string, HitForPass> hfp;
+    std::unordered_map<std::string, HitForPass, KeyedHash, std::equal_to<>> hfp;
     // Marks by age, for the bound; an entry whose seq no longer matches its mark is stale.
     std::deque<std::pair<std::string, uint64_t>> hfp_order;
     uint64_t hfp_seq = 0;
@@ -602,12 +604,12 @@ struct Store::Impl {
     hfp_marks.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  void hfp_clear_locked(Stripe& s, const std::string& key) {
+  void hfp_clear_locked(Stripe& s, std::string_view key) {
     auto it = s.hfp.find(key);
     if (it != s.hfp.end()) hfp_erase_locked(s, it);
   }
 
-  bool hfp_marked_locked(Stripe& s, const std::string& key, Seconds now) {
+  bool hfp_marked_locked(Stripe& s, std::string_view key, Seconds now) {
     auto it = s.hfp.find(key);
     if (it == s.hfp.end()) return false;
     if (it->second.until > now) return true;
@@ -707,7 +709,7 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
       return result;
     }
   }
-  if (!s.hfp.empty()) result.hit_for_pass = im.hfp_marked_locked(s, std::string(key), now ? *now : std::time(nullptr));
+  if (!s.hfp.empty()) result.hit_for_pass = im.hfp_marked_locked(s, key, now ? *now : std::time(nullptr));
   return result;
 }
 
@@ -786,7 +788,7 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
     if (pushed_out && im.release_removed_locked({pushed_out}) == 1)
       im.variants_replaced.fetch_add(1, std::memory_order_relaxed);
     im.index_tags(entry, old);
-    if (!s.hfp.empty()) im.hfp_clear_locked(s, std::string(entry->obj->key()));
+    if (!s.hfp.empty()) im.hfp_clear_locked(s, entry->obj->key());
     {
       std::lock_guard ev_lock(im.ev.mu);  // stripe -> eviction
       auto& ev = im.ev;
