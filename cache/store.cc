@@ -819,6 +819,8 @@ void Store::resize(uint64_t memory, uint64_t max_object, uint32_t max_variants) 
     std::lock_guard ev_lock(im.ev.mu);
     im.memory.store(memory, std::memory_order_relaxed);
     im.evict_to_fit_locked(victims);
+    // Under the eviction lock: resize() is one call at a time, and stats() reads its memory.
+    im.sketch.resize(static_cast<size_t>(memory / kSketchObjectSize));
   }
   im.remove_from_stripes(victims);
 }
@@ -993,9 +995,9 @@ StoreStats Store::stats() const {
   {
     std::lock_guard lock(impl_->ev.mu);
     st = impl_->ev.stats;
+    st.sketch_bytes = impl_->sketch.memory();  // resize() changes it under this lock
   }
   st.purged = impl_->purged.load(std::memory_order_relaxed);
-  st.sketch_bytes = impl_->sketch.memory();
   st.bans = active_bans();
   st.hit_for_pass_marks = impl_->hfp_marks.load(std::memory_order_relaxed);
   st.variants_replaced = impl_->variants_replaced.load(std::memory_order_relaxed);

@@ -267,6 +267,12 @@ TEST_CASE("store: the charge by part, in and out of the figures") {
   CHECK(st.body_bytes == http::heap_bytes(10));
   CHECK(st.head_bytes == charge.head);
   CHECK(st.head_bytes + st.body_bytes + st.overhead_bytes == st.bytes);
+
+  // A reload to 16 MB sizes the sketch for 8192 objects; the first table stays, for lookups
+  // that were reading it.
+  store.resize(16 << 20, 1 << 20, 32);
+  CHECK(store.stats().sketch_bytes == 16 * 1024 + 16 * 8192);
+  CHECK(store.lookup("example.com/other", {}).object != nullptr);
 }
 
 TEST_CASE("store: objects too large are refused") {
