@@ -89,12 +89,17 @@ struct CachedObject {
   // string (the scheme, the key cookies' values).
   PackedString variant;
   SparseVector<std::string> vary_names;  // lower-case names from the response's Vary, sorted
-  int status = 200;
+  uint16_t status = 200;
   // `body` was decoded from the coding the backend applied (kept among the encodings): its
   // strong ETag is sent weak, since the bytes are not the origin's.
   bool decoded = false;
   // Set by a soft purge or soft ban: the object stays, but is treated as stale from then on.
   mutable std::atomic<bool> invalidated{false};
+
+ private:
+  uint32_t host_length_ = 0;  // here, beside the small fields, where it costs no padding
+
+ public:
   PackedString reason;    // empty: the status's standard phrase
   http::Headers headers;  // as stored: hop-by-hop fields already removed
   std::shared_ptr<const http::SharedBody> body;  // never null in the store; shared by deliveries
@@ -143,7 +148,6 @@ struct CachedObject {
   std::string_view names() const { return apart_.empty() ? key_.view() : apart_.view(); }
   PackedString key_;
   PackedString apart_;  // host then path, when the key is not the two together
-  uint32_t host_length_ = 0;
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
 
@@ -208,7 +212,8 @@ class Store {
   bool replace(const CachedObject& current, std::shared_ptr<CachedObject> object);
 
   // New bounds, in place (a reload): a smaller memory evicts at once, by the usual rule, until
-  // what is stored fits; a larger one lets more in. Stored objects over a new max_object, and
+  // what is stored fits; a larger one lets more in. A memory that calls for another size of
+  // frequency sketch starts a new, empty one. Stored objects over a new max_object, and
   // keys over a new max_variants, stay until replaced or evicted.
   void resize(uint64_t memory, uint64_t max_object, uint32_t max_variants);
 
