@@ -155,7 +155,7 @@ bool matches(const Invalidation& entry, const BanRegex* regex, bool bad_regex,
     case Invalidation::Kind::kUrl:
       return object.key() == entry.key;
     case Invalidation::Kind::kTag:
-      return std::find(object.tags.begin(), object.tags.end(), entry.key) != object.tags.end();
+      return std::find(object.tags().begin(), object.tags().end(), entry.key) != object.tags().end();
     case Invalidation::Kind::kBan:
       if (!entry.host.empty() && object.host() != entry.host) return false;
       // A ban that cannot be judged whole is applied to the whole host, prefix or not: it is

@@ -1,5 +1,6 @@
 #include "cache/record.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -87,7 +88,8 @@ void write_list(Writer& w, const std::vector<std::string>& items) {
   for (const std::string& item : items) w.str(item);
 }
 
-bool read_list(Reader& r, SparseVector<std::string>& out) {
+template <typename List>  // std::vector<std::string> or SparseVector<std::string>
+bool read_list(Reader& r, List& out) {
   uint32_t n = r.count(4);
   std::vector<std::string> list;
   list.reserve(n);
@@ -125,11 +127,11 @@ std::string encode(const CachedObject& object, Seconds stored_at) {
   w.i64(object.lifetime);
   w.i64(object.grace);
   w.i64(stored_at);
-  w.u8((object.attachment ? 1 : 0) | (object.decoded ? 2 : 0));
-  write_list(w, object.tags);
+  w.u8((object.attachment() ? 1 : 0) | (object.decoded ? 2 : 0));
+  write_list(w, object.tags());
   write_list(w, object.vary_names);
-  w.u32(static_cast<uint32_t>(object.encodings.size()));
-  for (const CachedObject::Encoded& encoded : object.encodings) {
+  w.u32(static_cast<uint32_t>(object.encodings().size()));
+  for (const CachedObject::Encoded& encoded : object.encodings()) {
     const std::string bytes = encoded.body->to_string();
     w.u8(static_cast<uint8_t>(encoded.coding));
     w.u64(bytes.size());
@@ -173,17 +175,21 @@ std::optional<DecodedRecord> decode(std::string_view value) {
   Seconds stored_at = r.i64();
   const uint8_t flags = r.u8();
   if (flags > (version == 1 ? 1 : 3)) return std::nullopt;
-  if (!read_list(r, object->tags) || !read_list(r, object->vary_names)) return std::nullopt;
+  std::vector<std::string> tags;
+  if (!read_list(r, tags) || !read_list(r, object->vary_names)) return std::nullopt;
+  object->set_tags(std::move(tags));
   object->decoded = (flags & 2) != 0;
-  const uint32_t encodings = version == 1 ? 0 : r.count(9);
-  for (uint32_t i = 0; i < encodings && r.ok(); ++i) {
+  const uint32_t count = version == 1 ? 0 : r.count(9);
+  std::vector<CachedObject::Encoded> encodings;
+  for (uint32_t i = 0; i < count && r.ok(); ++i) {
     const uint8_t coding = r.u8();
     const std::string_view bytes = r.bytes(r.u64());
-    if (coding == 0 || coding >= compress::kCodings ||
-        object->encoded(static_cast<compress::Coding>(coding)) != nullptr)
+    const auto same = [coding](const CachedObject::Encoded& e) { return e.coding == static_cast<compress::Coding>(coding); };
+    if (coding == 0 || coding >= compress::kCodings || std::any_of(encodings.begin(), encodings.end(), same))
       return std::nullopt;
-    if (r.ok()) object->encodings.push_back({static_cast<compress::Coding>(coding), http::SharedBody::from(bytes)});
+    if (r.ok()) encodings.push_back({static_cast<compress::Coding>(coding), http::SharedBody::from(bytes)});
   }
+  object->set_encodings(std::move(encodings));
 
   uint64_t body_size = r.u64();
   if (!r.ok() || body_size != r.left()) return std::nullopt;

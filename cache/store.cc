@@ -153,6 +153,47 @@ void CachedObject::set_key(std::string_view key, std::string_view host, std::str
   host_length_ = static_cast<uint32_t>(host.size());
 }
 
+const CachedObject::Extras& CachedObject::extras() const {
+  static const Extras none;
+  return extras_ ? *extras_ : none;
+}
+
+CachedObject::Extras& CachedObject::extras_to_change() {
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  return *extras_;
+}
+
+void CachedObject::drop_empty_extras() {
+  if (extras_ && extras_->parts.empty() && extras_->complete_length == 0 && extras_->encodings.empty() &&
+      extras_->tags.empty() && !extras_->attachment)
+    extras_.reset();
+}
+
+void CachedObject::set_parts(std::vector<Part> parts, uint64_t complete_length) {
+  Extras& extras = extras_to_change();
+  parts.shrink_to_fit();
+  extras.parts = std::move(parts);
+  extras.complete_length = complete_length;
+  drop_empty_extras();
+}
+
+void CachedObject::set_encodings(std::vector<Encoded> encodings) {
+  encodings.shrink_to_fit();
+  extras_to_change().encodings = std::move(encodings);
+  drop_empty_extras();
+}
+
+void CachedObject::set_tags(std::vector<std::string> tags) {
+  tags.shrink_to_fit();
+  extras_to_change().tags = std::move(tags);
+  drop_empty_extras();
+}
+
+void CachedObject::set_attachment(std::shared_ptr<const Attachment> attachment) {
+  extras_to_change().attachment = std::move(attachment);
+  drop_empty_extras();
+}
+
 std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
   auto to = std::make_shared<CachedObject>();
   to->set_key(from.key(), from.host(), from.path());
@@ -162,16 +203,15 @@ std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
   to->reason = from.reason;
   to->headers = from.headers;
   to->body = from.body;
-  to->parts = from.parts;
-  to->complete_length = from.complete_length;
-  to->encodings = from.encodings;
   to->decoded = from.decoded;
   to->age = from.age;
   to->lifetime = from.lifetime;
   to->grace = from.grace;
   to->cc = from.cc;
-  to->tags = from.tags;
-  to->attachment = from.attachment;
+  to->set_parts(from.parts(), from.complete_length());
+  to->set_encodings(from.encodings());
+  to->set_tags(from.tags());
+  to->set_attachment(from.attachment());
   return to;
 }
 
@@ -425,12 +465,12 @@ struct Store::Impl {
   // ---- tag index: under the entries' stripe mutex, takes tags_mu ----
 
   void index_tags(const EntryPtr& added, const EntryPtr& removed) {
-    const bool add = added && !added->obj->tags.empty();
-    const bool remove = removed && removed->obj && !removed->obj->tags.empty();
+    const bool add = added && !added->obj->tags().empty();
+    const bool remove = removed && removed->obj && !removed->obj->tags().empty();
     if (!add && !remove) return;  // most objects have no tags: no global lock for them
     std::lock_guard lock(tags_mu);  // stripe -> tags
     if (remove) {
-      for (const std::string& tag : removed->obj->tags) {
+      for (const std::string& tag : removed->obj->tags()) {
         auto it = tag_index.find(tag);
         if (it == tag_index.end()) continue;
         it->second.erase(removed);
@@ -438,7 +478,7 @@ struct Store::Impl {
       }
     }
     if (add)
-      for (const std::string& tag : added->obj->tags) tag_index[tag].insert(added);
+      for (const std::string& tag : added->obj->tags()) tag_index[tag].insert(added);
   }
 
   // The entry leaves its stripe's map (the caller erases it from the map): unindexed, its object
@@ -620,8 +660,9 @@ struct Store::Impl {
 
 namespace {
 
-uint64_t strings_memory(const SparseVector<std::string>& strings) {
-  uint64_t bytes = strings.memory();
+// The strings' own text on the heap, beside the array that holds them.
+uint64_t texts_memory(const std::vector<std::string>& strings) {
+  uint64_t bytes = 0;
   for (const std::string& s : strings) bytes += http::heap_bytes_of(s);
   return bytes;
 }
@@ -641,21 +682,24 @@ CachedObject::Charge CachedObject::charge_parts() const {
                               sizeof(void*) + sizeof(EntryPtr);
   Charge charge;
   charge.overhead = kFixed + key_.memory() + apart_.memory() + variant.memory();
-  charge.head = reason.memory() + headers.memory() + strings_memory(tags) + strings_memory(vary_names);
-  charge.body = attachment ? attachment->memory() : 0;
+  charge.head = reason.memory() + headers.memory() + vary_names.memory() + texts_memory(vary_names);
+  if (extras_) {
+    charge.head += http::heap_bytes(extras_->tags.capacity() * sizeof(std::string)) + texts_memory(extras_->tags);
+    charge.overhead += http::heap_bytes(sizeof(Extras)) + http::heap_bytes(extras_->parts.capacity() * sizeof(Part)) +
+                       http::heap_bytes(extras_->encodings.capacity() * sizeof(Encoded));
+    if (extras_->attachment) charge.body += extras_->attachment->memory();
+  }
   const auto body_memory = [&charge](const std::shared_ptr<const http::SharedBody>& b) {
     if (!b) return;
     charge.overhead += http::shared_object_bytes<http::SharedBody>();
     charge.body += b->memory();
   };
-  if (parts.empty()) {
+  if (parts().empty()) {
     body_memory(body);
   } else {
-    charge.overhead += parts.memory();
-    for (const Part& part : parts) body_memory(part.body);
+    for (const Part& part : parts()) body_memory(part.body);
   }
-  charge.overhead += encodings.memory();
-  for (const Encoded& encoded : encodings) body_memory(encoded.body);
+  for (const Encoded& encoded : encodings()) body_memory(encoded.body);
   return charge;
 }
 

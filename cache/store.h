@@ -103,33 +103,47 @@ struct CachedObject {
   PackedString reason;    // empty: the status's standard phrase
   http::Headers headers;  // as stored: hop-by-hop fields already removed
   std::shared_ptr<const http::SharedBody> body;  // never null in the store; shared by deliveries
-  // A partial object (cache/partial.h): the parts it holds, sorted, of a representation of
-  // `complete_length` bytes; `body` is then the newest part's (also among the parts) and stands
-  // for nothing more. Empty for a complete object.
-  SparseVector<Part> parts;
-  uint64_t complete_length = 0;
+  AgeBasis age;
+  Seconds lifetime = 0;
+  Seconds grace = 0;       // the route's grace when it was stored
+  CacheControl cc;         // the response's directives
+  uint64_t ban_epoch = 0;  // set by insert(): bans after this one apply to the object
+
   // The body in other content codings (compress/), each whole and complete, made once when the
-  // object was stored; `body` is always the identity one. Empty when the route compresses
-  // nothing of it (or has not yet).
+  // object was stored; `body` is always the identity one.
   struct Encoded {
     compress::Coding coding;
     std::shared_ptr<const http::SharedBody> body;
-    bool operator==(const Encoded&) const = default;
   };
-  SparseVector<Encoded> encodings;
+  // What few objects have, kept behind one pointer (null while there is none of it).
+  struct Extras {
+    // A partial object (cache/partial.h): the parts it holds, sorted, of a representation of
+    // `complete_length` bytes; `body` is then the newest part's (also among the parts) and
+    // stands for nothing more. Empty for a complete object.
+    std::vector<Part> parts;
+    uint64_t complete_length = 0;
+    // Empty when the route compresses nothing of the body (or has not yet).
+    std::vector<Encoded> encodings;
+    std::vector<std::string> tags;                 // Surrogate-Key / xkey values
+    std::shared_ptr<const Attachment> attachment;  // null unless a module compiled one
+  };
+  const std::vector<Part>& parts() const { return extras().parts; }
+  uint64_t complete_length() const { return extras().complete_length; }
+  const std::vector<Encoded>& encodings() const { return extras().encodings; }
+  const std::vector<std::string>& tags() const { return extras().tags; }
+  const std::shared_ptr<const Attachment>& attachment() const { return extras().attachment; }
+  // The extras are made on first use, and let go once all of them are empty again.
+  void set_parts(std::vector<Part> parts, uint64_t complete_length);
+  void set_encodings(std::vector<Encoded> encodings);
+  void set_tags(std::vector<std::string> tags);
+  void set_attachment(std::shared_ptr<const Attachment> attachment);
+
   const http::SharedBody* encoded(compress::Coding coding) const {
-    for (const Encoded& e : encodings)
+    for (const Encoded& e : encodings())
       if (e.coding == coding) return e.body.get();
     return nullptr;
   }
-  bool partial() const { return !parts.empty(); }
-  AgeBasis age;
-  Seconds lifetime = 0;
-  Seconds grace = 0;              // the route's grace when it was stored
-  CacheControl cc;                // the response's directives
-  SparseVector<std::string> tags;  // Surrogate-Key / xkey values
-  uint64_t ban_epoch = 0;         // set by insert(): bans after this one apply to the object
-  std::shared_ptr<const Attachment> attachment;  // null unless a module compiled one
+  bool partial() const { return !parts().empty(); }
 
   // Bytes counted against the store's memory, by part: the head (reason, fields, Vary names,
   // tags), the body (every coding of it, the parts of a partial one, what a module derived from
@@ -146,8 +160,12 @@ struct CachedObject {
 
  private:
   std::string_view names() const { return apart_.empty() ? key_.view() : apart_.view(); }
+  const Extras& extras() const;
+  Extras& extras_to_change();
+  void drop_empty_extras();
   PackedString key_;
   PackedString apart_;  // host then path, when the key is not the two together
+  std::unique_ptr<Extras> extras_;
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
 

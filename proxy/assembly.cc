@@ -21,7 +21,7 @@ bool wants_esi(const http::Headers& headers) {
 }
 
 const ssi::Template* compiled_page(const cache::CachedObject& object) {
-  const auto* compiled = dynamic_cast<const CompiledPage*>(object.attachment.get());
+  const auto* compiled = dynamic_cast<const CompiledPage*>(object.attachment().get());
   return compiled ? &compiled->page : nullptr;
 }
 

@@ -7,7 +7,7 @@ namespace edge::proxy {
 namespace {
 
 bool eligible(const cache::CachedObject& object, const compress::Rules& rules) {
-  return !object.attachment && !object.partial() && object.body && object.body->complete() &&
+  return !object.attachment() && !object.partial() && object.body && object.body->complete() &&
          compress::compressible(rules, object.status, object.headers, object.body->size());
 }
 
@@ -34,8 +34,9 @@ std::shared_ptr<cache::CachedObject> with_encodings(const cache::CachedObject& o
   }
   if (encodings.empty()) return nullptr;
   std::shared_ptr<cache::CachedObject> copy = cache::copy_of(object);
-  std::vector<cache::CachedObject::Encoded>& all = copy->encodings.mutate();
+  std::vector<cache::CachedObject::Encoded> all = copy->encodings();
   all.insert(all.end(), encodings.begin(), encodings.end());
+  copy->set_encodings(std::move(all));
   return copy;
 }
 

@@ -160,22 +160,22 @@ void Exchange::serve_partial(const cache::ObjectRef& object) {
   const cache::CachedObject& stored = *object;
   const http::RequestHead& head = *head_;
   const cache::Use use = cache::decide(request_cc_, cache::stored_view(stored, wall_now()));
-  const cache::RangeDecision range = cache::decide_range(head, stored.headers, stored.complete_length);
+  const cache::RangeDecision range = cache::decide_range(head, stored.headers, stored.complete_length());
   const bool client_range = range.kind == cache::RangeDecision::kPartial;
-  const cache::ByteRange wanted = client_range ? range.range : cache::ByteRange{0, stored.complete_length - 1};
+  const cache::ByteRange wanted = client_range ? range.range : cache::ByteRange{0, stored.complete_length() - 1};
   if (use == cache::Use::kFresh || use == cache::Use::kStaleAllowed) {
     // What the parts answer alone: a HEAD, a condition, a range past the end, bytes they hold.
     const bool answered = head.is_head() ||
                           cache::evaluate_preconditions(head, stored.headers) != cache::Precondition::kProceed ||
                           range.kind == cache::RangeDecision::kUnsatisfiable ||
-                          cache::parts_cover(stored.parts, wanted.first, wanted.last);
+                          cache::parts_cover(stored.parts(), wanted.first, wanted.last);
     if (answered) {
       const bool fresh = use == cache::Use::kFresh;
       count(fresh ? cache::Event::kHit : cache::Event::kStale);
       step(fresh ? Step::kHit : Step::kStale);
       return deliver(object, fresh ? "HIT" : "STALE");
     }
-    const std::optional<cache::ByteRange> missing = cache::missing_span(stored.parts, wanted.first, wanted.last);
+    const std::optional<cache::ByteRange> missing = cache::missing_span(stored.parts(), wanted.first, wanted.last);
     return start_range_fill(object, *missing, client_range && missing->first == wanted.first &&
                                                   missing->last == wanted.last);
   }
@@ -308,8 +308,8 @@ void Exchange::on_fill_event() {
       if (snap.object->partial()) {
         // A part that does not hold what this request wants (the backend sent less, or the
         // representation changed under the stored parts): the request goes as it came.
-        const cache::ByteRange wanted = wanted_bytes(snap.object->headers, snap.object->complete_length);
-        if (!cache::parts_cover(snap.object->parts, wanted.first, wanted.last)) {
+        const cache::ByteRange wanted = wanted_bytes(snap.object->headers, snap.object->complete_length());
+        if (!cache::parts_cover(snap.object->parts(), wanted.first, wanted.last)) {
           leave_fill();
           count(cache::Event::kPass);
           return start_pass();

@@ -77,8 +77,8 @@ void add_validators(std::string& head, const cache::CachedObject& stored) {
 
 // Parts of the same representation: the same strong validator and length (RFC 9111 3.4).
 bool same_representation(const cache::CachedObject& a, const cache::CachedObject& b) {
-  const uint64_t a_length = a.partial() ? a.complete_length : a.body->size();
-  const uint64_t b_length = b.partial() ? b.complete_length : b.body->size();
+  const uint64_t a_length = a.partial() ? a.complete_length() : a.body->size();
+  const uint64_t b_length = b.partial() ? b.complete_length() : b.body->size();
   const std::string validator = cache::strong_validator(a.headers);
   return !validator.empty() && a_length == b_length && validator == cache::strong_validator(b.headers);
 }
@@ -98,7 +98,7 @@ void attach_template(cache::CachedObject& object) {
     }
   }
   ssi::Template compiled = parser.finish();
-  if (!compiled.is_verbatim()) object.attachment = std::make_shared<CompiledPage>(std::move(compiled));
+  if (!compiled.is_verbatim()) object.set_attachment(std::make_shared<CompiledPage>(std::move(compiled)));
 }
 
 // A new object for params.key from a response: identity, status, variant, freshness and tags;
@@ -119,7 +119,7 @@ std::shared_ptr<cache::CachedObject> new_object(const Fill::Params& params, cons
   object->cc = cache::parse_cache_control(policy_head.headers, false);
   object->lifetime = cache::freshness_lifetime(policy_head, object->cc, object->age, options);
   object->grace = seconds(params.policy->grace);
-  object->tags = surrogate_tags(head.headers);
+  object->set_tags(surrogate_tags(head.headers));
   return object;
 }
 
@@ -405,9 +405,9 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->cc = cache::parse_cache_control(merged.headers, false);
     object->lifetime = cache::freshness_lifetime(merged, object->cc, object->age, options);
     object->grace = stale.grace;
-    object->tags = stale.tags;
-    object->attachment = stale.attachment;  // same body, same compiled template and encodings
-    object->encodings = stale.encodings;
+    object->set_tags(stale.tags());
+    object->set_attachment(stale.attachment());  // same body, same compiled template and encodings
+    object->set_encodings(stale.encodings());
     object->decoded = stale.decoded;
     if (params_.ram) shared.store.insert(object);
     write_through(*object);
@@ -533,13 +533,13 @@ bool Fill::decide_part(Fetch& fetch, const http::ResponseHead& head, const http:
   object->status = 200;  // what the parts are of: the whole representation
   object->reason = cache::PackedString();
   object->headers = cache::stored_part_headers(head.headers);
-  object->complete_length = range->complete_length;
   body_ = std::make_shared<http::SharedBody>(length);
   part_ = cache::Part{range->first, length, body_};
-  object->parts = {*part_};
+  object->set_parts({*part_}, range->complete_length);
   object->body = body_;
   const cache::CachedObject* stored = params_.partial.get();
-  if (stored && same_representation(*stored, *object)) object->parts = cache::add_part(stored->parts, *part_);
+  if (stored && same_representation(*stored, *object))
+    object->set_parts(cache::add_part(stored->parts(), *part_), range->complete_length);
   filling_ = object;
   {
     std::lock_guard lock(mutex_);
@@ -560,13 +560,12 @@ void Fill::store_part() {
   if (now_stored && now_stored != params_.partial && same_representation(*now_stored, *object)) {
     if (!now_stored->partial()) return;
     object = cache::copy_of(*object);
-    object->parts = cache::add_part(now_stored->parts, *part_);
+    object->set_parts(cache::add_part(now_stored->parts(), *part_), object->complete_length());
   }
-  if (std::shared_ptr<http::SharedBody> joined = cache::join_parts(object->parts, object->complete_length)) {
+  if (std::shared_ptr<http::SharedBody> joined = cache::join_parts(object->parts(), object->complete_length())) {
     // The parts meet: stored from now on as the complete response.
     object = cache::copy_of(*object);
-    object->parts.clear();
-    object->complete_length = 0;
+    object->set_parts({}, 0);
     object->body = std::move(joined);
     write_through(*object);
   }
@@ -615,7 +614,7 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   }
   if (esi_parser_) {
     ssi::Template compiled = esi_parser_->finish();
-    if (!compiled.is_verbatim()) filling_->attachment = std::make_shared<CompiledPage>(std::move(compiled));
+    if (!compiled.is_verbatim()) filling_->set_attachment(std::make_shared<CompiledPage>(std::move(compiled)));
     std::lock_guard lock(mutex_);
     state_ = State::kStreaming;
     object_ = filling_;
@@ -627,7 +626,9 @@ void Fill::copy_body(Fetch& fetch, bool complete) {
   if (coded_) {
     coded_->finish();
     stored_object = cache::copy_of(*filling_);
-    stored_object->encodings.push_back({coded_as_, coded_});
+    std::vector<cache::CachedObject::Encoded> encodings = stored_object->encodings();
+    encodings.push_back({coded_as_, coded_});
+    stored_object->set_encodings(std::move(encodings));
   }
   if (std::shared_ptr<cache::CachedObject> encoded = with_encodings(*stored_object, params_.policy->compress))
     stored_object = std::move(encoded);

@@ -288,7 +288,7 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
   // was left out on purpose.
   compress::Coding stored_codings[compress::kCodings];
   size_t stored_count = 0;
-  for (const cache::CachedObject::Encoded& encoded : object->encodings)
+  for (const cache::CachedObject::Encoded& encoded : object->encodings())
     if (stored_count < compress::kCodings) stored_codings[stored_count++] = encoded.coding;
   const compress::Coding coding =
       object->partial() ? compress::Coding::kIdentity
@@ -312,7 +312,7 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
   if (partial || (object->status == 200 && body.complete() && request.headers.get("Range"))) {
     // A partial object answers from its parts (cache/partial.h): a range of them, or the whole
     // representation they hold together.
-    const uint64_t size = partial ? object->complete_length : body.size();
+    const uint64_t size = partial ? object->complete_length() : body.size();
     const cache::RangeDecision range = cache::decide_range(request, object->headers, size);
     std::string extra = "Content-Range: bytes ";
     if (range.kind == cache::RangeDecision::kUnsatisfiable) {
@@ -327,12 +327,12 @@ void Request::deliver(const cache::ObjectRef& object, const char* x_cache) {
     const cache::ByteRange bytes = ranged ? range.range : cache::ByteRange{0, size - 1};
     http::BodySource* source = &window_;
     if (partial) {
-      if (has_body && !cache::parts_cover(object->parts, bytes.first, bytes.last)) {
+      if (has_body && !cache::parts_cover(object->parts(), bytes.first, bytes.last)) {
         responding_ = false;  // never a body with a hole: the exchange fetches what is missing
         object_.reset();
         return synth(502, true);
       }
-      parts_body_.reset(&object->parts.get(), bytes.first, bytes.last);
+      parts_body_.reset(&object->parts(), bytes.first, bytes.last);
       source = &parts_body_;
     } else {
       window_.reset(&body, bytes.first, bytes.last - bytes.first + 1);
@@ -498,7 +498,7 @@ void Request::compile_passed_page(Fetch& fetch, const http::ResponseHead& head, 
   }
   shared_body->finish();
   page->body = shared_body;
-  page->attachment = std::make_shared<CompiledPage>(parser.finish());
+  page->set_attachment(std::make_shared<CompiledPage>(parser.finish()));
   exchange_.end();  // the fetch's body is copied: its connection may go
   deliver(page, "PASS");
 }

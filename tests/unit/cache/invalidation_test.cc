@@ -53,7 +53,7 @@ InvalidationLog parsed(Seconds created, const std::vector<Invalidation>& entries
 std::unique_ptr<CachedObject> object(std::string host, std::string path, std::vector<std::string> tags = {}) {
   auto o = std::make_unique<CachedObject>();
   o->set_key(host + path, host, path);
-  o->tags = std::move(tags);
+  o->set_tags(std::move(tags));
   return o;
 }
 

@@ -41,7 +41,7 @@ std::shared_ptr<CachedObject> make(std::string key, size_t body_size = 100, std:
   set_key(*o, std::move(key));
   o->headers.add("Content-Type", "text/plain");
   o->body = body_of(std::string(body_size, 'x'));
-  o->tags = std::move(tags);
+  o->set_tags(std::move(tags));
   return o;
 }
 
@@ -124,7 +124,7 @@ TEST_CASE("store: the charge grows with what the key, head, body and tags hold o
   o->body = body_of(std::string(1000, 'b'));
   CHECK(o->charge_parts().body == http::heap_bytes(1000));
   const uint64_t with_body = o->charge();
-  o->tags = {"t1", "a tag long enough to be on the heap"};
+  o->set_tags({"t1", "a tag long enough to be on the heap"});
   CHECK(o->charge() > with_body + 32);
 }
 
@@ -827,7 +827,7 @@ TEST_CASE("store: concurrent insert, lookup, purge, bans and marks keep the inva
         } else if (o < 80) {
           auto obj = make_ae(k, enc, std::string(static_cast<size_t>(size(rng)), 'z'));
           obj->variant = Store::variant_string(obj->variant, extra);
-          obj->tags = {numbered("tag", n % 7)};
+          obj->set_tags({numbered("tag", n % 7)});
           store.insert(obj);
           if (store.stats().bytes > memory) ++over_memory;
         } else if (o < 86) {
@@ -942,7 +942,7 @@ TEST_CASE("Store::replace: only in place of the object still stored, keeping its
   std::shared_ptr<CachedObject> first = make("h/a");
   REQUIRE(store.insert(first));
   std::shared_ptr<CachedObject> richer = copy_of(*first);
-  richer->encodings.push_back({compress::Coding::kGzip, body_of("gz")});
+  richer->set_encodings({{compress::Coding::kGzip, body_of("gz")}});
   CHECK(richer->charge() > first->charge());
   CHECK(store.replace(*first, richer));
   ObjectRef now = store.lookup("h/a", kNoHeaders).object;
