@@ -27,7 +27,7 @@ namespace edge::cache {
 class PackedString {
  public:
   PackedString() = default;
-  PackedString(std::string_view text) { assign(text); }  // NOLINT: a string stands in for it
+  PackedString(std::string_view text) { assign(text); }  // implicit: a string stands in for it
   PackedString(const PackedString& other) { assign(other); }
   PackedString(PackedString&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
   PackedString& operator=(const PackedString& other) {
@@ -50,7 +50,7 @@ class PackedString {
     std::memcpy(&size, block_, sizeof size);
     return {block_ + sizeof size, size};
   }
-  operator std::string_view() const { return view(); }  // NOLINT: read as a view everywhere
+  operator std::string_view() const { return view(); }  // implicit: read as a view everywhere
   size_t size() const { return view().size(); }
   bool empty() const { return block_ == nullptr; }
   std::string str() const { return std::string(view()); }
@@ -80,7 +80,7 @@ template <typename T>
 class SparseVector {
  public:
   SparseVector() = default;
-  SparseVector(std::vector<T> elements) { *this = std::move(elements); }  // NOLINT: as a vector
+  SparseVector(std::vector<T> elements) { *this = std::move(elements); }  // implicit: given as a vector
   SparseVector(std::initializer_list<T> elements) : SparseVector(std::vector<T>(elements)) {}
   SparseVector(const SparseVector& other) { *this = other; }
   SparseVector(SparseVector&&) noexcept = default;
@@ -102,7 +102,7 @@ class SparseVector {
   SparseVector& operator=(std::initializer_list<T> elements) { return *this = std::vector<T>(elements); }
 
   const std::vector<T>& get() const { return elements_ ? *elements_ : none(); }
-  operator const std::vector<T>&() const { return get(); }  // NOLINT: read as a vector everywhere
+  operator const std::vector<T>&() const { return get(); }  // implicit: read as a vector everywhere
   std::vector<T>& mutate() {
     if (!elements_) elements_ = std::make_unique<std::vector<T>>();
     return *elements_;

@@ -29,7 +29,7 @@ TEST_CASE("compact: a packed string copies deep and can be given a view of itsel
   PackedString c = std::move(b);
   CHECK(c == "aaaaa");
   a = c;
-  a = a;  // NOLINT: self-assignment keeps the text
+  a = a;  // self-assignment keeps the text
   CHECK(a == "aaaaa");
   // Bytes of every value, a NUL among them, come back as they went in.
   const std::string binary("\0\x1f\xff", 3);
