@@ -5,8 +5,8 @@
 // - PackedString: text in one heap block, its length first. Empty holds no block. Read as a
 //   std::string_view; replaced whole, never edited in place.
 // - SparseVector<T>: a std::vector<T> behind a pointer, allocated only while it has elements.
-//   Read as a const std::vector<T>& (an empty one when there is none); mutate() gives the vector
-//   to change.
+//   Read as a const std::vector<T>& (an empty one when there is none); changed by assigning a
+//   whole vector.
 //
 // Both are values: copies are deep, moves steal. Not thread-safe beyond const reads, like the
 // standard containers. memory() is what they hold on the heap, as http/heap.h counts it.
@@ -103,20 +103,11 @@ class SparseVector {
 
   const std::vector<T>& get() const { return elements_ ? *elements_ : none(); }
   operator const std::vector<T>&() const { return get(); }  // implicit: read as a vector everywhere
-  std::vector<T>& mutate() {
-    if (!elements_) elements_ = std::make_unique<std::vector<T>>();
-    return *elements_;
-  }
 
   auto begin() const { return get().begin(); }
   auto end() const { return get().end(); }
   size_t size() const { return get().size(); }
   bool empty() const { return get().empty(); }
-  const T& operator[](size_t i) const { return get()[i]; }
-  const T& front() const { return get().front(); }
-  const T& back() const { return get().back(); }
-  void push_back(T element) { mutate().push_back(std::move(element)); }
-  void clear() { elements_.reset(); }
 
   // The vector's own block and its elements' array; what the elements hold beyond that is the
   // caller's to count.
