@@ -1,7 +1,9 @@
 #include "http/message.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "http/heap.h"
@@ -142,73 +144,167 @@ bool is_hop_by_hop(FieldId id) {
   }
 }
 
-uint64_t Headers::memory() const { return heap_bytes_of(arena_) + heap_bytes(fields_.capacity() * sizeof(Field)); }
+namespace {
+constexpr size_t kFieldAlign = alignof(uint32_t);  // the table's, below the text
+constexpr size_t kFirstCapacity = 240;  // with the block's own fields, a 256-byte request
+
+size_t round_to_field(size_t n) { return (n + kFieldAlign - 1) & ~(kFieldAlign - 1); }
+}  // namespace
+
+void Headers::release(Block* block) { ::operator delete(block); }
+
+size_t Headers::used_capacity() const {
+  return block_ ? round_to_field(block_->text_len) + block_->count * sizeof(Field) : 0;
+}
+
+Headers::Block* Headers::copy_into(size_t capacity) const {
+  auto* to = static_cast<Block*>(::operator new(sizeof(Block) + capacity));
+  to->capacity = static_cast<uint32_t>(capacity);
+  to->text_len = block_->text_len;
+  to->count = block_->count;
+  to->unused = 0;
+  std::memcpy(to + 1, text(), block_->text_len);
+  const size_t table = block_->count * sizeof(Field);
+  std::memcpy(reinterpret_cast<char*>(to + 1) + capacity - table, reinterpret_cast<const char*>(table_end()) - table,
+              table);
+  return to;
+}
+
+Headers::Headers(const Headers& other) {
+  if (other.size() > 0 || other.arena_bytes() > 0) block_ = other.copy_into(other.used_capacity());
+}
+
+Headers& Headers::operator=(const Headers& other) {
+  if (this == &other) return *this;
+  if (other.used_capacity() == 0) {
+    clear();
+  } else if (block_ && block_->capacity >= other.used_capacity()) {
+    // Kept capacity is reused, as a std::string's would be: a connection's heads are refilled.
+    block_->text_len = other.block_->text_len;
+    block_->count = other.block_->count;
+    std::memcpy(text(), other.text(), other.block_->text_len);
+    const size_t table = other.block_->count * sizeof(Field);
+    std::memcpy(reinterpret_cast<char*>(table_end()) - table, reinterpret_cast<const char*>(other.table_end()) - table,
+                table);
+  } else {
+    Block* copy = other.copy_into(other.used_capacity());
+    release(block_);
+    block_ = copy;
+  }
+  return *this;
+}
+
+Headers& Headers::operator=(Headers&& other) noexcept {
+  if (this != &other) {
+    release(block_);
+    block_ = other.block_;
+    other.block_ = nullptr;
+  }
+  return *this;
+}
+
+uint64_t Headers::memory() const { return block_ ? heap_bytes(sizeof(Block) + block_->capacity) : 0; }
+
+void Headers::shrink_to_fit() {
+  if (!block_ || block_->capacity == used_capacity()) return;
+  Block* fitted = used_capacity() == 0 ? nullptr : copy_into(used_capacity());
+  release(block_);
+  block_ = fitted;
+}
+
+Headers::Block* Headers::make_room(size_t text_bytes, size_t fields) {
+  // Heads are bounded far below 4 GB (the parsers' limits), so the 32-bit offsets hold.
+  const size_t capacity = block_ ? block_->capacity : 0;
+  const size_t needed = round_to_field((block_ ? block_->text_len : 0) + text_bytes) +
+                        ((block_ ? block_->count : 0) + fields) * sizeof(Field);
+  if (needed <= capacity) return nullptr;
+  const size_t grown = std::max({needed, 2 * capacity + sizeof(Block), kFirstCapacity});
+  Block* old = block_;
+  if (old) {
+    block_ = copy_into(round_to_field(grown));
+  } else {
+    block_ = static_cast<Block*>(::operator new(sizeof(Block) + round_to_field(grown)));
+    *block_ = Block{static_cast<uint32_t>(round_to_field(grown)), 0, 0, 0};
+  }
+  return old;
+}
 
 void Headers::add(std::string_view name, std::string_view value) {
+  Block* old = make_room(name.size() + value.size(), 1);
   begin_field();
   append_name(name);
   append_value(value);
   end_field();
+  release(old);
 }
 
 void Headers::begin_field() {
-  auto off = static_cast<uint32_t>(arena_.size());
-  fields_.push_back(Field{off, 0, off, 0, FieldId::kOther});
+  Block* old = make_room(0, 1);
+  field(block_->count) = Field{block_->text_len, 0, 0, FieldId::kOther};
+  ++block_->count;
+  release(old);
 }
 
 void Headers::append_name(std::string_view piece) {
-  arena_.append(piece);
-  Field& f = fields_.back();
-  f.name_len += static_cast<uint32_t>(piece.size());
-  f.value_off = static_cast<uint32_t>(arena_.size());
+  Block* old = make_room(piece.size(), 0);
+  std::memcpy(text() + block_->text_len, piece.data(), piece.size());
+  block_->text_len += static_cast<uint32_t>(piece.size());
+  field(block_->count - 1).name_len += static_cast<uint32_t>(piece.size());
+  release(old);
 }
 
 void Headers::append_value(std::string_view piece) {
-  arena_.append(piece);
-  fields_.back().value_len += static_cast<uint32_t>(piece.size());
+  Block* old = make_room(piece.size(), 0);
+  std::memcpy(text() + block_->text_len, piece.data(), piece.size());
+  block_->text_len += static_cast<uint32_t>(piece.size());
+  field(block_->count - 1).value_len += static_cast<uint32_t>(piece.size());
+  release(old);
 }
 
 void Headers::end_field() {
-  Field& f = fields_.back();
-  if (f.name_len > 0) f.id = field_id(view(f.name_off, f.name_len));
-  while (f.value_len > 0 && is_space(arena_[f.value_off])) {
-    ++f.value_off;
-    --f.value_len;
-  }
-  while (f.value_len > 0 && is_space(arena_[f.value_off + f.value_len - 1])) --f.value_len;
+  // The open field's value is the last text, so trimming it gives its bytes back.
+  Field& f = field(block_->count - 1);
+  char* value = text() + f.name_off + f.name_len;
+  if (f.name_len > 0) f.id = field_id({text() + f.name_off, f.name_len});
+  uint32_t lead = 0;
+  while (lead < f.value_len && is_space(value[lead])) ++lead;
+  if (lead > 0) std::memmove(value, value + lead, f.value_len - lead);
+  f.value_len -= lead;
+  while (f.value_len > 0 && is_space(value[f.value_len - 1])) --f.value_len;
+  block_->text_len = f.name_off + f.name_len + f.value_len;
 }
 
 std::optional<std::string_view> Headers::get(std::string_view name) const {
-  for (const Field& f : fields_)
-    if (iequals(view(f.name_off, f.name_len), name)) return view(f.value_off, f.value_len);
+  for (size_t i = 0; i < size(); ++i)
+    if (iequals(this->name(i), name)) return value(i);
   return std::nullopt;
 }
 
 std::optional<std::string_view> Headers::get(FieldId id) const {
-  for (const Field& f : fields_)
-    if (f.id == id) return view(f.value_off, f.value_len);
+  for (size_t i = 0; i < size(); ++i)
+    if (this->id(i) == id) return value(i);
   return std::nullopt;
 }
 
 size_t Headers::count(FieldId id) const {
   size_t n = 0;
-  for (const Field& f : fields_)
-    if (f.id == id) ++n;
+  for (size_t i = 0; i < size(); ++i)
+    if (this->id(i) == id) ++n;
   return n;
 }
 
 size_t Headers::count(std::string_view name) const {
   size_t n = 0;
-  for (const Field& f : fields_)
-    if (iequals(view(f.name_off, f.name_len), name)) ++n;
+  for (size_t i = 0; i < size(); ++i)
+    if (iequals(this->name(i), name)) ++n;
   return n;
 }
 
 bool Headers::has_token(std::string_view name, std::string_view token) const {
   bool found = false;
-  for (const Field& f : fields_) {
-    if (!iequals(view(f.name_off, f.name_len), name)) continue;
-    for_each_token(view(f.value_off, f.value_len), [&](std::string_view item) {
+  for (size_t i = 0; i < size(); ++i) {
+    if (!iequals(this->name(i), name)) continue;
+    for_each_token(value(i), [&](std::string_view item) {
       if (iequals(item, token)) found = true;
     });
     if (found) return true;

@@ -1,10 +1,12 @@
 // http/message: message heads (request and response) and the header helpers every module uses.
 //
-// A head owns its bytes: names and values live in one arena string per head, so parsing a head
-// costs a couple of allocations that are kept (clear() keeps capacity) for the connection's next
-// message. Views returned by the accessors borrow from the head until it is cleared or changed.
+// A head owns its bytes: names, values and the table of fields live in one heap block per head,
+// so parsing a head costs an allocation or two that are kept (clear() keeps capacity) for the
+// connection's next message, and a stored head costs one. Views returned by the accessors borrow
+// from the head until it is cleared or changed.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,16 +58,25 @@ bool is_hop_by_hop(FieldId id);
 
 class Headers {
  public:
+  Headers() = default;
+  Headers(const Headers& other);
+  Headers& operator=(const Headers& other);
+  Headers(Headers&& other) noexcept : block_(other.block_) { other.block_ = nullptr; }
+  Headers& operator=(Headers&& other) noexcept;
+  ~Headers() { release(block_); }
+
   void clear() {
-    arena_.clear();
-    fields_.clear();
+    if (block_) block_->text_len = block_->count = 0;
   }
   void add(std::string_view name, std::string_view value);
 
-  size_t size() const { return fields_.size(); }
-  std::string_view name(size_t i) const { return view(fields_[i].name_off, fields_[i].name_len); }
-  std::string_view value(size_t i) const { return view(fields_[i].value_off, fields_[i].value_len); }
-  FieldId id(size_t i) const { return fields_[i].id; }
+  size_t size() const { return block_ ? block_->count : 0; }
+  std::string_view name(size_t i) const { return {text() + field(i).name_off, field(i).name_len}; }
+  std::string_view value(size_t i) const {
+    const Field& f = field(i);
+    return {text() + f.name_off + f.name_len, f.value_len};
+  }
+  FieldId id(size_t i) const { return field(i).id; }
 
   // The first field with this name (case-insensitive).
   std::optional<std::string_view> get(std::string_view name) const;
@@ -76,35 +87,55 @@ class Headers {
   // True when a field with this name lists `token` (comma-separated, case-insensitive).
   bool has_token(std::string_view name, std::string_view token) const;
 
-  // Removes every field for which pred(name, id) is true (the arena keeps their bytes).
+  // Removes every field for which pred(name, id) is true (the text keeps their bytes).
   template <typename Pred>
   void remove_if(Pred&& pred) {
-    std::erase_if(fields_, [&](const Field& f) { return pred(view(f.name_off, f.name_len), f.id); });
+    size_t kept = 0;
+    for (size_t i = 0; i < size(); ++i)
+      if (!pred(name(i), id(i))) field(kept++) = field(i);
+    if (block_) block_->count = static_cast<uint32_t>(kept);
   }
 
-  // Incremental building, for the parser: a field's name and value may arrive in pieces.
+  // Incremental building, for the parser: a field's name and value may arrive in pieces, the
+  // name's before the value's.
   void begin_field();
   void append_name(std::string_view piece);
   void append_value(std::string_view piece);
   void end_field();  // trims the value's surrounding white space
-  size_t arena_bytes() const { return arena_.size(); }
+  size_t arena_bytes() const { return block_ ? block_->text_len : 0; }
   // The heap the fields hold (http/heap.h): their text and their table.
   uint64_t memory() const;
   // Gives back what growing left unused: for heads that are kept (a stored object's).
-  void shrink_to_fit() {
-    arena_.shrink_to_fit();
-    fields_.shrink_to_fit();
-  }
+  void shrink_to_fit();
 
  private:
+  // One heap block per head, so a kept head costs one allocation and one pointer: the text from
+  // the block's start (each field's name, then its value), the field table from its end down.
+  // Field i is the i-th slot below the end.
   struct Field {
-    uint32_t name_off, name_len, value_off, value_len;
+    uint32_t name_off, name_len, value_len;  // the value follows the name
     FieldId id;
   };
-  std::string_view view(uint32_t off, uint32_t len) const { return {arena_.data() + off, len}; }
+  struct Block {
+    uint32_t capacity;  // bytes after the block's own fields, a multiple of alignof(Field)
+    uint32_t text_len;
+    uint32_t count;
+    uint32_t unused;
+  };
+  static_assert(sizeof(Field) == 16 && sizeof(Block) % alignof(Field) == 0);
+  const char* text() const { return reinterpret_cast<const char*>(block_ + 1); }
+  char* text() { return reinterpret_cast<char*>(block_ + 1); }
+  Field* table_end() const { return reinterpret_cast<Field*>(reinterpret_cast<char*>(block_ + 1) + block_->capacity); }
+  Field& field(size_t i) const { return table_end()[-1 - static_cast<ptrdiff_t>(i)]; }
+  // Room for `text` more bytes and `fields` more fields. Returns the block it left, which the
+  // caller frees (release) once done with what it was copying: a piece may be this head's text.
+  Block* make_room(size_t text, size_t fields);
+  // A block of `capacity` holding this head's text and fields.
+  Block* copy_into(size_t capacity) const;
+  size_t used_capacity() const;
+  static void release(Block* block);
 
-  std::string arena_;
-  std::vector<Field> fields_;
+  Block* block_ = nullptr;
 };
 
 struct RequestHead {

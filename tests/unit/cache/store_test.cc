@@ -40,6 +40,7 @@ std::shared_ptr<CachedObject> make(std::string key, size_t body_size = 100, std:
   auto o = std::make_shared<CachedObject>();
   set_key(*o, std::move(key));
   o->headers.add("Content-Type", "text/plain");
+  o->headers.shrink_to_fit();  // as insert() keeps it, so that charge() is what the store counts
   o->body = body_of(std::string(body_size, 'x'));
   o->set_tags(std::move(tags));
   return o;

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+
 using namespace edge::http;
 
 TEST_CASE("header lookup is case-insensitive and keeps order") {
@@ -23,6 +25,114 @@ TEST_CASE("has_token reads comma-separated lists across fields") {
   CHECK(h.has_token("connection", "x-secret"));
   CHECK(h.has_token("connection", "upgrade"));
   CHECK_FALSE(h.has_token("connection", "close"));
+}
+
+namespace {
+std::string listed(const Headers& h) {
+  std::string out;
+  for (size_t i = 0; i < h.size(); ++i) out.append(h.name(i)).append("=").append(h.value(i)).append(";");
+  return out;
+}
+}  // namespace
+
+TEST_CASE("headers: growth keeps every field, even one added from the head's own text") {
+  Headers h;
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    const std::string name = "X-Field-" + std::to_string(i);
+    const std::string value = std::string(static_cast<size_t>(i % 37), 'v') + std::to_string(i);
+    h.add(name, value);
+    expected += name + "=" + value + ";";
+  }
+  CHECK(h.size() == 200);
+  CHECK(listed(h) == expected);
+  CHECK(h.get("x-field-199") == std::string_view(std::string(199 % 37, 'v') + "199"));
+  // Views of the head's own text, through as many growths as it takes.
+  for (int i = 0; i < 200; ++i) {
+    h.add(h.name(static_cast<size_t>(i)), h.value(static_cast<size_t>(i)));
+    expected += std::string(h.name(static_cast<size_t>(i))) + "=" + std::string(h.value(static_cast<size_t>(i))) + ";";
+  }
+  CHECK(listed(h) == expected);
+}
+
+TEST_CASE("headers: pieces make one field; its value's white space is trimmed and given back") {
+  Headers h;
+  h.begin_field();
+  h.append_name("Cont");
+  h.append_name("ent-Length");
+  h.append_value(" \t ");
+  h.append_value("42 ");
+  h.append_value(" ");
+  h.end_field();
+  h.begin_field();
+  h.append_name("Empty");
+  h.end_field();
+  h.begin_field();
+  h.append_name("Spaces");
+  h.append_value("   ");
+  h.end_field();
+  h.add("Next", "  a b  ");
+  CHECK(listed(h) == "Content-Length=42;Empty=;Spaces=;Next=a b;");
+  CHECK(h.id(0) == FieldId::kContentLength);
+  CHECK(h.id(3) == FieldId::kOther);
+  CHECK(h.arena_bytes() == std::string_view("Content-Length42EmptySpacesNexta b").size());
+}
+
+TEST_CASE("headers: remove_if keeps the rest in order, and later fields land after them") {
+  Headers h;
+  for (int i = 0; i < 10; ++i) h.add(i % 3 == 0 ? "Drop" : "Keep", std::to_string(i));
+  h.remove_if([](std::string_view name, FieldId) { return name == "Drop"; });
+  CHECK(listed(h) == "Keep=1;Keep=2;Keep=4;Keep=5;Keep=7;Keep=8;");
+  h.add("Last", "x");
+  CHECK(listed(h) == "Keep=1;Keep=2;Keep=4;Keep=5;Keep=7;Keep=8;Last=x;");
+  h.remove_if([](std::string_view, FieldId) { return true; });
+  CHECK(h.size() == 0);
+  CHECK_FALSE(h.get("Last"));
+}
+
+TEST_CASE("headers: copies, moves, clear and shrink_to_fit") {
+  Headers h;
+  for (int i = 0; i < 20; ++i) h.add("Name-" + std::to_string(i), "value " + std::to_string(i));
+  const std::string all = listed(h);
+
+  Headers copy = h;
+  CHECK(listed(copy) == all);
+  CHECK(copy.memory() <= h.memory());  // a copy is made to fit
+  copy.add("More", "1");
+  CHECK(listed(h) == all);  // the two own their bytes
+
+  Headers big;
+  for (int i = 0; i < 100; ++i) big.add("Filler", "0123456789");
+  const uint64_t big_memory = big.memory();
+  big = h;  // kept capacity takes the copy
+  CHECK(listed(big) == all);
+  CHECK(big.memory() == big_memory);
+  big = static_cast<const Headers&>(big);
+  CHECK(listed(big) == all);
+
+  Headers moved = std::move(copy);
+  CHECK(listed(moved) == all + "More=1;");
+  CHECK(copy.size() == 0);  // a moved-from head is empty
+  copy.add("Again", "2");
+  CHECK(listed(copy) == "Again=2;");
+
+  const uint64_t before = h.memory();
+  h.clear();
+  CHECK(h.size() == 0);
+  CHECK(h.memory() == before);  // clear keeps the block for the next head
+  h.add("Only", "one");
+  h.shrink_to_fit();
+  CHECK(listed(h) == "Only=one;");
+  CHECK(h.memory() < before);
+  h.clear();
+  h.shrink_to_fit();
+  CHECK(h.memory() == 0);
+
+  Headers empty;
+  CHECK(empty.memory() == 0);
+  Headers empty_copy = empty;
+  CHECK(empty_copy.size() == 0);
+  CHECK(empty_copy.memory() == 0);
 }
 
 TEST_CASE("hop-by-hop names") {
