@@ -1,7 +1,7 @@
 // cache/store: see store.h.
 //
 // Layout
-//   - kStripes stripes, chosen by the key's hash (keyed: cache/keyed_hash.h, so clients cannot
+//   - kStripes stripes, chosen by the key's hash (keyed: hash/keyed_hash.h, so clients cannot
 //     aim keys at one stripe or one list). Each has a mutex, a map from the key's hash to its
 //     entries (one Entry per variant; entries of another key with the same hash, if any, share
 //     the list, and readers compare the objects' keys) and the hit-for-pass marks of
@@ -55,7 +55,7 @@
 #include <utility>
 
 #include "cache/frequency_sketch.h"
-#include "cache/keyed_hash.h"
+#include "hash/keyed_hash.h"
 #include "http/heap.h"
 
 namespace edge::cache {
@@ -83,7 +83,7 @@ constexpr char kVariantSeparator = '\x1f';
 constexpr size_t kSweepSliceEntries = 256;
 constexpr auto kSweepSliceHold = std::chrono::microseconds(500);
 
-size_t hash_key(std::string_view key) { return static_cast<size_t>(keyed_hash(key)); }
+size_t hash_key(std::string_view key) { return static_cast<size_t>(hash::keyed_hash(key)); }
 
 // The Vary part of the variant a request selects from an object stored with these Vary names,
 // computed as cache::vary_key does it from the response.
@@ -279,7 +279,7 @@ struct Store::Impl {
     // By the key's hash: the entries (variants) of the keys with that hash, which is one key
     // unless two collide. The key itself is the objects' own, not a copy.
     std::unordered_map<size_t, Variants> map;
-    std::unordered_map<std::string, HitForPass, KeyedHash, std::equal_to<>> hfp;
+    std::unordered_map<std::string, HitForPass, hash::KeyedHash, std::equal_to<>> hfp;
     // Marks by age, for the bound; an entry whose seq no longer matches its mark is stale.
     std::deque<std::pair<std::string, uint64_t>> hfp_order;
     uint64_t hfp_seq = 0;

@@ -44,10 +44,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cache/keyed_hash.h"
 #include "cache/store.h"
 #include "compress/codec.h"
 #include "conf/config.h"
+#include "hash/keyed_hash.h"
 #include "http/message.h"
 #include "proxy/fetch.h"
 #include "proxy/generation.h"
@@ -240,9 +240,9 @@ class Coalescer {
   static constexpr size_t kStripes = 16;
   struct Stripe {
     std::mutex mutex;
-    std::unordered_map<std::string, std::shared_ptr<Fill>, cache::KeyedHash, std::equal_to<>> fills;
+    std::unordered_map<std::string, std::shared_ptr<Fill>, hash::KeyedHash, std::equal_to<>> fills;
   };
-  Stripe& stripe(const std::string& key) { return stripes_[cache::KeyedHash{}(key) % kStripes]; }
+  Stripe& stripe(const std::string& key) { return stripes_[hash::KeyedHash{}(key) % kStripes]; }
   Stripe stripes_[kStripes];
 };
 

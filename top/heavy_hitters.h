@@ -24,6 +24,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hash/keyed_hash.h"
+
 namespace edge::top {
 
 struct Hitter {
@@ -34,7 +36,7 @@ struct Hitter {
 
 // A key with its hash computed once, for adding it to several summaries.
 struct HashedKey {
-  explicit HashedKey(std::string_view key) : text(key), hash(std::hash<std::string_view>{}(key)) {}
+  explicit HashedKey(std::string_view key) : text(key), hash(static_cast<size_t>(edge::hash::keyed_hash(key))) {}
   std::string_view text;
   size_t hash;
 };
@@ -62,7 +64,7 @@ class SpaceSaving {
  private:
   struct Hash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    size_t operator()(std::string_view s) const { return static_cast<size_t>(edge::hash::keyed_hash(s)); }
     size_t operator()(const HashedKey& k) const { return k.hash; }
   };
   struct Equal {

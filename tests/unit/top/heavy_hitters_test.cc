@@ -6,6 +6,7 @@
 #include <random>
 #include <string>
 
+#include "hash/keyed_hash.h"
 #include "top/windows.h"
 
 using namespace edge::top;
@@ -17,6 +18,14 @@ uint64_t count_of(const std::vector<Hitter>& hitters, const std::string& key) {
   return 0;
 }
 }  // namespace
+
+TEST_CASE("space-saving: keys are hashed with the keyed hash, whose collisions cannot be computed offline") {
+  // The keys are what clients ask for: std::hash would let them aim a flood at one bucket.
+  for (std::string_view key : {"", "example.com/", "example.com/a?b=c"}) {
+    CHECK(HashedKey(key).hash == static_cast<size_t>(edge::hash::keyed_hash(key)));
+    CHECK(HashedKey(key).hash != std::hash<std::string_view>{}(key));
+  }
+}
 
 TEST_CASE("space-saving: exact while every key fits") {
   SpaceSaving s(4);

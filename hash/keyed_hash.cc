@@ -1,4 +1,4 @@
-#include "cache/keyed_hash.h"
+#include "hash/keyed_hash.h"
 
 #include <sys/random.h>
 
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace edge::cache {
+namespace edge::hash {
 
 namespace {
 
@@ -93,4 +93,4 @@ uint64_t keyed_hash(std::string_view text) {
   return siphash13(key.k0, key.k1, text);
 }
 
-}  // namespace edge::cache
+}  // namespace edge::hash

@@ -1,4 +1,4 @@
-#include "cache/keyed_hash.h"
+#include "hash/keyed_hash.h"
 
 #include <doctest/doctest.h>
 #include <openssl/core_names.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <unordered_map>
 
-namespace edge::cache {
+namespace edge::hash {
 
 namespace {
 
@@ -64,4 +64,4 @@ TEST_CASE("keyed hash: the process's key is secret, the hash stable within the p
   CHECK(map.find(std::string_view("a.test/y")) == map.end());
 }
 
-}  // namespace edge::cache
+}  // namespace edge::hash

@@ -1,4 +1,4 @@
-// cache/keyed_hash: the hash for tables that clients fill with text of their choosing (cache keys,
+// hash/keyed_hash: the hash for tables that clients fill with text of their choosing (cache keys,
 // the fills in flight, the heavy hitters of /top). std::hash is the same function in every
 // process, and keys that collide under it can be computed offline: enough of them in one table
 // make every lookup there a walk through all of them (hash flooding). This is SipHash-1-3 under a
@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace edge::cache {
+namespace edge::hash {
 
 uint64_t keyed_hash(std::string_view text);
 
@@ -25,4 +25,4 @@ struct KeyedHash {
   size_t operator()(std::string_view text) const { return static_cast<size_t>(keyed_hash(text)); }
 };
 
-}  // namespace edge::cache
+}  // namespace edge::hash
