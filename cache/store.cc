@@ -83,7 +83,7 @@ constexpr char kVariantSeparator = '\x1f';
 constexpr size_t kSweepSliceEntries = 256;
 constexpr auto kSweepSliceHold = std::chrono::microseconds(500);
 
-size_t hash_key(std::string_view key) { return static_cast<size_t>(hash::keyed_hash(key)); }
+size_t keyed_hash_of(std::string_view key) { return static_cast<size_t>(hash::keyed_hash(key)); }
 
 // The Vary part of the variant a request selects from an object stored with these Vary names,
 // computed as cache::vary_key does it from the response.
@@ -293,12 +293,14 @@ struct Store::Impl {
     StoreStats stats;
   };
 
-  Impl(uint64_t memory_, uint64_t max_object_, uint32_t max_variants_)
-      : memory(memory_),
+  Impl(uint64_t memory_, uint64_t max_object_, uint32_t max_variants_, Store::KeyHash key_hash)
+      : hash_key(key_hash ? key_hash : keyed_hash_of),
+        memory(memory_),
         max_object(max_object_),
         max_variants(std::max<uint32_t>(1, max_variants_)),
         sketch(static_cast<size_t>(memory_ / kSketchObjectSize)) {}
 
+  const Store::KeyHash hash_key;
   // Set at construction and by resize(); atomics because inserts read them without ev.mu.
   std::atomic<uint64_t> memory;
   std::atomic<uint64_t> max_object;
@@ -703,14 +705,14 @@ CachedObject::Charge CachedObject::charge_parts() const {
   return charge;
 }
 
-Store::Store(uint64_t memory, uint64_t max_object, uint32_t max_variants)
-    : impl_(std::make_unique<Impl>(memory, max_object, max_variants)) {}
+Store::Store(uint64_t memory, uint64_t max_object, uint32_t max_variants, KeyHash key_hash)
+    : impl_(std::make_unique<Impl>(memory, max_object, max_variants, key_hash)) {}
 Store::~Store() = default;
 
 Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_headers, std::string_view variant_extra,
                             std::optional<Seconds> now) {
   Impl& im = *impl_;
-  const size_t key_hash = hash_key(key);
+  const size_t key_hash = im.hash_key(key);
   im.sketch.increment(key_hash);
   Impl::Stripe& s = im.stripe_for(key_hash);
   Lookup result;
@@ -779,7 +781,7 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
   // Heads and keys are bounded far below 4 GB (the parser's and the key's limits).
   entry->head_charge = static_cast<uint32_t>(parts.head);
   entry->overhead_charge = static_cast<uint32_t>(parts.overhead);
-  entry->key_hash = hash_key(object->key());
+  entry->key_hash = im.hash_key(object->key());
 
   std::vector<Impl::EntryPtr> victims;
   {
@@ -871,7 +873,7 @@ void Store::resize(uint64_t memory, uint64_t max_object, uint32_t max_variants) 
 
 void Store::mark_hit_for_pass(std::string_view key, Seconds until, Seconds now) {
   Impl& im = *impl_;
-  Impl::Stripe& s = im.stripe_for(hash_key(key));
+  Impl::Stripe& s = im.stripe_for(im.hash_key(key));
   std::lock_guard lock(s.mu);
   std::string k(key);
   const uint64_t seq = ++s.hfp_seq;
@@ -905,11 +907,12 @@ void Store::mark_hit_for_pass(std::string_view key, Seconds until, Seconds now) 
 
 size_t Store::purge(std::string_view key, bool soft) {
   Impl& im = *impl_;
-  Impl::Stripe& s = im.stripe_for(hash_key(key));
+  const size_t key_hash = im.hash_key(key);
+  Impl::Stripe& s = im.stripe_for(key_hash);
   size_t n = 0;
   {
     std::lock_guard lock(s.mu);
-    auto it = s.map.find(hash_key(key));
+    auto it = s.map.find(key_hash);
     if (it == s.map.end()) return 0;
     if (soft) {
       for (const Impl::EntryPtr& e : it->second) {

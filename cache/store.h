@@ -197,7 +197,10 @@ struct StoreStats {
 
 class Store {
  public:
-  Store(uint64_t memory, uint64_t max_object, uint32_t max_variants = 32);
+  // What the store hashes keys with: hash::keyed_hash, unless a test gives a function whose
+  // hashes collide.
+  using KeyHash = size_t (*)(std::string_view key);
+  Store(uint64_t memory, uint64_t max_object, uint32_t max_variants = 32, KeyHash key_hash = nullptr);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

@@ -973,3 +973,68 @@ TEST_CASE("Store::replace: only in place of the object still stored, keeping its
   CHECK(store.replace(*banned, copy_of(*banned)));
   CHECK(store.lookup("h/c", kNoHeaders).object == nullptr);
 }
+
+namespace {
+// Every key the same hash: one stripe, one list, what a flood of colliding keys would make.
+size_t same_hash(std::string_view) { return 42; }
+}  // namespace
+
+TEST_CASE("store: keys whose hashes collide share a list, each found, replaced and purged as its own") {
+  Store store(64 << 20, 1 << 16, 2, same_hash);
+  for (int i = 0; i < 5; ++i) REQUIRE(store.insert(make(numbered("h/k", i))));
+  for (int i = 0; i < 5; ++i) {
+    ObjectRef o = find(store, numbered("h/k", i));
+    REQUIRE(o);
+    CHECK(o->key() == numbered("h/k", i));
+  }
+  CHECK_FALSE(find(store, "h/absent"));
+
+  // A key's variants count against its own max_variants, not its neighbours'.
+  for (const char* value : {"a", "b", "c"}) REQUIRE(store.insert(make_variant("h/v", value)));
+  CHECK_FALSE(find(store, "h/v", request_with("X-Variant", "a")));
+  CHECK(find(store, "h/v", request_with("X-Variant", "c")));
+  for (int i = 0; i < 5; ++i) CHECK(find(store, numbered("h/k", i)));
+
+  // The same key and variant replaces that key's object only.
+  REQUIRE(store.insert(make(numbered("h/k", 2), 200)));
+  CHECK(find(store, numbered("h/k", 2))->body->size() == 200);
+  CHECK(find(store, numbered("h/k", 3))->body->size() == 100);
+
+  CHECK(store.purge(numbered("h/k", 1), false) == 1);
+  CHECK_FALSE(find(store, numbered("h/k", 1)));
+  CHECK(store.purge(numbered("h/k", 3), true) == 1);
+  CHECK(find(store, numbered("h/k", 3))->invalidated.load());
+  CHECK_FALSE(find(store, numbered("h/k", 4))->invalidated.load());
+  CHECK(find(store, numbered("h/k", 0)));
+
+  const Seconds now = 1'000'000;
+  store.mark_hit_for_pass("h/pass", now + 60, now);
+  CHECK(store.lookup("h/pass", kNoHeaders, {}, now).hit_for_pass);
+  CHECK_FALSE(store.lookup("h/other", kNoHeaders, {}, now).hit_for_pass);
+
+  auto [bytes, objects] = held(store);
+  CHECK(objects == 4 + 2);
+  CHECK(bytes == store.stats().bytes);
+  CHECK(objects == store.stats().objects);
+}
+
+TEST_CASE("store: colliding keys are evicted one by one, and the survivors are the keys they were") {
+  const uint64_t one = make(numbered("h/k", 0))->charge();
+  Store store(50 * one, 50 * one, 32, same_hash);
+  for (int r = 0; r < 3; ++r)
+    for (int i = 0; i < 200; ++i)
+      if (!find(store, numbered("h/k", i))) REQUIRE(store.insert(make(numbered("h/k", i))));
+  CHECK(store.stats().bytes <= 50 * one);
+  CHECK(store.stats().evictions > 0);
+  size_t found = 0;
+  for (int i = 0; i < 200; ++i) {
+    ObjectRef o = find(store, numbered("h/k", i));
+    if (!o) continue;
+    ++found;
+    CHECK(o->key() == numbered("h/k", i));
+  }
+  auto [bytes, objects] = held(store);
+  CHECK(found == objects);
+  CHECK(bytes == store.stats().bytes);
+  CHECK(objects == store.stats().objects);
+}
