@@ -212,66 +212,71 @@ void Headers::shrink_to_fit() {
   block_ = fitted;
 }
 
-Headers::Block* Headers::make_room(size_t text_bytes, size_t fields) {
+Headers::Block* Headers::grow(size_t text_bytes, size_t fields) {
   // Heads are bounded far below 4 GB (the parsers' limits), so the 32-bit offsets hold.
   const size_t capacity = block_ ? block_->capacity : 0;
   const size_t needed = round_to_field((block_ ? block_->text_len : 0) + text_bytes) +
                         ((block_ ? block_->count : 0) + fields) * sizeof(Field);
-  if (needed <= capacity) return nullptr;
-  const size_t grown = std::max({needed, 2 * capacity + sizeof(Block), kFirstCapacity});
+  const size_t grown = round_to_field(std::max({needed, 2 * capacity + sizeof(Block), kFirstCapacity}));
   Block* old = block_;
   if (old) {
-    block_ = copy_into(round_to_field(grown));
+    block_ = copy_into(grown);
   } else {
-    block_ = static_cast<Block*>(::operator new(sizeof(Block) + round_to_field(grown)));
-    *block_ = Block{static_cast<uint32_t>(round_to_field(grown)), 0, 0, 0};
+    block_ = static_cast<Block*>(::operator new(sizeof(Block) + grown));
+    *block_ = Block{static_cast<uint32_t>(grown), 0, 0, 0};
   }
   return old;
 }
 
 void Headers::add(std::string_view name, std::string_view value) {
-  Block* old = make_room(name.size() + value.size(), 1);
+  Block* old = has_room(name.size() + value.size(), 1) ? nullptr : grow(name.size() + value.size(), 1);
   begin_field();
   append_name(name);
   append_value(value);
   end_field();
-  release(old);
+  if (old) release(old);
 }
 
 void Headers::begin_field() {
-  Block* old = make_room(0, 1);
+  if (!has_room(0, 1)) {
+    if (Block* old = grow(0, 1)) release(old);  // nothing is being copied from it
+  }
   field(block_->count) = Field{block_->text_len, 0, 0, FieldId::kOther};
   ++block_->count;
-  release(old);
 }
 
 void Headers::append_name(std::string_view piece) {
-  Block* old = make_room(piece.size(), 0);
+  Block* old = has_room(piece.size(), 0) ? nullptr : grow(piece.size(), 0);
   std::memcpy(text() + block_->text_len, piece.data(), piece.size());
   block_->text_len += static_cast<uint32_t>(piece.size());
   field(block_->count - 1).name_len += static_cast<uint32_t>(piece.size());
-  release(old);
+  if (old) release(old);
 }
 
 void Headers::append_value(std::string_view piece) {
-  Block* old = make_room(piece.size(), 0);
+  Block* old = has_room(piece.size(), 0) ? nullptr : grow(piece.size(), 0);
   std::memcpy(text() + block_->text_len, piece.data(), piece.size());
   block_->text_len += static_cast<uint32_t>(piece.size());
   field(block_->count - 1).value_len += static_cast<uint32_t>(piece.size());
-  release(old);
+  if (old) release(old);
 }
 
 void Headers::end_field() {
   // The open field's value is the last text, so trimming it gives its bytes back.
   Field& f = field(block_->count - 1);
+  const char* name = text() + f.name_off;
   char* value = text() + f.name_off + f.name_len;
-  if (f.name_len > 0) f.id = field_id({text() + f.name_off, f.name_len});
+  uint32_t length = f.value_len;
   uint32_t lead = 0;
-  while (lead < f.value_len && is_space(value[lead])) ++lead;
-  if (lead > 0) std::memmove(value, value + lead, f.value_len - lead);
-  f.value_len -= lead;
-  while (f.value_len > 0 && is_space(value[f.value_len - 1])) --f.value_len;
-  block_->text_len = f.name_off + f.name_len + f.value_len;
+  while (lead < length && is_space(value[lead])) ++lead;
+  if (lead > 0) {
+    length -= lead;
+    std::memmove(value, value + lead, length);
+  }
+  while (length > 0 && is_space(value[length - 1])) --length;
+  f.value_len = length;
+  block_->text_len = f.name_off + f.name_len + length;
+  if (f.name_len > 0) f.id = field_id({name, f.name_len});
 }
 
 std::optional<std::string_view> Headers::get(std::string_view name) const {

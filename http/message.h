@@ -127,9 +127,13 @@ class Headers {
   char* text() { return reinterpret_cast<char*>(block_ + 1); }
   Field* table_end() const { return reinterpret_cast<Field*>(reinterpret_cast<char*>(block_ + 1) + block_->capacity); }
   Field& field(size_t i) const { return table_end()[-1 - static_cast<ptrdiff_t>(i)]; }
-  // Room for `text` more bytes and `fields` more fields. Returns the block it left, which the
-  // caller frees (release) once done with what it was copying: a piece may be this head's text.
-  Block* make_room(size_t text, size_t fields);
+  bool has_room(size_t text_bytes, size_t fields) const {
+    return block_ && block_->text_len + text_bytes + (block_->count + fields) * sizeof(Field) <= block_->capacity;
+  }
+  // A larger block for `text` more bytes and `fields` more fields. Returns the block it left,
+  // which the caller frees (release) once done with what it was copying: a piece may be this
+  // head's own text.
+  Block* grow(size_t text_bytes, size_t fields);
   // A block of `capacity` holding this head's text and fields.
   Block* copy_into(size_t capacity) const;
   size_t used_capacity() const;
