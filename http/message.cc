@@ -171,7 +171,7 @@ Headers::Block* Headers::copy_into(size_t capacity) const {
 }
 
 Headers::Headers(const Headers& other) {
-  if (other.size() > 0 || other.arena_bytes() > 0) block_ = other.copy_into(other.used_capacity());
+  if (other.used_capacity() > 0) block_ = other.copy_into(other.used_capacity());
 }
 
 Headers& Headers::operator=(const Headers& other) {
@@ -206,10 +206,29 @@ Headers& Headers::operator=(Headers&& other) noexcept {
 uint64_t Headers::memory() const { return block_ ? heap_bytes(sizeof(Block) + block_->capacity) : 0; }
 
 void Headers::shrink_to_fit() {
-  if (!block_ || block_->capacity == used_capacity()) return;
-  Block* fitted = used_capacity() == 0 ? nullptr : copy_into(used_capacity());
+  if (!block_) return;
+  // The text of removed fields goes too: the fields' text is copied one after another.
+  size_t live_text = 0;
+  for (size_t i = 0; i < size(); ++i) live_text += field(i).name_len + field(i).value_len;
+  const size_t fitted = round_to_field(live_text) + size() * sizeof(Field);
+  if (fitted == block_->capacity) return;
+  Block* to = nullptr;
+  if (fitted > 0) {
+    to = static_cast<Block*>(::operator new(sizeof(Block) + fitted));
+    *to = Block{static_cast<uint32_t>(fitted), static_cast<uint32_t>(live_text), block_->count, 0};
+    char* out = reinterpret_cast<char*>(to + 1);
+    Field* table_end = reinterpret_cast<Field*>(out + fitted);
+    uint32_t at = 0;
+    for (size_t i = 0; i < size(); ++i) {
+      Field f = field(i);
+      std::memcpy(out + at, text() + f.name_off, f.name_len + f.value_len);
+      f.name_off = at;
+      at += f.name_len + f.value_len;
+      table_end[-1 - static_cast<ptrdiff_t>(i)] = f;
+    }
+  }
   release(block_);
-  block_ = fitted;
+  block_ = to;
 }
 
 Headers::Block* Headers::grow(size_t text_bytes, size_t fields) {
@@ -279,37 +298,48 @@ void Headers::end_field() {
   if (f.name_len > 0) f.id = field_id({name, f.name_len});
 }
 
+// The lookups walk the table down from its end with the block's addresses in locals: iequals
+// is a call, after which members would be loaded again.
 std::optional<std::string_view> Headers::get(std::string_view name) const {
-  for (size_t i = 0; i < size(); ++i)
-    if (iequals(this->name(i), name)) return value(i);
+  if (!block_) return std::nullopt;
+  const char* t = text();
+  for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
+    if (iequals({t + f->name_off, f->name_len}, name)) return std::string_view(t + f->name_off + f->name_len, f->value_len);
   return std::nullopt;
 }
 
 std::optional<std::string_view> Headers::get(FieldId id) const {
-  for (size_t i = 0; i < size(); ++i)
-    if (this->id(i) == id) return value(i);
+  if (!block_) return std::nullopt;
+  const char* t = text();
+  for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
+    if (f->id == id) return std::string_view(t + f->name_off + f->name_len, f->value_len);
   return std::nullopt;
 }
 
 size_t Headers::count(FieldId id) const {
+  if (!block_) return 0;
   size_t n = 0;
-  for (size_t i = 0; i < size(); ++i)
-    if (this->id(i) == id) ++n;
+  for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
+    if (f->id == id) ++n;
   return n;
 }
 
 size_t Headers::count(std::string_view name) const {
+  if (!block_) return 0;
+  const char* t = text();
   size_t n = 0;
-  for (size_t i = 0; i < size(); ++i)
-    if (iequals(this->name(i), name)) ++n;
+  for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
+    if (iequals({t + f->name_off, f->name_len}, name)) ++n;
   return n;
 }
 
 bool Headers::has_token(std::string_view name, std::string_view token) const {
+  if (!block_) return false;
+  const char* t = text();
   bool found = false;
-  for (size_t i = 0; i < size(); ++i) {
-    if (!iequals(this->name(i), name)) continue;
-    for_each_token(value(i), [&](std::string_view item) {
+  for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f) {
+    if (!iequals({t + f->name_off, f->name_len}, name)) continue;
+    for_each_token(std::string_view(t + f->name_off + f->name_len, f->value_len), [&](std::string_view item) {
       if (iequals(item, token)) found = true;
     });
     if (found) return true;

@@ -105,7 +105,8 @@ class Headers {
   size_t arena_bytes() const { return block_ ? block_->text_len : 0; }
   // The heap the fields hold (http/heap.h): their text and their table.
   uint64_t memory() const;
-  // Gives back what growing left unused: for heads that are kept (a stored object's).
+  // Gives back what growing left unused, and removed fields' text: for heads that are kept (a
+  // stored object's).
   void shrink_to_fit();
 
  private:

@@ -159,6 +159,14 @@ HeadScanner::Result HeadScanner::scan(std::string_view data) {
           state_ = kAfterCr;
         } else if (c == '\n') {
           return {kBad, i};  // a bare LF ends a line for some readers only
+        } else if (line_offset_ >= 0 && !responses_ && c > ' ') {
+          // A request line's run of visible bytes: only the SP, HTAB, CR or LF after it matters,
+          // so the run is passed over at once (most of the line is its target).
+          size_t end = i + 1;
+          while (end < data.size() && data[end] > ' ') ++end;
+          line_offset_ += static_cast<int>(end - i);
+          previous_ = data[end - 1];
+          i = end - 1;
         } else if (line_offset_ >= 0) {
           // "HTTP/1.1 101": the status's digits
           if (line_offset_ >= 9 && line_offset_ <= 11 && c >= '0' && c <= '9') status_ = status_ * 10 + (c - '0');

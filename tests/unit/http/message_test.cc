@@ -85,9 +85,18 @@ TEST_CASE("headers: remove_if keeps the rest in order, and later fields land aft
   CHECK(listed(h) == "Keep=1;Keep=2;Keep=4;Keep=5;Keep=7;Keep=8;");
   h.add("Last", "x");
   CHECK(listed(h) == "Keep=1;Keep=2;Keep=4;Keep=5;Keep=7;Keep=8;Last=x;");
+  const uint64_t before = h.memory();
+  h.shrink_to_fit();  // the dropped fields' text goes too
+  CHECK(listed(h) == "Keep=1;Keep=2;Keep=4;Keep=5;Keep=7;Keep=8;Last=x;");
+  CHECK(h.arena_bytes() == 6 * 5 + 5);
+  CHECK(h.memory() < before);
+  h.add("After", "y");
+  CHECK(listed(h) == "Keep=1;Keep=2;Keep=4;Keep=5;Keep=7;Keep=8;Last=x;After=y;");
   h.remove_if([](std::string_view, FieldId) { return true; });
   CHECK(h.size() == 0);
   CHECK_FALSE(h.get("Last"));
+  h.shrink_to_fit();
+  CHECK(h.memory() == 0);
 }
 
 TEST_CASE("headers: copies, moves, clear and shrink_to_fit") {

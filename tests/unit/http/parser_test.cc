@@ -318,6 +318,11 @@ TEST_CASE("hostile framing is refused whole and split at every byte") {
       {"Connection nominates Transfer-Encoding",
        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n0\r\n\r\n", 400},
       {"tab in the target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"two spaces after the method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"a tab after the method", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"two spaces after a long target", "GET /" + std::string(100, 'a') + "  HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"a space and a tab before the version", "GET /a?b=c \tHTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"bare LF after a long target", "GET /" + std::string(100, 'a') + "\nHost: a\r\n\r\n", 400},
       {"NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"s, 400},
   };
   for (const Case& c : cases) {
