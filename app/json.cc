@@ -125,7 +125,8 @@ std::string stats_json(std::string_view name, uint64_t received, uint64_t served
     for (size_t i = 0; i < demo.size(); ++i) {
       if (i) out.push_back(',');
       append_json_string(out, demo[i].first);
-      out += ":" + std::to_string(demo[i].second);
+      out.push_back(':');
+      out += std::to_string(demo[i].second);
     }
     out += "}";
   }
