@@ -772,8 +772,12 @@ TEST_CASE("store: a sweep in slices lets go of the stripes between them and miss
   CHECK(first <= 256);
   CHECK(store.sweeping());
   CHECK(store.active_bans() == 1);
-  // Lookups meanwhile apply the ban themselves.
+  // Lookups meanwhile apply the ban themselves (unless the first slice's stripe held the object:
+  // the keyed hash places keys anew in every process).
+  const uint64_t purged_before_lookup = store.stats().purged;
   CHECK(find(store, numbered("a.com/p", 1998)) == nullptr);
+  const uint64_t by_lookup = store.stats().purged - purged_before_lookup;
+  CHECK(by_lookup <= 1);
   CHECK(find(store, numbered("a.com/p", 1999)) != nullptr);
   // Inserts meanwhile rehash the stripes' maps; the sweep still reaches every older object.
   for (int i = 0; i < 20000; ++i) store.insert(make(numbered("b.com/q", i)));
@@ -784,7 +788,7 @@ TEST_CASE("store: a sweep in slices lets go of the stripes between them and miss
     ++calls;
   }
   CHECK(calls > 16);  // one slice a call
-  CHECK(total + 1 == 1000);  // the one found by lookup above was counted there
+  CHECK(total + by_lookup == 1000);  // what the lookup above removed was counted there
   CHECK(store.active_bans() == 0);
   CHECK(store.stats().objects == 1000 + 20000);
   CHECK(store.stats().purged == 1000);
