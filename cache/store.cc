@@ -404,15 +404,24 @@ struct Store::Impl {
     return false;
   }
 
-  // TinyLFU, by requests saved: the window's candidate takes the victims' places only if the
-  // sketch counts it more than all of them together (so a large object must be wanted more than
-  // the many small ones it would push out). On a tie the victims stay, so a scan of new keys
-  // cannot flush the objects main holds.
+  // TinyLFU, by requests saved: the window's candidate takes the victims' places if the sketch
+  // counts it more than all of them together (so a large object must be wanted more than the many
+  // small ones it would push out), or if it saves more requests per byte than they do while they
+  // take at least twice its room (a small object asked for again may push out a large one asked
+  // for a little more often: the memory freed holds many more like it). On a tie the victims
+  // stay, and a key counted once wins only by the first rule, so a scan of new keys cannot flush
+  // the objects main holds.
   bool admitted(const Entry& candidate, const std::vector<EntryPtr>& displaced) {
     const uint32_t wanted = sketch.estimate(candidate.key_hash);
-    uint64_t held = 0;
-    for (const EntryPtr& e : displaced) held += sketch.estimate(e->key_hash);
+    uint64_t held = 0, freed = 0;
+    for (const EntryPtr& e : displaced) {
+      held += sketch.estimate(e->key_hash);
+      freed += e->charge;
+    }
     if (wanted > held) return true;
+    if (wanted >= 2 && freed >= 2 * candidate.charge &&
+        double(wanted) * double(freed) > double(held) * double(candidate.charge))  // no overflow
+      return true;
     if (wanted < kLuckyCount) return false;
     return (++lucky_draws * 0x9e3779b97f4a7c15ULL) >> 57 == 0;
   }

@@ -22,8 +22,10 @@
 // lookup, hit or miss, counts its key in a frequency sketch (cache/frequency_sketch.h), which
 // remembers keys the store does not hold. New objects enter a window FIFO (1% of the memory).
 // An object leaving the window enters main while main has room; once main is full, it takes
-// the place of main's next victim only if the sketch says it was asked for more often lately,
-// else it is evicted (an admission refusal; a tie keeps the victim). Main is a FIFO that gives
+// the place of main's next victims only if the sketch says it was asked for more often lately
+// than they were together, or, asked for at least twice, more often per byte than they were
+// when they take twice its room; else it is evicted (an admission refusal; a tie keeps the
+// victims). Main is a FIFO that gives
 // an object read since its last pass another round (up to 3 reads remembered): its victim is
 // the first unread one. A scan of new keys therefore never displaces what is popular, and
 // under independent requests the store holds close to the most popular objects that fit. An

@@ -359,6 +359,40 @@ TEST_CASE("store: a large object must be wanted more than the small ones it woul
   CHECK(objects == store.stats().objects);
 }
 
+TEST_CASE("store: a small object asked for again takes the place of a large one asked for a little more") {
+  const uint64_t large = make(numbered("large", 0), 10 * 1000)->charge();
+  const uint64_t memory = 40 * large;  // a window of 0.4 of a large object
+  Store store(memory, memory);
+  // Main fills with large objects, each asked for three times.
+  for (int r = 0; r < 3; ++r)
+    for (int i = 0; i < 40; ++i) request(store, numbered("large", i), 10 * 1000);
+  // Tiny objects fill the window (main's victims go meanwhile, as the window grows to its share).
+  for (int i = 0; i < 30; ++i) request(store, numbered("tiny", i), 10);
+  auto large_ones = [&] {
+    size_t n = 0;
+    store.purge_if([&](const CachedObject& o) { return o.key().starts_with("large-") && ++n == 0; }, false);
+    return n;
+  };
+  const size_t large_held = large_ones();
+  REQUIRE(large_held >= 37);
+  // A small one asked for once is refused: a key counted once wins by count alone.
+  request(store, "example.com/once", 1000);
+  for (int i = 0; i < 5; ++i) request(store, numbered("next", i), 10);  // push it out of the window
+  CHECK(find(store, "example.com/once", kNoHeaders) == nullptr);
+  CHECK(large_ones() == large_held);
+  // One asked for twice is counted less than a large one, but much more per byte: it takes a
+  // large one's place, and the room left over waits for more like it.
+  (void)find(store, "example.com/twice", kNoHeaders);
+  request(store, "example.com/twice", 1000);
+  for (int i = 0; i < 5; ++i) request(store, numbered("then", i), 10);
+  CHECK(find(store, "example.com/twice", kNoHeaders) != nullptr);
+  CHECK(large_ones() == large_held - 1);
+  CHECK(store.stats().bytes <= memory);
+  auto [bytes, objects] = held(store);
+  CHECK(bytes == store.stats().bytes);
+  CHECK(objects == store.stats().objects);
+}
+
 TEST_CASE("store: an ObjectRef outlives eviction") {
   const uint64_t one = make(numbered("ref", 0), 1000)->charge();
   Store store(10 * one, 10 * one);
