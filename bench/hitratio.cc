@@ -39,6 +39,14 @@
 // object's cost is its body, plus --overhead bytes for a second pair of bounds that charge each
 // object for its head, key and bookkeeping, as a real cache must.
 //
+// The online bound: that static set knows each object's probability, which a real cache can only
+// learn from the requests it has seen. The second reference is a cache that counts every request
+// of the stream exactly from its start and holds the objects counted most so far: on a miss it
+// takes the object in if its count per byte (plus --overhead, for the charged bound) beats the
+// lowest held ones it must push out. For objects of one size that is LFU on exact counts, the
+// most any cache can learn of popularity from the same requests; it is run over the same stream,
+// its misses counted over the measured part.
+//
 // Output: a human line, then one line of key=value pairs for a script to read, starting with
 // "result". Exit status 1 if the run could not finish (it stalled, or the origin did not answer),
 // 2 for bad arguments.
@@ -62,6 +70,7 @@
 #include <cstring>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -200,6 +209,65 @@ Bound static_bound(const Model& m, const Popularity& pop, uint64_t cache_bytes, 
   for (uint32_t r : fill([&](uint32_t r) { return pop.probability(r) * double(m.size_of(pop.id_of[r])); }))
     byte_hit += pop.probability(r) * double(m.size_of(pop.id_of[r]));
   bound.byte_miss_ratio = std::max(0.0, 1 - byte_hit / all_bytes);
+  return bound;
+}
+
+struct OnlineBound {
+  uint32_t objects = 0;  // held at the stream's end
+  double miss_ratio = 1;
+  double byte_miss_ratio = 1;
+};
+
+OnlineBound online_bound(const Model& m, const std::vector<uint32_t>& stream, uint64_t measured_from,
+                         uint64_t cache_bytes, uint64_t overhead) {
+  std::vector<uint64_t> count(m.objects, 0);
+  std::vector<bool> held(m.objects, false);
+  // Held objects by count per byte of cost, the lowest first.
+  std::set<std::pair<double, uint32_t>> by_density;
+  auto cost = [&](uint32_t id) { return m.size_of(id) + overhead; };
+  auto density = [&](uint32_t id) { return double(count[id]) / double(cost(id)); };
+  uint64_t used = 0, requests = 0, misses = 0;
+  double bytes = 0, byte_misses = 0;
+  std::vector<std::pair<double, uint32_t>> pushed_out;
+  for (uint64_t i = 0; i < stream.size(); ++i) {
+    const uint32_t id = stream[i];
+    const bool measured = i >= measured_from;
+    if (measured) {
+      ++requests;
+      bytes += double(m.size_of(id));
+    }
+    if (held[id]) {
+      by_density.erase({density(id), id});
+      ++count[id];
+      by_density.insert({density(id), id});
+      continue;
+    }
+    ++count[id];
+    if (measured) {
+      ++misses;
+      byte_misses += double(m.size_of(id));
+    }
+    if (cost(id) > cache_bytes) continue;
+    pushed_out.clear();
+    while (used + cost(id) > cache_bytes && by_density.begin()->first < density(id)) {
+      pushed_out.push_back(*by_density.begin());
+      used -= cost(by_density.begin()->second);
+      by_density.erase(by_density.begin());
+    }
+    if (used + cost(id) > cache_bytes) {  // the denser ones it would need to push out stay
+      for (const auto& kept : pushed_out) used += cost(kept.second);
+      by_density.insert(pushed_out.begin(), pushed_out.end());
+      continue;
+    }
+    for (const auto& out : pushed_out) held[out.second] = false;
+    held[id] = true;
+    used += cost(id);
+    by_density.insert({density(id), id});
+  }
+  OnlineBound bound;
+  bound.objects = static_cast<uint32_t>(by_density.size());
+  if (requests) bound.miss_ratio = double(misses) / double(requests);
+  if (bytes > 0) bound.byte_miss_ratio = byte_misses / bytes;
   return bound;
 }
 
@@ -726,23 +794,29 @@ int main(int argc, char** argv) {
   const Popularity pop(m);
   const Bound bound = static_bound(m, pop, cache_bytes, 0);
   const Bound charged = static_bound(m, pop, cache_bytes, overhead);
-  char bound_text[256];
-  std::snprintf(bound_text, sizeof bound_text,
-                "ideal_objects=%u ideal_miss_ratio=%.4f ideal_byte_miss_ratio=%.4f overhead=%llu "
-                "ideal_charged_objects=%u ideal_charged_miss_ratio=%.4f ideal_charged_byte_miss_ratio=%.4f",
-                bound.objects, bound.miss_ratio, bound.byte_miss_ratio, static_cast<unsigned long long>(overhead),
-                charged.objects, charged.miss_ratio, charged.byte_miss_ratio);
-  if (bound_only) {
-    std::printf("ideal static cache of %llu bytes: %u objects, misses %.2f%%, byte misses %.2f%%\n",
-                static_cast<unsigned long long>(cache_bytes), bound.objects, 100 * bound.miss_ratio,
-                100 * bound.byte_miss_ratio);
-    std::printf("result %s\n", bound_text);
-    return 0;
-  }
-
   Random random(m.seed);
   std::vector<uint32_t> stream(warmup + requests);
   for (uint32_t& id : stream) id = pop.id_of[pop.draw(random)];
+  const OnlineBound online = online_bound(m, stream, warmup, cache_bytes, 0);
+  const OnlineBound online_charged = online_bound(m, stream, warmup, cache_bytes, overhead);
+  char bound_text[512];
+  std::snprintf(bound_text, sizeof bound_text,
+                "ideal_objects=%u ideal_miss_ratio=%.4f ideal_byte_miss_ratio=%.4f overhead=%llu "
+                "ideal_charged_objects=%u ideal_charged_miss_ratio=%.4f ideal_charged_byte_miss_ratio=%.4f "
+                "online_objects=%u online_miss_ratio=%.4f online_byte_miss_ratio=%.4f "
+                "online_charged_objects=%u online_charged_miss_ratio=%.4f online_charged_byte_miss_ratio=%.4f",
+                bound.objects, bound.miss_ratio, bound.byte_miss_ratio, static_cast<unsigned long long>(overhead),
+                charged.objects, charged.miss_ratio, charged.byte_miss_ratio, online.objects, online.miss_ratio,
+                online.byte_miss_ratio, online_charged.objects, online_charged.miss_ratio,
+                online_charged.byte_miss_ratio);
+  if (bound_only) {
+    std::printf("ideal static cache of %llu bytes: %u objects, misses %.2f%%, byte misses %.2f%%; "
+                "online bound (exact counts): %u objects, misses %.2f%%, byte misses %.2f%%\n",
+                static_cast<unsigned long long>(cache_bytes), bound.objects, 100 * bound.miss_ratio,
+                100 * bound.byte_miss_ratio, online.objects, 100 * online.miss_ratio, 100 * online.byte_miss_ratio);
+    std::printf("result %s\n", bound_text);
+    return 0;
+  }
 
   Client client(m, stream, bound.held, static_cast<uint16_t>(port), "127.0.0.1:" + std::to_string(port), connections);
   const double t0 = now_s();
