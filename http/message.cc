@@ -205,11 +205,38 @@ Headers& Headers::operator=(Headers&& other) noexcept {
 
 uint64_t Headers::memory() const { return block_ ? heap_bytes(sizeof(Block) + block_->capacity) : 0; }
 
+// Response field names common enough that a stored head points here instead of holding them, as
+// servers spell them (byte for byte, so that a head sent from the cache is the one received).
+const std::string_view Headers::kSharedNames[] = {
+    "Date", "Content-Type", "Content-Length", "Cache-Control", "ETag", "Last-Modified", "Expires", "Vary",
+    "Server", "Content-Encoding", "Content-Language", "Content-Disposition", "Accept-Ranges", "Age", "Link",
+    "Location", "Pragma", "Via", "Alt-Svc", "Access-Control-Allow-Origin", "Strict-Transport-Security",
+    "Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "X-XSS-Protection",
+    "Referrer-Policy", "X-Powered-By", "Surrogate-Key", "Surrogate-Control", "CDN-Cache-Control",
+    "Timing-Allow-Origin",
+    // HTTP/2 and some HTTP/1 servers send them in lower case.
+    "date", "content-type", "content-length", "cache-control", "etag", "last-modified", "expires", "vary",
+    "server", "content-encoding", "accept-ranges", "age", "link", "access-control-allow-origin",
+    "strict-transport-security", "content-security-policy", "x-content-type-options", "x-frame-options",
+    "referrer-policy"};
+
+uint8_t Headers::shared_name_index(std::string_view name) {
+  static_assert(std::size(kSharedNames) < 256);
+  for (size_t i = 0; i < std::size(kSharedNames); ++i)
+    if (kSharedNames[i] == name) return static_cast<uint8_t>(i + 1);
+  return 0;
+}
+
 void Headers::shrink_to_fit() {
   if (!block_) return;
-  // The text of removed fields goes too: the fields' text is copied one after another.
+  // The text of removed fields goes too: the fields' text is copied one after another. A name
+  // found in the shared table is marked first (name() then gives the same bytes from there).
   size_t live_text = 0;
-  for (size_t i = 0; i < size(); ++i) live_text += field(i).name_len + field(i).value_len;
+  for (size_t i = 0; i < size(); ++i) {
+    Field& f = field(i);
+    if (!f.shared_name) f.shared_name = shared_name_index({text() + f.name_off, f.name_len});
+    live_text += (f.shared_name ? 0 : f.name_len) + f.value_len;
+  }
   const size_t fitted = round_to_field(live_text) + size() * sizeof(Field);
   if (fitted == block_->capacity) return;
   Block* to = nullptr;
@@ -221,6 +248,10 @@ void Headers::shrink_to_fit() {
     uint32_t at = 0;
     for (size_t i = 0; i < size(); ++i) {
       Field f = field(i);
+      if (f.shared_name) {
+        f.name_off += f.name_len;
+        f.name_len = 0;
+      }
       std::memcpy(out + at, text() + f.name_off, f.name_len + f.value_len);
       f.name_off = at;
       at += f.name_len + f.value_len;
@@ -260,7 +291,7 @@ void Headers::begin_field() {
   if (!has_room(0, 1)) {
     if (Block* old = grow(0, 1)) release(old);  // nothing is being copied from it
   }
-  field(block_->count) = Field{block_->text_len, 0, 0, FieldId::kOther};
+  field(block_->count) = Field{block_->text_len, 0, 0, FieldId::kOther, 0};
   ++block_->count;
 }
 
@@ -304,7 +335,7 @@ std::optional<std::string_view> Headers::get(std::string_view name) const {
   if (!block_) return std::nullopt;
   const char* t = text();
   for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
-    if (iequals({t + f->name_off, f->name_len}, name)) return std::string_view(t + f->name_off + f->name_len, f->value_len);
+    if (iequals(name_of(*f, t), name)) return std::string_view(t + f->name_off + f->name_len, f->value_len);
   return std::nullopt;
 }
 
@@ -329,7 +360,7 @@ size_t Headers::count(std::string_view name) const {
   const char* t = text();
   size_t n = 0;
   for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
-    if (iequals({t + f->name_off, f->name_len}, name)) ++n;
+    if (iequals(name_of(*f, t), name)) ++n;
   return n;
 }
 
@@ -338,7 +369,7 @@ bool Headers::has_token(std::string_view name, std::string_view token) const {
   const char* t = text();
   bool found = false;
   for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f) {
-    if (!iequals({t + f->name_off, f->name_len}, name)) continue;
+    if (!iequals(name_of(*f, t), name)) continue;
     for_each_token(std::string_view(t + f->name_off + f->name_len, f->value_len), [&](std::string_view item) {
       if (iequals(item, token)) found = true;
     });

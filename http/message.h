@@ -71,7 +71,7 @@ class Headers {
   void add(std::string_view name, std::string_view value);
 
   size_t size() const { return block_ ? block_->count : 0; }
-  std::string_view name(size_t i) const { return {text() + field(i).name_off, field(i).name_len}; }
+  std::string_view name(size_t i) const { return name_of(field(i), text()); }
   std::string_view value(size_t i) const {
     const Field& f = field(i);
     return {text() + f.name_off + f.name_len, f.value_len};
@@ -106,7 +106,9 @@ class Headers {
   // The heap the fields hold (http/heap.h): their text and their table.
   uint64_t memory() const;
   // Gives back what growing left unused, and removed fields' text: for heads that are kept (a
-  // stored object's).
+  // stored object's). A name spelt byte for byte as one of the common names a shared table holds
+  // (Date, Content-Type, Cache-Control, ETag, ...) is not kept in the text: name() gives the
+  // table's, the same bytes.
   void shrink_to_fit();
 
  private:
@@ -116,7 +118,14 @@ class Headers {
   struct Field {
     uint32_t name_off, name_len, value_len;  // the value follows the name
     FieldId id;
+    // 0, or 1 + the name's index in kSharedNames (the text then holds no name: name_len is 0).
+    uint8_t shared_name;
   };
+  static const std::string_view kSharedNames[];
+  static uint8_t shared_name_index(std::string_view name);  // 0: not in the table
+  static std::string_view name_of(const Field& f, const char* text) {
+    return f.shared_name ? kSharedNames[f.shared_name - 1] : std::string_view(text + f.name_off, f.name_len);
+  }
   struct Block {
     uint32_t capacity;  // bytes after the block's own fields, a multiple of alignof(Field)
     uint32_t text_len;

@@ -144,6 +144,49 @@ TEST_CASE("headers: copies, moves, clear and shrink_to_fit") {
   CHECK(empty_copy.memory() == 0);
 }
 
+TEST_CASE("headers: a kept head holds no text for common names, and gives back the same bytes") {
+  Headers h;
+  h.add("Content-Type", "text/html");
+  h.add("X-Own", "1");
+  h.add("etag", "\"v1\"");
+  h.add("CONTENT-TYPE", "text/plain");  // not spelt as the table has it: kept as it came
+  h.add("Date", "Sun, 06 Nov 1994 08:49:37 GMT");
+  h.add("Cache-Controls", "x");  // a longer name that starts like a shared one
+  h.remove_if([](std::string_view name, FieldId) { return name == "X-Own"; });
+  h.add("Vary", "Accept-Encoding");
+  const std::string all = listed(h);
+  const uint64_t before = h.memory();
+
+  h.shrink_to_fit();
+  CHECK(listed(h) == all);
+  CHECK(h.memory() < before);
+  // The text holds the values and the two names not in the table, nothing else.
+  size_t values = 0;
+  for (size_t i = 0; i < h.size(); ++i) values += h.value(i).size();
+  CHECK(h.arena_bytes() == values + std::string_view("CONTENT-TYPE").size() + std::string_view("Cache-Controls").size());
+  CHECK(h.get("content-type") == std::string_view("text/html"));
+  CHECK(h.count("Content-Type") == 2);
+  CHECK(h.get(FieldId::kDate) == std::string_view("Sun, 06 Nov 1994 08:49:37 GMT"));
+  CHECK(h.id(h.size() - 1) == FieldId::kOther);
+  CHECK(h.has_token("vary", "accept-encoding"));
+
+  // A second shrink, copies, growth and removal keep the names.
+  h.shrink_to_fit();
+  CHECK(listed(h) == all);
+  Headers copy = h;
+  CHECK(listed(copy) == all);
+  for (int i = 0; i < 50; ++i) copy.add("Filler-" + std::to_string(i), "0123456789");
+  copy.remove_if([](std::string_view name, FieldId) { return name.starts_with("Filler-"); });
+  CHECK(listed(copy) == all);
+  Headers assigned;
+  for (int i = 0; i < 100; ++i) assigned.add("Filler", "0123456789");
+  assigned = h;  // into kept capacity
+  CHECK(listed(assigned) == all);
+  copy.shrink_to_fit();
+  CHECK(listed(copy) == all);
+  CHECK(copy.memory() == h.memory());
+}
+
 TEST_CASE("hop-by-hop names") {
   CHECK(is_hop_by_hop("Connection"));
   CHECK(is_hop_by_hop("transfer-encoding"));
