@@ -114,7 +114,7 @@ std::string encode(const CachedObject& object, Seconds stored_at) {
   w.str(object.path());
   w.str(object.variant);
   w.u16(static_cast<uint16_t>(object.status));
-  w.str(object.reason);
+  w.str(object.reason());
   w.u32(static_cast<uint32_t>(object.headers.size()));
   for (size_t i = 0; i < object.headers.size(); ++i) {
     w.str(object.headers.name(i));
@@ -155,7 +155,7 @@ std::optional<DecodedRecord> decode(std::string_view value) {
   object->set_key(key, host, path);
   object->variant = r.str();
   object->status = r.u16();
-  object->reason = r.str();
+  object->set_reason(r.str());
   if (!r.ok() || object->status < 100 || object->status > 999) return std::nullopt;
 
   uint32_t fields = r.count(8);

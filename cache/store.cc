@@ -164,9 +164,14 @@ CachedObject::Extras& CachedObject::extras_to_change() {
 }
 
 void CachedObject::drop_empty_extras() {
-  if (extras_ && extras_->parts.empty() && extras_->complete_length == 0 && extras_->encodings.empty() &&
+  if (extras_ && extras_->reason.empty() && extras_->parts.empty() && extras_->complete_length == 0 && extras_->encodings.empty() &&
       extras_->tags.empty() && !extras_->attachment)
     extras_.reset();
+}
+
+void CachedObject::set_reason(std::string_view reason) {
+  extras_to_change().reason = reason;
+  drop_empty_extras();
 }
 
 void CachedObject::set_parts(std::vector<Part> parts, uint64_t complete_length) {
@@ -200,7 +205,7 @@ std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
   to->variant = from.variant;
   to->vary_names = from.vary_names;
   to->status = from.status;
-  to->reason = from.reason;
+  to->set_reason(from.reason());
   to->headers = from.headers;
   to->body = from.body;
   to->decoded = from.decoded;
@@ -693,9 +698,10 @@ CachedObject::Charge CachedObject::charge_parts() const {
                               sizeof(void*) + sizeof(EntryPtr);
   Charge charge;
   charge.overhead = kFixed + key_.memory() + apart_.memory() + variant.memory();
-  charge.head = reason.memory() + headers.memory() + vary_names.memory() + texts_memory(vary_names);
+  charge.head = headers.memory() + vary_names.memory() + texts_memory(vary_names);
   if (extras_) {
-    charge.head += http::heap_bytes(extras_->tags.capacity() * sizeof(std::string)) + texts_memory(extras_->tags);
+    charge.head += extras_->reason.memory() + http::heap_bytes(extras_->tags.capacity() * sizeof(std::string)) +
+                   texts_memory(extras_->tags);
     charge.overhead += http::heap_bytes(sizeof(Extras)) + http::heap_bytes(extras_->parts.capacity() * sizeof(Part)) +
                        http::heap_bytes(extras_->encodings.capacity() * sizeof(Encoded));
     if (extras_->attachment) charge.body += extras_->attachment->memory();

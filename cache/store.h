@@ -102,7 +102,6 @@ struct CachedObject {
   uint32_t host_length_ = 0;  // here, beside the small fields, where it costs no padding
 
  public:
-  PackedString reason;    // empty: the status's standard phrase
   http::Headers headers;  // as stored: hop-by-hop fields already removed
   std::shared_ptr<const http::SharedBody> body;  // never null in the store; shared by deliveries
   AgeBasis age;
@@ -119,6 +118,7 @@ struct CachedObject {
   };
   // What few objects have, kept behind one pointer (null while there is none of it).
   struct Extras {
+    PackedString reason;  // empty: the status's standard phrase
     // A partial object (cache/partial.h): the parts it holds, sorted, of a representation of
     // `complete_length` bytes; `body` is then the newest part's (also among the parts) and
     // stands for nothing more. Empty for a complete object.
@@ -129,12 +129,14 @@ struct CachedObject {
     std::vector<std::string> tags;                 // Surrogate-Key / xkey values
     std::shared_ptr<const Attachment> attachment;  // null unless a module compiled one
   };
+  std::string_view reason() const { return extras().reason; }
   const std::vector<Part>& parts() const { return extras().parts; }
   uint64_t complete_length() const { return extras().complete_length; }
   const std::vector<Encoded>& encodings() const { return extras().encodings; }
   const std::vector<std::string>& tags() const { return extras().tags; }
   const std::shared_ptr<const Attachment>& attachment() const { return extras().attachment; }
   // The extras are made on first use, and let go once all of them are empty again.
+  void set_reason(std::string_view reason);
   void set_parts(std::vector<Part> parts, uint64_t complete_length);
   void set_encodings(std::vector<Encoded> encodings);
   void set_tags(std::vector<std::string> tags);

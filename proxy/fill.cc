@@ -111,7 +111,7 @@ std::shared_ptr<cache::CachedObject> new_object(const Fill::Params& params, cons
   const std::string_view key = params.key;
   object->set_key(key, params.host, key.substr(std::min(params.host.size(), key.size())));
   object->status = head.status;
-  if (head.reason != http::reason_phrase(head.status)) object->reason = head.reason;
+  if (head.reason != http::reason_phrase(head.status)) object->set_reason(head.reason);
   object->vary_names = vary_names(head.headers);
   const std::optional<std::string> vary_part = cache::vary_key(head.headers, params.request.headers);
   object->variant = cache::Store::variant_string(vary_part.value_or(""), params.variant_extra);
@@ -394,7 +394,7 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->variant = stale.variant;
     object->vary_names = stale.vary_names;
     object->status = stale.status;
-    object->reason = stale.reason;
+    object->set_reason(stale.reason());
     http::ResponseHead merged;
     merged.status = stale.status;
     merged.headers = cache::merge_not_modified(stale.headers, head.headers);
@@ -531,7 +531,7 @@ bool Fill::decide_part(Fetch& fetch, const http::ResponseHead& head, const http:
 
   std::shared_ptr<cache::CachedObject> object = new_object(params_, head, whole, request_time_, wall_now());
   object->status = 200;  // what the parts are of: the whole representation
-  object->reason = cache::PackedString();
+  object->set_reason({});
   object->headers = cache::stored_part_headers(head.headers);
   body_ = std::make_shared<http::SharedBody>(length);
   part_ = cache::Part{range->first, length, body_};

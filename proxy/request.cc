@@ -358,7 +358,7 @@ void Request::deliver_head(const cache::CachedObject& object, int status, std::s
                            compress::Coding coding) {
   ResponseSpec spec;
   spec.status = status;
-  spec.reason = status == object.status ? std::string_view(object.reason) : std::string_view();
+  spec.reason = status == object.status ? object.reason() : std::string_view();
   spec.origin = ResponseOrigin::kStored;
   spec.fields = &object.headers;
   spec.age = object.age.current_age(wall_now());
@@ -481,7 +481,7 @@ void Request::compile_passed_page(Fetch& fetch, const http::ResponseHead& head, 
   const http::Body& body = fetch.response_body();
   auto page = std::make_shared<cache::CachedObject>();
   page->status = head.status;
-  page->reason = head.reason;
+  page->set_reason(head.reason);
   page->headers = cache::stored_headers(head.headers);
   ssi::Parser parser(ssi::Syntax::kBoth);
   auto shared_body = std::make_shared<http::SharedBody>(body.size());
@@ -532,7 +532,7 @@ void Request::send_assembled() {
   const http::BodySource& body = assembly_->output();
   ResponseSpec spec;
   spec.status = page.status;
-  spec.reason = page.reason;
+  spec.reason = page.reason();
   spec.origin = ResponseOrigin::kAssembled;
   spec.fields = &page.headers;
   spec.has_body = response_has_body(page.status, head_request);

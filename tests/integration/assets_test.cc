@@ -156,7 +156,7 @@ TEST_CASE("assets: a tree is stored under the route's keys, as records the proxy
   CHECK(object.path() == "/static/css/site.css");
   CHECK(object.variant.empty());
   CHECK(object.status == 200);
-  CHECK(object.reason.empty());  // the standard phrase is not stored
+  CHECK(object.reason().empty());  // the standard phrase is not stored
   CHECK(header(object, "Content-Type") == "text/css; charset=utf-8");
   CHECK(header(object, "Cache-Control") == "max-age=600");
   CHECK(header(object, "ETag") == "\"d92e15bd3da4deb8\"");  // sha256sum of the content

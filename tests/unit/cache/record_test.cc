@@ -14,7 +14,7 @@ CachedObject& sample(CachedObject& o) {
   o.variant = "gzip";
   o.vary_names = {"accept-encoding"};
   o.status = 203;
-  o.reason = "Non-Authoritative";
+  o.set_reason("Non-Authoritative");
   o.headers.add("Content-Type", "text/html");
   o.headers.add("Cache-Control", "max-age=60, s-maxage=120");
   o.headers.add("X-Empty", "");
@@ -43,7 +43,7 @@ TEST_CASE("record: a round trip keeps every stored field") {
   CHECK(o.variant == "gzip");
   CHECK(o.vary_names == original.vary_names);
   CHECK(o.status == 203);
-  CHECK(o.reason == "Non-Authoritative");
+  CHECK(o.reason() == "Non-Authoritative");
   REQUIRE(o.headers.size() == 3);
   CHECK(o.headers.name(1) == "Cache-Control");
   CHECK(o.headers.value(0) == "text/html");

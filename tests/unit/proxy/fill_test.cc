@@ -65,7 +65,7 @@ cache::ObjectRef stale_object(const std::string& path, std::string_view body) {
   auto object = std::make_shared<cache::CachedObject>();
   object->set_key(cache::cache_key("test.example", path), "test.example", path);
   object->status = 200;
-  object->reason = "OK";
+  object->set_reason("OK");
   object->headers.add("ETag", "\"v1\"");
   object->headers.add("Cache-Control", "max-age=1");
   object->cc = cache::parse_cache_control(object->headers, false);
