@@ -164,8 +164,8 @@ CachedObject::Extras& CachedObject::extras_to_change() {
 }
 
 void CachedObject::drop_empty_extras() {
-  if (extras_ && extras_->reason.empty() && extras_->parts.empty() && extras_->complete_length == 0 && extras_->encodings.empty() &&
-      extras_->tags.empty() && !extras_->attachment)
+  if (extras_ && extras_->reason.empty() && extras_->parts.empty() && extras_->complete_length == 0 &&
+      extras_->encodings.empty() && extras_->tags.empty() && !extras_->attachment)
     extras_.reset();
 }
 

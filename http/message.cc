@@ -330,12 +330,15 @@ void Headers::end_field() {
 }
 
 // The lookups walk the table down from its end with the block's addresses in locals: iequals
-// is a call, after which members would be loaded again.
+// is a call, after which members would be loaded again, so a field whose length differs is
+// passed over before it (a shared name's text is not counted in name_len: such a field is
+// always compared).
 std::optional<std::string_view> Headers::get(std::string_view name) const {
   if (!block_) return std::nullopt;
   const char* t = text();
   for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
-    if (iequals(name_of(*f, t), name)) return std::string_view(t + f->name_off + f->name_len, f->value_len);
+    if (may_match(*f, name) && iequals(name_of(*f, t), name))
+      return std::string_view(t + f->name_off + f->name_len, f->value_len);
   return std::nullopt;
 }
 
@@ -360,7 +363,7 @@ size_t Headers::count(std::string_view name) const {
   const char* t = text();
   size_t n = 0;
   for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f)
-    if (iequals(name_of(*f, t), name)) ++n;
+    if (may_match(*f, name) && iequals(name_of(*f, t), name)) ++n;
   return n;
 }
 
@@ -369,7 +372,7 @@ bool Headers::has_token(std::string_view name, std::string_view token) const {
   const char* t = text();
   bool found = false;
   for (const Field *f = table_end() - 1, *last = table_end() - block_->count; f >= last; --f) {
-    if (!iequals(name_of(*f, t), name)) continue;
+    if (!may_match(*f, name) || !iequals(name_of(*f, t), name)) continue;
     for_each_token(std::string_view(t + f->name_off + f->name_len, f->value_len), [&](std::string_view item) {
       if (iequals(item, token)) found = true;
     });

@@ -126,6 +126,7 @@ class Headers {
   static std::string_view name_of(const Field& f, const char* text) {
     return f.shared_name ? kSharedNames[f.shared_name - 1] : std::string_view(text + f.name_off, f.name_len);
   }
+  static bool may_match(const Field& f, std::string_view name) { return f.name_len == name.size() || f.shared_name; }
   struct Block {
     uint32_t capacity;  // bytes after the block's own fields, a multiple of alignof(Field)
     uint32_t text_len;
