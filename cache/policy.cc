@@ -543,6 +543,53 @@ CacheControl parse_cache_control(const http::Headers& headers, bool request) {
   return parse_full(headers, request).cc;
 }
 
+namespace {
+
+// StoredCacheControl's flags, one bit each.
+enum StoredFlag : uint8_t {
+  kNoStore = 1 << 0,
+  kNoCache = 1 << 1,
+  kPrivate = 1 << 2,
+  kPublic = 1 << 3,
+  kMustRevalidate = 1 << 4,
+  kProxyRevalidate = 1 << 5,
+  kImmutable = 1 << 6,
+};
+
+}  // namespace
+
+StoredCacheControl::StoredCacheControl(const CacheControl& cc)
+    : max_age_(pack(cc.max_age)),
+      s_maxage_(pack(cc.s_maxage)),
+      stale_while_revalidate_(pack(cc.stale_while_revalidate)),
+      stale_if_error_(pack(cc.stale_if_error)),
+      flags_(static_cast<uint8_t>((cc.no_store ? kNoStore : 0) | (cc.no_cache ? kNoCache : 0) |
+                                  (cc.is_private ? kPrivate : 0) | (cc.is_public ? kPublic : 0) |
+                                  (cc.must_revalidate ? kMustRevalidate : 0) |
+                                  (cc.proxy_revalidate ? kProxyRevalidate : 0) | (cc.immutable ? kImmutable : 0))) {}
+
+uint32_t StoredCacheControl::pack(MaybeSeconds value) {
+  if (!value) return kNone;
+  // Parsed values are never negative; one set by hand is kept as 0.
+  return static_cast<uint32_t>(std::clamp<Seconds>(*value, 0, kNone - 1));
+}
+
+CacheControl StoredCacheControl::get() const {
+  CacheControl cc;
+  cc.no_store = flags_ & kNoStore;
+  cc.no_cache = flags_ & kNoCache;
+  cc.is_private = flags_ & kPrivate;
+  cc.is_public = flags_ & kPublic;
+  cc.must_revalidate = flags_ & kMustRevalidate;
+  cc.proxy_revalidate = flags_ & kProxyRevalidate;
+  cc.immutable = flags_ & kImmutable;
+  cc.max_age = unpack(max_age_);
+  cc.s_maxage = unpack(s_maxage_);
+  cc.stale_while_revalidate = unpack(stale_while_revalidate_);
+  cc.stale_if_error = unpack(stale_if_error_);
+  return cc;
+}
+
 // ---- storing ----
 
 const char* verdict_name(StoreVerdict verdict) {

@@ -120,10 +120,11 @@ std::string encode(const CachedObject& object, Seconds stored_at) {
     w.str(object.headers.name(i));
     w.str(object.headers.value(i));
   }
-  w.i64(object.age.request_time);
-  w.i64(object.age.response_time);
-  w.i64(object.age.date_value);
-  w.i64(object.age.age_value);
+  const AgeBasis age = object.age.expanded();
+  w.i64(age.request_time);
+  w.i64(age.response_time);
+  w.i64(age.date_value);
+  w.i64(age.age_value);
   w.i64(object.lifetime);
   w.i64(object.grace);
   w.i64(stored_at);
@@ -166,10 +167,12 @@ std::optional<DecodedRecord> decode(std::string_view value) {
     if (r.ok()) object->headers.add(name, field_value);
   }
 
-  object->age.request_time = r.i64();
-  object->age.response_time = r.i64();
-  object->age.date_value = r.i64();
-  object->age.age_value = r.i64();
+  AgeBasis age;
+  age.request_time = r.i64();
+  age.response_time = r.i64();
+  age.date_value = r.i64();
+  age.age_value = r.i64();
+  object->age = age;
   object->lifetime = r.i64();
   object->grace = r.i64();
   Seconds stored_at = r.i64();

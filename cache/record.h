@@ -9,6 +9,8 @@
 //   u16 status, reason
 //   u32 count, (name, value)*        the stored headers, in order
 //   i64 request_time response_time date_value age_value   the age basis
+//                                    (written as a store keeps it, cache::StoredAge::expanded:
+//                                    the three times equal and age_value the age on arrival)
 //   i64 lifetime grace stored_at
 //   u8 flags                         bit 0: a page to assemble (it had ESI/SSI includes);
 //                                    bit 1: the body was decoded from the backend's coding

@@ -104,11 +104,11 @@ struct CachedObject {
  public:
   http::Headers headers;  // as stored: hop-by-hop fields already removed
   std::shared_ptr<const http::SharedBody> body;  // never null in the store; shared by deliveries
-  AgeBasis age;
+  StoredAge age;
   Seconds lifetime = 0;
-  Seconds grace = 0;       // the route's grace when it was stored
-  CacheControl cc;         // the response's directives
-  uint64_t ban_epoch = 0;  // set by insert(): bans after this one apply to the object
+  Seconds grace = 0;         // the route's grace when it was stored
+  StoredCacheControl cc;     // the response's directives
+  uint64_t ban_epoch = 0;    // set by insert(): bans after this one apply to the object
 
   // The body in other content codings (compress/), each whole and complete, made once when the
   // object was stored; `body` is always the identity one.

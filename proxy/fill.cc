@@ -115,9 +115,11 @@ std::shared_ptr<cache::CachedObject> new_object(const Fill::Params& params, cons
   object->vary_names = vary_names(head.headers);
   const std::optional<std::string> vary_part = cache::vary_key(head.headers, params.request.headers);
   object->variant = cache::Store::variant_string(vary_part.value_or(""), params.variant_extra);
-  object->age = cache::age_basis(head, request_time, now);
-  object->cc = cache::parse_cache_control(policy_head.headers, false);
-  object->lifetime = cache::freshness_lifetime(policy_head, object->cc, object->age, options);
+  const cache::AgeBasis age = cache::age_basis(head, request_time, now);
+  const cache::CacheControl cc = cache::parse_cache_control(policy_head.headers, false);
+  object->age = age;
+  object->cc = cc;
+  object->lifetime = cache::freshness_lifetime(policy_head, cc, age, options);
   object->grace = seconds(params.policy->grace);
   object->set_tags(surrogate_tags(head.headers));
   return object;
@@ -401,9 +403,11 @@ void Fill::decide(Fetch& fetch, const http::ResponseHead& head, bool complete) {
     object->headers = cache::stored_headers(merged.headers);
     object->body = stale.body;
     if (std::optional<http::ResponseHead> view = cache::targeted_view(merged, config.targeted_field)) merged = std::move(*view);
-    object->age = cache::age_basis(head, request_time_, now);
-    object->cc = cache::parse_cache_control(merged.headers, false);
-    object->lifetime = cache::freshness_lifetime(merged, object->cc, object->age, options);
+    const cache::AgeBasis age = cache::age_basis(head, request_time_, now);
+    const cache::CacheControl cc = cache::parse_cache_control(merged.headers, false);
+    object->age = age;
+    object->cc = cc;
+    object->lifetime = cache::freshness_lifetime(merged, cc, age, options);
     object->grace = stale.grace;
     object->set_tags(stale.tags());
     object->set_attachment(stale.attachment());  // same body, same compiled template and encodings

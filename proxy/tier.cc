@@ -49,8 +49,9 @@ std::string sha256_hex(std::string_view text) {
 Seconds usable_for(const cache::CachedObject& object, Seconds now) {
   const Seconds remaining = object.lifetime - object.age.current_age(now);
   Seconds stale = object.grace;
-  if (object.cc.stale_while_revalidate) stale = std::max(stale, *object.cc.stale_while_revalidate);
-  if (object.cc.stale_if_error) stale = std::max(stale, *object.cc.stale_if_error);
+  const cache::CacheControl cc = object.cc;
+  if (cc.stale_while_revalidate) stale = std::max(stale, *cc.stale_while_revalidate);
+  if (cc.stale_if_error) stale = std::max(stale, *cc.stale_if_error);
   return std::min(remaining + stale, kMaxExpiry);
 }
 }  // namespace

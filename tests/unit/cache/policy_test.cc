@@ -434,6 +434,76 @@ TEST_CASE("AgeBasis: RFC 9111 4.2.3 step by step") {
   }
 }
 
+TEST_CASE("StoredAge: ages as the basis it was made from, in half the size") {
+  static_assert(sizeof(StoredAge) * 2 == sizeof(AgeBasis));
+  const AgeBasis bases[] = {
+      age_basis(response(200, {{"Date", date(995)}, {"Age", "10"}}), 1000, 1002),
+      age_basis(response(200, {{"Date", date(900)}}), 1000, 1002),
+      age_basis(response(200, {{"Date", date(5000)}}), 1000, 1000),
+      age_basis(response(200, {{"Date", date(1000)}}), 1005, 1000),  // a clock that stepped back
+      age_basis(response(200, {{"Age", "999999999999999999999999"}}), T0, T0),
+  };
+  for (const AgeBasis& basis : bases) {
+    const StoredAge stored = basis;
+    CHECK(stored.response_time() == basis.response_time);
+    CHECK(stored.corrected_initial_age() == basis.corrected_initial_age());
+    for (Seconds now : {Seconds{0}, Seconds{900}, Seconds{1002}, Seconds{1500}, T0, T0 + 86400, kForever})
+      CHECK(stored.current_age(now) == basis.current_age(now));
+    // What a memcached record holds of it reads back the same.
+    CHECK(StoredAge(stored.expanded()).corrected_initial_age() == stored.corrected_initial_age());
+  }
+}
+
+TEST_CASE("StoredCacheControl: a response's directives kept in 20 bytes") {
+  static_assert(sizeof(StoredCacheControl) == 20);
+  SUBCASE("every flag and value comes back") {
+    const CacheControl parsed =
+        cc("no-cache, must-revalidate, proxy-revalidate, public, immutable, max-age=60, s-maxage=120, "
+           "stale-while-revalidate=30, stale-if-error=86400");
+    const CacheControl back = StoredCacheControl(parsed).get();
+    CHECK(back.no_cache);
+    CHECK(back.must_revalidate);
+    CHECK(back.proxy_revalidate);
+    CHECK(back.is_public);
+    CHECK(back.immutable);
+    CHECK_FALSE(back.no_store);
+    CHECK_FALSE(back.is_private);
+    CHECK(back.max_age == 60);
+    CHECK(back.s_maxage == 120);
+    CHECK(back.stale_while_revalidate == 30);
+    CHECK(back.stale_if_error == 86400);
+    const CacheControl other = StoredCacheControl(cc("no-store, private")).get();
+    CHECK(other.no_store);
+    CHECK(other.is_private);
+    CHECK_FALSE(other.no_cache);
+    CHECK_FALSE(other.is_public);
+  }
+  SUBCASE("absent values stay absent, and 0 stays 0") {
+    const CacheControl back = StoredCacheControl(cc("max-age=0")).get();
+    CHECK(back.max_age == 0);
+    CHECK_FALSE(back.s_maxage);
+    CHECK_FALSE(back.stale_while_revalidate);
+    CHECK_FALSE(back.stale_if_error);
+    CHECK_FALSE(StoredCacheControl().get().max_age);
+  }
+  SUBCASE("huge values saturate at 136 years, still present, never wrapping to small or none") {
+    const CacheControl back =
+        StoredCacheControl(cc("max-age=4294967295, s-maxage=999999999999999999999999, stale-if-error=4294967294")).get();
+    CHECK(back.max_age == 4294967294);
+    CHECK(back.s_maxage == 4294967294);
+    CHECK(back.stale_if_error == 4294967294);
+    CacheControl negative;
+    negative.stale_while_revalidate = -5;  // never parsed, but a caller could set it
+    CHECK(StoredCacheControl(negative).get().stale_while_revalidate == 0);
+  }
+  SUBCASE("request directives are not kept") {
+    const CacheControl back = StoredCacheControl(cc("max-stale=5, min-fresh=3, only-if-cached", true)).get();
+    CHECK_FALSE(back.max_stale);
+    CHECK_FALSE(back.min_fresh);
+    CHECK_FALSE(back.only_if_cached);
+  }
+}
+
 TEST_CASE("freshness_lifetime: s-maxage, then max-age, then Expires - Date") {
   auto lifetime = [](Fields f, StoreOptions options = {}) {
     http::ResponseHead r = response(200, f);

@@ -951,12 +951,12 @@ TEST_CASE("store: past max_variants a variant that was read outlives those that 
 
 TEST_CASE("stored_view: an object's freshness as decide() sees it; a soft purge makes it stale") {
   CachedObject object;
-  object.cc.max_age = 60;
+  CacheControl cc;
+  cc.max_age = 60;
+  object.cc = cc;
   object.lifetime = 60;
   object.grace = 30;
-  object.age.request_time = 1000;
-  object.age.response_time = 1000;
-  object.age.date_value = 1000;
+  object.age = AgeBasis{1000, 1000, 1000, 0};
   StoredView view = stored_view(object, 1010);
   CHECK(view.lifetime == 60);
   CHECK(view.current_age == 10);
