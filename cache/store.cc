@@ -2,45 +2,47 @@
 //
 // Layout
 //   - kStripes stripes, chosen by the key's hash (keyed: hash/keyed_hash.h, so clients cannot
-//     aim keys at one stripe or one list). Each has a mutex, a map from the key's hash to its
-//     entries (one Entry per variant; entries of another key with the same hash, if any, share
-//     the list, and readers compare the objects' keys) and the hit-for-pass marks of
-//     its keys. The map holds no copy of the key: an object's key is stored once, in it.
-//   - One eviction state behind its own mutex: the small (window) and main FIFOs (of entries),
-//     the byte and object counts and the statistics.
+//     aim keys at one stripe or one list). Each has a mutex, an index from the key's hash to its
+//     objects (one per variant; objects of another key with the same hash, if any, share the
+//     chain, and readers compare keys) and the hit-for-pass marks of its keys. The index holds
+//     no copy of the key: an object's key is stored once, in it.
+//   - One eviction state behind its own mutex: the small (window) and main FIFOs, the byte and
+//     object counts and the statistics.
 //   - The frequency sketch: lock-free, counted by every lookup before it takes a stripe lock.
-//   - The tag index (tag -> the entries carrying it) behind its own mutex.
+//   - The tag index (tag -> the objects carrying it) behind its own mutex.
 //   - The bans: an immutable list, replaced whole (copy on write) under its own mutex, and the
 //     epoch (the id of the latest ban).
 //
-// An Entry is the store's bookkeeping for one stored object: the ObjectRef, its charge, its key
-// hash, its read count (0..3), whether it is dead (no longer counted) and the newest ban it has
-// been checked against.
+// The store's bookkeeping for an object is in the object (CachedObject::StoreLinks): the
+// store's own reference to it, its links in the index and in a FIFO, its charge, its key hash,
+// its read count (0..3), whether it is dead (no longer counted) and the newest ban it has been
+// checked against. A stored object is therefore one block of the heap, with nothing allocated
+// beside it for the store; the index and the FIFOs are intrusive.
 //
 // Lock order: the sweep mutex (held by sweep_bans() only, around everything it does), then a
 // stripe mutex, then (optionally, nested) the eviction mutex, the tag mutex or the
 // ban mutex, one of them at a time. The last three are leaves: nothing is locked while one of
 // them is held. Never two stripes at once. Eviction therefore cannot remove its victims from
 // their stripes while it holds the eviction mutex: it marks them dead (which releases their
-// bytes at once), and the inserting thread removes them from their stripes after dropping every
-// lock. Until then, a dead entry still in a stripe map is skipped by every reader.
+// bytes and takes them out of their FIFO at once), and the inserting thread removes them from
+// their stripes after dropping every lock, through references it kept. Until then, a dead object
+// still in a stripe's index is skipped by every reader.
 //
-// Which lock guards what:
-//   - Entry::obj: the entry's stripe mutex. Non-null exactly while the entry is in its stripe's
-//     map (reset when it leaves, so a dead shell left in a FIFO or the tag index snapshot of a
-//     purge does not keep the object's memory).
-//   - Entry::bans_checked: the stripe mutex.
-//   - Entry::dead: written under the eviction mutex (with the stripe mutex also held, or not);
-//     atomic because readers check it under the stripe mutex only. An entry is released (bytes,
-//     object count) exactly once: by whoever turns `dead` from false to true.
-//   - Entry::freq: atomic; bumped by lookups, consumed by eviction.
-//   - Entry::in_main, the FIFOs and every counter: the eviction mutex.
-//   - The tag index: the tag mutex. An entry is indexed when it enters its stripe's map and
-//     unindexed when it leaves it, both under the stripe mutex, so the index holds exactly the
-//     entries in the maps (dead ones awaiting removal included).
-//
-// FIFOs use lazy deletion: purged or replaced entries stay in their FIFO as dead shells and are
-// skipped when popped; the FIFOs are compacted when dead shells outnumber live entries.
+// Which lock guards what (StoreLinks):
+//   - self: the stripe mutex. Set at insert, before the object enters its index and its FIFO;
+//     let go by whoever takes the object out of its index, only once it is dead (released), so
+//     an object in a FIFO or an index always has it.
+//   - next_in_bucket, indexed, bans_checked: the stripe mutex.
+//   - dead: written under the eviction mutex (with the stripe mutex also held, or not); atomic
+//     because readers check it under the stripe mutex only. An object is released (bytes, object
+//     count, FIFO) exactly once: by whoever turns `dead` from false to true.
+//   - freq: atomic; bumped by lookups, consumed by eviction.
+//   - fifo_prev, fifo_next, in_main, the FIFOs and every counter: the eviction mutex.
+//   - charge, head_charge, overhead_charge, key_hash: set before the object is shared, then
+//     read only.
+//   - The tag index: the tag mutex. An object is tagged when it enters its stripe's index and
+//     untagged when it leaves it, both under the stripe mutex, so the tag index holds exactly the
+//     objects in the indexes (dead ones awaiting removal included).
 //
 // Bans: an object's ban_epoch is read under its stripe mutex when it is inserted, so a sweep
 // that has passed a stripe can only miss objects inserted after it started, which are newer
@@ -76,7 +78,6 @@ constexpr size_t kMaxDisplaced = 1024;
 // The sketch is sized for objects of this size on average (16 bytes of counters per object: 0.8%
 // of the memory).
 constexpr uint64_t kSketchObjectSize = 2048;
-constexpr size_t kCompactMin = 1024;
 constexpr size_t kMaxHitForPassPerStripe = 100'000 / kStripes;
 constexpr char kVariantSeparator = '\x1f';
 // A sweep holds a stripe's lock for at most this many entries or this long (plus one bucket).
@@ -221,57 +222,96 @@ std::shared_ptr<CachedObject> copy_of(const CachedObject& from) {
 }
 
 struct Store::Impl {
-  struct Entry {
-    ObjectRef obj;  // guarded by the stripe mutex
-    uint64_t charge = 0;
-    uint32_t head_charge = 0;      // of `charge`: the head's part
-    uint32_t overhead_charge = 0;  // and the bookkeeping's; the rest is the body's
-    size_t key_hash = 0;
-    uint64_t bans_checked = 0;  // stripe mutex: bans up to this epoch no longer concern it
-    std::atomic<uint8_t> freq{0};
-    std::atomic<bool> dead{false};  // written under the eviction mutex
-    bool in_main = false;           // eviction mutex
-  };
-  using EntryPtr = std::shared_ptr<Entry>;
+  using Links = CachedObject::StoreLinks;
 
-  // The entries of one key hash, oldest first: nearly always one, kept without a vector's block.
-  class Variants {
-   public:
-    EntryPtr* begin() { return many_ ? many_->data() : &one_; }
-    EntryPtr* end() { return many_ ? many_->data() + many_->size() : &one_ + (one_ ? 1 : 0); }
-    bool empty() const { return many_ ? many_->empty() : !one_; }
-    void push_back(EntryPtr e) {
-      if (!many_ && !one_) {
-        one_ = std::move(e);
-        return;
-      }
-      if (!many_) {
-        many_ = std::make_unique<std::vector<EntryPtr>>();
-        many_->push_back(std::move(one_));
-      }
-      many_->push_back(std::move(e));
+  // A FIFO of stored objects, linked through their StoreLinks: appending, taking one out and
+  // moving one to the back are O(1), and nothing is allocated per object.
+  struct Fifo {
+    const CachedObject* head = nullptr;  // the oldest
+    const CachedObject* tail = nullptr;
+    uint64_t bytes = 0;
+    size_t count = 0;
+
+    void push_back(const CachedObject& o) {
+      Links& l = o.store_;
+      l.fifo_prev = tail;
+      l.fifo_next = nullptr;
+      (tail ? tail->store_.fifo_next : head) = &o;
+      tail = &o;
+      bytes += l.charge;
+      ++count;
     }
-    void erase(EntryPtr* at) {
-      if (!many_) {
-        one_.reset();
-        return;
-      }
-      many_->erase(many_->begin() + (at - many_->data()));
-      if (many_->empty()) many_.reset();
+    void unlink(const CachedObject& o) {
+      Links& l = o.store_;
+      (l.fifo_prev ? l.fifo_prev->store_.fifo_next : head) = l.fifo_next;
+      (l.fifo_next ? l.fifo_next->store_.fifo_prev : tail) = l.fifo_prev;
+      l.fifo_prev = l.fifo_next = nullptr;
+      bytes -= l.charge;
+      --count;
     }
-    template <typename Pred>
-    void erase_if(Pred&& pred) {
-      if (many_) {
-        std::erase_if(*many_, pred);
-        if (many_->empty()) many_.reset();
-      } else if (one_ && pred(one_)) {
-        one_.reset();
-      }
+  };
+
+  // A stripe's index: buckets of objects by key hash, each a chain through next_in_bucket, oldest
+  // first. The objects of one key hash (a key's variants, and any key that collides with it)
+  // share a bucket. The buckets double to keep at most one object per bucket on average; they
+  // never shrink.
+  struct Index {
+    std::vector<const CachedObject*> buckets;  // a power of two of them, or none yet
+    size_t count = 0;
+
+    // The first object of the bucket a key hash falls in (the chain holds other hashes too).
+    const CachedObject* first(size_t key_hash) const {
+      return buckets.empty() ? nullptr : buckets[slot(key_hash, buckets.size())];
+    }
+    void append(const CachedObject& o) {
+      if (count + 1 > buckets.size()) grow();
+      const CachedObject** at = &buckets[slot(o.store_.key_hash, buckets.size())];
+      while (*at) at = &(*at)->store_.next_in_bucket;
+      *at = &o;
+      o.store_.next_in_bucket = nullptr;
+      o.store_.indexed = true;
+      ++count;
+    }
+    // `with` takes the place of `o`, which leaves.
+    void replace(const CachedObject& o, const CachedObject& with) {
+      *link_to(o) = &with;
+      with.store_.next_in_bucket = o.store_.next_in_bucket;
+      with.store_.indexed = true;
+      o.store_.next_in_bucket = nullptr;
+      o.store_.indexed = false;
+    }
+    void remove(const CachedObject& o) {
+      *link_to(o) = o.store_.next_in_bucket;
+      o.store_.next_in_bucket = nullptr;
+      o.store_.indexed = false;
+      --count;
     }
 
    private:
-    EntryPtr one_;  // the only entry, while there is no `many_`
-    std::unique_ptr<std::vector<EntryPtr>> many_;
+    // Spread by the bits above the ones that chose the stripe.
+    static size_t slot(size_t key_hash, size_t n) { return (key_hash / kStripes) & (n - 1); }
+    const CachedObject** link_to(const CachedObject& o) {
+      const CachedObject** at = &buckets[slot(o.store_.key_hash, buckets.size())];
+      while (*at != &o) at = &(*at)->store_.next_in_bucket;
+      return at;
+    }
+    void grow() {
+      std::vector<const CachedObject*> old = std::exchange(buckets, {});
+      buckets.assign(old.empty() ? 16 : 2 * old.size(), nullptr);
+      // Each chain's order is kept: objects are appended at the tails, taken in order.
+      std::vector<const CachedObject**> tails(buckets.size());
+      for (size_t i = 0; i < buckets.size(); ++i) tails[i] = &buckets[i];
+      for (const CachedObject* chain : old) {
+        while (chain) {
+          const CachedObject* next = chain->store_.next_in_bucket;
+          const CachedObject**& tail = tails[slot(chain->store_.key_hash, buckets.size())];
+          *tail = chain;
+          chain->store_.next_in_bucket = nullptr;
+          tail = &chain->store_.next_in_bucket;
+          chain = next;
+        }
+      }
+    }
   };
 
   struct HitForPass {
@@ -281,9 +321,7 @@ struct Store::Impl {
 
   struct Stripe {
     std::mutex mu;
-    // By the key's hash: the entries (variants) of the keys with that hash, which is one key
-    // unless two collide. The key itself is the objects' own, not a copy.
-    std::unordered_map<size_t, Variants> map;
+    Index index;
     std::unordered_map<std::string, HitForPass, hash::KeyedHash, std::equal_to<>> hfp;
     // Marks by age, for the bound; an entry whose seq no longer matches its mark is stale.
     std::deque<std::pair<std::string, uint64_t>> hfp_order;
@@ -292,9 +330,7 @@ struct Store::Impl {
 
   struct Eviction {
     std::mutex mu;
-    std::deque<EntryPtr> small, main;
-    uint64_t small_bytes = 0, main_bytes = 0;
-    size_t small_live = 0, main_live = 0;
+    Fifo small, main;
     StoreStats stats;
   };
 
@@ -305,6 +341,15 @@ struct Store::Impl {
         max_variants(std::max<uint32_t>(1, max_variants_)),
         sketch(static_cast<size_t>(memory_ / kSketchObjectSize)) {}
 
+  // The store's references are the objects' own: let go of them all, after walking the chains
+  // (an object may be freed as soon as its reference goes).
+  ~Impl() {
+    std::vector<ObjectRef> held;
+    for (Stripe& s : stripes)
+      for (const CachedObject* chain : s.index.buckets)
+        for (const CachedObject* o = chain; o; o = o->store_.next_in_bucket) held.push_back(std::move(o->store_.self));
+  }
+
   const Store::KeyHash hash_key;
   // Set at construction and by resize(); atomics because inserts read them without ev.mu.
   std::atomic<uint64_t> memory;
@@ -314,7 +359,7 @@ struct Store::Impl {
   mutable Eviction ev;
 
   std::mutex tags_mu;
-  std::unordered_map<std::string, std::unordered_set<EntryPtr>> tag_index;
+  std::unordered_map<std::string, std::unordered_set<ObjectRef>> tag_index;
 
   mutable std::mutex bans_mu;
   std::shared_ptr<const BanList> bans = std::make_shared<const BanList>();  // bans_mu
@@ -322,8 +367,8 @@ struct Store::Impl {
 
   // How often each key was looked up lately, held or not: what admission decides by.
   FrequencySketch sketch;
-  uint64_t lucky_draws = 0;           // ev.mu
-  std::vector<EntryPtr> displaced;  // ev.mu: evict_small()'s, kept for its capacity
+  uint64_t lucky_draws = 0;                    // ev.mu
+  std::vector<const CachedObject*> displaced;  // ev.mu: evict_small()'s, kept for its capacity
 
   std::atomic<uint64_t> purged{0};
   std::atomic<uint64_t> hfp_marks{0};
@@ -333,77 +378,58 @@ struct Store::Impl {
 
   // ---- under ev.mu ----
 
-  // Marks the entry dead and releases its bytes; false if it already was.
-  bool release_locked(Entry& e) {
-    if (e.dead.load(std::memory_order_relaxed)) return false;
-    e.dead.store(true, std::memory_order_relaxed);
-    ev.stats.bytes -= e.charge;
-    ev.stats.head_bytes -= e.head_charge;
-    ev.stats.overhead_bytes -= e.overhead_charge;
-    ev.stats.body_bytes -= e.charge - e.head_charge - e.overhead_charge;
+  // Marks the object dead, takes it out of its FIFO and releases its bytes; false if it already
+  // was.
+  bool release_locked(const CachedObject& o) {
+    Links& l = o.store_;
+    if (l.dead.load(std::memory_order_relaxed)) return false;
+    l.dead.store(true, std::memory_order_relaxed);
+    ev.stats.bytes -= l.charge;
+    ev.stats.head_bytes -= l.head_charge;
+    ev.stats.overhead_bytes -= l.overhead_charge;
+    ev.stats.body_bytes -= l.charge - l.head_charge - l.overhead_charge;
     ev.stats.objects -= 1;
-    if (e.in_main) {
-      ev.main_bytes -= e.charge;
-      ev.main_live -= 1;
-    } else {
-      ev.small_bytes -= e.charge;
-      ev.small_live -= 1;
-    }
+    (l.in_main ? ev.main : ev.small).unlink(o);
     return true;
   }
 
-  static void compact(std::deque<EntryPtr>& fifo, size_t live) {
-    if (fifo.size() < kCompactMin || fifo.size() - live < live) return;
-    std::erase_if(fifo, [](const EntryPtr& e) { return e->dead.load(std::memory_order_relaxed); });
-  }
-
-  void evict(EntryPtr e, std::vector<EntryPtr>& victims) {
-    release_locked(*e);
+  // The object leaves the FIFOs; the caller removes it from its stripe once no eviction lock is
+  // held (remove_from_stripes), through the reference kept in `victims`.
+  void evict(const CachedObject& o, std::vector<ObjectRef>& victims) {
+    victims.push_back(o.store_.self);  // set: only whoever takes it out of its index lets it go
+    release_locked(o);
     ++ev.stats.evictions;
-    victims.push_back(std::move(e));
   }
 
-  // Pops the first live entry of `fifo`, or null.
-  static EntryPtr pop_live(std::deque<EntryPtr>& fifo) {
-    while (!fifo.empty()) {
-      EntryPtr e = std::move(fifo.front());
-      fifo.pop_front();
-      if (!e->dead.load(std::memory_order_relaxed)) return e;
-    }
-    return nullptr;
-  }
-
-  // The entry evict_main() would take next, left at main's front: entries read since their last
-  // pass are sent round again first, their count lowered. Null when main holds nothing live.
-  Entry* main_victim() {
-    while (EntryPtr e = pop_live(ev.main)) {
-      uint8_t f = e->freq.load(std::memory_order_relaxed);
-      if (f == 0) {
-        ev.main.push_front(std::move(e));
-        return ev.main.front().get();
-      }
+  // The object evict_main() would take next, left at main's front: objects read since their
+  // last pass are sent round again first, their count lowered. Null when main is empty.
+  const CachedObject* main_victim() {
+    while (const CachedObject* o = ev.main.head) {
+      const uint8_t f = o->store_.freq.load(std::memory_order_relaxed);
+      if (f == 0) return o;
       // A concurrent lookup may bump it meanwhile; losing that bump is harmless.
-      e->freq.store(static_cast<uint8_t>(f - 1), std::memory_order_relaxed);
-      ev.main.push_back(std::move(e));
+      o->store_.freq.store(static_cast<uint8_t>(f - 1), std::memory_order_relaxed);
+      ev.main.unlink(*o);
+      ev.main.push_back(*o);
     }
     return nullptr;
   }
 
-  // Main's unread live entries from its front (after main_victim() sent the read ones round)
-  // until they free `room` bytes, into `displaced`; at most kMaxDisplaced of them, among at most
-  // 4 x kMaxDisplaced entries looked at (read and dead ones are passed over), so the work under
-  // the eviction lock stays bounded however many objects main holds. False when those do not
-  // free enough.
-  bool victims_for(uint64_t room, std::vector<EntryPtr>& displaced) {
+  // Main's unread objects from its front (after main_victim() sent the read ones round) until
+  // they free `room` bytes, into `displaced`; at most kMaxDisplaced of them, among at most
+  // 4 x kMaxDisplaced objects looked at (read ones are passed over), so the work under the
+  // eviction lock stays bounded however many objects main holds. False when those do not free
+  // enough.
+  bool victims_for(uint64_t room, std::vector<const CachedObject*>& displaced) {
     displaced.clear();
     if (!main_victim()) return false;
     uint64_t freed = 0;
-    const size_t looked_at = std::min(ev.main.size(), 4 * kMaxDisplaced);
-    for (size_t i = 0; i < looked_at && displaced.size() < kMaxDisplaced; ++i) {
-      const EntryPtr& e = ev.main[i];
-      if (e->dead.load(std::memory_order_relaxed) || e->freq.load(std::memory_order_relaxed) > 0) continue;
-      displaced.push_back(e);
-      freed += e->charge;
+    size_t looked_at = 0;
+    for (const CachedObject* o = ev.main.head; o && looked_at < 4 * kMaxDisplaced && displaced.size() < kMaxDisplaced;
+         o = o->store_.fifo_next, ++looked_at) {
+      if (o->store_.freq.load(std::memory_order_relaxed) > 0) continue;
+      displaced.push_back(o);
+      freed += o->store_.charge;
       if (freed >= room) return true;
     }
     return false;
@@ -416,77 +442,74 @@ struct Store::Impl {
   // for a little more often: the memory freed holds many more like it). On a tie the victims
   // stay, and a key counted once wins only by the first rule, so a scan of new keys cannot flush
   // the objects main holds.
-  bool admitted(const Entry& candidate, const std::vector<EntryPtr>& displaced) {
-    const uint32_t wanted = sketch.estimate(candidate.key_hash);
+  bool admitted(const CachedObject& candidate, const std::vector<const CachedObject*>& displaced) {
+    const uint32_t wanted = sketch.estimate(candidate.store_.key_hash);
+    const uint64_t charge = candidate.store_.charge;
     uint64_t held = 0, freed = 0;
-    for (const EntryPtr& e : displaced) {
-      held += sketch.estimate(e->key_hash);
-      freed += e->charge;
+    for (const CachedObject* o : displaced) {
+      held += sketch.estimate(o->store_.key_hash);
+      freed += o->store_.charge;
     }
     if (wanted > held) return true;
-    if (wanted >= 2 && freed >= 2 * candidate.charge &&
-        double(wanted) * double(freed) > double(held) * double(candidate.charge))  // no overflow
+    if (wanted >= 2 && freed >= 2 * charge && double(wanted) * double(freed) > double(held) * double(charge))  // no overflow
       return true;
     if (wanted < kLuckyCount) return false;
     return (++lucky_draws * 0x9e3779b97f4a7c15ULL) >> 57 == 0;
   }
 
-  void to_main(EntryPtr e) {
-    e->in_main = true;
-    ev.small_bytes -= e->charge;
-    ev.small_live -= 1;
-    ev.main_bytes += e->charge;
-    ev.main_live += 1;
-    ev.main.push_back(std::move(e));
+  void to_main(const CachedObject& o) {
+    ev.small.unlink(o);
+    o.store_.in_main = true;
+    ev.main.push_back(o);
   }
 
-  // Takes one live entry out of the window: into main if main has room for it or it wins
+  // Takes the window's oldest object out: into main if main has room for it or it wins
   // admission against the victims it would displace (which are then evicted), else evicted.
-  void evict_small(std::vector<EntryPtr>& victims, uint64_t main_room) {
-    EntryPtr candidate = pop_live(ev.small);
+  void evict_small(std::vector<ObjectRef>& victims, uint64_t main_room) {
+    const CachedObject* candidate = ev.small.head;
     if (!candidate) return;
-    if (ev.main_bytes + candidate->charge > main_room) {
-      const uint64_t room = ev.main_bytes + candidate->charge - main_room;
+    const uint64_t charge = candidate->store_.charge;
+    if (ev.main.bytes + charge > main_room) {
+      const uint64_t room = ev.main.bytes + charge - main_room;
       if (victims_for(room, displaced) && admitted(*candidate, displaced)) {
-        for (EntryPtr& e : displaced) evict(std::move(e), victims);
+        for (const CachedObject* o : displaced) evict(*o, victims);
       } else if (!displaced.empty()) {
         displaced.clear();
         ++ev.stats.admission_refusals;
-        return evict(std::move(candidate), victims);
+        return evict(*candidate, victims);
       }
+      displaced.clear();
     }
-    to_main(std::move(candidate));
+    to_main(*candidate);
   }
 
   // Evicts main's victim (see main_victim()).
-  void evict_main(std::vector<EntryPtr>& victims) {
-    if (main_victim()) evict(pop_live(ev.main), victims);
+  void evict_main(std::vector<ObjectRef>& victims) {
+    if (const CachedObject* o = main_victim()) evict(*o, victims);
   }
 
-  void evict_to_fit_locked(std::vector<EntryPtr>& victims) {
+  void evict_to_fit_locked(std::vector<ObjectRef>& victims) {
     const uint64_t limit = memory.load(std::memory_order_relaxed);
     const uint64_t small_target = limit / kWindowShare;
     while (ev.stats.bytes > limit) {
-      if (ev.small_live == 0 && ev.main_live == 0) break;  // cannot happen: bytes > 0
-      if ((ev.small_bytes > small_target && ev.small_live > 0) || ev.main_live == 0) {
+      if (ev.small.count == 0 && ev.main.count == 0) break;  // cannot happen: bytes > 0
+      if ((ev.small.bytes > small_target && ev.small.count > 0) || ev.main.count == 0) {
         evict_small(victims, limit - small_target);
       } else {
         evict_main(victims);
       }
     }
-    compact(ev.small, ev.small_live);
-    compact(ev.main, ev.main_live);
   }
 
-  // ---- tag index: under the entries' stripe mutex, takes tags_mu ----
+  // ---- tag index: under the objects' stripe mutex, takes tags_mu ----
 
-  void index_tags(const EntryPtr& added, const EntryPtr& removed) {
-    const bool add = added && !added->obj->tags().empty();
-    const bool remove = removed && removed->obj && !removed->obj->tags().empty();
+  void index_tags(const ObjectRef& added, const ObjectRef& removed) {
+    const bool add = added && !added->tags().empty();
+    const bool remove = removed && !removed->tags().empty();
     if (!add && !remove) return;  // most objects have no tags: no global lock for them
     std::lock_guard lock(tags_mu);  // stripe -> tags
     if (remove) {
-      for (const std::string& tag : removed->obj->tags()) {
+      for (const std::string& tag : removed->tags()) {
         auto it = tag_index.find(tag);
         if (it == tag_index.end()) continue;
         it->second.erase(removed);
@@ -494,84 +517,81 @@ struct Store::Impl {
       }
     }
     if (add)
-      for (const std::string& tag : added->obj->tags()) tag_index[tag].insert(added);
+      for (const std::string& tag : added->tags()) tag_index[tag].insert(added);
   }
 
-  // The entry leaves its stripe's map (the caller erases it from the map): unindexed, its object
-  // let go. Under the stripe mutex.
-  void detach_locked(const EntryPtr& e) {
-    index_tags(nullptr, e);
-    e->obj.reset();
+  // The object has left its stripe's index and been released: unindexed from its tags, and the
+  // store's reference let go. Under the stripe mutex.
+  void detach_locked(const CachedObject& o) {
+    index_tags(nullptr, o.store_.self);
+    o.store_.self.reset();
   }
 
   // ---- stripe side ----
 
-  // Removes evicted entries from their stripes. Called with no lock held.
-  void remove_from_stripes(const std::vector<EntryPtr>& victims) {
-    for (const EntryPtr& e : victims) {
-      Stripe& s = stripe_for(e->key_hash);
+  // Removes evicted objects from their stripes' indexes. Called with no lock held.
+  void remove_from_stripes(const std::vector<ObjectRef>& victims) {
+    for (const ObjectRef& o : victims) {
+      Stripe& s = stripe_for(o->store_.key_hash);
       std::lock_guard lock(s.mu);
-      if (!e->obj) continue;  // already removed (replaced or purged)
-      auto it = s.map.find(e->key_hash);
-      if (it != s.map.end()) {
-        it->second.erase_if([&](const EntryPtr& listed) { return listed == e; });
-        if (it->second.empty()) s.map.erase(it);
-      }
-      detach_locked(e);
+      if (!o->store_.indexed) continue;  // already removed (replaced or purged)
+      s.index.remove(*o);
+      detach_locked(*o);
     }
   }
 
-  // Releases entries already erased from stripe `s`'s map, then detaches them; under s.mu.
+  // Releases objects already taken out of stripe `s`'s index, then detaches them; under s.mu.
   // Returns how many were live.
-  size_t release_removed_locked(const std::vector<EntryPtr>& removed) {
+  size_t release_removed_locked(const std::vector<const CachedObject*>& removed) {
     if (removed.empty()) return 0;
     size_t n = 0;
     {
       std::lock_guard ev_lock(ev.mu);  // stripe -> eviction
-      for (const EntryPtr& e : removed) n += release_locked(*e) ? 1 : 0;
+      for (const CachedObject* o : removed) n += release_locked(*o) ? 1 : 0;
     }
-    for (const EntryPtr& e : removed) detach_locked(e);
+    for (const CachedObject* o : removed) detach_locked(*o);
     return n;
   }
 
-  // Removes one live entry from its stripe (whose mutex the caller holds); true if it was live.
-  bool remove_entry_locked(Stripe& s, const EntryPtr& e) {
-    if (!e->obj) return false;
-    auto it = s.map.find(e->key_hash);
-    if (it != s.map.end()) {
-      it->second.erase_if([&](const EntryPtr& listed) { return listed == e; });
-      if (it->second.empty()) s.map.erase(it);
-    }
-    return release_removed_locked({e}) == 1;
+  // Removes one object from its stripe (whose mutex the caller holds); true if it was live.
+  bool remove_entry_locked(Stripe& s, const CachedObject& o) {
+    if (!o.store_.indexed) return false;
+    s.index.remove(o);
+    return release_removed_locked({&o}) == 1;
   }
 
-  // Removes (or, soft, marks) every live entry for which match(entry) is true, in one stripe.
+  // Calls fn(object) for every object of the stripe's index; fn may take the object out.
+  template <typename Fn>
+  static void for_each_in_bucket(Index& index, size_t bucket, Fn&& fn) {
+    for (const CachedObject* o = index.buckets[bucket]; o;) {
+      const CachedObject* next = o->store_.next_in_bucket;
+      fn(*o);
+      o = next;
+    }
+  }
+
+  // Removes (or, soft, marks) every live object for which match(object) is true, in one stripe.
   template <typename Match>
   size_t purge_in_stripe(Stripe& s, Match&& match, bool soft) {
     std::lock_guard lock(s.mu);
     size_t n = 0;
-    if (soft) {
-      for (auto& [key_hash, entries] : s.map) {
-        for (const EntryPtr& e : entries) {
-          if (e->dead.load(std::memory_order_relaxed) || !match(*e->obj)) continue;
-          e->obj->invalidated.store(true);
+    std::vector<const CachedObject*> removed;
+    for (size_t b = 0; b < s.index.buckets.size(); ++b) {
+      for_each_in_bucket(s.index, b, [&](const CachedObject& o) {
+        const bool dead = o.store_.dead.load(std::memory_order_relaxed);
+        if (soft) {
+          if (dead || !match(o)) return;
+          o.invalidated.store(true);
           ++n;
+          return;
         }
-      }
-      return n;
-    }
-    std::vector<EntryPtr> removed;
-    for (auto it = s.map.begin(); it != s.map.end();) {
-      auto& entries = it->second;
-      entries.erase_if([&](const EntryPtr& e) {
-        // Dead entries still here are evicted ones awaiting removal: drop them too.
-        if (!e->dead.load(std::memory_order_relaxed) && !match(*e->obj)) return false;
-        removed.push_back(e);
-        return true;
+        // Dead objects still here are evicted ones awaiting removal: drop them too.
+        if (!dead && !match(o)) return;
+        s.index.remove(o);
+        removed.push_back(&o);
       });
-      it = entries.empty() ? s.map.erase(it) : std::next(it);
     }
-    return release_removed_locked(removed);
+    return soft ? n : release_removed_locked(removed);
   }
 
   // ---- bans ----
@@ -583,14 +603,14 @@ struct Store::Impl {
 
   enum class BanVerdict { kKeep, kRemove };
 
-  // Applies to a live entry the bans of `list` it has not been checked against; a soft ban marks
-  // it (counted in `marked` when it was not yet). Under the entry's stripe mutex. kRemove: a hard
-  // ban matched, the caller removes it.
-  BanVerdict apply_bans_locked(Entry& e, const BanList& list, size_t& marked) {
-    if (list.empty() || e.bans_checked >= list.back()->epoch) return BanVerdict::kKeep;
-    const CachedObject& o = *e.obj;
-    // Bans are oldest first: the ones the entry has not seen are a suffix.
-    auto first = std::upper_bound(list.begin(), list.end(), e.bans_checked,
+  // Applies to a live object the bans of `list` it has not been checked against; a soft ban
+  // marks it (counted in `marked` when it was not yet). Under the object's stripe mutex.
+  // kRemove: a hard ban matched, the caller removes it.
+  BanVerdict apply_bans_locked(const CachedObject& o, const BanList& list, size_t& marked) {
+    uint64_t& checked = o.store_.bans_checked;
+    if (list.empty() || checked >= list.back()->epoch) return BanVerdict::kKeep;
+    // Bans are oldest first: the ones the object has not seen are a suffix.
+    auto first = std::upper_bound(list.begin(), list.end(), checked,
                                   [](uint64_t epoch, const auto& ban) { return epoch < ban->epoch; });
     for (auto it = first; it != list.end(); ++it) {
       const BanRecord& ban = **it;
@@ -598,18 +618,18 @@ struct Store::Impl {
       if (!ban.ban.soft) return BanVerdict::kRemove;
       if (!o.invalidated.exchange(true)) ++marked;
     }
-    e.bans_checked = list.back()->epoch;
+    checked = list.back()->epoch;
     return BanVerdict::kKeep;
   }
 
   // ---- the ban sweep ----
 
-  // Where the sweep is in one stripe: its map's buckets are visited in order. Inserting may
-  // rehash the map between two slices and move entries across buckets; the stripe is then
-  // visited again from its first bucket (entries already checked cost a comparison).
+  // Where the sweep is in one stripe: its index's buckets are visited in order. Inserting may
+  // grow the index between two slices and move objects across buckets; the stripe is then
+  // visited again from its first bucket (objects already checked cost a comparison).
   struct Cursor {
     size_t bucket = 0;
-    size_t bucket_count = 0;  // the map's when `bucket` was set
+    size_t bucket_count = 0;  // the index's when `bucket` was set
     bool done = false;
   };
   struct Sweep {
@@ -618,34 +638,28 @@ struct Store::Impl {
     Cursor cursors[kStripes];
   } sweep;
 
-  // Applies `list` to the entries of the next buckets of `s`, under s.mu, for at most
-  // kSweepSliceEntries entries or kSweepSliceHold, whichever comes first (a bucket is never
+  // Applies `list` to the objects of the next buckets of `s`, under s.mu, for at most
+  // kSweepSliceEntries objects or kSweepSliceHold, whichever comes first (a bucket is never
   // split). Returns the objects removed or marked.
   size_t sweep_slice(Stripe& s, Cursor& cursor, const BanList& list) {
     std::lock_guard lock(s.mu);
     const auto start = std::chrono::steady_clock::now();
-    if (cursor.bucket_count != s.map.bucket_count()) {
+    if (cursor.bucket_count != s.index.buckets.size()) {
       cursor.bucket = 0;
-      cursor.bucket_count = s.map.bucket_count();
+      cursor.bucket_count = s.index.buckets.size();
     }
     size_t affected = 0;
     size_t examined = 0;
-    std::vector<EntryPtr> removed;
-    std::vector<size_t> emptied;
+    std::vector<const CachedObject*> removed;
     while (cursor.bucket < cursor.bucket_count) {
-      for (auto it = s.map.begin(cursor.bucket); it != s.map.end(cursor.bucket); ++it) {
-        it->second.erase_if([&](const EntryPtr& e) {
-          ++examined;
-          if (e->dead.load(std::memory_order_relaxed)) return false;  // eviction removes it
-          if (apply_bans_locked(*e, list, affected) == BanVerdict::kKeep) return false;
-          removed.push_back(e);
-          return true;
-        });
-        if (it->second.empty()) emptied.push_back(it->first);
-      }
-      // Erasing never rehashes: the cursor stays valid.
-      for (size_t key_hash : emptied) s.map.erase(key_hash);
-      emptied.clear();
+      // Removing never resizes the index: the cursor stays valid.
+      for_each_in_bucket(s.index, cursor.bucket, [&](const CachedObject& o) {
+        ++examined;
+        if (o.store_.dead.load(std::memory_order_relaxed)) return;  // eviction removes it
+        if (apply_bans_locked(o, list, affected) == BanVerdict::kKeep) return;
+        s.index.remove(o);
+        removed.push_back(&o);
+      });
       ++cursor.bucket;
       if (examined >= kSweepSliceEntries || std::chrono::steady_clock::now() - start >= kSweepSliceHold) break;
     }
@@ -685,17 +699,13 @@ uint64_t texts_memory(const std::vector<std::string>& strings) {
 
 }  // namespace
 
-// What the heap holds for a stored object, as the heap counts it (http/heap.h): the object, the
-// store's entry and its places in the index and a FIFO, then what each part holds beside them.
+// What the heap holds for a stored object, as the heap counts it (http/heap.h): the object (the
+// store's bookkeeping included) and its place in the index, then what each part holds beside it.
 // A body or encoding shared with another object is counted with each.
 CachedObject::Charge CachedObject::charge_parts() const {
-  // The object, and the store's entry, index node (and its bucket) and FIFO slot. (A key with
-  // several variants also holds a vector of their entries: 16 bytes each, not counted.)
-  using Entry = Store::Impl::Entry;
-  using EntryPtr = Store::Impl::EntryPtr;
-  constexpr uint64_t kFixed = http::shared_object_bytes<CachedObject>() + http::shared_object_bytes<Entry>() +
-                              http::heap_bytes(sizeof(void*) + sizeof(std::pair<const size_t, Store::Impl::Variants>)) +
-                              sizeof(void*) + sizeof(EntryPtr);
+  // The object, with the store's bookkeeping in it, and its bucket in the index (at most one
+  // object per bucket on average).
+  constexpr uint64_t kFixed = http::shared_object_bytes<CachedObject>() + sizeof(void*);
   Charge charge;
   charge.overhead = kFixed + key_.memory() + apart_.memory() + variant.memory();
   charge.head = headers.memory() + vary_names.memory() + texts_memory(vary_names);
@@ -732,43 +742,38 @@ Store::Lookup Store::lookup(std::string_view key, const http::Headers& request_h
   Impl::Stripe& s = im.stripe_for(key_hash);
   Lookup result;
   std::lock_guard lock(s.mu);
-  auto it = s.map.find(key_hash);
-  if (it != s.map.end()) {
-    // Borrowed under the stripe's lock: no reference count is touched but the result's.
-    const Impl::EntryPtr* found = nullptr;
-    // The request's variant is worked out once per set of Vary names, not once per variant.
-    const std::vector<std::string>* names = nullptr;
-    std::optional<std::string> wanted;
-    for (const Impl::EntryPtr& e : it->second) {
-      if (e->dead.load(std::memory_order_relaxed) || e->obj->key() != key) continue;
-      if (!names || e->obj->vary_names != *names) {
-        names = &e->obj->vary_names.get();
-        std::optional<std::string> vary = vary_part_for(*e->obj, request_headers);
-        wanted = vary ? std::optional(variant_string(*vary, variant_extra)) : std::nullopt;
-      }
-      if (wanted && e->obj->variant == *wanted) {
-        found = &e;
-        break;
-      }
+  // Borrowed under the stripe's lock: no reference count is touched but the result's.
+  const CachedObject* found = nullptr;
+  // The request's variant is worked out once per set of Vary names, not once per variant.
+  const std::vector<std::string>* names = nullptr;
+  std::optional<std::string> wanted;
+  for (const CachedObject* o = s.index.first(key_hash); o; o = o->store_.next_in_bucket) {
+    if (o->store_.key_hash != key_hash || o->store_.dead.load(std::memory_order_relaxed) || o->key() != key) continue;
+    if (!names || o->vary_names != *names) {
+      names = &o->vary_names.get();
+      std::optional<std::string> vary = vary_part_for(*o, request_headers);
+      wanted = vary ? std::optional(variant_string(*vary, variant_extra)) : std::nullopt;
     }
-    if (found && (*found)->bans_checked < im.ban_epoch.load(std::memory_order_acquire)) {
-      size_t marked = 0;
-      Impl::EntryPtr entry = *found;  // removing it changes the list `found` points into
-      if (im.apply_bans_locked(*entry, *im.ban_snapshot(), marked) == Impl::BanVerdict::kRemove) {
-        if (im.remove_entry_locked(s, entry)) ++marked;
-        found = nullptr;  // `it` may be gone with it
-      }
-      if (marked > 0) im.purged.fetch_add(marked, std::memory_order_relaxed);
+    if (wanted && o->variant == *wanted) {
+      found = o;
+      break;
     }
-    if (found) {
-      Impl::Entry& entry = **found;
-      uint8_t f = entry.freq.load(std::memory_order_relaxed);
-      while (f < kMaxFreq &&
-             !entry.freq.compare_exchange_weak(f, static_cast<uint8_t>(f + 1), std::memory_order_relaxed)) {
-      }
-      result.object = entry.obj;
-      return result;
+  }
+  if (found && found->store_.bans_checked < im.ban_epoch.load(std::memory_order_acquire)) {
+    size_t marked = 0;
+    if (im.apply_bans_locked(*found, *im.ban_snapshot(), marked) == Impl::BanVerdict::kRemove) {
+      if (im.remove_entry_locked(s, *found)) ++marked;
+      found = nullptr;  // and perhaps freed
     }
+    if (marked > 0) im.purged.fetch_add(marked, std::memory_order_relaxed);
+  }
+  if (found) {
+    std::atomic<uint8_t>& freq = found->store_.freq;
+    uint8_t f = freq.load(std::memory_order_relaxed);
+    while (f < kMaxFreq && !freq.compare_exchange_weak(f, static_cast<uint8_t>(f + 1), std::memory_order_relaxed)) {
+    }
+    result.object = found->store_.self;
+    return result;
   }
   if (!s.hfp.empty()) result.hit_for_pass = im.hfp_marked_locked(s, key, now ? *now : std::time(nullptr));
   return result;
@@ -781,7 +786,7 @@ bool Store::replace(const CachedObject& current, std::shared_ptr<CachedObject> o
 }
 
 bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedObject* current) {
-  if (!object) return false;
+  if (!object || object->store_.taken) return false;
   Impl& im = *impl_;
   object->headers.shrink_to_fit();  // kept for as long as the object: no slack from its growth
   const CachedObject::Charge parts = object->charge_parts();
@@ -791,81 +796,83 @@ bool Store::insert_replacing(std::shared_ptr<CachedObject> object, const CachedO
     ++im.ev.stats.refused_too_large;
     return false;
   }
-  auto entry = std::make_shared<Impl::Entry>();
-  entry->charge = charge;
+  CachedObject::StoreLinks& links = object->store_;
+  links.taken = true;
+  links.charge = charge;
   // Heads and keys are bounded far below 4 GB (the parser's and the key's limits).
-  entry->head_charge = static_cast<uint32_t>(parts.head);
-  entry->overhead_charge = static_cast<uint32_t>(parts.overhead);
-  entry->key_hash = im.hash_key(object->key());
+  links.head_charge = static_cast<uint32_t>(parts.head);
+  links.overhead_charge = static_cast<uint32_t>(parts.overhead);
+  links.key_hash = im.hash_key(object->key());
+  const size_t key_hash = links.key_hash;
 
-  std::vector<Impl::EntryPtr> victims;
+  std::vector<ObjectRef> victims;
   {
-    Impl::Stripe& s = im.stripe_for(entry->key_hash);
+    Impl::Stripe& s = im.stripe_for(key_hash);
     std::lock_guard lock(s.mu);
-    Impl::Variants* listed = nullptr;
     if (current) {
       // Only in place of `current`, as it is now: with its bans and soft purge carried over, so
       // what befell the object meanwhile befalls its replacement.
-      auto found = s.map.find(entry->key_hash);
-      if (found == s.map.end()) return false;
-      listed = &found->second;
-      auto at = std::find_if(listed->begin(), listed->end(),
-                             [&](const Impl::EntryPtr& e) { return e->obj.get() == current; });
-      if (at == listed->end()) return false;
+      const CachedObject* listed = s.index.first(key_hash);
+      while (listed && listed != current) listed = listed->store_.next_in_bucket;
+      if (!listed) {
+        links.taken = false;
+        return false;
+      }
       object->ban_epoch = current->ban_epoch;
-      entry->bans_checked = (*at)->bans_checked;
+      links.bans_checked = current->store_.bans_checked;
       object->invalidated.store(current->invalidated.load(std::memory_order_relaxed), std::memory_order_relaxed);
     } else {
       // Read under the stripe mutex: see "Bans" above.
       object->ban_epoch = im.ban_epoch.load(std::memory_order_acquire);
-      entry->bans_checked = object->ban_epoch;
+      links.bans_checked = object->ban_epoch;
     }
-    entry->obj = std::move(object);
-    Impl::Variants& entries = listed ? *listed : s.map[entry->key_hash];
-    const std::string_view key = entry->obj->key();
-    Impl::EntryPtr old;
-    auto same = std::find_if(entries.begin(), entries.end(), [&](const Impl::EntryPtr& e) {
-      return e->obj->variant == entry->obj->variant && e->obj->key() == key;
-    });
-    Impl::EntryPtr pushed_out;
-    if (same != entries.end()) {
-      old = std::exchange(*same, entry);
+    links.self = object;
+    const CachedObject& added = *object;
+    const std::string_view key = added.key();
+    // The same key and variant, replaced; else, past max_variants, the key's oldest variant
+    // pushed out: a dead one awaiting removal, else one nobody read, else the oldest.
+    const CachedObject* same = nullptr;
+    const CachedObject* oldest = nullptr;
+    const CachedObject* oldest_unread = nullptr;
+    size_t variants = 0;
+    for (const CachedObject* o = s.index.first(key_hash); o; o = o->store_.next_in_bucket) {
+      if (o->store_.key_hash != key_hash || o->key() != key) continue;
+      if (o->variant == added.variant) {
+        same = o;
+        break;
+      }
+      ++variants;
+      if (!oldest) oldest = o;
+      if (!oldest_unread &&
+          (o->store_.dead.load(std::memory_order_relaxed) || o->store_.freq.load(std::memory_order_relaxed) == 0))
+        oldest_unread = o;
+    }
+    if (same) {
+      s.index.replace(*same, added);
     } else {
-      entries.push_back(entry);
-      const auto others = entries.end() - 1;
-      const auto of_key = [&](const Impl::EntryPtr& e) { return e->obj->key() == key; };
-      if (static_cast<size_t>(std::count_if(entries.begin(), others, of_key)) >=
-          im.max_variants.load(std::memory_order_relaxed)) {
-        // Oldest first: a dead one awaiting removal, else one nobody read, else the oldest.
-        auto victim = std::find_if(entries.begin(), others, [&](const Impl::EntryPtr& e) {
-          return of_key(e) &&
-                 (e->dead.load(std::memory_order_relaxed) || e->freq.load(std::memory_order_relaxed) == 0);
-        });
-        if (victim == others) victim = std::find_if(entries.begin(), others, of_key);
-        pushed_out = *victim;
-        entries.erase(victim);
+      s.index.append(added);
+      if (variants >= im.max_variants.load(std::memory_order_relaxed)) {
+        const CachedObject* pushed_out = oldest_unread ? oldest_unread : oldest;
+        s.index.remove(*pushed_out);
+        if (im.release_removed_locked({pushed_out}) == 1) im.variants_replaced.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    if (pushed_out && im.release_removed_locked({pushed_out}) == 1)
-      im.variants_replaced.fetch_add(1, std::memory_order_relaxed);
-    im.index_tags(entry, old);
-    if (!s.hfp.empty()) im.hfp_clear_locked(s, entry->obj->key());
+    im.index_tags(links.self, same ? same->store_.self : nullptr);
+    if (!s.hfp.empty()) im.hfp_clear_locked(s, key);
     {
       std::lock_guard ev_lock(im.ev.mu);  // stripe -> eviction
       auto& ev = im.ev;
-      if (old) im.release_locked(*old);
+      if (same) im.release_locked(*same);
       ++ev.stats.inserts;
       ++ev.stats.objects;
       ev.stats.bytes += charge;
-      ev.stats.head_bytes += entry->head_charge;
-      ev.stats.overhead_bytes += entry->overhead_charge;
-      ev.stats.body_bytes += charge - entry->head_charge - entry->overhead_charge;
-      ev.small_bytes += charge;
-      ev.small_live += 1;
-      ev.small.push_back(entry);
+      ev.stats.head_bytes += links.head_charge;
+      ev.stats.overhead_bytes += links.overhead_charge;
+      ev.stats.body_bytes += charge - links.head_charge - links.overhead_charge;
+      ev.small.push_back(added);
       im.evict_to_fit_locked(victims);
     }
-    if (old) old->obj.reset();  // already unindexed above
+    if (same) victims.push_back(std::move(same->store_.self));  // freed below, with no lock held
   }
   im.remove_from_stripes(victims);
   return true;
@@ -875,7 +882,7 @@ void Store::resize(uint64_t memory, uint64_t max_object, uint32_t max_variants) 
   Impl& im = *impl_;
   im.max_object.store(max_object, std::memory_order_relaxed);
   im.max_variants.store(std::max<uint32_t>(1, max_variants), std::memory_order_relaxed);
-  std::vector<Impl::EntryPtr> victims;
+  std::vector<ObjectRef> victims;
   {
     std::lock_guard ev_lock(im.ev.mu);
     im.memory.store(memory, std::memory_order_relaxed);
@@ -927,24 +934,21 @@ size_t Store::purge(std::string_view key, bool soft) {
   size_t n = 0;
   {
     std::lock_guard lock(s.mu);
-    auto it = s.map.find(key_hash);
-    if (it == s.map.end()) return 0;
-    if (soft) {
-      for (const Impl::EntryPtr& e : it->second) {
-        if (e->dead.load(std::memory_order_relaxed) || e->obj->key() != key) continue;
-        e->obj->invalidated.store(true);
-        ++n;
+    std::vector<const CachedObject*> removed;
+    for (const CachedObject* o = s.index.first(key_hash); o;) {
+      const CachedObject* next = o->store_.next_in_bucket;
+      if (o->store_.key_hash == key_hash && o->key() == key) {
+        if (!soft) {
+          s.index.remove(*o);
+          removed.push_back(o);
+        } else if (!o->store_.dead.load(std::memory_order_relaxed)) {
+          o->invalidated.store(true);
+          ++n;
+        }
       }
-    } else {
-      std::vector<Impl::EntryPtr> removed;
-      it->second.erase_if([&](const Impl::EntryPtr& e) {
-        if (e->obj->key() != key) return false;
-        removed.push_back(e);
-        return true;
-      });
-      if (it->second.empty()) s.map.erase(it);
-      n = im.release_removed_locked(removed);
+      o = next;
     }
+    if (!soft) n = im.release_removed_locked(removed);
   }
   im.purged.fetch_add(n, std::memory_order_relaxed);
   return n;
@@ -952,24 +956,24 @@ size_t Store::purge(std::string_view key, bool soft) {
 
 size_t Store::purge_tag(std::string_view tag, bool soft) {
   Impl& im = *impl_;
-  std::vector<Impl::EntryPtr> tagged;
+  std::vector<ObjectRef> tagged;
   {
     std::lock_guard lock(im.tags_mu);
     auto it = im.tag_index.find(std::string(tag));
     if (it == im.tag_index.end()) return 0;
     tagged.assign(it->second.begin(), it->second.end());
   }
-  // Entries may have left (or died) since the snapshot: each is checked under its stripe mutex.
+  // Objects may have left (or died) since the snapshot: each is checked under its stripe mutex.
   size_t n = 0;
-  for (const Impl::EntryPtr& e : tagged) {
-    Impl::Stripe& s = im.stripe_for(e->key_hash);
+  for (const ObjectRef& o : tagged) {
+    Impl::Stripe& s = im.stripe_for(o->store_.key_hash);
     std::lock_guard lock(s.mu);
-    if (!e->obj || e->dead.load(std::memory_order_relaxed)) continue;
+    if (!o->store_.indexed || o->store_.dead.load(std::memory_order_relaxed)) continue;
     if (soft) {
-      e->obj->invalidated.store(true);
+      o->invalidated.store(true);
       ++n;
     } else {
-      n += im.remove_entry_locked(s, e) ? 1 : 0;
+      n += im.remove_entry_locked(s, *o) ? 1 : 0;
     }
   }
   im.purged.fetch_add(n, std::memory_order_relaxed);

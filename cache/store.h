@@ -2,7 +2,8 @@
 // bounded in memory, admitted by TinyLFU and evicted from FIFOs.
 //
 // Objects: a CachedObject is built once (by the fetch that stored it) and never changed after
-// insert(), except for its `invalidated` flag (a soft purge). A revalidation stores a new object
+// insert(), except for its `invalidated` flag (a soft purge) and the store's own bookkeeping in
+// it. An object is stored once, in one store: insert() refuses one a store took before. A revalidation stores a new object
 // sharing the old one's body. Readers get an ObjectRef, a
 // shared_ptr to a const object: a body being delivered stays alive and is never copied, whatever
 // the store does meanwhile (replace, evict, purge).
@@ -163,6 +164,7 @@ struct CachedObject {
   uint64_t charge() const { return charge_parts().total(); }
 
  private:
+  friend class Store;
   std::string_view names() const { return apart_.empty() ? key_.view() : apart_.view(); }
   const Extras& extras() const;
   Extras& extras_to_change();
@@ -170,6 +172,27 @@ struct CachedObject {
   PackedString key_;
   PackedString apart_;  // host then path, when the key is not the two together
   std::unique_ptr<Extras> extras_;
+
+  // The store's bookkeeping for the object, kept in it so that a stored object is one block, not
+  // one for the object and others for its entry, index node and queue slot. Only the store that
+  // took the object reads or writes it (store.cc says under which lock); an object is stored once.
+  struct StoreLinks {
+    std::shared_ptr<const CachedObject> self;      // the store's reference; null once it let go
+    const CachedObject* next_in_bucket = nullptr;  // the stripe's index
+    const CachedObject* fifo_prev = nullptr;       // the window's or main's FIFO
+    const CachedObject* fifo_next = nullptr;
+    uint64_t charge = 0;
+    uint64_t bans_checked = 0;  // bans up to this epoch no longer concern it
+    size_t key_hash = 0;
+    uint32_t head_charge = 0;      // of `charge`: the head's part
+    uint32_t overhead_charge = 0;  // and the bookkeeping's; the rest is the body's
+    std::atomic<uint8_t> freq{0};  // reads since its last pass through main, up to 3
+    std::atomic<bool> dead{false};  // no longer counted, out of its FIFO
+    bool in_main = false;
+    bool indexed = false;  // in its stripe's index
+    bool taken = false;    // a store took it (once)
+  };
+  mutable StoreLinks store_;
 };
 using ObjectRef = std::shared_ptr<const CachedObject>;
 

@@ -179,9 +179,31 @@ TEST_CASE("store: variants by Vary") {
 
   // A store holding only the gzip variant misses the identity request.
   Store only_gz(1 << 20, 1 << 16);
-  only_gz.insert(gz);
+  auto gz_again = copy_of(*gz);  // an object is stored once: another store takes a copy
+  CHECK(only_gz.insert(gz_again));
   CHECK(find(only_gz, "h/x", request_with("Accept-Encoding", "identity")) == nullptr);
-  CHECK(find(only_gz, "h/x", request_with("Accept-Encoding", "gzip")) == gz);
+  CHECK(find(only_gz, "h/x", request_with("Accept-Encoding", "gzip")) == gz_again);
+}
+
+TEST_CASE("store: an object is stored once, in one store") {
+  Store store(1 << 20, 1 << 16);
+  Store other(1 << 20, 1 << 16);
+  auto object = make("h/once");
+  CHECK(store.insert(object));
+  CHECK_FALSE(store.insert(object));  // again, in the same store
+  CHECK_FALSE(other.insert(object));  // or in another one
+  CHECK_FALSE(store.replace(*object, object));
+  CHECK(store.stats().objects == 1);
+  CHECK(store.stats().inserts == 1);
+  CHECK(other.stats().objects == 0);
+  CHECK(find(store, "h/once", kNoHeaders) == object);
+  // Purged, it stays out: a purge lets it go for good.
+  CHECK(store.purge("h/once", false) == 1);
+  CHECK_FALSE(store.insert(object));
+  CHECK(find(store, "h/once", kNoHeaders) == nullptr);
+  // A copy is a new object.
+  CHECK(store.insert(copy_of(*object)));
+  CHECK(find(store, "h/once", kNoHeaders) != nullptr);
 }
 
 TEST_CASE("store: same key and variant replaces") {
