@@ -690,9 +690,11 @@ Seconds AgeBasis::corrected_initial_age() const {
   return std::max(apparent_age, corrected_age_value);
 }
 
-Seconds AgeBasis::current_age(Seconds now) const {
-  const Seconds resident_time = std::max<Seconds>(0, sat_sub(now, response_time));
-  return sat_add(corrected_initial_age(), resident_time);
+Seconds AgeBasis::current_age(Seconds now) const { return StoredAge(*this).current_age(now); }
+
+Seconds StoredAge::current_age(Seconds now) const {
+  const Seconds resident_time = std::max<Seconds>(0, sat_sub(now, response_time_));
+  return sat_add(corrected_initial_age_, resident_time);
 }
 
 AgeBasis age_basis(const http::ResponseHead& response, Seconds request_time, Seconds response_time) {

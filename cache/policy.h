@@ -165,7 +165,7 @@ class StoredAge {
       : response_time_(basis.response_time), corrected_initial_age_(basis.corrected_initial_age()) {}
   Seconds response_time() const { return response_time_; }
   Seconds corrected_initial_age() const { return corrected_initial_age_; }
-  Seconds current_age(Seconds now) const { return expanded().current_age(now); }
+  Seconds current_age(Seconds now) const;
   // Received at response_time, sent at once, dated then, and as old as it was on arrival.
   AgeBasis expanded() const { return AgeBasis{response_time_, response_time_, response_time_, corrected_initial_age_}; }
 

@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <array>
+#include <cstdint>
+
 #include "http/message.h"
 
 namespace edge::http {
@@ -48,20 +51,38 @@ bool valid_reg_name(std::string_view host) {
   return true;
 }
 
+// What a byte of a target is to check_target_part: nearly all are plain and cost one look-up.
+enum TargetByte : uint8_t { kPlain, kForbidden, kPercent, kBackslash, kDot };
+constexpr std::array<uint8_t, 256> kTargetBytes = [] {
+  std::array<uint8_t, 256> kinds{};
+  for (size_t c = 0; c < kinds.size(); ++c) kinds[c] = (c <= 0x20 || c >= 0x7f || c == '#') ? kForbidden : kPlain;
+  kinds['%'] = kPercent;
+  kinds['\\'] = kBackslash;
+  kinds['.'] = kDot;
+  return kinds;
+}();
+
 // One pass over a target's path or query: false for a byte a target may not hold (controls,
 // space, non-ASCII, '#', a backslash in the path) or a '%' not starting a triplet. Sets
 // `*normalise` when the path holds a triplet or a dot right after a slash.
 bool check_target_part(std::string_view text, bool path, bool* normalise) {
   for (size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c <= 0x20 || c >= 0x7f || c == '#') return false;
-    if (c == '%') {
-      if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) return false;
-      *normalise = true;
-      i += 2;
-    } else if (path) {
-      if (c == '\\') return false;  // a separator to some servers and not to others
-      if (c == '.' && i > 0 && text[i - 1] == '/') *normalise = true;
+    switch (kTargetBytes[static_cast<unsigned char>(text[i])]) {
+      case kPlain:
+        break;
+      case kForbidden:
+        return false;
+      case kPercent:
+        if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) return false;
+        *normalise = true;
+        i += 2;
+        break;
+      case kBackslash:
+        if (path) return false;  // a separator to some servers and not to others
+        break;
+      case kDot:
+        if (path && i > 0 && text[i - 1] == '/') *normalise = true;
+        break;
     }
   }
   return true;
