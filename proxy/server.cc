@@ -16,6 +16,7 @@
 #include <memory>
 #include <utility>
 
+#include "http/body_arena.h"
 #include "log/error_log.h"
 #include "proxy/version.h"
 
@@ -664,6 +665,9 @@ int Server::run() {
     edge::log::info("edge: starting edge %s (config %s, %zu workers%s)", version(), config.file.c_str(),
                     workers_.size(), on_uring > 0 ? ", io_uring" : "");
     restart_health_checks();
+    // The body arena is made here, before any worker runs, not by the first large body a worker
+    // meets: its file and mapping then come from the thread that owns the process's set-up.
+    http::BodyArena::shared();
     for (auto& worker : workers_) worker->start();
     for (const conf::Listen& listen : config.listen)
       edge::log::info("edge: listening on %s%s", listen.address.text().c_str(), listen.tls.enabled ? " (tls)" : "");

@@ -569,7 +569,8 @@ TEST_CASE("cache: concurrent misses for one key make one backend request, stream
 
 TEST_CASE("cache: concurrent misses for an uncacheable key go to the backend in parallel") {
   Site s;
-  const std::string t = "/cache/uncacheable?cc=no-store&delay=500";
+  // Each answer takes 2 s, far longer than starting every client takes even on a loaded machine.
+  const std::string t = "/cache/uncacheable?cc=no-store&delay=2000";
   constexpr int kClients = 200;
   std::vector<std::thread> threads;
   std::atomic<int> good{0};
