@@ -14,7 +14,7 @@ namespace edge::app {
 
 namespace {
 
-constexpr const char* kSchema = R"sql(
+constexpr const char* kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS sessions (
   seq INTEGER PRIMARY KEY,
   token TEXT NOT NULL UNIQUE,
@@ -295,7 +295,7 @@ std::unique_ptr<Store> open_sqlite_store(const std::string& path, std::chrono::m
   // WAL before the schema: the journal mode is the file's, and the first process to open it sets
   // it for all. The schema in one IMMEDIATE transaction, so servers starting together take turns.
   const std::string setup = std::string("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE;") +
-                            kSchema + "COMMIT;";
+                            kSqliteSchema + "COMMIT;";
   if (sqlite3_exec(db, setup.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
     error = message ? message : sqlite3_errmsg(db);
     sqlite3_free(message);

@@ -22,9 +22,9 @@ struct Item {
 };
 
 // A strict RFC 8941 reader over one Dictionary: each read_* advances `at` or returns false.
-class Reader {
+class DictionaryReader {
  public:
-  explicit Reader(std::string_view text) : s_(text) {}
+  explicit DictionaryReader(std::string_view text) : s_(text) {}
 
   template <typename OnMember>
   bool dictionary(OnMember&& on_member) {
@@ -227,7 +227,7 @@ void append_seconds(std::string& out, std::string_view name, MaybeSeconds value)
 }  // namespace
 
 bool is_sf_dictionary(std::string_view value) {
-  return Reader(value).dictionary([](std::string_view, const Item&) {});
+  return DictionaryReader(value).dictionary([](std::string_view, const Item&) {});
 }
 
 std::optional<CacheControl> parse_targeted_field(const http::Headers& headers, std::string_view name) {
@@ -241,7 +241,7 @@ std::optional<CacheControl> parse_targeted_field(const http::Headers& headers, s
     if (item.kind == Item::kBoolean) out = item.boolean;
     else if (item.kind == Item::kInnerList) out = true;  // no-cache=("Set-Cookie"): still there
   };
-  const bool valid = Reader(*value).dictionary([&](std::string_view key, const Item& item) {
+  const bool valid = DictionaryReader(*value).dictionary([&](std::string_view key, const Item& item) {
     if (key == "max-age") seconds(item, cc.max_age);
     else if (key == "s-maxage") seconds(item, cc.s_maxage);
     else if (key == "stale-while-revalidate") seconds(item, cc.stale_while_revalidate);

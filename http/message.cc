@@ -6,13 +6,12 @@
 #include <cstring>
 #include <ctime>
 
+#include "http/ascii.h"
 #include "http/heap.h"
 
 namespace edge::http {
 
 namespace {
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
 struct Known {
   std::string_view name;
   FieldId id;
@@ -37,7 +36,6 @@ constexpr Known kKnown[] = {
     {"date", FieldId::kDate},
 };
 bool is_space(char c) { return c == ' ' || c == '\t'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 int month_index(std::string_view m) {
   static constexpr std::string_view kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
@@ -66,7 +64,7 @@ std::optional<int> digits(std::string_view s) {
   if (s.empty()) return std::nullopt;
   int v = 0;
   for (char c : s) {
-    if (!is_digit(c)) return std::nullopt;
+    if (!is_ascii_digit(c)) return std::nullopt;
     v = v * 10 + (c - '0');
   }
   return v;
@@ -102,7 +100,7 @@ std::optional<int64_t> make_time(int year, int month, int day, std::string_view 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   return true;
 }
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 
+#include "http/ascii.h"
 #include "http/message.h"
 
 namespace edge::http {
@@ -12,12 +13,10 @@ namespace edge::http {
 namespace {
 constexpr size_t kMaxHost = 255;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 bool is_unreserved(unsigned char c) {
-  return is_alpha(static_cast<char>(c)) || is_digit(static_cast<char>(c)) || c == '-' || c == '.' || c == '_' ||
+  return is_alpha(static_cast<char>(c)) || is_ascii_digit(static_cast<char>(c)) || c == '-' || c == '.' || c == '_' ||
          c == '~';
 }
 
@@ -32,7 +31,7 @@ bool valid_port(std::string_view port) {
   if (port.empty() || port.size() > 5) return false;
   unsigned value = 0;
   for (char c : port) {
-    if (!is_digit(c)) return false;
+    if (!is_ascii_digit(c)) return false;
     value = value * 10 + static_cast<unsigned>(c - '0');
   }
   return value <= 65535;
@@ -113,7 +112,7 @@ bool canonical_host(std::string_view authority, std::string& out) {
   }
   if (!rest.empty() && (rest.front() != ':' || !valid_port(rest.substr(1)))) return false;
   out.reserve(host.size());
-  for (char c : host) out.push_back(lower(c));
+  for (char c : host) out.push_back(ascii_lower(c));
   return true;
 }
 

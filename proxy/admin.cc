@@ -1271,7 +1271,7 @@ namespace {
 
 constexpr uint64_t kIdleTimeoutMs = 60'000;  // between requests on a kept-alive connection
 constexpr uint64_t kSendTimeoutMs = 60'000;    // a response the client does not read
-constexpr uint64_t kLingerMs = 2'000;
+constexpr uint64_t kAdminLingerMs = 2'000;
 constexpr size_t kReadBufferSize = 16 * 1024;
 constexpr http::RequestParser::Limits kLimits{8 * 1024, 8 * 1024, 64 * 1024};
 
@@ -1940,7 +1940,7 @@ http::ServerConn::Settings conn_settings(const Admin& admin) {
   settings.body_timeout_ms = admin.header_timeout_ms();
   settings.idle_timeout_ms = kIdleTimeoutMs;
   settings.send_timeout_ms = kSendTimeoutMs;
-  settings.linger_ms = kLingerMs;
+  settings.linger_ms = kAdminLingerMs;
   // At most one read's worth waits while a request is answered.
   settings.max_pending = kReadBufferSize;
   return settings;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/clock.h"
 #include "proxy/heads.h"
 
 namespace edge::proxy {
@@ -10,19 +11,16 @@ namespace edge::proxy {
 namespace {
 
 constexpr size_t kMaxPending = 64 * 1024;
-constexpr uint64_t kLingerMs = 2000;
-
-uint64_t ms(conf::Duration d) { return static_cast<uint64_t>(d.count()); }
 
 http::ServerConn::Settings settings_for(Worker& worker) {
   const conf::Limits& limits = worker.limits();
   http::ServerConn::Settings settings;
   settings.limits = {limits.max_header_bytes, limits.max_request_line, limits.max_body_bytes, limits.max_header_fields};
-  settings.header_timeout_ms = ms(limits.header_timeout);
-  settings.body_timeout_ms = ms(limits.body_timeout);
-  settings.idle_timeout_ms = ms(limits.idle_timeout);
-  settings.send_timeout_ms = ms(limits.send_timeout);
-  settings.linger_ms = kLingerMs;
+  settings.header_timeout_ms = to_ms(limits.header_timeout);
+  settings.body_timeout_ms = to_ms(limits.body_timeout);
+  settings.idle_timeout_ms = to_ms(limits.idle_timeout);
+  settings.send_timeout_ms = to_ms(limits.send_timeout);
+  settings.linger_ms = kClientLingerMs;
   settings.max_pending = kMaxPending;
   return settings;
 }
@@ -225,7 +223,7 @@ void ClientConn::on_request(http::RequestHead& head) {
   count_bytes_read();
   request().start(head, *request_body_);
   // Waiting on another request's fetch is bounded: past coalesce_timeout it goes alone.
-  if (!closed() && request_->waiting_for_fill()) set_timer(ms(worker_.generation()->config.cache.coalesce_timeout));
+  if (!closed() && request_->waiting_for_fill()) set_timer(to_ms(worker_.generation()->config.cache.coalesce_timeout));
 }
 
 http::ServerConn::Sniff ClientConn::sniff(std::string_view data) {

@@ -34,6 +34,10 @@
 
 namespace edge::proxy {
 
+// How long a closing client connection, HTTP/1 or HTTP/2, goes on reading after its half-close
+// before it closes: closing at once could reset the connection under the last response.
+inline constexpr uint64_t kClientLingerMs = 2000;
+
 class ClientConn final : public http::ServerConn, Request::Client, Tunnel::Client {
  public:
   // `tls`: the listener's TLS contexts, null for plain HTTP.

@@ -1,9 +1,9 @@
 #include "proxy/exchange.h"
 
 #include <algorithm>
-#include <ctime>
 
 #include "cache/static_key.h"
+#include "proxy/clock.h"
 #include "proxy/compression.h"
 #include "proxy/heads.h"
 #include "proxy/worker.h"
@@ -29,8 +29,6 @@ std::optional<std::string_view> cookie_value(const http::Headers& headers, std::
   }
   return std::nullopt;
 }
-
-cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
 
 }  // namespace
 

@@ -1,12 +1,12 @@
 #include "proxy/fill.h"
 
 #include <algorithm>
-#include <ctime>
 #include <utility>
 
 #include "cache/policy.h"
 #include "cache/targeted.h"
 #include "proxy/assembly.h"
+#include "proxy/clock.h"
 #include "proxy/compression.h"
 #include "proxy/exchange.h"
 #include "proxy/heads.h"
@@ -15,8 +15,6 @@
 namespace edge::proxy {
 
 namespace {
-
-cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
 
 cache::Seconds seconds(conf::Duration d) { return static_cast<cache::Seconds>(d.count() / 1000); }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "proxy/client.h"
+#include "proxy/clock.h"
 #include "proxy/heads.h"
 #include "proxy/request.h"
 #include "proxy/worker.h"
@@ -14,10 +15,7 @@ namespace {
 
 // About one TLS record's worth of frames per write: more only delays the first bytes.
 constexpr size_t kWriteChunk = 64 * 1024;
-constexpr uint64_t kLingerMs = 2000;
 constexpr uint64_t kDrainNoticeMs = 1000;
-
-uint64_t ms(conf::Duration d) { return static_cast<uint64_t>(d.count()); }
 
 h2::Limits limits_of(const conf::Config& config) {
   h2::Limits limits;
@@ -95,9 +93,9 @@ H2Client::H2Client(Worker& worker, ClientConn& conn) : worker_(worker), conn_(co
   const conf::Config& config = worker.generation()->config;
   session_ = std::make_unique<h2::Session>(static_cast<h2::Session::Handler&>(*this), limits_of(config), config.limits.max_body_bytes);
   const conf::Limits& limits = config.limits;
-  uint64_t shortest = ms(config.http2.header_timeout);
+  uint64_t shortest = to_ms(config.http2.header_timeout);
   for (conf::Duration d : {limits.body_timeout, limits.send_timeout, config.cache.coalesce_timeout})
-    if (d.count() > 0) shortest = std::min(shortest, ms(d));
+    if (d.count() > 0) shortest = std::min(shortest, to_ms(d));
   tick_ms_ = std::clamp<uint64_t>(shortest / 4, 1, 1000);
   idle_since_ = now();
   bump(worker.stats().h2_connections);
@@ -280,7 +278,7 @@ void H2Client::finish(CloseReason reason) {
   // Closing at once could reset the connection under the last frames (a GOAWAY) while the
   // client still sends: half-close, drain its leftovers for a moment, then close.
   if (!writing_ && conn_.transport()->shutdown() != 0) return conn_.close_for(*reason_);
-  conn_.set_timer(kLingerMs);
+  conn_.set_timer(kClientLingerMs);
 }
 
 // ---- time ----
@@ -291,7 +289,7 @@ void H2Client::arm_timer() {
     return;
   }
   if (session_->open_streams() == 0 && !draining_) {
-    const uint64_t idle = ms(worker_.generation()->config.http2.idle_timeout);
+    const uint64_t idle = to_ms(worker_.generation()->config.http2.idle_timeout);
     const uint64_t elapsed = now() - idle_since_;
     conn_.set_timer(elapsed >= idle ? 1 : idle - elapsed);
     return;
@@ -305,7 +303,7 @@ void H2Client::on_timer() {
   if (finishing_) return conn_.close_for(reason_.value_or(CloseReason::kKeepAliveDone));
   const uint64_t t = now();
   const conf::Config& config = worker_.generation()->config;
-  const uint64_t send_timeout = ms(config.limits.send_timeout);
+  const uint64_t send_timeout = to_ms(config.limits.send_timeout);
   if (writing_ && send_timeout && t - write_started_at_ >= send_timeout) {
     worker_.bounds().count(worker_.bounds().send_timeouts);
     reason_ = CloseReason::kSendTimeout;
@@ -321,16 +319,16 @@ void H2Client::on_timer() {
     for (Stream* stream : spare_) delete stream;
     spare_.clear();
     if (!writing_) std::string().swap(out_);
-    if (!draining_ && t - idle_since_ >= ms(config.http2.idle_timeout)) {
+    if (!draining_ && t - idle_since_ >= to_ms(config.http2.idle_timeout)) {
       reason_ = CloseReason::kIdleTimeout;
       session_->goaway();
     }
   } else {
-    const uint64_t header_timeout = ms(config.http2.header_timeout);
-    const uint64_t body_timeout = ms(config.limits.body_timeout);
-    const uint64_t coalesce_timeout = ms(config.cache.coalesce_timeout);
+    const uint64_t header_timeout = to_ms(config.http2.header_timeout);
+    const uint64_t body_timeout = to_ms(config.limits.body_timeout);
+    const uint64_t coalesce_timeout = to_ms(config.cache.coalesce_timeout);
     const uint64_t min_rate = config.limits.min_upload_rate;
-    const uint64_t grace = ms(config.limits.upload_rate_grace);
+    const uint64_t grace = to_ms(config.limits.upload_rate_grace);
     bool header_expired = false;
     in_session_ = true;
     session_->for_each_stream([&](h2::Stream& base) {

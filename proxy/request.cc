@@ -2,12 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 
 #include "cache/policy.h"
 #include "http/log_text.h"
 #include "http/uri.h"
 #include "log/error_log.h"
+#include "proxy/clock.h"
 #include "proxy/tier.h"
 #include "proxy/worker.h"
 
@@ -15,8 +15,6 @@ namespace edge::proxy {
 
 namespace {
 using http::iequals;
-
-cache::Seconds wall_now() { return static_cast<cache::Seconds>(std::time(nullptr)); }
 }  // namespace
 
 const char* step_name(Step step) {

@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <random>
 
 #include <uv.h>
 
 #include "cache/record.h"
 #include "http/mime.h"
+#include "proxy/clock.h"
 #include "proxy/tier_config.h"
 
 namespace edge::proxy {
@@ -18,8 +18,6 @@ namespace edge::proxy {
 namespace {
 using cache::McStatus;
 using cache::Seconds;
-
-Seconds wall_now() { return static_cast<Seconds>(std::time(nullptr)); }
 
 // memcached reads an expiry over 30 days as a Unix time.
 constexpr Seconds kMaxExpiry = 30 * 24 * 3600 - 1;
