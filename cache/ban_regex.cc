@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <optional>
 
+#include "http/ascii.h"
+
 namespace edge::cache {
 namespace {
-
-bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
 
 // A counted repetition starting at text[i] ('{'): "{n}", "{n,}" or "{n,m}". Returns the largest
 // count, or nullopt when the braces are not one (then RE2 reads them as literal text). A count
@@ -20,7 +20,7 @@ std::optional<int> repetition_count(std::string_view text, size_t i) {
   for (int part = 0; part < 2; ++part) {
     size_t start = j;
     int value = 0;
-    while (j < text.size() && is_ascii_digit(text[j])) {
+    while (j < text.size() && http::is_ascii_digit(text[j])) {
       value = j - start < 5 ? value * 10 + (text[j] - '0') : kMaxBanRepeat + 1;
       ++j;
     }
